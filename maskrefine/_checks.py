@@ -1,0 +1,77 @@
+"""Boundary validation shared by the public functions.
+
+Each check raises ``TypeError`` or ``ValueError`` with a message that names the argument,
+the expectation and what was found. Kernels never call these; public wrappers do.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "check_radius",
+    "check_eps",
+    "check_subsample",
+    "check_choice",
+    "as_float_array",
+]
+
+
+def check_radius(radius: object, name: str = "radius") -> int:
+    """Return ``radius`` as an int >= 0, or raise."""
+    if isinstance(radius, bool) or not isinstance(radius, numbers.Integral):
+        raise TypeError(f"`{name}` must be a non-negative integer; got {radius!r} ({type(radius).__name__})")
+    if radius < 0:
+        raise ValueError(f"`{name}` must be >= 0; got {radius}")
+    return int(radius)
+
+
+def check_eps(eps: object, name: str = "eps") -> float:
+    """Return ``eps`` as a finite float > 0, or raise."""
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"`{name}` must be a positive float; got {eps!r} ({type(eps).__name__})")
+    value = float(eps)
+    if not np.isfinite(value) or value <= 0.0:
+        raise ValueError(f"`{name}` must be a finite float > 0; got {eps!r}")
+    return value
+
+
+def check_subsample(subsample: object, name: str = "subsample") -> int:
+    """Return ``subsample`` as an int >= 1, or raise."""
+    if isinstance(subsample, bool) or not isinstance(subsample, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= 1; got {subsample!r} ({type(subsample).__name__})")
+    if subsample < 1:
+        raise ValueError(f"`{name}` must be >= 1; got {subsample}")
+    return int(subsample)
+
+
+def check_choice(value: object, choices: tuple[str, ...] | list[str], name: str) -> str:
+    """Return ``value`` if it is one of ``choices``, or raise ``ValueError`` listing them."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {listed}; got {value!r}")
+    return str(value)
+
+
+def as_float_array(array: object, name: str, *, finite: bool = True) -> np.ndarray:
+    """Return ``array`` as a floating NumPy array (no copy when it already is one), or raise.
+
+    Integer and bool arrays are refused (their scale is ambiguous: 0..1 or 0..255?);
+    NaN and inf are refused when ``finite`` is true.
+    """
+    if not isinstance(array, np.ndarray):
+        if hasattr(array, "__array__") and not hasattr(array, "detach"):
+            array = np.asarray(array)
+        else:
+            raise TypeError(f"`{name}` must be a NumPy array; got {type(array).__name__}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(
+            f"`{name}` must be a floating-point array with values in [0, 1]; got dtype {array.dtype}. "
+            f"Convert it first, e.g. `{name}.astype(np.float32) / 255` for 8-bit data."
+        )
+    if finite and array.size and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(f"`{name}` contains {bad} NaN or infinite value(s); all values must be finite")
+    return array

@@ -1,0 +1,43 @@
+"""Exception hierarchy of maskrefine.
+
+Every class also subclasses the matching builtin so generic handlers keep working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "MaskrefineError",
+    "InputError",
+    "BackendUnavailableError",
+    "ConfigError",
+]
+
+
+class MaskrefineError(Exception):
+    """Base class of every error raised by maskrefine."""
+
+
+class InputError(MaskrefineError, ValueError):
+    """A file given to a folder job cannot be used.
+
+    The message always starts with the path, then the problem, e.g.
+    ``masks/0001.png: cannot decode image (file is 0 bytes)``.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class BackendUnavailableError(MaskrefineError, ImportError):
+    """An optional dependency (torch, matplotlib, a peer) is not installed."""
+
+
+class ConfigError(MaskrefineError, ValueError):
+    """A job was configured wrongly (a usage error): unsafe output folder, conflicting options, bad shard.
+
+    The CLI maps it to exit code 2; nothing has been written when it is raised.
+    """

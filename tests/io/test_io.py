@@ -1,0 +1,165 @@
+"""Tests of maskrefine.io: pairing, readers (with their error messages) and atomic writers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from maskrefine.errors import InputError
+from maskrefine.io import (
+    IMAGE_EXTENSIONS,
+    MASK_EXTENSIONS,
+    match_folders,
+    read_image,
+    read_mask,
+    read_mask_array,
+    write_mask,
+    write_text_atomic,
+)
+
+
+def _png(path: Path, array: np.ndarray) -> Path:
+    ok, data = cv2.imencode(".png", array)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def test_match_folders_pairs_unmatched_and_duplicates(tmp_path: Path) -> None:
+    masks, images = tmp_path / "m", tmp_path / "i"
+    masks.mkdir()
+    images.mkdir()
+    for stem in ("a", "b", "c", "only_mask"):
+        _png(masks / f"{stem}.png", np.zeros((4, 4), np.uint8))
+    np.save(masks / "dup.npy", np.zeros((4, 4), np.float32))
+    _png(masks / "dup.png", np.zeros((4, 4), np.uint8))
+    for stem in ("a", "b", "dup", "only_image"):
+        _png(images / f"{stem}.png", np.zeros((4, 4, 3), np.uint8))
+    _png(images / "c.JPG", np.zeros((4, 4, 3), np.uint8))  # suffix case is ignored... but content is PNG
+    (images / ".hidden.png").write_bytes(b"")
+    (images / "notes.txt").write_text("not an image")
+
+    pairing = match_folders(masks, images, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
+
+    assert [p.stem for p in pairing.pairs] == ["a", "b", "c"]
+    assert pairing.pairs[2].second.name == "c.JPG"
+    assert [p.name for p in pairing.only_first] == ["only_mask.png"]
+    assert [p.name for p in pairing.only_second] == ["only_image.png"]
+    assert sorted(p.name for p in pairing.duplicates["dup"]) == ["dup.npy", "dup.png"]
+
+
+def test_read_image_is_rgb_float(tmp_path: Path) -> None:
+    bgr = np.zeros((3, 5, 3), np.uint8)
+    bgr[..., 0] = 255  # blue in OpenCV's order
+    image = read_image(_png(tmp_path / "x.png", bgr))
+    assert image.dtype == np.float32 and image.shape == (3, 5, 3)
+    np.testing.assert_array_equal(image[0, 0], [0.0, 0.0, 1.0])
+
+
+def test_read_image_gray_is_repeated(tmp_path: Path) -> None:
+    image = read_image(_png(tmp_path / "g.png", np.full((2, 3), 51, np.uint8)))
+    assert image.shape == (2, 3, 3)
+    np.testing.assert_allclose(image, 0.2, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "file is empty (0 bytes)"),
+        (b"hello, not a picture", "cannot decode as an image"),
+    ],
+)
+def test_read_errors_name_file_and_problem(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    for reader in (read_image, read_mask):
+        with pytest.raises(InputError) as info:
+            reader(path)
+        assert str(path) in str(info.value) and problem in str(info.value)
+        assert info.value.path == path
+
+
+def test_truncated_png_is_an_input_error(tmp_path: Path) -> None:
+    good = _png(tmp_path / "good.png", (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    with pytest.raises(InputError, match="truncated.png: cannot decode"):
+        read_mask(truncated)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="file not found"):
+        read_mask(tmp_path / "nope.png")
+
+
+def test_read_mask_bit_depths(tmp_path: Path) -> None:
+    m8 = read_mask(_png(tmp_path / "m8.png", np.array([[0, 255, 51]], np.uint8)))
+    np.testing.assert_allclose(m8, [[0.0, 1.0, 0.2]], atol=1e-7)
+    m16 = read_mask(_png(tmp_path / "m16.png", np.array([[0, 65535, 13107]], np.uint16)))
+    np.testing.assert_allclose(m16, [[0.0, 1.0, 0.2]], atol=1e-7)
+    assert read_mask_array(tmp_path / "m16.png").dtype == np.uint16
+
+
+def test_read_mask_rgb_with_equal_channels_ok_else_error(tmp_path: Path) -> None:
+    gray = np.array([[0, 128], [255, 7]], np.uint8)
+    same = read_mask_array(_png(tmp_path / "same.png", np.dstack([gray, gray, gray])))
+    np.testing.assert_array_equal(same, gray)
+    differing = np.dstack([gray, gray, 255 - gray])
+    with pytest.raises(InputError, match="differing colour channels"):
+        read_mask(_png(tmp_path / "diff.png", differing))
+
+
+@pytest.mark.parametrize(
+    ("array", "problem"),
+    [
+        (np.full((4, 4), np.nan, np.float32), "all NaN"),
+        (np.array([[0.5, np.nan]], np.float64), "1 NaN/inf"),
+        (np.zeros((4, 4), np.int64), "bool or float"),
+        (np.zeros((2, 4, 4), np.float32), "2-D"),
+        (np.array([[0.0, 1.5]], np.float32), "[0, 1]"),
+    ],
+)
+def test_npy_mask_errors(tmp_path: Path, array: np.ndarray, problem: str) -> None:
+    path = tmp_path / "m.npy"
+    np.save(path, array)
+    with pytest.raises(InputError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        read_mask(path)
+
+
+def test_npy_mask_squeeze_and_bool(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.full((1, 3, 2), 0.25, np.float64))
+    np.save(tmp_path / "b.npy", np.array([[True, False]]))
+    a, b = read_mask(tmp_path / "a.npy"), read_mask(tmp_path / "b.npy")
+    assert a.shape == (3, 2) and a.dtype == np.float32 and float(a[0, 0]) == 0.25
+    np.testing.assert_array_equal(b, [[1.0, 0.0]])
+
+
+@pytest.mark.parametrize(("fmt", "suffix", "tol"), [("png8", ".png", 0.5 / 255), ("png16", ".png", 0.5 / 65535), ("npy", ".npy", 0.0)])
+def test_write_mask_round_trip(tmp_path: Path, rng: np.random.Generator, fmt: str, suffix: str, tol: float) -> None:
+    mask = rng.random((17, 23)).astype(np.float32)
+    path = write_mask(tmp_path / f"out{suffix}", mask, fmt)  # type: ignore[arg-type]
+    assert np.abs(read_mask(path) - mask).max() <= tol + 1e-7
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
+
+
+def test_write_mask_clips_out_of_range(tmp_path: Path) -> None:
+    path = write_mask(tmp_path / "o.png", np.array([[-0.2, 1.3]], np.float32))
+    np.testing.assert_array_equal(read_mask_array(path), [[0, 255]])
+
+
+def test_atomic_write_failure_leaves_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "report.json"
+    write_text_atomic(target, "old")
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_text_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
