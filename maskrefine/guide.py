@@ -1,0 +1,86 @@
+"""Build the guide image of the guided filter from an RGB image."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from maskrefine._checks import check_choice
+
+__all__ = ["make_guide", "GUIDE_MODES", "LUMA601"]
+
+#: Guide modes of :func:`make_guide`.
+GUIDE_MODES: tuple[str, ...] = ("mean", "luma", "color")
+#: Rec.601 luma weights (R, G, B).
+LUMA601: tuple[float, float, float] = (0.299, 0.587, 0.114)
+
+
+def make_guide(
+    image: npt.ArrayLike, mode: Literal["mean", "luma", "color"] = "mean"
+) -> npt.NDArray[np.float32]:
+    """Guide for :func:`maskrefine.filters.guided_filter` from an RGB image.
+
+    Parameters
+    ----------
+    image : ndarray, shape (..., H, W, 3)
+        RGB image(s) (channel order R, G, B), float in [0, 1] or uint8 (divided by 255).
+        Any leading batch axes are kept.
+    mode : {"mean", "luma", "color"}, default "mean"
+        ``"mean"``: the paper's unweighted channel mean (R + G + B) / 3 (PROTOCOL §3.2);
+        ``"luma"``: Rec.601 luma 0.299 R + 0.587 G + 0.114 B; ``"color"``: the RGB image itself.
+
+    Returns
+    -------
+    ndarray of float32, C-contiguous
+        Shape (..., H, W) for ``"mean"`` and ``"luma"``, (..., H, W, 3) for ``"color"``.
+
+    Raises
+    ------
+    TypeError
+        ``image`` is not an array, or has an integer dtype other than uint8, or bool.
+    ValueError
+        Unknown ``mode``; last axis not 3; NaN/inf; float values above 1 (0..255 data given as float).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rgb = np.array([[[255, 0, 0]]], dtype=np.uint8)
+    >>> float(make_guide(rgb, "mean")[0, 0]), round(float(make_guide(rgb, "luma")[0, 0]), 3)
+    (0.3333333432674408, 0.299)
+    """
+    mode = check_choice(mode, GUIDE_MODES, "mode")
+    if not isinstance(image, np.ndarray):
+        if hasattr(image, "__array__") and not hasattr(image, "detach"):
+            image = np.asarray(image)
+        else:
+            raise TypeError(f"`image` must be a NumPy array; got {type(image).__name__}")
+    if image.ndim < 3 or image.shape[-1] != 3:
+        raise ValueError(
+            f"`image` must have shape (..., H, W, 3) (RGB, channels last); got shape {image.shape}"
+        )
+    if image.dtype == np.uint8:
+        rgb = image.astype(np.float32) * np.float32(1.0 / 255.0)
+    elif np.issubdtype(image.dtype, np.floating):
+        rgb = image.astype(np.float32, copy=False)
+        if rgb.size and not np.isfinite(rgb).all():
+            raise ValueError("`image` contains NaN or infinite values; all values must be finite")
+        if rgb.size and float(rgb.max()) > 1.0 + 1e-3:
+            raise ValueError(
+                f"`image` must be float in [0, 1] (or uint8); got a maximum of {float(rgb.max()):.4g}. "
+                "For 0..255 data use `image / 255`."
+            )
+    else:
+        raise TypeError(
+            f"`image` must be float in [0, 1] or uint8; got dtype {image.dtype}. "
+            "Convert it first, e.g. `image.astype(np.float32) / 65535` for 16-bit data."
+        )
+    if mode == "color":
+        return np.ascontiguousarray(rgb, dtype=np.float32)
+    if mode == "mean":
+        guide = (rgb[..., 0] + rgb[..., 1] + rgb[..., 2]) / np.float32(3.0)
+    else:
+        w = np.asarray(LUMA601, dtype=np.float32)
+        guide = rgb[..., 0] * w[0] + rgb[..., 1] * w[1] + rgb[..., 2] * w[2]
+    return np.ascontiguousarray(guide, dtype=np.float32)
