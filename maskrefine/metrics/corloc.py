@@ -1,0 +1,440 @@
+"""CorLoc for single-object discovery (PROTOCOL §2): mask → box, GT boxes from VOC / COCO / masks.
+
+Boxes are ``(x1, y1, x2, y2)`` in continuous 0-based half-open pixel coordinates (float64). A pixel
+mask's component spanning columns ``xmin..xmax`` and rows ``ymin..ymax`` gives
+``(xmin, ymin, xmax + 1, ymax + 1)``, times ``scale`` for token-resolution masks.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from scipy import ndimage
+
+from maskrefine.errors import InputError
+
+__all__ = [
+    "SELECTORS",
+    "box_iou",
+    "mask_to_box",
+    "boxes_from_mask",
+    "read_voc_boxes",
+    "read_coco_boxes",
+    "CorLocEvaluator",
+    "corloc",
+]
+
+SELECTORS = ("largest_box", "largest_cc", "seed_cc")
+Selector = Literal["largest_box", "largest_cc", "seed_cc"]
+
+
+def _structure(connectivity: int) -> np.ndarray:
+    if connectivity == 4:
+        return ndimage.generate_binary_structure(2, 1)
+    if connectivity == 8:
+        return np.ones((3, 3), bool)
+    raise ValueError(f"`connectivity` must be 4 or 8; got {connectivity!r}")
+
+
+def _binary(mask: object, name: str, threshold: float) -> np.ndarray:
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"`{name}` must be a NumPy array (H, W); got {type(mask).__name__}")
+    if mask.ndim != 2:
+        raise ValueError(f"`{name}` must be 2-D (H, W); got shape {mask.shape}")
+    if mask.dtype == np.bool_:
+        return mask
+    if mask.dtype == np.uint8:
+        return mask > threshold * 255
+    if np.issubdtype(mask.dtype, np.floating):
+        return mask > threshold
+    if np.issubdtype(mask.dtype, np.integer):
+        return mask > 0
+    raise TypeError(f"`{name}` must be bool, uint8 (0..255) or float in [0, 1]; got dtype {mask.dtype}")
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+    """IoU of one box with K boxes, exactly as TokenCut's ``bbox_iou`` (from YOLOv5).
+
+    Parameters
+    ----------
+    box : array_like, shape (4,)
+        ``(x1, y1, x2, y2)``.
+    boxes : array_like, shape (K, 4)
+    eps : float
+        ``union = w1 (h1 + eps) + w2 (h2 + eps) - inter + eps``; no "+1" pixel convention.
+
+    Returns
+    -------
+    ndarray of float64, shape (K,)
+
+    Examples
+    --------
+    >>> np.round(box_iou([0, 0, 2, 2], [[1, 0, 3, 2], [0, 0, 2, 2]]), 6)
+    array([0.333333, 1.      ])
+    """
+    b1 = np.asarray(box, np.float64).reshape(4)
+    b2 = np.asarray(boxes, np.float64).reshape(-1, 4)
+    iw = np.clip(np.minimum(b1[2], b2[:, 2]) - np.maximum(b1[0], b2[:, 0]), 0, None)
+    ih = np.clip(np.minimum(b1[3], b2[:, 3]) - np.maximum(b1[1], b2[:, 1]), 0, None)
+    inter = iw * ih
+    w1, h1 = b1[2] - b1[0], b1[3] - b1[1] + eps
+    w2, h2 = b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1] + eps
+    union = w1 * h1 + w2 * h2 - inter + eps
+    return inter / union
+
+
+def _component_boxes(labels: np.ndarray, n: int) -> np.ndarray:
+    """(n, 4) pixel boxes (xmin, ymin, xmax + 1, ymax + 1) of labels 1..n."""
+    out = np.zeros((n, 4), np.float64)
+    for i, sl in enumerate(ndimage.find_objects(labels, max_label=n)):
+        if sl is not None:
+            out[i] = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+    return out
+
+
+def mask_to_box(
+    mask: np.ndarray,
+    selector: Selector = "largest_box",
+    *,
+    connectivity: int = 8,
+    scale: float = 1,
+    seed: tuple[int, int] | None = None,
+    image_size: tuple[int, int] | None = None,
+    threshold: float = 0.5,
+) -> np.ndarray | None:
+    """Box of one connected component of a mask, or ``None`` when there is no foreground.
+
+    Parameters
+    ----------
+    mask : ndarray, shape (h, w)
+        bool, uint8 (> 127.5) or float (> ``threshold``); at token or pixel resolution.
+    selector : {"largest_box", "largest_cc", "seed_cc"}
+        Component with the largest bounding-box area (the paper, App. B.2; ties → lowest label), the
+        largest pixel count (FOUND, Deep Spectral), or the one containing ``seed`` (TokenCut, LOST).
+    connectivity : {4, 8}
+    scale : float
+        Pixels per mask cell (the patch size for token masks; 1 for pixel masks).
+    seed : (row, col), optional
+        In mask cells; required by ``"seed_cc"``. A seed on background gives ``None``.
+    image_size : (H, W), optional
+        Clip x2 to W and y2 to H after scaling (TokenCut/LOST).
+    threshold : float
+        Binarisation of float masks.
+
+    Returns
+    -------
+    ndarray of float64, shape (4,), or None
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 6), bool); m[0, 0] = True; m[1:3, 2:6] = True
+    >>> mask_to_box(m)
+    array([2., 1., 6., 3.])
+    """
+    if selector not in SELECTORS:
+        raise ValueError(f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {selector!r}")
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
+        raise ValueError(f"`scale` must be a number > 0; got {scale!r}")
+    fg = _binary(mask, "mask", threshold)
+    labels, n = ndimage.label(fg, structure=_structure(connectivity))
+    if n == 0:
+        return None
+    boxes = _component_boxes(labels, n)
+    if selector == "largest_box":
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        pick = int(np.argmax(areas))
+    elif selector == "largest_cc":
+        pick = int(np.argmax(np.bincount(labels.ravel(), minlength=n + 1)[1:]))
+    else:
+        if seed is None:
+            raise ValueError("`seed` (row, col) is required by selector 'seed_cc'; got None")
+        r, c = (int(v) for v in seed)
+        if not (0 <= r < fg.shape[0] and 0 <= c < fg.shape[1]):
+            raise ValueError(f"`seed` must lie inside the mask of shape {fg.shape}; got {(r, c)}")
+        lab = labels[r, c]
+        if lab == 0:
+            return None
+        pick = lab - 1
+    box = boxes[pick] * float(scale)
+    if image_size is not None:
+        box[2] = min(box[2], float(image_size[1]))
+        box[3] = min(box[3], float(image_size[0]))
+    return box
+
+
+def boxes_from_mask(gt_mask: np.ndarray, *, connectivity: int = 8, threshold: float = 0.5) -> np.ndarray:
+    """One box per connected component of a GT mask (uint8/bool/float), shape (K, 4), label order.
+
+    Examples
+    --------
+    >>> g = np.zeros((5, 5), np.uint8); g[0, 0] = 255; g[2:4, 1:5] = 255
+    >>> boxes_from_mask(g)
+    array([[0., 0., 1., 1.],
+           [1., 2., 5., 4.]])
+    """
+    fg = _binary(gt_mask, "gt_mask", threshold)
+    labels, n = ndimage.label(fg, structure=_structure(connectivity))
+    return _component_boxes(labels, n)
+
+
+def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise InputError(path, f"cannot parse VOC XML ({exc})") from exc
+    boxes = []
+    for obj in root.iter("object"):
+        if no_hard:
+            flags = [obj.findtext(tag, "0").strip() for tag in ("difficult", "truncated")]
+            if any(f not in ("", "0") for f in flags):
+                continue
+        bb = obj.find("bndbox")
+        if bb is None:
+            raise InputError(path, "object without <bndbox>")
+        try:
+            xmin, ymin, xmax, ymax = (int(float(bb.findtext(t))) for t in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError) as exc:
+            raise InputError(path, f"bad <bndbox> coordinates ({exc})") from exc
+        boxes.append((xmin - 1, ymin - 1, xmax, ymax))  # 1-based inclusive → 0-based half-open
+    if no_hard and not boxes:
+        return None
+    return np.asarray(boxes, np.float64).reshape(-1, 4)
+
+
+def read_voc_boxes(path_or_dir: str | Path, no_hard: bool = False) -> dict[str, np.ndarray]:
+    """GT boxes from Pascal VOC XML: every object, ``(xmin - 1, ymin - 1, xmax, ymax)``.
+
+    Parameters
+    ----------
+    path_or_dir : str or Path
+        One ``.xml`` file or a folder of them (e.g. ``VOC2007/Annotations``).
+    no_hard : bool
+        Drop objects flagged ``difficult`` or ``truncated``; images left with none are omitted
+        (LOST's ``VOC_all`` variant). Default keeps everything (TokenCut/LOST default).
+
+    Returns
+    -------
+    dict
+        File stem → float64 array (K, 4).
+
+    Raises
+    ------
+    InputError
+        Missing path, unparsable XML, object without a box (the message names the file).
+    """
+    path = Path(path_or_dir)
+    if path.is_dir():
+        files = sorted(path.glob("*.xml"))
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InputError(path, "no such file or folder")
+    out: dict[str, np.ndarray] = {}
+    for f in files:
+        boxes = _voc_file(f, no_hard)
+        if boxes is not None:
+            out[f.stem] = boxes
+    return out
+
+
+def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
+    """GT boxes from a COCO instances JSON: ``iscrowd`` skipped, ``(x, y, x + w, y + h)`` rounded.
+
+    Every image of the file is a key (file-name stem); an image with no non-crowd box maps to an
+    empty (0, 4) array, which CorLoc scores as a miss and counts.
+
+    Raises
+    ------
+    InputError
+        Unreadable or malformed JSON (the message names the file and the missing field).
+    """
+    path = Path(json_path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot read COCO JSON ({exc})") from exc
+    try:
+        stems = {img["id"]: Path(img["file_name"]).stem for img in data["images"]}
+        per: dict[Any, list] = {k: [] for k in stems}
+        for ann in data["annotations"]:
+            if ann.get("iscrowd", 0) == 1:
+                continue
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            per.setdefault(ann["image_id"], []).append((round(x), round(y), round(x + w), round(y + h)))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(path, f"not a COCO instances file (missing or bad field {exc})") from exc
+    unknown = set(per) - set(stems)
+    if unknown:
+        raise InputError(path, f"annotations refer to unknown image id(s) {sorted(unknown)[:5]}")
+    return {stems[k]: np.asarray(v, np.float64).reshape(-1, 4) for k, v in per.items()}
+
+
+class CorLocEvaluator:
+    """Accumulate CorLoc: a hit when the predicted box has IoU ≥ ``iou_threshold`` with any GT box.
+
+    Parameters
+    ----------
+    selector : {"largest_box", "largest_cc", "seed_cc"}
+        Default ``"largest_box"`` (the paper).
+    connectivity : {4, 8}
+        Default 8.
+    scale : float
+        Pixels per mask cell (patch size for token masks).
+    threshold : float
+        Binarisation of float masks (``>``).
+    iou_threshold : float
+        0.5 in the field.
+
+    Examples
+    --------
+    >>> ev = CorLocEvaluator()
+    >>> m = np.zeros((4, 4), bool); m[1:3, 1:3] = True
+    >>> ev.step(m, np.array([[1, 1, 3, 3]]), name="a")["correct"]
+    True
+    >>> ev.summary()["corloc"]
+    100.0
+    """
+
+    def __init__(
+        self,
+        selector: Selector = "largest_box",
+        connectivity: int = 8,
+        scale: float = 1,
+        *,
+        threshold: float = 0.5,
+        iou_threshold: float = 0.5,
+    ) -> None:
+        if selector not in SELECTORS:
+            raise ValueError(f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {selector!r}")
+        _structure(connectivity)
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
+            raise ValueError(f"`scale` must be a number > 0; got {scale!r}")
+        self.selector = selector
+        self.connectivity = int(connectivity)
+        self.scale = scale
+        self.threshold = float(threshold)
+        self.iou_threshold = float(iou_threshold)
+        self._rows: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def step(
+        self,
+        mask: np.ndarray,
+        gt_boxes: np.ndarray,
+        name: str | None = None,
+        seed: tuple[int, int] | None = None,
+        image_size: tuple[int, int] | None = None,
+    ) -> dict[str, Any]:
+        """Score one image.
+
+        Parameters
+        ----------
+        mask : ndarray, shape (h, w)
+            Predicted mask (bool, uint8 or float), token or pixel resolution.
+        gt_boxes : array_like, shape (K, 4)
+            GT boxes in pixels; K = 0 is scored as a miss and counted in ``empty_gt``.
+        name : str, optional
+        seed : (row, col), optional
+            Seed cell for ``"seed_cc"``.
+        image_size : (H, W), optional
+            Clip the scaled box to the image.
+
+        Returns
+        -------
+        dict
+            ``name, correct, iou (best), box (list or None), n_gt, empty_gt, empty_mask``.
+        """
+        gt = np.asarray(gt_boxes, np.float64)
+        if gt.size == 0:
+            gt = gt.reshape(0, 4)
+        if gt.ndim != 2 or gt.shape[1] != 4:
+            raise ValueError(f"`gt_boxes` must have shape (K, 4); got {np.shape(gt_boxes)}")
+        box = mask_to_box(
+            mask,
+            self.selector,
+            connectivity=self.connectivity,
+            scale=self.scale,
+            seed=seed,
+            image_size=image_size,
+            threshold=self.threshold,
+        )
+        best = float(box_iou(box, gt).max()) if (box is not None and len(gt)) else 0.0
+        row = {
+            "name": str(len(self._rows)) if name is None else str(name),
+            "correct": bool(box is not None and len(gt) > 0 and best >= self.iou_threshold),
+            "iou": best,
+            "box": None if box is None else [float(v) for v in box],
+            "n_gt": int(len(gt)),
+            "empty_gt": len(gt) == 0,
+            "empty_mask": box is None,
+        }
+        self._rows.append(row)
+        return row
+
+    def per_image(self) -> list[dict[str, Any]]:
+        """One dict per image (see :meth:`step`)."""
+        return [dict(r) for r in self._rows]
+
+    def summary(self) -> dict[str, Any]:
+        """Plain dict whose keys all start with ``corloc`` so it merges into a saliency summary.
+
+        ``corloc`` (percent of evaluated images; NaN when none), ``corloc_count``, ``corloc_correct``,
+        ``corloc_empty_gt`` (images without a GT box, scored as misses), ``corloc_empty_mask`` (no
+        foreground, misses), and the settings ``corloc_selector``, ``corloc_connectivity``,
+        ``corloc_scale``, ``corloc_iou_threshold``.
+        """
+        n = len(self._rows)
+        hits = sum(r["correct"] for r in self._rows)
+        return {
+            "corloc": 100.0 * hits / n if n else float("nan"),
+            "corloc_count": n,
+            "corloc_correct": int(hits),
+            "corloc_empty_gt": int(sum(r["empty_gt"] for r in self._rows)),
+            "corloc_empty_mask": int(sum(r["empty_mask"] for r in self._rows)),
+            "corloc_selector": self.selector,
+            "corloc_connectivity": self.connectivity,
+            "corloc_scale": self.scale,
+            "corloc_iou_threshold": self.iou_threshold,
+        }
+
+
+def corloc(masks, gt_boxes, selector: Selector = "largest_box", **kwargs: Any) -> float:
+    """CorLoc (percent) of a sequence of masks against GT boxes.
+
+    Parameters
+    ----------
+    masks : iterable of ndarray, or dict name → ndarray
+    gt_boxes : iterable of (K, 4) arrays, or dict name → array (same keys as ``masks``)
+    selector : {"largest_box", "largest_cc", "seed_cc"}
+    **kwargs
+        ``connectivity``, ``scale``, ``threshold``, ``iou_threshold``; ``seeds`` (sequence or dict) for
+        ``"seed_cc"``.
+
+    Returns
+    -------
+    float
+    """
+    seeds = kwargs.pop("seeds", None)
+    ev = CorLocEvaluator(selector, **kwargs)
+    if isinstance(masks, dict):
+        for key, m in masks.items():
+            if key not in gt_boxes:
+                raise ValueError(f"`gt_boxes` has no entry for mask {key!r}")
+            ev.step(m, gt_boxes[key], name=key, seed=None if seeds is None else seeds[key])
+    else:
+        masks = list(masks)
+        boxes = list(gt_boxes)
+        if len(masks) != len(boxes):
+            raise ValueError(
+                f"`masks` and `gt_boxes` must have the same length; got {len(masks)} and {len(boxes)}"
+            )
+        for i, (m, b) in enumerate(zip(masks, boxes, strict=True)):
+            ev.step(m, b, seed=None if seeds is None else seeds[i])
+    return float(ev.summary()["corloc"])

@@ -1,0 +1,574 @@
+"""Saliency evaluator: one confusion pass per image, every metric derived from its counts.
+
+``Evaluator(preset).step(pred, gt, name=...)`` accumulates; ``per_image()`` gives a row per image,
+``summary()`` a plain dict, ``curves()`` the image-averaged precision / recall / F / E curves.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import cv2
+import numpy as np
+
+from maskrefine.metrics import _kernels
+from maskrefine.metrics.presets import ScorePreset, get_preset
+from maskrefine.metrics.saliency import (
+    accuracy_from_counts,
+    e_measure_from_counts,
+    fbeta,
+    iou_from_counts,
+    precision_recall,
+    s_object_score,
+    ssim_from_moments,
+    weighted_fbeta,
+)
+
+__all__ = ["Evaluator", "SaliencyEvaluator", "score_image", "prepare_pair", "paper_repo_geometry"]
+
+_CODES = np.arange(256, dtype=np.float64)
+_RAW_LUT = _CODES / 255
+
+
+def _type_name(x: object) -> str:
+    return f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+
+
+def _check_pred(pred: object) -> np.ndarray:
+    if not isinstance(pred, np.ndarray):
+        raise TypeError(f"`pred` must be a NumPy array (H, W); got {type(pred).__name__}")
+    if pred.ndim != 2:
+        hint = " Squeeze the channel axis." if pred.ndim == 3 and 1 in (pred.shape[0], pred.shape[-1]) else ""
+        raise ValueError(f"`pred` must be 2-D (H, W); got shape {pred.shape}.{hint}")
+    if pred.size == 0:
+        raise ValueError(f"`pred` must not be empty; got shape {pred.shape}")
+    if pred.dtype in (np.uint8, np.uint16, np.bool_):
+        return pred
+    if np.issubdtype(pred.dtype, np.floating):
+        lo, hi = float(pred.min()), float(pred.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"`pred` must have finite values in [0, 1] when floating; got min {lo!r}, max {hi!r}. "
+                "Pass 8-bit maps as uint8 (0..255)."
+            )
+        return pred
+    raise TypeError(
+        f"`pred` must be uint8 (0..255), uint16 (0..65535) or float in [0, 1]; got {_type_name(pred)}"
+    )
+
+
+def _check_gt(gt: object) -> np.ndarray:
+    if not isinstance(gt, np.ndarray):
+        raise TypeError(f"`gt` must be a NumPy array (H, W); got {type(gt).__name__}")
+    if gt.ndim != 2:
+        raise ValueError(f"`gt` must be 2-D (H, W); got shape {gt.shape}")
+    if gt.size == 0:
+        raise ValueError(f"`gt` must not be empty; got shape {gt.shape}")
+    if gt.dtype in (np.uint8, np.bool_):
+        return gt
+    if np.issubdtype(gt.dtype, np.floating):
+        lo, hi = float(gt.min()), float(gt.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
+            raise ValueError(
+                f"`gt` must have finite values in [0, 1] when floating; got min {lo!r}, max {hi!r}"
+            )
+        return gt
+    raise TypeError(f"`gt` must be uint8 (0..255), bool or float in [0, 1]; got {_type_name(gt)}")
+
+
+def _to_uint8(pred: np.ndarray) -> np.ndarray:
+    """8-bit codes: uint8 as is; bool → 0/255; uint16 → round(v / 257); float → round(255 p)."""
+    if pred.dtype == np.uint8:
+        return pred
+    if pred.dtype == np.bool_:
+        return pred.view(np.uint8) * np.uint8(255)
+    if pred.dtype == np.uint16:
+        return np.rint(pred / 257.0).astype(np.uint8)
+    return np.rint(pred.astype(np.float64) * 255.0).astype(np.uint8)
+
+
+def _resize(pred: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
+    if mode == "auto":
+        mode = "nearest" if np.unique(pred).size <= 2 else "bilinear"
+    interp = cv2.INTER_NEAREST if mode == "nearest" else cv2.INTER_LINEAR
+    src = pred.view(np.uint8) * np.uint8(255) if pred.dtype == np.bool_ else pred
+    if src.dtype == np.float16:
+        src = src.astype(np.float32)
+    out = cv2.resize(src, (shape[1], shape[0]), interpolation=interp)
+    if np.issubdtype(out.dtype, np.floating):
+        np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 320) -> np.ndarray:
+    """The paper repo's test geometry: shorter side → ``short_side`` (PIL bilinear), centre crop ``crop``².
+
+    Parameters
+    ----------
+    array : ndarray, shape (H, W)
+        uint8 (resized as an 8-bit PIL image, as torchvision does on the loaded PNG), bool (as 0/255) or
+        float in [0, 1] (resized as a 32-bit float image).
+
+    Returns
+    -------
+    ndarray, shape (crop, crop)
+        uint8 for uint8/bool input, float32 otherwise.
+
+    Notes
+    -----
+    Size rule of ``torchvision.transforms.Resize(335)``: the long side becomes ``int(335 * long / short)``;
+    the crop offset is ``int(round((size - 320) / 2))``.
+    """
+    from PIL import Image
+
+    a = array.view(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
+    h, w = a.shape
+    if h <= w:
+        nh, nw = short_side, int(short_side * w / h)
+    else:
+        nh, nw = int(short_side * h / w), short_side
+    if a.dtype == np.uint8:
+        img = Image.fromarray(a, mode="L")
+    else:
+        img = Image.fromarray(a.astype(np.float32), mode="F")
+    out = np.asarray(img.resize((nw, nh), Image.BILINEAR))
+    if nh < crop or nw < crop:
+        raise ValueError(f"paper_repo geometry needs both sides >= {crop} after resizing; got {(nh, nw)}")
+    top = int(round((nh - crop) / 2.0))
+    left = int(round((nw - crop) / 2.0))
+    return np.ascontiguousarray(out[top : top + crop, left : left + crop])
+
+
+def prepare_pair(pred: np.ndarray, gt: np.ndarray, preset: str | ScorePreset | None = None):
+    """Validate and bring ``pred`` onto the GT grid as ``preset`` says (the GT is never resized).
+
+    Returns
+    -------
+    pred, gt : ndarray
+        Same shape; ``pred`` keeps its dtype family, ``gt`` is uint8, bool or float.
+    """
+    p = get_preset(preset)
+    pred = _check_pred(pred)
+    gt = _check_gt(gt)
+    if p.geometry == "paper_repo":
+        crop = 320
+        gt_c = paper_repo_geometry(gt)
+        if pred.shape == gt.shape:
+            pred = paper_repo_geometry(pred)
+        elif pred.shape != (crop, crop):
+            raise ValueError(
+                f"`pred` must be {crop}x{crop} (the crop) or the GT size {gt.shape} under preset "
+                f"'paper_repo'; got shape {pred.shape}"
+            )
+        return pred, gt_c
+    if pred.shape != gt.shape:
+        pred = _resize(pred, gt.shape, p.resize)
+    return pred, gt
+
+
+class _Image:
+    """Per-image intermediate counts (internal)."""
+
+    __slots__ = (
+        "n",
+        "n_fg",
+        "tp",
+        "pp",
+        "acc_tp",
+        "acc_pp",
+        "acc_g",
+        "adp_tp",
+        "adp_pp",
+        "mae",
+        "s",
+        "x",
+        "gf",
+    )
+
+
+def _gt_classes(gt: np.ndarray, p: ScorePreset):
+    two = p.gt_threshold_acc != p.gt_threshold_f
+    if gt.dtype == np.bool_:
+        g = gt.view(np.uint8)
+        scale = 255.0
+    elif gt.dtype == np.uint8:
+        g = gt
+        scale = 1.0
+    else:
+        g = gt
+        scale = 255.0
+    gcls = np.empty(gt.shape, np.uint8)
+    n_fg, sr, sc = _kernels.gt_classes(
+        g, scale, float(p.gt_threshold_f), float(p.gt_threshold_acc), two, gcls
+    )
+    return gcls, (4 if two else 2), int(n_fg), sr, sc
+
+
+def _split_classes(arr: np.ndarray, ncls: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class axis of size ncls → (by F class, by Acc class), each of size 2 (class = f + 2 * acc)."""
+    if ncls == 2:
+        return arr, arr
+    a = np.moveaxis(arr, axis, 0)
+    f = np.stack([a[0] + a[2], a[1] + a[3]])
+    acc = np.stack([a[0] + a[1], a[2] + a[3]])
+    return np.moveaxis(f, 0, axis), np.moveaxis(acc, 0, axis)
+
+
+def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> _Image:
+    """One GT pass + one prediction pass → counts at the Acc threshold, the adaptive threshold and all
+    curve thresholds, plus the moments that MAE and the S-measure need."""
+    h, w = gt.shape
+    n = h * w
+    gcls, ncls, n_fg, sr, sc = _gt_classes(gt, p)
+    if n_fg:
+        cy = int(np.round(sr / n_fg)) + 1
+        cx = int(np.round(sc / n_fg)) + 1
+    else:
+        cy, cx = int(np.round(h / 2)), int(np.round(w / 2))
+    r = _Image()
+    r.n, r.n_fg = n, n_fg
+    r.x = None
+    r.gf = (gcls & 1).view(bool) if want_x else None
+    k = p.thresholds.size
+    codes_path = p.pred_mapping == "pysod" or pred.dtype in (np.uint8, np.bool_)
+    if codes_path:
+        codes = _to_uint8(pred)
+        hist4 = _kernels.quadrant_histogram(codes, gcls, cy, cx, ncls, 256)  # (4, ncls, 256)
+        hq, hq_acc = _split_classes(hist4, ncls, 1)  # (4, 2, 256)
+        hf = hq.sum(axis=0)  # (2, 256)
+        total = hf[0] + hf[1]
+        nz = np.flatnonzero(total)
+        if p.pred_mapping == "pysod":
+            lut = _RAW_LUT
+            mn, mx = lut[nz[0]], lut[nz[-1]]
+            if mx != mn:
+                # codes outside [min, max] hold no pixel; clipping keeps the table monotone
+                lut = np.clip((lut - mn) / (mx - mn), 0.0, 1.0)
+            levels = (lut * 255).astype(np.uint8).astype(np.int64) + 1  # #{t in 0..255 : t <= q}
+        else:
+            lut = _RAW_LUT
+            levels = np.searchsorted(p.thresholds, lut, side="left" if p.threshold_op == ">" else "right")
+        # Counts of codes >= v, per class: index v in 0..256.
+        rev = np.zeros((2, 257), np.int64)
+        rev[:, :256] = np.cumsum(hf[:, ::-1], axis=1)[:, ::-1]
+        # Curve: level(v) is non-decreasing in v, so {v : level(v) > j} = {v >= first v with level > j}.
+        vk = np.searchsorted(levels, np.arange(k), side="right")
+        r.tp = rev[1, vk]
+        r.pp = rev[0, vk] + r.tp
+        # Acc/IoU threshold (strict >) and adaptive threshold (>=) on the mapped values.
+        histsum_x = total @ lut
+        mean_x = histsum_x / n
+        thr_adp = min(2.0 * mean_x, 1.0)
+        v_adp = int(np.searchsorted(lut, thr_adp, side="left"))
+        r.adp_tp = int(rev[1, v_adp])
+        r.adp_pp = int(rev[0, v_adp] + rev[1, v_adp])
+        v_acc = int(np.searchsorted(lut, p.pred_threshold, side="right"))
+        ha = hq_acc.sum(axis=0)
+        acc_fg_above = int(ha[1, v_acc:].sum())
+        r.acc_tp = acc_fg_above
+        r.acc_pp = int(total[v_acc:].sum())
+        r.acc_g = int(ha[1].sum())
+        sum_fg = hf[1] @ lut
+        sum_bg = hf[0] @ lut
+        r.mae = (sum_bg + (n_fg - sum_fg)) / n
+        r.s = _s_measure_codes(hq, hf, lut, n, n_fg, h, w, cy, cx, mean_x)
+        if want_x:
+            r.x = lut[codes]
+    else:
+        x = (
+            pred.astype(np.float64) / 65535.0
+            if pred.dtype == np.uint16
+            else pred.astype(np.float64, copy=False)
+        )
+        mean_x = float(x.mean())
+        thr_adp = min(2.0 * mean_x, 1.0)
+        mom4 = _kernels.quadrant_moments(x, gcls, cy, cx, ncls, float(p.pred_threshold), thr_adp)
+        mq, mq_acc = _split_classes(np.moveaxis(mom4, -1, 0), ncls, 2)  # (5, 4, 2)
+        mf = mq.sum(axis=1)  # (5, 2)
+        ma = mq_acc.sum(axis=1)
+        levels = np.searchsorted(p.thresholds, x, side="left" if p.threshold_op == ">" else "right")
+        fgmask = (gcls & 1).astype(np.int64)
+        hist = np.bincount((levels + (k + 1) * fgmask).ravel(), minlength=2 * (k + 1)).reshape(2, k + 1)
+        above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        r.tp = above[1]
+        r.pp = above[0] + above[1]
+        r.adp_tp = int(mf[4, 1])
+        r.adp_pp = int(mf[4, 0] + mf[4, 1])
+        r.acc_tp = int(ma[3, 1])
+        r.acc_pp = int(ma[3, 0] + ma[3, 1])
+        r.acc_g = int(ma[0, 1])
+        r.mae = (mf[1, 0] + (n_fg - mf[1, 1])) / n
+        r.s = _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x)
+        if want_x:
+            r.x = x
+    return r
+
+
+def _s_from_parts(obj_fg, obj_bg, region_blocks, n, n_fg, h, w, cy, cx):
+    y = n_fg / n
+    obj = obj_fg * y + obj_bg * (1 - y)
+    w_lt = cx * cy / n
+    w_rt = cy * (w - cx) / n
+    w_lb = (h - cy) * cx / n
+    w_rb = 1 - w_lt - w_rt - w_lb
+    s = region_blocks
+    region = s[0] * w_lt + s[1] * w_rt + s[2] * w_lb + s[3] * w_rb
+    return max(0.0, 0.5 * obj + 0.5 * region) if not math.isnan(region) else float("nan")
+
+
+def _s_measure_codes(hq, hf, lut, n, n_fg, h, w, cy, cx, mean_x) -> float:
+    if n_fg == 0:
+        return 1.0 - mean_x
+    if n_fg == n:
+        return mean_x
+    n_b = hf.sum(axis=1)  # (2,) bg, fg counts
+    m_fg = (hf[1] @ lut) / n_b[1]
+    css_fg = hf[1] @ (lut - m_fg) ** 2
+    m_bg = 1.0 - (hf[0] @ lut) / n_b[0]
+    css_bg = hf[0] @ ((1.0 - lut) - m_bg) ** 2
+    obj_fg = s_object_score(n_b[1], m_fg, css_fg)
+    obj_bg = s_object_score(n_b[0], m_bg, css_bg)
+    tot = hq[:, 0] + hq[:, 1]  # (4, 256)
+    nq = tot.sum(axis=1).astype(np.float64)
+    sq = tot @ lut
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xbar = sq / nq
+    css = np.einsum("qv,qv->q", tot, (lut[None, :] - np.nan_to_num(xbar)[:, None]) ** 2)
+    blocks = ssim_from_moments(nq, sq, css, hq[:, 1].sum(axis=1).astype(np.float64), hq[:, 1] @ lut)
+    return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)
+
+
+def _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x) -> float:
+    if n_fg == 0:
+        return 1.0 - mean_x
+    if n_fg == n:
+        return mean_x
+    # mq: (5, 4, 2) stats [n, Σx, Σx², ...] per quadrant and F class
+    nb, sb, s2b = mf[0], mf[1], mf[2]
+    m_fg = sb[1] / nb[1]
+    m_bg = 1.0 - sb[0] / nb[0]
+    obj_fg = s_object_score(nb[1], m_fg, max(s2b[1] - nb[1] * m_fg**2, 0.0))
+    obj_bg = s_object_score(nb[0], m_bg, max(s2b[0] - nb[0] * (1.0 - m_bg) ** 2, 0.0))
+    nq = mq[0].sum(axis=1)
+    sq = mq[1].sum(axis=1)
+    s2q = mq[2].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        css = np.maximum(s2q - sq**2 / nq, 0.0)
+    blocks = ssim_from_moments(nq, sq, css, mq[0][:, 1], mq[1][:, 1])
+    return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)
+
+
+def score_image(
+    pred: np.ndarray, gt: np.ndarray, preset: str | ScorePreset | None = None, *, weighted_f: bool = True
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Score one prediction against one GT.
+
+    Parameters
+    ----------
+    pred : ndarray, shape (h, w)
+        uint8 (0..255), uint16 (0..65535) or float in [0, 1]; resized to the GT size per preset.
+    gt : ndarray, shape (H, W)
+        uint8 (0..255), bool or float in [0, 1].
+    preset : str or ScorePreset, optional
+        Default ``"tokencut"``.
+    weighted_f : bool
+        Compute the weighted F-measure (the only metric that needs full-image passes beyond the
+        histogram; skip it for speed).
+
+    Returns
+    -------
+    row : dict
+        Per-image values (see :meth:`Evaluator.per_image`).
+    curves : dict
+        ``precision``, ``recall``, ``fbeta``, ``e_measure`` arrays over ``preset.thresholds``.
+    """
+    p = get_preset(preset)
+    pred, gt = prepare_pair(pred, gt, p)
+    return _score_prepared(pred, gt, p, weighted_f)
+
+
+def _score_prepared(pred, gt, p: ScorePreset, weighted_f: bool):
+    r = _analyse(pred, gt, p, want_x=weighted_f)
+    beta_sq = p.effective_beta_sq
+    rules = {
+        "empty_pred_precision": p.empty_pred_precision,
+        "empty_gt_recall": p.empty_gt_recall,
+        "eps": p.pr_eps,
+    }
+    prec, rec = precision_recall(r.tp, r.pp, r.n_fg, **rules)
+    fcurve = fbeta(prec, rec, beta_sq, p.pr_eps)
+    ecurve = e_measure_from_counts(r.tp, r.pp, r.n_fg, r.n)
+    pa, ra = precision_recall(r.adp_tp, r.adp_pp, r.n_fg, **rules)
+    empty_union = {"nan": np.nan, "skip": np.nan, "zero": 0.0}[p.iou_empty_union]
+    row: dict[str, Any] = {
+        "height": int(gt.shape[0]),
+        "width": int(gt.shape[1]),
+        "acc": float(accuracy_from_counts(r.acc_tp, r.acc_pp, r.acc_g, r.n)),
+        "iou": float(iou_from_counts(r.acc_tp, r.acc_pp, r.acc_g, eps=p.iou_eps, empty_union=empty_union)),
+        "max_fbeta": float(fcurve.max()),
+        "mean_fbeta": float(fcurve.mean()),
+        "adaptive_fbeta": float(fbeta(pa, ra, beta_sq, p.pr_eps)),
+        "mae": float(r.mae),
+        "s_measure": float(r.s),
+        "max_e_measure": float(ecurve.max()),
+        "mean_e_measure": float(ecurve.mean()),
+        "adaptive_e_measure": float(e_measure_from_counts(r.adp_tp, r.adp_pp, r.n_fg, r.n)),
+        "weighted_fbeta": float(weighted_fbeta(r.x, r.gf)) if weighted_f else None,
+        "empty_gt": r.n_fg == 0,
+        "empty_pred": r.acc_pp == 0,
+    }
+    return row, {"precision": prec, "recall": rec, "fbeta": fcurve, "e_measure": ecurve}
+
+
+_MEAN_KEYS = ("acc", "mae", "s_measure", "adaptive_fbeta", "adaptive_e_measure", "weighted_fbeta")
+
+
+class Evaluator:
+    """Accumulate saliency metrics over images, PySODMetrics-style.
+
+    Parameters
+    ----------
+    preset : str or ScorePreset, optional
+        A name from :data:`PRESETS` (default ``"tokencut"``) or a custom :class:`ScorePreset`.
+    weighted_f : bool
+        Also compute the weighted F-measure (costs a distance transform per image).
+
+    Examples
+    --------
+    >>> ev = Evaluator("pysod")
+    >>> g = np.zeros((8, 8), np.uint8); g[2:6, 2:6] = 255
+    >>> row = ev.step(g, g, name="a")
+    >>> ev.summary()["max_fbeta"]
+    1.0
+    """
+
+    def __init__(self, preset: str | ScorePreset | None = None, *, weighted_f: bool = True) -> None:
+        self.preset = get_preset(preset)
+        self.weighted_f = bool(weighted_f)
+        self._rows: list[dict[str, Any]] = []
+        k = self.preset.thresholds.size
+        self._sums = {key: np.zeros(k) for key in ("precision", "recall", "fbeta", "e_measure")}
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def step(self, pred: np.ndarray, gt: np.ndarray, name: str | None = None) -> dict[str, Any]:
+        """Score one pair and accumulate it.
+
+        Parameters
+        ----------
+        pred : ndarray, shape (h, w)
+            uint8 (0..255), uint16 (0..65535) or float in [0, 1]. Resized to the GT size per preset.
+        gt : ndarray, shape (H, W)
+            uint8 (0..255), bool or float in [0, 1].
+        name : str, optional
+            Row name (default: the running index as a string).
+
+        Returns
+        -------
+        dict
+            The image's row (also kept for :meth:`per_image`).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad dtype, shape or value range (the message names the argument).
+        """
+        row, curves = score_image(pred, gt, self.preset, weighted_f=self.weighted_f)
+        row = {"name": str(len(self._rows)) if name is None else str(name), **row}
+        self._rows.append(row)
+        for key, arr in curves.items():
+            self._sums[key] += arr
+        return row
+
+    def per_image(self) -> list[dict[str, Any]]:
+        """One dict per image: ``name, height, width, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae,
+        s_measure, max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta, empty_gt, empty_pred``.
+
+        ``max_fbeta`` here is the image's own best F over the thresholds. ``iou`` is NaN for an empty
+        union under presets with ``iou_empty_union`` "nan"/"skip". ``s_measure`` is NaN when the GT
+        centroid falls on the last row or column (an empty region block), exactly as PySODMetrics.
+        ``empty_gt``: no GT foreground under the F rule; ``empty_pred``: nothing above
+        ``pred_threshold``.
+        """
+        return [dict(r) for r in self._rows]
+
+    def curves(self) -> dict[str, np.ndarray]:
+        """Image-averaged curves for a PR / F-threshold plot.
+
+        Returns
+        -------
+        dict of ndarray, each shape (K,)
+            ``thresholds`` (ascending; [0, 1] values, or the 8-bit codes 0..255 under ``pysod``),
+            ``precision``, ``recall``, ``fbeta``, ``e_measure`` (means over images at each threshold).
+        """
+        count = max(len(self._rows), 1)
+        out = {"thresholds": self.preset.thresholds.copy()}
+        out.update({k: v / count for k, v in self._sums.items()})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Dataset-level values as a plain dict (JSON-ready; NaN where undefined).
+
+        Keys: ``preset, count, empty_gt, empty_pred, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae,
+        s_measure, max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta`` (None when not
+        computed), ``beta_sq`` (the effective β²).
+
+        Means are over images (IoU with ``nanmean`` under ``iou_empty_union="skip"``); ``max_fbeta``
+        follows the preset's ``aggregation``; ``max/mean_e_measure`` come from the image-averaged curve.
+        For the precision-recall curve use :meth:`curves`.
+        """
+        p = self.preset
+        rows = self._rows
+        n = len(rows)
+        out: dict[str, Any] = {
+            "preset": p.name,
+            "count": n,
+            "empty_gt": int(sum(r["empty_gt"] for r in rows)),
+            "empty_pred": int(sum(r["empty_pred"] for r in rows)),
+        }
+        if n == 0:
+            for key in (
+                "acc",
+                "iou",
+                "max_fbeta",
+                "mean_fbeta",
+                "adaptive_fbeta",
+                "mae",
+                "s_measure",
+                "max_e_measure",
+                "mean_e_measure",
+                "adaptive_e_measure",
+                "weighted_fbeta",
+            ):
+                out[key] = float("nan")
+            out["beta_sq"] = p.effective_beta_sq
+            return out
+        curves = self.curves()
+        ious = np.array([r["iou"] for r in rows], np.float64)
+        if p.iou_empty_union == "skip":
+            out_iou = float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
+        else:
+            out_iou = float(np.mean(ious))
+        out["acc"] = float(np.mean([r["acc"] for r in rows]))
+        out["iou"] = out_iou
+        if p.aggregation == "mean_then_max":
+            out["max_fbeta"] = float(curves["fbeta"].max())
+        else:
+            out["max_fbeta"] = float(np.mean([r["max_fbeta"] for r in rows]))
+        out["mean_fbeta"] = float(curves["fbeta"].mean())
+        out["adaptive_fbeta"] = float(np.mean([r["adaptive_fbeta"] for r in rows]))
+        out["mae"] = float(np.mean([r["mae"] for r in rows]))
+        out["s_measure"] = float(np.mean([r["s_measure"] for r in rows]))
+        out["max_e_measure"] = float(curves["e_measure"].max())
+        out["mean_e_measure"] = float(curves["e_measure"].mean())
+        out["adaptive_e_measure"] = float(np.mean([r["adaptive_e_measure"] for r in rows]))
+        out["weighted_fbeta"] = (
+            float(np.mean([r["weighted_fbeta"] for r in rows])) if self.weighted_f else None
+        )
+        out["beta_sq"] = p.effective_beta_sq
+        return out
+
+
+SaliencyEvaluator = Evaluator

@@ -1,0 +1,185 @@
+"""CorLoc: selectors, connectivity, scale, box IoU (TokenCut's), VOC/COCO parsing built here, mask boxes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from maskrefine.errors import InputError
+from maskrefine.metrics import (
+    CorLocEvaluator,
+    box_iou,
+    boxes_from_mask,
+    corloc,
+    mask_to_box,
+    read_coco_boxes,
+    read_voc_boxes,
+)
+
+
+def _two_components():
+    # A: 3x3 block (9 px, box 3x3 = 9); B: diagonal line of 4 px (box 4x4 = 16), 8-connected only.
+    m = np.zeros((10, 10), bool)
+    m[0:3, 0:3] = True
+    for i in range(4):
+        m[5 + i, 5 + i] = True
+    return m
+
+
+def test_selectors_and_connectivity():
+    m = _two_components()
+    # largest_box (8-conn): the diagonal's box (16) beats the block's (9)
+    assert mask_to_box(m, "largest_box", connectivity=8).tolist() == [5, 5, 9, 9]
+    # largest_cc: the block has more pixels
+    assert mask_to_box(m, "largest_cc", connectivity=8).tolist() == [0, 0, 3, 3]
+    # 4-connectivity splits the diagonal into 4 single pixels: the block wins both ways
+    assert mask_to_box(m, "largest_box", connectivity=4).tolist() == [0, 0, 3, 3]
+    # seed_cc: the component containing the seed (row, col)
+    assert mask_to_box(m, "seed_cc", seed=(6, 6)).tolist() == [5, 5, 9, 9]
+    assert mask_to_box(m, "seed_cc", seed=(6, 6), connectivity=4).tolist() == [6, 6, 7, 7]
+    assert mask_to_box(m, "seed_cc", seed=(9, 0)) is None  # seed on background
+    assert mask_to_box(np.zeros((4, 4), bool)) is None
+    with pytest.raises(ValueError, match="`seed`"):
+        mask_to_box(m, "seed_cc")
+    with pytest.raises(ValueError, match="`connectivity` must be 4 or 8; got 6"):
+        mask_to_box(m, connectivity=6)
+    with pytest.raises(ValueError, match="`selector` must be one of"):
+        mask_to_box(m, "biggest")
+
+
+def test_token_scale_and_clipping():
+    tokens = np.zeros((4, 5), np.float32)
+    tokens[1:3, 3:5] = 0.9  # soft mask binarised at 0.5
+    tokens[0, 0] = 0.4
+    box = mask_to_box(tokens, scale=16, image_size=(60, 75))
+    # (xmin, ymin, xmax + 1, ymax + 1) = (3, 1, 5, 3) tokens → ×16 → x2 clipped to W = 75
+    assert box.tolist() == [48, 16, 75, 48]
+
+
+def test_box_iou_tokencut_formula():
+    b1 = np.array([0, 0, 10, 10.0])
+    b2 = np.array([[5, 0, 15, 10.0], [20, 20, 30, 30], [0, 0, 10, 10]])
+    eps = 1e-7
+    inter = 50.0
+    union = 10 * (10 + eps) + 10 * (10 + eps) - inter + eps
+    out = box_iou(b1, b2)
+    assert out[0] == pytest.approx(inter / union, rel=1e-12)
+    assert out[1] == 0.0
+    assert out[2] == pytest.approx(100 / (10 * (10 + eps) * 2 - 100 + eps), rel=1e-12)
+
+
+VOC = """<annotation><filename>{name}.jpg</filename><size><width>100</width><height>80</height></size>
+{objects}</annotation>"""
+OBJ = """<object><name>dog</name><truncated>{t}</truncated><difficult>{d}</difficult>
+<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"""
+
+
+def _write_voc(folder, name, objs):
+    text = VOC.format(name=name, objects="".join(OBJ.format(**o) for o in objs))
+    (folder / f"{name}.xml").write_text(text)
+
+
+def test_read_voc_boxes(tmp_path):
+    _write_voc(
+        tmp_path, "a", [dict(t=0, d=0, x1=1, y1=1, x2=50, y2=40), dict(t=1, d=0, x1=10, y1=20, x2=30, y2=35)]
+    )
+    _write_voc(tmp_path, "b", [dict(t=0, d=1, x1=5, y1=6, x2=7, y2=8)])
+    boxes = read_voc_boxes(tmp_path)
+    assert sorted(boxes) == ["a", "b"]
+    # 1-based inclusive → 0-based half-open: subtract 1 from xmin, ymin only
+    assert boxes["a"].tolist() == [[0, 0, 50, 40], [9, 19, 30, 35]]
+    assert boxes["b"].tolist() == [[4, 5, 7, 8]]
+    hard = read_voc_boxes(tmp_path, no_hard=True)
+    assert sorted(hard) == ["a"]  # b had only a difficult object: image skipped
+    assert hard["a"].tolist() == [[0, 0, 50, 40]]  # truncated dropped
+    assert read_voc_boxes(tmp_path / "a.xml")["a"].shape == (2, 4)
+
+
+def test_read_voc_errors(tmp_path):
+    (tmp_path / "bad.xml").write_text("<annotation><object>")
+    with pytest.raises(InputError, match=r"bad.xml: cannot parse VOC XML"):
+        read_voc_boxes(tmp_path)
+    with pytest.raises(InputError, match="no such file or folder"):
+        read_voc_boxes(tmp_path / "missing")
+    (tmp_path / "bad.xml").write_text("<annotation><object><name>x</name></object></annotation>")
+    with pytest.raises(InputError, match="object without <bndbox>"):
+        read_voc_boxes(tmp_path)
+
+
+def test_read_coco_boxes(tmp_path):
+    data = {
+        "images": [
+            {"id": 1, "file_name": "COCO_train2014_000000000001.jpg"},
+            {"id": 2, "file_name": "crowd.jpg"},
+        ],
+        "annotations": [
+            {"image_id": 1, "bbox": [10.4, 20.6, 30.2, 40.5], "iscrowd": 0},
+            {"image_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 1},
+            {"image_id": 2, "bbox": [1, 1, 2, 2], "iscrowd": 1},
+        ],
+    }
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    boxes = read_coco_boxes(path)
+    assert boxes["COCO_train2014_000000000001"].tolist() == [[10, 21, 41, 61]]  # (x, y, x+w, y+h) rounded
+    assert boxes["crowd"].shape == (0, 4)  # only crowd boxes: empty, scored as a miss
+    path.write_text(json.dumps({"images": []}))
+    with pytest.raises(InputError, match="not a COCO instances file"):
+        read_coco_boxes(path)
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="cannot read COCO JSON"):
+        read_coco_boxes(path)
+
+
+def test_boxes_from_mask():
+    g = np.zeros((6, 8), np.uint8)
+    g[1:3, 1:4] = 255
+    g[4, 6] = 255
+    g[3, 4] = 255  # touches the first block diagonally
+    assert boxes_from_mask(g).tolist() == [[1, 1, 5, 4], [6, 4, 7, 5]]
+    assert boxes_from_mask(g, connectivity=4).tolist() == [[1, 1, 4, 3], [4, 3, 5, 4], [6, 4, 7, 5]]
+    assert boxes_from_mask(np.zeros((3, 3), bool)).shape == (0, 4)
+
+
+def test_corloc_evaluator_counts_misses_and_empty_gt():
+    ev = CorLocEvaluator()
+    m = np.zeros((10, 10), bool)
+    m[2:6, 2:6] = True
+    assert ev.step(m, np.array([[2, 2, 6, 6], [0, 0, 1, 1]]), name="hit")["correct"] is True
+    r = ev.step(m, np.array([[2, 2, 9, 9]]), name="miss")  # IoU 16/49 < 0.5
+    assert r["correct"] is False and r["iou"] == pytest.approx(16 / 49, rel=1e-6)
+    r = ev.step(m, np.zeros((0, 4)), name="empty_gt")
+    assert r["correct"] is False and r["empty_gt"] is True
+    r = ev.step(np.zeros((10, 10), bool), np.array([[0, 0, 5, 5]]), name="empty_mask")
+    assert r["correct"] is False and r["empty_mask"] is True
+    s = ev.summary()
+    assert s["corloc"] == 25.0 and s["corloc_count"] == 4 and s["corloc_correct"] == 1
+    assert s["corloc_empty_gt"] == 1 and s["corloc_empty_mask"] == 1
+    assert s["corloc_selector"] == "largest_box" and s["corloc_connectivity"] == 8
+    assert all(key.startswith("corloc") for key in s)  # merges into a saliency summary without clashes
+    assert [row["name"] for row in ev.per_image()] == ["hit", "miss", "empty_gt", "empty_mask"]
+    with pytest.raises(ValueError, match=r"`gt_boxes` must have shape \(K, 4\)"):
+        ev.step(m, np.zeros((2, 3)))
+
+
+def test_iou_exactly_half_is_a_miss_because_of_tokencut_eps():
+    m = np.zeros((4, 4), bool)
+    m[0:2, 0:2] = True  # box (0, 0, 2, 2), area 4
+    # GT (0, 0, 2, 4): inter 4, union 2(2 + eps) + 2(4 + eps) - 4 + eps = 8 + 5 eps → IoU just under 0.5
+    row = CorLocEvaluator().step(m, [[0, 0, 2, 4]])
+    assert row["iou"] == pytest.approx(0.5, abs=1e-7) and row["iou"] < 0.5 and row["correct"] is False
+    assert CorLocEvaluator(iou_threshold=0.4999).step(m, [[0, 0, 2, 4]])["correct"] is True
+
+
+def test_corloc_function_with_dict_and_seeds():
+    m = _two_components()
+    masks = {"a": m, "b": m}
+    gts = {"a": np.array([[5, 5, 9, 9]]), "b": np.array([[0, 0, 3, 3]])}
+    assert corloc(masks, gts) == 50.0  # largest box: the diagonal → a hit, b miss
+    assert corloc(masks, gts, selector="largest_cc") == 50.0
+    assert corloc(masks, gts, selector="seed_cc", seeds={"a": (5, 5), "b": (1, 1)}) == 100.0
+    assert corloc([m], [gts["a"]]) == 100.0
+    with pytest.raises(ValueError, match="same length"):
+        corloc([m], [])
