@@ -1,0 +1,190 @@
+"""Figures for ``score``: a precision-recall curve and a montage of the worst and best images.
+
+Needs matplotlib (the ``[plot]`` extra); :func:`require_matplotlib` raises
+:class:`~maskrefine.errors.BackendUnavailableError` naming the extra when it is missing. Figures are drawn
+with the non-interactive Agg canvas (no display needed, the global pyplot state is not touched) and written
+atomically as PNG. The functions take arrays; reading files is the pipeline's job.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskrefine.errors import BackendUnavailableError
+from maskrefine.io import write_bytes_atomic
+
+__all__ = ["require_matplotlib", "MontageEntry", "plot_pr_curve", "plot_montage", "find_pr_curve"]
+
+_INSTALL_HINT = "pip install 'maskrefine[plot]'"
+
+
+def require_matplotlib() -> None:
+    """Raise :class:`BackendUnavailableError` if matplotlib cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise BackendUnavailableError(
+            f"plots need matplotlib, which is not installed: {_INSTALL_HINT}"
+        ) from None
+
+
+def _new_figure(width: float, height: float) -> Any:
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Any, path: str | Path) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+_PRECISION_KEYS = ("precision", "precision_curve", "pr_precision", "precisions")
+_RECALL_KEYS = ("recall", "recall_curve", "pr_recall", "recalls")
+
+
+def find_pr_curve(curves: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Find the (precision, recall) curve arrays in an evaluator summary, or return None.
+
+    Looks for the keys ``precision``/``recall`` (also ``*_curve`` variants), at top level or under a
+    ``curves`` mapping.
+    """
+    sources: list[Mapping[str, Any]] = [curves]
+    nested = curves.get("curves")
+    if isinstance(nested, Mapping):
+        sources.insert(0, nested)
+    for source in sources:
+        precision = next((source[k] for k in _PRECISION_KEYS if k in source), None)
+        recall = next((source[k] for k in _RECALL_KEYS if k in source), None)
+        if precision is not None and recall is not None:
+            p = np.asarray(precision, dtype=np.float64).ravel()
+            r = np.asarray(recall, dtype=np.float64).ravel()
+            if p.size and p.size == r.size:
+                return p, r
+    return None
+
+
+def plot_pr_curve(
+    precision: np.ndarray, recall: np.ndarray, path: str | Path, *, title: str = "", label: str = ""
+) -> Path:
+    """Draw a precision-recall curve (image-averaged, one point per threshold) to a PNG file.
+
+    Parameters
+    ----------
+    precision, recall : ndarray of float, shape (T,)
+        Mean precision and recall at each of the T thresholds.
+    path : path-like
+        PNG file to write (atomically).
+    title, label : str
+        Figure title and legend label.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    p = np.asarray(precision, dtype=np.float64).ravel()
+    r = np.asarray(recall, dtype=np.float64).ravel()
+    if p.shape != r.shape or p.size == 0:
+        raise ValueError(f"precision and recall must have equal, non-zero length; got {p.shape}, {r.shape}")
+    figure = _new_figure(5.0, 4.5)
+    axes = figure.add_subplot(1, 1, 1)
+    axes.plot(r, p, lw=1.5, label=label or None)
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_ylim(0.0, 1.02)
+    axes.grid(True, alpha=0.3)
+    if title:
+        axes.set_title(title)
+    if label:
+        axes.legend(loc="lower left")
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+@dataclass(frozen=True, slots=True)
+class MontageEntry:
+    """One montage row: the image, the mask before refinement (optional), the prediction and the GT.
+
+    Arrays: ``image`` (H, W, 3) float in [0, 1]; masks (h, w) of any numeric type (shown in gray,
+    scaled by their dtype: 255 for uint8, 65535 for uint16, 1 for float/bool).
+    """
+
+    stem: str
+    score: float
+    image: np.ndarray | None
+    prediction: np.ndarray
+    gt: np.ndarray
+    before: np.ndarray | None = None
+    label: str = ""
+
+
+def _as_unit(mask: np.ndarray) -> np.ndarray:
+    if mask.dtype == np.uint8:
+        return mask.astype(np.float32) / 255.0
+    if mask.dtype == np.uint16:
+        return mask.astype(np.float32) / 65535.0
+    return mask.astype(np.float32)
+
+
+def plot_montage(entries: Sequence[MontageEntry], path: str | Path, *, title: str = "") -> Path:
+    """Draw one row per entry: image | mask before (if any entry has one) | prediction | GT.
+
+    Parameters
+    ----------
+    entries : sequence of MontageEntry
+        Rows, top to bottom (e.g. the worst then the best images by IoU).
+    path : path-like
+        PNG file to write (atomically).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    if not entries:
+        raise ValueError("plot_montage needs at least one entry")
+    with_image = any(e.image is not None for e in entries)
+    with_before = any(e.before is not None for e in entries)
+    columns = ["image"] * with_image + ["before"] * with_before + ["prediction", "ground truth"]
+    figure = _new_figure(2.4 * len(columns), 2.2 * len(entries) + (0.4 if title else 0.0))
+    for row, entry in enumerate(entries):
+        panels: list[np.ndarray | None] = []
+        if with_image:
+            panels.append(entry.image)
+        if with_before:
+            panels.append(None if entry.before is None else _as_unit(entry.before))
+        panels += [_as_unit(entry.prediction), _as_unit(entry.gt)]
+        for col, (name, panel) in enumerate(zip(columns, panels, strict=True)):
+            axes = figure.add_subplot(len(entries), len(columns), row * len(columns) + col + 1)
+            axes.set_xticks([])
+            axes.set_yticks([])
+            if panel is not None:
+                if panel.ndim == 3:
+                    axes.imshow(np.clip(panel, 0.0, 1.0))
+                else:
+                    axes.imshow(panel, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            if row == 0:
+                axes.set_title(name, fontsize=9)
+            if col == 0:
+                score = "nan" if not np.isfinite(entry.score) else f"{entry.score:.3f}"
+                text = f"{entry.stem}\n{entry.label} IoU {score}".replace("  ", " ")
+                axes.set_ylabel(text.strip(), fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return _save(figure, path)

@@ -1,0 +1,333 @@
+"""Refiners: turn a coarse mask into a refined one with the image as guide.
+
+:data:`REFINERS` is the registry every choice is read from (the CLI's ``--method`` choices, its ``--help``
+text and the parametrised tests), so registering a :class:`RefinerSpec` adds a method everywhere.
+:func:`refine` is the array-level entry point: validate, bring the mask to the image size, filter, clip.
+
+Mask resize rule (used by :func:`refine` and by :func:`maskrefine.pipeline.apply_folder`)
+----------------------------------------------------------------------------------------
+A mask of shape ``(h, w)`` is resized to the image's ``(H, W)`` with OpenCV: ``cv2.INTER_LINEAR``
+(bilinear, pixel centres aligned, i.e. PyTorch's ``align_corners=False``) for soft masks, and
+``cv2.INTER_NEAREST`` when ``binary_input=True`` (a hard mask stays hard; the guided filter then does
+the smoothing). A mask that already has the image size is used as is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from maskrefine._checks import as_float_array, check_eps, check_radius, check_subsample
+
+__all__ = [
+    "RefinerSpec",
+    "REFINERS",
+    "GUIDE_MODES",
+    "register_refiner",
+    "resolve_params",
+    "refine",
+    "resize_mask",
+    "check_mask_size",
+]
+
+#: Guide modes accepted by :func:`refine` (see :func:`maskrefine.guide.make_guide`).
+GUIDE_MODES: tuple[str, ...] = ("mean", "luma", "color")
+
+RefineFn = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefinerSpec:
+    """A registered refinement method.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (the CLI's ``--method`` value).
+    summary : str
+        One line shown in ``--help``.
+    defaults : Mapping of str to object
+        Accepted parameters and their default values; any other parameter is refused.
+    run : callable
+        ``run(image, mask, *, guide, **params) -> ndarray``. ``image`` is (H, W, 3) float32 in [0, 1],
+        ``mask`` is (H, W) float32 in [0, 1] already at the image size, ``guide`` the guide mode and
+        ``params`` the validated, complete parameter set. Returns an (H, W) float array (clipped by
+        :func:`refine`).
+    validators : Mapping of str to callable
+        Optional per-parameter checks ``check(value, name) -> value`` (raise ``TypeError``/``ValueError``).
+    """
+
+    name: str
+    summary: str
+    defaults: Mapping[str, Any]
+    run: RefineFn
+    validators: Mapping[str, Callable[[Any, str], Any]] = field(default_factory=dict)
+
+
+REFINERS: dict[str, RefinerSpec] = {}
+
+
+def register_refiner(spec: RefinerSpec) -> RefinerSpec:
+    """Add ``spec`` to :data:`REFINERS` (its name must be new) and return it."""
+    if spec.name in REFINERS:
+        raise ValueError(f"a refiner named {spec.name!r} is already registered")
+    REFINERS[spec.name] = RefinerSpec(
+        name=spec.name,
+        summary=spec.summary,
+        defaults=MappingProxyType(dict(spec.defaults)),
+        run=spec.run,
+        validators=MappingProxyType(dict(spec.validators)),
+    )
+    return REFINERS[spec.name]
+
+
+def _check_method(method: object) -> RefinerSpec:
+    if not isinstance(method, str) or method not in REFINERS:
+        listed = ", ".join(repr(name) for name in REFINERS)
+        raise ValueError(f"`method` must be one of {listed}; got {method!r}")
+    return REFINERS[method]
+
+
+def resolve_params(method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return the complete, validated parameter set of ``method`` (defaults overridden by ``params``).
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`REFINERS`.
+    params : mapping, optional
+        Parameters to override; ``None`` values are ignored (they mean "use the default").
+
+    Returns
+    -------
+    dict
+        Every parameter of the method with its value.
+
+    Raises
+    ------
+    ValueError
+        Unknown method or parameter (the message lists the choices), or an invalid value.
+    TypeError
+        A parameter of the wrong type.
+    """
+    spec = _check_method(method)
+    given = {key: value for key, value in (params or {}).items() if value is not None}
+    unknown = sorted(set(given) - set(spec.defaults))
+    if unknown:
+        accepted = ", ".join(spec.defaults) or "none"
+        raise ValueError(
+            f"refiner {method!r} does not accept parameter(s) {', '.join(unknown)}; accepted: {accepted}"
+        )
+    resolved = {**spec.defaults, **given}
+    for key, check in spec.validators.items():
+        resolved[key] = check(resolved[key], key)
+    return resolved
+
+
+def check_mask_size(mask_hw: tuple[int, int], image_hw: tuple[int, int]) -> str | None:
+    """Say why a mask of size ``mask_hw`` cannot belong to an image of size ``image_hw``, or return None.
+
+    The rule used by :func:`maskrefine.pipeline.apply_folder`: the mask must not be larger than the image
+    in either dimension, and it must be a (possibly rounded) uniform downscale of it, i.e. there is a
+    stride ``s >= 1`` with ``|h - H/s| <= 1`` and ``|w - W/s| <= 1``. This accepts full-size masks and
+    patch-grid masks (1/8, 1/16, ..., rounded up or down) and refuses masks of another aspect ratio,
+    which usually mean the mask was paired with the wrong image.
+
+    Parameters
+    ----------
+    mask_hw, image_hw : tuple of int
+        ``(height, width)`` of the mask and of the image.
+
+    Returns
+    -------
+    str or None
+        The problem, or ``None`` when the size is acceptable.
+    """
+    h, w = int(mask_hw[0]), int(mask_hw[1])
+    big_h, big_w = int(image_hw[0]), int(image_hw[1])
+    if h > big_h or w > big_w:
+        return f"mask is larger than the image ({h}x{w} > {big_h}x{big_w}, HxW)"
+    # |h - H/s| <= 1  <=>  H/(h+1) <= s <= H/(h-1)   (no upper bound when h <= 1)
+    low = max(1.0, big_h / (h + 1), big_w / (w + 1))
+    high = min(big_h / (h - 1) if h > 1 else math.inf, big_w / (w - 1) if w > 1 else math.inf)
+    if low > high * (1 + 1e-9):
+        return (
+            f"mask size {h}x{w} is not a uniform downscale of the image size {big_h}x{big_w} (HxW); "
+            "the aspect ratios differ: is it paired with the right image?"
+        )
+    return None
+
+
+def resize_mask(
+    mask: npt.NDArray[np.floating], size_hw: tuple[int, int], *, binary_input: bool = False
+) -> npt.NDArray[np.float32]:
+    """Resize a (h, w) mask to ``size_hw`` by the module's rule (bilinear, or nearest for binary masks).
+
+    Parameters
+    ----------
+    mask : ndarray of float, shape (h, w)
+        Mask in [0, 1].
+    size_hw : tuple of int
+        Target ``(H, W)``.
+    binary_input : bool
+        Use nearest-neighbour interpolation (keeps a hard mask hard) instead of bilinear.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        A new array (never a view of ``mask``).
+    """
+    height, width = int(size_hw[0]), int(size_hw[1])
+    src = np.ascontiguousarray(mask, dtype=np.float32)
+    if src.shape == (height, width):
+        return src.copy()
+    interpolation = cv2.INTER_NEAREST if binary_input else cv2.INTER_LINEAR
+    return cv2.resize(src, (width, height), interpolation=interpolation)
+
+
+def _check_image(image: object) -> np.ndarray:
+    array = as_float_array(image, "image")
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"`image` must have shape (H, W, 3) (RGB, channels last); got shape {array.shape}")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"`image` must have at least one pixel; got shape {array.shape}")
+    if array.min() < 0.0 or array.max() > 1.0:
+        raise ValueError(
+            f"`image` values must lie in [0, 1]; found [{float(array.min()):.4g}, {float(array.max()):.4g}]. "
+            "Divide 8-bit images by 255."
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_mask(mask: object) -> np.ndarray:
+    array = as_float_array(mask, "mask")
+    if array.ndim != 2:
+        squeezable = array.ndim == 3 and 1 in (array.shape[0], array.shape[-1])
+        hint = " Squeeze the channel axis." if squeezable else ""
+        raise ValueError(f"`mask` must be 2-D (h, w); got shape {array.shape}.{hint}")
+    if array.size == 0:
+        raise ValueError(f"`mask` must have at least one pixel; got shape {array.shape}")
+    if array.min() < 0.0 or array.max() > 1.0:
+        raise ValueError(
+            f"`mask` values must lie in [0, 1]; found [{float(array.min()):.4g}, {float(array.max()):.4g}]"
+        )
+    return array
+
+
+def refine(
+    image: npt.NDArray[np.floating],
+    mask: npt.NDArray[np.floating],
+    method: str = "guided",
+    *,
+    guide: str = "mean",
+    binary_input: bool = False,
+    **params: Any,
+) -> npt.NDArray[np.float32]:
+    """Refine ``mask`` with ``image`` as guide.
+
+    Parameters
+    ----------
+    image : ndarray of float, shape (H, W, 3)
+        RGB image in [0, 1].
+    mask : ndarray of float, shape (h, w)
+        Soft or binary mask in [0, 1], of any size (e.g. the image size, or a 1/8 or 1/16 patch grid).
+        It is brought to (H, W) by :func:`resize_mask` (bilinear; nearest with ``binary_input=True``).
+    method : str
+        A key of :data:`REFINERS`: ``"identity"`` (resize and clip only), ``"guided"`` (guided filter,
+        He et al. 2013) or ``"fast_guided"`` (fast guided filter, He & Sun 2015, ``subsample=4``), or
+        any method registered later.
+    guide : {"mean", "luma", "color"}
+        How the guide is built from the image (:func:`maskrefine.guide.make_guide`); ``"mean"`` is the
+        unweighted (R+G+B)/3 of the paper.
+    binary_input : bool
+        The mask is hard (0/1): resize it with nearest-neighbour interpolation.
+    **params
+        Method parameters; see ``REFINERS[method].defaults`` (``radius=9``, ``eps=1e-3`` for the guided
+        filters, plus ``subsample=4`` for ``fast_guided``).
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        Refined mask clipped to [0, 1]. The inputs are not modified.
+
+    Raises
+    ------
+    ValueError
+        Unknown method, guide or parameter (the message lists the choices), or bad shapes/values.
+    TypeError
+        Non-float arrays or parameters of the wrong type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((16, 16, 3), np.float32)
+    >>> refine(image, np.ones((2, 2), np.float32), "identity").shape
+    (16, 16)
+    """
+    spec = _check_method(method)
+    if guide not in GUIDE_MODES:
+        listed = ", ".join(repr(g) for g in GUIDE_MODES)
+        raise ValueError(f"`guide` must be one of {listed}; got {guide!r}")
+    resolved = resolve_params(method, params)
+    rgb = _check_image(image)
+    soft = _check_mask(mask)
+    resized = resize_mask(soft, rgb.shape[:2], binary_input=bool(binary_input))
+    out = spec.run(rgb, resized, guide=guide, **resolved)
+    out = np.asarray(out, dtype=np.float32)
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# built-in refiners
+
+
+def _run_identity(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndarray:
+    return mask
+
+
+def _run_guided(
+    image: np.ndarray, mask: np.ndarray, *, guide: str, radius: int, eps: float, subsample: int = 1
+) -> np.ndarray:
+    from maskrefine.filters import guided_filter
+    from maskrefine.guide import make_guide
+
+    guide_image = make_guide(image, mode=guide)
+    return guided_filter(guide_image, mask, radius, eps, subsample=subsample)
+
+
+_GUIDED_CHECKS: dict[str, Callable[[Any, str], Any]] = {"radius": check_radius, "eps": check_eps}
+
+register_refiner(
+    RefinerSpec(
+        name="identity",
+        summary="no filtering: resize the mask to the image and clip to [0, 1] (a baseline)",
+        defaults={},
+        run=_run_identity,
+    )
+)
+register_refiner(
+    RefinerSpec(
+        name="guided",
+        summary="guided filter (He et al. 2013) with the image as guide; radius=9, eps=1e-3 (the paper's)",
+        defaults={"radius": 9, "eps": 1e-3},
+        run=_run_guided,
+        validators=_GUIDED_CHECKS,
+    )
+)
+register_refiner(
+    RefinerSpec(
+        name="fast_guided",
+        summary="fast guided filter (He & Sun 2015): coefficients at 1/subsample resolution; subsample=4",
+        defaults={"radius": 9, "eps": 1e-3, "subsample": 4},
+        run=_run_guided,
+        validators={**_GUIDED_CHECKS, "subsample": check_subsample},
+    )
+)

@@ -1,0 +1,674 @@
+"""Tests of maskrefine.pipeline at library level: apply_folder and score_folder (the CLI has its own)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from maskrefine.errors import ConfigError
+from maskrefine.io import read_mask, read_mask_array
+from maskrefine.pipeline import (
+    RunReport,
+    ScoreReport,
+    apply_folder,
+    parse_shard,
+    score_folder,
+    shard_index,
+)
+
+H, W = 64, 80
+
+
+def _object(rng: np.random.Generator, h: int = H, w: int = W) -> tuple[np.ndarray, np.ndarray]:
+    """An 8-bit BGR image with a bright rectangle and its 0/1 float mask."""
+    y0, x0 = rng.integers(4, h // 3), rng.integers(4, w // 3)
+    y1, x1 = y0 + rng.integers(h // 4, h // 2), x0 + rng.integers(w // 4, w // 2)
+    full = np.zeros((h, w), np.float32)
+    full[y0:y1, x0:x1] = 1.0
+    image = (40 + 160 * full[:, :, None] + rng.normal(0, 6, (h, w, 3))).clip(0, 255).astype(np.uint8)
+    return image, full
+
+
+def _coarse(full: np.ndarray, factor: int) -> np.ndarray:
+    h, w = full.shape
+    return cv2.resize(full, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+
+
+def _png8(path: Path, mask: np.ndarray) -> None:
+    cv2.imwrite(str(path), np.rint(mask * 255).astype(np.uint8))
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> dict[str, Path]:
+    """images/ (jpg and png), masks/ at full, 1/8 and 1/16 size in png8, png16 and npy, gt/ (png8)."""
+    rng = np.random.default_rng(7)
+    images, masks, gt = tmp_path / "images", tmp_path / "masks", tmp_path / "gt"
+    for folder in (images, masks, gt):
+        folder.mkdir()
+    kinds = ["full_png8", "eighth_png8", "sixteenth_png8", "eighth_png16", "eighth_npy", "full_npy"]
+    for index, kind in enumerate(kinds):
+        stem = f"{index:02d}_{kind}"
+        image, full = _object(rng)
+        cv2.imwrite(str(images / f"{stem}{'.jpg' if index % 2 else '.png'}"), image)
+        _png8(gt / f"{stem}.png", full)
+        factor = {"full": 1, "eighth": 8, "sixteenth": 16}[kind.split("_")[0]]
+        soft = _coarse(full, factor)
+        if kind.endswith("png8"):
+            _png8(masks / f"{stem}.png", soft)
+        elif kind.endswith("png16"):
+            cv2.imwrite(str(masks / f"{stem}.png"), np.rint(soft * 65535).astype(np.uint16))
+        else:
+            np.save(masks / f"{stem}.npy", soft.astype(np.float32))
+    return {"root": tmp_path, "images": images, "masks": masks, "gt": gt}
+
+
+def _hashes(*folders: Path) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in folders
+        for p in sorted(folder.iterdir())
+        if p.is_file()
+    }
+
+
+def _add_bad_files(dataset: dict[str, Path]) -> dict[str, str]:
+    """Bad masks next to good images; returns stem -> expected problem fragment."""
+    images, masks = dataset["images"], dataset["masks"]
+    rng = np.random.default_rng(3)
+    problems = {
+        "bad_empty": "file is empty (0 bytes)",
+        "bad_truncated": "cannot decode as an image",
+        "bad_text": "cannot decode as an image",
+        "bad_nan": "mask array is all NaN/inf",
+        "bad_aspect": "not a uniform downscale",
+        "bad_larger": "larger than the image",
+    }
+    for stem in problems:
+        image, _ = _object(rng)
+        cv2.imwrite(str(images / f"{stem}.png"), image)
+    (masks / "bad_empty.png").write_bytes(b"")
+    ok, encoded = cv2.imencode(".png", np.full((H, W), 200, np.uint8))
+    (masks / "bad_truncated.png").write_bytes(encoded.tobytes()[:40])
+    (masks / "bad_text.png").write_text("not an image at all\n")
+    np.save(masks / "bad_nan.npy", np.full((H // 8, W // 8), np.nan, np.float32))
+    _png8(masks / "bad_aspect.png", np.zeros((W // 8, H // 8), np.float32))  # transposed
+    _png8(masks / "bad_larger.png", np.zeros((2 * H, 2 * W), np.float32))
+    # a bad image with a good mask
+    (images / "bad_image.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    _png8(masks / "bad_image.png", np.zeros((H // 8, W // 8), np.float32))
+    problems["bad_image"] = "cannot decode as an image"
+    return problems
+
+
+# ------------------------------------------------------------------------------------ apply_folder
+
+
+@pytest.mark.parametrize("method", ["identity", "guided", "fast_guided"])
+def test_apply_writes_every_mask_at_image_size(dataset: dict[str, Path], tmp_path: Path, method: str) -> None:
+    out = tmp_path / "out" / "nested"  # created, parents included
+    report = apply_folder(dataset["masks"], dataset["images"], out, method=method, jobs=1)
+    assert isinstance(report, RunReport)
+    assert report.ok and report.counts == {
+        "written": 6,
+        "skipped": 0,
+        "failed": 0,
+        "unmatched": 0,
+        "duplicates": 0,
+    }
+    for outcome in report.outcomes:
+        assert outcome.status == "written" and outcome.output == out / f"{outcome.stem}.png"
+        written = read_mask_array(outcome.output)
+        assert written.dtype == np.uint8 and written.shape == (H, W)
+        # the refined mask still overlaps its object
+        gt = read_mask(dataset["gt"] / f"{outcome.stem}.png") > 0.5
+        assert written[gt].mean() > written[~gt].mean() + 60
+    assert report.masks_per_s > 0 and report.elapsed > 0
+
+
+def test_apply_matches_refine_on_arrays(dataset: dict[str, Path], tmp_path: Path) -> None:
+    from maskrefine.io import read_image
+    from maskrefine.refiners import refine
+
+    report = apply_folder(
+        dataset["masks"],
+        dataset["images"],
+        tmp_path / "o",
+        fmt="npy",
+        jobs=1,
+        params={"radius": 4, "eps": 1e-2},
+    )
+    for outcome in report.outcomes:
+        expected = refine(read_image(outcome.image), read_mask(outcome.mask), "guided", radius=4, eps=1e-2)
+        np.testing.assert_array_equal(np.load(outcome.output), expected)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dtype", "suffix"),
+    [("png8", np.uint8, ".png"), ("png16", np.uint16, ".png"), ("npy", np.float32, ".npy")],
+)
+def test_apply_output_formats(
+    dataset: dict[str, Path], tmp_path: Path, fmt: str, dtype: type, suffix: str
+) -> None:
+    report = apply_folder(dataset["masks"], dataset["images"], tmp_path / fmt, fmt=fmt, jobs=1)
+    assert report.ok
+    reference = apply_folder(dataset["masks"], dataset["images"], tmp_path / "ref", fmt="npy", jobs=1)
+    for outcome, ref in zip(report.outcomes, reference.outcomes, strict=True):
+        assert outcome.output.suffix == suffix
+        array = read_mask_array(outcome.output)
+        assert array.dtype == dtype
+        scale = {np.uint8: 1 / 255, np.uint16: 1 / 65535, np.float32: 0.0}[dtype]
+        np.testing.assert_allclose(read_mask(outcome.output), np.load(ref.output), atol=scale / 2 + 1e-6)
+
+
+def test_apply_binary_input_uses_nearest(dataset: dict[str, Path], tmp_path: Path) -> None:
+    masks = tmp_path / "hard"
+    masks.mkdir()
+    hard = np.zeros((H // 8, W // 8), np.float32)
+    hard[2:5, 3:7] = 1.0
+    stem = sorted(p.stem for p in dataset["images"].iterdir())[0]
+    _png8(masks / f"{stem}.png", hard)
+    report = apply_folder(
+        masks, dataset["images"], tmp_path / "o", method="identity", binary_input=True, jobs=1
+    )
+    assert report.ok and report.counts["written"] == 1 and report.counts["unmatched"] == 5
+    out = read_mask_array(report.outcomes[0].output)
+    np.testing.assert_array_equal(out, np.kron(hard, np.ones((8, 8))).astype(np.uint8) * 255)
+
+
+def test_apply_bad_files_recorded_others_written(dataset: dict[str, Path], tmp_path: Path) -> None:
+    problems = _add_bad_files(dataset)
+    report = apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1)
+    assert not report.ok
+    assert report.counts["written"] == 6 and report.counts["failed"] == len(problems)
+    failed = {o.stem: o for o in report.outcomes if o.status == "failed"}
+    assert set(failed) == set(problems)
+    for stem, fragment in problems.items():
+        error = failed[stem].error
+        assert error is not None and fragment in error, (stem, error)
+        assert stem in error.split(":")[0]  # the message starts with the file it concerns
+        assert not failed[stem].output.exists()
+    assert "Traceback" not in json.dumps(report.to_dict())
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == sorted(
+        f"{o.stem}.png" for o in report.outcomes if o.status == "written"
+    )
+
+
+def test_apply_unexpected_exception_recorded(dataset: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    import maskrefine.pipeline as pipeline
+
+    real = pipeline.refine
+
+    def flaky(image, mask, *args, **kwargs):
+        if image.shape[1] == W and float(mask.mean()) == 0.0:
+            raise RuntimeError("boom")
+        return real(image, mask, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "refine", flaky)
+    _png8(dataset["masks"] / "zero.png", np.zeros((H, W), np.float32))
+    cv2.imwrite(str(dataset["images"] / "zero.png"), np.zeros((H, W, 3), np.uint8))
+    report = apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1)
+    assert report.counts["failed"] == 1 and report.counts["written"] == 6
+    assert "unexpected RuntimeError: boom" in report.failures[0].error
+
+
+def test_apply_image_smaller_than_window_is_a_failure(dataset: dict[str, Path], tmp_path: Path) -> None:
+    cv2.imwrite(str(dataset["images"] / "tiny.png"), np.zeros((8, 8, 3), np.uint8))
+    _png8(dataset["masks"] / "tiny.png", np.zeros((8, 8), np.float32))
+    report = apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1)
+    (failure,) = report.failures
+    assert failure.stem == "tiny" and "cannot refine" in failure.error and "radius" in failure.error
+
+
+def test_apply_reports_unmatched_and_duplicates(dataset: dict[str, Path], tmp_path: Path) -> None:
+    _png8(dataset["masks"] / "no_image.png", np.zeros((8, 10), np.float32))
+    cv2.imwrite(str(dataset["images"] / "no_mask.png"), np.zeros((H, W, 3), np.uint8))
+    cv2.imwrite(str(dataset["images"] / "dup.png"), np.zeros((H, W, 3), np.uint8))
+    cv2.imwrite(str(dataset["images"] / "dup.jpg"), np.zeros((H, W, 3), np.uint8))
+    _png8(dataset["masks"] / "dup.png", np.zeros((8, 10), np.float32))
+    report = apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1)
+    assert report.ok  # unmatched / duplicated names are reported, not failures
+    assert {(u.path.name, u.folder) for u in report.unmatched} == {
+        ("no_image.png", "masks"),
+        ("no_mask.png", "images"),
+    }
+    assert {p.name for p in report.duplicates["dup"]} == {"dup.png", "dup.jpg"}  # the images folder's
+    assert report.counts["unmatched"] == 2 and report.counts["duplicates"] == 1
+    assert not (tmp_path / "o" / "dup.png").exists()
+
+
+@pytest.mark.parametrize("pool", ["auto", "threads"])
+def test_apply_outputs_identical_for_any_jobs(
+    dataset: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool: str
+) -> None:
+    import maskrefine.pipeline as pipeline
+
+    if pool == "threads":  # the fallback used when forking is unsafe
+        monkeypatch.setattr(pipeline, "_FORK_SAFE", False)
+    _add_bad_files(dataset)
+    runs = {}
+    for jobs in (1, 2, 3):
+        out = tmp_path / f"jobs{jobs}"
+        report = apply_folder(dataset["masks"], dataset["images"], out, jobs=jobs)
+        runs[jobs] = (report, _hashes(out))
+    for jobs in (2, 3):
+        assert [(o.stem, o.status, o.error) for o in runs[jobs][0].outcomes] == [
+            (o.stem, o.status, o.error) for o in runs[1][0].outcomes
+        ]
+        assert {Path(k).name: v for k, v in runs[jobs][1].items()} == {
+            Path(k).name: v for k, v in runs[1][1].items()
+        }
+        assert runs[jobs][0].config["jobs"] == jobs
+
+
+def test_apply_progress(dataset: dict[str, Path], tmp_path: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    apply_folder(
+        dataset["masks"],
+        dataset["images"],
+        tmp_path / "o",
+        jobs=1,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(i, 6) for i in range(1, 7)]
+    calls.clear()
+    first = sorted(dataset["masks"].iterdir())[0].stem
+    (tmp_path / "o" / f"{first}.png").unlink()
+    apply_folder(
+        dataset["masks"],
+        dataset["images"],
+        tmp_path / "o",
+        jobs=2,
+        skip_existing=True,
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert calls == [(5, 6), (6, 6)]
+
+
+def test_apply_existing_outputs(dataset: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    first = apply_folder(dataset["masks"], dataset["images"], out, method="identity", jobs=1)
+    assert first.counts["written"] == 6
+    stems = [o.stem for o in first.outcomes]
+    # mark one output so that we can tell whether it was replaced
+    marked = out / f"{stems[0]}.png"
+    _png8(marked, np.zeros((H, W), np.float32))
+    before = _hashes(out)
+    with pytest.raises(ConfigError, match=r"6 output\(s\) already exist.*--overwrite.*--skip-existing"):
+        apply_folder(dataset["masks"], dataset["images"], out, method="identity", jobs=1)
+    assert _hashes(out) == before
+
+    (out / f"{stems[1]}.png").unlink()  # an interrupted run: resume
+    resumed = apply_folder(
+        dataset["masks"], dataset["images"], out, method="identity", skip_existing=True, jobs=1
+    )
+    assert resumed.counts == {"written": 1, "skipped": 5, "failed": 0, "unmatched": 0, "duplicates": 0}
+    assert [o.stem for o in resumed.outcomes if o.status == "written"] == [stems[1]]
+    assert _hashes(out)[str(marked)] == before[str(marked)]  # skipped outputs untouched
+
+    replaced = apply_folder(
+        dataset["masks"], dataset["images"], out, method="identity", overwrite=True, jobs=1
+    )
+    assert replaced.counts["written"] == 6
+    assert _hashes(out)[str(marked)] != before[str(marked)]
+
+    with pytest.raises(ConfigError, match="overwrite and skip_existing exclude each other"):
+        apply_folder(dataset["masks"], dataset["images"], out, overwrite=True, skip_existing=True)
+
+
+@pytest.mark.parametrize("where", ["masks", "images", "masks/sub", "root_contains_inputs", "symlink"])
+def test_apply_refuses_output_in_input(dataset: dict[str, Path], where: str) -> None:
+    root = dataset["root"]
+    if where == "root_contains_inputs":
+        out = root
+    elif where == "symlink":
+        out = root / "link"
+        os.symlink(dataset["masks"], out)
+    else:
+        out = root / where
+    before = _hashes(dataset["masks"], dataset["images"])
+    with pytest.raises(ConfigError, match="output folder|inside the output folder"):
+        apply_folder(dataset["masks"], dataset["images"], out, overwrite=True)
+    assert _hashes(dataset["masks"], dataset["images"]) == before
+    assert not (root / "masks" / "sub").exists()
+
+
+def test_apply_never_modifies_inputs(dataset: dict[str, Path], tmp_path: Path) -> None:
+    _add_bad_files(dataset)
+    before = _hashes(dataset["masks"], dataset["images"])
+    stat_before = {p: p.stat().st_mtime_ns for p in dataset["masks"].iterdir()}
+    apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=2)
+    apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1, overwrite=True, fmt="png16")
+    assert _hashes(dataset["masks"], dataset["images"]) == before
+    assert {p: p.stat().st_mtime_ns for p in dataset["masks"].iterdir()} == stat_before
+    assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_apply_config_errors(dataset: dict[str, Path], tmp_path: Path) -> None:
+    args = (dataset["masks"], dataset["images"], tmp_path / "o")
+    cases = [
+        ({"method": "median"}, "method must be one of identity, guided, fast_guided"),
+        ({"params": {"radius": 3, "sigma": 2}}, "does not accept parameter.*sigma"),
+        ({"params": {"eps": -1.0}}, "`eps` must be a finite float > 0"),
+        ({"fmt": "jpg"}, "fmt must be one of png8, png16, npy"),
+        ({"guide": "gray"}, "guide must be one of mean, luma, color"),
+        ({"jobs": 0}, "jobs must be an integer >= 1"),
+        ({"shard": "0/2"}, "1 <= k <= n"),
+        ({"shard": (3, 2)}, "1 <= k <= n"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            apply_folder(*args, **kwargs)
+    assert not (tmp_path / "o").exists()  # nothing written
+    with pytest.raises(ConfigError, match="does not exist"):
+        apply_folder(tmp_path / "missing", dataset["images"], tmp_path / "o")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        apply_folder(dataset["masks"], dataset["images"], tmp_path / "file")
+
+
+def test_apply_params_none_means_default(dataset: dict[str, Path], tmp_path: Path) -> None:
+    report = apply_folder(
+        dataset["masks"],
+        dataset["images"],
+        tmp_path / "o",
+        method="fast_guided",
+        params={"radius": None, "eps": None, "subsample": 2},
+        jobs=1,
+    )
+    assert report.config["params"] == {"radius": 9, "eps": 1e-3, "subsample": 2}
+
+
+# ------------------------------------------------------------------------------------ shards
+
+
+def test_parse_shard() -> None:
+    assert parse_shard(None) is None
+    assert parse_shard("2/4") == (2, 4)
+    assert parse_shard((1, 1)) == (1, 1)
+    for bad in ("0/4", "5/4", "a/b", "1/0", "1-4", (1, 2, 3), (True, 2), 3):
+        with pytest.raises(ConfigError):
+            parse_shard(bad)
+
+
+def test_shard_index_is_stable() -> None:
+    # sha1("a") = 86f7e437faa5a7fce15d1ddcb9eaeaea377667b8 -> first 8 bytes as a big-endian integer
+    assert shard_index("a", 7) == int("86f7e437faa5a7fc", 16) % 7 + 1
+    assert {shard_index(f"img{i}", 3) for i in range(100)} == {1, 2, 3}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_shards_partition_the_folder(dataset: dict[str, Path], tmp_path: Path, n: int) -> None:
+    _png8(dataset["masks"] / "lonely.png", np.zeros((8, 10), np.float32))
+    seen: list[str] = []
+    unmatched: list[str] = []
+    for k in range(1, n + 1):
+        report = apply_folder(
+            dataset["masks"],
+            dataset["images"],
+            tmp_path / f"o{n}",
+            method="identity",
+            shard=f"{k}/{n}",
+            jobs=1,
+        )
+        seen += [o.stem for o in report.outcomes]
+        unmatched += [u.path.stem for u in report.unmatched]
+        assert report.config["shard"] == f"{k}/{n}"
+    assert sorted(seen) == sorted(p.stem for p in dataset["masks"].iterdir() if p.stem != "lonely")
+    assert len(seen) == len(set(seen)) and unmatched == ["lonely"]
+    assert len(list((tmp_path / f"o{n}").iterdir())) == 6
+
+
+# ------------------------------------------------------------------------------------ run report
+
+
+def test_run_report_json(dataset: dict[str, Path], tmp_path: Path) -> None:
+    problems = _add_bad_files(dataset)
+    _png8(dataset["masks"] / "lonely.png", np.zeros((8, 10), np.float32))
+    report = apply_folder(
+        dataset["masks"],
+        dataset["images"],
+        tmp_path / "o",
+        method="fast_guided",
+        params={"subsample": 2},
+        fmt="png16",
+        jobs=1,
+    )
+    path = report.write_json(tmp_path / "run.json")
+    data = json.loads(path.read_text())
+    assert data["ok"] is False
+    assert data["counts"] == {
+        "written": 6,
+        "skipped": 0,
+        "failed": len(problems),
+        "unmatched": 1,
+        "duplicates": 0,
+    }
+    assert data["config"]["method"] == "fast_guided" and data["config"]["fmt"] == "png16"
+    assert data["config"]["params"] == {"radius": 9, "eps": 1e-3, "subsample": 2}
+    assert data["masks_per_s"] > 0 and data["elapsed_s"] > 0
+    files = {f["stem"]: f for f in data["files"]}
+    assert files["bad_empty"]["status"] == "failed" and "file is empty" in files["bad_empty"]["error"]
+    assert files["00_full_png8"]["status"] == "written" and files["00_full_png8"]["error"] is None
+    assert set(files["00_full_png8"]) == {"stem", "status", "mask", "image", "output", "error", "seconds"}
+    assert data["unmatched"] == [{"path": str(dataset["masks"] / "lonely.png"), "folder": "masks"}]
+    assert data["duplicates"] == {}
+
+
+# ------------------------------------------------------------------------------------ real data
+
+
+@pytest.mark.data
+def test_real_data_smoke(sod_dir: Path, tmp_path: Path) -> None:
+    stems = sorted(p.stem for p in (sod_dir / "images").iterdir())[:4]
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    method_dir = sorted(p for p in (sod_dir / "predictions").iterdir() if p.is_dir())[0]
+    for stem in stems:
+        (images / f"{stem}.jpg").symlink_to((sod_dir / "images" / f"{stem}.jpg").resolve())
+        (masks / f"{stem}.png").symlink_to((method_dir / f"{stem}.png").resolve())
+    report = apply_folder(masks, images, tmp_path / "refined", jobs=2)
+    assert report.ok and report.counts["written"] == 4
+    for outcome in report.outcomes:
+        assert read_mask_array(outcome.output).shape == cv2.imread(str(outcome.image)).shape[:2]
+
+
+# ------------------------------------------------------------------------------------ score_folder
+
+
+def _predictions(dataset: dict[str, Path], tmp_path: Path) -> Path:
+    """Refined predictions (png8) of the dataset, written by apply_folder."""
+    out = tmp_path / "pred"
+    assert apply_folder(dataset["masks"], dataset["images"], out, method="identity", jobs=1).ok
+    return out
+
+
+def test_score_summary_equals_evaluator(dataset: dict[str, Path], tmp_path: Path) -> None:
+    from maskrefine.metrics import Evaluator
+
+    pred = _predictions(dataset, tmp_path)
+    np.save(pred / "extra_npy.npy", np.linspace(0, 1, H * W, dtype=np.float32).reshape(H, W))
+    _png8(dataset["gt"] / "extra_npy.png", np.eye(H, W, dtype=np.float32))
+    report = score_folder(pred, dataset["gt"], jobs=2)
+    assert isinstance(report, ScoreReport) and report.ok
+    evaluator = Evaluator(preset="tokencut")
+    for path in sorted(pred.iterdir()):
+        evaluator.step(
+            read_mask_array(path), read_mask_array(dataset["gt"] / f"{path.stem}.png"), name=path.stem
+        )
+    expected = evaluator.summary()
+    assert report.summary == expected
+    assert report.rows == evaluator.per_image()
+    assert report.summary["count"] == 7 and report.summary["preset"] == "tokencut"
+    np.testing.assert_array_equal(report.curves["precision"], evaluator.curves()["precision"])
+    # the same for another preset, and for any number of jobs
+    again = score_folder(pred, dataset["gt"], preset="move", jobs=1)
+    assert again.summary["preset"] == "move" and again.summary != report.summary
+    assert score_folder(pred, dataset["gt"], preset="move", jobs=3).summary == again.summary
+
+
+def test_score_bad_files_and_unmatched(dataset: dict[str, Path], tmp_path: Path) -> None:
+    pred = _predictions(dataset, tmp_path)
+    (pred / "bad_empty.png").write_bytes(b"")
+    _png8(dataset["gt"] / "bad_empty.png", np.zeros((H, W), np.float32))
+    np.save(pred / "bad_nan.npy", np.full((H, W), np.nan, np.float32))
+    _png8(dataset["gt"] / "bad_nan.png", np.zeros((H, W), np.float32))
+    _png8(pred / "bad_gt.png", np.zeros((H, W), np.float32))
+    (dataset["gt"] / "bad_gt.png").write_text("not a png")
+    _png8(pred / "no_gt.png", np.zeros((H, W), np.float32))
+    report = score_folder(pred, dataset["gt"], jobs=2)
+    assert not report.ok and report.summary["count"] == 6
+    problems = {f.path.name: f.problem for f in report.failures}
+    assert problems.keys() == {"bad_empty.png", "bad_nan.npy", "bad_gt.png"}
+    assert "file is empty" in problems["bad_empty.png"]
+    assert "all NaN" in problems["bad_nan.npy"]
+    assert "cannot decode" in problems["bad_gt.png"]
+    assert [(u.path.name, u.folder) for u in report.unmatched] == [("no_gt.png", "predictions")]
+    data = report.to_dict()
+    assert data["ok"] is False and len(data["failed"]) == 3
+    assert data["unmatched"] == [{"path": str(pred / "no_gt.png"), "folder": "predictions"}]
+
+
+def test_score_writes_csv_and_json(dataset: dict[str, Path], tmp_path: Path) -> None:
+    import csv
+
+    pred = _predictions(dataset, tmp_path)
+    (tmp_path / "t").mkdir()
+    report = score_folder(
+        pred,
+        dataset["gt"],
+        csv_path=tmp_path / "t" / "per_image.csv",
+        json_path=tmp_path / "summary.json",
+        boxes="masks",
+        jobs=1,
+    )
+    data = json.loads((tmp_path / "summary.json").read_text())
+    for key in (
+        "acc",
+        "iou",
+        "max_fbeta",
+        "mean_fbeta",
+        "adaptive_fbeta",
+        "mae",
+        "s_measure",
+        "max_e_measure",
+        "weighted_fbeta",
+        "preset",
+        "count",
+        "empty_gt",
+        "empty_pred",
+        "corloc",
+        "failed",
+        "unmatched",
+        "duplicates",
+        "ok",
+    ):
+        assert key in data, key
+    assert data["count"] == 6 and data["corloc_count"] == 6 and data["failed"] == []
+    assert data["acc"] == pytest.approx(report.summary["acc"])
+    rows = list(csv.DictReader((tmp_path / "t" / "per_image.csv").open()))
+    assert [r["name"] for r in rows] == [r["name"] for r in report.rows]
+    assert float(rows[0]["iou"]) == pytest.approx(report.rows[0]["iou"])
+    assert rows[0]["corloc_correct"] in ("True", "False")
+
+
+def test_score_corloc_from_masks(dataset: dict[str, Path], tmp_path: Path) -> None:
+    from maskrefine.metrics import CorLocEvaluator, boxes_from_mask
+
+    # the GT itself as prediction: every box is found
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for path in dataset["gt"].iterdir():
+        (pred / path.name).write_bytes(path.read_bytes())
+    report = score_folder(pred, dataset["gt"], boxes="masks", jobs=1)
+    assert report.summary["corloc"] == 100.0 and report.summary["corloc_count"] == 6
+    # a coarse prediction: same as CorLocEvaluator fed the prediction resized to the GT
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    evaluator = CorLocEvaluator()
+    for path in sorted(dataset["gt"].iterdir()):
+        gt = read_mask_array(path)
+        small = cv2.resize(gt, (W // 8, H // 8), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(coarse / path.name), small)
+        up = cv2.resize(small.astype(np.float32) / 255, (W, H), interpolation=cv2.INTER_LINEAR)
+        evaluator.step(up, boxes_from_mask(gt), name=path.stem, image_size=gt.shape)
+    report = score_folder(coarse, dataset["gt"], boxes="masks", jobs=1)
+    assert report.summary["corloc"] == evaluator.summary()["corloc"]
+
+
+def test_score_voc_boxes(dataset: dict[str, Path], tmp_path: Path) -> None:
+    pred = _predictions(dataset, tmp_path)
+    voc = tmp_path / "Annotations"
+    voc.mkdir()
+    stems = sorted(p.stem for p in pred.iterdir())
+    for stem in stems[:-1]:  # the last stem has no annotation: a failure naming it
+        gt = read_mask_array(dataset["gt"] / f"{stem}.png") > 127
+        ys, xs = np.nonzero(gt)
+        (voc / f"{stem}.xml").write_text(
+            "<annotation><object><name>x</name><bndbox>"
+            f"<xmin>{xs.min() + 1}</xmin><ymin>{ys.min() + 1}</ymin>"
+            f"<xmax>{xs.max() + 1}</xmax><ymax>{ys.max() + 1}</ymax>"
+            "</bndbox></object></annotation>"
+        )
+    report = score_folder(pred, dataset["gt"], boxes=f"voc:{voc}", jobs=1)
+    assert report.summary["corloc_count"] == 5
+    (failure,) = report.failures
+    assert stems[-1] in failure.problem and "no ground-truth boxes" in failure.problem
+
+
+def test_score_config_errors(dataset: dict[str, Path], tmp_path: Path) -> None:
+    pred = _predictions(dataset, tmp_path)
+    with pytest.raises(ConfigError, match="preset must be one of"):
+        score_folder(pred, dataset["gt"], preset="nope")
+    with pytest.raises(ConfigError, match="boxes must be 'masks', 'voc:DIR' or 'coco:FILE'"):
+        score_folder(pred, dataset["gt"], boxes="yolo:x")
+    with pytest.raises(ConfigError, match="is not a COCO JSON file"):
+        score_folder(pred, dataset["gt"], boxes=f"coco:{tmp_path / 'missing.json'}")
+    with pytest.raises(ConfigError, match="inside the ground-truth folder"):
+        score_folder(pred, dataset["gt"], csv_path=dataset["gt"] / "scores.csv")
+    with pytest.raises(ConfigError, match="does not exist"):
+        score_folder(tmp_path / "missing", dataset["gt"])
+    assert not (dataset["gt"] / "scores.csv").exists()
+
+
+def test_score_shards_partition(dataset: dict[str, Path], tmp_path: Path) -> None:
+    pred = _predictions(dataset, tmp_path)
+    names: list[str] = []
+    for k in (1, 2, 3):
+        names += [row["name"] for row in score_folder(pred, dataset["gt"], shard=(k, 3), jobs=1).rows]
+    assert sorted(names) == sorted(p.stem for p in pred.iterdir())
+
+
+@pytest.mark.data
+def test_real_data_score_smoke(sod_dir: Path, tmp_path: Path) -> None:
+    from maskrefine.metrics import Evaluator
+
+    stems = sorted(p.stem for p in (sod_dir / "images").iterdir())[:5]
+    method_dir = sorted(p for p in (sod_dir / "predictions").iterdir() if p.is_dir())[0]
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    evaluator = Evaluator()
+    for stem in stems:
+        (pred / f"{stem}.png").symlink_to((method_dir / f"{stem}.png").resolve())
+        (gt / f"{stem}.png").symlink_to((sod_dir / "masks" / f"{stem}.png").resolve())
+        evaluator.step(read_mask_array(pred / f"{stem}.png"), read_mask_array(gt / f"{stem}.png"), name=stem)
+    report = score_folder(pred, gt, boxes="masks", jobs=2)
+    assert report.ok and report.summary["count"] == 5
+    assert {k: v for k, v in report.summary.items() if not k.startswith("corloc")} == evaluator.summary()
+    assert 0.0 <= report.summary["corloc"] <= 100.0
+
+
+def test_score_empty_folder_json_has_nulls(dataset: dict[str, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = score_folder(empty, dataset["gt"], json_path=tmp_path / "out" / "s.json", jobs=1)
+    data = json.loads((tmp_path / "out" / "s.json").read_text())
+    assert report.ok and data["count"] == 0 and data["iou"] is None and data["acc"] is None
+    assert len(data["unmatched"]) == 6 and {u["folder"] for u in data["unmatched"]} == {"gt"}

@@ -1,0 +1,136 @@
+"""Tests of maskrefine.plots and of score_folder(plot_dir=...)."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from maskrefine.errors import BackendUnavailableError
+from maskrefine.pipeline import score_folder
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_shape(path: Path) -> tuple[int, ...]:
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return decoded.shape
+
+
+@pytest.fixture
+def hide_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import matplotlib`` fail, as when the [plot] extra is not installed."""
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+
+
+def _folders(tmp_path: Path, n: int = 5) -> dict[str, Path]:
+    rng = np.random.default_rng(0)
+    folders = {name: tmp_path / name for name in ("images", "pred", "gt", "before")}
+    for folder in folders.values():
+        folder.mkdir()
+    for i in range(n):
+        gt = np.zeros((40, 50), np.uint8)
+        gt[5 + i : 25 + i, 10 : 30 + 3 * i] = 255
+        noisy = np.clip(gt.astype(np.float32) / 255 + rng.normal(0, 0.1 * (i + 1), gt.shape), 0, 1)
+        image = np.stack([gt, 255 - gt, gt // 2], axis=-1)
+        cv2.imwrite(str(folders["images"] / f"im{i}.jpg"), image)
+        cv2.imwrite(str(folders["gt"] / f"im{i}.png"), gt)
+        cv2.imwrite(str(folders["pred"] / f"im{i}.png"), np.rint(noisy * 255).astype(np.uint8))
+        cv2.imwrite(
+            str(folders["before"] / f"im{i}.png"), cv2.resize(gt, (5, 4), interpolation=cv2.INTER_AREA)
+        )
+    return folders
+
+
+def test_require_matplotlib_message(hide_matplotlib: None) -> None:
+    from maskrefine.plots import require_matplotlib
+
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'maskrefine\[plot\]'"):
+        require_matplotlib()
+
+
+def test_score_without_matplotlib_fails_before_work(hide_matplotlib: None, tmp_path: Path) -> None:
+    folders = _folders(tmp_path)
+    with pytest.raises(BackendUnavailableError, match=r"maskrefine\[plot\]"):
+        score_folder(
+            folders["pred"], folders["gt"], plot_dir=tmp_path / "plots", csv_path=tmp_path / "scores.csv"
+        )
+    assert not (tmp_path / "plots").exists() and not (tmp_path / "scores.csv").exists()
+
+
+def test_plot_pr_curve_writes_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    from maskrefine.plots import plot_pr_curve
+
+    recall = np.linspace(1, 0, 255)
+    path = plot_pr_curve(np.sqrt(1 - recall**2), recall, tmp_path / "pr.png", title="t", label="x")
+    assert path == tmp_path / "pr.png" and _png_shape(path)[2] == 3
+    with pytest.raises(ValueError, match="equal, non-zero length"):
+        plot_pr_curve(np.zeros(3), np.zeros(4), tmp_path / "bad.png")
+
+
+def test_plot_montage_writes_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    from maskrefine.plots import MontageEntry, plot_montage
+
+    image = np.random.default_rng(0).random((20, 30, 3))
+    mask = np.zeros((20, 30), np.uint8)
+    entries = [
+        MontageEntry("a", 0.1, image, mask, mask.astype(bool), before=mask[::4, ::4], label="worst"),
+        MontageEntry("b", float("nan"), None, mask.astype(np.uint16), mask.astype(np.float32)),
+    ]
+    height, width, _ = _png_shape(plot_montage(entries, tmp_path / "m.png", title="demo"))
+    assert width > height / 2  # four columns
+    with pytest.raises(ValueError, match="at least one entry"):
+        plot_montage([], tmp_path / "empty.png")
+
+
+def test_score_folder_writes_plots(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    folders = _folders(tmp_path)
+    report = score_folder(
+        folders["pred"],
+        folders["gt"],
+        plot_dir=tmp_path / "plots",
+        images_dir=folders["images"],
+        before_dir=folders["before"],
+        montage_count=2,
+        jobs=1,
+    )
+    assert report.ok
+    assert report.plots == [tmp_path / "plots" / "pr_curve.png", tmp_path / "plots" / "montage.png"]
+    for path in report.plots:
+        _png_shape(path)
+    # 2 worst + 2 best rows of 2.2 inches at 100 dpi, 4 columns of 2.4 inches
+    height, width, _ = _png_shape(report.plots[1])
+    assert height >= 4 * 220 and width == 4 * 240
+    assert report.to_dict()["plots"] == [str(p) for p in report.plots]
+
+
+def test_score_folder_pr_curve_only_without_images(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    folders = _folders(tmp_path)
+    report = score_folder(folders["pred"], folders["gt"], plot_dir=tmp_path / "plots", jobs=1)
+    assert report.plots == [tmp_path / "plots" / "pr_curve.png"]
+
+
+def test_plot_dir_inside_input_refused(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    from maskrefine.errors import ConfigError
+
+    folders = _folders(tmp_path)
+    with pytest.raises(ConfigError, match="predictions folder"):
+        score_folder(folders["pred"], folders["gt"], plot_dir=folders["pred"] / "plots")

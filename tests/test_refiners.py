@@ -1,0 +1,257 @@
+"""Tests of maskrefine.refiners: the registry, refine() and the mask resize / size rules."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from maskrefine.refiners import (
+    REFINERS,
+    RefinerSpec,
+    check_mask_size,
+    refine,
+    register_refiner,
+    resize_mask,
+    resolve_params,
+)
+
+
+def _case(rng: np.random.Generator, h: int = 48, w: int = 64, factor: int = 8):
+    """A two-region image (bright square on dark background, plus noise) and a coarse mask of it."""
+    image = np.full((h, w, 3), 0.2, np.float32)
+    image[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 0.8
+    image = np.clip(image + rng.normal(0, 0.02, image.shape).astype(np.float32), 0, 1)
+    full = np.zeros((h, w), np.float32)
+    full[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1.0
+    coarse = cv2.resize(full, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    return image, coarse, full
+
+
+# ------------------------------------------------------------------------------------ registry-driven
+
+
+@pytest.mark.parametrize("method", sorted(REFINERS))
+def test_smoke_every_refiner(method: str, rng: np.random.Generator) -> None:
+    image, coarse, full = _case(rng)
+    image_copy, coarse_copy = image.copy(), coarse.copy()
+    out = refine(image, coarse, method)
+    assert out.shape == image.shape[:2]
+    assert out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
+    # the refined mask still separates the object from the background
+    assert out[full > 0.5].mean() > out[full < 0.5].mean() + 0.5
+    # deterministic, and the inputs are not modified
+    np.testing.assert_array_equal(refine(image, coarse, method), out)
+    np.testing.assert_array_equal(image, image_copy)
+    np.testing.assert_array_equal(coarse, coarse_copy)
+
+
+@pytest.mark.parametrize("method", sorted(REFINERS))
+def test_registry_entries_are_complete(method: str) -> None:
+    spec = REFINERS[method]
+    assert spec.name == method
+    assert spec.summary and "\n" not in spec.summary
+    assert resolve_params(method) == dict(spec.defaults)
+    with pytest.raises(ValueError, match=f"refiner '{method}' does not accept parameter"):
+        resolve_params(method, {"no_such_param": 1})
+
+
+def test_builtin_refiners_registered() -> None:
+    assert {"identity", "guided", "fast_guided"} <= set(REFINERS)
+    assert REFINERS["guided"].defaults == {"radius": 9, "eps": 1e-3}
+    assert REFINERS["fast_guided"].defaults == {"radius": 9, "eps": 1e-3, "subsample": 4}
+
+
+def test_register_duplicate_refused() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_refiner(RefinerSpec(name="identity", summary="x", defaults={}, run=lambda i, m, guide: m))
+
+
+# ------------------------------------------------------------------------------------ values
+
+
+def test_identity_full_size_returns_mask(rng: np.random.Generator) -> None:
+    image = rng.random((20, 30, 3), dtype=np.float32)
+    mask = rng.random((20, 30), dtype=np.float32)
+    out = refine(image, mask, "identity")
+    np.testing.assert_array_equal(out, mask)
+    assert not np.shares_memory(out, mask)
+
+
+def test_guided_matches_filter(rng: np.random.Generator) -> None:
+    from maskrefine.filters import guided_filter
+    from maskrefine.guide import make_guide
+
+    image, coarse, _ = _case(rng)
+    up = cv2.resize(coarse, (64, 48), interpolation=cv2.INTER_LINEAR)
+    for guide in ("mean", "luma", "color"):
+        expected = np.clip(guided_filter(make_guide(image, guide), up, 5, 1e-2), 0, 1)
+        out = refine(image, coarse, "guided", guide=guide, radius=5, eps=1e-2)
+        np.testing.assert_allclose(out, expected, rtol=0, atol=1e-6)
+
+
+def test_fast_guided_default_subsample_is_4(rng: np.random.Generator) -> None:
+    from maskrefine.filters import guided_filter
+    from maskrefine.guide import make_guide
+
+    image, coarse, _ = _case(rng, 64, 96)
+    up = cv2.resize(coarse, (96, 64), interpolation=cv2.INTER_LINEAR)
+    expected = np.clip(guided_filter(make_guide(image), up, 9, 1e-3, subsample=4), 0, 1)
+    np.testing.assert_allclose(refine(image, coarse, "fast_guided"), expected, rtol=0, atol=1e-6)
+
+
+def test_constant_mask_stays_constant(rng: np.random.Generator) -> None:
+    image = rng.random((40, 40, 3), dtype=np.float32)
+    for method in ("identity", "guided", "fast_guided"):
+        out = refine(image, np.full((5, 5), 0.3, np.float32), method)
+        np.testing.assert_allclose(out, 0.3, atol=1e-5)
+
+
+def test_output_is_clipped() -> None:
+    # a sharp mask edge across a sharp guide edge overshoots slightly in the raw guided filter
+    image = np.zeros((40, 40, 3), np.float32)
+    image[:, 20:] = 1.0
+    mask = np.zeros((40, 40), np.float32)
+    mask[:, 19:] = 1.0
+    out = refine(image, mask, "guided", radius=3, eps=1e-6)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+# ------------------------------------------------------------------------------------ resize rules
+
+
+@pytest.mark.parametrize("factor", [1, 8, 16])
+def test_resize_rule_soft_is_bilinear(factor: int, rng: np.random.Generator) -> None:
+    h, w = 64, 96
+    mask = rng.random((h // factor, w // factor), dtype=np.float32)
+    out = resize_mask(mask, (h, w))
+    expected = cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(out, expected)
+    image = rng.random((h, w, 3), dtype=np.float32)
+    np.testing.assert_allclose(refine(image, mask, "identity"), np.clip(expected, 0, 1))
+
+
+def test_resize_rule_bilinear_is_align_corners_false() -> None:
+    # 2 -> 4 pixels with half-pixel centres: [a, b] -> [a, .75a+.25b, .25a+.75b, b]
+    out = resize_mask(np.array([[0.0, 1.0]], np.float32), (1, 4))
+    np.testing.assert_allclose(out, [[0.0, 0.25, 0.75, 1.0]])
+
+
+@pytest.mark.parametrize("factor", [8, 16])
+def test_resize_rule_binary_is_nearest(factor: int, rng: np.random.Generator) -> None:
+    h, w = 64, 96
+    mask = (rng.random((h // factor, w // factor)) > 0.5).astype(np.float32)
+    out = resize_mask(mask, (h, w), binary_input=True)
+    assert set(np.unique(out)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(out, np.kron(mask, np.ones((factor, factor), np.float32)))
+    image = rng.random((h, w, 3), dtype=np.float32)
+    np.testing.assert_array_equal(refine(image, mask, "identity", binary_input=True), out)
+
+
+@pytest.mark.parametrize(
+    ("mask_hw", "image_hw"),
+    [
+        ((321, 481), (321, 481)),  # full size
+        ((40, 60), (321, 481)),  # 1/8 floor
+        ((41, 61), (321, 481)),  # 1/8 ceil (padded to a multiple of the patch)
+        ((20, 30), (321, 481)),  # 1/16
+        ((1, 1), (7, 9)),
+        ((25, 1), (400, 10)),
+    ],
+)
+def test_check_mask_size_accepts(mask_hw: tuple[int, int], image_hw: tuple[int, int]) -> None:
+    assert check_mask_size(mask_hw, image_hw) is None
+
+
+@pytest.mark.parametrize(
+    ("mask_hw", "image_hw", "message"),
+    [
+        ((60, 40), (321, 481), "not a uniform downscale"),  # transposed
+        ((40, 30), (320, 480), "not a uniform downscale"),  # another aspect ratio
+        ((322, 481), (321, 481), "larger than the image"),
+        ((640, 960), (320, 480), "larger than the image"),
+    ],
+)
+def test_check_mask_size_refuses(mask_hw: tuple[int, int], image_hw: tuple[int, int], message: str) -> None:
+    problem = check_mask_size(mask_hw, image_hw)
+    assert problem is not None and message in problem
+
+
+# ------------------------------------------------------------------------------------ errors
+
+
+def test_errors_unknown_method_lists_choices() -> None:
+    image = np.zeros((20, 20, 3), np.float32)
+    with pytest.raises(ValueError, match="`method` must be one of 'identity', 'guided', 'fast_guided'"):
+        refine(image, np.zeros((20, 20), np.float32), "median")
+
+
+def test_errors_unknown_param_lists_accepted() -> None:
+    image = np.zeros((20, 20, 3), np.float32)
+    with pytest.raises(ValueError, match="does not accept parameter.*subsample; accepted: radius, eps"):
+        refine(image, np.zeros((20, 20), np.float32), "guided", subsample=2)
+
+
+def test_errors_bad_param_values() -> None:
+    image = np.zeros((20, 20, 3), np.float32)
+    mask = np.zeros((20, 20), np.float32)
+    with pytest.raises(ValueError, match="`eps` must be a finite float > 0"):
+        refine(image, mask, "guided", eps=0.0)
+    with pytest.raises(TypeError, match="`radius` must be a non-negative integer"):
+        refine(image, mask, "guided", radius=2.5)
+    with pytest.raises(ValueError, match="`subsample` must be >= 1"):
+        refine(image, mask, "fast_guided", subsample=0)
+
+
+def test_errors_guide_mode() -> None:
+    with pytest.raises(ValueError, match="`guide` must be one of 'mean', 'luma', 'color'; got 'gray'"):
+        refine(np.zeros((20, 20, 3), np.float32), np.zeros((20, 20), np.float32), guide="gray")
+
+
+def test_errors_shapes_and_types() -> None:
+    image = np.zeros((20, 20, 3), np.float32)
+    mask = np.zeros((20, 20), np.float32)
+    with pytest.raises(ValueError, match=r"`image` must have shape \(H, W, 3\).*got shape \(20, 20\)"):
+        refine(mask, mask, "identity")
+    with pytest.raises(ValueError, match=r"`mask` must be 2-D \(h, w\); got shape \(20, 20, 1\). Squeeze"):
+        refine(image, mask[:, :, None], "identity")
+    with pytest.raises(TypeError, match="`mask` must be a floating-point array"):
+        refine(image, np.zeros((20, 20), np.uint8), "identity")
+    with pytest.raises(ValueError, match=r"`mask` values must lie in \[0, 1\]"):
+        refine(image, mask + 2.0, "identity")
+    with pytest.raises(ValueError, match=r"`image` values must lie in \[0, 1\].*Divide 8-bit images by 255"):
+        refine(image + 255.0, mask, "identity")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        refine(image, np.full((20, 20), np.nan, np.float32), "identity")
+
+
+try:
+    from hypothesis import given
+    from hypothesis import strategies as st
+except ImportError:  # pragma: no cover - hypothesis is a dev dependency
+    given = None
+
+if given is not None:
+
+    @given(
+        height=st.integers(16, 2000),
+        width=st.integers(16, 2000),
+        stride=st.sampled_from([1, 2, 4, 8, 14, 16]),
+        round_up_h=st.booleans(),
+        round_up_w=st.booleans(),
+    )
+    def test_check_mask_size_accepts_every_patch_grid(
+        height: int, width: int, stride: int, round_up_h: bool, round_up_w: bool
+    ) -> None:
+        # a ViT patch grid of the image, with the image cropped (floor) or padded (ceil) to the stride
+        h = -(-height // stride) if round_up_h else height // stride
+        w = -(-width // stride) if round_up_w else width // stride
+        if h <= height and w <= width:
+            assert check_mask_size((h, w), (height, width)) is None
+
+    @given(height=st.integers(64, 2000), width=st.integers(64, 2000), stride=st.sampled_from([1, 8, 16]))
+    def test_check_mask_size_refuses_transposed_grids(height: int, width: int, stride: int) -> None:
+        h, w = height // stride, width // stride
+        if abs(h - w) > 2:  # clearly not square: the transposed grid has the wrong aspect ratio
+            assert check_mask_size((w, h), (height, width)) is not None
