@@ -1,0 +1,565 @@
+"""Command-line interface: ``maskrefine apply`` and ``maskrefine score``.
+
+A thin layer over :mod:`maskrefine.pipeline` (DESIGN §1.2, §2 habit 4): it parses options, calls the
+library, prints the report and picks the exit code. It does no maths and no validation beyond parsing.
+
+Exit codes
+----------
+0
+    Success. Unmatched files are reported, not fatal.
+1
+    At least one file failed; each failure is printed as ``error: <path>: <problem>`` on stderr, then a
+    one-screen summary.
+2
+    Usage error: click's own, :class:`~maskrefine.errors.ConfigError` (unsafe output folder, conflicting
+    options, bad shard) or :class:`~maskrefine.errors.BackendUnavailableError` (optional dependency missing).
+130
+    Interrupted (Ctrl-C). Outputs already written are complete; rerun with ``--skip-existing`` to resume.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from maskrefine import __version__
+from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
+from maskrefine.io.imageio import MASK_FORMATS
+from maskrefine.metrics.presets import PRESETS
+from maskrefine.refiners import GUIDE_MODES, REFINERS
+
+__all__ = ["main", "parse_shard"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+MAX_LISTED = 10  # lines of unmatched / failed files shown before "... and N more"
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _summary_of(spec: object) -> str:
+    """First line of a registry entry's summary (attribute ``summary`` or its docstring)."""
+    text = getattr(spec, "summary", None) or getattr(spec, "description", None) or ""
+    if not text and isinstance(spec, dict):
+        text = spec.get("summary", "")
+    return str(text).strip().splitlines()[0] if str(text).strip() else ""
+
+
+def _choices_help(registry: dict[str, object], intro: str) -> str:
+    # One paragraph per entry: click wraps each one to the terminal width.
+    lines = [intro]
+    for name, spec in registry.items():
+        summary = _summary_of(spec)
+        lines.append(f"{name}: {summary}" if summary else name)
+    return "\n\n".join(lines)
+
+
+def _defaults_help(param: str) -> str:
+    """``[default: guided 9, fast_guided 9]``: each method's own default, read from the registry."""
+    pairs = [f"{name} {spec.defaults[param]:g}" for name, spec in REFINERS.items() if param in spec.defaults]
+    return f"[default: {', '.join(pairs)}]" if pairs else ""
+
+
+def parse_shard(value: str | None) -> tuple[int, int] | None:
+    """Parse ``"K/N"`` (1-based: ``1/4`` … ``4/4``) into ``(K, N)``; ``None`` stays ``None``.
+
+    Raises
+    ------
+    click.BadParameter
+        If the text is not two integers separated by ``/``, or not ``1 <= K <= N``.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    parts = text.split("/")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise click.BadParameter(f"expected K/N with integers, e.g. 1/4 (shard 1 of 4); got {value!r}")
+    k, n = int(parts[0]), int(parts[1])
+    if n < 1:
+        raise click.BadParameter(f"the number of shards N must be >= 1; got {value!r}")
+    if not 1 <= k <= n:
+        raise click.BadParameter(
+            f"shard K must satisfy 1 <= K <= N (shards are numbered from 1); got {value!r}"
+        )
+    return k, n
+
+
+def _shard_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    return parse_shard(value)
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class _Progress:
+    """A single ``\\r`` status line on stderr, shown only on a terminal and without ``--quiet``.
+
+    The pipeline may call it from worker threads, so updates are serialised and throttled (10 per second).
+    """
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._start = time.perf_counter()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        with self._lock:
+            if done < total and now - self._last < 0.1:
+                return
+            self._last = now
+            elapsed = max(now - self._start, 1e-9)
+            percent = 100.0 * done / total if total else 100.0
+            width = 30
+            filled = int(width * done / total) if total else width
+            bar = "#" * filled + "-" * (width - filled)
+            line = f"\r{self.label} [{bar}] {done}/{total} {percent:5.1f}%  {done / elapsed:6.1f}/s"
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._shown = False
+
+
+def _make_progress(label: str, quiet: bool) -> _Progress:
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return _Progress(label, enabled=tty and not quiet)
+
+
+@contextmanager
+def _library_errors(progress: _Progress | None = None) -> Iterator[None]:
+    """Turn library exceptions into messages and exit codes; never show a traceback for them."""
+    try:
+        yield
+    except (ConfigError, BackendUnavailableError) as exc:
+        _close(progress)
+        _err(f"Error: {exc}")
+        sys.exit(EXIT_USAGE)
+    except MaskrefineError as exc:
+        _close(progress)
+        _err(f"error: {exc}")
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        _close(progress)
+        _err("interrupted: outputs already written are complete; rerun with --skip-existing to resume")
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:  # e.g. the output folder cannot be created
+        if progress is not None:
+            progress.close()
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        _err(f"error: {where}{exc.strerror or exc}")
+        sys.exit(EXIT_FAILED)
+    finally:
+        _close(progress)
+
+
+def _close(progress: _Progress | None) -> None:
+    if progress is not None:
+        progress.close()
+
+
+def _unmatched_lines(report: object) -> list[str]:
+    """``path (no partner in the <other> folder)`` for each unmatched file of a report."""
+    lines = []
+    for item in getattr(report, "unmatched", None) or []:
+        path, folder = getattr(item, "path", item), getattr(item, "folder", None)
+        lines.append(f"{path} (only in {folder})" if folder else str(path))
+    return lines
+
+
+def _duplicate_lines(report: object) -> list[str]:
+    duplicates = getattr(report, "duplicates", None) or {}
+    return [f"{stem}: {', '.join(str(p) for p in paths)}" for stem, paths in duplicates.items()]
+
+
+def _failure_lines(report: object) -> list[str]:
+    """``<path>: <problem>`` for each failed file of a RunReport (outcomes) or ScoreReport (failures)."""
+    lines = []
+    for failure in getattr(report, "failures", None) or []:
+        text = getattr(failure, "error", None) or getattr(failure, "message", None) or str(failure)
+        lines.append(str(text))
+    return lines
+
+
+def _print_limited(prefix: str, lines: Sequence[str]) -> None:
+    for line in lines[:MAX_LISTED]:
+        _err(f"{prefix}{line}")
+    if len(lines) > MAX_LISTED:
+        _err(f"{prefix}... and {len(lines) - MAX_LISTED} more (see --report)")
+
+
+# --------------------------------------------------------------------------------------------- group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="maskrefine", message="%(prog)s %(version)s")
+def main() -> None:
+    """Refine segmentation masks with the image as guide (guided filter), and score them.
+
+    \b
+    maskrefine apply --masks coarse/ --images images/ --out refined/
+    maskrefine score --pred refined/ --gt gt/ --json summary.json
+
+    Exit codes: 0 success (unmatched files are reported, not fatal), 1 some file failed,
+    2 usage error.
+    """
+
+
+# --------------------------------------------------------------------------------------------- apply
+
+_path_dir = click.Path(file_okay=False, dir_okay=True, path_type=Path)
+_input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
+
+
+@main.command("apply")
+@click.option(
+    "--masks",
+    "masks_dir",
+    required=True,
+    type=_input_dir,
+    help="Folder of coarse masks (.png 8/16-bit or .npy float in [0, 1]), any resolution.",
+)
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=_input_dir,
+    help="Folder of guide images, matched to masks by file stem.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=_path_dir,
+    help="Output folder (created if needed); must not be or lie inside an input folder.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(list(REFINERS)),
+    default="guided" if "guided" in REFINERS else None,
+    show_default=True,
+    help=_choices_help(REFINERS, "Refinement method:"),
+)
+@click.option(
+    "--radius",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Filter window radius in image pixels (window 2r+1). {_defaults_help('radius')}",
+)
+@click.option(
+    "--eps",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=None,
+    help=f"Regularisation eps > 0 (guide scaled to [0, 1]). {_defaults_help('eps')}",
+)
+@click.option(
+    "--subsample",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Subsampling factor of the fast guided filter. {_defaults_help('subsample')}",
+)
+@click.option(
+    "--guide",
+    type=click.Choice(GUIDE_MODES),
+    default="mean",
+    show_default=True,
+    help="How the image becomes the guide: channel mean (gray), luma, or full colour.",
+)
+@click.option(
+    "--binary-input",
+    is_flag=True,
+    help="The masks are hard (0/1): upsample them with nearest-neighbour instead of bilinear.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(MASK_FORMATS)),
+    default="png8",
+    show_default=True,
+    help="Output format: 8-bit PNG, 16-bit PNG, or float32 .npy.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--skip-existing", is_flag=True, help="Keep existing outputs and do the rest (resume a run).")
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
+)
+@click.option(
+    "--shard",
+    callback=_shard_callback,
+    metavar="K/N",
+    default=None,
+    help="Process only shard K of N (1-based, e.g. 2/4); the N shards cover every pair once.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the run report (per-file outcomes, counts, timing) as JSON.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary unless a file failed.")
+def apply_cmd(
+    masks_dir: Path,
+    images_dir: Path,
+    out_dir: Path,
+    method: str,
+    radius: int | None,
+    eps: float | None,
+    subsample: int | None,
+    guide: str,
+    binary_input: bool,
+    fmt: str,
+    overwrite: bool,
+    skip_existing: bool,
+    jobs: int | None,
+    shard: tuple[int, int] | None,
+    report_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Refine every mask in --masks with its image in --images; write them to --out.
+
+    Files are matched by stem (masks/0001.png ↔ images/0001.jpg). A mask may have any size that is a
+    uniform downscale of its image (full size, or a 1/8 or 1/16 patch grid, rounded either way); it is
+    resized to the image (bilinear; nearest with --binary-input) and then filtered.
+
+    Each output is written to a temporary file in --out and renamed into place, so an interrupted run
+    never leaves a partial output; rerun with --skip-existing to finish. A bad file is reported and the
+    run goes on (exit code 1 at the end).
+    """
+    from maskrefine.pipeline import apply_folder
+
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
+    params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
+    progress = _make_progress("apply", quiet)
+    with _library_errors(progress):
+        report = apply_folder(
+            masks_dir,
+            images_dir,
+            out_dir,
+            method=method,
+            params=params or None,
+            guide=guide,
+            binary_input=binary_input,
+            fmt=fmt,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            jobs=jobs,
+            shard=shard,
+            progress=progress,
+        )
+    progress.close()
+    if report_path is not None:
+        with _library_errors():
+            report.write_json(report_path)
+    sys.exit(_finish_apply(report, quiet))
+
+
+def _finish_apply(report: Any, quiet: bool) -> int:
+    failures = _failure_lines(report)
+    for line in failures:  # every failure, one line each: scripts can grep these
+        _err(f"error: {line}")
+    if quiet and report.ok:
+        return EXIT_OK
+    duplicates = _duplicate_lines(report)
+    unmatched = _unmatched_lines(report)
+    if duplicates:
+        _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not processed:")
+        _print_limited("  ", duplicates)
+    if unmatched:
+        _err(f"note: {len(unmatched)} file(s) have no partner in the other folder; not processed:")
+        _print_limited("  ", unmatched)
+    counts = report.counts
+    click.echo(
+        f"written {counts['written']}, skipped {counts['skipped']}, failed {counts['failed']}, "
+        f"unmatched {counts['unmatched']}, duplicates {counts['duplicates']} "
+        f"in {report.elapsed:.2f} s ({report.masks_per_s:.1f} masks/s)"
+    )
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# --------------------------------------------------------------------------------------------- score
+
+
+def _parse_boxes(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check the form ``voc:DIR`` | ``coco:FILE`` | ``masks``; the library checks that the path exists."""
+    if value is None or value == "masks":
+        return value
+    kind, sep, where = value.partition(":")
+    if not sep or kind not in ("voc", "coco") or not where:
+        raise click.BadParameter(f"expected voc:DIR, coco:FILE or masks; got {value!r}")
+    return value
+
+
+def _format_value(value: object) -> str | None:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, str):
+        return value
+    return None  # curves, nested tables: in the JSON, not on screen
+
+
+def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_summary_rows(value, prefix=f"{name}."))
+            continue
+        text = _format_value(value)
+        if text is not None:
+            rows.append((name, text))
+    return rows
+
+
+@main.command("score")
+@click.option("--pred", "pred_dir", required=True, type=_input_dir, help="Folder of predicted masks.")
+@click.option("--gt", "gt_dir", required=True, type=_input_dir, help="Folder of ground-truth masks.")
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default="tokencut" if "tokencut" in PRESETS else None,
+    show_default=True,
+    help=_choices_help(PRESETS, "Scoring protocol:"),
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the per-image table as CSV.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the summary as JSON.",
+)
+@click.option(
+    "--boxes",
+    callback=_parse_boxes,
+    metavar="voc:DIR|coco:FILE|masks",
+    default=None,
+    help="Also score CorLoc against boxes from VOC XML, a COCO JSON, or boxes of the GT masks.",
+)
+@click.option(
+    "--plot",
+    "plot_dir",
+    type=_path_dir,
+    default=None,
+    help="Write curves and montages here (needs matplotlib: pip install 'maskrefine[plot]').",
+)
+@click.option("--images", "images_dir", type=_input_dir, default=None, help="Images for the montages.")
+@click.option(
+    "--before",
+    "before_dir",
+    type=_input_dir,
+    default=None,
+    help="Unrefined masks, shown next to --pred in the montages.",
+)
+@click.option(
+    "--shard",
+    callback=_shard_callback,
+    metavar="K/N",
+    default=None,
+    help="Score only shard K of N (1-based).",
+)
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def score_cmd(
+    pred_dir: Path,
+    gt_dir: Path,
+    preset: str,
+    csv_path: Path | None,
+    json_path: Path | None,
+    boxes: Any,
+    plot_dir: Path | None,
+    images_dir: Path | None,
+    before_dir: Path | None,
+    shard: tuple[int, int] | None,
+    jobs: int | None,
+    quiet: bool,
+) -> None:
+    """Score the masks in --pred against --gt (matched by stem) and print the summary."""
+    from maskrefine.pipeline import score_folder
+
+    progress = _make_progress("score", quiet)
+    with _library_errors(progress):
+        report = score_folder(
+            pred_dir,
+            gt_dir,
+            preset=preset,
+            boxes=boxes,
+            csv_path=csv_path,
+            json_path=json_path,
+            plot_dir=plot_dir,
+            images_dir=images_dir,
+            before_dir=before_dir,
+            shard=shard,
+            jobs=jobs,
+            progress=progress,
+        )
+    progress.close()
+    sys.exit(_finish_score(report, preset, quiet))
+
+
+def _finish_score(report: Any, preset: str, quiet: bool) -> int:
+    failures = _failure_lines(report)
+    for line in failures:
+        _err(f"error: {line}")
+    unmatched = _unmatched_lines(report)
+    duplicates = _duplicate_lines(report)
+    if not quiet:
+        if duplicates:
+            _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not scored:")
+            _print_limited("  ", duplicates)
+        if unmatched:
+            _err(f"note: {len(unmatched)} file(s) have no partner in the other folder; not scored:")
+            _print_limited("  ", unmatched)
+    summary = {k: v for k, v in (report.summary or {}).items() if k != "preset"}
+    rows = _summary_rows(summary)
+    click.echo(f"preset: {preset}")
+    if rows:
+        width = max(len(name) for name, _ in rows)
+        click.echo(f"{'metric'.ljust(width)}  value")
+        click.echo(f"{'-' * width}  {'-' * 6}")
+        for name, text in rows:
+            click.echo(f"{name.ljust(width)}  {text}")
+    if failures or unmatched or duplicates:
+        click.echo(f"failed {len(failures)}, unmatched {len(unmatched)}, duplicates {len(duplicates)}")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,590 @@
+"""CLI tests with click's CliRunner: exit codes, messages that name the file and the problem, no
+tracebacks, other files still written, inputs never modified, --overwrite / --skip-existing / --shard,
+--report, score.
+
+Synthetic data: 64x48 (W x H) RGB images and 8x6 (1/8 patch-grid) soft masks, so every test is fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from maskrefine.cli import main, parse_shard
+from maskrefine.metrics.presets import PRESETS
+from maskrefine.refiners import REFINERS
+
+H, W = 48, 64  # image size
+MH, MW = 6, 8  # mask size (1/8)
+STEMS = ("a", "b", "c", "d")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def write_image(path: Path, seed: int, h: int = H, w: int = W) -> None:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (min(h, w) / 3) ** 2).astype(np.float64) * 180 + 40
+    pixels = np.clip(base[:, :, None] + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+    assert cv2.imwrite(str(path), pixels)
+
+
+def write_mask(path: Path, seed: int, h: int = MH, w: int = MW) -> None:
+    rng = np.random.default_rng(seed)
+    assert cv2.imwrite(str(path), rng.integers(0, 256, (h, w), dtype=np.uint8))
+
+
+def make_dataset(root: Path, stems: tuple[str, ...] = STEMS) -> tuple[Path, Path]:
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    for i, stem in enumerate(stems):
+        write_image(images / f"{stem}.png", seed=i)
+        write_mask(masks / f"{stem}.png", seed=100 + i)
+    return masks, images
+
+
+def tree_hash(*folders: Path) -> dict[str, str]:
+    """sha256 of every file (and its mode) under ``folders``: proves inputs are byte-identical."""
+    digests = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                digests[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest() + oct(path.stat().st_mode)
+    return digests
+
+
+def outputs(out: Path) -> set[str]:
+    return {p.name for p in out.iterdir()} if out.exists() else set()
+
+
+def invoke(args: list[str], *inputs: Path):
+    """Run the CLI; check that no traceback is printed and that the ``inputs`` folders are untouched."""
+    before = tree_hash(*inputs)
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+    after = tree_hash(*inputs)
+    assert before == after, "an input file was modified"
+    # A leaked exception other than SystemExit would be a traceback for the user.
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> tuple[Path, Path, Path]:
+    masks, images = make_dataset(tmp_path)
+    return masks, images, tmp_path / "out"
+
+
+def apply_args(masks: Path, images: Path, out: Path, *extra: str) -> list[str]:
+    # identity by default: file problems are caught before any filtering, and it is the fastest method;
+    # test_apply_smoke_every_method covers the others (a later --method in ``extra`` wins).
+    return [
+        "apply",
+        "--masks",
+        masks,
+        "--images",
+        images,
+        "--out",
+        out,
+        "--jobs",
+        "1",
+        "--method",
+        "identity",
+        *extra,
+    ]
+
+
+def assert_good_outputs(out: Path, stems: set[str], suffix: str = ".png") -> None:
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {s + suffix for s in stems}
+    for stem in stems:
+        pixels = cv2.imread(str(out / f"{stem}{suffix}"), cv2.IMREAD_UNCHANGED)
+        assert pixels is not None and pixels.shape == (H, W)
+
+
+# --------------------------------------------------------------------------------------------- basics
+
+
+def test_version() -> None:
+    result = invoke(["--version"])
+    assert result.exit_code == 0
+    assert result.output.startswith("maskrefine ")
+
+
+def test_help_lists_every_method_with_its_summary() -> None:
+    result = invoke(["apply", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for name, spec in REFINERS.items():
+        assert name in text
+        assert " ".join(spec.summary.split()[:4]) in text
+
+
+def test_score_help_lists_presets() -> None:
+    result = invoke(["score", "--help"])
+    assert result.exit_code == 0
+    for name in PRESETS:
+        assert name in result.output
+
+
+@pytest.mark.parametrize("method", sorted(REFINERS))
+def test_apply_smoke_every_method(data, method: str) -> None:
+    masks, images, out = data
+    result = invoke(apply_args(masks, images, out, "--method", method), masks, images)
+    assert result.exit_code == 0, result.output
+    assert_good_outputs(out, set(STEMS))
+    assert "written 4" in result.stdout
+    assert "failed 0" in result.stdout
+
+
+@pytest.mark.parametrize("fmt, suffix", [("png16", ".png"), ("npy", ".npy")])
+def test_apply_formats(data, fmt: str, suffix: str) -> None:
+    masks, images, out = data
+    result = invoke(
+        apply_args(masks, images, out, "--format", fmt, "--guide", "color", "--method", "guided"),
+        masks,
+        images,
+    )
+    assert result.exit_code == 0, result.output
+    for stem in STEMS:
+        if fmt == "npy":
+            array = np.load(out / f"{stem}.npy")
+            assert array.dtype == np.float32 and array.shape == (H, W)
+        else:
+            pixels = cv2.imread(str(out / f"{stem}{suffix}"), cv2.IMREAD_UNCHANGED)
+            assert pixels.dtype == np.uint16 and pixels.shape == (H, W)
+
+
+def test_quiet_prints_nothing_on_success(data) -> None:
+    masks, images, out = data
+    result = invoke(apply_args(masks, images, out, "--quiet"), masks, images)
+    assert result.exit_code == 0
+    assert result.output == ""
+    assert_good_outputs(out, set(STEMS))
+
+
+def test_progress_is_silent_when_not_a_tty(data) -> None:
+    # CliRunner's stderr is not a terminal: no progress line (no carriage returns) may appear.
+    masks, images, out = data
+    result = invoke(apply_args(masks, images, out), masks, images)
+    assert result.exit_code == 0
+    assert "\r" not in result.output
+
+
+def test_progress_line_on_a_tty(capsys) -> None:
+    from maskrefine.cli import _Progress
+
+    progress = _Progress("apply", enabled=True)
+    progress(0, 4)
+    progress(4, 4)
+    progress.close()
+    err = capsys.readouterr().err
+    assert "\r" in err and "4/4" in err and "100.0%" in err
+
+
+# --------------------------------------------------------------------------------------------- bad files
+# Each case: exit code 1, one "error: <path>: <problem>" line naming the bad file, no traceback,
+# and the other files still written.
+
+
+def _bad_png_bytes() -> bytes:
+    ok, encoded = cv2.imencode(".png", np.full((MH, MW), 128, np.uint8))
+    assert ok
+    return encoded.tobytes()
+
+
+def _make_bad(kind: str, masks: Path, images: Path) -> tuple[Path, str]:
+    """Break stem 'b' in the way ``kind`` says; return the bad path and a fragment of the expected problem."""
+    (masks / "b.png").unlink()
+    mask_png = masks / "b.png"
+    if kind == "empty mask":
+        mask_png.write_bytes(b"")
+        return mask_png, "empty"
+    if kind == "truncated png":
+        mask_png.write_bytes(_bad_png_bytes()[:40])
+        return mask_png, "cannot decode"
+    if kind == "text named png":
+        mask_png.write_text("this is not a PNG\n")
+        return mask_png, "cannot decode"
+    if kind == "image not an image":
+        write_mask(mask_png, seed=1)
+        (images / "b.png").write_text("definitely not an image")
+        return images / "b.png", "cannot decode"
+    if kind == "truncated image":
+        write_mask(mask_png, seed=1)
+        data = (images / "b.png").read_bytes()
+        (images / "b.png").write_bytes(data[: len(data) // 3])
+        return images / "b.png", "cannot decode"
+    npy = masks / "b.npy"
+    if kind == "all-NaN npy":
+        np.save(npy, np.full((MH, MW), np.nan, np.float32))
+        return npy, "NaN"
+    if kind == "npy with NaN":
+        array = np.full((MH, MW), 0.5, np.float32)
+        array[2, 3] = np.nan
+        np.save(npy, array)
+        return npy, "NaN"
+    if kind == "npy of ints":
+        np.save(npy, np.ones((MH, MW), np.int64))
+        return npy, "int64"
+    if kind == "npy 3-D":
+        np.save(npy, np.ones((2, MH, MW), np.float32))
+        return npy, "2-D"
+    if kind == "npy out of range":
+        np.save(npy, np.full((MH, MW), 3.0, np.float32))
+        return npy, "[0, 1]"
+    if kind == "colour mask":
+        pixels = np.zeros((MH, MW, 3), np.uint8)
+        pixels[:, :, 2] = 255
+        assert cv2.imwrite(str(mask_png), pixels)
+        return mask_png, "colour channels"
+    if kind == "mask bigger than image":
+        write_mask(mask_png, seed=1, h=H * 2, w=W * 2)
+        return mask_png, "larger than the image"
+    if kind == "mask of another aspect":
+        write_mask(mask_png, seed=1, h=2, w=MW)  # 2x8 cannot be a uniform downscale of 48x64
+        return mask_png, "downscale"
+    raise AssertionError(kind)
+
+
+BAD_FILE_CASES = [
+    "empty mask",
+    "truncated png",
+    "text named png",
+    "image not an image",
+    "truncated image",
+    "all-NaN npy",
+    "npy with NaN",
+    "npy of ints",
+    "npy 3-D",
+    "npy out of range",
+    "colour mask",
+    "mask bigger than image",
+    "mask of another aspect",
+]
+
+
+@pytest.mark.parametrize("kind", BAD_FILE_CASES)
+def test_bad_file_is_reported_and_others_written(data, kind: str) -> None:
+    masks, images, out = data
+    bad, problem = _make_bad(kind, masks, images)
+    result = invoke(apply_args(masks, images, out), masks, images)
+    assert result.exit_code == 1, result.output
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error_lines) == 1, result.stderr
+    assert bad.name in error_lines[0] and problem in error_lines[0], error_lines
+    assert "failed 1" in result.stdout and "written 3" in result.stdout
+    assert_good_outputs(out, {"a", "c", "d"})
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="running as root: chmod 000 does not stop root from reading the file",
+)
+def test_unreadable_file(data) -> None:
+    masks, images, out = data
+    bad = masks / "b.png"
+    bad.chmod(0)
+    try:
+        result = invoke(apply_args(masks, images, out), images)
+    finally:
+        bad.chmod(0o644)
+    assert result.exit_code == 1
+    assert "b.png" in result.stderr and "cannot read" in result.stderr
+    assert_good_outputs(out, {"a", "c", "d"})
+
+
+def test_every_failure_is_listed(data) -> None:
+    masks, images, out = data
+    (masks / "a.png").write_bytes(b"")
+    (masks / "c.png").write_text("nope")
+    result = invoke(apply_args(masks, images, out), masks, images)
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2
+    assert any("a.png" in line for line in errors) and any("c.png" in line for line in errors)
+    assert_good_outputs(out, {"b", "d"})
+
+
+def test_duplicate_stems_are_reported(data) -> None:
+    masks, images, out = data
+    np.save(masks / "b.npy", np.full((MH, MW), 0.5, np.float32))  # b.png and b.npy: ambiguous
+    result = invoke(apply_args(masks, images, out), masks, images)
+    assert result.exit_code == 0, result.output  # reported, not a failure
+    assert "b.npy" in result.stderr and "b.png" in result.stderr
+    assert "several files" in result.stderr and "duplicates 1" in result.stdout
+    assert "b.png" not in outputs(out)
+    assert_good_outputs(out, {"a", "c", "d"})
+
+
+def test_unmatched_files_are_reported_not_fatal(data) -> None:
+    masks, images, out = data
+    write_mask(masks / "lonely_mask.png", seed=7)
+    write_image(images / "lonely_image.png", seed=8)
+    result = invoke(apply_args(masks, images, out), masks, images)
+    assert result.exit_code == 0, result.output
+    assert "lonely_mask" in result.stderr and "lonely_image" in result.stderr
+    assert "unmatched 2" in result.stdout
+    assert_good_outputs(out, set(STEMS))
+
+
+def test_existing_output_needs_overwrite(data) -> None:
+    # The library refuses to start (ConfigError, exit 2) rather than half-overwrite a folder.
+    masks, images, out = data
+    out.mkdir()
+    (out / "b.png").write_bytes(b"precious")
+    result = invoke(apply_args(masks, images, out), masks, images)
+    _usage(result, "b.png", "already exist", "--overwrite", "--skip-existing")
+    assert outputs(out) == {"b.png"}
+    assert (out / "b.png").read_bytes() == b"precious"
+
+
+# --------------------------------------------------------------------------------------------- usage errors
+# Exit code 2, a message naming the option and the problem, nothing written.
+
+
+def _usage(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    for fragment in fragments:
+        assert fragment in text, (fragment, text)
+
+
+def test_missing_masks_folder(data) -> None:
+    masks, images, out = data
+    result = invoke(apply_args(masks.parent / "nope", images, out), images)
+    _usage(result, "--masks", "nope", "does not exist")
+    assert not out.exists()
+
+
+def test_out_equal_to_masks_folder(data) -> None:
+    masks, images, _ = data
+    before = tree_hash(masks)
+    result = invoke(apply_args(masks, images, masks), images)
+    _usage(result, str(masks.name))
+    assert tree_hash(masks) == before
+
+
+def test_out_inside_images_folder(data) -> None:
+    masks, images, _ = data
+    out = images / "refined"
+    result = invoke(apply_args(masks, images, out), masks)
+    _usage(result, "refined")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_overwrite_and_skip_existing_conflict(data) -> None:
+    masks, images, out = data
+    result = invoke(apply_args(masks, images, out, "--overwrite", "--skip-existing"), masks, images)
+    _usage(result, "--overwrite", "--skip-existing")
+    assert not outputs(out)
+
+
+@pytest.mark.parametrize("shard", ["3", "0/0", "5/4", "a/b", "1/2/3", "-1/2", "0/3", ""])
+def test_bad_shard(data, shard: str) -> None:
+    masks, images, out = data
+    result = invoke(apply_args(masks, images, out, "--shard", shard), masks, images)
+    _usage(result, "--shard")
+    assert repr(shard) in result.output or "K/N" in result.output
+    assert not outputs(out)
+
+
+@pytest.mark.parametrize(
+    "extra, fragments",
+    [
+        (["--radius", "-1"], ["--radius", "-1"]),
+        (["--eps", "0"], ["--eps", "0"]),
+        (["--eps", "-1e-3"], ["--eps"]),
+        (["--radius", "abc"], ["--radius", "abc"]),
+        (["--method", "bogus"], ["--method", "bogus"]),
+        (["--guide", "purple"], ["--guide", "purple"]),
+        (["--format", "jpg"], ["--format", "jpg"]),
+        (["--jobs", "0"], ["--jobs", "0"]),
+        (["--subsample", "0"], ["--subsample", "0"]),
+    ],
+)
+def test_bad_option_values(data, extra: list[str], fragments: list[str]) -> None:
+    masks, images, out = data
+    result = invoke(apply_args(masks, images, out, *extra), masks, images)
+    _usage(result, *fragments)
+    assert not outputs(out)
+
+
+def test_parameter_the_method_does_not_take(data) -> None:
+    masks, images, out = data
+    result = invoke(apply_args(masks, images, out, "--radius", "3"), masks, images)
+    _usage(result, "identity", "radius")
+    assert not outputs(out)
+
+
+def test_parse_shard() -> None:
+    assert parse_shard("1/1") == (1, 1)
+    assert parse_shard(" 2/4 ") == (2, 4)
+    assert parse_shard(None) is None
+
+
+# --------------------------------------------------------------------------------------------- resume etc.
+
+
+def test_overwrite_replaces_outputs(data) -> None:
+    masks, images, out = data
+    assert invoke(apply_args(masks, images, out, "--method", "identity"), masks, images).exit_code == 0
+    first = tree_hash(out)
+    result = invoke(
+        apply_args(masks, images, out, "--method", "guided", "--radius", "2", "--overwrite"), masks, images
+    )
+    assert result.exit_code == 0, result.output
+    assert "written 4" in result.stdout
+    assert tree_hash(out) != first
+    assert_good_outputs(out, set(STEMS))
+
+
+def test_skip_existing_resumes(data) -> None:
+    masks, images, out = data
+    assert invoke(apply_args(masks, images, out), masks, images).exit_code == 0
+    (out / "b.png").unlink()
+    (out / "d.png").unlink()
+    kept = tree_hash(out)
+    result = invoke(apply_args(masks, images, out, "--skip-existing"), masks, images)
+    assert result.exit_code == 0, result.output
+    assert "written 2" in result.stdout and "skipped 2" in result.stdout
+    assert all(tree_hash(out)[k] == v for k, v in kept.items())  # kept files untouched
+    assert_good_outputs(out, set(STEMS))
+
+
+def test_shards_cover_everything_once(tmp_path: Path) -> None:
+    stems = tuple(f"s{i:02d}" for i in range(11))
+    masks, images = make_dataset(tmp_path, stems)
+    seen: list[str] = []
+    for k in (1, 2, 3):
+        out = tmp_path / f"out{k}"
+        result = invoke(apply_args(masks, images, out, "--shard", f"{k}/3"), masks, images)
+        assert result.exit_code == 0, result.output
+        seen += sorted(outputs(out))
+    assert sorted(seen) == sorted(f"{s}.png" for s in stems)  # union is everything, no overlap
+
+
+def test_report_json(data) -> None:
+    masks, images, out = data
+    (masks / "c.png").write_bytes(b"")
+    report = out.parent / "run.json"
+    result = invoke(apply_args(masks, images, out, "--report", report), masks, images)
+    assert result.exit_code == 1
+    payload = json.loads(report.read_text())
+    text = json.dumps(payload)
+    assert "c.png" in text and "empty" in text
+    assert payload["ok"] is False
+    assert payload["counts"] == {"written": 3, "skipped": 0, "failed": 1, "unmatched": 0, "duplicates": 0}
+    assert payload["config"]["method"] == "identity" and payload["config"]["jobs"] == 1
+    assert payload["masks_per_s"] > 0
+    statuses = {o["stem"]: o["status"] for o in payload["files"]}
+    assert statuses == {"a": "written", "b": "written", "c": "failed", "d": "written"}
+
+
+# --------------------------------------------------------------------------------------------- score
+
+
+@pytest.fixture
+def score_data(tmp_path: Path) -> tuple[Path, Path]:
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    pred.mkdir()
+    gt.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(4):
+        truth = np.zeros((H, W), np.uint8)
+        truth[10:30, 15 + i : 40 + i] = 255
+        noisy = np.clip(truth.astype(np.float64) * 0.8 + rng.normal(0, 30, (H, W)), 0, 255).astype(np.uint8)
+        assert cv2.imwrite(str(gt / f"{i}.png"), truth)
+        assert cv2.imwrite(str(pred / f"{i}.png"), noisy)
+    return pred, gt
+
+
+def test_score_prints_summary_and_writes_files(score_data, tmp_path: Path) -> None:
+    pred, gt = score_data
+    csv_path, json_path = tmp_path / "per_image.csv", tmp_path / "summary.json"
+    result = invoke(["score", "--pred", pred, "--gt", gt, "--csv", csv_path, "--json", json_path], pred, gt)
+    assert result.exit_code == 0, result.output
+    assert "preset: tokencut" in result.stdout
+    assert "metric" in result.stdout
+    payload = json.loads(json_path.read_text())
+    top = {"preset", "count", "ok", "failed", "unmatched", "duplicates", "config", "elapsed_s"}
+    assert top <= set(payload), sorted(payload)
+    assert {"max_fbeta", "iou", "acc", "mae"} <= set(payload), sorted(payload)
+    assert payload["preset"] == "tokencut" and payload["count"] == 4 and payload["ok"] is True
+    assert f"{payload['max_fbeta']:.4f}" in result.stdout  # the printed table shows the same values
+    lines = csv_path.read_text().splitlines()
+    assert len(lines) == 1 + 4
+
+
+def test_score_plot_with_matplotlib(score_data, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install 'maskrefine[plot]')")
+    pred, gt = score_data
+    plots = tmp_path / "plots"
+    result = invoke(["score", "--pred", pred, "--gt", gt, "--plot", plots, "--quiet"], pred, gt)
+    assert result.exit_code == 0, result.output
+    assert any(p.suffix == ".png" for p in plots.iterdir())
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_score_every_preset(score_data, preset: str) -> None:
+    pred, gt = score_data
+    result = invoke(["score", "--pred", pred, "--gt", gt, "--preset", preset, "--quiet"], pred, gt)
+    assert result.exit_code == 0, result.output
+    assert f"preset: {preset}" in result.stdout
+
+
+def test_score_bad_prediction_exit_1(score_data) -> None:
+    pred, gt = score_data
+    (pred / "2.png").write_bytes(b"")
+    result = invoke(["score", "--pred", pred, "--gt", gt], pred, gt)
+    assert result.exit_code == 1
+    assert any(line.startswith("error: ") and "2.png" in line for line in result.stderr.splitlines())
+
+
+def test_score_unmatched_exit_0(score_data) -> None:
+    pred, gt = score_data
+    write_mask(pred / "extra.png", seed=1, h=H, w=W)
+    result = invoke(["score", "--pred", pred, "--gt", gt], pred, gt)
+    assert result.exit_code == 0, result.output
+    assert "extra" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "boxes, fragments",
+    [
+        ("voc", ["--boxes", "voc:DIR"]),
+        ("coco:", ["--boxes", "coco:FILE"]),
+        ("boxes", ["--boxes", "'boxes'"]),
+        ("voc:/definitely/missing", ["boxes", "/definitely/missing", "not a folder"]),
+        ("coco:/no/such.json", ["boxes", "/no/such.json", "not a COCO JSON file"]),
+    ],
+)
+def test_score_bad_boxes(score_data, boxes: str, fragments: list[str]) -> None:
+    pred, gt = score_data
+    result = invoke(["score", "--pred", pred, "--gt", gt, "--boxes", boxes], pred, gt)
+    _usage(result, *fragments)
+
+
+def test_score_unknown_preset(score_data) -> None:
+    pred, gt = score_data
+    _usage(invoke(["score", "--pred", pred, "--gt", gt, "--preset", "nope"], pred, gt), "--preset", "nope")
+
+
+def test_plot_without_matplotlib(score_data, tmp_path: Path, monkeypatch) -> None:
+    pred, gt = score_data
+    for name in list(sys.modules):
+        if name == "matplotlib" or name.startswith("matplotlib."):
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    result = invoke(["score", "--pred", pred, "--gt", gt, "--plot", tmp_path / "plots"], pred, gt)
+    _usage(result, "matplotlib")

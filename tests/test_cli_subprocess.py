@@ -1,0 +1,302 @@
+"""CLI tests in real subprocesses (``python -m maskrefine.cli`` and the ``maskrefine`` console script).
+
+What CliRunner cannot show: exit statuses and stderr of a real process, no traceback on the real stderr,
+the progress line on a real terminal (pty) and its absence on a pipe, and what ``kill -9`` in the middle of
+a run leaves behind.
+
+Interrupted runs. Outputs are written to a hidden temporary file in the output folder
+(``.<name>.<random>.tmp``) and renamed into place, so after ``kill -9`` every file with a final name is
+complete. SIGKILL gives the process no chance to clean up, so at most one temporary file per worker may be
+left behind. We accept that: they are hidden, never carry an output's name, are ignored by folder pairing
+and by ``--skip-existing``, and can be deleted with ``rm out/.*.tmp``. The rerun with ``--skip-existing``
+completes the set. The test kills the whole process group: with ``-j 2`` a SIGKILL of the parent alone
+leaves the forked pool workers waiting forever (a pipeline limitation, reported to its owner).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+CLI = [sys.executable, "-m", "maskrefine.cli"]
+H, W = 48, 64
+TMP_NAME = re.compile(r"^\..+\.tmp$")
+
+
+def run_cli(*args: object, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *(str(a) for a in args)], capture_output=True, text=True, timeout=timeout, **kwargs
+    )
+
+
+def tree_hash(*folders: Path) -> dict[str, str]:
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in folders
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def make_pairs(root: Path, count: int, h: int = H, w: int = W, stem_fmt: str = "{:04d}") -> tuple[Path, Path]:
+    """``count`` pairs; one encoded image and one encoded mask are reused (fast to build)."""
+    images, masks = root / "images", root / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:h, 0:w]
+    disc = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (min(h, w) / 3) ** 2).astype(np.float64)
+    pixels = np.clip(disc[:, :, None] * 180 + 40 + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+    ok, image_bytes = cv2.imencode(".jpg", pixels)
+    assert ok
+    mask = cv2.resize(disc, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+    ok, mask_bytes = cv2.imencode(".png", np.rint(mask * 255).astype(np.uint8))
+    assert ok
+    for i in range(count):
+        stem = stem_fmt.format(i)
+        (images / f"{stem}.jpg").write_bytes(image_bytes.tobytes())
+        (masks / f"{stem}.png").write_bytes(mask_bytes.tobytes())
+    return masks, images
+
+
+def assert_no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
+
+
+def final_outputs(out: Path) -> list[Path]:
+    return sorted(p for p in out.iterdir() if not p.name.startswith("."))
+
+
+def assert_complete_png(path: Path, shape: tuple[int, int]) -> None:
+    data = path.read_bytes()
+    assert data.endswith(b"IEND\xaeB`\x82"), f"{path} is not a complete PNG"
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert pixels is not None and pixels.shape == shape
+
+
+# --------------------------------------------------------------------------------------------- exit codes
+
+
+def test_exit_codes_and_messages(tmp_path: Path) -> None:
+    masks, images = make_pairs(tmp_path, 5)
+    (masks / "0002.png").write_bytes(b"")  # bad file
+    np.save(masks / "0003.npy", np.full((H // 8, W // 8), np.nan, np.float32))  # duplicate stem 0003
+    (images / "9999.jpg").write_bytes((images / "0000.jpg").read_bytes())  # unmatched image
+    inputs = tree_hash(masks, images)
+    out = tmp_path / "out"
+
+    proc = run_cli(
+        "apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", "2"
+    )
+    assert_no_traceback(proc)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "0002.png" in errors[0] and "empty" in errors[0]
+    assert "9999.jpg" in proc.stderr and "0003.npy" in proc.stderr
+    assert "written 3, skipped 0, failed 1, unmatched 1, duplicates 1" in proc.stdout
+    assert [p.name for p in final_outputs(out)] == ["0000.png", "0001.png", "0004.png"]
+    assert tree_hash(masks, images) == inputs
+
+    # A usage problem found by the library (ConfigError): exit 2, no traceback, nothing written.
+    proc = run_cli(
+        "apply", "--masks", masks, "--images", images, "--out", masks / "sub", "--method", "identity"
+    )
+    assert_no_traceback(proc)
+    assert proc.returncode == 2 and "masks" in proc.stderr and not (masks / "sub").exists()
+
+    # click's own usage error.
+    proc = run_cli("apply", "--masks", masks, "--images", images, "--out", out, "--shard", "5/4")
+    assert_no_traceback(proc)
+    assert proc.returncode == 2 and "--shard" in proc.stderr and "5/4" in proc.stderr
+    assert tree_hash(masks, images) == inputs
+
+
+def test_unmatched_only_is_success(tmp_path: Path) -> None:
+    masks, images = make_pairs(tmp_path, 3)
+    (masks / "lonely.png").write_bytes((masks / "0000.png").read_bytes())
+    proc = run_cli(
+        "apply", "--masks", masks, "--images", images, "--out", tmp_path / "o", "--method", "identity"
+    )
+    assert_no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert "lonely.png" in proc.stderr and "unmatched 1" in proc.stdout
+
+
+def test_console_script_version() -> None:
+    script = Path(sys.executable).with_name("maskrefine")
+    if not script.exists():
+        script_path = shutil.which("maskrefine")
+        if script_path is None:
+            pytest.skip("the `maskrefine` console script is not installed (pip install -e .)")
+        script = Path(script_path)
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("maskrefine ")
+
+
+# --------------------------------------------------------------------------------------------- progress
+
+
+def test_no_progress_on_a_pipe(tmp_path: Path) -> None:
+    masks, images = make_pairs(tmp_path, 6)
+    proc = run_cli(
+        "apply", "--masks", masks, "--images", images, "--out", tmp_path / "o", "--method", "identity"
+    )
+    assert proc.returncode == 0
+    assert "\r" not in proc.stderr and "[#" not in proc.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pty test written for Linux")
+def test_progress_on_a_terminal_and_quiet(tmp_path: Path) -> None:
+    import pty
+
+    masks, images = make_pairs(tmp_path, 6)
+    seen = {}
+    for quiet in (False, True):
+        master, slave = pty.openpty()
+        out = tmp_path / f"o{quiet}"
+        args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity"]
+        args += ["--quiet"] if quiet else []
+        proc = subprocess.Popen([*CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO once the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(master)
+        assert proc.wait(timeout=120) == 0
+        seen[quiet] = b"".join(chunks).decode(errors="replace")
+    assert "\r" in seen[False] and "6/6" in seen[False]
+    assert "\r" not in seen[True] and "6/6" not in seen[True]
+
+
+# --------------------------------------------------------------------------------------------- kill -9
+
+
+def _start_and_wait_for(args: list[object], out: Path, at_least: int, total: int) -> subprocess.Popen[bytes]:
+    # Own session, so that the whole job (the CLI and its pool workers) can be signalled as a group.
+    proc = subprocess.Popen(
+        [*CLI, *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if out.exists() and len(final_outputs(out)) >= at_least:
+            return proc
+        if proc.poll() is not None:
+            break
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    pytest.fail(
+        f"the run ended or stalled before {at_least} of {total} outputs existed: {proc.stderr.read()!r}"
+    )
+
+
+def _wait_until_still(folder: Path, quiet_s: float = 0.5, limit_s: float = 30.0) -> None:
+    """Wait until the listing of ``folder`` has not changed for ``quiet_s`` seconds."""
+    deadline = time.monotonic() + limit_s
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = sorted(p.name for p in folder.iterdir())
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_kill_9_leaves_no_partial_output_and_resume_finishes(tmp_path: Path, jobs: int) -> None:
+    total, h, w = 150, 480, 640  # real-size frames so that the run is still going when it is killed
+    masks, images = make_pairs(tmp_path, total, h=h, w=w)
+    inputs = tree_hash(masks, images)
+    out = tmp_path / "out"
+    args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", jobs]
+
+    proc = _start_and_wait_for(args, out, at_least=5, total=total)
+    # kill -9 of the whole job (what a scheduler or `timeout -s KILL` does). Killing only the parent
+    # would leave the forked pool workers idle forever (they never learn that the parent died).
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    proc.stderr.close()
+    _wait_until_still(out)  # with -j 2, forked workers may finish the task they hold after the parent dies
+
+    done = final_outputs(out)
+    if len(done) == total:
+        pytest.skip("the machine finished all files before SIGKILL arrived; nothing to resume")
+    assert 5 <= len(done) < total
+    for path in done:  # every file with a final name is complete
+        assert path.suffix == ".png" and not TMP_NAME.match(path.name)
+        assert_complete_png(path, (h, w))
+    leftovers = [p for p in out.iterdir() if p.name.startswith(".")]
+    assert all(TMP_NAME.match(p.name) for p in leftovers), leftovers
+    assert len(leftovers) <= jobs  # at most the file each worker was writing
+
+    resumed = run_cli(*args, "--skip-existing", "--quiet", timeout=300)
+    assert_no_traceback(resumed)
+    assert resumed.returncode == 0, resumed.stderr
+    finished = final_outputs(out)
+    assert [p.stem for p in finished] == [f"{i:04d}" for i in range(total)]
+    for path in finished:
+        assert_complete_png(path, (h, w))
+    assert tree_hash(masks, images) == inputs
+
+
+def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
+    total = 150
+    masks, images = make_pairs(tmp_path, total, h=480, w=640)
+    out = tmp_path / "out"
+    args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", "1"]
+    proc = _start_and_wait_for(args, out, at_least=3, total=total)
+    proc.send_signal(signal.SIGINT)  # -j 1: no workers, the CLI process alone
+    code = proc.wait(timeout=60)
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    if code == 0:
+        pytest.skip("the run finished before SIGINT arrived")
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "--skip-existing" in stderr
+    for path in final_outputs(out):
+        assert_complete_png(path, (480, 640))
+
+
+# --------------------------------------------------------------------------------------------- shards
+
+
+def test_shards_via_cli_cover_everything_once(tmp_path: Path) -> None:
+    masks, images = make_pairs(tmp_path, 17, stem_fmt="img_{}")
+    names: list[str] = []
+    for k in (1, 2, 3, 4):
+        out = tmp_path / f"shard{k}"
+        proc = run_cli(
+            "apply",
+            "--masks",
+            masks,
+            "--images",
+            images,
+            "--out",
+            out,
+            "--shard",
+            f"{k}/4",
+            "--method",
+            "identity",
+        )
+        assert proc.returncode == 0, proc.stderr
+        names += [p.name for p in final_outputs(out)] if out.exists() else []
+    assert sorted(names) == sorted(f"img_{i}.png" for i in range(17))
+    assert len(names) == len(set(names))
