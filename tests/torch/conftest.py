@@ -1,0 +1,66 @@
+"""Fixtures of the torch tests: device and CPU box-kernel parameters, oracle adapter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+
+from maskrefine.filters import reference  # noqa: E402
+from maskrefine.torch import _box  # noqa: E402
+
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+    ),
+]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Device under test; CUDA cases skip with 'no CUDA device' when none is present."""
+    return request.param
+
+
+@pytest.fixture(params=["numba", "torch"])
+def cpu_impl(request, monkeypatch) -> str:
+    """Box-sum implementation used on CPU (the 'torch' one is the CUDA code path, run on CPU)."""
+    monkeypatch.setattr(_box, "CPU_IMPL", request.param)
+    return request.param
+
+
+def _oracle(guide: np.ndarray, src: np.ndarray, radius: int, eps, **kw) -> np.ndarray:
+    """Float64 reference on (B, 1|3, H, W) guide and (B, C, H, W) src; eps float or per-image list."""
+    batch, n_src = src.shape[:2]
+    eps_list = np.broadcast_to(np.asarray(eps, dtype=np.float64), (batch,))
+    out = np.empty(src.shape, dtype=np.float64)
+    for b in range(batch):
+        g = guide[b, 0] if guide.shape[1] == 1 else np.moveaxis(guide[b], 0, -1)
+        for c in range(n_src):
+            out[b, c] = reference.guided_filter(g, src[b, c], radius, float(eps_list[b]), **kw)
+    return out
+
+
+def _make_inputs(seed: int, batch: int, guide_channels: int, n_src: int, height: int, width: int):
+    """Seeded guide in [0, 1] with structure plus a soft mask, float64 NumPy arrays."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    base = 0.5 + 0.4 * np.sin(6 * xx + 4 * yy)
+    guide = np.clip(base + 0.1 * rng.standard_normal((batch, guide_channels, height, width)), 0, 1)
+    src = np.clip(base + 0.3 * rng.standard_normal((batch, n_src, height, width)), 0, 1)
+    return guide, src
+
+
+@pytest.fixture
+def oracle():
+    """Float64 reference adapter for batched (B, C, H, W) NumPy inputs."""
+    return _oracle
+
+
+@pytest.fixture
+def make_inputs():
+    """Seeded (guide, src) NumPy float64 pair factory."""
+    return _make_inputs
