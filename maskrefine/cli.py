@@ -371,11 +371,9 @@ def apply_cmd(
             jobs=jobs,
             shard=shard,
             progress=progress,
+            report_path=report_path,  # checked before any work, written at the end
         )
     progress.close()
-    if report_path is not None:
-        with _library_errors():
-            report.write_json(report_path)
     sys.exit(_finish_apply(report, quiet))
 
 

@@ -40,10 +40,14 @@ import json
 import math
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -79,6 +83,9 @@ __all__ = [
 
 #: Output formats of :func:`apply_folder` and the file suffix each one writes.
 OUTPUT_FORMATS: dict[str, str] = {"png8": ".png", "png16": ".png", "npy": ".npy"}
+
+#: Files :func:`score_folder` may write into ``plot_dir``.
+PLOT_FILES: tuple[str, str] = ("pr_curve.png", "montage.png")
 
 Progress = Callable[[int, int], None]
 Status = Literal["written", "skipped", "failed"]
@@ -434,14 +441,39 @@ def _check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
             )
 
 
-def _check_output_file(path: Path, what: str, inputs: Mapping[str, Path]) -> Path:
+def _check_output_file(
+    path: Path,
+    what: str,
+    inputs: Mapping[str, Path],
+    input_files: Mapping[str, Path] | None = None,
+    taken: Mapping[str, Path] | None = None,
+) -> Path:
+    """Refuse (ConfigError) an output file that would replace an input or another output.
+
+    ``inputs`` are folders the file must not be (inside); ``input_files`` single input files it must
+    not be (also through a symlink or hard link); ``taken`` the other output files of the job, resolved.
+    Returns the resolved path.
+    """
     resolved = path.resolve()
     for name, folder in inputs.items():
         if folder is not None and _is_within(resolved, folder.resolve()):
             raise ConfigError(f"{what} {path} is inside the {name} folder {folder}; write it elsewhere")
+    for name, file in (input_files or {}).items():
+        if resolved == file.resolve() or _same_file(path, file):
+            raise ConfigError(f"{what} {path} is the {name} file {file}; write it elsewhere")
+    for name, other in (taken or {}).items():
+        if resolved == other:
+            raise ConfigError(f"{what} {path} is also the {name}; give each output its own path")
     if path.exists() and path.is_dir():
         raise ConfigError(f"{what} {path} is a folder")
-    return path
+    return resolved
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.exists() and second.exists() and os.path.samefile(first, second)
+    except OSError:  # pragma: no cover - vanished meanwhile
+        return False
 
 
 def _unmatched(
@@ -557,12 +589,87 @@ def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
         pass
 
 
-def _init_worker() -> None:
-    """Process-pool initializer: one thread per worker, so ``jobs`` processes use ``jobs`` cores.
+def _init_worker(parent_pid: int | None = None) -> None:
+    """Process-pool initializer (runs in each forked worker before its first file).
 
-    numba first: a forked child must not run numba's OpenMP layer multi-threaded (it can hang).
+    * SIGINT is ignored: Ctrl-C reaches the whole process group, but only the parent acts on it (it
+      cancels the queued files and waits for the running ones), so workers print no
+      ``KeyboardInterrupt`` traceback. The parent forks with SIGINT blocked (:func:`_sigint_blocked`), so
+      no Ctrl-C can hit a worker before this runs; a SIGINT already pending here is discarded.
+    * The worker ends when the parent ``parent_pid`` dies, even by ``kill -9``
+      (:func:`_exit_with_parent`); otherwise it would wait for work forever.
+    * One thread per worker, so ``jobs`` processes use ``jobs`` cores (numba first: a forked child must
+      not run numba's OpenMP layer multi-threaded, it can hang).
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if parent_pid is not None:
+        _exit_with_parent(parent_pid)
     _set_threads(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+#: Seconds between two checks of the fallback parent watcher (platforms without ``prctl``).
+PARENT_POLL_S = 0.5
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Ask Linux to send ``sig`` to this process when its parent dies; False where unavailable.
+
+    The kernel ties this to the parent *thread* that forked us: :func:`_run_tasks` forks the workers from
+    the thread that runs the job and shuts the pool down before returning, so that thread outlives them.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
+    except Exception:  # noqa: BLE001 - no libc / no prctl: use the polling fallback
+        return False
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Fallback: end this process as soon as it is re-parented (its parent ``parent_pid`` died)."""
+    while True:
+        if os.getppid() != parent_pid:
+            os._exit(1)
+        time.sleep(PARENT_POLL_S)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Make this (worker) process end by itself when the parent ``parent_pid`` dies.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``. Elsewhere (or if that fails): a daemon thread that
+    polls ``os.getppid()`` every :data:`PARENT_POLL_S` seconds. Either way, a parent that died before
+    this ran is caught by the ``getppid`` check below.
+    """
+    armed = _set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)  # the parent is already gone: nobody will ever collect our results
+    if not armed:
+        threading.Thread(
+            target=_watch_parent, args=(parent_pid,), name="maskrefine-parent-watch", daemon=True
+        ).start()
+
+
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in the calling thread (where supported) while worker processes are forked.
+
+    A Ctrl-C that arrives meanwhile stays pending and is delivered to the parent when the block is
+    lifted; the forked children inherit the block and lift it only after ignoring SIGINT.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _numba_pool_started() -> bool:
@@ -615,7 +722,10 @@ def _make_executor(workers: int, warm_up: tuple[str, Mapping[str, Any], str]) ->
         finally:
             _restore_threads(previous)
         return ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
         )
     return ThreadPoolExecutor(max_workers=workers, initializer=_init_thread)
 
@@ -652,9 +762,11 @@ def _run_tasks(
     previous = _set_threads(1) if isinstance(executor, ThreadPoolExecutor) else None
     finished = False
     try:
-        futures: dict[Future[FileOutcome], int] = {
-            executor.submit(function, task): index for index, task in enumerate(tasks)
-        }
+        futures: dict[Future[FileOutcome], int] = {}
+        with _sigint_blocked():  # the first submit forks the workers (see _init_worker)
+            futures[executor.submit(function, tasks[0])] = 0
+        for index, task in enumerate(tasks[1:], start=1):
+            futures[executor.submit(function, task)] = index
         for future in as_completed(futures):
             index = futures[future]
             try:
@@ -695,6 +807,7 @@ def apply_folder(
     jobs: int | None = None,
     shard: tuple[int, int] | str | None = None,
     progress: Progress | None = None,
+    report_path: str | Path | None = None,
 ) -> RunReport:
     """Refine every mask of ``masks_dir`` with its image from ``images_dir`` and write it to ``out_dir``.
 
@@ -735,6 +848,9 @@ def apply_folder(
         hash of the stem).
     progress : callable, optional
         ``progress(done, total)``, called after each file (skipped files count as done at once).
+    report_path : path-like, optional
+        Write the report (:meth:`RunReport.write_json`) there at the end. Checked with the other
+        settings: it must not be (inside) an input folder, the output folder, or one of the outputs.
 
     Returns
     -------
@@ -745,15 +861,22 @@ def apply_folder(
     Raises
     ------
     ConfigError
-        Before anything is written: missing input folder, unsafe ``out_dir``, unknown method / guide /
-        format / parameter, invalid ``jobs`` or ``shard``, ``overwrite`` with ``skip_existing``, or
-        existing outputs without either flag.
+        Before anything is written: missing input folder, unsafe ``out_dir`` or ``report_path``,
+        unknown method / guide / format / parameter, invalid ``jobs`` or ``shard``, ``overwrite`` with
+        ``skip_existing``, or existing outputs without either flag.
     """
     start = time.perf_counter()
     masks_path = _check_folder(masks_dir, "masks")
     images_path = _check_folder(images_dir, "images")
     out_path = Path(out_dir)
-    _check_output_folder(out_path, {"masks": masks_path, "images": images_path})
+    input_folders = {"masks": masks_path, "images": images_path}
+    _check_output_folder(out_path, input_folders)
+    report_file = None
+    if report_path is not None:
+        report_file = Path(report_path)
+        _check_output_file(
+            report_file, "report file", input_folders, taken={"output folder": out_path.resolve()}
+        )
     if overwrite and skip_existing:
         raise ConfigError("overwrite and skip_existing exclude each other; choose one")
     if fmt not in OUTPUT_FORMATS:
@@ -789,6 +912,12 @@ def apply_folder(
         for pair in pairing.pairs
         if _in_shard(pair.stem, shard_kn)
     ]
+    if report_file is not None and report_file.resolve().parent == out_path.resolve():
+        clash = report_file.resolve().name
+        if any(task.output.name == clash for task in tasks):
+            raise ConfigError(
+                f"report file {report_file} is also the output of {Path(clash).stem!r}; write it elsewhere"
+            )
     existing = [task for task in tasks if task.output.exists()]
     if existing and not (overwrite or skip_existing):
         names = ", ".join(task.output.name for task in existing[:3]) + (", ..." if len(existing) > 3 else "")
@@ -826,13 +955,16 @@ def apply_folder(
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
     }
-    return RunReport(
+    report = RunReport(
         outcomes=[outcomes[task.stem] for task in tasks],
         unmatched=unmatched,
         duplicates=duplicates,
         elapsed=time.perf_counter() - start,
         config=config,
     )
+    if report_file is not None:
+        report.write_json(report_file)
+    return report
 
 
 # --------------------------------------------------------------------------------------------------
@@ -972,8 +1104,9 @@ def score_folder(
     Raises
     ------
     ConfigError
-        Missing folders, unknown preset, bad ``boxes``/``shard``/``jobs``, an output path inside an input
-        folder; raised before any work.
+        Missing folders, unknown preset, bad ``boxes``/``shard``/``jobs``, an output path that is an input
+        file (the COCO JSON) or lies inside an input folder (VOC annotations included), or two outputs on
+        the same path; raised before any work.
     BackendUnavailableError
         ``plot_dir`` without matplotlib (raised before any work).
     """
@@ -994,15 +1127,23 @@ def score_folder(
     shard_kn = parse_shard(shard)
     if isinstance(montage_count, bool) or not isinstance(montage_count, int) or montage_count < 0:
         raise ConfigError(f"montage_count must be an integer >= 0; got {montage_count!r}")
+    box_folders: dict[str, Path] = {}  # inputs too: never write into / over the GT boxes
+    box_files: dict[str, Path] = {}
+    if box_source is not None and box_source[1] is not None:
+        (box_folders if box_source[0] == "voc" else box_files)[f"boxes ({box_source[0]})"] = box_source[1]
+    plot_path = Path(plot_dir) if plot_dir is not None else None
+    taken: dict[str, Path] = {}
+    if plot_path is not None:
+        taken["plot folder"] = plot_path.resolve()
+        taken.update({f"plot {name}": (plot_path / name).resolve() for name in PLOT_FILES})
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
-            _check_output_file(Path(target), what, inputs)
-    plot_path = Path(plot_dir) if plot_dir is not None else None
+            taken[what] = _check_output_file(Path(target), what, {**inputs, **box_folders}, box_files, taken)
     if plot_path is not None:
         from maskrefine.plots import require_matplotlib
 
         require_matplotlib()
-        _check_output_folder(plot_path, inputs)
+        _check_output_folder(plot_path, {**inputs, **box_folders})
     gt_boxes = _load_boxes(*box_source) if box_source else None
 
     pairing = match_folders(pred_path, gt_path, MASK_EXTENSIONS, MASK_EXTENSIONS)
@@ -1096,18 +1237,31 @@ def _score_one(
     gt_boxes: Mapping[str, np.ndarray] | None,
     box_source: tuple[str, Path | None] | None,
 ) -> Failure | None:
-    """Feed one loaded pair to the evaluators; return a Failure instead of raising."""
+    """Feed one loaded pair to the evaluators; return a Failure instead of raising.
+
+    All or nothing: an image is either added to both evaluators (saliency and, with boxes, CorLoc) or
+    to neither and reported as a failure, so ``count`` and ``corloc_count`` never include a failed
+    file. The CorLoc step is therefore rehearsed first on a scratch evaluator with the same settings
+    (its inputs, the GT boxes and the resized prediction, computed beforehand); only then are the real
+    evaluators stepped: saliency (the one that may still refuse the pair) and, last, CorLoc, whose
+    identical rehearsal already succeeded. Each evaluator's ``step`` records nothing when it raises.
+    """
     assert item.pred is not None and item.gt is not None
     from maskrefine import metrics
 
-    boxes_here = None
-    if box_source is not None:
+    corloc_args: tuple[np.ndarray, np.ndarray] | None = None
+    if corloc is not None and box_source is not None:
         if gt_boxes is None:
             boxes_here = metrics.boxes_from_mask(item.gt)
         elif item.stem in gt_boxes:
             boxes_here = gt_boxes[item.stem]
         else:
             return Failure(item.pred_path, f"no ground-truth boxes for {item.stem!r} in {box_source[1]}")
+        try:
+            corloc_args = (_corloc_mask(item.pred, item.gt.shape), boxes_here)
+            _corloc_rehearsal(corloc).step(*corloc_args, name=item.stem, image_size=item.gt.shape)
+        except Exception as exc:  # noqa: BLE001
+            return Failure(item.pred_path, f"CorLoc failed: {type(exc).__name__}: {exc}")
     try:
         evaluator.step(item.pred, item.gt, name=item.stem)
     except InputError as exc:
@@ -1116,14 +1270,20 @@ def _score_one(
         return Failure(item.pred_path, f"cannot score against {item.gt_path.name}: {exc}")
     except Exception as exc:  # noqa: BLE001
         return Failure(item.pred_path, f"unexpected {type(exc).__name__}: {exc}")
-    if corloc is not None:
-        try:
-            corloc.step(
-                _corloc_mask(item.pred, item.gt.shape), boxes_here, name=item.stem, image_size=item.gt.shape
-            )
-        except Exception as exc:  # noqa: BLE001
-            return Failure(item.pred_path, f"CorLoc failed: {type(exc).__name__}: {exc}")
+    if corloc_args is not None:
+        corloc.step(*corloc_args, name=item.stem, image_size=item.gt.shape)
     return None
+
+
+def _corloc_rehearsal(corloc: Any) -> Any:
+    """A fresh, empty evaluator of the same class and settings as ``corloc`` (for a trial step)."""
+    return type(corloc)(
+        corloc.selector,
+        corloc.connectivity,
+        corloc.scale,
+        threshold=corloc.threshold,
+        iou_threshold=corloc.iou_threshold,
+    )
 
 
 def _corloc_mask(pred: np.ndarray, gt_hw: tuple[int, ...]) -> np.ndarray:
@@ -1175,7 +1335,7 @@ def _write_plots(
     title = f"{Path(str(report.config.get('pred_dir', ''))).name} ({report.summary.get('preset', '')})"
     curve = plots.find_pr_curve(report.curves)
     if curve is not None:
-        written.append(plots.plot_pr_curve(curve[0], curve[1], plot_dir / "pr_curve.png", title=title))
+        written.append(plots.plot_pr_curve(curve[0], curve[1], plot_dir / PLOT_FILES[0], title=title))
     if images_dir is None or count == 0 or not report.rows:
         return written
     name_key = "name"
@@ -1212,5 +1372,5 @@ def _write_plots(
             except InputError as exc:
                 report.failures.append(Failure(exc.path, f"montage: {exc.problem}"))
     if entries:
-        written.append(plots.plot_montage(entries, plot_dir / "montage.png", title=title))
+        written.append(plots.plot_montage(entries, plot_dir / PLOT_FILES[1], title=title))
     return written

@@ -9,8 +9,9 @@ Interrupted runs. Outputs are written to a hidden temporary file in the output f
 complete. SIGKILL gives the process no chance to clean up, so at most one temporary file per worker may be
 left behind. We accept that: they are hidden, never carry an output's name, are ignored by folder pairing
 and by ``--skip-existing``, and can be deleted with ``rm out/.*.tmp``. The rerun with ``--skip-existing``
-completes the set. The test kills the whole process group: with ``-j 2`` a SIGKILL of the parent alone
-leaves the forked pool workers waiting forever (a pipeline limitation, reported to its owner).
+completes the set. With ``-j 2`` the forked pool workers end by themselves when the parent dies, even by
+``kill -9`` of the parent alone (they hold at most the file they were writing), and they ignore Ctrl-C:
+the parent alone handles it, cancels the queued files and exits 130 without a traceback.
 """
 
 from __future__ import annotations
@@ -229,8 +230,8 @@ def test_kill_9_leaves_no_partial_output_and_resume_finishes(tmp_path: Path, job
     args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", jobs]
 
     proc = _start_and_wait_for(args, out, at_least=5, total=total)
-    # kill -9 of the whole job (what a scheduler or `timeout -s KILL` does). Killing only the parent
-    # would leave the forked pool workers idle forever (they never learn that the parent died).
+    # kill -9 of the whole job (what a scheduler or `timeout -s KILL` does); the parent alone: see
+    # test_workers_end_when_only_the_parent_is_killed
     os.killpg(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL
     proc.stderr.close()
@@ -273,6 +274,122 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in stderr and "--skip-existing" in stderr
     for path in final_outputs(out):
         assert_complete_png(path, (480, 640))
+
+
+# --------------------------------------------------------------------------------------------- workers
+
+
+def _children(pid: int) -> list[int]:
+    """Live (non-zombie) processes whose parent is ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and relies on fork")
+
+
+@linux_only
+def test_workers_end_when_only_the_parent_is_killed(tmp_path: Path) -> None:
+    total = 150
+    masks, images = make_pairs(tmp_path, total, h=480, w=640)
+    out = tmp_path / "out"
+    args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", 2]
+    proc = _start_and_wait_for(args, out, at_least=3, total=total)
+    workers = _children(proc.pid)
+    try:
+        if proc.poll() is not None:
+            pytest.skip("the run finished before the workers could be found")
+        assert len(workers) == 2, workers
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only, not its process group
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+        deadline = time.monotonic() + 5
+        while any(map(_alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not [pid for pid in workers if _alive(pid)], "pool workers outlived their parent"
+    finally:
+        for pid in workers:  # never leave them behind, even when the test fails
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        proc.stderr.close()
+
+
+@linux_only
+def test_ctrl_c_with_workers_exits_130_without_traceback(tmp_path: Path) -> None:
+    total = 150
+    masks, images = make_pairs(tmp_path, total, h=480, w=640)
+    out = tmp_path / "out"
+    args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", 2]
+    proc = _start_and_wait_for(args, out, at_least=3, total=total)
+    workers = _children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # pragma: no cover - failure path
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail("the run did not stop after SIGINT")
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    if code == 0:
+        pytest.skip("the run finished before SIGINT arrived")
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "--skip-existing" in stderr
+    assert not [pid for pid in workers if _alive(pid)]  # the pool was shut down
+    for path in final_outputs(out):
+        assert_complete_png(path, (480, 640))
+
+
+@linux_only
+def test_ctrl_c_reaches_an_idle_worker_without_traceback(tmp_path: Path) -> None:
+    # One large and one tiny file with -j 2: one worker is busy with the large file while the other,
+    # done with the tiny one, waits for work. Before workers ignored SIGINT, the idle one died of
+    # KeyboardInterrupt with a traceback and the busy one abandoned its file.
+    images, masks, out = tmp_path / "images", tmp_path / "masks", tmp_path / "out"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    sizes = {"0000": (2400, 3200), "0001": (H, W)}
+    for stem, (h, w) in sizes.items():
+        assert cv2.imwrite(str(images / f"{stem}.jpg"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        assert cv2.imwrite(str(masks / f"{stem}.png"), rng.integers(0, 256, (h // 8, w // 8), dtype=np.uint8))
+    args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "guided", "-j", 2]
+    proc = _start_and_wait_for(args, out, at_least=1, total=2)
+    time.sleep(0.05)  # the tiny file's worker is back to waiting for work
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        code = proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:  # pragma: no cover - failure path
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail("the run did not stop after SIGINT")
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    if code == 0:
+        pytest.skip("the large file was done before SIGINT arrived")
+    assert code == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    # the file in progress was finished, not abandoned
+    assert [p.name for p in final_outputs(out)] == ["0000.png", "0001.png"], stderr
+    assert_complete_png(out / "0000.png", sizes["0000"])
 
 
 # --------------------------------------------------------------------------------------------- shards

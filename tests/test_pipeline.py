@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -672,3 +675,193 @@ def test_score_empty_folder_json_has_nulls(dataset: dict[str, Path], tmp_path: P
     data = json.loads((tmp_path / "out" / "s.json").read_text())
     assert report.ok and data["count"] == 0 and data["iou"] is None and data["acc"] is None
     assert len(data["unmatched"]) == 6 and {u["folder"] for u in data["unmatched"]} == {"gt"}
+
+
+# ------------------------------------------------------------------------------ report/CSV/JSON paths
+
+
+def _files_and_dirs(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("where", "match"),
+    [
+        ("masks/run.json", "inside the masks folder"),
+        ("images/00_full_png8.png", "inside the images folder"),  # an existing input file
+        ("link_to_input", "inside the masks folder"),  # a symlink to an input file
+        ("out/01_eighth_png8.png", "also the output of '01_eighth_png8'"),
+        ("out", "also the output folder"),
+    ],
+)
+def test_apply_refuses_report_over_inputs_or_outputs(
+    dataset: dict[str, Path], where: str, match: str
+) -> None:
+    root = dataset["root"]
+    if where == "link_to_input":
+        os.symlink(dataset["masks"] / "00_full_png8.png", root / where)
+    before = _hashes(dataset["masks"], dataset["images"])
+    listing = _files_and_dirs(root)
+    with pytest.raises(ConfigError, match=match):
+        apply_folder(
+            dataset["masks"], dataset["images"], root / "out", method="identity", report_path=root / where
+        )
+    assert _hashes(dataset["masks"], dataset["images"]) == before
+    assert _files_and_dirs(root) == listing  # nothing written, not even the output folder
+
+
+def test_apply_writes_report(dataset: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = apply_folder(
+        dataset["masks"], dataset["images"], out, method="identity", jobs=1, report_path=out / "run.json"
+    )
+    assert json.loads((out / "run.json").read_text()) == report.to_dict()
+
+
+def test_score_refuses_outputs_over_inputs_or_each_other(dataset: dict[str, Path], tmp_path: Path) -> None:
+    pred = _predictions(dataset, tmp_path)
+    coco = tmp_path / "boxes.json"
+    coco.write_text('{"images": [], "annotations": [], "categories": []}')
+    voc = tmp_path / "Annotations"
+    voc.mkdir()
+    (tmp_path / "coco_link.json").symlink_to(coco)
+    os.link(coco, tmp_path / "coco_hardlink.json")
+    protected = _hashes(pred, dataset["gt"], voc, tmp_path)
+    cases = [
+        ({"csv_path": pred / "00_full_png8.png"}, "CSV file .* inside the predictions folder"),
+        ({"json_path": dataset["gt"] / "sub" / "s.json"}, "JSON file .* inside the ground-truth folder"),
+        ({"boxes": f"coco:{coco}", "csv_path": coco}, r"CSV file .* is the boxes \(coco\) file"),
+        ({"boxes": f"coco:{coco}", "json_path": tmp_path / "coco_link.json"}, r"is the boxes \(coco\) file"),
+        (
+            {"boxes": f"coco:{coco}", "json_path": tmp_path / "coco_hardlink.json"},
+            r"is the boxes \(coco\) file",
+        ),
+        ({"boxes": f"voc:{voc}", "json_path": voc / "s.json"}, r"inside the boxes \(voc\) folder"),
+        ({"csv_path": tmp_path / "s.txt", "json_path": tmp_path / "s.txt"}, "JSON file .* also the CSV file"),
+        ({"plot_dir": tmp_path / "plots", "csv_path": tmp_path / "plots" / "pr_curve.png"}, "also the plot"),
+    ]
+    for kwargs, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            score_folder(pred, dataset["gt"], jobs=1, **kwargs)
+    assert _hashes(pred, dataset["gt"], voc, tmp_path) == protected
+    assert not (tmp_path / "s.txt").exists() and not (tmp_path / "plots").exists()
+
+
+# ------------------------------------------------------------------------ scoring is all or nothing
+
+
+@pytest.mark.parametrize("failing", ["corloc", "saliency"])
+def test_score_file_is_counted_by_both_evaluators_or_neither(
+    dataset: dict[str, Path], tmp_path: Path, monkeypatch, failing: str
+) -> None:
+    from maskrefine import metrics
+
+    pred = _predictions(dataset, tmp_path)
+    victim = "02_sixteenth_png8"
+    target = metrics.CorLocEvaluator if failing == "corloc" else metrics.Evaluator
+    original = target.step
+
+    def step(self, *args, name=None, **kwargs):
+        if name == victim:
+            raise RuntimeError("boom")
+        return original(self, *args, name=name, **kwargs)
+
+    monkeypatch.setattr(target, "step", step)
+    report = score_folder(pred, dataset["gt"], boxes="masks", jobs=1)
+    (failure,) = report.failures
+    assert failure.path.stem == victim and "boom" in failure.problem
+    names = sorted(p.stem for p in pred.iterdir() if p.stem != victim)
+    assert sorted(row["name"] for row in report.rows) == names  # the failed file is in no row
+    assert report.summary["count"] == report.summary["corloc_count"] == len(names) == 5
+    assert all("corloc_correct" in row for row in report.rows)
+
+
+# ------------------------------------------------------------------------------- worker processes
+
+
+def _run_in_child(body, timeout: float = 20.0) -> int:
+    """Fork; run ``body()`` in the child (its return value is the exit code); return the child's status."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 70
+        try:
+            code = body()
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("child did not finish")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has exited
+
+
+needs_fork = pytest.mark.skipif(
+    not hasattr(os, "fork") or not sys.platform.startswith("linux"), reason="forks and reads /proc (Linux)"
+)
+
+
+@needs_fork
+def test_worker_initializer_ignores_sigint() -> None:
+    from maskrefine import pipeline
+
+    def body() -> int:
+        pipeline._init_worker(os.getppid())
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt with Python's default handler
+        time.sleep(0.05)
+        return 0
+
+    assert _run_in_child(body) == 0
+
+
+@needs_fork
+@pytest.mark.parametrize("use_prctl", [True, False], ids=["prctl", "polling-fallback"])
+def test_worker_exits_when_its_parent_is_killed(monkeypatch, use_prctl: bool) -> None:
+    from maskrefine import pipeline
+
+    if not use_prctl:
+        monkeypatch.setattr(pipeline, "_set_parent_death_signal", lambda sig: False)
+        monkeypatch.setattr(pipeline, "PARENT_POLL_S", 0.02)
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # pragma: no cover - child: a "parent" with one "worker", then idle until killed
+        try:
+            os.close(read_end)
+            worker = os.fork()
+            if worker == 0:
+                pipeline._exit_with_parent(os.getppid())
+                os.write(write_end, b"ready")
+                time.sleep(30)  # an idle worker waiting for work
+                os._exit(0)
+            os.write(write_end, f"{worker:>10d}".encode())
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    data = b""
+    while len(data) < 15:
+        chunk = os.read(read_end, 64)
+        assert chunk, "the test processes did not start"
+        data += chunk
+    os.close(read_end)
+    worker = int(data.replace(b"ready", b"").decode())
+    assert _alive(worker)
+    os.kill(middle, signal.SIGKILL)  # kill -9 of the parent only
+    os.waitpid(middle, 0)
+    deadline = time.monotonic() + 5
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if _alive(worker):  # pragma: no cover - failure path: do not leave it behind
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its parent")

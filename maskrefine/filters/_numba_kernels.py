@@ -41,22 +41,27 @@ __all__ = [
 ]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def all_finite(bits, mask):
     """True when no element is NaN or ±inf: ``bits`` is the 1-D float array viewed as unsigned integers,
-    ``mask`` its exponent mask (all exponent bits set = NaN/inf). Integer test, vectorized, no temporary,
+    ``mask`` its exponent mask (all exponent bits set = NaN/inf, i.e. ``max(bits & mask) == mask``). An
+    integer max over fixed-size blocks: vectorized (~3x faster than a counted compare), no temporary,
     stops after the first block with a bad element."""
     n = bits.shape[0]
-    i = 0
-    while i < n:
-        stop = min(n, i + 65536)
-        bad = 0
-        for j in range(i, stop):
-            bad += (bits[j] & mask) == mask
-        if bad:
+    block = 16384
+    nb = n // block
+    zero = bits.dtype.type(0)
+    for b in range(nb):
+        m = zero
+        base = b * block
+        for j in range(block):
+            m = max(m, bits[base + j] & mask)
+        if m == mask:
             return False
-        i = stop
-    return True
+    m = zero
+    for j in range(nb * block, n):
+        m = max(m, bits[j] & mask)
+    return m != mask
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -172,6 +177,49 @@ def _hsums4(cs, w, r, hs):
 
 
 @njit(cache=True, error_model="numpy")
+def _hsums5(cs, w, r, hs):
+    """:func:`_hsums` for exactly 5 rows in one loop (a lone fifth chain would be latency-bound)."""
+    c0 = cs[0]
+    c1 = cs[1]
+    c2 = cs[2]
+    c3 = cs[3]
+    c4 = cs[4]
+    o0 = hs[0]
+    o1 = hs[1]
+    o2 = hs[2]
+    o3 = hs[3]
+    o4 = hs[4]
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    a4 = 0.0
+    for j in range(2 * r + 1):
+        a0 += c0[j]
+        a1 += c1[j]
+        a2 += c2[j]
+        a3 += c3[j]
+        a4 += c4[j]
+    o0[0] = a0
+    o1[0] = a1
+    o2[0] = a2
+    o3[0] = a3
+    o4[0] = a4
+    k = 2 * r
+    for x in range(1, w):
+        a0 += c0[x + k] - c0[x - 1]
+        a1 += c1[x + k] - c1[x - 1]
+        a2 += c2[x + k] - c2[x - 1]
+        a3 += c3[x + k] - c3[x - 1]
+        a4 += c4[x + k] - c4[x - 1]
+        o0[x] = a0
+        o1[x] = a1
+        o2[x] = a2
+        o3[x] = a3
+        o4[x] = a4
+
+
+@njit(cache=True, error_model="numpy")
 def _hsums2(cs, w, r, hs):
     """:func:`_hsums` for exactly 2 rows in one loop (two independent add chains)."""
     c0 = cs[0]
@@ -191,6 +239,27 @@ def _hsums2(cs, w, r, hs):
         a1 += c1[x + k] - c1[x - 1]
         o0[x] = a0
         o1[x] = a1
+
+
+@njit(cache=True, error_model="numpy")
+def _gray_out_row(cs, w, r, inv_x, inv_y, g, o):
+    """One output row ``o = (ā·I + b̄)``: the horizontal running sums of the stage-2 column sums fused with
+    the output (two add chains; no store and reload of the window sums)."""
+    c0 = cs[0]
+    c1 = cs[1]
+    a0 = 0.0
+    a1 = 0.0
+    for j in range(2 * r):
+        a0 += c0[j]
+        a1 += c1[j]
+    k = 2 * r
+    a0 += c0[k]
+    a1 += c1[k]
+    o[0] = (a0 * np.float64(g[0]) + a1) * (inv_x[0] * inv_y)
+    for x in range(1, w):
+        a0 += c0[x + k] - c0[x - 1]
+        a1 += c1[x + k] - c1[x - 1]
+        o[x] = (a0 * np.float64(g[x]) + a1) * (inv_x[x] * inv_y)
 
 
 @njit(cache=True, error_model="numpy")
@@ -296,6 +365,9 @@ def _gray_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef)
                 _ring_update(ring, jn % k if jn < h else -1, jo % k if jo >= 0 else -1, w, r, cs2)
         _pad_row(cs2, w, r, reflect)
         inv_y = _inv_count_row(y, h, r, reflect)
+        if not write_coef:
+            _gray_out_row(cs2, w, r, inv_x, inv_y, I[y], out[y])
+            continue
         _hsums2(cs2, w, r, hs)  # hs rows 0..1 reused: stage 1 of this row is done
         h0 = hs[0]
         h1 = hs[1]
@@ -433,8 +505,7 @@ def _color_coeffs_row(cs, hs, inv_x, inv_y, eps, w, r, ring, slot):
     # four independent add chains per loop: enough parallelism without spilling registers
     _hsums4(cs[0:4], w, r, hs[0:4])
     _hsums4(cs[4:8], w, r, hs[4:8])
-    _hsums4(cs[8:12], w, r, hs[8:12])
-    _hsums(cs[12:13], w, r, hs[12:13])
+    _hsums5(cs[8:13], w, r, hs[8:13])
     _color_math(
         hs[0],
         hs[1],
@@ -498,6 +569,35 @@ def _color_math(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, inv_x, in
 
 
 @njit(cache=True, error_model="numpy")
+def _color_out_row(cs, w, r, inv_x, inv_y, g, o):
+    """One output row ``o = āᵀI + b̄``: horizontal running sums of the stage-2 column sums fused with the
+    output (four add chains; no store and reload of the window sums)."""
+    c0 = cs[0]
+    c1 = cs[1]
+    c2 = cs[2]
+    c3 = cs[3]
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    for j in range(2 * r + 1):
+        a0 += c0[j]
+        a1 += c1[j]
+        a2 += c2[j]
+        a3 += c3[j]
+    k = 2 * r
+    for x in range(w):
+        if x > 0:
+            a0 += c0[x + k] - c0[x - 1]
+            a1 += c1[x + k] - c1[x - 1]
+            a2 += c2[x + k] - c2[x - 1]
+            a3 += c3[x + k] - c3[x - 1]
+        o[x] = (
+            a0 * np.float64(g[x, 0]) + a1 * np.float64(g[x, 1]) + a2 * np.float64(g[x, 2]) + a3
+        ) * (inv_x[x] * inv_y)
+
+
+@njit(cache=True, error_model="numpy")
 def _color_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
     """Colour-guide guided filter on output rows y0..y1-1 (same structure as ``_gray_band``)."""
     k = 2 * r + 2  # ring length: rows y-r-1 and y+r are both needed when moving to row y
@@ -541,6 +641,9 @@ def _color_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef
                 _ring_update(ring, jn % k if jn < h else -1, jo % k if jo >= 0 else -1, w, r, cs2)
         _pad_row(cs2, w, r, reflect)
         inv_y = _inv_count_row(y, h, r, reflect)
+        if not write_coef:
+            _color_out_row(cs2, w, r, inv_x, inv_y, I[y], out[y])
+            continue
         _hsums4(cs2, w, r, hs)  # hs rows 0..3 reused: stage 1 of this row is done
         h0 = hs[0]
         h1 = hs[1]
