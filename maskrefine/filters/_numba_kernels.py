@@ -592,9 +592,9 @@ def _color_out_row(cs, w, r, inv_x, inv_y, g, o):
             a1 += c1[x + k] - c1[x - 1]
             a2 += c2[x + k] - c2[x - 1]
             a3 += c3[x + k] - c3[x - 1]
-        o[x] = (
-            a0 * np.float64(g[x, 0]) + a1 * np.float64(g[x, 1]) + a2 * np.float64(g[x, 2]) + a3
-        ) * (inv_x[x] * inv_y)
+        o[x] = (a0 * np.float64(g[x, 0]) + a1 * np.float64(g[x, 1]) + a2 * np.float64(g[x, 2]) + a3) * (
+            inv_x[x] * inv_y
+        )
 
 
 @njit(cache=True, error_model="numpy")
