@@ -14,6 +14,11 @@ run. Peers and their semantic differences:
   3-channel guide it filters channel by channel (no colour covariance), so colour cases list it as skipped.
 * maskrefine numba (``maskrefine.filters.guided_filter``, CPU only, forward only, ``out=`` buffer reused).
 
+On CPU, a float32 ``maskrefine.torch.guided_filter`` call without autograd runs through those numba kernels
+(the inference fast path, ``maskrefine.torch.guided.NUMBA_FORWARD``), so its "forward" row measures that
+path; the extra row "maskrefine.torch (torch path)" is the same no_grad forward with the fast path switched
+off (the autograd code path, what CUDA runs). "forward+backward" always runs the autograd path.
+
 "forward" runs under ``torch.no_grad()``; "forward+backward" computes ``out.sum()`` and gradients w.r.t.
 src and guide. No timed assertion exists anywhere; this script only reports.
 """
@@ -69,6 +74,19 @@ def build_callables(torch, case, device, numba_gf):
         return fwd, fwd_bwd
 
     impls["maskrefine.torch"] = (*wrap(lambda g, s: guided_filter(g, s, RADIUS, EPS)), "truncated")
+    if device == "cpu":
+        from maskrefine.torch import guided as guided_mod
+
+        def torch_path(g, s):
+            guided_mod.NUMBA_FORWARD = False
+            try:
+                return guided_filter(g, s, RADIUS, EPS)
+            finally:
+                guided_mod.NUMBA_FORWARD = True
+
+        # The no_grad forward without the numba fast path: the autograd (torch) code path, as CUDA runs it
+        # and as the forward of a training step computes it.
+        impls["maskrefine.torch (torch path)"] = (wrap(torch_path)[0], None, "truncated, NUMBA_FORWARD=False")
 
     try:
         from kornia.filters import guided_blur
@@ -195,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                         else (
                             "skipped: no autograd"
                             if name == "maskrefine numba"
+                            else "same as maskrefine.torch (inputs require grad: the torch path runs)"
+                            if name == "maskrefine.torch (torch path)"
                             else "skipped: CPU forward+backward too slow at this size (time budget)"
                         )
                     )

@@ -16,9 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maskrefine.torch import _box
 from maskrefine.torch._box import box_mean_planes, box_means
 
-__all__ = ["guided_filter", "GuidedFilter", "box_mean"]
+__all__ = ["guided_filter", "GuidedFilter", "box_mean", "NUMBA_FORWARD"]
+
+#: Run inference-only CPU float32 calls through the fused NumPy/numba kernels of
+#: :func:`maskrefine.filters.guided_filter` (see :func:`guided_filter`, "Which code path runs"). Tests set
+#: it to False to force the autograd (torch) path.
+NUMBA_FORWARD = True
 
 Border = Literal["truncated", "reflect"]
 _BORDERS = ("truncated", "reflect")
@@ -175,6 +181,64 @@ def _coefficients(guide, src, radius, eps, border):
     return torch.cat((a0, a1, a2), dim=1), b
 
 
+def _numba_forward_applies(guide: torch.Tensor, src: torch.Tensor, eps: float | torch.Tensor) -> bool:
+    """True when the inference-only numba forward may run (see :func:`guided_filter`)."""
+    if not (NUMBA_FORWARD and _box._HAVE_NUMBA and _box.CPU_IMPL == "numba"):
+        return False
+    if type(guide) is not torch.Tensor or type(src) is not torch.Tensor:  # subclasses, wrappers
+        return False
+    if src.device.type != "cpu" or src.dtype != torch.float32 or guide.dtype != torch.float32:
+        return False
+    if isinstance(eps, torch.Tensor) and eps.device.type != "cpu":
+        return False
+    if torch.is_grad_enabled() and (
+        guide.requires_grad or src.requires_grad or (isinstance(eps, torch.Tensor) and eps.requires_grad)
+    ):
+        return False
+    return not torch.compiler.is_compiling()
+
+
+def _numba_forward(guide, src, radius, eps, subsample, border) -> torch.Tensor | None:
+    """Forward through :func:`maskrefine.filters.guided_filter` (fused numba kernels, float64 sums).
+
+    (B, C, H, W) src -> (B·C, H, W) planes, the guide repeated per channel: gray (B·C, H, W), colour
+    (B·C, H, W, 3) channels-last. Zero-copy for a contiguous single-channel src and gray guide. Returns
+    None (the caller then runs the torch path) when the NumPy API refuses the data: NaN/inf in the inputs
+    (the torch path propagates them instead of raising) or a tensor eps <= 0.
+    """
+    from maskrefine.filters import guided_filter as np_guided_filter
+
+    batch, channels, height, width = src.shape
+    try:
+        src_np = src.detach().contiguous().reshape(batch * channels, height, width).numpy()
+        g = guide.detach()
+        if guide.shape[1] == 1:
+            g = g.expand(batch, channels, height, width).reshape(batch * channels, height, width)
+        else:
+            g = g.permute(0, 2, 3, 1)[:, None].expand(batch, channels, height, width, 3)
+            g = g.reshape(batch * channels, height, width, 3)
+        guide_np = g.contiguous().numpy()
+    except RuntimeError:  # e.g. tensors under a functorch transform: no NumPy view
+        return None
+    out = torch.empty((batch * channels, height, width), dtype=torch.float32)
+    out_np = out.numpy()
+    kw = dict(subsample=subsample, border=border)
+    try:
+        if not isinstance(eps, torch.Tensor):
+            np_guided_filter(guide_np, src_np, radius, eps, out=out_np, **kw)
+        else:
+            values = eps.detach().reshape(-1).tolist()
+            if len(values) == 1 or all(v == values[0] for v in values):
+                np_guided_filter(guide_np, src_np, radius, values[0], out=out_np, **kw)
+            else:  # one eps per image: one call per image (its C planes)
+                for b, value in enumerate(values):
+                    sl = slice(b * channels, (b + 1) * channels)
+                    np_guided_filter(guide_np[sl], src_np[sl], radius, value, out=out_np[sl], **kw)
+    except ValueError:
+        return None
+    return out.reshape(batch, channels, height, width)
+
+
 def guided_filter(
     guide: torch.Tensor,
     src: torch.Tensor,
@@ -231,6 +295,23 @@ def guided_filter(
     cumulative sum, so the float32 error does not grow with the image size (4096²: ~2e-7 gray, ~3e-7
     colour vs the float64 oracle).
 
+    **Which code path runs.** Two implementations give the same values (within float32 rounding):
+
+    * *numba fast path* (inference only): when the inputs are float32 CPU tensors, autograd is off or none
+      of ``guide``, ``src``, ``eps`` requires grad (``torch.no_grad()``, ``torch.inference_mode()``, or
+      plain tensors), the box kernel is ``"numba"`` and :data:`NUMBA_FORWARD` is True, the call goes
+      through the fused kernels of :func:`maskrefine.filters.guided_filter` (float64 running sums, one
+      pass for the moments and one for the coefficient means; ~3-4x faster than the torch path on CPU).
+      ``src`` is viewed as ``B·C`` planes (zero-copy for a contiguous single-channel ``src`` and a gray
+      guide; the guide is repeated per ``src`` channel, a colour guide made channels-last); a per-image
+      ``eps`` tensor runs one call per image when its values differ. The result is a new contiguous
+      tensor that does not require grad. Max difference to the float64 torch path ~1e-7 (≤ 1e-6 tested,
+      colour, fast variant and reflect included). If the NumPy API refuses the data (NaN/inf in the
+      inputs, a tensor ``eps`` <= 0), the torch path runs instead, so those inputs behave as below.
+    * *autograd (torch) path*: everything else — inputs that require grad, float64/half dtypes, CUDA,
+      subclasses/functorch transforms, ``torch.compile`` tracing. Box sums by :mod:`maskrefine.torch._box`
+      (numba running sums on CPU float32/float64, tiled prefix sums otherwise), elementwise ops in torch.
+
     Validation uses shapes, dtypes and devices only. Values are **not** checked (no finite-value or
     ``eps > 0`` check on tensors): that would synchronise the host with the device. NaN/inf in the inputs
     spread to every output pixel whose window reaches them (with the CPU running-sum kernel possibly to
@@ -246,6 +327,10 @@ def guided_filter(
     torch.Size([2, 1, 32, 32])
     """
     guide, src, radius, eps, s, border, dtype = _validate(guide, src, radius, eps, subsample, border)
+    if _numba_forward_applies(guide, src, eps):
+        out = _numba_forward(guide, src, radius, eps, s, border)
+        if out is not None:
+            return out
     height, width = src.shape[-2:]
     guide_c = guide.to(dtype)
     src_c = src.to(dtype)

@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch", reason="torch not installed: pip install 'm
 
 from maskrefine.filters import reference  # noqa: E402
 from maskrefine.torch import _box  # noqa: E402
+from maskrefine.torch import guided as guided_mod  # noqa: E402
 
 DEVICES = [
     "cpu",
@@ -25,10 +26,13 @@ def device(request) -> str:
     return request.param
 
 
-@pytest.fixture(params=["numba", "torch"])
+@pytest.fixture(params=["numba", "numba-no-fast-forward", "torch"])
 def cpu_impl(request, monkeypatch) -> str:
-    """Box-sum implementation used on CPU (the 'torch' one is the CUDA code path, run on CPU)."""
-    monkeypatch.setattr(_box, "CPU_IMPL", request.param)
+    """CPU implementation: box-sum kernel ('torch' = the CUDA code path, run on CPU), and whether
+    inference-only float32 calls may take the numba fast path ('numba-no-fast-forward' forces the autograd
+    path, which the 'numba' case only reaches with grad-requiring or float64 inputs)."""
+    monkeypatch.setattr(_box, "CPU_IMPL", "torch" if request.param == "torch" else "numba")
+    monkeypatch.setattr(guided_mod, "NUMBA_FORWARD", request.param == "numba")
     return request.param
 
 
