@@ -23,7 +23,10 @@ Safety rules (both jobs)
 Parallelism
 -----------
 ``jobs`` files are processed at once, each worker single-threaded (see :func:`apply_folder`); per-file
-outcomes are collected in stem order, so reports and outputs do not depend on ``jobs``.
+outcomes are collected in stem order, so reports and outputs do not depend on ``jobs``. Forked worker
+processes ignore SIGINT (the parent handles Ctrl-C: it cancels the queued files, lets the running ones
+finish and re-raises ``KeyboardInterrupt``) and end by themselves when the parent dies, even by
+``kill -9`` (Linux ``PR_SET_PDEATHSIG``, elsewhere a thread polling the parent pid).
 
 Sharding
 --------
@@ -1251,13 +1254,10 @@ def _score_one(
 
     corloc_args: tuple[np.ndarray, np.ndarray] | None = None
     if corloc is not None and box_source is not None:
-        if gt_boxes is None:
-            boxes_here = metrics.boxes_from_mask(item.gt)
-        elif item.stem in gt_boxes:
-            boxes_here = gt_boxes[item.stem]
-        else:
+        if gt_boxes is not None and item.stem not in gt_boxes:
             return Failure(item.pred_path, f"no ground-truth boxes for {item.stem!r} in {box_source[1]}")
         try:
+            boxes_here = metrics.boxes_from_mask(item.gt) if gt_boxes is None else gt_boxes[item.stem]
             corloc_args = (_corloc_mask(item.pred, item.gt.shape), boxes_here)
             _corloc_rehearsal(corloc).step(*corloc_args, name=item.stem, image_size=item.gt.shape)
         except Exception as exc:  # noqa: BLE001

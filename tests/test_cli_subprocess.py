@@ -123,6 +123,25 @@ def test_exit_codes_and_messages(tmp_path: Path) -> None:
     assert tree_hash(masks, images) == inputs
 
 
+def test_report_paths_over_inputs_exit_2_before_writing(tmp_path: Path) -> None:
+    masks, images = make_pairs(tmp_path, 3)
+    inputs = tree_hash(masks, images)
+    out = tmp_path / "out"
+    apply = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity"]
+    for report in (masks / "0000.png", images / "run.json"):  # an input file; inside an input folder
+        proc = run_cli(*apply, "--report", report)
+        assert_no_traceback(proc)
+        assert proc.returncode == 2 and "report file" in proc.stderr, proc.stderr
+        assert not out.exists() and tree_hash(masks, images) == inputs
+    proc = run_cli("score", "--pred", masks, "--gt", masks, "--csv", masks / "0001.png")
+    assert_no_traceback(proc)
+    assert proc.returncode == 2 and "CSV file" in proc.stderr, proc.stderr
+    proc = run_cli("score", "--pred", masks, "--gt", masks, "--json", masks / "sub" / "s.json")
+    assert_no_traceback(proc)
+    assert proc.returncode == 2 and "JSON file" in proc.stderr, proc.stderr
+    assert tree_hash(masks, images) == inputs and not (masks / "sub").exists()
+
+
 def test_unmatched_only_is_success(tmp_path: Path) -> None:
     masks, images = make_pairs(tmp_path, 3)
     (masks / "lonely.png").write_bytes((masks / "0000.png").read_bytes())
