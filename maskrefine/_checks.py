@@ -16,6 +16,7 @@ __all__ = [
     "check_subsample",
     "check_choice",
     "as_float_array",
+    "check_window_fits",
 ]
 
 
@@ -75,3 +76,23 @@ def as_float_array(array: object, name: str, *, finite: bool = True) -> np.ndarr
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise ValueError(f"`{name}` contains {bad} NaN or infinite value(s); all values must be finite")
     return array
+
+
+def check_window_fits(height: int, width: int, radius: int, subsample: int = 1) -> None:
+    """Raise ``ValueError`` unless (H, W) holds the filter window: H, W >= 2r+1, and for the fast variant
+    (``subsample`` s > 1) also H//s, W//s >= 2(r//s)+1. Shared by the NumPy and torch guided filters."""
+    window = 2 * radius + 1
+    if height < window or width < window:
+        raise ValueError(
+            f"`src` images must be at least the window size 2*radius+1 = {window} in H and W; "
+            f"got H={height}, W={width} with radius={radius}. Use a smaller radius."
+        )
+    if subsample > 1:
+        h, w = height // subsample, width // subsample
+        r_lo = radius // subsample
+        if h < 2 * r_lo + 1 or w < 2 * r_lo + 1:
+            raise ValueError(
+                f"with subsample={subsample} the low-resolution images are {h}x{w}, smaller than the "
+                f"low-resolution window 2*(radius//subsample)+1 = {2 * r_lo + 1}; got H={height}, "
+                f"W={width}. Use a smaller subsample."
+            )

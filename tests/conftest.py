@@ -33,5 +33,7 @@ def rng() -> np.random.Generator:
 def sod_dir() -> Path:
     """The SOD folder of ../shared/data (images/, masks/, predictions/<method>/)."""
     if SHARED_DATA is None:
-        pytest.skip(f"shared data not found at {REPO_ROOT.parent / 'shared' / 'data'} (set MASKREFINE_SHARED_DATA)")
+        pytest.skip(
+            f"shared data not found at {REPO_ROOT.parent / 'shared' / 'data'} (set MASKREFINE_SHARED_DATA)"
+        )
     return SHARED_DATA / "sod"

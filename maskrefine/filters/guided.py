@@ -12,7 +12,14 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import as_float_array, check_choice, check_eps, check_radius, check_subsample
+from maskrefine._checks import (
+    as_float_array,
+    check_choice,
+    check_eps,
+    check_radius,
+    check_subsample,
+    check_window_fits,
+)
 
 __all__ = ["guided_filter", "fast_guided_filter", "BORDERS", "BACKENDS"]
 
@@ -112,7 +119,7 @@ def guided_filter(
     backend = check_choice(backend, BACKENDS, "backend")
     guide_arr, src_arr, color = _check_images(guide, src)
     height, width = src_arr.shape[-2:]
-    _check_size(height, width, radius, subsample)
+    check_window_fits(height, width, radius, subsample)
     out = _check_out(out, src_arr, guide_arr)
 
     if backend == "reference":
@@ -214,24 +221,6 @@ def _check_images(guide: object, src: object) -> tuple[np.ndarray, np.ndarray, b
             f"got guide {guide_arr.shape} and src {src_arr.shape}"
         )
     return _as_kernel_array(guide_arr), _as_kernel_array(src_arr), color
-
-
-def _check_size(height: int, width: int, radius: int, subsample: int) -> None:
-    window = 2 * radius + 1
-    if height < window or width < window:
-        raise ValueError(
-            f"`src` images must be at least the window size 2*radius+1 = {window} in H and W; "
-            f"got H={height}, W={width} with radius={radius}. Use a smaller radius."
-        )
-    if subsample > 1:
-        h, w = height // subsample, width // subsample
-        r_lo = radius // subsample
-        if h < 2 * r_lo + 1 or w < 2 * r_lo + 1 or h < 1 or w < 1:
-            raise ValueError(
-                f"with subsample={subsample} the low-resolution images are {h}x{w}, smaller than the "
-                f"low-resolution window 2*(radius//subsample)+1 = {2 * r_lo + 1}; got H={height}, W={width}. "
-                "Use a smaller subsample."
-            )
 
 
 def _check_out(out: object, src: np.ndarray, guide: np.ndarray) -> np.ndarray:

@@ -117,9 +117,12 @@ def read_mask_array(path: str | Path) -> np.ndarray:
     if decoded.ndim == 3:
         colour = decoded[:, :, :3] if decoded.shape[2] >= 3 else decoded[:, :, :1]
         if colour.shape[2] == 3 and not (
-            np.array_equal(colour[:, :, 0], colour[:, :, 1]) and np.array_equal(colour[:, :, 0], colour[:, :, 2])
+            np.array_equal(colour[:, :, 0], colour[:, :, 1])
+            and np.array_equal(colour[:, :, 0], colour[:, :, 2])
         ):
-            raise InputError(path, "mask has differing colour channels; expected a single-channel (gray) mask")
+            raise InputError(
+                path, "mask has differing colour channels; expected a single-channel (gray) mask"
+            )
         decoded = np.ascontiguousarray(colour[:, :, 0])
     if decoded.dtype not in (np.uint8, np.uint16):
         raise InputError(path, f"unsupported pixel type {decoded.dtype} (expected 8- or 16-bit)")

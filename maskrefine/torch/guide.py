@@ -6,11 +6,12 @@ from typing import Literal
 
 import torch
 
+from maskrefine.guide import LUMA601
+
 __all__ = ["make_guide", "IMAGENET_MEAN", "IMAGENET_STD", "LUMA601"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-LUMA601 = (0.299, 0.587, 0.114)
 _MODES = ("mean", "luma", "colour", "color")
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maskrefine._checks import check_window_fits
 from maskrefine.torch import _box
 from maskrefine.torch._box import box_mean_planes, box_means
 
@@ -59,25 +60,6 @@ def _check_tensor(x: object, name: str, layout: str) -> torch.Tensor:
             f"[0, 1]; got dtype {x.dtype}. Convert it first, e.g. `{name}.float() / 255` for 8-bit data."
         )
     return x
-
-
-def _check_size(height: int, width: int, radius: int, subsample: int) -> None:
-    """Same rule as the NumPy API: H, W >= 2r+1, and H//s, W//s >= 2(r//s)+1 for the fast variant."""
-    window = 2 * radius + 1
-    if height < window or width < window:
-        raise ValueError(
-            f"`src` images must be at least the window size 2*radius+1 = {window} in H and W; "
-            f"got H={height}, W={width} with radius={radius}. Use a smaller radius."
-        )
-    if subsample > 1:
-        h, w = height // subsample, width // subsample
-        r_lo = radius // subsample
-        if h < 2 * r_lo + 1 or w < 2 * r_lo + 1:
-            raise ValueError(
-                f"with subsample={subsample} the low-resolution images are {h}x{w}, smaller than the "
-                f"low-resolution window 2*(radius//subsample)+1 = {2 * r_lo + 1}; got H={height}, "
-                f"W={width}. Use a smaller subsample."
-            )
 
 
 def _compute_dtype(*dtypes: torch.dtype) -> torch.dtype:
@@ -134,7 +116,7 @@ def _validate(guide, src, radius, eps, subsample, border):
     if guide.device != src.device:
         raise ValueError(f"`guide` and `src` must be on the same device; got {guide.device} and {src.device}")
     height, width = src.shape[-2:]
-    _check_size(height, width, radius, subsample)
+    check_window_fits(height, width, radius, subsample)
     dtype = _compute_dtype(guide.dtype, src.dtype)
     eps = _check_eps(eps, src.shape[0], dtype, src.device)
     return guide, src, radius, eps, subsample, border, dtype

@@ -138,8 +138,13 @@ def test_npy_mask_squeeze_and_bool(tmp_path: Path) -> None:
     np.testing.assert_array_equal(b, [[1.0, 0.0]])
 
 
-@pytest.mark.parametrize(("fmt", "suffix", "tol"), [("png8", ".png", 0.5 / 255), ("png16", ".png", 0.5 / 65535), ("npy", ".npy", 0.0)])
-def test_write_mask_round_trip(tmp_path: Path, rng: np.random.Generator, fmt: str, suffix: str, tol: float) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "suffix", "tol"),
+    [("png8", ".png", 0.5 / 255), ("png16", ".png", 0.5 / 65535), ("npy", ".npy", 0.0)],
+)
+def test_write_mask_round_trip(
+    tmp_path: Path, rng: np.random.Generator, fmt: str, suffix: str, tol: float
+) -> None:
     mask = rng.random((17, 23)).astype(np.float32)
     path = write_mask(tmp_path / f"out{suffix}", mask, fmt)  # type: ignore[arg-type]
     assert np.abs(read_mask(path) - mask).max() <= tol + 1e-7
