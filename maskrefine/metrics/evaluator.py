@@ -421,7 +421,22 @@ def _score_prepared(pred, gt, p: ScorePreset, weighted_f: bool):
     return row, {"precision": prec, "recall": rec, "fbeta": fcurve, "e_measure": ecurve}
 
 
-_MEAN_KEYS = ("acc", "mae", "s_measure", "adaptive_fbeta", "adaptive_e_measure", "weighted_fbeta")
+#: Metric keys of :meth:`Evaluator.summary`, in order.
+SUMMARY_METRICS = (
+    "acc",
+    "iou",
+    "max_fbeta",
+    "mean_fbeta",
+    "adaptive_fbeta",
+    "mae",
+    "s_measure",
+    "max_e_measure",
+    "mean_e_measure",
+    "adaptive_e_measure",
+    "weighted_fbeta",
+)
+#: Summary metrics that are the plain mean of the per-image values.
+_MEAN_KEYS = ("acc", "adaptive_fbeta", "mae", "s_measure", "adaptive_e_measure")
 
 
 class Evaluator:
@@ -529,20 +544,7 @@ class Evaluator:
             "empty_pred": int(sum(r["empty_pred"] for r in rows)),
         }
         if n == 0:
-            for key in (
-                "acc",
-                "iou",
-                "max_fbeta",
-                "mean_fbeta",
-                "adaptive_fbeta",
-                "mae",
-                "s_measure",
-                "max_e_measure",
-                "mean_e_measure",
-                "adaptive_e_measure",
-                "weighted_fbeta",
-            ):
-                out[key] = float("nan")
+            out.update(dict.fromkeys(SUMMARY_METRICS, float("nan")))
             out["beta_sq"] = p.effective_beta_sq
             return out
         curves = self.curves()
@@ -551,21 +553,23 @@ class Evaluator:
             out_iou = float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
         else:
             out_iou = float(np.mean(ious))
-        out["acc"] = float(np.mean([r["acc"] for r in rows]))
-        out["iou"] = out_iou
+        means = {key: float(np.mean([r[key] for r in rows])) for key in _MEAN_KEYS}
         if p.aggregation == "mean_then_max":
-            out["max_fbeta"] = float(curves["fbeta"].max())
+            max_fbeta = float(curves["fbeta"].max())
         else:
-            out["max_fbeta"] = float(np.mean([r["max_fbeta"] for r in rows]))
-        out["mean_fbeta"] = float(curves["fbeta"].mean())
-        out["adaptive_fbeta"] = float(np.mean([r["adaptive_fbeta"] for r in rows]))
-        out["mae"] = float(np.mean([r["mae"] for r in rows]))
-        out["s_measure"] = float(np.mean([r["s_measure"] for r in rows]))
-        out["max_e_measure"] = float(curves["e_measure"].max())
-        out["mean_e_measure"] = float(curves["e_measure"].mean())
-        out["adaptive_e_measure"] = float(np.mean([r["adaptive_e_measure"] for r in rows]))
-        out["weighted_fbeta"] = (
-            float(np.mean([r["weighted_fbeta"] for r in rows])) if self.weighted_f else None
+            max_fbeta = float(np.mean([r["max_fbeta"] for r in rows]))
+        out.update(
+            acc=means["acc"],
+            iou=out_iou,
+            max_fbeta=max_fbeta,
+            mean_fbeta=float(curves["fbeta"].mean()),
+            adaptive_fbeta=means["adaptive_fbeta"],
+            mae=means["mae"],
+            s_measure=means["s_measure"],
+            max_e_measure=float(curves["e_measure"].max()),
+            mean_e_measure=float(curves["e_measure"].mean()),
+            adaptive_e_measure=means["adaptive_e_measure"],
+            weighted_fbeta=float(np.mean([r["weighted_fbeta"] for r in rows])) if self.weighted_f else None,
         )
         out["beta_sq"] = p.effective_beta_sq
         return out
