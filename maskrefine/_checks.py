@@ -17,6 +17,7 @@ __all__ = [
     "check_choice",
     "as_float_array",
     "check_window_fits",
+    "check_unit_interval",
 ]
 
 
@@ -96,3 +97,10 @@ def check_window_fits(height: int, width: int, radius: int, subsample: int = 1) 
                 f"low-resolution window 2*(radius//subsample)+1 = {2 * r_lo + 1}; got H={height}, "
                 f"W={width}. Use a smaller subsample."
             )
+
+
+def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
+    """Raise ``ValueError`` (with the range found and an optional ``hint``) unless values lie in [0, 1]."""
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"`{name}` values must lie in [0, 1]; found [{low:.4g}, {high:.4g}]{hint}")

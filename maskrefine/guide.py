@@ -76,6 +76,12 @@ def make_guide(
             f"`image` must be float in [0, 1] or uint8; got dtype {image.dtype}. "
             "Convert it first, e.g. `image.astype(np.float32) / 65535` for 16-bit data."
         )
+    return guide_from_rgb(rgb, mode)
+
+
+def guide_from_rgb(rgb: np.ndarray, mode: str) -> npt.NDArray[np.float32]:
+    """:func:`make_guide` without the checks, for callers that already validated ``rgb``
+    (float32, (..., H, W, 3), finite, in [0, 1]) and ``mode``."""
     if mode == "color":
         return np.ascontiguousarray(rgb, dtype=np.float32)
     if mode == "mean":

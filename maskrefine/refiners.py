@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import as_float_array, check_eps, check_radius, check_subsample
+from maskrefine._checks import as_float_array, check_eps, check_radius, check_subsample, check_unit_interval
 
 __all__ = [
     "RefinerSpec",
@@ -198,11 +198,7 @@ def _check_image(image: object) -> np.ndarray:
         raise ValueError(f"`image` must have shape (H, W, 3) (RGB, channels last); got shape {array.shape}")
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(f"`image` must have at least one pixel; got shape {array.shape}")
-    if array.min() < 0.0 or array.max() > 1.0:
-        raise ValueError(
-            f"`image` values must lie in [0, 1]; found [{float(array.min()):.4g}, {float(array.max()):.4g}]. "
-            "Divide 8-bit images by 255."
-        )
+    check_unit_interval(array, "image", hint=". Divide 8-bit images by 255.")
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
@@ -214,10 +210,7 @@ def _check_mask(mask: object) -> np.ndarray:
         raise ValueError(f"`mask` must be 2-D (h, w); got shape {array.shape}.{hint}")
     if array.size == 0:
         raise ValueError(f"`mask` must have at least one pixel; got shape {array.shape}")
-    if array.min() < 0.0 or array.max() > 1.0:
-        raise ValueError(
-            f"`mask` values must lie in [0, 1]; found [{float(array.min()):.4g}, {float(array.max()):.4g}]"
-        )
+    check_unit_interval(array, "mask")
     return array
 
 
@@ -297,9 +290,10 @@ def _run_guided(
     image: np.ndarray, mask: np.ndarray, *, guide: str, radius: int, eps: float, subsample: int = 1
 ) -> np.ndarray:
     from maskrefine.filters import guided_filter
-    from maskrefine.guide import make_guide
+    from maskrefine.guide import guide_from_rgb
 
-    guide_image = make_guide(image, mode=guide)
+    # refine() has validated `image` (float32, finite, in [0, 1]) and `guide`: no second scan here.
+    guide_image = guide_from_rgb(image, guide)
     return guided_filter(guide_image, mask, radius, eps, subsample=subsample)
 
 
