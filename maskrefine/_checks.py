@@ -18,6 +18,8 @@ __all__ = [
     "as_float_array",
     "check_window_fits",
     "check_unit_interval",
+    "unit_interval_problem",
+    "UNIT_TOLERANCE",
 ]
 
 
@@ -99,8 +101,34 @@ def check_window_fits(height: int, width: int, radius: int, subsample: int = 1) 
             )
 
 
+#: Float values may leave [0, 1] by at most this much (float32 rounding, e.g. 1.0000001) and still count
+#: as in range; readers clip them, the filters tolerate them (their outputs are clipped or unaffected).
+UNIT_TOLERANCE = 1e-6
+
+
+def unit_interval_problem(low: float, high: float, tolerance: float = UNIT_TOLERANCE) -> str | None:
+    """Describe how far ``[low, high]`` leaves [0, 1] (beyond ``tolerance``), or None when it does not.
+
+    E.g. ``"found [0, 1.5]: the maximum is 0.5 above 1"``; NaN counts as out of range.
+    """
+    too_low = not low >= -tolerance
+    too_high = not high <= 1.0 + tolerance
+    if not (too_low or too_high):
+        return None
+    parts = []
+    if too_low:
+        parts.append(f"the minimum is {-low:.3g} below 0")
+    if too_high:
+        parts.append(f"the maximum is {high - 1.0:.3g} above 1")
+    return (
+        f"found [{low:.7g}, {high:.7g}]: {' and '.join(parts)} "
+        f"(values within {tolerance:g} of the range are accepted)"
+    )
+
+
 def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
-    """Raise ``ValueError`` (with the range found and an optional ``hint``) unless values lie in [0, 1]."""
-    low, high = float(array.min()), float(array.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(f"`{name}` values must lie in [0, 1]; found [{low:.4g}, {high:.4g}]{hint}")
+    """Raise ``ValueError`` (saying how far out, with an optional ``hint``) unless the values lie in
+    [0, 1] up to :data:`UNIT_TOLERANCE`."""
+    problem = unit_interval_problem(float(array.min()), float(array.max()))
+    if problem is not None:
+        raise ValueError(f"`{name}` values must lie in [0, 1]; {problem}{hint}")

@@ -18,6 +18,7 @@ from maskrefine._checks import (
     check_eps,
     check_radius,
     check_subsample,
+    check_unit_interval,
     check_window_fits,
 )
 
@@ -87,9 +88,12 @@ def guided_filter(
         Non-array input, integer or bool dtype (convert, e.g. ``x.astype(np.float32) / 255``), non-integer
         radius/subsample, ``out`` not a float32 array.
     ValueError
-        Wrong number of dimensions, mismatched shapes, NaN/inf, radius < 0, eps <= 0, subsample < 1, an
-        unknown border/backend, an image smaller than the window (H and W must be >= 2r+1, and with
-        ``subsample=s`` also ``H // s, W // s >= 2 (r // s) + 1``), a bad or overlapping ``out``.
+        Wrong number of dimensions, mismatched shapes, NaN/inf, a guide with values outside [0, 1] (e.g.
+        a 0..255 guide, for which ``eps`` would mean something else; values within
+        :data:`maskrefine._checks.UNIT_TOLERANCE` of the range are accepted), radius < 0, eps <= 0,
+        subsample < 1, an unknown border/backend, an image smaller than the window (H and W must be
+        >= 2r+1, and with ``subsample=s`` also ``H // s, W // s >= 2 (r // s) + 1``), a bad or
+        overlapping ``out``.
 
     Notes
     -----
@@ -189,6 +193,10 @@ def _check_images(guide: object, src: object) -> tuple[np.ndarray, np.ndarray, b
     src_arr = as_float_array(src, "src", finite=False)
     _check_finite(guide_arr, "guide")
     _check_finite(src_arr, "src")
+    if guide_arr.size:
+        check_unit_interval(
+            guide_arr, "guide", hint=". Divide an 8-bit guide by 255 (eps is relative to [0, 1])."
+        )
     if src_arr.ndim not in (2, 3):
         raise ValueError(
             f"`src` must be 2-D (H, W) or 3-D (N, H, W); got shape {src_arr.shape}"

@@ -5,20 +5,33 @@ Every problem with a file raises :class:`maskrefine.errors.InputError` naming th
 
 from __future__ import annotations
 
+import io
+import numbers
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import cv2
 import numpy as np
 
+from maskrefine._checks import unit_interval_problem
 from maskrefine.errors import InputError
+from maskrefine.io.files import open_regular, read_exactly
+from maskrefine.io.headers import HeaderError, ImageHeader, read_image_header
 
 __all__ = [
     "read_image",
     "read_mask",
     "read_mask_array",
+    "read_mask_file",
+    "MaskRead",
+    "MASK_SCALES",
+    "DEFAULT_MAX_PIXELS",
+    "PLAIN",
+    "check_mask_scale",
+    "check_max_pixels",
     "write_mask",
     "write_bytes_atomic",
     "write_text_atomic",
@@ -30,25 +43,91 @@ MASK_FORMATS: tuple[str, ...] = ("png8", "png16", "npy")
 MaskFormat = Literal["png8", "png16", "npy"]
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a folder, not a file") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
-    if not data:
-        raise InputError(path, "file is empty (0 bytes)")
-    return data
+#: Default of ``max_pixels`` (``--max-pixels``): 100 megapixels. A file whose header claims more is
+#: refused before it is decoded (decoding 100 MP of RGB float32 already takes 1.2 GB).
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Values of ``mask_scale`` (``--mask-scale``): what value of an integer mask file means "foreground".
+MASK_SCALES: tuple[str, ...] = ("auto", "255", "1", "65535")
+#: The encoding of a mask file stored the plain way (gray 8- or 16-bit PNG using its range, float .npy).
+PLAIN = "plain"
+#: An image file never needs more bytes than this per pixel (uncompressed 16-bit RGBA) plus a margin for
+#: metadata; a larger file is refused before it is read.
+_MAX_BYTES_PER_PIXEL = 8
+_FILE_MARGIN = 64 << 20
+#: Largest .npy header read (NumPy itself refuses headers over 10,000 bytes by default).
+_NPY_HEADER_MAX = 1 << 16
 
 
-def _decode(path: Path, flags: int) -> np.ndarray:
-    data = _read_bytes(path)
-    buffer = np.frombuffer(data, dtype=np.uint8)
+@dataclass(frozen=True, slots=True)
+class MaskRead:
+    """A mask as read by :func:`read_mask_file`.
+
+    Attributes
+    ----------
+    pixels : ndarray, shape (H, W)
+        uint8 (255 = foreground), uint16 (65535 = foreground) or float32 in [0, 1] (``.npy``).
+    encoding : str
+        :data:`PLAIN`, or what was detected, e.g. ``"0/1 values"``, ``"8-bit values in a 16-bit file"``,
+        ``"alpha channel of RGBA"``; several are joined by ``", "``.
+    """
+
+    pixels: np.ndarray
+    encoding: str = PLAIN
+
+
+def check_max_pixels(max_pixels: object) -> int | None:
+    """Return ``max_pixels`` as an int >= 1, or None (no limit); raise ``ValueError``/``TypeError``."""
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral):
+        raise TypeError(f"`max_pixels` must be a positive integer or None; got {max_pixels!r}")
+    if max_pixels < 1:
+        raise ValueError(f"`max_pixels` must be >= 1 (or None for no limit); got {max_pixels}")
+    return int(max_pixels)
+
+
+def check_mask_scale(mask_scale: object) -> str:
+    """Return ``mask_scale`` as one of :data:`MASK_SCALES` (ints 255, 1, 65535 accepted), or raise."""
+    text = (
+        str(mask_scale) if isinstance(mask_scale, (str, int)) and not isinstance(mask_scale, bool) else None
+    )
+    if text not in MASK_SCALES:
+        raise ValueError(f"`mask_scale` must be one of {', '.join(MASK_SCALES)}; got {mask_scale!r}")
+    return text
+
+
+def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHeader]:
+    """The bytes of an image file, after its type, size and pixel count were checked from its header."""
+    fd, size = open_regular(path)
     try:
-        decoded = cv2.imdecode(buffer, flags)
+        try:
+            header = read_image_header(lambda offset, count: os.pread(fd, count, offset))
+        except HeaderError as exc:
+            raise InputError(path, f"cannot decode as an image: {exc} ({size} bytes)") from None
+        except OSError as exc:
+            raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
+        if max_pixels is not None:
+            if header.pixels > max_pixels:
+                raise InputError(
+                    path,
+                    f"image is {header.width}x{header.height} = {header.pixels / 1e6:.1f} MP, more than the "
+                    f"limit of {max_pixels} pixels (--max-pixels / max_pixels); not decoded",
+                )
+            cap = _MAX_BYTES_PER_PIXEL * max_pixels + _FILE_MARGIN
+            if size > cap:
+                raise InputError(
+                    path,
+                    f"file is {size} bytes, more than an image within the limit of {max_pixels} pixels "
+                    f"can need ({cap} bytes; --max-pixels / max_pixels); not read",
+                )
+        return read_exactly(fd, 0, size, path), header
+    finally:
+        os.close(fd)
+
+
+def _decode(path: Path, data: bytes, flags: int) -> np.ndarray:
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error:
         decoded = None
     if decoded is None:
@@ -66,14 +145,21 @@ def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
     raise InputError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
 
 
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as RGB float32 in [0, 1].
+def read_image(
+    path: str | Path, *, ignore_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Read an image file as RGB float32 in [0, 1], turned upright by its EXIF orientation.
 
     Parameters
     ----------
     path : path-like
-        PNG, JPEG, BMP, TIFF or WebP file; 8- or 16-bit; gray images are repeated to 3 channels,
-        an alpha channel is dropped.
+        PNG, JPEG, BMP, TIFF or WebP file (recognised by its content); 8- or 16-bit; gray images are
+        repeated to 3 channels, an alpha channel is dropped, palette images are expanded.
+    ignore_exif : bool, default False
+        Keep the pixels as stored. By default the EXIF orientation tag is applied, as PIL-based
+        training code, viewers and browsers do, so a mask drawn on the displayed photo fits it.
+    max_pixels : int or None, default :data:`DEFAULT_MAX_PIXELS` (100 MP)
+        Refuse, from the file header and before decoding, an image with more pixels (None: no limit).
 
     Returns
     -------
@@ -83,91 +169,254 @@ def read_image(path: str | Path) -> np.ndarray:
     Raises
     ------
     InputError
-        If the file is missing, empty, truncated or not an image.
+        If the file is missing, not a regular file, empty, truncated, not an image, or over ``max_pixels``.
     """
     path = Path(path)
-    decoded = _decode(path, cv2.IMREAD_UNCHANGED)
-    if decoded.ndim == 2:
-        decoded = np.repeat(decoded[:, :, None], 3, axis=2)
-    elif decoded.shape[2] == 4:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
-    elif decoded.shape[2] == 3:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    else:
-        raise InputError(path, f"unsupported number of channels {decoded.shape[2]} (expected 1, 3 or 4)")
-    return np.ascontiguousarray(_unit_scale(decoded, path))
+    limit = check_max_pixels(max_pixels)
+    data, _ = _read_image_file(path, limit)
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH  # not IMREAD_UNCHANGED: that skips the EXIF rotation
+    if ignore_exif:
+        flags |= cv2.IMREAD_IGNORE_ORIENTATION
+    decoded = _decode(path, data, flags)
+    if decoded.ndim != 3 or decoded.shape[2] != 3:  # pragma: no cover - IMREAD_COLOR always gives BGR
+        raise InputError(path, f"unexpected decoded shape {decoded.shape}")
+    return np.ascontiguousarray(_unit_scale(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), path))
 
 
-def read_mask_array(path: str | Path) -> np.ndarray:
-    """Read a mask file without rescaling: uint8 / uint16 for images, float32 for ``.npy``.
+def read_mask_file(
+    path: str | Path, *, mask_scale: str | int = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> MaskRead:
+    """Read a mask file, recognising its encoding (the one mask reader of ``apply``, ``score``, the API).
 
-    Multi-channel image masks are accepted when their colour channels are equal (a gray mask saved as
-    RGB); an alpha channel is ignored. ``.npy`` masks must hold a bool or floating (H, W) array (a
-    leading or trailing axis of length 1 is squeezed) with finite values in [0, 1].
+    Parameters
+    ----------
+    path : path-like
+        A PNG (or other image) mask, or a ``.npy`` holding a bool or float (H, W) array (a leading or
+        trailing axis of length 1 is squeezed) with finite values in [0, 1]; float values at most
+        :data:`maskrefine._checks.UNIT_TOLERANCE` outside [0, 1] are clipped.
+    mask_scale : {"auto", "255", "1", "65535"}, default "auto"
+        The value that means foreground in an integer file. ``"auto"``: a file whose maximum is 1 holds
+        0/1 values; a 16-bit file whose maximum is at most 255 holds 8-bit values; otherwise 255 for
+        8-bit and 65535 for 16-bit files. ``"255"``, ``"1"``, ``"65535"`` force that scale (a file with
+        larger values, or an 8-bit file with ``"65535"``, is refused). Not used for ``.npy`` masks.
+    max_pixels : int or None, default :data:`DEFAULT_MAX_PIXELS`
+        Refuse, from the header and before decoding, a mask with more pixels (None: no limit).
+
+    Returns
+    -------
+    MaskRead
+        ``pixels`` (uint8 on the 0..255 scale, uint16 on the 0..65535 scale, or float32 [0, 1]) and the
+        ``encoding`` detected (:data:`PLAIN` for a gray PNG using its full scale, or a float ``.npy``).
+
+    Notes
+    -----
+    Channels: a gray PNG is read as is. Colour or alpha channels are resolved as follows, else the file
+    is refused, naming it:
+
+    * equal colour channels and a constant (or no) alpha: the gray values (``"gray saved as RGB"``);
+    * constant colour channels and a varying alpha: the alpha channel (``"alpha channel of RGBA"``, or
+      ``"... of gray+alpha"``); also when the colour channels equal the alpha channel;
+    * palette PNGs: a palette of grays gives the gray values (``"palette of grays"``); a palette image
+      using exactly two colours, one of them black, gives black = 0 and the other colour = 1
+      (``"palette of two colours"``); any other palette image is a label map, not a mask, and is refused.
+
+    Masks are read as stored: no EXIF rotation is applied to them.
 
     Raises
     ------
     InputError
-        If the file cannot be read or decoded, or its contents are not a single-channel mask.
+        Naming the file and the problem. ``ValueError`` / ``TypeError`` for a bad ``mask_scale`` or
+        ``max_pixels``.
     """
     path = Path(path)
+    scale = check_mask_scale(mask_scale)
+    limit = check_max_pixels(max_pixels)
     if path.suffix.lower() == ".npy":
-        return _read_npy_mask(path)
-    decoded = _decode(path, cv2.IMREAD_UNCHANGED)
-    if decoded.ndim == 3:
-        colour = decoded[:, :, :3] if decoded.shape[2] >= 3 else decoded[:, :, :1]
-        if colour.shape[2] == 3 and not (
-            np.array_equal(colour[:, :, 0], colour[:, :, 1])
-            and np.array_equal(colour[:, :, 0], colour[:, :, 2])
-        ):
+        return MaskRead(_read_npy_mask(path, limit), PLAIN)
+    data, header = _read_image_file(path, limit)
+    decoded = _decode(path, data, cv2.IMREAD_UNCHANGED)
+    if decoded.dtype not in (np.uint8, np.uint16):
+        raise InputError(path, f"unsupported pixel type {decoded.dtype} (expected 8- or 16-bit)")
+    values, notes = _single_channel(decoded, path, header.png_color_type)
+    values, scale_notes = _apply_mask_scale(values, path, scale)
+    return MaskRead(np.ascontiguousarray(values), ", ".join(notes + scale_notes) or PLAIN)
+
+
+def _constant(array: np.ndarray) -> bool:
+    return bool((array == array.reshape(-1, *array.shape[2:])[0]).all())
+
+
+def _equal_channels(colour: np.ndarray) -> bool:
+    return np.array_equal(colour[:, :, 0], colour[:, :, 1]) and np.array_equal(
+        colour[:, :, 0], colour[:, :, 2]
+    )
+
+
+def _single_channel(
+    decoded: np.ndarray, path: Path, png_color_type: int | None
+) -> tuple[np.ndarray, list[str]]:
+    """The mask channel of a decoded (H, W) or (H, W, C) image, with what was detected."""
+    if decoded.ndim == 2:
+        return decoded, []
+    channels = decoded.shape[2]
+    if channels not in (3, 4):
+        raise InputError(path, f"unsupported number of channels {channels} (expected 1, 3 or 4)")
+    colour = decoded[:, :, :3]
+    if png_color_type == 3:
+        return _palette_values(colour, path)
+    alpha = decoded[:, :, 3] if channels == 4 else None
+    layout = "gray+alpha" if png_color_type == 4 else "RGBA" if channels == 4 else "RGB"
+    if alpha is None or _constant(alpha):
+        if not _equal_channels(colour):
             raise InputError(
                 path, "mask has differing colour channels; expected a single-channel (gray) mask"
             )
-        decoded = np.ascontiguousarray(colour[:, :, 0])
-    if decoded.dtype not in (np.uint8, np.uint16):
-        raise InputError(path, f"unsupported pixel type {decoded.dtype} (expected 8- or 16-bit)")
-    return decoded
+        return colour[:, :, 0], [
+            "gray in a gray+alpha file" if layout == "gray+alpha" else f"gray saved as {layout}"
+        ]
+    if _constant(colour) or (_equal_channels(colour) and np.array_equal(colour[:, :, 0], alpha)):
+        return alpha, [f"alpha channel of {layout}"]
+    raise InputError(
+        path,
+        f"{layout} mask whose colour and alpha channels both vary: cannot tell which one holds the mask "
+        "(use constant colour channels with the mask in alpha, or save a single-channel PNG)",
+    )
 
 
-def _read_npy_mask(path: Path) -> np.ndarray:
-    _read_bytes(path)  # uniform messages for missing / empty files
+def _palette_values(colour: np.ndarray, path: Path) -> tuple[np.ndarray, list[str]]:
+    """Values of a palette PNG, expanded by OpenCV to BGR (the palette indices are not available)."""
+    if _equal_channels(colour):
+        return colour[:, :, 0], ["palette of grays"]
+    packed = (
+        colour[:, :, 0].astype(np.uint32) << 16 | colour[:, :, 1].astype(np.uint32) << 8 | colour[:, :, 2]
+    )
+    used = np.unique(packed)
+    if used.size == 2 and used[0] == 0:
+        return (packed != 0).view(np.uint8), ["palette of two colours (black = 0, other = 1)"]
+    raise InputError(
+        path,
+        f"palette PNG using {used.size} colours that are not all gray: a label map, not a mask "
+        "(save the mask as a gray PNG; a palette of grays, or of black and one colour, is accepted)",
+    )
+
+
+def _apply_mask_scale(values: np.ndarray, path: Path, scale: str) -> tuple[np.ndarray, list[str]]:
+    """Bring uint8/uint16 mask values to the 0..255 (uint8) or 0..65535 (uint16) scale."""
+    high = int(values.max())
+    sixteen = values.dtype == np.uint16
+    if scale == "auto":
+        if high == 1:
+            return values.astype(np.uint8) * np.uint8(255), [
+                "0/1 values" + (" in a 16-bit file" if sixteen else "")
+            ]
+        if sixteen and high <= 255:
+            return values.astype(np.uint8), ["8-bit values in a 16-bit file"]
+        return values, []
+    if scale == "1":
+        if high > 1:
+            raise InputError(
+                path, f"with mask scale 1 (--mask-scale 1) values must be 0 or 1; found values up to {high}"
+            )
+        return values.astype(np.uint8) * np.uint8(255), []
+    if scale == "255":
+        if high > 255:
+            raise InputError(
+                path,
+                "with mask scale 255 (--mask-scale 255) values must be at most 255; "
+                f"found values up to {high}",
+            )
+        return values.astype(np.uint8), []
+    if not sixteen:  # "65535"
+        raise InputError(path, "mask scale 65535 (--mask-scale 65535) needs a 16-bit file; this one is 8-bit")
+    return values, []
+
+
+def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
+    """A float32 (H, W) mask from a .npy file, its header checked before any data is read."""
+    fd, size = open_regular(path)
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InputError(path, f"cannot load as a NumPy .npy array ({exc})") from None
-    if not isinstance(array, np.ndarray):
-        raise InputError(path, "does not hold a single array")
-    if array.ndim == 3 and 1 in (array.shape[0], array.shape[-1]):
-        array = array.reshape(array.shape[1:] if array.shape[0] == 1 else array.shape[:-1])
-    if array.ndim != 2:
-        raise InputError(path, f"mask array must be 2-D (H, W); got shape {array.shape}")
-    if array.size == 0:
-        raise InputError(path, "mask array is empty")
+        head = io.BytesIO(os.pread(fd, min(size, _NPY_HEADER_MAX), 0))
+        try:
+            version = np.lib.format.read_magic(head)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(head)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(head)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except Exception as exc:  # noqa: BLE001 - NumPy raises several types for a bad header
+            detail = str(exc) if isinstance(exc, ValueError) and "ast." not in str(exc) else ""
+            raise InputError(
+                path,
+                "cannot load as a NumPy .npy array: the header is truncated or malformed"
+                + (f" ({detail})" if detail else ""),
+            ) from None
+        data_offset = head.tell()
+        if dtype.hasobject or not (dtype == np.bool_ or np.issubdtype(dtype, np.floating)):
+            raise InputError(path, f"mask array must be bool or float in [0, 1]; got dtype {dtype}")
+        squeezed = shape
+        if len(shape) == 3 and 1 in (shape[0], shape[-1]):
+            squeezed = shape[1:] if shape[0] == 1 else shape[:-1]
+        if len(squeezed) != 2:
+            raise InputError(path, f"mask array must be 2-D (H, W); got shape {shape}")
+        count = int(np.prod(shape, dtype=np.int64))
+        if count == 0:
+            raise InputError(path, "mask array is empty")
+        if max_pixels is not None and count > max_pixels:
+            raise InputError(
+                path,
+                f"mask array is {squeezed[0]}x{squeezed[1]} = {count / 1e6:.1f} MP, more than the limit of "
+                f"{max_pixels} pixels (--max-pixels / max_pixels); not loaded",
+            )
+        nbytes = count * dtype.itemsize
+        if data_offset + nbytes > size:
+            raise InputError(
+                path,
+                f"truncated .npy file: its header promises a {shape} {dtype} array ({nbytes} bytes of data) "
+                f"but the file holds {size - data_offset} bytes after the header",
+            )
+        raw = read_exactly(fd, data_offset, nbytes, path)
+    finally:
+        os.close(fd)
+    array = np.frombuffer(raw, dtype=dtype).reshape(squeezed, order="F" if fortran else "C")
     if array.dtype == np.bool_:
         return array.astype(np.float32)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise InputError(path, f"mask array must be bool or float in [0, 1]; got dtype {array.dtype}")
     finite = np.isfinite(array)
     if not finite.any():
         raise InputError(path, "mask array is all NaN/inf")
     if not finite.all():
         raise InputError(path, f"mask array has {int(array.size - finite.sum())} NaN/inf value(s)")
-    low, high = float(array.min()), float(array.max())
-    if low < 0.0 or high > 1.0:
-        raise InputError(path, f"mask values must lie in [0, 1]; found range [{low:.4g}, {high:.4g}]")
-    return array.astype(np.float32, copy=False)
+    problem = unit_interval_problem(float(array.min()), float(array.max()))
+    if problem is not None:
+        raise InputError(path, f"mask values must lie in [0, 1]; {problem}")
+    return np.clip(array, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a mask file as float32 (H, W) in [0, 1] (8-bit / 255, 16-bit / 65535, ``.npy`` as stored).
+def read_mask_array(
+    path: str | Path, *, mask_scale: str | int = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """:func:`read_mask_file` without the encoding: uint8 (0..255), uint16 (0..65535) or float32 [0, 1].
 
     Raises
     ------
     InputError
-        As :func:`read_mask_array`.
+        As :func:`read_mask_file`.
+    """
+    return read_mask_file(path, mask_scale=mask_scale, max_pixels=max_pixels).pixels
+
+
+def read_mask(
+    path: str | Path, *, mask_scale: str | int = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Read a mask file as float32 (H, W) in [0, 1] (encodings and arguments as :func:`read_mask_file`).
+
+    Raises
+    ------
+    InputError
+        As :func:`read_mask_file`.
     """
     path = Path(path)
-    array = read_mask_array(path)
+    array = read_mask_array(path, mask_scale=mask_scale, max_pixels=max_pixels)
     if array.dtype == np.float32:
         return array
     return _unit_scale(array, path)
@@ -204,8 +453,6 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
     """Encode a float mask in [0, 1] as PNG (8/16-bit, rounded after clipping) or ``.npy`` float32 bytes."""
     if fmt == "npy":
-        import io
-
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(mask, dtype=np.float32), allow_pickle=False)
         return buffer.getvalue()

@@ -1,11 +1,28 @@
-"""Pair the files of two folders by file stem."""
+"""Pair the files of two folders by file stem.
+
+Only regular files are paired (a symlink to a regular file counts as one: datasets are often linked);
+anything else with a wanted suffix (a folder named ``x.png``, a FIFO, a device, a dangling symlink, a
+symlink loop) is listed in :attr:`Pairing.skipped` with what it is, and never opened.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "MASK_EXTENSIONS", "Pair", "Pairing", "match_folders", "list_files"]
+from maskrefine.io.files import not_regular_reason
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MASK_EXTENSIONS",
+    "Pair",
+    "Pairing",
+    "Skipped",
+    "match_folders",
+    "list_files",
+    "scan_folder",
+]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS: tuple[str, ...] = (".png", ".npy")
@@ -21,6 +38,14 @@ class Pair:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """An entry of an input folder that has a wanted suffix but is not a regular file (never opened)."""
+
+    path: Path
+    reason: str  # what it is, e.g. "a FIFO (named pipe)", "a dangling symlink", "a folder"
+
+
+@dataclass(frozen=True, slots=True)
 class Pairing:
     """Result of :func:`match_folders`.
 
@@ -33,23 +58,42 @@ class Pairing:
     duplicates : dict of str to list of Path
         Stems that occur more than once in one folder (e.g. ``a.png`` and ``a.jpg``); these are
         excluded from ``pairs`` because the right partner is ambiguous.
+    skipped : list of Skipped
+        Entries of either folder with a wanted suffix that are not regular files; their stems' partners
+        are not reported in ``only_first`` / ``only_second`` (the skipped entry is the problem).
     """
 
     pairs: list[Pair]
     only_first: list[Path] = field(default_factory=list)
     only_second: list[Path] = field(default_factory=list)
     duplicates: dict[str, list[Path]] = field(default_factory=dict)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def scan_folder(folder: str | Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[Skipped]]:
+    """Non-hidden entries directly in ``folder`` whose suffix (any case) is in ``extensions``, split into
+    regular files (symlinks to regular files included) and skipped entries, both sorted. Nothing is opened.
+    """
+    folder = Path(folder)
+    wanted = {e.lower() for e in extensions}
+    files: list[Path] = []
+    skipped: list[Skipped] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith(".") or path.suffix.lower() not in wanted:
+                continue
+            reason = not_regular_reason(path)
+            if reason is None:
+                files.append(path)
+            else:
+                skipped.append(Skipped(path, reason))
+    return sorted(files), sorted(skipped, key=lambda item: item.path)
 
 
 def list_files(folder: str | Path, extensions: tuple[str, ...]) -> list[Path]:
     """Regular, non-hidden files directly in ``folder`` whose suffix (any case) is in ``extensions``."""
-    folder = Path(folder)
-    wanted = {e.lower() for e in extensions}
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and p.suffix.lower() in wanted and p.is_file()
-    )
+    return scan_folder(folder, extensions)[0]
 
 
 def _by_stem(files: list[Path]) -> tuple[dict[str, Path], dict[str, list[Path]]]:
@@ -79,10 +123,14 @@ def match_folders(
     Returns
     -------
     Pairing
-        Matched pairs plus what could not be matched; nothing here raises for an unmatched file.
+        Matched pairs plus what could not be matched or was skipped; nothing here raises for one file.
     """
-    first, first_dups = _by_stem(list_files(first_dir, first_extensions))
-    second, second_dups = _by_stem(list_files(second_dir, second_extensions))
+    first_files, first_skipped = scan_folder(first_dir, first_extensions)
+    second_files, second_skipped = scan_folder(second_dir, second_extensions)
+    skipped = first_skipped + second_skipped
+    skipped_stems = {item.path.stem for item in skipped}
+    first, first_dups = _by_stem(first_files)
+    second, second_dups = _by_stem(second_files)
     duplicates = {**first_dups}
     for stem, paths in second_dups.items():
         duplicates.setdefault(stem, []).extend(paths)
@@ -91,6 +139,9 @@ def match_folders(
         for stem in sorted(first.keys() & second.keys())
         if stem not in duplicates
     ]
-    only_first = sorted(p for s, p in first.items() if s not in second and s not in duplicates)
-    only_second = sorted(p for s, p in second.items() if s not in first and s not in duplicates)
-    return Pairing(pairs=pairs, only_first=only_first, only_second=only_second, duplicates=duplicates)
+    alone = duplicates.keys() | skipped_stems
+    only_first = sorted(p for s, p in first.items() if s not in second and s not in alone)
+    only_second = sorted(p for s, p in second.items() if s not in first and s not in alone)
+    return Pairing(
+        pairs=pairs, only_first=only_first, only_second=only_second, duplicates=duplicates, skipped=skipped
+    )

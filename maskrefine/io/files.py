@@ -1,0 +1,109 @@
+"""What kind of file is at a path, and opening only regular files (never a FIFO, a device or a folder).
+
+The one owner of "is this something we may read": folder listing (:mod:`maskrefine.io.pairs`) uses
+:func:`not_regular_reason` to name what it skips, the readers (:mod:`maskrefine.io.imageio`) use
+:func:`open_regular` so that nothing that is not a regular file is ever opened for reading (a FIFO would
+block, a device could be endless).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from maskrefine.errors import InputError
+
+__all__ = ["not_regular_reason", "open_regular", "read_exactly"]
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def not_regular_reason(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` is not a readable regular file, or None when it is one.
+
+    Symlinks are followed: a symlink to a regular file is a regular file. Otherwise the reason says what
+    was found: ``"a dangling symlink"``, ``"a symlink loop"``, ``"a folder"``, ``"a FIFO (named pipe)"``,
+    ``"a character device"``, ``"a block device"``, ``"a socket"``, ``"not found"`` or the OS error.
+    Nothing is opened.
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "a dangling symlink" if os.path.islink(path) else "not found"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "a symlink loop"
+        return f"not readable ({exc.strerror or exc})"
+    if stat.S_ISREG(info.st_mode):
+        return None
+    return _kind(info.st_mode)
+
+
+def open_regular(path: Path) -> tuple[int, int]:
+    """Open a regular, non-empty file for reading; return ``(fd, size)``. The caller closes ``fd``.
+
+    The type is checked before opening and again on the open descriptor (opened with ``O_NONBLOCK``, so
+    a FIFO swapped in between cannot block).
+
+    Raises
+    ------
+    InputError
+        Naming ``path`` and the problem: not found, not a regular file (what it is), unreadable, empty.
+    """
+    reason = not_regular_reason(path)
+    if reason == "not found":
+        raise InputError(path, "file not found")
+    if reason is not None:
+        raise InputError(path, f"is {reason}, not a regular file; not read")
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    )
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(path, f"is {_kind(info.st_mode)}, not a regular file; not read")
+        if info.st_size == 0:
+            raise InputError(path, "file is empty (0 bytes)")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, int(info.st_size)
+
+
+def read_exactly(fd: int, offset: int, count: int, path: Path) -> bytes:
+    """``count`` bytes from ``offset`` of an open file, or an :class:`InputError` if it ends early."""
+    chunks: list[bytes] = []
+    done = 0
+    try:
+        while done < count:
+            chunk = os.pread(fd, min(count - done, 1 << 26), offset + done)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            done += len(chunk)
+    except OSError as exc:
+        raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
+    if done < count:
+        raise InputError(
+            path, f"file ended after {offset + done} bytes while reading (changed or truncated?)"
+        )
+    return b"".join(chunks)
