@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from maskrefine._checks import unit_interval_problem
+from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError
 from maskrefine.io.files import open_regular, read_exactly
 from maskrefine.io.headers import HeaderError, ImageHeader, read_image_header
@@ -36,10 +37,13 @@ __all__ = [
     "write_bytes_atomic",
     "write_text_atomic",
     "MASK_FORMATS",
+    "MASK_SUFFIXES",
     "encode_mask",
 ]
 
-MASK_FORMATS: tuple[str, ...] = ("png8", "png16", "npy")
+#: Mask output formats and the file suffix each one is written with.
+MASK_SUFFIXES: dict[str, str] = {"png8": ".png", "png16": ".png", "npy": ".npy"}
+MASK_FORMATS: tuple[str, ...] = tuple(MASK_SUFFIXES)
 MaskFormat = Literal["png8", "png16", "npy"]
 
 
@@ -138,11 +142,9 @@ def _decode(path: Path, data: bytes, flags: int) -> np.ndarray:
 
 
 def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) * np.float32(1.0 / 255.0)
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) * np.float32(1.0 / 65535.0)
-    raise InputError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
+    if array.dtype not in UNIT_SCALES:
+        raise InputError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
+    return to_unit_float(array)
 
 
 def read_image(
