@@ -31,7 +31,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
-from maskrefine.io.imageio import MASK_FORMATS
+from maskrefine.io.imageio import DEFAULT_MAX_PIXELS, MASK_FORMATS, MASK_SCALES
 from maskrefine.metrics.presets import PRESETS
 from maskrefine.refiners import GUIDE_MODES, REFINERS
 
@@ -199,6 +199,42 @@ def _failure_lines(report: object) -> list[str]:
     return lines
 
 
+def _print_input_notes(report: Any) -> None:
+    """Entries that are not regular files (as errors) and one line counting the non-plain encodings."""
+    for failure in report.not_regular:
+        _err(f"error: {failure.message}")
+    if report.encodings:
+        listed = ", ".join(f"{name} ({n} file{'s' if n > 1 else ''})" for name, n in report.encodings.items())
+        _err(f"note: mask encodings detected: {listed}; see --mask-scale to override")
+
+
+def _reading_options(command: Any) -> Any:
+    """``--mask-scale``, ``--ignore-exif`` and ``--max-pixels``, shared by ``apply`` and ``score``."""
+    options = [
+        click.option(
+            "--mask-scale",
+            type=click.Choice(MASK_SCALES),
+            default="auto",
+            show_default=True,
+            help="Value meaning foreground in integer mask files; auto detects 0/1 masks and 16-bit "
+            "files holding 8-bit values (see the README).",
+        ),
+        click.option(
+            "--ignore-exif", is_flag=True, help="Read images as stored, not turned by their EXIF orientation."
+        ),
+        click.option(
+            "--max-pixels",
+            type=click.IntRange(min=1),
+            default=DEFAULT_MAX_PIXELS,
+            show_default=True,
+            help="Refuse an image or mask with more pixels (read from the file header, before decoding).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def _print_limited(prefix: str, lines: Sequence[str]) -> None:
     for line in lines[:MAX_LISTED]:
         _err(f"{prefix}{line}")
@@ -315,6 +351,7 @@ _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=P
     default=None,
     help="Write the run report (per-file outcomes, counts, timing) as JSON.",
 )
+@_reading_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary unless a file failed.")
 def apply_cmd(
     masks_dir: Path,
@@ -332,6 +369,9 @@ def apply_cmd(
     jobs: int | None,
     shard: tuple[int, int] | None,
     report_path: Path | None,
+    mask_scale: str,
+    ignore_exif: bool,
+    max_pixels: int,
     quiet: bool,
 ) -> None:
     """Refine every mask in --masks with its image in --images; write them to --out.
@@ -366,6 +406,9 @@ def apply_cmd(
             shard=shard,
             progress=progress,
             report_path=report_path,  # checked before any work, written at the end
+            mask_scale=mask_scale,
+            ignore_exif=ignore_exif,
+            max_pixels=max_pixels,
         )
     progress.close()
     sys.exit(_finish_apply(report, quiet))
@@ -375,6 +418,7 @@ def _finish_apply(report: Any, quiet: bool) -> int:
     failures = _failure_lines(report)
     for line in failures:  # every failure, one line each: scripts can grep these
         _err(f"error: {line}")
+    _print_input_notes(report)
     if quiet and report.ok:
         return EXIT_OK
     duplicates = _duplicate_lines(report)
@@ -388,8 +432,9 @@ def _finish_apply(report: Any, quiet: bool) -> int:
     counts = report.counts
     click.echo(
         f"written {counts['written']}, skipped {counts['skipped']}, failed {counts['failed']}, "
-        f"unmatched {counts['unmatched']}, duplicates {counts['duplicates']} "
-        f"in {report.elapsed:.2f} s ({report.masks_per_s:.1f} masks/s)"
+        f"unmatched {counts['unmatched']}, duplicates {counts['duplicates']}"
+        + (f", not regular files {len(report.not_regular)}" if report.not_regular else "")
+        + f" in {report.elapsed:.2f} s ({report.masks_per_s:.1f} masks/s)"
     )
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -489,6 +534,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 @click.option(
     "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
+@_reading_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score_cmd(
     pred_dir: Path,
@@ -502,6 +548,9 @@ def score_cmd(
     before_dir: Path | None,
     shard: tuple[int, int] | None,
     jobs: int | None,
+    mask_scale: str,
+    ignore_exif: bool,
+    max_pixels: int,
     quiet: bool,
 ) -> None:
     """Score the masks in --pred against --gt (matched by stem) and print the summary."""
@@ -522,6 +571,9 @@ def score_cmd(
             shard=shard,
             jobs=jobs,
             progress=progress,
+            mask_scale=mask_scale,
+            ignore_exif=ignore_exif,
+            max_pixels=max_pixels,
         )
     progress.close()
     sys.exit(_finish_score(report, preset, quiet))
@@ -531,6 +583,7 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
     failures = _failure_lines(report)
     for line in failures:
         _err(f"error: {line}")
+    _print_input_notes(report)
     unmatched = _unmatched_lines(report)
     duplicates = _duplicate_lines(report)
     if not quiet:

@@ -28,6 +28,7 @@ __all__ = [
     "read_mask_array",
     "read_mask_file",
     "MaskRead",
+    "ReadOptions",
     "MASK_SCALES",
     "DEFAULT_MAX_PIXELS",
     "PLAIN",
@@ -77,6 +78,35 @@ class MaskRead:
 
     pixels: np.ndarray
     encoding: str = PLAIN
+
+    def to_unit(self) -> np.ndarray:
+        """The mask as float32 in [0, 1] (uint8 / 255, uint16 / 65535, float as is)."""
+        return to_unit_float(self.pixels)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadOptions:
+    """How the folder jobs read their inputs: ``mask_scale``, ``ignore_exif`` and ``max_pixels`` as in
+    :func:`read_mask_file` and :func:`read_image`. Build it with :meth:`checked` (validates once)."""
+
+    mask_scale: str = "auto"
+    ignore_exif: bool = False
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def checked(
+        cls, mask_scale: object = "auto", ignore_exif: object = False, max_pixels: object = DEFAULT_MAX_PIXELS
+    ) -> ReadOptions:
+        """Validated options; ``ValueError`` / ``TypeError`` naming the bad argument."""
+        return cls(check_mask_scale(mask_scale), bool(ignore_exif), check_max_pixels(max_pixels))
+
+    def image(self, path: str | Path) -> np.ndarray:
+        """:func:`read_image` with these options."""
+        return read_image(path, ignore_exif=self.ignore_exif, max_pixels=self.max_pixels)
+
+    def mask(self, path: str | Path) -> MaskRead:
+        """:func:`read_mask_file` with these options."""
+        return read_mask_file(path, mask_scale=self.mask_scale, max_pixels=self.max_pixels)
 
 
 def check_max_pixels(max_pixels: object) -> int | None:

@@ -14,7 +14,14 @@ import numpy as np
 
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.guide import GUIDE_MODES
-from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask, write_mask
+from maskrefine.io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    MASK_EXTENSIONS,
+    ReadOptions,
+    match_folders,
+    write_mask,
+)
 from maskrefine.io.imageio import MASK_SUFFIXES
 from maskrefine.pipeline.guards import (
     check_folder,
@@ -30,6 +37,7 @@ from maskrefine.pipeline.reports import (
     Progress,
     RunReport,
     describe_unexpected,
+    not_regular_entries,
     unmatched_and_duplicates,
 )
 from maskrefine.pipeline.workers import run_tasks
@@ -53,6 +61,7 @@ class _ApplyTask:
     binary_input: bool
     fmt: str
     overwrite: bool
+    read: ReadOptions = ReadOptions()
 
 
 def _apply_one(task: _ApplyTask) -> FileOutcome:
@@ -66,9 +75,10 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
 
     current = task.image
     try:
-        image = read_image(task.image)
+        image = task.read.image(task.image)
         current = task.mask
-        mask = read_mask(task.mask)
+        mask_read = task.read.mask(task.mask)
+        mask = mask_read.to_unit()
         problem = check_mask_size(mask.shape, image.shape[:2])
         if problem is not None:
             raise InputError(task.mask, f"{problem} (image {task.image.name})")
@@ -86,7 +96,14 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
     except Exception as exc:  # noqa: BLE001 - one file must never end the run
         return failed(describe_unexpected(current, exc))
     return FileOutcome(
-        task.stem, "written", task.mask, task.image, task.output, None, time.perf_counter() - start
+        task.stem,
+        "written",
+        task.mask,
+        task.image,
+        task.output,
+        None,
+        time.perf_counter() - start,
+        encoding=mask_read.encoding,
     )
 
 
@@ -129,6 +146,9 @@ def apply_folder(
     shard: tuple[int, int] | str | None = None,
     progress: Progress | None = None,
     report_path: str | Path | None = None,
+    mask_scale: str | int = "auto",
+    ignore_exif: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> RunReport:
     """Refine every mask of ``masks_dir`` with its image from ``images_dir`` and write it to ``out_dir``.
 
@@ -180,6 +200,13 @@ def apply_folder(
     report_path : path-like, optional
         Write the report (:meth:`RunReport.write_json`) there at the end. Checked with the other
         settings: it must not be (inside) an input folder, the output folder, or one of the outputs.
+    mask_scale : {"auto", "255", "1", "65535"}
+        How integer mask values are scaled (:func:`maskrefine.io.read_mask_file`): ``"auto"`` detects
+        0/1 masks and 16-bit files holding 8-bit values. Each written file's ``encoding`` is reported.
+    ignore_exif : bool
+        Read images as stored instead of turned upright by their EXIF orientation.
+    max_pixels : int or None
+        Refuse (per file, from its header, before decoding) an image or mask with more pixels.
 
     Returns
     -------
@@ -191,8 +218,8 @@ def apply_folder(
     ------
     ConfigError
         Before anything is written: missing input folder, unsafe ``out_dir`` or ``report_path``,
-        unknown method / guide / format / parameter, invalid ``jobs`` or ``shard``, ``overwrite`` with
-        ``skip_existing``, or existing outputs without either flag.
+        unknown method / guide / format / parameter, invalid ``jobs``, ``shard``, ``mask_scale`` or
+        ``max_pixels``, ``overwrite`` with ``skip_existing``, or existing outputs without either flag.
     """
     start = time.perf_counter()
     masks_path = check_folder(masks_dir, "masks")
@@ -218,11 +245,16 @@ def apply_folder(
         resolved = resolve_params(method, params)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        read = ReadOptions.checked(mask_scale, ignore_exif, max_pixels)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
     workers = check_jobs(jobs)
     shard_kn = parse_shard(shard)
 
     pairing = match_folders(masks_path, images_path, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
     unmatched, duplicates = unmatched_and_duplicates(pairing, "masks", "images", shard_kn)
+    not_regular = not_regular_entries(pairing, shard_kn)
     suffix = OUTPUT_FORMATS[fmt]
     tasks = [
         _ApplyTask(
@@ -236,6 +268,7 @@ def apply_folder(
             binary_input=bool(binary_input),
             fmt=fmt,
             overwrite=bool(overwrite),
+            read=read,
         )
         for pair in pairing.pairs
         if in_shard(pair.stem, shard_kn)
@@ -287,6 +320,9 @@ def apply_folder(
         "skip_existing": bool(skip_existing),
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
+        "mask_scale": read.mask_scale,
+        "ignore_exif": read.ignore_exif,
+        "max_pixels": read.max_pixels,
     }
     report = RunReport(
         outcomes=[outcomes[task.stem] for task in tasks],
@@ -294,6 +330,7 @@ def apply_folder(
         duplicates=duplicates,
         elapsed=time.perf_counter() - start,
         config=config,
+        not_regular=not_regular,
     )
     if report_file is not None:
         report.write_json(report_file)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from maskrefine.io import Pairing, write_text_atomic
+from maskrefine.io import PLAIN, Pairing, write_text_atomic
 from maskrefine.pipeline.guards import in_shard
 
 __all__ = [
@@ -28,6 +28,8 @@ __all__ = [
     "Status",
     "describe_unexpected",
     "unmatched_and_duplicates",
+    "not_regular_entries",
+    "count_encodings",
 ]
 
 #: ``progress(done, total)``, called by the jobs after each file.
@@ -57,6 +59,8 @@ class FileOutcome:
         For failures: the message, starting with the file it concerns.
     seconds : float
         Wall time spent on this file (0 for skipped files).
+    encoding : str or None
+        For written files: how the mask was encoded (:attr:`maskrefine.io.MaskRead.encoding`).
     """
 
     stem: str
@@ -66,6 +70,7 @@ class FileOutcome:
     output: Path
     error: str | None = None
     seconds: float = 0.0
+    encoding: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings)."""
@@ -77,6 +82,7 @@ class FileOutcome:
             "output": str(self.output),
             "error": self.error,
             "seconds": round(self.seconds, 6),
+            "encoding": self.encoding,
         }
 
 
@@ -119,6 +125,24 @@ def unmatched_and_duplicates(
     return unmatched, duplicates
 
 
+def not_regular_entries(pairing: Pairing, shard: tuple[int, int] | None) -> list[Failure]:
+    """The entries of the input folders that are not regular files (in ``shard``), as failures."""
+    return [
+        Failure(item.path, f"is {item.reason}, not a regular file; skipped (never opened)")
+        for item in pairing.skipped
+        if in_shard(item.path.stem, shard)
+    ]
+
+
+def count_encodings(encodings: Sequence[str | None], prefix: str = "") -> dict[str, int]:
+    """``{prefix + encoding: count}`` of the non-plain encodings, in order of first appearance."""
+    counts: dict[str, int] = {}
+    for encoding in encodings:
+        if encoding is not None and encoding != PLAIN:
+            counts[prefix + encoding] = counts.get(prefix + encoding, 0) + 1
+    return counts
+
+
 def _duplicates_dict(duplicates: Mapping[str, Sequence[Path]]) -> dict[str, list[str]]:
     return {stem: [str(p) for p in paths] for stem, paths in sorted(duplicates.items())}
 
@@ -144,6 +168,9 @@ class RunReport:
         Wall time of the whole job in seconds.
     config : dict
         The job's settings (method, params, guide, fmt, jobs, shard, folders), for the JSON report.
+    not_regular : list of Failure
+        Entries of the input folders that are not regular files (FIFO, folder, dangling symlink...);
+        never opened, and they make ``ok`` False.
     """
 
     outcomes: list[FileOutcome] = field(default_factory=list)
@@ -151,6 +178,7 @@ class RunReport:
     duplicates: dict[str, list[Path]] = field(default_factory=dict)
     elapsed: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
+    not_regular: list[Failure] = field(default_factory=list)
 
     def _count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -167,6 +195,11 @@ class RunReport:
         }
 
     @property
+    def encodings(self) -> dict[str, int]:
+        """Count of each non-plain mask encoding among the written files (e.g. ``{"0/1 values": 3}``)."""
+        return count_encodings([outcome.encoding for outcome in self.outcomes])
+
+    @property
     def failures(self) -> list[FileOutcome]:
         """The failed outcomes."""
         return [outcome for outcome in self.outcomes if outcome.status == "failed"]
@@ -179,8 +212,9 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """True when no file failed (unmatched and duplicated names are reported but are not failures)."""
-        return self._count("failed") == 0
+        """True when no file failed and every input entry was a regular file (unmatched and duplicated
+        names are reported but are not failures)."""
+        return self._count("failed") == 0 and not self.not_regular
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ok, counts, masks_per_s, elapsed_s, config, files, unmatched, duplicates."""
@@ -193,6 +227,8 @@ class RunReport:
             "files": [outcome.to_dict() for outcome in self.outcomes],
             "unmatched": [item.to_dict() for item in self.unmatched],
             "duplicates": _duplicates_dict(self.duplicates),
+            "not_regular": [item.to_dict() for item in self.not_regular],
+            "encodings": self.encodings,
         }
 
     def write_json(self, path: str | Path) -> Path:
@@ -226,6 +262,11 @@ class ScoreReport:
         Figures written (when ``plot_dir`` was given).
     config : dict
         The job's settings.
+    not_regular : list of Failure
+        Entries of the input folders that are not regular files; never opened, they make ``ok`` False.
+    encodings : dict of str to int
+        Count of each non-plain mask encoding among the scored pairs, keyed ``"predictions: <encoding>"``
+        or ``"gt: <encoding>"``.
     """
 
     summary: dict[str, Any] = field(default_factory=dict)
@@ -237,11 +278,13 @@ class ScoreReport:
     elapsed: float = 0.0
     plots: list[Path] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    not_regular: list[Failure] = field(default_factory=list)
+    encodings: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """True when no file failed."""
-        return not self.failures
+        """True when no file failed and every input entry was a regular file."""
+        return not self.failures and not self.not_regular
 
     def to_dict(self) -> dict[str, Any]:
         """The summary JSON: the summary's keys at top level, plus ``ok``, ``failed``, ``unmatched``,
@@ -256,6 +299,8 @@ class ScoreReport:
                 "elapsed_s": round(self.elapsed, 6),
                 "config": self.config,
                 "plots": [str(path) for path in self.plots],
+                "not_regular": [item.to_dict() for item in self.not_regular],
+                "encodings": dict(self.encodings),
             }
         )
         return out

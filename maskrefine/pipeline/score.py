@@ -13,7 +13,7 @@ import numpy as np
 
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError
-from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask_array
+from maskrefine.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MASK_EXTENSIONS, ReadOptions, match_folders
 from maskrefine.pipeline.guards import (
     check_folder,
     check_jobs,
@@ -22,7 +22,14 @@ from maskrefine.pipeline.guards import (
     in_shard,
     parse_shard,
 )
-from maskrefine.pipeline.reports import Failure, Progress, ScoreReport, unmatched_and_duplicates
+from maskrefine.pipeline.reports import (
+    Failure,
+    Progress,
+    ScoreReport,
+    count_encodings,
+    not_regular_entries,
+    unmatched_and_duplicates,
+)
 
 __all__ = ["score_folder", "parse_box_spec", "check_box_source", "PLOT_FILES"]
 
@@ -83,6 +90,8 @@ class _Loaded:
     pred: np.ndarray | None = None
     gt: np.ndarray | None = None
     failure: Failure | None = None
+    pred_encoding: str | None = None
+    gt_encoding: str | None = None
 
 
 def _gt_for_evaluator(gt: np.ndarray) -> np.ndarray:
@@ -91,19 +100,20 @@ def _gt_for_evaluator(gt: np.ndarray) -> np.ndarray:
     return gt
 
 
-def _load_pair(stem: str, pred_path: Path, gt_path: Path) -> _Loaded:
+def _load_pair(stem: str, pred_path: Path, gt_path: Path, read: ReadOptions) -> _Loaded:
     current = pred_path
     try:
-        pred = read_mask_array(pred_path)
+        pred_read = read.mask(pred_path)
         current = gt_path
-        gt = _gt_for_evaluator(read_mask_array(gt_path))
+        gt_read = read.mask(gt_path)
+        gt = _gt_for_evaluator(gt_read.pixels)
     except InputError as exc:
         return _Loaded(stem, pred_path, gt_path, failure=Failure(exc.path, exc.problem))
     except Exception as exc:  # noqa: BLE001 - one file must never end the run
         return _Loaded(
             stem, pred_path, gt_path, failure=Failure(current, f"unexpected {type(exc).__name__}: {exc}")
         )
-    return _Loaded(stem, pred_path, gt_path, pred, gt)
+    return _Loaded(stem, pred_path, gt_path, pred_read.pixels, gt, None, pred_read.encoding, gt_read.encoding)
 
 
 def _split_summary(summary: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -135,14 +145,18 @@ def score_folder(
     shard: tuple[int, int] | str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    mask_scale: str | int = "auto",
+    ignore_exif: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> ScoreReport:
     """Score the predictions of ``pred_dir`` against the ground truth of ``gt_dir``.
 
     Parameters
     ----------
     pred_dir : path-like
-        Predicted masks (``.png`` 8/16-bit, ``.npy`` float in [0, 1]); read without rescaling
-        (:func:`maskrefine.io.read_mask_array`) so 8-bit maps reach the evaluator unchanged. A
+        Predicted masks (``.png`` 8/16-bit, ``.npy`` float in [0, 1]); read by
+        :func:`maskrefine.io.read_mask_file` (0/1 masks, 16-bit files holding 8-bit values, alpha
+        masks... are detected; 8-bit maps reach the evaluator unchanged). A
         prediction of another size than its GT is resized by the preset (never the GT).
     gt_dir : path-like
         Ground-truth masks, paired with the predictions by file stem.
@@ -170,6 +184,13 @@ def score_folder(
         result does not depend on ``jobs``.
     progress : callable, optional
         ``progress(done, total)`` after each pair.
+    mask_scale : {"auto", "255", "1", "65535"}
+        How integer values of predictions *and* GT are scaled (:func:`maskrefine.io.read_mask_file`);
+        the non-plain encodings met are counted in :attr:`ScoreReport.encodings`.
+    ignore_exif : bool
+        Read the montage images as stored instead of turned upright by their EXIF orientation.
+    max_pixels : int or None
+        Refuse (per file, from its header, before decoding) a mask or image with more pixels.
 
     Returns
     -------
@@ -198,6 +219,10 @@ def score_folder(
     if preset not in metrics.PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(metrics.PRESETS)}; got {preset!r}")
     box_source = check_box_source(boxes)
+    try:
+        read = ReadOptions.checked(mask_scale, ignore_exif, max_pixels)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
     workers = check_jobs(jobs)
     shard_kn = parse_shard(shard)
     if isinstance(montage_count, bool) or not isinstance(montage_count, int) or montage_count < 0:
@@ -223,6 +248,7 @@ def score_folder(
 
     pairing = match_folders(pred_path, gt_path, MASK_EXTENSIONS, MASK_EXTENSIONS)
     unmatched, duplicates = unmatched_and_duplicates(pairing, "predictions", "gt", shard_kn)
+    not_regular = not_regular_entries(pairing, shard_kn)
     pairs = [pair for pair in pairing.pairs if in_shard(pair.stem, shard_kn)]
     total = len(pairs)
 
@@ -230,9 +256,10 @@ def score_folder(
     corloc = metrics.CorLocEvaluator() if box_source else None
     failures: list[Failure] = []
     scored: dict[str, tuple[Path, Path]] = {}
+    encodings: list[tuple[str | None, str | None]] = []
 
     def load(pair: Any) -> _Loaded:
-        return _load_pair(pair.stem, pair.first, pair.second)
+        return _load_pair(pair.stem, pair.first, pair.second, read)
 
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and total > 1 else None
     loaded_iter: Iterable[_Loaded] = (
@@ -248,6 +275,7 @@ def score_folder(
                     failures.append(failure)
                 else:
                     scored[item.stem] = (item.pred_path, item.gt_path)
+                    encodings.append((item.pred_encoding, item.gt_encoding))
             if progress is not None:
                 progress(done, total)
     finally:
@@ -267,6 +295,9 @@ def score_folder(
         "boxes": boxes,
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
+        "mask_scale": read.mask_scale,
+        "ignore_exif": read.ignore_exif,
+        "max_pixels": read.max_pixels,
     }
     report = ScoreReport(
         summary=summary,
@@ -276,9 +307,14 @@ def score_folder(
         duplicates=duplicates,
         curves=curves,
         config=config,
+        not_regular=not_regular,
+        encodings={
+            **count_encodings([pred for pred, _ in encodings], "predictions: "),
+            **count_encodings([gt for _, gt in encodings], "gt: "),
+        },
     )
     if plot_path is not None:
-        report.plots = _write_plots(report, plot_path, scored, images_dir, before_dir, montage_count)
+        report.plots = _write_plots(report, plot_path, scored, images_dir, before_dir, montage_count, read)
     report.elapsed = time.perf_counter() - start
     if csv_path is not None:
         report.write_csv(csv_path)
@@ -393,6 +429,7 @@ def _write_plots(
     images_dir: str | Path | None,
     before_dir: str | Path | None,
     count: int,
+    read: ReadOptions,
 ) -> list[Path]:
     from maskrefine import plots
 
@@ -422,15 +459,15 @@ def _write_plots(
             image_file = _find_by_stem(images_path, stem, IMAGE_EXTENSIONS)
             before_file = _find_by_stem(before_path, stem, MASK_EXTENSIONS)
             try:
-                image = read_image(image_file) if image_file is not None else None
-                before = read_mask_array(before_file) if before_file is not None else None
+                image = read.image(image_file) if image_file is not None else None
+                before = read.mask(before_file).pixels if before_file is not None else None
                 entries.append(
                     plots.MontageEntry(
                         stem=stem,
                         score=iou,
                         image=image,
-                        prediction=read_mask_array(pred_file),
-                        gt=read_mask_array(gt_file),
+                        prediction=read.mask(pred_file).pixels,
+                        gt=read.mask(gt_file).pixels,
                         before=before,
                         label=label,
                     )
