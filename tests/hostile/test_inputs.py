@@ -162,10 +162,10 @@ def test_mask_scale_1_in_score_applies_to_gt_too(hostile: HostileTree) -> None:
     assert "values must be 0 or 1" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["apply", "score"])
-def test_bad_mask_scale_is_a_usage_error(hostile: HostileTree, command: str) -> None:
+@pytest.mark.parametrize(("command", "value"), [("apply", "256"), ("score", "256"), ("apply", "")])
+def test_bad_mask_scale_is_a_usage_error(hostile: HostileTree, command: str, value: str) -> None:
     args = hostile.apply_args() if command == "apply" else hostile.score_args()
-    result = hostile.run(*args, "--mask-scale", "256", exit=2, names=["--mask-scale"], out=OUT)
+    result = hostile.run(*args, "--mask-scale", value, exit=2, names=["--mask-scale"], out=OUT)
     assert "'auto'" in result.stderr and "'65535'" in result.stderr
 
 
@@ -221,6 +221,10 @@ def test_max_pixels_limit_names_each_image(hostile: HostileTree) -> None:
 def test_bad_max_pixels_is_a_usage_error(hostile: HostileTree, value: str) -> None:
     result = hostile.run(*hostile.score_args("--max-pixels", value), exit=2, names=["--max-pixels"])
     assert "No such option" not in result.stderr
+
+
+def test_huge_max_pixels_is_accepted(hostile: HostileTree) -> None:
+    hostile.run(*hostile.apply_args("refined", "--max-pixels", str(10**30)), exit=0, out=OUT)
 
 
 def test_4_gib_non_image_is_refused_without_reading_it(hostile: HostileTree, tmp_path: Path) -> None:
