@@ -94,8 +94,24 @@ def test_score_reads_0_1_gt_and_counts_encodings(folders: dict[str, Path]) -> No
     assert report.to_dict()["encodings"] == {"gt: 0/1 values": 3}
 
 
+@pytest.fixture
+def no_hang() -> Iterator[None]:
+    """Fail instead of blocking forever if a FIFO gets opened."""
+
+    def timeout(signum: int, frame: object) -> None:
+        raise TimeoutError("blocked: a FIFO was opened")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_non_regular_entries_fail_the_run_and_are_never_opened(
-    folders: dict[str, Path], tmp_path: Path
+    folders: dict[str, Path], tmp_path: Path, no_hang: None
 ) -> None:
     os.unlink(folders["gt"] / "b.png")
     os.mkfifo(folders["gt"] / "b.png")
