@@ -31,7 +31,8 @@ import click
 
 from maskrefine import __version__
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
-from maskrefine.io.imageio import DEFAULT_MAX_PIXELS, MASK_FORMATS, MASK_SCALES
+from maskrefine.io.imageio import MASK_FORMATS
+from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
 from maskrefine.metrics.presets import PRESETS
 from maskrefine.refiners import GUIDE_MODES, REFINERS
 

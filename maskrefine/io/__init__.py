@@ -1,9 +1,6 @@
 """File I/O: folder pairing, image/mask reading, atomic writing. No maths here."""
 
 from maskrefine.io.imageio import (
-    DEFAULT_MAX_PIXELS,
-    MASK_SCALES,
-    PLAIN,
     MaskRead,
     ReadOptions,
     read_image,
@@ -14,6 +11,7 @@ from maskrefine.io.imageio import (
     write_mask,
     write_text_atomic,
 )
+from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES, PLAIN
 from maskrefine.io.pairs import IMAGE_EXTENSIONS, MASK_EXTENSIONS, Pair, Pairing, Skipped, match_folders
 
 __all__ = [

@@ -15,22 +15,23 @@ from pathlib import Path
 
 from maskrefine.errors import InputError
 
-__all__ = ["not_regular_reason", "open_regular", "read_exactly"]
-
-_KINDS = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
+__all__ = ["file_kind", "not_regular_reason", "open_regular", "read_exactly"]
 
 
-def _kind(mode: int) -> str:
-    for test, name in _KINDS:
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` is, in words: "regular file", "folder", "symbolic link", "FIFO (named pipe)", ..."""
+    for test, name in (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISLNK, "symbolic link"),
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
         if test(mode):
             return name
-    return "not a regular file"
+    return "special file"  # pragma: no cover
 
 
 def not_regular_reason(path: str | os.PathLike[str]) -> str | None:
@@ -51,7 +52,7 @@ def not_regular_reason(path: str | os.PathLike[str]) -> str | None:
         return f"not readable ({exc.strerror or exc})"
     if stat.S_ISREG(info.st_mode):
         return None
-    return _kind(info.st_mode)
+    return f"a {file_kind(info.st_mode)}"
 
 
 def open_regular(path: Path) -> tuple[int, int]:
@@ -80,7 +81,7 @@ def open_regular(path: Path) -> tuple[int, int]:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise InputError(path, f"is {_kind(info.st_mode)}, not a regular file; not read")
+            raise InputError(path, f"is a {file_kind(info.st_mode)}, not a regular file; not read")
         if info.st_size == 0:
             raise InputError(path, "file is empty (0 bytes)")
     except BaseException:

@@ -6,7 +6,6 @@ Every problem with a file raises :class:`maskrefine.errors.InputError` naming th
 from __future__ import annotations
 
 import io
-import numbers
 import os
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +20,13 @@ from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError
 from maskrefine.io.files import open_regular, read_exactly
 from maskrefine.io.headers import HeaderError, ImageHeader, read_image_header
+from maskrefine.io.options import (
+    DEFAULT_MAX_PIXELS,
+    MASK_SCALES,
+    PLAIN,
+    check_mask_scale,
+    check_max_pixels,
+)
 
 __all__ = [
     "read_image",
@@ -48,13 +54,6 @@ MASK_FORMATS: tuple[str, ...] = tuple(MASK_SUFFIXES)
 MaskFormat = Literal["png8", "png16", "npy"]
 
 
-#: Default of ``max_pixels`` (``--max-pixels``): 100 megapixels. A file whose header claims more is
-#: refused before it is decoded (decoding 100 MP of RGB float32 already takes 1.2 GB).
-DEFAULT_MAX_PIXELS = 100_000_000
-#: Values of ``mask_scale`` (``--mask-scale``): what value of an integer mask file means "foreground".
-MASK_SCALES: tuple[str, ...] = ("auto", "255", "1", "65535")
-#: The encoding of a mask file stored the plain way (gray 8- or 16-bit PNG using its range, float .npy).
-PLAIN = "plain"
 #: An image file never needs more bytes than this per pixel (uncompressed 16-bit RGBA) plus a margin for
 #: metadata; a larger file is refused before it is read.
 _MAX_BYTES_PER_PIXEL = 8
@@ -107,27 +106,6 @@ class ReadOptions:
     def mask(self, path: str | Path) -> MaskRead:
         """:func:`read_mask_file` with these options."""
         return read_mask_file(path, mask_scale=self.mask_scale, max_pixels=self.max_pixels)
-
-
-def check_max_pixels(max_pixels: object) -> int | None:
-    """Return ``max_pixels`` as an int >= 1, or None (no limit); raise ``ValueError``/``TypeError``."""
-    if max_pixels is None:
-        return None
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral):
-        raise TypeError(f"`max_pixels` must be a positive integer or None; got {max_pixels!r}")
-    if max_pixels < 1:
-        raise ValueError(f"`max_pixels` must be >= 1 (or None for no limit); got {max_pixels}")
-    return int(max_pixels)
-
-
-def check_mask_scale(mask_scale: object) -> str:
-    """Return ``mask_scale`` as one of :data:`MASK_SCALES` (ints 255, 1, 65535 accepted), or raise."""
-    text = (
-        str(mask_scale) if isinstance(mask_scale, (str, int)) and not isinstance(mask_scale, bool) else None
-    )
-    if text not in MASK_SCALES:
-        raise ValueError(f"`mask_scale` must be one of {', '.join(MASK_SCALES)}; got {mask_scale!r}")
-    return text
 
 
 def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHeader]:

@@ -1,0 +1,37 @@
+"""The reading options of the folder jobs and their checks (no OpenCV here: the CLI imports this for its
+option defaults without loading the readers)."""
+
+from __future__ import annotations
+
+import numbers
+
+__all__ = ["DEFAULT_MAX_PIXELS", "MASK_SCALES", "PLAIN", "check_mask_scale", "check_max_pixels"]
+
+#: Default of ``max_pixels`` (``--max-pixels``): 100 megapixels. A file whose header claims more is
+#: refused before it is decoded (decoding 100 MP of RGB float32 already takes 1.2 GB).
+DEFAULT_MAX_PIXELS = 100_000_000
+#: Values of ``mask_scale`` (``--mask-scale``): what value of an integer mask file means "foreground".
+MASK_SCALES: tuple[str, ...] = ("auto", "255", "1", "65535")
+#: The encoding of a mask file stored the plain way (gray 8- or 16-bit PNG using its range, float .npy).
+PLAIN = "plain"
+
+
+def check_max_pixels(max_pixels: object) -> int | None:
+    """Return ``max_pixels`` as an int >= 1, or None (no limit); raise ``ValueError``/``TypeError``."""
+    if max_pixels is None:
+        return None
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral):
+        raise TypeError(f"`max_pixels` must be a positive integer or None; got {max_pixels!r}")
+    if max_pixels < 1:
+        raise ValueError(f"`max_pixels` must be >= 1 (or None for no limit); got {max_pixels}")
+    return int(max_pixels)
+
+
+def check_mask_scale(mask_scale: object) -> str:
+    """Return ``mask_scale`` as one of :data:`MASK_SCALES` (ints 255, 1, 65535 accepted), or raise."""
+    text = (
+        str(mask_scale) if isinstance(mask_scale, (str, int)) and not isinstance(mask_scale, bool) else None
+    )
+    if text not in MASK_SCALES:
+        raise ValueError(f"`mask_scale` must be one of {', '.join(MASK_SCALES)}; got {mask_scale!r}")
+    return text
