@@ -190,7 +190,8 @@ def test_does_not_modify_input(rng):
     pred, gt = _soft_pair(rng)
     p0, g0 = pred.copy(), gt.copy()
     score_image(pred, gt, "pysod")
-    score_image(pred[:10, :10], gt, "tokencut")
+    for preset in ("tokencut", "move", "selfmask", "found", "pysod"):
+        score_image(pred[:12, :16], gt, preset)  # a 1/2 grid: resized by each preset's rule
     np.testing.assert_array_equal(pred, p0)
     np.testing.assert_array_equal(gt, g0)
 
@@ -239,8 +240,12 @@ def test_8bit_values_pass_thresholds_exactly(preset, den):
     pred = np.arange(256, dtype=np.uint8).reshape(16, 16)
     gt = np.full((16, 16), 255, np.uint8)
     _, curves = score_image(pred, gt, preset)
-    k = np.arange(PRESETS[preset].thresholds.size)
-    expected = np.array([np.count_nonzero(np.arange(256) * den > kk * 255) for kk in k]) / 256
+    # TokenCut's float64 np.arange(0, 1, 1/255) lies one ulp below k/255 for 24 values of k, where v = k
+    # passes '>'; MOVE's k/256 are exact
+    thresholds = np.arange(0.0, 1.0, 1.0 / den)
+    expected = np.array([np.count_nonzero(np.arange(256) / 255.0 > t) for t in thresholds]) / 256
+    if den == 255:
+        assert np.count_nonzero(expected != np.array([np.count_nonzero(np.arange(256) > k) for k in range(255)]) / 256) == 24
     np.testing.assert_array_equal(curves["recall"], expected)
     # the float path gives the same curve
     _, curves_f = score_image(pred / 255.0, gt, preset)
