@@ -11,6 +11,7 @@ from maskrefine.metrics.corloc import (
     corloc,
     mask_to_box,
     read_coco_boxes,
+    read_seeds,
     read_voc_boxes,
 )
 from maskrefine.metrics.evaluator import (
@@ -21,6 +22,7 @@ from maskrefine.metrics.evaluator import (
     score_image,
 )
 from maskrefine.metrics.presets import DEFAULT_PRESET, PRESETS, ScorePreset, get_preset
+from maskrefine.metrics.resize import pil_bilinear, prediction_stride, torch_bilinear, torch_nearest
 from maskrefine.metrics.saliency import (
     accuracy_from_counts,
     e_measure,
@@ -51,6 +53,11 @@ __all__ = [
     "boxes_from_mask",
     "read_voc_boxes",
     "read_coco_boxes",
+    "read_seeds",
+    "prediction_stride",
+    "pil_bilinear",
+    "torch_bilinear",
+    "torch_nearest",
     "confusion_counts",
     "threshold_levels",
     "curve_counts",

@@ -38,8 +38,9 @@ def prediction_stride(pred_hw: tuple[int, int], gt_hw: tuple[int, int]) -> int |
 
     A prediction of size ``(h, w)`` belongs to a GT of size ``(H, W)`` when it has the same size (stride
     1) or when one integer stride ``s`` in 2..:data:`MAX_STRIDE` gives ``h`` in ``{floor(H/s), ceil(H/s)}``
-    and ``w`` in ``{floor(W/s), ceil(W/s)}`` (a patch grid rounded either way). Several strides can fit
-    a small image; the usual patch sizes 16, 8, 14, 4, 32 are preferred in that order, then the smallest.
+    and ``w`` in ``{floor(W/s), ceil(W/s)}`` (a patch grid rounded either way), at least 2×2. Several
+    strides can fit a small image; the usual patch sizes 16, 8, 14, 4, 32 are preferred in that order,
+    then the smallest.
 
     Parameters
     ----------
@@ -61,10 +62,12 @@ def prediction_stride(pred_hw: tuple[int, int], gt_hw: tuple[int, int]) -> int |
     big_h, big_w = int(gt_hw[0]), int(gt_hw[1])
     if (h, w) == (big_h, big_w):
         return 1
+    if h < 2 or w < 2:  # a grid one cell wide carries no shape: a 1x1 map is not a patch grid
+        return None
     fits = [
         s
         for s in range(2, MAX_STRIDE + 1)
-        if h in (big_h // s, -(-big_h // s)) and w in (big_w // s, -(-big_w // s)) and h >= 1 and w >= 1
+        if h in (big_h // s, -(-big_h // s)) and w in (big_w // s, -(-big_w // s))
     ]
     if not fits:
         return None

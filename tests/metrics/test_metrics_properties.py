@@ -245,7 +245,12 @@ def test_8bit_values_pass_thresholds_exactly(preset, den):
     thresholds = np.arange(0.0, 1.0, 1.0 / den)
     expected = np.array([np.count_nonzero(np.arange(256) / 255.0 > t) for t in thresholds]) / 256
     if den == 255:
-        assert np.count_nonzero(expected != np.array([np.count_nonzero(np.arange(256) > k) for k in range(255)]) / 256) == 24
+        assert (
+            np.count_nonzero(
+                expected != np.array([np.count_nonzero(np.arange(256) > k) for k in range(255)]) / 256
+            )
+            == 24
+        )
     np.testing.assert_array_equal(curves["recall"], expected)
     # the float path gives the same curve
     _, curves_f = score_image(pred / 255.0, gt, preset)
