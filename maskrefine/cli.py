@@ -408,6 +408,13 @@ def _parse_boxes(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def _nonempty_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An empty path is a usage error (it would mean the current folder)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
+
+
 def _format_value(value: object) -> str | None:
     if isinstance(value, bool):
         return str(value)
@@ -465,6 +472,32 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     help="Also score CorLoc against boxes from VOC XML, a COCO JSON, or boxes of the GT masks.",
 )
 @click.option(
+    "--corloc-selector",
+    type=click.Choice(["largest_box", "largest_cc", "seed_cc"]),
+    default=None,
+    help="CorLoc component rule. [default: tokencut seed_cc, found largest_cc, others largest_box]",
+)
+@click.option(
+    "--corloc-connectivity",
+    type=click.Choice(["4", "8"]),
+    default=None,
+    help="CorLoc connectivity. [default: the preset's: 4 for tokencut/found, else 8]",
+)
+@click.option(
+    "--patch-size",
+    type=click.IntRange(min=1, max=256),
+    default=None,
+    help="CorLoc on the token grid of this patch size (boxes on the padded image, clipped). "
+    "[default: each prediction's down-scale factor under tokencut/found]",
+)
+@click.option(
+    "--seeds",
+    callback=_nonempty_path,
+    metavar="FILE.json|DIR",
+    default=None,
+    help="Seed patches for --corloc-selector seed_cc: JSON of stem -> flat token index, or seed maps.",
+)
+@click.option(
     "--plot",
     "plot_dir",
     type=_path_dir,
@@ -497,6 +530,10 @@ def score_cmd(
     csv_path: Path | None,
     json_path: Path | None,
     boxes: Any,
+    corloc_selector: str | None,
+    corloc_connectivity: str | None,
+    patch_size: int | None,
+    seeds: str | None,
     plot_dir: Path | None,
     images_dir: Path | None,
     before_dir: Path | None,
@@ -514,6 +551,10 @@ def score_cmd(
             gt_dir,
             preset=preset,
             boxes=boxes,
+            corloc_selector=corloc_selector,
+            corloc_connectivity=None if corloc_connectivity is None else int(corloc_connectivity),
+            patch_size=patch_size,
+            seeds=seeds,
             csv_path=csv_path,
             json_path=json_path,
             plot_dir=plot_dir,

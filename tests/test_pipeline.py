@@ -549,6 +549,7 @@ def test_score_writes_csv_and_json(dataset: dict[str, Path], tmp_path: Path) -> 
         csv_path=tmp_path / "t" / "per_image.csv",
         json_path=tmp_path / "summary.json",
         boxes="masks",
+        corloc_selector="largest_box",
         jobs=1,
     )
     data = json.loads((tmp_path / "summary.json").read_text())
@@ -589,7 +590,7 @@ def test_score_corloc_from_masks(dataset: dict[str, Path], tmp_path: Path) -> No
     pred.mkdir()
     for path in dataset["gt"].iterdir():
         (pred / path.name).write_bytes(path.read_bytes())
-    report = score_folder(pred, dataset["gt"], boxes="masks", jobs=1)
+    report = score_folder(pred, dataset["gt"], boxes="masks", preset="pysod", jobs=1)
     assert report.summary["corloc"] == 100.0 and report.summary["corloc_count"] == 6
     # a coarse prediction: same as CorLocEvaluator fed the prediction resized to the GT
     coarse = tmp_path / "coarse"
@@ -601,7 +602,7 @@ def test_score_corloc_from_masks(dataset: dict[str, Path], tmp_path: Path) -> No
         cv2.imwrite(str(coarse / path.name), small)
         up = cv2.resize(small.astype(np.float32) / 255, (W, H), interpolation=cv2.INTER_LINEAR)
         evaluator.step(up, boxes_from_mask(gt), name=path.stem, image_size=gt.shape)
-    report = score_folder(coarse, dataset["gt"], boxes="masks", jobs=1)
+    report = score_folder(coarse, dataset["gt"], boxes="masks", preset="pysod", jobs=1)
     assert report.summary["corloc"] == evaluator.summary()["corloc"]
 
 
@@ -619,7 +620,7 @@ def test_score_voc_boxes(dataset: dict[str, Path], tmp_path: Path) -> None:
             f"<xmax>{xs.max() + 1}</xmax><ymax>{ys.max() + 1}</ymax>"
             "</bndbox></object></annotation>"
         )
-    report = score_folder(pred, dataset["gt"], boxes=f"voc:{voc}", jobs=1)
+    report = score_folder(pred, dataset["gt"], boxes=f"voc:{voc}", corloc_selector="largest_box", jobs=1)
     assert report.summary["corloc_count"] == 5
     (failure,) = report.failures
     assert stems[-1] in failure.problem and "no ground-truth boxes" in failure.problem
@@ -662,7 +663,7 @@ def test_real_data_score_smoke(sod_dir: Path, tmp_path: Path) -> None:
         (pred / f"{stem}.png").symlink_to((method_dir / f"{stem}.png").resolve())
         (gt / f"{stem}.png").symlink_to((sod_dir / "masks" / f"{stem}.png").resolve())
         evaluator.step(read_mask_array(pred / f"{stem}.png"), read_mask_array(gt / f"{stem}.png"), name=stem)
-    report = score_folder(pred, gt, boxes="masks", jobs=2)
+    report = score_folder(pred, gt, boxes="masks", corloc_selector="largest_box", jobs=2)
     assert report.ok and report.summary["count"] == 5
     assert {k: v for k, v in report.summary.items() if not k.startswith("corloc")} == evaluator.summary()
     assert 0.0 <= report.summary["corloc"] <= 100.0
@@ -767,7 +768,7 @@ def test_score_file_is_counted_by_both_evaluators_or_neither(
         return original(self, *args, name=name, **kwargs)
 
     monkeypatch.setattr(target, "step", step)
-    report = score_folder(pred, dataset["gt"], boxes="masks", jobs=1)
+    report = score_folder(pred, dataset["gt"], boxes="masks", preset="pysod", jobs=1)
     (failure,) = report.failures
     assert failure.path.stem == victim and "boom" in failure.problem
     names = sorted(p.stem for p in pred.iterdir() if p.stem != victim)

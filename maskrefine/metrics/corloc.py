@@ -486,6 +486,7 @@ class CorLocEvaluator:
         name: str | None = None,
         seed: tuple[int, int] | None = None,
         image_size: tuple[int, int] | None = None,
+        scale: float | None = None,
     ) -> dict[str, Any]:
         """Score one image.
 
@@ -500,6 +501,10 @@ class CorLocEvaluator:
             Seed cell for ``"seed_cc"``.
         image_size : (H, W), optional
             Clip the scaled box to the image.
+        scale : float, optional
+            Pixels per mask cell for this image (default: the evaluator's ``scale``). A token grid of
+            patch size p is placed on the padded image (cell i covers pixels i·p .. (i+1)·p) and the
+            box is clipped to ``image_size``, as TokenCut and FOUND do.
 
         Returns
         -------
@@ -515,10 +520,10 @@ class CorLocEvaluator:
             mask,
             self.selector,
             connectivity=self.connectivity,
-            scale=self.scale,
             seed=seed,
             image_size=image_size,
             threshold=self.threshold,
+            scale=self.scale if scale is None else scale,
         )
         best = float(box_iou(box, gt, dtype=self.iou_dtype).max()) if (box is not None and len(gt)) else 0.0
         row = {
