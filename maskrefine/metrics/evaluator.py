@@ -137,21 +137,16 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     Notes
     -----
     Size rule of ``torchvision.transforms.Resize(335)``: the long side becomes ``int(335 * long / short)``;
-    the crop offset is ``int(round((size - 320) / 2))``.
+    the crop offset is ``int(round((size - 320) / 2))``. The resampling is Pillow's bilinear
+    (:func:`maskrefine.metrics.resize.pil_bilinear`, NumPy; Pillow is not needed).
     """
-    from PIL import Image
-
     a = array.view(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
     h, w = a.shape
     if h <= w:
         nh, nw = short_side, int(short_side * w / h)
     else:
         nh, nw = int(short_side * h / w), short_side
-    if a.dtype == np.uint8:
-        img = Image.fromarray(a, mode="L")
-    else:
-        img = Image.fromarray(a.astype(np.float32), mode="F")
-    out = np.asarray(img.resize((nw, nh), Image.BILINEAR))
+    out = pil_bilinear(a if a.dtype == np.uint8 else a.astype(np.float32), (nh, nw))
     if nh < crop or nw < crop:
         raise ValueError(f"paper_repo geometry needs both sides >= {crop} after resizing; got {(nh, nw)}")
     top = int(round((nh - crop) / 2.0))

@@ -361,3 +361,21 @@ def test_sixteenth_maps_of_real_predictions_resize_like_the_references(sod_dir):
         a, b = ev[key].summary(), ref[key].summary()
         for metric in ("acc", "iou", "max_fbeta", "mean_fbeta", "adaptive_fbeta", "mae", "s_measure"):
             assert a[metric] == pytest.approx(b[metric], abs=1e-6), (key, metric)
+
+
+@pytest.mark.parametrize("shape", [(400, 300), (300, 451), (335, 335)])
+def test_paper_repo_geometry_equals_pillow(rng, shape):
+    from maskrefine.metrics import paper_repo_geometry
+
+    image = _pil()
+    h, w = shape
+    nh, nw = (335, int(335 * w / h)) if h <= w else (int(335 * h / w), 335)
+    top, left = int(round((nh - 320) / 2.0)), int(round((nw - 320) / 2.0))
+    a = rng.integers(0, 256, shape, dtype=np.uint8)
+    ref = np.asarray(image.fromarray(a, mode="L").resize((nw, nh), image.BILINEAR))[
+        top : top + 320, left : left + 320
+    ]
+    np.testing.assert_array_equal(paper_repo_geometry(a), ref)
+    f = rng.random(shape, dtype=np.float32)
+    ref_f = np.asarray(image.fromarray(f, mode="F").resize((nw, nh), image.BILINEAR))
+    np.testing.assert_array_equal(paper_repo_geometry(f), ref_f[top : top + 320, left : left + 320])
