@@ -379,3 +379,94 @@ def test_paper_repo_geometry_equals_pillow(rng, shape):
     f = rng.random(shape, dtype=np.float32)
     ref_f = np.asarray(image.fromarray(f, mode="F").resize((nw, nh), image.BILINEAR))
     np.testing.assert_array_equal(paper_repo_geometry(f), ref_f[top : top + 320, left : left + 320])
+
+
+# ------------------------------------------------- end-to-end transcriptions of TokenCut's and MOVE's scripts
+
+
+def _tokencut_like_reference(pairs, thresholds, gt_rule, iou_eps):
+    """Transcription of the TokenCut/MOVE evaluation loop (PROTOCOL §1.2): per-image IoU and accuracy at
+    > 0.5, precision/recall per threshold (``pred > t`` in the map's dtype; empty -> 1) as float32 ratios,
+    F in float32, mean over images then max. Counts per threshold come from a sorted copy of the map."""
+    precisions, recalls, ious, accs = [], [], [], []
+    f32 = np.float32
+    for pred, gt in pairs:
+        g = gt_rule(gt)
+        pb = pred > 0.5
+        ious.append(float(f32(np.count_nonzero(pb & g)) / f32(np.count_nonzero(pb | g) + iou_eps)))
+        accs.append(float(np.mean(pb == g, dtype=np.float32)))
+        thr = np.asarray(thresholds, pred.dtype)
+        all_sorted, fg_sorted = np.sort(pred.ravel()), np.sort(pred[g])
+        area = all_sorted.size - np.searchsorted(all_sorted, thr, side="right")
+        tp = fg_sorted.size - np.searchsorted(fg_sorted, thr, side="right")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pr = np.where(area == 0, f32(1), tp.astype(f32) / area.astype(f32))
+            rc = np.where(fg_sorted.size == 0, f32(1), tp.astype(f32) / f32(fg_sorted.size))
+        precisions.append(pr.astype(f32))
+        recalls.append(rc.astype(f32))
+    pt, rt = np.array(precisions, f32), np.array(recalls, f32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = (f32(1.3) * pt * rt) / (f32(0.3) * pt + rt)
+    f[f != f] = 0.0
+    return {
+        "max_fbeta": float(f.mean(axis=0, dtype=f32).max()),
+        "iou": float(np.mean(ious)),
+        "acc": float(np.mean(accs)),
+        "precision_curve": pt.astype(np.float64).mean(axis=0),
+    }
+
+
+def _real_pairs(sod_dir, method, count):
+    import cv2
+
+    pred_dir = sod_dir / "predictions" / method
+    if not pred_dir.is_dir():
+        pytest.skip(f"no predictions at {pred_dir}")
+    names = sorted(p.name for p in (sod_dir / "masks").glob("*.png"))
+    names = names[:: max(1, len(names) // count)][:count]
+    out = []
+    for name in names:
+        gt = cv2.imread(str(sod_dir / "masks" / name), cv2.IMREAD_GRAYSCALE)
+        pred = cv2.imread(str(pred_dir / name), cv2.IMREAD_GRAYSCALE)
+        out.append((name, pred, gt))
+    return out
+
+
+@pytest.mark.data
+def test_tokencut_preset_equals_transcription_on_real_maps(sod_dir):
+    pairs = _real_pairs(sod_dir, "PiCANet", 40)
+    ev = Evaluator("tokencut", weighted_f=False)
+    for name, pred, gt in pairs:
+        ev.step(pred, gt, name=name)
+    s = ev.summary()
+    float_pairs = [(pred / 255.0, gt) for _, pred, gt in pairs]
+    ref = _tokencut_like_reference(float_pairs, np.arange(0.0, 1.0, 1.0 / 255), lambda g: g > 0, 0.0)
+    for key in ("max_fbeta", "iou", "acc"):
+        assert s[key] == pytest.approx(ref[key], abs=1e-6), key
+    curve = ev.curves()["precision"]
+    np.testing.assert_allclose(curve, ref["precision_curve"], rtol=0, atol=1e-6)
+    # k/255 thresholds (the rule before) give another precision curve on the same 8-bit maps
+    exact = _tokencut_like_reference(float_pairs, np.arange(255) / 255.0, lambda g: g > 0, 0.0)
+    assert np.abs(exact["precision_curve"] - ref["precision_curve"]).max() > 1e-5
+
+
+@pytest.mark.data
+def test_move_preset_equals_transcription_on_sixteenth_maps(sod_dir):
+    import cv2
+
+    image = _pil()
+    pairs = _real_pairs(sod_dir, "PiCANet", 25)
+    ev = Evaluator("move", weighted_f=False)
+    float_pairs = []
+    for name, pred, gt in pairs:
+        h, w = gt.shape
+        small = cv2.resize(pred, (-(-w // 16), -(-h // 16)), interpolation=cv2.INTER_AREA)
+        ev.step(small, gt, name=name)
+        up = np.asarray(image.fromarray(small, mode="L").resize((w, h), image.BILINEAR))
+        float_pairs.append((up.astype(np.float32) / np.float32(255), gt))
+    ref = _tokencut_like_reference(
+        float_pairs, np.arange(0.0, 1.0, 1.0 / 256), lambda g: g.astype(np.float32) / 255 > 0.5, 1e-8
+    )
+    s = ev.summary()
+    for key in ("max_fbeta", "iou", "acc"):
+        assert s[key] == pytest.approx(ref[key], abs=1e-6), key
