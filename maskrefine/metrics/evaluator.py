@@ -313,9 +313,14 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         mq, mq_acc = _split_classes(np.moveaxis(mom4, -1, 0), ncls, 2)  # (5, 4, 2)
         mf = mq.sum(axis=1)  # (5, 2)
         ma = mq_acc.sum(axis=1)
-        levels = np.searchsorted(p.thresholds, x, side="left" if p.threshold_op == ">" else "right")
-        fgmask = (gcls & 1).astype(np.int64)
-        hist = np.bincount((levels + (k + 1) * fgmask).ravel(), minlength=2 * (k + 1)).reshape(2, k + 1)
+        hist = _kernels.level_histogram(
+            np.ascontiguousarray(x),
+            gcls,
+            np.append(p.thresholds, np.inf),
+            float(p.threshold_denominator),
+            p.threshold_op == ">",
+            np.zeros((2, k + 1), np.int64),
+        )
         above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
         r.tp = above[1]
         r.pp = above[0] + above[1]

@@ -15,8 +15,8 @@ reproduces would do it:
 - :func:`prediction_stride` — which sizes are accepted at all: the GT size, or a uniform integer
   down-scale (a patch grid, rounded either way).
 
-All functions are pure computations on validated arrays; tests compare them with Pillow and torch when
-those are installed.
+All functions are pure computations on validated arrays (the bilinear combination runs in a numba
+kernel); tests compare them with Pillow and torch when those are installed.
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from maskrefine.metrics import _kernels
 
 __all__ = ["MAX_STRIDE", "prediction_stride", "pil_bilinear", "torch_bilinear", "torch_nearest"]
 
@@ -101,18 +103,10 @@ def _pil_pass_8bit(img: np.ndarray, index: np.ndarray, weights: np.ndarray, axis
         np.trunc(-0.5 + weights * (1 << _PIL_PRECISION_BITS)),
         np.trunc(0.5 + weights * (1 << _PIL_PRECISION_BITS)),
     ).astype(np.int64)
-    acc = np.full(
-        (img.shape[0], index.shape[0]) if axis == 1 else (index.shape[0], img.shape[1]),
-        1 << (_PIL_PRECISION_BITS - 1),
-        np.int64,
-    )
-    src = img.astype(np.int64)
-    for t in range(index.shape[1]):
-        if axis == 1:
-            acc += src[:, index[:, t]] * fixed[None, :, t]
-        else:
-            acc += src[index[:, t], :] * fixed[:, t, None]
-    return np.clip(acc >> _PIL_PRECISION_BITS, 0, 255).astype(np.uint8)
+    src = np.ascontiguousarray(img if axis == 1 else img.T)
+    out = np.empty((src.shape[0], index.shape[0]), np.uint8)
+    _kernels.pil_rows_8bit(src, np.ascontiguousarray(index), fixed, _PIL_PRECISION_BITS, out)
+    return out if axis == 1 else np.ascontiguousarray(out.T)
 
 
 def _pil_pass_float(img: np.ndarray, index: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
@@ -211,11 +205,10 @@ def torch_bilinear(array: np.ndarray, size_hw: tuple[int, int], stride: int | No
     in_h, in_w = x.shape
     n_h, scale_h = _axis_plan(in_h, out_h, stride)
     n_w, scale_w = _axis_plan(in_w, out_w, stride)
-    r0, r1, h0, h1 = (a[:out_h] for a in _torch_linear_axis(in_h, n_h, scale_h))
-    c0, c1, w0, w1 = (a[:out_w] for a in _torch_linear_axis(in_w, n_w, scale_w))
-    top = _fma32(x[r0][:, c0], w0, x[r0][:, c1] * w1)
-    bottom = _fma32(x[r1][:, c0], w0, x[r1][:, c1] * w1)
-    return _fma32(top, h0[:, None], bottom * h1[:, None])
+    r0, r1, h0, h1 = (np.ascontiguousarray(a[:out_h]) for a in _torch_linear_axis(in_h, n_h, scale_h))
+    c0, c1, w0, w1 = (np.ascontiguousarray(a[:out_w]) for a in _torch_linear_axis(in_w, n_w, scale_w))
+    out = np.empty((out_h, out_w), np.float32)
+    return _kernels.bilinear_fma32(np.ascontiguousarray(x), r0, r1, h0, h1, c0, c1, w0, w1, out)
 
 
 def _torch_nearest_axis(in_size: int, n_out: int, scale: np.float32) -> np.ndarray:

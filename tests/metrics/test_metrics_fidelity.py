@@ -470,3 +470,37 @@ def test_move_preset_equals_transcription_on_sixteenth_maps(sod_dir):
     s = ev.summary()
     for key in ("max_fbeta", "iou", "acc"):
         assert s[key] == pytest.approx(ref[key], abs=1e-6), key
+
+
+@pytest.mark.parametrize("preset", sorted(set(PRESETS) - {"pysod"}))
+def test_level_histogram_equals_a_binary_search(rng, preset):
+    from maskrefine.metrics import _kernels
+
+    p = PRESETS[preset]
+    thr = p.thresholds
+    x = np.concatenate(
+        [
+            rng.random(5000),
+            thr,
+            np.nextafter(thr, 2.0),
+            np.nextafter(thr, -1.0).clip(0, 1),
+            np.arange(256) / 255.0,
+            (np.arange(256, dtype=np.float32) / np.float32(255)).astype(np.float64),
+            [0.0, 1.0],
+        ]
+    )
+    gcls = (rng.random(x.size) < 0.4).astype(np.uint8) * np.uint8(3)  # class bits: F (1) and Acc (2)
+    side = "left" if p.threshold_op == ">" else "right"
+    levels = np.searchsorted(thr, x, side=side)
+    k = thr.size
+    expected = np.zeros((2, k + 1), np.int64)
+    np.add.at(expected, ((gcls & 1).astype(np.int64), levels), 1)
+    got = _kernels.level_histogram(
+        x[None, :],
+        gcls[None, :],
+        np.append(thr, np.inf),
+        float(p.threshold_denominator),
+        p.threshold_op == ">",
+        np.zeros((2, k + 1), np.int64),
+    )
+    np.testing.assert_array_equal(got, expected)
