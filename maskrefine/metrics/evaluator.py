@@ -333,6 +333,9 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         r.s = _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x)
         if want_x:
             r.x = x
+    if p.s_measure_rule == "selfmask" and 0 < n_fg < n and 1 in (n_fg, n - n_fg):
+        # SelfMask's object score uses torch's std (ddof 1), NaN for a single pixel; PySOD uses 0
+        r.s = float("nan")
     return r
 
 
@@ -406,7 +409,8 @@ def score_image(
     Parameters
     ----------
     pred : ndarray, shape (h, w)
-        uint8 (0..255), uint16 (0..65535) or float in [0, 1]; resized to the GT size per preset.
+        uint8 (0..255), uint16 (0..65535) or float in [0, 1]; at the GT size or a uniform integer
+        down-scale of it (:func:`maskrefine.metrics.resize.prediction_stride`), resized per preset.
     gt : ndarray, shape (H, W)
         uint8 (0..255), bool or float in [0, 1].
     preset : str or ScorePreset, optional
@@ -526,7 +530,8 @@ class Evaluator:
         Parameters
         ----------
         pred : ndarray, shape (h, w)
-            uint8 (0..255), uint16 (0..65535) or float in [0, 1]. Resized to the GT size per preset.
+            uint8 (0..255), uint16 (0..65535) or float in [0, 1], at the GT size or a uniform integer
+            down-scale of it (a patch grid); resized to the GT size per preset.
         gt : ndarray, shape (H, W)
             uint8 (0..255), bool or float in [0, 1].
         name : str, optional
@@ -540,7 +545,8 @@ class Evaluator:
         Raises
         ------
         TypeError, ValueError
-            Bad dtype, shape or value range (the message names the argument).
+            Bad dtype, shape or value range, or a prediction size that is neither the GT size nor a
+            uniform down-scale of it (the message names the argument and the sizes).
         """
         row, curves = score_image(pred, gt, self.preset, weighted_f=self.weighted_f)
         row = {"name": str(len(self._rows)) if name is None else str(name), **row}

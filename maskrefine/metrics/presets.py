@@ -252,7 +252,7 @@ PRESETS: dict[str, ScorePreset] = {
     "move": ScorePreset(
         name="move",
         description="MOVE segmentation_eval.py: GT/255>0.5, 256 thresholds k/256 with '>', mean-then-max, "
-        "IoU eps 1e-8, prediction bilinear-resized",
+        "IoU eps 1e-8, prediction resized with Pillow bilinear on the 8-bit map",
         gt_threshold_acc=127.5,
         gt_threshold_f=127.5,
         n_thresholds=256,

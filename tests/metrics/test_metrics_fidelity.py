@@ -504,3 +504,14 @@ def test_level_histogram_equals_a_binary_search(rng, preset):
         np.zeros((2, k + 1), np.int64),
     )
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.filterwarnings("ignore:std\\(\\)")
+def test_selfmask_s_measure_of_a_single_pixel_gt_is_nan_like_torch(rng):
+    gt = np.zeros((8, 8), np.uint8)
+    gt[3, 4] = 255
+    pred = rng.random((8, 8)).astype(np.float32)
+    row = score_image(pred, gt, "selfmask")[0]
+    assert np.isnan(row["s_measure"]) and np.isnan(_selfmask_reference(pred, gt > 0)["s_measure"])
+    assert np.isfinite(score_image(pred, gt, "pysod")[0]["s_measure"])  # PySOD: std of one pixel is 0
+    assert np.isnan(score_image(pred, 255 - gt, "found")[0]["s_measure"])
