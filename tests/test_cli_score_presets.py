@@ -229,3 +229,36 @@ def test_hostile_box_files_are_usage_errors_naming_the_file(token_data, tmp_path
     result = invoke(args, d["pred"], d["gt"], folder)
     assert result.exit_code == 2, result.output
     assert name in result.output
+
+
+def test_seed_token_index_on_full_size_predictions_with_patch_size(token_data, tmp_path):
+    d = token_data
+    full = tmp_path / "full"
+    full.mkdir()
+    for path in sorted(d["pred"].iterdir()):
+        tokens = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        up = np.repeat(np.repeat(tokens, P, axis=0), P, axis=1)[:H, :W]
+        cv2.imwrite(str(full / path.name), up)
+    out = tmp_path / "s.json"
+    base = [
+        "score",
+        "--pred",
+        full,
+        "--gt",
+        d["gt"],
+        "--boxes",
+        "masks",
+        "--seeds",
+        d["seeds"],
+        "--json",
+        out,
+    ]
+    # token seeds with --patch-size: the token's centre pixel seeds the component -> same hits as on the grid
+    result = invoke([*base, "--patch-size", "16"], full, d["gt"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["corloc"] == 100.0
+    # without --patch-size the index means a pixel of the full-size map: pixel 11*19+16 is background
+    result = invoke(base, full, d["gt"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(out.read_text())
+    assert summary["corloc"] == 0.0 and summary["corloc_empty_mask"] == 4

@@ -547,8 +547,8 @@ class CorLocEvaluator:
 
         ``corloc`` (percent of evaluated images; NaN when none), ``corloc_count``, ``corloc_correct``,
         ``corloc_empty_gt`` (images without a GT box, scored as misses), ``corloc_empty_mask`` (no
-        foreground, misses), and the settings ``corloc_selector``, ``corloc_connectivity``,
-        ``corloc_scale``, ``corloc_iou_threshold``, ``corloc_iou_dtype``.
+        foreground, or a ``seed_cc`` seed on background; misses), and the settings ``corloc_selector``,
+        ``corloc_connectivity``, ``corloc_scale``, ``corloc_iou_threshold``, ``corloc_iou_dtype``.
         """
         n = len(self._rows)
         hits = sum(r["correct"] for r in self._rows)

@@ -172,7 +172,9 @@ def score_folder(
         ``ceil`` or ``floor`` grid of its GT for that p, or the GT size (pixel grid).
     seeds : path-like, optional
         Seed patches for ``seed_cc`` (:func:`maskrefine.metrics.read_seeds`: a JSON of stem → flat token
-        index, or a folder of seed maps); required by ``seed_cc``.
+        index, or a folder of seed maps); required by ``seed_cc``. The index is row-major in the
+        prediction's own grid; for a prediction at the GT size with ``patch_size`` p it indexes the
+        padded ⌈H/p⌉×⌈W/p⌉ token grid and the token's centre pixel is the seed.
     csv_path, json_path : path-like, optional
         Write the per-image CSV and the summary JSON (:meth:`ScoreReport.to_dict`) atomically.
     plot_dir : path-like, optional
@@ -524,11 +526,16 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: Mapping[str, in
         if item.stem not in seed_index:
             raise _CorlocInputError(f"no seed for {item.stem!r} in the seeds")
         index = seed_index[item.stem]
-        if index >= mask.shape[0] * mask.shape[1]:
+        # A full-size prediction with a patch size: the seed is a token of the padded token grid, taken
+        # at its centre pixel (clipped to the image). Otherwise it indexes the prediction's own grid.
+        p = rule.patch_size if (pred_hw == gt_hw and rule.patch_size is not None) else 1
+        grid_h, grid_w = -(-mask.shape[0] // p), -(-mask.shape[1] // p)
+        if index >= grid_h * grid_w:
             raise _CorlocInputError(
-                f"seed index {index} of {item.stem!r} lies outside the {mask.shape[0]}x{mask.shape[1]} grid"
+                f"seed index {index} of {item.stem!r} lies outside the {grid_h}x{grid_w} grid"
             )
-        seed = divmod(index, mask.shape[1])
+        row, col = divmod(index, grid_w)
+        seed = (min(row * p + p // 2, mask.shape[0] - 1), min(col * p + p // 2, mask.shape[1] - 1))
     return {"mask": mask, "scale": scale, "seed": seed}
 
 
