@@ -225,7 +225,22 @@ def main() -> None:
 
 # --------------------------------------------------------------------------------------------- apply
 
-_path_dir = click.Path(file_okay=False, dir_okay=True, path_type=Path)
+
+class _OutputPath(click.Path):
+    """``click.Path`` that refuses an empty value (it would silently mean the current folder)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from maskrefine.pipeline.guards import path_argument
+
+        try:
+            path_argument(value, "the path")
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return super().convert(value, param, ctx)
+
+
+_path_dir = _OutputPath(file_okay=False, dir_okay=True, path_type=Path)
+_path_file = _OutputPath(dir_okay=False, path_type=Path)
 _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 
 
@@ -311,7 +326,7 @@ _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=P
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the run report (per-file outcomes, counts, timing) as JSON.",
 )
@@ -446,14 +461,14 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 @click.option(
     "--csv",
     "csv_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the per-image table as CSV.",
 )
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the summary as JSON.",
 )
@@ -489,6 +504,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 @click.option(
     "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
+@click.option("--overwrite", is_flag=True, help="Replace existing plot files in --plot.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score_cmd(
     pred_dir: Path,
@@ -502,6 +518,7 @@ def score_cmd(
     before_dir: Path | None,
     shard: tuple[int, int] | None,
     jobs: int | None,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Score the masks in --pred against --gt (matched by stem) and print the summary."""
@@ -522,6 +539,7 @@ def score_cmd(
             shard=shard,
             jobs=jobs,
             progress=progress,
+            overwrite=overwrite,
         )
     progress.close()
     sys.exit(_finish_score(report, preset, quiet))
