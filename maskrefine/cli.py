@@ -19,6 +19,7 @@ Exit codes
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -31,7 +32,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
-from maskrefine.io.imageio import MASK_FORMATS
+from maskrefine.io.pairs import MASK_FORMATS
 from maskrefine.metrics.presets import PRESETS
 from maskrefine.refiners import GUIDE_MODES, REFINERS
 
@@ -144,9 +145,19 @@ def _make_progress(label: str, quiet: bool) -> _Progress:
     return _Progress(label, enabled=tty and not quiet)
 
 
+def _quiet_opencv() -> None:
+    """Silence OpenCV's own ``[ WARN:0@...]`` / ``[ERROR:...]`` lines: every bad file is reported by us."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when OpenCV first logs (workers inherit it)
+    if "cv2" in sys.modules:
+        cv2 = sys.modules["cv2"]
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 @contextmanager
-def _library_errors(progress: _Progress | None = None) -> Iterator[None]:
-    """Turn library exceptions into messages and exit codes; never show a traceback for them."""
+def _library_errors(progress: _Progress | None = None, *, resumable: bool = False) -> Iterator[None]:
+    """Turn library exceptions into messages and exit codes; never show a traceback for them.
+
+    ``resumable``: the command has ``--skip-existing`` (said in the Ctrl-C message)."""
     try:
         yield
     except (ConfigError, BackendUnavailableError) as exc:
@@ -159,7 +170,10 @@ def _library_errors(progress: _Progress | None = None) -> Iterator[None]:
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         _close(progress)
-        _err("interrupted: outputs already written are complete; rerun with --skip-existing to resume")
+        if resumable:
+            _err("interrupted: outputs already written are complete; rerun with --skip-existing to resume")
+        else:
+            _err("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:  # e.g. the output folder cannot be created
         if progress is not None:
@@ -364,8 +378,9 @@ def apply_cmd(
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
+    _quiet_opencv()
     progress = _make_progress("apply", quiet)
-    with _library_errors(progress):
+    with _library_errors(progress, resumable=True):
         report = apply_folder(
             masks_dir,
             images_dir,
@@ -524,6 +539,7 @@ def score_cmd(
     """Score the masks in --pred against --gt (matched by stem) and print the summary."""
     from maskrefine.pipeline import score_folder
 
+    _quiet_opencv()
     progress = _make_progress("score", quiet)
     with _library_errors(progress):
         report = score_folder(
@@ -569,6 +585,8 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
             click.echo(f"{name.ljust(width)}  {text}")
     if failures or unmatched or duplicates:
         click.echo(f"failed {len(failures)}, unmatched {len(unmatched)}, duplicates {len(duplicates)}")
+    if report.nothing_scored is not None:
+        _err(f"error: nothing was scored: {report.nothing_scored}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError, OutputError, OutputExistsError
+from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
 
 __all__ = [
     "read_image",
@@ -36,9 +37,6 @@ __all__ = [
     "remove_stale_temps",
 ]
 
-#: Mask output formats and the file suffix each one is written with.
-MASK_SUFFIXES: dict[str, str] = {"png8": ".png", "png16": ".png", "npy": ".npy"}
-MASK_FORMATS: tuple[str, ...] = tuple(MASK_SUFFIXES)
 MaskFormat = Literal["png8", "png16", "npy"]
 
 
@@ -383,8 +381,9 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True)
 
 
 def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path:
-    """UTF-8 text version of :func:`write_bytes_atomic`."""
-    return write_bytes_atomic(path, text.encode("utf-8"), overwrite=overwrite)
+    """UTF-8 text version of :func:`write_bytes_atomic`. File names read with :func:`os.fsdecode` that are
+    not valid UTF-8 (lone surrogates) are written as their original bytes (``surrogateescape``)."""
+    return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"), overwrite=overwrite)
 
 
 def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from maskrefine._jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True)
 def gt_classes(gt, scale, thr_f, thr_acc, two_rules, out):  # pragma: no cover - compiled
     """Write the GT class of each pixel into ``out`` (uint8); return (n_fg_f, sum_row_f, sum_col_f).
 
@@ -32,7 +33,7 @@ def gt_classes(gt, scale, thr_f, thr_acc, two_rules, out):  # pragma: no cover -
     return n, sr, sc
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def quadrant_histogram(codes, gcls, cy, cx, ncls, nlev):  # pragma: no cover - compiled
     """Counts of each code per (quadrant, GT class): shape (4, ncls, nlev).
 
@@ -50,7 +51,7 @@ def quadrant_histogram(codes, gcls, cy, cx, ncls, nlev):  # pragma: no cover - c
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def quadrant_moments(x, gcls, cy, cx, ncls, thr_acc, thr_adp):  # pragma: no cover - compiled
     """Per (quadrant, GT class): [n, sum x, sum x^2, #(x > thr_acc), #(x >= thr_adp)], shape (4, ncls, 5)."""
     h, w = x.shape

@@ -128,7 +128,7 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
     pair: tuple[object, ...]
     if isinstance(shard, str):
         parts = shard.split("/")
-        if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        if len(parts) != 2 or not all(_is_ascii_number(part.strip()) for part in parts):
             raise ConfigError(f"shard must look like K/N with 1 <= K <= N (e.g. 1/4); got {shard!r}")
         pair = (int(parts[0]), int(parts[1]))
     elif isinstance(shard, (tuple, list)) and len(shard) == 2:
@@ -144,9 +144,17 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
     return k, n
 
 
+def _is_ascii_number(text: str) -> bool:
+    """Only 0-9 (``str.isdigit`` also accepts "²" and other digits ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def shard_index(stem: str, n: int) -> int:
-    """The 1-based shard (of ``n``) that ``stem`` belongs to: ``sha1(stem) mod n + 1``."""
-    digest = hashlib.sha1(stem.encode("utf-8")).digest()
+    """The 1-based shard (of ``n``) that ``stem`` belongs to: ``sha1(stem) mod n + 1``.
+
+    The stem is hashed as UTF-8; a name that is not valid UTF-8 (decoded by :func:`os.fsdecode`) as its
+    original bytes."""
+    digest = hashlib.sha1(stem.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") % n + 1
 
 

@@ -348,3 +348,216 @@ def test_score_json_reports_ok_false_when_a_plot_cannot_be_written(hostile) -> N
     )
     summary = json.loads(hostile.path("s.json").read_text())
     assert summary["ok"] is False and summary["count"] == 3
+
+
+# ------------------------------------------------------------------------ a killed worker
+
+_KILL_WORKER_ON_0005 = """
+import os, pathlib, signal
+_parent = os.getpid()
+_real_read_bytes = pathlib.Path.read_bytes
+def _read_bytes(self):
+    if self.name == "0005.png" and self.parent.name == "masks" and os.getpid() != _parent:
+        os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does to one worker
+    return _real_read_bytes(self)
+pathlib.Path.read_bytes = _read_bytes
+"""
+
+
+def _more_pairs(hostile, count: int) -> None:
+    for index in range(4, 4 + count):
+        stem = f"{index:04d}"
+        hostile.write_image(f"images/{stem}.png", np.full((48, 64, 3), 90 + index, np.uint8))
+        hostile.write_mask(f"masks/{stem}.png", np.full((12, 16), 10 * index, np.uint8))
+
+
+def test_a_killed_worker_fails_only_its_file(hostile) -> None:
+    _more_pairs(hostile, 9)  # 12 pairs
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--jobs", "2", "--report", "rep.json"),
+        exit=1,
+        names=["masks/0005.png", "worker died (signal 9) while processing"],
+        out=["refined", "rep.json"],
+        prelude=_KILL_WORKER_ON_0005,
+    )
+    report = json.loads(hostile.path("rep.json").read_text())
+    assert report["counts"] == {"written": 11, "skipped": 0, "failed": 1, "unmatched": 0, "duplicates": 0}
+    (failed,) = [entry for entry in report["files"] if entry["status"] == "failed"]
+    assert failed["stem"] == "0005"
+    assert len(list(hostile.path("refined").iterdir())) == 11
+    assert result.stderr.count("worker died") == 1
+
+
+# ------------------------------------------------------------------------ numba's cache
+
+_NO_CACHE_LOCATOR = """
+import numba.core.caching as caching
+def _not_writable(self):
+    raise PermissionError(13, "Permission denied")
+caching._CacheLocator.ensure_cache_path = _not_writable  # HOME and the package folder read-only
+"""
+
+_CACHE_DISK_FULL = """
+import errno, os
+import numba.core.caching as caching
+def _full(self, *args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+caching.IndexDataCacheFile.save = _full
+"""
+
+
+def test_unwritable_numba_cache_still_works_and_warns_once(hostile) -> None:
+    result = hostile.run(*hostile.apply_args("refined"), exit=0, out=["refined"], prelude=_NO_CACHE_LOCATOR)
+    assert result.stderr.count("numba cannot cache") == 1
+    assert len(list(hostile.path("refined").iterdir())) == 3
+
+
+def test_full_numba_cache_disk_still_works(hostile) -> None:
+    cache = hostile.root.parent / "numba-cache"  # a fresh cache: every kernel is compiled and saved
+    result = hostile.run(
+        *hostile.apply_args("refined", "--jobs", "2"),
+        exit=0,
+        out=["refined"],
+        prelude=_CACHE_DISK_FULL,
+        env={"NUMBA_CACHE_DIR": str(cache)},
+        timeout=300,
+    )
+    assert result.stderr.count("numba cannot cache") == 1 and "No space left on device" in result.stderr
+    assert len(list(hostile.path("refined").iterdir())) == 3
+
+
+_REPORT_HEAVY_MODULES = """
+import atexit, sys
+atexit.register(lambda: print("loaded:", sorted(m for m in ("numba", "cv2", "torch") if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["apply", "--help"], ["score", "--help"]], ids=" ".join
+)
+def test_version_and_help_import_neither_numba_nor_opencv(hostile, args: list[str]) -> None:
+    result = hostile.run(*args, exit=0, prelude=_REPORT_HEAVY_MODULES)
+    assert "loaded: []" in result.stdout
+
+
+def test_version_works_with_a_broken_numba_cache(hostile) -> None:
+    result = hostile.run("--version", exit=0, prelude=_NO_CACHE_LOCATOR)
+    assert "maskrefine" in result.stdout
+
+
+# ------------------------------------------------------------------------ limits
+
+
+@pytest.mark.parametrize(
+    "extra, name",
+    [
+        (["--radius", "1000000"], "radius"),
+        (["--radius", "100000000000000000000"], "radius"),
+        (["--method", "fast_guided", "--subsample", "100000000000000000000"], "subsample"),
+    ],
+    ids=["radius-1e6", "radius-1e20", "subsample-1e20"],
+)
+def test_huge_parameters_are_usage_errors_before_any_work(hostile, extra: list[str], name: str) -> None:
+    started = time.monotonic()
+    hostile.run(*hostile.apply_args("refined", *extra, "--jobs", "2"), exit=2, names=[name, "<="])
+    assert time.monotonic() - started < 60  # no image-sized warm-up
+    assert not hostile.path("refined").exists()
+
+
+def test_warm_up_stays_small_for_the_largest_radius(hostile) -> None:
+    # -j 2 forks after a warm-up; with the largest accepted radius it must not build an image sized to it
+    prelude = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))  # a huge warm-up would fail here
+"""
+    result = hostile.run(
+        *hostile.apply_args("refined", "--radius", "10000", "--jobs", "2"),
+        exit=1,
+        names=["0001.png", "window"],
+        out=["refined"],
+        prelude=prelude,
+    )
+    assert "MemoryError" not in result.stderr and result.stderr.count("cannot refine") == 3
+
+
+@pytest.mark.parametrize("shard", ["²/4", "1/٤", "１/2"])
+def test_unicode_digits_in_shard_are_a_usage_error(hostile, shard: str) -> None:
+    hostile.run(*hostile.apply_args("refined", "--shard", shard), exit=2, names=["--shard"])
+
+
+# ------------------------------------------------------------------------ names that are not UTF-8
+
+
+def _non_utf8_copies(hostile, folders: tuple[str, ...]) -> bytes:
+    name = b"\xff\xfebad.png"
+    for folder in folders:
+        data = (hostile.path(folder) / "0001.png").read_bytes()
+        with open(os.path.join(os.fsencode(hostile.path(folder)), name), "wb") as handle:
+            handle.write(data)
+    return name
+
+
+def test_score_csv_keeps_results_with_non_utf8_names(hostile) -> None:
+    name = _non_utf8_copies(hostile, ("pred", "gt"))
+    hostile.run(
+        *hostile.score_args("--csv", "s.csv", "--json", "s.json", "--shard", "1/1"),
+        exit=0,
+        out=["s.csv", "s.json"],
+    )
+    rows = hostile.path("s.csv").read_bytes().splitlines()
+    assert len(rows) == 1 + 4 and any(row.startswith(name[:-4] + b",") for row in rows)
+    assert json.loads(hostile.path("s.json").read_text())["count"] == 4
+
+
+def test_apply_report_keeps_results_with_non_utf8_names(hostile) -> None:
+    name = _non_utf8_copies(hostile, ("masks", "images"))
+    hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--report", "r.json", "--shard", "1/1"),
+        exit=0,
+        out=["refined", "r.json"],
+    )
+    assert name in os.listdir(os.fsencode(hostile.path("refined")))
+    assert json.loads(hostile.path("r.json").read_text())["counts"]["written"] == 4
+
+
+# ------------------------------------------------------------------------ messages
+
+
+def test_score_interrupted_does_not_suggest_skip_existing(hostile) -> None:
+    prelude = """
+import maskrefine.metrics.evaluator as evaluator
+def _interrupted(self, *args, **kwargs):
+    raise KeyboardInterrupt
+evaluator.Evaluator.step = _interrupted
+"""
+    result = hostile.run(*hostile.score_args(), exit=130, names=["interrupted"], prelude=prelude)
+    assert "--skip-existing" not in result.stderr
+
+
+def test_opencv_log_lines_are_silenced(hostile) -> None:
+    good = hostile.path("masks/0002.png").read_bytes()
+    hostile.path("masks/0002.png").write_bytes(good[: len(good) - 20])  # truncated PNG: OpenCV warns
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY), exit=1, names=["masks/0002.png"], out=["refined"]
+    )
+    assert "WARN:" not in result.stderr and "[ERROR:" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["no-partners", "empty-folders", "all-failed"])
+def test_score_with_nothing_scored_exits_1_and_says_why(hostile, case: str) -> None:
+    if case == "no-partners":
+        for path in hostile.path("gt").iterdir():
+            path.rename(path.with_name("other-" + path.name))
+    elif case == "empty-folders":
+        for folder in ("pred", "gt"):
+            for path in hostile.path(folder).iterdir():
+                path.unlink()
+    else:
+        for path in hostile.path("pred").iterdir():
+            path.write_bytes(b"not an image")
+    result = hostile.run(
+        *hostile.score_args("--json", "s.json"), exit=1, names=["nothing was scored"], out=["s.json"]
+    )
+    summary = json.loads(hostile.path("s.json").read_text())
+    assert summary["ok"] is False and summary["count"] == 0 and "nothing was scored" in summary["error"]
+    assert "error:" in result.stderr
