@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
@@ -188,12 +188,13 @@ def _warm_up_safely(warm_up: Callable[[], None]) -> None:
 
 
 def _worker_main(
-    conn: Connection, function: Callable[[Any], Any], tasks: Sequence[Any], parent_pid: int
+    conn: Connection, function: Callable[[Any], Any], tasks: Sequence[Any], parent_pid: int, stop: Any
 ) -> None:
-    """Loop of one forked worker: receive a task index, send back ``(index, ok, result_or_problem)``.
+    """Loop of one forked worker: receive a task index, send back ``(index, status, result_or_problem)``.
 
     ``function`` and ``tasks`` were inherited through ``fork`` (nothing is pickled but indices and
-    results). ``None`` or a closed pipe ends the loop.
+    results). ``status`` is True (a result), False (a problem) or None (not started: ``stop`` was set by
+    the parent after Ctrl-C). ``None`` or a closed pipe ends the loop.
     """
     _init_worker(parent_pid)
     while True:
@@ -203,6 +204,9 @@ def _worker_main(
             break
         if index is None:
             break
+        if stop.value:
+            conn.send((index, None, None))
+            continue
         try:
             payload = (index, True, function(tasks[index]))
         except BaseException as exc:  # noqa: BLE001 - reported for this task, the worker goes on
@@ -213,21 +217,27 @@ def _worker_main(
             conn.send((index, False, f"cannot return the result ({type(exc).__name__}: {exc})"))
 
 
+#: Tasks sent to a worker ahead of its results: it never waits for the parent between two tasks (on a
+#: loaded machine the parent may not be scheduled at once).
+_AHEAD = 2
+
+
 @dataclass
 class _Worker:
-    """One forked worker process, its end of the pipe and the task it is processing (if any)."""
+    """One forked worker process, its end of the pipe and the tasks sent to it, oldest (the one it is
+    processing) first."""
 
     process: Any
     conn: Connection
-    index: int | None = None
+    assigned: deque[int] = field(default_factory=deque)
 
 
-def _start_worker(function: Callable[[Any], Any], tasks: Sequence[Any]) -> _Worker:
+def _start_worker(function: Callable[[Any], Any], tasks: Sequence[Any], stop: Any) -> _Worker:
     context = multiprocessing.get_context("fork")
     parent_end, child_end = context.Pipe(duplex=True)
     process = context.Process(
         target=_worker_main,
-        args=(child_end, function, tasks, os.getpid()),
+        args=(child_end, function, tasks, os.getpid(), stop),
         name="maskrefine-worker",
         daemon=True,
     )
@@ -268,70 +278,78 @@ def _run_in_processes(
 ) -> list[R]:
     """The forked pool: one pipe per worker, so a worker that dies is known with its task.
 
-    Only that task fails (``on_crash(task, "worker died (signal N) while processing it ...")``); a new
-    worker replaces the dead one and the run goes on. Ctrl-C: no new task is started, the running ones
-    finish, then ``KeyboardInterrupt`` is re-raised (a second Ctrl-C stops waiting).
+    Each worker holds at most :data:`_AHEAD` tasks and processes them in order, so when it dies the
+    oldest is the one it was processing: only that task fails (``on_crash(task, "worker died (signal
+    N) while processing it ...")``), the others go back to the queue, a new worker replaces the dead one
+    and the run goes on. Ctrl-C: no new task is started, the running ones finish, then
+    ``KeyboardInterrupt`` is re-raised (a second Ctrl-C stops waiting).
     """
     results: list[Any] = [None] * len(tasks)
     queue = deque(range(len(tasks)))
     pool: list[_Worker] = []
+    stop = multiprocessing.get_context("fork").RawValue("b", 0)
     interrupted = False
 
-    def feed(worker: _Worker) -> None:
-        """Give ``worker`` the next task; a worker found dead meanwhile is replaced (task kept)."""
-        for _ in range(3):
-            if not queue or interrupted:
+    def feed(worker: _Worker, ahead: int = _AHEAD) -> None:
+        """Top ``worker`` up to ``ahead`` tasks; a worker found dead meanwhile is replaced."""
+        for _ in range(3 * _AHEAD):
+            if not queue or interrupted or len(worker.assigned) >= ahead:
                 return
             index = queue.popleft()
             try:
                 worker.conn.send(index)
-            except (OSError, ValueError):  # it died between two tasks: nothing of ours was lost
+            except (OSError, ValueError):  # it died between two tasks: put back what it had not done
                 queue.appendleft(index)
+                queue.extendleft(reversed(worker.assigned))
                 _discard(worker)
                 pool.remove(worker)
-                worker = _start_worker(function, tasks)
+                worker = _start_worker(function, tasks, stop)
                 pool.append(worker)
                 continue
-            worker.index = index
-            return
-        raise RuntimeError("worker processes die as soon as they start")  # pragma: no cover
+            worker.assigned.append(index)
+        if queue and not interrupted and not worker.assigned:  # pragma: no cover
+            raise RuntimeError("worker processes die as soon as they start")
 
     def collect(worker: _Worker) -> None:
-        """Handle a worker whose pipe or process became ready: a result, or its death."""
-        message = None
+        """Handle a worker whose pipe or process became ready: results, or its death."""
+        received = False
         try:
-            if worker.conn.poll():
-                message = worker.conn.recv()
+            while worker.conn.poll():
+                index, status, value = worker.conn.recv()
+                worker.assigned.remove(index)
+                received = True
+                if status is None:  # not started after Ctrl-C
+                    continue
+                results[index] = value if status else on_crash(tasks[index], value)
+                step()
         except (EOFError, OSError):
-            message = None
-        index = worker.index
-        assert index is not None
-        if message is not None:
-            _, ok, value = message
-            results[index] = value if ok else on_crash(tasks[index], value)
-            worker.index = None
-            step()
+            pass
+        if received and worker.process.is_alive():
             feed(worker)
             return
         worker.process.join(5.0)
         if worker.process.is_alive():  # pragma: no cover - pipe closed by a process still running
             return
-        results[index] = on_crash(tasks[index], _death_problem(worker.process.exitcode))
-        worker.index = None
-        step()
         _discard(worker)
         pool.remove(worker)
+        if worker.assigned:
+            crashed = worker.assigned.popleft()  # the one it was processing
+            results[crashed] = on_crash(tasks[crashed], _death_problem(worker.process.exitcode))
+            step()
+            queue.extendleft(reversed(worker.assigned))  # not started: run them elsewhere
         if queue and not interrupted:  # replace the dead worker and go on
-            pool.append(_start_worker(function, tasks))
+            pool.append(_start_worker(function, tasks, stop))
             feed(pool[-1])
 
     try:
         for _ in range(workers_wanted):
-            pool.append(_start_worker(function, tasks))
-            feed(pool[-1])
-        while any(worker.index is not None for worker in pool):
+            pool.append(_start_worker(function, tasks, stop))
+        for ahead in range(1, _AHEAD + 1):  # one task each first, then the ones ahead
+            for worker in list(pool):
+                feed(worker, ahead)
+        while any(worker.assigned for worker in pool):
             try:
-                busy = [worker for worker in pool if worker.index is not None]
+                busy = [worker for worker in pool if worker.assigned]
                 ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
                 for worker in busy:
                     if worker.conn in ready or worker.process.sentinel in ready:
@@ -340,6 +358,7 @@ def _run_in_processes(
                 if interrupted:
                     raise
                 interrupted = True  # let the running tasks finish, start no new one
+                stop.value = 1
     finally:
         _stop_workers(pool)
     if interrupted:
