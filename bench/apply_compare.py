@@ -92,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", default=str(RESULTS_DIR / "apply-old-vs-new--cpu.json"))
+    parser.add_argument(
+        "--only", nargs="*", default=None, metavar="METHOD:JOBS", help="configurations (default: all)"
+    )
     args = parser.parse_args(argv)
+    configs = CONFIGS
+    if args.only:
+        configs = tuple((item.split(":")[0], int(item.split(":")[1])) for item in args.only)
     shared = find_shared()
     if shared is None:
         print("SKIP bench/apply_compare.py: shared data not found (../shared/data/sod)")
@@ -107,13 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         masks, images, inputs = build_pairs(shared / "sod", root, args.pairs)
         out = root / "out"
         for checkout in checkouts.values():  # warm numba's cache for both versions
-            for method, jobs in CONFIGS:
+            for method, jobs in configs:
                 run_cli(checkout, masks, images, out, method, jobs)
         for round_index in range(args.rounds):
             order = list(checkouts.items())
             if round_index % 2:
                 order.reverse()
-            for method, jobs in CONFIGS:
+            for method, jobs in configs:
                 for name, checkout in order:
                     wall, cpu = run_cli(checkout, masks, images, out, method, jobs)
                     times.setdefault((name, method, jobs), []).append((wall, cpu))
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
     rows = []
-    for method, jobs in CONFIGS:
+    for method, jobs in configs:
         medians = {}
         for name in checkouts:
             walls = [w for w, _ in times[(name, method, jobs)]]
