@@ -19,6 +19,7 @@ Exit codes
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -31,7 +32,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
-from maskrefine.io.imageio import MASK_FORMATS
+from maskrefine.io.pairs import MASK_FORMATS
 from maskrefine.metrics.presets import PRESETS
 from maskrefine.refiners import GUIDE_MODES, REFINERS
 
@@ -144,9 +145,19 @@ def _make_progress(label: str, quiet: bool) -> _Progress:
     return _Progress(label, enabled=tty and not quiet)
 
 
+def _quiet_opencv() -> None:
+    """Silence OpenCV's own ``[ WARN:0@...]`` / ``[ERROR:...]`` lines: every bad file is reported by us."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when OpenCV first logs (workers inherit it)
+    if "cv2" in sys.modules:
+        cv2 = sys.modules["cv2"]
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 @contextmanager
-def _library_errors(progress: _Progress | None = None) -> Iterator[None]:
-    """Turn library exceptions into messages and exit codes; never show a traceback for them."""
+def _library_errors(progress: _Progress | None = None, *, resumable: bool = False) -> Iterator[None]:
+    """Turn library exceptions into messages and exit codes; never show a traceback for them.
+
+    ``resumable``: the command has ``--skip-existing`` (said in the Ctrl-C message)."""
     try:
         yield
     except (ConfigError, BackendUnavailableError) as exc:
@@ -159,7 +170,10 @@ def _library_errors(progress: _Progress | None = None) -> Iterator[None]:
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         _close(progress)
-        _err("interrupted: outputs already written are complete; rerun with --skip-existing to resume")
+        if resumable:
+            _err("interrupted: outputs already written are complete; rerun with --skip-existing to resume")
+        else:
+            _err("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:  # e.g. the output folder cannot be created
         if progress is not None:
@@ -225,7 +239,22 @@ def main() -> None:
 
 # --------------------------------------------------------------------------------------------- apply
 
-_path_dir = click.Path(file_okay=False, dir_okay=True, path_type=Path)
+
+class _OutputPath(click.Path):
+    """``click.Path`` that refuses an empty value (it would silently mean the current folder)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from maskrefine.pipeline.guards import path_argument
+
+        try:
+            path_argument(value, "the path")
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return super().convert(value, param, ctx)
+
+
+_path_dir = _OutputPath(file_okay=False, dir_okay=True, path_type=Path)
+_path_file = _OutputPath(dir_okay=False, path_type=Path)
 _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 
 
@@ -311,7 +340,7 @@ _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=P
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the run report (per-file outcomes, counts, timing) as JSON.",
 )
@@ -349,8 +378,9 @@ def apply_cmd(
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
+    _quiet_opencv()
     progress = _make_progress("apply", quiet)
-    with _library_errors(progress):
+    with _library_errors(progress, resumable=True):
         report = apply_folder(
             masks_dir,
             images_dir,
@@ -453,14 +483,14 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 @click.option(
     "--csv",
     "csv_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the per-image table as CSV.",
 )
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the summary as JSON.",
 )
@@ -522,6 +552,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 @click.option(
     "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
+@click.option("--overwrite", is_flag=True, help="Replace existing plot files in --plot.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score_cmd(
     pred_dir: Path,
@@ -539,11 +570,13 @@ def score_cmd(
     before_dir: Path | None,
     shard: tuple[int, int] | None,
     jobs: int | None,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Score the masks in --pred against --gt (matched by stem) and print the summary."""
     from maskrefine.pipeline import score_folder
 
+    _quiet_opencv()
     progress = _make_progress("score", quiet)
     with _library_errors(progress):
         report = score_folder(
@@ -563,6 +596,7 @@ def score_cmd(
             shard=shard,
             jobs=jobs,
             progress=progress,
+            overwrite=overwrite,
         )
     progress.close()
     sys.exit(_finish_score(report, preset, quiet))
@@ -592,6 +626,8 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
             click.echo(f"{name.ljust(width)}  {text}")
     if failures or unmatched or duplicates:
         click.echo(f"failed {len(failures)}, unmatched {len(unmatched)}, duplicates {len(duplicates)}")
+    if report.nothing_scored is not None:
+        _err(f"error: nothing was scored: {report.nothing_scored}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -187,6 +186,8 @@ def resize_mask(
     src = np.ascontiguousarray(mask, dtype=np.float32)
     if src.shape == (height, width):
         return src.copy()
+    import cv2
+
     interpolation = cv2.INTER_NEAREST if binary_input else cv2.INTER_LINEAR
     return cv2.resize(src, (width, height), interpolation=interpolation)
 
@@ -296,7 +297,29 @@ def _run_guided(
     return guided_filter(guide_image, mask, radius, eps, subsample=subsample)
 
 
-_GUIDED_CHECKS: dict[str, Callable[[Any, str], Any]] = {"radius": check_radius, "eps": check_eps}
+#: Largest radius the guided refiners accept: a 20001-pixel window is larger than any image that is not
+#: over 400 megapixels, so anything bigger is a typo (and would only fail file by file).
+MAX_RADIUS = 10_000
+#: Largest subsample factor of ``fast_guided`` (a 1024x coarser grid leaves a few pixels of any image).
+MAX_SUBSAMPLE = 1_024
+
+
+def _at_most(check: Callable[[Any, str], Any], limit: int) -> Callable[[Any, str], Any]:
+    """``check`` followed by an upper bound."""
+
+    def bounded(value: Any, name: str) -> Any:
+        checked = check(value, name)
+        if checked > limit:
+            raise ValueError(f"`{name}` must be <= {limit}; got {value!r}")
+        return checked
+
+    return bounded
+
+
+_GUIDED_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "radius": _at_most(check_radius, MAX_RADIUS),
+    "eps": check_eps,
+}
 
 register_refiner(
     RefinerSpec(
@@ -321,6 +344,6 @@ register_refiner(
         summary="fast guided filter (He & Sun 2015): coefficients at 1/subsample resolution; subsample=4",
         defaults={"radius": 9, "eps": 1e-3, "subsample": 4},
         run=_run_guided,
-        validators={**_GUIDED_CHECKS, "subsample": check_subsample},
+        validators={**_GUIDED_CHECKS, "subsample": _at_most(check_subsample, MAX_SUBSAMPLE)},
     )
 )

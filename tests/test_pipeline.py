@@ -674,7 +674,9 @@ def test_score_empty_folder_json_has_nulls(dataset: dict[str, Path], tmp_path: P
     empty.mkdir()
     report = score_folder(empty, dataset["gt"], json_path=tmp_path / "out" / "s.json", jobs=1)
     data = json.loads((tmp_path / "out" / "s.json").read_text())
-    assert report.ok and data["count"] == 0 and data["iou"] is None and data["acc"] is None
+    # nothing scored is not a success (issue 9): ok is false and the JSON says why
+    assert not report.ok and data["ok"] is False and "nothing was scored" in data["error"]
+    assert data["count"] == 0 and data["iou"] is None and data["acc"] is None
     assert len(data["unmatched"]) == 6 and {u["folder"] for u in data["unmatched"]} == {"gt"}
 
 

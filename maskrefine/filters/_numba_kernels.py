@@ -28,7 +28,8 @@ The fast variant reads the full-resolution inputs with a stride ``step`` (neares
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from maskrefine._jit import njit
 
 __all__ = [
     "all_finite",

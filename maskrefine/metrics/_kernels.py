@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from maskrefine._jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True)
 def gt_classes(gt, scale, thr_f, thr_acc, two_rules, out):  # pragma: no cover - compiled
     """Write the GT class of each pixel into ``out`` (uint8); return (n_fg_f, sum_row_f, sum_col_f).
 
@@ -32,7 +33,7 @@ def gt_classes(gt, scale, thr_f, thr_acc, two_rules, out):  # pragma: no cover -
     return n, sr, sc
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def quadrant_histogram(codes, gcls, cy, cx, ncls, nlev):  # pragma: no cover - compiled
     """Counts of each code per (quadrant, GT class): shape (4, ncls, nlev).
 
@@ -50,7 +51,7 @@ def quadrant_histogram(codes, gcls, cy, cx, ncls, nlev):  # pragma: no cover - c
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def quadrant_moments(x, gcls, cy, cx, ncls, thr_acc, thr_adp):  # pragma: no cover - compiled
     """Per (quadrant, GT class): [n, sum x, sum x^2, #(x > thr_acc), #(x >= thr_adp)], shape (4, ncls, 5)."""
     h, w = x.shape
@@ -71,7 +72,7 @@ def quadrant_moments(x, gcls, cy, cx, ncls, thr_acc, thr_adp):  # pragma: no cov
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def bilinear_fma32(x, r0, r1, h0, h1, c0, c1, w0, w1, out):  # pragma: no cover - compiled
     """torch's float32 bilinear combination ``fma(fma(x00, w0, x01 w1), h0, fma(x10, w0, x11 w1) h1)``.
 
@@ -94,7 +95,7 @@ def bilinear_fma32(x, r0, r1, h0, h1, c0, c1, w0, w1, out):  # pragma: no cover 
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def level_histogram(x, gcls, thr_ext, den, strict, out):  # pragma: no cover - compiled
     """``out[c, l]`` += 1 for each pixel: c = F class (``gcls & 1``), l = number of thresholds it passes.
 
@@ -117,7 +118,7 @@ def level_histogram(x, gcls, thr_ext, den, strict, out):  # pragma: no cover - c
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def pil_rows_8bit(img, index, fixed, bits, out):  # pragma: no cover - compiled
     """Pillow's 8-bit resampling along axis 1: ``out[i, o] = clip((2^(bits-1) + Σ_t img[i, index[o, t]]
     · fixed[o, t]) >> bits, 0, 255)`` (integer coefficients, one rounding per pass)."""

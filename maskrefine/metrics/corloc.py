@@ -20,7 +20,6 @@ import numpy as np
 from scipy import ndimage
 
 from maskrefine.errors import InputError
-from maskrefine.io import read_mask
 
 __all__ = [
     "SELECTORS",
@@ -399,6 +398,8 @@ def read_seeds(path: str | Path) -> dict[str, int]:
                 continue
             if not f.is_file():
                 raise InputError(f, "not a regular file; cannot read the seed map")
+            from maskrefine.io import read_mask  # OpenCV: imported on first use
+
             seed_map = np.asarray(read_mask(f))
             if seed_map.ndim != 2 or seed_map.size == 0:
                 raise InputError(f, f"a seed map must be a non-empty 2-D map; got shape {seed_map.shape}")

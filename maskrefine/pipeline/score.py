@@ -12,15 +12,17 @@ from typing import Any
 import numpy as np
 
 from maskrefine._units import to_unit_float
-from maskrefine.errors import ConfigError, InputError
+from maskrefine.errors import ConfigError, InputError, OutputError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask_array
 from maskrefine.pipeline.guards import (
     check_folder,
     check_jobs,
     check_output_file,
     check_output_folder,
+    check_output_targets,
     in_shard,
     parse_shard,
+    path_argument,
 )
 from maskrefine.pipeline.reports import Failure, Progress, ScoreReport, unmatched_and_duplicates
 
@@ -139,6 +141,7 @@ def score_folder(
     shard: tuple[int, int] | str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> ScoreReport:
     """Score the predictions of ``pred_dir`` against the ground truth of ``gt_dir``.
 
@@ -176,11 +179,13 @@ def score_folder(
         prediction's own grid; for a prediction at the GT size with ``patch_size`` p it indexes the
         padded ⌈H/p⌉×⌈W/p⌉ token grid and the token's centre pixel is the seed.
     csv_path, json_path : path-like, optional
-        Write the per-image CSV and the summary JSON (:meth:`ScoreReport.to_dict`) atomically.
+        Write the per-image CSV and the summary JSON (:meth:`ScoreReport.to_dict`) atomically; an
+        existing regular file there is replaced, anything else (symlink, folder, FIFO, device) refused.
     plot_dir : path-like, optional
         Write ``pr_curve.png`` and, when ``images_dir`` is given, ``montage.png`` (image | mask before,
         from ``before_dir`` if given | prediction | GT for the ``montage_count`` worst and best images by
-        IoU). Needs matplotlib (``pip install 'maskrefine[plot]'``).
+        IoU). Needs matplotlib (``pip install 'maskrefine[plot]'``). Existing plot files are kept: the job
+        refuses to start unless ``overwrite`` is set.
     images_dir, before_dir : path-like, optional
         Images and unrefined masks for the montage, found by stem (a missing one leaves its panel empty).
     montage_count : int
@@ -192,6 +197,8 @@ def score_folder(
         result does not depend on ``jobs``.
     progress : callable, optional
         ``progress(done, total)`` after each pair.
+    overwrite : bool
+        Replace existing files in ``plot_dir``.
 
     Returns
     -------
@@ -230,20 +237,29 @@ def score_folder(
     if box_source is not None and box_source[1] is not None:
         (box_folders if box_source[0] == "voc" else box_files)[f"boxes ({box_source[0]})"] = box_source[1]
     if seeds is not None:
-        (box_folders if Path(seeds).is_dir() else box_files)["seeds"] = Path(seeds)
-    plot_path = Path(plot_dir) if plot_dir is not None else None
+        seeds_path = path_argument(seeds, "seeds")
+        (box_folders if seeds_path.is_dir() else box_files)["seeds"] = seeds_path
+    plot_path = path_argument(plot_dir, "plot folder") if plot_dir is not None else None
     taken: dict[str, Path] = {}
     if plot_path is not None:
         taken["plot folder"] = plot_path.resolve()
         taken.update({f"plot {name}": (plot_path / name).resolve() for name in PLOT_FILES})
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
-            taken[what] = check_output_file(Path(target), what, {**inputs, **box_folders}, box_files, taken)
+            target_path = path_argument(target, what)
+            taken[what] = check_output_file(target_path, what, {**inputs, **box_folders}, box_files, taken)
     if plot_path is not None:
         from maskrefine.plots import require_matplotlib
 
         require_matplotlib()
         check_output_folder(plot_path, {**inputs, **box_folders})
+        planned = PLOT_FILES if images_dir is not None else PLOT_FILES[:1]
+        existing = check_output_targets([plot_path / name for name in planned], plot_path)
+        if existing and not overwrite:
+            raise ConfigError(
+                f"plot file(s) already exist: {', '.join(str(p) for p in existing)}; "
+                "use --overwrite to replace them or choose another --plot folder"
+            )
     corloc_rule = _corloc_rule(
         metrics.PRESETS[preset], box_source, corloc_selector, corloc_connectivity, patch_size, seeds
     )
@@ -320,7 +336,9 @@ def score_folder(
         config=config,
     )
     if plot_path is not None:
-        report.plots = _write_plots(report, plot_path, scored, images_dir, before_dir, montage_count)
+        report.plots = _write_plots(
+            report, plot_path, scored, images_dir, before_dir, montage_count, overwrite=bool(overwrite)
+        )
     report.elapsed = time.perf_counter() - start
     if csv_path is not None:
         report.write_csv(csv_path)
@@ -574,6 +592,8 @@ def _write_plots(
     images_dir: str | Path | None,
     before_dir: str | Path | None,
     count: int,
+    *,
+    overwrite: bool,
 ) -> list[Path]:
     from maskrefine import plots
 
@@ -582,7 +602,11 @@ def _write_plots(
     title = f"{Path(str(report.config.get('pred_dir', ''))).name} ({report.summary.get('preset', '')})"
     curve = plots.find_pr_curve(report.curves)
     if curve is not None:
-        written.append(plots.plot_pr_curve(curve[0], curve[1], plot_dir / PLOT_FILES[0], title=title))
+        try:
+            path = plot_dir / PLOT_FILES[0]
+            written.append(plots.plot_pr_curve(curve[0], curve[1], path, title=title, overwrite=overwrite))
+        except OutputError as exc:  # e.g. it appeared meanwhile: the scores are still written
+            report.failures.append(Failure(exc.path, exc.problem))
     if images_dir is None or count == 0 or not report.rows:
         return written
     name_key = "name"
@@ -619,5 +643,9 @@ def _write_plots(
             except InputError as exc:
                 report.failures.append(Failure(exc.path, f"montage: {exc.problem}"))
     if entries:
-        written.append(plots.plot_montage(entries, plot_dir / PLOT_FILES[1], title=title))
+        try:
+            path = plot_dir / PLOT_FILES[1]
+            written.append(plots.plot_montage(entries, path, title=title, overwrite=overwrite))
+        except OutputError as exc:
+            report.failures.append(Failure(exc.path, exc.problem))
     return written
