@@ -125,11 +125,15 @@ def bilateral_solver(
     """
     preset = check_choice(preset, tuple(BILATERAL_PRESETS), "preset")
     chosen = BILATERAL_PRESETS[preset]
-    sigma_s = check_float_range(chosen.sigma_spatial if sigma_spatial is None else sigma_spatial,
-                                "sigma_spatial", _MIN_SIGMA)
-    sigma_l = check_float_range(chosen.sigma_luma if sigma_luma is None else sigma_luma, "sigma_luma", _MIN_SIGMA)
-    sigma_c = check_float_range(chosen.sigma_chroma if sigma_chroma is None else sigma_chroma,
-                                "sigma_chroma", _MIN_SIGMA)
+    sigma_s = check_float_range(
+        chosen.sigma_spatial if sigma_spatial is None else sigma_spatial, "sigma_spatial", _MIN_SIGMA
+    )
+    sigma_l = check_float_range(
+        chosen.sigma_luma if sigma_luma is None else sigma_luma, "sigma_luma", _MIN_SIGMA
+    )
+    sigma_c = check_float_range(
+        chosen.sigma_chroma if sigma_chroma is None else sigma_chroma, "sigma_chroma", _MIN_SIGMA
+    )
     lam = check_float_range(lam, "lam", 0.0)
     cg_iterations = check_int_range(cg_iterations, "cg_iterations", 0, 10_000)
     cg_tol = check_float_range(cg_tol, "cg_tol", 0.0)
@@ -138,8 +142,11 @@ def bilateral_solver(
     output = check_choice(chosen.output if output is None else output, OUTPUTS, "output")
     rgb, values, conf = _check_arrays(image, target, confidence)
     height, width = values.shape
-    for name, extent in (("sigma_spatial", max(height, width) / sigma_s), ("sigma_luma", 256.0 / sigma_l),
-                         ("sigma_chroma", 256.0 / sigma_c)):
+    for name, extent in (
+        ("sigma_spatial", max(height, width) / sigma_s),
+        ("sigma_luma", 256.0 / sigma_l),
+        ("sigma_chroma", 256.0 / sigma_c),
+    ):
         if extent >= 2**30:
             raise ValueError(f"`{name}` is too small for a {height}x{width} image (grid extent {extent:.3g})")
 
@@ -207,8 +214,10 @@ def _check_arrays(image: object, target: object, confidence: object) -> tuple[np
     values = as_float_array(target, "target")
     if values.shape != rgb.shape[:2]:
         raise ValueError(f"`target` must have the image's shape {rgb.shape[:2]}; got {values.shape}")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.ndarray)) and not hasattr(
-        confidence, "__array__"
+    if (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, (int, float, np.ndarray))
+        and not hasattr(confidence, "__array__")
     ):
         raise TypeError(f"`confidence` must be a number or an array; got {type(confidence).__name__}")
     if isinstance(confidence, (int, float)) or (isinstance(confidence, np.ndarray) and confidence.ndim == 0):

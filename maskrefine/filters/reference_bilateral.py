@@ -17,7 +17,9 @@ from scipy.sparse.linalg import cg
 __all__ = ["grid_coordinates", "base255_keys", "solve"]
 
 
-def grid_coordinates(rgb255: np.ndarray, sigma_spatial: float, sigma_luma: float, sigma_chroma: float) -> np.ndarray:
+def grid_coordinates(
+    rgb255: np.ndarray, sigma_spatial: float, sigma_luma: float, sigma_chroma: float
+) -> np.ndarray:
     """(H·W, 5) int64 grid coordinates (x/σ_s, y/σ_s, Y/σ_l, U/σ_c, V/σ_c), truncated, of a 0..255 RGB image."""
     rgb = np.asarray(rgb255, dtype=np.float64)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]

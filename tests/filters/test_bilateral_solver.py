@@ -38,8 +38,13 @@ def test_matches_scipy_oracle_on_sod_images(sod_dir, preset):
     worst = 0.0
     for _, image, pred in _sod_pairs(sod_dir, 5):
         fast = bilateral_solver(image.astype(np.float32) / 255, pred, preset=preset)
-        oracle = ref.solve(image.astype(np.float64), pred, sigma_spatial=p.sigma_spatial,
-                           sigma_luma=p.sigma_luma, sigma_chroma=p.sigma_chroma)
+        oracle = ref.solve(
+            image.astype(np.float64),
+            pred,
+            sigma_spatial=p.sigma_spatial,
+            sigma_luma=p.sigma_luma,
+            sigma_chroma=p.sigma_chroma,
+        )
         worst = max(worst, float(np.abs(fast - oracle).max()))
     assert worst <= 1e-4
 
@@ -77,9 +82,18 @@ def test_matches_oracle_with_confidence_map_and_overrides():
     image, target = _scene()
     conf = np.ones(target.shape)
     conf[10:30, 10:30] = 0.0
-    fast = bilateral_solver(image, target, confidence=conf, sigma_spatial=5, sigma_luma=10, sigma_chroma=6, lam=32)
-    oracle = ref.solve(np.round(image.astype(np.float64) * 255), target, conf, sigma_spatial=5, sigma_luma=10,
-                       sigma_chroma=6, lam=32)
+    fast = bilateral_solver(
+        image, target, confidence=conf, sigma_spatial=5, sigma_luma=10, sigma_chroma=6, lam=32
+    )
+    oracle = ref.solve(
+        np.round(image.astype(np.float64) * 255),
+        target,
+        conf,
+        sigma_spatial=5,
+        sigma_luma=10,
+        sigma_chroma=6,
+        lam=32,
+    )
     assert np.abs(fast - oracle).max() <= 1e-5
 
 
