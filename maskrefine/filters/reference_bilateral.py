@@ -20,7 +20,7 @@ __all__ = ["grid_coordinates", "base255_keys", "solve"]
 def grid_coordinates(
     rgb255: np.ndarray, sigma_spatial: float, sigma_luma: float, sigma_chroma: float
 ) -> np.ndarray:
-    """(H·W, 5) int64 grid coordinates (x/σ_s, y/σ_s, Y/σ_l, U/σ_c, V/σ_c), truncated, of a 0..255 RGB image."""
+    """(H·W, 5) int64 grid coordinates (x/σ_s, y/σ_s, Y/σ_l, U/σ_c, V/σ_c), truncated, of 0..255 RGB."""
     rgb = np.asarray(rgb255, dtype=np.float64)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     luma = 0.299 * r + 0.587 * g + 0.114 * b

@@ -41,7 +41,7 @@ def mean_field(
     mats = [normalised(k) for k in kernels]
     for _ in range(iterations):
         logits = -unary.copy()
-        for mat, w in zip(mats, weights):
+        for mat, w in zip(mats, weights, strict=True):
             logits += w * (mat @ q)
         q = np.exp(logits - logits.max(1, keepdims=True))
         q /= q.sum(1, keepdims=True)
@@ -56,6 +56,6 @@ def unary_of(prob: np.ndarray, gt_prob=None) -> np.ndarray:
 def free_energy(q: np.ndarray, unary: np.ndarray, kernels: list[np.ndarray], weights: list[float]) -> float:
     """Mean-field free energy E_Q[E] - H(Q) of the model (symmetric kernels)."""
     q = np.asarray(q, dtype=np.float64)
-    pair = sum(w * np.sum(q * (normalised(k) @ q)) for k, w in zip(kernels, weights))
+    pair = sum(w * np.sum(q * (normalised(k) @ q)) for k, w in zip(kernels, weights, strict=True))
     entropy = -np.sum(q * np.log(np.clip(q, 1e-300, None)))
     return float(np.sum(q * unary) - 0.5 * pair - entropy)
