@@ -34,6 +34,7 @@ from maskrefine._checks import (
     check_subsample,
     check_unit_interval,
 )
+from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
 
 __all__ = [
     "RefinerSpec",
@@ -46,8 +47,6 @@ __all__ = [
     "check_mask_size",
 ]
 
-#: Guide modes accepted by :func:`refine` (see :func:`maskrefine.guide.make_guide`).
-GUIDE_MODES: tuple[str, ...] = ("mean", "luma", "color")
 
 RefineFn = Callable[..., np.ndarray]
 
