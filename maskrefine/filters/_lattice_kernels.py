@@ -18,7 +18,14 @@ from numba import njit
 
 from maskrefine.filters._hashgrid import find, find_or_insert, grow, new_table
 
-__all__ = ["build_lattice", "lattice_filter", "mean_field_two_label"]
+__all__ = [
+    "build_lattice",
+    "lattice_filter",
+    "blur_grid",
+    "splat_points",
+    "slice_points",
+    "update_points",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -128,73 +135,72 @@ def build_lattice(features):
 
 
 @njit(cache=True, nogil=True)
-def lattice_filter(offsets, weights, blur_neighbors, values, out, grid_a, grid_b):
-    """out = approximately Gaussian-filtered ``values`` (splat, blur, slice). ``grid_a``/``grid_b`` are
-    float64 scratch of length M+1."""
-    n_points, d1 = offsets.shape
-    grid_a[:] = 0.0
-    for k in range(n_points):
-        x = values[k]
-        for r in range(d1):
-            grid_a[offsets[k, r]] += weights[k, r] * x
-    src, dst = grid_a, grid_b
+def blur_grid(blur_neighbors, grid, scratch):
+    """In place: [1/2 1 1/2] along each lattice direction in turn (``scratch`` same size as ``grid``)."""
+    src, dst = grid, scratch
     dst[0] = 0.0
-    n_vertices = grid_a.shape[0]
-    for j in range(d1):
+    n_vertices = grid.shape[0]
+    for j in range(blur_neighbors.shape[0]):
         for v in range(1, n_vertices):
             dst[v] = src[v] + 0.5 * (src[blur_neighbors[j, v, 0]] + src[blur_neighbors[j, v, 1]])
         src, dst = dst, src
-    alpha = 1.0 / (1.0 + 2.0 ** (-(d1 - 1)))
-    for k in range(n_points):
-        acc = 0.0
-        for r in range(d1):
-            acc += weights[k, r] * src[offsets[k, r]]
-        out[k] = alpha * acc
-    return out
+    if blur_neighbors.shape[0] % 2 == 1:
+        grid[:] = scratch
+    return grid
 
 
 @njit(cache=True, nogil=True)
-def mean_field_two_label(unary_diff, lattices, compat, iterations):
-    """Mean-field inference of a two-label dense CRF with Potts kernels, symmetric normalisation.
+def splat_points(offsets, weights, values, lo, hi, grid):
+    """grid += splat of ``values[lo:hi]`` (barycentric weights)."""
+    for k in range(lo, hi):
+        x = values[k]
+        for r in range(offsets.shape[1]):
+            grid[offsets[k, r]] += weights[k, r] * x
 
-    ``unary_diff`` = U1 − U0 per point (float64); ``lattices`` a tuple of (offsets, weights, neighbors)
-    per kernel; ``compat`` their weights. Returns Q1 (float32). Update (densecrf's): logits
-    −U_l + Σ_k w_k D_k^{-1/2} K_k D_k^{-1/2} Q_l, D_k = K_k 1, then a softmax over the two labels."""
-    n_points = unary_diff.shape[0]
-    n_kernels = len(compat)
-    q1 = np.empty(n_points, np.float64)
-    for i in range(n_points):
-        q1[i] = 1.0 / (1.0 + np.exp(unary_diff[i]))
-    norms = np.empty((n_kernels, n_points), np.float64)
-    constant = np.empty((n_kernels, n_points), np.float64)
-    scaled = np.empty(n_points, np.float64)
-    filtered = np.empty(n_points, np.float64)
-    logit = np.empty(n_points, np.float64)
-    ones = np.ones(n_points, np.float64)
-    for kk in range(n_kernels):
-        offsets, weights, neighbors = lattices[kk]
-        grid_a = np.empty(neighbors.shape[1], np.float64)
-        grid_b = np.empty(neighbors.shape[1], np.float64)
-        lattice_filter(offsets, weights, neighbors, ones, filtered, grid_a, grid_b)
-        for i in range(n_points):
-            norms[kk, i] = 1.0 / np.sqrt(filtered[i] + 1e-20)
-        lattice_filter(offsets, weights, neighbors, norms[kk], filtered, grid_a, grid_b)
-        for i in range(n_points):
-            constant[kk, i] = norms[kk, i] * filtered[i]
-    for _ in range(iterations):
-        for i in range(n_points):
-            logit[i] = -unary_diff[i]
+
+@njit(cache=True, nogil=True)
+def slice_points(offsets, weights, grid, lo, hi, out):
+    """out[lo:hi] = slice of ``grid`` times 1 / (1 + 2^-d)."""
+    alpha = 1.0 / (1.0 + 2.0 ** (-(offsets.shape[1] - 1)))
+    for k in range(lo, hi):
+        acc = 0.0
+        for r in range(offsets.shape[1]):
+            acc += weights[k, r] * grid[offsets[k, r]]
+        out[k] = alpha * acc
+
+
+@njit(cache=True, nogil=True)
+def update_points(lo, hi, unary_diff, lattices, compat, norms, constant, blurred, q1, next_grids, splat_next):
+    """One mean-field update of points lo..hi, fused: slice the blurred grids of the current Q1 into the
+    messages, logits −(U1 − U0) + Σ_k w_k (2·m1_k − c_k) (m0_k = c_k − m1_k for two labels, c_k the
+    filtered constant), Q1 = sigmoid, and (if ``splat_next``) splat norms_k·Q1 into ``next_grids``."""
+    n_kernels = compat.shape[0]
+    for i in range(lo, hi):
+        logit = -unary_diff[i]
         for kk in range(n_kernels):
-            offsets, weights, neighbors = lattices[kk]
-            grid_a = np.empty(neighbors.shape[1], np.float64)
-            grid_b = np.empty(neighbors.shape[1], np.float64)
-            for i in range(n_points):
-                scaled[i] = norms[kk, i] * q1[i]
-            lattice_filter(offsets, weights, neighbors, scaled, filtered, grid_a, grid_b)
-            w = compat[kk]
-            for i in range(n_points):
-                message1 = norms[kk, i] * filtered[i]
-                logit[i] += w * (2.0 * message1 - constant[kk, i])
-        for i in range(n_points):
-            q1[i] = 1.0 / (1.0 + np.exp(-logit[i]))
-    return q1.astype(np.float32)
+            offsets, weights, _ = lattices[kk]
+            d1 = offsets.shape[1]
+            alpha = 1.0 / (1.0 + 2.0 ** (-(d1 - 1)))
+            acc = 0.0
+            for r in range(d1):
+                acc += weights[i, r] * blurred[kk, offsets[i, r]]
+            logit += compat[kk] * (2.0 * norms[kk, i] * alpha * acc - constant[kk, i])
+        q = 1.0 / (1.0 + np.exp(-logit))
+        q1[i] = q
+        if splat_next:
+            for kk in range(n_kernels):
+                offsets, weights, _ = lattices[kk]
+                x = norms[kk, i] * q
+                for r in range(offsets.shape[1]):
+                    next_grids[kk, offsets[i, r]] += weights[i, r] * x
+
+
+@njit(cache=True, nogil=True)
+def lattice_filter(offsets, weights, blur_neighbors, values, out, grid, scratch):
+    """out = approximately Gaussian-filtered ``values`` (splat, blur, slice), serial. ``grid`` and
+    ``scratch`` are float64 of length M+1."""
+    grid[:] = 0.0
+    splat_points(offsets, weights, values, 0, values.shape[0], grid)
+    blur_grid(blur_neighbors, grid, scratch)
+    slice_points(offsets, weights, grid, 0, values.shape[0], out)
+    return out

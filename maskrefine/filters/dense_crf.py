@@ -23,6 +23,7 @@ compat 3; bilateral sxy 80, srgb 13, compat 10; ``deep_spectral`` is what that r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from types import MappingProxyType
 
 import numpy as np
@@ -30,6 +31,7 @@ import numpy.typing as npt
 
 from maskrefine._checks import as_float_array, check_choice, check_float_range, check_int_range
 from maskrefine.filters import _lattice_kernels as kernels
+from maskrefine.filters.guided import _num_threads, _run_parallel, _split  # the filters' one thread pool
 
 __all__ = ["CrfPreset", "CRF_PRESETS", "dense_crf", "unary_difference"]
 
@@ -144,19 +146,113 @@ def dense_crf(
 
     height, width = p.shape
     udiff = unary_difference(p, gt_prob)
-    lattices = []
-    weights = []
-    for compat, feats in (
-        (g_w, lambda: _positions(height, width, g_sxy)),
-        (b_w, lambda: _bilateral_features(rgb, b_sxy, b_srgb)),
-    ):
-        if compat > 0.0:
-            lattices.append(kernels.build_lattice(feats()))
-            weights.append(compat)
-    if not lattices or n_iter == 0:
+    jobs, weights = [], []
+    if g_w > 0.0:
+        jobs.append(lambda: _positions(height, width, g_sxy))
+        weights.append(g_w)
+    if b_w > 0.0:
+        jobs.append(lambda: _bilateral_features(rgb, b_sxy, b_srgb))
+        weights.append(b_w)
+    if not jobs or n_iter == 0:
         return (1.0 / (1.0 + np.exp(udiff))).astype(np.float32).reshape(height, width)
-    q1 = kernels.mean_field_two_label(udiff, tuple(lattices), np.asarray(weights, np.float64), n_iter)
-    return q1.reshape(height, width)
+    lattices = _build_lattices(jobs)
+    q1 = _mean_field(udiff, tuple(lattices), np.asarray(weights, np.float64), n_iter)
+    return q1.astype(np.float32).reshape(height, width)
+
+
+# Points per thread below which the work stays in the calling thread.
+_MIN_POINTS_PER_THREAD = 150_000
+
+
+def _build_lattices(jobs: list) -> list:
+    """Build the kernels' lattices, concurrently when there are several (the builds release the GIL)."""
+    built: list = [None] * len(jobs)
+
+    def task(index: int) -> None:
+        built[index] = kernels.build_lattice(jobs[index]())
+
+    if len(jobs) > 1 and _num_threads() > 1:
+        _run_parallel([partial(task, i) for i in range(len(jobs))])
+    else:
+        for i in range(len(jobs)):
+            task(i)
+    return built
+
+
+def _mean_field(udiff: np.ndarray, lattices: tuple, compat: np.ndarray, iterations: int) -> np.ndarray:
+    """densecrf's mean-field for two labels, the points split over threads; each thread splats into its
+    own grids, which are summed before the (small) blur."""
+    n_points = udiff.shape[0]
+    n_kernels = len(lattices)
+    chunks = _split(n_points, min(_num_threads(), max(1, n_points // _MIN_POINTS_PER_THREAD)))
+    size = max(lat[2].shape[1] for lat in lattices)
+    private = np.zeros((len(chunks), n_kernels, size))
+    scratch = np.empty(size)
+    filtered = np.empty(n_points)
+
+    def filter_all(kk: int, values: np.ndarray, out: np.ndarray) -> None:
+        offsets, weights, neighbors = lattices[kk]
+        m = neighbors.shape[1]
+        private[:, kk, :m] = 0.0
+        _run_parallel(
+            [
+                partial(kernels.splat_points, offsets, weights, values, lo, hi, private[c, kk, :m])
+                for c, (lo, hi) in enumerate(chunks)
+            ]
+        )
+        grid = private[:, kk, :m].sum(axis=0)
+        kernels.blur_grid(neighbors, grid, scratch[:m])
+        _run_parallel(
+            [partial(kernels.slice_points, offsets, weights, grid, lo, hi, out) for lo, hi in chunks]
+        )
+
+    norms = np.empty((n_kernels, n_points))
+    constant = np.empty((n_kernels, n_points))
+    for kk in range(n_kernels):
+        filter_all(kk, np.ones(n_points), filtered)
+        np.reciprocal(np.sqrt(filtered + 1e-20), out=norms[kk])
+        filter_all(kk, norms[kk], filtered)
+        np.multiply(norms[kk], filtered, out=constant[kk])
+
+    q1 = 1.0 / (1.0 + np.exp(udiff))
+    private[:] = 0.0
+    for kk in range(n_kernels):
+        offsets, weights, _ = lattices[kk]
+        scaled = norms[kk] * q1
+        _run_parallel(
+            [
+                partial(kernels.splat_points, offsets, weights, scaled, lo, hi, private[c, kk])
+                for c, (lo, hi) in enumerate(chunks)
+            ]
+        )
+    blurred = np.empty((n_kernels, size))
+    for it in range(iterations):
+        for kk in range(n_kernels):
+            m = lattices[kk][2].shape[1]
+            blurred[kk, :m] = private[:, kk, :m].sum(axis=0)
+            kernels.blur_grid(lattices[kk][2], blurred[kk, :m], scratch[:m])
+        private[:] = 0.0
+        splat_next = it < iterations - 1
+        _run_parallel(
+            [
+                partial(
+                    kernels.update_points,
+                    lo,
+                    hi,
+                    udiff,
+                    lattices,
+                    compat,
+                    norms,
+                    constant,
+                    blurred,
+                    q1,
+                    private[c],
+                    splat_next,
+                )
+                for c, (lo, hi) in enumerate(chunks)
+            ]
+        )
+    return q1
 
 
 def _positions(height: int, width: int, sxy: float) -> np.ndarray:

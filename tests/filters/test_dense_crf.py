@@ -170,3 +170,13 @@ def test_golden_against_pydensecrf(sod_dir):
         union = np.count_nonzero(peer | ours)
         ious.append(np.count_nonzero(peer & ours) / union if union else 1.0)
     assert min(ious) >= 0.95, f"min IoU {min(ious):.4f}"
+
+
+def test_threaded_chunks_give_the_serial_result(monkeypatch):
+    from maskrefine.filters import dense_crf as module
+
+    image, prob = _tiny(h=40, w=50)
+    serial = dense_crf(image, prob)
+    monkeypatch.setattr(module, "_MIN_POINTS_PER_THREAD", 100)
+    monkeypatch.setattr(module, "_num_threads", lambda: 3)
+    np.testing.assert_allclose(dense_crf(image, prob), serial, atol=1e-6)
