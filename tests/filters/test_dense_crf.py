@@ -173,7 +173,9 @@ def test_golden_against_pydensecrf(sod_dir):
 
 
 def test_threaded_chunks_give_the_serial_result(monkeypatch):
-    from maskrefine.filters import dense_crf as module
+    import importlib
+
+    module = importlib.import_module("maskrefine.filters.dense_crf")
 
     image, prob = _tiny(h=40, w=50)
     serial = dense_crf(image, prob)
