@@ -141,6 +141,15 @@ def _apply_a(neighbors, lam, n, m_hat, w, x, scratch, blurred, out):
         out[v] = lam * (m_hat[v] * x[v] - n[v] * blurred[v]) + w[v] * x[v]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _dot(a, b):
+    """Plain loop: a BLAS dot call costs milliseconds here when its threads compete for the cores."""
+    acc = 0.0
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    return acc
+
+
 @njit(cache=True, nogil=True)
 def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
     """Jacobi-preconditioned CG for (λ(D_m − D_n B D_n) + diag(w)) y = b from y0 = b / w (0 where w = 0),
@@ -152,7 +161,7 @@ def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
         y[v] = b[v] / w[v] if w[v] > 0.0 else 0.0
         a_vv = lam * (m_hat[v] - _CENTER * n[v] * n[v]) + w[v]
         inv_diag[v] = 1.0 / max(a_vv, diag_min)
-    b_norm = np.sqrt(np.dot(b, b))
+    b_norm = np.sqrt(_dot(b, b))
     if b_norm == 0.0:
         return np.zeros(nv, np.float64), 0
     atol = rtol * b_norm
@@ -167,11 +176,11 @@ def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
     p = np.empty(nv, np.float64)
     rho_prev = 1.0
     for it in range(max_iter):
-        if np.sqrt(np.dot(r, r)) < atol:
+        if np.sqrt(_dot(r, r)) < atol:
             return y, it
         for v in range(nv):
             z[v] = inv_diag[v] * r[v]
-        rho = np.dot(r, z)
+        rho = _dot(r, z)
         if it > 0:
             beta = rho / rho_prev
             for v in range(nv):
@@ -179,7 +188,7 @@ def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
         else:
             p[:] = z
         _apply_a(neighbors, lam, n, m_hat, w, p, scratch, blurred, q)
-        alpha = rho / np.dot(p, q)
+        alpha = rho / _dot(p, q)
         for v in range(nv):
             y[v] += alpha * p[v]
             r[v] -= alpha * q[v]
