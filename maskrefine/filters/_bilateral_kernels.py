@@ -2,7 +2,8 @@
 
 No validation and no I/O. The grid is stored as ``pixel_vertex`` (int32 per pixel: the index of its
 vertex, i.e. the splat matrix S) and ``neighbors`` (int32 (V, 10): the vertices at -1 and +1 along each
-of the 5 grid axes, -1 when absent). Vertices are found with :mod:`maskrefine.filters._hashgrid`, which
+of the 5 grid axes; an absent neighbour is V, a sentinel entry that vectors to be blurred carry as a
+trailing 0, so the blur has no branch). Vertices are found with :mod:`maskrefine.filters._hashgrid`, which
 compares whole coordinate tuples, so there are no hash collisions for any image size. Vectors on the
 grid are float64; the conjugate gradient loop is SciPy's ``cg`` step for step (same stopping rule
 ``||r|| < rtol·||b||`` on the recursively updated residual), so results match a SciPy solve to rounding.
@@ -15,7 +16,15 @@ from numba import njit
 
 from maskrefine.filters._hashgrid import find, find_or_insert, grow, new_table
 
-__all__ = ["build_grid", "splat", "blur", "bistochastize", "pcg_solve", "slice_to"]
+__all__ = [
+    "build_grid",
+    "splat",
+    "splat_constant",
+    "blur",
+    "bistochastize",
+    "pcg_solve",
+    "slice_to",
+]
 
 GRID_DIMS = 5
 # centre weight 2·D of the [1 2 1]^D blur (PROTOCOL §4.1)
@@ -64,6 +73,15 @@ def build_grid(image, sigma_spatial, sigma_luma, sigma_chroma):
             for i in range(GRID_DIMS):
                 if key[i] != last[i]:
                     same = False
+            if not same and y > 0:  # second chance: the vertex of the pixel above
+                above = pixel_vertex[(y - 1) * width + x]
+                same = True
+                for i in range(GRID_DIMS):
+                    if keys[above, i] != key[i]:
+                        same = False
+                if same:
+                    last_index = above
+                    last[:] = key
             if not same:
                 if count == keys.shape[0]:
                     slots, keys = grow(slots, keys, count)
@@ -77,7 +95,8 @@ def build_grid(image, sigma_spatial, sigma_luma, sigma_chroma):
             for side in range(2):
                 probe[:] = keys[v]
                 probe[d] += 2 * side - 1
-                neighbors[v, 2 * d + side] = find(slots, keys, probe)
+                found = find(slots, keys, probe)
+                neighbors[v, 2 * d + side] = found if found >= 0 else count  # absent: the zero sentinel
     return pixel_vertex, neighbors
 
 
@@ -104,91 +123,86 @@ def splat_constant(pixel_vertex, value, n_vertices):
 
 @njit(cache=True, nogil=True)
 def blur(neighbors, x, out):
-    """B·x with B = 2D·I + sum of the -1/+1 neighbours along each axis ([1 2 1] per axis)."""
-    for v in range(x.shape[0]):
+    """B·x with B = 2D·I + sum of the -1/+1 neighbours along each axis ([1 2 1] per axis).
+    ``x`` has V + 1 entries, the last one 0 (the sentinel); ``out`` gets the first V."""
+    for v in range(neighbors.shape[0]):
         acc = _CENTER * x[v]
         for k in range(2 * GRID_DIMS):
-            u = neighbors[v, k]
-            if u >= 0:
-                acc += x[u]
+            acc += x[neighbors[v, k]]
         out[v] = acc
     return out
 
 
 @njit(cache=True, nogil=True)
 def bistochastize(neighbors, m, iterations):
-    """``(n, m_hat)``: n <- sqrt(n·m / B n) repeated, then m_hat = n·B n (PROTOCOL §4.1)."""
+    """``(n, m_hat)``: n <- sqrt(n·m / B n) repeated, then m_hat = n·B n (PROTOCOL §4.1).
+    ``n`` has V + 1 entries (trailing sentinel 0)."""
     nv = m.shape[0]
-    n = np.ones(nv, np.float64)
+    n = np.ones(nv + 1, np.float64)
+    n[nv] = 0.0
     bn = np.empty(nv, np.float64)
     for _ in range(iterations):
         blur(neighbors, n, bn)
         for v in range(nv):
             n[v] = np.sqrt(n[v] * m[v] / bn[v])
     blur(neighbors, n, bn)
-    m_hat = n * bn
+    m_hat = n[:nv] * bn
     return n, m_hat
 
 
 @njit(cache=True, nogil=True)
-def _apply_a(neighbors, lam, n, m_hat, w, x, scratch, blurred, out):
-    """out = (λ(D_m − D_n B D_n) + diag(w)) x."""
-    nv = x.shape[0]
-    for v in range(nv):
-        scratch[v] = n[v] * x[v]
-    blur(neighbors, scratch, blurred)
-    for v in range(nv):
-        out[v] = lam * (m_hat[v] * x[v] - n[v] * blurred[v]) + w[v] * x[v]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _dot(a, b):
-    """Plain loop: a BLAS dot call costs milliseconds here when its threads compete for the cores."""
-    acc = 0.0
-    for i in range(a.shape[0]):
-        acc += a[i] * b[i]
-    return acc
-
-
-@njit(cache=True, nogil=True)
 def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
-    """Jacobi-preconditioned CG for (λ(D_m − D_n B D_n) + diag(w)) y = b from y0 = b / w (0 where w = 0),
-    SciPy ``cg(A, b, x0, M, maxiter, rtol)`` step for step. Returns ``(y, iterations)``."""
+    """Jacobi-preconditioned CG for A y = b, A = λ(D_m − D_n B D_n) + diag(w), from y0 = b / w (0 where
+    w = 0): SciPy ``cg(A, b, x0, M, maxiter, rtol)`` step for step (stop when ||r|| < rtol·||b|| at the top
+    of an iteration; r updated recursively), with the vector loops fused. Returns ``(y, iterations)``."""
     nv = b.shape[0]
     y = np.empty(nv, np.float64)
     inv_diag = np.empty(nv, np.float64)
+    a_self = np.empty(nv, np.float64)  # A x = a_self ⊙ x − λ n ⊙ B(n ⊙ x), a_self = λ m_hat + w
+    b_norm2 = 0.0
     for v in range(nv):
         y[v] = b[v] / w[v] if w[v] > 0.0 else 0.0
-        a_vv = lam * (m_hat[v] - _CENTER * n[v] * n[v]) + w[v]
-        inv_diag[v] = 1.0 / max(a_vv, diag_min)
-    b_norm = np.sqrt(_dot(b, b))
-    if b_norm == 0.0:
+        a_self[v] = lam * m_hat[v] + w[v]
+        inv_diag[v] = 1.0 / max(a_self[v] - lam * _CENTER * n[v] * n[v], diag_min)
+        b_norm2 += b[v] * b[v]
+    if b_norm2 == 0.0:
         return np.zeros(nv, np.float64), 0
-    atol = rtol * b_norm
-    scratch = np.empty(nv, np.float64)
-    blurred = np.empty(nv, np.float64)
-    q = np.empty(nv, np.float64)
+    atol = rtol * np.sqrt(b_norm2)
+    scaled = np.empty(nv + 1, np.float64)  # n ⊙ (vector to multiply), with the sentinel 0
+    scaled[nv] = 0.0
     r = np.empty(nv, np.float64)
-    _apply_a(neighbors, lam, n, m_hat, w, y, scratch, blurred, q)
-    for v in range(nv):
-        r[v] = b[v] - q[v]
-    z = np.empty(nv, np.float64)
     p = np.empty(nv, np.float64)
+    q = np.empty(nv, np.float64)
+    # r = b − A y0
+    for v in range(nv):
+        scaled[v] = n[v] * y[v]
+    for v in range(nv):
+        acc = _CENTER * scaled[v]
+        for k in range(2 * GRID_DIMS):
+            acc += scaled[neighbors[v, k]]
+        r[v] = b[v] - (a_self[v] * y[v] - lam * n[v] * acc)
     rho_prev = 1.0
     for it in range(max_iter):
-        if np.sqrt(_dot(r, r)) < atol:
-            return y, it
+        r_norm2 = 0.0
+        rho = 0.0
         for v in range(nv):
-            z[v] = inv_diag[v] * r[v]
-        rho = _dot(r, z)
-        if it > 0:
-            beta = rho / rho_prev
-            for v in range(nv):
-                p[v] = p[v] * beta + z[v]
-        else:
-            p[:] = z
-        _apply_a(neighbors, lam, n, m_hat, w, p, scratch, blurred, q)
-        alpha = rho / _dot(p, q)
+            r_norm2 += r[v] * r[v]
+            rho += r[v] * (inv_diag[v] * r[v])
+        if np.sqrt(r_norm2) < atol:
+            return y, it
+        beta = rho / rho_prev if it > 0 else 0.0
+        for v in range(nv):
+            z = inv_diag[v] * r[v]
+            p[v] = p[v] * beta + z if it > 0 else z
+            scaled[v] = n[v] * p[v]
+        p_q = 0.0
+        for v in range(nv):
+            acc = _CENTER * scaled[v]
+            for k in range(2 * GRID_DIMS):
+                acc += scaled[neighbors[v, k]]
+            q[v] = a_self[v] * p[v] - lam * n[v] * acc
+            p_q += p[v] * q[v]
+        alpha = rho / p_q
         for v in range(nv):
             y[v] += alpha * p[v]
             r[v] -= alpha * q[v]
