@@ -54,6 +54,7 @@ def build_lattice(features):
     elevated = np.empty(d + 1, np.float64)
     rem0 = np.empty(d + 1, np.int32)
     rank = np.empty(d + 1, np.int32)
+    resid = np.empty(d + 1, np.float64)
     bary = np.empty(d + 2, np.float64)
     key = np.empty(d, np.int32)
     prev_rem0 = np.zeros(d + 1, np.int32)
@@ -71,17 +72,17 @@ def build_lattice(features):
             v = down * elevated[i]
             up = np.ceil(v) * (d + 1)
             lo = np.floor(v) * (d + 1)
-            rem0[i] = np.int32(up) if up - elevated[i] < elevated[i] - lo else np.int32(lo)
+            rem0[i] = np.int32(up if up - elevated[i] < elevated[i] - lo else lo)
             remainder_sum += rem0[i]
         remainder_sum //= d + 1
-        rank[:] = 0
+        for i in range(d + 1):
+            rank[i] = 0
+            resid[i] = elevated[i] - rem0[i]
         for i in range(d):
-            di = elevated[i] - rem0[i]
             for j in range(i + 1, d + 1):
-                if di < elevated[j] - rem0[j]:
-                    rank[i] += 1
-                else:
-                    rank[j] += 1
+                below = np.int32(resid[i] < resid[j])  # branch-free: the comparisons are unpredictable
+                rank[i] += below
+                rank[j] += 1 - below
         for i in range(d + 1):
             rank[i] += remainder_sum
             if rank[i] < 0:
@@ -90,7 +91,8 @@ def build_lattice(features):
             elif rank[i] > d:
                 rank[i] -= d + 1
                 rem0[i] -= d + 1
-        bary[:] = 0.0
+        for i in range(d + 2):
+            bary[i] = 0.0
         for i in range(d + 1):
             v = (elevated[i] - rem0[i]) * down
             bary[d - rank[i]] += v
