@@ -22,7 +22,8 @@ Inputs: a real SOD photo (``$MASKREFINE_SHARED_DATA`` or ``../shared/data``; els
 astronaut) resized to the case size, and a soft mask (its ground truth, or an ellipse, downsampled 1/16
 with INTER_AREA and upsampled bilinearly). Wall and CPU time (all threads) are both reported: on the shared
 2-core machine the CPU-time ratio is the steadier one. Peak RSS per 1024² call is measured in a fresh
-subprocess per method: the kernels are compiled on a small image first, the peak counter is reset
+subprocess per method, with fixed 128 KiB glibc mmap/trim thresholds (each array mapped and unmapped on
+its own): the kernels are compiled on a small image first, the peak counter is reset
 (``/proc/self/clear_refs``), and the resident-set high-water mark of one call is reported above the
 baseline after loading the inputs.
 """
@@ -177,7 +178,6 @@ def pydensecrf_call(image: np.ndarray, mask: np.ndarray, iterations: int):
 def method_call(method: str, image: np.ndarray, mask: np.ndarray):
     """A no-argument callable for one maskrefine method on (uint8 image, float mask)."""
     import maskrefine
-    from maskrefine.filters import dense_crf
     from maskrefine.filters import reference_bilateral as ref
 
     rgb01 = image.astype(np.float32) / 255
@@ -185,13 +185,13 @@ def method_call(method: str, image: np.ndarray, mask: np.ndarray):
     if kind == "guided":
         return lambda: maskrefine.refine(rgb01, mask, "guided")
     if kind == "bs":
-        return lambda: maskrefine.filters.bilateral_solver(rgb01, mask, preset=arg)
+        return lambda: maskrefine.refine(rgb01, mask, "bilateral_solver", preset=arg)
     if kind == "bs_scipy":
         ss, sl, sc = PRESETS[arg]
         rgb255 = image.astype(np.float64)
         return lambda: ref.solve(rgb255, mask, sigma_spatial=ss, sigma_luma=sl, sigma_chroma=sc)
     if kind == "crf":
-        return lambda: dense_crf(rgb01, mask, iterations=int(arg), **CRF_ARGS)
+        return lambda: maskrefine.refine(rgb01, mask, "crf", iterations=int(arg), output="prob", **CRF_ARGS)
     if kind == "pydensecrf":
         return pydensecrf_call(image, mask, int(arg))
     raise ValueError(method)
@@ -220,11 +220,16 @@ def rss_child(method: str, size: int) -> None:
 
 
 def rss_of(method: str, size: int):
+    # Fixed 128 KiB mmap/trim thresholds (no dynamic adjustment): every array is mapped when allocated and
+    # unmapped when freed, so the high-water mark above the baseline is what the call itself holds, not
+    # what a heap kept from loading the inputs happens to absorb.
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
     proc = subprocess.run(
         [sys.executable, __file__, "--rss-child", method, str(size)],
         capture_output=True,
         text=True,
         timeout=900,
+        env=env,
     )
     if proc.returncode != 0:
         return None

@@ -229,4 +229,6 @@ def _check_arrays(image: object, target: object, confidence: object) -> tuple[np
         if float(conf.min()) < 0.0:
             raise ValueError("`confidence` values must be >= 0")
         conf = np.ascontiguousarray(conf, dtype=np.float64)
-    return np.ascontiguousarray(rgb, dtype=np.float32), np.ascontiguousarray(values, dtype=np.float64), conf
+    # float32 targets are splatted as they are (sums in float64): no image-sized float64 copy
+    target_dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.float64
+    return np.ascontiguousarray(rgb, dtype=np.float32), np.ascontiguousarray(values, dtype=target_dtype), conf
