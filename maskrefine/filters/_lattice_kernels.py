@@ -172,21 +172,22 @@ def slice_points(offsets, weights, grid, lo, hi, out):
 
 
 @njit(cache=True, nogil=True)
-def update_points(lo, hi, unary_diff, lattices, compat, norms, constant, blurred, q1, next_grids, splat_next):
+def update_points(
+    lo, hi, unary_diff, lattices, compat, alphas, norms, constant, blurred, q1, next_grids, splat_next
+):
     """One mean-field update of points lo..hi, fused: slice the blurred grids of the current Q1 into the
     messages, logits −(U1 − U0) + Σ_k w_k (2·m1_k − c_k) (m0_k = c_k − m1_k for two labels, c_k the
-    filtered constant), Q1 = sigmoid, and (if ``splat_next``) splat norms_k·Q1 into ``next_grids``."""
+    filtered constant), Q1 = sigmoid, and (if ``splat_next``) splat norms_k·Q1 into ``next_grids``.
+    ``alphas`` holds each lattice's slice factor 1 / (1 + 2^-d)."""
     n_kernels = compat.shape[0]
     for i in range(lo, hi):
         logit = -unary_diff[i]
         for kk in range(n_kernels):
             offsets, weights, _ = lattices[kk]
-            d1 = offsets.shape[1]
-            alpha = 1.0 / (1.0 + 2.0 ** (-(d1 - 1)))
             acc = 0.0
-            for r in range(d1):
+            for r in range(offsets.shape[1]):
                 acc += weights[i, r] * blurred[kk, offsets[i, r]]
-            logit += compat[kk] * (2.0 * norms[kk, i] * alpha * acc - constant[kk, i])
+            logit += compat[kk] * (2.0 * norms[kk, i] * alphas[kk] * acc - constant[kk, i])
         q = 1.0 / (1.0 + np.exp(-logit))
         q1[i] = q
         if splat_next:

@@ -226,6 +226,7 @@ def _mean_field(udiff: np.ndarray, lattices: tuple, compat: np.ndarray, iteratio
             ]
         )
     blurred = np.empty((n_kernels, size))
+    alphas = np.array([1.0 / (1.0 + 2.0 ** -(lat[0].shape[1] - 1)) for lat in lattices])
     for it in range(iterations):
         for kk in range(n_kernels):
             m = lattices[kk][2].shape[1]
@@ -242,6 +243,7 @@ def _mean_field(udiff: np.ndarray, lattices: tuple, compat: np.ndarray, iteratio
                     udiff,
                     lattices,
                     compat,
+                    alphas,
                     norms,
                     constant,
                     blurred,
