@@ -16,6 +16,7 @@ The float64 SciPy oracle is :mod:`maskrefine.filters.reference_bilateral`.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -214,21 +215,18 @@ def _check_arrays(image: object, target: object, confidence: object) -> tuple[np
     values = as_float_array(target, "target")
     if values.shape != rgb.shape[:2]:
         raise ValueError(f"`target` must have the image's shape {rgb.shape[:2]}; got {values.shape}")
-    if (
-        isinstance(confidence, bool)
-        or not isinstance(confidence, (int, float, np.ndarray))
-        and not hasattr(confidence, "__array__")
-    ):
-        raise TypeError(f"`confidence` must be a number or an array; got {type(confidence).__name__}")
-    if isinstance(confidence, (int, float)) or (isinstance(confidence, np.ndarray) and confidence.ndim == 0):
-        conf: Any = check_float_range(float(confidence), "confidence", 0.0)
+    if isinstance(confidence, numbers.Real) and not isinstance(confidence, bool):
+        conf: Any = check_float_range(confidence, "confidence", 0.0)
     else:
-        conf = as_float_array(confidence, "confidence")
-        if conf.shape != values.shape:
+        conf = as_float_array(confidence, "confidence")  # TypeError for anything but a float array
+        if conf.ndim == 0:
+            conf = check_float_range(float(conf), "confidence", 0.0)
+        elif conf.shape != values.shape:
             raise ValueError(f"`confidence` must have the target's shape {values.shape}; got {conf.shape}")
-        if float(conf.min()) < 0.0:
+        elif float(conf.min()) < 0.0:
             raise ValueError("`confidence` values must be >= 0")
-        conf = np.ascontiguousarray(conf, dtype=np.float64)
+        else:
+            conf = np.ascontiguousarray(conf, dtype=np.float64)
     # float32 targets are splatted as they are (sums in float64): no image-sized float64 copy
     target_dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.float64
     return np.ascontiguousarray(rgb, dtype=np.float32), np.ascontiguousarray(values, dtype=target_dtype), conf

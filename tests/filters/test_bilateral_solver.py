@@ -168,6 +168,10 @@ def test_inputs_are_not_modified():
         ({"cg_iterations": 10**9}, ValueError, "cg_iterations"),
         ({"confidence": -0.5}, ValueError, "confidence"),
         ({"confidence": "high"}, TypeError, "confidence"),
+        ({"confidence": True}, TypeError, "confidence"),
+        ({"confidence": np.ones((3, 3))}, ValueError, "confidence"),
+        ({"confidence": np.full((8, 8), -1.0)}, ValueError, "confidence"),
+        ({"confidence": np.array(float("nan"))}, ValueError, "confidence"),
         ({"output": "hard"}, ValueError, "output"),
     ],
 )
