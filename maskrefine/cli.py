@@ -258,6 +258,62 @@ _path_file = _OutputPath(dir_okay=False, path_type=Path)
 _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 
 
+# Options of the bilateral solver and the dense CRF: (flag, registry parameter, type, help). Values are
+# checked by the registry (one owner), so a bad one is a usage error naming the parameter.
+_METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
+    (
+        "--preset",
+        "preset",
+        str,
+        "bilateral_solver: tokencut (σ 16/16/8, default), paper_repo (24/4/4), found "
+        "(binary, IoU-gated); crf: deeplab (default), deep_spectral.",
+    ),
+    (
+        "--sigma-spatial",
+        "sigma_spatial",
+        float,
+        "bilateral_solver grid cell in pixels. [default: from --preset]",
+    ),
+    (
+        "--sigma-luma",
+        "sigma_luma",
+        float,
+        "bilateral_solver luma cell (0..255 units). [default: from --preset]",
+    ),
+    (
+        "--sigma-chroma",
+        "sigma_chroma",
+        float,
+        "bilateral_solver chroma cell (0..255). [default: from --preset]",
+    ),
+    ("--lam", "lam", float, "bilateral_solver smoothness λ. [default: 256]"),
+    ("--iterations", "iterations", int, "crf mean-field iterations. [default: from --preset (deeplab 10)]"),
+    ("--gt-prob", "gt_prob", float, "crf confidence of a binary mask's labels, in (0, 1). [default: 0.7]"),
+    ("--gaussian-sxy", "gaussian_sxy", float, "crf Gaussian kernel width in pixels. [default: 3]"),
+    ("--gaussian-compat", "gaussian_compat", float, "crf Gaussian kernel weight. [default: 3]"),
+    (
+        "--bilateral-sxy",
+        "bilateral_sxy",
+        float,
+        "crf bilateral kernel width in pixels. [default: deeplab 80]",
+    ),
+    ("--bilateral-srgb", "bilateral_srgb", float, "crf bilateral colour width (0..255). [default: 13]"),
+    ("--bilateral-compat", "bilateral_compat", float, "crf bilateral kernel weight. [default: deeplab 10]"),
+    (
+        "--crf-output",
+        "output",
+        click.Choice(["label", "prob"]),
+        "crf: 0/1 labelling or Q(foreground). [default: label]",
+    ),
+)
+
+
+def _method_options(command: Any) -> Any:
+    for flag, name, kind, text in reversed(_METHOD_OPTIONS):
+        command = click.option(flag, name, type=kind, default=None, help=text)(command)
+    return command
+
+
 @main.command("apply")
 @click.option(
     "--masks",
@@ -305,6 +361,7 @@ _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=P
     default=None,
     help=f"Subsampling factor of the fast guided filter. {_defaults_help('subsample')}",
 )
+@_method_options
 @click.option(
     "--guide",
     type=click.Choice(GUIDE_MODES),
@@ -362,6 +419,7 @@ def apply_cmd(
     shard: tuple[int, int] | None,
     report_path: Path | None,
     quiet: bool,
+    **method_params: Any,
 ) -> None:
     """Refine every mask in --masks with its image in --images; write them to --out.
 
@@ -379,6 +437,7 @@ def apply_cmd(
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
     _quiet_opencv()
+    params.update({k: v for k, v in method_params.items() if v is not None})
     progress = _make_progress("apply", quiet)
     with _library_errors(progress, resumable=True):
         report = apply_folder(

@@ -23,7 +23,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import as_float_array, check_eps, check_radius, check_subsample, check_unit_interval
+from maskrefine._checks import (
+    as_float_array,
+    check_choice,
+    check_eps,
+    check_float_range,
+    check_int_range,
+    check_radius,
+    check_subsample,
+    check_unit_interval,
+)
 from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
 
 __all__ = [
@@ -345,5 +354,100 @@ register_refiner(
         defaults={"radius": 9, "eps": 1e-3, "subsample": 4},
         run=_run_guided,
         validators={**_GUIDED_CHECKS, "subsample": _at_most(check_subsample, MAX_SUBSAMPLE)},
+    )
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# baselines of the field (issue 11): fast bilateral solver and dense CRF; their modules validate again
+
+
+def _optional(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda value, name: None if value is None else check(value, name)
+
+
+def _run_bilateral_solver(image: np.ndarray, mask: np.ndarray, *, guide: str, **params: Any) -> np.ndarray:
+    from maskrefine.filters.bilateral_solver import bilateral_solver
+
+    return bilateral_solver(image, mask, **params)  # uses the RGB image (YUV grid): `guide` is not used
+
+
+def _run_crf(image: np.ndarray, mask: np.ndarray, *, guide: str, output: str, **params: Any) -> np.ndarray:
+    from maskrefine.filters.dense_crf import dense_crf
+
+    prob = dense_crf(image, mask, **params)  # bilateral kernel on RGB: `guide` is not used
+    return (prob > 0.5).astype(np.float32) if output == "label" else prob
+
+
+def _bs_presets(value: Any, name: str) -> str:
+    from maskrefine.filters.bilateral_solver import BILATERAL_PRESETS
+
+    return check_choice(value, tuple(BILATERAL_PRESETS), name)
+
+
+def _crf_presets(value: Any, name: str) -> str:
+    from maskrefine.filters.dense_crf import CRF_PRESETS
+
+    return check_choice(value, tuple(CRF_PRESETS), name)
+
+
+def _sigma(value: Any, name: str) -> float:
+    return check_float_range(value, name, 1e-3)
+
+
+def _nonneg(value: Any, name: str) -> float:
+    return check_float_range(value, name, 0.0)
+
+
+register_refiner(
+    RefinerSpec(
+        name="bilateral_solver",
+        summary="fast bilateral solver (Barron & Poole 2016); presets tokencut (σ 16/16/8, default), "
+        "paper_repo (24/4/4), found (binary, IoU-gated)",
+        defaults={
+            "preset": "tokencut",
+            "sigma_spatial": None,
+            "sigma_luma": None,
+            "sigma_chroma": None,
+            "lam": 256.0,
+        },
+        run=_run_bilateral_solver,
+        validators={
+            "preset": _bs_presets,
+            "sigma_spatial": _optional(_sigma),
+            "sigma_luma": _optional(_sigma),
+            "sigma_chroma": _optional(_sigma),
+            "lam": _nonneg,
+        },
+    )
+)
+register_refiner(
+    RefinerSpec(
+        name="crf",
+        summary="dense CRF (Krähenbühl & Koltun 2011), 2 labels, mean-field; presets deeplab (default), "
+        "deep_spectral; output label (0/1) or prob",
+        defaults={
+            "preset": "deeplab",
+            "iterations": None,
+            "gt_prob": None,
+            "gaussian_sxy": None,
+            "gaussian_compat": None,
+            "bilateral_sxy": None,
+            "bilateral_srgb": None,
+            "bilateral_compat": None,
+            "output": "label",
+        },
+        run=_run_crf,
+        validators={
+            "preset": _crf_presets,
+            "iterations": _optional(lambda v, n: check_int_range(v, n, 0, 1000)),
+            "gt_prob": _optional(lambda v, n: check_float_range(v, n, 1e-6, 1 - 1e-6)),
+            "gaussian_sxy": _optional(lambda v, n: check_float_range(v, n, 0.01)),
+            "gaussian_compat": _optional(_nonneg),
+            "bilateral_sxy": _optional(lambda v, n: check_float_range(v, n, 0.01)),
+            "bilateral_srgb": _optional(lambda v, n: check_float_range(v, n, 0.01)),
+            "bilateral_compat": _optional(_nonneg),
+            "output": lambda v, n: check_choice(v, ("label", "prob"), n),
+        },
     )
 )
