@@ -115,14 +115,14 @@ def guided_filter(
     radius = check_radius(radius)
     eps = check_eps(eps)
     subsample = check_subsample(subsample)
-    border = check_choice(border, BORDERS, "border")
-    backend = check_choice(backend, BACKENDS, "backend")
+    border_name = check_choice(border, BORDERS, "border")
+    backend_name = check_choice(backend, BACKENDS, "backend")
     guide_arr, src_arr, color = _check_images(guide, src)
     height, width = src_arr.shape[-2:]
     check_window_fits(height, width, radius, subsample)
     out = _check_out(out, src_arr, guide_arr)
 
-    if backend == "reference":
+    if backend_name == "reference":
         from maskrefine.filters import reference
 
         if src_arr.ndim == 2:
@@ -136,7 +136,7 @@ def guided_filter(
                 )
         return out
 
-    _run_numba(guide_arr, src_arr, out, radius, eps, subsample, border == "reflect", color)
+    _run_numba(guide_arr, src_arr, out, radius, eps, subsample, border_name == "reflect", color)
     return out
 
 
