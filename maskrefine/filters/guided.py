@@ -160,6 +160,25 @@ def fast_guided_filter(
     )
 
 
+def guided_filter_trusted(
+    guide: np.ndarray, src: np.ndarray, radius: int, eps: float, *, subsample: int = 1, reflect: bool = False
+) -> npt.NDArray[np.float32]:
+    """Internal: :func:`guided_filter` (numba backend) for callers that have validated the inputs.
+
+    The caller guarantees float arrays of matching shapes ((H, W) or (H, W, 3) guide, (H, W) src), finite,
+    an int radius >= 0, eps > 0 and an int subsample >= 1 (``maskrefine.refiners.refine`` does). No
+    NaN/inf scan, no shape diagnosis; only the window size is still checked, because the kernels index
+    out of bounds on an image smaller than the window.
+    """
+    height, width = src.shape[-2:]
+    check_window_fits(height, width, radius, subsample)
+    guide_arr = _as_kernel_array(guide)
+    src_arr = _as_kernel_array(src)
+    out = np.empty(src_arr.shape, dtype=np.float32)
+    _run_numba(guide_arr, src_arr, out, radius, eps, subsample, reflect, guide_arr.ndim == src_arr.ndim + 1)
+    return out
+
+
 # -------------------------------------------------------------------------------------------- checks
 def _as_kernel_array(x: np.ndarray) -> np.ndarray:
     """float32/float64 C-contiguous view (copy only when needed: other floats or non-contiguous)."""
