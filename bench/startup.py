@@ -8,6 +8,7 @@ Usage::
 What is measured (each a fresh ``python -m maskrefine.cli`` process, wall time, median of ``--repeat``):
 
 * ``--version`` and ``--help``, and which heavy modules (numba, cv2, torch, scipy, skimage) they import;
+* with each, the CPU time (user + system) of the child, less sensitive to other jobs than wall time;
 * the first ``apply`` on the bundled examples (10 pairs, default guided filter) **cold**: ``NUMBA_CACHE_DIR``
   set to a fresh empty folder, so every kernel it needs is compiled; then **warm**: the same cache folder
   again (kernels loaded from the on-disk cache). ``--jobs 1``, so no worker process is timed;
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -82,10 +84,22 @@ def _env(cache_dir: str | None) -> dict[str, str]:
     return env
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+_CPU: dict[str, list[float]] = {}  # CPU seconds (user + system) of each timed child, by label
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(
+    cmd: list[str], env: dict[str, str], label: str = ""
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    cpu0 = _child_cpu()
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - t0
+    _CPU.setdefault(label, []).append(_child_cpu() - cpu0)
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
     return elapsed, proc
@@ -102,9 +116,22 @@ def _stats(samples: list[float]) -> dict[str, object]:
 
 def _apply_cmd(out: Path, guide: str) -> list[str]:
     return [
-        sys.executable, "-m", "maskrefine.cli", "apply", "--masks", str(EXAMPLES / "masks"),
-        "--images", str(EXAMPLES / "images"), "--out", str(out), "--guide", guide, "--jobs", "1", "--quiet",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "maskrefine.cli",
+        "apply",
+        "--masks",
+        str(EXAMPLES / "masks"),
+        "--images",
+        str(EXAMPLES / "images"),
+        "--out",
+        str(out),
+        "--guide",
+        guide,
+        "--jobs",
+        "1",
+        "--quiet",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,50 +152,99 @@ def main(argv: list[str] | None = None) -> int:
         warm_cache = str(tmp / "warm-cache")
         # CLI flags: the numba cache does not matter (nothing should be compiled or even imported)
         for flag in ("--version", "--help"):
-            samples = [_timed([sys.executable, "-m", "maskrefine.cli", flag], _env(warm_cache))[0]
-                       for _ in range(args.repeat)]  # fmt: skip
+            samples = [
+                _timed([sys.executable, "-m", "maskrefine.cli", flag], _env(warm_cache), flag)[0]
+                for _ in range(args.repeat)
+            ]
             probe = subprocess.run(
                 [sys.executable, "-c", _IMPORTS_PROBE.format(flag=flag, heavy=HEAVY)],
-                env=_env(warm_cache), capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                env=_env(warm_cache),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             heavy = next((ln[6:] for ln in probe.stderr.splitlines() if ln.startswith("HEAVY=")), "?")
-            results[flag] = {**_stats(samples), "heavy_imports": heavy.split(",") if heavy else []}
-            rows.append({"what": flag, "median_s": results[flag]["median_s"], "target_s": TARGETS[flag],
-                         "met": results[flag]["median_s"] <= TARGETS[flag], "note": f"imports: {heavy or 'none'}"})  # fmt: skip
+            results[flag] = {
+                **_stats(samples),
+                "cpu_median_s": statistics.median(_CPU[flag]),
+                "heavy_imports": heavy.split(",") if heavy else [],
+            }
+            rows.append(
+                {
+                    "what": flag,
+                    "median_s": results[flag]["median_s"],
+                    "cpu_s": results[flag]["cpu_median_s"],
+                    "target_s": TARGETS[flag],
+                    "met": results[flag]["median_s"] <= TARGETS[flag],
+                    "note": f"imports: {heavy or 'none'}",
+                }
+            )
         for guide in args.guides:
             cold, warm = [], []
             for i in range(args.repeat):
                 cache = str(tmp / f"cold-cache-{guide}-{i}")  # fresh folder: every kernel compiled
-                cold.append(_timed(_apply_cmd(tmp / f"out-cold-{guide}-{i}", guide), _env(cache))[0])
-                warm.append(_timed(_apply_cmd(tmp / f"out-warm-{guide}-{i}", guide), _env(cache))[0])
+                cold.append(
+                    _timed(_apply_cmd(tmp / f"out-cold-{guide}-{i}", guide), _env(cache), f"{guide} cold")[0]
+                )
+                warm.append(
+                    _timed(_apply_cmd(tmp / f"out-warm-{guide}-{i}", guide), _env(cache), f"{guide} warm")[0]
+                )
             probe_out = tmp / f"out-probe-{guide}"
             probe = subprocess.run(
-                [sys.executable, "-c", _COMPILE_PROBE.format(
-                    masks=str(EXAMPLES / "masks"), images=str(EXAMPLES / "images"), out=str(probe_out), guide=guide)],
-                env=_env(str(tmp / f"probe-cache-{guide}")), capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-c",
+                    _COMPILE_PROBE.format(
+                        masks=str(EXAMPLES / "masks"),
+                        images=str(EXAMPLES / "images"),
+                        out=str(probe_out),
+                        guide=guide,
+                    ),
+                ],
+                env=_env(str(tmp / f"probe-cache-{guide}")),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             line = next((ln[9:] for ln in probe.stderr.splitlines() if ln.startswith("COMPILED=")), None)
             if line is None:
                 raise SystemExit(f"compile probe failed:\n{probe.stderr[-3000:]}")
             compiled = json.loads(line)
             functions = dict(sorted(compiled["functions"].items(), key=lambda kv: -kv[1]["seconds"]))
             results[f"apply --guide {guide}"] = {
-                "cold": _stats(cold),
-                "warm": _stats(warm),
+                "cold": {**_stats(cold), "cpu_median_s": statistics.median(_CPU[f"{guide} cold"])},
+                "warm": {**_stats(warm), "cpu_median_s": statistics.median(_CPU[f"{guide} warm"])},
                 "compiled": functions,
                 "compile_probe_wall_s": compiled["wall_s"],
             }
             n_sig = sum(v["signatures"] for v in functions.values())
             multi = [k for k, v in functions.items() if v["signatures"] > 1]
-            rows.append({"what": f"apply --guide {guide} cold", "median_s": statistics.median(cold),
-                         "target_s": TARGETS["apply cold"], "met": statistics.median(cold) <= TARGETS["apply cold"],
-                         "note": f"{len(functions)} functions / {n_sig} signatures compiled"
-                         + (f"; >1 signature: {', '.join(multi)}" if multi else "")})  # fmt: skip
-            rows.append({"what": f"apply --guide {guide} warm", "median_s": statistics.median(warm),
-                         "target_s": TARGETS["apply warm"], "met": statistics.median(warm) <= TARGETS["apply warm"],
-                         "note": "kernels from the on-disk cache"})  # fmt: skip
+            rows.append(
+                {
+                    "what": f"apply --guide {guide} cold",
+                    "median_s": statistics.median(cold),
+                    "cpu_s": statistics.median(_CPU[f"{guide} cold"]),
+                    "target_s": TARGETS["apply cold"],
+                    "met": statistics.median(cold) <= TARGETS["apply cold"],
+                    "note": f"{len(functions)} functions / {n_sig} signatures compiled"
+                    + (f"; >1 signature: {', '.join(multi)}" if multi else ""),
+                }
+            )
+            rows.append(
+                {
+                    "what": f"apply --guide {guide} warm",
+                    "median_s": statistics.median(warm),
+                    "cpu_s": statistics.median(_CPU[f"{guide} warm"]),
+                    "target_s": TARGETS["apply warm"],
+                    "met": statistics.median(warm) <= TARGETS["apply warm"],
+                    "note": "kernels from the on-disk cache",
+                }
+            )
 
-    print_table(rows, ["what", "median_s", "target_s", "met", "note"])
+    print_table(rows, ["what", "median_s", "cpu_s", "target_s", "met", "note"])
+    print("(targets are judged on the wall-time median; cpu_s = user + system seconds of the process,")
+    print(" less sensitive to other jobs on a shared machine. Compile seconds below nest: a kernel's")
+    print(" figure includes the helpers it calls that were compiled for it.)")
     for guide in args.guides:
         functions = results[f"apply --guide {guide}"]["compiled"]
         top = list(functions.items())[:8]
