@@ -581,12 +581,11 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
     Exit code 1 when a file failed in some shard, a shard of 1..N has no report, or a report file
     cannot be read (it is named; the others are merged).
     """
-    from maskrefine.pipeline.merge import merge_run_reports
+    from maskrefine.pipeline.merge import check_merged_output, merge_run_reports
 
-    if json_path is not None and any(str(json_path) == str(p) for p in reports):
-        _err(f"Error: --json {json_path} is one of the reports to merge")
-        sys.exit(EXIT_USAGE)
     with _library_errors():
+        if json_path is not None:
+            check_merged_output(json_path, reports)  # refused before anything is read or written
         merged = merge_run_reports(reports, skip_unreadable=True)
         for line in merged.unreadable:
             _err(f"error: {line}")

@@ -146,7 +146,28 @@ def test_cli_merge_usage_errors(sharded, tmp_path) -> None:
     copy = tmp_path / "copy.json"
     shutil.copy(first, copy)
     result = runner.invoke(main, ["report", "merge", str(copy), "--json", str(copy)])
-    assert result.exit_code == 2 and "is one of the reports to merge" in result.stderr
+    assert result.exit_code == 2 and "would overwrite one of the reports to merge" in result.stderr
     assert copy.read_bytes() == Path(first).read_bytes()
     result = runner.invoke(main, ["report", "merge", str(tmp_path / "none.json")])
     assert result.exit_code == 1 and "none.json: no such report file" in result.stderr
+
+
+def test_cli_merge_refuses_unsafe_json_paths(sharded, tmp_path) -> None:
+    runner = CliRunner()
+    first = str(sharded["reports"][0])
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "link.json"
+    link.symlink_to(victim)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    for target, problem in ((link, "over a symlink"), (fifo, "not a regular file"), (folder, "")):
+        result = runner.invoke(main, ["report", "merge", first, "--json", str(target)])
+        assert result.exit_code == 2, (target, result.output)
+        assert problem in result.stderr and "Traceback" not in result.output
+    assert victim.read_text() == "keep me" and link.is_symlink() and folder.is_dir()
+    result = runner.invoke(main, ["report", "merge", first, "--json", ""])
+    assert result.exit_code == 2
+    assert not list(tmp_path.glob("*.tmp*"))

@@ -18,7 +18,7 @@ from maskrefine.errors import ConfigError, InputError
 from maskrefine.pipeline.guards import parse_shard
 from maskrefine.pipeline.reports import FileOutcome, RunReport, Unmatched, _write_json
 
-__all__ = ["MergedRunReport", "merge_run_reports", "read_run_report"]
+__all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
 
 # Settings that must agree across the shards of one job (jobs, overwrite, skip_existing and shard may differ).
 _JOB_KEYS = ("masks_dir", "images_dir", "out_dir", "method", "params", "guide", "binary_input", "fmt")
@@ -104,6 +104,35 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
     return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config))
 
 
+def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """Return ``path`` as the destination of a merged report, or refuse it before anything is written.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where the merged JSON will go: a new file, or an existing regular file (replaced atomically).
+    inputs : iterable of str or Path
+        The report files being merged; the destination must not be one of them.
+
+    Raises
+    ------
+    ConfigError
+        ``path`` is empty, is one of ``inputs``, or exists as anything but a regular file (a folder,
+        a symlink, a FIFO or device), which would be replaced or written through.
+    """
+    if not isinstance(path, (str, Path)) or str(path) == "":
+        raise ConfigError(f"the merged report path must be a non-empty path; got {path!r}")
+    target = Path(path)
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        kind = "a symlink" if target.is_symlink() else "a folder" if target.is_dir() else "not a regular file"
+        raise ConfigError(f"{target}: refusing to write the merged report over {kind}")
+    resolved = target.resolve()
+    for item in inputs:
+        if Path(item).resolve() == resolved:
+            raise ConfigError(f"{target}: the merged report would overwrite one of the reports to merge")
+    return target
+
+
 @dataclass(slots=True)
 class MergedRunReport:
     """Union of the run reports of one sharded ``apply`` job.
@@ -153,8 +182,9 @@ class MergedRunReport:
         return data
 
     def write_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created)."""
-        return _write_json(path, self.to_dict())
+        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created); ``path``
+        is first checked by :func:`check_merged_output` (and the merged sources may not be overwritten)."""
+        return _write_json(check_merged_output(path, self.sources), self.to_dict())
 
 
 def merge_run_reports(
