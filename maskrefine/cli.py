@@ -690,5 +690,55 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+# -------------------------------------------------------------------------------------------- report
+
+
+@main.group("report")
+def report_group() -> None:
+    """Work with the JSON reports written by ``apply --report``."""
+
+
+@report_group.command("merge")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the merged report (same layout as one run's report) as JSON.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors (and the summary when not ok).")
+def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: bool) -> None:
+    """Merge the run reports of the shards of one job (``apply --shard K/N --report FILE``).
+
+    \b
+    maskrefine report merge reports/*.json --json merged.json
+
+    Exit code 1 when a file failed in some shard, a shard of 1..N has no report, or a report file
+    cannot be read (it is named; the others are merged).
+    """
+    from maskrefine.pipeline.merge import check_merged_output, merge_run_reports
+
+    with _library_errors():
+        if json_path is not None:
+            check_merged_output(json_path, reports)  # refused before anything is read or written
+        merged = merge_run_reports(reports, skip_unreadable=True)
+        for line in merged.unreadable:
+            _err(f"error: {line}")
+        code = _finish_apply(merged.report, quiet and merged.ok)
+        if merged.missing_shards:
+            missing = ", ".join(f"{k}/{merged.shard_count}" for k in merged.missing_shards)
+            _err(f"error: no report for shard(s) {missing}")
+        if not quiet or not merged.ok:
+            click.echo(f"merged {len(merged.sources)} report(s), shards: {_shard_list(merged.shards)}")
+        if json_path is not None:
+            merged.write_json(json_path)
+    sys.exit(EXIT_OK if merged.ok and code == EXIT_OK else EXIT_FAILED)
+
+
+def _shard_list(shards: Sequence[str | None]) -> str:
+    return ", ".join(sorted((s or "all" for s in shards), key=lambda s: (len(s), s)))
+
+
 if __name__ == "__main__":
     main()

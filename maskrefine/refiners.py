@@ -278,10 +278,26 @@ def refine(
         listed = ", ".join(repr(g) for g in GUIDE_MODES)
         raise ValueError(f"`guide` must be one of {listed}; got {guide!r}")
     resolved = resolve_params(method, params)
-    rgb = _check_image(image)
-    soft = _check_mask(mask)
-    resized = resize_mask(soft, rgb.shape[:2], binary_input=bool(binary_input))
-    out = spec.run(rgb, resized, guide=guide, **resolved)
+    return refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, bool(binary_input))
+
+
+def refine_unchecked(
+    rgb: np.ndarray,
+    soft: np.ndarray,
+    spec: RefinerSpec,
+    guide: str,
+    params: Mapping[str, Any],
+    binary_input: bool,
+) -> npt.NDArray[np.float32]:
+    """:func:`refine` without its checks, for a folder job that validated its settings once.
+
+    The caller guarantees what :func:`refine` would check: ``rgb`` float32 (H, W, 3) and ``soft`` float
+    (h, w), both finite and in [0, 1] (as :func:`maskrefine.io.read_image` and
+    :func:`maskrefine.io.read_mask` return them), ``guide`` one of ``GUIDE_MODES`` and ``params``
+    resolved by :func:`resolve_params`.
+    """
+    resized = resize_mask(soft, rgb.shape[:2], binary_input=binary_input)
+    out = spec.run(rgb, resized, guide=guide, **params)
     out = np.asarray(out, dtype=np.float32)
     np.clip(out, 0.0, 1.0, out=out)
     return out
@@ -298,12 +314,13 @@ def _run_identity(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndar
 def _run_guided(
     image: np.ndarray, mask: np.ndarray, *, guide: str, radius: int, eps: float, subsample: int = 1
 ) -> np.ndarray:
-    from maskrefine.filters import guided_filter
+    from maskrefine.filters.guided import guided_filter_trusted
     from maskrefine.guide import guide_from_rgb
 
-    # refine() has validated `image` (float32, finite, in [0, 1]) and `guide`: no second scan here.
+    # refine() has validated `image` (float32, finite, in [0, 1]), the mask and `guide`, and
+    # resolve_params() the parameters: the filter is called without a second scan of the arrays.
     guide_image = guide_from_rgb(image, guide)
-    return guided_filter(guide_image, mask, radius, eps, subsample=subsample)
+    return guided_filter_trusted(guide_image, mask, radius, eps, subsample=subsample)
 
 
 #: Largest radius the guided refiners accept: a 20001-pixel window is larger than any image that is not

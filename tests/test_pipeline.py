@@ -205,14 +205,14 @@ def test_apply_bad_files_recorded_others_written(dataset: dict[str, Path], tmp_p
 def test_apply_unexpected_exception_recorded(dataset: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
     import maskrefine.pipeline as pipeline
 
-    real = pipeline.refine
+    real = pipeline.apply.refine_unchecked  # the per-file entry of apply_folder
 
     def flaky(image, mask, *args, **kwargs):
         if image.shape[1] == W and float(mask.mean()) == 0.0:
             raise RuntimeError("boom")
         return real(image, mask, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "refine", flaky)
+    monkeypatch.setattr(pipeline.apply, "refine_unchecked", flaky)
     _png8(dataset["masks"] / "zero.png", np.zeros((H, W), np.float32))
     cv2.imwrite(str(dataset["images"] / "zero.png"), np.zeros((H, W, 3), np.uint8))
     report = apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1)

@@ -12,8 +12,8 @@ grid are float64; the conjugate gradient loop is SciPy's ``cg`` step for step (s
 from __future__ import annotations
 
 import numpy as np
-from maskrefine._jit import njit
 
+from maskrefine._jit import njit
 from maskrefine.filters._hashgrid import find, find_or_insert, grow, new_table
 
 __all__ = [

@@ -12,6 +12,7 @@ factor <= 1/2) and ``count``. Call :func:`grow` when ``count == keys.shape[0]`` 
 from __future__ import annotations
 
 import numpy as np
+
 from maskrefine._jit import njit
 
 __all__ = ["new_table", "grow", "find", "find_or_insert"]

@@ -14,8 +14,8 @@ the message of label 0 is the filtered constant minus the message of label 1.
 from __future__ import annotations
 
 import numpy as np
-from maskrefine._jit import njit
 
+from maskrefine._jit import njit
 from maskrefine.filters._hashgrid import find, find_or_insert, grow, new_table
 
 __all__ = [

@@ -34,7 +34,7 @@ from maskrefine.pipeline.reports import (
     unmatched_and_duplicates,
 )
 from maskrefine.pipeline.workers import run_tasks
-from maskrefine.refiners import REFINERS, check_mask_size, refine, resolve_params
+from maskrefine.refiners import REFINERS, check_mask_size, refine, refine_unchecked, resolve_params
 
 __all__ = ["apply_folder", "OUTPUT_FORMATS"]
 
@@ -74,8 +74,9 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         problem = check_mask_size(mask.shape, image.shape[:2])
         if problem is not None:
             raise InputError(task.mask, f"{problem} (image {task.image.name})")
-        refined = refine(
-            image, mask, task.method, guide=task.guide, binary_input=task.binary_input, **task.params
+        # the job validated method, guide and params once; the readers return finite [0, 1] float32
+        refined = refine_unchecked(
+            image, mask, REFINERS[task.method], task.guide, task.params, task.binary_input
         )
         current = task.output
         write_mask(task.output, refined, task.fmt, overwrite=task.overwrite)  # type: ignore[arg-type]
