@@ -1,18 +1,21 @@
 """File I/O: folder pairing, image/mask reading, atomic writing. No maths here."""
 
-from maskrefine.io.imageio import (
-    MaskRead,
-    ReadOptions,
-    read_image,
-    read_mask,
-    read_mask_array,
-    read_mask_file,
-    write_bytes_atomic,
-    write_mask,
-    write_text_atomic,
-)
+from maskrefine._lazy import lazy_attributes
 from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES, PLAIN
 from maskrefine.io.pairs import IMAGE_EXTENSIONS, MASK_EXTENSIONS, Pair, Pairing, Skipped, match_folders
+
+# imageio needs OpenCV: imported on first use (see maskrefine._lazy).
+_SOURCES = {
+    "MaskRead": "maskrefine.io.imageio",
+    "ReadOptions": "maskrefine.io.imageio",
+    "read_image": "maskrefine.io.imageio",
+    "read_mask": "maskrefine.io.imageio",
+    "read_mask_array": "maskrefine.io.imageio",
+    "read_mask_file": "maskrefine.io.imageio",
+    "write_bytes_atomic": "maskrefine.io.imageio",
+    "write_mask": "maskrefine.io.imageio",
+    "write_text_atomic": "maskrefine.io.imageio",
+}
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -34,3 +37,5 @@ __all__ = [
     "write_bytes_atomic",
     "write_text_atomic",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())

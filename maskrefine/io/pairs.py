@@ -22,6 +22,8 @@ __all__ = [
     "match_folders",
     "list_files",
     "scan_folder",
+    "MASK_SUFFIXES",
+    "MASK_FORMATS",
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -145,3 +147,8 @@ def match_folders(
     return Pairing(
         pairs=pairs, only_first=only_first, only_second=only_second, duplicates=duplicates, skipped=skipped
     )
+
+
+#: Mask output formats and the file suffix each one is written with (:mod:`maskrefine.io.imageio`).
+MASK_SUFFIXES: dict[str, str] = {"png8": ".png", "png16": ".png", "npy": ".npy"}
+MASK_FORMATS: tuple[str, ...] = tuple(MASK_SUFFIXES)
