@@ -62,6 +62,9 @@ class RefinerSpec:
         :func:`refine`).
     validators : Mapping of str to callable
         Optional per-parameter checks ``check(value, name) -> value`` (raise ``TypeError``/``ValueError``).
+    native_mask : bool
+        ``run`` receives the mask at its own (native) size and resizes it itself (``auto`` does, to see
+        the patch size).
     """
 
     name: str
@@ -69,6 +72,7 @@ class RefinerSpec:
     defaults: Mapping[str, Any]
     run: RefineFn
     validators: Mapping[str, Callable[[Any, str], Any]] = field(default_factory=dict)
+    native_mask: bool = False
 
 
 REFINERS: dict[str, RefinerSpec] = {}
@@ -84,6 +88,7 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
         defaults=MappingProxyType(dict(spec.defaults)),
         run=spec.run,
         validators=MappingProxyType(dict(spec.validators)),
+        native_mask=bool(spec.native_mask),
     )
     return REFINERS[spec.name]
 
@@ -271,8 +276,11 @@ def refine(
     resolved = resolve_params(method, params)
     rgb = _check_image(image)
     soft = _check_mask(mask)
-    resized = resize_mask(soft, rgb.shape[:2], binary_input=bool(binary_input))
-    out = spec.run(rgb, resized, guide=guide, **resolved)
+    if spec.native_mask:
+        out = spec.run(rgb, soft, guide=guide, **resolved)
+    else:
+        resized = resize_mask(soft, rgb.shape[:2], binary_input=bool(binary_input))
+        out = spec.run(rgb, resized, guide=guide, **resolved)
     out = np.asarray(out, dtype=np.float32)
     np.clip(out, 0.0, 1.0, out=out)
     return out
@@ -323,5 +331,23 @@ register_refiner(
         defaults={"radius": 9, "eps": 1e-3, "subsample": 4},
         run=_run_guided,
         validators={**_GUIDED_CHECKS, "subsample": check_subsample},
+    )
+)
+
+
+def _run_auto(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndarray:
+    from maskrefine.auto import run_auto
+
+    return run_auto(image, mask, guide=guide)
+
+
+register_refiner(
+    RefinerSpec(
+        name="auto",
+        summary="the default: per mask, detect patch size and binary/soft, apply the setting "
+        "bench/quality.py found best for that kind (maskrefine.auto.AUTO_RULES)",
+        defaults={},
+        run=_run_auto,
+        native_mask=True,
     )
 )

@@ -81,6 +81,8 @@ class Candidate:
         resolved = resolve_params(method, params)
         if not REFINERS[method].defaults or method == "identity":
             guide = "mean"  # the guide is not used: one canonical candidate
+        if REFINERS[method].native_mask:
+            upsample = "bilinear"  # not used either (the refiner resizes by its own rule)
         return cls(method, guide, tuple(sorted(resolved.items())), upsample)
 
     @property
@@ -90,7 +92,7 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        """Short readable name, e.g. ``guided color r=8 eps=1e-3 | bilinear``."""
+        """Short readable name, e.g. ``guided color r=8 eps=1e-3 [bilinear]``."""
         parts = [self.method]
         if self.method != "identity" and REFINERS[self.method].defaults:
             parts.append(self.guide)
@@ -98,7 +100,9 @@ class Candidate:
         order = {"radius": 0, "eps": 1}
         ordered = sorted(self.params, key=lambda kv: (order.get(kv[0], 2), kv[0]))
         parts += [f"{short.get(k, k)}={_format_number(v)}" for k, v in ordered]
-        return " ".join(parts) + f" | {self.upsample}"
+        if REFINERS[self.method].native_mask:  # it upsamples by its own rule
+            return " ".join(parts)
+        return " ".join(parts) + f" [{self.upsample}]"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/TOML-ready dict."""

@@ -34,7 +34,7 @@ def _write_case(folder, stem, rng):
 def test_candidate_make_validates_and_completes_params():
     c = Candidate.make("guided", "color", radius=4)
     assert c.param_dict == {"radius": 4, "eps": 1e-3}
-    assert c.label == "guided color r=4 eps=1e-3 | bilinear"
+    assert c.label == "guided color r=4 eps=1e-3 [bilinear]"
     assert Candidate.from_dict(c.to_dict()) == c
     assert Candidate.make("identity", "color") == Candidate.make("identity")  # guide unused
     with pytest.raises(ValueError, match="method"):
