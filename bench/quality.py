@@ -69,6 +69,7 @@ from maskrefine.quality.search import (  # noqa: E402
     neighbours,
     rank,
     searchable_methods,
+    unique_by_label,
     upsamplings,
 )
 from maskrefine.refiners import REFINERS  # noqa: E402
@@ -417,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         top = [r.candidate for r in ranked1 if r.candidate.method != "identity"][: 1 if args.quick else 3]
         fine_methods = ("guided",) if args.quick else ("guided", "fast_guided")
         fine = [naive, *top, *(n for c in top for n in neighbours(c, methods=fine_methods))]
-        fine = list(dict.fromkeys(fine + [c for c in grid if c.method == "identity"]))
+        fine = unique_by_label(fine + [c for c in grid if c.method == "identity"])
         s2 = score_kind(fine, per_source, tune_index, args.cache, args.jobs)
         ranked2 = rank(s2, fine, naive, worse_limit=WORSE_LIMIT)
         print(

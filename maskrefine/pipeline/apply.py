@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from maskrefine.auto import AUTO_RULE_TEXT, decide
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.guide import GUIDE_MODES
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask, write_mask
@@ -65,6 +66,7 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         )
 
     current = task.image
+    decision = None
     try:
         image = read_image(task.image)
         current = task.mask
@@ -72,6 +74,8 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         problem = check_mask_size(mask.shape, image.shape[:2])
         if problem is not None:
             raise InputError(task.mask, f"{problem} (image {task.image.name})")
+        if task.method == "auto":  # recorded per file in the report
+            decision = decide(mask, image.shape[:2]).to_dict()
         refined = refine(
             image, mask, task.method, guide=task.guide, binary_input=task.binary_input, **task.params
         )
@@ -86,7 +90,7 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
     except Exception as exc:  # noqa: BLE001 - one file must never end the run
         return failed(describe_unexpected(current, exc))
     return FileOutcome(
-        task.stem, "written", task.mask, task.image, task.output, None, time.perf_counter() - start
+        task.stem, "written", task.mask, task.image, task.output, None, time.perf_counter() - start, decision
     )
 
 
@@ -151,7 +155,8 @@ def apply_folder(
         Output folder (created if missing); receives ``<stem>.png`` (``png8``/``png16``) or
         ``<stem>.npy``. It must not be, contain, or lie inside an input folder.
     method : str
-        A key of :data:`maskrefine.refiners.REFINERS`.
+        A key of :data:`maskrefine.refiners.REFINERS`; ``"auto"`` decides per mask
+        (:mod:`maskrefine.auto`) and records its decision in each outcome (``decision``).
     params : mapping, optional
         Method parameters overriding its defaults (``None`` values are ignored).
     guide : {"mean", "luma", "color"}
@@ -287,6 +292,7 @@ def apply_folder(
         "skip_existing": bool(skip_existing),
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
+        **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
     }
     report = RunReport(
         outcomes=[outcomes[task.stem] for task in tasks],

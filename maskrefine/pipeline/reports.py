@@ -57,6 +57,8 @@ class FileOutcome:
         For failures: the message, starting with the file it concerns.
     seconds : float
         Wall time spent on this file (0 for skipped files).
+    decision : dict or None
+        With ``method="auto"``: what auto saw and applied (:meth:`maskrefine.auto.AutoDecision.to_dict`).
     """
 
     stem: str
@@ -66,6 +68,7 @@ class FileOutcome:
     output: Path
     error: str | None = None
     seconds: float = 0.0
+    decision: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings)."""
@@ -77,6 +80,7 @@ class FileOutcome:
             "output": str(self.output),
             "error": self.error,
             "seconds": round(self.seconds, 6),
+            **({"auto": self.decision} if self.decision is not None else {}),
         }
 
 

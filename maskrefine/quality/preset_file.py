@@ -35,7 +35,14 @@ from maskrefine.errors import ConfigError
 from maskrefine.io import write_text_atomic
 from maskrefine.quality.grid import Candidate
 
-__all__ = ["REFINE_PRESETS", "read_preset_file", "write_preset_file", "preset_to_toml", "check_output_file"]
+__all__ = [
+    "REFINE_PRESETS",
+    "read_preset_file",
+    "write_preset_file",
+    "preset_to_toml",
+    "check_preset_output",
+    "check_replaceable",
+]
 
 #: Built-in refine presets (``maskrefine apply --preset NAME``).
 REFINE_PRESETS: dict[str, Candidate] = {
@@ -143,19 +150,24 @@ def read_preset_file(path: str | Path) -> Candidate:
         raise ConfigError(f"preset file {path}: {exc}") from None
 
 
-def check_output_file(path: str | Path, what: str, *, overwrite: bool = False) -> Path:
-    """Refuse an output path that is empty, exists (unless ``overwrite``, and then only a regular file),
-    is a symlink, FIFO or folder, or whose parent folder does not exist."""
+def check_replaceable(path: str | Path, what: str) -> Path:
+    """Refuse an output path that is empty, a symlink, or exists as anything but a regular file."""
     if not str(path):
         raise ConfigError(f"{what}: the path is empty")
     path = Path(path)
     if path.is_symlink():
         raise ConfigError(f"{what} {path}: is a symlink; refusing to write through it")
-    if path.exists():
-        if not path.is_file():
-            raise ConfigError(f"{what} {path}: exists and is not a regular file; refusing to replace it")
-        if not overwrite:
-            raise ConfigError(f"{what} {path}: exists; use --overwrite to replace it")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} {path}: exists and is not a regular file; refusing to replace it")
+    return path
+
+
+def check_preset_output(path: str | Path, what: str, *, overwrite: bool = False) -> Path:
+    """Refuse an output path that is empty, exists (unless ``overwrite``, and then only a regular file),
+    is a symlink, FIFO or folder, or whose parent folder does not exist."""
+    path = check_replaceable(path, what)
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{what} {path}: exists; use --overwrite to replace it")
     if not path.parent.is_dir():
         raise ConfigError(f"{what} {path}: folder {path.parent} does not exist")
     return path
@@ -172,7 +184,7 @@ def write_preset_file(
         The path is empty, a symlink, FIFO or folder, exists without ``overwrite``, or its folder is
         missing.
     """
-    path = check_output_file(path, "preset file", overwrite=overwrite)
+    path = check_preset_output(path, "preset file", overwrite=overwrite)
     if path.suffix.lower() == ".json":
         payload: dict[str, Any] = {"refine": candidate.to_dict()}
         if info:

@@ -37,6 +37,7 @@ __all__ = [
     "neighbours",
     "RankedCandidate",
     "rank",
+    "unique_by_label",
     "ScoreCache",
 ]
 
@@ -105,6 +106,15 @@ def coarse_grid(
     return list(dict.fromkeys(grid))
 
 
+def unique_by_label(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Drop candidates whose label repeats an earlier one (e.g. eps 1e-2 x sqrt 10 and 1e-1 / sqrt 10,
+    equal but for the last bit), keeping the first; order is kept."""
+    seen: dict[str, Candidate] = {}
+    for candidate in candidates:
+        seen.setdefault(candidate.label, candidate)
+    return list(seen.values())
+
+
 def neighbours(candidate: Candidate, *, methods: Sequence[str] | None = None) -> list[Candidate]:
     """Fine-grid settings around a guided-family ``candidate`` (empty for other methods)."""
     if candidate.method not in GUIDED_FAMILY:
@@ -133,7 +143,7 @@ def neighbours(candidate: Candidate, *, methods: Sequence[str] | None = None) ->
                         "fast_guided", candidate.guide, candidate.upsample, radius=r, eps=eps, subsample=sub
                     )
                 )
-    return out
+    return [c for c in unique_by_label(out) if c.label != candidate.label]
 
 
 @dataclass(frozen=True, slots=True)

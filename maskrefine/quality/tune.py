@@ -30,10 +30,17 @@ from maskrefine.errors import ConfigError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, read_mask_array
 from maskrefine.io.pairs import match_folders
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
-from maskrefine.quality.search import ScoreCache, coarse_grid, neighbours, rank, searchable_methods
+from maskrefine.quality.search import (
+    ScoreCache,
+    coarse_grid,
+    neighbours,
+    rank,
+    searchable_methods,
+    unique_by_label,
+)
 from maskrefine.quality.stats import PairedComparison
 
-__all__ = ["TuneRow", "TuneReport", "tune", "parse_budget", "MIN_IMAGES"]
+__all__ = ["TuneRow", "TuneReport", "tune", "tune_to_file", "parse_budget", "MIN_IMAGES"]
 
 #: Below this many scored images, the report warns that the subset is small.
 MIN_IMAGES = 20
@@ -53,7 +60,7 @@ class TuneRow:
         return {
             "candidate": self.candidate.label,
             "spec": self.candidate.to_dict(),
-            "summary": self.summary,
+            "summary": {k: (v if math.isfinite(v) else None) for k, v in self.summary.items()},
             "change": {k: v.to_dict() for k, v in self.change.items()},
         }
 
@@ -243,7 +250,9 @@ def tune(
     ranked = rank({"data": scores}, [c for c in grid if c in scores], naive, worse_limit=None)
     top = [row.candidate for row in ranked if row.candidate.method != "identity"][:3]
     if not truncated:
-        run([n for c in top for n in neighbours(c, methods=methods)], "fine grid")
+        known = {c.label for c in scores}
+        fine = [n for c in top for n in neighbours(c, methods=methods) if n.label not in known]
+        run(unique_by_label(fine), "fine grid")
     ranked = rank({"data": scores}, list(scores), naive, worse_limit=None)
     rows = []
     for row in ranked:
@@ -308,3 +317,82 @@ def parse_budget(text: object) -> float | None:
     if not math.isfinite(seconds) or seconds <= 0:
         raise ConfigError(f"budget must be positive and finite; got {text!r}")
     return seconds
+
+
+def tune_to_file(
+    masks_dir: str | Path,
+    images_dir: str | Path,
+    gt_dir: str | Path,
+    out_path: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    budget: str | None = None,
+    jobs: int | None = None,
+    preset: str = "tokencut",
+    overwrite: bool = False,
+    report_path: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TuneReport:
+    """:func:`tune`, then write the winner to ``out_path`` as a preset file (``maskrefine tune``).
+
+    ``out_path`` and ``report_path`` are checked before any work: not empty, not a symlink, FIFO or
+    folder, not existing unless ``overwrite``, not inside an input folder, not the same file. Scores are
+    cached in ``<out_path>.tune-cache/`` (a rerun resumes from it).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`tune`, plus unsafe output paths and a bad ``budget`` text.
+    """
+    from maskrefine.io import write_text_atomic
+    from maskrefine.pipeline.guards import check_output_file
+    from maskrefine.quality.preset_file import check_preset_output, write_preset_file
+
+    inputs = {
+        "masks": _check_folder(masks_dir, "masks"),
+        "images": _check_folder(images_dir, "images"),
+        "ground-truth": _check_folder(gt_dir, "ground-truth"),
+    }
+    out = check_preset_output(out_path, "preset file (--out)", overwrite=overwrite)
+    taken = {"preset file": check_output_file(out, "preset file (--out)", inputs)}
+    report_file = None
+    if report_path is not None:
+        report_file = check_preset_output(report_path, "report file", overwrite=overwrite)
+        check_output_file(report_file, "report file", inputs, taken=taken)
+    budget_s = parse_budget(budget)
+    cache_dir = out.with_name(out.name + ".tune-cache")
+    if cache_dir.exists() and (cache_dir.is_symlink() or not cache_dir.is_dir()):
+        raise ConfigError(f"cache folder {cache_dir} exists and is not a folder; remove it")
+    report = tune(
+        masks_dir,
+        images_dir,
+        gt_dir,
+        methods=methods,
+        budget_s=budget_s,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        preset=preset,
+        progress=progress,
+    )
+    best = report.rows[0]
+    iou = best.change["iou"]
+    info = {
+        "images": report.n_images,
+        "score_preset": preset,
+        "iou": best.summary["iou"],
+        "iou_change_vs_naive": iou.change,
+        "iou_change_low": iou.low,
+        "iou_change_high": iou.high,
+        "naive": report.naive.label,
+        "candidates_scored": report.scored,
+        "truncated_by_budget": report.truncated,
+    }
+    info = {k: v for k, v in info.items() if not (isinstance(v, float) and not math.isfinite(v))}
+    write_preset_file(out, report.winner, info=info, overwrite=overwrite)
+    if report_file is not None:
+        import json
+
+        write_text_atomic(
+            report_file, json.dumps(report.to_dict(), indent=2, allow_nan=False, default=str) + "\n"
+        )
+    return report
