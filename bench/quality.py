@@ -465,6 +465,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     elapsed = time.perf_counter() - start
+    import resource
+
+    cpu_s = sum(
+        getattr(resource.getrusage(who), field)
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        for field in ("ru_utime", "ru_stime")
+    )
     payload = {
         "suite": "quality",
         "meta": metadata(),
@@ -481,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "auto_registered": has_auto,
         },
         "elapsed_s": round(elapsed, 1),
+        "cpu_s": round(cpu_s, 1),
+        "load_average_at_end": list(os.getloadavg()),
         "final": final,
         "search": stages,
     }
@@ -496,7 +505,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             plot_montage(final_scores, inputs, auto_like, figure_dir / f"{md_path.stem}_montage.png")
         except ImportError as exc:
             print(f"skip plots: {exc}")
-    print(f"wrote {args.json} and {md_path}; total {elapsed:.0f} s wall (shared machine)")
+    print(
+        f"wrote {args.json} and {md_path}; total {elapsed:.0f} s wall, {cpu_s:.0f} s CPU "
+        f"(cpu/2 = {cpu_s / 2:.0f} s: the wall time on 2 idle cores); load average {os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 
