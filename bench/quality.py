@@ -248,8 +248,45 @@ def fmt_change(change: dict) -> str:
     return f"{mark}{change['change']:+.4f}{mark} [{change['low']:+.4f}, {change['high']:+.4f}]"
 
 
+def _row(block: dict, label_start: str, source: str) -> dict | None:
+    return next(
+        (r for r in block["rows"] if r["candidate"].startswith(label_start) and r["source"] == source), None
+    )
+
+
+def headline_table(final: dict) -> str:
+    """One row per kind: naive IoU, the paper's and auto's IoU change (GT and methods), W/T/L."""
+    lines = [
+        "| input kind | naive IoU (GT) | paper GF ΔIoU (GT, same upsampling) "
+        "| **auto** ΔIoU (GT) [95 % CI] | W/T/L (GT) "
+        "| **auto** ΔIoU, methods (mean of 6) [95 % CI] | methods where auto is significantly worse |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, block in final.items():
+        naive = _row(block, block["naive"], "GT")
+        paper_up = "nearest" if kind.startswith("binary") else "bilinear"  # the naive row's upsampling
+        paper = _row(block, f"guided mean r=9 eps=1e-3 [{paper_up}]", "GT")
+        auto_gt = _row(block, "auto", "GT")
+        auto_m = _row(block, "auto", "methods (mean)")
+        if naive is None or auto_gt is None or auto_m is None:
+            continue
+        worse = [
+            m
+            for m in METHODS
+            if (r := _row(block, "auto", m)) is not None and r["change"]["iou"]["verdict"] == "worse"
+        ]
+        c = auto_gt["change"]["iou"]
+        lines.append(
+            f"| {kind} | {naive['baseline']['iou']:.4f} | "
+            f"{fmt_change(paper['change']['iou']) if paper else '-'} | {fmt_change(c)} | "
+            f"{c['wins']}/{c['ties']}/{c['losses']} | {fmt_change(auto_m['change']['iou'])} | "
+            f"{', '.join(worse) or 'none'} |"
+        )
+    return "\n".join(lines)
+
+
 def markdown_tables(final: dict) -> str:
-    lines = []
+    lines = ["### Headline: auto vs naive upsampling (IoU, tokencut preset)", "", headline_table(final), ""]
     for kind, block in final.items():
         lines.append(f"### {kind} (naive: {block['naive']}; {block['n_images']} images)")
         lines.append("")
@@ -285,9 +322,11 @@ def markdown_tables(final: dict) -> str:
 
 
 def plot_gain(final: dict, path: Path) -> None:
+    from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    colours = colormaps["tab20"]
     groups = ["GT", "methods (mean)"]
     figure = Figure(figsize=(12, 4.8), dpi=100)
     FigureCanvasAgg(figure)
@@ -311,7 +350,8 @@ def plot_gain(final: dict, path: Path) -> None:
                 lo.append(c["change"] - c["low"])
                 hi.append(c["high"] - c["change"])
             if xs:
-                axes.errorbar(xs, ys, yerr=[lo, hi], fmt="o", ms=3, capsize=2, label=label)
+                colour = colours(j % 20)
+                axes.errorbar(xs, ys, yerr=[lo, hi], fmt="o", ms=3, capsize=2, label=label, color=colour)
         axes.axhline(0.0, color="k", lw=0.8)
         axes.set_xticks(range(len(kinds)))
         axes.set_xticklabels(kinds)
