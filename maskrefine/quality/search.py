@@ -39,6 +39,7 @@ __all__ = [
     "rank",
     "unique_by_label",
     "ScoreCache",
+    "scoring_key",
 ]
 
 RADII: tuple[int, ...] = (2, 4, 8, 16, 32)
@@ -193,15 +194,28 @@ def rank(
     return sorted(rows, key=lambda row: (-row.mean_change, row.candidate.label))
 
 
+def scoring_key(preset: str) -> str:
+    """Identify how scores were computed: the preset (all its fields) and its threshold values, so a
+    change of the scoring rules (e.g. a preset's thresholds) never reuses stale cached scores."""
+    from maskrefine.metrics import get_preset
+
+    p = get_preset(preset)
+    digest = hashlib.sha1(repr(p).encode())
+    digest.update(np.ascontiguousarray(p.thresholds, dtype=np.float64).tobytes())
+    return f"{p.name}:{digest.hexdigest()}"
+
+
 class ScoreCache:
     """Scores of candidates on item sets, stored as ``.npz`` files in ``folder`` (created on first write).
 
-    The key is the candidate and, for every item, its key and the path, size and modification time of its
-    image, mask and GT; changing any input file misses the cache. Writes are atomic.
+    The key is the candidate, the scoring (the preset's name and thresholds, see :func:`scoring_key`) and,
+    for every item, its key and the path, size and modification time of its image, mask and GT; changing
+    any input file or the scoring rules misses the cache. Writes are atomic.
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, preset: str = "tokencut") -> None:
         self.folder = Path(folder)
+        self.scoring = scoring_key(preset)
 
     @staticmethod
     def fingerprint(items: Sequence[Item]) -> str:
@@ -219,7 +233,7 @@ class ScoreCache:
         return digest.hexdigest()
 
     def _path(self, candidate: Candidate, fingerprint: str) -> Path:
-        key = json.dumps([candidate.to_dict(), fingerprint], sort_keys=True)
+        key = json.dumps([candidate.to_dict(), fingerprint, self.scoring], sort_keys=True)
         return self.folder / (hashlib.sha1(key.encode()).hexdigest() + ".npz")
 
     def get(self, candidate: Candidate, fingerprint: str) -> Scores | None:

@@ -205,7 +205,7 @@ def tune(
         raise ConfigError(f"no mask in {masks} has both an image in {images} and a ground truth in {gts}")
     binary = _masks_are_binary(items)
     naive = naive_candidate(binary)
-    cache = ScoreCache(cache_dir) if cache_dir is not None else None
+    cache = ScoreCache(cache_dir, preset) if cache_dir is not None else None
     fingerprint = ScoreCache.fingerprint(items)
     scores: dict[Candidate, Scores] = {}
     failures: list[tuple[str, str]] = []
