@@ -35,7 +35,6 @@ from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
 from maskrefine.io.pairs import MASK_FORMATS
 from maskrefine.metrics.presets import PRESETS
-from maskrefine.quality.preset_file import REFINE_PRESETS
 from maskrefine.refiners import GUIDE_MODES, REFINERS
 
 __all__ = ["main", "parse_shard"]
@@ -448,7 +447,7 @@ def apply_cmd(
     the decision per file.
     """
     from maskrefine.pipeline import apply_folder
-    from maskrefine.quality.preset_file import read_preset_file
+    from maskrefine.quality.preset_file import REFINE_PRESETS, read_preset_file  # lazy: --help stays light
 
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
