@@ -99,7 +99,7 @@ class Candidate:
         short = {"radius": "r", "subsample": "s"}
         order = {"radius": 0, "eps": 1}
         ordered = sorted(self.params, key=lambda kv: (order.get(kv[0], 2), kv[0]))
-        parts += [f"{short.get(k, k)}={_format_number(v)}" for k, v in ordered]
+        parts += [f"{short.get(k, k)}={_format_number(v)}" for k, v in ordered if v is not None]
         if REFINERS[self.method].native_mask:  # it upsamples by its own rule
             return " ".join(parts)
         return " ".join(parts) + f" [{self.upsample}]"
