@@ -457,8 +457,8 @@ def test_version_works_with_a_broken_numba_cache(hostile) -> None:
 @pytest.mark.parametrize(
     "extra, name",
     [
-        (["--radius", "1000000"], "radius"),
-        (["--radius", "100000000000000000000"], "radius"),
+        (["--method", "guided", "--radius", "1000000"], "radius"),
+        (["--method", "guided", "--radius", "100000000000000000000"], "radius"),
         (["--method", "fast_guided", "--subsample", "100000000000000000000"], "subsample"),
     ],
     ids=["radius-1e6", "radius-1e20", "subsample-1e20"],
@@ -477,7 +477,7 @@ import resource
 resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))  # a huge warm-up would fail here
 """
     result = hostile.run(
-        *hostile.apply_args("refined", "--radius", "10000", "--jobs", "2"),
+        *hostile.apply_args("refined", "--method", "guided", "--radius", "10000", "--jobs", "2"),
         exit=1,
         names=["0001.png", "window"],
         out=["refined"],
