@@ -31,6 +31,7 @@ from typing import Any
 import click
 
 from maskrefine import __version__
+from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
 from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
 from maskrefine.io.pairs import MASK_FORMATS
@@ -303,7 +304,8 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "preset",
         str,
         "bilateral_solver: tokencut (σ 16/16/8, default), paper_repo (24/4/4), found "
-        "(binary, IoU-gated); crf: deeplab (default), deep_spectral.",
+        "(binary, IoU-gated); crf: deeplab (default), deep_spectral. Without --method: paper = the "
+        "paper's guided filter (mean guide, radius 9, eps 1e-3), instead of auto.",
     ),
     (
         "--sigma-spatial",
@@ -376,9 +378,15 @@ def _method_options(command: Any) -> Any:
 @click.option(
     "--method",
     type=click.Choice(list(REFINERS)),
-    default="guided" if "guided" in REFINERS else None,
+    default="auto",
     show_default=True,
-    help=_choices_help(REFINERS, "Refinement method:"),
+    help=_choices_help(REFINERS, "Refinement method:") + f"\n\nThe auto rule: {AUTO_RULE_TEXT}.",
+)
+@click.option(
+    "--preset-file",
+    type=str,  # not click.Path: an empty value must be refused, not read as "."
+    default=None,
+    help="A setting written by `maskrefine tune` (TOML, or JSON) instead of --method/--guide/--radius/--eps.",
 )
 @click.option(
     "--radius",
@@ -440,11 +448,14 @@ def _method_options(command: Any) -> Any:
 )
 @_reading_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary unless a file failed.")
+@click.pass_context
 def apply_cmd(
+    ctx: click.Context,
     masks_dir: Path,
     images_dir: Path,
     out_dir: Path,
     method: str,
+    preset_file: str | None,
     radius: int | None,
     eps: float | None,
     subsample: int | None,
@@ -471,14 +482,45 @@ def apply_cmd(
     Each output is written to a temporary file in --out and renamed into place, so an interrupted run
     never leaves a partial output; rerun with --skip-existing to finish. A bad file is reported and the
     run goes on (exit code 1 at the end).
+
+    The default, --method auto, looks at each mask (patch size from its size relative to the image;
+    binary or soft) and applies the setting bench/quality.py found best for that kind; --report records
+    the decision per file.
     """
     from maskrefine.pipeline import apply_folder
+    from maskrefine.quality.preset_file import REFINE_PRESETS, read_preset_file  # lazy: --help stays light
 
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
+    # --preset is shared with the bilateral solver / CRF presets; a refine preset (paper) replaces the method
+    preset = method_params.get("preset")
+    if preset in REFINE_PRESETS:
+        method_params["preset"] = None
+    else:
+        preset = None
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("method", "guide", "radius", "eps", "subsample", "binary_input")
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ] + [f"--{name.replace('_', '-')}" for name, value in method_params.items() if value is not None]
+    if preset is not None and preset_file is not None:
+        raise click.UsageError("--preset and --preset-file exclude each other; pick one.")
+    if (preset is not None or preset_file is not None) and given:
+        raise click.UsageError(
+            f"--preset/--preset-file set the method and its parameters; drop {', '.join(given)}."
+        )
+    if method == "auto" and binary_input:
+        raise click.UsageError(
+            "--binary-input has no effect with --method auto, which detects binary masks itself."
+        )
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
     _quiet_opencv()
     params.update({k: v for k, v in method_params.items() if v is not None})
+    if preset is not None or preset_file is not None:
+        with _library_errors():
+            chosen = REFINE_PRESETS[preset] if preset is not None else read_preset_file(preset_file)
+        method, guide, params = chosen.method, chosen.guide, chosen.param_dict
+        binary_input = chosen.upsample == "nearest"
     progress = _make_progress("apply", quiet)
     with _library_errors(progress, resumable=True):
         report = apply_folder(
@@ -657,6 +699,15 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 @click.option(
     "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
+@click.option(
+    "--baseline",
+    "baseline_dir",
+    type=_input_dir,
+    default=None,
+    help="Masks before refinement: compare --pred with them image by image (mean change per metric with "
+    "a paired bootstrap 95% interval, wins/ties/losses, the 5 images that lost most). --csv, --json and "
+    "--plot then hold the comparison.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing plot files in --plot.")
 @_reading_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -676,6 +727,7 @@ def score_cmd(
     before_dir: Path | None,
     shard: tuple[int, int] | None,
     jobs: int | None,
+    baseline_dir: Path | None,
     overwrite: bool,
     mask_scale: str,
     ignore_exif: bool,
@@ -685,6 +737,20 @@ def score_cmd(
     """Score the masks in --pred against --gt (matched by stem) and print the summary."""
     from maskrefine.pipeline import score_folder
 
+    if baseline_dir is not None:
+        unsupported = [
+            n
+            for n, v in (
+                ("--boxes", boxes),
+                ("--images", images_dir),
+                ("--before", before_dir),
+                ("--shard", shard),
+            )
+            if v is not None
+        ]
+        if unsupported:
+            raise click.UsageError(f"{', '.join(unsupported)} cannot be combined with --baseline.")
+        sys.exit(_score_paired(pred_dir, baseline_dir, gt_dir, preset, csv_path, json_path, plot_dir, quiet))
     _quiet_opencv()
     progress = _make_progress("score", quiet)
     with _library_errors(progress):
@@ -742,6 +808,158 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
     if report.nothing_scored is not None:
         _err(f"error: nothing was scored: {report.nothing_scored}")
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _score_paired(
+    pred_dir: Path,
+    baseline_dir: Path,
+    gt_dir: Path,
+    preset: str,
+    csv_path: Path | None,
+    json_path: Path | None,
+    plot_dir: Path | None,
+    quiet: bool,
+) -> int:
+    from maskrefine.quality.compare import compare_folders
+
+    progress = _make_progress("score", quiet)
+    with _library_errors(progress):
+        report = compare_folders(
+            pred_dir,
+            baseline_dir,
+            gt_dir,
+            preset=preset,
+            csv_path=csv_path,
+            json_path=json_path,
+            plot_dir=plot_dir,
+            progress=progress,
+        )
+    progress.close()
+    for path, problem in report.failures:
+        _err(f"error: {path}: {problem}")
+    if report.unmatched and not quiet:
+        _err(
+            f"note: {len(report.unmatched)} file(s) lack a partner in --pred, --baseline or --gt; not scored:"
+        )
+        _print_limited("  ", report.unmatched)
+    click.echo(
+        f"preset: {preset}; {len(report.rows)} images; --pred vs --baseline (change = pred - baseline)"
+    )
+    click.echo(
+        f"{'metric':<10} {'baseline':>8} {'refined':>8} {'change':>8}  {'95% interval':<19}  W/T/L  verdict"
+    )
+    for metric, c in report.comparisons.items():
+        click.echo(
+            f"{metric:<10} {c.baseline:8.4f} {c.candidate:8.4f} {c.change:+8.4f}  "
+            f"[{c.low:+.4f}, {c.high:+.4f}]  {c.wins}/{c.ties}/{c.losses}  {c.verdict}"
+        )
+    if report.worst:
+        click.echo("images that lost most IoU:")
+        for row in report.worst:
+            click.echo(
+                f"  {row['stem']}: {row['iou_baseline']:.4f} -> {row['iou_refined']:.4f} "
+                f"({row['iou_change']:+.4f})"
+            )
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# --------------------------------------------------------------------------------------------- tune
+
+
+@main.command("tune")
+@click.option(
+    "--masks", "masks_dir", required=True, type=_input_dir, help="Coarse masks of a labelled subset."
+)
+@click.option(
+    "--images", "images_dir", required=True, type=_input_dir, help="Their images (matched by stem)."
+)
+@click.option("--gt", "gt_dir", required=True, type=_input_dir, help="Their ground-truth masks.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=str,  # not click.Path: an empty value must be refused, not read as "."
+    help="Preset file to write (TOML; JSON if it ends in .json), for `maskrefine apply --preset-file`.",
+)
+@click.option(
+    "--methods",
+    multiple=True,
+    type=click.Choice([name for name in REFINERS if name != "auto"]),
+    help="Refiners to search (repeat the option; default: all). identity is always included.",
+)
+@click.option(
+    "--budget", default=None, metavar="TIME", help="Wall-time budget, e.g. 90s, 5m, 1h. [default: none]"
+)
+@click.option(
+    "--preset",
+    type=click.Choice(list(PRESETS)),
+    default="tokencut" if "tokencut" in PRESETS else None,
+    show_default=True,
+    help="Scoring protocol.",
+)
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
+)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the ranked table (every candidate, intervals) as JSON.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Only the winner and warnings.")
+def tune_cmd(
+    masks_dir: Path,
+    images_dir: Path,
+    gt_dir: Path,
+    out_path: str,
+    methods: tuple[str, ...],
+    budget: str | None,
+    preset: str,
+    jobs: int | None,
+    overwrite: bool,
+    report_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Find the refiner setting that works best on a labelled subset of your data (20-200 images).
+
+    Searches coarse to fine (the benchmark's grid, then around the 3 best), ranks every setting by its
+    mean IoU change against naive upsampling (paired bootstrap 95% interval, wins/ties/losses), prints the
+    table and writes the winner to --out. Deterministic; scores are cached in <out>.tune-cache/ so an
+    interrupted run resumes. Warns when the subset is too small for the differences to be trusted.
+    """
+    from maskrefine.quality.tune import tune_to_file
+
+    with _library_errors():
+        report = tune_to_file(
+            masks_dir,
+            images_dir,
+            gt_dir,
+            out_path,
+            methods=methods or None,
+            budget=budget,
+            jobs=jobs,
+            preset=preset,
+            overwrite=overwrite,
+            report_path=report_path,
+            progress=None if quiet else (lambda message: _err(f"tune: {message}")),
+        )
+    rows = report.rows if not quiet else report.rows[:1]
+    click.echo(f"{len(report.rows)} settings on {report.n_images} images; IoU change vs {report.naive.label}")
+    click.echo(f"{'#':>3}  {'IoU':>7}  {'change':>8}  {'95% interval':<19}  {'W/T/L':<9}  setting")
+    for i, row in enumerate(rows[:15], start=1):
+        c = row.change["iou"]
+        click.echo(
+            f"{i:>3}  {row.summary['iou']:7.4f}  {c.change:+8.4f}  [{c.low:+.4f}, {c.high:+.4f}]  "
+            f"{f'{c.wins}/{c.ties}/{c.losses}':<9}  {row.candidate.label}"
+        )
+    for warning in report.warnings:
+        _err(f"warning: {warning}")
+    for _key, problem in report.failures:
+        _err(f"error: {problem}")
+    click.echo(f"wrote {out_path}: {report.winner.label}")
+    sys.exit(EXIT_OK if not report.failures else EXIT_FAILED)
 
 
 # -------------------------------------------------------------------------------------------- report

@@ -69,6 +69,9 @@ class RefinerSpec:
         :func:`refine`).
     validators : Mapping of str to callable
         Optional per-parameter checks ``check(value, name) -> value`` (raise ``TypeError``/``ValueError``).
+    native_mask : bool
+        ``run`` receives the mask at its own (native) size and resizes it itself (``auto`` does, to see
+        the patch size).
     """
 
     name: str
@@ -76,6 +79,7 @@ class RefinerSpec:
     defaults: Mapping[str, Any]
     run: RefineFn
     validators: Mapping[str, Callable[[Any, str], Any]] = field(default_factory=dict)
+    native_mask: bool = False
 
 
 REFINERS: dict[str, RefinerSpec] = {}
@@ -91,6 +95,7 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
         defaults=MappingProxyType(dict(spec.defaults)),
         run=spec.run,
         validators=MappingProxyType(dict(spec.validators)),
+        native_mask=bool(spec.native_mask),
     )
     return REFINERS[spec.name]
 
@@ -296,8 +301,11 @@ def refine_unchecked(
     :func:`maskrefine.io.read_mask` return them), ``guide`` one of ``GUIDE_MODES`` and ``params``
     resolved by :func:`resolve_params`.
     """
-    resized = resize_mask(soft, rgb.shape[:2], binary_input=binary_input)
-    out = spec.run(rgb, resized, guide=guide, **params)
+    if spec.native_mask:  # e.g. auto: it looks at the mask's own size, then resizes it itself
+        out = spec.run(rgb, soft, guide=guide, **params)
+    else:
+        resized = resize_mask(soft, rgb.shape[:2], binary_input=binary_input)
+        out = spec.run(rgb, resized, guide=guide, **params)
     out = np.asarray(out, dtype=np.float32)
     np.clip(out, 0.0, 1.0, out=out)
     return out
@@ -466,5 +474,23 @@ register_refiner(
             "bilateral_compat": _optional(_nonneg),
             "output": lambda v, n: check_choice(v, ("label", "prob"), n),
         },
+    )
+)
+
+
+def _run_auto(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndarray:
+    from maskrefine.auto import run_auto
+
+    return run_auto(image, mask, guide=guide)
+
+
+register_refiner(
+    RefinerSpec(
+        name="auto",
+        summary="the default: per mask, detect patch size and binary/soft, apply the setting "
+        "bench/quality.py found best for that kind (maskrefine.auto.AUTO_RULES)",
+        defaults={},
+        run=_run_auto,
+        native_mask=True,
     )
 )

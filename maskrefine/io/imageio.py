@@ -52,6 +52,7 @@ __all__ = [
     "MASK_FORMATS",
     "MASK_SUFFIXES",
     "encode_mask",
+    "png8_codes",
     "file_kind",
     "TEMP_FILE",
     "remove_stale_temps",
@@ -627,6 +628,11 @@ def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) ->
     return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"), overwrite=overwrite)
 
 
+def png8_codes(mask: np.ndarray) -> np.ndarray:
+    """The uint8 codes an 8-bit PNG of the float mask ``mask`` stores: ``rint(255 * clip(mask, 0, 1))``."""
+    return np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
     """Encode a float mask in [0, 1] as PNG (8/16-bit, rounded after clipping) or ``.npy`` float32 bytes."""
     if fmt == "npy":
@@ -634,7 +640,7 @@ def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
         np.save(buffer, np.ascontiguousarray(mask, dtype=np.float32), allow_pickle=False)
         return buffer.getvalue()
     if fmt == "png8":
-        pixels = np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
+        pixels = png8_codes(mask)
     elif fmt == "png16":
         pixels = np.rint(np.clip(mask, 0.0, 1.0) * 65535.0).astype(np.uint16)
     else:

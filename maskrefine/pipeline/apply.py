@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from maskrefine.auto import AUTO_RULE_TEXT, decide
 from maskrefine.errors import ConfigError, InputError, OutputError, OutputExistsError
 from maskrefine.guide import GUIDE_MODES
 from maskrefine.io import (
@@ -76,6 +77,7 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         )
 
     current = task.image
+    decision = None
     try:
         image = task.read.image(task.image)
         current = task.mask
@@ -84,6 +86,8 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         problem = check_mask_size(mask.shape, image.shape[:2])
         if problem is not None:
             raise InputError(task.mask, f"{problem} (image {task.image.name})")
+        if task.method == "auto":  # recorded per file in the report
+            decision = decide(mask, image.shape[:2]).to_dict()
         # the job validated method, guide and params once; the readers return finite [0, 1] float32
         refined = refine_unchecked(
             image, mask, REFINERS[task.method], task.guide, task.params, task.binary_input
@@ -112,6 +116,7 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         None,
         time.perf_counter() - start,
         encoding=mask_read.encoding,
+        decision=decision,
     )
 
 
@@ -181,7 +186,8 @@ def apply_folder(
         Output folder (created if missing); receives ``<stem>.png`` (``png8``/``png16``) or
         ``<stem>.npy``. It must not be, contain, or lie inside an input folder.
     method : str
-        A key of :data:`maskrefine.refiners.REFINERS`.
+        A key of :data:`maskrefine.refiners.REFINERS`; ``"auto"`` decides per mask
+        (:mod:`maskrefine.auto`) and records its decision in each outcome (``decision``).
     params : mapping, optional
         Method parameters overriding its defaults (``None`` values are ignored).
     guide : {"mean", "luma", "color"}
@@ -339,6 +345,7 @@ def apply_folder(
         "mask_scale": read.mask_scale,
         "ignore_exif": read.ignore_exif,
         "max_pixels": read.max_pixels,
+        **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
     }
     report = RunReport(
         outcomes=[outcomes[task.stem] for task in tasks],

@@ -102,6 +102,7 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
                 error=None if item.get("error") is None else str(item["error"]),
                 seconds=float(item.get("seconds", 0.0)),
                 encoding=None if item.get("encoding") is None else str(item["encoding"]),
+                decision=dict(item["auto"]) if isinstance(item.get("auto"), Mapping) else None,
             )
             for item in files
         ]

@@ -61,6 +61,8 @@ class FileOutcome:
         Wall time spent on this file (0 for skipped files).
     encoding : str or None
         For written files: how the mask was encoded (:attr:`maskrefine.io.MaskRead.encoding`).
+    decision : dict or None
+        With ``method="auto"``: what auto saw and applied (:meth:`maskrefine.auto.AutoDecision.to_dict`).
     """
 
     stem: str
@@ -71,6 +73,7 @@ class FileOutcome:
     error: str | None = None
     seconds: float = 0.0
     encoding: str | None = None
+    decision: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings)."""
@@ -83,6 +86,7 @@ class FileOutcome:
             "error": self.error,
             "seconds": round(self.seconds, 6),
             "encoding": self.encoding,
+            **({"auto": self.decision} if self.decision is not None else {}),
         }
 
 

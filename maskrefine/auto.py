@@ -1,0 +1,170 @@
+"""``method="auto"``: look at each mask, then refine it the way ``bench/quality.py`` found best for its kind.
+
+Kind of a mask
+--------------
+* **patch size** ``p``: how many image pixels one mask pixel covers, ``round((H / h + W / w) / 2)`` for an
+  ``h x w`` mask of an ``H x W`` image (8 for a ViT/8 patch grid, 16 for ViT/16, 1 at full resolution);
+* **binary** when the mask holds at most two distinct values (e.g. 0 and 255), else **soft**.
+
+Rule
+----
+:data:`AUTO_RULES` maps (binary or soft) and a range of patch sizes to a refiner setting; the radius is
+tied to the patch size (``radius = round(radius_per_patch * p)``, clamped to what the image holds), so the
+rule carries over to patch sizes the benchmark did not measure (e.g. 14). Where no refiner improved a kind
+on the benchmark, the rule is naive upsampling (``identity``), and it says so. :data:`AUTO_RULE_TEXT` is
+the same table in words (``maskrefine apply --help`` prints it); :func:`decide` returns the decision for
+one mask, which ``--report`` records per file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MaskKind", "AutoRule", "AutoDecision", "AUTO_RULES", "AUTO_RULE_TEXT", "detect_kind", "decide"]
+
+
+@dataclass(frozen=True, slots=True)
+class MaskKind:
+    """What :func:`detect_kind` sees: the patch size (1 = full resolution) and binary or soft."""
+
+    patch: int
+    binary: bool
+
+    @property
+    def name(self) -> str:
+        """e.g. ``"binary x16"``."""
+        return f"{'binary' if self.binary else 'soft'} x{self.patch}"
+
+
+@dataclass(frozen=True, slots=True)
+class AutoRule:
+    """One row of the auto table: masks of this kind get this setting.
+
+    ``radius_per_patch`` times the patch size gives the radius (at least ``min_radius``); ``method`` is
+    ``"identity"`` where nothing beat naive upsampling.
+    """
+
+    binary: bool
+    min_patch: int
+    max_patch: int | None
+    method: str
+    guide: str = "mean"
+    upsample: str = "bilinear"
+    radius_per_patch: float = 0.0
+    min_radius: int = 1
+    eps: float = 0.0
+    evidence: str = ""
+
+    def matches(self, kind: MaskKind) -> bool:
+        """True when ``kind`` falls in this row."""
+        upper = self.max_patch is None or kind.patch <= self.max_patch
+        return kind.binary == self.binary and self.min_patch <= kind.patch and upper
+
+    def describe(self) -> str:
+        """The row in words."""
+        span = f"x{self.min_patch}+" if self.max_patch is None else f"x{self.min_patch}-x{self.max_patch}"
+        what = f"{'binary' if self.binary else 'soft'} {span}"
+        if self.method == "identity":
+            return f"{what}: naive {self.upsample} upsampling ({self.evidence or 'no refiner helped'})"
+        radius = f"radius {self.radius_per_patch:g} x patch (>= {self.min_radius})"
+        setting = f"{self.method} {self.guide} guide, {radius}, eps {self.eps:g}"
+        return f"{what}: {setting}, {self.upsample} upsampling"
+
+
+#: The rule, chosen on the first 100 SOD images of bench/quality.py (stage 2; see README "Default
+#: refinement: auto" for the table on all 300). Radius = 0.7 x patch gives the best radius found at x8 (6)
+#: and x16 (11); soft masks improve only at x16 (radius 0.375 x patch = 6).
+AUTO_RULES: tuple[AutoRule, ...] = (
+    AutoRule(True, 1, 3, "identity", upsample="nearest", evidence="full-resolution masks were not measured"),
+    AutoRule(
+        False, 1, 3, "identity", upsample="bilinear", evidence="full-resolution masks were not measured"
+    ),
+    AutoRule(True, 4, 11, "guided", "color", "bilinear", radius_per_patch=0.7, min_radius=2, eps=1e-4),
+    AutoRule(True, 12, None, "guided", "color", "nearest", radius_per_patch=0.7, min_radius=2, eps=1e-4),
+    AutoRule(
+        False, 4, 11, "identity", upsample="bilinear", evidence="no refiner beat it on SOD soft x8 masks"
+    ),
+    AutoRule(False, 12, None, "guided", "color", "bilinear", radius_per_patch=0.375, min_radius=2, eps=1e-5),
+)
+
+AUTO_RULE_TEXT = "; ".join(rule.describe() for rule in AUTO_RULES)
+
+
+@dataclass(frozen=True, slots=True)
+class AutoDecision:
+    """What ``auto`` did to one mask: its kind, the rule applied, and the resulting refiner setting."""
+
+    kind: MaskKind
+    method: str
+    guide: str
+    upsample: str
+    params: dict[str, Any]
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (for ``--report``)."""
+        return {
+            "kind": self.kind.name,
+            "patch": self.kind.patch,
+            "binary": self.kind.binary,
+            "method": self.method,
+            "guide": self.guide,
+            "upsample": self.upsample,
+            "params": dict(self.params),
+            "rule": self.rule,
+        }
+
+
+def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
+    """Patch size and binary/soft of ``mask`` (h, w) belonging to an image of size ``image_hw``.
+
+    Parameters
+    ----------
+    mask : ndarray, shape (h, w)
+        The mask as read (any numeric dtype; only its size and distinct values matter).
+    image_hw : tuple of int
+        ``(H, W)`` of the image.
+
+    Returns
+    -------
+    MaskKind
+
+    Examples
+    --------
+    >>> detect_kind(np.zeros((20, 30), np.uint8), (321, 481))
+    MaskKind(patch=16, binary=True)
+    """
+    h, w = int(mask.shape[0]), int(mask.shape[1])
+    if h < 1 or w < 1:
+        raise ValueError(f"`mask` must have at least one pixel; got shape {mask.shape}")
+    ratio = (int(image_hw[0]) / h + int(image_hw[1]) / w) / 2.0
+    patch = max(1, int(round(ratio)))
+    binary = np.unique(mask).size <= 2
+    return MaskKind(patch=patch, binary=bool(binary))
+
+
+def decide(mask: np.ndarray, image_hw: tuple[int, int]) -> AutoDecision:
+    """The refiner setting ``auto`` applies to ``mask`` (see :data:`AUTO_RULES`).
+
+    The radius is clamped so that the filter window ``2r + 1`` fits the image.
+    """
+    kind = detect_kind(mask, image_hw)
+    rule = next(rule for rule in AUTO_RULES if rule.matches(kind))
+    if rule.method == "identity":
+        return AutoDecision(kind, "identity", "mean", rule.upsample, {}, rule.describe())
+    radius = max(rule.min_radius, int(round(rule.radius_per_patch * kind.patch)))
+    radius = max(0, min(radius, (min(int(image_hw[0]), int(image_hw[1])) - 1) // 2))
+    params = {"radius": radius, "eps": rule.eps}
+    return AutoDecision(kind, rule.method, rule.guide, rule.upsample, params, rule.describe())
+
+
+def run_auto(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndarray:
+    """Registered ``run`` of the ``auto`` refiner: ``mask`` arrives at its native size (``native_mask``)."""
+    from maskrefine.refiners import REFINERS, resize_mask
+
+    decision = decide(mask, image.shape[:2])
+    resized = resize_mask(mask, image.shape[:2], binary_input=decision.upsample == "nearest")
+    return REFINERS[decision.method].run(image, resized, guide=decision.guide, **decision.params)

@@ -1,0 +1,349 @@
+"""Score refiner settings ("candidates") on coarse masks with ground truth: the engine of
+``bench/quality.py`` and ``maskrefine tune``.
+
+A :class:`Candidate` is one refiner with one guide, one parameter set and one upsampling rule. Its
+output is quantised as the 8-bit PNG ``maskrefine apply`` would write, then scored with a score preset
+(default ``tokencut``: Acc and IoU at 0.5, max F-beta from the image-averaged F curve).
+:func:`evaluate` loads each (image, coarse mask, GT) triple once and runs every candidate on it, in
+``jobs`` processes; results come back in item order whatever ``jobs`` is, so they are deterministic.
+:func:`compare_to` turns two candidates' scores into paired comparisons (:mod:`maskrefine.quality.stats`).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskrefine.errors import InputError
+from maskrefine.io import read_image, read_mask, read_mask_array
+from maskrefine.io.imageio import png8_codes
+from maskrefine.metrics import get_preset, score_image
+from maskrefine.quality.stats import PairedComparison, compare_paired
+from maskrefine.refiners import GUIDE_MODES, REFINERS, check_mask_size, refine, resolve_params
+
+__all__ = [
+    "UPSAMPLINGS",
+    "Candidate",
+    "naive_candidate",
+    "Item",
+    "Scores",
+    "EvaluationResult",
+    "evaluate",
+    "compare_to",
+    "QUALITY_METRICS",
+]
+
+#: How a coarse mask is brought to the image size before the refiner runs (see ``refiners.resize_mask``).
+UPSAMPLINGS: tuple[str, ...] = ("bilinear", "nearest")
+#: Metrics compared by :func:`compare_to`: name -> statistic (see ``stats.paired_bootstrap``).
+QUALITY_METRICS: dict[str, str] = {"acc": "mean", "iou": "mean", "max_fbeta": "max_of_mean"}
+
+
+def _format_number(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")
+    return str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One refiner setting: method, guide, complete parameter set and upsampling of the coarse mask.
+
+    Build it with :meth:`make` (validates and completes the parameters); it is hashable and orderable by
+    its label, and round-trips through :meth:`to_dict` / :meth:`from_dict`.
+    """
+
+    method: str
+    guide: str = "mean"
+    params: tuple[tuple[str, Any], ...] = ()
+    upsample: str = "bilinear"
+
+    @classmethod
+    def make(cls, method: str, guide: str = "mean", upsample: str = "bilinear", **params: Any) -> Candidate:
+        """Validated candidate; ``params`` override the method's defaults (see ``REFINERS``).
+
+        Raises
+        ------
+        ValueError, TypeError
+            Unknown method, guide, upsampling or parameter, or a bad parameter value.
+        """
+        if guide not in GUIDE_MODES:
+            raise ValueError(f"`guide` must be one of {', '.join(GUIDE_MODES)}; got {guide!r}")
+        if upsample not in UPSAMPLINGS:
+            raise ValueError(f"`upsample` must be one of {', '.join(UPSAMPLINGS)}; got {upsample!r}")
+        resolved = resolve_params(method, params)
+        if not REFINERS[method].defaults or method == "identity":
+            guide = "mean"  # the guide is not used: one canonical candidate
+        if REFINERS[method].native_mask:
+            upsample = "bilinear"  # not used either (the refiner resizes by its own rule)
+        return cls(method, guide, tuple(sorted(resolved.items())), upsample)
+
+    @property
+    def param_dict(self) -> dict[str, Any]:
+        """The parameters as a dict."""
+        return dict(self.params)
+
+    @property
+    def label(self) -> str:
+        """Short readable name, e.g. ``guided color r=8 eps=1e-3 [bilinear]``."""
+        parts = [self.method]
+        if self.method != "identity" and REFINERS[self.method].defaults:
+            parts.append(self.guide)
+        short = {"radius": "r", "subsample": "s"}
+        order = {"radius": 0, "eps": 1}
+        ordered = sorted(self.params, key=lambda kv: (order.get(kv[0], 2), kv[0]))
+        parts += [f"{short.get(k, k)}={_format_number(v)}" for k, v in ordered if v is not None]
+        if REFINERS[self.method].native_mask:  # it upsamples by its own rule
+            return " ".join(parts)
+        return " ".join(parts) + f" [{self.upsample}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/TOML-ready dict."""
+        return {
+            "method": self.method,
+            "guide": self.guide,
+            "upsample": self.upsample,
+            "params": dict(self.params),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Candidate:
+        """Inverse of :meth:`to_dict` (validated)."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"a candidate must be a mapping; got {type(data).__name__}")
+        unknown = sorted(set(data) - {"method", "guide", "upsample", "params"})
+        if unknown:
+            raise ValueError(
+                f"unknown candidate key(s) {', '.join(unknown)}; accepted: method, guide, upsample, params"
+            )
+        params = data.get("params", {})
+        if not isinstance(params, Mapping):
+            raise TypeError(f"`params` must be a mapping; got {type(params).__name__}")
+        return cls.make(
+            data.get("method", ""),
+            data.get("guide", "mean"),
+            data.get("upsample", "bilinear"),
+            **dict(params),
+        )
+
+    def run(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Refine ``mask`` (any size) with ``image`` (``maskrefine.refiners.refine``); float32 (H, W)."""
+        return refine(
+            image,
+            mask,
+            self.method,
+            guide=self.guide,
+            binary_input=self.upsample == "nearest",
+            **self.param_dict,
+        )
+
+
+def naive_candidate(binary: bool) -> Candidate:
+    """Naive upsampling: identity with nearest (binary masks) or bilinear (soft masks) interpolation."""
+    return Candidate.make("identity", upsample="nearest" if binary else "bilinear")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One scored case: the image, the coarse mask to refine and the ground truth, found by ``key``."""
+
+    key: str
+    image: Path
+    mask: Path
+    gt: Path
+
+
+@dataclass(slots=True)
+class Scores:
+    """Per-item scores of one candidate, in item order.
+
+    ``acc``, ``iou``: (n,) float64; ``fbeta``: (n, K) float32 F-beta curves over the preset's thresholds.
+    """
+
+    acc: np.ndarray
+    iou: np.ndarray
+    fbeta: np.ndarray
+
+    def subset(self, index: np.ndarray | Sequence[int]) -> Scores:
+        """Scores of the items at ``index``."""
+        idx = np.asarray(index, dtype=np.int64)
+        return Scores(self.acc[idx], self.iou[idx], self.fbeta[idx])
+
+    def summary(self) -> dict[str, float]:
+        """Dataset values: mean Acc, mean IoU (NaN-skipping), max of the mean F curve."""
+        n = self.acc.shape[0]
+        if n == 0:
+            return {"acc": math.nan, "iou": math.nan, "max_fbeta": math.nan}
+        iou = self.iou[np.isfinite(self.iou)]
+        return {
+            "acc": float(self.acc.mean()),
+            "iou": float(iou.mean()) if iou.size else math.nan,
+            "max_fbeta": float(self.fbeta.astype(np.float64).mean(axis=0).max()),
+        }
+
+
+@dataclass(slots=True)
+class EvaluationResult:
+    """What :func:`evaluate` returns: the scored item keys, scores per candidate, and failed items."""
+
+    keys: list[str]
+    scores: dict[Candidate, Scores]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _score_item(item: Item, candidates: Sequence[Candidate], preset_name: str) -> tuple[str, Any]:
+    """Run every candidate on one item; ``(key, (acc, iou, fbeta))`` or ``(key, "problem")``."""
+    try:
+        image = read_image(item.image)
+        mask = read_mask(item.mask)
+        gt = read_mask_array(item.gt)
+        if gt.dtype == np.uint16:
+            gt = gt.astype(np.float32) * np.float32(1.0 / 65535.0)
+        problem = check_mask_size(mask.shape, image.shape[:2])
+        if problem is not None:
+            raise InputError(item.mask, f"{problem} (image {item.image.name})")
+        if gt.shape != image.shape[:2]:
+            raise InputError(
+                item.gt,
+                f"ground truth is {gt.shape[0]}x{gt.shape[1]}, image {item.image.name} is "
+                f"{image.shape[0]}x{image.shape[1]} (HxW)",
+            )
+        preset = get_preset(preset_name)
+        acc = np.empty(len(candidates))
+        iou = np.empty(len(candidates))
+        curves = np.empty((len(candidates), preset.thresholds.size), np.float32)
+        for i, candidate in enumerate(candidates):
+            refined = png8_codes(candidate.run(image, mask))
+            row, curve = score_image(refined, gt, preset, weighted_f=False)
+            acc[i], iou[i], curves[i] = row["acc"], row["iou"], curve["fbeta"]
+    except InputError as exc:
+        return item.key, str(exc)
+    except ValueError as exc:
+        return item.key, f"{item.mask}: cannot refine or score: {exc}"
+    return item.key, (acc, iou, curves)
+
+
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _init_worker(candidates: Sequence[Candidate], preset_name: str) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except Exception:  # noqa: BLE001  # pragma: no cover - best effort
+        pass
+    _WORKER_STATE["candidates"] = list(candidates)
+    _WORKER_STATE["preset"] = preset_name
+
+
+def _score_item_in_worker(item: Item) -> tuple[str, Any]:
+    return _score_item(item, _WORKER_STATE["candidates"], _WORKER_STATE["preset"])
+
+
+def _check_jobs(jobs: object) -> int:
+    if jobs is None:
+        return max(
+            1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        )
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"`jobs` must be an integer >= 1; got {jobs!r}")
+    return jobs
+
+
+def evaluate(
+    candidates: Iterable[Candidate],
+    items: Sequence[Item],
+    *,
+    preset: str = "tokencut",
+    jobs: int | None = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluationResult:
+    """Score every candidate on every item.
+
+    Parameters
+    ----------
+    candidates : iterable of Candidate
+        Settings to score (duplicates are scored once).
+    items : sequence of Item
+        Image, coarse mask and GT triples. An item whose files cannot be read or refined is left out
+        of *every* candidate's scores (so the scores stay paired) and listed in ``failures``.
+    preset : str
+        Score preset (see :data:`maskrefine.metrics.PRESETS`).
+    jobs : int, optional
+        Worker processes (None: one per available core; 1: this process). Workers are started with
+        ``spawn`` and run OpenCV and numba single-threaded; results do not depend on ``jobs``.
+    progress : callable, optional
+        ``progress(done, total)`` after each item.
+
+    Returns
+    -------
+    EvaluationResult
+    """
+    unique = list(dict.fromkeys(candidates))
+    get_preset(preset)
+    workers = _check_jobs(jobs)
+    total = len(items)
+    results: list[tuple[str, Any]] = []
+    if workers == 1 or total <= 1:
+        for done, item in enumerate(items, start=1):
+            results.append(_score_item(item, unique, preset))
+            if progress is not None:
+                progress(done, total)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(workers, total), initializer=_init_worker, initargs=(unique, preset)) as pool:
+            chunk = max(1, min(8, total // (4 * workers)))
+            for done, result in enumerate(pool.imap(_score_item_in_worker, items, chunksize=chunk), start=1):
+                results.append(result)
+                if progress is not None:
+                    progress(done, total)
+    keys = [key for key, value in results if not isinstance(value, str)]
+    failures = [(key, value) for key, value in results if isinstance(value, str)]
+    good = [value for _, value in results if not isinstance(value, str)]
+    k = get_preset(preset).thresholds.size
+    scores = {}
+    for i, candidate in enumerate(unique):
+        scores[candidate] = Scores(
+            acc=np.array([v[0][i] for v in good], np.float64),
+            iou=np.array([v[1][i] for v in good], np.float64),
+            fbeta=np.array([v[2][i] for v in good], np.float32).reshape(len(good), k),
+        )
+    return EvaluationResult(keys=keys, scores=scores, failures=failures)
+
+
+def compare_to(
+    candidate: Scores,
+    baseline: Scores,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    tie_tol: float = 1e-3,
+) -> dict[str, PairedComparison]:
+    """Paired comparison of ``candidate`` with ``baseline`` (same items), per :data:`QUALITY_METRICS`."""
+    out = {}
+    for metric, statistic in QUALITY_METRICS.items():
+        values = candidate.fbeta if metric == "max_fbeta" else getattr(candidate, metric)
+        base = baseline.fbeta if metric == "max_fbeta" else getattr(baseline, metric)
+        out[metric] = compare_paired(
+            values,
+            base,
+            metric=metric,
+            statistic=statistic,  # type: ignore[arg-type]
+            n_resamples=n_resamples,
+            confidence=confidence,
+            seed=seed,
+            tie_tol=tie_tol,
+        )
+    return out

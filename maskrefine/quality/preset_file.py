@@ -1,0 +1,195 @@
+"""Refine presets: a named or file-stored refiner setting (method, guide, parameters, upsampling).
+
+* :data:`REFINE_PRESETS`: built-in presets (``paper``: the mean guide, radius 9, eps 1e-3 of the paper).
+* :func:`read_preset_file` / :func:`write_preset_file`: a small TOML file (or JSON with the same
+  structure) that ``maskrefine tune`` writes and ``maskrefine apply --preset-file`` reads::
+
+      # written by maskrefine tune
+      [refine]
+      method = "guided"
+      guide = "color"
+      upsample = "bilinear"
+
+      [refine.params]
+      radius = 8
+      eps = 0.001
+
+  Only ``[refine]`` is read; other tables (``[tune]``: how the setting was found) are informational.
+  Reading refuses anything but a regular file (a FIFO would block, a folder is no file) and files over
+  64 KiB. Writing goes through a temporary file and a rename, and refuses an output path that exists
+  (unless ``overwrite``) or is anything but a regular file (symlink, FIFO, folder).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from maskrefine.errors import ConfigError
+from maskrefine.io import write_text_atomic
+from maskrefine.quality.grid import Candidate
+
+__all__ = [
+    "REFINE_PRESETS",
+    "read_preset_file",
+    "write_preset_file",
+    "preset_to_toml",
+    "check_preset_output",
+    "check_replaceable",
+]
+
+#: Built-in refine presets (``maskrefine apply --preset NAME``).
+REFINE_PRESETS: dict[str, Candidate] = {
+    "paper": Candidate.make("guided", "mean", "bilinear", radius=9, eps=1e-3),
+}
+
+_MAX_BYTES = 64 * 1024
+
+
+def _toml_value(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: cannot write the non-finite number {value!r}")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string (\" \\ \uXXXX escapes) is a valid TOML basic string
+    raise TypeError(f"{where}: cannot write a value of type {type(value).__name__} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    if key and all(ch.isalnum() or ch in "_-" for ch in key):
+        return key
+    return json.dumps(key)
+
+
+def preset_to_toml(candidate: Candidate, info: Mapping[str, Any] | None = None) -> str:
+    """The TOML text of a preset file for ``candidate``; ``info`` (flat, scalar values) goes to ``[tune]``."""
+    lines = ["# maskrefine refine preset: maskrefine apply --preset-file THIS_FILE", "[refine]"]
+    data = candidate.to_dict()
+    for key in ("method", "guide", "upsample"):
+        lines.append(f"{key} = {_toml_value(data[key], key)}")
+    lines += ["", "[refine.params]"]
+    for key, value in data["params"].items():
+        lines.append(f"{_toml_key(key)} = {_toml_value(value, f'params.{key}')}")
+    if info:
+        lines += ["", "[tune]"]
+        for key, value in info.items():
+            lines.append(f"{_toml_key(str(key))} = {_toml_value(value, f'tune.{key}')}")
+    return "\n".join(lines) + "\n"
+
+
+def _regular_file(path: Path, what: str) -> os.stat_result:
+    try:
+        st = os.stat(path)  # follows a symlink: a link to a regular file is read as that file
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path}: file not found (or a dangling symlink)") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (FIFO, device or socket?)"
+        raise ConfigError(f"{what} {path}: is {kind}; expected a TOML or JSON file")
+    return st
+
+
+def read_preset_file(path: str | Path) -> Candidate:
+    """Read a preset file (TOML, or JSON when the name ends in ``.json``) into a :class:`Candidate`.
+
+    Raises
+    ------
+    ConfigError
+        Empty path, missing file, not a regular file, too large, not valid TOML/JSON, no ``[refine]``
+        table, or an invalid setting (unknown method, guide, parameter or value); the message names the
+        file.
+    """
+    if not str(path):
+        raise ConfigError("preset file: the path is empty")
+    path = Path(path)
+    st = _regular_file(path, "preset file")
+    if st.st_size == 0:
+        raise ConfigError(f"preset file {path}: file is empty (0 bytes)")
+    if st.st_size > _MAX_BYTES:
+        raise ConfigError(
+            f"preset file {path}: {st.st_size} bytes is too large for a preset (max {_MAX_BYTES})"
+        )
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"preset file {path}: cannot read as UTF-8 text ({exc})") from None
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"preset file {path}: not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'} ({exc})"
+        ) from None
+    refine = data.get("refine") if isinstance(data, dict) else None
+    if not isinstance(refine, dict):
+        raise ConfigError(f"preset file {path}: no [refine] table (method, guide, upsample, [refine.params])")
+    if "method" not in refine:
+        raise ConfigError(f"preset file {path}: [refine] has no `method`")
+    for key in ("method", "guide", "upsample"):
+        if key in refine and not isinstance(refine[key], str):
+            raise ConfigError(f"preset file {path}: `{key}` must be a string; got {refine[key]!r}")
+    if refine.get("method") == "auto":
+        raise ConfigError(
+            f"preset file {path}: method 'auto' is the default already; a preset names a refiner"
+        )
+    try:
+        return Candidate.from_dict(refine)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"preset file {path}: {exc}") from None
+
+
+def check_replaceable(path: str | Path, what: str) -> Path:
+    """Refuse an output path that is empty, a symlink, or exists as anything but a regular file."""
+    if not str(path):
+        raise ConfigError(f"{what}: the path is empty")
+    path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{what} {path}: is a symlink; refusing to write through it")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{what} {path}: exists and is not a regular file; refusing to replace it")
+    return path
+
+
+def check_preset_output(path: str | Path, what: str, *, overwrite: bool = False) -> Path:
+    """Refuse an output path that is empty, exists (unless ``overwrite``, and then only a regular file),
+    is a symlink, FIFO or folder, or whose parent folder does not exist."""
+    path = check_replaceable(path, what)
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{what} {path}: exists; use --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{what} {path}: folder {path.parent} does not exist")
+    return path
+
+
+def write_preset_file(
+    path: str | Path, candidate: Candidate, *, info: Mapping[str, Any] | None = None, overwrite: bool = False
+) -> Path:
+    """Write ``candidate`` as a preset file atomically (TOML; JSON when the name ends in ``.json``).
+
+    Raises
+    ------
+    ConfigError
+        The path is empty, a symlink, FIFO or folder, exists without ``overwrite``, or its folder is
+        missing.
+    """
+    path = check_preset_output(path, "preset file", overwrite=overwrite)
+    if path.suffix.lower() == ".json":
+        payload: dict[str, Any] = {"refine": candidate.to_dict()}
+        if info:
+            payload["tune"] = dict(info)
+        text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
+    else:
+        text = preset_to_toml(candidate, info)
+    return write_text_atomic(path, text)

@@ -1,0 +1,256 @@
+"""The search space and the coarse-to-fine search shared by ``bench/quality.py`` and ``maskrefine tune``.
+
+* :func:`coarse_grid`: identity (both upsamplings for binary masks) and the guided filter over the mean
+  and colour guides, radius 2 ... 32 in octaves (which contains the radius tied to the patch size, p/2,
+  p and 2p, for p = 8 and 16) and eps 1e-5 ... 1e-1 in decades; other registered refiners at their
+  defaults.
+* :func:`neighbours`: the fine grid around a candidate: radius x/÷ sqrt 2, eps x/÷ sqrt 10, the luma
+  guide and the fast guided filter (subsample 2 and 4) at the same setting.
+* :func:`rank`: order candidates by their mean IoU change against naive upsampling, averaged over
+  groups (e.g. the benchmark's sources), leaving out any that makes a group worse.
+* :class:`ScoreCache`: per-candidate scores on disk, keyed by the candidate and the exact input files
+  (path, size, modification time), so an interrupted search resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from maskrefine.quality.grid import Candidate, Item, Scores
+from maskrefine.refiners import REFINERS
+
+__all__ = [
+    "RADII",
+    "EPSILONS",
+    "COARSE_GUIDES",
+    "GUIDED_FAMILY",
+    "upsamplings",
+    "coarse_grid",
+    "neighbours",
+    "RankedCandidate",
+    "rank",
+    "unique_by_label",
+    "ScoreCache",
+    "scoring_key",
+]
+
+RADII: tuple[int, ...] = (2, 4, 8, 16, 32)
+EPSILONS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+COARSE_GUIDES: tuple[str, ...] = ("mean", "color")
+#: Methods searched over radius and eps (others run at their defaults).
+GUIDED_FAMILY: tuple[str, ...] = ("guided", "fast_guided")
+_NOT_SEARCHED = ("auto",)
+
+
+def upsamplings(binary: bool) -> tuple[str, ...]:
+    """Upsamplings worth trying: nearest and bilinear for binary masks, bilinear for soft ones."""
+    return ("nearest", "bilinear") if binary else ("bilinear",)
+
+
+def searchable_methods() -> tuple[str, ...]:
+    """Registered refiners a search may use (all but ``auto``)."""
+    return tuple(name for name in REFINERS if name not in _NOT_SEARCHED)
+
+
+def coarse_grid(
+    binary: bool,
+    *,
+    methods: Sequence[str] | None = None,
+    guides: Sequence[str] = COARSE_GUIDES,
+    radii: Sequence[int] = RADII,
+    epsilons: Sequence[float] = EPSILONS,
+) -> list[Candidate]:
+    """The coarse grid for binary or soft masks (see the module notes).
+
+    Parameters
+    ----------
+    binary : bool
+        Binary masks (also try nearest upsampling).
+    methods : sequence of str, optional
+        Refiners to include (default: every registered one but ``auto``); ``identity`` is always in.
+        ``fast_guided`` joins the grid only in the fine stage (it approximates ``guided``).
+
+    Raises
+    ------
+    ValueError
+        An unknown or unsearchable method.
+    """
+    chosen = searchable_methods() if methods is None else tuple(methods)
+    for name in chosen:
+        if name not in searchable_methods():
+            raise ValueError(
+                f"method {name!r} cannot be searched; choose from {', '.join(searchable_methods())}"
+            )
+    grid = [Candidate.make("identity", upsample=u) for u in upsamplings(binary)]
+    for up in upsamplings(binary):
+        if "guided" in chosen or ("fast_guided" in chosen and "guided" not in chosen):
+            method = "guided" if "guided" in chosen else "fast_guided"
+            for guide in guides:
+                for radius in radii:
+                    for eps in epsilons:
+                        grid.append(Candidate.make(method, guide, up, radius=radius, eps=eps))
+        for name in chosen:
+            if name in GUIDED_FAMILY or name == "identity":
+                continue
+            try:
+                grid.append(Candidate.make(name, "color", up))
+            except (TypeError, ValueError):  # pragma: no cover - a refiner without a colour guide
+                grid.append(Candidate.make(name, "mean", up))
+    return list(dict.fromkeys(grid))
+
+
+def unique_by_label(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Drop candidates whose label repeats an earlier one (e.g. eps 1e-2 x sqrt 10 and 1e-1 / sqrt 10,
+    equal but for the last bit), keeping the first; order is kept."""
+    seen: dict[str, Candidate] = {}
+    for candidate in candidates:
+        seen.setdefault(candidate.label, candidate)
+    return list(seen.values())
+
+
+def neighbours(candidate: Candidate, *, methods: Sequence[str] | None = None) -> list[Candidate]:
+    """Fine-grid settings around a guided-family ``candidate`` (empty for other methods)."""
+    if candidate.method not in GUIDED_FAMILY:
+        return []
+    chosen = searchable_methods() if methods is None else tuple(methods)
+    p = candidate.param_dict
+    r, eps = p["radius"], p["eps"]
+    radii = sorted({max(1, int(round(r / math.sqrt(2)))), r, int(round(r * math.sqrt(2)))})
+    out = []
+    for radius in radii:
+        for e in (eps / math.sqrt(10), eps, eps * math.sqrt(10)):
+            if (radius, e) != (r, eps):
+                extra = {k: v for k, v in p.items() if k not in ("radius", "eps")}
+                out.append(
+                    Candidate.make(
+                        candidate.method, candidate.guide, candidate.upsample, radius=radius, eps=e, **extra
+                    )
+                )
+    if candidate.method == "guided":
+        if candidate.guide == "mean":
+            out.append(Candidate.make("guided", "luma", candidate.upsample, radius=r, eps=eps))
+        if "fast_guided" in chosen:
+            for sub in (2, 4):
+                out.append(
+                    Candidate.make(
+                        "fast_guided", candidate.guide, candidate.upsample, radius=r, eps=eps, subsample=sub
+                    )
+                )
+    return [c for c in unique_by_label(out) if c.label != candidate.label]
+
+
+@dataclass(frozen=True, slots=True)
+class RankedCandidate:
+    """A candidate with its mean IoU change over groups and the worst group's change."""
+
+    candidate: Candidate
+    mean_change: float
+    worst_change: float
+
+
+def _iou_change(scores: Scores, base: Scores) -> float:
+    keep = np.isfinite(scores.iou) & np.isfinite(base.iou)
+    return float(np.mean(scores.iou[keep] - base.iou[keep])) if keep.any() else math.nan
+
+
+def rank(
+    by_group: Mapping[str, Mapping[Candidate, Scores]],
+    candidates: Iterable[Candidate],
+    naive: Candidate,
+    *,
+    worse_limit: float | None = -0.001,
+) -> list[RankedCandidate]:
+    """Rank candidates by mean IoU change against ``naive``, averaged over groups; best first.
+
+    Parameters
+    ----------
+    by_group : mapping of group -> (candidate -> Scores)
+        Scores per group (one group for a user's folder; the benchmark's sources).
+    candidates : iterable of Candidate
+    naive : Candidate
+        The baseline (its change is 0; it is ranked too).
+    worse_limit : float or None
+        Leave out candidates whose change on some group is below this (None: keep all).
+
+    Returns
+    -------
+    list of RankedCandidate
+        Ties broken by label, so the order is deterministic.
+    """
+    rows = []
+    for candidate in dict.fromkeys(candidates):
+        changes = [_iou_change(group[candidate], group[naive]) for group in by_group.values()]
+        rows.append(RankedCandidate(candidate, float(np.mean(changes)), float(np.min(changes))))
+    if worse_limit is not None:
+        rows = [row for row in rows if row.worst_change >= worse_limit or row.candidate == naive]
+    return sorted(rows, key=lambda row: (-row.mean_change, row.candidate.label))
+
+
+def scoring_key(preset: str) -> str:
+    """Identify how scores were computed: the preset (all its fields) and its threshold values, so a
+    change of the scoring rules (e.g. a preset's thresholds) never reuses stale cached scores."""
+    from maskrefine.metrics import get_preset
+
+    p = get_preset(preset)
+    digest = hashlib.sha1(repr(p).encode())
+    digest.update(np.ascontiguousarray(p.thresholds, dtype=np.float64).tobytes())
+    return f"{p.name}:{digest.hexdigest()}"
+
+
+class ScoreCache:
+    """Scores of candidates on item sets, stored as ``.npz`` files in ``folder`` (created on first write).
+
+    The key is the candidate, the scoring (the preset's name and thresholds, see :func:`scoring_key`) and,
+    for every item, its key and the path, size and modification time of its image, mask and GT; changing
+    any input file or the scoring rules misses the cache. Writes are atomic.
+    """
+
+    def __init__(self, folder: str | Path, preset: str = "tokencut") -> None:
+        self.folder = Path(folder)
+        self.scoring = scoring_key(preset)
+
+    @staticmethod
+    def fingerprint(items: Sequence[Item]) -> str:
+        """SHA-1 over the items' keys and files (path, size, mtime)."""
+        digest = hashlib.sha1()
+        for item in items:
+            parts = [item.key]
+            for path in (item.image, item.mask, item.gt):
+                try:
+                    st = os.stat(path)
+                    parts += [str(path), str(st.st_size), str(st.st_mtime_ns)]
+                except OSError:
+                    parts += [str(path), "missing"]
+            digest.update(json.dumps(parts).encode())
+        return digest.hexdigest()
+
+    def _path(self, candidate: Candidate, fingerprint: str) -> Path:
+        key = json.dumps([candidate.to_dict(), fingerprint, self.scoring], sort_keys=True)
+        return self.folder / (hashlib.sha1(key.encode()).hexdigest() + ".npz")
+
+    def get(self, candidate: Candidate, fingerprint: str) -> Scores | None:
+        """Cached scores, or None (also for an unreadable cache file)."""
+        path = self._path(candidate, fingerprint)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return Scores(data["acc"], data["iou"], data["fbeta"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def put(self, candidate: Candidate, fingerprint: str, scores: Scores) -> None:
+        """Store ``scores`` atomically."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self._path(candidate, fingerprint)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, acc=scores.acc, iou=scores.iou, fbeta=scores.fbeta)
+        os.replace(tmp, path)

@@ -1,0 +1,299 @@
+"""Paired statistics over images: bootstrap intervals, wins/ties/losses, one comparison record.
+
+Every comparison here is *paired*: the candidate and the baseline were scored on the same images, and the
+images are the unit that is resampled. The bootstrap draws, for each resample, how often each image is
+taken (a multinomial count vector), so a statistic that is a mean over images is a matrix product and a
+"mean curve, then max" statistic (the max F-beta of the tokencut preset) is one too. The draws come from
+``numpy.random.default_rng(seed)``: the same inputs and seed give the same interval on any machine.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Statistic",
+    "STATISTICS",
+    "PairedComparison",
+    "bootstrap_counts",
+    "paired_bootstrap",
+    "win_tie_loss",
+    "compare_paired",
+]
+
+Statistic = Literal["mean", "max_of_mean"]
+#: ``mean``: mean over images of a per-image value (n,). ``max_of_mean``: max over thresholds of the
+#: image-averaged curve (n, K), as the tokencut preset's max F-beta.
+STATISTICS: tuple[str, ...] = ("mean", "max_of_mean")
+
+
+def _check_int(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"`{name}` must be an integer >= {low}; got {value!r}")
+    return int(value)
+
+
+def _check_confidence(confidence: object) -> float:
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise ValueError(f"`confidence` must be a number in (0, 1); got {confidence!r}")
+    return float(confidence)
+
+
+def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDArray[np.int64]:
+    """How often each of ``n`` images is drawn in each bootstrap resample.
+
+    Parameters
+    ----------
+    n : int
+        Number of images (>= 1).
+    n_resamples : int
+        Number of resamples (>= 1).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_resamples, n)
+        Row ``b`` counts how often each image occurs in resample ``b``; every row sums to ``n``.
+    """
+    n = _check_int(n, "n", 1)
+    n_resamples = _check_int(n_resamples, "n_resamples", 1)
+    seed = _check_int(seed, "seed", 0)
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(np.int64)
+
+
+def _as_values(values: object, name: str, statistic: str) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    want = 1 if statistic == "mean" else 2
+    if array.ndim != want:
+        shape = "(n,)" if want == 1 else "(n, K)"
+        raise ValueError(f"`{name}` must have shape {shape} for statistic {statistic!r}; got {array.shape}")
+    return array
+
+
+def _statistic(values: np.ndarray, statistic: str, counts: np.ndarray | None = None) -> Any:
+    """The statistic of the whole sample (counts None) or of each resample (counts (B, n))."""
+    n = values.shape[0]
+    if counts is None:
+        mean = values.mean(axis=0)
+    else:
+        mean = (counts @ values) / n  # (B,) or (B, K)
+    return mean if statistic == "mean" else mean.max(axis=-1)
+
+
+def _paired_valid(candidate: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Images where both values are finite (a NaN IoU of an empty union drops the pair)."""
+    axes = tuple(range(1, candidate.ndim))
+    return np.isfinite(candidate).all(axis=axes) & np.isfinite(baseline).all(axis=axes)
+
+
+def paired_bootstrap(
+    candidate: npt.ArrayLike,
+    baseline: npt.ArrayLike,
+    *,
+    statistic: Statistic = "mean",
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Change of a statistic from ``baseline`` to ``candidate`` with a paired percentile bootstrap interval.
+
+    Parameters
+    ----------
+    candidate, baseline : array_like, shape (n,) or (n, K)
+        Per-image values of the same ``n`` images in the same order; (n, K) per-image curves for
+        ``statistic="max_of_mean"``. Images with a non-finite value on either side are dropped (pairs).
+    statistic : {"mean", "max_of_mean"}
+        ``mean`` over images, or the max over K of the image-averaged curve.
+    n_resamples : int
+        Bootstrap resamples (images drawn with replacement, the same draw for both sides).
+    confidence : float
+        Coverage of the interval (0.95: the 2.5 % and 97.5 % percentiles of the resampled changes,
+        NumPy's default linear interpolation).
+    seed : int
+        Seed of the draws; the result is a deterministic function of the inputs and the seed.
+
+    Returns
+    -------
+    change, low, high : float
+        ``statistic(candidate) - statistic(baseline)`` on the whole sample and the interval's ends.
+        NaN for all three when no pair is left.
+
+    Raises
+    ------
+    ValueError
+        Different shapes, a shape that does not fit ``statistic``, or invalid settings.
+
+    Examples
+    --------
+    >>> paired_bootstrap([1.0, 1.0, 1.0], [0.5, 0.5, 0.5])
+    (0.5, 0.5, 0.5)
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"`statistic` must be one of {', '.join(STATISTICS)}; got {statistic!r}")
+    a = _as_values(candidate, "candidate", statistic)
+    b = _as_values(baseline, "baseline", statistic)
+    if a.shape != b.shape:
+        raise ValueError(f"`candidate` and `baseline` must have the same shape; got {a.shape} and {b.shape}")
+    confidence = _check_confidence(confidence)
+    keep = _paired_valid(a, b)
+    a, b = a[keep], b[keep]
+    if a.shape[0] == 0:
+        return math.nan, math.nan, math.nan
+    change = float(_statistic(a, statistic) - _statistic(b, statistic))
+    counts = bootstrap_counts(a.shape[0], n_resamples, seed)
+    if statistic == "mean":  # linear: the change of the mean is the mean of the changes
+        resampled = _statistic(a - b, "mean", counts)
+    else:
+        resampled = _statistic(a, statistic, counts) - _statistic(b, statistic, counts)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(resampled, [tail, 1.0 - tail])
+    return change, float(low), float(high)
+
+
+def win_tie_loss(
+    candidate: npt.ArrayLike, baseline: npt.ArrayLike, *, tie_tol: float = 1e-3, higher_is_better: bool = True
+) -> tuple[int, int, int]:
+    """Count images where the candidate is better, within ``tie_tol`` of, or worse than the baseline.
+
+    Parameters
+    ----------
+    candidate, baseline : array_like, shape (n,)
+        Per-image values, paired by position; pairs with a non-finite value are not counted.
+    tie_tol : float
+        ``|candidate - baseline| <= tie_tol`` is a tie.
+    higher_is_better : bool
+        False for errors such as MAE.
+
+    Returns
+    -------
+    wins, ties, losses : int
+    """
+    a = np.asarray(candidate, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"`candidate` and `baseline` must be 1-D of equal length; got {a.shape}, {b.shape}")
+    if isinstance(tie_tol, bool) or not isinstance(tie_tol, numbers.Real) or not tie_tol >= 0:
+        raise ValueError(f"`tie_tol` must be a number >= 0; got {tie_tol!r}")
+    keep = np.isfinite(a) & np.isfinite(b)
+    diff = (a - b)[keep] * (1.0 if higher_is_better else -1.0)
+    ties = int(np.count_nonzero(np.abs(diff) <= tie_tol))
+    wins = int(np.count_nonzero(diff > tie_tol))
+    return wins, ties, int(diff.size) - wins - ties
+
+
+@dataclass(frozen=True, slots=True)
+class PairedComparison:
+    """A candidate against a baseline on the same images, for one metric.
+
+    Attributes
+    ----------
+    metric : str
+        Metric name (e.g. ``"iou"``).
+    n : int
+        Pairs used (images where both sides are finite).
+    baseline, candidate : float
+        The statistic of each side over those pairs.
+    change : float
+        ``candidate - baseline``.
+    low, high : float
+        Paired bootstrap interval of ``change``.
+    wins, ties, losses : int
+        Per-image counts (for a curve metric: of each image's own best value).
+    confidence, n_resamples, seed
+        Settings of the interval.
+    higher_is_better : bool
+        Direction of the metric (False for errors such as MAE); the verdict follows it.
+    """
+
+    metric: str
+    n: int
+    baseline: float
+    candidate: float
+    change: float
+    low: float
+    high: float
+    wins: int
+    ties: int
+    losses: int
+    confidence: float
+    n_resamples: int
+    seed: int
+    higher_is_better: bool = True
+
+    @property
+    def verdict(self) -> str:
+        """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"no clear change"``."""
+        up, down = ("better", "worse") if self.higher_is_better else ("worse", "better")
+        if self.low > 0:
+            return up
+        if self.high < 0:
+            return down
+        return "no clear change"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN as None) including the verdict."""
+        out = {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()
+        }
+        out["verdict"] = self.verdict
+        return out
+
+
+def compare_paired(
+    candidate: npt.ArrayLike,
+    baseline: npt.ArrayLike,
+    *,
+    metric: str,
+    statistic: Statistic = "mean",
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    tie_tol: float = 1e-3,
+    higher_is_better: bool = True,
+) -> PairedComparison:
+    """Paired summary of one metric: both statistics, the change with its interval, wins/ties/losses.
+
+    Parameters are those of :func:`paired_bootstrap` and :func:`win_tie_loss`; for
+    ``statistic="max_of_mean"`` the wins/ties/losses compare each image's own max over the curve.
+
+    Returns
+    -------
+    PairedComparison
+    """
+    change, low, high = paired_bootstrap(
+        candidate, baseline, statistic=statistic, n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
+    a = np.asarray(candidate, dtype=np.float64)
+    b = np.asarray(baseline, dtype=np.float64)
+    keep = _paired_valid(a, b)
+    a, b = a[keep], b[keep]
+    n = int(a.shape[0])
+    base = float(_statistic(b, statistic)) if n else math.nan
+    cand = float(_statistic(a, statistic)) if n else math.nan
+    per_a = a if statistic == "mean" else a.max(axis=1)
+    per_b = b if statistic == "mean" else b.max(axis=1)
+    wins, ties, losses = win_tie_loss(per_a, per_b, tie_tol=tie_tol, higher_is_better=higher_is_better)
+    return PairedComparison(
+        metric=str(metric),
+        n=n,
+        baseline=base,
+        candidate=cand,
+        change=change,
+        low=low,
+        high=high,
+        wins=wins,
+        ties=ties,
+        losses=losses,
+        confidence=float(confidence),
+        n_resamples=int(n_resamples),
+        seed=int(seed),
+        higher_is_better=bool(higher_is_better),
+    )

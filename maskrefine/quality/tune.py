@@ -1,0 +1,398 @@
+"""``maskrefine tune``: find the best refiner setting for *your* masks on a small labelled subset.
+
+:func:`tune` pairs coarse masks, images and ground truth by file stem, then searches coarse to fine
+(:mod:`maskrefine.quality.search`): the coarse grid, then the neighbours of the three best settings. Every
+candidate is compared with naive upsampling (nearest for binary masks, bilinear for soft ones) on the same
+images: mean change of IoU with a paired bootstrap 95 % interval, wins/ties/losses. The ranking is by the
+mean IoU change; the winner is the first row (naive upsampling itself when nothing beats it).
+
+* Deterministic: the grid, the order and the bootstrap seed are fixed; ``jobs`` does not change results.
+* Resumable: scores are cached per candidate in ``cache_dir``; a rerun after an interruption only scores
+  what is missing.
+* ``budget_s``: once the wall time passes it, no further batch of candidates is started (the report says
+  the search was cut short; the rows scored so far are ranked).
+* A warning is raised in the report when the subset is too small for its differences to mean much: the
+  winner's interval reaches 0 (it overlaps the naive row), or fewer than 20 images were scored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskrefine.errors import ConfigError
+from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, read_mask_array
+from maskrefine.io.pairs import match_folders
+from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
+from maskrefine.quality.search import (
+    ScoreCache,
+    coarse_grid,
+    neighbours,
+    rank,
+    searchable_methods,
+    unique_by_label,
+)
+from maskrefine.quality.stats import PairedComparison
+
+__all__ = ["TuneRow", "TuneReport", "tune", "tune_to_file", "parse_budget", "MIN_IMAGES"]
+
+#: Below this many scored images, the report warns that the subset is small.
+MIN_IMAGES = 20
+_BATCH = 12
+
+
+@dataclass(frozen=True, slots=True)
+class TuneRow:
+    """One ranked candidate: its setting, dataset values and paired changes against naive upsampling."""
+
+    candidate: Candidate
+    summary: dict[str, float]
+    change: dict[str, PairedComparison]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "candidate": self.candidate.label,
+            "spec": self.candidate.to_dict(),
+            "summary": {k: (v if math.isfinite(v) else None) for k, v in self.summary.items()},
+            "change": {k: v.to_dict() for k, v in self.change.items()},
+        }
+
+
+@dataclass(slots=True)
+class TuneReport:
+    """Result of :func:`tune`: ranked rows (best first), the winner, warnings and bookkeeping."""
+
+    rows: list[TuneRow]
+    naive: Candidate
+    binary: bool
+    n_images: int
+    scored: int
+    truncated: bool
+    warnings: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def winner(self) -> Candidate:
+        """The best candidate (naive upsampling when nothing beat it)."""
+        return self.rows[0].candidate if self.rows else self.naive
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "winner": self.winner.to_dict(),
+            "winner_label": self.winner.label,
+            "naive": self.naive.label,
+            "binary": self.binary,
+            "n_images": self.n_images,
+            "candidates_scored": self.scored,
+            "truncated_by_budget": self.truncated,
+            "warnings": list(self.warnings),
+            "failures": [{"item": k, "problem": p} for k, p in self.failures],
+            "unmatched": list(self.unmatched),
+            "elapsed_s": round(self.elapsed, 3),
+            "rows": [row.to_dict() for row in self.rows],
+        }
+
+
+def _triples(masks_dir: Path, images_dir: Path, gt_dir: Path) -> tuple[list[Item], list[str]]:
+    with_images = match_folders(masks_dir, images_dir, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
+    with_gt = match_folders(masks_dir, gt_dir, MASK_EXTENSIONS, MASK_EXTENSIONS)
+    gt_by_stem = {pair.stem: pair.second for pair in with_gt.pairs}
+    items = [
+        Item(pair.stem, pair.second, pair.first, gt_by_stem[pair.stem])
+        for pair in with_images.pairs
+        if pair.stem in gt_by_stem
+    ]
+    matched = {item.key for item in items}
+    unmatched = sorted(
+        {str(p) for p in with_images.only_first + with_gt.only_first}
+        | {str(pair.first) for pair in with_images.pairs if pair.stem not in matched}
+        | {str(pair.first) for pair in with_gt.pairs if pair.stem not in matched}
+    )
+    return items, unmatched
+
+
+def _masks_are_binary(items: Sequence[Item]) -> bool:
+    """Binary when most masks hold at most two distinct values (unreadable masks are skipped here)."""
+    votes = []
+    for item in items:
+        try:
+            votes.append(np.unique(read_mask_array(item.mask)).size <= 2)
+        except Exception:  # noqa: BLE001 - evaluate() reports the file
+            continue
+    return bool(votes) and sum(votes) * 2 > len(votes)
+
+
+def _check_folder(path: str | Path, what: str) -> Path:
+    if not str(path):
+        raise ConfigError(f"{what} folder: the path is empty")
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ConfigError(f"{what} folder {folder} does not exist or is not a folder")
+    return folder
+
+
+def tune(
+    masks_dir: str | Path,
+    images_dir: str | Path,
+    gt_dir: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    budget_s: float | None = None,
+    jobs: int | None = 1,
+    cache_dir: str | Path | None = None,
+    preset: str = "tokencut",
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> TuneReport:
+    """Search refiner settings for the masks of ``masks_dir`` (see the module notes).
+
+    Parameters
+    ----------
+    masks_dir, images_dir, gt_dir : path-like
+        Coarse masks (any size that is a uniform downscale of the image), images and ground truth,
+        paired by file stem; stems missing from a folder are listed in ``unmatched``.
+    methods : sequence of str, optional
+        Refiners to search (default: all registered but ``auto``); ``identity`` is always included.
+    budget_s : float, optional
+        Wall-time budget in seconds (checked between batches of candidates).
+    jobs : int, optional
+        Worker processes (None: one per core).
+    cache_dir : path-like, optional
+        Where scores are cached for resuming (default: no cache).
+    preset : str
+        Score preset.
+    seed : int
+        Bootstrap seed.
+    progress : callable, optional
+        ``progress(message)`` after each batch.
+
+    Returns
+    -------
+    TuneReport
+
+    Raises
+    ------
+    ConfigError
+        Missing folders, no matched triple, unknown method, bad budget.
+    """
+    start = time.perf_counter()
+    masks = _check_folder(masks_dir, "masks")
+    images = _check_folder(images_dir, "images")
+    gts = _check_folder(gt_dir, "ground-truth")
+    if budget_s is not None and (
+        isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0
+    ):
+        raise ConfigError(f"budget must be a positive number of seconds; got {budget_s!r}")
+    if methods is not None:
+        unknown = [m for m in methods if m not in searchable_methods()]
+        if unknown:
+            raise ConfigError(
+                f"unknown method(s) {', '.join(map(repr, unknown))}; "
+                f"choose from {', '.join(searchable_methods())}"
+            )
+    items, unmatched = _triples(masks, images, gts)
+    if not items:
+        raise ConfigError(f"no mask in {masks} has both an image in {images} and a ground truth in {gts}")
+    binary = _masks_are_binary(items)
+    naive = naive_candidate(binary)
+    cache = ScoreCache(cache_dir, preset) if cache_dir is not None else None
+    fingerprint = ScoreCache.fingerprint(items)
+    scores: dict[Candidate, Scores] = {}
+    failures: list[tuple[str, str]] = []
+    keys: list[str] | None = None
+    truncated = False
+
+    def out_of_time() -> bool:
+        return budget_s is not None and time.perf_counter() - start > budget_s
+
+    def run(candidates: Sequence[Candidate], stage: str) -> None:
+        nonlocal keys, truncated
+        todo = [c for c in dict.fromkeys(candidates) if c not in scores]
+        for begin in range(0, len(todo), _BATCH):
+            if scores and out_of_time():
+                truncated = True
+                return
+            batch = todo[begin : begin + _BATCH]
+            missing = []
+            for candidate in batch:
+                hit = cache.get(candidate, fingerprint) if cache is not None else None
+                if hit is not None and (keys is None or len(hit.acc) == len(keys)):
+                    scores[candidate] = hit
+                else:
+                    missing.append(candidate)
+            if missing or keys is None:
+                result = evaluate(missing or [naive], items, preset=preset, jobs=jobs)
+                keys = result.keys
+                failures[:] = result.failures
+                for candidate, value in result.scores.items():
+                    scores[candidate] = value
+                    if cache is not None:
+                        cache.put(candidate, fingerprint, value)
+            if progress is not None:
+                progress(f"{stage}: {min(begin + _BATCH, len(todo))}/{len(todo)} candidates")
+
+    grid = [naive, *coarse_grid(binary, methods=methods)]
+    run(grid, "coarse grid")
+    if not keys:
+        raise ConfigError(
+            f"none of the {len(items)} masks could be scored: {failures[0][1] if failures else ''}"
+        )
+    ranked = rank({"data": scores}, [c for c in grid if c in scores], naive, worse_limit=None)
+    top = [row.candidate for row in ranked if row.candidate.method != "identity"][:3]
+    if not truncated:
+        known = {c.label for c in scores}
+        fine = [n for c in top for n in neighbours(c, methods=methods) if n.label not in known]
+        run(unique_by_label(fine), "fine grid")
+    ranked = rank({"data": scores}, list(scores), naive, worse_limit=None)
+    rows = []
+    for row in ranked:
+        rows.append(
+            TuneRow(
+                row.candidate,
+                scores[row.candidate].summary(),
+                compare_to(scores[row.candidate], scores[naive], seed=seed),
+            )
+        )
+    report = TuneReport(
+        rows=rows,
+        naive=naive,
+        binary=binary,
+        n_images=len(keys),
+        scored=len(scores),
+        truncated=truncated,
+        failures=list(failures),
+        unmatched=unmatched,
+    )
+    best = rows[0]
+    iou = best.change["iou"]
+    if best.candidate == naive:
+        report.warnings.append(
+            "no setting beat naive upsampling on these images; the preset keeps naive upsampling"
+        )
+    elif not (iou.low > 0):
+        report.warnings.append(
+            f"the winner's IoU interval [{iou.low:+.4f}, {iou.high:+.4f}] reaches 0 "
+            "(overlaps naive upsampling): "
+            f"the subset of {len(keys)} images is too small, or the gain too small, to be sure it helps"
+        )
+    if len(keys) < MIN_IMAGES:
+        report.warnings.append(
+            f"only {len(keys)} images were scored; use at least {MIN_IMAGES} for a reliable choice"
+        )
+    if truncated:
+        report.warnings.append(f"the budget of {budget_s:g} s ran out: {len(scores)} candidates were scored")
+    report.elapsed = time.perf_counter() - start
+    return report
+
+
+def parse_budget(text: object) -> float | None:
+    """``"90"``, ``"90s"``, ``"5m"``, ``"1h"`` -> seconds; ``None``/``""`` -> None.
+
+    Raises
+    ------
+    ConfigError
+        Anything else, or a budget that is not positive and finite.
+    """
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str):
+        raise ConfigError(f"budget must be text such as '90s', '5m' or '1h'; got {text!r}")
+    value = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(value[-1:], None)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        raise ConfigError(f"budget must be a number of seconds or '5m' / '1h' style; got {text!r}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"budget must be positive and finite; got {text!r}")
+    return seconds
+
+
+def tune_to_file(
+    masks_dir: str | Path,
+    images_dir: str | Path,
+    gt_dir: str | Path,
+    out_path: str | Path,
+    *,
+    methods: Sequence[str] | None = None,
+    budget: str | None = None,
+    jobs: int | None = None,
+    preset: str = "tokencut",
+    overwrite: bool = False,
+    report_path: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TuneReport:
+    """:func:`tune`, then write the winner to ``out_path`` as a preset file (``maskrefine tune``).
+
+    ``out_path`` and ``report_path`` are checked before any work: not empty, not a symlink, FIFO or
+    folder, not existing unless ``overwrite``, not inside an input folder, not the same file. Scores are
+    cached in ``<out_path>.tune-cache/`` (a rerun resumes from it).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`tune`, plus unsafe output paths and a bad ``budget`` text.
+    """
+    from maskrefine.io import write_text_atomic
+    from maskrefine.pipeline.guards import check_output_file
+    from maskrefine.quality.preset_file import check_preset_output, write_preset_file
+
+    inputs = {
+        "masks": _check_folder(masks_dir, "masks"),
+        "images": _check_folder(images_dir, "images"),
+        "ground-truth": _check_folder(gt_dir, "ground-truth"),
+    }
+    out = check_preset_output(out_path, "preset file (--out)", overwrite=overwrite)
+    taken = {"preset file": check_output_file(out, "preset file (--out)", inputs)}
+    report_file = None
+    if report_path is not None:
+        report_file = check_preset_output(report_path, "report file", overwrite=overwrite)
+        check_output_file(report_file, "report file", inputs, taken=taken)
+    budget_s = parse_budget(budget)
+    cache_dir = out.with_name(out.name + ".tune-cache")
+    if cache_dir.exists() and (cache_dir.is_symlink() or not cache_dir.is_dir()):
+        raise ConfigError(f"cache folder {cache_dir} exists and is not a folder; remove it")
+    report = tune(
+        masks_dir,
+        images_dir,
+        gt_dir,
+        methods=methods,
+        budget_s=budget_s,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        preset=preset,
+        progress=progress,
+    )
+    best = report.rows[0]
+    iou = best.change["iou"]
+    info = {
+        "images": report.n_images,
+        "score_preset": preset,
+        "iou": best.summary["iou"],
+        "iou_change_vs_naive": iou.change,
+        "iou_change_low": iou.low,
+        "iou_change_high": iou.high,
+        "naive": report.naive.label,
+        "candidates_scored": report.scored,
+        "truncated_by_budget": report.truncated,
+    }
+    info = {k: v for k, v in info.items() if not (isinstance(v, float) and not math.isfinite(v))}
+    write_preset_file(out, report.winner, info=info, overwrite=overwrite)
+    if report_file is not None:
+        import json
+
+        write_text_atomic(
+            report_file, json.dumps(report.to_dict(), indent=2, allow_nan=False, default=str) + "\n"
+        )
+    return report

@@ -1,0 +1,90 @@
+"""auto: kind detection on binary / soft / full-resolution masks, the rule table, the registered refiner."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maskrefine import refine
+from maskrefine.auto import AUTO_RULE_TEXT, AUTO_RULES, decide, detect_kind
+from maskrefine.refiners import REFINERS, resize_mask
+
+
+@pytest.mark.parametrize(
+    ("mask_hw", "image_hw", "patch"),
+    [
+        ((20, 30), (321, 481), 16),
+        ((40, 60), (321, 481), 8),
+        ((41, 61), (321, 481), 8),
+        ((321, 481), (321, 481), 1),
+        ((23, 34), (321, 481), 14),
+        ((160, 240), (321, 481), 2),
+        ((1, 1), (16, 16), 16),
+    ],
+)
+def test_patch_size(mask_hw, image_hw, patch):
+    assert detect_kind(np.zeros(mask_hw, np.float32), image_hw).patch == patch
+
+
+@pytest.mark.parametrize(
+    ("values", "binary"),
+    [((0.0, 1.0), True), ((0, 255), True), ((0.2, 0.7), True), ((0.0,), True), ((0.0, 0.5, 1.0), False)],
+)
+def test_binary_or_soft(values, binary, rng):
+    mask = rng.choice(np.array(values), size=(20, 30))
+    assert detect_kind(mask, (320, 480)).binary is binary
+
+
+def test_every_kind_has_exactly_one_rule():
+    for binary in (True, False):
+        for patch in range(1, 65):
+            matches = [r for r in AUTO_RULES if r.matches(detect_kind_stub(patch, binary))]
+            assert len(matches) == 1, (binary, patch)
+
+
+def detect_kind_stub(patch, binary):
+    from maskrefine.auto import MaskKind
+
+    return MaskKind(patch, binary)
+
+
+def test_full_resolution_masks_are_left_alone(rng):
+    image = rng.random((48, 64, 3)).astype(np.float32)
+    for mask in (rng.random((48, 64)).astype(np.float32), (rng.random((48, 64)) > 0.5).astype(np.float32)):
+        decision = decide(mask, (48, 64))
+        assert decision.method == "identity" and decision.kind.patch == 1
+        np.testing.assert_array_equal(refine(image, mask, "auto"), mask)
+
+
+def test_auto_applies_its_decision(rng):
+    image = rng.random((96, 128, 3)).astype(np.float32)
+    for mask in ((rng.random((6, 8)) > 0.5).astype(np.float32), rng.random((12, 16)).astype(np.float32)):
+        decision = decide(mask, image.shape[:2])
+        expected = refine(
+            image,
+            mask,
+            decision.method,
+            guide=decision.guide,
+            binary_input=decision.upsample == "nearest",
+            **decision.params,
+        )
+        np.testing.assert_array_equal(refine(image, mask, "auto"), expected)
+        assert decision.to_dict()["kind"] == decision.kind.name
+        if decision.method != "identity":
+            assert decision.params["radius"] >= 1
+
+
+def test_radius_is_clamped_to_the_image(rng):
+    mask = (rng.random((1, 2)) > 0.5).astype(np.float32)
+    decision = decide(mask, (20, 40))
+    if decision.method != "identity":
+        assert 2 * decision.params["radius"] + 1 <= 20
+    refine(rng.random((20, 40, 3)).astype(np.float32), mask, "auto")
+
+
+def test_auto_is_registered_with_its_rule_text():
+    spec = REFINERS["auto"]
+    assert spec.native_mask and spec.defaults == {}
+    assert "binary" in AUTO_RULE_TEXT and "soft" in AUTO_RULE_TEXT
+    # the resize helper used by auto is the module's rule
+    assert resize_mask(np.ones((2, 2), np.float32), (4, 4)).shape == (4, 4)

@@ -1,0 +1,259 @@
+"""CLI of the quality tools: apply --method auto / --preset / --preset-file, score --baseline, tune.
+
+Hostile inputs for every new option: empty, wrong type, missing file, FIFO and symlink where a file goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+
+import pytest
+from click.testing import CliRunner
+from quality_cases import write_cases
+
+from maskrefine.cli import main
+from maskrefine.quality.grid import Candidate
+from maskrefine.quality.preset_file import write_preset_file
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    write_cases(folder, 6)
+    return folder
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    assert "Traceback" not in result.output
+    return result
+
+
+def apply_args(data, out):
+    return ["apply", "--masks", data / "coarse", "--images", data / "images", "--out", out, "-q"]
+
+
+def test_apply_default_is_auto_and_the_report_records_the_decision(data, tmp_path):
+    report = tmp_path / "report.json"
+    result = run(*apply_args(data, tmp_path / "out"), "--report", report)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(report.read_text())
+    assert payload["config"]["method"] == "auto" and "binary x4-x11" in payload["config"]["auto_rule"]
+    decision = payload["files"][0]["auto"]
+    assert decision["kind"] == "binary x8" and decision["binary"] is True and decision["patch"] == 8
+    assert "rule" in decision
+
+
+def test_apply_help_prints_the_auto_rule():
+    result = run("apply", "--help")
+    assert "The auto rule:" in result.output and "--preset-file" in result.output
+
+
+def test_apply_preset_paper_and_preset_file(data, tmp_path):
+    assert run(*apply_args(data, tmp_path / "paper"), "--preset", "paper").exit_code == 0
+    explicit = run(
+        *apply_args(data, tmp_path / "explicit"), "--method", "guided", "--radius", "9", "--eps", "1e-3"
+    )
+    assert explicit.exit_code == 0
+    for name in ("img00.png", "img03.png"):
+        assert (tmp_path / "paper" / name).read_bytes() == (tmp_path / "explicit" / name).read_bytes()
+    preset = tmp_path / "best.toml"
+    write_preset_file(preset, Candidate.make("guided", "color", "nearest", radius=4, eps=1e-2))
+    assert run(*apply_args(data, tmp_path / "file"), "--preset-file", preset).exit_code == 0
+    same = run(
+        *apply_args(data, tmp_path / "same"),
+        "--method",
+        "guided",
+        "--guide",
+        "color",
+        "--radius",
+        "4",
+        "--eps",
+        "1e-2",
+        "--binary-input",
+    )
+    assert same.exit_code == 0
+    assert (tmp_path / "file" / "img01.png").read_bytes() == (tmp_path / "same" / "img01.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--preset", "paper", "--radius", "3"], "drop --radius"),
+        (["--preset", "paper", "--method", "guided"], "drop --method"),
+        (["--preset", "nope"], "preset"),
+        (["--preset", "paper", "--preset-file", "x.toml"], "exclude each other"),
+        (["--binary-input"], "no effect with --method auto"),
+    ],
+)
+def test_apply_conflicting_options(data, tmp_path, extra, message):
+    result = run(*apply_args(data, tmp_path / "out"), *extra)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def _hostile_preset_files(tmp_path):
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.toml"
+    link.symlink_to(fifo)
+    (tmp_path / "bad.toml").write_text("[refine\n")
+    (tmp_path / "wrongtype.toml").write_text("[refine]\nmethod = 3\n")
+    (tmp_path / "badradius.toml").write_text('[refine]\nmethod = "guided"\n[refine.params]\nradius = "9"\n')
+    (tmp_path / "empty.toml").write_text("")
+    (tmp_path / "folder.toml").mkdir()
+    return {
+        "": "empty",
+        str(tmp_path / "missing.toml"): "not found",
+        str(fifo): "not a regular file",
+        str(link): "not a regular file",
+        str(tmp_path / "bad.toml"): "not valid TOML",
+        str(tmp_path / "wrongtype.toml"): "must be a string",
+        str(tmp_path / "badradius.toml"): "radius",
+        str(tmp_path / "empty.toml"): "empty",
+        str(tmp_path / "folder.toml"): "folder",
+    }
+
+
+def test_apply_hostile_preset_files(data, tmp_path):
+    for path, message in _hostile_preset_files(tmp_path).items():
+        result = run(*apply_args(data, tmp_path / "out"), "--preset-file", path)
+        assert result.exit_code == 2, (path, result.output)
+        assert message in result.output, (path, result.output)
+        assert not (tmp_path / "out").exists()
+
+
+def test_score_baseline_pairs_and_writes_outputs(data, tmp_path):
+    refined = tmp_path / "refined"
+    assert (
+        run(*apply_args(data, refined), "--method", "guided", "--guide", "color", "--radius", "8").exit_code
+        == 0
+    )
+    out_json, out_csv = tmp_path / "cmp.json", tmp_path / "cmp.csv"
+    result = run(
+        "score",
+        "--pred",
+        refined,
+        "--gt",
+        data / "gt",
+        "--baseline",
+        data / "coarse",
+        "--json",
+        out_json,
+        "--csv",
+        out_csv,
+        "--plot",
+        tmp_path / "plots",
+    )
+    assert result.exit_code == 0, result.output
+    assert "iou" in result.output and "better" in result.output
+    payload = json.loads(out_json.read_text())
+    iou = payload["comparisons"]["iou"]
+    assert payload["count"] == 6 and iou["low"] <= iou["change"] <= iou["high"] and iou["wins"] == 6
+    assert out_csv.read_text().startswith("stem,acc_baseline,acc_refined,acc_change,iou_baseline")
+    assert (tmp_path / "plots" / "paired_iou.png").stat().st_size > 0
+
+
+def test_score_baseline_hostile(data, tmp_path):
+    base = ["score", "--pred", data / "coarse", "--gt", data / "gt"]
+    assert run(*base, "--baseline", tmp_path / "missing").exit_code == 2
+    assert run(*base, "--baseline", "").exit_code == 2
+    result = run(*base, "--baseline", data / "coarse", "--boxes", "masks")
+    assert result.exit_code == 2 and "cannot be combined with --baseline" in result.output
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    result = run(*base, "--baseline", data / "coarse", "--json", fifo)
+    assert result.exit_code == 2 and "not a regular file" in result.output
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "victim.csv")
+    result = run(*base, "--baseline", data / "coarse", "--csv", link)
+    assert result.exit_code == 2 and "symlink" in result.output
+    result = run(*base, "--baseline", data / "coarse", "--csv", data / "gt" / "x.csv")
+    assert result.exit_code == 2 and "inside the ground-truth folder" in result.output
+    bad = tmp_path / "badpred"
+    bad.mkdir()
+    for name in ("img00.png", "img01.png"):
+        (bad / name).write_bytes((data / "coarse" / name).read_bytes())
+    (bad / "img02.png").write_bytes(b"not a png")
+    result = run("score", "--pred", bad, "--gt", data / "gt", "--baseline", data / "coarse")
+    assert result.exit_code == 1 and "img02.png" in result.output and "2 images" in result.output
+
+
+def tune_args(data, out, *extra):
+    return [
+        "tune",
+        "--masks",
+        data / "coarse",
+        "--images",
+        data / "images",
+        "--gt",
+        data / "gt",
+        "--out",
+        out,
+        "--methods",
+        "guided",
+        "-j",
+        "1",
+        "-q",
+        *extra,
+    ]
+
+
+def test_tune_writes_a_preset_that_apply_accepts(data, tmp_path):
+    out = tmp_path / "best.toml"
+    report = tmp_path / "tune.json"
+    result = run(*tune_args(data, out, "--report", report))
+    assert result.exit_code == 0, result.output
+    preset = tomllib.loads(out.read_text())
+    assert preset["refine"]["method"] == "guided" and preset["refine"]["guide"] == "color"
+    assert "warning: only 6 images" in result.output
+    assert json.loads(report.read_text())["winner"]["guide"] == "color"
+    assert (tmp_path / "best.toml.tune-cache").is_dir()
+    again = run(*tune_args(data, out))
+    assert again.exit_code == 2 and "exists; use --overwrite" in again.output
+    assert run(*tune_args(data, out, "--overwrite")).exit_code == 0  # resumed from the cache
+    assert run(*apply_args(data, tmp_path / "applied"), "--preset-file", out).exit_code == 0
+
+
+def test_tune_hostile_outputs_and_options(data, tmp_path):
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    victim = tmp_path / "victim.toml"
+    victim.write_text("keep")
+    link = tmp_path / "link.toml"
+    link.symlink_to(victim)
+    (tmp_path / "dir.toml").mkdir()
+    cases = {
+        "": "empty",
+        str(fifo): "not a regular file",
+        str(link): "symlink",
+        str(tmp_path / "dir.toml"): "not a regular file",
+        str(data / "gt" / "best.toml"): "inside the ground-truth folder",
+        str(tmp_path / "no" / "best.toml"): "does not exist",
+    }
+    for out, message in cases.items():
+        result = run(*tune_args(data, out, "--overwrite"))
+        assert result.exit_code == 2 and message in result.output, (out, result.output)
+    assert victim.read_text() == "keep"
+    for budget in ("abc", "-5m", "0", ""):
+        result = run(*tune_args(data, tmp_path / "b.toml", "--budget", budget))
+        if budget == "":
+            assert result.exit_code == 0
+            (tmp_path / "b.toml").unlink()
+        else:
+            assert result.exit_code == 2 and "budget" in result.output, (budget, result.output)
+    assert run(*tune_args(data, tmp_path / "c.toml", "--methods", "auto")).exit_code == 2
+    missing = [
+        "tune",
+        "--masks",
+        tmp_path / "nope",
+        "--images",
+        data / "images",
+        "--gt",
+        data / "gt",
+        "--out",
+        tmp_path / "d.toml",
+    ]
+    assert run(*missing).exit_code == 2

@@ -1,0 +1,88 @@
+"""Coarse-mask maker: area averages on the patch grid, soft and binary, written as 8-bit PNGs."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from maskrefine.errors import ConfigError
+from maskrefine.quality.coarse import coarse_shape, make_coarse_mask, write_coarse_folder
+
+
+@pytest.mark.parametrize(
+    ("hw", "patch", "expected"),
+    [((321, 481), 8, (40, 60)), ((321, 481), 16, (20, 30)), ((5, 5), 16, (1, 1)), ((64, 32), 1, (64, 32))],
+)
+def test_coarse_shape(hw, patch, expected):
+    assert coarse_shape(*hw, patch) == expected
+
+
+def test_soft_is_the_patch_mean_rounded_to_8_bits():
+    full = np.zeros((16, 32), np.uint8)
+    full[:, :3] = 255  # 3 of 16 columns of the first patch: 3/16 = .1875 -> code 48 (47.8)
+    full[:8, 16:] = 255  # half of the second patch: .5 -> 128 (127.5 rounds to even 128)
+    out = make_coarse_mask(full, 16, binary=False)
+    assert out.dtype == np.uint8 and out.shape == (1, 2)
+    assert out.tolist() == [[48, 128]]
+
+
+def test_binary_thresholds_strictly_above_half():
+    full = np.zeros((16, 32), np.float32)
+    full[:8, :16] = 1.0  # exactly .5 -> background
+    full[:9, 16:] = 1.0  # .5625 -> foreground
+    assert make_coarse_mask(full, 16, binary=True).tolist() == [[0, 255]]
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint8, np.uint16, np.float32, np.float64])
+def test_dtypes_give_the_same_binary_grid(dtype):
+    rng = np.random.default_rng(0)
+    base = rng.random((64, 48)) > 0.4
+    scale = {np.bool_: 1, np.uint8: 255, np.uint16: 65535}.get(dtype, 1.0)
+    full = (base * scale).astype(dtype)
+    np.testing.assert_array_equal(
+        make_coarse_mask(full, 8, binary=True), make_coarse_mask(base, 8, binary=True)
+    )
+
+
+def test_full_is_not_modified():
+    full = np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)
+    copy = full.copy()
+    make_coarse_mask(full, 8, binary=False)
+    np.testing.assert_array_equal(full, copy)
+
+
+@pytest.mark.parametrize(
+    ("full", "patch", "error"),
+    [
+        (np.zeros((4, 4), np.int32), 2, TypeError),
+        (np.zeros((4, 4, 1), np.uint8), 2, ValueError),
+        (np.full((4, 4), 1.5), 2, ValueError),
+        (np.full((4, 4), np.nan), 2, ValueError),
+        (np.zeros((4, 4), np.uint8), 0, ValueError),
+        (np.zeros((4, 4), np.uint8), 2.0, ValueError),
+        ([[0, 1]], 2, TypeError),
+    ],
+)
+def test_bad_input(full, patch, error):
+    with pytest.raises(error):
+        make_coarse_mask(full, patch, binary=False)
+
+
+def test_write_coarse_folder_writes_patch_resolution_pngs(tmp_path):
+    src = tmp_path / "gt"
+    src.mkdir()
+    full = np.zeros((64, 96), np.uint8)
+    full[10:50, 20:70] = 255
+    cv2.imwrite(str(src / "a.png"), full)
+    cv2.imwrite(str(src / "b.png"), full[::-1])
+    out = tmp_path / "coarse"
+    written = write_coarse_folder(src, out, 16, binary=False, stems=["a"])
+    assert [p.name for p in written] == ["a.png"]
+    read = cv2.imread(str(out / "a.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(read, make_coarse_mask(full, 16, binary=False))
+    assert read.shape == (4, 6)
+    with pytest.raises(ConfigError, match="source folder"):
+        write_coarse_folder(src, src, 16, binary=False)
+    with pytest.raises(ConfigError, match="does not exist"):
+        write_coarse_folder(tmp_path / "missing", out, 16, binary=False)

@@ -1,0 +1,119 @@
+"""Paired statistics: bootstrap against hand-computed cases, wins/ties/losses, comparison records."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from maskrefine.quality.stats import (
+    bootstrap_counts,
+    compare_paired,
+    paired_bootstrap,
+    win_tie_loss,
+)
+
+
+def test_bootstrap_counts_rows_sum_to_n_and_are_seeded():
+    counts = bootstrap_counts(7, 50, seed=3)
+    assert counts.shape == (50, 7)
+    assert (counts.sum(axis=1) == 7).all()
+    np.testing.assert_array_equal(counts, bootstrap_counts(7, 50, seed=3))
+    assert not np.array_equal(counts, bootstrap_counts(7, 50, seed=4))
+
+
+def test_constant_change_gives_a_degenerate_interval():
+    assert paired_bootstrap([0.9, 0.8, 0.7], [0.6, 0.5, 0.4]) == pytest.approx((0.3, 0.3, 0.3))
+
+
+def test_bootstrap_matches_hand_computed_case():
+    # Changes d = [0, 0, 0, 4]. A resample's mean change is K, the number of times image 4 is drawn:
+    # K ~ Binomial(4, 1/4): P(0)=.316, P(1)=.422, P(2)=.211, P(3)=.047, P(4)=.004.
+    # P(K <= 2) = .949 < .975 <= P(K <= 3) = .996, so the 97.5 % percentile is 3; P(K = 0) > .025, so the
+    # 2.5 % percentile is 0. The whole-sample change is 1.
+    change, low, high = paired_bootstrap([0, 0, 0, 4.0], [0, 0, 0, 0.0], n_resamples=20000, seed=1)
+    assert (change, low, high) == (1.0, 0.0, 3.0)
+    counts = bootstrap_counts(4, 20000, seed=1)
+    k = counts[:, 3]
+    expected = [0.316, 0.422, 0.211, 0.047, 0.004]
+    observed = [np.mean(k == i) for i in range(5)]
+    np.testing.assert_allclose(observed, expected, atol=0.01)
+
+
+def test_bootstrap_is_deterministic_and_depends_on_seed():
+    rng = np.random.default_rng(0)
+    a, b = rng.random(40), rng.random(40)
+    assert paired_bootstrap(a, b, seed=5) == paired_bootstrap(a, b, seed=5)
+    assert paired_bootstrap(a, b, seed=5) != paired_bootstrap(a, b, seed=6)
+
+
+def test_interval_narrower_for_paired_than_unpaired_noise():
+    rng = np.random.default_rng(1)
+    base = rng.random(200)
+    cand = base + 0.01 + rng.normal(0, 0.001, 200)
+    change, low, high = paired_bootstrap(cand, base)
+    assert 0.0 < low < change < high
+    assert high - low < 0.001
+
+
+def test_max_of_mean_statistic_uses_the_mean_curve():
+    # two images, two thresholds: mean curves are [.5, .5] and [.75, .25] -> max .5 vs .75
+    cand = np.array([[1.0, 0.0], [0.5, 0.5]])
+    base = np.array([[0.5, 0.5], [0.5, 0.5]])
+    change, low, high = paired_bootstrap(cand, base, statistic="max_of_mean", n_resamples=4000)
+    assert change == pytest.approx(0.25)
+    # resamples: both images -> +.25; image 1 twice -> +.5; image 2 twice -> 0
+    assert low == pytest.approx(0.0) and high == pytest.approx(0.5)
+
+
+def test_nan_pairs_are_dropped():
+    change, low, high = paired_bootstrap([1.0, math.nan, 0.5], [0.5, 0.2, 0.5])
+    assert change == pytest.approx(0.25)
+    assert all(math.isnan(v) for v in paired_bootstrap([math.nan], [1.0]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"statistic": "median"}, "statistic"),
+        ({"confidence": 1.0}, "confidence"),
+        ({"confidence": "0.9"}, "confidence"),
+        ({"n_resamples": 0}, "n_resamples"),
+        ({"seed": -1}, "seed"),
+        ({"n_resamples": True}, "n_resamples"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        paired_bootstrap([1.0, 2.0], [1.0, 2.0], **kwargs)
+
+
+def test_shape_mismatch_is_refused():
+    with pytest.raises(ValueError, match="same shape"):
+        paired_bootstrap([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match=r"\(n, K\)"):
+        paired_bootstrap([1.0, 2.0], [1.0, 2.0], statistic="max_of_mean")
+
+
+def test_win_tie_loss_counts_with_tolerance_and_direction():
+    cand = [0.5, 0.5, 0.5, 0.5, math.nan]
+    base = [0.4, 0.4995, 0.6, 0.5, 0.1]
+    assert win_tie_loss(cand, base, tie_tol=1e-3) == (1, 2, 1)
+    assert win_tie_loss(cand, base, tie_tol=1e-3, higher_is_better=False) == (1, 2, 1)
+    assert win_tie_loss([0.5], [0.4], higher_is_better=False) == (0, 0, 1)
+    with pytest.raises(ValueError, match="tie_tol"):
+        win_tie_loss([1.0], [1.0], tie_tol=-1)
+
+
+def test_compare_paired_record_and_verdict():
+    rec = compare_paired([0.9, 0.8, 0.7, 0.9], [0.8, 0.7, 0.6, 0.8], metric="iou")
+    assert rec.n == 4 and rec.wins == 4 and rec.losses == 0
+    assert rec.baseline == pytest.approx(0.725) and rec.candidate == pytest.approx(0.825)
+    assert rec.verdict == "better"
+    worse = compare_paired([0.1, 0.2], [0.2, 0.3], metric="iou")
+    assert worse.verdict == "worse"
+    mae = compare_paired([0.1, 0.2], [0.2, 0.3], metric="mae", higher_is_better=False)
+    assert mae.verdict == "better" and mae.wins == 2
+    d = rec.to_dict()
+    assert d["verdict"] == "better" and d["metric"] == "iou"
