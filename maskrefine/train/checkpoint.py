@@ -117,11 +117,19 @@ def safe_torch_load(path: str | os.PathLike[str], what: str = "backbone checkpoi
     try:
         return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = str(exc)
+        found = re.search(r"unsupported GLOBAL (\S+)", text)
+        if found is not None or "GLOBAL" in text:
+            name = found.group(1) if found else "a Python object"
+            raise ConfigError(
+                f"{what} {file}: refused: it holds pickled Python objects ({name}) that only load by running "
+                "code. maskrefine loads with torch.load(weights_only=True) and never unpickles code; re-save "
+                "the weights with torch.save(model.state_dict(), path)"
+            ) from None
+        detail = next((ln.strip() for ln in text.splitlines() if ln.strip().startswith("Unsupported")), "")
         raise ConfigError(
-            f"{what} {file}: refused: it holds pickled Python objects that only load by running code "
-            f"(torch.load weights_only=True said: {first[:200]}). maskrefine never unpickles code; re-save "
-            "the weights with torch.save(model.state_dict(), path)"
+            f"{what} {file}: cannot read as a torch checkpoint (not a torch.save file, or a pickle that "
+            f"weights-only loading cannot parse{': ' + detail if detail else ''})"
         ) from None
     except Exception as exc:  # noqa: BLE001 - zip/format errors of every kind
         raise ConfigError(
