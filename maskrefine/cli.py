@@ -74,25 +74,19 @@ def _defaults_help(param: str) -> str:
 def parse_shard(value: str | None) -> tuple[int, int] | None:
     """Parse ``"K/N"`` (1-based: ``1/4`` … ``4/4``) into ``(K, N)``; ``None`` stays ``None``.
 
+    The rule is the library's (:func:`maskrefine.pipeline.parse_shard`).
+
     Raises
     ------
     click.BadParameter
         If the text is not two integers separated by ``/``, or not ``1 <= K <= N``.
     """
-    if value is None:
-        return None
-    text = value.strip()
-    parts = text.split("/")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise click.BadParameter(f"expected K/N with integers, e.g. 1/4 (shard 1 of 4); got {value!r}")
-    k, n = int(parts[0]), int(parts[1])
-    if n < 1:
-        raise click.BadParameter(f"the number of shards N must be >= 1; got {value!r}")
-    if not 1 <= k <= n:
-        raise click.BadParameter(
-            f"shard K must satisfy 1 <= K <= N (shards are numbered from 1); got {value!r}"
-        )
-    return k, n
+    from maskrefine.pipeline.guards import parse_shard as library_parse_shard
+
+    try:
+        return library_parse_shard(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _shard_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -405,11 +399,12 @@ def _finish_apply(report: Any, quiet: bool) -> int:
 
 def _parse_boxes(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Check the form ``voc:DIR`` | ``coco:FILE`` | ``masks``; the library checks that the path exists."""
-    if value is None or value == "masks":
-        return value
-    kind, sep, where = value.partition(":")
-    if not sep or kind not in ("voc", "coco") or not where:
-        raise click.BadParameter(f"expected voc:DIR, coco:FILE or masks; got {value!r}")
+    from maskrefine.pipeline.score import parse_box_spec
+
+    try:
+        parse_box_spec(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
     return value
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine._checks import check_choice
+from maskrefine._units import to_unit_float
 
 __all__ = ["make_guide", "GUIDE_MODES", "LUMA601"]
 
@@ -61,7 +62,7 @@ def make_guide(
             f"`image` must have shape (..., H, W, 3) (RGB, channels last); got shape {image.shape}"
         )
     if image.dtype == np.uint8:
-        rgb = image.astype(np.float32) * np.float32(1.0 / 255.0)
+        rgb = to_unit_float(image)
     elif np.issubdtype(image.dtype, np.floating):
         rgb = image.astype(np.float32, copy=False)
         if rgb.size and not np.isfinite(rgb).all():

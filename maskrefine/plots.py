@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from maskrefine._units import to_unit_float
 from maskrefine.errors import BackendUnavailableError
 from maskrefine.io import write_bytes_atomic
 
@@ -131,14 +132,6 @@ class MontageEntry:
     label: str = ""
 
 
-def _as_unit(mask: np.ndarray) -> np.ndarray:
-    if mask.dtype == np.uint8:
-        return mask.astype(np.float32) / 255.0
-    if mask.dtype == np.uint16:
-        return mask.astype(np.float32) / 65535.0
-    return mask.astype(np.float32)
-
-
 def plot_montage(entries: Sequence[MontageEntry], path: str | Path, *, title: str = "") -> Path:
     """Draw one row per entry: image | mask before (if any entry has one) | prediction | GT.
 
@@ -167,8 +160,8 @@ def plot_montage(entries: Sequence[MontageEntry], path: str | Path, *, title: st
         if with_image:
             panels.append(entry.image)
         if with_before:
-            panels.append(None if entry.before is None else _as_unit(entry.before))
-        panels += [_as_unit(entry.prediction), _as_unit(entry.gt)]
+            panels.append(None if entry.before is None else to_unit_float(entry.before))
+        panels += [to_unit_float(entry.prediction), to_unit_float(entry.gt)]
         for col, (name, panel) in enumerate(zip(columns, panels, strict=True)):
             axes = figure.add_subplot(len(entries), len(columns), row * len(columns) + col + 1)
             axes.set_xticks([])

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine._checks import as_float_array, check_eps, check_radius, check_subsample, check_unit_interval
+from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
 
 __all__ = [
     "RefinerSpec",
@@ -37,8 +38,6 @@ __all__ = [
     "check_mask_size",
 ]
 
-#: Guide modes accepted by :func:`refine` (see :func:`maskrefine.guide.make_guide`).
-GUIDE_MODES: tuple[str, ...] = ("mean", "luma", "color")
 
 RefineFn = Callable[..., np.ndarray]
 

@@ -126,23 +126,9 @@ def _gray_rows_add(I, p, row, step, w, r, sgn, cs):
 
 
 @njit(cache=True, error_model="numpy")
-def _hsums(cs, w, r, hs):
-    """hs[q, x] = sum of cs[q, x : x + 2r + 1] (horizontal running window sums of the padded rows)."""
-    for q in range(cs.shape[0]):
-        c = cs[q]
-        o = hs[q]
-        acc = 0.0
-        for j in range(2 * r + 1):
-            acc += c[j]
-        o[0] = acc
-        for x in range(1, w):
-            acc += c[x + 2 * r] - c[x - 1]
-            o[x] = acc
-
-
-@njit(cache=True, error_model="numpy")
 def _hsums4(cs, w, r, hs):
-    """:func:`_hsums` for exactly 4 rows, all running sums in one loop (independent add chains)."""
+    """hs[q, x] = sum of cs[q, x : x + 2r + 1] for the 4 rows q (horizontal running window sums of the
+    padded rows), all running sums in one loop (independent add chains)."""
     c0 = cs[0]
     c1 = cs[1]
     c2 = cs[2]
@@ -178,7 +164,7 @@ def _hsums4(cs, w, r, hs):
 
 @njit(cache=True, error_model="numpy")
 def _hsums5(cs, w, r, hs):
-    """:func:`_hsums` for exactly 5 rows in one loop (a lone fifth chain would be latency-bound)."""
+    """:func:`_hsums4` for exactly 5 rows in one loop (a lone fifth chain would be latency-bound)."""
     c0 = cs[0]
     c1 = cs[1]
     c2 = cs[2]
@@ -221,7 +207,7 @@ def _hsums5(cs, w, r, hs):
 
 @njit(cache=True, error_model="numpy")
 def _hsums2(cs, w, r, hs):
-    """:func:`_hsums` for exactly 2 rows in one loop (two independent add chains)."""
+    """:func:`_hsums4` for exactly 2 rows in one loop (two independent add chains)."""
     c0 = cs[0]
     c1 = cs[1]
     o0 = hs[0]
@@ -371,16 +357,10 @@ def _gray_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef)
         _hsums2(cs2, w, r, hs)  # hs rows 0..1 reused: stage 1 of this row is done
         h0 = hs[0]
         h1 = hs[1]
-        if write_coef:
-            for x in range(w):
-                f = inv_x[x] * inv_y
-                coef[y, x, 0] = h0[x] * f
-                coef[y, x, 1] = h1[x] * f
-        else:
-            g = I[y]
-            o = out[y]
-            for x in range(w):
-                o[x] = (h0[x] * np.float64(g[x]) + h1[x]) * (inv_x[x] * inv_y)
+        for x in range(w):
+            f = inv_x[x] * inv_y
+            coef[y, x, 0] = h0[x] * f
+            coef[y, x, 1] = h1[x] * f
 
 
 @njit(cache=True, error_model="numpy")
@@ -649,24 +629,12 @@ def _color_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef
         h1 = hs[1]
         h2 = hs[2]
         h3 = hs[3]
-        if write_coef:
-            for x in range(w):
-                f = inv_x[x] * inv_y
-                coef[y, x, 0] = h0[x] * f
-                coef[y, x, 1] = h1[x] * f
-                coef[y, x, 2] = h2[x] * f
-                coef[y, x, 3] = h3[x] * f
-        else:
-            g = I[y]
-            o = out[y]
-            for x in range(w):
-                f = inv_x[x] * inv_y
-                o[x] = (
-                    h0[x] * np.float64(g[x, 0])
-                    + h1[x] * np.float64(g[x, 1])
-                    + h2[x] * np.float64(g[x, 2])
-                    + h3[x]
-                ) * f
+        for x in range(w):
+            f = inv_x[x] * inv_y
+            coef[y, x, 0] = h0[x] * f
+            coef[y, x, 1] = h1[x] * f
+            coef[y, x, 2] = h2[x] * f
+            coef[y, x, 3] = h3[x] * f
 
 
 # ------------------------------------------------------------------------------------------- drivers

@@ -13,6 +13,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError
 
 __all__ = [
@@ -23,10 +24,13 @@ __all__ = [
     "write_bytes_atomic",
     "write_text_atomic",
     "MASK_FORMATS",
+    "MASK_SUFFIXES",
     "encode_mask",
 ]
 
-MASK_FORMATS: tuple[str, ...] = ("png8", "png16", "npy")
+#: Mask output formats and the file suffix each one is written with.
+MASK_SUFFIXES: dict[str, str] = {"png8": ".png", "png16": ".png", "npy": ".npy"}
+MASK_FORMATS: tuple[str, ...] = tuple(MASK_SUFFIXES)
 MaskFormat = Literal["png8", "png16", "npy"]
 
 
@@ -59,11 +63,9 @@ def _decode(path: Path, flags: int) -> np.ndarray:
 
 
 def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) * np.float32(1.0 / 255.0)
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) * np.float32(1.0 / 65535.0)
-    raise InputError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
+    if array.dtype not in UNIT_SCALES:
+        raise InputError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
+    return to_unit_float(array)
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -6,13 +6,13 @@ from typing import Literal
 
 import torch
 
-from maskrefine.guide import LUMA601
+from maskrefine.guide import GUIDE_MODES, LUMA601
 
 __all__ = ["make_guide", "IMAGENET_MEAN", "IMAGENET_STD", "LUMA601"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_MODES = ("mean", "luma", "colour", "color")
+_MODES = (*GUIDE_MODES, "colour")  # "colour": British spelling of "color"
 
 
 def make_guide(

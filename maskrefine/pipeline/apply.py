@@ -1,0 +1,300 @@
+""":func:`apply_folder`: refine a folder of masks with their images as guides."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Mapping
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maskrefine.errors import ConfigError, InputError
+from maskrefine.guide import GUIDE_MODES
+from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask, write_mask
+from maskrefine.io.imageio import MASK_SUFFIXES
+from maskrefine.pipeline.guards import (
+    check_folder,
+    check_jobs,
+    check_not_an_output,
+    check_output_file,
+    check_output_folder,
+    in_shard,
+    parse_shard,
+)
+from maskrefine.pipeline.reports import (
+    FileOutcome,
+    Progress,
+    RunReport,
+    describe_unexpected,
+    unmatched_and_duplicates,
+)
+from maskrefine.pipeline.workers import run_tasks
+from maskrefine.refiners import REFINERS, check_mask_size, refine, resolve_params
+
+__all__ = ["apply_folder", "OUTPUT_FORMATS"]
+
+#: Output formats of :func:`apply_folder` and the file suffix each one writes (owned by :mod:`maskrefine.io`).
+OUTPUT_FORMATS: Mapping[str, str] = MASK_SUFFIXES
+
+
+@dataclass(frozen=True, slots=True)
+class _ApplyTask:
+    stem: str
+    mask: Path
+    image: Path
+    output: Path
+    method: str
+    params: dict[str, Any]
+    guide: str
+    binary_input: bool
+    fmt: str
+    overwrite: bool
+
+
+def _apply_one(task: _ApplyTask) -> FileOutcome:
+    """Read, refine and write one pair; every problem becomes a failed outcome (never raises)."""
+    start = time.perf_counter()
+
+    def failed(message: str) -> FileOutcome:
+        return FileOutcome(
+            task.stem, "failed", task.mask, task.image, task.output, message, time.perf_counter() - start
+        )
+
+    current = task.image
+    try:
+        image = read_image(task.image)
+        current = task.mask
+        mask = read_mask(task.mask)
+        problem = check_mask_size(mask.shape, image.shape[:2])
+        if problem is not None:
+            raise InputError(task.mask, f"{problem} (image {task.image.name})")
+        refined = refine(
+            image, mask, task.method, guide=task.guide, binary_input=task.binary_input, **task.params
+        )
+        current = task.output
+        if not task.overwrite and task.output.exists():
+            raise InputError(task.output, "output exists (use --overwrite or --skip-existing)")
+        write_mask(task.output, refined, task.fmt)  # type: ignore[arg-type]
+    except InputError as exc:
+        return failed(str(exc))
+    except ValueError as exc:  # e.g. an image smaller than the filter window
+        return failed(f"{current}: cannot refine: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one file must never end the run
+        return failed(describe_unexpected(current, exc))
+    return FileOutcome(
+        task.stem, "written", task.mask, task.image, task.output, None, time.perf_counter() - start
+    )
+
+
+def _crashed(task: _ApplyTask, exc: BaseException) -> FileOutcome:
+    """The outcome of a task whose worker died or raised."""
+    if isinstance(exc, BrokenProcessPool):
+        message = f"{task.mask}: worker process died ({exc or 'killed, out of memory?'})"
+    else:
+        message = describe_unexpected(task.mask, exc)
+    return FileOutcome(task.stem, "failed", task.mask, task.image, task.output, message)
+
+
+def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
+    """Compile the method's kernels on a tiny synthetic image (errors are left to the real files)."""
+    radius = int(params.get("radius", 1) or 1)
+    subsample = int(params.get("subsample", 1) or 1)
+    size = 2 * radius + 2 * subsample + 9
+    rng = np.random.default_rng(0)
+    image = rng.random((size, size + 3, 3), dtype=np.float32)
+    mask = rng.random((size, size + 3), dtype=np.float32)
+    try:
+        refine(image, mask, method, guide=guide, **params)
+    except Exception:  # noqa: BLE001 - warm-up only
+        pass
+
+
+def apply_folder(
+    masks_dir: str | Path,
+    images_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    method: str = "guided",
+    params: Mapping[str, Any] | None = None,
+    guide: str = "mean",
+    binary_input: bool = False,
+    fmt: str = "png8",
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    jobs: int | None = None,
+    shard: tuple[int, int] | str | None = None,
+    progress: Progress | None = None,
+    report_path: str | Path | None = None,
+) -> RunReport:
+    """Refine every mask of ``masks_dir`` with its image from ``images_dir`` and write it to ``out_dir``.
+
+    Safety: inputs are never modified; ``out_dir`` equal to, inside, or containing an input folder (after
+    resolving symlinks) is refused before anything is written, as is any other usage problem. Outputs
+    are written to a temporary file in ``out_dir`` and renamed into place. One bad file (empty, truncated,
+    not an image, a mask whose size cannot belong to the image, NaN in an ``.npy``) is recorded as a
+    failure naming the file and the problem; the other files are processed and the report's ``ok`` is
+    False. An unexpected exception in one file is recorded the same way (with the exception type).
+
+    Parameters
+    ----------
+    masks_dir : path-like
+        Masks (``.png`` 8- or 16-bit, ``.npy`` float/bool in [0, 1]) of any size that is a uniform
+        downscale of the image: full size, 1/8 or 1/16 patch grids, ... (rule:
+        :func:`maskrefine.refiners.check_mask_size`).
+    images_dir : path-like
+        Images (png, jpg, jpeg, bmp, tif, tiff, webp) paired with the masks by file stem.
+    out_dir : path-like
+        Output folder (created if missing); receives ``<stem>.png`` (``png8``/``png16``) or
+        ``<stem>.npy``. It must not be, contain, or lie inside an input folder.
+    method : str
+        A key of :data:`maskrefine.refiners.REFINERS`.
+    params : mapping, optional
+        Method parameters overriding its defaults (``None`` values are ignored).
+    guide : {"mean", "luma", "color"}
+        Guide built from the image.
+    binary_input : bool
+        Masks are hard: resize them with nearest-neighbour instead of bilinear interpolation.
+    fmt : {"png8", "png16", "npy"}
+        Output format.
+    overwrite : bool
+        Replace existing outputs.
+    skip_existing : bool
+        Leave existing outputs alone and report them as skipped (resume an interrupted run). With
+        neither flag, existing outputs make the job refuse to start (``ConfigError`` naming the first
+        ones) so that a rerun never half-overwrites a folder.
+    jobs : int, optional
+        Files processed at once (None: one per available core); each worker runs OpenCV and numba
+        single-threaded, so ``jobs`` is the number of cores used. ``jobs=1`` runs in this process;
+        otherwise forked worker processes (Linux) inherit the kernels compiled once here, or a thread
+        pool where ``fork`` is unavailable (see :mod:`maskrefine.pipeline.workers`). Outputs are
+        byte-identical for any value.
+    shard : (int, int) or str, optional
+        ``(k, n)`` or ``"k/n"``, **1-based** k: process only the stems of shard k of n (stable SHA-1
+        hash of the stem). Unmatched and duplicated names are sharded the same way.
+    progress : callable, optional
+        ``progress(done, total)``, called after each file (skipped files count as done at once).
+    report_path : path-like, optional
+        Write the report (:meth:`RunReport.write_json`) there at the end. Checked with the other
+        settings: it must not be (inside) an input folder, the output folder, or one of the outputs.
+
+    Returns
+    -------
+    RunReport
+        Per-file outcomes, unmatched names, duplicates and timing; ``report.ok`` is False if any file
+        failed.
+
+    Raises
+    ------
+    ConfigError
+        Before anything is written: missing input folder, unsafe ``out_dir`` or ``report_path``,
+        unknown method / guide / format / parameter, invalid ``jobs`` or ``shard``, ``overwrite`` with
+        ``skip_existing``, or existing outputs without either flag.
+    """
+    start = time.perf_counter()
+    masks_path = check_folder(masks_dir, "masks")
+    images_path = check_folder(images_dir, "images")
+    out_path = Path(out_dir)
+    input_folders = {"masks": masks_path, "images": images_path}
+    check_output_folder(out_path, input_folders)
+    report_file = None
+    if report_path is not None:
+        report_file = Path(report_path)
+        check_output_file(
+            report_file, "report file", input_folders, taken={"output folder": out_path.resolve()}
+        )
+    if overwrite and skip_existing:
+        raise ConfigError("overwrite and skip_existing exclude each other; choose one")
+    if fmt not in OUTPUT_FORMATS:
+        raise ConfigError(f"fmt must be one of {', '.join(OUTPUT_FORMATS)}; got {fmt!r}")
+    if guide not in GUIDE_MODES:
+        raise ConfigError(f"guide must be one of {', '.join(GUIDE_MODES)}; got {guide!r}")
+    if method not in REFINERS:
+        raise ConfigError(f"method must be one of {', '.join(REFINERS)}; got {method!r}")
+    try:
+        resolved = resolve_params(method, params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    workers = check_jobs(jobs)
+    shard_kn = parse_shard(shard)
+
+    pairing = match_folders(masks_path, images_path, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
+    unmatched, duplicates = unmatched_and_duplicates(pairing, "masks", "images", shard_kn)
+    suffix = OUTPUT_FORMATS[fmt]
+    tasks = [
+        _ApplyTask(
+            stem=pair.stem,
+            mask=pair.first,
+            image=pair.second,
+            output=out_path / f"{pair.stem}{suffix}",
+            method=method,
+            params=resolved,
+            guide=guide,
+            binary_input=bool(binary_input),
+            fmt=fmt,
+            overwrite=bool(overwrite),
+        )
+        for pair in pairing.pairs
+        if in_shard(pair.stem, shard_kn)
+    ]
+    if report_file is not None:
+        check_not_an_output(report_file, "report file", out_path, {task.output.name for task in tasks})
+    existing = [task for task in tasks if task.output.exists()]
+    if existing and not (overwrite or skip_existing):
+        names = ", ".join(task.output.name for task in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise ConfigError(
+            f"{len(existing)} output(s) already exist in {out_path} ({names}); "
+            "use --overwrite to replace them or --skip-existing to keep them and resume"
+        )
+    out_path.mkdir(parents=True, exist_ok=True)
+
+    total = len(tasks)
+    skipped = {task.stem for task in existing} if skip_existing else set()
+    outcomes: dict[str, FileOutcome] = {
+        task.stem: FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
+        for task in tasks
+        if task.stem in skipped
+    }
+    if progress is not None and skipped:
+        progress(len(skipped), total)
+    todo = [task for task in tasks if task.stem not in skipped]
+    results = run_tasks(
+        _apply_one,
+        todo,
+        jobs=workers,
+        warm_up=functools.partial(_warm_up, method, resolved, guide),
+        on_crash=_crashed,
+        progress=progress,
+        done_before=len(skipped),
+        total=total,
+    )
+    for outcome in results:
+        outcomes[outcome.stem] = outcome
+
+    config = {
+        "masks_dir": str(masks_path),
+        "images_dir": str(images_path),
+        "out_dir": str(out_path),
+        "method": method,
+        "params": resolved,
+        "guide": guide,
+        "binary_input": bool(binary_input),
+        "fmt": fmt,
+        "overwrite": bool(overwrite),
+        "skip_existing": bool(skip_existing),
+        "jobs": workers,
+        "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
+    }
+    report = RunReport(
+        outcomes=[outcomes[task.stem] for task in tasks],
+        unmatched=unmatched,
+        duplicates=duplicates,
+        elapsed=time.perf_counter() - start,
+        config=config,
+    )
+    if report_file is not None:
+        report.write_json(report_file)
+    return report

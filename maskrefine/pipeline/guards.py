@@ -1,0 +1,165 @@
+"""Checks made before a folder job does any work: folders, output paths, shards and ``jobs``.
+
+This is the one place output paths are vetted. Every check raises
+:class:`~maskrefine.errors.ConfigError` naming the argument or path and the problem.
+
+Sharding
+--------
+``shard=(k, n)`` (or the string ``"k/n"``) keeps the stems whose stable hash (SHA-1 of the UTF-8 stem)
+modulo ``n`` equals ``k - 1``: **k is 1-based**, ``1 <= k <= n``. The ``n`` shards are disjoint and their
+union is the whole folder, on any machine and Python version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from maskrefine.errors import ConfigError
+
+__all__ = [
+    "parse_shard",
+    "shard_index",
+    "in_shard",
+    "check_jobs",
+    "check_folder",
+    "check_output_folder",
+    "check_output_file",
+    "is_within",
+]
+
+
+def parse_shard(shard: object) -> tuple[int, int] | None:
+    """Return ``shard`` as ``(k, n)`` with ``1 <= k <= n`` (1-based), or None for no sharding.
+
+    Accepts None, a ``(k, n)`` pair or the string ``"k/n"`` (surrounding spaces allowed).
+
+    Raises
+    ------
+    ConfigError
+        Anything else, e.g. ``"0/4"``, ``"5/4"``, ``"a/b"``.
+    """
+    if shard is None:
+        return None
+    pair: tuple[object, ...]
+    if isinstance(shard, str):
+        parts = shard.split("/")
+        if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+            raise ConfigError(f"shard must look like K/N with 1 <= K <= N (e.g. 1/4); got {shard!r}")
+        pair = (int(parts[0]), int(parts[1]))
+    elif isinstance(shard, (tuple, list)) and len(shard) == 2:
+        pair = tuple(shard)
+    else:
+        raise ConfigError(f"shard must be a (k, n) pair or a 'k/n' string; got {shard!r}")
+    k, n = pair
+    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (k, n)):
+        raise ConfigError(f"shard values must be integers; got {shard!r}")
+    k, n = int(k), int(n)  # type: ignore[arg-type]
+    if n < 1 or not 1 <= k <= n:
+        raise ConfigError(f"shard k/n needs 1 <= k <= n (k is 1-based); got {shard!r}")
+    return k, n
+
+
+def shard_index(stem: str, n: int) -> int:
+    """The 1-based shard (of ``n``) that ``stem`` belongs to: ``sha1(stem) mod n + 1``."""
+    digest = hashlib.sha1(stem.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % n + 1
+
+
+def in_shard(stem: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``stem`` belongs to ``shard`` (always True without sharding)."""
+    return shard is None or shard_index(stem, shard[1]) == shard[0]
+
+
+def check_jobs(jobs: object) -> int:
+    """``jobs`` as an int >= 1; None means one per available core."""
+    if jobs is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not Linux
+            return max(1, os.cpu_count() or 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ConfigError(f"jobs must be an integer >= 1 (or None for all cores); got {jobs!r}")
+    return int(jobs)
+
+
+def check_folder(path: str | Path, what: str) -> Path:
+    """An existing input folder (``what`` names it in the message)."""
+    folder = Path(path)
+    if not folder.exists():
+        raise ConfigError(f"{what} folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ConfigError(f"{what} {folder} is not a folder")
+    return folder
+
+
+def is_within(child: Path, parent: Path) -> bool:
+    """``child`` is ``parent`` or lies below it (both already resolved)."""
+    return child == parent or parent in child.parents
+
+
+def check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
+    """Refuse an output folder that is not a folder, or is, lies inside or contains an input folder."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"output {out_dir} exists and is not a folder")
+    resolved_out = out_dir.resolve()
+    for what, folder in inputs.items():
+        resolved_in = folder.resolve()
+        if is_within(resolved_out, resolved_in):
+            raise ConfigError(
+                f"output folder {out_dir} is (inside) the {what} folder {folder}; "
+                "choose a separate output folder so that inputs are never overwritten"
+            )
+        if is_within(resolved_in, resolved_out):
+            raise ConfigError(
+                f"the {what} folder {folder} is inside the output folder {out_dir}; "
+                "choose a separate output folder"
+            )
+
+
+def check_output_file(
+    path: Path,
+    what: str,
+    inputs: Mapping[str, Path],
+    input_files: Mapping[str, Path] | None = None,
+    taken: Mapping[str, Path] | None = None,
+) -> Path:
+    """Refuse (ConfigError) an output file that would replace an input or another output.
+
+    ``inputs`` are folders the file must not be (inside); ``input_files`` single input files it must
+    not be (also through a symlink or hard link); ``taken`` the other output files of the job, resolved.
+    Returns the resolved path.
+    """
+    resolved = path.resolve()
+    for name, folder in inputs.items():
+        if folder is not None and is_within(resolved, folder.resolve()):
+            raise ConfigError(f"{what} {path} is inside the {name} folder {folder}; write it elsewhere")
+    for name, file in (input_files or {}).items():
+        if resolved == file.resolve() or _same_file(path, file):
+            raise ConfigError(f"{what} {path} is the {name} file {file}; write it elsewhere")
+    for name, other in (taken or {}).items():
+        if resolved == other:
+            raise ConfigError(f"{what} {path} is also the {name}; give each output its own path")
+    if path.exists() and path.is_dir():
+        raise ConfigError(f"{what} {path} is a folder")
+    return resolved
+
+
+def check_not_an_output(path: Path, what: str, out_dir: Path, output_names: set[str]) -> None:
+    """Refuse a side file (e.g. the report) that would be one of the job's outputs in ``out_dir``."""
+    resolved = path.resolve()
+    if resolved.parent == out_dir.resolve() and resolved.name in output_names:
+        raise ConfigError(
+            f"{what} {path} is also the output of {Path(resolved.name).stem!r}; write it elsewhere"
+        )
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    try:
+        return first.exists() and second.exists() and os.path.samefile(first, second)
+    except OSError:  # pragma: no cover - vanished meanwhile
+        return False

@@ -1,0 +1,313 @@
+"""Report types of the folder jobs (:class:`RunReport`, :class:`ScoreReport`) and their JSON / CSV forms.
+
+The jobs never print: every outcome (written, skipped, failed, unmatched, duplicated) is returned in one
+of these reports for the caller (the CLI) to show or save.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from maskrefine.io import Pairing, write_text_atomic
+from maskrefine.pipeline.guards import in_shard
+
+__all__ = [
+    "FileOutcome",
+    "Failure",
+    "Unmatched",
+    "RunReport",
+    "ScoreReport",
+    "Progress",
+    "Status",
+    "describe_unexpected",
+    "unmatched_and_duplicates",
+]
+
+#: ``progress(done, total)``, called by the jobs after each file.
+Progress = Callable[[int, int], None]
+Status = Literal["written", "skipped", "failed"]
+
+
+def describe_unexpected(path: Path, exc: BaseException) -> str:
+    """``"<path>: unexpected <Type>: <message>"`` for an exception no check anticipated."""
+    text = str(exc).strip() or "(no message)"
+    return f"{path}: unexpected {type(exc).__name__}: {text}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileOutcome:
+    """What happened to one matched stem in :func:`~maskrefine.pipeline.apply_folder`.
+
+    Attributes
+    ----------
+    stem : str
+        File name without suffix, shared by the mask and the image.
+    status : {"written", "skipped", "failed"}
+        ``skipped`` means the output already existed and ``skip_existing`` was set.
+    mask, image, output : Path
+        The input mask, the input image and the (intended) output file.
+    error : str or None
+        For failures: the message, starting with the file it concerns.
+    seconds : float
+        Wall time spent on this file (0 for skipped files).
+    """
+
+    stem: str
+    status: Status
+    mask: Path
+    image: Path
+    output: Path
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (paths as strings)."""
+        return {
+            "stem": self.stem,
+            "status": self.status,
+            "mask": str(self.mask),
+            "image": str(self.image),
+            "output": str(self.output),
+            "error": self.error,
+            "seconds": round(self.seconds, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A file that could not be used: its path and the problem (``message`` is ``"path: problem"``)."""
+
+    path: Path
+    problem: str
+
+    @property
+    def message(self) -> str:
+        """``"path: problem"``, as printed by the CLI."""
+        return f"{self.path}: {self.problem}"
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready dict."""
+        return {"path": str(self.path), "problem": self.problem}
+
+
+@dataclass(frozen=True, slots=True)
+class Unmatched:
+    """A file whose stem has no partner; ``folder`` names the folder it was found in."""
+
+    path: Path
+    folder: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready dict."""
+        return {"path": str(self.path), "folder": self.folder}
+
+
+def unmatched_and_duplicates(
+    pairing: Pairing, first: str, second: str, shard: tuple[int, int] | None
+) -> tuple[list[Unmatched], dict[str, list[Path]]]:
+    """The unmatched files (labelled ``first`` / ``second``) and duplicated stems of ``shard``."""
+    unmatched = [Unmatched(p, first) for p in pairing.only_first if in_shard(p.stem, shard)]
+    unmatched += [Unmatched(p, second) for p in pairing.only_second if in_shard(p.stem, shard)]
+    duplicates = {s: list(ps) for s, ps in sorted(pairing.duplicates.items()) if in_shard(s, shard)}
+    return unmatched, duplicates
+
+
+def _duplicates_dict(duplicates: Mapping[str, Sequence[Path]]) -> dict[str, list[str]]:
+    return {stem: [str(p) for p in paths] for stem, paths in sorted(duplicates.items())}
+
+
+def _write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+@dataclass(slots=True)
+class RunReport:
+    """Result of :func:`~maskrefine.pipeline.apply_folder`.
+
+    Attributes
+    ----------
+    outcomes : list of FileOutcome
+        One per matched stem, in stem order.
+    unmatched : list of Unmatched
+        Masks without an image (``folder="masks"``) and images without a mask (``folder="images"``).
+    duplicates : dict of str to list of Path
+        Stems present more than once in a folder (e.g. ``a.png`` and ``a.jpg``); not processed.
+    elapsed : float
+        Wall time of the whole job in seconds.
+    config : dict
+        The job's settings (method, params, guide, fmt, jobs, shard, folders), for the JSON report.
+    """
+
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    duplicates: dict[str, list[Path]] = field(default_factory=dict)
+    elapsed: float = 0.0
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def _count(self, status: str) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of ``written``, ``skipped``, ``failed``, ``unmatched`` and ``duplicates`` entries."""
+        return {
+            "written": self._count("written"),
+            "skipped": self._count("skipped"),
+            "failed": self._count("failed"),
+            "unmatched": len(self.unmatched),
+            "duplicates": len(self.duplicates),
+        }
+
+    @property
+    def failures(self) -> list[FileOutcome]:
+        """The failed outcomes."""
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+    @property
+    def masks_per_s(self) -> float:
+        """Written masks per second of wall time (0 when nothing was written)."""
+        written = self._count("written")
+        return written / self.elapsed if written and self.elapsed > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed (unmatched and duplicated names are reported but are not failures)."""
+        return self._count("failed") == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ok, counts, masks_per_s, elapsed_s, config, files, unmatched, duplicates."""
+        return {
+            "ok": self.ok,
+            "counts": self.counts,
+            "masks_per_s": round(self.masks_per_s, 3),
+            "elapsed_s": round(self.elapsed, 6),
+            "config": self.config,
+            "files": [outcome.to_dict() for outcome in self.outcomes],
+            "unmatched": [item.to_dict() for item in self.unmatched],
+            "duplicates": _duplicates_dict(self.duplicates),
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created)."""
+        return _write_json(path, self.to_dict())
+
+
+@dataclass(slots=True)
+class ScoreReport:
+    """Result of :func:`~maskrefine.pipeline.score_folder`.
+
+    Attributes
+    ----------
+    summary : dict
+        The evaluator's summary (snake_case metric names, ``preset``, ``count``, ``empty_gt``,
+        ``empty_pred``; see :data:`maskrefine.metrics.evaluator.SUMMARY_METRICS`) plus ``corloc`` (and
+        ``corloc_count``) when boxes were given. Curves are kept out of it (see ``curves``).
+    rows : list of dict
+        Per-image values, one row per scored stem.
+    failures : list of Failure
+        Files that could not be scored.
+    unmatched : list of Unmatched
+        Predictions without GT (``folder="predictions"``) and GT without prediction (``folder="gt"``).
+    duplicates : dict of str to list of Path
+        Ambiguous stems, not scored.
+    curves : dict
+        Array-valued entries of the evaluator's summary (e.g. precision/recall curves), for plots.
+    elapsed : float
+        Wall time in seconds.
+    plots : list of Path
+        Figures written (when ``plot_dir`` was given).
+    config : dict
+        The job's settings.
+    """
+
+    summary: dict[str, Any] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    duplicates: dict[str, list[Path]] = field(default_factory=dict)
+    curves: dict[str, Any] = field(default_factory=dict)
+    elapsed: float = 0.0
+    plots: list[Path] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed."""
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary JSON: the summary's keys at top level, plus ``ok``, ``failed``, ``unmatched``,
+        ``duplicates``, ``elapsed_s``, ``config`` and ``plots``."""
+        out = {key: _jsonable(value) for key, value in self.summary.items()}
+        out.update(
+            {
+                "ok": self.ok,
+                "failed": [failure.to_dict() for failure in self.failures],
+                "unmatched": [item.to_dict() for item in self.unmatched],
+                "duplicates": _duplicates_dict(self.duplicates),
+                "elapsed_s": round(self.elapsed, 6),
+                "config": self.config,
+                "plots": [str(path) for path in self.plots],
+            }
+        )
+        return out
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (NaN written as null)."""
+        return _write_json(path, self.to_dict())
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Write the per-image rows as CSV to ``path`` atomically (NaN written as ``nan``)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return write_text_atomic(path, _rows_to_csv(self.rows))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    import csv
+    import io
+
+    columns: list[str] = []
+    for row in rows:
+        for key in row:
+            if key not in columns:
+                columns.append(key)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_cell(row.get(key)) for key in columns})
+    return buffer.getvalue()
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    if value is None:
+        return ""
+    return value
