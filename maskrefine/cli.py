@@ -554,5 +554,11 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+# train / predict: the [torch] extra; torch is imported only when they run
+from maskrefine.cli_train import predict_cmd, train_cmd  # noqa: E402
+
+main.add_command(train_cmd)
+main.add_command(predict_cmd)
+
 if __name__ == "__main__":
     main()

@@ -178,7 +178,9 @@ def clean_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Te
     return cleaned, ignored
 
 
-def infer_spec(state: dict[str, torch.Tensor], *, path: str | os.PathLike[str] = "<state dict>") -> BackboneSpec:
+def infer_spec(
+    state: dict[str, torch.Tensor], *, path: str | os.PathLike[str] = "<state dict>"
+) -> BackboneSpec:
     """Read the ViT shape from the tensors of a cleaned state dict (ConfigError naming a missing key)."""
     file = Path(os.fspath(path))
     for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
@@ -186,7 +188,9 @@ def infer_spec(state: dict[str, torch.Tensor], *, path: str | os.PathLike[str] =
             raise _fail(file, f"missing key {key!r}: not a ViT in the DINO/DINOv2 layout")
     proj = state["patch_embed.proj.weight"]
     if proj.ndim != 4 or proj.shape[1] != 3 or proj.shape[2] != proj.shape[3]:
-        raise _fail(file, f"key 'patch_embed.proj.weight' has shape {tuple(proj.shape)}; expected (D, 3, p, p)")
+        raise _fail(
+            file, f"key 'patch_embed.proj.weight' has shape {tuple(proj.shape)}; expected (D, 3, p, p)"
+        )
     dim, patch = int(proj.shape[0]), int(proj.shape[2])
     pos = state["pos_embed"]
     grid = math.isqrt(max(0, int(pos.shape[1]) - 1)) if pos.ndim == 3 else -1

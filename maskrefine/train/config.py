@@ -142,7 +142,15 @@ class TrainConfig:
 
 
 #: Settings that do not change the numbers a run produces (allowed to differ on --resume).
-RUN_FIELDS = ("device", "num_workers", "checkpoint_every", "log_every", "max_steps", "epochs", "keep_best_on_val")
+RUN_FIELDS = (
+    "device",
+    "num_workers",
+    "checkpoint_every",
+    "log_every",
+    "max_steps",
+    "epochs",
+    "keep_best_on_val",
+)
 RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_FIELDS)
 
 _HINTS = typing.get_type_hints(TrainConfig)
@@ -158,8 +166,10 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return value is None
     if origin is tuple:
         args = typing.get_args(hint)
-        return isinstance(value, tuple) and len(value) == len(args) and all(
-            _type_ok(v, a) for v, a in zip(value, args, strict=True)
+        return (
+            isinstance(value, tuple)
+            and len(value) == len(args)
+            and all(_type_ok(v, a) for v, a in zip(value, args, strict=True))
         )
     if hint is bool:
         return isinstance(value, bool)
@@ -178,8 +188,17 @@ def _check(cfg: TrainConfig) -> None:
         hint = _HINTS[f.name]
         if not _type_ok(value, hint):
             raise ConfigError(f"training setting {f.name}: expected {_describe(hint)}; got {value!r}")
-    positive = ("image_size", "resize", "batch_size", "epochs", "head_hidden", "head_depth", "head_heads",
-                "head_dim_head", "log_every")
+    positive = (
+        "image_size",
+        "resize",
+        "batch_size",
+        "epochs",
+        "head_hidden",
+        "head_depth",
+        "head_heads",
+        "head_dim_head",
+        "log_every",
+    )
     for name in positive:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"training setting {name} must be >= 1; got {getattr(cfg, name)}")
@@ -189,17 +208,32 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.max_steps is not None and cfg.max_steps < 1:
         raise ConfigError(f"training setting max_steps must be >= 1; got {cfg.max_steps}")
     if cfg.image_size % 16:
-        raise ConfigError(f"image_size must be a multiple of 16 (crops are image_size/2); got {cfg.image_size}")
+        raise ConfigError(
+            f"image_size must be a multiple of 16 (crops are image_size/2); got {cfg.image_size}"
+        )
     if cfg.resize < cfg.image_size:
         raise ConfigError(f"resize ({cfg.resize}) must be >= image_size ({cfg.image_size})")
     for name in ("jitter_p", "grayscale_p", "flip_p"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
-            raise ConfigError(f"training setting {name} must be a probability in [0, 1]; got {getattr(cfg, name)}")
+            raise ConfigError(
+                f"training setting {name} must be a probability in [0, 1]; got {getattr(cfg, name)}"
+            )
     for name in ("lr", "gf_eps", "gtv_sigma"):
         if not getattr(cfg, name) > 0:
             raise ConfigError(f"training setting {name} must be > 0; got {getattr(cfg, name)}")
-    for name in ("w_ncut", "w_pixel_gtv", "w_feature_gtv", "w_coarse_fine", "w_crop_ncut", "w_crop",
-                 "weight_decay", "brightness", "contrast", "saturation", "hue"):
+    for name in (
+        "w_ncut",
+        "w_pixel_gtv",
+        "w_feature_gtv",
+        "w_coarse_fine",
+        "w_crop_ncut",
+        "w_crop",
+        "weight_decay",
+        "brightness",
+        "contrast",
+        "saturation",
+        "hue",
+    ):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"training setting {name} must be >= 0; got {getattr(cfg, name)}")
     if cfg.hue > 0.5:

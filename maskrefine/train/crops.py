@@ -28,7 +28,13 @@ CROP_SAMPLERS = ("uniform", "reference")
 
 
 def sample_crop_offsets(
-    batch: int, height: int, width: int, *, sampler: str = "uniform", stride: int = 8, generator: torch.Generator
+    batch: int,
+    height: int,
+    width: int,
+    *,
+    sampler: str = "uniform",
+    stride: int = 8,
+    generator: torch.Generator,
 ) -> torch.Tensor:
     """Top-left pixel offsets (B, 2) int64 ``(row, col)`` of the ``H/2 x W/2`` crops.
 

@@ -60,7 +60,9 @@ def _neighbour_diffs(x: torch.Tensor) -> torch.Tensor:
     _, _, height, width = x.shape
     pad = F.pad(x, (1, 1, 1, 1), mode="reflect")
     shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
-    return torch.stack([x - pad[..., 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] for dy, dx in shifts], 1)
+    return torch.stack(
+        [x - pad[..., 1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] for dy, dx in shifts], 1
+    )
 
 
 def pixel_gtv_loss(fine: torch.Tensor, image: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:

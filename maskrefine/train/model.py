@@ -81,7 +81,9 @@ def build_backbone(cfg: TrainConfig) -> tuple[Backbone, dict[str, Any]]:
             raise ConfigError(str(exc)) from None
         return backbone.eval(), {"kind": "pixels", "patch_size": patch, "embed_dim": backbone.embed_dim}
     if cfg.backbone_checkpoint is None:
-        raise ConfigError("the vit backbone needs --backbone-checkpoint FILE (a local DINO/DINOv2 checkpoint)")
+        raise ConfigError(
+            "the vit backbone needs --backbone-checkpoint FILE (a local DINO/DINOv2 checkpoint)"
+        )
     vit, report = load_vit(cfg.backbone_checkpoint, arch=cfg.arch, patch_size=cfg.patch_size)
     spec = report.spec
     info = {
@@ -102,7 +104,9 @@ def build_model(cfg: TrainConfig) -> tuple[SempartModel, dict[str, Any]]:
     """Backbone of ``cfg`` + a freshly initialised head (seed the global RNG first for reproducibility)."""
     backbone, info = build_backbone(cfg)
     if cfg.image_size % backbone.stride:
-        raise ConfigError(f"image_size {cfg.image_size} must be a multiple of the head stride {backbone.stride}")
+        raise ConfigError(
+            f"image_size {cfg.image_size} must be a multiple of the head stride {backbone.stride}"
+        )
     head = SempartHead(
         backbone.embed_dim,
         cfg.head_hidden,
@@ -138,7 +142,11 @@ def objective(
     if cfg.crop_loss:
         height, width = images.shape[-2:]
         offsets = sample_crop_offsets(
-            images.shape[0], height, width, sampler=cfg.crop_sampler, stride=model.backbone.stride,
+            images.shape[0],
+            height,
+            width,
+            sampler=cfg.crop_sampler,
+            stride=model.backbone.stride,
             generator=generator,
         )
         crop_images = crop_and_zoom(images, offsets)
@@ -150,4 +158,3 @@ def objective(
         terms["crop"] = crop_consistency_loss(student_crop, target)
     total = sum(getattr(cfg, LOSS_TERMS[name]) * value for name, value in terms.items())
     return total, {name: float(value.detach()) for name, value in terms.items()}
-

@@ -118,7 +118,9 @@ class SempartHead(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.fine = nn.Conv2d(c_in + 3, 1, 1)
 
-    def forward(self, features: torch.Tensor, image: torch.Tensor, *, fine_grad: bool = True) -> SempartOutput:
+    def forward(
+        self, features: torch.Tensor, image: torch.Tensor, *, fine_grad: bool = True
+    ) -> SempartOutput:
         """Coarse and fine logits for features (B, D, h, w) and the normalised image (B, 3, H, W).
 
         ``fine_grad=False`` runs the fine branch without autograd (the crop-loss teacher: its fine mask

@@ -55,8 +55,12 @@ class TrainResult:
 def _git_sha() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-            text=True, timeout=5, check=False,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -67,15 +71,20 @@ def _versions() -> dict[str, str]:
     import numba
 
     return {
-        "maskrefine": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "numba": numba.__version__,
+        "maskrefine": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "numba": numba.__version__,
     }
 
 
 def _check_run_dir(run_dir: Path, images_dir: Path, resume: bool) -> None:
-    from maskrefine.pipeline import _check_output_folder
+    from maskrefine.pipeline.guards import check_output_folder
 
-    _check_output_folder(run_dir, {"images": images_dir})
+    if run_dir.is_symlink():
+        raise ConfigError(f"run folder {run_dir} is a symbolic link; give the real folder")
+    check_output_folder(run_dir, {"images": images_dir})
     if resume:
         if not (run_dir / "last.pt").is_file():
             raise ConfigError(f"--resume: {run_dir / 'last.pt'} not found; start a run without --resume")
@@ -215,6 +224,9 @@ def train(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available")
 
+    if cfg.backbone_checkpoint is not None and cfg.backbone == "vit":
+        # an absolute path, so that `predict` finds the backbone from any working directory
+        cfg = cfg.replace(backbone_checkpoint=str(Path(cfg.backbone_checkpoint).absolute()))
     checkpoint = load_checkpoint(run_path / "last.pt") if resume else None
     if checkpoint is not None:
         saved = checkpoint["config"]
@@ -247,8 +259,12 @@ def train(
     run_path.mkdir(parents=True, exist_ok=True)
     log_path = run_path / "log.jsonl"
     header = {
-        "config": cfg.to_dict(), "images_dir": str(images_path), "n_images": len(files),
-        "backbone": backbone_info, "git_sha": _git_sha(), "versions": _versions(),
+        "config": cfg.to_dict(),
+        "images_dir": str(images_path),
+        "n_images": len(files),
+        "backbone": backbone_info,
+        "git_sha": _git_sha(),
+        "versions": _versions(),
         "val_images": None if val_images is None else str(val_images),
         "val_gt": None if val_gt is None else str(val_gt),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -261,9 +277,12 @@ def train(
         write_text_atomic(run_path / f"config.resume-{step}.json", json.dumps(header, indent=2) + "\n")
 
     # ---- data
-    aug = Augment(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, cfg.jitter_p, cfg.grayscale_p, cfg.flip_p)
-    dataset = ImageFolder(images_path, image_size=cfg.image_size, resize=cfg.resize, augment=aug, seed=cfg.seed,
-                          files=files)
+    aug = Augment(
+        cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, cfg.jitter_p, cfg.grayscale_p, cfg.flip_p
+    )
+    dataset = ImageFolder(
+        images_path, image_size=cfg.image_size, resize=cfg.resize, augment=aug, seed=cfg.seed, files=files
+    )
 
     def state() -> dict[str, Any]:
         return _state(model, optimizer, cfg, backbone_info, step, epoch, next_batch, crop_gen, best_val)
@@ -282,7 +301,9 @@ def train(
             batches = epoch_batches(len(files), cfg.batch_size, cfg.seed, epoch, cfg.last_batch)
             dataset.epoch = epoch
             loader = torch.utils.data.DataLoader(
-                dataset, batch_sampler=batches[next_batch:], num_workers=cfg.num_workers,
+                dataset,
+                batch_sampler=batches[next_batch:],
+                num_workers=cfg.num_workers,
                 pin_memory=device.type == "cuda",
             )
             model.train()
@@ -303,9 +324,15 @@ def train(
                 losses.append(value)
                 now = time.perf_counter()
                 record = {
-                    "event": "step", "epoch": epoch + 1, "step": step, "batch": next_batch,
-                    "steps_per_epoch": len(batches), "loss": value, **terms,
-                    "lr": optimizer.param_groups[0]["lr"], "it_s": 1.0 / max(now - tick, 1e-9),
+                    "event": "step",
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "batch": next_batch,
+                    "steps_per_epoch": len(batches),
+                    "loss": value,
+                    **terms,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "it_s": 1.0 / max(now - tick, 1e-9),
                 }
                 tick = now
                 for key in sums:
@@ -325,8 +352,11 @@ def train(
             epoch += 1
             next_batch = 0
             summary = {
-                "event": "epoch", "epoch": epoch, "step": step,
-                "seconds": time.perf_counter() - epoch_start, "steps": counted,
+                "event": "epoch",
+                "epoch": epoch,
+                "step": step,
+                "seconds": time.perf_counter() - epoch_start,
+                "steps": counted,
                 **{f"{k}_mean": (v / counted if counted else None) for k, v in sums.items()},
             }
             if val_images is not None:
@@ -362,5 +392,8 @@ def validate(model: SempartModel, cfg: TrainConfig, images_dir, gt_dir, device) 
         ious.append(float(np.logical_and(binary, gt).sum() / union) if union else 1.0)
         maes.append(float(np.abs(pred - gt).mean()))
     model.train()
-    return {"iou": float(np.mean(ious)) if ious else float("nan"),
-            "mae": float(np.mean(maes)) if maes else float("nan"), "images": len(ious)}
+    return {
+        "iou": float(np.mean(ious)) if ious else float("nan"),
+        "mae": float(np.mean(maes)) if maes else float("nan"),
+        "images": len(ious),
+    }

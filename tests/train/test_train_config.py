@@ -12,19 +12,41 @@ from maskrefine.train.config import TrainConfig, load_toml, preset  # noqa: E402
 
 def test_paper_defaults():
     cfg = TrainConfig()
-    assert (cfg.lr, cfg.betas, cfg.weight_decay, cfg.batch_size, cfg.epochs) == (1e-4, (0.9, 0.99), 0.0, 8, 30)
-    assert (cfg.resize, cfg.image_size, cfg.jitter_p, cfg.grayscale_p, cfg.flip_p) == (335, 320, 0.8, 0.2, 0.5)
+    assert (cfg.lr, cfg.betas, cfg.weight_decay, cfg.batch_size, cfg.epochs) == (
+        1e-4,
+        (0.9, 0.99),
+        0.0,
+        8,
+        30,
+    )
+    assert (cfg.resize, cfg.image_size, cfg.jitter_p, cfg.grayscale_p, cfg.flip_p) == (
+        335,
+        320,
+        0.8,
+        0.2,
+        0.5,
+    )
     assert (cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue) == (0.4, 0.4, 0.2, 0.1)
     weights = (cfg.w_ncut, cfg.w_pixel_gtv, cfg.w_feature_gtv, cfg.w_coarse_fine, cfg.w_crop_ncut, cfg.w_crop)
     assert weights == (1, 1, 1, 1, 0.01, 0.01)
     assert (cfg.gf_radius, cfg.gf_eps, cfg.affinity_threshold) == (9, 1e-3, 0.4)
     # fixes by default
-    assert (cfg.crop_sampler, cfg.bn_mode, cfg.polarity, cfg.last_batch) == ("uniform", "eval", "border", "drop_single")
+    assert (cfg.crop_sampler, cfg.bn_mode, cfg.polarity, cfg.last_batch) == (
+        "uniform",
+        "eval",
+        "border",
+        "drop_single",
+    )
 
 
 def test_presets():
     ref = preset("reference")
-    assert (ref.crop_sampler, ref.bn_mode, ref.polarity, ref.last_batch) == ("reference", "batch_stats", "batch_mean", "keep")
+    assert (ref.crop_sampler, ref.bn_mode, ref.polarity, ref.last_batch) == (
+        "reference",
+        "batch_stats",
+        "batch_mean",
+        "keep",
+    )
     tiny = preset("tiny", epochs=3)
     assert tiny.image_size == 64 and tiny.epochs == 3
     with pytest.raises(ConfigError, match="preset must be one of"):

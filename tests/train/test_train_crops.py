@@ -26,20 +26,26 @@ def test_student_crop_equals_teacher_view(sampler):
     # and it is the region itself, zoomed: pixel (2i+0.5) of the zoom interpolates crop pixels i, i+1
     r, c = offsets[0].tolist()
     window = image[0, :, r : r + 160, c : c + 160]
-    zoom = torch.nn.functional.interpolate(window[None], size=(320, 320), mode="bilinear", align_corners=False)
+    zoom = torch.nn.functional.interpolate(
+        window[None], size=(320, 320), mode="bilinear", align_corners=False
+    )
     torch.testing.assert_close(crop_and_zoom(image, offsets)[0], zoom[0])
 
 
 def test_reference_sampler_reproduces_rows_80_and_columns_10_to_29():
     gen = torch.Generator().manual_seed(1)
-    offsets = torch.cat([sample_crop_offsets(8, 320, 320, sampler="reference", generator=gen) for _ in range(200)])
+    offsets = torch.cat(
+        [sample_crop_offsets(8, 320, 320, sampler="reference", generator=gen) for _ in range(200)]
+    )
     assert set(offsets[:, 0].tolist()) == {80}
     assert set(offsets[:, 1].tolist()) == set(range(10, 30))
 
 
 def test_uniform_sampler_covers_every_aligned_position():
     gen = torch.Generator().manual_seed(2)
-    offsets = torch.cat([sample_crop_offsets(8, 320, 320, sampler="uniform", generator=gen) for _ in range(200)])
+    offsets = torch.cat(
+        [sample_crop_offsets(8, 320, 320, sampler="uniform", generator=gen) for _ in range(200)]
+    )
     expected = set(range(0, 161, 8))
     assert set(offsets[:, 0].tolist()) == expected
     assert set(offsets[:, 1].tolist()) == expected

@@ -32,7 +32,9 @@ def test_grayscale_rec601():
 def test_jitter_zero_strength_is_identity_and_seeded():
     image = torch.rand(3, 8, 8)
     none = data.Augment(brightness=0, contrast=0, saturation=0, hue=0)
-    torch.testing.assert_close(data.colour_jitter(image, none, torch.Generator().manual_seed(0)), image, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        data.colour_jitter(image, none, torch.Generator().manual_seed(0)), image, atol=1e-6, rtol=0
+    )
     aug = data.Augment()
     a = data.colour_jitter(image, aug, torch.Generator().manual_seed(3))
     b = data.colour_jitter(image, aug, torch.Generator().manual_seed(3))

@@ -62,7 +62,9 @@ def test_pixel_gtv_matches_loop():
     pad_i = np.pad(img, ((0, 0), (1, 1), (1, 1)), mode="reflect")
     pad_m = np.pad(m, 1, mode="reflect")
     total = 0.0
-    for y, x, (dy, dx) in itertools.product(range(4), range(5), [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]):
+    for y, x, (dy, dx) in itertools.product(
+        range(4), range(5), [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)]
+    ):
         if (dy, dx) == (0, 0):
             continue
         w = np.exp(-((img[:, y, x] - pad_i[:, y + 1 + dy, x + 1 + dx]) ** 2).sum() / 1.0)

@@ -55,8 +55,11 @@ def test_resume_equals_continuous(tmp_path, sod_images, tiny_vit_file):
     for key in a["head"]:
         assert torch.equal(a["head"][key], b["head"][key]), key
     # the resumed log has each step once, in order
-    steps = [json.loads(line)["step"] for line in (tmp_path / "split" / "log.jsonl").read_text().splitlines()
-             if json.loads(line)["event"] == "step"]
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "split" / "log.jsonl").read_text().splitlines()
+        if json.loads(line)["event"] == "step"
+    ]
     assert steps == [1, 2, 3, 4, 5, 6]
 
 

@@ -37,7 +37,10 @@ def test_bare_state_dict_round_trip(tiny_vit_file):
         lambda sd: {f"backbone.{k}": v for k, v in sd.items()},
         # DINO training checkpoint: teacher/student dicts with module.backbone.* and the projection head
         lambda sd: {
-            "teacher": {**{f"module.backbone.{k}": v for k, v in sd.items()}, "module.head.last_layer.weight": torch.ones(3, 3)},
+            "teacher": {
+                **{f"module.backbone.{k}": v for k, v in sd.items()},
+                "module.head.last_layer.weight": torch.ones(3, 3),
+            },
             "student": {"module.backbone.cls_token": torch.zeros(1)},
             "epoch": 100,
         },
@@ -96,7 +99,13 @@ def test_full_vit_small_8_shape(tmp_path):
     torch.manual_seed(0)
     reference = vit_from_arch("vit_small", 8)
     keys = set(reference.state_dict())
-    assert {"cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.11.attn.qkv.bias", "norm.weight"} <= keys
+    assert {
+        "cls_token",
+        "pos_embed",
+        "patch_embed.proj.weight",
+        "blocks.11.attn.qkv.bias",
+        "norm.weight",
+    } <= keys
     assert reference.pos_embed.shape == (1, 1 + 28 * 28, 384)
     path = tmp_path / "dino_deitsmall8_pretrain.pth"
     torch.save(reference.state_dict(), path)
@@ -123,7 +132,9 @@ def test_position_table_interpolation():
     assert table.shape == (1, 1 + 35, 64)
     assert torch.equal(table[:, 0], vit.pos_embed[:, 0])
     grid = vit.pos_embed[:, 1:].reshape(1, 4, 4, 64).permute(0, 3, 1, 2)
-    expected = torch.nn.functional.interpolate(grid, scale_factor=(5.1 / 4, 7.1 / 4), mode="bicubic", align_corners=False)
+    expected = torch.nn.functional.interpolate(
+        grid, scale_factor=(5.1 / 4, 7.1 / 4), mode="bicubic", align_corners=False
+    )
     torch.testing.assert_close(table[:, 1:], expected.permute(0, 2, 3, 1).reshape(1, 35, 64))
 
 
@@ -138,7 +149,10 @@ def test_shape_mismatch_names_the_key(tmp_path):
     sd = tiny_vit().state_dict()
     sd["blocks.1.mlp.fc2.weight"] = torch.zeros(64, 100)
     torch.save(sd, tmp_path / "bad.pth")
-    with pytest.raises(ConfigError, match=r"bad\.pth.*'blocks\.1\.mlp\.fc2\.weight' has shape \(64, 100\); expected \(64, 256\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"bad\.pth.*'blocks\.1\.mlp\.fc2\.weight' has shape \(64, 100\); expected \(64, 256\)",
+    ):
         load_vit(tmp_path / "bad.pth")
 
 
@@ -147,7 +161,10 @@ def test_missing_and_unexpected_keys_named(tmp_path):
     del sd["blocks.1.norm2.bias"]
     sd["blocks.0.extra.weight"] = torch.zeros(1)
     torch.save(sd, tmp_path / "keys.pth")
-    with pytest.raises(ConfigError, match=r"missing keys: 'blocks\.1\.norm2\.bias'.*unexpected keys: 'blocks\.0\.extra\.weight'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"missing keys: 'blocks\.1\.norm2\.bias'.*unexpected keys: 'blocks\.0\.extra\.weight'",
+    ):
         load_vit(tmp_path / "keys.pth")
 
 
@@ -181,12 +198,16 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
     torch.save({"cls_token": torch.zeros(1, 1, 64), "payload": _RunsCode(marker)}, path)
-    with pytest.raises(ConfigError, match=r"evil\.pth: refused: it holds pickled Python objects \(posix\.system\)"):
+    with pytest.raises(
+        ConfigError, match=r"evil\.pth: refused: it holds pickled Python objects \(posix\.system\)"
+    ):
         load_vit(path)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("kind", ["empty_string", "missing", "folder", "fifo", "empty_file", "url", "garbage"])
+@pytest.mark.parametrize(
+    "kind", ["empty_string", "missing", "folder", "fifo", "empty_file", "url", "garbage"]
+)
 def test_bad_paths(tmp_path, kind):
     if kind == "empty_string":
         path, message = "", "empty path"
@@ -215,13 +236,13 @@ def test_bad_paths(tmp_path, kind):
 def test_pixel_backbone():
     backbone = PixelBackbone(8)
     feats = backbone(torch.randn(2, 3, 32, 48))
-    assert feats.shape == (2, 8, 4, 6)
-    torch.testing.assert_close(feats[:, :6].mean(dim=(2, 3)), torch.zeros(2, 6), atol=1e-5, rtol=0)
+    assert feats.shape == (2, 9, 4, 6)
+    torch.testing.assert_close(feats.mean(dim=(2, 3)), torch.zeros(2, 9), atol=1e-5, rtol=0)
     # colour: a red half and a blue half give two feature clusters with negative cosine
     image = torch.zeros(1, 3, 32, 32)
     image[0, 0, :, :16] = 2.0
     image[0, 2, :, 16:] = 2.0
-    f = torch.nn.functional.normalize(PixelBackbone(8, position_weight=0.0)(image), dim=1)
+    f = torch.nn.functional.normalize(PixelBackbone(8, position_weight=0.0, centre_weight=0.0)(image), dim=1)
     assert float((f[0, :, 0, 0] * f[0, :, 0, 3]).sum()) < 0 < float((f[0, :, 0, 0] * f[0, :, 3, 1]).sum())
     with pytest.raises(ValueError, match="power-of-two"):
         PixelBackbone(14)
