@@ -14,7 +14,8 @@ Every backbone maps a batch of ImageNet-normalised images ``(B, 3, H, W)`` to pa
   ``align_corners=False``) to ``input / 8`` before the head: the head always sees an 8-pixel grid, as with
   DINO ViT-S/8. Patch 8 and 16 are used as they are (stride 8 and 16).
 * :class:`PixelBackbone` needs no weights: per-patch colour mean and standard deviation plus the patch
-  position and its distance from the centre, standardised per image. It lets the whole pipeline train on a CPU in minutes (tests, demo).
+  position and its distance from the centre, standardised per image. It lets the whole pipeline train on
+  a CPU in minutes (tests, demo).
 """
 
 from __future__ import annotations
