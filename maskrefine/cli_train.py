@@ -19,7 +19,9 @@ from maskrefine.io.imageio import MASK_FORMATS
 __all__ = ["train_cmd", "predict_cmd"]
 
 _in_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
-_path = click.Path(path_type=Path)
+# Output and checkpoint paths stay plain text: Path("") would silently become "." (the current folder)
+# and Path("https://host/x.pth") would lose a slash; the library vets them and names the problem.
+_path = str
 
 
 def _cli():
@@ -110,8 +112,8 @@ def train_cmd(
     with cli._library_errors():
         from maskrefine.errors import ConfigError
 
-        if str(run_dir).strip() in ("", "."):
-            raise ConfigError("--out: give a run folder (not empty, not the current folder)")
+        if not run_dir.strip():
+            raise ConfigError("--out: empty path; give a run folder")
         from maskrefine.train import config as config_mod
         from maskrefine.train import train
 
@@ -123,7 +125,9 @@ def train_cmd(
             raise ConfigError(f"config file {config_file}: preset must be a string; got {name!r}")
         values.update({key: value for key, value in options.items() if value is not None})
         if backbone_checkpoint is not None:
-            values["backbone_checkpoint"] = str(backbone_checkpoint)
+            if not backbone_checkpoint.strip():
+                raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
+            values["backbone_checkpoint"] = backbone_checkpoint
         cfg = config_mod.preset(name, **values)
         line = _StepLine(sys.stderr.isatty() and not quiet, cfg.epochs)
         try:

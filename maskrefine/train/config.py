@@ -245,7 +245,7 @@ def _check(cfg: TrainConfig) -> None:
     if cfg.backbone == "vit" and cfg.backbone_checkpoint is not None and not cfg.backbone_checkpoint.strip():
         raise ConfigError("backbone_checkpoint: empty path; give the path of a local checkpoint file")
     if cfg.device not in ("cpu", "cuda") and not cfg.device.startswith("cuda:"):
-        raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {cfg.device!r}")
+        raise ConfigError(f"device (--device) must be 'cpu', 'cuda' or 'cuda:N'; got {cfg.device!r}")
     if cfg.amp and not cfg.device.startswith("cuda"):
         raise ConfigError("amp (bf16 autocast) needs a CUDA device; use --device cuda or drop --amp")
     if cfg.patch_size is not None and cfg.patch_size < 1:

@@ -181,6 +181,8 @@ def load_predictor(
         raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {device!r}")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available")
+    if not str(checkpoint).strip():
+        raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
     state = load_checkpoint(checkpoint)
     try:
         cfg = TrainConfig.from_dict(state["config"], source=f"checkpoint {checkpoint}")
@@ -254,6 +256,8 @@ def predict_folder(
     start = time.perf_counter()
     if not str(images_dir).strip():
         raise ConfigError("--images: empty path")
+    if not str(checkpoint).strip():
+        raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
     if not str(out_dir).strip():
         raise ConfigError("--out: empty path; give an output folder")
     images_path = check_folder(images_dir, "images")

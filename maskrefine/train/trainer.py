@@ -26,7 +26,7 @@ import torch
 from maskrefine import __version__
 from maskrefine.errors import ConfigError
 from maskrefine.io import write_bytes_atomic, write_text_atomic
-from maskrefine.train.checkpoint import safe_torch_load
+from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
 from maskrefine.train.config import RESULT_FIELDS, TrainConfig
 from maskrefine.train.data import Augment, ImageFolder, list_images
 from maskrefine.train.model import LOSS_TERMS, SempartModel, build_model, objective
@@ -226,6 +226,7 @@ def train(
 
     if cfg.backbone_checkpoint is not None and cfg.backbone == "vit":
         # an absolute path, so that `predict` finds the backbone from any working directory
+        check_checkpoint_path(cfg.backbone_checkpoint)  # URLs, missing files, FIFOs: named, before anything
         cfg = cfg.replace(backbone_checkpoint=str(Path(cfg.backbone_checkpoint).absolute()))
     checkpoint = load_checkpoint(run_path / "last.pt") if resume else None
     if checkpoint is not None:
