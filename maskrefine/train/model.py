@@ -120,7 +120,12 @@ def build_model(cfg: TrainConfig) -> tuple[SempartModel, dict[str, Any]]:
 
 
 def objective(
-    model: SempartModel, images: torch.Tensor, cfg: TrainConfig, generator: torch.Generator
+    model: SempartModel,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    *,
+    teacher_fine_grad: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted training loss of one batch and its terms (floats, unweighted).
 
@@ -129,6 +134,10 @@ def objective(
     network) run on the zoomed image crops, target = guided filter of its fine mask (detached), MSE against
     the zoomed crop of the student's fine mask, plus NCut on the teacher's coarse mask (this term trains
     the head through the teacher pass).
+
+    The teacher's fine branch runs without autograd: its mask only feeds the detached target, so values
+    and gradients are the same as the reference's full teacher pass, minus one backward of the fine
+    branch. ``teacher_fine_grad=True`` records it anyway (the reference's cost; ``bench/train.py``).
     """
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext()
     with amp:
@@ -152,7 +161,7 @@ def objective(
         crop_images = crop_and_zoom(images, offsets)
         student_crop = crop_and_zoom(out.fine, offsets)
         with amp:
-            teacher = model(crop_images, fine_grad=False)
+            teacher = model(crop_images, fine_grad=teacher_fine_grad)
         target = crop_target(teacher.fine, crop_images, cfg.gf_radius, cfg.gf_eps)
         terms["crop_ncut"] = ncut_loss(teacher.coarse, teacher.features, cfg.affinity_threshold)
         terms["crop"] = crop_consistency_loss(student_crop, target)
