@@ -30,6 +30,8 @@ def trained(tmp_path_factory):
         disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (min(h, w) / 3) ** 2
         image = np.clip(40 + 160 * disc[..., None] + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
         cv2.imwrite(str(images / f"{stem}.png"), image)
+        (root / "gt").mkdir(exist_ok=True)
+        cv2.imwrite(str(root / "gt" / f"{stem}.png"), disc.astype(np.uint8) * 255)
     cfg = preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=2)
     train(cfg, images, root / "run")
     return images, root / "run" / "last.pt"
@@ -106,3 +108,21 @@ def test_bad_image_is_reported_and_others_written(tmp_path, trained):
     report = predict_folder(folder, ckpt, tmp_path / "out")
     assert not report.ok and report.counts == {**report.counts, "written": 3, "failed": 1}
     assert "broken.jpg" in report.failures[0].error
+
+
+def test_validation_is_only_logged_unless_asked(tmp_path, trained):
+    import json
+
+    images, _ = trained
+    gt = images.parent / "gt"
+    cfg = preset("tiny", backbone="pixels", head_fine_channels=(8, 8), epochs=2)
+    train(cfg, images, tmp_path / "run", val_images=images, val_gt=gt)
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in epochs if r["event"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert all(r["val"]["images"] == 3 and 0.0 <= r["val"]["iou"] <= 1.0 for r in epochs)
+    assert not (tmp_path / "run" / "best_val.pt").exists()  # no model selection by default
+    train(cfg.replace(keep_best_on_val=True), images, tmp_path / "best", val_images=images, val_gt=gt)
+    assert (tmp_path / "best" / "best_val.pt").is_file() and (tmp_path / "best" / "last.pt").is_file()
+    with pytest.raises(ConfigError, match="needs --val-images"):
+        train(cfg.replace(keep_best_on_val=True), images, tmp_path / "nobest")
