@@ -13,7 +13,8 @@ rows alike):
 Each step is ``objective -> backward -> AdamW step`` on a fixed random batch. Reported: seconds per step
 (median of ``--steps``), iterations/s, images/s, ratio to ``plain`` (target: crop <= 1.6x), the cost of an
 epoch of DUTS-TR (10,553 images = 1,319 steps of 8), and peak memory (CUDA: max allocated per row; CPU:
-the process's peak RSS after each row, so later rows include earlier peaks). No assertion on timings.
+the process's peak RSS after each row's first step, so later rows include earlier peaks). No assertion on
+timings.
 """
 
 from __future__ import annotations
@@ -86,21 +87,23 @@ def main() -> None:
 
     samples = {name: [] for name in rows}
     peaks = {}
-    for name, (cfg, teacher_grad) in rows.items():  # warm-up, and the peak memory of each row
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        for _ in range(args.warmup):
-            step(cfg, teacher_grad)
-        peaks[name] = (
-            torch.cuda.max_memory_allocated() / 2**20
-            if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        )
-    for _ in range(args.steps):  # alternating rounds
+    for round_ in range(args.warmup + args.steps):  # alternating rounds; the first `warmup` are not kept
         for name, (cfg, teacher_grad) in rows.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats()
             start = time.perf_counter()
             step(cfg, teacher_grad)
-            samples[name].append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            if round_ == 0:  # CPU: the process peak so far (monotonic), CUDA: this row's own peak
+                peaks[name] = (
+                    torch.cuda.max_memory_allocated() / 2**20
+                    if device.type == "cuda"
+                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                )
+            kept = round_ >= args.warmup
+            if kept:
+                samples[name].append(seconds)
+            print(f"round {round_ + 1}: {name}: {seconds:.2f} s{'' if kept else ' (warm-up)'}", flush=True)
 
     plain = sorted(samples["plain"])[len(samples["plain"]) // 2]
     table = []
