@@ -8,31 +8,36 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from maskrefine._lazy import lazy_attributes
 from maskrefine.errors import BackendUnavailableError, ConfigError, InputError, MaskrefineError
-from maskrefine.filters import fast_guided_filter, guided_filter
-from maskrefine.guide import make_guide
-from maskrefine.metrics import (
-    PRESETS,
-    CorLocEvaluator,
-    Evaluator,
-    ScorePreset,
-    box_iou,
-    boxes_from_mask,
-    corloc,
-    get_preset,
-    read_coco_boxes,
-    read_voc_boxes,
-    score_image,
-)
-from maskrefine.pipeline import (
-    FileOutcome,
-    RunReport,
-    ScoreReport,
-    apply_folder,
-    parse_shard,
-    score_folder,
-)
-from maskrefine.refiners import REFINERS, RefinerSpec, refine, register_refiner
+
+# Everything but the errors is imported on first use (numba, OpenCV: see maskrefine._lazy).
+_SOURCES = {
+    "fast_guided_filter": "maskrefine.filters",
+    "guided_filter": "maskrefine.filters",
+    "make_guide": "maskrefine.guide",
+    "REFINERS": "maskrefine.refiners",
+    "RefinerSpec": "maskrefine.refiners",
+    "refine": "maskrefine.refiners",
+    "register_refiner": "maskrefine.refiners",
+    "FileOutcome": "maskrefine.pipeline",
+    "RunReport": "maskrefine.pipeline",
+    "ScoreReport": "maskrefine.pipeline",
+    "apply_folder": "maskrefine.pipeline",
+    "parse_shard": "maskrefine.pipeline",
+    "score_folder": "maskrefine.pipeline",
+    "PRESETS": "maskrefine.metrics",
+    "CorLocEvaluator": "maskrefine.metrics",
+    "Evaluator": "maskrefine.metrics",
+    "ScorePreset": "maskrefine.metrics",
+    "box_iou": "maskrefine.metrics",
+    "boxes_from_mask": "maskrefine.metrics",
+    "corloc": "maskrefine.metrics",
+    "get_preset": "maskrefine.metrics",
+    "read_coco_boxes": "maskrefine.metrics",
+    "read_voc_boxes": "maskrefine.metrics",
+    "score_image": "maskrefine.metrics",
+}
 
 __all__ = [
     "__version__",
@@ -70,3 +75,5 @@ __all__ = [
     "box_iou",
     "corloc",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())

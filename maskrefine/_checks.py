@@ -18,6 +18,8 @@ __all__ = [
     "as_float_array",
     "check_window_fits",
     "check_unit_interval",
+    "check_float_range",
+    "check_int_range",
 ]
 
 
@@ -104,3 +106,23 @@ def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
     low, high = float(array.min()), float(array.max())
     if low < 0.0 or high > 1.0:
         raise ValueError(f"`{name}` values must lie in [0, 1]; found [{low:.4g}, {high:.4g}]{hint}")
+
+
+def check_float_range(value: object, name: str, low: float, high: float = np.inf) -> float:
+    """Return ``value`` as a float in ``[low, high]`` (a finite real number), or raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a real number; got {value!r} ({type(value).__name__})")
+    result = float(value)
+    if not np.isfinite(result) or result < low or result > high:
+        span = f">= {low:g}" if high == np.inf else f"in [{low:g}, {high:g}]"
+        raise ValueError(f"`{name}` must be a finite number {span}; got {value!r}")
+    return result
+
+
+def check_int_range(value: object, name: str, low: int, high: int) -> int:
+    """Return ``value`` as an int in ``[low, high]``, or raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer; got {value!r} ({type(value).__name__})")
+    if value < low or value > high:
+        raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {value}")
+    return int(value)

@@ -19,6 +19,7 @@ Exit codes
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -31,7 +32,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
-from maskrefine.io.imageio import MASK_FORMATS
+from maskrefine.io.pairs import MASK_FORMATS
 from maskrefine.metrics.presets import PRESETS
 from maskrefine.refiners import GUIDE_MODES, REFINERS
 
@@ -144,9 +145,19 @@ def _make_progress(label: str, quiet: bool) -> _Progress:
     return _Progress(label, enabled=tty and not quiet)
 
 
+def _quiet_opencv() -> None:
+    """Silence OpenCV's own ``[ WARN:0@...]`` / ``[ERROR:...]`` lines: every bad file is reported by us."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when OpenCV first logs (workers inherit it)
+    if "cv2" in sys.modules:
+        cv2 = sys.modules["cv2"]
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+
 @contextmanager
-def _library_errors(progress: _Progress | None = None) -> Iterator[None]:
-    """Turn library exceptions into messages and exit codes; never show a traceback for them."""
+def _library_errors(progress: _Progress | None = None, *, resumable: bool = False) -> Iterator[None]:
+    """Turn library exceptions into messages and exit codes; never show a traceback for them.
+
+    ``resumable``: the command has ``--skip-existing`` (said in the Ctrl-C message)."""
     try:
         yield
     except (ConfigError, BackendUnavailableError) as exc:
@@ -159,7 +170,10 @@ def _library_errors(progress: _Progress | None = None) -> Iterator[None]:
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         _close(progress)
-        _err("interrupted: outputs already written are complete; rerun with --skip-existing to resume")
+        if resumable:
+            _err("interrupted: outputs already written are complete; rerun with --skip-existing to resume")
+        else:
+            _err("interrupted: nothing was written")
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:  # e.g. the output folder cannot be created
         if progress is not None:
@@ -225,8 +239,79 @@ def main() -> None:
 
 # --------------------------------------------------------------------------------------------- apply
 
-_path_dir = click.Path(file_okay=False, dir_okay=True, path_type=Path)
+
+class _OutputPath(click.Path):
+    """``click.Path`` that refuses an empty value (it would silently mean the current folder)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from maskrefine.pipeline.guards import path_argument
+
+        try:
+            path_argument(value, "the path")
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+        return super().convert(value, param, ctx)
+
+
+_path_dir = _OutputPath(file_okay=False, dir_okay=True, path_type=Path)
+_path_file = _OutputPath(dir_okay=False, path_type=Path)
 _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
+
+
+# Options of the bilateral solver and the dense CRF: (flag, registry parameter, type, help). Values are
+# checked by the registry (one owner), so a bad one is a usage error naming the parameter.
+_METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
+    (
+        "--preset",
+        "preset",
+        str,
+        "bilateral_solver: tokencut (σ 16/16/8, default), paper_repo (24/4/4), found "
+        "(binary, IoU-gated); crf: deeplab (default), deep_spectral.",
+    ),
+    (
+        "--sigma-spatial",
+        "sigma_spatial",
+        float,
+        "bilateral_solver grid cell in pixels. [default: from --preset]",
+    ),
+    (
+        "--sigma-luma",
+        "sigma_luma",
+        float,
+        "bilateral_solver luma cell (0..255 units). [default: from --preset]",
+    ),
+    (
+        "--sigma-chroma",
+        "sigma_chroma",
+        float,
+        "bilateral_solver chroma cell (0..255). [default: from --preset]",
+    ),
+    ("--lam", "lam", float, "bilateral_solver smoothness λ. [default: 256]"),
+    ("--iterations", "iterations", int, "crf mean-field iterations. [default: from --preset (deeplab 10)]"),
+    ("--gt-prob", "gt_prob", float, "crf confidence of a binary mask's labels, in (0, 1). [default: 0.7]"),
+    ("--gaussian-sxy", "gaussian_sxy", float, "crf Gaussian kernel width in pixels. [default: 3]"),
+    ("--gaussian-compat", "gaussian_compat", float, "crf Gaussian kernel weight. [default: 3]"),
+    (
+        "--bilateral-sxy",
+        "bilateral_sxy",
+        float,
+        "crf bilateral kernel width in pixels. [default: deeplab 80]",
+    ),
+    ("--bilateral-srgb", "bilateral_srgb", float, "crf bilateral colour width (0..255). [default: 13]"),
+    ("--bilateral-compat", "bilateral_compat", float, "crf bilateral kernel weight. [default: deeplab 10]"),
+    (
+        "--crf-output",
+        "output",
+        click.Choice(["label", "prob"]),
+        "crf: 0/1 labelling or Q(foreground). [default: label]",
+    ),
+)
+
+
+def _method_options(command: Any) -> Any:
+    for flag, name, kind, text in reversed(_METHOD_OPTIONS):
+        command = click.option(flag, name, type=kind, default=None, help=text)(command)
+    return command
 
 
 @main.command("apply")
@@ -276,6 +361,7 @@ _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=P
     default=None,
     help=f"Subsampling factor of the fast guided filter. {_defaults_help('subsample')}",
 )
+@_method_options
 @click.option(
     "--guide",
     type=click.Choice(GUIDE_MODES),
@@ -311,7 +397,7 @@ _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=P
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the run report (per-file outcomes, counts, timing) as JSON.",
 )
@@ -333,6 +419,7 @@ def apply_cmd(
     shard: tuple[int, int] | None,
     report_path: Path | None,
     quiet: bool,
+    **method_params: Any,
 ) -> None:
     """Refine every mask in --masks with its image in --images; write them to --out.
 
@@ -349,8 +436,10 @@ def apply_cmd(
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
+    _quiet_opencv()
+    params.update({k: v for k, v in method_params.items() if v is not None})
     progress = _make_progress("apply", quiet)
-    with _library_errors(progress):
+    with _library_errors(progress, resumable=True):
         report = apply_folder(
             masks_dir,
             images_dir,
@@ -408,6 +497,13 @@ def _parse_boxes(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def _nonempty_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An empty path is a usage error (it would mean the current folder)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
+
+
 def _format_value(value: object) -> str | None:
     if isinstance(value, bool):
         return str(value)
@@ -446,14 +542,14 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 @click.option(
     "--csv",
     "csv_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the per-image table as CSV.",
 )
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the summary as JSON.",
 )
@@ -463,6 +559,32 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     metavar="voc:DIR|coco:FILE|masks",
     default=None,
     help="Also score CorLoc against boxes from VOC XML, a COCO JSON, or boxes of the GT masks.",
+)
+@click.option(
+    "--corloc-selector",
+    type=click.Choice(["largest_box", "largest_cc", "seed_cc"]),
+    default=None,
+    help="CorLoc component rule. [default: tokencut seed_cc, found largest_cc, others largest_box]",
+)
+@click.option(
+    "--corloc-connectivity",
+    type=click.Choice(["4", "8"]),
+    default=None,
+    help="CorLoc connectivity. [default: the preset's: 4 for tokencut/found, else 8]",
+)
+@click.option(
+    "--patch-size",
+    type=click.IntRange(min=1, max=256),
+    default=None,
+    help="CorLoc on the token grid of this patch size (boxes on the padded image, clipped). "
+    "[default: each prediction's down-scale factor under tokencut/found]",
+)
+@click.option(
+    "--seeds",
+    callback=_nonempty_path,
+    metavar="FILE.json|DIR",
+    default=None,
+    help="Seed patches for --corloc-selector seed_cc: JSON of stem -> flat token index, or seed maps.",
 )
 @click.option(
     "--plot",
@@ -489,6 +611,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 @click.option(
     "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
+@click.option("--overwrite", is_flag=True, help="Replace existing plot files in --plot.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score_cmd(
     pred_dir: Path,
@@ -497,16 +620,22 @@ def score_cmd(
     csv_path: Path | None,
     json_path: Path | None,
     boxes: Any,
+    corloc_selector: str | None,
+    corloc_connectivity: str | None,
+    patch_size: int | None,
+    seeds: str | None,
     plot_dir: Path | None,
     images_dir: Path | None,
     before_dir: Path | None,
     shard: tuple[int, int] | None,
     jobs: int | None,
+    overwrite: bool,
     quiet: bool,
 ) -> None:
     """Score the masks in --pred against --gt (matched by stem) and print the summary."""
     from maskrefine.pipeline import score_folder
 
+    _quiet_opencv()
     progress = _make_progress("score", quiet)
     with _library_errors(progress):
         report = score_folder(
@@ -514,6 +643,10 @@ def score_cmd(
             gt_dir,
             preset=preset,
             boxes=boxes,
+            corloc_selector=corloc_selector,
+            corloc_connectivity=None if corloc_connectivity is None else int(corloc_connectivity),
+            patch_size=patch_size,
+            seeds=seeds,
             csv_path=csv_path,
             json_path=json_path,
             plot_dir=plot_dir,
@@ -522,6 +655,7 @@ def score_cmd(
             shard=shard,
             jobs=jobs,
             progress=progress,
+            overwrite=overwrite,
         )
     progress.close()
     sys.exit(_finish_score(report, preset, quiet))
@@ -551,7 +685,59 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
             click.echo(f"{name.ljust(width)}  {text}")
     if failures or unmatched or duplicates:
         click.echo(f"failed {len(failures)}, unmatched {len(unmatched)}, duplicates {len(duplicates)}")
+    if report.nothing_scored is not None:
+        _err(f"error: nothing was scored: {report.nothing_scored}")
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+# -------------------------------------------------------------------------------------------- report
+
+
+@main.group("report")
+def report_group() -> None:
+    """Work with the JSON reports written by ``apply --report``."""
+
+
+@report_group.command("merge")
+@click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the merged report (same layout as one run's report) as JSON.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors (and the summary when not ok).")
+def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: bool) -> None:
+    """Merge the run reports of the shards of one job (``apply --shard K/N --report FILE``).
+
+    \b
+    maskrefine report merge reports/*.json --json merged.json
+
+    Exit code 1 when a file failed in some shard, a shard of 1..N has no report, or a report file
+    cannot be read (it is named; the others are merged).
+    """
+    from maskrefine.pipeline.merge import check_merged_output, merge_run_reports
+
+    with _library_errors():
+        if json_path is not None:
+            check_merged_output(json_path, reports)  # refused before anything is read or written
+        merged = merge_run_reports(reports, skip_unreadable=True)
+        for line in merged.unreadable:
+            _err(f"error: {line}")
+        code = _finish_apply(merged.report, quiet and merged.ok)
+        if merged.missing_shards:
+            missing = ", ".join(f"{k}/{merged.shard_count}" for k in merged.missing_shards)
+            _err(f"error: no report for shard(s) {missing}")
+        if not quiet or not merged.ok:
+            click.echo(f"merged {len(merged.sources)} report(s), shards: {_shard_list(merged.shards)}")
+        if json_path is not None:
+            merged.write_json(json_path)
+    sys.exit(EXIT_OK if merged.ok and code == EXIT_OK else EXIT_FAILED)
+
+
+def _shard_list(shards: Sequence[str | None]) -> str:
+    return ", ".join(sorted((s or "all" for s in shards), key=lambda s: (len(s), s)))
 
 
 # train / predict: the [torch] extra; torch is imported only when they run

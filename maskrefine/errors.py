@@ -12,6 +12,8 @@ __all__ = [
     "InputError",
     "BackendUnavailableError",
     "ConfigError",
+    "OutputError",
+    "OutputExistsError",
 ]
 
 
@@ -41,3 +43,26 @@ class ConfigError(MaskrefineError, ValueError):
 
     The CLI maps it to exit code 2; nothing has been written when it is raised.
     """
+
+
+class OutputError(MaskrefineError, OSError):
+    """An output file could not be written (no space, no permission, not a regular file...).
+
+    The message starts with the path, then the problem, e.g. ``out/0001.png: cannot write (No space left
+    on device)``. Nothing partial is left at the path.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        return type(self), (self.path, self.problem)
+
+
+class OutputExistsError(OutputError):
+    """A no-clobber write found the output already there (e.g. written meanwhile by another run)."""

@@ -51,7 +51,7 @@ def make_guide(
     >>> float(make_guide(rgb, "mean")[0, 0]), round(float(make_guide(rgb, "luma")[0, 0]), 3)
     (0.3333333432674408, 0.299)
     """
-    mode = check_choice(mode, GUIDE_MODES, "mode")
+    mode_name = check_choice(mode, GUIDE_MODES, "mode")
     if not isinstance(image, np.ndarray):
         if hasattr(image, "__array__") and not hasattr(image, "detach"):
             image = np.asarray(image)
@@ -77,7 +77,7 @@ def make_guide(
             f"`image` must be float in [0, 1] or uint8; got dtype {image.dtype}. "
             "Convert it first, e.g. `image.astype(np.float32) / 65535` for 16-bit data."
         )
-    return guide_from_rgb(rgb, mode)
+    return guide_from_rgb(rgb, mode_name)
 
 
 def guide_from_rgb(rgb: np.ndarray, mode: str) -> npt.NDArray[np.float32]:

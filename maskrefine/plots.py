@@ -45,10 +45,10 @@ def _new_figure(width: float, height: float) -> Any:
     return figure
 
 
-def _save(figure: Any, path: str | Path) -> Path:
+def _save(figure: Any, path: str | Path, overwrite: bool) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    return write_bytes_atomic(path, buffer.getvalue())
+    return write_bytes_atomic(path, buffer.getvalue(), overwrite=overwrite)
 
 
 _PRECISION_KEYS = ("precision", "precision_curve", "pr_precision", "precisions")
@@ -77,7 +77,13 @@ def find_pr_curve(curves: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | 
 
 
 def plot_pr_curve(
-    precision: np.ndarray, recall: np.ndarray, path: str | Path, *, title: str = "", label: str = ""
+    precision: np.ndarray,
+    recall: np.ndarray,
+    path: str | Path,
+    *,
+    title: str = "",
+    label: str = "",
+    overwrite: bool = True,
 ) -> Path:
     """Draw a precision-recall curve (image-averaged, one point per threshold) to a PNG file.
 
@@ -89,6 +95,8 @@ def plot_pr_curve(
         PNG file to write (atomically).
     title, label : str
         Figure title and legend label.
+    overwrite : bool
+        Replace an existing file (default); False raises :class:`~maskrefine.errors.OutputExistsError`.
 
     Returns
     -------
@@ -112,7 +120,7 @@ def plot_pr_curve(
     if label:
         axes.legend(loc="lower left")
     figure.tight_layout()
-    return _save(figure, path)
+    return _save(figure, path, overwrite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +140,9 @@ class MontageEntry:
     label: str = ""
 
 
-def plot_montage(entries: Sequence[MontageEntry], path: str | Path, *, title: str = "") -> Path:
+def plot_montage(
+    entries: Sequence[MontageEntry], path: str | Path, *, title: str = "", overwrite: bool = True
+) -> Path:
     """Draw one row per entry: image | mask before (if any entry has one) | prediction | GT.
 
     Parameters
@@ -143,6 +153,8 @@ def plot_montage(entries: Sequence[MontageEntry], path: str | Path, *, title: st
         PNG file to write (atomically).
     title : str
         Figure title.
+    overwrite : bool
+        As for :func:`plot_pr_curve`.
 
     Returns
     -------
@@ -180,4 +192,4 @@ def plot_montage(entries: Sequence[MontageEntry], path: str | Path, *, title: st
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    return _save(figure, path)
+    return _save(figure, path, overwrite)

@@ -20,11 +20,19 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import as_float_array, check_eps, check_radius, check_subsample, check_unit_interval
+from maskrefine._checks import (
+    as_float_array,
+    check_choice,
+    check_eps,
+    check_float_range,
+    check_int_range,
+    check_radius,
+    check_subsample,
+    check_unit_interval,
+)
 from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
 
 __all__ = [
@@ -187,6 +195,8 @@ def resize_mask(
     src = np.ascontiguousarray(mask, dtype=np.float32)
     if src.shape == (height, width):
         return src.copy()
+    import cv2
+
     interpolation = cv2.INTER_NEAREST if binary_input else cv2.INTER_LINEAR
     return cv2.resize(src, (width, height), interpolation=interpolation)
 
@@ -268,10 +278,26 @@ def refine(
         listed = ", ".join(repr(g) for g in GUIDE_MODES)
         raise ValueError(f"`guide` must be one of {listed}; got {guide!r}")
     resolved = resolve_params(method, params)
-    rgb = _check_image(image)
-    soft = _check_mask(mask)
-    resized = resize_mask(soft, rgb.shape[:2], binary_input=bool(binary_input))
-    out = spec.run(rgb, resized, guide=guide, **resolved)
+    return refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, bool(binary_input))
+
+
+def refine_unchecked(
+    rgb: np.ndarray,
+    soft: np.ndarray,
+    spec: RefinerSpec,
+    guide: str,
+    params: Mapping[str, Any],
+    binary_input: bool,
+) -> npt.NDArray[np.float32]:
+    """:func:`refine` without its checks, for a folder job that validated its settings once.
+
+    The caller guarantees what :func:`refine` would check: ``rgb`` float32 (H, W, 3) and ``soft`` float
+    (h, w), both finite and in [0, 1] (as :func:`maskrefine.io.read_image` and
+    :func:`maskrefine.io.read_mask` return them), ``guide`` one of ``GUIDE_MODES`` and ``params``
+    resolved by :func:`resolve_params`.
+    """
+    resized = resize_mask(soft, rgb.shape[:2], binary_input=binary_input)
+    out = spec.run(rgb, resized, guide=guide, **params)
     out = np.asarray(out, dtype=np.float32)
     np.clip(out, 0.0, 1.0, out=out)
     return out
@@ -288,15 +314,38 @@ def _run_identity(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndar
 def _run_guided(
     image: np.ndarray, mask: np.ndarray, *, guide: str, radius: int, eps: float, subsample: int = 1
 ) -> np.ndarray:
-    from maskrefine.filters import guided_filter
+    from maskrefine.filters.guided import guided_filter_trusted
     from maskrefine.guide import guide_from_rgb
 
-    # refine() has validated `image` (float32, finite, in [0, 1]) and `guide`: no second scan here.
+    # refine() has validated `image` (float32, finite, in [0, 1]), the mask and `guide`, and
+    # resolve_params() the parameters: the filter is called without a second scan of the arrays.
     guide_image = guide_from_rgb(image, guide)
-    return guided_filter(guide_image, mask, radius, eps, subsample=subsample)
+    return guided_filter_trusted(guide_image, mask, radius, eps, subsample=subsample)
 
 
-_GUIDED_CHECKS: dict[str, Callable[[Any, str], Any]] = {"radius": check_radius, "eps": check_eps}
+#: Largest radius the guided refiners accept: a 20001-pixel window is larger than any image that is not
+#: over 400 megapixels, so anything bigger is a typo (and would only fail file by file).
+MAX_RADIUS = 10_000
+#: Largest subsample factor of ``fast_guided`` (a 1024x coarser grid leaves a few pixels of any image).
+MAX_SUBSAMPLE = 1_024
+
+
+def _at_most(check: Callable[[Any, str], Any], limit: int) -> Callable[[Any, str], Any]:
+    """``check`` followed by an upper bound."""
+
+    def bounded(value: Any, name: str) -> Any:
+        checked = check(value, name)
+        if checked > limit:
+            raise ValueError(f"`{name}` must be <= {limit}; got {value!r}")
+        return checked
+
+    return bounded
+
+
+_GUIDED_CHECKS: dict[str, Callable[[Any, str], Any]] = {
+    "radius": _at_most(check_radius, MAX_RADIUS),
+    "eps": check_eps,
+}
 
 register_refiner(
     RefinerSpec(
@@ -321,6 +370,101 @@ register_refiner(
         summary="fast guided filter (He & Sun 2015): coefficients at 1/subsample resolution; subsample=4",
         defaults={"radius": 9, "eps": 1e-3, "subsample": 4},
         run=_run_guided,
-        validators={**_GUIDED_CHECKS, "subsample": check_subsample},
+        validators={**_GUIDED_CHECKS, "subsample": _at_most(check_subsample, MAX_SUBSAMPLE)},
+    )
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# baselines of the field (issue 11): fast bilateral solver and dense CRF; their modules validate again
+
+
+def _optional(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    return lambda value, name: None if value is None else check(value, name)
+
+
+def _run_bilateral_solver(image: np.ndarray, mask: np.ndarray, *, guide: str, **params: Any) -> np.ndarray:
+    from maskrefine.filters.bilateral_solver import bilateral_solver
+
+    return bilateral_solver(image, mask, **params)  # uses the RGB image (YUV grid): `guide` is not used
+
+
+def _run_crf(image: np.ndarray, mask: np.ndarray, *, guide: str, output: str, **params: Any) -> np.ndarray:
+    from maskrefine.filters.dense_crf import dense_crf
+
+    prob = dense_crf(image, mask, **params)  # bilateral kernel on RGB: `guide` is not used
+    return (prob > 0.5).astype(np.float32) if output == "label" else prob
+
+
+def _bs_presets(value: Any, name: str) -> str:
+    from maskrefine.filters.bilateral_solver import BILATERAL_PRESETS
+
+    return check_choice(value, tuple(BILATERAL_PRESETS), name)
+
+
+def _crf_presets(value: Any, name: str) -> str:
+    from maskrefine.filters.dense_crf import CRF_PRESETS
+
+    return check_choice(value, tuple(CRF_PRESETS), name)
+
+
+def _sigma(value: Any, name: str) -> float:
+    return check_float_range(value, name, 1e-3)
+
+
+def _nonneg(value: Any, name: str) -> float:
+    return check_float_range(value, name, 0.0)
+
+
+register_refiner(
+    RefinerSpec(
+        name="bilateral_solver",
+        summary="fast bilateral solver (Barron & Poole 2016); presets tokencut (σ 16/16/8, default), "
+        "paper_repo (24/4/4), found (binary, IoU-gated)",
+        defaults={
+            "preset": "tokencut",
+            "sigma_spatial": None,
+            "sigma_luma": None,
+            "sigma_chroma": None,
+            "lam": 256.0,
+        },
+        run=_run_bilateral_solver,
+        validators={
+            "preset": _bs_presets,
+            "sigma_spatial": _optional(_sigma),
+            "sigma_luma": _optional(_sigma),
+            "sigma_chroma": _optional(_sigma),
+            "lam": _nonneg,
+        },
+    )
+)
+register_refiner(
+    RefinerSpec(
+        name="crf",
+        summary="dense CRF (Krähenbühl & Koltun 2011), 2 labels, mean-field; presets deeplab (default), "
+        "deep_spectral; output label (0/1) or prob",
+        defaults={
+            "preset": "deeplab",
+            "iterations": None,
+            "gt_prob": None,
+            "gaussian_sxy": None,
+            "gaussian_compat": None,
+            "bilateral_sxy": None,
+            "bilateral_srgb": None,
+            "bilateral_compat": None,
+            "output": "label",
+        },
+        run=_run_crf,
+        validators={
+            "preset": _crf_presets,
+            "iterations": _optional(lambda v, n: check_int_range(v, n, 0, 1000)),
+            "gt_prob": _optional(lambda v, n: check_float_range(v, n, 1e-6, 1 - 1e-6)),
+            "gaussian_sxy": _optional(lambda v, n: check_float_range(v, n, 0.01)),
+            "gaussian_compat": _optional(_nonneg),
+            "bilateral_sxy": _optional(lambda v, n: check_float_range(v, n, 0.01)),
+            "bilateral_srgb": _optional(lambda v, n: check_float_range(v, n, 0.01)),
+            "bilateral_compat": _optional(_nonneg),
+            "output": lambda v, n: check_choice(v, ("label", "prob"), n),
+        },
     )
 )

@@ -205,14 +205,14 @@ def test_apply_bad_files_recorded_others_written(dataset: dict[str, Path], tmp_p
 def test_apply_unexpected_exception_recorded(dataset: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
     import maskrefine.pipeline as pipeline
 
-    real = pipeline.refine
+    real = pipeline.apply.refine_unchecked  # the per-file entry of apply_folder
 
     def flaky(image, mask, *args, **kwargs):
         if image.shape[1] == W and float(mask.mean()) == 0.0:
             raise RuntimeError("boom")
         return real(image, mask, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "refine", flaky)
+    monkeypatch.setattr(pipeline.apply, "refine_unchecked", flaky)
     _png8(dataset["masks"] / "zero.png", np.zeros((H, W), np.float32))
     cv2.imwrite(str(dataset["images"] / "zero.png"), np.zeros((H, W, 3), np.uint8))
     report = apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1)
@@ -549,6 +549,7 @@ def test_score_writes_csv_and_json(dataset: dict[str, Path], tmp_path: Path) -> 
         csv_path=tmp_path / "t" / "per_image.csv",
         json_path=tmp_path / "summary.json",
         boxes="masks",
+        corloc_selector="largest_box",
         jobs=1,
     )
     data = json.loads((tmp_path / "summary.json").read_text())
@@ -589,7 +590,7 @@ def test_score_corloc_from_masks(dataset: dict[str, Path], tmp_path: Path) -> No
     pred.mkdir()
     for path in dataset["gt"].iterdir():
         (pred / path.name).write_bytes(path.read_bytes())
-    report = score_folder(pred, dataset["gt"], boxes="masks", jobs=1)
+    report = score_folder(pred, dataset["gt"], boxes="masks", preset="pysod", jobs=1)
     assert report.summary["corloc"] == 100.0 and report.summary["corloc_count"] == 6
     # a coarse prediction: same as CorLocEvaluator fed the prediction resized to the GT
     coarse = tmp_path / "coarse"
@@ -601,7 +602,7 @@ def test_score_corloc_from_masks(dataset: dict[str, Path], tmp_path: Path) -> No
         cv2.imwrite(str(coarse / path.name), small)
         up = cv2.resize(small.astype(np.float32) / 255, (W, H), interpolation=cv2.INTER_LINEAR)
         evaluator.step(up, boxes_from_mask(gt), name=path.stem, image_size=gt.shape)
-    report = score_folder(coarse, dataset["gt"], boxes="masks", jobs=1)
+    report = score_folder(coarse, dataset["gt"], boxes="masks", preset="pysod", jobs=1)
     assert report.summary["corloc"] == evaluator.summary()["corloc"]
 
 
@@ -619,7 +620,7 @@ def test_score_voc_boxes(dataset: dict[str, Path], tmp_path: Path) -> None:
             f"<xmax>{xs.max() + 1}</xmax><ymax>{ys.max() + 1}</ymax>"
             "</bndbox></object></annotation>"
         )
-    report = score_folder(pred, dataset["gt"], boxes=f"voc:{voc}", jobs=1)
+    report = score_folder(pred, dataset["gt"], boxes=f"voc:{voc}", corloc_selector="largest_box", jobs=1)
     assert report.summary["corloc_count"] == 5
     (failure,) = report.failures
     assert stems[-1] in failure.problem and "no ground-truth boxes" in failure.problem
@@ -662,7 +663,7 @@ def test_real_data_score_smoke(sod_dir: Path, tmp_path: Path) -> None:
         (pred / f"{stem}.png").symlink_to((method_dir / f"{stem}.png").resolve())
         (gt / f"{stem}.png").symlink_to((sod_dir / "masks" / f"{stem}.png").resolve())
         evaluator.step(read_mask_array(pred / f"{stem}.png"), read_mask_array(gt / f"{stem}.png"), name=stem)
-    report = score_folder(pred, gt, boxes="masks", jobs=2)
+    report = score_folder(pred, gt, boxes="masks", corloc_selector="largest_box", jobs=2)
     assert report.ok and report.summary["count"] == 5
     assert {k: v for k, v in report.summary.items() if not k.startswith("corloc")} == evaluator.summary()
     assert 0.0 <= report.summary["corloc"] <= 100.0
@@ -673,7 +674,9 @@ def test_score_empty_folder_json_has_nulls(dataset: dict[str, Path], tmp_path: P
     empty.mkdir()
     report = score_folder(empty, dataset["gt"], json_path=tmp_path / "out" / "s.json", jobs=1)
     data = json.loads((tmp_path / "out" / "s.json").read_text())
-    assert report.ok and data["count"] == 0 and data["iou"] is None and data["acc"] is None
+    # nothing scored is not a success (issue 9): ok is false and the JSON says why
+    assert not report.ok and data["ok"] is False and "nothing was scored" in data["error"]
+    assert data["count"] == 0 and data["iou"] is None and data["acc"] is None
     assert len(data["unmatched"]) == 6 and {u["folder"] for u in data["unmatched"]} == {"gt"}
 
 
@@ -767,7 +770,7 @@ def test_score_file_is_counted_by_both_evaluators_or_neither(
         return original(self, *args, name=name, **kwargs)
 
     monkeypatch.setattr(target, "step", step)
-    report = score_folder(pred, dataset["gt"], boxes="masks", jobs=1)
+    report = score_folder(pred, dataset["gt"], boxes="masks", preset="pysod", jobs=1)
     (failure,) = report.failures
     assert failure.path.stem == victim and "boom" in failure.problem
     names = sorted(p.stem for p in pred.iterdir() if p.stem != victim)

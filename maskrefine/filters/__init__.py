@@ -1,8 +1,21 @@
-"""Edge-aware mask filters: the guided filter (numba kernels + float64 NumPy reference)."""
+"""Edge-aware mask filters: the guided filter (numba kernels + float64 NumPy reference), the fast
+bilateral solver (numba + SciPy oracle) and the two-label dense CRF (numba permutohedral lattice)."""
 
 from __future__ import annotations
 
 from maskrefine.filters import reference
+from maskrefine.filters.bilateral_solver import BILATERAL_PRESETS, bilateral_solver
+from maskrefine.filters.dense_crf import CRF_PRESETS, dense_crf
 from maskrefine.filters.guided import BACKENDS, BORDERS, fast_guided_filter, guided_filter
 
-__all__ = ["guided_filter", "fast_guided_filter", "reference", "BORDERS", "BACKENDS"]
+__all__ = [
+    "guided_filter",
+    "fast_guided_filter",
+    "bilateral_solver",
+    "dense_crf",
+    "BILATERAL_PRESETS",
+    "CRF_PRESETS",
+    "reference",
+    "BORDERS",
+    "BACKENDS",
+]

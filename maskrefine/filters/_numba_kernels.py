@@ -28,7 +28,8 @@ The fast variant reads the full-resolution inputs with a stride ``step`` (neares
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from maskrefine._jit import njit
 
 __all__ = [
     "all_finite",
@@ -296,9 +297,9 @@ def _ring_update(ring, slot_new, slot_old, w, r, cs):
             c[x] += np.float64(rn[x]) - np.float64(ro[x])
 
 
-@njit(cache=True, error_model="numpy")
-def _gray_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
-    """Gray guided filter on output rows y0..y1-1 of an (h, w) (possibly strided) problem."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
+    """Gray guided filter on output rows y0..y1-1 of an (h, w) (possibly strided) problem (a row band)."""
     k = 2 * r + 2  # ring length: rows y-r-1 and y+r are both needed when moving to row y
     cs1 = np.zeros((4, w + 2 * r))
     cs2 = np.zeros((2, w + 2 * r))
@@ -577,9 +578,9 @@ def _color_out_row(cs, w, r, inv_x, inv_y, g, o):
         )
 
 
-@njit(cache=True, error_model="numpy")
-def _color_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
-    """Colour-guide guided filter on output rows y0..y1-1 (same structure as ``_gray_band``)."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
+    """Colour-guide guided filter on output rows y0..y1-1 (same structure as :func:`gray_rows`)."""
     k = 2 * r + 2  # ring length: rows y-r-1 and y+r are both needed when moving to row y
     cs1 = np.zeros((13, w + 2 * r))
     cs2 = np.zeros((4, w + 2 * r))
@@ -638,31 +639,18 @@ def _color_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef
 
 
 # ------------------------------------------------------------------------------------------- drivers
-# Entry points release the GIL: the wrapper runs independent row bands / image ranges on a thread pool.
-@njit(cache=True, nogil=True, error_model="numpy")
-def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
-    """Gray guided filter, output rows y0..y1-1 of one (h, w) problem (a row band)."""
-    _gray_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
-    """Colour-guide guided filter, output rows y0..y1-1 of one (h, w) problem (a row band)."""
-    _color_band(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef)
-
-
 @njit(cache=True, nogil=True, error_model="numpy")
 def gray_images(I, p, out, coef, step, h, w, r, eps, reflect, n0, n1, write_coef):
     """Gray guided filter of images n0..n1-1 of an (N, H, W) batch."""
     for n in range(n0, n1):
-        _gray_band(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef)
+        gray_rows(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def color_images(I, p, out, coef, step, h, w, r, eps, reflect, n0, n1, write_coef):
     """Colour-guide guided filter of images n0..n1-1 of an (N, H, W, 3) batch."""
     for n in range(n0, n1):
-        _color_band(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef)
+        color_rows(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef)
 
 
 @njit(cache=True, inline="always", error_model="numpy")

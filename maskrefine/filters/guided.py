@@ -115,14 +115,14 @@ def guided_filter(
     radius = check_radius(radius)
     eps = check_eps(eps)
     subsample = check_subsample(subsample)
-    border = check_choice(border, BORDERS, "border")
-    backend = check_choice(backend, BACKENDS, "backend")
+    border_name = check_choice(border, BORDERS, "border")
+    backend_name = check_choice(backend, BACKENDS, "backend")
     guide_arr, src_arr, color = _check_images(guide, src)
     height, width = src_arr.shape[-2:]
     check_window_fits(height, width, radius, subsample)
     out = _check_out(out, src_arr, guide_arr)
 
-    if backend == "reference":
+    if backend_name == "reference":
         from maskrefine.filters import reference
 
         if src_arr.ndim == 2:
@@ -136,7 +136,7 @@ def guided_filter(
                 )
         return out
 
-    _run_numba(guide_arr, src_arr, out, radius, eps, subsample, border == "reflect", color)
+    _run_numba(guide_arr, src_arr, out, radius, eps, subsample, border_name == "reflect", color)
     return out
 
 
@@ -158,6 +158,25 @@ def fast_guided_filter(
     return guided_filter(
         guide, src, radius, eps, subsample=subsample, border=border, out=out, backend=backend
     )
+
+
+def guided_filter_trusted(
+    guide: np.ndarray, src: np.ndarray, radius: int, eps: float, *, subsample: int = 1, reflect: bool = False
+) -> npt.NDArray[np.float32]:
+    """Internal: :func:`guided_filter` (numba backend) for callers that have validated the inputs.
+
+    The caller guarantees float arrays of matching shapes ((H, W) or (H, W, 3) guide, (H, W) src), finite,
+    an int radius >= 0, eps > 0 and an int subsample >= 1 (``maskrefine.refiners.refine`` does). No
+    NaN/inf scan, no shape diagnosis; only the window size is still checked, because the kernels index
+    out of bounds on an image smaller than the window.
+    """
+    height, width = src.shape[-2:]
+    check_window_fits(height, width, radius, subsample)
+    guide_arr = _as_kernel_array(guide)
+    src_arr = _as_kernel_array(src)
+    out = np.empty(src_arr.shape, dtype=np.float32)
+    _run_numba(guide_arr, src_arr, out, radius, eps, subsample, reflect, guide_arr.ndim == src_arr.ndim + 1)
+    return out
 
 
 # -------------------------------------------------------------------------------------------- checks

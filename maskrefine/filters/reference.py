@@ -118,7 +118,9 @@ def upsample_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
     return top * (1 - ly) + bottom * ly
 
 
-def _coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: float, border: Border):
+def _coefficients(
+    guide: np.ndarray, src: np.ndarray, radius: int, eps: float, border: Border
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel linear coefficients (a, b) of the guided filter (He et al., TPAMI 2013, eq. 5-6)."""
     mean_p = box_mean(src, radius, border)
     if guide.ndim == 2:

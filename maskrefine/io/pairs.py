@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["IMAGE_EXTENSIONS", "MASK_EXTENSIONS", "Pair", "Pairing", "match_folders", "list_files"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MASK_EXTENSIONS",
+    "MASK_SUFFIXES",
+    "MASK_FORMATS",
+    "Pair",
+    "Pairing",
+    "match_folders",
+    "list_files",
+]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MASK_EXTENSIONS: tuple[str, ...] = (".png", ".npy")
@@ -94,3 +103,8 @@ def match_folders(
     only_first = sorted(p for s, p in first.items() if s not in second and s not in duplicates)
     only_second = sorted(p for s, p in second.items() if s not in first and s not in duplicates)
     return Pairing(pairs=pairs, only_first=only_first, only_second=only_second, duplicates=duplicates)
+
+
+#: Mask output formats and the file suffix each one is written with (:mod:`maskrefine.io.imageio`).
+MASK_SUFFIXES: dict[str, str] = {"png8": ".png", "png16": ".png", "npy": ".npy"}
+MASK_FORMATS: tuple[str, ...] = tuple(MASK_SUFFIXES)

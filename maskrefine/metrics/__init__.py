@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maskrefine._lazy import lazy_attributes
 from maskrefine.metrics.confusion import confusion_counts, curve_counts, threshold_levels
 from maskrefine.metrics.corloc import (
     SELECTORS,
@@ -11,27 +12,32 @@ from maskrefine.metrics.corloc import (
     corloc,
     mask_to_box,
     read_coco_boxes,
+    read_seeds,
     read_voc_boxes,
 )
-from maskrefine.metrics.evaluator import (
-    Evaluator,
-    SaliencyEvaluator,
-    paper_repo_geometry,
-    prepare_pair,
-    score_image,
-)
 from maskrefine.metrics.presets import DEFAULT_PRESET, PRESETS, ScorePreset, get_preset
-from maskrefine.metrics.saliency import (
-    accuracy_from_counts,
-    e_measure,
-    e_measure_from_counts,
-    fbeta,
-    iou_from_counts,
-    mae,
-    precision_recall,
-    s_measure,
-    weighted_fbeta,
-)
+
+# evaluator, saliency and resize need OpenCV and numba: imported on first use (see maskrefine._lazy).
+_SOURCES = {
+    "Evaluator": "maskrefine.metrics.evaluator",
+    "SaliencyEvaluator": "maskrefine.metrics.evaluator",
+    "paper_repo_geometry": "maskrefine.metrics.evaluator",
+    "prepare_pair": "maskrefine.metrics.evaluator",
+    "score_image": "maskrefine.metrics.evaluator",
+    "accuracy_from_counts": "maskrefine.metrics.saliency",
+    "e_measure": "maskrefine.metrics.saliency",
+    "e_measure_from_counts": "maskrefine.metrics.saliency",
+    "fbeta": "maskrefine.metrics.saliency",
+    "iou_from_counts": "maskrefine.metrics.saliency",
+    "mae": "maskrefine.metrics.saliency",
+    "precision_recall": "maskrefine.metrics.saliency",
+    "s_measure": "maskrefine.metrics.saliency",
+    "weighted_fbeta": "maskrefine.metrics.saliency",
+    "pil_bilinear": "maskrefine.metrics.resize",
+    "prediction_stride": "maskrefine.metrics.resize",
+    "torch_bilinear": "maskrefine.metrics.resize",
+    "torch_nearest": "maskrefine.metrics.resize",
+}
 
 __all__ = [
     "Evaluator",
@@ -51,6 +57,11 @@ __all__ = [
     "boxes_from_mask",
     "read_voc_boxes",
     "read_coco_boxes",
+    "read_seeds",
+    "prediction_stride",
+    "pil_bilinear",
+    "torch_bilinear",
+    "torch_nearest",
     "confusion_counts",
     "threshold_levels",
     "curve_counts",
@@ -64,3 +75,5 @@ __all__ = [
     "s_measure",
     "weighted_fbeta",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())

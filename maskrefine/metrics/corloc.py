@@ -8,7 +8,10 @@ mask's component spanning columns ``xmin..xmax`` and rows ``ymin..ymax`` gives
 from __future__ import annotations
 
 import json
+import math
 import numbers
+import os
+import stat
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +28,7 @@ __all__ = [
     "boxes_from_mask",
     "read_voc_boxes",
     "read_coco_boxes",
+    "read_seeds",
     "CorLocEvaluator",
     "corloc",
 ]
@@ -57,7 +61,9 @@ def _binary(mask: object, name: str, threshold: float) -> np.ndarray:
     raise TypeError(f"`{name}` must be bool, uint8 (0..255) or float in [0, 1]; got dtype {mask.dtype}")
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7) -> np.ndarray:
+def box_iou(
+    box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7, dtype: Literal["float64", "float32"] = "float64"
+) -> np.ndarray:
     """IoU of one box with K boxes, exactly as TokenCut's ``bbox_iou`` (from YOLOv5).
 
     Parameters
@@ -67,6 +73,11 @@ def box_iou(box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7) -> np.ndarray
     boxes : array_like, shape (K, 4)
     eps : float
         ``union = w1 (h1 + eps) + w2 (h2 + eps) - inter + eps``; no "+1" pixel convention.
+    dtype : {"float64", "float32"}
+        ``"float32"``: TokenCut's and FOUND's arithmetic on integer boxes held as torch integer tensors —
+        widths, heights and the intersection are exact, every operation involving ``eps`` and the final
+        division are float32, in the reference's order. There an IoU of exactly 1/2 stays 0.5 (a hit at
+        ``>= 0.5``), while float64 gives 0.49999999.
 
     Returns
     -------
@@ -76,12 +87,23 @@ def box_iou(box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7) -> np.ndarray
     --------
     >>> np.round(box_iou([0, 0, 2, 2], [[1, 0, 3, 2], [0, 0, 2, 2]]), 6)
     array([0.333333, 1.      ])
+    >>> float(box_iou([0, 0, 20, 10], [[0, 0, 10, 10]], dtype="float32")[0])
+    0.5
     """
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {dtype!r}")
     b1 = np.asarray(box, np.float64).reshape(4)
     b2 = np.asarray(boxes, np.float64).reshape(-1, 4)
     iw = np.clip(np.minimum(b1[2], b2[:, 2]) - np.maximum(b1[0], b2[:, 0]), 0, None)
     ih = np.clip(np.minimum(b1[3], b2[:, 3]) - np.maximum(b1[1], b2[:, 1]), 0, None)
     inter = iw * ih
+    if dtype == "float32":
+        f = np.float32
+        e = f(eps)
+        w1, h1 = f(b1[2] - b1[0]), f(b1[3] - b1[1]) + e
+        w2, h2 = (b2[:, 2] - b2[:, 0]).astype(f), (b2[:, 3] - b2[:, 1]).astype(f) + e
+        union = ((w1 * h1 + w2 * h2) - inter.astype(f)) + e
+        return (inter.astype(f) / union).astype(np.float64)
     w1, h1 = b1[2] - b1[0], b1[3] - b1[1] + eps
     w2, h2 = b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1] + eps
     union = w1 * h1 + w2 * h2 - inter + eps
@@ -182,11 +204,46 @@ def boxes_from_mask(gt_mask: np.ndarray, *, connectivity: int = 8, threshold: fl
     return _component_boxes(labels, n)
 
 
-def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
+#: Largest accepted annotation file (a VOC XML is a few kB; COCO train2014 instances is ~330 MB).
+MAX_ANNOTATION_BYTES = 2 * 1024**3
+#: Largest accepted box coordinate (pixels); beyond it a value is a typo or an overflow, not an image.
+MAX_COORDINATE = 1e7
+
+
+def _read_regular(path: Path, what: str) -> bytes:
+    """Bytes of a regular file (FIFOs, devices and folders are refused before any read)."""
     try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError) as exc:
-        raise InputError(path, f"cannot parse VOC XML ({exc})") from exc
+        st = os.stat(path)
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(path, f"not a regular file; cannot read {what}")
+    if st.st_size > MAX_ANNOTATION_BYTES:
+        raise InputError(path, f"{what} is {st.st_size} bytes, more than the {MAX_ANNOTATION_BYTES} accepted")
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from exc
+
+
+def _coordinate(value: object, path: Path, where: str) -> float:
+    """A finite box coordinate within ±MAX_COORDINATE, else an InputError naming the file and field."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(path, f"bad box coordinate {where}: {value!r} is not a number") from None
+    if not math.isfinite(number) or abs(number) > MAX_COORDINATE:
+        raise InputError(path, f"bad box coordinate {where}: {value!r} is not a finite pixel coordinate")
+    return number
+
+
+def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
+    data = _read_regular(path, "VOC XML")
+    try:
+        root = ET.fromstring(data)
+    except (ET.ParseError, RecursionError, ValueError) as exc:
+        raise InputError(path, f"cannot parse VOC XML ({type(exc).__name__}: {exc})") from None
     boxes = []
     for obj in root.iter("object"):
         if no_hard:
@@ -196,10 +253,9 @@ def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
         bb = obj.find("bndbox")
         if bb is None:
             raise InputError(path, "object without <bndbox>")
-        try:
-            xmin, ymin, xmax, ymax = (int(float(bb.findtext(t))) for t in ("xmin", "ymin", "xmax", "ymax"))
-        except (TypeError, ValueError) as exc:
-            raise InputError(path, f"bad <bndbox> coordinates ({exc})") from exc
+        xmin, ymin, xmax, ymax = (
+            int(_coordinate(bb.findtext(t), path, f"<{t}>")) for t in ("xmin", "ymin", "xmax", "ymax")
+        )
         boxes.append((xmin - 1, ymin - 1, xmax, ymax))  # 1-based inclusive → 0-based half-open
     if no_hard and not boxes:
         return None
@@ -225,12 +281,13 @@ def read_voc_boxes(path_or_dir: str | Path, no_hard: bool = False) -> dict[str, 
     Raises
     ------
     InputError
-        Missing path, unparsable XML, object without a box (the message names the file).
+        Missing path, a ``.xml`` entry that is not a regular file, unparsable XML, object without a box,
+        a coordinate that is not a finite number within ±1e7 (the message names the file).
     """
     path = Path(path_or_dir)
     if path.is_dir():
         files = sorted(path.glob("*.xml"))
-    elif path.is_file():
+    elif path.exists():
         files = [path]
     else:
         raise InputError(path, "no such file or folder")
@@ -251,27 +308,120 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
     Raises
     ------
     InputError
-        Unreadable or malformed JSON (the message names the file and the missing field).
+        Not a regular file, unreadable, malformed or too deeply nested JSON, a missing field, image ids
+        that are not integers, two images with one file stem, a bbox that is not four finite numbers
+        within ±1e7, an annotation of an unknown image (the message names the file and the problem).
     """
     path = Path(json_path)
+    raw = _read_regular(path, "COCO JSON")
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"cannot read COCO JSON ({exc})") from exc
-    try:
-        stems = {img["id"]: Path(img["file_name"]).stem for img in data["images"]}
-        per: dict[Any, list] = {k: [] for k in stems}
-        for ann in data["annotations"]:
-            if ann.get("iscrowd", 0) == 1:
-                continue
-            x, y, w, h = (float(v) for v in ann["bbox"])
-            per.setdefault(ann["image_id"], []).append((round(x), round(y), round(x + w), round(y + h)))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(path, f"not a COCO instances file (missing or bad field {exc})") from exc
-    unknown = set(per) - set(stems)
-    if unknown:
-        raise InputError(path, f"annotations refer to unknown image id(s) {sorted(unknown)[:5]}")
+        data = json.loads(raw)
+    except RecursionError:
+        raise InputError(path, "cannot read COCO JSON (nested too deeply)") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise InputError(path, f"cannot read COCO JSON ({exc})") from None
+
+    def bad(problem: str) -> InputError:
+        return InputError(path, f"not a COCO instances file: {problem}")
+
+    if not isinstance(data, dict):
+        raise bad(f"the top level is a {type(data).__name__}, not an object")
+    images, annotations = data.get("images"), data.get("annotations")
+    if not isinstance(images, list) or not isinstance(annotations, list):
+        raise bad("'images' and 'annotations' must be lists")
+    stems: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for i, img in enumerate(images):
+        if not isinstance(img, dict):
+            raise bad(f"images[{i}] is not an object")
+        image_id, file_name = img.get("id"), img.get("file_name")
+        if isinstance(image_id, bool) or not isinstance(image_id, int):
+            raise bad(f"images[{i}].id must be an integer; got {image_id!r}")
+        if not isinstance(file_name, str) or not file_name:
+            raise bad(f"images[{i}].file_name must be a non-empty string; got {file_name!r}")
+        stem = Path(file_name).stem
+        if image_id in stems:
+            raise bad(f"image id {image_id} is listed twice")
+        if stem in seen:
+            raise bad(f"images {seen[stem]} and {image_id} share the file stem {stem!r}")
+        stems[image_id] = stem
+        seen[stem] = image_id
+    per: dict[int, list] = {k: [] for k in stems}
+    for i, ann in enumerate(annotations):
+        if not isinstance(ann, dict):
+            raise bad(f"annotations[{i}] is not an object")
+        image_id = ann.get("image_id")
+        if isinstance(image_id, bool) or not isinstance(image_id, int):
+            raise bad(f"annotations[{i}].image_id must be an integer; got {image_id!r}")
+        if image_id not in per:
+            raise bad(f"annotations[{i}] refers to unknown image id {image_id}")
+        if ann.get("iscrowd", 0) == 1:
+            continue
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise bad(f"annotations[{i}].bbox must be a list of 4 numbers; got {bbox!r}")
+        where = f"annotations[{i}].bbox"
+        x, y, w, h = (_coordinate(v, path, where) if not isinstance(v, bool) else math.nan for v in bbox)
+        if math.isnan(x + y + w + h):
+            raise bad(f"{where} must hold numbers; got {bbox!r}")
+        per[image_id].append((round(x), round(y), round(x + w), round(y + h)))
     return {stems[k]: np.asarray(v, np.float64).reshape(-1, 4) for k, v in per.items()}
+
+
+def read_seeds(path: str | Path) -> dict[str, int]:
+    """Seed patches for the ``"seed_cc"`` selector, as flat (row-major) token indices per file stem.
+
+    Parameters
+    ----------
+    path : str or Path
+        A JSON object ``{"stem": index, ...}`` (TokenCut's ``seed``: the index of the seed patch in the
+        flattened token grid), or a folder of seed maps — one ``.png`` or ``.npy`` per stem at the token
+        grid's size whose largest value marks the seed (the first one in row-major order).
+
+    Returns
+    -------
+    dict
+        Stem → flat index (int >= 0). Whether the index lies inside each prediction's grid is checked
+        when the image is scored.
+
+    Raises
+    ------
+    InputError
+        Unreadable file or folder, malformed JSON, an index that is not a non-negative integer, an
+        unreadable seed map (the message names the file).
+    """
+    path = Path(path)
+    if path.is_dir():
+        out: dict[str, int] = {}
+        for f in sorted(path.iterdir()):
+            if f.suffix.lower() not in (".png", ".npy"):
+                continue
+            if not f.is_file():
+                raise InputError(f, "not a regular file; cannot read the seed map")
+            from maskrefine.io import read_mask  # OpenCV: imported on first use
+
+            seed_map = np.asarray(read_mask(f))
+            if seed_map.ndim != 2 or seed_map.size == 0:
+                raise InputError(f, f"a seed map must be a non-empty 2-D map; got shape {seed_map.shape}")
+            if f.stem in out:
+                raise InputError(f, f"two seed maps for the stem {f.stem!r}")
+            out[f.stem] = int(np.argmax(seed_map))
+        return out
+    raw = _read_regular(path, "seed JSON")
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise InputError(path, "cannot read seed JSON (nested too deeply)") from None
+    except ValueError as exc:
+        raise InputError(path, f"cannot read seed JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(
+            path, f"seed JSON must be an object of stem -> token index; got a {type(data).__name__}"
+        )
+    for stem, index in data.items():
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise InputError(path, f"seed of {stem!r} must be a token index (integer >= 0); got {index!r}")
+    return dict(data)
 
 
 class CorLocEvaluator:
@@ -289,6 +439,8 @@ class CorLocEvaluator:
         Binarisation of float masks (``>``).
     iou_threshold : float
         0.5 in the field.
+    iou_dtype : {"float64", "float32"}
+        Arithmetic of :func:`box_iou` (TokenCut and FOUND: float32).
 
     Examples
     --------
@@ -308,7 +460,10 @@ class CorLocEvaluator:
         *,
         threshold: float = 0.5,
         iou_threshold: float = 0.5,
+        iou_dtype: Literal["float64", "float32"] = "float64",
     ) -> None:
+        if iou_dtype not in ("float64", "float32"):
+            raise ValueError(f"`iou_dtype` must be 'float64' or 'float32'; got {iou_dtype!r}")
         if selector not in SELECTORS:
             raise ValueError(f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {selector!r}")
         _structure(connectivity)
@@ -319,6 +474,7 @@ class CorLocEvaluator:
         self.scale = scale
         self.threshold = float(threshold)
         self.iou_threshold = float(iou_threshold)
+        self.iou_dtype = iou_dtype
         self._rows: list[dict[str, Any]] = []
 
     def __len__(self) -> int:
@@ -331,6 +487,7 @@ class CorLocEvaluator:
         name: str | None = None,
         seed: tuple[int, int] | None = None,
         image_size: tuple[int, int] | None = None,
+        scale: float | None = None,
     ) -> dict[str, Any]:
         """Score one image.
 
@@ -345,6 +502,10 @@ class CorLocEvaluator:
             Seed cell for ``"seed_cc"``.
         image_size : (H, W), optional
             Clip the scaled box to the image.
+        scale : float, optional
+            Pixels per mask cell for this image (default: the evaluator's ``scale``). A token grid of
+            patch size p is placed on the padded image (cell i covers pixels i·p .. (i+1)·p) and the
+            box is clipped to ``image_size``, as TokenCut and FOUND do.
 
         Returns
         -------
@@ -360,12 +521,12 @@ class CorLocEvaluator:
             mask,
             self.selector,
             connectivity=self.connectivity,
-            scale=self.scale,
             seed=seed,
             image_size=image_size,
             threshold=self.threshold,
+            scale=self.scale if scale is None else scale,
         )
-        best = float(box_iou(box, gt).max()) if (box is not None and len(gt)) else 0.0
+        best = float(box_iou(box, gt, dtype=self.iou_dtype).max()) if (box is not None and len(gt)) else 0.0
         row = {
             "name": str(len(self._rows)) if name is None else str(name),
             "correct": bool(box is not None and len(gt) > 0 and best >= self.iou_threshold),
@@ -387,8 +548,8 @@ class CorLocEvaluator:
 
         ``corloc`` (percent of evaluated images; NaN when none), ``corloc_count``, ``corloc_correct``,
         ``corloc_empty_gt`` (images without a GT box, scored as misses), ``corloc_empty_mask`` (no
-        foreground, misses), and the settings ``corloc_selector``, ``corloc_connectivity``,
-        ``corloc_scale``, ``corloc_iou_threshold``.
+        foreground, or a ``seed_cc`` seed on background; misses), and the settings ``corloc_selector``,
+        ``corloc_connectivity``, ``corloc_scale``, ``corloc_iou_threshold``, ``corloc_iou_dtype``.
         """
         n = len(self._rows)
         hits = sum(r["correct"] for r in self._rows)
@@ -402,6 +563,7 @@ class CorLocEvaluator:
             "corloc_connectivity": self.connectivity,
             "corloc_scale": self.scale,
             "corloc_iou_threshold": self.iou_threshold,
+            "corloc_iou_dtype": self.iou_dtype,
         }
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
+from maskrefine.metrics.resize import pil_bilinear, prediction_stride, torch_bilinear, torch_nearest
 from maskrefine.metrics.saliency import (
     accuracy_from_counts,
     e_measure_from_counts,
@@ -29,6 +30,7 @@ __all__ = ["Evaluator", "SaliencyEvaluator", "score_image", "prepare_pair", "pap
 
 _CODES = np.arange(256, dtype=np.float64)
 _RAW_LUT = _CODES / 255
+_RAW_LUT32 = (_CODES.astype(np.float32) / np.float32(255)).astype(np.float64)
 
 
 def _type_name(x: object) -> str:
@@ -88,14 +90,31 @@ def _to_uint8(pred: np.ndarray) -> np.ndarray:
     return np.rint(pred.astype(np.float64) * 255.0).astype(np.uint8)
 
 
-def _resize(pred: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
+def _as_float32(pred: np.ndarray) -> np.ndarray:
+    """The map as the float32 probabilities a torch evaluator holds (uint8 v → float32(v / 255))."""
+    if pred.dtype == np.uint8:
+        return _RAW_LUT32.astype(np.float32)[pred]
+    if pred.dtype == np.bool_:
+        return pred.astype(np.float32)
+    if pred.dtype == np.uint16:
+        return (pred.astype(np.float32) / np.float32(65535)).astype(np.float32)
+    return pred.astype(np.float32)
+
+
+def _resize(pred: np.ndarray, shape: tuple[int, int], mode: str, stride: int) -> np.ndarray:
+    """``pred`` brought to ``shape`` by the preset's rule (the size was checked by ``prediction_stride``)."""
     if mode == "auto":
-        mode = "nearest" if np.unique(pred).size <= 2 else "bilinear"
-    interp = cv2.INTER_NEAREST if mode == "nearest" else cv2.INTER_LINEAR
+        mode = "nearest" if np.unique(pred).size <= 2 else "torch_bilinear"
+    if mode == "nearest":
+        return torch_nearest(pred, shape, stride)
+    if mode == "torch_bilinear":
+        return np.clip(torch_bilinear(_as_float32(pred), shape, stride), 0.0, 1.0)
+    if mode == "pil_bilinear":
+        return pil_bilinear(_to_uint8(pred), shape)
     src = pred.view(np.uint8) * np.uint8(255) if pred.dtype == np.bool_ else pred
     if src.dtype == np.float16:
         src = src.astype(np.float32)
-    out = cv2.resize(src, (shape[1], shape[0]), interpolation=interp)
+    out = cv2.resize(src, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
     if np.issubdtype(out.dtype, np.floating):
         np.clip(out, 0.0, 1.0, out=out)
     return out
@@ -118,21 +137,16 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     Notes
     -----
     Size rule of ``torchvision.transforms.Resize(335)``: the long side becomes ``int(335 * long / short)``;
-    the crop offset is ``int(round((size - 320) / 2))``.
+    the crop offset is ``int(round((size - 320) / 2))``. The resampling is Pillow's bilinear
+    (:func:`maskrefine.metrics.resize.pil_bilinear`, NumPy; Pillow is not needed).
     """
-    from PIL import Image
-
     a = array.view(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
     h, w = a.shape
     if h <= w:
         nh, nw = short_side, int(short_side * w / h)
     else:
         nh, nw = int(short_side * h / w), short_side
-    if a.dtype == np.uint8:
-        img = Image.fromarray(a, mode="L")
-    else:
-        img = Image.fromarray(a.astype(np.float32), mode="F")
-    out = np.asarray(img.resize((nw, nh), Image.BILINEAR))
+    out = pil_bilinear(a if a.dtype == np.uint8 else a.astype(np.float32), (nh, nw))
     if nh < crop or nw < crop:
         raise ValueError(f"paper_repo geometry needs both sides >= {crop} after resizing; got {(nh, nw)}")
     top = int(round((nh - crop) / 2.0))
@@ -163,7 +177,14 @@ def prepare_pair(pred: np.ndarray, gt: np.ndarray, preset: str | ScorePreset | N
             )
         return pred, gt_c
     if pred.shape != gt.shape:
-        pred = _resize(pred, gt.shape, p.resize)
+        stride = prediction_stride(pred.shape, gt.shape)
+        if stride is None:
+            raise ValueError(
+                f"`pred` of size {pred.shape[0]}x{pred.shape[1]} is neither the GT size "
+                f"{gt.shape[0]}x{gt.shape[1]} (HxW) nor a uniform down-scale of it (a 1/s patch grid, s = 2.."
+                f"32, rounded either way); is it paired with the right GT?"
+            )
+        pred = _resize(pred, gt.shape, p.resize, stride)
     return pred, gt
 
 
@@ -222,8 +243,10 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
     n = h * w
     gcls, ncls, n_fg, sr, sc = _gt_classes(gt, p)
     if n_fg:
-        cy = int(np.round(sr / n_fg)) + 1
-        cx = int(np.round(sc / n_fg)) + 1
+        # PySOD splits at the rounded centroid + 1 (MATLAB indexing), SelfMask at the centroid itself.
+        shift = 1 if p.s_measure_rule == "pysod" else 0
+        cy = int(np.round(sr / n_fg)) + shift
+        cx = int(np.round(sc / n_fg)) + shift
     else:
         cy, cx = int(np.round(h / 2)), int(np.round(w / 2))
     r = _Image()
@@ -247,7 +270,7 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
                 lut = np.clip((lut - mn) / (mx - mn), 0.0, 1.0)
             levels = (lut * 255).astype(np.uint8).astype(np.int64) + 1  # #{t in 0..255 : t <= q}
         else:
-            lut = _RAW_LUT
+            lut = _RAW_LUT32 if p.compare_dtype == "float32" else _RAW_LUT
             levels = np.searchsorted(p.thresholds, lut, side="left" if p.threshold_op == ">" else "right")
         # Counts of codes >= v, per class: index v in 0..256.
         rev = np.zeros((2, 257), np.int64)
@@ -259,8 +282,8 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         # Acc/IoU threshold (strict >) and adaptive threshold (>=) on the mapped values.
         histsum_x = total @ lut
         mean_x = histsum_x / n
-        thr_adp = min(2.0 * mean_x, 1.0)
-        v_adp = int(np.searchsorted(lut, thr_adp, side="left"))
+        thr_adp, adp_side = _adaptive_threshold(mean_x, p)
+        v_adp = int(np.searchsorted(lut, thr_adp, side=adp_side))
         r.adp_tp = int(rev[1, v_adp])
         r.adp_pp = int(rev[0, v_adp] + rev[1, v_adp])
         v_acc = int(np.searchsorted(lut, p.pred_threshold, side="right"))
@@ -276,20 +299,28 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         if want_x:
             r.x = lut[codes]
     else:
-        x = (
-            pred.astype(np.float64) / 65535.0
-            if pred.dtype == np.uint16
-            else pred.astype(np.float64, copy=False)
-        )
+        if p.compare_dtype == "float32":
+            x = _as_float32(pred).astype(np.float64)
+        elif pred.dtype == np.uint16:
+            x = pred.astype(np.float64) / 65535.0
+        else:
+            x = pred.astype(np.float64, copy=False)
         mean_x = float(x.mean())
-        thr_adp = min(2.0 * mean_x, 1.0)
+        thr_adp, adp_side = _adaptive_threshold(mean_x, p)
+        if adp_side == "right":  # strict '>': the kernel counts '>=', so step to the next float64
+            thr_adp = float(np.nextafter(thr_adp, np.inf))
         mom4 = _kernels.quadrant_moments(x, gcls, cy, cx, ncls, float(p.pred_threshold), thr_adp)
         mq, mq_acc = _split_classes(np.moveaxis(mom4, -1, 0), ncls, 2)  # (5, 4, 2)
         mf = mq.sum(axis=1)  # (5, 2)
         ma = mq_acc.sum(axis=1)
-        levels = np.searchsorted(p.thresholds, x, side="left" if p.threshold_op == ">" else "right")
-        fgmask = (gcls & 1).astype(np.int64)
-        hist = np.bincount((levels + (k + 1) * fgmask).ravel(), minlength=2 * (k + 1)).reshape(2, k + 1)
+        hist = _kernels.level_histogram(
+            np.ascontiguousarray(x),
+            gcls,
+            np.append(p.thresholds, np.inf),
+            float(p.threshold_denominator),
+            p.threshold_op == ">",
+            np.zeros((2, k + 1), np.int64),
+        )
         above = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]
         r.tp = above[1]
         r.pp = above[0] + above[1]
@@ -302,7 +333,18 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         r.s = _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x)
         if want_x:
             r.x = x
+    if p.s_measure_rule == "selfmask" and 0 < n_fg < n and 1 in (n_fg, n - n_fg):
+        # SelfMask's object score uses torch's std (ddof 1), NaN for a single pixel; PySOD uses 0
+        r.s = float("nan")
     return r
+
+
+def _adaptive_threshold(mean_x: float, p: ScorePreset) -> tuple[float, str]:
+    """Adaptive threshold and ``searchsorted`` side: PySOD ``>= min(2 mean, 1)``; SelfMask ``> 2 mean``
+    in float32 without a clip."""
+    if p.adaptive_rule == "selfmask":
+        return float(np.float32(2.0) * np.float32(mean_x)), "right"
+    return min(2.0 * mean_x, 1.0), "left"
 
 
 def _s_from_parts(obj_fg, obj_bg, region_blocks, n, n_fg, h, w, cy, cx):
@@ -367,7 +409,8 @@ def score_image(
     Parameters
     ----------
     pred : ndarray, shape (h, w)
-        uint8 (0..255), uint16 (0..65535) or float in [0, 1]; resized to the GT size per preset.
+        uint8 (0..255), uint16 (0..65535) or float in [0, 1]; at the GT size or a uniform integer
+        down-scale of it (:func:`maskrefine.metrics.resize.prediction_stride`), resized per preset.
     gt : ndarray, shape (H, W)
         uint8 (0..255), bool or float in [0, 1].
     preset : str or ScorePreset, optional
@@ -401,6 +444,7 @@ def _score_prepared(pred, gt, p: ScorePreset, weighted_f: bool):
     ecurve = e_measure_from_counts(r.tp, r.pp, r.n_fg, r.n)
     pa, ra = precision_recall(r.adp_tp, r.adp_pp, r.n_fg, **rules)
     empty_union = {"nan": np.nan, "skip": np.nan, "zero": 0.0}[p.iou_empty_union]
+    binary_mae = p.mae_rule == "binary"
     row: dict[str, Any] = {
         "height": int(gt.shape[0]),
         "width": int(gt.shape[1]),
@@ -409,7 +453,9 @@ def _score_prepared(pred, gt, p: ScorePreset, weighted_f: bool):
         "max_fbeta": float(fcurve.max()),
         "mean_fbeta": float(fcurve.mean()),
         "adaptive_fbeta": float(fbeta(pa, ra, beta_sq, p.pr_eps)),
-        "mae": float(r.mae),
+        # FOUND: MAE of the binarised map (|P xor G| / n), the soft map's MAE kept as soft_mae
+        "mae": float((r.acc_pp + r.acc_g - 2 * r.acc_tp) / r.n) if binary_mae else float(r.mae),
+        **({"soft_mae": float(r.mae)} if binary_mae else {}),
         "s_measure": float(r.s),
         "max_e_measure": float(ecurve.max()),
         "mean_e_measure": float(ecurve.mean()),
@@ -437,6 +483,16 @@ SUMMARY_METRICS = (
 )
 #: Summary metrics that are the plain mean of the per-image values.
 _MEAN_KEYS = ("acc", "adaptive_fbeta", "mae", "s_measure", "adaptive_e_measure")
+#: Per-image values SelfMask / FOUND keep as float32 and sum in float32 (``AverageMeter`` of ``.numpy()``).
+_FLOAT32_KEYS = ("acc", "iou", "max_fbeta", "adaptive_fbeta", "mae")
+
+
+def _mean_over_images(values: list[float], float32: bool) -> float:
+    """Mean over images: float64, or SelfMask's float32 running sum (one by one) divided by the count."""
+    if not float32:
+        return float(np.mean(values))
+    total = np.cumsum(np.asarray(values, np.float32), dtype=np.float32)[-1]
+    return float(total / np.float32(len(values)))
 
 
 class Evaluator:
@@ -474,7 +530,8 @@ class Evaluator:
         Parameters
         ----------
         pred : ndarray, shape (h, w)
-            uint8 (0..255), uint16 (0..65535) or float in [0, 1]. Resized to the GT size per preset.
+            uint8 (0..255), uint16 (0..65535) or float in [0, 1], at the GT size or a uniform integer
+            down-scale of it (a patch grid); resized to the GT size per preset.
         gt : ndarray, shape (H, W)
             uint8 (0..255), bool or float in [0, 1].
         name : str, optional
@@ -488,7 +545,8 @@ class Evaluator:
         Raises
         ------
         TypeError, ValueError
-            Bad dtype, shape or value range (the message names the argument).
+            Bad dtype, shape or value range, or a prediction size that is neither the GT size nor a
+            uniform down-scale of it (the message names the argument and the sizes).
         """
         row, curves = score_image(pred, gt, self.preset, weighted_f=self.weighted_f)
         row = {"name": str(len(self._rows)) if name is None else str(name), **row}
@@ -499,7 +557,8 @@ class Evaluator:
 
     def per_image(self) -> list[dict[str, Any]]:
         """One dict per image: ``name, height, width, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae,
-        s_measure, max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta, empty_gt, empty_pred``.
+        s_measure, max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta, empty_gt, empty_pred``
+        (plus ``soft_mae`` after ``mae`` under ``mae_rule="binary"``).
 
         ``max_fbeta`` here is the image's own best F over the thresholds. ``iou`` is NaN for an empty
         union under presets with ``iou_empty_union`` "nan"/"skip". ``s_measure`` is NaN when the GT
@@ -528,10 +587,12 @@ class Evaluator:
 
         Keys: ``preset, count, empty_gt, empty_pred, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae,
         s_measure, max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta`` (None when not
-        computed), ``beta_sq`` (the effective β²).
+        computed), ``soft_mae`` (only under ``mae_rule="binary"``), ``beta_sq`` (the effective β²).
 
-        Means are over images (IoU with ``nanmean`` under ``iou_empty_union="skip"``); ``max_fbeta``
-        follows the preset's ``aggregation``; ``max/mean_e_measure`` come from the image-averaged curve.
+        Means are over images (IoU with ``nanmean`` under ``iou_empty_union="skip"``; SelfMask's float32
+        running sums for acc, IoU, max F, adaptive F and MAE under ``accumulate="float32"``);
+        ``max_fbeta`` follows the preset's ``aggregation``; ``max/mean_e_measure`` come from the
+        image-averaged curve.
         For the precision-recall curve use :meth:`curves`.
         """
         p = self.preset
@@ -545,19 +606,24 @@ class Evaluator:
         }
         if n == 0:
             out.update(dict.fromkeys(SUMMARY_METRICS, float("nan")))
+            if p.mae_rule == "binary":
+                out["soft_mae"] = float("nan")
             out["beta_sq"] = p.effective_beta_sq
             return out
+        f32 = p.accumulate == "float32"
         curves = self.curves()
         ious = np.array([r["iou"] for r in rows], np.float64)
         if p.iou_empty_union == "skip":
             out_iou = float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
         else:
-            out_iou = float(np.mean(ious))
-        means = {key: float(np.mean([r[key] for r in rows])) for key in _MEAN_KEYS}
+            out_iou = _mean_over_images(list(ious), f32)
+        means = {
+            key: _mean_over_images([r[key] for r in rows], f32 and key in _FLOAT32_KEYS) for key in _MEAN_KEYS
+        }
         if p.aggregation == "mean_then_max":
             max_fbeta = float(curves["fbeta"].max())
         else:
-            max_fbeta = float(np.mean([r["max_fbeta"] for r in rows]))
+            max_fbeta = _mean_over_images([r["max_fbeta"] for r in rows], f32)
         out.update(
             acc=means["acc"],
             iou=out_iou,
@@ -571,6 +637,8 @@ class Evaluator:
             adaptive_e_measure=means["adaptive_e_measure"],
             weighted_fbeta=float(np.mean([r["weighted_fbeta"] for r in rows])) if self.weighted_f else None,
         )
+        if p.mae_rule == "binary":
+            out["soft_mae"] = float(np.mean([r["soft_mae"] for r in rows]))
         out["beta_sq"] = p.effective_beta_sq
         return out
 

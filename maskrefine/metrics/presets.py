@@ -14,13 +14,22 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "get_preset"]
+__all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "GT_EQUALS_255", "get_preset"]
 
 Aggregation = Literal["mean_then_max", "max_then_mean"]
-ResizeMode = Literal["auto", "bilinear", "nearest"]
+ResizeMode = Literal["auto", "bilinear", "nearest", "pil_bilinear", "torch_bilinear"]
 EmptyUnion = Literal["nan", "skip", "zero"]
 PredMapping = Literal["raw", "pysod"]
 Geometry = Literal["gt", "paper_repo"]
+ThresholdValues = Literal["division", "arange"]
+Dtype = Literal["float64", "float32"]
+Rule = Literal["pysod", "selfmask"]
+MaeRule = Literal["soft", "binary"]
+CorlocGrid = Literal["token", "pixel"]
+
+#: GT threshold that makes ``gt > threshold`` mean "GT == 255" for uint8, bool and [0, 1] float GT (FOUND).
+GT_EQUALS_255 = float(np.nextafter(255.0, 0.0))
+_RESIZE_MODES = ("auto", "bilinear", "nearest", "pil_bilinear", "torch_bilinear")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,12 +56,10 @@ class ScorePreset:
     n_thresholds : int
         Size of the curve's threshold set. ``threshold_denominator`` gives the values.
     threshold_denominator : int
-        Thresholds are ``k / threshold_denominator`` for k = 0 .. n_thresholds - 1 (255: TokenCut's
-        ``arange(0, 1, 1/255)``; 256: MOVE's ``arange(0, 1, 1/256)``). They are computed as a division, not
-        as ``k * (1/255)`` like ``arange``, so an 8-bit prediction v (value v/255) passes threshold k
-        exactly when v > k; ``k * (1/255)`` is one ulp below ``k/255`` for 24 of the 255 values, which
-        would let v = k pass with ``>``. For ``pred_mapping="pysod"`` the curve instead uses the 8-bit
-        code ``q = uint8(255 * p)`` with ``q >= t`` for t = 0 .. 255.
+        Thresholds are k / threshold_denominator for k = 0 .. n_thresholds - 1 (255: TokenCut's and
+        SelfMask's ``arange(0, 1, 1/255)``; 256: MOVE's ``arange(0, 1, 1/256)``), computed as
+        ``threshold_values`` says. For ``pred_mapping="pysod"`` the curve instead uses the 8-bit code
+        ``q = uint8(255 * p)`` with ``q >= t`` for t = 0 .. 255.
     threshold_op : {">", ">="}
         Comparison of the prediction with a curve threshold.
     aggregation : {"mean_then_max", "max_then_mean"}
@@ -73,13 +80,41 @@ class ScorePreset:
     iou_empty_union : {"nan", "skip", "zero"}
         IoU of an image whose prediction and GT are both empty when ``iou_eps`` is 0: NaN that propagates
         into the mean (TokenCut), NaN skipped by the mean (paper repo's ``nanmean``), or 0 (PySOD).
-    resize : {"auto", "bilinear", "nearest"}
-        How a prediction of another size is resized to the GT size (the GT never is). ``"auto"``: nearest
-        for a binary map (two values at most), bilinear otherwise. Bilinear is OpenCV ``INTER_LINEAR``.
+    resize : {"auto", "bilinear", "nearest", "pil_bilinear", "torch_bilinear"}
+        How a smaller prediction is brought to the GT size (the GT never is). Only the GT size or a
+        uniform integer down-scale is accepted (:func:`maskrefine.metrics.resize.prediction_stride`).
+        ``"bilinear"``: OpenCV ``INTER_LINEAR`` on the map's own dtype (PySOD's driver).
+        ``"pil_bilinear"``: Pillow ``BILINEAR`` on the 8-bit map (MOVE). ``"torch_bilinear"``: float32
+        ``interpolate(bilinear, align_corners=False)`` by the stride, then cropped (SelfMask, FOUND).
+        ``"nearest"``: torch ``nearest`` by the stride, then cropped. ``"auto"``: ``"nearest"`` for a map
+        with two values at most (TokenCut's token mask), ``"torch_bilinear"`` for a soft map (TokenCut
+        never resizes a soft map; this is maskrefine's extension).
     geometry : {"gt", "paper_repo"}
         ``"gt"``: score at the GT's own resolution. ``"paper_repo"``: shorter side → 335 (PIL bilinear,
         the GT becomes soft), centre crop 320×320, for the GT and for a prediction given at the GT size;
         a prediction already 320×320 is used as is.
+    threshold_values : {"division", "arange"}
+        ``"division"``: the thresholds are ``k / threshold_denominator``. ``"arange"``:
+        ``np.arange(0, 1, 1 / threshold_denominator)`` in float64 (TokenCut), which for 24 of the 255
+        values lies one ulp below ``k / 255``, so that an 8-bit value v = k passes ``>`` there.
+    compare_dtype : {"float64", "float32"}
+        The prediction values and the thresholds are rounded to this dtype before they are compared
+        (SelfMask, FOUND and MOVE compare float32 tensors; TokenCut float64 arrays).
+    s_measure_rule, adaptive_rule : {"pysod", "selfmask"}
+        S-measure: PySOD splits the regions at the GT centroid + 1 (MATLAB indexing); SelfMask at the
+        rounded centroid itself. Adaptive F: PySOD ``pred >= min(2 mean, 1)``; SelfMask ``pred > 2 mean``
+        in float32 with no clip (an all-zero map or a mean above 0.5 predicts nothing).
+    mae_rule : {"soft", "binary"}
+        ``"binary"`` (FOUND): ``mae`` is the MAE of ``pred > pred_threshold`` and the MAE of the soft map
+        is reported as ``soft_mae``.
+    accumulate : {"float64", "float32"}
+        ``"float32"`` (SelfMask/FOUND's ``AverageMeter`` over float32 values): the per-image acc, IoU,
+        max F, adaptive F and MAE are rounded to float32 and summed one by one in float32.
+    corloc_selector, corloc_connectivity, corloc_grid, corloc_iou_dtype
+        The preset's CorLoc rule: component selector and connectivity; ``"token"``: boxes on the
+        prediction's own (token) grid placed on the padded image then clipped to it, ``"pixel"``: on the
+        prediction resized to the GT size; box IoU in float32 (TokenCut/FOUND's torch ``bbox_iou`` on
+        integer boxes, where IoU exactly 0.5 is a hit) or float64.
     """
 
     name: str
@@ -101,6 +136,16 @@ class ScorePreset:
     iou_empty_union: EmptyUnion = "nan"
     resize: ResizeMode = "auto"
     geometry: Geometry = "gt"
+    threshold_values: ThresholdValues = "division"
+    compare_dtype: Dtype = "float64"
+    s_measure_rule: Rule = "pysod"
+    adaptive_rule: Rule = "pysod"
+    mae_rule: MaeRule = "soft"
+    accumulate: Dtype = "float64"
+    corloc_selector: str = "largest_box"
+    corloc_connectivity: int = 8
+    corloc_grid: CorlocGrid = "pixel"
+    corloc_iou_dtype: Dtype = "float64"
     _thresholds: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -110,7 +155,18 @@ class ScorePreset:
             if self.threshold_op != ">=" or self.n_thresholds != 256:
                 raise ValueError("pred_mapping='pysod' needs n_thresholds=256 and threshold_op='>='")
         else:
-            thr = np.arange(self.n_thresholds, dtype=np.float64) / float(self.threshold_denominator)
+            if self.threshold_values == "arange":
+                thr = np.arange(0.0, 1.0, 1.0 / self.threshold_denominator)[: self.n_thresholds]
+            elif self.threshold_values == "division":
+                thr = np.arange(self.n_thresholds, dtype=np.float64) / float(self.threshold_denominator)
+            else:
+                raise ValueError(
+                    f"`threshold_values` must be 'division' or 'arange'; got {self.threshold_values!r}"
+                )
+            if thr.size != self.n_thresholds:
+                raise ValueError("`n_thresholds` must not exceed `threshold_denominator` with 'arange'")
+            if self.compare_dtype == "float32":
+                thr = thr.astype(np.float32).astype(np.float64)
             op = self.threshold_op
         if op not in (">", ">="):
             raise ValueError(f"`threshold_op` must be '>' or '>='; got {op!r}")
@@ -118,8 +174,24 @@ class ScorePreset:
             raise ValueError(
                 f"`aggregation` must be 'mean_then_max' or 'max_then_mean'; got {self.aggregation!r}"
             )
-        if self.resize not in ("auto", "bilinear", "nearest"):
-            raise ValueError(f"`resize` must be 'auto', 'bilinear' or 'nearest'; got {self.resize!r}")
+        if self.resize not in _RESIZE_MODES:
+            raise ValueError(
+                f"`resize` must be one of {', '.join(map(repr, _RESIZE_MODES))}; got {self.resize!r}"
+            )
+        for key, allowed in (
+            ("compare_dtype", ("float64", "float32")),
+            ("accumulate", ("float64", "float32")),
+            ("s_measure_rule", ("pysod", "selfmask")),
+            ("adaptive_rule", ("pysod", "selfmask")),
+            ("mae_rule", ("soft", "binary")),
+            ("corloc_selector", ("largest_box", "largest_cc", "seed_cc")),
+            ("corloc_connectivity", (4, 8)),
+            ("corloc_grid", ("token", "pixel")),
+            ("corloc_iou_dtype", ("float64", "float32")),
+        ):
+            value = getattr(self, key)
+            if isinstance(value, bool) or value not in allowed:
+                raise ValueError(f"`{key}` must be one of {', '.join(map(repr, allowed))}; got {value!r}")
         if self.iou_empty_union not in ("nan", "skip", "zero"):
             raise ValueError(
                 f"`iou_empty_union` must be 'nan', 'skip' or 'zero'; got {self.iou_empty_union!r}"
@@ -146,12 +218,33 @@ class ScorePreset:
 
 _TOKENCUT = ScorePreset(
     name="tokencut",
-    description="TokenCut metric.py: GT>0, pred>0.5, 255 thresholds k/255 with '>', mean-then-max, "
-    "p:=1 / r:=1 on empty masks, IoU NaN on an empty union",
+    description="TokenCut metric.py: GT>0, pred>0.5, 255 thresholds np.arange(0, 1, 1/255) with '>' in "
+    "float64, mean-then-max, p:=1 / r:=1 on empty masks, IoU NaN on an empty union; CorLoc: seed "
+    "component, 4-connectivity, token grid",
     gt_threshold_acc=0.0,
     gt_threshold_f=0.0,
     iou_empty_union="nan",
     resize="auto",
+    threshold_values="arange",
+    corloc_selector="seed_cc",
+    corloc_connectivity=4,
+    corloc_grid="token",
+    corloc_iou_dtype="float32",
+)
+
+_SELFMASK_RULES: dict = dict(
+    aggregation="max_then_mean",
+    selfmask_bug_compat=True,
+    empty_pred_precision=None,
+    empty_gt_recall=None,
+    pr_eps=1e-7,
+    iou_eps=1e-7,
+    iou_empty_union="zero",
+    resize="torch_bilinear",
+    compare_dtype="float32",
+    s_measure_rule="selfmask",
+    adaptive_rule="selfmask",
+    accumulate="float32",
 )
 
 PRESETS: dict[str, ScorePreset] = {
@@ -159,29 +252,36 @@ PRESETS: dict[str, ScorePreset] = {
     "move": ScorePreset(
         name="move",
         description="MOVE segmentation_eval.py: GT/255>0.5, 256 thresholds k/256 with '>', mean-then-max, "
-        "IoU eps 1e-8, prediction bilinear-resized",
+        "IoU eps 1e-8, prediction resized with Pillow bilinear on the 8-bit map",
         gt_threshold_acc=127.5,
         gt_threshold_f=127.5,
         n_thresholds=256,
         threshold_denominator=256,
         iou_eps=1e-8,
         iou_empty_union="zero",
-        resize="bilinear",
+        resize="pil_bilinear",
+        compare_dtype="float32",
     ),
     "selfmask": ScorePreset(
         name="selfmask",
-        description="SelfMask metrics/*.py: GT>0, 255 thresholds with '>', per-image max then mean, "
-        "eps 1e-7, effective beta^2 0.09 (selfmask_bug_compat)",
+        description="SelfMask metrics/*.py: GT>0, 255 float32 thresholds with '>', per-image max then "
+        "mean (float32 sums), eps 1e-7, effective beta^2 0.09 (selfmask_bug_compat), torch bilinear resize",
         gt_threshold_acc=0.0,
         gt_threshold_f=0.0,
-        aggregation="max_then_mean",
-        selfmask_bug_compat=True,
-        empty_pred_precision=None,
-        empty_gt_recall=None,
-        pr_eps=1e-7,
-        iou_eps=1e-7,
-        iou_empty_union="zero",
-        resize="bilinear",
+        **_SELFMASK_RULES,
+    ),
+    "found": ScorePreset(
+        name="found",
+        description="FOUND evaluation/saliency.py (SelfMask's metrics): GT==255, MAE of pred>0.5 (soft MAE "
+        "as soft_mae); CorLoc: largest component by token count, 4-connectivity, token grid",
+        gt_threshold_acc=GT_EQUALS_255,
+        gt_threshold_f=GT_EQUALS_255,
+        mae_rule="binary",
+        corloc_selector="largest_cc",
+        corloc_connectivity=4,
+        corloc_grid="token",
+        corloc_iou_dtype="float32",
+        **_SELFMASK_RULES,
     ),
     "paper_repo": ScorePreset(
         name="paper_repo",

@@ -26,6 +26,7 @@ import types
 from maskrefine.pipeline import apply, guards, reports, score, workers
 from maskrefine.pipeline.apply import OUTPUT_FORMATS, apply_folder
 from maskrefine.pipeline.guards import parse_shard, shard_index
+from maskrefine.pipeline.merge import MergedRunReport, merge_run_reports, read_run_report
 from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, ScoreReport, Unmatched
 from maskrefine.pipeline.score import PLOT_FILES, score_folder
 
@@ -49,6 +50,9 @@ __all__ = [
     "shard_index",
     "OUTPUT_FORMATS",
     "PLOT_FILES",
+    "merge_run_reports",
+    "read_run_report",
+    "MergedRunReport",
 ]
 
 _SUBMODULES = (apply, guards, reports, score, workers)

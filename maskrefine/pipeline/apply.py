@@ -5,25 +5,26 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Mapping
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from maskrefine.errors import ConfigError, InputError
+from maskrefine.errors import ConfigError, InputError, OutputError, OutputExistsError
 from maskrefine.guide import GUIDE_MODES
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask, write_mask
-from maskrefine.io.imageio import MASK_SUFFIXES
+from maskrefine.io.imageio import MASK_SUFFIXES, remove_stale_temps
 from maskrefine.pipeline.guards import (
     check_folder,
     check_jobs,
     check_not_an_output,
     check_output_file,
     check_output_folder,
+    check_output_targets,
     in_shard,
     parse_shard,
+    path_argument,
 )
 from maskrefine.pipeline.reports import (
     FileOutcome,
@@ -33,7 +34,7 @@ from maskrefine.pipeline.reports import (
     unmatched_and_duplicates,
 )
 from maskrefine.pipeline.workers import run_tasks
-from maskrefine.refiners import REFINERS, check_mask_size, refine, resolve_params
+from maskrefine.refiners import REFINERS, check_mask_size, refine, refine_unchecked, resolve_params
 
 __all__ = ["apply_folder", "OUTPUT_FORMATS"]
 
@@ -53,6 +54,7 @@ class _ApplyTask:
     binary_input: bool
     fmt: str
     overwrite: bool
+    skip_existing: bool = False
 
 
 def _apply_one(task: _ApplyTask) -> FileOutcome:
@@ -72,14 +74,20 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         problem = check_mask_size(mask.shape, image.shape[:2])
         if problem is not None:
             raise InputError(task.mask, f"{problem} (image {task.image.name})")
-        refined = refine(
-            image, mask, task.method, guide=task.guide, binary_input=task.binary_input, **task.params
+        # the job validated method, guide and params once; the readers return finite [0, 1] float32
+        refined = refine_unchecked(
+            image, mask, REFINERS[task.method], task.guide, task.params, task.binary_input
         )
         current = task.output
-        if not task.overwrite and task.output.exists():
-            raise InputError(task.output, "output exists (use --overwrite or --skip-existing)")
-        write_mask(task.output, refined, task.fmt)  # type: ignore[arg-type]
-    except InputError as exc:
+        write_mask(task.output, refined, task.fmt, overwrite=task.overwrite)  # type: ignore[arg-type]
+    except OutputExistsError as exc:  # another run published it meanwhile: never replaced
+        if task.skip_existing:
+            return FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
+        return failed(
+            f"{exc.path}: output appeared meanwhile (another run writing to the same folder?); "
+            "kept it, not replaced"
+        )
+    except (InputError, OutputError) as exc:
         return failed(str(exc))
     except ValueError as exc:  # e.g. an image smaller than the filter window
         return failed(f"{current}: cannot refine: {exc}")
@@ -90,25 +98,24 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
     )
 
 
-def _crashed(task: _ApplyTask, exc: BaseException) -> FileOutcome:
-    """The outcome of a task whose worker died or raised."""
-    if isinstance(exc, BrokenProcessPool):
-        message = f"{task.mask}: worker process died ({exc or 'killed, out of memory?'})"
-    else:
-        message = describe_unexpected(task.mask, exc)
-    return FileOutcome(task.stem, "failed", task.mask, task.image, task.output, message)
+def _crashed(task: _ApplyTask, problem: str) -> FileOutcome:
+    """The outcome of a task whose worker died or raised (``problem`` says which)."""
+    return FileOutcome(task.stem, "failed", task.mask, task.image, task.output, f"{task.mask}: {problem}")
 
 
 def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
-    """Compile the method's kernels on a tiny synthetic image (errors are left to the real files)."""
-    radius = int(params.get("radius", 1) or 1)
-    subsample = int(params.get("subsample", 1) or 1)
-    size = 2 * radius + 2 * subsample + 9
+    """Compile the method's kernels on a tiny synthetic image (errors are left to the real files).
+
+    numba compiles per argument type, not value, so a radius of 2 and a subsample of 2 compile the same
+    code as the real ones: the image stays a few kB whatever the parameters.
+    """
+    small = {key: min(value, 2) if key in ("radius", "subsample") else value for key, value in params.items()}
+    size = 2 * 2 + 2 * 2 + 9
     rng = np.random.default_rng(0)
     image = rng.random((size, size + 3, 3), dtype=np.float32)
     mask = rng.random((size, size + 3), dtype=np.float32)
     try:
-        refine(image, mask, method, guide=guide, **params)
+        refine(image, mask, method, guide=guide, **small)
     except Exception:  # noqa: BLE001 - warm-up only
         pass
 
@@ -133,8 +140,11 @@ def apply_folder(
     """Refine every mask of ``masks_dir`` with its image from ``images_dir`` and write it to ``out_dir``.
 
     Safety: inputs are never modified; ``out_dir`` equal to, inside, or containing an input folder (after
-    resolving symlinks) is refused before anything is written, as is any other usage problem. Outputs
-    are written to a temporary file in ``out_dir`` and renamed into place. One bad file (empty, truncated,
+    resolving symlinks) is refused before anything is written, as is any other usage problem, an empty
+    path, and an output path holding anything but a regular file (folder, symlink, FIFO, device).
+    Outputs are written to a temporary file in ``out_dir`` and published atomically; without
+    ``overwrite`` they never replace a file (one published meanwhile by another run is kept and the
+    stem reported as failed, or skipped with ``skip_existing``). One bad file (empty, truncated,
     not an image, a mask whose size cannot belong to the image, NaN in an ``.npy``) is recorded as a
     failure naming the file and the problem; the other files are processed and the report's ``ok`` is
     False. An unexpected exception in one file is recorded the same way (with the exception type).
@@ -163,7 +173,9 @@ def apply_folder(
     overwrite : bool
         Replace existing outputs.
     skip_existing : bool
-        Leave existing outputs alone and report them as skipped (resume an interrupted run). With
+        Leave existing outputs alone and report them as skipped (resume an interrupted run); stale
+        temporary files of this job's outputs (:func:`maskrefine.io.imageio.remove_stale_temps`) are
+        removed first. With
         neither flag, existing outputs make the job refuse to start (``ConfigError`` naming the first
         ones) so that a rerun never half-overwrites a folder.
     jobs : int, optional
@@ -197,12 +209,12 @@ def apply_folder(
     start = time.perf_counter()
     masks_path = check_folder(masks_dir, "masks")
     images_path = check_folder(images_dir, "images")
-    out_path = Path(out_dir)
+    out_path = path_argument(out_dir, "output folder")
     input_folders = {"masks": masks_path, "images": images_path}
     check_output_folder(out_path, input_folders)
     report_file = None
     if report_path is not None:
-        report_file = Path(report_path)
+        report_file = path_argument(report_path, "report file")
         check_output_file(
             report_file, "report file", input_folders, taken={"output folder": out_path.resolve()}
         )
@@ -236,13 +248,15 @@ def apply_folder(
             binary_input=bool(binary_input),
             fmt=fmt,
             overwrite=bool(overwrite),
+            skip_existing=bool(skip_existing),
         )
         for pair in pairing.pairs
         if in_shard(pair.stem, shard_kn)
     ]
     if report_file is not None:
         check_not_an_output(report_file, "report file", out_path, {task.output.name for task in tasks})
-    existing = [task for task in tasks if task.output.exists()]
+    existing_paths = set(check_output_targets([task.output for task in tasks], out_path))
+    existing = [task for task in tasks if task.output in existing_paths]
     if existing and not (overwrite or skip_existing):
         names = ", ".join(task.output.name for task in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(
@@ -250,6 +264,8 @@ def apply_folder(
             "use --overwrite to replace them or --skip-existing to keep them and resume"
         )
     out_path.mkdir(parents=True, exist_ok=True)
+    if skip_existing:  # resume: our own temporary files left by a killed run
+        remove_stale_temps(out_path, {task.output.name for task in tasks})
 
     total = len(tasks)
     skipped = {task.stem for task in existing} if skip_existing else set()

@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+import stat
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from maskrefine.errors import ConfigError
+from maskrefine.io.imageio import file_kind
 
 __all__ = [
+    "path_argument",
+    "check_writable_target",
+    "check_output_targets",
     "parse_shard",
     "shard_index",
     "in_shard",
@@ -31,6 +36,81 @@ __all__ = [
     "check_output_file",
     "is_within",
 ]
+
+
+def path_argument(value: str | os.PathLike[str], what: str) -> Path:
+    """``value`` as a Path; an empty string is refused (it would silently mean the current folder).
+
+    Raises
+    ------
+    ConfigError
+        ``value`` is empty (or not a path).
+    """
+    try:
+        text = os.fspath(value)
+    except TypeError:
+        raise ConfigError(f"{what} must be a path; got {value!r}") from None
+    if text == "" or text == b"":
+        raise ConfigError(f"{what} is empty; give a path ('.' for the current folder)")
+    return Path(text)
+
+
+def check_writable_target(path: Path, what: str) -> bool:
+    """Refuse an output path where something other than a regular file exists; True if a file exists.
+
+    Symlinks are refused too (maskrefine never writes through a symlink nor replaces one): the message
+    asks for the real path.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``what``, the path and what is there (folder, symbolic link, FIFO, device, ...).
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot check it ({exc.strerror or exc})") from None
+    if stat.S_ISREG(info.st_mode):
+        return True
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{what} {path} is a folder")
+    if stat.S_ISLNK(info.st_mode):
+        raise ConfigError(
+            f"{what} {path} is a symbolic link; maskrefine never writes through or replaces a symlink: "
+            "give the real path"
+        )
+    raise ConfigError(
+        f"{what} {path} exists and is a {file_kind(info.st_mode)}, not a regular file; refusing to replace it"
+    )
+
+
+def check_output_targets(paths: Iterable[Path], where: Path) -> list[Path]:
+    """The regular files among ``paths`` (outputs about to be written into ``where``).
+
+    Raises
+    ------
+    ConfigError
+        When any of them exists and is not a regular file (a folder named ``x.png``, a symlink, a FIFO),
+        naming up to three.
+    """
+    existing: list[Path] = []
+    refused: list[str] = []
+    for path in paths:
+        try:
+            if check_writable_target(path, "output"):
+                existing.append(path)
+        except ConfigError:
+            kind = file_kind(os.lstat(path).st_mode)
+            refused.append(f"{path.name} ({kind})")
+    if refused:
+        listed = ", ".join(refused[:3]) + (", ..." if len(refused) > 3 else "")
+        raise ConfigError(
+            f"{len(refused)} output path(s) in {where} exist and are not regular files: {listed}; "
+            "maskrefine replaces only regular files: remove them or choose another output folder"
+        )
+    return existing
 
 
 def parse_shard(shard: object) -> tuple[int, int] | None:
@@ -48,7 +128,7 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
     pair: tuple[object, ...]
     if isinstance(shard, str):
         parts = shard.split("/")
-        if len(parts) != 2 or not all(part.strip().isdigit() for part in parts):
+        if len(parts) != 2 or not all(_is_ascii_number(part.strip()) for part in parts):
             raise ConfigError(f"shard must look like K/N with 1 <= K <= N (e.g. 1/4); got {shard!r}")
         pair = (int(parts[0]), int(parts[1]))
     elif isinstance(shard, (tuple, list)) and len(shard) == 2:
@@ -64,9 +144,17 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
     return k, n
 
 
+def _is_ascii_number(text: str) -> bool:
+    """Only 0-9 (``str.isdigit`` also accepts "²" and other digits ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def shard_index(stem: str, n: int) -> int:
-    """The 1-based shard (of ``n``) that ``stem`` belongs to: ``sha1(stem) mod n + 1``."""
-    digest = hashlib.sha1(stem.encode("utf-8")).digest()
+    """The 1-based shard (of ``n``) that ``stem`` belongs to: ``sha1(stem) mod n + 1``.
+
+    The stem is hashed as UTF-8; a name that is not valid UTF-8 (decoded by :func:`os.fsdecode`) as its
+    original bytes."""
+    digest = hashlib.sha1(stem.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") % n + 1
 
 
@@ -89,7 +177,7 @@ def check_jobs(jobs: object) -> int:
 
 def check_folder(path: str | Path, what: str) -> Path:
     """An existing input folder (``what`` names it in the message)."""
-    folder = Path(path)
+    folder = path_argument(path, f"{what} folder")
     if not folder.exists():
         raise ConfigError(f"{what} folder {folder} does not exist")
     if not folder.is_dir():
@@ -106,6 +194,8 @@ def check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
     """Refuse an output folder that is not a folder, or is, lies inside or contains an input folder."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output {out_dir} exists and is not a folder")
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise ConfigError(f"output folder {out_dir} is a dangling symbolic link")
     resolved_out = out_dir.resolve()
     for what, folder in inputs.items():
         resolved_in = folder.resolve()
@@ -144,8 +234,7 @@ def check_output_file(
     for name, other in (taken or {}).items():
         if resolved == other:
             raise ConfigError(f"{what} {path} is also the {name}; give each output its own path")
-    if path.exists() and path.is_dir():
-        raise ConfigError(f"{what} {path} is a folder")
+    check_writable_target(path, what)
     return resolved
 
 

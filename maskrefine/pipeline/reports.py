@@ -239,14 +239,28 @@ class ScoreReport:
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def nothing_scored(self) -> str | None:
+        """Why no image was scored, or None when at least one was."""
+        if self.rows:
+            return None
+        if self.failures:
+            return f"every pair failed ({len(self.failures)} failure(s))"
+        if self.unmatched or self.duplicates:
+            return "no prediction has a ground-truth mask with the same stem"
+        shard = self.config.get("shard")
+        return "no masks found" + (f" in shard {shard}" if shard else " in the two folders")
+
+    @property
     def ok(self) -> bool:
-        """True when no file failed."""
-        return not self.failures
+        """True when no file failed and at least one image was scored."""
+        return not self.failures and self.nothing_scored is None
 
     def to_dict(self) -> dict[str, Any]:
         """The summary JSON: the summary's keys at top level, plus ``ok``, ``failed``, ``unmatched``,
-        ``duplicates``, ``elapsed_s``, ``config`` and ``plots``."""
+        ``duplicates``, ``elapsed_s``, ``config``, ``plots`` and, when nothing was scored, ``error``."""
         out = {key: _jsonable(value) for key, value in self.summary.items()}
+        if self.nothing_scored is not None:
+            out["error"] = f"nothing was scored: {self.nothing_scored}"
         out.update(
             {
                 "ok": self.ok,
@@ -265,7 +279,8 @@ class ScoreReport:
         return _write_json(path, self.to_dict())
 
     def write_csv(self, path: str | Path) -> Path:
-        """Write the per-image rows as CSV to ``path`` atomically (NaN written as ``nan``)."""
+        """Write the per-image rows as CSV to ``path`` atomically (NaN written as ``nan``; file names that
+        are not valid UTF-8 are written back as their original bytes)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return write_text_atomic(path, _rows_to_csv(self.rows))
 

@@ -12,15 +12,17 @@ from typing import Any
 import numpy as np
 
 from maskrefine._units import to_unit_float
-from maskrefine.errors import ConfigError, InputError
+from maskrefine.errors import ConfigError, InputError, OutputError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask_array
 from maskrefine.pipeline.guards import (
     check_folder,
     check_jobs,
     check_output_file,
     check_output_folder,
+    check_output_targets,
     in_shard,
     parse_shard,
+    path_argument,
 )
 from maskrefine.pipeline.reports import Failure, Progress, ScoreReport, unmatched_and_duplicates
 
@@ -126,6 +128,10 @@ def score_folder(
     *,
     preset: str = "tokencut",
     boxes: str | None = None,
+    corloc_selector: str | None = None,
+    corloc_connectivity: int | None = None,
+    patch_size: int | None = None,
+    seeds: str | Path | None = None,
     csv_path: str | Path | None = None,
     json_path: str | Path | None = None,
     plot_dir: str | Path | None = None,
@@ -135,6 +141,7 @@ def score_folder(
     shard: tuple[int, int] | str | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> ScoreReport:
     """Score the predictions of ``pred_dir`` against the ground truth of ``gt_dir``.
 
@@ -149,16 +156,36 @@ def score_folder(
     preset : str
         A key of :data:`maskrefine.metrics.PRESETS` (default ``"tokencut"``).
     boxes : {"masks", "voc:DIR", "coco:FILE"}, optional
-        Also compute CorLoc on the predictions (default :class:`maskrefine.metrics.CorLocEvaluator`:
-        largest box, 8-connectivity, prediction resized bilinearly to the GT size and binarised at 0.5),
-        with GT boxes from the connected components of the GT masks, from VOC XML files, or from a COCO
-        JSON file. A prediction whose stem has no annotation there is a failure (and is not scored).
+        Also compute CorLoc on the predictions, binarised at 0.5, with GT boxes from the connected
+        components of the GT masks, from VOC XML files, or from a COCO JSON file. A prediction whose stem
+        has no annotation there is a failure (and is not scored); an image with no GT box or an empty
+        prediction is a miss, counted in ``corloc_empty_gt`` / ``corloc_empty_mask``. The preset sets the
+        rule (``ScorePreset.corloc_*``): ``tokencut`` the seed component, 4-connectivity, token grid,
+        float32 box IoU; ``found`` the largest component, 4-connectivity, token grid, float32 IoU; the
+        others the largest bounding box, 8-connectivity, on the prediction resized bilinearly to the GT
+        size. On the token grid a prediction smaller than its GT is used at its own resolution: cell i
+        covers pixels i·p .. (i+1)·p of the padded image and boxes are clipped to the image.
+    corloc_selector : {"largest_box", "largest_cc", "seed_cc"}, optional
+        Override the preset's component rule.
+    corloc_connectivity : {4, 8}, optional
+        Override the preset's connectivity.
+    patch_size : int, optional
+        Token size p in pixels for token-grid CorLoc (default: each prediction's integer down-scale
+        factor, :func:`maskrefine.metrics.prediction_stride`); a prediction must then be the
+        ``ceil`` or ``floor`` grid of its GT for that p, or the GT size (pixel grid).
+    seeds : path-like, optional
+        Seed patches for ``seed_cc`` (:func:`maskrefine.metrics.read_seeds`: a JSON of stem → flat token
+        index, or a folder of seed maps); required by ``seed_cc``. The index is row-major in the
+        prediction's own grid; for a prediction at the GT size with ``patch_size`` p it indexes the
+        padded ⌈H/p⌉×⌈W/p⌉ token grid and the token's centre pixel is the seed.
     csv_path, json_path : path-like, optional
-        Write the per-image CSV and the summary JSON (:meth:`ScoreReport.to_dict`) atomically.
+        Write the per-image CSV and the summary JSON (:meth:`ScoreReport.to_dict`) atomically; an
+        existing regular file there is replaced, anything else (symlink, folder, FIFO, device) refused.
     plot_dir : path-like, optional
         Write ``pr_curve.png`` and, when ``images_dir`` is given, ``montage.png`` (image | mask before,
         from ``before_dir`` if given | prediction | GT for the ``montage_count`` worst and best images by
-        IoU). Needs matplotlib (``pip install 'maskrefine[plot]'``).
+        IoU). Needs matplotlib (``pip install 'maskrefine[plot]'``). Existing plot files are kept: the job
+        refuses to start unless ``overwrite`` is set.
     images_dir, before_dir : path-like, optional
         Images and unrefined masks for the montage, found by stem (a missing one leaves its panel empty).
     montage_count : int
@@ -170,6 +197,8 @@ def score_folder(
         result does not depend on ``jobs``.
     progress : callable, optional
         ``progress(done, total)`` after each pair.
+    overwrite : bool
+        Replace existing files in ``plot_dir``.
 
     Returns
     -------
@@ -179,7 +208,8 @@ def score_folder(
     Raises
     ------
     ConfigError
-        Missing folders, unknown preset, bad ``boxes``/``shard``/``jobs``, an output path that is an input
+        Missing folders, unknown preset, bad ``boxes``/``shard``/``jobs``, bad CorLoc options
+        (``seed_cc`` without ``seeds``, CorLoc options without ``boxes``), an output path that is an input
         file (the COCO JSON) or lies inside an input folder (VOC annotations included), or two outputs on
         the same path; raised before any work.
     BackendUnavailableError
@@ -206,20 +236,35 @@ def score_folder(
     box_files: dict[str, Path] = {}
     if box_source is not None and box_source[1] is not None:
         (box_folders if box_source[0] == "voc" else box_files)[f"boxes ({box_source[0]})"] = box_source[1]
-    plot_path = Path(plot_dir) if plot_dir is not None else None
+    if seeds is not None:
+        seeds_path = path_argument(seeds, "seeds")
+        (box_folders if seeds_path.is_dir() else box_files)["seeds"] = seeds_path
+    plot_path = path_argument(plot_dir, "plot folder") if plot_dir is not None else None
     taken: dict[str, Path] = {}
     if plot_path is not None:
         taken["plot folder"] = plot_path.resolve()
         taken.update({f"plot {name}": (plot_path / name).resolve() for name in PLOT_FILES})
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
-            taken[what] = check_output_file(Path(target), what, {**inputs, **box_folders}, box_files, taken)
+            target_path = path_argument(target, what)
+            taken[what] = check_output_file(target_path, what, {**inputs, **box_folders}, box_files, taken)
     if plot_path is not None:
         from maskrefine.plots import require_matplotlib
 
         require_matplotlib()
         check_output_folder(plot_path, {**inputs, **box_folders})
+        planned = PLOT_FILES if images_dir is not None else PLOT_FILES[:1]
+        existing = check_output_targets([plot_path / name for name in planned], plot_path)
+        if existing and not overwrite:
+            raise ConfigError(
+                f"plot file(s) already exist: {', '.join(str(p) for p in existing)}; "
+                "use --overwrite to replace them or choose another --plot folder"
+            )
+    corloc_rule = _corloc_rule(
+        metrics.PRESETS[preset], box_source, corloc_selector, corloc_connectivity, patch_size, seeds
+    )
     gt_boxes = _load_boxes(*box_source) if box_source else None
+    seed_index = _load_seeds(seeds) if seeds is not None else None
 
     pairing = match_folders(pred_path, gt_path, MASK_EXTENSIONS, MASK_EXTENSIONS)
     unmatched, duplicates = unmatched_and_duplicates(pairing, "predictions", "gt", shard_kn)
@@ -227,7 +272,13 @@ def score_folder(
     total = len(pairs)
 
     evaluator = metrics.Evaluator(preset=preset)
-    corloc = metrics.CorLocEvaluator() if box_source else None
+    corloc = (
+        metrics.CorLocEvaluator(
+            corloc_rule.selector, corloc_rule.connectivity, iou_dtype=corloc_rule.iou_dtype
+        )
+        if box_source
+        else None
+    )
     failures: list[Failure] = []
     scored: dict[str, tuple[Path, Path]] = {}
 
@@ -243,7 +294,7 @@ def score_folder(
             if item.failure is not None:
                 failures.append(item.failure)
             else:
-                failure = _score_one(item, evaluator, corloc, gt_boxes, box_source)
+                failure = _score_one(item, evaluator, corloc, gt_boxes, box_source, corloc_rule, seed_index)
                 if failure is not None:
                     failures.append(failure)
                 else:
@@ -259,12 +310,19 @@ def score_folder(
     curves = dict(evaluator.curves()) if scored else {}
     if corloc is not None:
         summary.update(_corloc_summary(corloc, rows))
+        del summary["corloc_scale"]  # per image: 1 on the pixel grid, the patch size on the token grid
+        summary["corloc_grid"] = corloc_rule.grid
+        summary["corloc_patch_size"] = corloc_rule.patch_size
 
     config = {
         "pred_dir": str(pred_path),
         "gt_dir": str(gt_path),
         "preset": preset,
         "boxes": boxes,
+        "corloc_selector": corloc_rule.selector if box_source else None,
+        "corloc_connectivity": corloc_rule.connectivity if box_source else None,
+        "patch_size": patch_size,
+        "seeds": None if seeds is None else str(seeds),
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
     }
@@ -278,7 +336,9 @@ def score_folder(
         config=config,
     )
     if plot_path is not None:
-        report.plots = _write_plots(report, plot_path, scored, images_dir, before_dir, montage_count)
+        report.plots = _write_plots(
+            report, plot_path, scored, images_dir, before_dir, montage_count, overwrite=bool(overwrite)
+        )
     report.elapsed = time.perf_counter() - start
     if csv_path is not None:
         report.write_csv(csv_path)
@@ -311,6 +371,8 @@ def _score_one(
     corloc: Any,
     gt_boxes: Mapping[str, np.ndarray] | None,
     box_source: tuple[str, Path | None] | None,
+    rule: _CorlocRule,
+    seed_index: Mapping[str, int] | None,
 ) -> Failure | None:
     """Feed one loaded pair to the evaluators; return a Failure instead of raising.
 
@@ -324,14 +386,17 @@ def _score_one(
     assert item.pred is not None and item.gt is not None
     from maskrefine import metrics
 
-    corloc_args: tuple[np.ndarray, np.ndarray] | None = None
+    corloc_args: dict[str, Any] | None = None
     if corloc is not None and box_source is not None:
         if gt_boxes is not None and item.stem not in gt_boxes:
             return Failure(item.pred_path, f"no ground-truth boxes for {item.stem!r} in {box_source[1]}")
         try:
             boxes_here = metrics.boxes_from_mask(item.gt) if gt_boxes is None else gt_boxes[item.stem]
-            corloc_args = (_corloc_mask(item.pred, item.gt.shape), boxes_here)
-            _corloc_rehearsal(corloc).step(*corloc_args, name=item.stem, image_size=item.gt.shape)
+            corloc_args = _corloc_inputs(item, rule, seed_index)
+            corloc_args.update(gt_boxes=boxes_here, name=item.stem, image_size=item.gt.shape)
+            _corloc_rehearsal(corloc).step(**corloc_args)
+        except _CorlocInputError as exc:
+            return Failure(item.pred_path, f"CorLoc: {exc}")
         except Exception as exc:  # noqa: BLE001
             return Failure(item.pred_path, f"CorLoc failed: {type(exc).__name__}: {exc}")
     try:
@@ -343,7 +408,7 @@ def _score_one(
     except Exception as exc:  # noqa: BLE001
         return Failure(item.pred_path, f"unexpected {type(exc).__name__}: {exc}")
     if corloc_args is not None:
-        corloc.step(*corloc_args, name=item.stem, image_size=item.gt.shape)
+        corloc.step(**corloc_args)
     return None
 
 
@@ -355,7 +420,141 @@ def _corloc_rehearsal(corloc: Any) -> Any:
         corloc.scale,
         threshold=corloc.threshold,
         iou_threshold=corloc.iou_threshold,
+        iou_dtype=corloc.iou_dtype,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _CorlocRule:
+    """The CorLoc rule of one run: the preset's, with the caller's overrides applied."""
+
+    selector: str
+    connectivity: int
+    grid: str
+    iou_dtype: str
+    patch_size: int | None
+
+
+class _CorlocInputError(ValueError):
+    """One image cannot be boxed under the rule (reported as that file's failure)."""
+
+
+#: Largest accepted ``patch_size`` (ViT patches are 8..32 px).
+MAX_PATCH_SIZE = 256
+
+
+def _corloc_rule(
+    preset: Any,
+    box_source: tuple[str, Path | None] | None,
+    selector: str | None,
+    connectivity: int | None,
+    patch_size: int | None,
+    seeds: str | Path | None,
+) -> _CorlocRule:
+    """Validate the CorLoc overrides against the preset's rule (usage errors, before any work)."""
+    from maskrefine.metrics import SELECTORS
+
+    given = {
+        "corloc_selector": selector,
+        "corloc_connectivity": connectivity,
+        "patch_size": patch_size,
+        "seeds": seeds,
+    }
+    if box_source is None:
+        extra = [name for name, value in given.items() if value is not None]
+        if extra:
+            raise ConfigError(f"{', '.join(extra)} only apply to CorLoc: pass boxes as well")
+    if selector is not None and selector not in SELECTORS:
+        raise ConfigError(f"corloc_selector must be one of {', '.join(SELECTORS)}; got {selector!r}")
+    if connectivity is not None and (isinstance(connectivity, bool) or connectivity not in (4, 8)):
+        raise ConfigError(f"corloc_connectivity must be 4 or 8; got {connectivity!r}")
+    if patch_size is not None and (
+        isinstance(patch_size, bool)
+        or not isinstance(patch_size, int)
+        or not 1 <= patch_size <= MAX_PATCH_SIZE
+    ):
+        raise ConfigError(f"patch_size must be an integer in 1..{MAX_PATCH_SIZE}; got {patch_size!r}")
+    if seeds is not None and (not str(seeds) or not Path(seeds).exists()):
+        raise ConfigError(f"seeds {str(seeds)!r}: no such file or folder")
+    rule = _CorlocRule(
+        selector=selector if selector is not None else preset.corloc_selector,
+        connectivity=connectivity if connectivity is not None else preset.corloc_connectivity,
+        grid="token" if patch_size is not None else preset.corloc_grid,
+        iou_dtype=preset.corloc_iou_dtype,
+        patch_size=patch_size,
+    )
+    if seeds is not None and rule.selector != "seed_cc":
+        raise ConfigError(
+            f"seeds only apply to corloc_selector 'seed_cc'; the rule here is {rule.selector!r}"
+        )
+    if box_source is not None and rule.selector == "seed_cc" and seeds is None:
+        raise ConfigError(
+            f"CorLoc with the seed component (preset {preset.name!r}: TokenCut's rule) needs the seed "
+            "patches: pass seeds (a JSON of stem -> token index, or a folder of seed maps), or choose "
+            "another corloc_selector (largest_cc, largest_box)"
+        )
+    return rule
+
+
+def _load_seeds(seeds: str | Path) -> dict[str, int]:
+    from maskrefine import metrics
+
+    try:
+        return metrics.read_seeds(seeds)
+    except InputError as exc:
+        raise ConfigError(f"cannot read seeds: {exc}") from None
+
+
+def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: Mapping[str, int] | None) -> dict[str, Any]:
+    """``mask``, ``scale`` and ``seed`` of one image for :meth:`CorLocEvaluator.step` under ``rule``."""
+    from maskrefine.metrics import prediction_stride
+
+    assert item.pred is not None and item.gt is not None
+    gt_hw = (int(item.gt.shape[0]), int(item.gt.shape[1]))
+    pred_hw = (int(item.pred.shape[0]), int(item.pred.shape[1]))
+    if rule.grid == "token":
+        if pred_hw == gt_hw:
+            scale = 1
+        elif rule.patch_size is not None:
+            p = rule.patch_size
+            if pred_hw[0] not in (gt_hw[0] // p, -(-gt_hw[0] // p)) or pred_hw[1] not in (
+                gt_hw[1] // p,
+                -(-gt_hw[1] // p),
+            ):
+                raise _CorlocInputError(
+                    f"prediction {pred_hw[0]}x{pred_hw[1]} is not the token grid of patch size {p} for the "
+                    f"GT size {gt_hw[0]}x{gt_hw[1]} (HxW)"
+                )
+            scale = p
+        else:
+            stride = prediction_stride(pred_hw, gt_hw)
+            if stride is None:
+                raise _CorlocInputError(
+                    f"prediction {pred_hw[0]}x{pred_hw[1]} is not a token grid of the GT size "
+                    f"{gt_hw[0]}x{gt_hw[1]} (HxW)"
+                )
+            scale = stride
+        mask = to_unit_float(item.pred)
+    else:
+        scale = 1
+        mask = _corloc_mask(item.pred, gt_hw)
+    seed = None
+    if rule.selector == "seed_cc":
+        assert seed_index is not None
+        if item.stem not in seed_index:
+            raise _CorlocInputError(f"no seed for {item.stem!r} in the seeds")
+        index = seed_index[item.stem]
+        # A full-size prediction with a patch size: the seed is a token of the padded token grid, taken
+        # at its centre pixel (clipped to the image). Otherwise it indexes the prediction's own grid.
+        p = rule.patch_size if (pred_hw == gt_hw and rule.patch_size is not None) else 1
+        grid_h, grid_w = -(-mask.shape[0] // p), -(-mask.shape[1] // p)
+        if index >= grid_h * grid_w:
+            raise _CorlocInputError(
+                f"seed index {index} of {item.stem!r} lies outside the {grid_h}x{grid_w} grid"
+            )
+        row, col = divmod(index, grid_w)
+        seed = (min(row * p + p // 2, mask.shape[0] - 1), min(col * p + p // 2, mask.shape[1] - 1))
+    return {"mask": mask, "scale": scale, "seed": seed}
 
 
 def _corloc_mask(pred: np.ndarray, gt_hw: tuple[int, ...]) -> np.ndarray:
@@ -393,6 +592,8 @@ def _write_plots(
     images_dir: str | Path | None,
     before_dir: str | Path | None,
     count: int,
+    *,
+    overwrite: bool,
 ) -> list[Path]:
     from maskrefine import plots
 
@@ -401,7 +602,11 @@ def _write_plots(
     title = f"{Path(str(report.config.get('pred_dir', ''))).name} ({report.summary.get('preset', '')})"
     curve = plots.find_pr_curve(report.curves)
     if curve is not None:
-        written.append(plots.plot_pr_curve(curve[0], curve[1], plot_dir / PLOT_FILES[0], title=title))
+        try:
+            path = plot_dir / PLOT_FILES[0]
+            written.append(plots.plot_pr_curve(curve[0], curve[1], path, title=title, overwrite=overwrite))
+        except OutputError as exc:  # e.g. it appeared meanwhile: the scores are still written
+            report.failures.append(Failure(exc.path, exc.problem))
     if images_dir is None or count == 0 or not report.rows:
         return written
     name_key = "name"
@@ -438,5 +643,9 @@ def _write_plots(
             except InputError as exc:
                 report.failures.append(Failure(exc.path, f"montage: {exc.problem}"))
     if entries:
-        written.append(plots.plot_montage(entries, plot_dir / PLOT_FILES[1], title=title))
+        try:
+            path = plot_dir / PLOT_FILES[1]
+            written.append(plots.plot_montage(entries, path, title=title, overwrite=overwrite))
+        except OutputError as exc:
+            report.failures.append(Failure(exc.path, exc.problem))
     return written

@@ -22,9 +22,12 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
 __all__ = ["run_tasks", "set_threads", "restore_threads", "PARENT_POLL_S"]
@@ -173,25 +176,232 @@ def _init_thread() -> None:
         pass
 
 
-def _make_executor(workers: int, warm_up: Callable[[], None]) -> Executor:
-    """The worker pool.
+def _warm_up_safely(warm_up: Callable[[], None]) -> None:
+    """Run ``warm_up`` single-threaded; a failure is left to the real tasks to report."""
+    previous = set_threads(1)
+    try:
+        warm_up()
+    except Exception:  # noqa: BLE001 - warm-up only: the real tasks report their own errors
+        pass
+    finally:
+        restore_threads(previous)
 
-    Forked processes when :func:`_fork_is_safe`; ``warm_up`` runs once here first (single-threaded), so
-    the workers inherit whatever it compiled. Otherwise a thread pool.
+
+def _worker_main(
+    conn: Connection, function: Callable[[Any], Any], tasks: Sequence[Any], parent_pid: int, stop: Any
+) -> None:
+    """Loop of one forked worker: receive a task index, send back ``(index, status, result_or_problem)``.
+
+    ``function`` and ``tasks`` were inherited through ``fork`` (nothing is pickled but indices and
+    results). ``status`` is True (a result), False (a problem) or None (not started: ``stop`` was set by
+    the parent after Ctrl-C). ``None`` or a closed pipe ends the loop.
     """
-    if _fork_is_safe():
-        previous = set_threads(1)
+    _init_worker(parent_pid)
+    while True:
         try:
-            warm_up()
-        finally:
-            restore_threads(previous)
-        return ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_worker,
-            initargs=(os.getpid(),),
-        )
-    return ThreadPoolExecutor(max_workers=workers, initializer=_init_thread)
+            index = conn.recv()
+        except (EOFError, OSError):
+            break
+        if index is None:
+            break
+        if stop.value:
+            conn.send((index, None, None))
+            continue
+        try:
+            payload = (index, True, function(tasks[index]))
+        except BaseException as exc:  # noqa: BLE001 - reported for this task, the worker goes on
+            payload = (index, False, f"unexpected {type(exc).__name__}: {str(exc).strip() or '(no message)'}")
+        try:
+            conn.send(payload)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
+            conn.send((index, False, f"cannot return the result ({type(exc).__name__}: {exc})"))
+
+
+#: Tasks sent to a worker ahead of its results: it never waits for the parent between two tasks (on a
+#: loaded machine the parent may not be scheduled at once).
+_AHEAD = 2
+
+
+@dataclass
+class _Worker:
+    """One forked worker process, its end of the pipe and the tasks sent to it, oldest (the one it is
+    processing) first."""
+
+    process: Any
+    conn: Connection
+    assigned: deque[int] = field(default_factory=deque)
+
+
+def _start_worker(function: Callable[[Any], Any], tasks: Sequence[Any], stop: Any) -> _Worker:
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe(duplex=True)
+    process = context.Process(
+        target=_worker_main,
+        args=(child_end, function, tasks, os.getpid(), stop),
+        name="maskrefine-worker",
+        daemon=True,
+    )
+    with _sigint_blocked():  # the child ignores SIGINT before unblocking it (see _init_worker)
+        process.start()
+    child_end.close()
+    return _Worker(process, parent_end)
+
+
+def _death_problem(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"worker died (signal {-exitcode}) while processing it (killed, e.g. out of memory?)"
+    return f"worker died (exit status {exitcode}) while processing it"
+
+
+def _stop_workers(workers: Sequence[_Worker]) -> None:
+    """Ask idle workers to end, wait a little, then kill whatever is left."""
+    for worker in workers:
+        try:
+            worker.conn.send(None)
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + 5.0
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():  # pragma: no cover - a stuck worker
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+
+
+def _run_in_processes(
+    function: Callable[[T], R],
+    tasks: Sequence[T],
+    workers_wanted: int,
+    on_crash: Callable[[T, str], R],
+    step: Callable[[], None],
+) -> list[R]:
+    """The forked pool: one pipe per worker, so a worker that dies is known with its task.
+
+    Each worker holds at most :data:`_AHEAD` tasks and processes them in order, so when it dies the
+    oldest is the one it was processing: only that task fails (``on_crash(task, "worker died (signal
+    N) while processing it ...")``), the others go back to the queue, a new worker replaces the dead one
+    and the run goes on. Ctrl-C: no new task is started, the running ones finish, then
+    ``KeyboardInterrupt`` is re-raised (a second Ctrl-C stops waiting).
+    """
+    results: list[Any] = [None] * len(tasks)
+    queue = deque(range(len(tasks)))
+    pool: list[_Worker] = []
+    stop = multiprocessing.get_context("fork").RawValue("b", 0)
+    interrupted = False
+
+    def feed(worker: _Worker, ahead: int = _AHEAD) -> None:
+        """Top ``worker`` up to ``ahead`` tasks; a worker found dead meanwhile is replaced."""
+        for _ in range(3 * _AHEAD):
+            if not queue or interrupted or len(worker.assigned) >= ahead:
+                return
+            index = queue.popleft()
+            try:
+                worker.conn.send(index)
+            except (OSError, ValueError):  # it died between two tasks: put back what it had not done
+                queue.appendleft(index)
+                queue.extendleft(reversed(worker.assigned))
+                _discard(worker)
+                pool.remove(worker)
+                worker = _start_worker(function, tasks, stop)
+                pool.append(worker)
+                continue
+            worker.assigned.append(index)
+        if queue and not interrupted and not worker.assigned:  # pragma: no cover
+            raise RuntimeError("worker processes die as soon as they start")
+
+    def collect(worker: _Worker) -> None:
+        """Handle a worker whose pipe or process became ready: results, or its death."""
+        received = False
+        try:
+            while worker.conn.poll():
+                index, status, value = worker.conn.recv()
+                worker.assigned.remove(index)
+                received = True
+                if status is None:  # not started after Ctrl-C
+                    continue
+                results[index] = value if status else on_crash(tasks[index], value)
+                step()
+        except (EOFError, OSError):
+            pass
+        if received and worker.process.is_alive():
+            feed(worker)
+            return
+        worker.process.join(5.0)
+        if worker.process.is_alive():  # pragma: no cover - pipe closed by a process still running
+            return
+        _discard(worker)
+        pool.remove(worker)
+        if worker.assigned:
+            crashed = worker.assigned.popleft()  # the one it was processing
+            results[crashed] = on_crash(tasks[crashed], _death_problem(worker.process.exitcode))
+            step()
+            queue.extendleft(reversed(worker.assigned))  # not started: run them elsewhere
+        if queue and not interrupted:  # replace the dead worker and go on
+            pool.append(_start_worker(function, tasks, stop))
+            feed(pool[-1])
+
+    try:
+        for _ in range(workers_wanted):
+            pool.append(_start_worker(function, tasks, stop))
+        for ahead in range(1, _AHEAD + 1):  # one task each first, then the ones ahead
+            for worker in list(pool):
+                feed(worker, ahead)
+        while any(worker.assigned for worker in pool):
+            try:
+                busy = [worker for worker in pool if worker.assigned]
+                ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+                for worker in busy:
+                    if worker.conn in ready or worker.process.sentinel in ready:
+                        collect(worker)
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                interrupted = True  # let the running tasks finish, start no new one
+                stop.value = 1
+    finally:
+        _stop_workers(pool)
+    if interrupted:
+        raise KeyboardInterrupt
+    return results
+
+
+def _discard(worker: _Worker) -> None:
+    """Reap a dead (or dying) worker and close its pipe."""
+    worker.process.join(1.0)
+    if worker.process.is_alive():  # pragma: no cover
+        worker.process.kill()
+        worker.process.join()
+    worker.conn.close()
+
+
+def _run_in_threads(
+    function: Callable[[T], R],
+    tasks: Sequence[T],
+    workers: int,
+    on_crash: Callable[[T, str], R],
+    step: Callable[[], None],
+) -> list[R]:
+    """Fallback where ``fork`` is unavailable: a thread pool (the kernels release the GIL)."""
+    results: list[Any] = [None] * len(tasks)
+    executor = ThreadPoolExecutor(max_workers=workers, initializer=_init_thread)
+    previous = set_threads(1)
+    finished = False
+    try:
+        futures = {executor.submit(function, task): index for index, task in enumerate(tasks)}
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                results[index] = future.result()
+            except Exception as exc:  # noqa: BLE001
+                results[index] = on_crash(tasks[index], f"unexpected {type(exc).__name__}: {exc}")
+            step()
+        finished = True
+    finally:
+        # on an interrupt (Ctrl-C) drop the queued tasks instead of finishing them
+        executor.shutdown(wait=True, cancel_futures=not finished)
+        restore_threads(previous)
+    return results
 
 
 def run_tasks(
@@ -200,7 +410,7 @@ def run_tasks(
     *,
     jobs: int,
     warm_up: Callable[[], None],
-    on_crash: Callable[[T, BaseException], R],
+    on_crash: Callable[[T, str], R],
     progress: Callable[[int, int], None] | None = None,
     done_before: int = 0,
     total: int | None = None,
@@ -212,13 +422,16 @@ def run_tasks(
     function : callable
         ``function(task) -> result``; should not raise (a raised exception goes to ``on_crash``).
     tasks : sequence
-        Picklable tasks (they are sent to forked workers).
+        The tasks; forked workers inherit them (only indices and results cross the pipe).
     jobs : int
         Workers; ``jobs <= 1`` (or a single task) runs everything in this process.
     warm_up : callable
-        Called once before forking (e.g. to compile kernels the workers then inherit); must not raise.
+        Called once before forking (e.g. to compile kernels the workers then inherit); its errors are
+        ignored.
     on_crash : callable
-        ``on_crash(task, exc) -> result`` for a task whose worker raised or died.
+        ``on_crash(task, problem) -> result`` for a task whose worker raised (``"unexpected
+        <Type>: <message>"``) or died (``"worker died (signal 9) while processing it ..."``). Only the
+        task a dead worker was processing fails; the worker is replaced and the others go on.
     progress : callable, optional
         ``progress(done, total)`` after each task, counting from ``done_before``.
     done_before, total : int
@@ -228,42 +441,26 @@ def run_tasks(
     ``jobs`` is the number of cores used and the results do not depend on it.
     """
     total = done_before + len(tasks) if total is None else total
-    results: list[Any] = [None] * len(tasks)
     done = done_before
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
     if jobs <= 1 or len(tasks) <= 1:
+        results: list[Any] = []
         previous = set_threads(1)
         try:
-            for index, task in enumerate(tasks):
-                results[index] = function(task)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
+            for task in tasks:
+                results.append(function(task))
+                step()
         finally:
             restore_threads(previous)
         return results
     workers = min(jobs, len(tasks))
-    executor = _make_executor(workers, warm_up)
-    previous_threads = set_threads(1) if isinstance(executor, ThreadPoolExecutor) else None
-    finished = False
-    try:
-        futures: dict[Future[R], int] = {}
-        with _sigint_blocked():  # the first submit forks the workers (see _init_worker)
-            futures[executor.submit(function, tasks[0])] = 0
-        for index, task in enumerate(tasks[1:], start=1):
-            futures[executor.submit(function, task)] = index
-        for future in as_completed(futures):
-            index = futures[future]
-            try:
-                results[index] = future.result()
-            except Exception as exc:  # noqa: BLE001 - a dead worker (BrokenProcessPool), a pickling error
-                results[index] = on_crash(tasks[index], exc)
-            done += 1
-            if progress is not None:
-                progress(done, total)
-        finished = True
-    finally:
-        # on an interrupt (Ctrl-C) drop the queued tasks instead of finishing them
-        executor.shutdown(wait=True, cancel_futures=not finished)
-        if previous_threads is not None:
-            restore_threads(previous_threads)
-    return results
+    if _fork_is_safe():
+        _warm_up_safely(warm_up)
+        return _run_in_processes(function, tasks, workers, on_crash, step)
+    return _run_in_threads(function, tasks, workers, on_crash, step)

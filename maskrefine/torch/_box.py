@@ -38,7 +38,8 @@ _TILE_MIN = 64
 
 try:  # numba is a core dependency of maskrefine, but keep the torch path usable without it
     import numpy as np
-    from numba import njit
+
+    from maskrefine._jit import njit
 
     @njit(nogil=True, cache=True)
     def _nb_scaled_box_sum(x, out, r, pre_h, pre_w, post_h, post_w):  # pragma: no cover - jitted

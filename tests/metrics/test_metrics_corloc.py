@@ -183,3 +183,178 @@ def test_corloc_function_with_dict_and_seeds():
     assert corloc([m], [gts["a"]]) == 100.0
     with pytest.raises(ValueError, match="same length"):
         corloc([m], [])
+
+
+# ------------------------------------------------------------- issue 10: the references' CorLoc arithmetic
+
+
+def test_iou_exactly_half_is_a_hit_in_tokencut_float32():
+    # integer boxes (0, 0, 20, 10) and (0, 0, 10, 10): IoU 1/2; float64 with eps gives 0.49999999
+    m = np.zeros((10, 20), bool)
+    m[:, :] = True
+    gt = [[0, 0, 10, 10]]
+    assert CorLocEvaluator().step(m, gt)["correct"] is False
+    row = CorLocEvaluator(iou_dtype="float32").step(m, gt)
+    assert row["iou"] == 0.5 and row["correct"] is True
+    assert CorLocEvaluator(iou_dtype="float32").summary()["corloc_iou_dtype"] == "float32"
+    with pytest.raises(ValueError, match="`iou_dtype`"):
+        CorLocEvaluator(iou_dtype="float16")
+
+
+def test_box_iou_float32_equals_torch(rng):
+    torch = pytest.importorskip("torch", reason="torch not installed: TokenCut's bbox_iou runs in torch")
+    for _ in range(200):
+        a = np.sort(rng.integers(0, 400, (2, 2)), axis=0).T.ravel()[[0, 2, 1, 3]]
+        a[2:] += 1
+        b = np.sort(rng.integers(0, 400, (5, 2, 2)), axis=1).transpose(0, 2, 1).reshape(5, 4)[:, [0, 2, 1, 3]]
+        b[:, 2:] += 1
+        t1, t2 = torch.from_numpy(a), torch.from_numpy(b)
+        inter = (torch.min(t1[2], t2[:, 2]) - torch.max(t1[0], t2[:, 0])).clamp(0) * (
+            torch.min(t1[3], t2[:, 3]) - torch.max(t1[1], t2[:, 1])
+        ).clamp(0)
+        w1, h1 = t1[2] - t1[0], t1[3] - t1[1] + 1e-7
+        w2, h2 = t2[:, 2] - t2[:, 0], t2[:, 3] - t2[:, 1] + 1e-7
+        ref = inter / (w1 * h1 + w2 * h2 - inter + 1e-7)
+        np.testing.assert_array_equal(box_iou(a, b, dtype="float32"), ref.numpy().astype(np.float64))
+
+
+def test_token_grid_is_placed_on_the_padded_image_then_clipped():
+    # a 200x300 image with a 13x19 token mask (patch 16): padded grid 208x304
+    m = np.zeros((13, 19), bool)
+    m[10:13, 15:19] = True  # touches the last token row and column
+    box = mask_to_box(m, "largest_cc", connectivity=4, scale=16, image_size=(200, 300))
+    assert box.tolist() == [240.0, 160.0, 300.0, 200.0]
+    # stretching the 13x19 grid onto 200x300 instead shifts the box (the bug this rule avoids)
+    stretched = [15 * 300 / 19, 10 * 200 / 13]
+    assert abs(stretched[0] - box[0]) > 3 and abs(stretched[1] - box[1]) > 3
+
+
+# ------------------------------------------------------------- hostile annotation files (issue 9)
+
+
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "nan", "inf", "12x", "", "1e12"])
+def test_voc_bad_coordinates_are_input_errors(tmp_path, value):
+    (tmp_path / "a.xml").write_text(
+        f"<annotation><object><bndbox><xmin>{value}</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax>"
+        "</bndbox></object></annotation>"
+    )
+    with pytest.raises(InputError, match=r"a.xml: bad box coordinate <xmin>"):
+        read_voc_boxes(tmp_path)
+
+
+def test_voc_fifo_and_folder_named_xml_are_refused_without_reading(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "f.xml")
+    with pytest.raises(InputError, match=r"f.xml: not a regular file"):
+        read_voc_boxes(tmp_path)
+    os.unlink(tmp_path / "f.xml")
+    (tmp_path / "d.xml").mkdir()
+    with pytest.raises(InputError, match=r"d.xml: not a regular file"):
+        read_voc_boxes(tmp_path)
+
+
+def test_voc_deeply_nested_xml_is_an_input_error(tmp_path):
+    (tmp_path / "deep.xml").write_text("<a>" * 100000 + "</a>" * 100000)
+    try:
+        boxes = read_voc_boxes(tmp_path)
+    except InputError as exc:
+        assert "deep.xml" in str(exc)
+    else:
+        assert boxes["deep"].shape == (0, 4)
+
+
+def _coco(tmp_path, data) -> object:
+    path = tmp_path / "instances.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (
+            '{"images": [{"id": 1, "file_name": "a.jpg"}], '
+            '"annotations": [{"image_id": 1, "bbox": [1e999, 0, 1, 1]}]}',
+            r"bad box coordinate annotations\[0\].bbox",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}, {"id": "1", "file_name": "b.jpg"}],
+                "annotations": [],
+            },
+            r"images\[1\].id must be an integer",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"image_id": "1", "bbox": [0, 0, 1, 1]}],
+            },
+            r"annotations\[0\].image_id must be an integer",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"image_id": 2, "bbox": [0, 0, 1, 1]}],
+            },
+            "unknown image id 2",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"image_id": 1, "bbox": [0, 0, 1]}],
+            },
+            "must be a list of 4 numbers",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"image_id": 1, "bbox": [True, 0, 1, 1]}],
+            },
+            "must hold numbers",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "x/a.jpg"}, {"id": 2, "file_name": "a.png"}],
+                "annotations": [],
+            },
+            "share the file stem 'a'",
+        ),
+        ([1, 2], "the top level is a list"),
+        ("[" * 100000 + "]" * 100000, "nested too deeply"),
+        (b"\xff\xfe\x00garbage".decode("latin-1"), "cannot read COCO JSON"),
+    ],
+)
+def test_coco_hostile_files_are_input_errors(tmp_path, data, match):
+    with pytest.raises(InputError, match=match) as info:
+        read_coco_boxes(_coco(tmp_path, data))
+    assert "instances.json" in str(info.value)
+
+
+def test_coco_fifo_is_refused_without_reading(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "c.json")
+    with pytest.raises(InputError, match=r"c.json: not a regular file"):
+        read_coco_boxes(tmp_path / "c.json")
+
+
+def test_read_seeds_json_and_maps(tmp_path):
+    from maskrefine.metrics import read_seeds
+
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps({"a": 5, "b": 0}))
+    assert read_seeds(path) == {"a": 5, "b": 0}
+    for bad in ({"a": -1}, {"a": 1.5}, {"a": True}, {"a": "3"}, [1]):
+        path.write_text(json.dumps(bad))
+        with pytest.raises(InputError, match="seeds.json"):
+            read_seeds(path)
+    path.write_text("[" * 100000)
+    with pytest.raises(InputError, match="seeds.json"):
+        read_seeds(path)
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    seed_map = np.zeros((4, 6), np.float32)
+    seed_map[2, 3] = 1.0
+    np.save(folder / "img.npy", seed_map)
+    assert read_seeds(folder) == {"img": 2 * 6 + 3}

@@ -14,7 +14,7 @@ F_HALF = 1.3 * 0.5 / (0.3 * 0.5 + 1.0)  # F(β²=0.3) with p = 0.5, r = 1
 
 
 def test_registry_default_and_frozen():
-    assert set(PRESETS) == {"tokencut", "move", "selfmask", "paper_repo", "pysod"}
+    assert set(PRESETS) == {"tokencut", "move", "selfmask", "found", "paper_repo", "pysod"}
     assert get_preset(None).name == "tokencut"
     assert get_preset(PRESETS["move"]) is PRESETS["move"]
     with pytest.raises(dataclasses.FrozenInstanceError):

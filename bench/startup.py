@@ -1,0 +1,267 @@
+"""Benchmark: start-up cost of the ``maskrefine`` command and of the first ``apply``.
+
+Usage::
+
+    python bench/startup.py                 # -> bench/results/startup--cpu.json
+    python bench/startup.py --repeat 3 --json /tmp/startup.json
+
+What is measured (each a fresh ``python -m maskrefine.cli`` process, wall time, median of ``--repeat``):
+
+* ``--version`` and ``--help``, and which heavy modules (numba, cv2, torch, scipy, skimage) they import;
+* with each, the CPU time (user + system) of the child, less sensitive to other jobs than wall time;
+* the first ``apply`` on the bundled examples (10 pairs, default guided filter) **cold**: ``NUMBA_CACHE_DIR``
+  set to a fresh empty folder, so every kernel it needs is compiled; then **warm**: the same cache folder
+  again (kernels loaded from the on-disk cache). ``--jobs 1``, so no worker process is timed;
+* for the cold run of each guide mode, the numba functions compiled in that process (name, signature
+  count, seconds), collected in a separate process through numba's compile events: it tells which kernels
+  a first run compiles and why (one entry per distinct argument-type signature).
+
+Targets (issue 14): ``--version`` / ``--help`` <= 0.3 s, first ``apply`` cold <= 4 s, warm <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO_ROOT, RESULTS_DIR, metadata, print_table, save_json  # noqa: E402
+
+EXAMPLES = REPO_ROOT / "examples"
+HEAVY = ("numba", "cv2", "torch", "scipy", "skimage")
+TARGETS = {"--version": 0.3, "--help": 0.3, "apply cold": 4.0, "apply warm": 1.0}
+
+# Run in a child: which heavy modules does a CLI call import? (exit code of the CLI is ignored)
+_IMPORTS_PROBE = """
+import sys, runpy
+sys.argv = ["maskrefine", {flag!r}]
+try:
+    runpy.run_module("maskrefine.cli", run_name="__main__")
+except SystemExit:
+    pass
+print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
+"""
+
+# Run in a child with a fresh NUMBA_CACHE_DIR: list the numba functions compiled by one apply_folder call.
+_COMPILE_PROBE = """
+import json, sys, time
+from collections import defaultdict
+from numba.core import event
+
+compiled = defaultdict(lambda: {{"signatures": 0, "seconds": 0.0}})
+
+class Listener(event.Listener):
+    def on_start(self, ev):
+        ev.data["t0"] = time.perf_counter()
+    def on_end(self, ev):
+        d = compiled[ev.data["dispatcher"].py_func.__qualname__]
+        d["signatures"] += 1
+        d["seconds"] += time.perf_counter() - ev.data["t0"]
+
+event.register("numba:compile", Listener())
+from pathlib import Path
+from maskrefine.pipeline import apply_folder
+t0 = time.perf_counter()
+apply_folder({masks!r}, {images!r}, {out!r}, guide={guide!r}, jobs=1)
+wall = time.perf_counter() - t0
+print("COMPILED=" + json.dumps({{"wall_s": wall, "functions": compiled}}), file=sys.stderr)
+"""
+
+
+def _env(cache_dir: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    return env
+
+
+_CPU: dict[str, list[float]] = {}  # CPU seconds (user + system) of each timed child, by label
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(
+    cmd: list[str], env: dict[str, str], label: str = ""
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    cpu0 = _child_cpu()
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - t0
+    _CPU.setdefault(label, []).append(_child_cpu() - cpu0)
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-2000:]}")
+    return elapsed, proc
+
+
+def _stats(samples: list[float]) -> dict[str, object]:
+    return {
+        "median_s": statistics.median(samples),
+        "min_s": min(samples),
+        "max_s": max(samples),
+        "samples": samples,
+    }
+
+
+def _apply_cmd(out: Path, guide: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "maskrefine.cli",
+        "apply",
+        "--masks",
+        str(EXAMPLES / "masks"),
+        "--images",
+        str(EXAMPLES / "images"),
+        "--out",
+        str(out),
+        "--guide",
+        guide,
+        "--jobs",
+        "1",
+        "--quiet",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median reported)")
+    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "startup--cpu.json")
+    parser.add_argument(
+        "--guides", nargs="+", default=["mean", "color"], help="guide modes of the apply rows"
+    )
+    args = parser.parse_args(argv)
+
+    rows: list[dict[str, object]] = []
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="maskrefine-startup-") as tmp_name:
+        tmp = Path(tmp_name)
+        warm_cache = str(tmp / "warm-cache")
+        # CLI flags: the numba cache does not matter (nothing should be compiled or even imported)
+        for flag in ("--version", "--help"):
+            samples = [
+                _timed([sys.executable, "-m", "maskrefine.cli", flag], _env(warm_cache), flag)[0]
+                for _ in range(args.repeat)
+            ]
+            probe = subprocess.run(
+                [sys.executable, "-c", _IMPORTS_PROBE.format(flag=flag, heavy=HEAVY)],
+                env=_env(warm_cache),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            heavy = next((ln[6:] for ln in probe.stderr.splitlines() if ln.startswith("HEAVY=")), "?")
+            results[flag] = {
+                **_stats(samples),
+                "cpu_median_s": statistics.median(_CPU[flag]),
+                "heavy_imports": heavy.split(",") if heavy else [],
+            }
+            rows.append(
+                {
+                    "what": flag,
+                    "median_s": results[flag]["median_s"],
+                    "cpu_s": results[flag]["cpu_median_s"],
+                    "target_s": TARGETS[flag],
+                    "met": results[flag]["median_s"] <= TARGETS[flag],
+                    "note": f"imports: {heavy or 'none'}",
+                }
+            )
+        for guide in args.guides:
+            cold, warm = [], []
+            for i in range(args.repeat):
+                cache = str(tmp / f"cold-cache-{guide}-{i}")  # fresh folder: every kernel compiled
+                cold.append(
+                    _timed(_apply_cmd(tmp / f"out-cold-{guide}-{i}", guide), _env(cache), f"{guide} cold")[0]
+                )
+                warm.append(
+                    _timed(_apply_cmd(tmp / f"out-warm-{guide}-{i}", guide), _env(cache), f"{guide} warm")[0]
+                )
+            probe_out = tmp / f"out-probe-{guide}"
+            probe = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _COMPILE_PROBE.format(
+                        masks=str(EXAMPLES / "masks"),
+                        images=str(EXAMPLES / "images"),
+                        out=str(probe_out),
+                        guide=guide,
+                    ),
+                ],
+                env=_env(str(tmp / f"probe-cache-{guide}")),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            line = next((ln[9:] for ln in probe.stderr.splitlines() if ln.startswith("COMPILED=")), None)
+            if line is None:
+                raise SystemExit(f"compile probe failed:\n{probe.stderr[-3000:]}")
+            compiled = json.loads(line)
+            functions = dict(sorted(compiled["functions"].items(), key=lambda kv: -kv[1]["seconds"]))
+            results[f"apply --guide {guide}"] = {
+                "cold": {**_stats(cold), "cpu_median_s": statistics.median(_CPU[f"{guide} cold"])},
+                "warm": {**_stats(warm), "cpu_median_s": statistics.median(_CPU[f"{guide} warm"])},
+                "compiled": functions,
+                "compile_probe_wall_s": compiled["wall_s"],
+            }
+            n_sig = sum(v["signatures"] for v in functions.values())
+            multi = [k for k, v in functions.items() if v["signatures"] > 1]
+            rows.append(
+                {
+                    "what": f"apply --guide {guide} cold",
+                    "median_s": statistics.median(cold),
+                    "cpu_s": statistics.median(_CPU[f"{guide} cold"]),
+                    "target_s": TARGETS["apply cold"],
+                    "met": statistics.median(cold) <= TARGETS["apply cold"],
+                    "note": f"{len(functions)} functions / {n_sig} signatures compiled"
+                    + (f"; >1 signature: {', '.join(multi)}" if multi else ""),
+                }
+            )
+            rows.append(
+                {
+                    "what": f"apply --guide {guide} warm",
+                    "median_s": statistics.median(warm),
+                    "cpu_s": statistics.median(_CPU[f"{guide} warm"]),
+                    "target_s": TARGETS["apply warm"],
+                    "met": statistics.median(warm) <= TARGETS["apply warm"],
+                    "note": "kernels from the on-disk cache",
+                }
+            )
+
+    print_table(rows, ["what", "median_s", "cpu_s", "target_s", "met", "note"])
+    print("(targets are judged on the wall-time median; cpu_s = user + system seconds of the process,")
+    print(" less sensitive to other jobs on a shared machine. Compile seconds below nest: a kernel's")
+    print(" figure includes the helpers it calls that were compiled for it.)")
+    for guide in args.guides:
+        functions = results[f"apply --guide {guide}"]["compiled"]
+        top = list(functions.items())[:8]
+        print(f"\ncompiled by a cold `apply --guide {guide}` (top 8 of {len(functions)} by seconds):")
+        for name, info in top:
+            print(f"  {name:<28} {info['signatures']} sig  {info['seconds']:.2f} s")
+    payload = {
+        "meta": metadata(),
+        "machine_note": "2 shared cores; other engineers' jobs ran at the same time",
+        "repeat": args.repeat,
+        "targets_s": TARGETS,
+        "rows": rows,
+        "results": results,
+    }
+    print(f"\nwrote {save_json(payload, args.json)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

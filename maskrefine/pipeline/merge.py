@@ -1,0 +1,305 @@
+"""Merge the JSON run reports of ``apply`` shards (``--shard K/N --report ...``) into one summary.
+
+An array job (Slurm, Dask, Ray) ends with one report per shard; :func:`merge_run_reports` reads them,
+checks that they belong to one job (same folders and settings, disjoint stems) and returns one
+:class:`MergedRunReport`: the union of the per-file outcomes, unmatched files and duplicates, the summed
+counts, and which shards of ``1..N`` are missing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from maskrefine.errors import ConfigError, InputError
+from maskrefine.pipeline.guards import parse_shard
+from maskrefine.pipeline.reports import FileOutcome, RunReport, Unmatched, _write_json
+
+__all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
+
+# Settings that must agree across the shards of one job (jobs, overwrite, skip_existing and shard may differ).
+_JOB_KEYS = ("masks_dir", "images_dir", "out_dir", "method", "params", "guide", "binary_input", "fmt")
+_STATUSES = ("written", "skipped", "failed")
+# Refuse absurdly large report files instead of reading them into memory (a shard of 1e6 files is ~300 MB).
+_MAX_REPORT_BYTES = 2**31
+
+
+def _fail(path: Path, problem: str) -> InputError:
+    return InputError(path, problem)
+
+
+def read_run_report(path: str | Path) -> RunReport:
+    """Read one JSON run report written by ``apply --report`` (or :meth:`RunReport.write_json`).
+
+    Parameters
+    ----------
+    path : str or Path
+        A regular JSON file.
+
+    Returns
+    -------
+    RunReport
+        The report, with the per-file outcomes, unmatched files, duplicates, elapsed time and config.
+
+    Raises
+    ------
+    InputError
+        The file is missing, not a regular file, unreadable, not JSON, or not a run report; the message
+        names the file and the problem.
+    ConfigError
+        ``path`` is empty or not a path.
+    """
+    if not isinstance(path, (str, Path)) or str(path) == "":
+        raise ConfigError(f"a report path must be a non-empty path; got {path!r}")
+    file = Path(path)
+    try:
+        if not file.is_file():
+            raise _fail(file, "no such report file" if not file.exists() else "not a regular file")
+        if file.stat().st_size > _MAX_REPORT_BYTES:
+            raise _fail(file, f"report file larger than {_MAX_REPORT_BYTES} bytes")
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(file, f"cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise _fail(file, "not a UTF-8 JSON file") from None
+    if not text.strip():
+        raise _fail(file, "file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(file, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    return _report_from_dict(file, data)
+
+
+def _report_from_dict(file: Path, data: object) -> RunReport:
+    if not isinstance(data, Mapping) or not all(k in data for k in ("files", "config", "counts")):
+        raise _fail(file, "not an apply run report (needs 'files', 'config' and 'counts')")
+    files, config = data["files"], data["config"]
+    if not isinstance(files, list) or not isinstance(config, Mapping):
+        raise _fail(file, "not an apply run report ('files' must be a list, 'config' an object)")
+    try:
+        outcomes = [
+            FileOutcome(
+                stem=str(item["stem"]),
+                status=item["status"],
+                mask=Path(item["mask"]),
+                image=Path(item["image"]),
+                output=Path(item["output"]),
+                error=None if item.get("error") is None else str(item["error"]),
+                seconds=float(item.get("seconds", 0.0)),
+            )
+            for item in files
+        ]
+        unmatched = [Unmatched(Path(u["path"]), str(u["folder"])) for u in data.get("unmatched", [])]
+        duplicates = {str(s): [Path(p) for p in ps] for s, ps in dict(data.get("duplicates", {})).items()}
+        elapsed = float(data.get("elapsed_s", 0.0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(file, f"malformed run report entry ({type(exc).__name__}: {exc})") from None
+    bad = sorted({o.status for o in outcomes} - set(_STATUSES))
+    if bad:
+        raise _fail(file, f"unknown file status {bad[0]!r} (expected one of {', '.join(_STATUSES)})")
+    return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config))
+
+
+def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """Return ``path`` as the destination of a merged report, or refuse it before anything is written.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where the merged JSON will go: a new file, or an existing regular file (replaced atomically).
+    inputs : iterable of str or Path
+        The report files being merged; the destination must not be one of them.
+
+    Raises
+    ------
+    ConfigError
+        ``path`` is empty, is one of ``inputs``, or exists as anything but a regular file (a folder,
+        a symlink, a FIFO or device), which would be replaced or written through.
+    """
+    if not isinstance(path, (str, Path)) or str(path) == "":
+        raise ConfigError(f"the merged report path must be a non-empty path; got {path!r}")
+    target = Path(path)
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        kind = "a symlink" if target.is_symlink() else "a folder" if target.is_dir() else "not a regular file"
+        raise ConfigError(f"{target}: refusing to write the merged report over {kind}")
+    resolved = target.resolve()
+    for item in inputs:
+        if Path(item).resolve() == resolved:
+            raise ConfigError(f"{target}: the merged report would overwrite one of the reports to merge")
+    return target
+
+
+@dataclass(slots=True)
+class MergedRunReport:
+    """Union of the run reports of one sharded ``apply`` job.
+
+    Attributes
+    ----------
+    report : RunReport
+        All shards' outcomes (sorted by stem), unmatched files and duplicates; ``elapsed`` is the longest
+        shard's wall time; ``config`` the shared settings with ``shard`` set to ``None``.
+    sources : list of Path
+        The report files, in the order given.
+    shards : list of str or None
+        Each source's ``K/N`` (``None`` for an unsharded run).
+    missing_shards : list of int
+        The ``K`` in ``1..N`` with no report (empty when every shard is present or runs were unsharded).
+    shard_count : int or None
+        N of the sharded reports (None when no report was sharded).
+    elapsed_sum : float
+        Sum of the shards' wall times (the work done, when shards ran one after another).
+    unreadable : list of str
+        ``"path: problem"`` for each report file that could not be read (``skip_unreadable=True``).
+    """
+
+    report: RunReport
+    sources: list[Path]
+    shards: list[str | None]
+    missing_shards: list[int]
+    shard_count: int | None
+    elapsed_sum: float
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed, no shard is missing and every report file was read."""
+        return self.report.ok and not self.missing_shards and not self.unreadable
+
+    def to_dict(self) -> dict[str, Any]:
+        """The merged report in the single-run JSON layout, plus ``sources``, ``shards``,
+        ``missing_shards``, ``unreadable`` and ``elapsed_sum_s``; ``ok`` also requires every shard."""
+        data = self.report.to_dict()
+        data["ok"] = self.ok
+        data["sources"] = [str(p) for p in self.sources]
+        data["shards"] = list(self.shards)
+        data["missing_shards"] = list(self.missing_shards)
+        data["unreadable"] = list(self.unreadable)
+        data["elapsed_sum_s"] = round(self.elapsed_sum, 6)
+        return data
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created); ``path``
+        is first checked by :func:`check_merged_output` (and the merged sources may not be overwritten)."""
+        return _write_json(check_merged_output(path, self.sources), self.to_dict())
+
+
+def merge_run_reports(
+    reports: Iterable[str | Path | RunReport], *, skip_unreadable: bool = False
+) -> MergedRunReport:
+    """Merge the run reports of the shards of one ``apply`` job into one.
+
+    Parameters
+    ----------
+    reports : iterable of str, Path or RunReport
+        Report files written by ``apply --shard K/N --report FILE`` (or reports returned by
+        :func:`~maskrefine.pipeline.apply_folder`), at least one.
+    skip_unreadable : bool, default False
+        Record a file that cannot be read as a run report in ``unreadable`` (the merged report is then
+        not ``ok``) and merge the others, instead of raising.
+
+    Returns
+    -------
+    MergedRunReport
+        The union; its ``ok`` is False when a file failed or a shard of ``1..N`` has no report.
+
+    Raises
+    ------
+    InputError
+        A file cannot be read as a run report (see :func:`read_run_report`; with ``skip_unreadable``,
+        only when no file can be read); reports of different jobs (folders, method, parameters, guide
+        or format differ, or different N); the same shard or the same stem in two reports.
+    ConfigError
+        No report given, or an item that is neither a path nor a RunReport.
+
+    Examples
+    --------
+    >>> from maskrefine.pipeline import RunReport, merge_run_reports
+    >>> a = RunReport(config={"method": "guided", "shard": "1/2"})
+    >>> b = RunReport(config={"method": "guided", "shard": "2/2"})
+    >>> merged = merge_run_reports([a, b])
+    >>> merged.ok, merged.missing_shards, merged.report.counts["written"]
+    (True, [], 0)
+    """
+    items: list[tuple[Path, RunReport]] = []
+    unreadable: list[InputError] = []
+    for index, item in enumerate(reports):
+        if isinstance(item, RunReport):
+            items.append((Path(f"<report {index + 1}>"), item))
+        elif isinstance(item, (str, Path)):
+            try:
+                items.append((Path(item), read_run_report(item)))
+            except InputError as exc:
+                if not skip_unreadable:
+                    raise
+                unreadable.append(exc)
+        else:
+            kind = type(item).__name__
+            raise ConfigError(f"report {index + 1}: expected a path or a RunReport; got {kind}")
+    if not items:
+        if unreadable:
+            raise unreadable[0]
+        raise ConfigError("no run reports to merge")
+    first_path, first = items[0]
+    job = {key: first.config.get(key) for key in _JOB_KEYS}
+    shards: list[str | None] = []
+    seen_shards: dict[str, Path] = {}
+    total_n: int | None = None
+    by_stem: dict[str, tuple[Path, FileOutcome]] = {}
+    unmatched: dict[tuple[str, str], Unmatched] = {}
+    duplicates: dict[str, list[Path]] = {}
+    for path, report in items:
+        for key in _JOB_KEYS:
+            if report.config.get(key) != job[key]:
+                raise _fail(
+                    path,
+                    f"not a shard of the same job as {first_path}: {key} is "
+                    f"{report.config.get(key)!r}, not {job[key]!r}",
+                )
+        shard_text = report.config.get("shard")
+        shards.append(shard_text)
+        if shard_text is not None:
+            try:
+                parsed = parse_shard(str(shard_text))
+            except ConfigError as exc:
+                raise _fail(path, f"bad shard in config: {exc}") from None
+            assert parsed is not None  # a string never parses to None
+            k, n = parsed
+            if total_n is not None and n != total_n:
+                raise _fail(path, f"shard {k}/{n} does not match the other reports' N = {total_n}")
+            total_n = n
+            key_kn = f"{k}/{n}"
+            if key_kn in seen_shards:
+                raise _fail(path, f"shard {key_kn} is also reported by {seen_shards[key_kn]}")
+            seen_shards[key_kn] = path
+        for outcome in report.outcomes:
+            if outcome.stem in by_stem:
+                raise _fail(path, f"stem {outcome.stem!r} is also reported by {by_stem[outcome.stem][0]}")
+            by_stem[outcome.stem] = (path, outcome)
+        for entry in report.unmatched:
+            unmatched[(str(entry.path), entry.folder)] = entry
+        for stem, paths in report.duplicates.items():
+            duplicates[stem] = paths
+    missing: list[int] = []
+    if total_n is not None:
+        present = {int(s.split("/")[0]) for s in seen_shards}
+        missing = [k for k in range(1, total_n + 1) if k not in present]
+    merged = RunReport(
+        outcomes=[by_stem[stem][1] for stem in sorted(by_stem)],
+        unmatched=sorted(unmatched.values(), key=lambda u: (u.folder, str(u.path))),
+        duplicates=dict(sorted(duplicates.items())),
+        elapsed=max(report.elapsed for _, report in items),
+        config={**first.config, "shard": None, "jobs": None},
+    )
+    return MergedRunReport(
+        report=merged,
+        sources=[path for path, _ in items],
+        shards=shards,
+        missing_shards=missing,
+        shard_count=total_n,
+        elapsed_sum=sum(report.elapsed for _, report in items),
+        unreadable=[str(exc) for exc in unreadable],
+    )

@@ -1,0 +1,199 @@
+"""Fast bilateral solver: equivalence with the SciPy oracle, solver properties, presets, bad input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from maskrefine.filters import _bilateral_kernels as kernels
+from maskrefine.filters import reference_bilateral as ref
+from maskrefine.filters.bilateral_solver import BILATERAL_PRESETS, bilateral_solver, found_binary
+
+
+def _scene(h: int = 48, w: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    inside = ((yy - h / 2) / (h / 3)) ** 2 + ((xx - w / 2) / (w / 3)) ** 2 < 1
+    image = np.where(inside[..., None], [0.8, 0.3, 0.2], [0.2, 0.5, 0.7]) + rng.normal(0, 0.03, (h, w, 3))
+    image = np.round(np.clip(image, 0, 1) * 255) / 255
+    target = np.clip(inside + rng.normal(0, 0.3, (h, w)), 0, 1)
+    return image.astype(np.float32), target.astype(np.float32)
+
+
+def _sod_pairs(sod_dir, count: int):
+    names = sorted(p.stem for p in (sod_dir / "images").glob("*.jpg"))[:count]
+    for name in names:
+        image = cv2.imread(str(sod_dir / "images" / f"{name}.jpg"), cv2.IMREAD_COLOR)[:, :, ::-1]
+        image = cv2.resize(image, (320, 320), interpolation=cv2.INTER_AREA)
+        pred = cv2.imread(str(sod_dir / "predictions" / "Amulet" / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+        pred = cv2.resize(pred, (320, 320), interpolation=cv2.INTER_LINEAR)
+        yield name, image, pred.astype(np.float64) / 255
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("preset", ["tokencut", "paper_repo"])
+def test_matches_scipy_oracle_on_sod_images(sod_dir, preset):
+    p = BILATERAL_PRESETS[preset]
+    worst = 0.0
+    for _, image, pred in _sod_pairs(sod_dir, 5):
+        fast = bilateral_solver(image.astype(np.float32) / 255, pred, preset=preset)
+        oracle = ref.solve(
+            image.astype(np.float64),
+            pred,
+            sigma_spatial=p.sigma_spatial,
+            sigma_luma=p.sigma_luma,
+            sigma_chroma=p.sigma_chroma,
+        )
+        worst = max(worst, float(np.abs(fast - oracle).max()))
+    assert worst <= 1e-4
+
+
+def _large_scene() -> tuple[np.ndarray, np.ndarray]:
+    """4500x3000: flat grey background (so grid cells at x/16 = 255 and x/16 = 0 share colours) and a
+    shaded coloured ellipse."""
+    h, w = 3000, 4500
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    inside = ((xx - 2600) / 1500) ** 2 + ((yy - 1500) / 1000) ** 2 < 1
+    image = np.full((h, w, 3), 128 / 255, np.float32)
+    shade = np.round(255 * (0.5 + 0.4 * np.sin(xx / 300))) / 255
+    image[inside] = np.stack([shade, 1 - shade, np.full_like(shade, 0.2)], -1)[inside]
+    image = np.round(image * 255) / 255
+    return image.astype(np.float32), inside.astype(np.float32)
+
+
+@pytest.mark.slow
+def test_large_image_where_base255_hash_collides():
+    image, target = _large_scene()
+    coords = ref.grid_coordinates(np.round(image.astype(np.float64) * 255), 16.0, 16.0, 8.0)
+    exact = np.unique(np.ravel_multi_index(tuple(coords.T), tuple(coords.max(axis=0) + 1))).size
+    hashed = np.unique(ref.base255_keys(coords)).size
+    assert coords[:, 0].max() >= 255
+    assert hashed < exact  # the published hash merges distinct vertices here
+    del coords
+    _, neighbors = kernels.build_grid(image, 16.0, 16.0, 8.0)
+    assert neighbors.shape[0] == exact  # ours keeps every vertex
+    fast = bilateral_solver(image, target)
+    oracle = ref.solve(np.round(image.astype(np.float64) * 255), target)
+    assert np.abs(fast - oracle).max() <= 1e-4
+
+
+def test_matches_oracle_with_confidence_map_and_overrides():
+    image, target = _scene()
+    conf = np.ones(target.shape)
+    conf[10:30, 10:30] = 0.0
+    fast = bilateral_solver(
+        image, target, confidence=conf, sigma_spatial=5, sigma_luma=10, sigma_chroma=6, lam=32
+    )
+    oracle = ref.solve(
+        np.round(image.astype(np.float64) * 255),
+        target,
+        conf,
+        sigma_spatial=5,
+        sigma_luma=10,
+        sigma_chroma=6,
+        lam=32,
+    )
+    assert np.abs(fast - oracle).max() <= 1e-5
+
+
+def test_constant_target_gives_constant_output():
+    image, _ = _scene()
+    out = bilateral_solver(image, np.full(image.shape[:2], 0.37))
+    np.testing.assert_allclose(out, 0.37, atol=1e-5)
+
+
+def test_zero_confidence_region_is_filled_from_the_rest():
+    image = np.full((40, 40, 3), 0.5, np.float32)  # flat image: the whole grid is connected
+    target = np.zeros((40, 40))
+    target[:, 20:] = 1.0
+    conf = np.ones((40, 40))
+    conf[:, 20:] = 0.0  # the right half is unknown ...
+    out = bilateral_solver(image, target, confidence=conf, sigma_spatial=8, cg_iterations=200)
+    assert np.isfinite(out).all()
+    assert np.abs(out).max() < 1e-3  # ... and filled from the known left half (all 0)
+
+
+def test_exact_solution_lies_in_unit_interval_and_solve_is_linear():
+    image, target = _scene()
+    exact = bilateral_solver(image, target, cg_iterations=2000, cg_tol=1e-12)
+    assert exact.min() >= -1e-6 and exact.max() <= 1 + 1e-6
+    default = bilateral_solver(image, target)
+    assert default.min() >= -0.01 and default.max() <= 1.01  # truncated CG: near [0, 1]
+    scaled = bilateral_solver(image, target * 255.0)
+    np.testing.assert_allclose(scaled / 255.0, default, atol=1e-5)
+
+
+def test_found_output_is_binary_and_gated_by_iou():
+    image, target = _scene()
+    out = bilateral_solver(image, target, preset="found")
+    assert set(np.unique(out)) <= {0.0, 1.0}
+    # gate: a solver output unrelated to the input mask is rejected, the input is returned
+    soft = np.zeros((20, 20))
+    soft[2:6, 2:6] = 1
+    given = np.zeros((20, 20), bool)
+    given[10:18, 10:18] = True
+    np.testing.assert_array_equal(found_binary(soft, given), given.astype(np.float32))
+    # accepted: hole filled, small blob dropped (largest component kept)
+    soft = np.zeros((20, 20))
+    soft[2:14, 2:14] = 1
+    soft[6, 6] = 0
+    soft[17:19, 17:19] = 1
+    kept = found_binary(soft, soft > 0.5)
+    expected = np.zeros((20, 20), np.float32)
+    expected[2:14, 2:14] = 1
+    np.testing.assert_array_equal(kept, expected)
+
+
+def test_inputs_are_not_modified():
+    image, target = _scene()
+    image_copy, target_copy = image.copy(), target.copy()
+    bilateral_solver(image, target, preset="found")
+    np.testing.assert_array_equal(image, image_copy)
+    np.testing.assert_array_equal(target, target_copy)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"preset": "tokencat"}, ValueError, "preset"),
+        ({"preset": 3}, ValueError, "preset"),
+        ({"sigma_spatial": -1.0}, ValueError, "sigma_spatial"),
+        ({"sigma_luma": 0.0}, ValueError, "sigma_luma"),
+        ({"sigma_chroma": float("nan")}, ValueError, "sigma_chroma"),
+        ({"sigma_spatial": float("inf")}, ValueError, "sigma_spatial"),
+        ({"sigma_spatial": "16"}, TypeError, "sigma_spatial"),
+        ({"lam": -1.0}, ValueError, "lam"),
+        ({"cg_iterations": 2.5}, TypeError, "cg_iterations"),
+        ({"cg_iterations": 10**9}, ValueError, "cg_iterations"),
+        ({"confidence": -0.5}, ValueError, "confidence"),
+        ({"confidence": "high"}, TypeError, "confidence"),
+        ({"confidence": True}, TypeError, "confidence"),
+        ({"confidence": np.ones((3, 3))}, ValueError, "confidence"),
+        ({"confidence": np.full((8, 8), -1.0)}, ValueError, "confidence"),
+        ({"confidence": np.array(float("nan"))}, ValueError, "confidence"),
+        ({"output": "hard"}, ValueError, "output"),
+    ],
+)
+def test_bad_parameters_are_refused(kwargs, error, match):
+    image, target = _scene(8, 8)
+    with pytest.raises(error, match=match):
+        bilateral_solver(image, target, **kwargs)
+
+
+def test_huge_sigmas_give_one_vertex_and_the_mean():
+    image, target = _scene()
+    out = bilateral_solver(image, target, sigma_spatial=1e12, sigma_luma=1e12, sigma_chroma=1e12)
+    np.testing.assert_allclose(out, target.mean(), atol=1e-5)
+
+
+def test_bad_arrays_are_refused():
+    image, target = _scene(8, 8)
+    with pytest.raises(ValueError, match="image"):
+        bilateral_solver(image * 255, target)
+    with pytest.raises(ValueError, match="target"):
+        bilateral_solver(image, target[:4])
+    with pytest.raises(TypeError, match="image"):
+        bilateral_solver((image * 255).astype(np.uint8), target)
+    with pytest.raises(ValueError, match="target"):
+        bilateral_solver(image, np.full((8, 8), np.nan))

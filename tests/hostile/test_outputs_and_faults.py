@@ -1,0 +1,563 @@
+"""Hostile inputs, issue 9 sections 2 (outputs) and 4 (faults and limits): each case runs the real CLI
+in a fresh tree (see ``conftest.py``) and checks the exit status, the message and that nothing outside
+the allowed outputs changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+APPLY_IDENTITY = ("--method", "identity")
+
+
+def _mkfifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_matplotlib = pytest.mark.skipif(not _has_matplotlib(), reason="matplotlib not installed")
+
+
+# ------------------------------------------------------------------------ outputs that are not files
+
+
+def test_apply_report_fifo_refused_before_any_work(hostile) -> None:
+    _mkfifo(hostile.path("report.fifo"))
+    args = hostile.apply_args("refined", "--report", "report.fifo")
+    result = hostile.run(*args, exit=2, names=["report file report.fifo"])
+    assert "FIFO" in result.stderr and not hostile.path("refined").exists()
+
+
+def test_apply_report_symlink_refused(hostile) -> None:
+    hostile.path("link.json").symlink_to("notes.txt")
+    result = hostile.run(*hostile.apply_args("refined", "--report", "link.json"), exit=2, names=["link.json"])
+    assert "symbolic link" in result.stderr and not hostile.path("refined").exists()
+
+
+def test_apply_report_device_node_refused(hostile) -> None:
+    try:
+        os.mknod(hostile.path("null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("cannot create a device node here")
+    result = hostile.run(*hostile.apply_args("refined", "--report", "null"), exit=2, names=["null"])
+    assert "character device" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_score_output_fifo_refused(hostile, option: str) -> None:
+    _mkfifo(hostile.path("out.fifo"))
+    result = hostile.run(*hostile.score_args(option, "out.fifo"), exit=2, names=["out.fifo"])
+    assert "FIFO" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_score_output_symlink_refused(hostile, option: str) -> None:
+    hostile.path("summary.link").symlink_to("summary.json")
+    result = hostile.run(*hostile.score_args(option, "summary.link"), exit=2, names=["summary.link"])
+    assert "symbolic link" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flag", [(), ("--skip-existing",), ("--overwrite",)], ids=["plain", "skip", "overwrite"]
+)
+def test_apply_folder_named_like_an_output_refused(hostile, flag: tuple[str, ...]) -> None:
+    hostile.path("refined/0002.png").mkdir(parents=True)
+    result = hostile.run(*hostile.apply_args("refined", *APPLY_IDENTITY, *flag), exit=2, names=["0002.png"])
+    assert "folder" in result.stderr
+
+
+def test_apply_output_symlink_not_replaced_even_with_overwrite(hostile) -> None:
+    hostile.path("refined").mkdir()
+    hostile.path("refined/0001.png").symlink_to("../notes.txt")
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--overwrite"), exit=2, names=["0001.png"]
+    )
+    assert "symbolic link" in result.stderr
+
+
+def test_apply_output_fifo_not_replaced(hostile) -> None:
+    _mkfifo(hostile.path("refined/0003.png"))
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--overwrite"), exit=2, names=["0003.png"]
+    )
+    assert "FIFO" in result.stderr
+
+
+def test_apply_dangling_output_symlink_refused(hostile) -> None:
+    hostile.path("refined").mkdir()
+    hostile.path("refined/0001.png").symlink_to("../nowhere/x.png")
+    hostile.run(*hostile.apply_args("refined", *APPLY_IDENTITY), exit=2, names=["0001.png", "symbolic link"])
+
+
+# ------------------------------------------------------------------------ empty paths
+
+
+@pytest.mark.parametrize("option", ["--out", "--report"])
+def test_apply_empty_path_is_a_usage_error(hostile, option: str) -> None:
+    args = ["apply", "--masks", "masks", "--images", "images", "--overwrite", *APPLY_IDENTITY]
+    args += ["--out", "" if option == "--out" else "refined"]
+    if option == "--report":
+        args += ["--report", ""]
+    result = hostile.run(*args, exit=2, names=[option])
+    assert "empty" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_score_empty_path_is_a_usage_error(hostile, option: str) -> None:
+    result = hostile.run(*hostile.score_args(option, ""), exit=2, names=[option])
+    assert "empty" in result.stderr
+
+
+@needs_matplotlib
+def test_score_empty_plot_is_a_usage_error(hostile) -> None:
+    result = hostile.run(*hostile.score_args("--plot", "", "--images", "images"), exit=2, names=["--plot"])
+    assert "empty" in result.stderr
+
+
+# ------------------------------------------------------------------------ --plot no-clobber
+
+
+@needs_matplotlib
+def test_score_plot_does_not_clobber_existing_plots(hostile) -> None:
+    hostile.path("plots").mkdir()
+    hostile.path("plots/pr_curve.png").write_bytes(b"a user's plot")
+    args = hostile.score_args("--plot", "plots")
+    result = hostile.run(*args, exit=2, names=["plots/pr_curve.png", "--overwrite"])
+    assert "exist" in result.stderr
+
+
+@needs_matplotlib
+def test_score_plot_overwrite_replaces_plots(hostile) -> None:
+    hostile.path("plots").mkdir()
+    hostile.path("plots/pr_curve.png").write_bytes(b"old")
+    result = hostile.run(*hostile.score_args("--plot", "plots", "--overwrite"), exit=0, out=["plots"])
+    assert hostile.path("plots/pr_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "plots/pr_curve.png" in result.changed
+
+
+# ------------------------------------------------------------------------ permissions
+
+
+def test_apply_outputs_follow_the_umask(hostile) -> None:
+    hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--report", "rep/run.json"),
+        exit=0,
+        out=["refined", "rep"],
+        prelude="import os; os.umask(0o022)",
+    )
+    modes = {
+        p.name: stat.S_IMODE(p.stat().st_mode)
+        for p in [*hostile.path("refined").iterdir(), hostile.path("rep/run.json")]
+    }
+    assert set(modes.values()) == {0o644}, modes
+
+
+def test_apply_overwrite_keeps_the_mode_of_replaced_outputs(hostile) -> None:
+    hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY),
+        exit=0,
+        out=["refined"],
+        prelude="import os; os.umask(0o022)",
+    )
+    target = hostile.path("refined/0001.png")
+    target.chmod(0o640)
+    hostile.run(*hostile.apply_args("refined", *APPLY_IDENTITY, "--overwrite"), exit=0, out=["refined"])
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_score_json_follows_the_umask(hostile) -> None:
+    hostile.run(
+        *hostile.score_args("--json", "s.json", "--csv", "s.csv"),
+        exit=0,
+        out=["s.json", "s.csv"],
+        prelude="import os; os.umask(0o002)",
+    )
+    assert stat.S_IMODE(hostile.path("s.json").stat().st_mode) == 0o664
+    assert stat.S_IMODE(hostile.path("s.csv").stat().st_mode) == 0o664
+
+
+# ------------------------------------------------------------------------ concurrent runs
+
+# Another run publishes 0002.png between this run's existence check and its rename: simulated by
+# creating it while this run writes its temporary file (os.fsync of the temporary file).
+_OTHER_RUN_PUBLISHES = """
+import os
+_real_fsync = os.fsync
+def _fsync(fd):
+    _real_fsync(fd)
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if os.path.basename(name).startswith(".0002.png."):
+        with open(os.path.join(os.path.dirname(name), "0002.png"), "x") as other:
+            other.write("the other run's result")
+os.fsync = _fsync
+"""
+
+
+def test_concurrent_run_result_is_never_replaced(hostile) -> None:
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY),
+        exit=1,
+        names=["0002.png"],
+        out=["refined"],
+        prelude=_OTHER_RUN_PUBLISHES,
+    )
+    assert hostile.path("refined/0002.png").read_text() == "the other run's result"
+    assert "meanwhile" in result.stderr
+    assert sorted(p.name for p in hostile.path("refined").iterdir()) == ["0001.png", "0002.png", "0003.png"]
+
+
+def test_concurrent_run_result_counts_as_existing_when_resuming(hostile) -> None:
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--skip-existing"),
+        exit=0,
+        out=["refined"],
+        prelude=_OTHER_RUN_PUBLISHES,
+    )
+    assert hostile.path("refined/0002.png").read_text() == "the other run's result"
+    assert "skipped 1" in result.stdout
+
+
+def test_two_real_concurrent_runs_never_mix(hostile) -> None:
+    """Two processes racing into one folder: every output is complete and from exactly one of them."""
+    import subprocess
+    import sys
+
+    from tests.hostile.conftest import REPO_ROOT  # noqa: F401  (import path check only)
+
+    for index in range(40):
+        stem = f"x{index:03d}"
+        hostile.write_image(f"images/{stem}.png", np.full((48, 64, 3), 100, np.uint8))
+        hostile.write_mask(f"masks/{stem}.png", np.full((12, 16), 60 + index, np.uint8))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "maskrefine.cli", *hostile.apply_args("refined", *APPLY_IDENTITY, *extra)],
+            cwd=hostile.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for extra in ((), ("--binary-input",))
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    for (_, stderr), proc in zip(outputs, procs, strict=True):
+        assert "Traceback" not in stderr
+        assert proc.returncode in (0, 1, 2), stderr
+    written = [
+        int(line.split()[1].rstrip(","))
+        for stdout, _ in outputs
+        for line in stdout.splitlines()
+        if line.startswith("written")
+    ]
+    assert sum(written) == len(list(hostile.path("refined").glob("*.png"))) == 43
+
+
+# ------------------------------------------------------------------------ resume
+
+
+def test_resume_removes_only_our_stale_temp_files(hostile) -> None:
+    out = hostile.path("refined")
+    out.mkdir()
+    ours = out / ".0001.png.abcd1234.tmp"
+    young = out / ".0002.png.abcd1234.tmp"
+    foreign = [out / ".notes.txt.abcd1234.tmp", out / ".0001.png.short.tmp", out / "0001.png.abcd1234.tmp"]
+    for path in (ours, young, *foreign):
+        path.write_bytes(b"partial")
+    old = time.time() - 3600
+    for path in (ours, *foreign):
+        os.utime(path, (old, old))
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--skip-existing"), exit=0, out=["refined"]
+    )
+    assert not ours.exists()
+    assert young.exists() and all(path.exists() for path in foreign)
+    assert "written 3" in result.stdout
+
+
+def test_resume_treats_only_regular_files_as_done(hostile) -> None:
+    _mkfifo(hostile.path("refined/0001.png"))
+    hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--skip-existing"), exit=2, names=["0001.png", "FIFO"]
+    )
+
+
+# ------------------------------------------------------------------------ write errors name the path
+
+_DISK_FULL_FOR_REPORT = """
+import errno, os
+_real_fsync = os.fsync
+def _fsync(fd):
+    if ".run.json." in os.readlink(f"/proc/self/fd/{fd}"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    _real_fsync(fd)
+os.fsync = _fsync
+"""
+
+
+def test_no_space_for_the_report_names_the_report(hostile) -> None:
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--report", "rep/run.json"),
+        exit=1,
+        names=["rep/run.json", "No space left on device"],
+        out=["refined", "rep"],
+        prelude=_DISK_FULL_FOR_REPORT,
+    )
+    assert not hostile.path("rep/run.json").exists() and list(hostile.path("rep").iterdir()) == []
+    assert len(list(hostile.path("refined").iterdir())) == 3
+    assert result.stderr.count("No space left on device") == 1
+
+
+def test_no_space_for_an_output_names_it(hostile) -> None:
+    prelude = _DISK_FULL_FOR_REPORT.replace(".run.json.", ".0002.png.")
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY),
+        exit=1,
+        names=["refined/0002.png: cannot write (No space left on device)"],
+        out=["refined"],
+        prelude=prelude,
+    )
+    assert sorted(p.name for p in hostile.path("refined").iterdir()) == ["0001.png", "0003.png"]
+    assert "written 2" in result.stdout
+
+
+def test_score_json_reports_ok_false_when_a_plot_cannot_be_written(hostile) -> None:
+    pytest.importorskip("matplotlib")
+    prelude = _DISK_FULL_FOR_REPORT.replace(".run.json.", ".pr_curve.png.")
+    hostile.run(
+        *hostile.score_args("--plot", "plots", "--json", "s.json"),
+        exit=1,
+        names=["pr_curve.png"],
+        out=["plots", "s.json"],
+        prelude=prelude,
+    )
+    summary = json.loads(hostile.path("s.json").read_text())
+    assert summary["ok"] is False and summary["count"] == 3
+
+
+# ------------------------------------------------------------------------ a killed worker
+
+_KILL_WORKER_ON_0005 = """
+import os, pathlib, signal
+_parent = os.getpid()
+_real_read_bytes = pathlib.Path.read_bytes
+def _read_bytes(self):
+    if self.name == "0005.png" and self.parent.name == "masks" and os.getpid() != _parent:
+        os.kill(os.getpid(), signal.SIGKILL)  # what the OOM killer does to one worker
+    return _real_read_bytes(self)
+pathlib.Path.read_bytes = _read_bytes
+"""
+
+
+def _more_pairs(hostile, count: int) -> None:
+    for index in range(4, 4 + count):
+        stem = f"{index:04d}"
+        hostile.write_image(f"images/{stem}.png", np.full((48, 64, 3), 90 + index, np.uint8))
+        hostile.write_mask(f"masks/{stem}.png", np.full((12, 16), 10 * index, np.uint8))
+
+
+def test_a_killed_worker_fails_only_its_file(hostile) -> None:
+    _more_pairs(hostile, 9)  # 12 pairs
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--jobs", "2", "--report", "rep.json"),
+        exit=1,
+        names=["masks/0005.png", "worker died (signal 9) while processing"],
+        out=["refined", "rep.json"],
+        prelude=_KILL_WORKER_ON_0005,
+    )
+    report = json.loads(hostile.path("rep.json").read_text())
+    assert report["counts"] == {"written": 11, "skipped": 0, "failed": 1, "unmatched": 0, "duplicates": 0}
+    (failed,) = [entry for entry in report["files"] if entry["status"] == "failed"]
+    assert failed["stem"] == "0005"
+    assert len(list(hostile.path("refined").iterdir())) == 11
+    assert result.stderr.count("worker died") == 1
+
+
+# ------------------------------------------------------------------------ numba's cache
+
+_NO_CACHE_LOCATOR = """
+import numba.core.caching as caching
+def _not_writable(self):
+    raise PermissionError(13, "Permission denied")
+caching._CacheLocator.ensure_cache_path = _not_writable  # HOME and the package folder read-only
+"""
+
+_CACHE_DISK_FULL = """
+import errno, os
+import numba.core.caching as caching
+def _full(self, *args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+caching.IndexDataCacheFile.save = _full
+"""
+
+
+def test_unwritable_numba_cache_still_works_and_warns_once(hostile) -> None:
+    result = hostile.run(*hostile.apply_args("refined"), exit=0, out=["refined"], prelude=_NO_CACHE_LOCATOR)
+    assert result.stderr.count("numba cannot cache") == 1
+    assert len(list(hostile.path("refined").iterdir())) == 3
+
+
+def test_full_numba_cache_disk_still_works(hostile) -> None:
+    cache = hostile.root.parent / "numba-cache"  # a fresh cache: every kernel is compiled and saved
+    result = hostile.run(
+        *hostile.apply_args("refined", "--jobs", "2"),
+        exit=0,
+        out=["refined"],
+        prelude=_CACHE_DISK_FULL,
+        env={"NUMBA_CACHE_DIR": str(cache)},
+        timeout=300,
+    )
+    assert result.stderr.count("numba cannot cache") == 1 and "No space left on device" in result.stderr
+    assert len(list(hostile.path("refined").iterdir())) == 3
+
+
+_REPORT_HEAVY_MODULES = """
+import atexit, sys
+atexit.register(lambda: print("loaded:", sorted(m for m in ("numba", "cv2", "torch") if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["apply", "--help"], ["score", "--help"]], ids=" ".join
+)
+def test_version_and_help_import_neither_numba_nor_opencv(hostile, args: list[str]) -> None:
+    result = hostile.run(*args, exit=0, prelude=_REPORT_HEAVY_MODULES)
+    assert "loaded: []" in result.stdout
+
+
+def test_version_works_with_a_broken_numba_cache(hostile) -> None:
+    result = hostile.run("--version", exit=0, prelude=_NO_CACHE_LOCATOR)
+    assert "maskrefine" in result.stdout
+
+
+# ------------------------------------------------------------------------ limits
+
+
+@pytest.mark.parametrize(
+    "extra, name",
+    [
+        (["--radius", "1000000"], "radius"),
+        (["--radius", "100000000000000000000"], "radius"),
+        (["--method", "fast_guided", "--subsample", "100000000000000000000"], "subsample"),
+    ],
+    ids=["radius-1e6", "radius-1e20", "subsample-1e20"],
+)
+def test_huge_parameters_are_usage_errors_before_any_work(hostile, extra: list[str], name: str) -> None:
+    started = time.monotonic()
+    hostile.run(*hostile.apply_args("refined", *extra, "--jobs", "2"), exit=2, names=[name, "<="])
+    assert time.monotonic() - started < 60  # no image-sized warm-up
+    assert not hostile.path("refined").exists()
+
+
+def test_warm_up_stays_small_for_the_largest_radius(hostile) -> None:
+    # -j 2 forks after a warm-up; with the largest accepted radius it must not build an image sized to it
+    prelude = """
+import resource
+resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3))  # a huge warm-up would fail here
+"""
+    result = hostile.run(
+        *hostile.apply_args("refined", "--radius", "10000", "--jobs", "2"),
+        exit=1,
+        names=["0001.png", "window"],
+        out=["refined"],
+        prelude=prelude,
+    )
+    assert "MemoryError" not in result.stderr and result.stderr.count("cannot refine") == 3
+
+
+@pytest.mark.parametrize("shard", ["²/4", "1/٤", "１/2"])
+def test_unicode_digits_in_shard_are_a_usage_error(hostile, shard: str) -> None:
+    hostile.run(*hostile.apply_args("refined", "--shard", shard), exit=2, names=["--shard"])
+
+
+# ------------------------------------------------------------------------ names that are not UTF-8
+
+
+def _non_utf8_copies(hostile, folders: tuple[str, ...]) -> bytes:
+    name = b"\xff\xfebad.png"
+    for folder in folders:
+        data = (hostile.path(folder) / "0001.png").read_bytes()
+        with open(os.path.join(os.fsencode(hostile.path(folder)), name), "wb") as handle:
+            handle.write(data)
+    return name
+
+
+def test_score_csv_keeps_results_with_non_utf8_names(hostile) -> None:
+    name = _non_utf8_copies(hostile, ("pred", "gt"))
+    hostile.run(
+        *hostile.score_args("--csv", "s.csv", "--json", "s.json", "--shard", "1/1"),
+        exit=0,
+        out=["s.csv", "s.json"],
+    )
+    rows = hostile.path("s.csv").read_bytes().splitlines()
+    assert len(rows) == 1 + 4 and any(row.startswith(name[:-4] + b",") for row in rows)
+    assert json.loads(hostile.path("s.json").read_text())["count"] == 4
+
+
+def test_apply_report_keeps_results_with_non_utf8_names(hostile) -> None:
+    name = _non_utf8_copies(hostile, ("masks", "images"))
+    hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--report", "r.json", "--shard", "1/1"),
+        exit=0,
+        out=["refined", "r.json"],
+    )
+    assert name in os.listdir(os.fsencode(hostile.path("refined")))
+    assert json.loads(hostile.path("r.json").read_text())["counts"]["written"] == 4
+
+
+# ------------------------------------------------------------------------ messages
+
+
+def test_score_interrupted_does_not_suggest_skip_existing(hostile) -> None:
+    prelude = """
+import maskrefine.metrics.evaluator as evaluator
+def _interrupted(self, *args, **kwargs):
+    raise KeyboardInterrupt
+evaluator.Evaluator.step = _interrupted
+"""
+    result = hostile.run(*hostile.score_args(), exit=130, names=["interrupted"], prelude=prelude)
+    assert "--skip-existing" not in result.stderr
+
+
+def test_opencv_log_lines_are_silenced(hostile) -> None:
+    good = hostile.path("masks/0002.png").read_bytes()
+    hostile.path("masks/0002.png").write_bytes(good[: len(good) - 20])  # truncated PNG: OpenCV warns
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY), exit=1, names=["masks/0002.png"], out=["refined"]
+    )
+    assert "WARN:" not in result.stderr and "[ERROR:" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["no-partners", "empty-folders", "all-failed"])
+def test_score_with_nothing_scored_exits_1_and_says_why(hostile, case: str) -> None:
+    if case == "no-partners":
+        for path in hostile.path("gt").iterdir():
+            path.rename(path.with_name("other-" + path.name))
+    elif case == "empty-folders":
+        for folder in ("pred", "gt"):
+            for path in hostile.path(folder).iterdir():
+                path.unlink()
+    else:
+        for path in hostile.path("pred").iterdir():
+            path.write_bytes(b"not an image")
+    result = hostile.run(
+        *hostile.score_args("--json", "s.json"), exit=1, names=["nothing was scored"], out=["s.json"]
+    )
+    summary = json.loads(hostile.path("s.json").read_text())
+    assert summary["ok"] is False and summary["count"] == 0 and "nothing was scored" in summary["error"]
+    assert "error:" in result.stderr

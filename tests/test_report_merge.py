@@ -1,0 +1,173 @@
+"""``merge_run_reports`` / ``maskrefine report merge``: shard reports of one apply job -> one summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from maskrefine.cli import main
+from maskrefine.errors import ConfigError, InputError
+from maskrefine.pipeline import apply_folder, merge_run_reports, read_run_report
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+N_SHARDS = 3
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory) -> dict[str, object]:
+    """The examples refined once in one run and once as 3 shards (one report each)."""
+    root = tmp_path_factory.mktemp("merge")
+    single = apply_folder(EXAMPLES / "masks", EXAMPLES / "images", root / "single", jobs=1)
+    reports = []
+    for k in range(1, N_SHARDS + 1):
+        path = root / "reports" / f"{k}.json"
+        apply_folder(
+            EXAMPLES / "masks", EXAMPLES / "images", root / "sharded", shard=(k, N_SHARDS), jobs=1,
+            report_path=path,
+        )  # fmt: skip
+        reports.append(path)
+    return {"root": root, "single": single, "reports": reports}
+
+
+def test_merge_equals_single_run(sharded) -> None:
+    merged = merge_run_reports(sharded["reports"])
+    single = sharded["single"]
+    assert merged.ok and merged.missing_shards == [] and merged.shard_count == N_SHARDS
+    assert merged.report.counts == single.counts
+    assert [o.stem for o in merged.report.outcomes] == [o.stem for o in single.outcomes]
+    assert {o.status for o in merged.report.outcomes} == {"written"}
+    assert sorted(merged.shards) == [f"{k}/{N_SHARDS}" for k in range(1, N_SHARDS + 1)]
+    assert merged.report.config["shard"] is None and merged.report.config["method"] == "guided"
+    assert merged.elapsed_sum >= merged.report.elapsed > 0
+    data = merged.to_dict()
+    assert data["ok"] is True and data["counts"]["written"] == len(single.outcomes)
+
+
+def test_missing_shard_is_not_ok(sharded) -> None:
+    merged = merge_run_reports(sharded["reports"][:2])
+    assert not merged.ok and merged.missing_shards == [3]
+    assert merged.report.counts["written"] < sharded["single"].counts["written"]
+
+
+def test_same_report_twice_or_other_job_is_refused(sharded, tmp_path) -> None:
+    first = sharded["reports"][0]
+    with pytest.raises(InputError, match=r"shard 1/3 is also reported by"):
+        merge_run_reports([first, first])
+    data = json.loads(first.read_text())
+    data["config"]["guide"] = "color"
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"other\.json: not a shard of the same job .* guide is 'color'"):
+        merge_run_reports([sharded["reports"][1], other])
+    data = json.loads(first.read_text())
+    data["config"]["shard"] = "2/3"  # same stems as shard 1 under another shard number
+    clash = tmp_path / "clash.json"
+    clash.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"clash\.json: shard 2/3 is also reported by|stem .* also reported"):
+        merge_run_reports([sharded["reports"][1], clash])
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "file is empty"),
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "not an apply run report"),
+        (b'{"files": [{"stem": "a"}], "config": {}, "counts": {}}', "malformed run report entry"),
+        (b"\xff\xfe\x00", "not a UTF-8 JSON file"),
+    ],
+)
+def test_bad_report_files_are_named(tmp_path, content, problem) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match=rf"bad\.json: {problem}"):
+        read_run_report(path)
+
+
+def test_hostile_paths(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="non-empty path"):
+        read_run_report("")
+    with pytest.raises(ConfigError, match="non-empty path"):
+        read_run_report(3)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="no such report file"):
+        read_run_report(tmp_path / "absent.json")
+    with pytest.raises(InputError, match="not a regular file"):
+        read_run_report(tmp_path)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="fifo.json: not a regular file"):  # never blocks on open
+        read_run_report(fifo)
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "nowhere.json")
+    with pytest.raises(InputError, match="no such report file"):
+        read_run_report(dangling)
+    with pytest.raises(ConfigError, match="no run reports"):
+        merge_run_reports([])
+    with pytest.raises(ConfigError, match="expected a path or a RunReport"):
+        merge_run_reports([{"files": []}])  # type: ignore[list-item]
+
+
+def test_cli_merge(sharded, tmp_path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "merged.json"
+    inputs = [str(p) for p in sharded["reports"]]
+    before = {p: Path(p).read_bytes() for p in inputs}
+    result = runner.invoke(main, ["report", "merge", *inputs, "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    n = sharded["single"].counts["written"]
+    assert f"written {n}, skipped 0, failed 0" in result.stdout
+    assert "merged 3 report(s), shards: 1/3, 2/3, 3/3" in result.stdout
+    data = json.loads(out.read_text())
+    assert data["ok"] is True and data["counts"]["written"] == n and data["missing_shards"] == []
+    assert {p: Path(p).read_bytes() for p in inputs} == before  # inputs untouched
+
+
+def test_cli_merge_missing_and_unreadable(sharded, tmp_path) -> None:
+    runner = CliRunner()
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"")
+    result = runner.invoke(main, ["report", "merge", str(sharded["reports"][0]), str(empty)])
+    assert result.exit_code == 1
+    assert f"error: {empty}: file is empty" in result.stderr
+    assert "error: no report for shard(s) 2/3, 3/3" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cli_merge_usage_errors(sharded, tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["report", "merge"])
+    assert result.exit_code == 2 and "Missing argument" in result.stderr
+    first = str(sharded["reports"][0])
+    copy = tmp_path / "copy.json"
+    shutil.copy(first, copy)
+    result = runner.invoke(main, ["report", "merge", str(copy), "--json", str(copy)])
+    assert result.exit_code == 2 and "would overwrite one of the reports to merge" in result.stderr
+    assert copy.read_bytes() == Path(first).read_bytes()
+    result = runner.invoke(main, ["report", "merge", str(tmp_path / "none.json")])
+    assert result.exit_code == 1 and "none.json: no such report file" in result.stderr
+
+
+def test_cli_merge_refuses_unsafe_json_paths(sharded, tmp_path) -> None:
+    runner = CliRunner()
+    first = str(sharded["reports"][0])
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "link.json"
+    link.symlink_to(victim)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.json"
+    folder.mkdir()
+    for target, problem in ((link, "over a symlink"), (fifo, "not a regular file"), (folder, "")):
+        result = runner.invoke(main, ["report", "merge", first, "--json", str(target)])
+        assert result.exit_code == 2, (target, result.output)
+        assert problem in result.stderr and "Traceback" not in result.output
+    assert victim.read_text() == "keep me" and link.is_symlink() and folder.is_dir()
+    result = runner.invoke(main, ["report", "merge", first, "--json", ""])
+    assert result.exit_code == 2
+    assert not list(tmp_path.glob("*.tmp*"))
