@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from maskrefine.io.imageio import MASK_FORMATS
+from maskrefine.io.pairs import MASK_FORMATS
 
 __all__ = ["train_cmd", "predict_cmd"]
 

@@ -243,7 +243,7 @@ def predict_folder(
         Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
     """
     from maskrefine.io import write_mask
-    from maskrefine.io.imageio import MASK_FORMATS
+    from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
         check_folder,
@@ -271,7 +271,7 @@ def predict_folder(
         raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {fmt!r}")
     if refine not in REFINE_MODES:
         raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {refine!r}")
-    suffix = ".npy" if fmt == "npy" else ".png"
+    suffix = MASK_SUFFIXES[fmt]
     by_stem: dict[str, list[Path]] = {}
     for file in list_images(images_path):
         by_stem.setdefault(file.stem, []).append(file)
