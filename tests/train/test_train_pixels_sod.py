@@ -31,7 +31,13 @@ def test_pixels_backbone_beats_a_centred_box(tmp_path, sod_dir):
     for file in files:
         (images / file.name).symlink_to(file.resolve())
     cfg = preset(
-        "paper", backbone="pixels", image_size=64, resize=68, batch_size=8, epochs=STEPS // 2, lr=1e-3,
+        "paper",
+        backbone="pixels",
+        image_size=64,
+        resize=68,
+        batch_size=8,
+        epochs=STEPS // 2,
+        lr=1e-3,
         head_fine_channels=(16, 16),
     )
     result = train(cfg, images, tmp_path / "run")
