@@ -1012,5 +1012,11 @@ def _shard_list(shards: Sequence[str | None]) -> str:
     return ", ".join(sorted((s or "all" for s in shards), key=lambda s: (len(s), s)))
 
 
+# train / predict: the [torch] extra; torch is imported only when they run
+from maskrefine.cli_train import predict_cmd, train_cmd  # noqa: E402
+
+main.add_command(train_cmd)
+main.add_command(predict_cmd)
+
 if __name__ == "__main__":
     main()

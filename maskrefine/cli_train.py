@@ -1,0 +1,239 @@
+"""``maskrefine train`` and ``maskrefine predict`` (the ``[torch]`` extra).
+
+Registered on the ``maskrefine`` group by :mod:`maskrefine.cli`. Nothing here imports torch at import
+time: ``maskrefine --help`` stays torch-free; the commands import :mod:`maskrefine.train` when they run
+and report a missing torch as a usage error (exit 2). Same exit codes as ``apply``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from maskrefine.io.pairs import MASK_FORMATS
+
+__all__ = ["train_cmd", "predict_cmd"]
+
+_in_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
+# Output and checkpoint paths stay plain text: Path("") would silently become "." (the current folder)
+# and Path("https://host/x.pth") would lose a slash; the library vets them and names the problem.
+_path = str
+
+
+def _cli():
+    from maskrefine import cli  # late: maskrefine.cli imports this module to register the commands
+
+    return cli
+
+
+class _StepLine:
+    """``epoch 2/30 step 140/1319 loss 0.5321 3.21 it/s`` on one ``\\r`` line (terminal only)."""
+
+    def __init__(self, enabled: bool, epochs: int) -> None:
+        self.enabled = enabled
+        self.epochs = epochs
+        self.shown = False
+        self.last = 0.0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.2 and record["batch"] < record["steps_per_epoch"]:
+            return
+        self.last = now
+        sys.stderr.write(
+            f"\repoch {record['epoch']}/{self.epochs} step {record['batch']}/{record['steps_per_epoch']} "
+            f"loss {record['loss']:.4f}  {record['it_s']:.2f} it/s   "
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            self.shown = False
+
+
+@click.command("train")
+@click.option("--images", "images_dir", required=True, type=_in_dir, help="Folder of training images.")
+@click.option(
+    "--backbone-checkpoint",
+    type=_path,
+    default=None,
+    help="Local DINO/DINOv2 ViT checkpoint (e.g. dino_deitsmall8_pretrain.pth); never downloaded.",
+)
+@click.option("--out", "run_dir", required=True, type=_path, help="Run folder (config, log, checkpoints).")
+@click.option("--config", "config_file", type=_path, default=None, help="TOML file of TrainConfig settings.")
+@click.option(
+    "--preset", type=click.Choice(["paper", "reference", "tiny"]), default=None, help="Starting settings."
+)
+@click.option("--backbone", type=click.Choice(["vit", "pixels"]), default=None, help="[default: vit]")
+@click.option("--crop-loss/--no-crop-loss", default=None, help="Multi-scale crop consistency. [default: on]")
+@click.option("--crop-sampler", type=click.Choice(["uniform", "reference"]), default=None)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="[default: 30]")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 8]")
+@click.option("--image-size", type=click.IntRange(min=16), default=None, help="[default: 320]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="[default: 1e-4]")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="[default: 0]")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N. [default: cpu]")
+@click.option("--amp", is_flag=True, default=None, help="bf16 autocast (CUDA only).")
+@click.option("--num-workers", type=click.IntRange(min=0), default=None, help="Data loader processes.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=None, help="Steps; 0 = per epoch.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--val-images", type=_in_dir, default=None, help="Validation images (metrics are only logged).")
+@click.option("--val-gt", type=_in_dir, default=None, help="Validation ground truth, paired by stem.")
+@click.option("--keep-best-on-val", is_flag=True, default=None, help="Also keep best_val.pt (opt-in).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def train_cmd(
+    images_dir,
+    backbone_checkpoint,
+    run_dir,
+    config_file,
+    preset,
+    resume,
+    val_images,
+    val_gt,
+    quiet,
+    **options,
+) -> None:
+    """Train the Sempart head (+ crop-consistency loss) on a frozen ViT; write the run to --out.
+
+    Settings: the preset (paper by default), then the --config TOML file, then these options. The run
+    folder gets config.json (settings, git SHA, versions), log.jsonl (a JSON line per step and epoch) and
+    last.pt (head, optimiser, step, settings, RNG states), written atomically.
+    """
+    cli = _cli()
+    with cli._library_errors():
+        from maskrefine.errors import ConfigError
+
+        if not run_dir.strip():
+            raise ConfigError("--out: empty path; give a run folder")
+        from maskrefine.train import config as config_mod
+        from maskrefine.train import train
+
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            values = config_mod.load_toml(config_file)
+        name = preset or values.pop("preset", None) or "paper"
+        if not isinstance(name, str):
+            raise ConfigError(f"config file {config_file}: preset must be a string; got {name!r}")
+        values.update({key: value for key, value in options.items() if value is not None})
+        if backbone_checkpoint is not None:
+            if not backbone_checkpoint.strip():
+                raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
+            values["backbone_checkpoint"] = backbone_checkpoint
+        cfg = config_mod.preset(name, **values)
+        line = _StepLine(sys.stderr.isatty() and not quiet, cfg.epochs)
+        try:
+            result = _train_or_stop(
+                train,
+                cfg,
+                images_dir,
+                run_dir,
+                resume=resume,
+                val_images=val_images,
+                val_gt=val_gt,
+                progress=line,
+            )
+        finally:
+            line.close()
+    click.echo(f"trained {result.step} steps ({result.epoch} epochs); checkpoint {result.checkpoint}")
+    sys.exit(0)
+
+
+def _train_or_stop(train, *args, **kwargs):
+    """Run ``train``; Ctrl-C and a diverging loss become messages and exit codes, not tracebacks."""
+    try:
+        return train(*args, **kwargs)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: rerun the same command with --resume to continue from last.pt", err=True)
+        sys.exit(130)
+    except FloatingPointError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.command("predict")
+@click.option("--images", "images_dir", required=True, type=_path, help="Folder of images.")
+@click.option(
+    "--checkpoint", required=True, type=_path, help="RUN_DIR/last.pt written by `maskrefine train`."
+)
+@click.option("--out", "out_dir", required=True, type=_path, help="Output folder for the soft masks.")
+@click.option(
+    "--refine",
+    type=click.Choice(["auto", "guided", "none"]),
+    default="auto",
+    show_default=True,
+    help="Guided filter (r 9, eps 1e-3) on the fine mask; auto = guided for a crop-loss checkpoint.",
+)
+@click.option("--format", "fmt", type=click.Choice(MASK_FORMATS), default="png8", show_default=True)
+@click.option("--save-coarse", is_flag=True, help="Also write the patch-grid coarse masks to --out/coarse.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option(
+    "--backbone-checkpoint", type=_path, default=None, help="Override the backbone file of the run."
+)
+@click.option(
+    "--bn-mode", type=click.Choice(["eval", "batch_stats"]), default=None, help="[default: the run's]"
+)
+@click.option(
+    "--polarity",
+    type=click.Choice(["border", "batch_mean", "none"]),
+    default=None,
+    help="[default: the run's]",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option("--skip-existing", is_flag=True, help="Keep existing outputs and do the rest.")
+@click.option("--report", "report_path", type=_path, default=None, help="Write the JSON report there.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary unless a file failed.")
+def predict_cmd(
+    images_dir,
+    checkpoint,
+    out_dir,
+    refine,
+    fmt,
+    save_coarse,
+    device,
+    backbone_checkpoint,
+    bn_mode,
+    polarity,
+    overwrite,
+    skip_existing,
+    report_path,
+    quiet,
+) -> None:
+    """Write a full-size soft mask (fine branch) for every image in --images to --out.
+
+    Same rules as apply: outputs are written atomically, existing ones need --overwrite or
+    --skip-existing, a bad image is reported (exit 1) and the others are still written.
+    """
+    cli = _cli()
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
+    progress = cli._make_progress("predict", quiet)
+    with cli._library_errors(progress):
+        from maskrefine.train.predict import predict_folder
+
+        report = predict_folder(
+            images_dir,
+            checkpoint,
+            out_dir,
+            fmt=fmt,
+            refine=refine,
+            save_coarse=save_coarse,
+            device=device,
+            backbone_checkpoint=backbone_checkpoint,
+            bn_mode=bn_mode,
+            polarity=polarity,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            progress=progress,
+            report_path=report_path,
+        )
+    progress.close()
+    sys.exit(cli._finish_apply(report, quiet))

@@ -1,0 +1,312 @@
+"""Training configuration: one frozen dataclass with the paper's defaults (PROTOCOL §5.4), presets, TOML.
+
+Every field that changes results is recorded in each run's ``config.json`` and in every checkpoint.
+Fixes of the reference code are the defaults; each has a switch restoring the reference behaviour
+(the ``reference`` preset sets all of them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from maskrefine.errors import ConfigError
+
+__all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainConfig:
+    """Sempart + crop-consistency training settings.
+
+    Data
+        ``image_size`` 320 (random square crop), ``resize`` 335 (shorter side), colour jitter
+        (``brightness`` 0.4, ``contrast`` 0.4, ``saturation`` 0.2, ``hue`` 0.1, with probability
+        ``jitter_p`` 0.8), ``grayscale_p`` 0.2, ``flip_p`` 0.5; ``last_batch``: ``"drop_single"`` (default:
+        drop a final batch of one image, whose BatchNorm statistics are degenerate) or ``"keep"``
+        (reference).
+    Backbone
+        ``backbone``: ``"vit"`` (needs ``backbone_checkpoint``, a local DINO/DINOv2 file) or ``"pixels"``
+        (weight-free colour/position features); ``arch``/``patch_size`` checked against the file when set.
+    Head
+        ``head_hidden`` 64, ``head_depth`` 2, ``head_heads`` 2, ``head_dim_head`` 64,
+        ``head_fine_channels`` (192, 128) (the fine branch's stage widths).
+    Losses
+        ``affinity_threshold`` 0.4, ``gtv_sigma`` 1.0; weights ``w_ncut``, ``w_pixel_gtv``,
+        ``w_feature_gtv``, ``w_coarse_fine`` (1 each), ``w_crop_ncut`` 0.01, ``w_crop`` 0.01;
+        ``crop_loss`` on, ``crop_sampler`` ``"uniform"`` (or ``"reference"``), target guided filter
+        ``gf_radius`` 9, ``gf_eps`` 1e-3.
+    Optimisation
+        AdamW ``lr`` 1e-4, ``betas`` (0.9, 0.99), ``weight_decay`` 0, ``batch_size`` 8, ``epochs`` 30,
+        ``seed`` 0.
+    Prediction (stored for ``predict``)
+        ``bn_mode``: ``"eval"`` (running statistics) or ``"batch_stats"`` (reference: statistics of the
+        test batch); ``polarity``: ``"border"`` (per image: flip when the mean of the fine mask on the
+        image border exceeds 0.5 — objects rarely fill the border), ``"batch_mean"`` (reference: flip the
+        whole batch when its mean exceeds 0.5) or ``"none"``.
+    Run
+        ``device`` ``"cpu"``/``"cuda"``, ``amp`` (bf16 autocast, CUDA only), ``num_workers`` 0,
+        ``checkpoint_every`` (steps; 0 = at epoch ends only), ``log_every`` 1 (steps),
+        ``max_steps`` (stop early; not a result setting), ``keep_best_on_val`` False.
+    """
+
+    # data
+    image_size: int = 320
+    resize: int = 335
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    flip_p: float = 0.5
+    last_batch: Literal["drop_single", "keep"] = "drop_single"
+    # backbone
+    backbone: Literal["vit", "pixels"] = "vit"
+    backbone_checkpoint: str | None = None
+    arch: str | None = None
+    patch_size: int | None = None
+    # head
+    head_hidden: int = 64
+    head_depth: int = 2
+    head_heads: int = 2
+    head_dim_head: int = 64
+    head_fine_channels: tuple[int, int] = (192, 128)
+    # losses
+    affinity_threshold: float = 0.4
+    gtv_sigma: float = 1.0
+    w_ncut: float = 1.0
+    w_pixel_gtv: float = 1.0
+    w_feature_gtv: float = 1.0
+    w_coarse_fine: float = 1.0
+    w_crop_ncut: float = 0.01
+    w_crop: float = 0.01
+    crop_loss: bool = True
+    crop_sampler: Literal["uniform", "reference"] = "uniform"
+    gf_radius: int = 9
+    gf_eps: float = 1e-3
+    # optimisation
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    epochs: int = 30
+    seed: int = 0
+    # prediction
+    bn_mode: Literal["eval", "batch_stats"] = "eval"
+    polarity: Literal["border", "batch_mean", "none"] = "border"
+    # run
+    device: str = "cpu"
+    amp: bool = False
+    num_workers: int = 0
+    checkpoint_every: int = 0
+    log_every: int = 1
+    max_steps: int | None = None
+    keep_best_on_val: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` (validated; unknown names raise ConfigError)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON/TOML-able; ``betas`` as a list)."""
+        out = dataclasses.asdict(self)
+        out["betas"] = list(self.betas)
+        out["head_fine_channels"] = list(self.head_fine_channels)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build from a mapping of field names (ConfigError naming unknown keys and wrong types)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"{source}: unknown training setting(s): {', '.join(unknown)}")
+        values = dict(values)
+        for key in ("betas", "head_fine_channels"):
+            if isinstance(values.get(key), list):
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+#: Settings that do not change the numbers a run produces (allowed to differ on --resume).
+RUN_FIELDS = (
+    "device",
+    "num_workers",
+    "checkpoint_every",
+    "log_every",
+    "max_steps",
+    "epochs",
+    "keep_best_on_val",
+)
+RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_FIELDS)
+
+_HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        args = typing.get_args(hint)
+        return (
+            isinstance(value, tuple)
+            and len(value) == len(args)
+            and all(_type_ok(v, a) for v, a in zip(value, args, strict=True))
+        )
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _check(cfg: TrainConfig) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        hint = _HINTS[f.name]
+        if not _type_ok(value, hint):
+            raise ConfigError(f"training setting {f.name}: expected {_describe(hint)}; got {value!r}")
+    positive = (
+        "image_size",
+        "resize",
+        "batch_size",
+        "epochs",
+        "head_hidden",
+        "head_depth",
+        "head_heads",
+        "head_dim_head",
+        "log_every",
+    )
+    for name in positive:
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"training setting {name} must be >= 1; got {getattr(cfg, name)}")
+    for name in ("num_workers", "checkpoint_every", "gf_radius", "seed"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"training setting {name} must be >= 0; got {getattr(cfg, name)}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise ConfigError(f"training setting max_steps must be >= 1; got {cfg.max_steps}")
+    if cfg.image_size % 16:
+        raise ConfigError(
+            f"image_size must be a multiple of 16 (crops are image_size/2); got {cfg.image_size}"
+        )
+    if cfg.resize < cfg.image_size:
+        raise ConfigError(f"resize ({cfg.resize}) must be >= image_size ({cfg.image_size})")
+    for name in ("jitter_p", "grayscale_p", "flip_p"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ConfigError(
+                f"training setting {name} must be a probability in [0, 1]; got {getattr(cfg, name)}"
+            )
+    for name in ("lr", "gf_eps", "gtv_sigma"):
+        if not getattr(cfg, name) > 0:
+            raise ConfigError(f"training setting {name} must be > 0; got {getattr(cfg, name)}")
+    for name in (
+        "w_ncut",
+        "w_pixel_gtv",
+        "w_feature_gtv",
+        "w_coarse_fine",
+        "w_crop_ncut",
+        "w_crop",
+        "weight_decay",
+        "brightness",
+        "contrast",
+        "saturation",
+        "hue",
+    ):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"training setting {name} must be >= 0; got {getattr(cfg, name)}")
+    if cfg.hue > 0.5:
+        raise ConfigError(f"training setting hue must be in [0, 0.5]; got {cfg.hue}")
+    if min(cfg.head_fine_channels) < 1:
+        raise ConfigError(f"head_fine_channels must be >= 1; got {cfg.head_fine_channels}")
+    if not all(0 <= b < 1 for b in cfg.betas):
+        raise ConfigError(f"training setting betas must lie in [0, 1); got {cfg.betas}")
+    if cfg.backbone == "vit" and cfg.backbone_checkpoint is not None and not cfg.backbone_checkpoint.strip():
+        raise ConfigError("backbone_checkpoint: empty path; give the path of a local checkpoint file")
+    if cfg.device not in ("cpu", "cuda") and not cfg.device.startswith("cuda:"):
+        raise ConfigError(f"device (--device) must be 'cpu', 'cuda' or 'cuda:N'; got {cfg.device!r}")
+    if cfg.amp and not cfg.device.startswith("cuda"):
+        raise ConfigError("amp (bf16 autocast) needs a CUDA device; use --device cuda or drop --amp")
+    if cfg.patch_size is not None and cfg.patch_size < 1:
+        raise ConfigError(f"patch_size must be >= 1; got {cfg.patch_size}")
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return "none"
+    if origin is tuple:
+        return "a pair of " + ("integers" if typing.get_args(hint)[0] is int else "numbers")
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+#: Named starting points: ``paper`` (PROTOCOL §5.4), ``reference`` (paper + every reference switch),
+#: ``tiny`` (64 px, 2 images per batch, 1 epoch: tests and CPU demos).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "reference": {
+        "crop_sampler": "reference",
+        "bn_mode": "batch_stats",
+        "polarity": "batch_mean",
+        "last_batch": "keep",
+    },
+    "tiny": {"image_size": 64, "resize": 72, "batch_size": 2, "epochs": 1},
+}
+
+
+def preset(name: str, **changes: Any) -> TrainConfig:
+    """The preset ``name`` (a key of :data:`PRESETS`) with ``changes`` applied."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}")
+    return TrainConfig.from_dict({**PRESETS[name], **changes}, source=f"preset {name}")
+
+
+def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML config file: top-level keys are :class:`TrainConfig` fields; an optional ``preset`` key
+    names the starting preset. Returns the raw mapping (validated when the config is built).
+
+    Raises ConfigError naming the file for a missing/unreadable file, a FIFO, or invalid TOML.
+    """
+    file = Path(path)
+    if not str(path).strip():
+        raise ConfigError("config file: empty path")
+    if not file.exists():
+        raise ConfigError(f"config file {file}: file not found")
+    if not file.is_file():
+        raise ConfigError(f"config file {file}: is not a regular file")
+    try:
+        with open(file, "rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file}: invalid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {file}: cannot read ({exc})") from None
+    nested = [k for k, v in data.items() if isinstance(v, dict)]
+    if nested:
+        raise ConfigError(f"config file {file}: tables are not supported ([{nested[0]}]); use top-level keys")
+    return data

@@ -1,0 +1,73 @@
+"""Crop sampling for the multi-scale crop-consistency loss (PROTOCOL §6).
+
+A crop is ``H/2 x W/2`` pixels at a per-image top-left offset ``(row, col)``, zoomed x2 (bilinear,
+``align_corners=False``) back to ``H x W``. The same window is cut from the normalised image (the teacher's
+input) and from the student's fine mask, so the student crop and the teacher's prediction cover the same
+region pixel for pixel.
+
+Samplers
+--------
+``"uniform"`` (default)
+    Row and column offsets uniform over ``{0, s, 2s, …}`` up to ``H/2`` (resp. ``W/2``) with ``s`` the head
+    stride, so every position of the crop inside the image is possible and student cells map onto 2x2
+    teacher cells.
+``"reference"``
+    The paper repository's effective behaviour (a list-repeat bug): token offsets drawn in 10..29 are used
+    as *pixel* offsets; the row is then clamped to ``[H/4, 3H/4]`` — always ``H/4`` (80 px at 320) — and the
+    column is 10..29 px.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["CROP_SAMPLERS", "sample_crop_offsets", "crop_and_zoom"]
+
+CROP_SAMPLERS = ("uniform", "reference")
+
+
+def sample_crop_offsets(
+    batch: int,
+    height: int,
+    width: int,
+    *,
+    sampler: str = "uniform",
+    stride: int = 8,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Top-left pixel offsets (B, 2) int64 ``(row, col)`` of the ``H/2 x W/2`` crops.
+
+    Parameters
+    ----------
+    batch, height, width : int
+        Batch size and image size (H and W even).
+    sampler : {"uniform", "reference"}
+    stride : int
+        Offset step of the uniform sampler (the head's stride).
+    generator : torch.Generator
+        Source of randomness (CPU); its state is part of a training checkpoint.
+    """
+    if sampler not in CROP_SAMPLERS:
+        raise ValueError(f"crop sampler must be one of {', '.join(CROP_SAMPLERS)}; got {sampler!r}")
+    if height % 2 or width % 2:
+        raise ValueError(f"image size must be even for H/2 x W/2 crops; got {height}x{width}")
+    if sampler == "uniform":
+        rows = torch.randint(0, height // 2 // stride + 1, (batch,), generator=generator) * stride
+        cols = torch.randint(0, width // 2 // stride + 1, (batch,), generator=generator) * stride
+    else:
+        tokens = torch.randint(10, 30, (2, batch), generator=generator)
+        rows = tokens[0].clamp(height // 4, 3 * height // 4)
+        cols = tokens[1]
+        if int(cols.max()) + width // 2 > width:
+            raise ValueError(f"the reference crop sampler needs W >= 58 px; got {width}")
+    return torch.stack((rows, cols), dim=1)
+
+
+def crop_and_zoom(x: torch.Tensor, offsets: torch.Tensor, zoom: int = 2) -> torch.Tensor:
+    """Cut ``H/zoom x W/zoom`` windows at ``offsets`` (B, 2) from x (B, C, H, W) and zoom them back to H x W
+    (bilinear, ``align_corners=False``). Differentiable in x."""
+    _, _, height, width = x.shape
+    h, w = height // zoom, width // zoom
+    crops = torch.stack([x[i, :, r : r + h, c : c + w] for i, (r, c) in enumerate(offsets.tolist())])
+    return F.interpolate(crops, size=(height, width), mode="bilinear", align_corners=False)

@@ -1,0 +1,169 @@
+"""Backbone + Sempart head, and the training objective of one batch (PROTOCOL §5.3 and §6)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from maskrefine.errors import ConfigError
+from maskrefine.train.checkpoint import load_vit
+from maskrefine.train.config import TrainConfig
+from maskrefine.train.crops import crop_and_zoom, sample_crop_offsets
+from maskrefine.train.losses import (
+    coarse_fine_loss,
+    crop_consistency_loss,
+    crop_target,
+    feature_gtv_loss,
+    ncut_loss,
+    pixel_gtv_loss,
+)
+from maskrefine.train.sempart import SempartHead
+from maskrefine.train.vit import Backbone, PixelBackbone
+
+__all__ = ["SempartModel", "build_backbone", "build_model", "LOSS_TERMS", "objective"]
+
+#: Loss terms in the order they are logged, with the config field holding each weight.
+LOSS_TERMS: dict[str, str] = {
+    "ncut": "w_ncut",
+    "pixel_gtv": "w_pixel_gtv",
+    "feature_gtv": "w_feature_gtv",
+    "coarse_fine": "w_coarse_fine",
+    "crop_ncut": "w_crop_ncut",
+    "crop": "w_crop",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelOutput:
+    """Probabilities (sigmoid of the logits) and the backbone features."""
+
+    coarse: torch.Tensor  # (B, 1, h, w)
+    fine: torch.Tensor  # (B, 1, H, W)
+    features: torch.Tensor  # (B, D, h, w)
+
+
+class SempartModel(nn.Module):
+    """Frozen backbone + trainable :class:`SempartHead`. ``model(images)`` -> :class:`ModelOutput`.
+
+    The backbone runs without autograd and is never trained; ``model.train()`` only affects the head
+    (BatchNorm).
+    """
+
+    def __init__(self, backbone: Backbone, head: SempartHead) -> None:
+        super().__init__()
+        self.backbone = backbone.requires_grad_(False)
+        self.head = head
+
+    def train(self, mode: bool = True) -> SempartModel:  # noqa: D102 - backbone stays in eval mode
+        self.head.train(mode)
+        self.backbone.eval()
+        self.training = mode
+        return self
+
+    def forward(self, images: torch.Tensor, *, fine_grad: bool = True) -> ModelOutput:  # noqa: D102
+        with torch.no_grad():
+            features = self.backbone(images)
+        coarse, fine = self.head(features, images, fine_grad=fine_grad)
+        return ModelOutput(coarse.float().sigmoid(), fine.float().sigmoid(), features)
+
+
+def build_backbone(cfg: TrainConfig) -> tuple[Backbone, dict[str, Any]]:
+    """The frozen backbone the config names, and a JSON-able description of it."""
+    if cfg.backbone == "pixels":
+        patch = cfg.patch_size or 8
+        try:
+            backbone = PixelBackbone(patch)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return backbone.eval(), {"kind": "pixels", "patch_size": patch, "embed_dim": backbone.embed_dim}
+    if cfg.backbone_checkpoint is None:
+        raise ConfigError(
+            "the vit backbone needs --backbone-checkpoint FILE (a local DINO/DINOv2 checkpoint)"
+        )
+    vit, report = load_vit(cfg.backbone_checkpoint, arch=cfg.arch, patch_size=cfg.patch_size)
+    spec = report.spec
+    info = {
+        "kind": spec.layout,
+        "arch": spec.arch,
+        "patch_size": spec.patch_size,
+        "embed_dim": spec.embed_dim,
+        "depth": spec.depth,
+        "num_register_tokens": spec.num_register_tokens,
+        "checkpoint": str(cfg.backbone_checkpoint),
+        "wrapper": report.wrapper,
+        "ignored_keys": len(report.ignored),
+    }
+    return vit, info
+
+
+def build_model(cfg: TrainConfig) -> tuple[SempartModel, dict[str, Any]]:
+    """Backbone of ``cfg`` + a freshly initialised head (seed the global RNG first for reproducibility)."""
+    backbone, info = build_backbone(cfg)
+    if cfg.image_size % backbone.stride:
+        raise ConfigError(
+            f"image_size {cfg.image_size} must be a multiple of the head stride {backbone.stride}"
+        )
+    head = SempartHead(
+        backbone.embed_dim,
+        cfg.head_hidden,
+        backbone.stride,
+        depth=cfg.head_depth,
+        heads=cfg.head_heads,
+        dim_head=cfg.head_dim_head,
+        fine_channels=cfg.head_fine_channels,
+    )
+    return SempartModel(backbone, head), info
+
+
+def objective(
+    model: SempartModel,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    *,
+    teacher_fine_grad: bool = False,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted training loss of one batch and its terms (floats, unweighted).
+
+    Student pass on ``images``: NCut, pixel GTV, feature GTV, coarse-fine consistency. With
+    ``cfg.crop_loss``: crops sampled with ``generator`` (:func:`sample_crop_offsets`), the teacher (the same
+    network) run on the zoomed image crops, target = guided filter of its fine mask (detached), MSE against
+    the zoomed crop of the student's fine mask, plus NCut on the teacher's coarse mask (this term trains
+    the head through the teacher pass).
+
+    The teacher's fine branch runs without autograd: its mask only feeds the detached target, so values
+    and gradients are the same as the reference's full teacher pass, minus one backward of the fine
+    branch. ``teacher_fine_grad=True`` records it anyway (the reference's cost; ``bench/train.py``).
+    """
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext()
+    with amp:
+        out = model(images)
+    terms = {
+        "ncut": ncut_loss(out.coarse, out.features, cfg.affinity_threshold),
+        "pixel_gtv": pixel_gtv_loss(out.fine, images, cfg.gtv_sigma),
+        "feature_gtv": feature_gtv_loss(out.coarse, out.features, cfg.affinity_threshold),
+        "coarse_fine": coarse_fine_loss(out.coarse, out.fine),
+    }
+    if cfg.crop_loss:
+        height, width = images.shape[-2:]
+        offsets = sample_crop_offsets(
+            images.shape[0],
+            height,
+            width,
+            sampler=cfg.crop_sampler,
+            stride=model.backbone.stride,
+            generator=generator,
+        )
+        crop_images = crop_and_zoom(images, offsets)
+        student_crop = crop_and_zoom(out.fine, offsets)
+        with amp:
+            teacher = model(crop_images, fine_grad=teacher_fine_grad)
+        target = crop_target(teacher.fine, crop_images, cfg.gf_radius, cfg.gf_eps)
+        terms["crop_ncut"] = ncut_loss(teacher.coarse, teacher.features, cfg.affinity_threshold)
+        terms["crop"] = crop_consistency_loss(student_crop, target)
+    total = sum(getattr(cfg, LOSS_TERMS[name]) * value for name, value in terms.items())
+    return total, {name: float(value.detach()) for name, value in terms.items()}

@@ -1,0 +1,416 @@
+"""Full-size soft masks from a trained Sempart head (the fine branch, PROTOCOL §5.5).
+
+Geometry: with ``bn_mode="eval"`` (default) each image is resized (bilinear, antialiased) so that its
+shorter side is the training ``image_size`` and both sides are multiples of the head stride, predicted
+alone, and the fine mask is resized back to the image size (bilinear). With ``bn_mode="batch_stats"``
+(reference) BatchNorm uses the statistics of the current batch, as the paper repository evaluates: images
+are then resized to ``image_size x image_size`` and predicted in batches of ``batch_size``.
+
+Polarity (every loss is symmetric in s <-> 1 - s): ``"border"`` flips a mask whose mean over the image's
+border pixels exceeds 0.5; ``"batch_mean"`` flips a whole batch whose mean exceeds 0.5 (reference);
+``"none"`` keeps the network's output. Refinement (``refine="guided"``): the paper's guided filter (r 9,
+ε 1e-3, channel-mean guide) on the fine mask at network resolution, after the polarity flip; ``"auto"``
+means guided for a checkpoint trained with the crop loss (the paper's Crop + GF method), none otherwise.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from maskrefine.errors import ConfigError
+from maskrefine.torch import guided_filter, make_guide
+from maskrefine.train.config import TrainConfig
+from maskrefine.train.data import normalize
+from maskrefine.train.model import SempartModel
+
+__all__ = ["Prediction", "Predictor", "REFINE_MODES", "apply_polarity", "load_predictor", "predict_folder"]
+
+REFINE_MODES = ("auto", "guided", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Soft masks of one image: ``fine`` (H, W) float32 in [0, 1] at the image size; ``coarse``
+    (h, w) float32 on the head's grid (a uniform downscale of the image: ``apply`` accepts it)."""
+
+    fine: np.ndarray
+    coarse: np.ndarray
+    flipped: bool
+
+
+def apply_polarity(fine: torch.Tensor, rule: str) -> torch.Tensor:
+    """Boolean (B,) flags: which masks of ``fine`` (B, 1, H, W) to flip under ``rule``."""
+    if rule == "none":
+        return torch.zeros(fine.shape[0], dtype=torch.bool, device=fine.device)
+    if rule == "batch_mean":
+        return (fine.mean() > 0.5).expand(fine.shape[0])
+    if rule == "border":
+        border = torch.cat(
+            (fine[:, 0, 0, :], fine[:, 0, -1, :], fine[:, 0, 1:-1, 0], fine[:, 0, 1:-1, -1]), dim=1
+        )
+        return border.mean(dim=1) > 0.5
+    raise ValueError(f"polarity must be one of border, batch_mean, none; got {rule!r}")
+
+
+class Predictor:
+    """Predict masks with a :class:`SempartModel` and its :class:`TrainConfig`.
+
+    Parameters
+    ----------
+    model, cfg
+        The network (moved to ``device``) and the settings it was trained with.
+    device : str or torch.device
+    refine : {"auto", "guided", "none"}
+    bn_mode, polarity : optional
+        Override ``cfg.bn_mode`` / ``cfg.polarity``.
+    """
+
+    def __init__(
+        self,
+        model: SempartModel,
+        cfg: TrainConfig,
+        *,
+        device: str | torch.device = "cpu",
+        refine: Literal["auto", "guided", "none"] = "auto",
+        bn_mode: str | None = None,
+        polarity: str | None = None,
+    ) -> None:
+        if refine not in REFINE_MODES:
+            raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {refine!r}")
+        self.model = model.to(device)
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.refine = ("guided" if cfg.crop_loss else "none") if refine == "auto" else refine
+        self.bn_mode = bn_mode or cfg.bn_mode
+        self.polarity = polarity or cfg.polarity
+        if self.bn_mode not in ("eval", "batch_stats"):
+            raise ConfigError(f"bn_mode must be 'eval' or 'batch_stats'; got {self.bn_mode!r}")
+        apply_polarity(torch.zeros(1, 1, 2, 2), self.polarity)  # validates the name
+
+    @property
+    def batch_size(self) -> int:
+        """Images per forward pass: 1 in eval mode, ``cfg.batch_size`` with batch statistics."""
+        return 1 if self.bn_mode == "eval" else self.cfg.batch_size
+
+    def _input_size(self, height: int, width: int) -> tuple[int, int]:
+        size, stride = self.cfg.image_size, self.model.backbone.stride
+        if self.bn_mode == "batch_stats":
+            return size, size
+        scale = size / min(height, width)
+        return (
+            max(stride, round(height * scale / stride) * stride),
+            max(stride, round(width * scale / stride) * stride),
+        )
+
+    @torch.no_grad()
+    def predict(self, images: list[np.ndarray]) -> list[Prediction]:
+        """Masks of RGB float32 images (H, W, 3) in [0, 1] (one batch; see :attr:`batch_size`)."""
+        if not images:
+            return []
+        sizes = {self._input_size(*im.shape[:2]) for im in images}
+        if len(sizes) != 1:
+            raise ValueError("images of one call must resize to the same network input size")
+        ((net_h, net_w),) = sizes
+        tensors = []
+        for im in images:
+            x = torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1)))[None].to(self.device)
+            x = F.interpolate(x, size=(net_h, net_w), mode="bilinear", align_corners=False, antialias=True)
+            tensors.append(normalize(x.clamp(0, 1)[0]))
+        batch = torch.stack(tensors)
+        self.model.eval()
+        if self.bn_mode == "batch_stats":
+            self.model.head.train()  # BatchNorm normalises with the batch statistics (reference)
+        amp = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.cfg.amp and self.device.type == "cuda"
+            else None
+        )
+        if amp is not None:
+            with amp:
+                out = self.model(batch)
+        else:
+            out = self.model(batch)
+        self.model.eval()
+        fine, coarse = out.fine.float(), out.coarse.float()
+        flip = apply_polarity(fine, self.polarity).view(-1, 1, 1, 1)
+        fine = torch.where(flip, 1 - fine, fine)
+        coarse = torch.where(flip, 1 - coarse, coarse)
+        if self.refine == "guided" and min(net_h, net_w) >= 2 * self.cfg.gf_radius + 1:
+            guide = make_guide(batch.float(), "mean", normalized=True)
+            fine = guided_filter(guide, fine, self.cfg.gf_radius, self.cfg.gf_eps)
+        results = []
+        for i, im in enumerate(images):
+            full = F.interpolate(fine[i : i + 1], size=im.shape[:2], mode="bilinear", align_corners=False)
+            results.append(
+                Prediction(
+                    fine=full[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32),
+                    coarse=coarse[i, 0].clamp(0, 1).cpu().numpy().astype(np.float32),
+                    flipped=bool(flip[i]),
+                )
+            )
+        return results
+
+
+# ------------------------------------------------------------------------------------------ folders
+
+
+def load_predictor(
+    checkpoint: str | Path,
+    *,
+    device: str = "cpu",
+    refine: str = "auto",
+    backbone_checkpoint: str | Path | None = None,
+    bn_mode: str | None = None,
+    polarity: str | None = None,
+) -> Predictor:
+    """A :class:`Predictor` from a training checkpoint (``RUN_DIR/last.pt``), loaded with
+    ``weights_only=True``. The backbone comes from the path recorded at training time unless
+    ``backbone_checkpoint`` is given. Raises ConfigError naming the file on any problem."""
+    from maskrefine.train.model import build_model
+    from maskrefine.train.trainer import load_checkpoint
+
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available")
+    if not str(checkpoint).strip():
+        raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
+    state = load_checkpoint(checkpoint)
+    try:
+        cfg = TrainConfig.from_dict(state["config"], source=f"checkpoint {checkpoint}")
+        changes: dict[str, object] = {
+            "device": str(device),
+            "amp": cfg.amp and str(device).startswith("cuda"),
+        }
+        if backbone_checkpoint is not None:
+            changes["backbone_checkpoint"] = str(backbone_checkpoint)
+        cfg = cfg.replace(**changes)
+    except ConfigError as exc:
+        raise ConfigError(f"checkpoint {checkpoint}: {exc}") from None
+    model, _ = build_model(cfg)
+    try:
+        model.head.load_state_dict(state["head"])
+    except (RuntimeError, KeyError) as exc:
+        raise ConfigError(
+            f"checkpoint {checkpoint}: the head weights do not fit the backbone ({str(exc)[:300]})"
+        ) from None
+    return Predictor(model, cfg, device=device, refine=refine, bn_mode=bn_mode, polarity=polarity)  # type: ignore[arg-type]
+
+
+def predict_folder(
+    images_dir: str | Path,
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    *,
+    fmt: str = "png8",
+    refine: str = "auto",
+    save_coarse: bool = False,
+    device: str = "cpu",
+    backbone_checkpoint: str | Path | None = None,
+    bn_mode: str | None = None,
+    polarity: str | None = None,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    report_path: str | Path | None = None,
+):
+    """Predict a soft mask for every image of ``images_dir`` and write it to ``out_dir``.
+
+    Outputs are ``out_dir/<stem>.png`` (``png8``/``png16``) or ``.npy`` (float32), at each image's size,
+    in [0, 1]; with ``save_coarse`` also ``out_dir/coarse/<stem>.<ext>`` on the head's grid (a uniform
+    downscale of the image, so ``maskrefine apply`` accepts it). The rules of ``apply`` hold: the output
+    folder must not be, contain or lie inside the images folder, and must not be a symbolic link; existing
+    outputs need ``overwrite`` or ``skip_existing``; each file is written to a temporary file and renamed;
+    an unreadable image is reported and the others are still written.
+
+    Returns
+    -------
+    maskrefine.pipeline.RunReport
+        One :class:`~maskrefine.pipeline.FileOutcome` per image (its ``mask`` field holds the checkpoint,
+        predict has no input mask); ``report.ok`` is False when an image failed.
+
+    Raises
+    ------
+    ConfigError
+        Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
+    """
+    from maskrefine.io import write_mask
+    from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
+    from maskrefine.pipeline import FileOutcome, RunReport
+    from maskrefine.pipeline.guards import (
+        check_folder,
+        check_not_an_output,
+        check_output_file,
+        check_output_folder,
+    )
+    from maskrefine.train.data import list_images
+
+    start = time.perf_counter()
+    if not str(images_dir).strip():
+        raise ConfigError("--images: empty path")
+    if not str(checkpoint).strip():
+        raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
+    if not str(out_dir).strip():
+        raise ConfigError("--out: empty path; give an output folder")
+    images_path = check_folder(images_dir, "images")
+    out_path = Path(out_dir)
+    if out_path.is_symlink():
+        raise ConfigError(f"output {out_path} is a symbolic link; give the real folder")
+    check_output_folder(out_path, {"images": images_path})
+    if overwrite and skip_existing:
+        raise ConfigError("overwrite and skip_existing exclude each other; choose one")
+    if fmt not in MASK_FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {fmt!r}")
+    if refine not in REFINE_MODES:
+        raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {refine!r}")
+    suffix = MASK_SUFFIXES[fmt]
+    by_stem: dict[str, list[Path]] = {}
+    for file in list_images(images_path):
+        by_stem.setdefault(file.stem, []).append(file)
+    duplicates = {stem: files for stem, files in by_stem.items() if len(files) > 1}
+    jobs = [(stem, files[0]) for stem, files in sorted(by_stem.items()) if len(files) == 1]
+    coarse_dir = out_path / "coarse"
+    names = {f"{stem}{suffix}" for stem, _ in jobs}
+    report_file = None
+    if report_path is not None:
+        report_file = Path(report_path)
+        if not str(report_path).strip():
+            raise ConfigError("--report: empty path")
+        check_output_file(
+            report_file,
+            "report file",
+            {"images": images_path, "coarse folder": coarse_dir},
+            input_files={"checkpoint": Path(checkpoint)},
+        )
+        check_not_an_output(report_file, "report file", out_path, names)
+    if save_coarse and coarse_dir.exists() and (coarse_dir.is_symlink() or not coarse_dir.is_dir()):
+        raise ConfigError(f"{coarse_dir} exists and is not a folder (or is a symbolic link)")
+
+    def outputs(stem: str) -> list[Path]:
+        return [out_path / f"{stem}{suffix}"] + ([coarse_dir / f"{stem}{suffix}"] if save_coarse else [])
+
+    existing = [stem for stem, _ in jobs if any(p.exists() or p.is_symlink() for p in outputs(stem))]
+    if existing and not (overwrite or skip_existing):
+        shown = ", ".join(f"{s}{suffix}" for s in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise ConfigError(
+            f"{len(existing)} output(s) already exist in {out_path} ({shown}); "
+            "use --overwrite to replace them or --skip-existing to keep them and resume"
+        )
+    predictor = load_predictor(
+        checkpoint,
+        device=device,
+        refine=refine,
+        backbone_checkpoint=backbone_checkpoint,
+        bn_mode=bn_mode,
+        polarity=polarity,
+    )
+    out_path.mkdir(parents=True, exist_ok=True)
+    if save_coarse:
+        coarse_dir.mkdir(exist_ok=True)
+
+    ckpt = Path(checkpoint)
+    outcomes: dict[str, FileOutcome] = {}
+    skipped = set(existing) if skip_existing else set()
+    for stem in skipped:
+        outcomes[stem] = FileOutcome(stem, "skipped", ckpt, by_stem[stem][0], outputs(stem)[0])
+    todo = [(stem, path) for stem, path in jobs if stem not in skipped]
+    total, done = len(jobs), len(skipped)
+    if progress is not None and done:
+        progress(done, total)
+    # group consecutive images into batches of the predictor's size (1 unless batch statistics)
+    loaded: list[tuple[str, Path, np.ndarray, float]] = []
+
+    def flush() -> None:
+        nonlocal done
+        if not loaded:
+            return
+        groups: dict[tuple[int, int], list] = {}
+        for item in loaded:
+            groups.setdefault(predictor._input_size(*item[2].shape[:2]), []).append(item)
+        for items in groups.values():
+            try:
+                predictions = predictor.predict([item[2] for item in items])
+            except Exception as exc:  # noqa: BLE001 - one batch never ends the run
+                for stem, path, _, t0 in items:
+                    outcomes[stem] = FileOutcome(
+                        stem,
+                        "failed",
+                        ckpt,
+                        path,
+                        outputs(stem)[0],
+                        f"{path}: cannot predict: {type(exc).__name__}: {exc}",
+                        time.perf_counter() - t0,
+                    )
+                continue
+            for (stem, path, _, t0), pred in zip(items, predictions, strict=True):
+                target = outputs(stem)
+                try:
+                    write_mask(target[0], pred.fine, fmt)  # type: ignore[arg-type]
+                    if save_coarse:
+                        write_mask(target[1], pred.coarse, fmt)  # type: ignore[arg-type]
+                    outcomes[stem] = FileOutcome(
+                        stem, "written", ckpt, path, target[0], None, time.perf_counter() - t0
+                    )
+                except OSError as exc:
+                    outcomes[stem] = FileOutcome(
+                        stem,
+                        "failed",
+                        ckpt,
+                        path,
+                        target[0],
+                        f"{exc.filename or target[0]}: cannot write: {exc.strerror or exc}",
+                        time.perf_counter() - t0,
+                    )
+        done += len(loaded)
+        loaded.clear()
+        if progress is not None:
+            progress(done, total)
+
+    from maskrefine.errors import InputError
+    from maskrefine.io import read_image
+
+    for stem, path in todo:
+        t0 = time.perf_counter()
+        try:
+            image = read_image(path)
+        except InputError as exc:
+            outcomes[stem] = FileOutcome(
+                stem, "failed", ckpt, path, outputs(stem)[0], str(exc), time.perf_counter() - t0
+            )
+            done += 1
+            if progress is not None:
+                progress(done, total)
+            continue
+        loaded.append((stem, path, image, t0))
+        if len(loaded) >= predictor.batch_size:
+            flush()
+    flush()
+    report = RunReport(
+        outcomes=[outcomes[stem] for stem, _ in jobs],
+        duplicates=duplicates,
+        elapsed=time.perf_counter() - start,
+        config={
+            "images_dir": str(images_path),
+            "checkpoint": str(ckpt),
+            "out_dir": str(out_path),
+            "fmt": fmt,
+            "refine": predictor.refine,
+            "save_coarse": bool(save_coarse),
+            "device": str(device),
+            "bn_mode": predictor.bn_mode,
+            "polarity": predictor.polarity,
+            "overwrite": bool(overwrite),
+            "skip_existing": bool(skip_existing),
+        },
+    )
+    if report_file is not None:
+        report.write_json(report_file)
+    return report

@@ -1,0 +1,158 @@
+"""Hostile inputs for `maskrefine train` and `maskrefine predict` (the [torch] extra)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+
+TRAIN_TINY = ["--preset", "tiny", "--backbone", "pixels", "--max-steps", "1"]
+
+
+@pytest.fixture
+def run_tree(hostile):
+    """The hostile tree plus run/last.pt: a pixels-backbone head trained for one step on its images."""
+    from maskrefine.train import preset, train
+
+    train(
+        preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=1),
+        hostile.path("images"),
+        hostile.path("run"),
+    )
+    return hostile
+
+
+def predict_args(out="soft", *extra):
+    return ["predict", "--images", "images", "--checkpoint", "run/last.pt", "--out", out, *extra]
+
+
+def test_train_then_predict(hostile):
+    hostile.run("train", "--images", "images", "--out", "run", *TRAIN_TINY, exit=0, out=["run"])
+    for name in ("config.json", "log.jsonl", "last.pt"):
+        assert hostile.path(f"run/{name}").is_file()
+    result = hostile.run(*predict_args("soft", "--save-coarse"), exit=0, out=["soft"])
+    assert {"soft/0001.png", "soft/coarse/0001.png"} <= result.changed
+    # a second run refuses to replace the outputs
+    hostile.run(*predict_args("soft"), exit=2, names=["--overwrite"])
+
+
+@pytest.mark.parametrize(
+    "args, names",
+    [
+        (["--backbone-checkpoint", ""], ["empty path"]),
+        (["--backbone-checkpoint", "missing.pth"], ["missing.pth", "file not found"]),
+        (["--backbone-checkpoint", "notes.txt"], ["notes.txt", "cannot read as a torch checkpoint"]),
+        (["--backbone-checkpoint", "https://example.org/dino.pth"], ["never downloads"]),
+        (["--epochs", "many"], ["--epochs"]),
+        (["--batch-size", "0"], ["--batch-size"]),
+        (["--amp"], ["CUDA"]),
+        (["--device", "tpu"], ["--device", "tpu"]),
+    ],
+)
+def test_train_bad_options(hostile, args, names):
+    hostile.run("train", "--images", "images", "--out", "run", *args, exit=2, names=names)
+    assert not hostile.path("run").exists()
+
+
+def test_train_bad_config_file(hostile):
+    hostile.path("cfg.toml").write_text("epochs = 'ten'\n")
+    hostile.run(
+        "train",
+        "--images",
+        "images",
+        "--out",
+        "run",
+        "--config",
+        "cfg.toml",
+        exit=2,
+        names=["epochs", "expected an integer"],
+    )
+    hostile.run(
+        "train",
+        "--images",
+        "images",
+        "--out",
+        "run",
+        "--config",
+        "nope.toml",
+        exit=2,
+        names=["nope.toml", "file not found"],
+    )
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "file", "empty", "dot"])
+def test_train_bad_out(hostile, kind):
+    out = {"fifo": "fifo", "symlink": "link", "file": "notes.txt", "empty": "", "dot": "."}[kind]
+    if kind == "fifo":
+        os.mkfifo(hostile.path("fifo"))
+    if kind == "symlink":
+        hostile.path("elsewhere").mkdir()
+        os.symlink("elsewhere", hostile.path("link"))
+    hostile.run("train", "--images", "images", "--out", out, *TRAIN_TINY, exit=2)
+
+
+@pytest.mark.parametrize("kind", ["empty", "fifo", "symlink_to_images", "symlink_elsewhere", "inside_images"])
+def test_predict_bad_out(run_tree, kind):
+    out = {
+        "empty": "",
+        "fifo": "fifo",
+        "symlink_to_images": "link",
+        "symlink_elsewhere": "link2",
+        "inside_images": "images/pred",
+    }[kind]
+    if kind == "fifo":
+        os.mkfifo(run_tree.path("fifo"))
+    if kind == "symlink_to_images":
+        os.symlink("images", run_tree.path("link"))
+    if kind == "symlink_elsewhere":
+        run_tree.path("elsewhere").mkdir()
+        os.symlink("elsewhere", run_tree.path("link2"))
+    names = {
+        "empty": ["empty"],
+        "fifo": ["fifo", "not a folder"],
+        "symlink_to_images": ["link"],
+        "symlink_elsewhere": ["link2", "symbolic link"],
+        "inside_images": ["images"],
+    }[kind]
+    run_tree.run(*predict_args(out), exit=2, names=names)
+
+
+def test_predict_bad_checkpoints(run_tree, tmp_path):
+    marker = run_tree.path("pwned")
+    evil = (
+        "import os, torch\n"
+        "class R:\n"
+        f"    def __reduce__(self): return (os.system, ('touch {marker}',))\n"
+        "torch.save({'format': 'maskrefine-sempart-1', 'x': R()}, 'evil.pt')\n"
+    )
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", evil], cwd=run_tree.root, check=True)
+    run_tree.path("empty.pt").touch()
+    os.mkfifo(run_tree.path("fifo.pt"))
+    cases = [
+        ("evil.pt", ["evil.pt", "refused", "pickled"]),
+        ("empty.pt", ["empty.pt", "empty"]),
+        ("fifo.pt", ["fifo.pt", "not a regular file"]),
+        ("missing.pt", ["missing.pt", "file not found"]),
+        ("", ["empty path"]),
+        ("notes.txt", ["notes.txt"]),
+    ]
+    for checkpoint, names in cases:
+        run_tree.run(
+            "predict", "--images", "images", "--checkpoint", checkpoint, "--out", "soft", exit=2, names=names
+        )
+    assert not marker.exists()
+    assert not run_tree.path("soft").exists()
+
+
+def test_predict_bad_image_and_wrong_types(run_tree):
+    run_tree.path("images/0009.png").write_bytes(b"")
+    result = run_tree.run(*predict_args("soft"), exit=1, names=["0009.png"], out=["soft"])
+    assert {"soft/0001.png", "soft/0002.png", "soft/0003.png"} <= result.changed
+    run_tree.run(*predict_args("pred2", "--format", "jpeg"), exit=2, names=["--format"])
+    run_tree.run(*predict_args("pred2", "--refine", "bilateral"), exit=2, names=["--refine"])
+    run_tree.run(*predict_args("pred2", "--device", "quantum"), exit=2, names=["--device"])

@@ -1,0 +1,47 @@
+"""`maskrefine --help` and the train/predict command definitions never import torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_cli_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from maskrefine.cli import main\n"
+        "for args in (['--help'], ['train', '--help'], ['predict', '--help']):\n"
+        "    result = CliRunner().invoke(main, args)\n"
+        "    assert result.exit_code == 0, result.output\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_train_without_torch_is_a_usage_error(tmp_path):
+    """With torch hidden, `maskrefine train` says which extra to install (exit 2), no traceback."""
+    (tmp_path / "images").mkdir()
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # import torch -> ImportError\n"
+        "from maskrefine.cli import main\n"
+        "main(prog_name='maskrefine')\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "train",
+            "--images",
+            str(tmp_path / "images"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "pip install 'maskrefine[torch]'" in out.stderr and "Traceback" not in out.stderr

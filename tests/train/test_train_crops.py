@@ -1,0 +1,73 @@
+"""Crop geometry of the multi-scale crop-consistency loss (PROTOCOL §6)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+
+from maskrefine.train.crops import crop_and_zoom, sample_crop_offsets  # noqa: E402
+
+
+@pytest.mark.parametrize("sampler", ["uniform", "reference"])
+def test_student_crop_equals_teacher_view(sampler):
+    """A per-pixel "network" (any affine map of the pixel values) predicts the same mask for the zoomed
+    image crop (teacher) as the zoomed crop of its full-image mask (student)."""
+    gen = torch.Generator().manual_seed(0)
+    image = torch.rand(3, 3, 320, 320, generator=gen)
+
+    def net(x):  # per-pixel affine "prediction"
+        return 0.3 * x[:, :1] - 0.2 * x[:, 1:2] + 0.5 * x[:, 2:3] + 0.1
+
+    offsets = sample_crop_offsets(3, 320, 320, sampler=sampler, generator=gen)
+    student = crop_and_zoom(net(image), offsets)
+    teacher = net(crop_and_zoom(image, offsets))
+    torch.testing.assert_close(student, teacher, rtol=0, atol=1e-6)
+    # and it is the region itself, zoomed: pixel (2i+0.5) of the zoom interpolates crop pixels i, i+1
+    r, c = offsets[0].tolist()
+    window = image[0, :, r : r + 160, c : c + 160]
+    zoom = torch.nn.functional.interpolate(
+        window[None], size=(320, 320), mode="bilinear", align_corners=False
+    )
+    torch.testing.assert_close(crop_and_zoom(image, offsets)[0], zoom[0])
+
+
+def test_reference_sampler_reproduces_rows_80_and_columns_10_to_29():
+    gen = torch.Generator().manual_seed(1)
+    offsets = torch.cat(
+        [sample_crop_offsets(8, 320, 320, sampler="reference", generator=gen) for _ in range(200)]
+    )
+    assert set(offsets[:, 0].tolist()) == {80}
+    assert set(offsets[:, 1].tolist()) == set(range(10, 30))
+
+
+def test_uniform_sampler_covers_every_aligned_position():
+    gen = torch.Generator().manual_seed(2)
+    offsets = torch.cat(
+        [sample_crop_offsets(8, 320, 320, sampler="uniform", generator=gen) for _ in range(200)]
+    )
+    expected = set(range(0, 161, 8))
+    assert set(offsets[:, 0].tolist()) == expected
+    assert set(offsets[:, 1].tolist()) == expected
+
+
+def test_sampler_is_deterministic_given_the_generator():
+    a = sample_crop_offsets(4, 64, 64, generator=torch.Generator().manual_seed(5))
+    b = sample_crop_offsets(4, 64, 64, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+def test_errors():
+    gen = torch.Generator()
+    with pytest.raises(ValueError, match="crop sampler"):
+        sample_crop_offsets(1, 64, 64, sampler="random", generator=gen)
+    with pytest.raises(ValueError, match="even"):
+        sample_crop_offsets(1, 63, 64, generator=gen)
+    with pytest.raises(ValueError, match="W >= 58"):
+        sample_crop_offsets(64, 32, 32, sampler="reference", generator=gen)
+
+
+def test_crop_is_differentiable():
+    x = torch.rand(1, 1, 16, 16, requires_grad=True)
+    crop_and_zoom(x, torch.tensor([[4, 8]])).sum().backward()
+    assert x.grad[0, 0, 4:12, 8:16].abs().sum() > 0 and x.grad[0, 0, :4].abs().sum() == 0

@@ -1,0 +1,39 @@
+"""Sempart head: parameter count, shapes, the no-grad teacher fine branch."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+
+from maskrefine.train.sempart import SempartHead  # noqa: E402
+
+
+def test_parameter_count_matches_reference():
+    # PROTOCOL §5.2: segmenterNetRGB(384, 1, 64, patch_size=8) has 748,165 parameters.
+    assert sum(p.numel() for p in SempartHead(384, 64, 8).parameters()) == 748_165
+
+
+@pytest.mark.parametrize("stride, grid", [(8, 5), (16, 3), (2, 4)])
+def test_shapes(stride, grid):
+    head = SempartHead(32, 16, stride)
+    out = head(torch.randn(2, 32, grid, grid + 1), torch.randn(2, 3, grid * stride, (grid + 1) * stride))
+    assert out.coarse.shape == (2, 1, grid, grid + 1)
+    assert out.fine.shape == (2, 1, grid * stride, (grid + 1) * stride)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="power of two"):
+        SempartHead(32, stride=14)
+    with pytest.raises(ValueError, match="stride"):
+        SempartHead(32)(torch.randn(1, 32, 4, 4), torch.randn(1, 3, 31, 32))
+
+
+def test_fine_without_grad_same_values():
+    torch.manual_seed(0)
+    head = SempartHead(16, 8, 8).eval()
+    feats, image = torch.randn(1, 16, 3, 3), torch.randn(1, 3, 24, 24)
+    a = head(feats, image)
+    b = head(feats, image, fine_grad=False)
+    assert torch.equal(a.fine, b.fine) and torch.equal(a.coarse, b.coarse)
+    assert a.fine.requires_grad and not b.fine.requires_grad and b.coarse.requires_grad

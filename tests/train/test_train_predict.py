@@ -1,0 +1,128 @@
+"""predict: full-size masks in every format, coarse masks apply accepts, polarity, BN modes, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+
+import cv2  # noqa: E402
+
+from maskrefine.errors import ConfigError  # noqa: E402
+from maskrefine.io import read_mask  # noqa: E402
+from maskrefine.refiners import check_mask_size  # noqa: E402
+from maskrefine.train import preset, train  # noqa: E402
+from maskrefine.train.predict import apply_polarity, load_predictor, predict_folder  # noqa: E402
+
+SIZES = {"a": (48, 64), "b": (70, 50), "c": (64, 64)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Synthetic images of different sizes and a pixels-backbone checkpoint trained for 2 steps."""
+    root = tmp_path_factory.mktemp("predict")
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for stem, (h, w) in SIZES.items():
+        yy, xx = np.mgrid[0:h, 0:w]
+        disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (min(h, w) / 3) ** 2
+        image = np.clip(40 + 160 * disc[..., None] + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(images / f"{stem}.png"), image)
+        (root / "gt").mkdir(exist_ok=True)
+        cv2.imwrite(str(root / "gt" / f"{stem}.png"), disc.astype(np.uint8) * 255)
+    cfg = preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=2)
+    train(cfg, images, root / "run")
+    return images, root / "run" / "last.pt"
+
+
+@pytest.mark.parametrize("fmt", ["png8", "png16", "npy"])
+def test_masks_have_each_image_size(tmp_path, trained, fmt):
+    images, ckpt = trained
+    report = predict_folder(images, ckpt, tmp_path / "out", fmt=fmt, save_coarse=True)
+    assert report.ok and report.counts["written"] == 3
+    suffix = ".npy" if fmt == "npy" else ".png"
+    for stem, (h, w) in SIZES.items():
+        fine = read_mask(tmp_path / "out" / f"{stem}{suffix}")
+        assert fine.shape == (h, w) and 0.0 <= fine.min() <= fine.max() <= 1.0
+        coarse = read_mask(tmp_path / "out" / "coarse" / f"{stem}{suffix}")
+        assert check_mask_size(coarse.shape, (h, w)) is None  # `apply` accepts it
+        assert coarse.shape[0] < h
+    if fmt == "png16":
+        assert cv2.imread(str(tmp_path / "out" / "a.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+
+
+def test_refine_and_bn_modes_change_the_output(trained):
+    images, ckpt = trained
+    image = np.random.default_rng(1).random((48, 64, 3), dtype=np.float32)
+    plain = load_predictor(ckpt, refine="none").predict([image])[0].fine
+    guided = load_predictor(ckpt, refine="guided").predict([image])[0].fine
+    assert load_predictor(ckpt).refine == "guided"  # auto: the checkpoint was trained with the crop loss
+    assert not np.allclose(plain, guided)
+    batch = load_predictor(ckpt, refine="none", bn_mode="batch_stats")
+    assert batch.batch_size == 2
+    stats = batch.predict([image, image[::-1].copy()])[0].fine
+    assert stats.shape == (48, 64) and not np.allclose(stats, plain)
+
+
+def test_polarity_rules():
+    fine = torch.zeros(2, 1, 8, 8)
+    fine[0] = 1.0
+    fine[0, 0, 2:6, 2:6] = 0.0  # inverted: background 1 on the border
+    fine[1, 0, 2:6, 2:6] = 1.0  # right way round
+    assert apply_polarity(fine, "border").tolist() == [True, False]
+    assert apply_polarity(fine, "batch_mean").tolist() == [False, False]  # batch mean 0.5: nobody flips
+    assert apply_polarity(fine + 0.3, "batch_mean").tolist() == [True, True]
+    assert apply_polarity(fine, "none").tolist() == [False, False]
+    with pytest.raises(ValueError, match="polarity"):
+        apply_polarity(fine, "corners")
+
+
+def test_refusals(tmp_path, trained):
+    images, ckpt = trained
+    with pytest.raises(ConfigError, match="empty path"):
+        predict_folder(images, ckpt, "")
+    with pytest.raises(ConfigError, match="inside"):
+        predict_folder(images, ckpt, images / "out")
+    with pytest.raises(ConfigError, match="not a maskrefine training checkpoint"):
+        bogus = tmp_path / "state.pt"
+        torch.save({"cls_token": torch.zeros(1)}, bogus)
+        predict_folder(images, bogus, tmp_path / "o1")
+    predict_folder(images, ckpt, tmp_path / "o2")
+    with pytest.raises(ConfigError, match="3 output.*already exist"):
+        predict_folder(images, ckpt, tmp_path / "o2")
+    assert predict_folder(images, ckpt, tmp_path / "o2", skip_existing=True).counts["skipped"] == 3
+    with pytest.raises(ConfigError, match="refine must be one of"):
+        predict_folder(images, ckpt, tmp_path / "o3", refine="bilateral")
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
+
+
+def test_bad_image_is_reported_and_others_written(tmp_path, trained):
+    images, ckpt = trained
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for stem in SIZES:
+        (folder / f"{stem}.png").write_bytes((images / f"{stem}.png").read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    report = predict_folder(folder, ckpt, tmp_path / "out")
+    assert not report.ok and report.counts == {**report.counts, "written": 3, "failed": 1}
+    assert "broken.jpg" in report.failures[0].error
+
+
+def test_validation_is_only_logged_unless_asked(tmp_path, trained):
+    import json
+
+    images, _ = trained
+    gt = images.parent / "gt"
+    cfg = preset("tiny", backbone="pixels", head_fine_channels=(8, 8), epochs=2)
+    train(cfg, images, tmp_path / "run", val_images=images, val_gt=gt)
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in epochs if r["event"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert all(r["val"]["images"] == 3 and 0.0 <= r["val"]["iou"] <= 1.0 for r in epochs)
+    assert not (tmp_path / "run" / "best_val.pt").exists()  # no model selection by default
+    train(cfg.replace(keep_best_on_val=True), images, tmp_path / "best", val_images=images, val_gt=gt)
+    assert (tmp_path / "best" / "best_val.pt").is_file() and (tmp_path / "best" / "last.pt").is_file()
+    with pytest.raises(ConfigError, match="needs --val-images"):
+        train(cfg.replace(keep_best_on_val=True), images, tmp_path / "nobest")
