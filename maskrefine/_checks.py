@@ -136,6 +136,16 @@ def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
         raise ValueError(f"`{name}` values must lie in [0, 1]; {problem}{hint}")
 
 
+def as_rgb_unit_image(image: object, name: str = "image") -> np.ndarray:
+    """Return ``image`` as a finite float array of shape (H, W, 3), H, W >= 1, with values in [0, 1]
+    (up to :data:`UNIT_TOLERANCE`), or raise ``ValueError`` naming ``name``."""
+    rgb = as_float_array(image, name)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ValueError(f"`{name}` must have shape (H, W, 3) with H, W >= 1; got {rgb.shape}")
+    check_unit_interval(rgb, name)
+    return rgb
+
+
 def check_float_range(value: object, name: str, low: float, high: float = np.inf) -> float:
     """Return ``value`` as a float in ``[low, high]`` (a finite real number), or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -25,7 +25,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from maskrefine._checks import as_float_array, check_choice, check_float_range, check_int_range
+from maskrefine._checks import (
+    as_float_array,
+    as_rgb_unit_image,
+    check_choice,
+    check_float_range,
+    check_int_range,
+)
 from maskrefine.filters import _bilateral_kernels as kernels
 
 __all__ = ["BilateralPreset", "BILATERAL_PRESETS", "OUTPUTS", "bilateral_solver", "found_binary"]
@@ -206,12 +212,7 @@ def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.flo
 
 
 def _check_arrays(image: object, target: object, confidence: object) -> tuple[np.ndarray, np.ndarray, Any]:
-    rgb = as_float_array(image, "image")
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise ValueError(f"`image` must have shape (H, W, 3) with H, W >= 1; got {rgb.shape}")
-    low, high = float(rgb.min()), float(rgb.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(f"`image` values must lie in [0, 1]; found [{low:.4g}, {high:.4g}]")
+    rgb = as_rgb_unit_image(image)
     values = as_float_array(target, "target")
     if values.shape != rgb.shape[:2]:
         raise ValueError(f"`target` must have the image's shape {rgb.shape[:2]}; got {values.shape}")

@@ -29,7 +29,13 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import as_float_array, check_choice, check_float_range, check_int_range
+from maskrefine._checks import (
+    as_float_array,
+    as_rgb_unit_image,
+    check_choice,
+    check_float_range,
+    check_int_range,
+)
 from maskrefine.filters import _lattice_kernels as kernels
 from maskrefine.filters.guided import _num_threads, _run_parallel, _split  # the filters' one thread pool
 
@@ -130,12 +136,7 @@ def dense_crf(
         gt_prob = check_float_range(gt_prob, "gt_prob", 0.0, 1.0)
         if gt_prob in (0.0, 1.0):
             raise ValueError(f"`gt_prob` must lie strictly between 0 and 1; got {gt_prob!r}")
-    rgb = as_float_array(image, "image")
-    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise ValueError(f"`image` must have shape (H, W, 3) with H, W >= 1; got {rgb.shape}")
-    low, high = float(rgb.min()), float(rgb.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(f"`image` values must lie in [0, 1]; found [{low:.4g}, {high:.4g}]")
+    rgb = as_rgb_unit_image(image)
     p = as_float_array(prob, "prob")
     if p.shape != rgb.shape[:2]:
         raise ValueError(f"`prob` must have the image's shape {rgb.shape[:2]}; got {p.shape}")
