@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from scipy import ndimage
 
 from maskrefine.errors import InputError
+
+
+def _ndimage() -> Any:
+    """scipy.ndimage, imported on first use (keeps ``maskrefine --help`` light)."""
+    from scipy import ndimage
+
+    return ndimage
+
 
 __all__ = [
     "SELECTORS",
@@ -39,7 +46,7 @@ Selector = Literal["largest_box", "largest_cc", "seed_cc"]
 
 def _structure(connectivity: int) -> np.ndarray:
     if connectivity == 4:
-        return ndimage.generate_binary_structure(2, 1)
+        return _ndimage().generate_binary_structure(2, 1)
     if connectivity == 8:
         return np.ones((3, 3), bool)
     raise ValueError(f"`connectivity` must be 4 or 8; got {connectivity!r}")
@@ -113,7 +120,7 @@ def box_iou(
 def _component_boxes(labels: np.ndarray, n: int) -> np.ndarray:
     """(n, 4) pixel boxes (xmin, ymin, xmax + 1, ymax + 1) of labels 1..n."""
     out = np.zeros((n, 4), np.float64)
-    for i, sl in enumerate(ndimage.find_objects(labels, max_label=n)):
+    for i, sl in enumerate(_ndimage().find_objects(labels, max_label=n)):
         if sl is not None:
             out[i] = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
     return out
@@ -163,7 +170,7 @@ def mask_to_box(
     if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
         raise ValueError(f"`scale` must be a number > 0; got {scale!r}")
     fg = _binary(mask, "mask", threshold)
-    labels, n = ndimage.label(fg, structure=_structure(connectivity))
+    labels, n = _ndimage().label(fg, structure=_structure(connectivity))
     if n == 0:
         return None
     boxes = _component_boxes(labels, n)
@@ -200,7 +207,7 @@ def boxes_from_mask(gt_mask: np.ndarray, *, connectivity: int = 8, threshold: fl
            [1., 2., 5., 4.]])
     """
     fg = _binary(gt_mask, "gt_mask", threshold)
-    labels, n = ndimage.label(fg, structure=_structure(connectivity))
+    labels, n = _ndimage().label(fg, structure=_structure(connectivity))
     return _component_boxes(labels, n)
 
 
