@@ -125,7 +125,10 @@ def test_apply_hostile_preset_files(data, tmp_path):
         assert not (tmp_path / "out").exists()
 
 
-def test_score_baseline_pairs_and_writes_outputs(data, tmp_path):
+@pytest.mark.parametrize("with_plot", [False, True], ids=["no-plot", "plot"])
+def test_score_baseline_pairs_and_writes_outputs(data, tmp_path, with_plot):
+    if with_plot:
+        pytest.importorskip("matplotlib", reason="--plot needs the plot extra (matplotlib)")
     refined = tmp_path / "refined"
     assert (
         run(*apply_args(data, refined), "--method", "guided", "--guide", "color", "--radius", "8").exit_code
@@ -144,8 +147,7 @@ def test_score_baseline_pairs_and_writes_outputs(data, tmp_path):
         out_json,
         "--csv",
         out_csv,
-        "--plot",
-        tmp_path / "plots",
+        *(("--plot", tmp_path / "plots") if with_plot else ()),
     )
     assert result.exit_code == 0, result.output
     assert "iou" in result.output and "better" in result.output
@@ -153,7 +155,8 @@ def test_score_baseline_pairs_and_writes_outputs(data, tmp_path):
     iou = payload["comparisons"]["iou"]
     assert payload["count"] == 6 and iou["low"] <= iou["change"] <= iou["high"] and iou["wins"] == 6
     assert out_csv.read_text().startswith("stem,acc_baseline,acc_refined,acc_change,iou_baseline")
-    assert (tmp_path / "plots" / "paired_iou.png").stat().st_size > 0
+    if with_plot:
+        assert (tmp_path / "plots" / "paired_iou.png").stat().st_size > 0
 
 
 def test_score_baseline_hostile(data, tmp_path):
