@@ -85,7 +85,8 @@ def as_float_array(array: object, name: str, *, finite: bool = True) -> np.ndarr
 
 def check_window_fits(height: int, width: int, radius: int, subsample: int = 1) -> None:
     """Raise ``ValueError`` unless (H, W) holds the filter window: H, W >= 2r+1, and for the fast variant
-    (``subsample`` s > 1) also H//s, W//s >= 2(r//s)+1. Shared by the NumPy and torch guided filters."""
+    (``subsample`` s > 1) also H//s, W//s >= 2(r//s)+1. Shared by the NumPy and torch guided filters.
+    """
     window = 2 * radius + 1
     if height < window or width < window:
         raise ValueError(
@@ -130,7 +131,8 @@ def unit_interval_problem(low: float, high: float, tolerance: float = UNIT_TOLER
 
 def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
     """Raise ``ValueError`` (saying how far out, with an optional ``hint``) unless the values lie in
-    [0, 1] up to :data:`UNIT_TOLERANCE`."""
+    [0, 1] up to :data:`UNIT_TOLERANCE`.
+    """
     problem = unit_interval_problem(float(array.min()), float(array.max()))
     if problem is not None:
         raise ValueError(f"`{name}` values must lie in [0, 1]; {problem}{hint}")
@@ -138,7 +140,8 @@ def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
 
 def as_rgb_unit_image(image: object, name: str = "image") -> np.ndarray:
     """Return ``image`` as a finite float array of shape (H, W, 3), H, W >= 1, with values in [0, 1]
-    (up to :data:`UNIT_TOLERANCE`), or raise ``ValueError`` naming ``name``."""
+    (up to :data:`UNIT_TOLERANCE`), or raise ``ValueError`` naming ``name``.
+    """
     rgb = as_float_array(image, name)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ValueError(f"`{name}` must have shape (H, W, 3) with H, W >= 1; got {rgb.shape}")

@@ -159,7 +159,8 @@ def _quiet_opencv() -> None:
 def _library_errors(progress: _Progress | None = None, *, resumable: bool = False) -> Iterator[None]:
     """Turn library exceptions into messages and exit codes; never show a traceback for them.
 
-    ``resumable``: the command has ``--skip-existing`` (said in the Ctrl-C message)."""
+    ``resumable``: the command has ``--skip-existing`` (said in the Ctrl-C message).
+    """
     try:
         yield
     except (ConfigError, BackendUnavailableError) as exc:

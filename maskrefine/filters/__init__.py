@@ -1,5 +1,6 @@
 """Edge-aware mask filters: the guided filter (numba kernels + float64 NumPy reference), the fast
-bilateral solver (numba + SciPy oracle) and the two-label dense CRF (numba permutohedral lattice)."""
+bilateral solver (numba + SciPy oracle) and the two-label dense CRF (numba permutohedral lattice).
+"""
 
 from __future__ import annotations
 

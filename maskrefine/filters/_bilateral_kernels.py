@@ -34,7 +34,8 @@ _CENTER = 2.0 * GRID_DIMS
 @njit(cache=True, nogil=True, inline="always")
 def _to_255(value):
     """A [0, 1] sample as a 0..255 level; within 1e-3 of an integer level it *is* that level, so 8-bit
-    images reproduce the reference's integer grid coordinates exactly."""
+    images reproduce the reference's integer grid coordinates exactly.
+    """
     v = np.float64(value) * 255.0
     r = np.floor(v + 0.5)
     if abs(v - r) < 1e-3:
@@ -47,7 +48,8 @@ def build_grid(image, sigma_spatial, sigma_luma, sigma_chroma):
     """Grid of an (H, W, 3) RGB image in [0, 1]. Returns ``(pixel_vertex, neighbors)``.
 
     Coordinates per pixel, truncated to int as in the reference: (x/σ_s, y/σ_s, Y/σ_l, U/σ_c, V/σ_c)
-    with Y, U, V from the 0..255 image (U and V offset by 128, so all coordinates are >= 0)."""
+    with Y, U, V from the 0..255 image (U and V offset by 128, so all coordinates are >= 0).
+    """
     height, width = image.shape[0], image.shape[1]
     pixel_vertex = np.empty(height * width, np.int32)
     slots, keys = new_table(4096, GRID_DIMS)
@@ -124,7 +126,8 @@ def splat_constant(pixel_vertex, value, n_vertices):
 @njit(cache=True, nogil=True)
 def blur(neighbors, x, out):
     """B·x with B = 2D·I + sum of the -1/+1 neighbours along each axis ([1 2 1] per axis).
-    ``x`` has V + 1 entries, the last one 0 (the sentinel); ``out`` gets the first V."""
+    ``x`` has V + 1 entries, the last one 0 (the sentinel); ``out`` gets the first V.
+    """
     for v in range(neighbors.shape[0]):
         acc = _CENTER * x[v]
         for k in range(2 * GRID_DIMS):
@@ -136,7 +139,8 @@ def blur(neighbors, x, out):
 @njit(cache=True, nogil=True)
 def bistochastize(neighbors, m, iterations):
     """``(n, m_hat)``: n <- sqrt(n·m / B n) repeated, then m_hat = n·B n (PROTOCOL §4.1).
-    ``n`` has V + 1 entries (trailing sentinel 0)."""
+    ``n`` has V + 1 entries (trailing sentinel 0).
+    """
     nv = m.shape[0]
     n = np.ones(nv + 1, np.float64)
     n[nv] = 0.0
@@ -154,7 +158,8 @@ def bistochastize(neighbors, m, iterations):
 def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
     """Jacobi-preconditioned CG for A y = b, A = λ(D_m − D_n B D_n) + diag(w), from y0 = b / w (0 where
     w = 0): SciPy ``cg(A, b, x0, M, maxiter, rtol)`` step for step (stop when ||r|| < rtol·||b|| at the top
-    of an iteration; r updated recursively), with the vector loops fused. Returns ``(y, iterations)``."""
+    of an iteration; r updated recursively), with the vector loops fused. Returns ``(y, iterations)``.
+    """
     nv = b.shape[0]
     y = np.empty(nv, np.float64)
     inv_diag = np.empty(nv, np.float64)
@@ -212,7 +217,7 @@ def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
 
 @njit(cache=True, nogil=True)
 def slice_to(pixel_vertex, y, out):
-    """out (flat, per pixel) = Sᵀ y."""
+    """Out (flat, per pixel) = Sᵀ y."""
     for p in range(pixel_vertex.shape[0]):
         out[p] = y[pixel_vertex[p]]
     return out

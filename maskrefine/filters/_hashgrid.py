@@ -61,7 +61,8 @@ def find(slots, keys, key):
 @njit(cache=True, nogil=True)
 def find_or_insert(slots, keys, count, key):
     """Return ``(index, new_count)``: the index of ``key``, inserting it as ``count`` when absent.
-    Requires ``count < keys.shape[0]`` (call :func:`grow` first)."""
+    Requires ``count < keys.shape[0]`` (call :func:`grow` first).
+    """
     d = keys.shape[1]
     mask = np.int64(slots.shape[0] - 1)
     s = _first_slot(key, d, mask)

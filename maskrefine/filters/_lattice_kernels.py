@@ -34,7 +34,8 @@ def build_lattice(features):
 
     Returns ``(offsets, weights, blur_neighbors)``: (N, d+1) int32 vertex indices (1-based; 0 = sentinel),
     (N, d+1) float32 barycentric weights, and (d+1, M+1, 2) int32 neighbour indices along each lattice
-    direction (1-based; 0 = absent)."""
+    direction (1-based; 0 = absent).
+    """
     n_points, d = features.shape
     scale = np.empty(d, np.float64)
     inv_std = np.sqrt(2.0 / 3.0) * (d + 1)
@@ -153,7 +154,7 @@ def blur_grid(blur_neighbors, grid, scratch):
 
 @njit(cache=True, nogil=True)
 def splat_points(offsets, weights, values, lo, hi, grid):
-    """grid += splat of ``values[lo:hi]`` (barycentric weights)."""
+    """Grid += splat of ``values[lo:hi]`` (barycentric weights)."""
     for k in range(lo, hi):
         x = values[k]
         for r in range(offsets.shape[1]):
@@ -178,7 +179,8 @@ def update_points(
     """One mean-field update of points lo..hi, fused: slice the blurred grids of the current Q1 into the
     messages, logits −(U1 − U0) + Σ_k w_k (2·m1_k − c_k) (m0_k = c_k − m1_k for two labels, c_k the
     filtered constant), Q1 = sigmoid, and (if ``splat_next``) splat norms_k·Q1 into ``next_grids``.
-    ``alphas`` holds each lattice's slice factor 1 / (1 + 2^-d)."""
+    ``alphas`` holds each lattice's slice factor 1 / (1 + 2^-d).
+    """
     n_kernels = compat.shape[0]
     for i in range(lo, hi):
         logit = -unary_diff[i]
@@ -200,8 +202,9 @@ def update_points(
 
 @njit(cache=True, nogil=True)
 def lattice_filter(offsets, weights, blur_neighbors, values, out, grid, scratch):
-    """out = approximately Gaussian-filtered ``values`` (splat, blur, slice), serial. ``grid`` and
-    ``scratch`` are float64 of length M+1."""
+    """Out = approximately Gaussian-filtered ``values`` (splat, blur, slice), serial. ``grid`` and
+    ``scratch`` are float64 of length M+1.
+    """
     grid[:] = 0.0
     splat_points(offsets, weights, values, 0, values.shape[0], grid)
     blur_grid(blur_neighbors, grid, scratch)

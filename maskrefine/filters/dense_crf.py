@@ -181,8 +181,9 @@ def _build_lattices(jobs: list) -> list:
 
 
 def _mean_field(udiff: np.ndarray, lattices: tuple, compat: np.ndarray, iterations: int) -> np.ndarray:
-    """densecrf's mean-field for two labels, the points split over threads; each thread splats into its
-    own grids, which are summed before the (small) blur."""
+    """Densecrf's mean-field for two labels, the points split over threads; each thread splats into its
+    own grids, which are summed before the (small) blur.
+    """
     n_points = udiff.shape[0]
     n_kernels = len(lattices)
     chunks = _split(n_points, min(_num_threads(), max(1, n_points // _MIN_POINTS_PER_THREAD)))

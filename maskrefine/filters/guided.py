@@ -158,6 +158,18 @@ def fast_guided_filter(
     """Fast guided filter (He & Sun 2015): :func:`guided_filter` with ``subsample=4`` by default.
 
     See :func:`guided_filter` for the parameters, the sampling convention and the errors raised.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from maskrefine.filters import fast_guided_filter
+    >>> guide = np.zeros((64, 64), dtype=np.float32)
+    >>> guide[:, 32:] = 1.0
+    >>> coarse = np.zeros((64, 64), dtype=np.float32)
+    >>> coarse[:, 28:] = 1.0  # a mask edge 4 pixels off the image edge
+    >>> q = fast_guided_filter(guide, coarse, radius=8, eps=1e-4)
+    >>> bool(q[:, :24].max() < 0.5 < q[:, 36:].min())
+    True
     """
     return guided_filter(
         guide, src, radius, eps, subsample=subsample, border=border, out=out, backend=backend

@@ -93,7 +93,8 @@ class MaskRead:
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
     """How the folder jobs read their inputs: ``mask_scale``, ``ignore_exif`` and ``max_pixels`` as in
-    :func:`read_mask_file` and :func:`read_image`. Build it with :meth:`checked` (validates once)."""
+    :func:`read_mask_file` and :func:`read_image`. Build it with :meth:`checked` (validates once).
+    """
 
     mask_scale: str = "auto"
     ignore_exif: bool = False
@@ -508,7 +509,8 @@ def _rename_noreplace(source: Path, target: Path) -> bool | None:
 
 def _publish_noreplace(temp: Path, path: Path) -> None:
     """Give the finished ``temp`` the name ``path`` unless ``path`` exists (atomic: two writers racing
-    for one name never both succeed, and nobody sees a partial file). Raises OutputExistsError."""
+    for one name never both succeed, and nobody sees a partial file). Raises OutputExistsError.
+    """
     try:
         os.link(temp, path)
     except FileExistsError:
@@ -624,7 +626,8 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True)
 
 def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path:
     """UTF-8 text version of :func:`write_bytes_atomic`. File names read with :func:`os.fsdecode` that are
-    not valid UTF-8 (lone surrogates) are written as their original bytes (``surrogateescape``)."""
+    not valid UTF-8 (lone surrogates) are written as their original bytes (``surrogateescape``).
+    """
     return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"), overwrite=overwrite)
 
 
@@ -655,5 +658,6 @@ def write_mask(
     path: str | Path, mask: np.ndarray, fmt: MaskFormat = "png8", *, overwrite: bool = True
 ) -> Path:
     """Write ``mask`` (float, [0, 1]) to ``path`` atomically in format ``fmt`` (png8, png16, npy); see
-    :func:`write_bytes_atomic` for ``overwrite``."""
+    :func:`write_bytes_atomic` for ``overwrite``.
+    """
     return write_bytes_atomic(path, encode_mask(mask, fmt), overwrite=overwrite)

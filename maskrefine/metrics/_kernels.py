@@ -74,7 +74,7 @@ def quadrant_moments(x, gcls, cy, cx, ncls, thr_acc, thr_adp):  # pragma: no cov
 
 @njit(cache=True, nogil=True)
 def bilinear_fma32(x, r0, r1, h0, h1, c0, c1, w0, w1, out):  # pragma: no cover - compiled
-    """torch's float32 bilinear combination ``fma(fma(x00, w0, x01 w1), h0, fma(x10, w0, x11 w1) h1)``.
+    """Torch's float32 bilinear combination ``fma(fma(x00, w0, x01 w1), h0, fma(x10, w0, x11 w1) h1)``.
 
     ``x`` float32 (h, w); row indices/weights ``r0, r1, h0, h1`` (H,), column ones ``c0, c1, w0, w1`` (W,);
     ``out`` float32 (H, W). A float32 product is formed exactly in float64 and rounded once; a fused
@@ -121,7 +121,8 @@ def level_histogram(x, gcls, thr_ext, den, strict, out):  # pragma: no cover - c
 @njit(cache=True, nogil=True)
 def pil_rows_8bit(img, index, fixed, bits, out):  # pragma: no cover - compiled
     """Pillow's 8-bit resampling along axis 1: ``out[i, o] = clip((2^(bits-1) + Σ_t img[i, index[o, t]]
-    · fixed[o, t]) >> bits, 0, 255)`` (integer coefficients, one rounding per pass)."""
+    · fixed[o, t]) >> bits, 0, 255)`` (integer coefficients, one rounding per pass).
+    """
     rows = img.shape[0]
     n_out, taps = index.shape
     half = 1 << (bits - 1)

@@ -238,7 +238,8 @@ def _split_classes(arr: np.ndarray, ncls: int, axis: int) -> tuple[np.ndarray, n
 
 def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> _Image:
     """One GT pass + one prediction pass → counts at the Acc threshold, the adaptive threshold and all
-    curve thresholds, plus the moments that MAE and the S-measure need."""
+    curve thresholds, plus the moments that MAE and the S-measure need.
+    """
     h, w = gt.shape
     n = h * w
     gcls, ncls, n_fg, sr, sc = _gt_classes(gt, p)
@@ -341,7 +342,8 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
 
 def _adaptive_threshold(mean_x: float, p: ScorePreset) -> tuple[float, str]:
     """Adaptive threshold and ``searchsorted`` side: PySOD ``>= min(2 mean, 1)``; SelfMask ``> 2 mean``
-    in float32 without a clip."""
+    in float32 without a clip.
+    """
     if p.adaptive_rule == "selfmask":
         return float(np.float32(2.0) * np.float32(mean_x)), "right"
     return min(2.0 * mean_x, 1.0), "left"

@@ -153,7 +153,8 @@ def pil_bilinear(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 def _fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``a * b + c`` of float32 arrays rounded once to float32, as a fused multiply-add (the product is
-    exact in float64; the float64 sum can round twice, which changes a result in rare ties only)."""
+    exact in float64; the float64 sum can round twice, which changes a result in rare ties only).
+    """
     return (a.astype(np.float64) * b + c).astype(np.float32)
 
 

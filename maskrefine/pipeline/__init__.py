@@ -61,7 +61,8 @@ _SUBMODULES = (apply, guards, reports, score, workers)
 class _Package(types.ModuleType):
     """``maskrefine.pipeline`` used to be one module: assigning one of its names here (e.g.
     ``monkeypatch.setattr(maskrefine.pipeline, "refine", fake)``) also assigns it in the submodules
-    that use that name, so such code keeps working after the split."""
+    that use that name, so such code keeps working after the split.
+    """
 
     def __setattr__(self, name: str, value: object) -> None:
         for module in _SUBMODULES:

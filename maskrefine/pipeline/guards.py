@@ -153,7 +153,8 @@ def shard_index(stem: str, n: int) -> int:
     """The 1-based shard (of ``n``) that ``stem`` belongs to: ``sha1(stem) mod n + 1``.
 
     The stem is hashed as UTF-8; a name that is not valid UTF-8 (decoded by :func:`os.fsdecode`) as its
-    original bytes."""
+    original bytes.
+    """
     digest = hashlib.sha1(stem.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") % n + 1
 

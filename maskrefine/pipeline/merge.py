@@ -185,7 +185,8 @@ class MergedRunReport:
 
     def to_dict(self) -> dict[str, Any]:
         """The merged report in the single-run JSON layout, plus ``sources``, ``shards``,
-        ``missing_shards``, ``unreadable`` and ``elapsed_sum_s``; ``ok`` also requires every shard."""
+        ``missing_shards``, ``unreadable`` and ``elapsed_sum_s``; ``ok`` also requires every shard.
+        """
         data = self.report.to_dict()
         data["ok"] = self.ok
         data["sources"] = [str(p) for p in self.sources]
@@ -197,7 +198,8 @@ class MergedRunReport:
 
     def write_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created); ``path``
-        is first checked by :func:`check_merged_output` (and the merged sources may not be overwritten)."""
+        is first checked by :func:`check_merged_output` (and the merged sources may not be overwritten).
+        """
         return _write_json(check_merged_output(path, self.sources), self.to_dict())
 
 

@@ -217,7 +217,8 @@ class RunReport:
     @property
     def ok(self) -> bool:
         """True when no file failed and every input entry was a regular file (unmatched and duplicated
-        names are reported but are not failures)."""
+        names are reported but are not failures).
+        """
         return self._count("failed") == 0 and not self.not_regular
 
     def to_dict(self) -> dict[str, Any]:
@@ -300,12 +301,14 @@ class ScoreReport:
     @property
     def ok(self) -> bool:
         """True when no file failed, every input entry was a regular file and at least one image was
-        scored."""
+        scored.
+        """
         return not self.failures and not self.not_regular and self.nothing_scored is None
 
     def to_dict(self) -> dict[str, Any]:
         """The summary JSON: the summary's keys at top level, plus ``ok``, ``failed``, ``unmatched``,
-        ``duplicates``, ``elapsed_s``, ``config``, ``plots`` and, when nothing was scored, ``error``."""
+        ``duplicates``, ``elapsed_s``, ``config``, ``plots`` and, when nothing was scored, ``error``.
+        """
         out = {key: _jsonable(value) for key, value in self.summary.items()}
         if self.nothing_scored is not None:
             out["error"] = f"nothing was scored: {self.nothing_scored}"
@@ -330,7 +333,8 @@ class ScoreReport:
 
     def write_csv(self, path: str | Path) -> Path:
         """Write the per-image rows as CSV to ``path`` atomically (NaN written as ``nan``; file names that
-        are not valid UTF-8 are written back as their original bytes)."""
+        are not valid UTF-8 are written back as their original bytes).
+        """
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return write_text_atomic(path, _rows_to_csv(self.rows))
 

@@ -160,7 +160,8 @@ def _sigint_blocked() -> Iterator[None]:
 def _fork_is_safe() -> bool:
     """True when worker processes may be forked: the platform has ``fork`` (and :data:`_FORK_SAFE` is
     not False). The numba kernels are serial (``nogil``, no ``prange``), so numba's threading layer is
-    never used by a worker and needs no guard."""
+    never used by a worker and needs no guard.
+    """
     if _FORK_SAFE is False:
         return False
     return "fork" in multiprocessing.get_all_start_methods()
@@ -225,7 +226,8 @@ _AHEAD = 2
 @dataclass
 class _Worker:
     """One forked worker process, its end of the pipe and the tasks sent to it, oldest (the one it is
-    processing) first."""
+    processing) first.
+    """
 
     process: Any
     conn: Connection

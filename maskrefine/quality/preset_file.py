@@ -164,7 +164,8 @@ def check_replaceable(path: str | Path, what: str) -> Path:
 
 def check_preset_output(path: str | Path, what: str, *, overwrite: bool = False) -> Path:
     """Refuse an output path that is empty, exists (unless ``overwrite``, and then only a regular file),
-    is a symlink, FIFO or folder, or whose parent folder does not exist."""
+    is a symlink, FIFO or folder, or whose parent folder does not exist.
+    """
     path = check_replaceable(path, what)
     if path.exists() and not overwrite:
         raise ConfigError(f"{what} {path}: exists; use --overwrite to replace it")

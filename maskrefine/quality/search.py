@@ -109,7 +109,8 @@ def coarse_grid(
 
 def unique_by_label(candidates: Iterable[Candidate]) -> list[Candidate]:
     """Drop candidates whose label repeats an earlier one (e.g. eps 1e-2 x sqrt 10 and 1e-1 / sqrt 10,
-    equal but for the last bit), keeping the first; order is kept."""
+    equal but for the last bit), keeping the first; order is kept.
+    """
     seen: dict[str, Candidate] = {}
     for candidate in candidates:
         seen.setdefault(candidate.label, candidate)
@@ -196,7 +197,8 @@ def rank(
 
 def scoring_key(preset: str) -> str:
     """Identify how scores were computed: the preset (all its fields) and its threshold values, so a
-    change of the scoring rules (e.g. a preset's thresholds) never reuses stale cached scores."""
+    change of the scoring rules (e.g. a preset's thresholds) never reuses stale cached scores.
+    """
     from maskrefine.metrics import get_preset
 
     p = get_preset(preset)

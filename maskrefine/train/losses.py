@@ -56,7 +56,7 @@ def ncut_loss(coarse: torch.Tensor, features: torch.Tensor, threshold: float = 0
 
 
 def _neighbour_diffs(x: torch.Tensor) -> torch.Tensor:
-    """x (B, C, H, W) -> x(p) − x(q) for the 8 neighbours q, reflect padding: (B, 8, C, H, W)."""
+    """X (B, C, H, W) -> x(p) − x(q) for the 8 neighbours q, reflect padding: (B, 8, C, H, W)."""
     _, _, height, width = x.shape
     pad = F.pad(x, (1, 1, 1, 1), mode="reflect")
     shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
@@ -67,7 +67,8 @@ def _neighbour_diffs(x: torch.Tensor) -> torch.Tensor:
 
 def pixel_gtv_loss(fine: torch.Tensor, image: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """Image-weighted total variation of the fine mask: mean over B×8×H×W of
-    ``exp(−Σ_c (I_c(p) − I_c(q))² / σ) · (m(p) − m(q))²`` over the 8 neighbours (reflect padding)."""
+    ``exp(−Σ_c (I_c(p) − I_c(q))² / σ) · (m(p) − m(q))²`` over the 8 neighbours (reflect padding).
+    """
     with torch.no_grad():
         weight = torch.exp(-_neighbour_diffs(image.float()).pow(2).sum(dim=2) / sigma)
     return (weight * _neighbour_diffs(fine.float())[:, :, 0].pow(2)).mean()
@@ -75,7 +76,8 @@ def pixel_gtv_loss(fine: torch.Tensor, image: torch.Tensor, sigma: float = 1.0) 
 
 def feature_gtv_loss(coarse: torch.Tensor, features: torch.Tensor, threshold: float = 0.4) -> torch.Tensor:
     """Feature-weighted total variation of the coarse mask: weight 1 where the cosine of neighbouring
-    features exceeds ``threshold``, else 1e-6; mean over B×8×h×w of weight·(s(p) − s(q))²."""
+    features exceeds ``threshold``, else 1e-6; mean over B×8×h×w of weight·(s(p) − s(q))².
+    """
     with torch.no_grad():
         k = F.normalize(features.float(), dim=1)
         _, _, height, width = k.shape
@@ -90,7 +92,8 @@ def feature_gtv_loss(coarse: torch.Tensor, features: torch.Tensor, threshold: fl
 
 def coarse_fine_loss(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
     """Mean of ``(s − down(m))²``, down = bilinear resize of the fine mask to the coarse grid
-    (``align_corners=False``, no antialias). Gradients reach both branches."""
+    (``align_corners=False``, no antialias). Gradients reach both branches.
+    """
     down = F.interpolate(fine.float(), size=coarse.shape[-2:], mode="bilinear", align_corners=False)
     return (coarse.float() - down).pow(2).mean()
 

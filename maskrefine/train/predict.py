@@ -39,7 +39,8 @@ REFINE_MODES = ("auto", "guided", "none")
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """Soft masks of one image: ``fine`` (H, W) float32 in [0, 1] at the image size; ``coarse``
-    (h, w) float32 on the head's grid (a uniform downscale of the image: ``apply`` accepts it)."""
+    (h, w) float32 on the head's grid (a uniform downscale of the image: ``apply`` accepts it).
+    """
 
     fine: np.ndarray
     coarse: np.ndarray
@@ -173,7 +174,8 @@ def load_predictor(
 ) -> Predictor:
     """A :class:`Predictor` from a training checkpoint (``RUN_DIR/last.pt``), loaded with
     ``weights_only=True``. The backbone comes from the path recorded at training time unless
-    ``backbone_checkpoint`` is given. Raises ConfigError naming the file on any problem."""
+    ``backbone_checkpoint`` is given. Raises ConfigError naming the file on any problem.
+    """
     from maskrefine.train.model import build_model
     from maskrefine.train.trainer import load_checkpoint
 

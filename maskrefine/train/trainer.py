@@ -114,7 +114,8 @@ def _read_log(path: Path, upto_step: int) -> str:
 
 def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int, last_batch: str) -> list[list[int]]:
     """Shuffled index batches of one epoch (a generator seeded by (seed, epoch)); a final batch of one
-    image is dropped unless ``last_batch == "keep"``."""
+    image is dropped unless ``last_batch == "keep"``.
+    """
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n_images, generator=g).tolist()
     batches = [order[i : i + batch_size] for i in range(0, n_images, batch_size)]
@@ -378,7 +379,8 @@ def _norm(value: Any) -> Any:
 
 def validate(model: SempartModel, cfg: TrainConfig, images_dir, gt_dir, device) -> dict[str, float]:
     """Mean IoU (threshold 0.5) and MAE of the model's masks on a labelled folder (logged, never selects
-    anything unless ``keep_best_on_val``)."""
+    anything unless ``keep_best_on_val``).
+    """
     from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask
     from maskrefine.train.predict import Predictor
 

@@ -51,7 +51,8 @@ def head_stride(patch_size: int) -> int:
 
 class Backbone(nn.Module):
     """Interface: ``forward(images) -> features (B, D, H/stride, W/stride)``; attributes ``embed_dim``,
-    ``stride``, ``patch_size``, ``kind``."""
+    ``stride``, ``patch_size``, ``kind``.
+    """
 
     embed_dim: int
     stride: int
@@ -249,7 +250,8 @@ def vit_from_arch(
     arch: str, patch_size: int, *, layout: str = "dino", num_register_tokens: int = 0
 ) -> VisionTransformer:
     """Randomly initialised ViT of a known size (:data:`ARCHS`) in the DINO (``"dino"``) or DINOv2
-    (``"dinov2"``) layout; the position table is 224/patch (DINO) or 518/patch (DINOv2) on a side."""
+    (``"dinov2"``) layout; the position table is 224/patch (DINO) or 518/patch (DINOv2) on a side.
+    """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
     if layout not in ("dino", "dinov2"):
