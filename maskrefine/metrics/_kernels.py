@@ -35,7 +35,7 @@ def gt_classes(gt, scale, thr_f, thr_acc, two_rules, out):  # pragma: no cover -
 
 @njit(cache=True, nogil=True)
 def quadrant_histogram(codes, gcls, cy, cx, ncls, nlev):  # pragma: no cover - compiled
-    """Counts of each code per (quadrant, GT class): shape (4, ncls, nlev).
+    """Count each code per (quadrant, GT class): shape (4, ncls, nlev).
 
     Quadrants split at row ``cy`` and column ``cx``: 0 = top-left, 1 = top-right, 2 = bottom-left,
     3 = bottom-right (rows < cy are top, columns < cx are left).
@@ -120,8 +120,9 @@ def level_histogram(x, gcls, thr_ext, den, strict, out):  # pragma: no cover - c
 
 @njit(cache=True, nogil=True)
 def pil_rows_8bit(img, index, fixed, bits, out):  # pragma: no cover - compiled
-    """Pillow's 8-bit resampling along axis 1: ``out[i, o] = clip((2^(bits-1) + Σ_t img[i, index[o, t]]
-    · fixed[o, t]) >> bits, 0, 255)`` (integer coefficients, one rounding per pass).
+    """Resample along axis 1 as Pillow's 8-bit pass does (integer coefficients, one rounding per pass).
+
+    ``out[i, o] = clip((2^(bits-1) + Σ_t img[i, index[o, t]] · fixed[o, t]) >> bits, 0, 255)``.
     """
     rows = img.shape[0]
     n_out, taps = index.shape

@@ -53,7 +53,7 @@ def confusion_counts(pred_fg: np.ndarray, gt_fg: np.ndarray) -> dict[str, int]:
 
 
 def threshold_levels(values: np.ndarray, thresholds: np.ndarray, op: Literal[">", ">="] = ">") -> np.ndarray:
-    """Number of thresholds each value passes: pixel i is foreground at threshold k iff ``k < level[i]``.
+    """Count the thresholds each value passes: pixel i is foreground at threshold k iff ``k < level[i]``.
 
     Parameters
     ----------
@@ -68,7 +68,7 @@ def threshold_levels(values: np.ndarray, thresholds: np.ndarray, op: Literal[">"
     -------
     ndarray of int64, same shape as ``values``, values in 0..K.
     """
-    side = "left" if op == ">" else "right"
+    side: Literal["left", "right"] = "left" if op == ">" else "right"
     return np.searchsorted(np.asarray(thresholds, np.float64), np.asarray(values, np.float64), side=side)
 
 

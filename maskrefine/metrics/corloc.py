@@ -13,10 +13,12 @@ import numbers
 import os
 import stat
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine.errors import InputError
 
@@ -69,8 +71,11 @@ def _binary(mask: object, name: str, threshold: float) -> np.ndarray:
 
 
 def box_iou(
-    box: np.ndarray, boxes: np.ndarray, eps: float = 1e-7, dtype: Literal["float64", "float32"] = "float64"
-) -> np.ndarray:
+    box: npt.ArrayLike,
+    boxes: npt.ArrayLike,
+    eps: float = 1e-7,
+    dtype: Literal["float64", "float32"] = "float64",
+) -> npt.NDArray[np.float64]:
     """IoU of one box with K boxes, exactly as TokenCut's ``bbox_iou`` (from YOLOv5).
 
     Parameters
@@ -107,10 +112,10 @@ def box_iou(
     if dtype == "float32":
         f = np.float32
         e = f(eps)
-        w1, h1 = f(b1[2] - b1[0]), f(b1[3] - b1[1]) + e
-        w2, h2 = (b2[:, 2] - b2[:, 0]).astype(f), (b2[:, 3] - b2[:, 1]).astype(f) + e
-        union = ((w1 * h1 + w2 * h2) - inter.astype(f)) + e
-        return (inter.astype(f) / union).astype(np.float64)
+        w1_32, h1_32 = f(b1[2] - b1[0]), f(b1[3] - b1[1]) + e
+        w2_32, h2_32 = (b2[:, 2] - b2[:, 0]).astype(f), (b2[:, 3] - b2[:, 1]).astype(f) + e
+        union_32 = ((w1_32 * h1_32 + w2_32 * h2_32) - inter.astype(f)) + e
+        return (inter.astype(f) / union_32).astype(np.float64)
     w1, h1 = b1[2] - b1[0], b1[3] - b1[1] + eps
     w2, h2 = b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1] + eps
     union = w1 * h1 + w2 * h2 - inter + eps
@@ -235,7 +240,10 @@ def _read_regular(path: Path, what: str) -> bytes:
 
 
 def _coordinate(value: object, path: Path, where: str) -> float:
-    """A finite box coordinate within ±MAX_COORDINATE, else an InputError naming the file and field."""
+    """Return ``value`` as a finite box coordinate within ±MAX_COORDINATE, else raise an InputError.
+
+    The error names the file and the field (``where``).
+    """
     try:
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
@@ -353,7 +361,7 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
             raise bad(f"images {seen[stem]} and {image_id} share the file stem {stem!r}")
         stems[image_id] = stem
         seen[stem] = image_id
-    per: dict[int, list] = {k: [] for k in stems}
+    per: dict[int, list[tuple[int, int, int, int]]] = {k: [] for k in stems}
     for i, ann in enumerate(annotations):
         if not isinstance(ann, dict):
             raise bad(f"annotations[{i}] is not an object")
@@ -405,7 +413,7 @@ def read_seeds(path: str | Path) -> dict[str, int]:
                 continue
             if not f.is_file():
                 raise InputError(f, "not a regular file; cannot read the seed map")
-            from maskrefine.io import read_mask  # OpenCV: imported on first use
+            from maskrefine.io.imageio import read_mask  # OpenCV: imported on first use
 
             seed_map = np.asarray(read_mask(f))
             if seed_map.ndim != 2 or seed_map.size == 0:
@@ -476,21 +484,22 @@ class CorLocEvaluator:
         _structure(connectivity)
         if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
             raise ValueError(f"`scale` must be a number > 0; got {scale!r}")
-        self.selector = selector
-        self.connectivity = int(connectivity)
-        self.scale = scale
-        self.threshold = float(threshold)
-        self.iou_threshold = float(iou_threshold)
-        self.iou_dtype = iou_dtype
+        self.selector: Selector = selector
+        self.connectivity: int = int(connectivity)
+        self.scale: float = scale
+        self.threshold: float = float(threshold)
+        self.iou_threshold: float = float(iou_threshold)
+        self.iou_dtype: Literal["float64", "float32"] = iou_dtype
         self._rows: list[dict[str, Any]] = []
 
     def __len__(self) -> int:
+        """Return the number of images scored so far."""
         return len(self._rows)
 
     def step(
         self,
         mask: np.ndarray,
-        gt_boxes: np.ndarray,
+        gt_boxes: npt.ArrayLike,
         name: str | None = None,
         seed: tuple[int, int] | None = None,
         image_size: tuple[int, int] | None = None,
@@ -574,7 +583,12 @@ class CorLocEvaluator:
         }
 
 
-def corloc(masks, gt_boxes, selector: Selector = "largest_box", **kwargs: Any) -> float:
+def corloc(
+    masks: dict[str, np.ndarray] | Iterable[np.ndarray],
+    gt_boxes: Mapping[str, npt.ArrayLike] | Iterable[npt.ArrayLike],
+    selector: Selector = "largest_box",
+    **kwargs: Any,
+) -> float:
     """CorLoc (percent) of a sequence of masks against GT boxes.
 
     Parameters
@@ -593,10 +607,12 @@ def corloc(masks, gt_boxes, selector: Selector = "largest_box", **kwargs: Any) -
     seeds = kwargs.pop("seeds", None)
     ev = CorLocEvaluator(selector, **kwargs)
     if isinstance(masks, dict):
+        # a dict of masks comes with a dict of boxes (documented); a missing key is reported below
+        boxes_by_name = cast("Mapping[str, npt.ArrayLike]", gt_boxes)
         for key, m in masks.items():
-            if key not in gt_boxes:
+            if key not in boxes_by_name:
                 raise ValueError(f"`gt_boxes` has no entry for mask {key!r}")
-            ev.step(m, gt_boxes[key], name=key, seed=None if seeds is None else seeds[key])
+            ev.step(m, boxes_by_name[key], name=key, seed=None if seeds is None else seeds[key])
     else:
         masks = list(masks)
         boxes = list(gt_boxes)

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
@@ -27,6 +28,9 @@ from maskrefine.metrics.saliency import (
 )
 
 __all__ = ["Evaluator", "SaliencyEvaluator", "score_image", "prepare_pair", "paper_repo_geometry"]
+
+#: ``side`` argument of ``np.searchsorted``.
+_Side = Literal["left", "right"]
 
 _CODES = np.arange(256, dtype=np.float64)
 _RAW_LUT = _CODES / 255
@@ -91,7 +95,7 @@ def _to_uint8(pred: np.ndarray) -> np.ndarray:
 
 
 def _as_float32(pred: np.ndarray) -> np.ndarray:
-    """The map as the float32 probabilities a torch evaluator holds (uint8 v → float32(v / 255))."""
+    """Return the map as the float32 probabilities a torch evaluator holds (uint8 v → float32(v / 255))."""
     if pred.dtype == np.uint8:
         return _RAW_LUT32.astype(np.float32)[pred]
     if pred.dtype == np.bool_:
@@ -121,13 +125,17 @@ def _resize(pred: np.ndarray, shape: tuple[int, int], mode: str, stride: int) ->
 
 
 def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 320) -> np.ndarray:
-    """The paper repo's test geometry: shorter side → ``short_side`` (PIL bilinear), centre crop ``crop``².
+    """Apply the paper repo's test geometry: shorter side → ``short_side`` (PIL bilinear), centre crop.
 
     Parameters
     ----------
     array : ndarray, shape (H, W)
         uint8 (resized as an 8-bit PIL image, as torchvision does on the loaded PNG), bool (as 0/255) or
         float in [0, 1] (resized as a 32-bit float image).
+    short_side : int
+        Length of the shorter side after resizing.
+    crop : int
+        Side of the square centre crop.
 
     Returns
     -------
@@ -154,7 +162,9 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     return np.ascontiguousarray(out[top : top + crop, left : left + crop])
 
 
-def prepare_pair(pred: np.ndarray, gt: np.ndarray, preset: str | ScorePreset | None = None):
+def prepare_pair(
+    pred: np.ndarray, gt: np.ndarray, preset: str | ScorePreset | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate and bring ``pred`` onto the GT grid as ``preset`` says (the GT is never resized).
 
     Returns
@@ -191,6 +201,20 @@ def prepare_pair(pred: np.ndarray, gt: np.ndarray, preset: str | ScorePreset | N
 class _Image:
     """Per-image intermediate counts (internal)."""
 
+    n: int
+    n_fg: int
+    tp: npt.NDArray[np.int64]
+    pp: npt.NDArray[np.int64]
+    acc_tp: int
+    acc_pp: int
+    acc_g: int
+    adp_tp: int
+    adp_pp: int
+    mae: float
+    s: float
+    x: npt.NDArray[np.float64] | None
+    gf: npt.NDArray[np.bool_] | None
+
     __slots__ = (
         "n",
         "n_fg",
@@ -208,7 +232,7 @@ class _Image:
     )
 
 
-def _gt_classes(gt: np.ndarray, p: ScorePreset):
+def _gt_classes(gt: np.ndarray, p: ScorePreset) -> tuple[npt.NDArray[np.uint8], int, int, int, int]:
     two = p.gt_threshold_acc != p.gt_threshold_f
     if gt.dtype == np.bool_:
         g = gt.view(np.uint8)
@@ -237,8 +261,10 @@ def _split_classes(arr: np.ndarray, ncls: int, axis: int) -> tuple[np.ndarray, n
 
 
 def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> _Image:
-    """One GT pass + one prediction pass → counts at the Acc threshold, the adaptive threshold and all
-    curve thresholds, plus the moments that MAE and the S-measure need.
+    """Count what an image's metrics need, in one GT pass and one prediction pass.
+
+    Counts at the Acc threshold, the adaptive threshold and all curve thresholds, plus the moments that
+    MAE and the S-measure need.
     """
     h, w = gt.shape
     n = h * w
@@ -340,16 +366,27 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
     return r
 
 
-def _adaptive_threshold(mean_x: float, p: ScorePreset) -> tuple[float, str]:
-    """Adaptive threshold and ``searchsorted`` side: PySOD ``>= min(2 mean, 1)``; SelfMask ``> 2 mean``
-    in float32 without a clip.
+def _adaptive_threshold(mean_x: float, p: ScorePreset) -> tuple[float, _Side]:
+    """Return the adaptive threshold and its ``searchsorted`` side.
+
+    PySOD: ``>= min(2 mean, 1)``; SelfMask: ``> 2 mean`` in float32 without a clip.
     """
     if p.adaptive_rule == "selfmask":
         return float(np.float32(2.0) * np.float32(mean_x)), "right"
     return min(2.0 * mean_x, 1.0), "left"
 
 
-def _s_from_parts(obj_fg, obj_bg, region_blocks, n, n_fg, h, w, cy, cx):
+def _s_from_parts(
+    obj_fg: float,
+    obj_bg: float,
+    region_blocks: npt.NDArray[np.float64],
+    n: int,
+    n_fg: int,
+    h: int,
+    w: int,
+    cy: int,
+    cx: int,
+) -> float:
     y = n_fg / n
     obj = obj_fg * y + obj_bg * (1 - y)
     w_lt = cx * cy / n
@@ -361,7 +398,18 @@ def _s_from_parts(obj_fg, obj_bg, region_blocks, n, n_fg, h, w, cy, cx):
     return max(0.0, 0.5 * obj + 0.5 * region) if not math.isnan(region) else float("nan")
 
 
-def _s_measure_codes(hq, hf, lut, n, n_fg, h, w, cy, cx, mean_x) -> float:
+def _s_measure_codes(
+    hq: npt.NDArray[np.int64],
+    hf: npt.NDArray[np.int64],
+    lut: npt.NDArray[np.float64],
+    n: int,
+    n_fg: int,
+    h: int,
+    w: int,
+    cy: int,
+    cx: int,
+    mean_x: float,
+) -> float:
     if n_fg == 0:
         return 1.0 - mean_x
     if n_fg == n:
@@ -383,7 +431,17 @@ def _s_measure_codes(hq, hf, lut, n, n_fg, h, w, cy, cx, mean_x) -> float:
     return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)
 
 
-def _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x) -> float:
+def _s_measure_moments(
+    mq: npt.NDArray[np.float64],
+    mf: npt.NDArray[np.float64],
+    n: int,
+    n_fg: int,
+    h: int,
+    w: int,
+    cy: int,
+    cx: int,
+    mean_x: float,
+) -> float:
     if n_fg == 0:
         return 1.0 - mean_x
     if n_fg == n:
@@ -433,18 +491,31 @@ def score_image(
     return _score_prepared(pred, gt, p, weighted_f)
 
 
-def _score_prepared(pred, gt, p: ScorePreset, weighted_f: bool):
+def _score_prepared(
+    pred: np.ndarray, gt: np.ndarray, p: ScorePreset, weighted_f: bool
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     r = _analyse(pred, gt, p, want_x=weighted_f)
     beta_sq = p.effective_beta_sq
-    rules = {
-        "empty_pred_precision": p.empty_pred_precision,
-        "empty_gt_recall": p.empty_gt_recall,
-        "eps": p.pr_eps,
-    }
-    prec, rec = precision_recall(r.tp, r.pp, r.n_fg, **rules)
+    prec, rec = precision_recall(
+        r.tp,
+        r.pp,
+        r.n_fg,
+        empty_pred_precision=p.empty_pred_precision,
+        empty_gt_recall=p.empty_gt_recall,
+        eps=p.pr_eps,
+    )
     fcurve = fbeta(prec, rec, beta_sq, p.pr_eps)
     ecurve = e_measure_from_counts(r.tp, r.pp, r.n_fg, r.n)
-    pa, ra = precision_recall(r.adp_tp, r.adp_pp, r.n_fg, **rules)
+    pa, ra = precision_recall(
+        r.adp_tp,
+        r.adp_pp,
+        r.n_fg,
+        empty_pred_precision=p.empty_pred_precision,
+        empty_gt_recall=p.empty_gt_recall,
+        eps=p.pr_eps,
+    )
+    # _analyse keeps the map and the GT's F classes exactly when asked to (want_x=weighted_f)
+    wfb = float(weighted_fbeta(r.x, r.gf)) if r.x is not None and r.gf is not None else None
     empty_union = {"nan": np.nan, "skip": np.nan, "zero": 0.0}[p.iou_empty_union]
     binary_mae = p.mae_rule == "binary"
     row: dict[str, Any] = {
@@ -462,7 +533,7 @@ def _score_prepared(pred, gt, p: ScorePreset, weighted_f: bool):
         "max_e_measure": float(ecurve.max()),
         "mean_e_measure": float(ecurve.mean()),
         "adaptive_e_measure": float(e_measure_from_counts(r.adp_tp, r.adp_pp, r.n_fg, r.n)),
-        "weighted_fbeta": float(weighted_fbeta(r.x, r.gf)) if weighted_f else None,
+        "weighted_fbeta": wfb,
         "empty_gt": r.n_fg == 0,
         "empty_pred": r.acc_pp == 0,
     }
@@ -524,6 +595,7 @@ class Evaluator:
         self._sums = {key: np.zeros(k) for key in ("precision", "recall", "fbeta", "e_measure")}
 
     def __len__(self) -> int:
+        """Return the number of images scored so far."""
         return len(self._rows)
 
     def step(self, pred: np.ndarray, gt: np.ndarray, name: str | None = None) -> dict[str, Any]:
@@ -558,9 +630,11 @@ class Evaluator:
         return row
 
     def per_image(self) -> list[dict[str, Any]]:
-        """One dict per image: ``name, height, width, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae,
-        s_measure, max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta, empty_gt, empty_pred``
-        (plus ``soft_mae`` after ``mae`` under ``mae_rule="binary"``).
+        """Return one dict per image.
+
+        Keys: ``name, height, width, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae, s_measure,
+        max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta, empty_gt, empty_pred`` (plus
+        ``soft_mae`` after ``mae`` under ``mae_rule="binary"``).
 
         ``max_fbeta`` here is the image's own best F over the thresholds. ``iou`` is NaN for an empty
         union under presets with ``iou_empty_union`` "nan"/"skip". ``s_measure`` is NaN when the GT

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "GT_EQUALS_255", "get_preset"]
 
@@ -146,9 +147,11 @@ class ScorePreset:
     corloc_connectivity: int = 8
     corloc_grid: CorlocGrid = "pixel"
     corloc_iou_dtype: Dtype = "float64"
-    _thresholds: np.ndarray = field(init=False, repr=False, compare=False)
+    _thresholds: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        """Validate the fields and compute the read-only threshold array."""
+        thr: npt.NDArray[np.float64]
         if self.pred_mapping == "pysod":
             thr = np.arange(256, dtype=np.float64)
             op = ">="
@@ -156,7 +159,9 @@ class ScorePreset:
                 raise ValueError("pred_mapping='pysod' needs n_thresholds=256 and threshold_op='>='")
         else:
             if self.threshold_values == "arange":
-                thr = np.arange(0.0, 1.0, 1.0 / self.threshold_denominator)[: self.n_thresholds]
+                thr = np.arange(0.0, 1.0, 1.0 / self.threshold_denominator, dtype=np.float64)[
+                    : self.n_thresholds
+                ]
             elif self.threshold_values == "division":
                 thr = np.arange(self.n_thresholds, dtype=np.float64) / float(self.threshold_denominator)
             else:
@@ -207,12 +212,15 @@ class ScorePreset:
         return self.beta_sq**2 if self.selfmask_bug_compat else self.beta_sq
 
     @property
-    def thresholds(self) -> np.ndarray:
+    def thresholds(self) -> npt.NDArray[np.float64]:
         """Curve thresholds, ascending, on the prediction's [0, 1] scale (PySOD: 8-bit codes 0..255)."""
         return self._thresholds
 
-    def replace(self, **changes: object) -> ScorePreset:
-        """Return a copy with ``changes`` applied (``dataclasses.replace``)."""
+    def replace(self, **changes: Any) -> ScorePreset:
+        """Return a copy with ``changes`` applied (``dataclasses.replace``).
+
+        The values are validated by the new preset's ``__post_init__``, as for the constructor.
+        """
         return dataclasses.replace(self, **changes)
 
 
@@ -232,20 +240,38 @@ _TOKENCUT = ScorePreset(
     corloc_iou_dtype="float32",
 )
 
-_SELFMASK_RULES: dict = dict(
-    aggregation="max_then_mean",
-    selfmask_bug_compat=True,
-    empty_pred_precision=None,
-    empty_gt_recall=None,
-    pr_eps=1e-7,
-    iou_eps=1e-7,
-    iou_empty_union="zero",
-    resize="torch_bilinear",
-    compare_dtype="float32",
-    s_measure_rule="selfmask",
-    adaptive_rule="selfmask",
-    accumulate="float32",
-)
+
+class _SelfMaskRules(TypedDict):
+    """The fields SelfMask's metrics fix, shared by the ``selfmask`` and ``found`` presets."""
+
+    aggregation: Aggregation
+    selfmask_bug_compat: bool
+    empty_pred_precision: float | None
+    empty_gt_recall: float | None
+    pr_eps: float
+    iou_eps: float
+    iou_empty_union: EmptyUnion
+    resize: ResizeMode
+    compare_dtype: Dtype
+    s_measure_rule: Rule
+    adaptive_rule: Rule
+    accumulate: Dtype
+
+
+_SELFMASK_RULES: _SelfMaskRules = {
+    "aggregation": "max_then_mean",
+    "selfmask_bug_compat": True,
+    "empty_pred_precision": None,
+    "empty_gt_recall": None,
+    "pr_eps": 1e-7,
+    "iou_eps": 1e-7,
+    "iou_empty_union": "zero",
+    "resize": "torch_bilinear",
+    "compare_dtype": "float32",
+    "s_measure_rule": "selfmask",
+    "adaptive_rule": "selfmask",
+    "accumulate": "float32",
+}
 
 PRESETS: dict[str, ScorePreset] = {
     "tokencut": _TOKENCUT,

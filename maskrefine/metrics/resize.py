@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine.metrics import _kernels
 
@@ -152,8 +153,10 @@ def pil_bilinear(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
 
 
 def _fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``a * b + c`` of float32 arrays rounded once to float32, as a fused multiply-add (the product is
-    exact in float64; the float64 sum can round twice, which changes a result in rare ties only).
+    """Compute ``a * b + c`` of float32 arrays rounded once to float32, as a fused multiply-add.
+
+    The product is exact in float64; the float64 sum can round twice, which changes a result in rare
+    ties only.
     """
     return (a.astype(np.float64) * b + c).astype(np.float32)
 
@@ -165,7 +168,9 @@ def _axis_plan(in_size: int, out_size: int, stride: int | None) -> tuple[int, np
     return out_size, np.float32(np.float32(in_size) / np.float32(out_size))
 
 
-def _torch_linear_axis(in_size: int, n_out: int, scale: np.float32):
+def _torch_linear_axis(
+    in_size: int, n_out: int, scale: np.float32
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     dst = np.arange(n_out, dtype=np.float32) + np.float32(0.5)
     src = _fma32(np.full_like(dst, scale), dst, np.full_like(dst, -0.5))
     src = np.maximum(src, np.float32(0.0))

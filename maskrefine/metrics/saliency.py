@@ -7,8 +7,11 @@ float prediction in [0, 1] and a bool GT of the same shape and follow PySODMetri
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import cv2
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 __all__ = [
@@ -28,8 +31,13 @@ __all__ = [
 
 EPS = float(np.spacing(1))
 
+#: A pixel count, or an array of counts (one per threshold or block); NumPy integer scalars included.
+_Count: TypeAlias = "np.ndarray | int | np.integer[Any]"
+#: A block moment: an array over blocks or one scalar.
+_Moment: TypeAlias = "npt.NDArray[np.float64] | float | np.integer[Any]"
 
-def _ratio(num: np.ndarray, den: np.ndarray, empty: float | None, eps: float) -> np.ndarray:
+
+def _ratio(num: _Count, den: _Count, empty: float | None, eps: float) -> npt.NDArray[np.float64]:
     num = np.asarray(num, np.float64)
     den = np.asarray(den, np.float64)
     if empty is None and eps > 0:
@@ -42,9 +50,9 @@ def _ratio(num: np.ndarray, den: np.ndarray, empty: float | None, eps: float) ->
 
 
 def precision_recall(
-    tp: np.ndarray | int,
-    n_pred: np.ndarray | int,
-    n_gt: np.ndarray | int,
+    tp: _Count,
+    n_pred: _Count,
+    n_gt: _Count,
     *,
     empty_pred_precision: float | None = None,
     empty_gt_recall: float | None = None,
@@ -104,7 +112,14 @@ def fbeta(precision: np.ndarray, recall: np.ndarray, beta_sq: float = 0.3, eps: 
     return out
 
 
-def iou_from_counts(tp, n_pred, n_gt, *, eps: float = 0.0, empty_union: float = np.nan) -> np.ndarray:
+def iou_from_counts(
+    tp: _Count,
+    n_pred: _Count,
+    n_gt: _Count,
+    *,
+    eps: float = 0.0,
+    empty_union: float = np.nan,
+) -> np.ndarray:
     """IoU ``tp / (n_pred + n_gt - tp + eps)``; ``empty_union`` where the union is 0 and ``eps`` is 0.
 
     Examples
@@ -121,7 +136,7 @@ def iou_from_counts(tp, n_pred, n_gt, *, eps: float = 0.0, empty_union: float = 
     return out
 
 
-def accuracy_from_counts(tp, n_pred, n_gt, n) -> np.ndarray:
+def accuracy_from_counts(tp: _Count, n_pred: _Count, n_gt: _Count, n: int) -> np.ndarray:
     """Pixel accuracy ``(tp + tn) / n`` with ``tn = n - n_pred - n_gt + tp``.
 
     Examples
@@ -133,7 +148,7 @@ def accuracy_from_counts(tp, n_pred, n_gt, n) -> np.ndarray:
     return (2.0 * tp + n - np.asarray(n_pred, np.float64) - np.asarray(n_gt, np.float64)) / float(n)
 
 
-def e_measure_from_counts(tp, n_pred, n_gt: int, n: int) -> np.ndarray:
+def e_measure_from_counts(tp: _Count, n_pred: _Count, n_gt: int, n: int) -> np.ndarray:
     """Enhanced-alignment measure (Fan et al. 2018) of binarised maps from their counts.
 
     For binary maps the alignment term takes only four values (one per TP/FP/FN/TN cell), so the
@@ -176,7 +191,13 @@ def e_measure_from_counts(tp, n_pred, n_gt: int, n: int) -> np.ndarray:
     return total / denom
 
 
-def ssim_from_moments(n, sum_x, css_x, n_fg, sum_x_fg):
+def ssim_from_moments(
+    n: _Moment,
+    sum_x: _Moment,
+    css_x: _Moment,
+    n_fg: _Moment,
+    sum_x_fg: _Moment,
+) -> npt.NDArray[np.float64]:
     """S-measure region score of one block from its moments (vectorised over blocks).
 
     Parameters
@@ -212,7 +233,7 @@ def ssim_from_moments(n, sum_x, css_x, n_fg, sum_x_fg):
     return np.where(n > 0, score, np.nan)
 
 
-def s_object_score(n, mean, css):
+def s_object_score(n: float, mean: float, css: float) -> float:
     """S-measure object score ``2μ / (μ² + 1 + σ + eps)`` with σ the sample std (ddof 1; 0 for one pixel)."""
     std = np.sqrt(css / (n - 1)) if n > 1 else 0.0
     return 2.0 * mean / (mean**2 + 1.0 + std + EPS)
