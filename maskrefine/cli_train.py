@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -23,15 +25,18 @@ _in_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path
 # and Path("https://host/x.pth") would lose a slash; the library vets them and names the problem.
 _path = str
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
-def _cli():
+
+def _cli() -> ModuleType:
     from maskrefine import cli  # late: maskrefine.cli imports this module to register the commands
 
     return cli
 
 
 class _StepLine:
-    """``epoch 2/30 step 140/1319 loss 0.5321 3.21 it/s`` on one ``\\r`` line (terminal only)."""
+    r"""``epoch 2/30 step 140/1319 loss 0.5321 3.21 it/s`` on one ``\r`` line (terminal only)."""
 
     def __init__(self, enabled: bool, epochs: int) -> None:
         self.enabled = enabled
@@ -91,16 +96,16 @@ class _StepLine:
 @click.option("--keep-best-on-val", is_flag=True, default=None, help="Also keep best_val.pt (opt-in).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def train_cmd(
-    images_dir,
-    backbone_checkpoint,
-    run_dir,
-    config_file,
-    preset,
-    resume,
-    val_images,
-    val_gt,
-    quiet,
-    **options,
+    images_dir: Path,
+    backbone_checkpoint: str | None,
+    run_dir: str,
+    config_file: str | None,
+    preset: str | None,
+    resume: bool,
+    val_images: Path | None,
+    val_gt: Path | None,
+    quiet: bool,
+    **options: Any,
 ) -> None:
     """Train the Sempart head (+ crop-consistency loss) on a frozen ViT; write the run to --out.
 
@@ -147,7 +152,7 @@ def train_cmd(
     sys.exit(0)
 
 
-def _train_or_stop(train, *args, **kwargs):
+def _train_or_stop(train: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """Run ``train``; Ctrl-C and a diverging loss become messages and exit codes, not tracebacks."""
     try:
         return train(*args, **kwargs)
@@ -192,20 +197,20 @@ def _train_or_stop(train, *args, **kwargs):
 @click.option("--report", "report_path", type=_path, default=None, help="Write the JSON report there.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary unless a file failed.")
 def predict_cmd(
-    images_dir,
-    checkpoint,
-    out_dir,
-    refine,
-    fmt,
-    save_coarse,
-    device,
-    backbone_checkpoint,
-    bn_mode,
-    polarity,
-    overwrite,
-    skip_existing,
-    report_path,
-    quiet,
+    images_dir: str,
+    checkpoint: str,
+    out_dir: str,
+    refine: str,
+    fmt: str,
+    save_coarse: bool,
+    device: str,
+    backbone_checkpoint: str | None,
+    bn_mode: str | None,
+    polarity: str | None,
+    overwrite: bool,
+    skip_existing: bool,
+    report_path: str | None,
+    quiet: bool,
 ) -> None:
     """Write a full-size soft mask (fine branch) for every image in --images to --out.
 

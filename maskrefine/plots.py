@@ -18,7 +18,7 @@ import numpy as np
 
 from maskrefine._units import to_unit_float
 from maskrefine.errors import BackendUnavailableError
-from maskrefine.io import write_bytes_atomic
+from maskrefine.io.imageio import write_bytes_atomic
 
 __all__ = ["require_matplotlib", "MontageEntry", "plot_pr_curve", "plot_montage", "find_pr_curve"]
 

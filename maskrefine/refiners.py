@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -203,7 +203,8 @@ def resize_mask(
     import cv2
 
     interpolation = cv2.INTER_NEAREST if binary_input else cv2.INTER_LINEAR
-    return cv2.resize(src, (width, height), interpolation=interpolation)
+    # cv2's stubs type the result as a generic MatLike; resizing a float32 array gives float32
+    return cast(npt.NDArray[np.float32], cv2.resize(src, (width, height), interpolation=interpolation))
 
 
 def _check_image(image: object) -> np.ndarray:

@@ -18,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine.errors import ConfigError, InputError
-from maskrefine.io import MASK_EXTENSIONS, read_mask_array, write_bytes_atomic
+from maskrefine.io import MASK_EXTENSIONS
+from maskrefine.io.imageio import read_mask_array, write_bytes_atomic
 from maskrefine.io.pairs import list_files
 
 __all__ = ["coarse_shape", "make_coarse_mask", "write_coarse_folder"]

@@ -23,17 +23,19 @@ from typing import Any
 import numpy as np
 
 from maskrefine.errors import ConfigError, InputError
-from maskrefine.io import MASK_EXTENSIONS, read_mask_array, write_text_atomic
+from maskrefine.io import MASK_EXTENSIONS
+from maskrefine.io.imageio import read_mask_array, write_text_atomic
 from maskrefine.io.pairs import match_folders
-from maskrefine.metrics import PRESETS, get_preset, score_image
+from maskrefine.metrics import PRESETS, get_preset
+from maskrefine.metrics.evaluator import score_image
 from maskrefine.pipeline.guards import check_folder, check_output_file, check_output_folder
 from maskrefine.quality.preset_file import check_replaceable
-from maskrefine.quality.stats import PairedComparison, compare_paired
+from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
 
 __all__ = ["PAIRED_METRICS", "PairedScoreReport", "compare_folders", "SCATTER_FILE"]
 
 #: metric -> (statistic, higher is better)
-PAIRED_METRICS: dict[str, tuple[str, bool]] = {
+PAIRED_METRICS: dict[str, tuple[Statistic, bool]] = {
     "acc": ("mean", True),
     "iou": ("mean", True),
     "max_fbeta": ("max_of_mean", True),
@@ -249,7 +251,7 @@ def compare_folders(
                 metric=metric,
                 statistic=statistic,
                 n_resamples=n_resamples,
-                seed=seed,  # type: ignore[arg-type]
+                seed=seed,
                 higher_is_better=higher,
             )
     rows = []

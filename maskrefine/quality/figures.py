@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskrefine.io import write_bytes_atomic
+from maskrefine.io.imageio import write_bytes_atomic
 from maskrefine.plots import require_matplotlib
 
 __all__ = ["plot_paired_scatter"]

@@ -1,6 +1,6 @@
-"""Score refiner settings ("candidates") on coarse masks with ground truth: the engine of
-``bench/quality.py`` and ``maskrefine tune``.
+"""Score refiner settings ("candidates") on coarse masks with ground truth.
 
+This is the engine of ``bench/quality.py`` and ``maskrefine tune``.
 A :class:`Candidate` is one refiner with one guide, one parameter set and one upsampling rule. Its
 output is quantised as the 8-bit PNG ``maskrefine apply`` would write, then scored with a score preset
 (default ``tokencut``: Acc and IoU at 0.5, max F-beta from the image-averaged F curve).
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from maskrefine.errors import InputError
-from maskrefine.io import read_image, read_mask, read_mask_array
-from maskrefine.io.imageio import png8_codes
-from maskrefine.metrics import get_preset, score_image
-from maskrefine.quality.stats import PairedComparison, compare_paired
+from maskrefine.io.imageio import png8_codes, read_image, read_mask, read_mask_array
+from maskrefine.metrics import get_preset
+from maskrefine.metrics.evaluator import score_image
+from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
 from maskrefine.refiners import GUIDE_MODES, REFINERS, check_mask_size, refine, resolve_params
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
 #: How a coarse mask is brought to the image size before the refiner runs (see ``refiners.resize_mask``).
 UPSAMPLINGS: tuple[str, ...] = ("bilinear", "nearest")
 #: Metrics compared by :func:`compare_to`: name -> statistic (see ``stats.paired_bootstrap``).
-QUALITY_METRICS: dict[str, str] = {"acc": "mean", "iou": "mean", "max_fbeta": "max_of_mean"}
+QUALITY_METRICS: dict[str, Statistic] = {"acc": "mean", "iou": "mean", "max_fbeta": "max_of_mean"}
 
 
 def _format_number(value: Any) -> str:
@@ -67,7 +67,7 @@ class Candidate:
 
     @classmethod
     def make(cls, method: str, guide: str = "mean", upsample: str = "bilinear", **params: Any) -> Candidate:
-        """Validated candidate; ``params`` override the method's defaults (see ``REFINERS``).
+        """Build a validated candidate; ``params`` override the method's defaults (see ``REFINERS``).
 
         Raises
         ------
@@ -340,7 +340,7 @@ def compare_to(
             values,
             base,
             metric=metric,
-            statistic=statistic,  # type: ignore[arg-type]
+            statistic=statistic,
             n_resamples=n_resamples,
             confidence=confidence,
             seed=seed,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from maskrefine.errors import ConfigError
-from maskrefine.io import write_text_atomic
+from maskrefine.io.imageio import write_text_atomic
 from maskrefine.quality.grid import Candidate
 
 __all__ = [
@@ -73,7 +73,10 @@ def _toml_key(key: str) -> str:
 
 
 def preset_to_toml(candidate: Candidate, info: Mapping[str, Any] | None = None) -> str:
-    """The TOML text of a preset file for ``candidate``; ``info`` (flat, scalar values) goes to ``[tune]``."""
+    """Return the TOML text of a preset file for ``candidate``.
+
+    ``info`` (flat, scalar values) goes to the ``[tune]`` table.
+    """
     lines = ["# maskrefine refine preset: maskrefine apply --preset-file THIS_FILE", "[refine]"]
     data = candidate.to_dict()
     for key in ("method", "guide", "upsample"):
@@ -163,8 +166,10 @@ def check_replaceable(path: str | Path, what: str) -> Path:
 
 
 def check_preset_output(path: str | Path, what: str, *, overwrite: bool = False) -> Path:
-    """Refuse an output path that is empty, exists (unless ``overwrite``, and then only a regular file),
-    is a symlink, FIFO or folder, or whose parent folder does not exist.
+    """Vet an output path for a preset file; return it as a ``Path``.
+
+    Refuse a path that is empty, exists (unless ``overwrite``, and then only a regular file), is a
+    symlink, FIFO or folder, or whose parent folder does not exist.
     """
     path = check_replaceable(path, what)
     if path.exists() and not overwrite:

@@ -56,7 +56,7 @@ def upsamplings(binary: bool) -> tuple[str, ...]:
 
 
 def searchable_methods() -> tuple[str, ...]:
-    """Registered refiners a search may use (all but ``auto``)."""
+    """Return the registered refiners a search may use (all but ``auto``)."""
     return tuple(name for name in REFINERS if name not in _NOT_SEARCHED)
 
 
@@ -68,7 +68,7 @@ def coarse_grid(
     radii: Sequence[int] = RADII,
     epsilons: Sequence[float] = EPSILONS,
 ) -> list[Candidate]:
-    """The coarse grid for binary or soft masks (see the module notes).
+    """Return the coarse grid for binary or soft masks (see the module notes).
 
     Parameters
     ----------
@@ -108,8 +108,10 @@ def coarse_grid(
 
 
 def unique_by_label(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Drop candidates whose label repeats an earlier one (e.g. eps 1e-2 x sqrt 10 and 1e-1 / sqrt 10,
-    equal but for the last bit), keeping the first; order is kept.
+    """Drop candidates whose label repeats an earlier one, keeping the first; order is kept.
+
+    Labels can repeat for settings that are equal but for the last bit (e.g. eps 1e-2 x sqrt 10 and
+    1e-1 / sqrt 10).
     """
     seen: dict[str, Candidate] = {}
     for candidate in candidates:
@@ -196,8 +198,9 @@ def rank(
 
 
 def scoring_key(preset: str) -> str:
-    """Identify how scores were computed: the preset (all its fields) and its threshold values, so a
-    change of the scoring rules (e.g. a preset's thresholds) never reuses stale cached scores.
+    """Identify how scores were computed: the preset (all its fields) and its threshold values.
+
+    A change of the scoring rules (e.g. a preset's thresholds) thus never reuses stale cached scores.
     """
     from maskrefine.metrics import get_preset
 
@@ -239,7 +242,7 @@ class ScoreCache:
         return self.folder / (hashlib.sha1(key.encode()).hexdigest() + ".npz")
 
     def get(self, candidate: Candidate, fingerprint: str) -> Scores | None:
-        """Cached scores, or None (also for an unreadable cache file)."""
+        """Return the cached scores, or None (also for an unreadable cache file)."""
         path = self._path(candidate, fingerprint)
         if not path.is_file():
             return None

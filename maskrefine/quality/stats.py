@@ -40,9 +40,15 @@ def _check_int(value: object, name: str, low: int) -> int:
 
 
 def _check_confidence(confidence: object) -> float:
-    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
         raise ValueError(f"`confidence` must be a number in (0, 1); got {confidence!r}")
-    return float(confidence)
+    try:
+        value = float(confidence)
+    except OverflowError:  # an int or Fraction beyond float range: outside (0, 1) as well
+        value = math.inf
+    if not 0 < value < 1:
+        raise ValueError(f"`confidence` must be a number in (0, 1); got {confidence!r}")
+    return value
 
 
 def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDArray[np.int64]:
@@ -79,7 +85,7 @@ def _as_values(values: object, name: str, statistic: str) -> np.ndarray:
 
 
 def _statistic(values: np.ndarray, statistic: str, counts: np.ndarray | None = None) -> Any:
-    """The statistic of the whole sample (counts None) or of each resample (counts (B, n))."""
+    """Compute the statistic of the whole sample (counts None) or of each resample (counts (B, n))."""
     n = values.shape[0]
     if counts is None:
         mean = values.mean(axis=0)

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from maskrefine.errors import ConfigError
-from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, read_mask_array
+from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
+from maskrefine.io.imageio import read_mask_array
 from maskrefine.io.pairs import match_folders
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
@@ -344,7 +345,7 @@ def tune_to_file(
     ConfigError
         As :func:`tune`, plus unsafe output paths and a bad ``budget`` text.
     """
-    from maskrefine.io import write_text_atomic
+    from maskrefine.io.imageio import write_text_atomic
     from maskrefine.pipeline.guards import check_output_file
     from maskrefine.quality.preset_file import check_preset_output, write_preset_file
 

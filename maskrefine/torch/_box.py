@@ -23,7 +23,9 @@ Kernels never validate; :mod:`maskrefine.torch.guided` does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,11 +40,20 @@ _TILE_MIN = 64
 
 try:  # numba is a core dependency of maskrefine, but keep the torch path usable without it
     import numpy as np
+    import numpy.typing as npt
 
     from maskrefine._jit import njit
 
     @njit(nogil=True, cache=True)
-    def _nb_scaled_box_sum(x, out, r, pre_h, pre_w, post_h, post_w):  # pragma: no cover - jitted
+    def _nb_scaled_box_sum(  # pragma: no cover - jitted
+        x: npt.NDArray[np.floating[Any]],
+        out: npt.NDArray[np.floating[Any]],
+        r: int,
+        pre_h: npt.NDArray[np.float64],
+        pre_w: npt.NDArray[np.float64],
+        post_h: npt.NDArray[np.float64],
+        post_w: npt.NDArray[np.float64],
+    ) -> None:
         """Window sums of x (N, H, W) into out, both contiguous; 1-D float64 scales; float64 sums.
 
         Per plane: horizontal pass = vectorised differences ``x[j+r] - x[j-r-1]`` then a running sum per
@@ -112,12 +123,20 @@ def _sum_last_axis(x: torch.Tensor, r: int) -> torch.Tensor:
     return sums.flatten(-2)[..., :n]
 
 
-def _torch_scaled_box_sum(x, r, pre_h, pre_w, post_h, post_w):
-    if pre_h is not None:
+def _torch_scaled_box_sum(
+    x: torch.Tensor,
+    r: int,
+    pre_h: torch.Tensor | None,
+    pre_w: torch.Tensor | None,
+    post_h: torch.Tensor | None,
+    post_w: torch.Tensor | None,
+) -> torch.Tensor:
+    """Scaled window sums of one tensor by tiled prefix sums; scales come in (h, w) pairs or not at all."""
+    if pre_h is not None and pre_w is not None:
         x = x * (pre_h[:, None] * pre_w[None, :])
     y = _sum_last_axis(x, r)
     y = _sum_last_axis(y.transpose(-1, -2), r).transpose(-1, -2)
-    if post_h is not None:
+    if post_h is not None and post_w is not None:
         y = y * (post_h[:, None] * post_w[None, :])
     return y.contiguous()
 
@@ -131,18 +150,26 @@ def _use_numba(x: torch.Tensor) -> bool:
     )
 
 
-def _numba_scaled_box_sums(xs, r, pre_h, pre_w, post_h, post_w):
+def _numba_scaled_box_sums(
+    xs: Sequence[torch.Tensor],
+    r: int,
+    pre_h: torch.Tensor | None,
+    pre_w: torch.Tensor | None,
+    post_h: torch.Tensor | None,
+    post_w: torch.Tensor | None,
+) -> list[torch.Tensor]:
     """Run the numba kernel on several tensors of one (H, W); planes split over Python threads."""
     height, width = xs[0].shape[-2:]
 
-    def arr(v, size):
+    def arr(v: torch.Tensor | None, size: int) -> npt.NDArray[np.float64]:
         if v is None:
             return np.ones(size, dtype=np.float64)
         return v.detach().to(torch.float64).numpy()
 
     scales = (arr(pre_h, height), arr(pre_w, width), arr(post_h, height), arr(post_w, width))
     n_threads = max(1, torch.get_num_threads())
-    outs, jobs = [], []
+    outs: list[torch.Tensor] = []
+    jobs: list[tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]] = []
     for x in xs:
         x = x.detach().contiguous()
         flat = x.reshape(-1, height, width)
@@ -179,7 +206,16 @@ class _ScaledBoxSum(torch.autograd.Function):
     """Autograd wrapper over several tensors: forward ``post ∘ S ∘ pre``, backward ``pre ∘ S ∘ post``."""
 
     @staticmethod
-    def forward(ctx, r, pre_h, pre_w, post_h, post_w, *xs):  # noqa: D102
+    def forward(
+        ctx: Any,
+        r: int,
+        pre_h: torch.Tensor | None,
+        pre_w: torch.Tensor | None,
+        post_h: torch.Tensor | None,
+        post_w: torch.Tensor | None,
+        *xs: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """Return ``post ∘ S ∘ pre`` of each tensor in ``xs``; keep ``r`` and the scales for backward."""
         ctx.r = r
         ctx.scales = (pre_h, pre_w, post_h, post_w)
         if all(_use_numba(x) for x in xs):
@@ -189,13 +225,21 @@ class _ScaledBoxSum(torch.autograd.Function):
         return tuple(outs)
 
     @staticmethod
-    def backward(ctx, *grads):  # noqa: D102
+    def backward(ctx: Any, *grads: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """Return the gradients ``pre ∘ S ∘ post`` of ``xs`` (None for ``r`` and the four scales)."""
         pre_h, pre_w, post_h, post_w = ctx.scales
         grads_in = _ScaledBoxSum.apply(ctx.r, post_h, post_w, pre_h, pre_w, *grads)
         return (None, None, None, None, None, *grads_in)
 
 
-def scaled_box_sum(*xs, r, pre_h=None, pre_w=None, post_h=None, post_w=None) -> tuple[torch.Tensor, ...]:
+def scaled_box_sum(
+    *xs: torch.Tensor,
+    r: int,
+    pre_h: torch.Tensor | None = None,
+    pre_w: torch.Tensor | None = None,
+    post_h: torch.Tensor | None = None,
+    post_w: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, ...]:
     """Differentiable separably scaled window sums of each tensor in ``xs`` (see module docstring)."""
     return _ScaledBoxSum.apply(r, pre_h, pre_w, post_h, post_w, *xs)
 
@@ -207,7 +251,7 @@ def _inverse_counts(n: int, r: int, dtype: torch.dtype, device: torch.device) ->
 
 
 def _reflect_index(n: int, r: int, device: torch.device) -> torch.Tensor:
-    """Indices of OpenCV BORDER_REFLECT padding by r (repeated reflection when r >= n)."""
+    """Return the indices of OpenCV BORDER_REFLECT padding by r (repeated reflection when r >= n)."""
     u = torch.arange(-r, n + r, device=device) % (2 * n)
     return torch.where(u < n, u, 2 * n - 1 - u)
 

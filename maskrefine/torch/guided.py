@@ -10,7 +10,7 @@ of the mean coefficients.
 from __future__ import annotations
 
 import numbers
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +40,10 @@ def _check_int(value: object, name: str, minimum: int) -> int:
     return int(value)
 
 
-def _check_border(border: object) -> str:
+def _check_border(border: object) -> Border:
     if border not in _BORDERS:
         raise ValueError(f"`border` must be one of {', '.join(map(repr, _BORDERS))}; got {border!r}")
-    return str(border)
+    return cast(Border, str(border))  # one of _BORDERS, checked above
 
 
 def _check_tensor(x: object, name: str, layout: str) -> torch.Tensor:
@@ -91,7 +91,9 @@ def _check_eps(eps: object, batch: int, dtype: torch.dtype, device: torch.device
     return value
 
 
-def _validate(guide, src, radius, eps, subsample, border):
+def _validate(
+    guide: object, src: object, radius: object, eps: object, subsample: object, border: object
+) -> tuple[torch.Tensor, torch.Tensor, int, float | torch.Tensor, int, Border, torch.dtype]:
     guide = _check_tensor(guide, "guide", "(B, 1, H, W) or (B, 3, H, W)")
     src = _check_tensor(src, "src", "(B, C, H, W)")
     radius = _check_int(radius, "radius", 0)
@@ -122,8 +124,10 @@ def _validate(guide, src, radius, eps, subsample, border):
     return guide, src, radius, eps, subsample, border, dtype
 
 
-def _coefficients(guide, src, radius, eps, border):
-    """(a, b) of He et al. (TPAMI 2013): gray -> a (B,C,h,w); colour -> a (B,3C,h,w) channel-major."""
+def _coefficients(
+    guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float | torch.Tensor, border: Border
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (a, b) of He et al. (TPAMI 2013): gray -> a (B,C,h,w); colour -> a (B,3C,h,w) channel-major."""
     if guide.shape[1] == 1:
         mean_i, mean_ii, mean_p, mean_ip = box_means((guide, guide * guide, src, guide * src), radius, border)
         var = torch.addcmul(mean_ii, mean_i, mean_i, value=-1.0).add_(eps)
@@ -164,7 +168,7 @@ def _coefficients(guide, src, radius, eps, border):
 
 
 def _numba_forward_applies(guide: torch.Tensor, src: torch.Tensor, eps: float | torch.Tensor) -> bool:
-    """True when the inference-only numba forward may run (see :func:`guided_filter`)."""
+    """Return True when the inference-only numba forward may run (see :func:`guided_filter`)."""
     if not (NUMBA_FORWARD and _box._HAVE_NUMBA and _box.CPU_IMPL == "numba"):
         return False
     if type(guide) is not torch.Tensor or type(src) is not torch.Tensor:  # subclasses, wrappers
@@ -180,7 +184,14 @@ def _numba_forward_applies(guide: torch.Tensor, src: torch.Tensor, eps: float | 
     return not torch.compiler.is_compiling()
 
 
-def _numba_forward(guide, src, radius, eps, subsample, border) -> torch.Tensor | None:
+def _numba_forward(
+    guide: torch.Tensor,
+    src: torch.Tensor,
+    radius: int,
+    eps: float | torch.Tensor,
+    subsample: int,
+    border: Border,
+) -> torch.Tensor | None:
     """Forward through :func:`maskrefine.filters.guided_filter` (fused numba kernels, float64 sums).
 
     (B, C, H, W) src -> (B·C, H, W) planes, the guide repeated per channel: gray (B·C, H, W), colour
@@ -204,18 +215,27 @@ def _numba_forward(guide, src, radius, eps, subsample, border) -> torch.Tensor |
         return None
     out = torch.empty((batch * channels, height, width), dtype=torch.float32)
     out_np = out.numpy()
-    kw = dict(subsample=subsample, border=border)
     try:
         if not isinstance(eps, torch.Tensor):
-            np_guided_filter(guide_np, src_np, radius, eps, out=out_np, **kw)
+            np_guided_filter(guide_np, src_np, radius, eps, out=out_np, subsample=subsample, border=border)
         else:
             values = eps.detach().reshape(-1).tolist()
             if len(values) == 1 or all(v == values[0] for v in values):
-                np_guided_filter(guide_np, src_np, radius, values[0], out=out_np, **kw)
+                np_guided_filter(
+                    guide_np, src_np, radius, values[0], out=out_np, subsample=subsample, border=border
+                )
             else:  # one eps per image: one call per image (its C planes)
                 for b, value in enumerate(values):
                     sl = slice(b * channels, (b + 1) * channels)
-                    np_guided_filter(guide_np[sl], src_np[sl], radius, value, out=out_np[sl], **kw)
+                    np_guided_filter(
+                        guide_np[sl],
+                        src_np[sl],
+                        radius,
+                        value,
+                        out=out_np[sl],
+                        subsample=subsample,
+                        border=border,
+                    )
     except ValueError:
         return None
     return out.reshape(batch, channels, height, width)
@@ -399,5 +419,6 @@ class GuidedFilter(nn.Module):
         """Filter ``src`` (B, C, H, W) with ``guide`` (B, 1|3, H, W)."""
         return guided_filter(guide, src, self.radius, self.eps, subsample=self.subsample, border=self.border)
 
-    def extra_repr(self) -> str:  # noqa: D102
+    def extra_repr(self) -> str:
+        """Return the settings shown in the module's ``repr``."""
         return f"radius={self.radius}, eps={self.eps}, subsample={self.subsample}, border={self.border!r}"

@@ -57,7 +57,7 @@ class BackboneSpec:
         return "dinov2" if self.layer_scale else "dino"
 
     def build(self) -> VisionTransformer:
-        """A randomly initialised ViT of this shape."""
+        """Return a randomly initialised ViT of this shape."""
         return VisionTransformer(
             patch_size=self.patch_size,
             embed_dim=self.embed_dim,

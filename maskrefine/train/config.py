@@ -111,10 +111,11 @@ class TrainConfig:
     keep_best_on_val: bool = False
 
     def __post_init__(self) -> None:
+        """Validate the settings; raise ConfigError on a bad value."""
         _check(self)
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` (validated; unknown names raise ConfigError)."""
+        """Return a copy with ``changes`` (validated; unknown names raise ConfigError)."""
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
@@ -280,15 +281,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(name: str, **changes: Any) -> TrainConfig:
-    """The preset ``name`` (a key of :data:`PRESETS`) with ``changes`` applied."""
+    """Return the preset ``name`` (a key of :data:`PRESETS`) with ``changes`` applied."""
     if name not in PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}")
     return TrainConfig.from_dict({**PRESETS[name], **changes}, source=f"preset {name}")
 
 
 def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a TOML config file: top-level keys are :class:`TrainConfig` fields; an optional ``preset`` key
-    names the starting preset. Returns the raw mapping (validated when the config is built).
+    """Read a TOML config file and return its raw mapping (validated when the config is built).
+
+    Top-level keys are :class:`TrainConfig` fields; an optional ``preset`` key names the starting preset.
 
     Raises ConfigError naming the file for a missing/unreadable file, a FIFO, or invalid TOML.
     """

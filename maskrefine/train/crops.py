@@ -65,8 +65,9 @@ def sample_crop_offsets(
 
 
 def crop_and_zoom(x: torch.Tensor, offsets: torch.Tensor, zoom: int = 2) -> torch.Tensor:
-    """Cut ``H/zoom x W/zoom`` windows at ``offsets`` (B, 2) from x (B, C, H, W) and zoom them back to H x W
-    (bilinear, ``align_corners=False``). Differentiable in x.
+    """Cut ``H/zoom x W/zoom`` windows at ``offsets`` (B, 2) from x (B, C, H, W); zoom them back to H x W.
+
+    Zooming is bilinear (``align_corners=False``). Differentiable in x.
     """
     _, _, height, width = x.shape
     h, w = height // zoom, width // zoom

@@ -9,6 +9,7 @@ item is the same whatever worker loads it and after a resume.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskrefine.io import IMAGE_EXTENSIONS, read_image
+from maskrefine.io import IMAGE_EXTENSIONS
+from maskrefine.io.imageio import read_image
 from maskrefine.torch import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = [
@@ -150,7 +152,14 @@ class ImageFolder(torch.utils.data.Dataset):
     """
 
     def __init__(
-        self, root: str | Path, *, image_size: int, resize: int, augment: Augment, seed: int, files=None
+        self,
+        root: str | Path,
+        *,
+        image_size: int,
+        resize: int,
+        augment: Augment,
+        seed: int,
+        files: Iterable[str | Path] | None = None,
     ) -> None:
         self.files = list(files) if files is not None else list_images(root)
         self.image_size = image_size
@@ -160,9 +169,14 @@ class ImageFolder(torch.utils.data.Dataset):
         self.epoch = 0
 
     def __len__(self) -> int:
+        """Return the number of images."""
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        """Return ``(image (3, S, S) float32, index)``: read, augmented, normalised, randomly cropped.
+
+        The augmentation is seeded by :attr:`seed`, :attr:`epoch` and ``index``.
+        """
         g = item_generator(self.seed, self.epoch, index)
         image = torch.from_numpy(np.ascontiguousarray(read_image(self.files[index]).transpose(2, 0, 1)))
         image = resize_shorter(image, self.resize).clamp(0, 1)

@@ -66,8 +66,10 @@ def _neighbour_diffs(x: torch.Tensor) -> torch.Tensor:
 
 
 def pixel_gtv_loss(fine: torch.Tensor, image: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    """Image-weighted total variation of the fine mask: mean over B×8×H×W of
-    ``exp(−Σ_c (I_c(p) − I_c(q))² / σ) · (m(p) − m(q))²`` over the 8 neighbours (reflect padding).
+    """Image-weighted total variation of the fine mask.
+
+    Mean over B×8×H×W of ``exp(−Σ_c (I_c(p) − I_c(q))² / σ) · (m(p) − m(q))²`` over the 8 neighbours q
+    of each pixel p (reflect padding).
     """
     with torch.no_grad():
         weight = torch.exp(-_neighbour_diffs(image.float()).pow(2).sum(dim=2) / sigma)
@@ -75,8 +77,10 @@ def pixel_gtv_loss(fine: torch.Tensor, image: torch.Tensor, sigma: float = 1.0) 
 
 
 def feature_gtv_loss(coarse: torch.Tensor, features: torch.Tensor, threshold: float = 0.4) -> torch.Tensor:
-    """Feature-weighted total variation of the coarse mask: weight 1 where the cosine of neighbouring
-    features exceeds ``threshold``, else 1e-6; mean over B×8×h×w of weight·(s(p) − s(q))².
+    """Feature-weighted total variation of the coarse mask.
+
+    Weight 1 where the cosine of neighbouring features exceeds ``threshold``, else 1e-6; mean over
+    B×8×h×w of weight·(s(p) − s(q))².
     """
     with torch.no_grad():
         k = F.normalize(features.float(), dim=1)
@@ -91,8 +95,9 @@ def feature_gtv_loss(coarse: torch.Tensor, features: torch.Tensor, threshold: fl
 
 
 def coarse_fine_loss(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
-    """Mean of ``(s − down(m))²``, down = bilinear resize of the fine mask to the coarse grid
-    (``align_corners=False``, no antialias). Gradients reach both branches.
+    """Mean of ``(s − down(m))²``, down = bilinear resize of the fine mask to the coarse grid.
+
+    The resize uses ``align_corners=False`` and no antialias. Gradients reach both branches.
     """
     down = F.interpolate(fine.float(), size=coarse.shape[-2:], mode="bilinear", align_corners=False)
     return (coarse.float() - down).pow(2).mean()
@@ -101,8 +106,10 @@ def coarse_fine_loss(coarse: torch.Tensor, fine: torch.Tensor) -> torch.Tensor:
 def crop_target(
     teacher_fine: torch.Tensor, crop_image: torch.Tensor, radius: int = 9, eps: float = 1e-3
 ) -> torch.Tensor:
-    """Teacher target of §6: guided filter of the teacher's fine mask on the zoomed crop (gray mean guide of
-    the un-normalised crop, r 9, ε 1e-3), clamped to [1e-6, 1 − 1e-6], **detached**.
+    """Teacher target of §6: the teacher's fine mask guided-filtered on the zoomed crop, **detached**.
+
+    The guide is the gray mean of the un-normalised crop (r 9, ε 1e-3); the result is clamped to
+    [1e-6, 1 − 1e-6].
 
     The reference standardises the mask before filtering and undoes it after; the filter is affine in the
     mask, so that round trip changes nothing (PROTOCOL §3.2) and is left out.

@@ -58,13 +58,18 @@ class SempartModel(nn.Module):
         self.backbone = backbone.requires_grad_(False)
         self.head = head
 
-    def train(self, mode: bool = True) -> SempartModel:  # noqa: D102 - backbone stays in eval mode
+    def train(self, mode: bool = True) -> SempartModel:
+        """Set the head's training mode; the frozen backbone stays in eval mode."""
         self.head.train(mode)
         self.backbone.eval()
         self.training = mode
         return self
 
-    def forward(self, images: torch.Tensor, *, fine_grad: bool = True) -> ModelOutput:  # noqa: D102
+    def forward(self, images: torch.Tensor, *, fine_grad: bool = True) -> ModelOutput:
+        """Return the coarse and fine probabilities and the features of ImageNet-normalised images.
+
+        The backbone runs without autograd; ``fine_grad`` is passed to :meth:`SempartHead.forward`.
+        """
         with torch.no_grad():
             features = self.backbone(images)
         coarse, fine = self.head(features, images, fine_grad=fine_grad)
@@ -72,7 +77,7 @@ class SempartModel(nn.Module):
 
 
 def build_backbone(cfg: TrainConfig) -> tuple[Backbone, dict[str, Any]]:
-    """The frozen backbone the config names, and a JSON-able description of it."""
+    """Return the frozen backbone the config names, and a JSON-able description of it."""
     if cfg.backbone == "pixels":
         patch = cfg.patch_size or 8
         try:

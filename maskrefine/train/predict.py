@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import torch
@@ -31,15 +31,28 @@ from maskrefine.train.config import TrainConfig
 from maskrefine.train.data import normalize
 from maskrefine.train.model import SempartModel
 
+if TYPE_CHECKING:
+    from maskrefine.io.imageio import MaskFormat
+    from maskrefine.pipeline import RunReport
+
 __all__ = ["Prediction", "Predictor", "REFINE_MODES", "apply_polarity", "load_predictor", "predict_folder"]
 
+RefineMode = Literal["auto", "guided", "none"]
 REFINE_MODES = ("auto", "guided", "none")
+
+
+def _check_refine(refine: object) -> RefineMode:
+    if refine not in REFINE_MODES:
+        raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {refine!r}")
+    return cast(RefineMode, refine)  # one of REFINE_MODES, checked above
 
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """Soft masks of one image: ``fine`` (H, W) float32 in [0, 1] at the image size; ``coarse``
-    (h, w) float32 on the head's grid (a uniform downscale of the image: ``apply`` accepts it).
+    """Soft masks of one image, float32 in [0, 1].
+
+    ``fine`` (H, W) is at the image size; ``coarse`` (h, w) is on the head's grid (a uniform downscale of
+    the image: ``apply`` accepts it).
     """
 
     fine: np.ndarray
@@ -80,12 +93,11 @@ class Predictor:
         cfg: TrainConfig,
         *,
         device: str | torch.device = "cpu",
-        refine: Literal["auto", "guided", "none"] = "auto",
+        refine: RefineMode = "auto",
         bn_mode: str | None = None,
         polarity: str | None = None,
     ) -> None:
-        if refine not in REFINE_MODES:
-            raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {refine!r}")
+        refine = _check_refine(refine)
         self.model = model.to(device)
         self.cfg = cfg
         self.device = torch.device(device)
@@ -172,9 +184,11 @@ def load_predictor(
     bn_mode: str | None = None,
     polarity: str | None = None,
 ) -> Predictor:
-    """A :class:`Predictor` from a training checkpoint (``RUN_DIR/last.pt``), loaded with
-    ``weights_only=True``. The backbone comes from the path recorded at training time unless
-    ``backbone_checkpoint`` is given. Raises ConfigError naming the file on any problem.
+    """Build a :class:`Predictor` from a training checkpoint (``RUN_DIR/last.pt``).
+
+    The checkpoint is loaded with ``weights_only=True``. The backbone comes from the path recorded at
+    training time unless ``backbone_checkpoint`` is given. Raises ConfigError naming the file on any
+    problem.
     """
     from maskrefine.train.model import build_model
     from maskrefine.train.trainer import load_checkpoint
@@ -204,7 +218,9 @@ def load_predictor(
         raise ConfigError(
             f"checkpoint {checkpoint}: the head weights do not fit the backbone ({str(exc)[:300]})"
         ) from None
-    return Predictor(model, cfg, device=device, refine=refine, bn_mode=bn_mode, polarity=polarity)  # type: ignore[arg-type]
+    return Predictor(
+        model, cfg, device=device, refine=_check_refine(refine), bn_mode=bn_mode, polarity=polarity
+    )
 
 
 def predict_folder(
@@ -223,7 +239,7 @@ def predict_folder(
     skip_existing: bool = False,
     progress: Callable[[int, int], None] | None = None,
     report_path: str | Path | None = None,
-):
+) -> RunReport:
     """Predict a soft mask for every image of ``images_dir`` and write it to ``out_dir``.
 
     Outputs are ``out_dir/<stem>.png`` (``png8``/``png16``) or ``.npy`` (float32), at each image's size,
@@ -244,7 +260,7 @@ def predict_folder(
     ConfigError
         Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
     """
-    from maskrefine.io import write_mask
+    from maskrefine.io.imageio import write_mask
     from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
@@ -271,8 +287,8 @@ def predict_folder(
         raise ConfigError("overwrite and skip_existing exclude each other; choose one")
     if fmt not in MASK_FORMATS:
         raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {fmt!r}")
-    if refine not in REFINE_MODES:
-        raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {refine!r}")
+    mask_format = cast("MaskFormat", fmt)  # one of MASK_FORMATS, checked above
+    _check_refine(refine)
     suffix = MASK_SUFFIXES[fmt]
     by_stem: dict[str, list[Path]] = {}
     for file in list_images(images_path):
@@ -355,9 +371,9 @@ def predict_folder(
             for (stem, path, _, t0), pred in zip(items, predictions, strict=True):
                 target = outputs(stem)
                 try:
-                    write_mask(target[0], pred.fine, fmt)  # type: ignore[arg-type]
+                    write_mask(target[0], pred.fine, mask_format)
                     if save_coarse:
-                        write_mask(target[1], pred.coarse, fmt)  # type: ignore[arg-type]
+                        write_mask(target[1], pred.coarse, mask_format)
                     outcomes[stem] = FileOutcome(
                         stem, "written", ckpt, path, target[0], None, time.perf_counter() - t0
                     )
@@ -377,7 +393,7 @@ def predict_folder(
             progress(done, total)
 
     from maskrefine.errors import InputError
-    from maskrefine.io import read_image
+    from maskrefine.io.imageio import read_image
 
     for stem, path in todo:
         t0 = time.perf_counter()

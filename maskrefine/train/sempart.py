@@ -12,6 +12,8 @@ RGB concatenated again and a 1x1 conv -> fine logits. The fine branch starts fro
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -56,11 +58,13 @@ class SempartOutput(tuple):
     __slots__ = ()
 
     @property
-    def coarse(self) -> torch.Tensor:  # noqa: D102
+    def coarse(self) -> torch.Tensor:
+        """Coarse logits on the feature grid, shape (B, 1, h, w)."""
         return self[0]
 
     @property
-    def fine(self) -> torch.Tensor:  # noqa: D102
+    def fine(self) -> torch.Tensor:
+        """Fine logits at the image size, shape (B, 1, H, W)."""
         return self[1]
 
 
@@ -133,7 +137,8 @@ class SempartHead(nn.Module):
                 f"{self.stride}"
             )
         x = self.proj(features).flatten(2).transpose(1, 2)
-        for attn, mlp in self.layers:
+        for layer in self.layers:
+            attn, mlp = cast(nn.ModuleList, layer)  # (attention, MLP) pairs, see __init__
             x = x + attn(x)
             x = x + mlp(x)
         x = x.transpose(1, 2).reshape(b, -1, h, w)

@@ -1,6 +1,6 @@
-"""The Sempart + crop-consistency trainer, in DINO's phase order: run folder, data, model, optimiser,
-resume, loop, log.
+"""The Sempart + crop-consistency trainer.
 
+Phases in DINO's order: run folder, data, model, optimiser, resume, loop, log.
 A run folder holds ``config.json`` (resolved config, git SHA, versions, backbone), ``log.jsonl`` (one JSON
 line per step and per epoch), ``last.pt`` (the final checkpoint: head, optimiser, step, config, RNG states;
 written atomically) and, only with ``keep_best_on_val``, ``best_val.pt``. ``--resume`` continues from
@@ -25,7 +25,7 @@ import torch
 
 from maskrefine import __version__
 from maskrefine.errors import ConfigError
-from maskrefine.io import write_bytes_atomic, write_text_atomic
+from maskrefine.io.imageio import write_bytes_atomic, write_text_atomic
 from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
 from maskrefine.train.config import RESULT_FIELDS, TrainConfig
 from maskrefine.train.data import Augment, ImageFolder, list_images
@@ -113,8 +113,9 @@ def _read_log(path: Path, upto_step: int) -> str:
 
 
 def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int, last_batch: str) -> list[list[int]]:
-    """Shuffled index batches of one epoch (a generator seeded by (seed, epoch)); a final batch of one
-    image is dropped unless ``last_batch == "keep"``.
+    """Shuffled index batches of one epoch (a generator seeded by (seed, epoch)).
+
+    A final batch of one image is dropped unless ``last_batch == "keep"``.
     """
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n_images, generator=g).tolist()
@@ -145,8 +146,21 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
-def _state(model, optimizer, cfg, backbone, step, epoch, next_batch, crop_gen, best_val) -> dict[str, Any]:
-    rng = {"torch": torch.get_rng_state(), "crop": crop_gen.get_state()}
+def _state(
+    model: SempartModel,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    backbone: dict[str, Any],
+    step: int,
+    epoch: int,
+    next_batch: int,
+    crop_gen: torch.Generator,
+    best_val: float | None,
+) -> dict[str, Any]:
+    rng: dict[str, torch.Tensor | list[torch.Tensor]] = {
+        "torch": torch.get_rng_state(),
+        "crop": crop_gen.get_state(),
+    }
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return {
@@ -353,7 +367,7 @@ def train(
                 break
             epoch += 1
             next_batch = 0
-            summary = {
+            summary: dict[str, Any] = {
                 "event": "epoch",
                 "epoch": epoch,
                 "step": step,
@@ -361,7 +375,7 @@ def train(
                 "steps": counted,
                 **{f"{k}_mean": (v / counted if counted else None) for k, v in sums.items()},
             }
-            if val_images is not None:
+            if val_images is not None and val_gt is not None:  # both or neither (checked above)
                 metrics = validate(model, cfg, val_images, val_gt, device)
                 summary["val"] = metrics
                 if cfg.keep_best_on_val and (best_val is None or metrics["iou"] > best_val):
@@ -377,11 +391,19 @@ def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def validate(model: SempartModel, cfg: TrainConfig, images_dir, gt_dir, device) -> dict[str, float]:
-    """Mean IoU (threshold 0.5) and MAE of the model's masks on a labelled folder (logged, never selects
-    anything unless ``keep_best_on_val``).
+def validate(
+    model: SempartModel,
+    cfg: TrainConfig,
+    images_dir: str | Path,
+    gt_dir: str | Path,
+    device: str | torch.device,
+) -> dict[str, float]:
+    """Mean IoU (threshold 0.5) and MAE of the model's masks on a labelled folder.
+
+    The metrics are logged; they never select anything unless ``keep_best_on_val``.
     """
-    from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders, read_image, read_mask
+    from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders
+    from maskrefine.io.imageio import read_image, read_mask
     from maskrefine.train.predict import Predictor
 
     predictor = Predictor(model, cfg, device=device)

@@ -21,6 +21,7 @@ Every backbone maps a batch of ImageNet-normalised images ``(B, 3, H, W)`` to pa
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -50,8 +51,9 @@ def head_stride(patch_size: int) -> int:
 
 
 class Backbone(nn.Module):
-    """Interface: ``forward(images) -> features (B, D, H/stride, W/stride)``; attributes ``embed_dim``,
-    ``stride``, ``patch_size``, ``kind``.
+    """Interface: ``forward(images) -> features (B, D, H/stride, W/stride)``.
+
+    Attributes: ``embed_dim``, ``stride``, ``patch_size``, ``kind``.
     """
 
     embed_dim: int
@@ -212,7 +214,7 @@ class VisionTransformer(Backbone):
         tokens = self.tokens(x)
         for block in self.blocks[:-1]:
             tokens = block(tokens)
-        last = self.blocks[-1]
+        last = cast(_Block, self.blocks[-1])  # the ModuleList holds _Block instances only
         keys = F.linear(
             last.norm1(tokens),
             last.attn.qkv.weight[self.embed_dim : 2 * self.embed_dim],
@@ -249,8 +251,10 @@ def _init_weights(module: nn.Module) -> None:
 def vit_from_arch(
     arch: str, patch_size: int, *, layout: str = "dino", num_register_tokens: int = 0
 ) -> VisionTransformer:
-    """Randomly initialised ViT of a known size (:data:`ARCHS`) in the DINO (``"dino"``) or DINOv2
-    (``"dinov2"``) layout; the position table is 224/patch (DINO) or 518/patch (DINOv2) on a side.
+    """Randomly initialised ViT of a known size (:data:`ARCHS`) in the DINO or DINOv2 layout.
+
+    ``layout`` is ``"dino"`` or ``"dinov2"``; the position table is 224/patch (DINO) or 518/patch
+    (DINOv2) on a side.
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
@@ -270,8 +274,7 @@ def vit_from_arch(
 
 
 class PixelBackbone(Backbone):
-    """Weight-free features: per-patch RGB mean and std, the (row, col) position of the patch and its
-    distance from the image centre.
+    """Weight-free features of each patch: RGB mean and std, (row, col) position, distance from the centre.
 
     Each of the 9 channels is standardised over the patches of its image (zero mean, unit variance), so
     the cosine similarity used by the NCut affinity compares colours relative to the image. The (row,
