@@ -8,8 +8,31 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING
+
 from maskrefine._lazy import lazy_attributes
 from maskrefine.errors import BackendUnavailableError, ConfigError, InputError, MaskrefineError
+
+if TYPE_CHECKING:
+    # For type checkers only: at run time these names are imported on first use (below); imported here
+    # from the modules that define them.
+    from maskrefine.filters.guided import fast_guided_filter, guided_filter
+    from maskrefine.guide import make_guide
+    from maskrefine.metrics.corloc import (
+        CorLocEvaluator,
+        box_iou,
+        boxes_from_mask,
+        corloc,
+        read_coco_boxes,
+        read_voc_boxes,
+    )
+    from maskrefine.metrics.evaluator import Evaluator, score_image
+    from maskrefine.metrics.presets import PRESETS, ScorePreset, get_preset
+    from maskrefine.pipeline.apply import apply_folder
+    from maskrefine.pipeline.guards import parse_shard
+    from maskrefine.pipeline.reports import FileOutcome, RunReport, ScoreReport
+    from maskrefine.pipeline.score import score_folder
+    from maskrefine.refiners import REFINERS, RefinerSpec, refine, register_refiner
 
 # Everything but the errors is imported on first use (numba, OpenCV: see maskrefine._lazy).
 _SOURCES = {

@@ -84,8 +84,10 @@ def as_float_array(array: object, name: str, *, finite: bool = True) -> np.ndarr
 
 
 def check_window_fits(height: int, width: int, radius: int, subsample: int = 1) -> None:
-    """Raise ``ValueError`` unless (H, W) holds the filter window: H, W >= 2r+1, and for the fast variant
-    (``subsample`` s > 1) also H//s, W//s >= 2(r//s)+1. Shared by the NumPy and torch guided filters.
+    """Raise ``ValueError`` unless (H, W) holds the filter window.
+
+    The window fits when H, W >= 2r+1 and, for the fast variant (``subsample`` s > 1), also
+    H//s, W//s >= 2(r//s)+1. Shared by the NumPy and torch guided filters.
     """
     window = 2 * radius + 1
     if height < window or width < window:
@@ -130,8 +132,9 @@ def unit_interval_problem(low: float, high: float, tolerance: float = UNIT_TOLER
 
 
 def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
-    """Raise ``ValueError`` (saying how far out, with an optional ``hint``) unless the values lie in
-    [0, 1] up to :data:`UNIT_TOLERANCE`.
+    """Raise ``ValueError`` unless the values lie in [0, 1] up to :data:`UNIT_TOLERANCE`.
+
+    The message says how far out the values are, followed by the optional ``hint``.
     """
     problem = unit_interval_problem(float(array.min()), float(array.max()))
     if problem is not None:
@@ -139,8 +142,10 @@ def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
 
 
 def as_rgb_unit_image(image: object, name: str = "image") -> np.ndarray:
-    """Return ``image`` as a finite float array of shape (H, W, 3), H, W >= 1, with values in [0, 1]
-    (up to :data:`UNIT_TOLERANCE`), or raise ``ValueError`` naming ``name``.
+    """Return ``image`` as a finite float array of shape (H, W, 3) with values in [0, 1].
+
+    H, W >= 1 and the values lie in [0, 1] up to :data:`UNIT_TOLERANCE`, or ``ValueError`` naming
+    ``name`` is raised.
     """
     rgb = as_float_array(image, name)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
@@ -164,6 +169,7 @@ def check_int_range(value: object, name: str, low: int, high: int) -> int:
     """Return ``value`` as an int in ``[low, high]``, or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be an integer; got {value!r} ({type(value).__name__})")
-    if value < low or value > high:
+    result = int(value)
+    if result < low or result > high:
         raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {value}")
-    return int(value)
+    return result

@@ -1,5 +1,4 @@
-"""``njit`` for maskrefine's kernels: numba's, with the on-disk cache when it can be used and without it
-when it cannot.
+"""numba's ``njit`` for maskrefine's kernels, with the on-disk cache only where it can be used.
 
 numba refuses to even define a ``cache=True`` function when no cache folder is writable (``HOME`` not
 writable and the package installed read-only: "cannot cache function ...: no locator available"), and a
@@ -36,7 +35,7 @@ def _guard_cache_writes(dispatcher: Any) -> None:
     """Make a failed cache write (disk full, read-only) a warning instead of an error of the call."""
     cache = getattr(dispatcher, "_cache", None)
     save = getattr(cache, "save_overload", None)
-    if save is None:  # pragma: no cover - another numba version
+    if cache is None or save is None:  # pragma: no cover - another numba version
         return
 
     def save_overload(sig: Any, data: Any) -> None:

@@ -1,6 +1,7 @@
-"""Lazy package attributes (PEP 562): a package lists which submodule defines each public name, and the
-submodule is imported on first access. Keeps ``import maskrefine`` and ``maskrefine --version`` free of
-numba, OpenCV and torch until a name that needs them is used.
+"""Lazy package attributes (PEP 562): a public name's submodule is imported on first access.
+
+A package lists which submodule defines each public name. This keeps ``import maskrefine`` and
+``maskrefine --version`` free of numba, OpenCV and torch until a name that needs them is used.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Callable, Mapping
 def lazy_attributes(
     package: str, sources: Mapping[str, str], namespace: dict[str, object]
 ) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
-    """``(__getattr__, __dir__)`` for ``package``: ``sources`` maps a public name to the (absolute)
-    module defining it; the value is imported on first access and cached in ``namespace``.
+    """Return ``(__getattr__, __dir__)`` for ``package``.
+
+    ``sources`` maps a public name to the (absolute) module defining it; the value is imported on first
+    access and cached in ``namespace``.
     """
 
     def __getattr__(name: str) -> object:

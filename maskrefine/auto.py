@@ -59,12 +59,12 @@ class AutoRule:
     evidence: str = ""
 
     def matches(self, kind: MaskKind) -> bool:
-        """True when ``kind`` falls in this row."""
+        """Return True when ``kind`` falls in this row."""
         upper = self.max_patch is None or kind.patch <= self.max_patch
         return kind.binary == self.binary and self.min_patch <= kind.patch and upper
 
     def describe(self) -> str:
-        """The row in words."""
+        """Describe the row in words."""
         span = f"x{self.min_patch}+" if self.max_patch is None else f"x{self.min_patch}-x{self.max_patch}"
         what = f"{'binary' if self.binary else 'soft'} {span}"
         if self.method == "identity":
@@ -147,7 +147,7 @@ def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
 
 
 def decide(mask: np.ndarray, image_hw: tuple[int, int]) -> AutoDecision:
-    """The refiner setting ``auto`` applies to ``mask`` (see :data:`AUTO_RULES`).
+    """Return the refiner setting ``auto`` applies to ``mask`` (see :data:`AUTO_RULES`).
 
     The radius is clamped so that the filter window ``2r + 1`` fits the image.
     """
@@ -162,7 +162,10 @@ def decide(mask: np.ndarray, image_hw: tuple[int, int]) -> AutoDecision:
 
 
 def run_auto(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndarray:
-    """Registered ``run`` of the ``auto`` refiner: ``mask`` arrives at its native size (``native_mask``)."""
+    """Refine ``mask`` as the registered ``run`` of the ``auto`` refiner.
+
+    ``mask`` arrives at its native size (``native_mask``).
+    """
     from maskrefine.refiners import REFINERS, resize_mask
 
     decision = decide(mask, image.shape[:2])

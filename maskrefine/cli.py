@@ -23,10 +23,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -59,7 +59,7 @@ def _summary_of(spec: object) -> str:
     return str(text).strip().splitlines()[0] if str(text).strip() else ""
 
 
-def _choices_help(registry: dict[str, object], intro: str) -> str:
+def _choices_help(registry: Mapping[str, object], intro: str) -> str:
     # One paragraph per entry: click wraps each one to the terminal width.
     lines = [intro]
     for name, spec in registry.items():
@@ -101,7 +101,7 @@ def _err(message: str) -> None:
 
 
 class _Progress:
-    """A single ``\\r`` status line on stderr, shown only on a terminal and without ``--quiet``.
+    r"""A single ``\r`` status line on stderr, shown only on a terminal and without ``--quiet``.
 
     The pipeline may call it from worker threads, so updates are serialised and throttled (10 per second).
     """
@@ -273,7 +273,7 @@ def main() -> None:
 
     Exit codes: 0 success (unmatched files are reported, not fatal), 1 some file failed,
     2 usage error.
-    """
+    """  # noqa: D301 - "\b" is click's no-rewrap marker (a backspace); a raw docstring would disable it
 
 
 # --------------------------------------------------------------------------------------------- apply
@@ -519,7 +519,10 @@ def apply_cmd(
     params.update({k: v for k, v in method_params.items() if v is not None})
     if preset is not None or preset_file is not None:
         with _library_errors():
-            chosen = REFINE_PRESETS[preset] if preset is not None else read_preset_file(preset_file)
+            if preset is not None:
+                chosen = REFINE_PRESETS[preset]
+            else:  # then --preset-file was given (the condition above)
+                chosen = read_preset_file(cast(str, preset_file))
         method, guide, params = chosen.method, chosen.guide, chosen.param_dict
         binary_input = chosen.upsample == "nearest"
     progress = _make_progress("apply", quiet)
@@ -587,7 +590,7 @@ def _parse_boxes(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 
 def _nonempty_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An empty path is a usage error (it would mean the current folder)."""
+    """Return ``value``, refusing an empty path (it would mean the current folder) as a usage error."""
     if value is not None and not value.strip():
         raise click.BadParameter("must not be empty")
     return value
@@ -989,7 +992,7 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
 
     Exit code 1 when a file failed in some shard, a shard of 1..N has no report, or a report file
     cannot be read (it is named; the others are merged).
-    """
+    """  # noqa: D301 - "\b" is click's no-rewrap marker (a backspace); a raw docstring would disable it
     from maskrefine.pipeline.merge import check_merged_output, merge_run_reports
 
     with _library_errors():

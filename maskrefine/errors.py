@@ -58,9 +58,11 @@ class OutputError(MaskrefineError, OSError):
         super().__init__(f"{path}: {problem}")
 
     def __str__(self) -> str:
+        """Return the message: the path, then the problem."""
         return f"{self.path}: {self.problem}"
 
     def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        """Pickle as ``(path, problem)`` (e.g. to pass the error back from a worker process)."""
         return type(self), (self.path, self.problem)
 
 

@@ -81,8 +81,9 @@ def make_guide(
 
 
 def guide_from_rgb(rgb: np.ndarray, mode: str) -> npt.NDArray[np.float32]:
-    """:func:`make_guide` without the checks, for callers that already validated ``rgb``
-    (float32, (..., H, W, 3), finite, in [0, 1]) and ``mode``.
+    """Compute the guide of :func:`make_guide` without its checks.
+
+    For callers that already validated ``rgb`` (float32, (..., H, W, 3), finite, in [0, 1]) and ``mode``.
     """
     if mode == "color":
         return np.ascontiguousarray(rgb, dtype=np.float32)

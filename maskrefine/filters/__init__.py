@@ -1,5 +1,7 @@
-"""Edge-aware mask filters: the guided filter (numba kernels + float64 NumPy reference), the fast
-bilateral solver (numba + SciPy oracle) and the two-label dense CRF (numba permutohedral lattice).
+"""Edge-aware mask filters: the guided filter, the fast bilateral solver and the two-label dense CRF.
+
+The guided filter has numba kernels and a float64 NumPy reference, the fast bilateral solver numba
+kernels and a SciPy oracle, and the dense CRF a numba permutohedral lattice.
 """
 
 from __future__ import annotations

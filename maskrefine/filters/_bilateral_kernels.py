@@ -11,7 +11,10 @@ grid are float64; the conjugate gradient loop is SciPy's ``cg`` step for step (s
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine._jit import njit
 from maskrefine.filters._hashgrid import find, find_or_insert, grow, new_table
@@ -26,15 +29,20 @@ __all__ = [
     "slice_to",
 ]
 
+I32: TypeAlias = npt.NDArray[np.int32]
+F64: TypeAlias = npt.NDArray[np.float64]
+
 GRID_DIMS = 5
 # centre weight 2·D of the [1 2 1]^D blur (PROTOCOL §4.1)
 _CENTER = 2.0 * GRID_DIMS
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _to_255(value):
-    """A [0, 1] sample as a 0..255 level; within 1e-3 of an integer level it *is* that level, so 8-bit
-    images reproduce the reference's integer grid coordinates exactly.
+def _to_255(value: float | np.floating[Any]) -> np.float64:
+    """Return a [0, 1] sample as a 0..255 level.
+
+    Within 1e-3 of an integer level it *is* that level, so 8-bit images reproduce the reference's integer
+    grid coordinates exactly.
     """
     v = np.float64(value) * 255.0
     r = np.floor(v + 0.5)
@@ -44,7 +52,9 @@ def _to_255(value):
 
 
 @njit(cache=True, nogil=True)
-def build_grid(image, sigma_spatial, sigma_luma, sigma_chroma):
+def build_grid(
+    image: npt.NDArray[np.floating[Any]], sigma_spatial: float, sigma_luma: float, sigma_chroma: float
+) -> tuple[I32, I32]:
     """Grid of an (H, W, 3) RGB image in [0, 1]. Returns ``(pixel_vertex, neighbors)``.
 
     Coordinates per pixel, truncated to int as in the reference: (x/σ_s, y/σ_s, Y/σ_l, U/σ_c, V/σ_c)
@@ -103,7 +113,7 @@ def build_grid(image, sigma_spatial, sigma_luma, sigma_chroma):
 
 
 @njit(cache=True, nogil=True)
-def splat(pixel_vertex, values, n_vertices):
+def splat(pixel_vertex: I32, values: npt.NDArray[np.floating[Any]], n_vertices: int) -> F64:
     """S·values: per-vertex sums of a per-pixel float vector (float64)."""
     out = np.zeros(n_vertices, np.float64)
     for p in range(pixel_vertex.shape[0]):
@@ -112,7 +122,7 @@ def splat(pixel_vertex, values, n_vertices):
 
 
 @njit(cache=True, nogil=True)
-def splat_constant(pixel_vertex, value, n_vertices):
+def splat_constant(pixel_vertex: I32, value: float, n_vertices: int) -> F64:
     """S·(value·1): per-vertex pixel counts times ``value``."""
     out = np.zeros(n_vertices, np.float64)
     for p in range(pixel_vertex.shape[0]):
@@ -124,8 +134,9 @@ def splat_constant(pixel_vertex, value, n_vertices):
 
 
 @njit(cache=True, nogil=True)
-def blur(neighbors, x, out):
-    """B·x with B = 2D·I + sum of the -1/+1 neighbours along each axis ([1 2 1] per axis).
+def blur(neighbors: I32, x: F64, out: F64) -> F64:
+    """Compute B·x with B = 2D·I + sum of the -1/+1 neighbours along each axis ([1 2 1] per axis).
+
     ``x`` has V + 1 entries, the last one 0 (the sentinel); ``out`` gets the first V.
     """
     for v in range(neighbors.shape[0]):
@@ -137,8 +148,9 @@ def blur(neighbors, x, out):
 
 
 @njit(cache=True, nogil=True)
-def bistochastize(neighbors, m, iterations):
-    """``(n, m_hat)``: n <- sqrt(n·m / B n) repeated, then m_hat = n·B n (PROTOCOL §4.1).
+def bistochastize(neighbors: I32, m: F64, iterations: int) -> tuple[F64, F64]:
+    """Return ``(n, m_hat)``: n <- sqrt(n·m / B n) repeated, then m_hat = n·B n (PROTOCOL §4.1).
+
     ``n`` has V + 1 entries (trailing sentinel 0).
     """
     nv = m.shape[0]
@@ -155,10 +167,22 @@ def bistochastize(neighbors, m, iterations):
 
 
 @njit(cache=True, nogil=True)
-def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
-    """Jacobi-preconditioned CG for A y = b, A = λ(D_m − D_n B D_n) + diag(w), from y0 = b / w (0 where
-    w = 0): SciPy ``cg(A, b, x0, M, maxiter, rtol)`` step for step (stop when ||r|| < rtol·||b|| at the top
-    of an iteration; r updated recursively), with the vector loops fused. Returns ``(y, iterations)``.
+def pcg_solve(
+    neighbors: I32,
+    lam: float,
+    n: F64,
+    m_hat: F64,
+    w: F64,
+    b: F64,
+    diag_min: float,
+    max_iter: int,
+    rtol: float,
+) -> tuple[F64, int]:
+    """Solve A y = b, A = λ(D_m − D_n B D_n) + diag(w), by Jacobi-preconditioned CG.
+
+    Starts from y0 = b / w (0 where w = 0) and follows SciPy ``cg(A, b, x0, M, maxiter, rtol)`` step for
+    step (stop when ||r|| < rtol·||b|| at the top of an iteration; r updated recursively), with the vector
+    loops fused. Returns ``(y, iterations)``.
     """
     nv = b.shape[0]
     y = np.empty(nv, np.float64)
@@ -216,7 +240,7 @@ def pcg_solve(neighbors, lam, n, m_hat, w, b, diag_min, max_iter, rtol):
 
 
 @njit(cache=True, nogil=True)
-def slice_to(pixel_vertex, y, out):
+def slice_to(pixel_vertex: I32, y: F64, out: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Out (flat, per pixel) = Sᵀ y."""
     for p in range(pixel_vertex.shape[0]):
         out[p] = y[pixel_vertex[p]]

@@ -12,6 +12,7 @@ factor <= 1/2) and ``count``. Call :func:`grow` when ``count == keys.shape[0]`` 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine._jit import njit
 
@@ -19,7 +20,7 @@ __all__ = ["new_table", "grow", "find", "find_or_insert"]
 
 
 @njit(cache=True, nogil=True)
-def new_table(capacity, d):
+def new_table(capacity: int, d: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
     """Empty table for at least ``capacity`` keys of length ``d``."""
     size = 16
     while size < 2 * capacity:
@@ -30,7 +31,7 @@ def new_table(capacity, d):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _first_slot(key, d, mask):
+def _first_slot(key: npt.NDArray[np.int32], d: int, mask: np.int64) -> np.int64:
     h = np.int64(0)
     for i in range(d):
         h = (h + np.int64(key[i])) * np.int64(2654435761)  # wraps modulo 2**64: fine for a hash
@@ -39,7 +40,7 @@ def _first_slot(key, d, mask):
 
 
 @njit(cache=True, nogil=True)
-def find(slots, keys, key):
+def find(slots: npt.NDArray[np.int32], keys: npt.NDArray[np.int32], key: npt.NDArray[np.int32]) -> int:
     """Index of ``key`` or -1 when absent."""
     d = keys.shape[1]
     mask = np.int64(slots.shape[0] - 1)
@@ -59,8 +60,11 @@ def find(slots, keys, key):
 
 
 @njit(cache=True, nogil=True)
-def find_or_insert(slots, keys, count, key):
+def find_or_insert(
+    slots: npt.NDArray[np.int32], keys: npt.NDArray[np.int32], count: int, key: npt.NDArray[np.int32]
+) -> tuple[int, int]:
     """Return ``(index, new_count)``: the index of ``key``, inserting it as ``count`` when absent.
+
     Requires ``count < keys.shape[0]`` (call :func:`grow` first).
     """
     d = keys.shape[1]
@@ -84,8 +88,10 @@ def find_or_insert(slots, keys, count, key):
 
 
 @njit(cache=True, nogil=True)
-def grow(slots, keys, count):
-    """A table with twice the capacity holding the same ``count`` keys at the same indices."""
+def grow(
+    slots: npt.NDArray[np.int32], keys: npt.NDArray[np.int32], count: int
+) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """Return a table with twice the capacity holding the same ``count`` keys at the same indices."""
     d = keys.shape[1]
     size = slots.shape[0] * 2
     new_slots = np.full(size, -1, np.int32)

@@ -13,7 +13,10 @@ the message of label 0 is the filtered constant minus the message of label 1.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine._jit import njit
 from maskrefine.filters._hashgrid import find, find_or_insert, grow, new_table
@@ -27,9 +30,15 @@ __all__ = [
     "update_points",
 ]
 
+I32: TypeAlias = npt.NDArray[np.int32]
+F32: TypeAlias = npt.NDArray[np.float32]
+F64: TypeAlias = npt.NDArray[np.float64]
+#: ``(offsets, weights, blur_neighbors)`` of :func:`build_lattice`.
+Lattice: TypeAlias = tuple[I32, F32, I32]
+
 
 @njit(cache=True, nogil=True)
-def build_lattice(features):
+def build_lattice(features: F32) -> Lattice:
     """Lattice of ``features`` (N, d) float32 (already divided by their standard deviations).
 
     Returns ``(offsets, weights, blur_neighbors)``: (N, d+1) int32 vertex indices (1-based; 0 = sentinel),
@@ -138,7 +147,7 @@ def build_lattice(features):
 
 
 @njit(cache=True, nogil=True)
-def blur_grid(blur_neighbors, grid, scratch):
+def blur_grid(blur_neighbors: I32, grid: F64, scratch: F64) -> F64:
     """In place: [1/2 1 1/2] along each lattice direction in turn (``scratch`` same size as ``grid``)."""
     src, dst = grid, scratch
     dst[0] = 0.0
@@ -153,7 +162,7 @@ def blur_grid(blur_neighbors, grid, scratch):
 
 
 @njit(cache=True, nogil=True)
-def splat_points(offsets, weights, values, lo, hi, grid):
+def splat_points(offsets: I32, weights: F32, values: F64, lo: int, hi: int, grid: F64) -> None:
     """Grid += splat of ``values[lo:hi]`` (barycentric weights)."""
     for k in range(lo, hi):
         x = values[k]
@@ -162,7 +171,7 @@ def splat_points(offsets, weights, values, lo, hi, grid):
 
 
 @njit(cache=True, nogil=True)
-def slice_points(offsets, weights, grid, lo, hi, out):
+def slice_points(offsets: I32, weights: F32, grid: F64, lo: int, hi: int, out: F64) -> None:
     """out[lo:hi] = slice of ``grid`` times 1 / (1 + 2^-d)."""
     alpha = 1.0 / (1.0 + 2.0 ** (-(offsets.shape[1] - 1)))
     for k in range(lo, hi):
@@ -174,12 +183,25 @@ def slice_points(offsets, weights, grid, lo, hi, out):
 
 @njit(cache=True, nogil=True)
 def update_points(
-    lo, hi, unary_diff, lattices, compat, alphas, norms, constant, blurred, q1, next_grids, splat_next
-):
-    """One mean-field update of points lo..hi, fused: slice the blurred grids of the current Q1 into the
-    messages, logits −(U1 − U0) + Σ_k w_k (2·m1_k − c_k) (m0_k = c_k − m1_k for two labels, c_k the
-    filtered constant), Q1 = sigmoid, and (if ``splat_next``) splat norms_k·Q1 into ``next_grids``.
-    ``alphas`` holds each lattice's slice factor 1 / (1 + 2^-d).
+    lo: int,
+    hi: int,
+    unary_diff: F64,
+    lattices: tuple[Lattice, ...],
+    compat: F64,
+    alphas: F64,
+    norms: F64,
+    constant: F64,
+    blurred: F64,
+    q1: F64,
+    next_grids: F64,
+    splat_next: bool,
+) -> None:
+    """Run one mean-field update of points lo..hi, fused.
+
+    Slices the blurred grids of the current Q1 into the messages, computes the logits
+    −(U1 − U0) + Σ_k w_k (2·m1_k − c_k) (m0_k = c_k − m1_k for two labels, c_k the filtered constant),
+    sets Q1 = sigmoid and (if ``splat_next``) splats norms_k·Q1 into ``next_grids``. ``alphas`` holds
+    each lattice's slice factor 1 / (1 + 2^-d).
     """
     n_kernels = compat.shape[0]
     for i in range(lo, hi):
@@ -201,9 +223,12 @@ def update_points(
 
 
 @njit(cache=True, nogil=True)
-def lattice_filter(offsets, weights, blur_neighbors, values, out, grid, scratch):
-    """Out = approximately Gaussian-filtered ``values`` (splat, blur, slice), serial. ``grid`` and
-    ``scratch`` are float64 of length M+1.
+def lattice_filter(
+    offsets: I32, weights: F32, blur_neighbors: I32, values: F64, out: F64, grid: F64, scratch: F64
+) -> F64:
+    """Write the approximately Gaussian-filtered ``values`` into ``out`` (splat, blur, slice), serially.
+
+    ``grid`` and ``scratch`` are float64 of length M+1.
     """
     grid[:] = 0.0
     splat_points(offsets, weights, values, 0, values.shape[0], grid)

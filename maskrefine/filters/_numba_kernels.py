@@ -44,10 +44,12 @@ __all__ = [
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def all_finite(bits, mask):
-    """True when no element is NaN or ±inf: ``bits`` is the 1-D float array viewed as unsigned integers,
-    ``mask`` its exponent mask (all exponent bits set = NaN/inf, i.e. ``max(bits & mask) == mask``). An
-    integer max over fixed-size blocks: vectorized (~3x faster than a counted compare), no temporary,
-    stops after the first block with a bad element.
+    """Return True when no element is NaN or ±inf.
+
+    ``bits`` is the 1-D float array viewed as unsigned integers, ``mask`` its exponent mask (all exponent
+    bits set = NaN/inf, i.e. ``max(bits & mask) == mask``). An integer max over fixed-size blocks:
+    vectorized (~3x faster than a counted compare), no temporary, stops after the first block with a bad
+    element.
     """
     n = bits.shape[0]
     block = 16384
@@ -129,8 +131,10 @@ def _gray_rows_add(I, p, row, step, w, r, sgn, cs):
 
 @njit(cache=True, error_model="numpy")
 def _hsums4(cs, w, r, hs):
-    """hs[q, x] = sum of cs[q, x : x + 2r + 1] for the 4 rows q (horizontal running window sums of the
-    padded rows), all running sums in one loop (independent add chains).
+    """Set hs[q, x] = sum of cs[q, x : x + 2r + 1] for the 4 rows q.
+
+    These are the horizontal running window sums of the padded rows, all running sums in one loop
+    (independent add chains).
     """
     c0 = cs[0]
     c1 = cs[1]
@@ -232,8 +236,10 @@ def _hsums2(cs, w, r, hs):
 
 @njit(cache=True, error_model="numpy")
 def _gray_out_row(cs, w, r, inv_x, inv_y, g, o):
-    """One output row ``o = (ā·I + b̄)``: the horizontal running sums of the stage-2 column sums fused with
-    the output (two add chains; no store and reload of the window sums).
+    """Compute one output row ``o = (ā·I + b̄)``.
+
+    The horizontal running sums of the stage-2 column sums are fused with the output (two add chains; no
+    store and reload of the window sums).
     """
     c0 = cs[0]
     c1 = cs[1]
@@ -554,8 +560,10 @@ def _color_math(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, inv_x, in
 
 @njit(cache=True, error_model="numpy")
 def _color_out_row(cs, w, r, inv_x, inv_y, g, o):
-    """One output row ``o = āᵀI + b̄``: horizontal running sums of the stage-2 column sums fused with the
-    output (four add chains; no store and reload of the window sums).
+    """Compute one output row ``o = āᵀI + b̄``.
+
+    The horizontal running sums of the stage-2 column sums are fused with the output (four add chains; no
+    store and reload of the window sums).
     """
     c0 = cs[0]
     c1 = cs[1]
@@ -682,8 +690,10 @@ def _hupsample_row(coef, j, x0s, x1s, lxs, dst):
 
 @njit(cache=True, error_model="numpy")
 def _upsample_rows(I, coef, out, y0, y1, x0s, x1s, lxs):
-    """Rows y0..y1-1 of q = ā↑·I + b̄↑. Each low-res row is upsampled horizontally once into one of two
-    full-width row slots (by row parity); each output row is then a vectorized vertical blend.
+    """Compute rows y0..y1-1 of q = ā↑·I + b̄↑.
+
+    Each low-res row is upsampled horizontally once into one of two full-width row slots (by row
+    parity); each output row is then a vectorized vertical blend.
     """
     h = coef.shape[0]
     H = out.shape[0]
@@ -734,8 +744,10 @@ def _x_weights(w, W):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def upsample_rows(I, coef, out, y0, y1):
-    """Rows y0..y1-1 of q = ā↑·I + b̄↑: I is (H, W, K-1) (gray as (H, W, 1)), coef (h, w, K) = (ā..., b̄)
-    upsampled bilinearly (align_corners=False) to out's (H, W).
+    """Compute rows y0..y1-1 of q = ā↑·I + b̄↑.
+
+    I is (H, W, K-1) (gray as (H, W, 1)), coef (h, w, K) = (ā..., b̄) upsampled bilinearly
+    (align_corners=False) to out's (H, W).
     """
     x0s, x1s, lxs = _x_weights(coef.shape[1], out.shape[1])
     _upsample_rows(I, coef, out, y0, y1, x0s, x1s, lxs)

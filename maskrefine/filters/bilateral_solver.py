@@ -145,7 +145,7 @@ def bilateral_solver(
     cg_iterations = check_int_range(cg_iterations, "cg_iterations", 0, 10_000)
     cg_tol = check_float_range(cg_tol, "cg_tol", 0.0)
     bistochastic_iterations = check_int_range(bistochastic_iterations, "bistochastic_iterations", 0, 1000)
-    diag_min = check_float_range(diag_min, "diag_min", np.finfo(np.float64).tiny)
+    diag_min = check_float_range(diag_min, "diag_min", float(np.finfo(np.float64).tiny))
     output = check_choice(chosen.output if output is None else output, OUTPUTS, "output")
     rgb, values, conf = _check_arrays(image, target, confidence)
     height, width = values.shape

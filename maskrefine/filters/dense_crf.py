@@ -123,7 +123,7 @@ def dense_crf(
     preset = check_choice(preset, tuple(CRF_PRESETS), "preset")
     chosen = CRF_PRESETS[preset]
 
-    def pick(value, default, name, low):
+    def pick(value: float | None, default: float, name: str, low: float) -> float:
         return check_float_range(default if value is None else value, name, low)
 
     g_sxy = pick(gaussian_sxy, chosen.gaussian_sxy, "gaussian_sxy", 0.01)
@@ -181,8 +181,9 @@ def _build_lattices(jobs: list) -> list:
 
 
 def _mean_field(udiff: np.ndarray, lattices: tuple, compat: np.ndarray, iterations: int) -> np.ndarray:
-    """Densecrf's mean-field for two labels, the points split over threads; each thread splats into its
-    own grids, which are summed before the (small) blur.
+    """Run densecrf's mean-field for two labels, the points split over threads.
+
+    Each thread splats into its own grids, which are summed before the (small) blur.
     """
     n_points = udiff.shape[0]
     n_kernels = len(lattices)

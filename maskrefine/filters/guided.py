@@ -179,7 +179,7 @@ def fast_guided_filter(
 def guided_filter_trusted(
     guide: np.ndarray, src: np.ndarray, radius: int, eps: float, *, subsample: int = 1, reflect: bool = False
 ) -> npt.NDArray[np.float32]:
-    """Internal: :func:`guided_filter` (numba backend) for callers that have validated the inputs.
+    """Apply :func:`guided_filter` (numba backend) for callers that have validated the inputs (internal).
 
     The caller guarantees float arrays of matching shapes ((H, W) or (H, W, 3) guide, (H, W) src), finite,
     an int radius >= 0, eps > 0 and an int subsample >= 1 (``maskrefine.refiners.refine`` does). No

@@ -156,7 +156,7 @@ def guided_filter(
     subsample: int = 1,
     border: Border = "truncated",
 ) -> np.ndarray:
-    """Reference guided filter in float64 (gray or colour guide, optional fast variant).
+    """Compute the reference guided filter in float64 (gray or colour guide, optional fast variant).
 
     Parameters
     ----------

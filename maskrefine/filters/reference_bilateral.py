@@ -41,7 +41,10 @@ def grid_coordinates(
 
 
 def base255_keys(coords: np.ndarray) -> np.ndarray:
-    """The TokenCut-family hash ``coords · 255**arange(5)``: exact only while every coordinate is < 255."""
+    """Return the TokenCut-family hash ``coords · 255**arange(5)``.
+
+    It is exact only while every coordinate is < 255.
+    """
     return np.asarray(coords, dtype=np.float64) @ (255.0 ** np.arange(coords.shape[1]))
 
 

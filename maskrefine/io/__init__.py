@@ -1,8 +1,26 @@
 """File I/O: folder pairing, image/mask reading, atomic writing. No maths here."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from maskrefine._lazy import lazy_attributes
 from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES, PLAIN
 from maskrefine.io.pairs import IMAGE_EXTENSIONS, MASK_EXTENSIONS, Pair, Pairing, Skipped, match_folders
+
+if TYPE_CHECKING:
+    # For type checkers only: at run time these names are imported on first use (below).
+    from maskrefine.io.imageio import (
+        MaskRead,
+        ReadOptions,
+        read_image,
+        read_mask,
+        read_mask_array,
+        read_mask_file,
+        write_bytes_atomic,
+        write_mask,
+        write_text_atomic,
+    )
 
 # imageio needs OpenCV: imported on first use (see maskrefine._lazy).
 _SOURCES = {

@@ -19,7 +19,7 @@ __all__ = ["file_kind", "not_regular_reason", "open_regular", "read_exactly"]
 
 
 def file_kind(mode: int) -> str:
-    """What a ``st_mode`` is, in words: "regular file", "folder", "symbolic link", "FIFO (named pipe)", ..."""
+    """Describe a ``st_mode`` in words: "regular file", "folder", "symbolic link", "FIFO (named pipe)", ..."""
     for test, name in (
         (stat.S_ISREG, "regular file"),
         (stat.S_ISDIR, "folder"),

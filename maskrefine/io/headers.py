@@ -55,6 +55,7 @@ class ImageHeader:
 
     @property
     def pixels(self) -> int:
+        """Number of pixels, ``width * height``."""
         return self.width * self.height
 
 

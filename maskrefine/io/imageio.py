@@ -86,14 +86,16 @@ class MaskRead:
     encoding: str = PLAIN
 
     def to_unit(self) -> np.ndarray:
-        """The mask as float32 in [0, 1] (uint8 / 255, uint16 / 65535, float as is)."""
+        """Return the mask as float32 in [0, 1] (uint8 / 255, uint16 / 65535, float as is)."""
         return to_unit_float(self.pixels)
 
 
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
-    """How the folder jobs read their inputs: ``mask_scale``, ``ignore_exif`` and ``max_pixels`` as in
-    :func:`read_mask_file` and :func:`read_image`. Build it with :meth:`checked` (validates once).
+    """How the folder jobs read their inputs: ``mask_scale``, ``ignore_exif`` and ``max_pixels``.
+
+    They mean what they mean in :func:`read_mask_file` and :func:`read_image`. Build it with
+    :meth:`checked` (validates once).
     """
 
     mask_scale: str = "auto"
@@ -104,7 +106,7 @@ class ReadOptions:
     def checked(
         cls, mask_scale: object = "auto", ignore_exif: object = False, max_pixels: object = DEFAULT_MAX_PIXELS
     ) -> ReadOptions:
-        """Validated options; ``ValueError`` / ``TypeError`` naming the bad argument."""
+        """Return validated options; raise ``ValueError`` / ``TypeError`` naming the bad argument."""
         return cls(check_mask_scale(mask_scale), bool(ignore_exif), check_max_pixels(max_pixels))
 
     def image(self, path: str | Path) -> np.ndarray:
@@ -117,7 +119,7 @@ class ReadOptions:
 
 
 def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHeader]:
-    """The bytes of an image file, after its type, size and pixel count were checked from its header."""
+    """Read an image file's bytes and header, its type, size and pixel count checked from the header first."""
     fd, size = open_regular(path)
     try:
         try:
@@ -273,7 +275,7 @@ def _equal_channels(colour: np.ndarray) -> bool:
 def _single_channel(
     decoded: np.ndarray, path: Path, png_color_type: int | None
 ) -> tuple[np.ndarray, list[str]]:
-    """The mask channel of a decoded (H, W) or (H, W, C) image, with what was detected."""
+    """Return the mask channel of a decoded (H, W) or (H, W, C) image, with what was detected."""
     if decoded.ndim == 2:
         return decoded, []
     channels = decoded.shape[2]
@@ -350,7 +352,7 @@ def _apply_mask_scale(values: np.ndarray, path: Path, scale: str) -> tuple[np.nd
 
 
 def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
-    """A float32 (H, W) mask from a .npy file, its header checked before any data is read."""
+    """Read a float32 (H, W) mask from a .npy file, its header checked before any data is read."""
     fd, size = open_regular(path)
     try:
         head = io.BytesIO(os.pread(fd, min(size, _NPY_HEADER_MAX), 0))
@@ -508,8 +510,9 @@ def _rename_noreplace(source: Path, target: Path) -> bool | None:
 
 
 def _publish_noreplace(temp: Path, path: Path) -> None:
-    """Give the finished ``temp`` the name ``path`` unless ``path`` exists (atomic: two writers racing
-    for one name never both succeed, and nobody sees a partial file). Raises OutputExistsError.
+    """Give the finished ``temp`` the name ``path`` unless ``path`` exists (else OutputExistsError).
+
+    Atomic: two writers racing for one name never both succeed, and nobody sees a partial file.
     """
     try:
         os.link(temp, path)
@@ -625,14 +628,19 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True)
 
 
 def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path:
-    """UTF-8 text version of :func:`write_bytes_atomic`. File names read with :func:`os.fsdecode` that are
-    not valid UTF-8 (lone surrogates) are written as their original bytes (``surrogateescape``).
+    """Write ``text`` as UTF-8 to ``path``: the text version of :func:`write_bytes_atomic`.
+
+    File names read with :func:`os.fsdecode` that are not valid UTF-8 (lone surrogates) are written as
+    their original bytes (``surrogateescape``).
     """
     return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"), overwrite=overwrite)
 
 
 def png8_codes(mask: np.ndarray) -> np.ndarray:
-    """The uint8 codes an 8-bit PNG of the float mask ``mask`` stores: ``rint(255 * clip(mask, 0, 1))``."""
+    """Return the uint8 codes that an 8-bit PNG of the float mask ``mask`` stores.
+
+    They are ``rint(255 * clip(mask, 0, 1))``.
+    """
     return np.rint(np.clip(mask, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
@@ -657,7 +665,8 @@ def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
 def write_mask(
     path: str | Path, mask: np.ndarray, fmt: MaskFormat = "png8", *, overwrite: bool = True
 ) -> Path:
-    """Write ``mask`` (float, [0, 1]) to ``path`` atomically in format ``fmt`` (png8, png16, npy); see
-    :func:`write_bytes_atomic` for ``overwrite``.
+    """Write ``mask`` (float, [0, 1]) to ``path`` atomically in format ``fmt`` (png8, png16, npy).
+
+    See :func:`write_bytes_atomic` for ``overwrite``.
     """
     return write_bytes_atomic(path, encode_mask(mask, fmt), overwrite=overwrite)

@@ -1,5 +1,6 @@
-"""The reading options of the folder jobs and their checks (no OpenCV here: the CLI imports this for its
-option defaults without loading the readers).
+"""The reading options of the folder jobs and their checks.
+
+No OpenCV here: the CLI imports this for its option defaults without loading the readers.
 """
 
 from __future__ import annotations

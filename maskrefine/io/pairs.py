@@ -73,8 +73,10 @@ class Pairing:
 
 
 def scan_folder(folder: str | Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[Skipped]]:
-    """Non-hidden entries directly in ``folder`` whose suffix (any case) is in ``extensions``, split into
-    regular files (symlinks to regular files included) and skipped entries, both sorted. Nothing is opened.
+    """List the non-hidden entries directly in ``folder`` whose suffix (any case) is in ``extensions``.
+
+    They are split into regular files (symlinks to regular files included) and skipped entries, both
+    sorted. Nothing is opened.
     """
     folder = Path(folder)
     wanted = {e.lower() for e in extensions}

@@ -1,5 +1,6 @@
-"""Folder jobs: refine a folder of masks (:func:`apply_folder`) and score a folder of predictions
-(:func:`score_folder`).
+"""Folder jobs: refine a folder of masks and score a folder of predictions.
+
+:func:`apply_folder` refines, :func:`score_folder` scores.
 
 The jobs loop and collect; they read and write through :mod:`maskrefine.io` and compute through
 :mod:`maskrefine.refiners` and :mod:`maskrefine.metrics`. They never print: every outcome is returned in
@@ -59,7 +60,9 @@ _SUBMODULES = (apply, guards, reports, score, workers)
 
 
 class _Package(types.ModuleType):
-    """``maskrefine.pipeline`` used to be one module: assigning one of its names here (e.g.
+    """Module class of ``maskrefine.pipeline``: assignments also reach the submodules.
+
+    ``maskrefine.pipeline`` used to be one module: assigning one of its names here (e.g.
     ``monkeypatch.setattr(maskrefine.pipeline, "refine", fake)``) also assigns it in the submodules
     that use that name, so such code keeps working after the split.
     """

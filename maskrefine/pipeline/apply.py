@@ -121,7 +121,7 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
 
 
 def _crashed(task: _ApplyTask, problem: str) -> FileOutcome:
-    """The outcome of a task whose worker died or raised (``problem`` says which)."""
+    """Return the outcome of a task whose worker died or raised (``problem`` says which)."""
     return FileOutcome(task.stem, "failed", task.mask, task.image, task.output, f"{task.mask}: {problem}")
 
 

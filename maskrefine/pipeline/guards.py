@@ -17,6 +17,7 @@ import os
 import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -87,7 +88,7 @@ def check_writable_target(path: Path, what: str) -> bool:
 
 
 def check_output_targets(paths: Iterable[Path], where: Path) -> list[Path]:
-    """The regular files among ``paths`` (outputs about to be written into ``where``).
+    """Return the regular files among ``paths`` (outputs about to be written into ``where``).
 
     Raises
     ------
@@ -135,13 +136,18 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
         pair = tuple(shard)
     else:
         raise ConfigError(f"shard must be a (k, n) pair or a 'k/n' string; got {shard!r}")
-    k, n = pair
-    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (k, n)):
+    first, second = pair
+    if not (_is_integer(first) and _is_integer(second)):
         raise ConfigError(f"shard values must be integers; got {shard!r}")
-    k, n = int(k), int(n)  # type: ignore[arg-type]
+    k, n = int(first), int(second)
     if n < 1 or not 1 <= k <= n:
         raise ConfigError(f"shard k/n needs 1 <= k <= n (k is 1-based); got {shard!r}")
     return k, n
+
+
+def _is_integer(value: object) -> TypeGuard[int | np.integer[Any]]:
+    """Return True for an ``int`` or NumPy integer that is not a ``bool``."""
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer))
 
 
 def _is_ascii_number(text: str) -> bool:
@@ -150,7 +156,7 @@ def _is_ascii_number(text: str) -> bool:
 
 
 def shard_index(stem: str, n: int) -> int:
-    """The 1-based shard (of ``n``) that ``stem`` belongs to: ``sha1(stem) mod n + 1``.
+    """Return the 1-based shard (of ``n``) that ``stem`` belongs to: ``sha1(stem) mod n + 1``.
 
     The stem is hashed as UTF-8; a name that is not valid UTF-8 (decoded by :func:`os.fsdecode`) as its
     original bytes.
@@ -177,7 +183,7 @@ def check_jobs(jobs: object) -> int:
 
 
 def check_folder(path: str | Path, what: str) -> Path:
-    """An existing input folder (``what`` names it in the message)."""
+    """Return ``path`` as an existing input folder, or raise (``what`` names it in the message)."""
     folder = path_argument(path, f"{what} folder")
     if not folder.exists():
         raise ConfigError(f"{what} folder {folder} does not exist")

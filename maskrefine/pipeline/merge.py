@@ -184,8 +184,10 @@ class MergedRunReport:
         return self.report.ok and not self.missing_shards and not self.unreadable
 
     def to_dict(self) -> dict[str, Any]:
-        """The merged report in the single-run JSON layout, plus ``sources``, ``shards``,
-        ``missing_shards``, ``unreadable`` and ``elapsed_sum_s``; ``ok`` also requires every shard.
+        """Return the merged report in the single-run JSON layout, with the merge's own keys.
+
+        The keys added are ``sources``, ``shards``, ``missing_shards``, ``unreadable`` and
+        ``elapsed_sum_s``; ``ok`` also requires every shard.
         """
         data = self.report.to_dict()
         data["ok"] = self.ok
@@ -197,8 +199,10 @@ class MergedRunReport:
         return data
 
     def write_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created); ``path``
-        is first checked by :func:`check_merged_output` (and the merged sources may not be overwritten).
+        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created).
+
+        ``path`` is first checked by :func:`check_merged_output` (and the merged sources may not be
+        overwritten).
         """
         return _write_json(check_merged_output(path, self.sources), self.to_dict())
 

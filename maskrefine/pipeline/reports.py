@@ -122,7 +122,7 @@ class Unmatched:
 def unmatched_and_duplicates(
     pairing: Pairing, first: str, second: str, shard: tuple[int, int] | None
 ) -> tuple[list[Unmatched], dict[str, list[Path]]]:
-    """The unmatched files (labelled ``first`` / ``second``) and duplicated stems of ``shard``."""
+    """Return the unmatched files (labelled ``first`` / ``second``) and duplicated stems of ``shard``."""
     unmatched = [Unmatched(p, first) for p in pairing.only_first if in_shard(p.stem, shard)]
     unmatched += [Unmatched(p, second) for p in pairing.only_second if in_shard(p.stem, shard)]
     duplicates = {s: list(ps) for s, ps in sorted(pairing.duplicates.items()) if in_shard(s, shard)}
@@ -130,7 +130,7 @@ def unmatched_and_duplicates(
 
 
 def not_regular_entries(pairing: Pairing, shard: tuple[int, int] | None) -> list[Failure]:
-    """The entries of the input folders that are not regular files (in ``shard``), as failures."""
+    """Return the entries of the input folders that are not regular files (in ``shard``), as failures."""
     return [
         Failure(item.path, f"is {item.reason}, not a regular file; skipped (never opened)")
         for item in pairing.skipped
@@ -216,8 +216,9 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """True when no file failed and every input entry was a regular file (unmatched and duplicated
-        names are reported but are not failures).
+        """True when no file failed and every input entry was a regular file.
+
+        Unmatched and duplicated names are reported but are not failures.
         """
         return self._count("failed") == 0 and not self.not_regular
 
@@ -300,14 +301,17 @@ class ScoreReport:
 
     @property
     def ok(self) -> bool:
-        """True when no file failed, every input entry was a regular file and at least one image was
-        scored.
+        """True when the run succeeded.
+
+        That is, no file failed, every input entry was a regular file and at least one image was scored.
         """
         return not self.failures and not self.not_regular and self.nothing_scored is None
 
     def to_dict(self) -> dict[str, Any]:
-        """The summary JSON: the summary's keys at top level, plus ``ok``, ``failed``, ``unmatched``,
-        ``duplicates``, ``elapsed_s``, ``config``, ``plots`` and, when nothing was scored, ``error``.
+        """Return the summary JSON: the summary's keys at top level, plus the run's own keys.
+
+        Those are ``ok``, ``failed``, ``unmatched``, ``duplicates``, ``elapsed_s``, ``config``, ``plots``,
+        ``not_regular``, ``encodings`` and, when nothing was scored, ``error``.
         """
         out = {key: _jsonable(value) for key, value in self.summary.items()}
         if self.nothing_scored is not None:
@@ -332,8 +336,10 @@ class ScoreReport:
         return _write_json(path, self.to_dict())
 
     def write_csv(self, path: str | Path) -> Path:
-        """Write the per-image rows as CSV to ``path`` atomically (NaN written as ``nan``; file names that
-        are not valid UTF-8 are written back as their original bytes).
+        """Write the per-image rows as CSV to ``path`` atomically.
+
+        NaN is written as ``nan``; file names that are not valid UTF-8 are written back as their original
+        bytes.
         """
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return write_text_atomic(path, _rows_to_csv(self.rows))

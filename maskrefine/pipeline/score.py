@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -33,6 +33,10 @@ from maskrefine.pipeline.reports import (
     unmatched_and_duplicates,
 )
 
+if TYPE_CHECKING:
+    from maskrefine.metrics.corloc import Selector
+    from maskrefine.metrics.presets import CorlocGrid, Dtype, ScorePreset
+
 __all__ = ["score_folder", "parse_box_spec", "check_box_source", "PLOT_FILES"]
 
 #: Files :func:`score_folder` may write into ``plot_dir``.
@@ -40,7 +44,7 @@ PLOT_FILES: tuple[str, str] = ("pr_curve.png", "montage.png")
 
 
 def parse_box_spec(boxes: str | None) -> tuple[str, Path | None] | None:
-    """The form of ``boxes``: None, ``("masks", None)``, ``("voc", DIR)`` or ``("coco", FILE)``.
+    """Parse ``boxes``: None, ``("masks", None)``, ``("voc", DIR)`` or ``("coco", FILE)``.
 
     Raises
     ------
@@ -61,9 +65,11 @@ def parse_box_spec(boxes: str | None) -> tuple[str, Path | None] | None:
 def check_box_source(boxes: str | None) -> tuple[str, Path | None] | None:
     """:func:`parse_box_spec`, then check that the VOC folder / COCO file exists."""
     source = parse_box_spec(boxes)
-    if source is None or source[1] is None:
+    if source is None:
         return source
     kind, path = source
+    if path is None:
+        return source
     if kind == "voc" and not path.is_dir():
         raise ConfigError(f"boxes {boxes!r}: {path} is not a folder of VOC XML annotations")
     if kind == "coco" and not path.is_file():
@@ -74,6 +80,7 @@ def check_box_source(boxes: str | None) -> tuple[str, Path | None] | None:
 def _load_boxes(kind: str, path: Path | None) -> dict[str, np.ndarray] | None:
     if kind == "masks":
         return None
+    assert path is not None  # parse_box_spec gives a path for "voc" and "coco"
     from maskrefine import metrics
 
     try:
@@ -297,7 +304,10 @@ def score_folder(
     pairs = [pair for pair in pairing.pairs if in_shard(pair.stem, shard_kn)]
     total = len(pairs)
 
-    evaluator = metrics.Evaluator(preset=preset)
+    # from the defining module (OpenCV, numba): that is what metrics.Evaluator lazily resolves to
+    from maskrefine.metrics.evaluator import Evaluator
+
+    evaluator = Evaluator(preset=preset)
     corloc = (
         metrics.CorLocEvaluator(
             corloc_rule.selector, corloc_rule.connectivity, iou_dtype=corloc_rule.iou_dtype
@@ -383,7 +393,9 @@ def score_folder(
     return report
 
 
-def _bounded_map(pool: Executor, function: Callable[[Any], Any], items: Sequence[Any], ahead: int):
+def _bounded_map(
+    pool: Executor, function: Callable[[Any], Any], items: Sequence[Any], ahead: int
+) -> Iterator[Any]:
     """``pool.map`` in order, with at most ``ahead`` items loaded but not yet consumed (bounded memory)."""
     from collections import deque
 
@@ -449,7 +461,7 @@ def _score_one(
 
 
 def _corloc_rehearsal(corloc: Any) -> Any:
-    """A fresh, empty evaluator of the same class and settings as ``corloc`` (for a trial step)."""
+    """Return a fresh, empty evaluator of the same class and settings as ``corloc`` (for a trial step)."""
     return type(corloc)(
         corloc.selector,
         corloc.connectivity,
@@ -464,10 +476,10 @@ def _corloc_rehearsal(corloc: Any) -> Any:
 class _CorlocRule:
     """The CorLoc rule of one run: the preset's, with the caller's overrides applied."""
 
-    selector: str
+    selector: Selector
     connectivity: int
-    grid: str
-    iou_dtype: str
+    grid: CorlocGrid
+    iou_dtype: Dtype
     patch_size: int | None
 
 
@@ -480,7 +492,7 @@ MAX_PATCH_SIZE = 256
 
 
 def _corloc_rule(
-    preset: Any,
+    preset: ScorePreset,
     box_source: tuple[str, Path | None] | None,
     selector: str | None,
     connectivity: int | None,
@@ -513,7 +525,8 @@ def _corloc_rule(
     if seeds is not None and (not str(seeds) or not Path(seeds).exists()):
         raise ConfigError(f"seeds {str(seeds)!r}: no such file or folder")
     rule = _CorlocRule(
-        selector=selector if selector is not None else preset.corloc_selector,
+        # checked against SELECTORS above (an override) or by ScorePreset (the preset's own)
+        selector=cast("Selector", selector if selector is not None else preset.corloc_selector),
         connectivity=connectivity if connectivity is not None else preset.corloc_connectivity,
         grid="token" if patch_size is not None else preset.corloc_grid,
         iou_dtype=preset.corloc_iou_dtype,
@@ -543,7 +556,8 @@ def _load_seeds(seeds: str | Path) -> dict[str, int]:
 
 def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: Mapping[str, int] | None) -> dict[str, Any]:
     """``mask``, ``scale`` and ``seed`` of one image for :meth:`CorLocEvaluator.step` under ``rule``."""
-    from maskrefine.metrics import prediction_stride
+    # from the defining module: that is what metrics.prediction_stride lazily resolves to
+    from maskrefine.metrics.resize import prediction_stride
 
     assert item.pred is not None and item.gt is not None
     gt_hw = (int(item.gt.shape[0]), int(item.gt.shape[1]))
@@ -594,7 +608,10 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: Mapping[str, in
 
 
 def _corloc_mask(pred: np.ndarray, gt_hw: tuple[int, ...]) -> np.ndarray:
-    """The prediction as float [0, 1] at the GT size (bilinear, the refiners' rule) for box extraction."""
+    """Resize the prediction, as float [0, 1], to the GT size for box extraction.
+
+    Bilinear: the refiners' rule.
+    """
     from maskrefine.refiners import resize_mask
 
     return resize_mask(to_unit_float(pred), (int(gt_hw[0]), int(gt_hw[1])))

@@ -61,7 +61,9 @@ def set_threads(count: int) -> tuple[int | None, int | None]:
         import numba
 
         previous_numba = numba.get_num_threads()
-        numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+        # numba.config defines its NUMBA_* settings through globals() at import: unknown to type checkers
+        limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        numba.set_num_threads(max(1, min(count, limit)))
     except Exception:  # noqa: BLE001  # pragma: no cover - best effort
         pass
     return previous_cv2, previous_numba
@@ -158,9 +160,11 @@ def _sigint_blocked() -> Iterator[None]:
 
 
 def _fork_is_safe() -> bool:
-    """True when worker processes may be forked: the platform has ``fork`` (and :data:`_FORK_SAFE` is
-    not False). The numba kernels are serial (``nogil``, no ``prange``), so numba's threading layer is
-    never used by a worker and needs no guard.
+    """Return True when worker processes may be forked.
+
+    That is when the platform has ``fork`` (and :data:`_FORK_SAFE` is not False). The numba kernels are
+    serial (``nogil``, no ``prange``), so numba's threading layer is never used by a worker and needs no
+    guard.
     """
     if _FORK_SAFE is False:
         return False
@@ -225,8 +229,9 @@ _AHEAD = 2
 
 @dataclass
 class _Worker:
-    """One forked worker process, its end of the pipe and the tasks sent to it, oldest (the one it is
-    processing) first.
+    """One forked worker process, its end of the pipe and the tasks sent to it.
+
+    The tasks are kept oldest (the one it is processing) first.
     """
 
     process: Any
@@ -278,7 +283,7 @@ def _run_in_processes(
     on_crash: Callable[[T, str], R],
     step: Callable[[], None],
 ) -> list[R]:
-    """The forked pool: one pipe per worker, so a worker that dies is known with its task.
+    """Run ``tasks`` on a forked pool: one pipe per worker, so a worker that dies is known with its task.
 
     Each worker holds at most :data:`_AHEAD` tasks and processes them in order, so when it dies the
     oldest is the one it was processing: only that task fails (``on_crash(task, "worker died (signal
