@@ -245,7 +245,7 @@ def _coordinate(value: object, path: Path, where: str) -> float:
     The error names the file and the field (``where``).
     """
     try:
-        number = float(value)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]  # any parsed JSON/XML value; float() decides
     except (TypeError, ValueError, OverflowError):
         raise InputError(path, f"bad box coordinate {where}: {value!r} is not a number") from None
     if not math.isfinite(number) or abs(number) > MAX_COORDINATE:

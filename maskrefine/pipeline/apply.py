@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from maskrefine.io import (
     match_folders,
     write_mask,
 )
-from maskrefine.io.imageio import MASK_SUFFIXES, remove_stale_temps
+from maskrefine.io.imageio import MASK_SUFFIXES, MaskFormat, remove_stale_temps
 from maskrefine.pipeline.guards import (
     check_folder,
     check_jobs,
@@ -61,7 +61,7 @@ class _ApplyTask:
     params: dict[str, Any]
     guide: str
     binary_input: bool
-    fmt: str
+    fmt: MaskFormat
     overwrite: bool
     skip_existing: bool = False
     read: ReadOptions = ReadOptions()
@@ -93,7 +93,7 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
             image, mask, REFINERS[task.method], task.guide, task.params, task.binary_input
         )
         current = task.output
-        write_mask(task.output, refined, task.fmt, overwrite=task.overwrite)  # type: ignore[arg-type]
+        write_mask(task.output, refined, task.fmt, overwrite=task.overwrite)
     except OutputExistsError as exc:  # another run published it meanwhile: never replaced
         if task.skip_existing:
             return FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
@@ -284,7 +284,7 @@ def apply_folder(
             params=resolved,
             guide=guide,
             binary_input=bool(binary_input),
-            fmt=fmt,
+            fmt=cast(MaskFormat, fmt),  # checked against OUTPUT_FORMATS above
             overwrite=bool(overwrite),
             skip_existing=bool(skip_existing),
             read=read,
