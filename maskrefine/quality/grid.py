@@ -24,7 +24,6 @@ import numpy as np
 from maskrefine.errors import InputError
 from maskrefine.io.imageio import png8_codes, read_image, read_mask, read_mask_array
 from maskrefine.metrics import get_preset
-from maskrefine.metrics.evaluator import score_image
 from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
 from maskrefine.refiners import GUIDE_MODES, REFINERS, check_mask_size, refine, resolve_params
 
@@ -200,6 +199,9 @@ class EvaluationResult:
 
 def _score_item(item: Item, candidates: Sequence[Candidate], preset_name: str) -> tuple[str, Any]:
     """Run every candidate on one item; ``(key, (acc, iou, fbeta))`` or ``(key, "problem")``."""
+    # the scorer's kernels load on first use: `apply --preset` needs Candidate, not the scorer
+    from maskrefine.metrics.evaluator import score_image
+
     try:
         image = read_image(item.image)
         mask = read_mask(item.mask)
