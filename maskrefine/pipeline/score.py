@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError, OutputError
@@ -439,7 +440,12 @@ def _score_one(
         if gt_boxes is not None and item.stem not in gt_boxes:
             return Failure(item.pred_path, f"no ground-truth boxes for {item.stem!r} in {box_source[1]}")
         try:
-            boxes_here = metrics.boxes_from_mask(item.gt) if gt_boxes is None else gt_boxes[item.stem]
+            if gt_boxes is None:
+                boxes_here = metrics.boxes_from_mask(
+                    _gt_foreground(item.gt, rule.gt_threshold), connectivity=rule.connectivity
+                )
+            else:
+                boxes_here = gt_boxes[item.stem]
             corloc_args = _corloc_inputs(item, rule, seed_index)
             corloc_args.update(gt_boxes=boxes_here, name=item.stem, image_size=item.gt.shape)
             _corloc_rehearsal(corloc).step(**corloc_args)
@@ -481,6 +487,9 @@ class _CorlocRule:
     grid: CorlocGrid
     iou_dtype: Dtype
     patch_size: int | None
+    #: the preset's GT rule for Acc/IoU (``GT > threshold`` on the 0..255 scale): GT boxes of ``--boxes
+    #: masks`` are the components of the GT foreground the preset's IoU sees
+    gt_threshold: float = 0.0
 
 
 class _CorlocInputError(ValueError):
@@ -531,6 +540,7 @@ def _corloc_rule(
         grid="token" if patch_size is not None else preset.corloc_grid,
         iou_dtype=preset.corloc_iou_dtype,
         patch_size=patch_size,
+        gt_threshold=float(preset.gt_threshold_acc),
     )
     if seeds is not None and rule.selector != "seed_cc":
         raise ConfigError(
@@ -587,6 +597,12 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: Mapping[str, in
         mask = to_unit_float(item.pred)
     else:
         scale = 1
+        if pred_hw != gt_hw and prediction_stride(pred_hw, gt_hw) is None:
+            # e.g. paper_repo's 320x320 centre crop: stretching it onto the image would misplace the box
+            raise _CorlocInputError(
+                f"prediction {pred_hw[0]}x{pred_hw[1]} is neither the GT size {gt_hw[0]}x{gt_hw[1]} nor a "
+                "uniform down-scale of it (HxW); CorLoc boxes need the whole image"
+            )
         mask = _corloc_mask(item.pred, gt_hw)
     seed = None
     if rule.selector == "seed_cc":
@@ -595,16 +611,36 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: Mapping[str, in
             raise _CorlocInputError(f"no seed for {item.stem!r} in the seeds")
         index = seed_index[item.stem]
         # A full-size prediction with a patch size: the seed is a token of the padded token grid, taken
-        # at its centre pixel (clipped to the image). Otherwise it indexes the prediction's own grid.
+        # at its centre pixel (clipped to the image). Otherwise it indexes the prediction's own grid; on
+        # the pixel grid a smaller prediction was resized to the GT size, and the seed is the GT pixel
+        # under the centre of its cell.
         p = rule.patch_size if (pred_hw == gt_hw and rule.patch_size is not None) else 1
-        grid_h, grid_w = -(-mask.shape[0] // p), -(-mask.shape[1] // p)
+        grid_h, grid_w = (-(-pred_hw[0] // p), -(-pred_hw[1] // p))
         if index >= grid_h * grid_w:
             raise _CorlocInputError(
                 f"seed index {index} of {item.stem!r} lies outside the {grid_h}x{grid_w} grid"
             )
         row, col = divmod(index, grid_w)
-        seed = (min(row * p + p // 2, mask.shape[0] - 1), min(col * p + p // 2, mask.shape[1] - 1))
+        if mask.shape[:2] == pred_hw:
+            seed = (min(row * p + p // 2, mask.shape[0] - 1), min(col * p + p // 2, mask.shape[1] - 1))
+        else:
+            seed = (
+                min(int((row + 0.5) * mask.shape[0] / pred_hw[0]), mask.shape[0] - 1),
+                min(int((col + 0.5) * mask.shape[1] / pred_hw[1]), mask.shape[1] - 1),
+            )
     return {"mask": mask, "scale": scale, "seed": seed}
+
+
+def _gt_foreground(gt: np.ndarray, threshold: float) -> npt.NDArray[np.bool_]:
+    """GT foreground under a preset's Acc/IoU rule: ``value > threshold`` on the 0..255 scale.
+
+    As the evaluator reads GT: uint8 as stored, bool as 0/255, float in [0, 1] times 255.
+    """
+    if gt.dtype == np.uint8:
+        return np.asarray(gt > threshold)
+    if gt.dtype == np.bool_:
+        return np.asarray(gt) if threshold < 255.0 else np.zeros(gt.shape, bool)
+    return np.asarray(gt.astype(np.float64) * 255.0 > threshold)
 
 
 def _corloc_mask(pred: np.ndarray, gt_hw: tuple[int, ...]) -> np.ndarray:
