@@ -754,7 +754,20 @@ def score_cmd(
         ]
         if unsupported:
             raise click.UsageError(f"{', '.join(unsupported)} cannot be combined with --baseline.")
-        sys.exit(_score_paired(pred_dir, baseline_dir, gt_dir, preset, csv_path, json_path, plot_dir, quiet))
+        sys.exit(
+            _score_paired(
+                pred_dir,
+                baseline_dir,
+                gt_dir,
+                preset,
+                csv_path,
+                json_path,
+                plot_dir,
+                quiet,
+                mask_scale=mask_scale,
+                max_pixels=max_pixels,
+            )
+        )
     _quiet_opencv()
     progress = _make_progress("score", quiet)
     with _library_errors(progress):
@@ -823,6 +836,9 @@ def _score_paired(
     json_path: Path | None,
     plot_dir: Path | None,
     quiet: bool,
+    *,
+    mask_scale: str,
+    max_pixels: int,
 ) -> int:
     from maskrefine.quality.compare import compare_folders
 
@@ -837,6 +853,8 @@ def _score_paired(
             json_path=json_path,
             plot_dir=plot_dir,
             progress=progress,
+            mask_scale=mask_scale,
+            max_pixels=max_pixels,
         )
     progress.close()
     for path, problem in report.failures:

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from maskrefine.errors import ConfigError, InputError
-from maskrefine.io import MASK_EXTENSIONS
-from maskrefine.io.imageio import read_mask_array, write_text_atomic
+from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
+from maskrefine.io.imageio import ReadOptions, write_text_atomic
 from maskrefine.io.pairs import match_folders
 from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.metrics.evaluator import score_image
@@ -118,13 +118,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _score(path: Path, gt: np.ndarray, preset: Any) -> tuple[dict[str, Any], np.ndarray]:
-    row, curves = score_image(read_mask_array(path), gt, preset, weighted_f=False)
+def _score(path: Path, gt: np.ndarray, preset: Any, read: ReadOptions) -> tuple[dict[str, Any], np.ndarray]:
+    row, curves = score_image(read.mask(path).pixels, gt, preset, weighted_f=False)
     return row, curves["fbeta"]
 
 
-def _gt_array(path: Path) -> np.ndarray:
-    gt = read_mask_array(path)
+def _gt_array(path: Path, read: ReadOptions) -> np.ndarray:
+    gt = read.mask(path).pixels
     if gt.dtype == np.uint16:
         return gt.astype(np.float32) * np.float32(1.0 / 65535.0)
     return gt
@@ -143,6 +143,8 @@ def compare_folders(
     json_path: str | Path | None = None,
     plot_dir: str | Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    mask_scale: str | int = "auto",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> PairedScoreReport:
     """Score ``pred_dir`` and ``baseline_dir`` against ``gt_dir`` and compare them image by image.
 
@@ -162,6 +164,11 @@ def compare_folders(
         Write ``paired_iou.png`` there: per-image IoU before (x) and after (y). Needs matplotlib.
     progress : callable, optional
         ``progress(done, total)`` after each image.
+    mask_scale : {"auto", "255", "1", "65535"}
+        How the three folders' mask values are read (see :func:`maskrefine.io.read_mask_file`), as in
+        :func:`maskrefine.score_folder`.
+    max_pixels : int or None
+        Largest accepted mask, checked from the file header before decoding (None: no limit).
 
     Returns
     -------
@@ -184,6 +191,10 @@ def compare_folders(
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
         raise ConfigError(f"worst must be an integer >= 0; got {worst!r}")
+    try:
+        read = ReadOptions.checked(mask_scale, False, max_pixels)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
     taken: dict[str, Path] = {}
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
@@ -218,11 +229,11 @@ def compare_folders(
     for done, (stem, pred_path, base_path, gt_path) in enumerate(triples, start=1):
         current = gt_path
         try:
-            gt = _gt_array(gt_path)
+            gt = _gt_array(gt_path, read)
             current = pred_path
-            row_a, curve_a = _score(pred_path, gt, p)
+            row_a, curve_a = _score(pred_path, gt, p, read)
             current = base_path
-            row_b, curve_b = _score(base_path, gt, p)
+            row_b, curve_b = _score(base_path, gt, p, read)
         except InputError as exc:
             failures.append((str(exc.path), exc.problem))
         except (TypeError, ValueError) as exc:

@@ -260,3 +260,18 @@ def test_tune_hostile_outputs_and_options(data, tmp_path):
         tmp_path / "d.toml",
     ]
     assert run(*missing).exit_code == 2
+
+
+def test_score_baseline_reads_masks_with_the_reading_options(data, tmp_path):
+    # --max-pixels and --mask-scale apply to --pred, --baseline and --gt, as they do without --baseline
+    base = ["score", "--pred", data / "coarse", "--gt", data / "gt", "--baseline", data / "coarse"]
+    json_plain, json_scaled = tmp_path / "plain.json", tmp_path / "scaled.json"
+    assert run(*base, "--json", json_plain).exit_code == 0
+    result = run(*base, "--max-pixels", "5")
+    assert result.exit_code == 1 and "img00.png" in result.output and "0 images" in result.output
+    # the GT files are 0/255: read as 0..1-valued under --mask-scale 1 they are refused, naming the file
+    result = run(*base, "--mask-scale", "1", "--json", json_scaled)
+    assert result.exit_code == 1 and "img00.png" in result.output, result.output
+    assert json.loads(json_plain.read_text())["count"] == 6
+    result = run(*base, "--mask-scale", "nonsense")
+    assert result.exit_code == 2
