@@ -13,7 +13,15 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["ImageHeader", "HeaderError", "read_image_header", "SIGNATURE_BYTES", "FORMAT_NAMES"]
+__all__ = [
+    "ImageHeader",
+    "HeaderError",
+    "read_image_header",
+    "png_text_chunk",
+    "png_text",
+    "SIGNATURE_BYTES",
+    "FORMAT_NAMES",
+]
 
 #: Bytes at the start of a file that are enough to recognise every supported format.
 SIGNATURE_BYTES = 32
@@ -208,3 +216,35 @@ def _webp(read_at: ReadAt) -> ImageHeader:
         height = int.from_bytes(canvas[3:6], "little") + 1
         return ImageHeader("webp", width, height)
     raise HeaderError(f"WebP with an unknown first chunk {kind!r}")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_text_chunk(keyword: bytes, text: bytes) -> bytes:
+    """Return a PNG ``tEXt`` chunk (length, type, keyword + NUL + text, CRC-32) to insert after IHDR."""
+    import zlib
+
+    payload = b"tEXt" + keyword + b"\0" + text
+    return struct.pack(">I", len(payload) - 4) + payload + struct.pack(">I", zlib.crc32(payload))
+
+
+def png_text(data: bytes, keyword: bytes) -> bytes | None:
+    """Return the text of the first ``tEXt`` chunk named ``keyword`` before the image data, else None.
+
+    ``data`` is a whole PNG file; only chunk headers are walked (no decoding), and a file that is not a
+    PNG, or is cut short, simply has no text.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        if kind == b"tEXt":
+            name, _, text = data[position + 8 : position + 8 + length].partition(b"\0")
+            if name == keyword:
+                return text
+        position += 12 + length
+    return None

@@ -24,7 +24,7 @@ from maskrefine._checks import unit_interval_problem
 from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError, OutputError, OutputExistsError
 from maskrefine.io.files import file_kind, open_regular, read_exactly
-from maskrefine.io.headers import HeaderError, ImageHeader, read_image_header
+from maskrefine.io.headers import HeaderError, ImageHeader, png_text, png_text_chunk, read_image_header
 from maskrefine.io.options import (
     DEFAULT_MAX_PIXELS,
     MASK_SCALES,
@@ -258,6 +258,10 @@ def read_mask_file(
     if decoded.dtype not in (np.uint8, np.uint16):
         raise InputError(path, f"unsupported pixel type {decoded.dtype} (expected 8- or 16-bit)")
     values, notes = _single_channel(decoded, path, header.png_color_type)
+    if scale == "auto" and not notes:
+        written = _written_scale(data)
+        if written is not None:  # a mask maskrefine wrote: its own scale, whatever its values
+            scale = written
     values, scale_notes = _apply_mask_scale(values, path, scale)
     return MaskRead(np.ascontiguousarray(values), ", ".join(notes + scale_notes) or PLAIN)
 
@@ -318,6 +322,18 @@ def _palette_values(colour: np.ndarray, path: Path) -> tuple[np.ndarray, list[st
         f"palette PNG using {used.size} colours that are not all gray: a label map, not a mask "
         "(save the mask as a gray PNG; a palette of grays, or of black and one colour, is accepted)",
     )
+
+
+#: ``tEXt`` keyword of the scale mark that :func:`encode_mask` puts in the PNGs it writes.
+SCALE_KEYWORD = b"maskrefine"
+
+
+def _written_scale(data: bytes) -> str | None:
+    """``"255"`` / ``"65535"`` for a PNG written by :func:`encode_mask` (its scale mark), else None."""
+    text = png_text(data, SCALE_KEYWORD)
+    if text in (b"scale=255", b"scale=65535"):
+        return text[len(b"scale=") :].decode()
+    return None
 
 
 def _apply_mask_scale(values: np.ndarray, path: Path, scale: str) -> tuple[np.ndarray, list[str]]:
@@ -659,7 +675,12 @@ def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
     ok, encoded = cv2.imencode(".png", pixels)
     if not ok:  # pragma: no cover - cv2 only fails here on invalid arrays
         raise ValueError("cv2.imencode failed to encode the mask as PNG")
-    return encoded.tobytes()
+    data = encoded.tobytes()
+    # Mark the file with its scale, so that reading it back never takes a faint mask (largest code 1, or a
+    # 16-bit file whose codes stay <= 255) for a 0/1 or 8-bit-valued one: see read_mask_file.
+    marker = png_text_chunk(SCALE_KEYWORD, b"scale=" + (b"255" if fmt == "png8" else b"65535"))
+    end_of_ihdr = 8 + 25  # signature, then the IHDR chunk (4 length + 4 type + 13 data + 4 CRC)
+    return data[:end_of_ihdr] + marker + data[end_of_ihdr:]
 
 
 def write_mask(
