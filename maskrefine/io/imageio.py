@@ -316,7 +316,8 @@ def _palette_values(colour: np.ndarray, path: Path) -> tuple[np.ndarray, list[st
     )
     used = np.unique(packed)
     if used.size == 2 and used[0] == 0:
-        return (packed != 0).view(np.uint8), ["palette of two colours (black = 0, other = 1)"]
+        # foreground at full 8-bit scale: the file holds no numeric values, only "black" and "the colour"
+        return (packed != 0).view(np.uint8) * np.uint8(255), ["palette of two colours (black 0, other 1)"]
     raise InputError(
         path,
         f"palette PNG using {used.size} colours that are not all gray: a label map, not a mask "

@@ -162,8 +162,12 @@ def test_palette_of_black_and_one_colour_is_zero_one(tmp_path: Path) -> None:
     # the VOC palette: index 0 black, index 1 dark red
     path = _palette_png(tmp_path / "voc.png", np.array([[0, 1], [1, 0]]), [0, 0, 0, 128, 0, 0])
     read = read_mask_file(path)
-    assert read.encoding == "palette of two colours (black = 0, other = 1), 0/1 values"
+    assert read.encoding == "palette of two colours (black 0, other 1)"
     np.testing.assert_array_equal(read.pixels, [[0, 255], [255, 0]])
+    # an explicit 0..255 scale reads the same (the colour was read as 1/255 before); 0/1 is refused
+    np.testing.assert_array_equal(read_mask_file(path, mask_scale="255").pixels, [[0, 255], [255, 0]])
+    with pytest.raises(InputError, match="must be 0 or 1"):
+        read_mask_file(path, mask_scale="1")
 
 
 def test_palette_label_map_is_refused(tmp_path: Path) -> None:
