@@ -318,9 +318,10 @@ def _palette_values(colour: np.ndarray, path: Path) -> tuple[np.ndarray, list[st
     if used.size == 2 and used[0] == 0:
         # foreground at full 8-bit scale: the file holds no numeric values, only "black" and "the colour"
         return (packed != 0).view(np.uint8) * np.uint8(255), ["palette of two colours (black 0, other 1)"]
+    what = "one colour that is not gray" if used.size == 1 else f"{used.size} colours that are not all gray"
     raise InputError(
         path,
-        f"palette PNG using {used.size} colours that are not all gray: a label map, not a mask "
+        f"palette PNG using {what}: a label map, not a mask "
         "(save the mask as a gray PNG; a palette of grays, or of black and one colour, is accepted)",
     )
 
@@ -346,7 +347,7 @@ def _apply_mask_scale(values: np.ndarray, path: Path, scale: str) -> tuple[np.nd
             return values.astype(np.uint8) * np.uint8(255), [
                 "0/1 values" + (" in a 16-bit file" if sixteen else "")
             ]
-        if sixteen and high <= 255:
+        if sixteen and 1 < high <= 255:  # (an all-zero file is empty at any scale: plain)
             return values.astype(np.uint8), ["8-bit values in a 16-bit file"]
         return values, []
     if scale == "1":

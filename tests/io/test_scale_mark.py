@@ -54,3 +54,12 @@ def test_the_mark_is_a_valid_png_chunk(tmp_path):
     with image.open(path) as opened:
         opened.load()  # raises on a bad CRC
         assert opened.text.get("maskrefine") == "scale=255"
+
+
+def test_an_all_zero_16_bit_mask_is_plain(tmp_path):
+    import cv2
+
+    path = tmp_path / "zero16.png"
+    assert cv2.imwrite(str(path), np.zeros((4, 5), np.uint16))
+    read = read_mask_file(path)
+    assert read.encoding == "plain" and read.to_unit().max() == 0.0
