@@ -104,3 +104,23 @@ def test_gt_boxes_from_masks_follow_the_presets_gt_rule(tmp_path, preset, expect
     assert result.exit_code == 0, result.output
     # tokencut: GT > 0 makes B an object; found (== 255) and pysod (> 128) do not
     assert json.loads(out.read_text())["corloc"] == expected
+
+
+def test_a_seed_map_of_another_size_than_the_grid_is_a_per_file_error(grid_data, tmp_path):
+    d = grid_data
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for i in range(3):
+        seed = np.zeros((GH, GW) if i else (GH + 1, GW), np.uint8)  # 0: one row too many
+        seed[11, 16] = 255
+        assert cv2.imwrite(str(maps / f"{i}.png"), seed)
+    out = tmp_path / "s.json"
+    args = ["score", "--pred", d["pred"], "--gt", d["gt"], "--boxes", "masks", "--seeds", maps, "--json", out]
+    result = run(args)  # tokencut: seed_cc on the token grid
+    assert result.exit_code == 1
+    assert (
+        "0.png" in result.output
+        and "seed map of '0' is 14x19, but the prediction's grid is 13x19" in result.output
+    )
+    summary = json.loads(out.read_text())
+    assert summary["corloc_count"] == 2 and summary["corloc"] == 100.0

@@ -12,6 +12,7 @@ from maskrefine.metrics.corloc import (
     corloc,
     mask_to_box,
     read_coco_boxes,
+    read_seed_maps,
     read_seeds,
     read_voc_boxes,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "read_voc_boxes",
     "read_coco_boxes",
     "read_seeds",
+    "read_seed_maps",
     "prediction_stride",
     "pil_bilinear",
     "torch_bilinear",

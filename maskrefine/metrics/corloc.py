@@ -38,6 +38,7 @@ __all__ = [
     "read_voc_boxes",
     "read_coco_boxes",
     "read_seeds",
+    "read_seed_maps",
     "CorLocEvaluator",
     "corloc",
 ]
@@ -407,21 +408,7 @@ def read_seeds(path: str | Path) -> dict[str, int]:
     """
     path = Path(path)
     if path.is_dir():
-        out: dict[str, int] = {}
-        for f in sorted(path.iterdir()):
-            if f.suffix.lower() not in (".png", ".npy"):
-                continue
-            if not f.is_file():
-                raise InputError(f, "not a regular file; cannot read the seed map")
-            from maskrefine.io.imageio import read_mask  # OpenCV: imported on first use
-
-            seed_map = np.asarray(read_mask(f))
-            if seed_map.ndim != 2 or seed_map.size == 0:
-                raise InputError(f, f"a seed map must be a non-empty 2-D map; got shape {seed_map.shape}")
-            if f.stem in out:
-                raise InputError(f, f"two seed maps for the stem {f.stem!r}")
-            out[f.stem] = int(np.argmax(seed_map))
-        return out
+        return {stem: index for stem, (index, _shape) in read_seed_maps(path).items()}
     raw = _read_regular(path, "seed JSON")
     try:
         data = json.loads(raw)
@@ -437,6 +424,34 @@ def read_seeds(path: str | Path) -> dict[str, int]:
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise InputError(path, f"seed of {stem!r} must be a token index (integer >= 0); got {index!r}")
     return dict(data)
+
+
+def read_seed_maps(folder: str | Path) -> dict[str, tuple[int, tuple[int, int]]]:
+    """Seed maps of a folder: stem → (flat index of the first maximum, the map's (height, width)).
+
+    One ``.png`` or ``.npy`` per stem (other files are ignored); :func:`read_seeds` without the shapes,
+    which a caller needs to check that each map has its prediction's grid size.
+
+    Raises
+    ------
+    InputError
+        An entry that is not a regular file, an unreadable or empty map, two maps for one stem.
+    """
+    from maskrefine.io.imageio import read_mask  # OpenCV: imported on first use
+
+    out: dict[str, tuple[int, tuple[int, int]]] = {}
+    for f in sorted(Path(folder).iterdir()):
+        if f.suffix.lower() not in (".png", ".npy"):
+            continue
+        if not f.is_file():
+            raise InputError(f, "not a regular file; cannot read the seed map")
+        seed_map = np.asarray(read_mask(f))
+        if seed_map.ndim != 2 or seed_map.size == 0:
+            raise InputError(f, f"a seed map must be a non-empty 2-D map; got shape {seed_map.shape}")
+        if f.stem in out:
+            raise InputError(f, f"two seed maps for the stem {f.stem!r}")
+        out[f.stem] = (int(np.argmax(seed_map)), (int(seed_map.shape[0]), int(seed_map.shape[1])))
+    return out
 
 
 class CorLocEvaluator:

@@ -421,7 +421,7 @@ def _score_one(
     gt_boxes: Mapping[str, np.ndarray] | None,
     box_source: tuple[str, Path | None] | None,
     rule: _CorlocRule,
-    seed_index: Mapping[str, int] | None,
+    seed_index: _Seeds | None,
 ) -> Failure | None:
     """Feed one loaded pair to the evaluators; return a Failure instead of raising.
 
@@ -555,16 +555,27 @@ def _corloc_rule(
     return rule
 
 
-def _load_seeds(seeds: str | Path) -> dict[str, int]:
-    from maskrefine import metrics
+@dataclass(frozen=True)
+class _Seeds:
+    """Seed indices per stem, and the size of each seed map (a folder of maps; none for a JSON)."""
+
+    index: Mapping[str, int]
+    shapes: Mapping[str, tuple[int, int]]
+
+
+def _load_seeds(seeds: str | Path) -> _Seeds:
+    from maskrefine.metrics.corloc import read_seed_maps, read_seeds
 
     try:
-        return metrics.read_seeds(seeds)
+        if Path(seeds).is_dir():
+            maps = read_seed_maps(seeds)
+            return _Seeds({k: v[0] for k, v in maps.items()}, {k: v[1] for k, v in maps.items()})
+        return _Seeds(read_seeds(seeds), {})
     except InputError as exc:
         raise ConfigError(f"cannot read seeds: {exc}") from None
 
 
-def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: Mapping[str, int] | None) -> dict[str, Any]:
+def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: _Seeds | None) -> dict[str, Any]:
     """``mask``, ``scale`` and ``seed`` of one image for :meth:`CorLocEvaluator.step` under ``rule``."""
     # from the defining module: that is what metrics.prediction_stride lazily resolves to
     from maskrefine.metrics.resize import prediction_stride
@@ -607,15 +618,21 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: Mapping[str, in
     seed = None
     if rule.selector == "seed_cc":
         assert seed_index is not None
-        if item.stem not in seed_index:
+        if item.stem not in seed_index.index:
             raise _CorlocInputError(f"no seed for {item.stem!r} in the seeds")
-        index = seed_index[item.stem]
+        index = seed_index.index[item.stem]
         # A full-size prediction with a patch size: the seed is a token of the padded token grid, taken
         # at its centre pixel (clipped to the image). Otherwise it indexes the prediction's own grid; on
         # the pixel grid a smaller prediction was resized to the GT size, and the seed is the GT pixel
         # under the centre of its cell.
         p = rule.patch_size if (pred_hw == gt_hw and rule.patch_size is not None) else 1
         grid_h, grid_w = (-(-pred_hw[0] // p), -(-pred_hw[1] // p))
+        map_shape = seed_index.shapes.get(item.stem)
+        if map_shape is not None and map_shape != (grid_h, grid_w):
+            raise _CorlocInputError(
+                f"the seed map of {item.stem!r} is {map_shape[0]}x{map_shape[1]}, but the prediction's grid "
+                f"is {grid_h}x{grid_w} (HxW): its maximum would mark another cell"
+            )
         if index >= grid_h * grid_w:
             raise _CorlocInputError(
                 f"seed index {index} of {item.stem!r} lies outside the {grid_h}x{grid_w} grid"
