@@ -250,8 +250,11 @@ class ScoreReport:
     ----------
     summary : dict
         The evaluator's summary (snake_case metric names, ``preset``, ``count``, ``empty_gt``,
-        ``empty_pred``; see :data:`maskrefine.metrics.evaluator.SUMMARY_METRICS`) plus ``corloc`` (and
-        ``corloc_count``) when boxes were given. Curves are kept out of it (see ``curves``).
+        ``empty_pred``; see :data:`maskrefine.metrics.evaluator.SUMMARY_METRICS`) plus, when boxes were
+        given, the CorLoc keys: ``corloc``, ``corloc_count``, ``corloc_correct``, ``corloc_empty_gt``,
+        ``corloc_empty_mask`` and the rule (``corloc_selector``, ``corloc_connectivity``, ``corloc_grid``,
+        ``corloc_iou_dtype``, ``corloc_iou_threshold``, ``corloc_patch_size``; see docs/corloc.md).
+        Curves are kept out of it (see ``curves``).
     rows : list of dict
         Per-image values, one row per scored stem.
     failures : list of Failure
