@@ -328,13 +328,19 @@ def _palette_values(colour: np.ndarray, path: Path) -> tuple[np.ndarray, list[st
 
 #: ``tEXt`` keyword of the scale mark that :func:`encode_mask` puts in the PNGs it writes.
 SCALE_KEYWORD = b"maskrefine"
+#: The mark's text per PNG format, and the ``mask_scale`` it stands for.
+_SCALE_MARKS: dict[str, tuple[bytes, str]] = {
+    "png8": (b"scale=255", "255"),
+    "png16": (b"scale=65535", "65535"),
+}
 
 
 def _written_scale(data: bytes) -> str | None:
     """``"255"`` / ``"65535"`` for a PNG written by :func:`encode_mask` (its scale mark), else None."""
     text = png_text(data, SCALE_KEYWORD)
-    if text in (b"scale=255", b"scale=65535"):
-        return text[len(b"scale=") :].decode()
+    for mark, scale in _SCALE_MARKS.values():
+        if text == mark:
+            return scale
     return None
 
 
@@ -680,7 +686,7 @@ def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
     data = encoded.tobytes()
     # Mark the file with its scale, so that reading it back never takes a faint mask (largest code 1, or a
     # 16-bit file whose codes stay <= 255) for a 0/1 or 8-bit-valued one: see read_mask_file.
-    marker = png_text_chunk(SCALE_KEYWORD, b"scale=" + (b"255" if fmt == "png8" else b"65535"))
+    marker = png_text_chunk(SCALE_KEYWORD, _SCALE_MARKS[fmt][0])
     end_of_ihdr = 8 + 25  # signature, then the IHDR chunk (4 length + 4 type + 13 data + 4 CRC)
     return data[:end_of_ihdr] + marker + data[end_of_ihdr:]
 

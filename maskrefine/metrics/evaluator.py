@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from maskrefine._units import to_unit_float
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
 from maskrefine.metrics.resize import pil_bilinear, prediction_stride, torch_bilinear, torch_nearest
@@ -232,17 +233,38 @@ class _Image:
     )
 
 
+def _gt_on_255_scale(gt: np.ndarray) -> tuple[np.ndarray, float]:
+    """GT values and the factor that brings them to the 0..255 scale of the presets' GT thresholds."""
+    if gt.dtype == np.bool_:
+        return gt.view(np.uint8), 255.0
+    if gt.dtype == np.uint8:
+        return gt, 1.0
+    return gt, 255.0
+
+
+def gt_foreground(gt: np.ndarray, threshold: float) -> npt.NDArray[np.bool_]:
+    """Return the GT pixels whose value is ``> threshold`` on the 0..255 scale, as the evaluator sees them.
+
+    ``gt`` is a GT as :class:`Evaluator` takes it (uint8 as stored, bool as 0/255, float in [0, 1] × 255);
+    ``threshold`` is e.g. a preset's ``gt_threshold_acc``. The same kernel as the scorer's GT classes.
+    """
+    g, scale = _gt_on_255_scale(gt)
+    out = np.empty(gt.shape, np.uint8)
+    _kernels.gt_classes(g, scale, float(threshold), float(threshold), False, out)
+    return out.view(np.bool_)
+
+
+def scoring_gt(pixels: np.ndarray) -> np.ndarray:
+    """Return a GT read from a file in a dtype :class:`Evaluator` takes: uint16 as float32 in [0, 1].
+
+    uint8, bool and float GT are returned as they are.
+    """
+    return to_unit_float(pixels) if pixels.dtype == np.uint16 else pixels
+
+
 def _gt_classes(gt: np.ndarray, p: ScorePreset) -> tuple[npt.NDArray[np.uint8], int, int, int, int]:
     two = p.gt_threshold_acc != p.gt_threshold_f
-    if gt.dtype == np.bool_:
-        g = gt.view(np.uint8)
-        scale = 255.0
-    elif gt.dtype == np.uint8:
-        g = gt
-        scale = 1.0
-    else:
-        g = gt
-        scale = 255.0
+    g, scale = _gt_on_255_scale(gt)
     gcls = np.empty(gt.shape, np.uint8)
     n_fg, sr, sc = _kernels.gt_classes(
         g, scale, float(p.gt_threshold_f), float(p.gt_threshold_acc), two, gcls

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import numpy.typing as npt
 
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError, OutputError
@@ -104,19 +103,15 @@ class _Loaded:
     gt_encoding: str | None = None
 
 
-def _gt_for_evaluator(gt: np.ndarray) -> np.ndarray:
-    if gt.dtype == np.uint16:  # the evaluator takes uint8 / bool / float GT
-        return to_unit_float(gt)
-    return gt
-
-
 def _load_pair(stem: str, pred_path: Path, gt_path: Path, read: ReadOptions) -> _Loaded:
+    from maskrefine.metrics.evaluator import scoring_gt
+
     current = pred_path
     try:
         pred_read = read.mask(pred_path)
         current = gt_path
         gt_read = read.mask(gt_path)
-        gt = _gt_for_evaluator(gt_read.pixels)
+        gt = scoring_gt(gt_read.pixels)
     except InputError as exc:
         return _Loaded(stem, pred_path, gt_path, failure=Failure(exc.path, exc.problem))
     except Exception as exc:  # noqa: BLE001 - one file must never end the run
@@ -441,8 +436,10 @@ def _score_one(
             return Failure(item.pred_path, f"no ground-truth boxes for {item.stem!r} in {box_source[1]}")
         try:
             if gt_boxes is None:
+                from maskrefine.metrics.evaluator import gt_foreground
+
                 boxes_here = metrics.boxes_from_mask(
-                    _gt_foreground(item.gt, rule.gt_threshold), connectivity=rule.connectivity
+                    gt_foreground(item.gt, rule.gt_threshold), connectivity=rule.connectivity
                 )
             else:
                 boxes_here = gt_boxes[item.stem]
@@ -646,18 +643,6 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: _Seeds | None) 
                 min(int((col + 0.5) * mask.shape[1] / pred_hw[1]), mask.shape[1] - 1),
             )
     return {"mask": mask, "scale": scale, "seed": seed}
-
-
-def _gt_foreground(gt: np.ndarray, threshold: float) -> npt.NDArray[np.bool_]:
-    """GT foreground under a preset's Acc/IoU rule: ``value > threshold`` on the 0..255 scale.
-
-    As the evaluator reads GT: uint8 as stored, bool as 0/255, float in [0, 1] times 255.
-    """
-    if gt.dtype == np.uint8:
-        return np.asarray(gt > threshold)
-    if gt.dtype == np.bool_:
-        return np.asarray(gt) if threshold < 255.0 else np.zeros(gt.shape, bool)
-    return np.asarray(gt.astype(np.float64) * 255.0 > threshold)
 
 
 def _corloc_mask(pred: np.ndarray, gt_hw: tuple[int, ...]) -> np.ndarray:

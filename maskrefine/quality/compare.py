@@ -27,7 +27,7 @@ from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
 from maskrefine.io.imageio import ReadOptions, write_text_atomic
 from maskrefine.io.pairs import match_folders
 from maskrefine.metrics import PRESETS, get_preset
-from maskrefine.metrics.evaluator import score_image
+from maskrefine.metrics.evaluator import score_image, scoring_gt
 from maskrefine.pipeline.guards import check_folder, check_output_file, check_output_folder
 from maskrefine.quality.preset_file import check_replaceable
 from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
@@ -124,10 +124,7 @@ def _score(path: Path, gt: np.ndarray, preset: Any, read: ReadOptions) -> tuple[
 
 
 def _gt_array(path: Path, read: ReadOptions) -> np.ndarray:
-    gt = read.mask(path).pixels
-    if gt.dtype == np.uint16:
-        return gt.astype(np.float32) * np.float32(1.0 / 65535.0)
-    return gt
+    return scoring_gt(read.mask(path).pixels)
 
 
 def compare_folders(

@@ -179,7 +179,7 @@ def load_predictor(
     checkpoint: str | Path,
     *,
     device: str = "cpu",
-    refine: str = "auto",
+    refine: RefineMode = "auto",
     backbone_checkpoint: str | Path | None = None,
     bn_mode: str | None = None,
     polarity: str | None = None,
@@ -218,9 +218,7 @@ def load_predictor(
         raise ConfigError(
             f"checkpoint {checkpoint}: the head weights do not fit the backbone ({str(exc)[:300]})"
         ) from None
-    return Predictor(
-        model, cfg, device=device, refine=_check_refine(refine), bn_mode=bn_mode, polarity=polarity
-    )
+    return Predictor(model, cfg, device=device, refine=refine, bn_mode=bn_mode, polarity=polarity)
 
 
 def predict_folder(
@@ -288,7 +286,7 @@ def predict_folder(
     if fmt not in MASK_FORMATS:
         raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {fmt!r}")
     mask_format = cast("MaskFormat", fmt)  # one of MASK_FORMATS, checked above
-    _check_refine(refine)
+    refine_mode = _check_refine(refine)  # before any work; Predictor checks it again for direct callers
     suffix = MASK_SUFFIXES[fmt]
     by_stem: dict[str, list[Path]] = {}
     for file in list_images(images_path):
@@ -325,7 +323,7 @@ def predict_folder(
     predictor = load_predictor(
         checkpoint,
         device=device,
-        refine=refine,
+        refine=refine_mode,
         backbone_checkpoint=backbone_checkpoint,
         bn_mode=bn_mode,
         polarity=polarity,
