@@ -8,13 +8,14 @@ kernel is then compiled in memory (slower first call in each process) and a warn
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numba
 
-__all__ = ["njit"]
+__all__ = ["njit", "njit_inner", "skip_blas_probe"]
 
 _warned = False
 
@@ -64,3 +65,57 @@ def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
         return dispatcher
 
     return decorate
+
+
+def njit_inner(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """:func:`njit` for a helper that only other kernels call: no Python or C entry point is built.
+
+    Building those wrappers is a share of each helper's first compile (~15 % of a cold ``apply``). Without
+    its Python entry point the helper must not be called from Python (numba would jump to a wrapper that
+    does not exist and crash the process), so such a call raises :class:`TypeError` instead.
+    """
+    plain = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        dispatcher = plain(function)
+        dispatcher.__class__ = _kernel_only_class(type(dispatcher))
+        return dispatcher
+
+    return decorate
+
+
+_KERNEL_ONLY: dict[type, type] = {}
+
+
+def _kernel_only_class(base: type) -> type:
+    """Return ``base`` (numba's dispatcher class) with calls from Python refused."""
+    if base not in _KERNEL_ONLY:
+
+        def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
+            raise TypeError(
+                f"{self.py_func.__qualname__} is a helper of maskrefine's numba kernels and has no Python "
+                "entry point; call it from a kernel"
+            )
+
+        _KERNEL_ONLY[base] = type(f"KernelOnly{base.__name__}", (base,), {"__call__": __call__})
+    return _KERNEL_ONLY[base]
+
+
+def skip_blas_probe() -> None:
+    """Load numba's array functions without the BLAS probe that imports SciPy's ``linalg`` package.
+
+    numba checks at import of ``numba.np.arraymath`` whether BLAS is available, by importing
+    ``scipy.linalg`` (0.15-0.3 s, a sixth of a warm ``maskrefine apply``); no maskrefine kernel uses BLAS.
+    For processes that run only maskrefine's kernels (the CLI calls this): the probe then finds no BLAS,
+    which in this process only makes numba-compiled ``np.correlate`` / ``np.convolve`` use a loop instead
+    of BLAS (numba's ``np.dot`` and ``np.linalg`` check again when compiled, and find it). ``scipy.linalg``
+    imports normally afterwards. Does nothing when either module is already imported.
+    """
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg" in sys.modules:
+        return
+    sys.modules["scipy.linalg"] = None  # type: ignore[assignment]  # None in sys.modules: import raises
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
+            del sys.modules["scipy.linalg"]

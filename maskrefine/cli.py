@@ -155,6 +155,13 @@ def _quiet_opencv() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
+def _skip_blas_probe() -> None:
+    """Spare this process numba's BLAS probe (an import of ``scipy.linalg``); see :mod:`maskrefine._jit`."""
+    from maskrefine._jit import skip_blas_probe
+
+    skip_blas_probe()
+
+
 @contextmanager
 def _library_errors(progress: _Progress | None = None, *, resumable: bool = False) -> Iterator[None]:
     """Turn library exceptions into messages and exit codes; never show a traceback for them.
@@ -516,6 +523,7 @@ def apply_cmd(
         )
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
     _quiet_opencv()
+    _skip_blas_probe()
     params.update({k: v for k, v in method_params.items() if v is not None})
     if preset is not None or preset_file is not None:
         with _library_errors():
@@ -769,6 +777,7 @@ def score_cmd(
             )
         )
     _quiet_opencv()
+    _skip_blas_probe()
     progress = _make_progress("score", quiet)
     with _library_errors(progress):
         report = score_folder(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskrefine._jit import njit
+from maskrefine._jit import njit, njit_inner
 
 __all__ = [
     "all_finite",
@@ -78,15 +78,23 @@ def _refl(i, n):
     return i
 
 
-@njit(cache=True, error_model="numpy")
-def _fill_counts(inv_x, n, r, reflect):
-    """1 / (number of window pixels along one axis) for each position (truncated) or 1/(2r+1)."""
+@njit_inner(cache=True, error_model="numpy")
+def _reset(cs1, cs2, inv_x, n, r, reflect):
+    """Zero the column sums of both stages; inv_x = 1 / (window pixels along x) per column."""
+    for q in range(cs1.shape[0]):
+        c = cs1[q]
+        for x in range(c.shape[0]):
+            c[x] = 0.0
+    for q in range(cs2.shape[0]):
+        c = cs2[q]
+        for x in range(c.shape[0]):
+            c[x] = 0.0
     for x in range(n):
         if reflect:
             inv_x[x] = 1.0 / (2 * r + 1)
         else:
-            lo = max(0, x - r)
-            hi = min(n - 1, x + r)
+            lo = x - r if x > r else 0
+            hi = x + r if x + r < n else n - 1
             inv_x[x] = 1.0 / (hi - lo + 1)
 
 
@@ -94,10 +102,12 @@ def _fill_counts(inv_x, n, r, reflect):
 def _inv_count_row(t, n, r, reflect):
     if reflect:
         return 1.0 / (2 * r + 1)
-    return 1.0 / (min(n - 1, t + r) - max(0, t - r) + 1)
+    lo = t - r if t > r else 0
+    hi = t + r if t + r < n else n - 1
+    return 1.0 / (hi - lo + 1)
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _pad_row(cs, w, r, reflect):
     """Fill the r-wide left/right pads of the column-sum rows: zeros (truncated) or reflected columns."""
     k = cs.shape[0]
@@ -112,7 +122,7 @@ def _pad_row(cs, w, r, reflect):
 
 
 # ----------------------------------------------------------------------------------------------- gray
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _gray_rows_add(I, p, row, step, w, r, sgn, cs):
     """cs[:, r:r+w] += sgn * (I, p, I·p, I²) of (low-res) row ``row``."""
     yy = row * step
@@ -129,7 +139,7 @@ def _gray_rows_add(I, p, row, step, w, r, sgn, cs):
         c3[r + x] += sgn * (i * i)
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _hsums4(cs, w, r, hs):
     """Set hs[q, x] = sum of cs[q, x : x + 2r + 1] for the 4 rows q.
 
@@ -169,7 +179,7 @@ def _hsums4(cs, w, r, hs):
         o3[x] = a3
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _hsums5(cs, w, r, hs):
     """:func:`_hsums4` for exactly 5 rows in one loop (a lone fifth chain would be latency-bound)."""
     c0 = cs[0]
@@ -212,7 +222,7 @@ def _hsums5(cs, w, r, hs):
         o4[x] = a4
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _hsums2(cs, w, r, hs):
     """:func:`_hsums4` for exactly 2 rows in one loop (two independent add chains)."""
     c0 = cs[0]
@@ -234,7 +244,7 @@ def _hsums2(cs, w, r, hs):
         o1[x] = a1
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _gray_out_row(cs, w, r, inv_x, inv_y, g, o):
     """Compute one output row ``o = (ā·I + b̄)``.
 
@@ -258,7 +268,7 @@ def _gray_out_row(cs, w, r, inv_x, inv_y, g, o):
         o[x] = (a0 * np.float64(g[x]) + a1) * (inv_x[x] * inv_y)
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _gray_coeffs_row(cs, hs, inv_x, inv_y, eps, w, r, ra, rb):
     """Window sums of (I, p, I·p, I²) -> a, b of one row into ra, rb (the math loop vectorizes)."""
     _hsums4(cs, w, r, hs)
@@ -277,7 +287,7 @@ def _gray_coeffs_row(cs, hs, inv_x, inv_y, eps, w, r, ra, rb):
         rb[x] = mp - a * mi
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _ring_add(ring, slot, w, r, sgn, cs):
     """cs[q, r:r+w] += sgn * ring[slot, q, :] for every coefficient plane q."""
     k = cs.shape[0]
@@ -288,7 +298,7 @@ def _ring_add(ring, slot, w, r, sgn, cs):
             c[r + x] += sgn * np.float64(rr[x])
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _ring_update(ring, slot_new, slot_old, w, r, cs):
     """cs[q, r:r+w] += ring[slot_new, q] − ring[slot_old, q] (a slot < 0 means none)."""
     if slot_new < 0 or slot_old < 0:
@@ -307,24 +317,25 @@ def _ring_update(ring, slot_new, slot_old, w, r, cs):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
-    """Gray guided filter on output rows y0..y1-1 of an (h, w) (possibly strided) problem (a row band)."""
-    k = 2 * r + 2  # ring length: rows y-r-1 and y+r are both needed when moving to row y
-    cs1 = np.zeros((4, w + 2 * r))
-    cs2 = np.zeros((2, w + 2 * r))
-    hs = np.empty((4, w))
-    ring = np.empty((k, 2, w), dtype=np.float32)
-    inv_x = np.empty(w)
-    _fill_counts(inv_x, w, r, reflect)
+def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef, scratch):
+    """Gray guided filter on output rows y0..y1-1 of an (h, w) (possibly strided) problem (a row band).
+
+    ``scratch`` is ``(cs1, cs2, hs, ring, inv_x)`` as made by :func:`maskrefine.filters.guided`'s
+    ``_scratch`` for (w, r) and 2 coefficients: float64 (4, w+2r), (2, w+2r), (4, w), float32
+    (2r+2, 2, w), float64 (w); any contents (the kernel zeroes what it sums into).
+    """
+    cs1, cs2, hs, ring, inv_x = scratch
+    k = ring.shape[0]  # 2r+2: rows y-r-1 and y+r are both needed when moving to row y
+    _reset(cs1, cs2, inv_x, w, r, reflect)
     # stage 1 state: column sums for the window of leading row t
-    t = max(0, y0 - r)
+    t = y0 - r if y0 > r else 0
     for j in range(t - r, t + r + 1):
         if reflect:
             _gray_rows_add(I, p, _refl(j, h), step, w, r, 1.0, cs1)
         elif 0 <= j < h:
             _gray_rows_add(I, p, j, step, w, r, 1.0, cs1)
     # compute coefficient rows t .. min(h-1, y0+r)
-    t_init = min(h - 1, y0 + r)
+    t_init = y0 + r if y0 + r < h else h - 1
     while True:
         _pad_row(cs1, w, r, reflect)
         slot = t % k
@@ -373,9 +384,19 @@ def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
             coef[y, x, 1] = h1[x] * f
 
 
-@njit(cache=True, error_model="numpy")
-def _gray_update(I, p, jn, jo, step, w, r, cs):
-    """Cs += products of row jn − products of row jo (a row index < 0 means none)."""
+@njit_inner(cache=True, error_model="numpy")
+def _advance_gray(I, p, cs, t, step, h, w, r, reflect):
+    """Move the stage-1 gray column sums from the window of row t to that of row t+1.
+
+    cs += products of the entering row jn − products of the leaving row jo (none when off the image).
+    """
+    jo = t - r
+    jn = t + r + 1
+    if reflect:
+        jo = _refl(jo, h)
+        jn = _refl(jn, h)
+    elif jn >= h:
+        jn = -1
     if step != 1 or jn < 0 or jo < 0:
         if jo >= 0:
             _gray_rows_add(I, p, jo, step, w, r, -1.0, cs)
@@ -402,20 +423,19 @@ def _gray_update(I, p, jn, jo, step, w, r, cs):
         c3[x] += i1 * i1 - i0 * i0
 
 
-@njit(cache=True, error_model="numpy")
-def _advance_gray(I, p, cs1, t, step, h, w, r, reflect):
-    """Move the stage-1 gray column sums from the window of row t to that of row t+1."""
+@njit_inner(cache=True, error_model="numpy")
+def _advance_color(I, p, cs, t, step, h, w, r, reflect):
+    """Move the stage-1 colour column sums from the window of row t to that of row t+1.
+
+    cs += the 13 products of the entering row jn − those of the leaving row jo (none when off the image).
+    """
     jo = t - r
     jn = t + r + 1
     if reflect:
-        _gray_update(I, p, _refl(jn, h), _refl(jo, h), step, w, r, cs1)
-    else:
-        _gray_update(I, p, jn if jn < h else -1, jo, step, w, r, cs1)
-
-
-@njit(cache=True, error_model="numpy")
-def _color_update(I, p, jn, jo, step, w, r, cs):
-    """Cs += the 13 products of row jn − those of row jo (a row index < 0 means none)."""
+        jo = _refl(jo, h)
+        jn = _refl(jn, h)
+    elif jn >= h:
+        jn = -1
     if step != 1 or jn < 0 or jo < 0:
         if jo >= 0:
             _color_rows_add(I, p, jo, step, w, r, -1.0, cs)
@@ -451,19 +471,8 @@ def _color_update(I, p, jn, jo, step, w, r, cs):
         cs[12, j] += b1 * v1 - b0 * v0
 
 
-@njit(cache=True, error_model="numpy")
-def _advance_color(I, p, cs1, t, step, h, w, r, reflect):
-    """Move the stage-1 colour column sums from the window of row t to that of row t+1."""
-    jo = t - r
-    jn = t + r + 1
-    if reflect:
-        _color_update(I, p, _refl(jn, h), _refl(jo, h), step, w, r, cs1)
-    else:
-        _color_update(I, p, jn if jn < h else -1, jo, step, w, r, cs1)
-
-
 # --------------------------------------------------------------------------------------------- colour
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _color_rows_add(I, p, row, step, w, r, sgn, cs):
     """cs[:, r:r+w] += sgn * (R, G, B, p, RR, RG, RB, GG, GB, BB, Rp, Gp, Bp) of row ``row``."""
     yy = row * step
@@ -489,7 +498,7 @@ def _color_rows_add(I, p, row, step, w, r, sgn, cs):
         cs[12, j] += sgn * (cb * v)
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _color_coeffs_row(cs, hs, inv_x, inv_y, eps, w, r, ring, slot):
     """Window sums of the 13 products -> (a_r, a_g, a_b, b) of one row into the ring."""
     # four independent add chains per loop: enough parallelism without spilling registers
@@ -521,7 +530,7 @@ def _color_coeffs_row(cs, hs, inv_x, inv_y, eps, w, r, ring, slot):
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _color_math(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, inv_x, inv_y, eps, w, o0, o1, o2, o3):
     """Per-pixel colour coefficients from window sums (1-D arrays only, so the loop can vectorize)."""
     for x in range(w):
@@ -558,7 +567,7 @@ def _color_math(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, inv_x, in
         o3[x] = mp - ar * mr - ag * mg - ab * mb
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _color_out_row(cs, w, r, inv_x, inv_y, g, o):
     """Compute one output row ``o = āᵀI + b̄``.
 
@@ -591,22 +600,22 @@ def _color_out_row(cs, w, r, inv_x, inv_y, g, o):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef):
-    """Colour-guide guided filter on output rows y0..y1-1 (same structure as :func:`gray_rows`)."""
-    k = 2 * r + 2  # ring length: rows y-r-1 and y+r are both needed when moving to row y
-    cs1 = np.zeros((13, w + 2 * r))
-    cs2 = np.zeros((4, w + 2 * r))
-    hs = np.empty((13, w))
-    ring = np.empty((k, 4, w), dtype=np.float32)
-    inv_x = np.empty(w)
-    _fill_counts(inv_x, w, r, reflect)
-    t = max(0, y0 - r)
+def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef, scratch):
+    """Colour-guide guided filter on output rows y0..y1-1 (same structure as :func:`gray_rows`).
+
+    ``scratch``: as for :func:`gray_rows` with 13 products and 4 coefficients: float64 (13, w+2r),
+    (4, w+2r), (13, w), float32 (2r+2, 4, w), float64 (w).
+    """
+    cs1, cs2, hs, ring, inv_x = scratch
+    k = ring.shape[0]
+    _reset(cs1, cs2, inv_x, w, r, reflect)
+    t = y0 - r if y0 > r else 0
     for j in range(t - r, t + r + 1):
         if reflect:
             _color_rows_add(I, p, _refl(j, h), step, w, r, 1.0, cs1)
         elif 0 <= j < h:
             _color_rows_add(I, p, j, step, w, r, 1.0, cs1)
-    t_init = min(h - 1, y0 + r)
+    t_init = y0 + r if y0 + r < h else h - 1
     while True:
         _pad_row(cs1, w, r, reflect)
         _color_coeffs_row(cs1, hs, inv_x, _inv_count_row(t, h, r, reflect), eps, w, r, ring, t % k)
@@ -652,17 +661,17 @@ def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef)
 
 # ------------------------------------------------------------------------------------------- drivers
 @njit(cache=True, nogil=True, error_model="numpy")
-def gray_images(I, p, out, coef, step, h, w, r, eps, reflect, n0, n1, write_coef):
-    """Gray guided filter of images n0..n1-1 of an (N, H, W) batch."""
+def gray_images(I, p, out, coef, step, h, w, r, eps, reflect, n0, n1, write_coef, scratch):
+    """Gray guided filter of images n0..n1-1 of an (N, H, W) batch (``scratch`` as for :func:`gray_rows`)."""
     for n in range(n0, n1):
-        gray_rows(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef)
+        gray_rows(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef, scratch)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def color_images(I, p, out, coef, step, h, w, r, eps, reflect, n0, n1, write_coef):
-    """Colour-guide guided filter of images n0..n1-1 of an (N, H, W, 3) batch."""
+def color_images(I, p, out, coef, step, h, w, r, eps, reflect, n0, n1, write_coef, scratch):
+    """Colour-guide guided filter of images n0..n1-1 of an (N, H, W, 3) batch (scratch: see color_rows)."""
     for n in range(n0, n1):
-        color_rows(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef)
+        color_rows(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef, scratch)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -673,11 +682,11 @@ def _axis_weights(i, n_in, n_out):
     i0 = int(src)
     if i0 > n_in - 1:
         i0 = n_in - 1
-    i1 = min(i0 + 1, n_in - 1)
+    i1 = i0 + 1 if i0 + 1 < n_in else n_in - 1
     return i0, i1, src - i0
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _hupsample_row(coef, j, x0s, x1s, lxs, dst):
     """dst[q, :] = low-res coefficient row j upsampled horizontally (bilinear) to dst's width."""
     k = coef.shape[2]
@@ -688,7 +697,7 @@ def _hupsample_row(coef, j, x0s, x1s, lxs, dst):
             d[x] = coef[j, x0s[x], q] * (1.0 - lx) + coef[j, x1s[x], q] * lx
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _upsample_rows(I, coef, out, y0, y1, x0s, x1s, lxs):
     """Compute rows y0..y1-1 of q = ā↑·I + b̄↑.
 
@@ -729,7 +738,7 @@ def _upsample_rows(I, coef, out, y0, y1, x0s, x1s, lxs):
                 o[x] = acc
 
 
-@njit(cache=True, error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _x_weights(w, W):
     x0s = np.empty(W, dtype=np.int64)
     x1s = np.empty(W, dtype=np.int64)

@@ -321,6 +321,24 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
     return [(i * n // parts, (i + 1) * n // parts) for i in range(parts)]
 
 
+def _scratch(
+    w: int, r: int, color: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, npt.NDArray[np.float32], np.ndarray]:
+    """Row-sized work arrays of one ``gray_rows`` / ``color_rows`` call (see their docstrings).
+
+    Allocated here, not in the kernel: each ``np.empty`` / ``np.zeros`` signature a kernel uses is one more
+    numba function to compile on the first run.
+    """
+    products, ncoef = (13, 4) if color else (4, 2)
+    return (
+        np.empty((products, w + 2 * r)),
+        np.empty((ncoef, w + 2 * r)),
+        np.empty((products, w)),
+        np.empty((2 * r + 2, ncoef, w), dtype=np.float32),
+        np.empty(w),
+    )
+
+
 def _run_numba(
     guide: np.ndarray,
     src: np.ndarray,
@@ -339,6 +357,7 @@ def _run_numba(
     h, w, r = height // s, width // s, radius // s
     ncoef = 4 if color else 2
     fast = s > 1
+    scratch = partial(_scratch, w, r, color)  # one set per band or image range (they run concurrently)
     if src.ndim == 3 and src.shape[0] == 1:  # one image in a batch: split it into row bands instead
         guide, src, out = guide[0], src[0], out[0]
     if src.ndim == 2:
@@ -346,7 +365,10 @@ def _run_numba(
         coef = np.empty((h, w, ncoef) if fast else (0, 0, ncoef), dtype=np.float32)
         bands = _split(h, _band_count(h, w, threads))
         _run_parallel(
-            [partial(rows, guide, src, out, coef, s, h, w, r, eps, reflect, y0, y1, fast) for y0, y1 in bands]
+            [
+                partial(rows, guide, src, out, coef, s, h, w, r, eps, reflect, y0, y1, fast, scratch())
+                for y0, y1 in bands
+            ]
         )
         if fast:
             guide3 = guide if color else guide[:, :, None]
@@ -358,7 +380,10 @@ def _run_numba(
     coef = np.empty((n, h, w, ncoef) if fast else (n, 0, 0, ncoef), dtype=np.float32)
     chunks = _split(n, threads)
     _run_parallel(
-        [partial(images, guide, src, out, coef, s, h, w, r, eps, reflect, n0, n1, fast) for n0, n1 in chunks]
+        [
+            partial(images, guide, src, out, coef, s, h, w, r, eps, reflect, n0, n1, fast, scratch())
+            for n0, n1 in chunks
+        ]
     )
     if fast:
         guide4 = guide if color else guide[..., None]
