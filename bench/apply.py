@@ -14,8 +14,11 @@ Measured (masks per second of wall time, end to end through ``apply_folder``):
 
 Targets: ``guided`` costs at most 25 % more time than ``identity`` at the same jobs, and jobs=2 is at
 least 1.7x faster than jobs=1. Each configuration is warmed up on a few pairs first (numba JIT compiled
-in this process, so the forked workers inherit it); then, given the cost of a 1000-file run, the median
-of 3 runs (not 7, unlike the other suites) is reported with min and max.
+in this process, so the forked workers inherit it); then, given the cost of a 1000-file run, 3 rounds
+(not 7, unlike the other suites): one run of every configuration per round, round-robin with the order
+reversed every other round, so that a drift of machine speed hits all configurations alike. Reported: the
+median per configuration with min and max, and the ``paired_*`` ratios, the median over rounds of each
+round's ratio (runs adjacent in time).
 
 Usage::
 
@@ -29,8 +32,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,7 +48,6 @@ from _common import (  # noqa: E402
     metadata,
     print_table,
     save_json,
-    time_call,
 )
 
 PREDICTIONS = ("PiCANet", "DSS", "Amulet", "RBD_frankLeo123", "BSCA_frankLeo123", "GS_frankLeo123")
@@ -150,65 +155,75 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(path, warm_masks / path.name)
             shutil.copyfile(images_dir / f"{path.stem}.jpg", warm_images / f"{path.stem}.jpg")
 
-        def record(name: str, method: str | None, jobs: int, fn) -> None:
-            fn_warm, fn_run = fn
-            fn_warm()
-            cpu: list[float] = []
-
-            def timed() -> None:
-                before = os.times()
-                fn_run()
-                after = os.times()  # children: the pool's workers, joined when the run ends
-                cpu.append(
-                    (after.user - before.user)
-                    + (after.system - before.system)
-                    + (after.children_user - before.children_user)
-                    + (after.children_system - before.children_system)
-                )
-
-            timing = time_call(timed, repeat=repeat, warmup=0)
-            cpu.sort()
-            row = {
-                "name": name,
-                "method": method,
-                "jobs": jobs,
-                "pairs": pairs,
-                **{k: round(v, 4) if isinstance(v, float) else v for k, v in timing.items()},
-                "masks_per_s": round(pairs / timing["median_s"], 2),
-                "cpu_s": round(cpu[len(cpu) // 2], 4),
-            }
-            results.append(row)
-            print(
-                f"  {name:<12} jobs={jobs}  median {timing['median_s']:.2f} s  {row['masks_per_s']} masks/s",
-                flush=True,
-            )
-
+        # Configurations: (name, method, jobs, warm-up, run). They are timed round-robin (one run of each per
+        # round, the order reversed every other round), so a change of machine speed during the benchmark
+        # hits all of them alike; ratios are also given per round (adjacent runs) and their median taken.
         out = root / "out"
-        record(
-            "io",
-            None,
-            1,
+        configs: list[tuple[str, str | None, int, Callable[[], None], Callable[[], None]]] = [
             (
+                "io",
+                None,
+                1,
                 lambda: io_loop(warm_masks, warm_images, root / "warm_out"),
                 lambda: io_loop(masks_dir, images_dir, out),
-            ),
-        )
+            )
+        ]
         for method in ("identity", "guided"):
             for jobs in (1, 2):
 
-                def warm(method=method, jobs=jobs):
+                def warm(method: str = method, jobs: int = jobs) -> None:
                     apply_folder(
                         warm_masks, warm_images, root / "warm_out", method=method, jobs=jobs, overwrite=True
                     )
 
-                def run(method=method, jobs=jobs):
+                def run(method: str = method, jobs: int = jobs) -> None:
                     report = apply_folder(
                         masks_dir, images_dir, out, method=method, jobs=jobs, overwrite=True
                     )
                     if not report.ok or report.counts["written"] != pairs:
                         raise SystemExit(f"bench run failed: {report.counts}")
 
-                record(method, method, jobs, (warm, run))
+                configs.append((method, method, jobs, warm, run))
+        for _, _, _, warm_fn, _ in configs:
+            warm_fn()
+        wall: dict[tuple[str, int], list[float]] = {(c[0], c[2]): [] for c in configs}
+        cpu: dict[tuple[str, int], list[float]] = {(c[0], c[2]): [] for c in configs}
+        for round_index in range(repeat):
+            order = configs if round_index % 2 == 0 else configs[::-1]
+            for name, _, jobs, _, run_fn in order:
+                before = os.times()
+                start = time.perf_counter()
+                run_fn()
+                wall[(name, jobs)].append(time.perf_counter() - start)
+                after = os.times()  # children: the pool's workers, joined when the run ends
+                cpu[(name, jobs)].append(
+                    (after.user - before.user)
+                    + (after.system - before.system)
+                    + (after.children_user - before.children_user)
+                    + (after.children_system - before.children_system)
+                )
+            print(
+                f"  round {round_index + 1}/{repeat}: "
+                + ", ".join(f"{n} j{j} {wall[(n, j)][-1]:.2f} s" for n, _, j, _, _ in configs),
+                flush=True,
+            )
+        for name, method, jobs, _, _ in configs:
+            samples = wall[(name, jobs)]
+            results.append(
+                {
+                    "name": name,
+                    "method": method,
+                    "jobs": jobs,
+                    "pairs": pairs,
+                    "median_s": round(statistics.median(samples), 4),
+                    "min_s": round(min(samples), 4),
+                    "max_s": round(max(samples), 4),
+                    "repeat": len(samples),
+                    "samples_s": [round(x, 4) for x in samples],
+                    "masks_per_s": round(pairs / statistics.median(samples), 2),
+                    "cpu_s": round(statistics.median(cpu[(name, jobs)]), 4),
+                }
+            )
 
     by = {(r["name"], r["jobs"]): float(r["median_s"]) for r in results}
     ratios = {
@@ -218,13 +233,28 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_jobs2_identity": by[("identity", 1)] / by[("identity", 2)],
         "speedup_jobs2_guided": by[("guided", 1)] / by[("guided", 2)],
     }
+
+    # The same ratios round by round (runs adjacent in time), then their median: robust to a machine whose
+    # speed drifts during the benchmark.
+    def per_round(num: tuple[str, int], den: tuple[str, int]) -> float:
+        return statistics.median(a / b for a, b in zip(wall[num], wall[den], strict=True))
+
+    ratios["paired_guided_over_identity_jobs1"] = per_round(("guided", 1), ("identity", 1))
+    ratios["paired_guided_over_identity_jobs2"] = per_round(("guided", 2), ("identity", 2))
+    ratios["paired_speedup_jobs2_guided"] = per_round(("guided", 1), ("guided", 2))
     # CPU seconds (this process + its workers) barely depend on other load on a shared machine, so the
     # method-cost ratio is also given in CPU time; the jobs speed-up can only be judged in wall time.
     cpu_by = {(r["name"], r["jobs"]): float(r["cpu_s"]) for r in results}
     ratios["cpu_guided_over_identity_jobs1"] = cpu_by[("guided", 1)] / cpu_by[("identity", 1)]
     ratios["cpu_guided_over_identity_jobs2"] = cpu_by[("guided", 2)] / cpu_by[("identity", 2)]
     targets = []
-    cost_keys = ("guided_over_identity_jobs1", "guided_over_identity_jobs2", "cpu_guided_over_identity_jobs1")
+    cost_keys = (
+        "guided_over_identity_jobs1",
+        "guided_over_identity_jobs2",
+        "paired_guided_over_identity_jobs1",
+        "paired_guided_over_identity_jobs2",
+        "cpu_guided_over_identity_jobs1",
+    )
     for key in cost_keys:
         targets.append(
             {
@@ -234,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
                 "hit": ratios[key] <= GUIDED_COST_TARGET,
             }
         )
-    for key in ("speedup_jobs2_identity", "speedup_jobs2_guided"):
+    for key in ("speedup_jobs2_identity", "speedup_jobs2_guided", "paired_speedup_jobs2_guided"):
         targets.append(
             {
                 "name": key,
@@ -257,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         "suite": "apply",
         "metadata": metadata(),
         "method": {
-            "timer": f"1 warm-up on 8 pairs, then median of {repeat} full runs (min/max kept); "
+            "timer": f"1 warm-up on 8 pairs per configuration, then {repeat} rounds, each one full run "
+            "of every configuration (order reversed every other round); median per configuration "
+            "(min/max and samples kept), paired_* ratios = median over rounds of the per-round ratio; "
             "cpu_s = median user+sys seconds of this process and its pool workers",
             "params": "guided: radius 9, eps 1e-3, guide mean; output png8; overwrite=True into one folder",
             "pairs_root": "tempfile.TemporaryDirectory (never the repository)",

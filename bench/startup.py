@@ -9,12 +9,14 @@ What is measured (each a fresh ``python -m maskrefine.cli`` process, wall time, 
 
 * ``--version`` and ``--help``, and which heavy modules (numba, cv2, torch, scipy, skimage) they import;
 * with each, the CPU time (user + system) of the child, less sensitive to other jobs than wall time;
-* the first ``apply`` on the bundled examples (10 pairs, default guided filter) **cold**: ``NUMBA_CACHE_DIR``
-  set to a fresh empty folder, so every kernel it needs is compiled; then **warm**: the same cache folder
-  again (kernels loaded from the on-disk cache). ``--jobs 1``, so no worker process is timed;
-* for the cold run of each guide mode, the numba functions compiled in that process (name, signature
-  count, seconds), collected in a separate process through numba's compile events: it tells which kernels
-  a first run compiles and why (one entry per distinct argument-type signature).
+* the first ``apply`` on the bundled examples (10 pairs) **cold**: ``NUMBA_CACHE_DIR`` set to a fresh empty
+  folder, so every kernel it needs is compiled; then **warm**: the same cache folder again (kernels loaded
+  from the on-disk cache). ``--jobs 1``, so no worker process is timed. Variants: ``default`` is the
+  README's command (``--method auto``, which picks the guide per mask kind: colour for the examples),
+  ``guided-mean`` / ``guided-color`` the guided filter with that guide;
+* for the cold run of each variant, the numba functions compiled (name, signature count, seconds), from
+  numba's compile events in a separate process that runs the same command: it tells which kernels a first
+  run compiles and why (one entry per distinct argument-type signature).
 
 Targets (issue 14): ``--version`` / ``--help`` <= 0.3 s, first ``apply`` cold <= 4 s, warm <= 1 s.
 """
@@ -50,30 +52,49 @@ except SystemExit:
 print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
 """
 
-# Run in a child with a fresh NUMBA_CACHE_DIR: list the numba functions compiled by one apply_folder call.
+# Run in a child with a fresh NUMBA_CACHE_DIR: the CLI command of a timed row, in-process, with the numba
+# functions it compiles listed through numba's compile events (nested: a kernel's seconds include its
+# helpers'; compile_s sums the outermost compiles only).
 _COMPILE_PROBE = """
-import json, sys, time
+import json, runpy, sys, time
 from collections import defaultdict
 from numba.core import event
 
 compiled = defaultdict(lambda: {{"signatures": 0, "seconds": 0.0}})
+depth = [0]
+top_level = [0.0]
 
 class Listener(event.Listener):
     def on_start(self, ev):
         ev.data["t0"] = time.perf_counter()
+        depth[0] += 1
     def on_end(self, ev):
+        depth[0] -= 1
+        seconds = time.perf_counter() - ev.data["t0"]
         d = compiled[ev.data["dispatcher"].py_func.__qualname__]
         d["signatures"] += 1
-        d["seconds"] += time.perf_counter() - ev.data["t0"]
+        d["seconds"] += seconds
+        if depth[0] == 0:
+            top_level[0] += seconds
 
 event.register("numba:compile", Listener())
-from pathlib import Path
-from maskrefine.pipeline import apply_folder
+sys.argv = {argv!r}
 t0 = time.perf_counter()
-apply_folder({masks!r}, {images!r}, {out!r}, guide={guide!r}, jobs=1)
+try:
+    runpy.run_module("maskrefine.cli", run_name="__main__")
+except SystemExit:
+    pass
 wall = time.perf_counter() - t0
-print("COMPILED=" + json.dumps({{"wall_s": wall, "functions": compiled}}), file=sys.stderr)
+report = {{"wall_s": wall, "compile_s": top_level[0], "functions": compiled}}
+print("COMPILED=" + json.dumps(report), file=sys.stderr)
 """
+
+#: Timed ``apply`` variants: name -> extra CLI arguments.
+VARIANTS = {
+    "default": [],
+    "guided-mean": ["--method", "guided", "--guide", "mean"],
+    "guided-color": ["--method", "guided", "--guide", "color"],
+}
 
 
 def _env(cache_dir: str | None) -> dict[str, str]:
@@ -114,11 +135,8 @@ def _stats(samples: list[float]) -> dict[str, object]:
     }
 
 
-def _apply_cmd(out: Path, guide: str) -> list[str]:
+def _apply_args(out: Path, variant: str) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "maskrefine.cli",
         "apply",
         "--masks",
         str(EXAMPLES / "masks"),
@@ -126,12 +144,15 @@ def _apply_cmd(out: Path, guide: str) -> list[str]:
         str(EXAMPLES / "images"),
         "--out",
         str(out),
-        "--guide",
-        guide,
+        *VARIANTS[variant],
         "--jobs",
         "1",
         "--quiet",
     ]
+
+
+def _apply_cmd(out: Path, variant: str) -> list[str]:
+    return [sys.executable, "-m", "maskrefine.cli", *_apply_args(out, variant)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,10 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (median reported)")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "startup--cpu.json")
     parser.add_argument(
-        "--guides", nargs="+", default=["mean", "color"], help="guide modes of the apply rows"
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help="apply variants to time (default: all)",
     )
+    parser.add_argument("--note", default="", help="what else ran on the machine (stored in the JSON)")
     args = parser.parse_args(argv)
 
+    load_at_start = os.getloadavg()
     rows: list[dict[str, object]] = []
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="maskrefine-startup-") as tmp_name:
@@ -179,29 +206,22 @@ def main(argv: list[str] | None = None) -> int:
                     "note": f"imports: {heavy or 'none'}",
                 }
             )
-        for guide in args.guides:
+        for variant in args.variants:
             cold, warm = [], []
             for i in range(args.repeat):
-                cache = str(tmp / f"cold-cache-{guide}-{i}")  # fresh folder: every kernel compiled
-                cold.append(
-                    _timed(_apply_cmd(tmp / f"out-cold-{guide}-{i}", guide), _env(cache), f"{guide} cold")[0]
-                )
-                warm.append(
-                    _timed(_apply_cmd(tmp / f"out-warm-{guide}-{i}", guide), _env(cache), f"{guide} warm")[0]
-                )
-            probe_out = tmp / f"out-probe-{guide}"
+                cache = str(tmp / f"cold-cache-{variant}-{i}")  # fresh folder: every kernel compiled
+                cold_cmd = _apply_cmd(tmp / f"out-cold-{variant}-{i}", variant)
+                cold.append(_timed(cold_cmd, _env(cache), f"{variant} cold")[0])
+                warm_cmd = _apply_cmd(tmp / f"out-warm-{variant}-{i}", variant)
+                warm.append(_timed(warm_cmd, _env(cache), f"{variant} warm")[0])
+            probe_out = tmp / f"out-probe-{variant}"
             probe = subprocess.run(
                 [
                     sys.executable,
                     "-c",
-                    _COMPILE_PROBE.format(
-                        masks=str(EXAMPLES / "masks"),
-                        images=str(EXAMPLES / "images"),
-                        out=str(probe_out),
-                        guide=guide,
-                    ),
+                    _COMPILE_PROBE.format(argv=["maskrefine", *_apply_args(probe_out, variant)]),
                 ],
-                env=_env(str(tmp / f"probe-cache-{guide}")),
+                env=_env(str(tmp / f"probe-cache-{variant}")),
                 capture_output=True,
                 text=True,
                 check=False,
@@ -211,30 +231,32 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"compile probe failed:\n{probe.stderr[-3000:]}")
             compiled = json.loads(line)
             functions = dict(sorted(compiled["functions"].items(), key=lambda kv: -kv[1]["seconds"]))
-            results[f"apply --guide {guide}"] = {
-                "cold": {**_stats(cold), "cpu_median_s": statistics.median(_CPU[f"{guide} cold"])},
-                "warm": {**_stats(warm), "cpu_median_s": statistics.median(_CPU[f"{guide} warm"])},
+            results[f"apply {variant}"] = {
+                "cold": {**_stats(cold), "cpu_median_s": statistics.median(_CPU[f"{variant} cold"])},
+                "warm": {**_stats(warm), "cpu_median_s": statistics.median(_CPU[f"{variant} warm"])},
                 "compiled": functions,
                 "compile_probe_wall_s": compiled["wall_s"],
+                "compile_probe_compile_s": compiled["compile_s"],
             }
             n_sig = sum(v["signatures"] for v in functions.values())
             multi = [k for k, v in functions.items() if v["signatures"] > 1]
             rows.append(
                 {
-                    "what": f"apply --guide {guide} cold",
+                    "what": f"apply {variant} cold",
                     "median_s": statistics.median(cold),
-                    "cpu_s": statistics.median(_CPU[f"{guide} cold"]),
+                    "cpu_s": statistics.median(_CPU[f"{variant} cold"]),
                     "target_s": TARGETS["apply cold"],
                     "met": statistics.median(cold) <= TARGETS["apply cold"],
-                    "note": f"{len(functions)} functions / {n_sig} signatures compiled"
+                    "note": f"{len(functions)} functions / {n_sig} signatures compiled, "
+                    f"{compiled['compile_s']:.2f} s of {compiled['wall_s']:.2f} s in the probe"
                     + (f"; >1 signature: {', '.join(multi)}" if multi else ""),
                 }
             )
             rows.append(
                 {
-                    "what": f"apply --guide {guide} warm",
+                    "what": f"apply {variant} warm",
                     "median_s": statistics.median(warm),
-                    "cpu_s": statistics.median(_CPU[f"{guide} warm"]),
+                    "cpu_s": statistics.median(_CPU[f"{variant} warm"]),
                     "target_s": TARGETS["apply warm"],
                     "met": statistics.median(warm) <= TARGETS["apply warm"],
                     "note": "kernels from the on-disk cache",
@@ -245,15 +267,17 @@ def main(argv: list[str] | None = None) -> int:
     print("(targets are judged on the wall-time median; cpu_s = user + system seconds of the process,")
     print(" less sensitive to other jobs on a shared machine. Compile seconds below nest: a kernel's")
     print(" figure includes the helpers it calls that were compiled for it.)")
-    for guide in args.guides:
-        functions = results[f"apply --guide {guide}"]["compiled"]
+    for variant in args.variants:
+        functions = results[f"apply {variant}"]["compiled"]
         top = list(functions.items())[:8]
-        print(f"\ncompiled by a cold `apply --guide {guide}` (top 8 of {len(functions)} by seconds):")
+        print(f"\ncompiled by a cold `apply` {variant} (top 8 of {len(functions)} by seconds):")
         for name, info in top:
             print(f"  {name:<28} {info['signatures']} sig  {info['seconds']:.2f} s")
     payload = {
         "meta": metadata(),
-        "machine_note": "2 shared cores; other engineers' jobs ran at the same time",
+        "machine_note": args.note,
+        "load_average_at_start": load_at_start,
+        "variants": {name: VARIANTS[name] for name in args.variants},
         "repeat": args.repeat,
         "targets_s": TARGETS,
         "rows": rows,
