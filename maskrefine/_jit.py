@@ -70,9 +70,9 @@ def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
 def njit_inner(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """:func:`njit` for a helper that only other kernels call: no Python or C entry point is built.
 
-    Building those wrappers is a share of each helper's first compile (~15 % of a cold ``apply``). Without
-    its Python entry point the helper must not be called from Python (numba would jump to a wrapper that
-    does not exist and crash the process), so such a call raises :class:`TypeError` instead.
+    Building those wrappers is a share of each helper's first compile (~15 % of compiling the guided
+    filter). Without its Python entry point the helper must not be called from Python (numba would jump to
+    a wrapper that does not exist and crash the process), so such a call raises :class:`TypeError`.
     """
     plain = njit(no_cpython_wrapper=True, no_cfunc_wrapper=True, **options)
 

@@ -1,4 +1,4 @@
-"""Numba kernels of the guided filter. No validation, no I/O; only row-sized scratch is allocated.
+"""Numba kernels of the guided filter. No validation, no I/O, no image-sized allocation.
 
 Layout of one band (rows ``y0..y1-1`` of the output):
 
@@ -12,8 +12,10 @@ Layout of one band (rows ``y0..y1-1`` of the output):
 Both stages read each input row once per band; bands overlap by 2r rows of stage 1 (recomputed), so
 bands are independent and each writes only its own output rows. The entry points are serial, cached and
 release the GIL; :mod:`maskrefine.filters.guided` runs bands (one image) or image ranges (a batch) on a
-thread pool. (``prange`` was tried first: with numba's default GNU OpenMP layer, spinning workers cost a
-constant ~12 ms per call on a loaded 2-core machine, 10x the work of a 256² image; threads do not.)
+thread pool and allocates each band's row-sized scratch. (``prange`` was tried first: with numba's default
+GNU OpenMP layer, spinning workers cost a constant ~12 ms per call on a loaded 2-core machine, 10x the
+work of a 256² image; threads do not.) Helpers are built with ``njit_inner`` (no Python entry point: less
+to compile on a first run).
 
 Running sums are float64 (products of two float32 values are exact in float64): the maximum error
 against the float64 oracle stays ~1e-7 at 4096², where a float32 cumsum reaches 4.5e-5 (PEERS finding 7).
