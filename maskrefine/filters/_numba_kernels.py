@@ -387,18 +387,22 @@ def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef, 
 
 
 @njit_inner(cache=True, error_model="numpy")
+def _sliding_rows(t, h, r, reflect):
+    """(entering, leaving) row when the window's centre moves from row t to t+1; -1 (or < 0): none."""
+    jo = t - r
+    jn = t + r + 1
+    if reflect:
+        return _refl(jn, h), _refl(jo, h)
+    return (jn if jn < h else -1), jo
+
+
+@njit_inner(cache=True, error_model="numpy")
 def _advance_gray(I, p, cs, t, step, h, w, r, reflect):
     """Move the stage-1 gray column sums from the window of row t to that of row t+1.
 
     cs += products of the entering row jn − products of the leaving row jo (none when off the image).
     """
-    jo = t - r
-    jn = t + r + 1
-    if reflect:
-        jo = _refl(jo, h)
-        jn = _refl(jn, h)
-    elif jn >= h:
-        jn = -1
+    jn, jo = _sliding_rows(t, h, r, reflect)
     if step != 1 or jn < 0 or jo < 0:
         if jo >= 0:
             _gray_rows_add(I, p, jo, step, w, r, -1.0, cs)
@@ -431,13 +435,7 @@ def _advance_color(I, p, cs, t, step, h, w, r, reflect):
 
     cs += the 13 products of the entering row jn − those of the leaving row jo (none when off the image).
     """
-    jo = t - r
-    jn = t + r + 1
-    if reflect:
-        jo = _refl(jo, h)
-        jn = _refl(jn, h)
-    elif jn >= h:
-        jn = -1
+    jn, jo = _sliding_rows(t, h, r, reflect)
     if step != 1 or jn < 0 or jo < 0:
         if jo >= 0:
             _color_rows_add(I, p, jo, step, w, r, -1.0, cs)
