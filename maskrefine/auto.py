@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MaskKind", "AutoRule", "AutoDecision", "AUTO_RULES", "AUTO_RULE_TEXT", "detect_kind", "decide"]
+__all__ = [
+    "MaskKind",
+    "AutoRule",
+    "AutoDecision",
+    "AUTO_RULES",
+    "AUTO_RULE_TEXT",
+    "detect_kind",
+    "decide",
+    "auto_settings",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,24 @@ AUTO_RULES: tuple[AutoRule, ...] = (
 )
 
 AUTO_RULE_TEXT = "; ".join(rule.describe() for rule in AUTO_RULES)
+
+
+def auto_settings() -> list[tuple[str, str]]:
+    """Return the distinct ``(method, guide)`` that ``auto`` can apply, other than ``identity``.
+
+    A folder job compiles their kernels once before it forks its workers (``auto`` picks per file, so the
+    job cannot know in advance which of them its files need).
+
+    Examples
+    --------
+    >>> auto_settings()
+    [('guided', 'color')]
+    """
+    settings: list[tuple[str, str]] = []
+    for rule in AUTO_RULES:
+        if rule.method != "identity" and (rule.method, rule.guide) not in settings:
+            settings.append((rule.method, rule.guide))
+    return settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -869,3 +869,28 @@ def test_worker_exits_when_its_parent_is_killed(monkeypatch, use_prctl: bool) ->
     if _alive(worker):  # pragma: no cover - failure path: do not leave it behind
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its parent")
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "guide", "compiled", "not_compiled"),
+    [
+        # auto picks per file; on the synthetic full-size warm-up mask it would pick identity and compile
+        # nothing, leaving every forked worker to compile the colour kernel on its own
+        ("auto", {}, "mean", "color_rows", "gray_rows"),
+        ("guided", {"radius": 9, "eps": 1e-3}, "mean", "gray_rows", "color_rows"),
+    ],
+)
+def test_warm_up_compiles_the_kernels_the_files_will_use(
+    method: str, params: dict[str, object], guide: str, compiled: str, not_compiled: str
+) -> None:
+    import subprocess
+
+    code = (
+        "from maskrefine.pipeline.apply import _warm_up\n"
+        "from maskrefine.filters import _numba_kernels as k\n"
+        f"_warm_up({method!r}, {params!r}, {guide!r})\n"
+        f"print(len(k.{compiled}.signatures), len(k.{not_compiled}.signatures))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["1", "0"]

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from maskrefine.auto import AUTO_RULE_TEXT, decide
+from maskrefine.auto import AUTO_RULE_TEXT, auto_settings, decide
 from maskrefine.errors import ConfigError, InputError, OutputError, OutputExistsError
 from maskrefine.guide import GUIDE_MODES
 from maskrefine.io import (
@@ -136,10 +136,15 @@ def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
     rng = np.random.default_rng(0)
     image = rng.random((size, size + 3, 3), dtype=np.float32)
     mask = rng.random((size, size + 3), dtype=np.float32)
-    try:
-        refine(image, mask, method, guide=guide, **small)
-    except Exception:  # noqa: BLE001 - warm-up only
-        pass
+    # `auto` decides per file (on this full-size mask it would pick identity): warm up what it can pick
+    settings = (
+        [(m, g, {"radius": 2}) for m, g in auto_settings()] if method == "auto" else [(method, guide, small)]
+    )
+    for setting_method, setting_guide, setting_params in settings:
+        try:
+            refine(image, mask, setting_method, guide=setting_guide, **setting_params)
+        except Exception:  # noqa: BLE001 - warm-up only
+            pass
 
 
 def apply_folder(
