@@ -829,6 +829,68 @@ def test_worker_initializer_ignores_sigint() -> None:
     assert _run_in_child(body) == 0
 
 
+_CTRL_C_AFTER_A_RECEIVE = """
+import os, signal, sys, time
+from maskrefine.pipeline import workers
+
+class DeliversCtrlC:
+    # the parent's end of a worker pipe; a Ctrl-C arrives right after the second result was read
+    received = 0
+    def __init__(self, conn):
+        self._conn = conn
+    def recv(self):
+        value = self._conn.recv()
+        DeliversCtrlC.received += 1
+        if DeliversCtrlC.received == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return value
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+start_worker = workers._start_worker
+def start(*args):
+    worker = start_worker(*args)
+    worker.conn = DeliversCtrlC(worker.conn)
+    return worker
+workers._start_worker = start
+
+def slow_double(task):
+    time.sleep(0.05)
+    return 2 * task
+
+done = []
+try:
+    workers._run_in_processes(
+        slow_double, list(range(40)), 2, lambda task, problem: None, lambda: done.append(1)
+    )
+except KeyboardInterrupt:
+    restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    print("interrupted", len(done), restored)
+    sys.exit(130)
+print("finished", len(done))
+"""
+
+
+@needs_fork
+def test_ctrl_c_right_after_a_result_is_read_does_not_hang() -> None:
+    """A Ctrl-C between reading a worker's result and recording it used to lose that result: the parent
+    then waited forever for it (seen once in CI as a run that did not stop after SIGINT)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _CTRL_C_AFTER_A_RECEIVE], capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the pool hung after Ctrl-C")
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    word, done, restored = proc.stdout.split()
+    assert word == "interrupted"
+    assert int(done) < 40  # the queued tasks were not started
+    assert restored == "True"  # Python's own SIGINT handler is back after the run
+    assert "Traceback" not in proc.stderr
+
+
 @needs_fork
 @pytest.mark.parametrize("use_prctl", [True, False], ids=["prctl", "polling-fallback"])
 def test_worker_exits_when_its_parent_is_killed(monkeypatch, use_prctl: bool) -> None:

@@ -159,6 +159,48 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+@dataclass
+class _Interrupt:
+    """Ctrl-C state of one pool run: ``interrupted`` once a SIGINT came; ``stop`` is shared with workers."""
+
+    stop: Any
+    interrupted: bool = False
+
+    def set(self) -> None:
+        self.interrupted = True
+        self.stop.value = 1  # workers answer "not started" for the tasks they have not begun
+
+
+@contextmanager
+def _sigint_sets_flag(state: _Interrupt) -> Iterator[None]:
+    """While the pool runs, make the first Ctrl-C only set ``state`` instead of raising.
+
+    A ``KeyboardInterrupt`` raised at an arbitrary point of the parent's bookkeeping (e.g. after a result
+    was read from a worker's pipe but before it was recorded) loses that result, and the parent then
+    waits forever for it. The handler only sets flags; the loop acts on them at safe points. A second
+    Ctrl-C raises ``KeyboardInterrupt`` (stop waiting). Installed only in the main thread and only over
+    Python's default handler (an ignored or custom SIGINT handler is left alone); otherwise the loop's
+    ``except KeyboardInterrupt`` does the same job, with that small window.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if state.interrupted:
+            raise KeyboardInterrupt
+        state.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _fork_is_safe() -> bool:
     """Return True when worker processes may be forked.
 
@@ -289,18 +331,18 @@ def _run_in_processes(
     oldest is the one it was processing: only that task fails (``on_crash(task, "worker died (signal
     N) while processing it ...")``), the others go back to the queue, a new worker replaces the dead one
     and the run goes on. Ctrl-C: no new task is started, the running ones finish, then
-    ``KeyboardInterrupt`` is re-raised (a second Ctrl-C stops waiting).
+    ``KeyboardInterrupt`` is raised (a second Ctrl-C stops waiting; see :func:`_sigint_sets_flag`).
     """
     results: list[Any] = [None] * len(tasks)
     queue = deque(range(len(tasks)))
     pool: list[_Worker] = []
     stop = multiprocessing.get_context("fork").RawValue("b", 0)
-    interrupted = False
+    state = _Interrupt(stop)
 
     def feed(worker: _Worker, ahead: int = _AHEAD) -> None:
         """Top ``worker`` up to ``ahead`` tasks; a worker found dead meanwhile is replaced."""
         for _ in range(3 * _AHEAD):
-            if not queue or interrupted or len(worker.assigned) >= ahead:
+            if not queue or state.interrupted or len(worker.assigned) >= ahead:
                 return
             index = queue.popleft()
             try:
@@ -314,7 +356,7 @@ def _run_in_processes(
                 pool.append(worker)
                 continue
             worker.assigned.append(index)
-        if queue and not interrupted and not worker.assigned:  # pragma: no cover
+        if queue and not state.interrupted and not worker.assigned:  # pragma: no cover
             raise RuntimeError("worker processes die as soon as they start")
 
     def collect(worker: _Worker) -> None:
@@ -344,31 +386,31 @@ def _run_in_processes(
             results[crashed] = on_crash(tasks[crashed], _death_problem(worker.process.exitcode))
             step()
             queue.extendleft(reversed(worker.assigned))  # not started: run them elsewhere
-        if queue and not interrupted:  # replace the dead worker and go on
+        if queue and not state.interrupted:  # replace the dead worker and go on
             pool.append(_start_worker(function, tasks, stop))
             feed(pool[-1])
 
     try:
-        for _ in range(workers_wanted):
-            pool.append(_start_worker(function, tasks, stop))
-        for ahead in range(1, _AHEAD + 1):  # one task each first, then the ones ahead
-            for worker in list(pool):
-                feed(worker, ahead)
-        while any(worker.assigned for worker in pool):
-            try:
-                busy = [worker for worker in pool if worker.assigned]
-                ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
-                for worker in busy:
-                    if worker.conn in ready or worker.process.sentinel in ready:
-                        collect(worker)
-            except KeyboardInterrupt:
-                if interrupted:
-                    raise
-                interrupted = True  # let the running tasks finish, start no new one
-                stop.value = 1
+        with _sigint_sets_flag(state):
+            for _ in range(workers_wanted):
+                pool.append(_start_worker(function, tasks, stop))
+            for ahead in range(1, _AHEAD + 1):  # one task each first, then the ones ahead
+                for worker in list(pool):
+                    feed(worker, ahead)
+            while any(worker.assigned for worker in pool):
+                try:
+                    busy = [worker for worker in pool if worker.assigned]
+                    ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+                    for worker in busy:
+                        if worker.conn in ready or worker.process.sentinel in ready:
+                            collect(worker)
+                except KeyboardInterrupt:  # a second Ctrl-C, or the first where no handler was installed
+                    if state.interrupted:
+                        raise
+                    state.set()  # let the running tasks finish, start no new one
     finally:
         _stop_workers(pool)
-    if interrupted:
+    if state.interrupted:
         raise KeyboardInterrupt
     return results
 
