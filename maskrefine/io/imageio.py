@@ -76,7 +76,8 @@ class MaskRead:
     Attributes
     ----------
     pixels : ndarray, shape (H, W)
-        uint8 (255 = foreground), uint16 (65535 = foreground) or float32 in [0, 1] (``.npy``).
+        uint8 (255 = foreground), uint16 (65535 = foreground) or float in [0, 1] (``.npy``: float16,
+        float32 or float64 as stored; bool as float32).
     encoding : str
         :data:`PLAIN`, or what was detected, e.g. ``"0/1 values"``, ``"8-bit values in a 16-bit file"``,
         ``"alpha channel of RGBA"``; several are joined by ``", "``.
@@ -225,7 +226,8 @@ def read_mask_file(
     Returns
     -------
     MaskRead
-        ``pixels`` (uint8 on the 0..255 scale, uint16 on the 0..65535 scale, or float32 [0, 1]) and the
+        ``pixels`` (uint8 on the 0..255 scale, uint16 on the 0..65535 scale, or a ``.npy``'s float16,
+        float32 or float64 values in [0, 1]; a bool ``.npy`` as float32) and the
         ``encoding`` detected (:data:`PLAIN` for a gray PNG using its full scale, or a float ``.npy``).
 
     Notes
@@ -376,7 +378,10 @@ def _apply_mask_scale(values: np.ndarray, path: Path, scale: str) -> tuple[np.nd
 
 
 def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
-    """Read a float32 (H, W) mask from a .npy file, its header checked before any data is read."""
+    """Read a float (H, W) mask from a .npy file, its header checked before any data is read.
+
+    A float array keeps its type (float16, float32 or float64); a bool array becomes float32.
+    """
     fd, size = open_regular(path)
     try:
         head = io.BytesIO(os.pread(fd, min(size, _NPY_HEADER_MAX), 0))
@@ -433,13 +438,14 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
     problem = unit_interval_problem(float(array.min()), float(array.max()))
     if problem is not None:
         raise InputError(path, f"mask values must lie in [0, 1]; {problem}")
-    return np.clip(array, 0.0, 1.0).astype(np.float32, copy=False)
+    # kept in its own float type (native byte order): a scorer compares the map as its reference would
+    return np.clip(array, 0.0, 1.0).astype(array.dtype.newbyteorder("="), copy=False)
 
 
 def read_mask_array(
     path: str | Path, *, mask_scale: str | int = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
-    """:func:`read_mask_file` without the encoding: uint8 (0..255), uint16 (0..65535) or float32 [0, 1].
+    """:func:`read_mask_file` without the encoding: uint8 (0..255), uint16 (0..65535) or float [0, 1].
 
     Raises
     ------
@@ -461,8 +467,8 @@ def read_mask(
     """
     path = Path(path)
     array = read_mask_array(path, mask_scale=mask_scale, max_pixels=max_pixels)
-    if array.dtype == np.float32:
-        return array
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32, copy=False)
     return _unit_scale(array, path)
 
 

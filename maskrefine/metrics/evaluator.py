@@ -303,6 +303,8 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
     r.x = None
     r.gf = (gcls & 1).view(bool) if want_x else None
     k = p.thresholds.size
+    cmp = _comparison_dtype(p, pred.dtype)
+    thresholds = p.thresholds if cmp == np.float64 else p.thresholds.astype(cmp).astype(np.float64)
     codes_path = p.pred_mapping == "pysod" or pred.dtype in (np.uint8, np.bool_)
     if codes_path:
         codes = _to_uint8(pred)
@@ -319,8 +321,8 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
                 lut = np.clip((lut - mn) / (mx - mn), 0.0, 1.0)
             levels = (lut * 255).astype(np.uint8).astype(np.int64) + 1  # #{t in 0..255 : t <= q}
         else:
-            lut = _RAW_LUT32 if p.compare_dtype == "float32" else _RAW_LUT
-            levels = np.searchsorted(p.thresholds, lut, side="left" if p.threshold_op == ">" else "right")
+            lut = _RAW_LUT32 if cmp == np.float32 else _RAW_LUT
+            levels = np.searchsorted(thresholds, lut, side="left" if p.threshold_op == ">" else "right")
         # Counts of codes >= v, per class: index v in 0..256.
         rev = np.zeros((2, 257), np.int64)
         rev[:, :256] = np.cumsum(hf[:, ::-1], axis=1)[:, ::-1]
@@ -348,7 +350,7 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         if want_x:
             r.x = lut[codes]
     else:
-        if p.compare_dtype == "float32":
+        if cmp == np.float32:
             x = _as_float32(pred).astype(np.float64)
         elif pred.dtype == np.uint16:
             x = pred.astype(np.float64) / 65535.0
@@ -365,7 +367,7 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         hist = _kernels.level_histogram(
             np.ascontiguousarray(x),
             gcls,
-            np.append(p.thresholds, np.inf),
+            np.append(thresholds, np.inf),
             float(p.threshold_denominator),
             p.threshold_op == ">",
             np.zeros((2, k + 1), np.int64),
@@ -386,6 +388,19 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         # SelfMask's object score uses torch's std (ddof 1), NaN for a single pixel; PySOD uses 0
         r.s = float("nan")
     return r
+
+
+def _comparison_dtype(p: ScorePreset, pred_dtype: np.dtype) -> type[np.floating]:
+    """Return the float type in which a map of ``pred_dtype`` is compared with the thresholds.
+
+    ``compare_dtype="map"`` (TokenCut compares the array it is given): a floating map's own type;
+    float64 for an 8- or 16-bit map (v/255, v/65535) and a bool map.
+    """
+    if p.compare_dtype == "float32":
+        return np.float32
+    if p.compare_dtype == "map" and pred_dtype in (np.float16, np.float32):
+        return np.float16 if pred_dtype == np.float16 else np.float32
+    return np.float64
 
 
 def _adaptive_threshold(mean_x: float, p: ScorePreset) -> tuple[float, _Side]:
@@ -540,11 +555,16 @@ def _score_prepared(
     wfb = float(weighted_fbeta(r.x, r.gf)) if r.x is not None and r.gf is not None else None
     empty_union = {"nan": np.nan, "skip": np.nan, "zero": 0.0}[p.iou_empty_union]
     binary_mae = p.mae_rule == "binary"
+    ratio_dtype = np.float32 if p.ratio_dtype == "float32" else np.float64
     row: dict[str, Any] = {
         "height": int(gt.shape[0]),
         "width": int(gt.shape[1]),
-        "acc": float(accuracy_from_counts(r.acc_tp, r.acc_pp, r.acc_g, r.n)),
-        "iou": float(iou_from_counts(r.acc_tp, r.acc_pp, r.acc_g, eps=p.iou_eps, empty_union=empty_union)),
+        "acc": float(accuracy_from_counts(r.acc_tp, r.acc_pp, r.acc_g, r.n, dtype=ratio_dtype)),
+        "iou": float(
+            iou_from_counts(
+                r.acc_tp, r.acc_pp, r.acc_g, eps=p.iou_eps, empty_union=empty_union, dtype=ratio_dtype
+            )
+        ),
         "max_fbeta": float(fcurve.max()),
         "mean_fbeta": float(fcurve.mean()),
         "adaptive_fbeta": float(fbeta(pa, ra, beta_sq, p.pr_eps)),

@@ -24,6 +24,7 @@ PredMapping = Literal["raw", "pysod"]
 Geometry = Literal["gt", "paper_repo"]
 ThresholdValues = Literal["division", "arange"]
 Dtype = Literal["float64", "float32"]
+CompareDtype = Literal["float64", "float32", "map"]
 Rule = Literal["pysod", "selfmask"]
 MaeRule = Literal["soft", "binary"]
 CorlocGrid = Literal["token", "pixel"]
@@ -98,9 +99,12 @@ class ScorePreset:
         ``"division"``: the thresholds are ``k / threshold_denominator``. ``"arange"``:
         ``np.arange(0, 1, 1 / threshold_denominator)`` in float64 (TokenCut), which for 24 of the 255
         values lies one ulp below ``k / 255``, so that an 8-bit value v = k passes ``>`` there.
-    compare_dtype : {"float64", "float32"}
+    compare_dtype : {"float64", "float32", "map"}
         The prediction values and the thresholds are rounded to this dtype before they are compared
-        (SelfMask, FOUND and MOVE compare float32 tensors; TokenCut float64 arrays).
+        (SelfMask, FOUND, MOVE and the paper repo compare float32 tensors). ``"map"`` (TokenCut, which
+        compares the array it is given, ``torch.from_numpy(pred) > split``): the dtype of the map itself
+        when it is floating (float16, float32 or float64), float64 for an 8- or 16-bit map (v/255,
+        v/65535) or a bool map.
     s_measure_rule, adaptive_rule : {"pysod", "selfmask"}
         S-measure: PySOD splits the regions at the GT centroid + 1 (MATLAB indexing); SelfMask at the
         rounded centroid itself. Adaptive F: PySOD ``pred >= min(2 mean, 1)``; SelfMask ``pred > 2 mean``
@@ -108,6 +112,9 @@ class ScorePreset:
     mae_rule : {"soft", "binary"}
         ``"binary"`` (FOUND): ``mae`` is the MAE of ``pred > pred_threshold`` and the MAE of the soft map
         is reported as ``soft_mae``.
+    ratio_dtype : {"float64", "float32"}
+        Type of the per-image accuracy and IoU divisions: ``"float32"`` where the reference divides float32
+        count tensors (TokenCut, MOVE: ``torch.mean`` of a float32 0/1 tensor, ``tp.float() / union``).
     accumulate : {"float64", "float32"}
         ``"float32"`` (SelfMask/FOUND's ``AverageMeter`` over float32 values): the per-image acc, IoU,
         max F, adaptive F and MAE are rounded to float32 and summed one by one in float32.
@@ -138,10 +145,11 @@ class ScorePreset:
     resize: ResizeMode = "auto"
     geometry: Geometry = "gt"
     threshold_values: ThresholdValues = "division"
-    compare_dtype: Dtype = "float64"
+    compare_dtype: CompareDtype = "float64"
     s_measure_rule: Rule = "pysod"
     adaptive_rule: Rule = "pysod"
     mae_rule: MaeRule = "soft"
+    ratio_dtype: Dtype = "float64"
     accumulate: Dtype = "float64"
     corloc_selector: str = "largest_box"
     corloc_connectivity: int = 8
@@ -184,7 +192,8 @@ class ScorePreset:
                 f"`resize` must be one of {', '.join(map(repr, _RESIZE_MODES))}; got {self.resize!r}"
             )
         for key, allowed in (
-            ("compare_dtype", ("float64", "float32")),
+            ("compare_dtype", ("float64", "float32", "map")),
+            ("ratio_dtype", ("float64", "float32")),
             ("accumulate", ("float64", "float32")),
             ("s_measure_rule", ("pysod", "selfmask")),
             ("adaptive_rule", ("pysod", "selfmask")),
@@ -227,13 +236,16 @@ class ScorePreset:
 _TOKENCUT = ScorePreset(
     name="tokencut",
     description="TokenCut metric.py: GT>0, pred>0.5, 255 thresholds np.arange(0, 1, 1/255) with '>' in "
-    "float64, mean-then-max, p:=1 / r:=1 on empty masks, IoU NaN on an empty union; CorLoc: seed "
+    "the map's own float type (float64 for 8-bit files), mean-then-max, p:=1 / r:=1 on empty masks, "
+    "float32 Acc/IoU per image, IoU NaN on an empty union; CorLoc: seed "
     "component, 4-connectivity, token grid",
     gt_threshold_acc=0.0,
     gt_threshold_f=0.0,
     iou_empty_union="nan",
     resize="auto",
     threshold_values="arange",
+    compare_dtype="map",
+    ratio_dtype="float32",
     corloc_selector="seed_cc",
     corloc_connectivity=4,
     corloc_grid="token",
@@ -287,6 +299,7 @@ PRESETS: dict[str, ScorePreset] = {
         iou_empty_union="zero",
         resize="pil_bilinear",
         compare_dtype="float32",
+        ratio_dtype="float32",
     ),
     "selfmask": ScorePreset(
         name="selfmask",
@@ -312,12 +325,15 @@ PRESETS: dict[str, ScorePreset] = {
     "paper_repo": ScorePreset(
         name="paper_repo",
         description="segmentation-tricks token_metric.py my_Fmax: 335 resize + 320 centre crop, bilinear GT, "
-        "GT>0.5 for Acc/IoU, GT!=0 for F, IoU nanmean",
+        "GT>0.5 for Acc/IoU, GT!=0 for F, 255 thresholds np.arange(0, 1, 1/255) with '>' on the float32 "
+        "map, IoU nanmean",
         gt_threshold_acc=127.5,
         gt_threshold_f=0.0,
         iou_empty_union="skip",
         resize="bilinear",
         geometry="paper_repo",
+        threshold_values="arange",
+        compare_dtype="float32",
     ),
     "pysod": ScorePreset(
         name="pysod",

@@ -119,25 +119,35 @@ def iou_from_counts(
     *,
     eps: float = 0.0,
     empty_union: float = np.nan,
+    dtype: type[np.floating] = np.float64,
 ) -> np.ndarray:
     """IoU ``tp / (n_pred + n_gt - tp + eps)``; ``empty_union`` where the union is 0 and ``eps`` is 0.
+
+    With ``dtype=np.float32`` the counts, ``eps`` and the division are float32, as in a torch evaluator
+    that divides float32 count tensors (TokenCut, MOVE); the result is returned as float64.
 
     Examples
     --------
     >>> float(iou_from_counts(2, 3, 3))
     0.5
     """
-    tp = np.asarray(tp, np.float64)
-    union = np.asarray(n_pred, np.float64) + np.asarray(n_gt, np.float64) - tp
+    tp64 = np.asarray(tp, np.float64)
+    union = (np.asarray(n_pred, np.float64) + np.asarray(n_gt, np.float64) - tp64).astype(dtype)
+    tp = tp64.astype(dtype)
     if eps > 0:
-        return tp / (union + eps)
-    out = np.full(np.broadcast(tp, union).shape, float(empty_union))
+        return np.asarray(tp / (union + dtype(eps)), np.float64)
+    out = np.full(np.broadcast(tp, union).shape, empty_union, dtype)
     np.divide(tp, union, out=out, where=union > 0)
-    return out
+    return out.astype(np.float64)
 
 
-def accuracy_from_counts(tp: _Count, n_pred: _Count, n_gt: _Count, n: int) -> np.ndarray:
+def accuracy_from_counts(
+    tp: _Count, n_pred: _Count, n_gt: _Count, n: int, *, dtype: type[np.floating] = np.float64
+) -> np.ndarray:
     """Pixel accuracy ``(tp + tn) / n`` with ``tn = n - n_pred - n_gt + tp``.
+
+    With ``dtype=np.float32`` the count of agreeing pixels is divided by ``n`` in float32 (the mean of a
+    float32 0/1 tensor, TokenCut and MOVE); the result is returned as float64.
 
     Examples
     --------
@@ -145,7 +155,8 @@ def accuracy_from_counts(tp: _Count, n_pred: _Count, n_gt: _Count, n: int) -> np
     0.75
     """
     tp = np.asarray(tp, np.float64)
-    return (2.0 * tp + n - np.asarray(n_pred, np.float64) - np.asarray(n_gt, np.float64)) / float(n)
+    agree = 2.0 * tp + n - np.asarray(n_pred, np.float64) - np.asarray(n_gt, np.float64)
+    return np.asarray(agree.astype(dtype) / dtype(n), np.float64)
 
 
 def e_measure_from_counts(tp: _Count, n_pred: _Count, n_gt: int, n: int) -> np.ndarray:

@@ -525,3 +525,15 @@ def test_guided_filter_tolerates_float_error_in_the_guide() -> None:
     nudged[-1, -1] = 1.0000001
     nudged[0, 0] = -1e-7
     np.testing.assert_allclose(guided_filter(nudged, src, 2), exact, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, ">f8"])
+def test_npy_float_masks_keep_their_type_for_scoring(tmp_path: Path, dtype: object) -> None:
+    # the scorer compares a map in the type its reference would hold (TokenCut: the array's own dtype)
+    values = np.array([[0.0, 1 / 3], [254 / 255, 1.0]], dtype=dtype)
+    np.save(tmp_path / "m.npy", values)
+    read = read_mask_file(tmp_path / "m.npy")
+    assert read.pixels.dtype == np.dtype(dtype).newbyteorder("=")
+    np.testing.assert_array_equal(read.pixels, values)
+    # the filters' reader gives float32
+    assert read_mask(tmp_path / "m.npy").dtype == np.float32

@@ -165,6 +165,64 @@ def test_tokencut_value_33_passes_threshold_index_33():
     assert c32["recall"][32] == 0.0
 
 
+def _square_gt_and_map(dtype, background):
+    """GT with a foreground square; a map that is 1 on it, 0 elsewhere, and ``background`` on a block."""
+    gt = np.zeros((40, 50), np.uint8)
+    gt[10:30, 15:35] = 255
+    pred = np.where(gt > 0, 1.0, 0.0).astype(dtype)
+    pred[:5, :5] = background
+    return pred, gt
+
+
+def test_tokencut_compares_in_the_maps_own_float_type():
+    # TokenCut runs torch.from_numpy(pred) > split: torch casts the float64 split to the map's dtype.
+    # float32(254/255) lies above 254/255 but equals float32(threshold 254): it passes only in float64.
+    v32 = np.float32(254) / np.float32(255)
+    assert float(v32) > np.arange(0, 1, 1 / 255)[254] and v32 == np.float32(np.arange(0, 1, 1 / 255)[254])
+    pred32, gt = _square_gt_and_map(np.float32, v32)
+    assert score_image(pred32, gt, "tokencut")[0]["max_fbeta"] == 1.0
+    pred64 = pred32.astype(np.float64)  # the same values held in float64: the block passes t_254
+    assert score_image(pred64, gt, "tokencut")[0]["max_fbeta"] < 1.0
+    # float16: the thresholds are rounded to float16 before the comparison
+    pred16, _ = _square_gt_and_map(np.float16, np.float16(0.5))
+    _, curves = score_image(pred16, gt, "tokencut")
+    ref = np.arange(0, 1, 1 / 255).astype(np.float16)
+    passes = np.float16(0.5) > ref
+    np.testing.assert_array_equal(curves["precision"] < 1.0, passes)
+
+
+def test_paper_repo_compares_float32_like_my_fmax():
+    # token_metric.my_Fmax compares a float32 tensor with np.arange(0, 1, 1/255): a float32 comparison
+    from maskrefine.metrics.evaluator import paper_repo_geometry
+
+    gt = np.zeros((400, 500), np.uint8)
+    gt[100:300, 150:350] = 255
+    seen = paper_repo_geometry(gt)
+    pred = np.where(seen > 0, np.float32(1.0), np.float32(0.0)).astype(np.float32)
+    pred[:20, :20] = np.float32(254) / np.float32(255)  # background at 8-bit 254, as ToTensor gives it
+    row, curves = score_image(pred, gt, "paper_repo")
+    assert row["max_fbeta"] == 1.0
+    thr = np.arange(0, 1, 1 / 255).astype(np.float32)
+    np.testing.assert_array_equal(curves["precision"] < 1.0, pred[:20, :20].max() > thr)
+    np.testing.assert_array_equal(PRESETS["paper_repo"].thresholds, thr.astype(np.float64))
+
+
+@pytest.mark.parametrize("preset", ["tokencut", "move"])
+def test_per_image_accuracy_and_iou_are_float32_ratios(preset):
+    # torch.mean of a float32 0/1 tensor and tp.float() / union: float32 divisions (TokenCut, MOVE)
+    gt = np.zeros((3, 7), np.uint8)
+    gt[0, :3] = 255
+    pred = np.zeros((3, 7), np.uint8)
+    pred[0, :2] = 255
+    pred[2, 6] = 255  # 19 of 21 pixels agree; IoU 2/4
+    pred[1, 0] = 255  # 18 of 21 agree; IoU 2/5
+    row = score_image(pred, gt, preset)[0]
+    assert row["acc"] == float(np.float32(18) / np.float32(21)) and row["acc"] != 18 / 21
+    assert row["iou"] == float(np.float32(2) / np.float32(5)) and row["iou"] != 2 / 5
+    # SelfMask keeps float64 ratios (rounded only for its float32 sums)
+    assert score_image(pred, gt, "selfmask")[0]["acc"] == pytest.approx(18 / 21, abs=1e-15)
+
+
 def test_selfmask_thresholds_are_torch_float32():
     torch = _torch()
     ref = torch.arange(0, 1, 1 / 255).numpy().astype(np.float64)
