@@ -2,8 +2,11 @@
 
 Kind of a mask
 --------------
-* **patch size** ``p``: how many image pixels one mask pixel covers, ``round((H / h + W / w) / 2)`` for an
-  ``h x w`` mask of an ``H x W`` image (8 for a ViT/8 patch grid, 16 for ViT/16, 1 at full resolution);
+* **patch size** ``p``: how many image pixels one mask pixel covers. An ``h x w`` mask of an ``H x W`` image
+  is a patch grid of stride ``s`` when ``h`` is ``floor(H/s)`` or ``ceil(H/s)`` and ``w`` likewise (a ViT
+  grid of a cropped or a padded image: 20x30 or 21x31 for 321x481 at ViT/16), the rule ``score`` uses
+  (:func:`maskrefine.metrics.resize.prediction_stride`, which prefers 16, 8, 14, 4, 32 where several fit);
+  any other size gets ``round((H / h + W / w) / 2)``. 1 is full resolution;
 * **binary** when the mask holds at most two distinct values (e.g. 0 and 255), else **soft**.
 
 Rule
@@ -163,12 +166,18 @@ def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
     --------
     >>> detect_kind(np.zeros((20, 30), np.uint8), (321, 481))
     MaskKind(patch=16, binary=True)
+    >>> detect_kind(np.zeros((21, 31), np.uint8), (321, 481))  # a padded ViT/16 grid: ceil(321 / 16)
+    MaskKind(patch=16, binary=True)
     """
     h, w = int(mask.shape[0]), int(mask.shape[1])
     if h < 1 or w < 1:
         raise ValueError(f"`mask` must have at least one pixel; got shape {mask.shape}")
-    ratio = (int(image_hw[0]) / h + int(image_hw[1]) / w) / 2.0
-    patch = max(1, int(round(ratio)))
+    from maskrefine.metrics.resize import prediction_stride
+
+    patch = prediction_stride((h, w), (int(image_hw[0]), int(image_hw[1])))
+    if patch is None:
+        ratio = (int(image_hw[0]) / h + int(image_hw[1]) / w) / 2.0
+        patch = max(1, int(round(ratio)))
     binary = np.unique(mask).size <= 2
     return MaskKind(patch=patch, binary=bool(binary))
 

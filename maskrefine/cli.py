@@ -873,6 +873,8 @@ def _score_paired(
             f"note: {len(report.unmatched)} file(s) lack a partner in --pred, --baseline or --gt; not scored:"
         )
         _print_limited("  ", report.unmatched)
+    if report.nothing_scored is not None:
+        _err(f"error: nothing was scored: {report.nothing_scored}")
     click.echo(
         f"preset: {preset}; {len(report.rows)} images; --pred vs --baseline (change = pred - baseline)"
     )

@@ -72,7 +72,8 @@ def test_readme_recipe_matches_single_process(tmp_path, name) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ok" in proc.stdout and "NOT ok" not in proc.stdout, proc.stdout
 
-    single = apply_folder(EXAMPLES / "masks", EXAMPLES / "images", tmp_path / "single", jobs=1)
+    # the recipes name method="auto", the CLI's default: the single run is the CLI's `apply`
+    single = apply_folder(EXAMPLES / "masks", EXAMPLES / "images", tmp_path / "single", method="auto", jobs=1)
     assert single.ok and single.counts["written"] == 10
     assert _digests(tmp_path / "refined") == _digests(tmp_path / "single")
 

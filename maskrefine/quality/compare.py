@@ -74,14 +74,27 @@ class PairedScoreReport:
     plots: list[Path] = field(default_factory=list)
 
     @property
+    def nothing_scored(self) -> str | None:
+        """Why no image was compared, or None when at least one was."""
+        if self.rows:
+            return None
+        if self.failures:
+            return f"every pair failed ({len(self.failures)} failure(s))"
+        if self.unmatched:
+            return "no prediction has a baseline mask and a ground-truth mask with the same stem"
+        return "no masks found in the three folders"
+
+    @property
     def ok(self) -> bool:
-        """True when no file failed."""
-        return not self.failures
+        """True when no file failed and at least one image was compared."""
+        return not self.failures and self.nothing_scored is None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN as null)."""
+        """JSON-ready dict (NaN as null); ``error`` says why when nothing was compared."""
+        nothing = self.nothing_scored
         return _jsonable(
             {
+                **({"error": f"nothing was scored: {nothing}"} if nothing is not None else {}),
                 "comparisons": {k: v.to_dict() for k, v in self.comparisons.items()},
                 "worst": self.worst,
                 "count": len(self.rows),

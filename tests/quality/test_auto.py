@@ -14,7 +14,11 @@ from maskrefine.refiners import REFINERS, resize_mask
     ("mask_hw", "image_hw", "patch"),
     [
         ((20, 30), (321, 481), 16),
-        ((40, 60), (321, 481), 8),
+        ((21, 31), (321, 481), 16),  # ceil grid (padded image): round(15.4) would say 15
+        ((21, 30), (321, 481), 16),
+        ((38, 57), (600, 900), 16),  # ceil(600 / 16) = 38, ceil(900 / 16) = 57
+        ((23, 35), (321, 481), 14),  # ceil grid of ViT/14
+        ((25, 35), (321, 481), 13),  # no patch grid fits: rounded mean ratio (12.8, 13.7)
         ((41, 61), (321, 481), 8),
         ((321, 481), (321, 481), 1),
         ((23, 34), (321, 481), 14),
@@ -24,6 +28,13 @@ from maskrefine.refiners import REFINERS, resize_mask
 )
 def test_patch_size(mask_hw, image_hw, patch):
     assert detect_kind(np.zeros(mask_hw, np.float32), image_hw).patch == patch
+
+
+def test_binary_ceil_grid_gets_the_x16_radius():
+    # 0.7 x 16 = 11.2 -> 11 (the measured best at x16); as x15 it was round(10.5) = 10
+    mask = np.zeros((21, 31), np.uint8)
+    mask[5:15, 5:20] = 255
+    assert decide(mask, (321, 481)).params["radius"] == 11
 
 
 @pytest.mark.parametrize(

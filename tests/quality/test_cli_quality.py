@@ -184,6 +184,35 @@ def test_score_baseline_hostile(data, tmp_path):
     assert result.exit_code == 1 and "img02.png" in result.output and "2 images" in result.output
 
 
+def test_score_baseline_with_nothing_scored_fails(data, tmp_path):
+    # no common stems, and three empty folders: exit 1, "ok": false and an "error" in --json
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "zz.png").write_bytes((data / "coarse" / "img00.png").read_bytes())
+    empty = [tmp_path / name for name in ("p", "b", "g")]
+    for folder in empty:
+        folder.mkdir()
+    for pred, baseline, gt, why in (
+        (other, data / "coarse", data / "gt", "same stem"),
+        (*empty, "no masks found"),
+    ):
+        out_json = tmp_path / f"{pred.name}.json"
+        result = run("score", "--pred", pred, "--gt", gt, "--baseline", baseline, "--json", out_json)
+        assert result.exit_code == 1, result.output
+        assert "error: nothing was scored" in result.output and why in result.output
+        payload = json.loads(out_json.read_text())
+        assert payload["ok"] is False and payload["count"] == 0 and why in payload["error"]
+    # every pair failing: exit 1 and the error says so
+    bad = tmp_path / "allbad"
+    bad.mkdir()
+    (bad / "img00.png").write_bytes(b"not a png")
+    out_json = tmp_path / "allbad.json"
+    result = run(
+        "score", "--pred", bad, "--gt", data / "gt", "--baseline", data / "coarse", "--json", out_json
+    )
+    assert result.exit_code == 1 and "every pair failed" in json.loads(out_json.read_text())["error"]
+
+
 def tune_args(data, out, *extra):
     return [
         "tune",
