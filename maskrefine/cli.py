@@ -1008,7 +1008,7 @@ def report_group() -> None:
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Write the merged report (same layout as one run's report) as JSON.",
 )
@@ -1032,13 +1032,19 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
             _err(f"error: {line}")
         code = _finish_apply(merged.report, quiet and merged.ok)
         if merged.missing_shards:
-            missing = ", ".join(f"{k}/{merged.shard_count}" for k in merged.missing_shards)
-            _err(f"error: no report for shard(s) {missing}")
+            shown = merged.missing_shards[:_MAX_LISTED_SHARDS]
+            missing = ", ".join(f"{k}/{merged.shard_count}" for k in shown)
+            more = len(merged.missing_shards) - len(shown)
+            _err(f"error: no report for shard(s) {missing}" + (f" and {more} more" if more else ""))
         if not quiet or not merged.ok:
             click.echo(f"merged {len(merged.sources)} report(s), shards: {_shard_list(merged.shards)}")
         if json_path is not None:
             merged.write_json(json_path)
     sys.exit(EXIT_OK if merged.ok and code == EXIT_OK else EXIT_FAILED)
+
+
+#: Missing shards named on stderr by ``report merge`` (all of them are in ``--json``).
+_MAX_LISTED_SHARDS = 20
 
 
 def _shard_list(shards: Sequence[str | None]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -80,13 +81,73 @@ def test_same_report_twice_or_other_job_is_refused(sharded, tmp_path) -> None:
         (b"[1, 2]", "not an apply run report"),
         (b'{"files": [{"stem": "a"}], "config": {}, "counts": {}}', "malformed run report entry"),
         (b"\xff\xfe\x00", "not a UTF-8 JSON file"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"files": [], "config": {}, "counts": {}, "elapsed_s": NaN}', "NaN is not a JSON number"),
+        (b'{"files": [], "config": {}, "counts": {}, "elapsed_s": -Infinity}', "-Infinity is not a JSON"),
+        (b'{"files": [], "config": {}, "counts": {}, "elapsed_s": 1e400}', "'elapsed_s' must be a finite"),
+        (b'{"files": [], "config": {}, "counts": {}, "elapsed_s": "3"}', "'elapsed_s' must be a finite"),
+        (b'{"files": [], "config": {}, "counts": {}, "duplicates": {"a": "xy"}}', "must be a list of paths"),
+        (b'{"files": [], "config": {}, "counts": {}, "duplicates": []}', "'duplicates' must be an object"),
+        (
+            b'{"files": [{"stem": "a", "status": ["written"], "mask": "m", "image": "i", "output": "o"}],'
+            b' "config": {}, "counts": {}}',
+            "'status' must be a string",
+        ),
+        (
+            b'{"files": [{"stem": 3, "status": "written", "mask": "m", "image": "i", "output": "o"}],'
+            b' "config": {}, "counts": {}}',
+            "'stem' must be a string",
+        ),
+        (
+            b'{"files": [{"stem": "a", "status": "written", "mask": "m", "image": "i", "output": "o",'
+            b' "seconds": 1e999}], "config": {}, "counts": {}}',
+            "'seconds' must be a finite",
+        ),
+        (
+            b'{"files": [], "config": {"shard": "1/10000000000"}, "counts": {}}',
+            None,  # read fine; refused when merged (N too large)
+        ),
     ],
 )
 def test_bad_report_files_are_named(tmp_path, content, problem) -> None:
     path = tmp_path / "bad.json"
     path.write_bytes(content)
-    with pytest.raises(InputError, match=rf"bad\.json: {problem}"):
+    if problem is None:
         read_run_report(path)
+        with pytest.raises(
+            InputError, match=r"bad\.json: bad shard in config: shard count N must be at most"
+        ):
+            merge_run_reports([path])
+        return
+    with pytest.raises(InputError, match=rf"bad\.json: .*{re.escape(problem)}"):
+        read_run_report(path)
+    # the CLI names the file and goes on; never a traceback
+    result = CliRunner().invoke(main, ["report", "merge", str(path)])
+    assert result.exit_code == 1 and f"{path}: " in result.stderr and "Traceback" not in result.output
+
+
+def test_settings_that_differ_between_shards_are_refused(sharded, tmp_path) -> None:
+    first = json.loads(sharded["reports"][0].read_text())
+    assert "max_pixels" in first["config"]  # (auto_rule is recorded by --method auto runs)
+    for key, value in (("max_pixels", 200_000), ("auto_rule", "another rule")):
+        data = json.loads(sharded["reports"][1].read_text())
+        data["config"][key] = value
+        other = tmp_path / f"{key}.json"
+        other.write_text(json.dumps(data))
+        with pytest.raises(InputError, match=rf"not a shard of the same job .* {key} is"):
+            merge_run_reports([sharded["reports"][0], other])
+
+
+def test_many_missing_shards_are_counted_not_all_listed(sharded, tmp_path) -> None:
+    data = json.loads(sharded["reports"][0].read_text())
+    data["config"]["shard"] = "1/1000000"
+    wide = tmp_path / "wide.json"
+    wide.write_text(json.dumps(data))
+    merged = merge_run_reports([wide])
+    assert len(merged.missing_shards) == 999_999
+    result = CliRunner().invoke(main, ["report", "merge", str(wide)])
+    assert result.exit_code == 1 and "2/1000000, 3/1000000" in result.stderr
+    assert "and 999979 more" in result.stderr and len(result.stderr) < 2000
 
 
 def test_hostile_paths(tmp_path) -> None:
@@ -169,5 +230,11 @@ def test_cli_merge_refuses_unsafe_json_paths(sharded, tmp_path) -> None:
         assert problem in result.stderr and "Traceback" not in result.output
     assert victim.read_text() == "keep me" and link.is_symlink() and folder.is_dir()
     result = runner.invoke(main, ["report", "merge", first, "--json", ""])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "empty" in result.stderr
+    plain = tmp_path / "plain.txt"
+    plain.write_text("a file")
+    result = runner.invoke(main, ["report", "merge", first, "--json", str(plain / "merged.json")])
+    assert result.exit_code == 2 and "plain.txt is not a folder" in result.stderr
+    assert "written" not in result.stdout  # refused before anything is read or printed
+    assert plain.read_text() == "a file"
     assert not list(tmp_path.glob("*.tmp*"))

@@ -9,6 +9,7 @@ counts, and which shards of ``1..N`` are missing.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ _JOB_KEYS = (
     "fmt",
     "mask_scale",
     "ignore_exif",
+    "max_pixels",
+    "auto_rule",
 )
 _STATUSES = ("written", "skipped", "failed")
 # Refuse absurdly large report files instead of reading them into memory (a shard of 1e6 files is ~300 MB).
@@ -79,10 +82,45 @@ def read_run_report(path: str | Path) -> RunReport:
     if not text.strip():
         raise _fail(file, "file is empty")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise _fail(file, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except _NonFinite as exc:
+        raise _fail(file, f"not valid JSON ({exc} is not a JSON number)") from None
+    except RecursionError:
+        raise _fail(file, "not valid JSON for a report (nested too deeply)") from None
     return _report_from_dict(file, data)
+
+
+class _NonFinite(ValueError):
+    """``NaN`` / ``Infinity`` in a JSON text (Python's ``json`` accepts them; JSON does not)."""
+
+
+def _refuse_constant(name: str) -> None:
+    raise _NonFinite(name)
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string; got {type(value).__name__}")
+    return value
+
+
+def _seconds(value: object, what: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{what} must be a finite number >= 0; got {value!r}")
+    return float(value)
+
+
+def _path_list(value: object, what: str) -> list[Path]:
+    if not isinstance(value, list):
+        raise TypeError(f"{what} must be a list of paths; got {type(value).__name__}")
+    return [Path(_text(p, what)) for p in value]
 
 
 def _report_from_dict(file: Path, data: object) -> RunReport:
@@ -94,22 +132,31 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
     try:
         outcomes = [
             FileOutcome(
-                stem=str(item["stem"]),
-                status=item["status"],
-                mask=Path(item["mask"]),
-                image=Path(item["image"]),
-                output=Path(item["output"]),
-                error=None if item.get("error") is None else str(item["error"]),
-                seconds=float(item.get("seconds", 0.0)),
-                encoding=None if item.get("encoding") is None else str(item["encoding"]),
+                stem=_text(item["stem"], "'stem'"),
+                status=_text(item["status"], "'status'"),
+                mask=Path(_text(item["mask"], "'mask'")),
+                image=Path(_text(item["image"], "'image'")),
+                output=Path(_text(item["output"], "'output'")),
+                error=None if item.get("error") is None else _text(item["error"], "'error'"),
+                seconds=_seconds(item.get("seconds", 0.0), "'seconds'"),
+                encoding=None if item.get("encoding") is None else _text(item["encoding"], "'encoding'"),
                 decision=dict(item["auto"]) if isinstance(item.get("auto"), Mapping) else None,
             )
             for item in files
         ]
-        not_regular = [Failure(Path(f["path"]), str(f["problem"])) for f in data.get("not_regular", [])]
-        unmatched = [Unmatched(Path(u["path"]), str(u["folder"])) for u in data.get("unmatched", [])]
-        duplicates = {str(s): [Path(p) for p in ps] for s, ps in dict(data.get("duplicates", {})).items()}
-        elapsed = float(data.get("elapsed_s", 0.0))
+        not_regular = [
+            Failure(Path(_text(f["path"], "'path'")), _text(f["problem"], "'problem'"))
+            for f in data.get("not_regular", [])
+        ]
+        unmatched = [
+            Unmatched(Path(_text(u["path"], "'path'")), _text(u["folder"], "'folder'"))
+            for u in data.get("unmatched", [])
+        ]
+        duplicates_data = data.get("duplicates", {})
+        if not isinstance(duplicates_data, Mapping):
+            raise TypeError(f"'duplicates' must be an object; got {type(duplicates_data).__name__}")
+        duplicates = {str(s): _path_list(ps, "'duplicates'") for s, ps in duplicates_data.items()}
+        elapsed = _seconds(data.get("elapsed_s", 0.0), "'elapsed_s'")
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(file, f"malformed run report entry ({type(exc).__name__}: {exc})") from None
     bad = sorted({o.status for o in outcomes} - set(_STATUSES))
@@ -138,8 +185,19 @@ def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
         raise ConfigError(f"the merged report path must be a non-empty path; got {path!r}")
     target = Path(path)
     if target.is_symlink() or (target.exists() and not target.is_file()):
-        kind = "a symlink" if target.is_symlink() else "a folder" if target.is_dir() else "not a regular file"
+        kind = (
+            "a symlink"
+            if target.is_symlink()
+            else "a folder"
+            if target.is_dir()
+            else "a FIFO, socket or device (not a regular file)"
+        )
         raise ConfigError(f"{target}: refusing to write the merged report over {kind}")
+    for parent in target.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise ConfigError(f"{target}: cannot write the merged report there: {parent} is not a folder")
+            break
     resolved = target.resolve()
     for item in inputs:
         if Path(item).resolve() == resolved:

@@ -492,6 +492,13 @@ def test_unicode_digits_in_shard_are_a_usage_error(hostile, shard: str) -> None:
     hostile.run(*hostile.apply_args("refined", "--shard", shard), exit=2, names=["--shard"])
 
 
+@pytest.mark.parametrize("shard", ["1/" + "9" * 5000, "1/1000001", "9" * 30 + "/" + "9" * 31])
+def test_huge_shard_count_is_a_usage_error(hostile, shard: str) -> None:
+    # a 5000-digit N used to end in Python's int-conversion ValueError (a traceback, exit 1)
+    result = hostile.run(*hostile.apply_args("refined", "--shard", shard), exit=2, names=["--shard"])
+    assert "at most 1000000" in result.stderr and len(result.stderr) < 1000
+
+
 # ------------------------------------------------------------------------ names that are not UTF-8
 
 
