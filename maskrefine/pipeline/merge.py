@@ -13,11 +13,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast, get_args
 
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.pipeline.guards import parse_shard
-from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Unmatched, _write_json
+from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
 
 __all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
 
@@ -106,6 +106,18 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+class _UnknownStatus(ValueError):
+    """A file status other than written, skipped, failed."""
+
+
+def _status(value: object) -> Status:
+    text = _text(value, "'status'")
+    for status in get_args(Status):
+        if text == status:
+            return cast(Status, status)
+    raise _UnknownStatus(repr(text))
+
+
 def _seconds(value: object, what: str) -> float:
     if (
         isinstance(value, bool)
@@ -133,7 +145,7 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
         outcomes = [
             FileOutcome(
                 stem=_text(item["stem"], "'stem'"),
-                status=_text(item["status"], "'status'"),
+                status=_status(item["status"]),
                 mask=Path(_text(item["mask"], "'mask'")),
                 image=Path(_text(item["image"], "'image'")),
                 output=Path(_text(item["output"], "'output'")),
@@ -157,11 +169,10 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
             raise TypeError(f"'duplicates' must be an object; got {type(duplicates_data).__name__}")
         duplicates = {str(s): _path_list(ps, "'duplicates'") for s, ps in duplicates_data.items()}
         elapsed = _seconds(data.get("elapsed_s", 0.0), "'elapsed_s'")
+    except _UnknownStatus as exc:
+        raise _fail(file, f"unknown file status {exc} (expected one of {', '.join(_STATUSES)})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(file, f"malformed run report entry ({type(exc).__name__}: {exc})") from None
-    bad = sorted({o.status for o in outcomes} - set(_STATUSES))
-    if bad:
-        raise _fail(file, f"unknown file status {bad[0]!r} (expected one of {', '.join(_STATUSES)})")
     return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config), not_regular)
 
 
