@@ -20,6 +20,7 @@ __all__ = [
     "check_unit_interval",
     "unit_interval_problem",
     "UNIT_TOLERANCE",
+    "MIN_EPS",
     "check_float_range",
     "check_int_range",
 ]
@@ -34,13 +35,24 @@ def check_radius(radius: object, name: str = "radius") -> int:
     return int(radius)
 
 
+#: Smallest ``eps`` of the guided filters. The window variances are differences of float64 sums whose
+#: rounding noise is ~1e-16; a smaller eps no longer keeps ``var + eps`` (and the colour 3x3 determinant,
+#: ~eps³, which underflows below ~1e-100) away from 0, and the output becomes inf/NaN on flat regions.
+MIN_EPS = 1e-12
+
+
 def check_eps(eps: object, name: str = "eps") -> float:
-    """Return ``eps`` as a finite float > 0, or raise."""
+    """Return ``eps`` as a finite float >= :data:`MIN_EPS`, or raise."""
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
         raise TypeError(f"`{name}` must be a positive float; got {eps!r} ({type(eps).__name__})")
     value = float(eps)
     if not np.isfinite(value) or value <= 0.0:
         raise ValueError(f"`{name}` must be a finite float > 0; got {eps!r}")
+    if value < MIN_EPS:
+        raise ValueError(
+            f"`{name}` must be >= {MIN_EPS:g} (smaller values are below the rounding noise of the window "
+            f"variances and give NaN/inf on flat regions); got {eps!r}"
+        )
     return value
 
 

@@ -406,7 +406,7 @@ def _method_options(command: Any) -> Any:
     "--eps",
     type=click.FloatRange(min=0.0, min_open=True),
     default=None,
-    help=f"Regularisation eps > 0 (guide scaled to [0, 1]). {_defaults_help('eps')}",
+    help=f"Regularisation eps >= 1e-12 (guide scaled to [0, 1]). {_defaults_help('eps')}",
 )
 @click.option(
     "--subsample",
@@ -521,6 +521,17 @@ def apply_cmd(
         raise click.UsageError(
             "--binary-input has no effect with --method auto, which detects binary masks itself."
         )
+    if method == "auto" and ctx.get_parameter_source("guide") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError(
+            "--guide has no effect with --method auto, which picks the guide per mask kind; "
+            "use --method guided (or fast_guided) to choose the guide."
+        )
+    named = method_params.get("preset")
+    if method == "auto" and named is not None:
+        raise click.UsageError(
+            f"--preset {named!r}: without --method, --preset takes a refine preset "
+            f"({', '.join(REFINE_PRESETS)}); bilateral_solver and crf presets need their --method."
+        )
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
     _quiet_opencv()
     _skip_blas_probe()
@@ -553,6 +564,7 @@ def apply_cmd(
             mask_scale=mask_scale,
             ignore_exif=ignore_exif,
             max_pixels=max_pixels,
+            input_files={"preset file": preset_file} if preset_file is not None else None,
         )
     progress.close()
     sys.exit(_finish_apply(report, quiet))

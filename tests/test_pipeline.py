@@ -352,12 +352,50 @@ def test_apply_never_modifies_inputs(dataset: dict[str, Path], tmp_path: Path) -
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no temp files left
 
 
+def test_apply_overwrite_refuses_an_input_that_is_a_symlink_to_an_output(
+    dataset: dict[str, Path], tmp_path: Path
+) -> None:
+    # masks/<stem>.png -> out/<other>.png: publishing <other>.png would replace the input's content
+    masks = tmp_path / "linked_masks"
+    masks.mkdir()
+    out = tmp_path / "linked_out"
+    apply_folder(dataset["masks"], dataset["images"], out, jobs=1)
+    outputs = sorted(out.iterdir())
+    sources = sorted(dataset["masks"].iterdir())
+    (masks / sources[0].name).symlink_to(outputs[1])
+    for source in sources[1:]:
+        (masks / source.name).write_bytes(source.read_bytes())
+    before = {p.name: p.read_bytes() for p in outputs}
+    with pytest.raises(ConfigError, match=r"is a symbolic link to the existing output .*refusing to modify"):
+        apply_folder(masks, dataset["images"], out, jobs=1, overwrite=True)
+    assert {p.name: p.read_bytes() for p in sorted(out.iterdir())} == before
+    # without --overwrite nothing is replaced anyway: resuming is allowed
+    report = apply_folder(masks, dataset["images"], out, jobs=1, skip_existing=True)
+    assert report.counts["written"] == 0 and {p.name: p.read_bytes() for p in sorted(out.iterdir())} == before
+
+
+def test_apply_never_publishes_a_non_finite_mask(
+    dataset: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maskrefine.pipeline import apply as apply_module
+
+    def nan_refine(image, mask, *args, **kwargs):
+        return np.full(image.shape[:2], np.nan, np.float32)
+
+    monkeypatch.setattr(apply_module, "refine_unchecked", nan_refine)
+    report = apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1, fmt="npy")
+    assert report.counts["written"] == 0 and report.counts["failed"] == len(report.outcomes) > 0
+    assert all("refined mask has NaN/inf values" in (o.error or "") for o in report.outcomes)
+    assert not list((tmp_path / "o").iterdir())
+
+
 def test_apply_config_errors(dataset: dict[str, Path], tmp_path: Path) -> None:
     args = (dataset["masks"], dataset["images"], tmp_path / "o")
     cases = [
         ({"method": "median"}, "method must be one of identity, guided, fast_guided"),
         ({"params": {"radius": 3, "sigma": 2}}, "does not accept parameter.*sigma"),
         ({"params": {"eps": -1.0}}, "`eps` must be a finite float > 0"),
+        ({"params": {"eps": 1e-100}}, "`eps` must be >= 1e-12"),
         ({"fmt": "jpg"}, "fmt must be one of png8, png16, npy"),
         ({"guide": "gray"}, "guide must be one of mean, luma, color"),
         ({"jobs": 0}, "jobs must be an integer >= 1"),

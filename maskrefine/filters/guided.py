@@ -58,7 +58,8 @@ def guided_filter(
     radius : int, default 9
         Window radius r; the window is (2r+1)×(2r+1). The paper uses 9.
     eps : float, default 1e-3
-        Regularisation ε > 0 relative to [0, 1] intensities. The paper uses 1e-3.
+        Regularisation ε relative to [0, 1] intensities, at least 1e-12 (``maskrefine._checks.MIN_EPS``:
+        below the rounding noise of the window variances). The paper uses 1e-3.
     subsample : int, default 1
         Fast guided filter (He & Sun 2015) factor s: coefficients computed on the nearest-subsampled
         pixels ``[0::s, 0::s]`` (first ``H // s`` rows, ``W // s`` columns) with radius ``r // s``, their
@@ -90,7 +91,7 @@ def guided_filter(
     ValueError
         Wrong number of dimensions, mismatched shapes, NaN/inf, a guide with values outside [0, 1] (e.g.
         a 0..255 guide, for which ``eps`` would mean something else; values within
-        :data:`maskrefine._checks.UNIT_TOLERANCE` of the range are accepted), radius < 0, eps <= 0,
+        :data:`maskrefine._checks.UNIT_TOLERANCE` of the range are accepted), radius < 0, eps < 1e-12,
         subsample < 1, an unknown border/backend, an image smaller than the window (H and W must be
         >= 2r+1, and with ``subsample=s`` also ``H // s, W // s >= 2 (r // s) + 1``), a bad or
         overlapping ``out``.

@@ -6,7 +6,9 @@ Every problem with a file raises :class:`maskrefine.errors.InputError` naming th
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
+import math
 import os
 import re
 import secrets
@@ -403,12 +405,14 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
         data_offset = head.tell()
         if dtype.hasobject or not (dtype == np.bool_ or np.issubdtype(dtype, np.floating)):
             raise InputError(path, f"mask array must be bool or float in [0, 1]; got dtype {dtype}")
+        if any(not isinstance(d, int) or d < 0 for d in shape):
+            raise InputError(path, f"mask array header has an invalid shape {shape}")
         squeezed = shape
         if len(shape) == 3 and 1 in (shape[0], shape[-1]):
             squeezed = shape[1:] if shape[0] == 1 else shape[:-1]
         if len(squeezed) != 2:
             raise InputError(path, f"mask array must be 2-D (H, W); got shape {shape}")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Python ints: no int64 overflow for a hostile header
         if count == 0:
             raise InputError(path, "mask array is empty")
         if max_pixels is not None and count > max_pixels:
@@ -474,8 +478,11 @@ def read_mask(
 
 #: Characters of the random part of a temporary file name (the same alphabet as :mod:`tempfile`).
 _TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
-#: Temporary files are ``.<output name>.<8 random characters>.tmp`` in the output's folder.
+#: Temporary files are ``.<output name>.<8 random characters>.tmp`` in the output's folder (an output name
+#: too long for that, near the 255-byte limit of a file name, appears as ``~`` + its SHA-1, see
+#: :func:`_temp_target`).
 TEMP_FILE = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+_MAX_NAME_BYTES = 255
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 _RENAME_NOREPLACE = 1  # <linux/fs.h>
 _AT_FDCWD = -100
@@ -500,11 +507,19 @@ def _existing_mode(path: Path) -> int | None:
     return stat.S_IMODE(info.st_mode)
 
 
+def _temp_target(name: str) -> str:
+    """``name`` as it appears in its temporary file's name: as is, or ``~<sha1>`` when it is too long."""
+    if len(os.fsencode(f".{name}.12345678.tmp")) <= _MAX_NAME_BYTES:
+        return name
+    return "~" + hashlib.sha1(os.fsencode(name)).hexdigest()
+
+
 def _create_temp(path: Path) -> tuple[int, Path]:
     """Create ``.<name>.<random>.tmp`` next to ``path`` (mode 0666 minus the umask, like any new file)."""
+    target = _temp_target(path.name)
     for _ in range(100):
         suffix = "".join(secrets.choice(_TEMP_CHARS) for _ in range(8))
-        temp = path.parent / f".{path.name}.{suffix}.tmp"
+        temp = path.parent / f".{target}.{suffix}.tmp"
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
         except FileExistsError:  # pragma: no cover - 37**8 names
@@ -582,6 +597,7 @@ def remove_stale_temps(folder: Path, names: set[str], *, older_than: float = STA
     one may belong to a run still writing). Returns the removed paths.
     """
     removed: list[Path] = []
+    targets = {_temp_target(name) for name in names}
     limit = time.time() - older_than
     try:
         entries = list(os.scandir(folder))
@@ -589,7 +605,7 @@ def remove_stale_temps(folder: Path, names: set[str], *, older_than: float = STA
         return removed
     for entry in entries:
         match = TEMP_FILE.match(entry.name)
-        if match is None or match["target"] not in names:
+        if match is None or match["target"] not in targets:
             continue
         try:
             info = entry.stat(follow_symlinks=False)

@@ -25,6 +25,7 @@ from maskrefine.io import (
 from maskrefine.io.imageio import MASK_SUFFIXES, MaskFormat, remove_stale_temps
 from maskrefine.pipeline.guards import (
     check_folder,
+    check_inputs_are_not_outputs,
     check_jobs,
     check_not_an_output,
     check_output_file,
@@ -33,6 +34,7 @@ from maskrefine.pipeline.guards import (
     in_shard,
     parse_shard,
     path_argument,
+    resolved_path,
 )
 from maskrefine.pipeline.reports import (
     FileOutcome,
@@ -92,6 +94,8 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         refined = refine_unchecked(
             image, mask, REFINERS[task.method], task.guide, task.params, task.binary_input
         )
+        if not np.isfinite(refined).all():  # never publish NaN/inf (e.g. a setting at its numeric limit)
+            raise InputError(task.mask, "refined mask has NaN/inf values; nothing written")
         current = task.output
         write_mask(task.output, refined, task.fmt, overwrite=task.overwrite)
     except OutputExistsError as exc:  # another run published it meanwhile: never replaced
@@ -166,6 +170,7 @@ def apply_folder(
     mask_scale: str | int = "auto",
     ignore_exif: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    input_files: Mapping[str, str | Path] | None = None,
 ) -> RunReport:
     """Refine every mask of ``masks_dir`` with its image from ``images_dir`` and write it to ``out_dir``.
 
@@ -222,10 +227,15 @@ def apply_folder(
         ``progress(done, total)``, called after each file (skipped files count as done at once).
     report_path : path-like, optional
         Write the report (:meth:`RunReport.write_json`) there at the end. Checked with the other
-        settings: it must not be (inside) an input folder, the output folder, or one of the outputs.
+        settings: it must not be (inside) an input folder, the output folder, one of the outputs, or
+        one of ``input_files``.
     mask_scale : {"auto", "255", "1", "65535"}
         How integer mask values are scaled (:func:`maskrefine.io.read_mask_file`): ``"auto"`` detects
         0/1 masks and 16-bit files holding 8-bit values. Each written file's ``encoding`` is reported.
+    input_files : mapping of str to path-like, optional
+        Other files the job reads, by name (e.g. ``{"preset file": "best.toml"}`` from
+        ``apply --preset-file``): refused as the report path or as one of the outputs, so that no
+        output replaces them.
     ignore_exif : bool
         Read images as stored instead of turned upright by their EXIF orientation.
     max_pixels : int or None
@@ -250,11 +260,16 @@ def apply_folder(
     out_path = path_argument(out_dir, "output folder")
     input_folders = {"masks": masks_path, "images": images_path}
     check_output_folder(out_path, input_folders)
+    read_files = {name: path_argument(path, name) for name, path in (input_files or {}).items()}
     report_file = None
     if report_path is not None:
         report_file = path_argument(report_path, "report file")
         check_output_file(
-            report_file, "report file", input_folders, taken={"output folder": out_path.resolve()}
+            report_file,
+            "report file",
+            input_folders,
+            input_files=read_files,
+            taken={"output folder": resolved_path(out_path, "output folder")},
         )
     if overwrite and skip_existing:
         raise ConfigError("overwrite and skip_existing exclude each other; choose one")
@@ -297,10 +312,16 @@ def apply_folder(
         for pair in pairing.pairs
         if in_shard(pair.stem, shard_kn)
     ]
+    output_names = {task.output.name for task in tasks}
     if report_file is not None:
-        check_not_an_output(report_file, "report file", out_path, {task.output.name for task in tasks})
+        check_not_an_output(report_file, "report file", out_path, output_names)
+    for name, file in read_files.items():
+        check_not_an_output(file, name, out_path, output_names)
     existing_paths = set(check_output_targets([task.output for task in tasks], out_path))
     existing = [task for task in tasks if task.output in existing_paths]
+    if overwrite:  # an input that is a symlink to an output (in any shard) would be replaced
+        every_input = (path for pair in pairing.pairs for path in (pair.first, pair.second))
+        check_inputs_are_not_outputs(every_input, [task.output for task in existing])
     if existing and not (overwrite or skip_existing):
         names = ", ".join(task.output.name for task in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(

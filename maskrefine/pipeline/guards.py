@@ -35,7 +35,11 @@ __all__ = [
     "check_folder",
     "check_output_folder",
     "check_output_file",
+    "check_parent_is_folder",
+    "check_inputs_are_not_outputs",
     "is_within",
+    "resolved_path",
+    "MAX_SHARDS",
 ]
 
 
@@ -102,8 +106,11 @@ def check_output_targets(paths: Iterable[Path], where: Path) -> list[Path]:
         try:
             if check_writable_target(path, "output"):
                 existing.append(path)
-        except ConfigError:
-            kind = file_kind(os.lstat(path).st_mode)
+        except ConfigError as exc:
+            try:
+                kind = file_kind(os.lstat(path).st_mode)
+            except OSError:  # the path cannot even be checked: that error says why
+                raise exc from None
             refused.append(f"{path.name} ({kind})")
     if refused:
         listed = ", ".join(refused[:3]) + (", ..." if len(refused) > 3 else "")
@@ -212,20 +219,38 @@ def check_folder(path: str | Path, what: str) -> Path:
     return folder
 
 
+def resolved_path(path: Path, what: str = "path") -> Path:
+    """``path.resolve()``; a symlink loop (or an unreadable link) is a ConfigError naming ``what``."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError("Symlink loop from ...")
+        raise ConfigError(f"{what} {path}: cannot resolve the path ({exc})") from None
+
+
 def is_within(child: Path, parent: Path) -> bool:
     """``child`` is ``parent`` or lies below it (both already resolved)."""
     return child == parent or parent in child.parents
 
 
+def check_parent_is_folder(path: Path, what: str) -> None:
+    """Refuse (ConfigError) ``path`` when its nearest existing ancestor is not a folder (a file, a FIFO)."""
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise ConfigError(f"{what} {path}: cannot be created there, {parent} is not a folder")
+            return
+
+
 def check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
     """Refuse an output folder that is not a folder, or is, lies inside or contains an input folder."""
+    check_parent_is_folder(out_dir, "output folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output {out_dir} exists and is not a folder")
     if out_dir.is_symlink() and not out_dir.exists():
         raise ConfigError(f"output folder {out_dir} is a dangling symbolic link")
-    resolved_out = out_dir.resolve()
+    resolved_out = resolved_path(out_dir, "output folder")
     for what, folder in inputs.items():
-        resolved_in = folder.resolve()
+        resolved_in = resolved_path(folder, f"{what} folder")
         if is_within(resolved_out, resolved_in):
             raise ConfigError(
                 f"output folder {out_dir} is (inside) the {what} folder {folder}; "
@@ -251,12 +276,12 @@ def check_output_file(
     not be (also through a symlink or hard link); ``taken`` the other output files of the job, resolved.
     Returns the resolved path.
     """
-    resolved = path.resolve()
+    resolved = resolved_path(path, what)
     for name, folder in inputs.items():
-        if folder is not None and is_within(resolved, folder.resolve()):
+        if folder is not None and is_within(resolved, resolved_path(folder, f"{name} folder")):
             raise ConfigError(f"{what} {path} is inside the {name} folder {folder}; write it elsewhere")
     for name, file in (input_files or {}).items():
-        if resolved == file.resolve() or _same_file(path, file):
+        if resolved == resolved_path(file, f"{name} file") or _same_file(path, file):
             raise ConfigError(f"{what} {path} is the {name} file {file}; write it elsewhere")
     for name, other in (taken or {}).items():
         if resolved == other:
@@ -265,10 +290,30 @@ def check_output_file(
     return resolved
 
 
+def check_inputs_are_not_outputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> None:
+    """Refuse (ConfigError) an input entry that is a symlink to one of the existing ``outputs``.
+
+    Publishing an output replaces the file its path names, so such an input would change under the run
+    (``--overwrite``). Input folders never overlap the output folder (:func:`check_output_folder`), so
+    only symlinked entries can lead there; only they are resolved (one ``lstat`` per input).
+    """
+    targets = {os.path.realpath(path): path for path in outputs}
+    if not targets:
+        return
+    for path in inputs:
+        if os.path.islink(path):
+            real = os.path.realpath(path)
+            if real in targets:
+                raise ConfigError(
+                    f"input {path} is a symbolic link to the existing output {targets[real]}, which this "
+                    "run would replace; refusing to modify an input (copy the input, or write elsewhere)"
+                )
+
+
 def check_not_an_output(path: Path, what: str, out_dir: Path, output_names: set[str]) -> None:
     """Refuse a side file (e.g. the report) that would be one of the job's outputs in ``out_dir``."""
-    resolved = path.resolve()
-    if resolved.parent == out_dir.resolve() and resolved.name in output_names:
+    resolved = resolved_path(path, what)
+    if resolved.parent == resolved_path(out_dir, "output folder") and resolved.name in output_names:
         raise ConfigError(
             f"{what} {path} is also the output of {Path(resolved.name).stem!r}; write it elsewhere"
         )

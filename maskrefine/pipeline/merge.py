@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from maskrefine.errors import ConfigError, InputError
-from maskrefine.pipeline.guards import parse_shard
+from maskrefine.pipeline.guards import check_parent_is_folder, parse_shard, resolved_path
 from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
 
 __all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
@@ -204,14 +204,10 @@ def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
             else "a FIFO, socket or device (not a regular file)"
         )
         raise ConfigError(f"{target}: refusing to write the merged report over {kind}")
-    for parent in target.parents:
-        if parent.exists() or parent.is_symlink():
-            if not parent.is_dir():
-                raise ConfigError(f"{target}: cannot write the merged report there: {parent} is not a folder")
-            break
-    resolved = target.resolve()
+    check_parent_is_folder(target, "merged report")
+    resolved = resolved_path(target, "merged report")
     for item in inputs:
-        if Path(item).resolve() == resolved:
+        if resolved_path(Path(item), "report") == resolved:
             raise ConfigError(f"{target}: the merged report would overwrite one of the reports to merge")
     return target
 

@@ -23,6 +23,7 @@ from maskrefine.pipeline.guards import (
     in_shard,
     parse_shard,
     path_argument,
+    resolved_path,
 )
 from maskrefine.pipeline.reports import (
     Failure,
@@ -270,8 +271,8 @@ def score_folder(
     plot_path = path_argument(plot_dir, "plot folder") if plot_dir is not None else None
     taken: dict[str, Path] = {}
     if plot_path is not None:
-        taken["plot folder"] = plot_path.resolve()
-        taken.update({f"plot {name}": (plot_path / name).resolve() for name in PLOT_FILES})
+        taken["plot folder"] = resolved_path(plot_path, "plot folder")
+        taken.update({f"plot {name}": resolved_path(plot_path / name, "plot file") for name in PLOT_FILES})
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
             target_path = path_argument(target, what)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import os
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,7 +250,7 @@ class ScoreCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 return Scores(data["acc"], data["iou"], data["fbeta"])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # truncated or garbage
             return None
 
     def put(self, candidate: Candidate, fingerprint: str, scores: Scores) -> None:

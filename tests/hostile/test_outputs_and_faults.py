@@ -49,6 +49,31 @@ def test_apply_report_symlink_refused(hostile) -> None:
     assert "symbolic link" in result.stderr and not hostile.path("refined").exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [
+        (["apply", "--masks", "masks", "--images", "images", "--out", "loop/x"], "output folder loop/x"),
+        (
+            ["apply", "--masks", "masks", "--images", "images", "--out", "o", "--report", "loop/r.json"],
+            "loop",
+        ),
+        (["score", "--pred", "pred", "--gt", "gt", "--json", "loop/s.json"], "loop/s.json"),
+        (["score", "--pred", "pred", "--gt", "gt", "--plot", "loop/plots", "--images", "images"], "loop"),
+    ],
+)
+def test_output_path_through_a_symlink_loop_is_a_usage_error(hostile, command, what) -> None:
+    # Path.resolve() raises RuntimeError("Symlink loop ...") on Python 3.11: it was a traceback
+    hostile.path("loop").symlink_to("loop")
+    result = hostile.run(*command, "--jobs", "1", exit=2, names=[what])
+    assert "cannot resolve the path" in result.stderr or "loop" in result.stderr
+
+
+def test_output_folder_below_a_regular_file_is_a_usage_error(hostile) -> None:
+    # it was "error: notes.txt/x/<stem>.png: Not a directory" per file, exit 1
+    result = hostile.run(*hostile.apply_args("notes.txt/x"), exit=2, names=["notes.txt is not a folder"])
+    assert "Not a directory" not in result.stderr
+
+
 def test_apply_report_device_node_refused(hostile) -> None:
     try:
         os.mknod(hostile.path("null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))

@@ -537,3 +537,28 @@ def test_npy_float_masks_keep_their_type_for_scoring(tmp_path: Path, dtype: obje
     np.testing.assert_array_equal(read.pixels, values)
     # the filters' reader gives float32
     assert read_mask(tmp_path / "m.npy").dtype == np.float32
+
+
+def _npy_with_shape(shape_text: str) -> bytes:
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape_text + ", }"
+    header = header + " " * (63 - len(header) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\0" * 64
+
+
+@pytest.mark.parametrize(
+    ("shape_text", "max_pixels", "problem"),
+    [
+        ("(-1, 4)", None, r"invalid shape \(-1, 4\)"),
+        ("(2, -3)", 100, r"invalid shape \(2, -3\)"),
+        # 2**32 x 2**32 overflowed an int64 product to 0 ("mask array is empty") before
+        ("(4294967296, 4294967296)", 100, "more than the limit of 100 pixels"),
+        ("(4294967296, 4294967296)", None, "truncated .npy file: its header promises"),
+    ],
+)
+def test_npy_header_with_a_hostile_shape_is_named(
+    tmp_path: Path, shape_text: str, max_pixels: int | None, problem: str
+) -> None:
+    path = tmp_path / "h.npy"
+    path.write_bytes(_npy_with_shape(shape_text))
+    with pytest.raises(InputError, match=problem):
+        read_mask_file(path, max_pixels=max_pixels)

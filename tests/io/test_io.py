@@ -168,3 +168,28 @@ def test_atomic_write_failure_leaves_previous_file(tmp_path: Path, monkeypatch: 
         write_text_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_output_names_up_to_the_name_limit_are_written_and_their_temps_cleaned(tmp_path: Path) -> None:
+    # ".<name>.<8>.tmp" would exceed 255 bytes: the temporary name uses a hash of the output name
+    import os
+
+    from maskrefine.io.imageio import remove_stale_temps, write_bytes_atomic
+
+    for name in ("a" * 251 + ".png", "é" * 125 + ".png"):  # 255 bytes, ASCII and UTF-8
+        assert len(os.fsencode(name)) <= 255
+        target = tmp_path / name
+        write_bytes_atomic(target, b"mask", overwrite=False)
+        assert target.read_bytes() == b"mask"
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # a stale temporary file of such an output (left by a killed run) is recognised and removed
+    stale = tmp_path / (".~" + "0" * 40 + ".abcdefgh.tmp")
+    stale.write_bytes(b"old")
+    os.utime(stale, (0, 0))
+    assert remove_stale_temps(tmp_path, {"a" * 251 + ".png"}) == []  # another name's hash: kept
+    from maskrefine.io.imageio import _temp_target
+
+    mine = tmp_path / f".{_temp_target('a' * 251 + '.png')}.abcdefgh.tmp"
+    mine.write_bytes(b"old")
+    os.utime(mine, (0, 0))
+    assert remove_stale_temps(tmp_path, {"a" * 251 + ".png"}) == [mine] and stale.exists()

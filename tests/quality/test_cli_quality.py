@@ -83,7 +83,10 @@ def test_apply_preset_paper_and_preset_file(data, tmp_path):
     [
         (["--preset", "paper", "--radius", "3"], "drop --radius"),
         (["--preset", "paper", "--method", "guided"], "drop --method"),
-        (["--preset", "nope"], "preset"),
+        (["--preset", "nope"], "--preset 'nope': without --method, --preset takes a refine preset (paper)"),
+        (["--preset", "tokencut"], "bilateral_solver and crf presets need their --method"),
+        (["--guide", "luma"], "--guide has no effect with --method auto"),
+        (["--method", "auto", "--guide", "color"], "--guide has no effect with --method auto"),
         (["--preset", "paper", "--preset-file", "x.toml"], "exclude each other"),
         (["--binary-input"], "no effect with --method auto"),
     ],
@@ -184,6 +187,22 @@ def test_score_baseline_hostile(data, tmp_path):
     assert result.exit_code == 1 and "img02.png" in result.output and "2 images" in result.output
 
 
+def test_apply_report_or_outputs_never_replace_the_preset_file(data, tmp_path):
+    preset = tmp_path / "best.toml"
+    preset.write_text('[refine]\nmethod = "guided"\nguide = "mean"\n[refine.params]\nradius = 4\n')
+    before = preset.read_bytes()
+    result = run(*apply_args(data, tmp_path / "out"), "--preset-file", preset, "--report", preset)
+    assert result.exit_code == 2 and "is the preset file" in result.output
+    # the preset file sitting at an output path (out/img00.png) with --overwrite: refused too
+    out = tmp_path / "out2"
+    out.mkdir()
+    inside = out / "img00.png"
+    inside.write_bytes(before)
+    result = run(*apply_args(data, out), "--preset-file", inside, "--overwrite")
+    assert result.exit_code == 2 and "preset file" in result.output and "img00" in result.output
+    assert preset.read_bytes() == before and inside.read_bytes() == before
+
+
 def test_score_baseline_with_nothing_scored_fails(data, tmp_path):
     # no common stems, and three empty folders: exit 1, "ok": false and an "error" in --json
     other = tmp_path / "other"
@@ -247,6 +266,15 @@ def test_tune_writes_a_preset_that_apply_accepts(data, tmp_path):
     assert again.exit_code == 2 and "exists; use --overwrite" in again.output
     assert run(*tune_args(data, out, "--overwrite")).exit_code == 0  # resumed from the cache
     assert run(*apply_args(data, tmp_path / "applied"), "--preset-file", out).exit_code == 0
+    # damaged cache entries (truncated, empty, garbage) are misses, recomputed: same winner, no traceback
+    entries = sorted((tmp_path / "best.toml.tune-cache").glob("*.npz"))
+    assert len(entries) >= 3
+    entries[0].write_bytes(entries[0].read_bytes()[:40])
+    entries[1].write_bytes(b"")
+    entries[2].write_bytes(b"PK\x03\x04 not a zip")
+    redo = run(*tune_args(data, out, "--overwrite"))
+    assert redo.exit_code == 0, redo.output
+    assert tomllib.loads(out.read_text()) == preset
 
 
 def test_tune_hostile_outputs_and_options(data, tmp_path):
