@@ -21,6 +21,7 @@ __all__ = [
     "unit_interval_problem",
     "UNIT_TOLERANCE",
     "MIN_EPS",
+    "MAX_LAM",
     "check_float_range",
     "check_int_range",
 ]
@@ -39,6 +40,9 @@ def check_radius(radius: object, name: str = "radius") -> int:
 #: rounding noise is ~1e-16; a smaller eps no longer keeps ``var + eps`` (and the colour 3x3 determinant,
 #: ~eps³, which underflows below ~1e-100) away from 0, and the output becomes inf/NaN on flat regions.
 MIN_EPS = 1e-12
+#: Largest smoothness weight λ of the bilateral solver: the system's conditioning grows with λ, and above
+#: ~1e12 its float64 conjugate gradient no longer converges (wrong values, then inf/NaN, then a breakdown).
+MAX_LAM = 1e8
 
 
 def check_eps(eps: object, name: str = "eps") -> float:
@@ -77,8 +81,11 @@ def as_float_array(array: object, name: str, *, finite: bool = True) -> np.ndarr
     """Return ``array`` as a floating NumPy array (no copy when it already is one), or raise.
 
     Integer and bool arrays are refused (their scale is ambiguous: 0..1 or 0..255?);
-    NaN and inf are refused when ``finite`` is true.
+    NaN and inf are refused when ``finite`` is true. An ndarray subclass (``np.matrix``, a masked array)
+    is viewed as a plain ndarray (its data; no copy), which is what the kernels compute on.
     """
+    if isinstance(array, np.ndarray) and type(array) is not np.ndarray:
+        array = np.asarray(array)
     if not isinstance(array, np.ndarray):
         if hasattr(array, "__array__") and not hasattr(array, "detach"):
             array = np.asarray(array)

@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_choice
+from maskrefine._checks import check_choice, check_unit_interval
 from maskrefine._units import to_unit_float
 
 __all__ = ["make_guide", "GUIDE_MODES", "LUMA601"]
@@ -42,7 +42,8 @@ def make_guide(
     TypeError
         ``image`` is not an array, or has an integer dtype other than uint8, or bool.
     ValueError
-        Unknown ``mode``; last axis not 3; NaN/inf; float values above 1 (0..255 data given as float).
+        Unknown ``mode``; last axis not 3; NaN/inf; float values outside [0, 1] by more than
+        :data:`maskrefine._checks.UNIT_TOLERANCE` (e.g. 0..255 data given as float).
 
     Examples
     --------
@@ -67,10 +68,9 @@ def make_guide(
         rgb = image.astype(np.float32, copy=False)
         if rgb.size and not np.isfinite(rgb).all():
             raise ValueError("`image` contains NaN or infinite values; all values must be finite")
-        if rgb.size and float(rgb.max()) > 1.0 + 1e-3:
-            raise ValueError(
-                f"`image` must be float in [0, 1] (or uint8); got a maximum of {float(rgb.max()):.4g}. "
-                "For 0..255 data use `image / 255`."
+        if rgb.size:  # the tolerance guided_filter applies to the guide this makes
+            check_unit_interval(
+                rgb, "image", " (float images must be in [0, 1]; for 0..255 data use image / 255)"
             )
     else:
         raise TypeError(

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine._checks import (
+    MAX_LAM,
     as_float_array,
     check_choice,
     check_eps,
@@ -425,6 +426,10 @@ def _nonneg(value: Any, name: str) -> float:
     return check_float_range(value, name, 0.0)
 
 
+def _lam(value: Any, name: str) -> float:
+    return check_float_range(value, name, 0.0, MAX_LAM)
+
+
 register_refiner(
     RefinerSpec(
         name="bilateral_solver",
@@ -443,7 +448,7 @@ register_refiner(
             "sigma_spatial": _optional(_sigma),
             "sigma_luma": _optional(_sigma),
             "sigma_chroma": _optional(_sigma),
-            "lam": _nonneg,
+            "lam": _lam,
         },
     )
 )

@@ -231,6 +231,8 @@ def pcg_solve(
                 acc += scaled[neighbors[v, k]]
             q[v] = a_self[v] * p[v] - lam * n[v] * acc
             p_q += p[v] * q[v]
+        if not p_q > 0.0:  # breakdown (A is positive definite in exact arithmetic): keep the iterate
+            return y, it
         alpha = rho / p_q
         for v in range(nv):
             y[v] += alpha * p[v]

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine._checks import (
+    MAX_LAM,
     as_float_array,
     as_rgb_unit_image,
     check_choice,
@@ -104,7 +105,8 @@ def bilateral_solver(
     sigma_spatial, sigma_luma, sigma_chroma : float, optional
         Grid cell sizes in pixels and in 0..255 Y / U,V units (>= 0.001); ``None`` takes the preset's.
     lam : float, default 256
-        Smoothness weight λ >= 0.
+        Smoothness weight λ in [0, 1e8] (``maskrefine._checks.MAX_LAM``: beyond it the system is too
+        ill-conditioned for the float64 conjugate gradient).
     confidence : float or ndarray of float, shape (H, W), default 0.999
         Per-pixel confidence c >= 0 of the target (a scalar for all pixels, as in the reference code).
     cg_iterations : int, default 25
@@ -140,7 +142,7 @@ def bilateral_solver(
     sigma_c = check_float_range(
         chosen.sigma_chroma if sigma_chroma is None else sigma_chroma, "sigma_chroma", _MIN_SIGMA
     )
-    lam = check_float_range(lam, "lam", 0.0)
+    lam = check_float_range(lam, "lam", 0.0, MAX_LAM)
     cg_iterations = check_int_range(cg_iterations, "cg_iterations", 0, 10_000)
     cg_tol = check_float_range(cg_tol, "cg_tol", 0.0)
     bistochastic_iterations = check_int_range(bistochastic_iterations, "bistochastic_iterations", 0, 1000)

@@ -374,13 +374,20 @@ def box_mean(x: torch.Tensor, radius: int, border: Border = "truncated") -> torc
     Returns
     -------
     Tensor, same shape and dtype as ``x`` (half types computed in float32).
+
+    Raises
+    ------
+    TypeError
+        ``x`` not a floating tensor, ``radius`` not an integer.
+    ValueError
+        Fewer than 2 axes, an empty plane (H or W = 0), ``radius < 0``, an unknown ``border``.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"`x` must be a torch.Tensor; got {type(x).__name__}")
-    if x.ndim < 2 or not x.is_floating_point():
-        raise TypeError(
-            f"`x` must be a floating tensor with at least 2 axes; got {x.dtype}, {tuple(x.shape)}"
-        )
+    if not x.is_floating_point():
+        raise TypeError(f"`x` must be a floating tensor; got {x.dtype}")
+    if x.ndim < 2 or x.shape[-1] < 1 or x.shape[-2] < 1:
+        raise ValueError(f"`x` must have shape (..., H, W) with H, W >= 1; got {tuple(x.shape)}")
     radius = _check_int(radius, "radius", 0)
     border = _check_border(border)
     dtype = _compute_dtype(x.dtype)

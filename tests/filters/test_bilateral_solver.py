@@ -164,6 +164,7 @@ def test_inputs_are_not_modified():
         ({"sigma_spatial": float("inf")}, ValueError, "sigma_spatial"),
         ({"sigma_spatial": "16"}, TypeError, "sigma_spatial"),
         ({"lam": -1.0}, ValueError, "lam"),
+        ({"lam": 1e20}, ValueError, r"`lam` must be a finite number in \[0, 1e\+08\]"),
         ({"cg_iterations": 2.5}, TypeError, "cg_iterations"),
         ({"cg_iterations": 10**9}, ValueError, "cg_iterations"),
         ({"confidence": -0.5}, ValueError, "confidence"),
@@ -179,6 +180,20 @@ def test_bad_parameters_are_refused(kwargs, error, match):
     image, target = _scene(8, 8)
     with pytest.raises(error, match=match):
         bilateral_solver(image, target, **kwargs)
+
+
+def test_largest_lam_still_solves_and_a_one_pixel_image_keeps_its_target():
+    # lam 1e13..1e17 gave wrong values, 1e20 a ZeroDivisionError in the kernel: capped at MAX_LAM = 1e8
+    from maskrefine import refine
+    from maskrefine._checks import MAX_LAM
+
+    image, target = _scene(30, 40)
+    out = bilateral_solver(image, target, lam=MAX_LAM)
+    assert np.isfinite(out).all() and 0.0 <= out.min() and out.max() <= 1.0
+    one = bilateral_solver(image[:1, :1], target[:1, :1], lam=MAX_LAM)
+    assert one[0, 0] == pytest.approx(float(target[0, 0]), abs=1e-6)
+    with pytest.raises(ValueError, match="lam"):
+        refine(image, target, "bilateral_solver", lam=1e20)
 
 
 def test_huge_sigmas_give_one_vertex_and_the_mean():

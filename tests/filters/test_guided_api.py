@@ -34,6 +34,17 @@ def test_non_contiguous_inputs() -> None:
     np.testing.assert_allclose(q, reference.guided_filter(g, s, 3, 1e-3), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_ndarray_subclasses_are_filtered_as_plain_arrays(backend) -> None:
+    # np.matrix reached the numba finiteness kernel as 2-D ("TypingError: max(uint32, array(...))")
+    guide, src = random_case(4, 24, 26)
+    want = guided_filter(guide, src, 3, 1e-3, backend=backend)
+    got = guided_filter(np.matrix(guide), np.matrix(src), 3, 1e-3, backend=backend)
+    assert type(got) is np.ndarray and np.array_equal(got, want)
+    masked = np.ma.masked_array(src, mask=np.zeros_like(src, bool))
+    assert np.array_equal(guided_filter(guide, masked, 3, 1e-3, backend=backend), want)
+
+
 def test_backend_reference_matches_numba() -> None:
     guide, src = random_case(3, 33, 35, color=True, batch=2)
     a = guided_filter(guide, src, 5, 1e-3, subsample=2, border="reflect", backend="reference")
@@ -230,7 +241,14 @@ def test_make_guide_errors() -> None:
         make_guide(np.zeros((4, 4), np.float32))
     with pytest.raises(TypeError, match="got dtype uint16"):
         make_guide(np.zeros((4, 4, 3), np.uint16))
-    with pytest.raises(ValueError, match=r"float in \[0, 1\] \(or uint8\); got a maximum of 255"):
+    with pytest.raises(ValueError, match=r"`image` values must lie in \[0, 1\]; found \[255, 255\]"):
         make_guide(np.full((4, 4, 3), 255.0))
+    # the same tolerance as guided_filter's: a guide make_guide accepts is accepted by the filter
+    with pytest.raises(ValueError, match="maximum is 0.0005 above 1"):
+        make_guide(np.full((4, 4, 3), 1.0005))
+    with pytest.raises(ValueError, match="minimum is 0.4 below 0"):
+        make_guide(np.full((4, 4, 3), -0.4))
+    near = make_guide(np.full((20, 20, 3), 1.0 + 5e-7))
+    assert guided_filter(near, np.full((20, 20), 0.5), 2).shape == (20, 20)
     with pytest.raises(ValueError, match="NaN or infinite"):
         make_guide(np.full((4, 4, 3), np.nan))

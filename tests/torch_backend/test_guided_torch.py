@@ -52,6 +52,23 @@ def test_box_mean_matches_reference(device, cpu_impl, border, height, width, rad
     np.testing.assert_allclose(got.cpu().numpy(), want, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("border", ["truncated", "reflect"])
+@pytest.mark.parametrize(
+    ("shape", "error", "match"),
+    [
+        ((5, 0), ValueError, r"H, W >= 1; got \(5, 0\)"),
+        ((2, 0, 5), ValueError, r"H, W >= 1; got \(2, 0, 5\)"),
+        ((7,), ValueError, r"\(\.\.\., H, W\)"),
+    ],
+)
+def test_box_mean_refuses_empty_planes(device, cpu_impl, border, shape, error, match):
+    # an empty plane reached torch's reshape / a modulo by zero ("RuntimeError: ZeroDivisionError")
+    with pytest.raises(error, match=match):
+        box_mean(torch.zeros(shape, device=device), 2, border)
+    with pytest.raises(TypeError, match="floating tensor"):
+        box_mean(torch.zeros((3, 3), dtype=torch.int64, device=device), 1, border)
+
+
 def test_constant_src_is_unchanged(device, cpu_impl, make_inputs):
     guide, _ = make_inputs(4, 2, 3, 1, 30, 30)
     src = torch.full((2, 1, 30, 30), 0.7, dtype=torch.float64, device=device)
@@ -293,6 +310,31 @@ def test_float32_precision_4096(guide_channels, monkeypatch):
     for (y0, x0), want in _patches_oracle(g, src, 9, 1e-3, size, boxes).items():
         worst = max(worst, float(np.abs(got[y0 : y0 + size, x0 : x0 + size] - want).max()))
     assert worst <= 1e-5, worst
+
+
+@pytest.mark.parametrize(("radius", "subsample"), [(0, 1), (1, 1), (1, 2), (3, 4), (8, 4)])
+def test_float32_precision_small_windows_torch_path(
+    device, radius, subsample, monkeypatch, make_inputs, oracle
+):
+    """The tiled box sum's error scales with the window: tiles of >= 64 px gave ~1e-5 even at r = 0, and
+    1.9e-3 for the fast filter with r // s = 0."""
+    monkeypatch.setattr(_box, "CPU_IMPL", "torch")
+    rng = np.random.default_rng(23)
+    x = torch.from_numpy(rng.random((1, 1, 37, 53))).float().to(device)
+    if radius == 0:
+        assert torch.equal(box_mean(x, 0), x)  # a window of one pixel is the pixel
+    want = reference.box_mean(x[0, 0].cpu().double().numpy(), radius)
+    assert np.abs(box_mean(x, radius)[0, 0].cpu().double().numpy() - want).max() <= 1e-6
+    guide, src = make_inputs(24, 1, 1, 1, 64, 96)
+    got = guided_filter(
+        torch.from_numpy(guide).float().to(device),
+        torch.from_numpy(src).float().to(device),
+        radius,
+        1e-3,
+        subsample=subsample,
+    )
+    want = oracle(guide, src, radius, 1e-3, subsample=subsample)
+    assert np.abs(got.cpu().double().numpy() - want).max() <= 2e-5
 
 
 @pytest.mark.parametrize("shape", [(4096, 96), (96, 4096)])
