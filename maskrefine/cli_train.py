@@ -114,6 +114,7 @@ def train_cmd(
     last.pt (head, optimiser, step, settings, RNG states), written atomically.
     """
     cli = _cli()
+    cli._quiet_opencv()  # a bad image is reported by us, not by OpenCV's own log lines
     with cli._library_errors():
         from maskrefine.errors import ConfigError
 
@@ -125,9 +126,10 @@ def train_cmd(
         values: dict[str, Any] = {}
         if config_file is not None:
             values = config_mod.load_toml(config_file)
-        name = preset or values.pop("preset", None) or "paper"
-        if not isinstance(name, str):
-            raise ConfigError(f"config file {config_file}: preset must be a string; got {name!r}")
+        file_preset = values.pop("preset", None)  # always removed: it is not a training setting
+        if file_preset is not None and not isinstance(file_preset, str):
+            raise ConfigError(f"config file {config_file}: preset must be a string; got {file_preset!r}")
+        name = preset or file_preset or "paper"
         values.update({key: value for key, value in options.items() if value is not None})
         if backbone_checkpoint is not None:
             if not backbone_checkpoint.strip():
@@ -148,8 +150,10 @@ def train_cmd(
             )
         finally:
             line.close()
+    for problem in result.val_failures:
+        click.echo(f"error: {problem}", err=True)
     click.echo(f"trained {result.step} steps ({result.epoch} epochs); checkpoint {result.checkpoint}")
-    sys.exit(0)
+    sys.exit(0 if result.ok else 1)
 
 
 def _train_or_stop(train: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
@@ -220,6 +224,7 @@ def predict_cmd(
     cli = _cli()
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
+    cli._quiet_opencv()  # a bad image is reported in the summary, not by OpenCV's own log lines
     progress = cli._make_progress("predict", quiet)
     with cli._library_errors(progress):
         from maskrefine.train.predict import predict_folder

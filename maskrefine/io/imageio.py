@@ -38,6 +38,7 @@ from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
 
 __all__ = [
     "read_image",
+    "read_image_size",
     "read_mask",
     "read_mask_array",
     "read_mask_file",
@@ -121,16 +122,39 @@ class ReadOptions:
         return read_mask_file(path, mask_scale=self.mask_scale, max_pixels=self.max_pixels)
 
 
+def read_image_size(path: str | Path) -> tuple[int, int]:
+    """Return ``(height, width)`` of an image file (PNG, JPEG, BMP, TIFF, WebP) from its header alone.
+
+    The size as stored (before any EXIF rotation). Nothing is decoded.
+
+    Raises
+    ------
+    InputError
+        Naming the file: not a readable regular file, or no valid image header.
+    """
+    path = Path(path)
+    fd, size = open_regular(path)
+    try:
+        header = _header_of(fd, size, path)
+    finally:
+        os.close(fd)
+    return header.height, header.width
+
+
+def _header_of(fd: int, size: int, path: Path) -> ImageHeader:
+    try:
+        return read_image_header(lambda offset, count: os.pread(fd, count, offset))
+    except HeaderError as exc:
+        raise InputError(path, f"cannot decode as an image: {exc} ({size} bytes)") from None
+    except OSError as exc:
+        raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
+
+
 def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHeader]:
     """Read an image file's bytes and header, its type, size and pixel count checked from the header first."""
     fd, size = open_regular(path)
     try:
-        try:
-            header = read_image_header(lambda offset, count: os.pread(fd, count, offset))
-        except HeaderError as exc:
-            raise InputError(path, f"cannot decode as an image: {exc} ({size} bytes)") from None
-        except OSError as exc:
-            raise InputError(path, f"cannot read file ({exc.strerror or exc})") from None
+        header = _header_of(fd, size, path)
         if max_pixels is not None:
             if header.pixels > max_pixels:
                 raise InputError(

@@ -190,30 +190,56 @@ def load_predictor(
     training time unless ``backbone_checkpoint`` is given. Raises ConfigError naming the file on any
     problem.
     """
-    from maskrefine.train.model import build_model
-    from maskrefine.train.trainer import load_checkpoint
+    _check_device(device)
+    state = _load_state(checkpoint)
+    return _predictor_from_state(
+        state,
+        checkpoint,
+        device=device,
+        refine=refine,
+        backbone_checkpoint=backbone_checkpoint,
+        bn_mode=bn_mode,
+        polarity=polarity,
+    )
 
+
+def _check_device(device: str) -> None:
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {device!r}")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available")
+
+
+def _load_state(checkpoint: str | Path) -> dict[str, object]:
+    """Return the checkpoint's entries, their structure checked (ConfigError naming the file otherwise)."""
+    from maskrefine.train.trainer import load_checkpoint
+
     if not str(checkpoint).strip():
         raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
-    state = load_checkpoint(checkpoint)
-    try:
-        cfg = TrainConfig.from_dict(state["config"], source=f"checkpoint {checkpoint}")
-        changes: dict[str, object] = {
-            "device": str(device),
-            "amp": cfg.amp and str(device).startswith("cuda"),
-        }
-        if backbone_checkpoint is not None:
-            changes["backbone_checkpoint"] = str(backbone_checkpoint)
-        cfg = cfg.replace(**changes)
-    except ConfigError as exc:
-        raise ConfigError(f"checkpoint {checkpoint}: {exc}") from None
+    return load_checkpoint(checkpoint)
+
+
+def _predictor_from_state(
+    state: dict[str, object],
+    checkpoint: str | Path,
+    *,
+    device: str,
+    refine: RefineMode,
+    backbone_checkpoint: str | Path | None,
+    bn_mode: str | None,
+    polarity: str | None,
+) -> Predictor:
+    from maskrefine.train.model import build_model
+
+    # load_checkpoint checked the settings and that the head is a table of tensors
+    cfg = TrainConfig.from_dict(cast("dict[str, object]", state["config"]), source=f"checkpoint {checkpoint}")
+    changes: dict[str, object] = {"device": str(device), "amp": cfg.amp and str(device).startswith("cuda")}
+    if backbone_checkpoint is not None:
+        changes["backbone_checkpoint"] = str(backbone_checkpoint)
+    cfg = cfg.replace(**changes)
     model, _ = build_model(cfg)
     try:
-        model.head.load_state_dict(state["head"])
+        model.head.load_state_dict(cast("dict[str, torch.Tensor]", state["head"]))
     except (RuntimeError, KeyError) as exc:
         raise ConfigError(
             f"checkpoint {checkpoint}: the head weights do not fit the backbone ({str(exc)[:300]})"
@@ -243,9 +269,13 @@ def predict_folder(
     Outputs are ``out_dir/<stem>.png`` (``png8``/``png16``) or ``.npy`` (float32), at each image's size,
     in [0, 1]; with ``save_coarse`` also ``out_dir/coarse/<stem>.<ext>`` on the head's grid (a uniform
     downscale of the image, so ``maskrefine apply`` accepts it). The rules of ``apply`` hold: the output
-    folder must not be, contain or lie inside the images folder, and must not be a symbolic link; existing
-    outputs need ``overwrite`` or ``skip_existing``; each file is written to a temporary file and renamed;
-    an unreadable image is reported and the others are still written.
+    folder must not be, contain or lie inside the images folder, and must not be a symbolic link; a
+    folder, symlink or FIFO at an output path is refused; existing outputs need ``overwrite`` or
+    ``skip_existing`` (a stem is skipped only when all its outputs exist: the missing ones are written,
+    the others kept); without ``overwrite`` no file is replaced, not even one that appears during the run
+    (another run's output: reported as failed, or skipped with ``skip_existing``); each file is written
+    to a temporary file and renamed; an unreadable image is reported and the others are still written.
+    The report must not be an input (the checkpoint, the backbone files) nor the output folder.
 
     Returns
     -------
@@ -258,6 +288,7 @@ def predict_folder(
     ConfigError
         Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
     """
+    from maskrefine.errors import OutputError, OutputExistsError
     from maskrefine.io.imageio import write_mask
     from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
@@ -266,7 +297,9 @@ def predict_folder(
         check_not_an_output,
         check_output_file,
         check_output_folder,
+        check_output_targets,
     )
+    from maskrefine.pipeline.reports import describe_unexpected
     from maskrefine.train.data import list_images
 
     start = time.perf_counter()
@@ -287,6 +320,15 @@ def predict_folder(
         raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {fmt!r}")
     mask_format = cast("MaskFormat", fmt)  # one of MASK_FORMATS, checked above
     refine_mode = _check_refine(refine)  # before any work; Predictor checks it again for direct callers
+    _check_device(device)
+    state = _load_state(checkpoint)
+    # inputs the report must never replace: the checkpoint and the backbone files (given and recorded)
+    input_files = {"checkpoint": Path(checkpoint)}
+    if backbone_checkpoint is not None and str(backbone_checkpoint).strip():
+        input_files["backbone checkpoint"] = Path(backbone_checkpoint)
+    recorded = cast("dict[str, object]", state["config"]).get("backbone_checkpoint")
+    if isinstance(recorded, str) and recorded.strip():
+        input_files["run's backbone checkpoint"] = Path(recorded)
     suffix = MASK_SUFFIXES[fmt]
     by_stem: dict[str, list[Path]] = {}
     for file in list_images(images_path):
@@ -304,7 +346,8 @@ def predict_folder(
             report_file,
             "report file",
             {"images": images_path, "coarse folder": coarse_dir},
-            input_files={"checkpoint": Path(checkpoint)},
+            input_files=input_files,
+            taken={"output folder": out_path.resolve()},
         )
         check_not_an_output(report_file, "report file", out_path, names)
     if save_coarse and coarse_dir.exists() and (coarse_dir.is_symlink() or not coarse_dir.is_dir()):
@@ -313,14 +356,19 @@ def predict_folder(
     def outputs(stem: str) -> list[Path]:
         return [out_path / f"{stem}{suffix}"] + ([coarse_dir / f"{stem}{suffix}"] if save_coarse else [])
 
-    existing = [stem for stem, _ in jobs if any(p.exists() or p.is_symlink() for p in outputs(stem))]
+    # a folder, symlink or FIFO at an output path is refused here, before the model is loaded
+    present = set(check_output_targets([outputs(stem)[0] for stem, _ in jobs], out_path))
+    if save_coarse:
+        present |= set(check_output_targets([outputs(stem)[1] for stem, _ in jobs], coarse_dir))
+    existing = [stem for stem, _ in jobs if any(p in present for p in outputs(stem))]
     if existing and not (overwrite or skip_existing):
         shown = ", ".join(f"{s}{suffix}" for s in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(
             f"{len(existing)} output(s) already exist in {out_path} ({shown}); "
             "use --overwrite to replace them or --skip-existing to keep them and resume"
         )
-    predictor = load_predictor(
+    predictor = _predictor_from_state(
+        state,
         checkpoint,
         device=device,
         refine=refine_mode,
@@ -334,7 +382,8 @@ def predict_folder(
 
     ckpt = Path(checkpoint)
     outcomes: dict[str, FileOutcome] = {}
-    skipped = set(existing) if skip_existing else set()
+    # resume: a stem is done only when all its outputs exist; a half-written one gets the missing ones
+    skipped = {s for s in existing if all(p in present for p in outputs(s))} if skip_existing else set()
     for stem in skipped:
         outcomes[stem] = FileOutcome(stem, "skipped", ckpt, by_stem[stem][0], outputs(stem)[0])
     todo = [(stem, path) for stem, path in jobs if stem not in skipped]
@@ -343,6 +392,37 @@ def predict_folder(
         progress(done, total)
     # group consecutive images into batches of the predictor's size (1 unless batch statistics)
     loaded: list[tuple[str, Path, np.ndarray, float]] = []
+
+    def write_outputs(stem: str, path: Path, pred: Prediction, t0: float) -> FileOutcome:
+        """Write the stem's missing outputs; never replace a file unless ``overwrite`` (rules of apply)."""
+        target = outputs(stem)
+        kept = 0
+        for output, mask in zip(target, (pred.fine, pred.coarse), strict=False):
+            if output in present and not overwrite:  # resume (skip_existing): kept as it is
+                kept += 1
+                continue
+            try:
+                write_mask(output, mask, mask_format, overwrite=overwrite)
+            except OutputExistsError as exc:  # another run published it meanwhile: never replaced
+                if skip_existing:
+                    kept += 1
+                    continue
+                problem = (
+                    f"{exc.path}: output appeared meanwhile (another run writing to the same folder?); "
+                    "kept it, not replaced"
+                )
+            except OutputError as exc:
+                problem = str(exc)
+            except OSError as exc:
+                problem = f"{exc.filename or output}: cannot write: {exc.strerror or exc}"
+            except Exception as exc:  # noqa: BLE001 - one file never ends the run
+                problem = describe_unexpected(output, exc)
+            else:
+                continue
+            return FileOutcome(stem, "failed", ckpt, path, target[0], problem, time.perf_counter() - t0)
+        if kept == len(target):
+            return FileOutcome(stem, "skipped", ckpt, path, target[0])
+        return FileOutcome(stem, "written", ckpt, path, target[0], None, time.perf_counter() - t0)
 
     def flush() -> None:
         nonlocal done
@@ -367,24 +447,7 @@ def predict_folder(
                     )
                 continue
             for (stem, path, _, t0), pred in zip(items, predictions, strict=True):
-                target = outputs(stem)
-                try:
-                    write_mask(target[0], pred.fine, mask_format)
-                    if save_coarse:
-                        write_mask(target[1], pred.coarse, mask_format)
-                    outcomes[stem] = FileOutcome(
-                        stem, "written", ckpt, path, target[0], None, time.perf_counter() - t0
-                    )
-                except OSError as exc:
-                    outcomes[stem] = FileOutcome(
-                        stem,
-                        "failed",
-                        ckpt,
-                        path,
-                        target[0],
-                        f"{exc.filename or target[0]}: cannot write: {exc.strerror or exc}",
-                        time.perf_counter() - t0,
-                    )
+                outcomes[stem] = write_outputs(stem, path, pred, t0)
         done += len(loaded)
         loaded.clear()
         if progress is not None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import torch
@@ -47,6 +47,12 @@ class TrainResult:
     checkpoint: Path
     losses: list[float] = field(default_factory=list)
     best_val: float | None = None
+    val_failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """False when a validation file could not be used (each one is named in :attr:`val_failures`)."""
+        return not self.val_failures
 
 
 # ------------------------------------------------------------------------------------------ run folder
@@ -79,19 +85,29 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _check_run_dir(run_dir: Path, images_dir: Path, resume: bool) -> None:
-    from maskrefine.pipeline.guards import check_output_folder
+def _check_run_dir(run_dir: Path, inputs: dict[str, Path], resume: bool) -> None:
+    from maskrefine.pipeline.guards import check_output_folder, check_writable_target
 
     if run_dir.is_symlink():
         raise ConfigError(f"run folder {run_dir} is a symbolic link; give the real folder")
-    check_output_folder(run_dir, {"images": images_dir})
+    check_output_folder(run_dir, inputs)
     if resume:
-        if not (run_dir / "last.pt").is_file():
+        # last.pt is read and then replaced: a symlink, FIFO or folder there is refused before any work
+        if not check_writable_target(run_dir / "last.pt", "--resume: checkpoint"):
             raise ConfigError(f"--resume: {run_dir / 'last.pt'} not found; start a run without --resume")
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
             f"run folder {run_dir} is not empty; use --resume to continue that run, or another --out"
         )
+
+
+def _check_resume_outputs(run_dir: Path, step: int, keep_best: bool) -> None:
+    """Refuse (ConfigError) a symlink, FIFO or folder where a resumed run writes one of its files."""
+    from maskrefine.pipeline.guards import check_writable_target
+
+    names = ["log.jsonl", f"config.resume-{step}.json"] + (["best_val.pt"] if keep_best else [])
+    for name in names:
+        check_writable_target(run_dir / name, "--resume: run file")
 
 
 def _read_log(path: Path, upto_step: int) -> str:
@@ -135,15 +151,72 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     return write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a training checkpoint with ``weights_only=True``; ConfigError naming the file otherwise."""
+def load_checkpoint(path: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Read a training checkpoint with ``weights_only=True`` and check its structure.
+
+    Always checked: the format tag, ``config`` (a table of valid :class:`TrainConfig` settings) and
+    ``head`` (a table of tensors). With ``resume`` also what ``--resume`` restores: ``optimizer``,
+    ``step``, ``epoch``, ``next_batch``, ``rng`` and ``best_val``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and what is wrong (unreadable, not a training checkpoint, a missing or malformed
+        entry, an unknown or invalid setting).
+    """
     state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(
             f"checkpoint {path}: not a maskrefine training checkpoint (expected format {CHECKPOINT_FORMAT}); "
             "pass RUN_DIR/last.pt written by `maskrefine train`"
         )
+    problem = _checkpoint_problem(state, resume)
+    if problem is not None:
+        raise ConfigError(f"checkpoint {path}: {problem}")
     return state
+
+
+def _is_table(value: object, values: type | tuple[type, ...] = object) -> TypeGuard[dict[str, Any]]:
+    """Return whether ``value`` is a dict with string keys whose values are instances of ``values``."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, values) for k, v in value.items()
+    )
+
+
+def _kind(state: dict[str, Any], key: str) -> str:
+    if key not in state:
+        return "missing"
+    return "None" if state[key] is None else f"a {type(state[key]).__name__}"
+
+
+def _checkpoint_problem(state: dict[str, Any], resume: bool) -> str | None:
+    """Return what is wrong with the entries of a training checkpoint (None when nothing is)."""
+    config = state.get("config")
+    if not _is_table(config):
+        return f"entry 'config' (the training settings) is {_kind(state, 'config')}, not a table of settings"
+    try:
+        TrainConfig.from_dict(config, source="entry 'config'")
+    except (ConfigError, TypeError, ValueError) as exc:
+        return str(exc)
+    head = state.get("head")
+    if not _is_table(head, torch.Tensor) or not head:
+        return f"entry 'head' (the head weights) is {_kind(state, 'head')}, not a table of tensors"
+    if not resume:
+        return None
+    optimizer = state.get("optimizer")
+    if not _is_table(optimizer) or not {"state", "param_groups"} <= set(optimizer):
+        return f"entry 'optimizer' is {_kind(state, 'optimizer')}, not an optimizer state"
+    for key in ("step", "epoch", "next_batch"):
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"entry {key!r} is {value!r}; expected an integer >= 0"
+    rng = state.get("rng")
+    if not _is_table(rng) or not all(isinstance(rng.get(k), torch.Tensor) for k in ("torch", "crop")):
+        return f"entry 'rng' is {_kind(state, 'rng')}, not the random generator states"
+    best = state.get("best_val")
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        return f"entry 'best_val' is {best!r}; expected a number or None"
+    return None
 
 
 def _state(
@@ -206,7 +279,9 @@ def train(
     val_images, val_gt : path-like, optional
         Validation images and ground-truth masks (paired by stem): mean IoU at 0.5 and MAE are **logged**
         after each epoch. They choose nothing unless ``cfg.keep_best_on_val`` (then also ``best_val.pt``);
-        ``last.pt`` is always the last step.
+        ``last.pt`` is always the last step (saved before validating). Every file is paired and its header
+        read before training; a file that still cannot be used (e.g. truncated) is left out of the
+        metrics and named in :attr:`TrainResult.val_failures` (``ok`` is then False).
     progress : callable, optional
         Called with each step's record (dict with epoch, step, steps_per_epoch, loss, it_s, ...).
 
@@ -217,8 +292,10 @@ def train(
     Raises
     ------
     ConfigError
-        Before training: bad folders, no images, unsafe run folder, checkpoint problems, a resume whose
-        settings differ. :class:`maskrefine.errors.InputError` naming the file for an unreadable image.
+        Before training: bad folders, no images, unsafe run folder (also a symlink, FIFO or folder where
+        a resumed run writes), checkpoint problems, a resume whose settings differ, validation files
+        without a partner, with an unreadable header or a size that cannot be their image's.
+        :class:`maskrefine.errors.InputError` naming the file for an unreadable training image.
     """
     # ---- run folder
     images_path = Path(images_dir)
@@ -227,11 +304,15 @@ def train(
     run_path = Path(run_dir)
     if not str(run_dir).strip():
         raise ConfigError("run folder: empty path")
-    _check_run_dir(run_path, images_path, resume)
     if (val_images is None) != (val_gt is None):
         raise ConfigError("--val-images and --val-gt go together; give both or neither")
     if cfg.keep_best_on_val and val_images is None:
         raise ConfigError("--keep-best-on-val needs --val-images and --val-gt")
+    inputs = {"images": images_path}
+    if val_images is not None and val_gt is not None:  # both or neither (checked above)
+        inputs.update({"validation images": Path(val_images), "validation ground truth": Path(val_gt)})
+    _check_run_dir(run_path, inputs, resume)
+    val_pairs = None if val_images is None or val_gt is None else _val_pairs(Path(val_images), Path(val_gt))
     files = list_images(images_path)
     if len(files) < 2:
         raise ConfigError(f"images folder {images_path}: needs at least 2 images; found {len(files)}")
@@ -243,8 +324,9 @@ def train(
         # an absolute path, so that `predict` finds the backbone from any working directory
         check_checkpoint_path(cfg.backbone_checkpoint)  # URLs, missing files, FIFOs: named, before anything
         cfg = cfg.replace(backbone_checkpoint=str(Path(cfg.backbone_checkpoint).absolute()))
-    checkpoint = load_checkpoint(run_path / "last.pt") if resume else None
+    checkpoint = load_checkpoint(run_path / "last.pt", resume=True) if resume else None
     if checkpoint is not None:
+        _check_resume_outputs(run_path, checkpoint["step"], cfg.keep_best_on_val)
         saved = checkpoint["config"]
         changed = [k for k in RESULT_FIELDS if _norm(saved.get(k)) != _norm(getattr(cfg, k))]
         if changed:
@@ -262,14 +344,20 @@ def train(
     step = epoch = next_batch = 0
     best_val = None
     if checkpoint is not None:
-        model.head.load_state_dict(checkpoint["head"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            model.head.load_state_dict(checkpoint["head"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            torch.set_rng_state(checkpoint["rng"]["torch"])
+            crop_gen.set_state(checkpoint["rng"]["crop"])
+            if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ConfigError(
+                f"--resume: checkpoint {run_path / 'last.pt'}: cannot restore the run's state "
+                f"({type(exc).__name__}: {str(exc)[:300]})"
+            ) from None
         step, epoch, next_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["next_batch"]
         best_val = checkpoint.get("best_val")
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        crop_gen.set_state(checkpoint["rng"]["crop"])
-        if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
 
     # ---- log files
     run_path.mkdir(parents=True, exist_ok=True)
@@ -305,6 +393,7 @@ def train(
 
     last = run_path / "last.pt"
     losses: list[float] = []
+    val_failures: dict[str, None] = {}  # each unusable validation file once, in order
     with open(log_path, "a", encoding="utf-8") as log:
 
         def write(record: dict[str, Any]) -> None:
@@ -375,20 +464,77 @@ def train(
                 "steps": counted,
                 **{f"{k}_mean": (v / counted if counted else None) for k, v in sums.items()},
             }
-            if val_images is not None and val_gt is not None:  # both or neither (checked above)
-                metrics = validate(model, cfg, val_images, val_gt, device)
+            save_checkpoint(last, state())  # before validating: the epoch is kept whatever happens there
+            if val_pairs is not None:
+                metrics = validate(model, cfg, val_images or "", val_gt or "", device, pairs=val_pairs)
+                val_failures.update(dict.fromkeys(metrics["failed"]))
                 summary["val"] = metrics
-                if cfg.keep_best_on_val and (best_val is None or metrics["iou"] > best_val):
-                    best_val = metrics["iou"]
+                iou = metrics["iou"]
+                if cfg.keep_best_on_val and math.isfinite(iou) and (best_val is None or iou > best_val):
+                    best_val = iou
                     save_checkpoint(run_path / "best_val.pt", state())
+                    save_checkpoint(last, state())  # records best_val for --resume
             write(summary)
-            save_checkpoint(last, state())
         save_checkpoint(last, state())
-    return TrainResult(run_path, step, epoch, last, losses, best_val)
+    return TrainResult(run_path, step, epoch, last, losses, best_val, list(val_failures))
 
 
 def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` from an image file's header; None for a ``.npy`` mask (read when validating).
+
+    Raises InputError naming the file when it is not a readable regular file or has no valid header.
+    """
+    from maskrefine.io.imageio import read_image_size
+
+    if path.suffix.lower() == ".npy":
+        return None
+    return read_image_size(path)
+
+
+def _val_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
+    """Pair the validation folders by stem and check every file's header, before any work.
+
+    Raises
+    ------
+    ConfigError
+        A missing folder, no pair, a file without its partner, a stem found twice, an entry that is not a
+        regular file, an unreadable header, or a ground truth whose size cannot be its image's (up to
+        three named).
+    """
+    from maskrefine.errors import InputError
+    from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders
+    from maskrefine.pipeline.guards import check_folder
+
+    check_folder(images_dir, "validation images")
+    check_folder(gt_dir, "validation ground truth")
+    pairing = match_folders(images_dir, gt_dir, IMAGE_EXTENSIONS, MASK_EXTENSIONS)
+    problems = [f"{item.path}: is {item.reason}" for item in pairing.skipped]
+    problems += [f"{path}: no ground truth of that stem in {gt_dir}" for path in pairing.only_first]
+    problems += [f"{path}: no image of that stem in {images_dir}" for path in pairing.only_second]
+    problems += [
+        f"{', '.join(map(str, paths))}: one stem, several files" for paths in pairing.duplicates.values()
+    ]
+    for pair in pairing.pairs:
+        try:
+            image, gt = _header_size(pair.first), _header_size(pair.second)
+        except InputError as exc:
+            problems.append(str(exc))
+            continue
+        if image is not None and gt is not None and gt not in (image, image[::-1]):
+            problems.append(
+                f"{pair.second}: ground truth is {gt[1]}x{gt[0]} but its image {pair.first.name} is "
+                f"{image[1]}x{image[0]}"
+            )
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise ConfigError(f"validation files (--val-images / --val-gt): {len(problems)} problem(s): {shown}")
+    if not pairing.pairs:
+        raise ConfigError(f"validation folders {images_dir} and {gt_dir}: no image with its ground truth")
+    return [(pair.first, pair.second) for pair in pairing.pairs]
 
 
 def validate(
@@ -397,21 +543,43 @@ def validate(
     images_dir: str | Path,
     gt_dir: str | Path,
     device: str | torch.device,
-) -> dict[str, float]:
+    *,
+    pairs: list[tuple[Path, Path]] | None = None,
+) -> dict[str, Any]:
     """Mean IoU (threshold 0.5) and MAE of the model's masks on a labelled folder.
 
-    The metrics are logged; they never select anything unless ``keep_best_on_val``.
+    The metrics are logged; they never select anything unless ``keep_best_on_val``. ``pairs`` (image,
+    ground truth) are those of the two folders unless given. A file that cannot be used (unreadable,
+    truncated, a ground truth of another size) is left out and named in ``"failed"``; the others count.
     """
-    from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders
+    from maskrefine.errors import InputError
     from maskrefine.io.imageio import read_image, read_mask
+    from maskrefine.pipeline.reports import describe_unexpected
     from maskrefine.train.predict import Predictor
 
+    if pairs is None:
+        pairs = _val_pairs(Path(images_dir), Path(gt_dir))
     predictor = Predictor(model, cfg, device=device)
-    pairing = match_folders(Path(images_dir), Path(gt_dir), IMAGE_EXTENSIONS, MASK_EXTENSIONS)
-    ious, maes = [], []
-    for pair in pairing.pairs:
-        gt = read_mask(pair.second) > 0.5
-        pred = predictor.predict([read_image(pair.first)])[0].fine
+    ious, maes, failed = [], [], []
+    for image_path, gt_path in pairs:
+        current = gt_path
+        try:
+            gt = read_mask(gt_path) > 0.5
+            current = image_path
+            image = read_image(image_path)
+            if gt.shape != image.shape[:2]:
+                raise InputError(
+                    gt_path,
+                    f"ground truth is {gt.shape[1]}x{gt.shape[0]} but its image {image_path.name} is "
+                    f"{image.shape[1]}x{image.shape[0]}; left out of the validation",
+                )
+            pred = predictor.predict([image])[0].fine
+        except InputError as exc:
+            failed.append(str(exc))
+            continue
+        except Exception as exc:  # noqa: BLE001 - one file never ends the run
+            failed.append(describe_unexpected(current, exc))
+            continue
         binary = pred > 0.5
         union = np.logical_or(binary, gt).sum()
         ious.append(float(np.logical_and(binary, gt).sum() / union) if union else 1.0)
@@ -421,4 +589,5 @@ def validate(
         "iou": float(np.mean(ious)) if ious else float("nan"),
         "mae": float(np.mean(maes)) if maes else float("nan"),
         "images": len(ious),
+        "failed": failed,
     }

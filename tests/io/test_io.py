@@ -193,3 +193,23 @@ def test_output_names_up_to_the_name_limit_are_written_and_their_temps_cleaned(t
     mine.write_bytes(b"old")
     os.utime(mine, (0, 0))
     assert remove_stale_temps(tmp_path, {"a" * 251 + ".png"}) == [mine] and stale.exists()
+
+
+def test_read_image_size_reads_only_the_header(tmp_path: Path) -> None:
+    import cv2
+
+    from maskrefine.errors import InputError
+    from maskrefine.io import read_image_size
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.zeros((7, 11, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "b.jpg"), np.zeros((5, 9, 3), np.uint8))
+    assert read_image_size(tmp_path / "a.png") == (7, 11)
+    assert read_image_size(str(tmp_path / "b.jpg")) == (5, 9)
+    data = (tmp_path / "a.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:40])  # header intact, pixels cut off: still sized
+    assert read_image_size(tmp_path / "cut.png") == (7, 11)
+    (tmp_path / "junk.png").write_bytes(b"not an image")
+    with pytest.raises(InputError, match="junk.png: cannot decode as an image"):
+        read_image_size(tmp_path / "junk.png")
+    with pytest.raises(InputError, match="missing.png"):
+        read_image_size(tmp_path / "missing.png")

@@ -19,3 +19,23 @@ def tiny_vit(*, layout: str = "dino", patch: int = 8, registers: int = 0, seed: 
         layer_scale=layout == "dinov2",
         num_register_tokens=registers,
     )
+
+
+SIZES = {"a": (48, 64), "b": (70, 50), "c": (64, 64)}
+
+
+def disc_images(root, sizes=None):
+    """Write ``root/images/<stem>.png`` (a bright noisy disc) and ``root/gt/<stem>.png`` of each size."""
+    import cv2
+    import numpy as np
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "gt").mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for stem, (h, w) in (sizes or SIZES).items():
+        yy, xx = np.mgrid[0:h, 0:w]
+        disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (min(h, w) / 3) ** 2
+        image = np.clip(40 + 160 * disc[..., None] + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+        cv2.imwrite(str(root / "images" / f"{stem}.png"), image)
+        cv2.imwrite(str(root / "gt" / f"{stem}.png"), disc.astype(np.uint8) * 255)
+    return root / "images", root / "gt"

@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
 
 import cv2  # noqa: E402
+from _train_helpers import SIZES, disc_images  # noqa: E402
 
 from maskrefine.errors import ConfigError  # noqa: E402
 from maskrefine.io import read_mask  # noqa: E402
@@ -15,23 +16,12 @@ from maskrefine.refiners import check_mask_size  # noqa: E402
 from maskrefine.train import preset, train  # noqa: E402
 from maskrefine.train.predict import apply_polarity, load_predictor, predict_folder  # noqa: E402
 
-SIZES = {"a": (48, 64), "b": (70, 50), "c": (64, 64)}
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Synthetic images of different sizes and a pixels-backbone checkpoint trained for 2 steps."""
     root = tmp_path_factory.mktemp("predict")
-    images = root / "images"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for stem, (h, w) in SIZES.items():
-        yy, xx = np.mgrid[0:h, 0:w]
-        disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (min(h, w) / 3) ** 2
-        image = np.clip(40 + 160 * disc[..., None] + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
-        cv2.imwrite(str(images / f"{stem}.png"), image)
-        (root / "gt").mkdir(exist_ok=True)
-        cv2.imwrite(str(root / "gt" / f"{stem}.png"), disc.astype(np.uint8) * 255)
+    images, _ = disc_images(root)
     cfg = preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=2)
     train(cfg, images, root / "run")
     return images, root / "run" / "last.pt"

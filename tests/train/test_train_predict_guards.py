@@ -1,0 +1,157 @@
+"""predict: inputs and foreign files at output paths are never replaced; malformed checkpoints are named."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+
+from _train_helpers import disc_images  # noqa: E402
+
+from maskrefine.errors import ConfigError  # noqa: E402
+from maskrefine.train import preset, train  # noqa: E402
+from maskrefine.train.predict import load_predictor, predict_folder  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Three synthetic images and a pixels-backbone checkpoint trained for one step."""
+    root = tmp_path_factory.mktemp("guards")
+    images, _ = disc_images(root)
+    train(preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=1), images, root / "run")
+    return images, root / "run" / "last.pt"
+
+
+def test_report_never_replaces_a_backbone_checkpoint(tmp_path, tiny_vit_file):
+    images, _ = disc_images(tmp_path)
+    cfg = preset("tiny", backbone_checkpoint=str(tiny_vit_file), head_fine_channels=(8, 8), max_steps=1)
+    ckpt = train(cfg, images, tmp_path / "run").checkpoint
+    before = tiny_vit_file.read_bytes()
+    # the file given with --backbone-checkpoint
+    with pytest.raises(ConfigError, match="report file .*tiny_vit.pth is the backbone checkpoint file"):
+        predict_folder(
+            images, ckpt, tmp_path / "o1", backbone_checkpoint=tiny_vit_file, report_path=tiny_vit_file
+        )
+    # the file recorded in the run (no --backbone-checkpoint)
+    with pytest.raises(ConfigError, match="is the run's backbone checkpoint file"):
+        predict_folder(images, ckpt, tmp_path / "o2", report_path=tiny_vit_file)
+    assert tiny_vit_file.read_bytes() == before
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_report_equal_to_the_output_folder_is_refused_first(tmp_path, run):
+    images, ckpt = run
+    with pytest.raises(ConfigError, match="report file .* is also the output folder"):
+        predict_folder(images, ckpt, tmp_path / "out", report_path=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_appearing_meanwhile_is_never_replaced(tmp_path, run):
+    images, ckpt = run
+    out = tmp_path / "out"
+
+    def progress(done, total):
+        if done == 1:  # another run publishes c.png meanwhile
+            (out / "c.png").write_bytes(b"OTHER RUN")
+
+    report = predict_folder(images, ckpt, out, progress=progress)
+    assert (out / "c.png").read_bytes() == b"OTHER RUN"
+    assert not report.ok and report.counts["failed"] == 1
+    assert "c.png: output appeared meanwhile" in report.failures[0].error
+
+    (out / "c.png").unlink()
+    for name in ("a.png", "b.png"):
+        (out / name).unlink()
+
+    def again(done, total):
+        if done == 1:
+            (out / "c.png").write_bytes(b"OTHER RUN")
+
+    report = predict_folder(images, ckpt, out, skip_existing=True, progress=again)
+    assert (out / "c.png").read_bytes() == b"OTHER RUN"
+    assert report.ok and report.counts["written"] == 2 and report.counts["skipped"] == 1
+
+
+@pytest.mark.parametrize("flag", ["skip_existing", "overwrite"])
+@pytest.mark.parametrize("coarse", [False, True])
+def test_foreign_things_at_output_paths_are_refused_before_work(tmp_path, run, flag, coarse):
+    images, ckpt = run
+    out = tmp_path / "out"
+    where = out / "coarse" if coarse else out
+    where.mkdir(parents=True)
+    (where / "a.png").mkdir()
+    os.mkfifo(where / "b.png")
+    (where / "c.png").symlink_to(tmp_path / "elsewhere.png")
+    with pytest.raises(ConfigError, match=r"3 output path\(s\) in .* are not regular files.*folder.*FIFO"):
+        predict_folder(images, ckpt, out, save_coarse=True, **{flag: True})
+    assert sorted(p.name for p in out.iterdir()) == (["coarse"] if coarse else ["a.png", "b.png", "c.png"])
+    assert not (tmp_path / "elsewhere.png").exists()
+
+
+def test_skip_existing_finishes_a_half_written_stem(tmp_path, run):
+    images, ckpt = run
+    out = tmp_path / "out"
+    assert predict_folder(images, ckpt, out, save_coarse=True).counts["written"] == 3
+    (out / "coarse" / "b.png").unlink()  # as left by a kill between the fine and the coarse write
+    (out / "b.png").write_bytes(b"KEEP ME")  # an existing output is never replaced
+    report = predict_folder(images, ckpt, out, save_coarse=True, skip_existing=True)
+    assert report.ok and report.counts["written"] == 1 and report.counts["skipped"] == 2
+    assert (out / "coarse" / "b.png").is_file()
+    assert (out / "b.png").read_bytes() == b"KEEP ME"
+
+
+def _malformed(tmp_path, ckpt, name, change):
+    state = copy.deepcopy(torch.load(ckpt, weights_only=True))
+    change(state)
+    path = tmp_path / f"{name}.pt"
+    torch.save(state, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, change, problem",
+    [
+        ("nocfg", lambda s: s.pop("config"), r"entry 'config' \(the training settings\) is missing"),
+        ("cfgnone", lambda s: s.update(config=None), "entry 'config' .* is None"),
+        ("cfgstr", lambda s: s.update(config="notadict"), "entry 'config' .* is a str, not a table"),
+        ("cfgkey", lambda s: s["config"].update(bogus=1), "unknown training setting.*: bogus$"),
+        ("nohead", lambda s: s.pop("head"), "entry 'head' .* is missing"),
+        ("headstr", lambda s: s.update(head="x"), "entry 'head' .* is a str, not a table of tensors"),
+    ],
+)
+def test_malformed_checkpoints_are_named(tmp_path, run, name, change, problem):
+    images, ckpt = run
+    bad = _malformed(tmp_path, ckpt, name, change)
+    with pytest.raises(ConfigError, match=problem) as info:
+        predict_folder(images, bad, tmp_path / "out")
+    message = str(info.value)
+    assert message.startswith(f"checkpoint {bad}: ") and message.count(str(bad)) == 1
+    with pytest.raises(ConfigError, match=problem):
+        load_predictor(bad)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_prints_no_opencv_lines_for_a_truncated_image(tmp_path, run):
+    images, ckpt = run
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for image in images.iterdir():
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "t.png").write_bytes((images / "a.png").read_bytes()[:100])
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    args = ["predict", "--images", str(folder), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "maskrefine.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "t.png: cannot decode" in proc.stderr
+    assert "WARN" not in proc.stderr and "grfmt_png" not in proc.stderr, proc.stderr

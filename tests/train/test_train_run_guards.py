@@ -1,0 +1,187 @@
+"""train: validation files checked up front and per file, run files never written through, CLI settings."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from _train_helpers import disc_images  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from maskrefine.cli import main  # noqa: E402
+from maskrefine.errors import ConfigError  # noqa: E402
+from maskrefine.train import load_checkpoint, preset, train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CFG = {"backbone": "pixels", "head_fine_channels": (8, 8)}
+
+
+def tiny(**changes):
+    return preset("tiny", **{**CFG, **changes})
+
+
+def copy_folder(source: Path, target: Path) -> Path:
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def test_validation_pairs_are_checked_before_any_work(tmp_path):
+    images, gt = disc_images(tmp_path)
+    other = copy_folder(gt, tmp_path / "other")
+    cv2.imwrite(str(other / "b.png"), np.zeros((10, 10), np.uint8))  # another size
+    with pytest.raises(ConfigError, match=r"other/b.png: ground truth is 10x10 but its image b.png is 50x70"):
+        train(tiny(epochs=1), images, tmp_path / "r1", val_images=images, val_gt=other)
+    (other / "b.png").unlink()
+    with pytest.raises(ConfigError, match="b.png: no ground truth of that stem"):
+        train(tiny(epochs=1), images, tmp_path / "r2", val_images=images, val_gt=other)
+    (other / "b.png").write_bytes(b"not an image at all")
+    with pytest.raises(ConfigError, match="b.png: cannot decode as an image: not a PNG"):
+        train(tiny(epochs=1), images, tmp_path / "r3", val_images=images, val_gt=other)
+    assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3"))
+
+
+def test_a_bad_validation_file_is_reported_and_the_run_goes_on(tmp_path):
+    images, gt = disc_images(tmp_path)
+    broken = copy_folder(gt, tmp_path / "broken")
+    (broken / "b.png").write_bytes((gt / "b.png").read_bytes()[:120])  # header fine, data truncated
+    result = train(tiny(epochs=2), images, tmp_path / "run", val_images=images, val_gt=broken)
+    assert result.epoch == 2 and not result.ok
+    assert len(result.val_failures) == 1 and "broken/b.png: cannot decode" in result.val_failures[0]
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    vals = [r["val"] for r in epochs if r["event"] == "epoch"]
+    assert [v["images"] for v in vals] == [2, 2] and all(len(v["failed"]) == 1 for v in vals)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 2
+
+
+def test_last_checkpoint_is_saved_before_validating(tmp_path, monkeypatch):
+    from maskrefine.train import trainer
+
+    images, gt = disc_images(tmp_path)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("validation crashed")
+
+    monkeypatch.setattr(trainer, "validate", crash)
+    with pytest.raises(RuntimeError, match="validation crashed"):
+        train(tiny(epochs=3), images, tmp_path / "run", val_images=images, val_gt=gt)
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1  # the epoch is kept
+
+
+def test_cli_bad_validation_file_exits_1_without_opencv_lines(tmp_path):
+    images, gt = disc_images(tmp_path)
+    broken = copy_folder(gt, tmp_path / "broken")
+    (broken / "b.png").write_bytes((gt / "b.png").read_bytes()[:120])
+    args = ["train", "--images", str(images), "--preset", "tiny", "--backbone", "pixels", "--epochs", "1"]
+    args += ["--out", str(tmp_path / "run"), "--val-images", str(images), "--val-gt", str(broken), "-q"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "maskrefine.cli", *args],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "error: " in proc.stderr and "b.png: cannot decode" in proc.stderr
+    assert "WARN" not in proc.stderr and "grfmt_png" not in proc.stderr, proc.stderr
+    assert (tmp_path / "run" / "last.pt").is_file()
+
+
+def test_out_inside_a_validation_folder_is_refused(tmp_path):
+    images, gt = disc_images(tmp_path)
+    val_images = copy_folder(images, tmp_path / "val_images")
+    with pytest.raises(ConfigError, match="inside.* the validation ground truth folder"):
+        train(tiny(max_steps=1), images, gt / "run", val_images=images, val_gt=gt)
+    with pytest.raises(ConfigError, match="inside.* the validation images folder"):
+        train(tiny(max_steps=1), images, val_images / "run", val_images=val_images, val_gt=gt)
+    assert not (gt / "run").exists() and not (val_images / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+@pytest.fixture
+def stopped_run(tmp_path):
+    images, gt = disc_images(tmp_path)
+    train(tiny(max_steps=1, epochs=5), images, tmp_path / "run")
+    return images, gt, tmp_path / "run"
+
+
+@pytest.mark.parametrize("name", ["last.pt", "log.jsonl", "config.resume-1.json", "best_val.pt"])
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder"])
+def test_resume_refuses_foreign_run_files_before_any_work(stopped_run, name, kind):
+    images, gt, run = stopped_run
+    path = run / name
+    if path.exists():
+        path.rename(run.parent / "moved")
+    if kind == "symlink":
+        path.symlink_to(run.parent / "moved")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    log = (run / "log.jsonl").read_bytes() if name != "log.jsonl" else None
+    cfg = tiny(max_steps=3, epochs=5, keep_best_on_val=True)
+    with pytest.raises(ConfigError, match=f"{name}"):
+        train(cfg, images, run, resume=True, val_images=images, val_gt=gt)
+    if log is not None:
+        assert (run / "log.jsonl").read_bytes() == log  # nothing trained, nothing written
+    assert not (run / "config.resume-1.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        (lambda s: s.pop("optimizer"), "entry 'optimizer' is missing"),
+        (lambda s: s.update(step="x"), "entry 'step' is 'x'"),
+        (lambda s: s.update(rng=None), "entry 'rng' is None"),
+        (lambda s: s["rng"].update(torch=torch.zeros(3)), "cannot restore the run's state"),
+        (lambda s: s.update(config="notadict"), "entry 'config' .* is a str"),
+    ],
+)
+def test_resume_names_a_malformed_checkpoint(stopped_run, change, problem):
+    images, _, run = stopped_run
+    state = copy.deepcopy(torch.load(run / "last.pt", weights_only=True))
+    change(state)
+    torch.save(state, run / "last.pt")
+    log = (run / "log.jsonl").read_bytes()
+    with pytest.raises(ConfigError, match=problem):
+        train(tiny(max_steps=3, epochs=5), images, run, resume=True)
+    assert (run / "log.jsonl").read_bytes() == log
+
+
+# ------------------------------------------------------------------------------------------ CLI settings
+
+
+def test_cli_preset_in_config_file_and_option(tmp_path):
+    images, _ = disc_images(tmp_path)
+    (tmp_path / "c.toml").write_text('preset = "tiny"\n')
+    args = ["train", "--images", str(images), "--config", str(tmp_path / "c.toml"), "--preset", "tiny"]
+    args += ["--backbone", "pixels", "--max-steps", "1", "--out", str(tmp_path / "run"), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    (tmp_path / "bad.toml").write_text("preset = 3\n")
+    args[4] = str(tmp_path / "bad.toml")
+    args[-2] = str(tmp_path / "run2")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "bad.toml: preset must be a string" in result.output
