@@ -229,6 +229,27 @@ def png_text_chunk(keyword: bytes, text: bytes) -> bytes:
     return struct.pack(">I", len(payload) - 4) + payload + struct.pack(">I", zlib.crc32(payload))
 
 
+def png_truncation(data: bytes) -> str | None:
+    """Say how a whole PNG file ``data`` is cut short (a chunk runs past its end, or no IEND), else None.
+
+    Only the chunk headers are walked (no decoding, no CRC): the check lets the reader name a truncated
+    PNG itself instead of leaving it to libpng, which prints its own line on stderr. None for non-PNG data.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    position = len(_PNG_SIGNATURE)
+    while position + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        end = position + 12 + length
+        if end > len(data):
+            kind_text = kind.decode("latin-1")
+            return f"truncated PNG: its {kind_text!r} chunk at byte {position} runs past the end of the file"
+        if kind == b"IEND":
+            return None
+        position = end
+    return "truncated PNG: the file ends before its IEND chunk"
+
+
 def png_text(data: bytes, keyword: bytes) -> bytes | None:
     """Return the text of the first ``tEXt`` chunk named ``keyword`` before the image data, else None.
 

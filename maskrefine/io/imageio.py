@@ -26,7 +26,14 @@ from maskrefine._checks import unit_interval_problem
 from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError, OutputError, OutputExistsError
 from maskrefine.io.files import file_kind, open_regular, read_exactly
-from maskrefine.io.headers import HeaderError, ImageHeader, png_text, png_text_chunk, read_image_header
+from maskrefine.io.headers import (
+    HeaderError,
+    ImageHeader,
+    png_text,
+    png_text_chunk,
+    png_truncation,
+    read_image_header,
+)
 from maskrefine.io.options import (
     DEFAULT_MAX_PIXELS,
     MASK_SCALES,
@@ -175,6 +182,9 @@ def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHe
 
 
 def _decode(path: Path, data: bytes, flags: int) -> np.ndarray:
+    truncated = png_truncation(data)
+    if truncated is not None:
+        raise InputError(path, f"cannot decode as an image: {truncated} ({len(data)} bytes)")
     try:
         decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error:

@@ -116,6 +116,19 @@ def test_apply_refuses_a_palette_label_map(hostile: HostileTree) -> None:
     assert "a label map, not a mask" in result.stderr
 
 
+@pytest.mark.parametrize("cut", ["mid-chunk", "no-iend"])
+def test_truncated_pngs_are_named_by_maskrefine_alone(hostile: HostileTree, cut: str) -> None:
+    # libpng printed "libpng error: PNG input buffer is incomplete" on stderr next to our own line
+    for rel in ("images/0001.png", "masks/0002.png"):
+        data = hostile.path(rel).read_bytes()
+        hostile.path(rel).write_bytes(data[: len(data) // 2] if cut == "mid-chunk" else data[:-12])
+    result = hostile.run(
+        *hostile.apply_args("refined", "--jobs", "2"), exit=1, names=["0001.png", "0002.png"], out=OUT
+    )
+    assert result.stderr.count("truncated PNG") == 2, result.stderr
+    assert "libpng" not in result.output and "WARN" not in result.output, result.output
+
+
 def test_score_reads_0_1_ground_truth_under_move(hostile: HostileTree) -> None:
     for stem in STEMS:
         hostile.write_mask(f"gt/{stem}.png", (_read(hostile, f"gt/{stem}.png") > 127).astype(np.uint8))
