@@ -289,11 +289,12 @@ def predict_folder(
         Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
     """
     from maskrefine.errors import OutputError, OutputExistsError
-    from maskrefine.io.imageio import write_mask
+    from maskrefine.io.imageio import remove_stale_temps, write_mask
     from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
         check_folder,
+        check_inputs_are_not_outputs,
         check_not_an_output,
         check_output_file,
         check_output_folder,
@@ -361,6 +362,8 @@ def predict_folder(
     if save_coarse:
         present |= set(check_output_targets([outputs(stem)[1] for stem, _ in jobs], coarse_dir))
     existing = [stem for stem, _ in jobs if any(p in present for p in outputs(stem))]
+    if overwrite:  # an input image that is a symlink to an output would be replaced
+        check_inputs_are_not_outputs((path for _, path in jobs), present)
     if existing and not (overwrite or skip_existing):
         shown = ", ".join(f"{s}{suffix}" for s in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(
@@ -379,6 +382,10 @@ def predict_folder(
     out_path.mkdir(parents=True, exist_ok=True)
     if save_coarse:
         coarse_dir.mkdir(exist_ok=True)
+    if skip_existing:  # resume: our own temporary files left by a killed run
+        remove_stale_temps(out_path, {outputs(stem)[0].name for stem, _ in jobs})
+        if save_coarse:
+            remove_stale_temps(coarse_dir, {outputs(stem)[1].name for stem, _ in jobs})
 
     ckpt = Path(checkpoint)
     outcomes: dict[str, FileOutcome] = {}

@@ -108,6 +108,37 @@ def test_skip_existing_finishes_a_half_written_stem(tmp_path, run):
     assert (out / "b.png").read_bytes() == b"KEEP ME"
 
 
+def test_skip_existing_removes_our_stale_temporary_files(tmp_path, run):
+    images, ckpt = run
+    out = tmp_path / "out"
+    assert predict_folder(images, ckpt, out, save_coarse=True).counts["written"] == 3
+    (out / "b.png").unlink()
+    stale = [out / ".b.png.abcdefgh.tmp", out / "coarse" / ".a.png.abcdefgh.tmp"]
+    foreign = out / ".notes.txt.abcdefgh.tmp"  # not one of this run's names: kept
+    for path in (*stale, foreign):
+        path.write_bytes(b"partial")
+        os.utime(path, (0, 0))  # old enough to belong to a killed run
+    report = predict_folder(images, ckpt, out, save_coarse=True, skip_existing=True)
+    assert report.ok and report.counts["written"] == 1
+    assert not any(path.exists() for path in stale) and foreign.exists()
+
+
+def test_overwrite_refuses_an_input_image_that_is_a_symlink_to_an_output(tmp_path, run):
+    images, ckpt = run
+    out = tmp_path / "out"
+    assert predict_folder(images, ckpt, out).counts["written"] == 3
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for path in sorted(images.iterdir()):
+        (linked / path.name).write_bytes(path.read_bytes())
+    victim = sorted(out.glob("*.png"))[0]
+    (linked / "z.png").symlink_to(victim)  # an "image" that is one of the outputs
+    before = victim.read_bytes()
+    with pytest.raises(ConfigError, match="is a symbolic link to the existing output"):
+        predict_folder(linked, ckpt, out, overwrite=True)
+    assert victim.read_bytes() == before
+
+
 def _malformed(tmp_path, ckpt, name, change):
     state = copy.deepcopy(torch.load(ckpt, weights_only=True))
     change(state)
