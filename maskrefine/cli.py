@@ -769,6 +769,11 @@ def score_cmd(
                 ("--images", images_dir),
                 ("--before", before_dir),
                 ("--shard", shard),
+                ("--seeds", seeds),
+                ("--patch-size", patch_size),
+                ("--corloc-selector", corloc_selector),
+                ("--corloc-connectivity", corloc_connectivity),
+                ("--ignore-exif", True if ignore_exif else None),
             )
             if v is not None
         ]
@@ -786,6 +791,7 @@ def score_cmd(
                 quiet,
                 mask_scale=mask_scale,
                 max_pixels=max_pixels,
+                overwrite=overwrite,
             )
         )
     _quiet_opencv()
@@ -860,6 +866,7 @@ def _score_paired(
     *,
     mask_scale: str,
     max_pixels: int,
+    overwrite: bool,
 ) -> int:
     from maskrefine.quality.compare import compare_folders
 
@@ -876,6 +883,7 @@ def _score_paired(
             progress=progress,
             mask_scale=mask_scale,
             max_pixels=max_pixels,
+            overwrite=overwrite,
         )
     progress.close()
     for path, problem in report.failures:
@@ -1003,6 +1011,9 @@ def tune_cmd(
         _err(f"warning: {warning}")
     for _key, problem in report.failures:
         _err(f"error: {problem}")
+    if report.unmatched and not quiet:
+        _err(f"note: {len(report.unmatched)} file(s) lack a partner in --masks, --images or --gt; not used:")
+        _print_limited("  ", report.unmatched)
     click.echo(f"wrote {out_path}: {report.winner.label}")
     sys.exit(EXIT_OK if not report.failures else EXIT_FAILED)
 

@@ -248,17 +248,28 @@ def _coordinate(value: object, path: Path, where: str) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]  # any parsed JSON/XML value; float() decides
     except (TypeError, ValueError, OverflowError):
-        raise InputError(path, f"bad box coordinate {where}: {value!r} is not a number") from None
+        raise InputError(path, f"bad box coordinate {where}: {_short_repr(value)} is not a number") from None
     if not math.isfinite(number) or abs(number) > MAX_COORDINATE:
-        raise InputError(path, f"bad box coordinate {where}: {value!r} is not a finite pixel coordinate")
+        raise InputError(
+            path, f"bad box coordinate {where}: {_short_repr(value)} is not a finite pixel coordinate"
+        )
     return number
+
+
+def _short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (an annotation may hold a 5000-digit number)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr (Python's digit limit)
+        return f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
 
 def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
     data = _read_regular(path, "VOC XML")
     try:
         root = ET.fromstring(data)
-    except (ET.ParseError, RecursionError, ValueError) as exc:
+    except (ET.ParseError, RecursionError, ValueError, LookupError) as exc:  # LookupError: unknown encoding
         raise InputError(path, f"cannot parse VOC XML ({type(exc).__name__}: {exc})") from None
     boxes = []
     for obj in root.iter("object"):
@@ -371,15 +382,23 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
             raise bad(f"annotations[{i}].image_id must be an integer; got {image_id!r}")
         if image_id not in per:
             raise bad(f"annotations[{i}] refers to unknown image id {image_id}")
-        if ann.get("iscrowd", 0) == 1:
+        crowd = ann.get("iscrowd", 0)
+        if isinstance(crowd, bool) or crowd not in (0, 1) or not isinstance(crowd, int):
+            raise bad(f"annotations[{i}].iscrowd must be 0 or 1; got {_short_repr(crowd)}")
+        if crowd == 1:
             continue
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
-            raise bad(f"annotations[{i}].bbox must be a list of 4 numbers; got {bbox!r}")
+            raise bad(f"annotations[{i}].bbox must be a list of 4 numbers; got {_short_repr(bbox)}")
         where = f"annotations[{i}].bbox"
-        x, y, w, h = (_coordinate(v, path, where) if not isinstance(v, bool) else math.nan for v in bbox)
+        x, y, w, h = (
+            _coordinate(v, path, where)
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            else math.nan
+            for v in bbox
+        )
         if math.isnan(x + y + w + h):
-            raise bad(f"{where} must hold numbers; got {bbox!r}")
+            raise bad(f"{where} must hold numbers; got {_short_repr(bbox)}")
         per[image_id].append((round(x), round(y), round(x + w), round(y + h)))
     return {stems[k]: np.asarray(v, np.float64).reshape(-1, 4) for k, v in per.items()}
 

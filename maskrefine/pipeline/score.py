@@ -283,6 +283,8 @@ def score_folder(
         require_matplotlib()
         check_output_folder(plot_path, {**inputs, **box_folders})
         planned = PLOT_FILES if images_dir is not None else PLOT_FILES[:1]
+        for name in planned:  # never over an input file kept there (the COCO JSON, the seeds JSON)
+            check_output_file(plot_path / name, "plot file", {}, box_files)
         existing = check_output_targets([plot_path / name for name in planned], plot_path)
         if existing and not overwrite:
             raise ConfigError(

@@ -28,7 +28,15 @@ from maskrefine.io.imageio import ReadOptions, write_text_atomic
 from maskrefine.io.pairs import match_folders
 from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.metrics.evaluator import score_image, scoring_gt
-from maskrefine.pipeline.guards import check_folder, check_output_file, check_output_folder
+from maskrefine.pipeline.guards import (
+    check_folder,
+    check_output_file,
+    check_output_folder,
+    check_output_targets,
+    path_argument,
+    resolved_path,
+)
+from maskrefine.pipeline.reports import not_regular_entries
 from maskrefine.quality.preset_file import check_replaceable
 from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
 
@@ -155,6 +163,7 @@ def compare_folders(
     progress: Callable[[int, int], None] | None = None,
     mask_scale: str | int = "auto",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    overwrite: bool = False,
 ) -> PairedScoreReport:
     """Score ``pred_dir`` and ``baseline_dir`` against ``gt_dir`` and compare them image by image.
 
@@ -171,7 +180,8 @@ def compare_folders(
     csv_path, json_path : path-like, optional
         Per-image rows (CSV) and the report (JSON), written atomically.
     plot_dir : path-like, optional
-        Write ``paired_iou.png`` there: per-image IoU before (x) and after (y). Needs matplotlib.
+        Write ``paired_iou.png`` there: per-image IoU before (x) and after (y). Needs matplotlib. An
+        existing ``paired_iou.png`` is replaced only with ``overwrite``.
     progress : callable, optional
         ``progress(done, total)`` after each image.
     mask_scale : {"auto", "255", "1", "65535"}
@@ -179,6 +189,8 @@ def compare_folders(
         :func:`maskrefine.score_folder`.
     max_pixels : int or None
         Largest accepted mask, checked from the file header before decoding (None: no limit).
+    overwrite : bool, default False
+        Replace an existing ``paired_iou.png`` in ``plot_dir``.
 
     Returns
     -------
@@ -206,6 +218,9 @@ def compare_folders(
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     taken: dict[str, Path] = {}
+    if plot_dir is not None:
+        plot_file = path_argument(plot_dir, "plot folder") / SCATTER_FILE
+        taken["plot file"] = resolved_path(plot_file, "plot file")
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
             check_replaceable(target, what)
@@ -215,6 +230,11 @@ def compare_folders(
 
         require_matplotlib()
         check_output_folder(Path(plot_dir), inputs)
+        if check_output_targets([plot_file], Path(plot_dir)) and not overwrite:
+            raise ConfigError(
+                f"plot file {plot_file} already exists; use --overwrite to replace it or choose another "
+                "--plot folder"
+            )
     p = get_preset(preset)
 
     with_base = match_folders(pred, base, MASK_EXTENSIONS, MASK_EXTENSIONS)
@@ -225,6 +245,12 @@ def compare_folders(
         for pair in with_base.pairs
         if pair.stem in gt_by_stem
     ]
+    # FIFOs, folders, dangling links named like masks: named and skipped, as in score_folder
+    skipped = {
+        str(f.path): f.problem
+        for f in not_regular_entries(with_base, None) + not_regular_entries(with_gt, None)
+    }
+    failures: list[tuple[str, str]] = sorted(skipped.items())
     matched = {t[0] for t in triples}
     unmatched = sorted(
         {str(x) for x in with_base.only_first + with_base.only_second + with_gt.only_first}
@@ -235,7 +261,6 @@ def compare_folders(
     before: dict[str, list[float]] = {m: [] for m in PAIRED_METRICS}
     curves_after: list[np.ndarray] = []
     curves_before: list[np.ndarray] = []
-    failures: list[tuple[str, str]] = []
     for done, (stem, pred_path, base_path, gt_path) in enumerate(triples, start=1):
         current = gt_path
         try:

@@ -30,6 +30,7 @@ from maskrefine.errors import ConfigError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_mask_array
 from maskrefine.io.pairs import match_folders
+from maskrefine.pipeline.reports import not_regular_entries
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
     ScoreCache,
@@ -104,9 +105,16 @@ class TuneReport:
         }
 
 
-def _triples(masks_dir: Path, images_dir: Path, gt_dir: Path) -> tuple[list[Item], list[str]]:
+def _triples(
+    masks_dir: Path, images_dir: Path, gt_dir: Path
+) -> tuple[list[Item], list[str], list[tuple[str, str]]]:
+    """Items with a mask, an image and a GT; the unmatched names; the entries that are not files."""
     with_images = match_folders(masks_dir, images_dir, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
     with_gt = match_folders(masks_dir, gt_dir, MASK_EXTENSIONS, MASK_EXTENSIONS)
+    not_files = {
+        str(f.path): f"{f.path}: {f.problem}"
+        for f in not_regular_entries(with_images, None) + not_regular_entries(with_gt, None)
+    }
     gt_by_stem = {pair.stem: pair.second for pair in with_gt.pairs}
     items = [
         Item(pair.stem, pair.second, pair.first, gt_by_stem[pair.stem])
@@ -119,7 +127,7 @@ def _triples(masks_dir: Path, images_dir: Path, gt_dir: Path) -> tuple[list[Item
         | {str(pair.first) for pair in with_images.pairs if pair.stem not in matched}
         | {str(pair.first) for pair in with_gt.pairs if pair.stem not in matched}
     )
-    return items, unmatched
+    return items, unmatched, sorted(not_files.items())
 
 
 def _masks_are_binary(items: Sequence[Item]) -> bool:
@@ -201,7 +209,7 @@ def tune(
                 f"unknown method(s) {', '.join(map(repr, unknown))}; "
                 f"choose from {', '.join(searchable_methods())}"
             )
-    items, unmatched = _triples(masks, images, gts)
+    items, unmatched, not_files = _triples(masks, images, gts)
     if not items:
         raise ConfigError(f"no mask in {masks} has both an image in {images} and a ground truth in {gts}")
     binary = _masks_are_binary(items)
@@ -271,7 +279,7 @@ def tune(
         n_images=len(keys),
         scored=len(scores),
         truncated=truncated,
-        failures=list(failures),
+        failures=not_files + list(failures),  # FIFOs, folders, dangling links: named, never opened
         unmatched=unmatched,
     )
     best = rows[0]
@@ -346,7 +354,7 @@ def tune_to_file(
         As :func:`tune`, plus unsafe output paths and a bad ``budget`` text.
     """
     from maskrefine.io.imageio import write_text_atomic
-    from maskrefine.pipeline.guards import check_output_file
+    from maskrefine.pipeline.guards import check_output_file, check_output_folder
     from maskrefine.quality.preset_file import check_preset_output, write_preset_file
 
     inputs = {
@@ -362,8 +370,9 @@ def tune_to_file(
         check_output_file(report_file, "report file", inputs, taken=taken)
     budget_s = parse_budget(budget)
     cache_dir = out.with_name(out.name + ".tune-cache")
-    if cache_dir.exists() and (cache_dir.is_symlink() or not cache_dir.is_dir()):
-        raise ConfigError(f"cache folder {cache_dir} exists and is not a folder; remove it")
+    if cache_dir.is_symlink() or (cache_dir.exists() and not cache_dir.is_dir()):  # a dangling link too
+        raise ConfigError(f"cache folder {cache_dir} exists and is not a folder (or is a symlink); remove it")
+    check_output_folder(cache_dir, inputs)  # the cache is written: never into an input folder
     report = tune(
         masks_dir,
         images_dir,

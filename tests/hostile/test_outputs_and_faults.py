@@ -68,6 +68,18 @@ def test_output_path_through_a_symlink_loop_is_a_usage_error(hostile, command, w
     assert "cannot resolve the path" in result.stderr or "loop" in result.stderr
 
 
+def test_score_plot_never_replaces_an_input_annotation_file(hostile) -> None:
+    pytest.importorskip("matplotlib", reason="--plot needs the plot extra (matplotlib)")
+    # a COCO JSON kept in the plot folder under a plot file's name was replaced by the plot
+    hostile.path("plots").mkdir()
+    coco = '{"images": [{"id": 1, "file_name": "0001.png"}], "annotations": []}'
+    hostile.path("plots/pr_curve.png").write_text(coco)
+    args = hostile.score_args("--boxes", "coco:plots/pr_curve.png", "--plot", "plots", "--overwrite")
+    result = hostile.run(*args, exit=2, names=["plots/pr_curve.png"])
+    assert "boxes (coco) file" in result.stderr
+    assert hostile.path("plots/pr_curve.png").read_text() == coco
+
+
 def test_output_folder_below_a_regular_file_is_a_usage_error(hostile) -> None:
     # it was "error: notes.txt/x/<stem>.png: Not a directory" per file, exit 1
     result = hostile.run(*hostile.apply_args("notes.txt/x"), exit=2, names=["notes.txt is not a folder"])

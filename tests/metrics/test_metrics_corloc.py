@@ -254,6 +254,14 @@ def test_voc_fifo_and_folder_named_xml_are_refused_without_reading(tmp_path):
         read_voc_boxes(tmp_path)
 
 
+@pytest.mark.parametrize("encoding", ["foo-bar", "base64", "rot13"])
+def test_voc_xml_with_an_unusable_encoding_is_an_input_error(tmp_path, encoding):
+    # expat raised LookupError ("unknown encoding"), which escaped as a traceback
+    (tmp_path / "odd.xml").write_text(f"<?xml version='1.0' encoding='{encoding}'?><annotation/>")
+    with pytest.raises(InputError, match=r"odd\.xml: cannot parse VOC XML"):
+        read_voc_boxes(tmp_path)
+
+
 def test_voc_deeply_nested_xml_is_an_input_error(tmp_path):
     (tmp_path / "deep.xml").write_text("<a>" * 100000 + "</a>" * 100000)
     try:
@@ -319,6 +327,25 @@ def _coco(tmp_path, data) -> object:
                 "annotations": [],
             },
             "share the file stem 'a'",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"image_id": 1, "bbox": ["0", "0", "16", "16"]}],
+            },
+            "must hold numbers",  # JSON strings were parsed with float() and scored
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "a.jpg"}],
+                "annotations": [{"image_id": 1, "bbox": [0, 0, 1, 1], "iscrowd": "1"}],
+            },
+            r"annotations\[0\].iscrowd must be 0 or 1; got '1'",  # was silently not a crowd box
+        ),
+        (
+            '{"images": [{"id": 1, "file_name": "a.jpg"}], '
+            '"annotations": [{"image_id": 1, "bbox": [' + "9" * 5000 + ", 0, 1, 1]}]}",
+            "cannot read COCO JSON .*digits",  # refused by the JSON reader, never echoed in full
         ),
         ([1, 2], "the top level is a list"),
         ("[" * 100000 + "]" * 100000, "nested too deeply"),

@@ -203,6 +203,57 @@ def test_apply_report_or_outputs_never_replace_the_preset_file(data, tmp_path):
     assert preset.read_bytes() == before and inside.read_bytes() == before
 
 
+def test_score_baseline_plot_is_checked_before_any_work(data, tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs the plot extra (matplotlib)")
+    base = ["score", "--pred", data / "coarse", "--gt", data / "gt", "--baseline", data / "coarse"]
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "paired_iou.png").write_bytes(b"mine")
+    result = run(*base, "--plot", plots)  # an existing plot is replaced only with --overwrite
+    assert result.exit_code == 2 and "already exists; use --overwrite" in result.output
+    assert (plots / "paired_iou.png").read_bytes() == b"mine"
+    result = run(*base, "--plot", plots, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (plots / "paired_iou.png").read_bytes().startswith(b"\x89PNG")
+    link = tmp_path / "p2"
+    link.mkdir()
+    (link / "paired_iou.png").symlink_to(tmp_path / "victim.png")
+    result = run(*base, "--plot", link, "--overwrite")
+    assert result.exit_code == 2 and "symbolic link" in result.output
+    assert not (tmp_path / "victim.png").exists()
+    result = run(*base, "--plot", tmp_path / "p3", "--csv", tmp_path / "p3" / "paired_iou.png")
+    assert result.exit_code == 2 and "also the plot file" in result.output
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--seeds", "no/such.json"],
+        ["--patch-size", "16"],
+        ["--corloc-selector", "seed_cc"],
+        ["--corloc-connectivity", "8"],
+        ["--ignore-exif"],
+    ],
+)
+def test_score_baseline_refuses_options_it_would_ignore(data, tmp_path, extra):
+    result = run(
+        "score", "--pred", data / "coarse", "--gt", data / "gt", "--baseline", data / "coarse", *extra
+    )
+    assert result.exit_code == 2 and "cannot be combined with --baseline" in result.output
+
+
+def test_score_baseline_names_entries_that_are_not_files(data, tmp_path):
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for path in sorted((data / "coarse").iterdir()):
+        (pred / path.name).write_bytes(path.read_bytes())
+    victim = sorted(pred.iterdir())[0]
+    victim.unlink()
+    os.mkfifo(victim)
+    result = run("score", "--pred", pred, "--gt", data / "gt", "--baseline", data / "coarse")
+    assert result.exit_code == 1 and f"{victim.name}: is a FIFO" in result.output
+
+
 def test_score_baseline_with_nothing_scored_fails(data, tmp_path):
     # no common stems, and three empty folders: exit 1, "ok": false and an "error" in --json
     other = tmp_path / "other"
@@ -275,6 +326,38 @@ def test_tune_writes_a_preset_that_apply_accepts(data, tmp_path):
     redo = run(*tune_args(data, out, "--overwrite"))
     assert redo.exit_code == 0, redo.output
     assert tomllib.loads(out.read_text()) == preset
+
+
+def test_tune_names_entries_that_are_not_files_and_unmatched_names(data, tmp_path):
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    names = sorted(p.name for p in (data / "gt").iterdir())
+    for name in names[2:]:
+        (gt / name).write_bytes((data / "gt" / name).read_bytes())
+    os.mkfifo(gt / names[0])  # a FIFO where a GT goes: named, never opened
+    args = tune_args(data, tmp_path / "best.toml")
+    args[args.index("--gt") + 1] = gt
+    result = run(*[a for a in args if a != "-q"])
+    assert result.exit_code == 1, result.output
+    assert f"{names[0]}: is a FIFO" in result.output
+    assert "lack a partner in --masks, --images or --gt" in result.output and names[1] in result.output
+
+
+def test_tune_cache_path_hazards_are_refused_before_any_work(data, tmp_path):
+    out = tmp_path / "best.toml"
+    (tmp_path / "best.toml.tune-cache").symlink_to(tmp_path / "nowhere")  # dangling
+    result = run(*tune_args(data, out))
+    assert result.exit_code == 2 and "tune-cache" in result.output and not out.exists()
+    # a masks folder named like the cache: the cache would be written into an input folder
+    masks = tmp_path / "o.toml.tune-cache"
+    masks.mkdir()
+    for path in sorted((data / "coarse").iterdir()):
+        (masks / path.name).write_bytes(path.read_bytes())
+    args = tune_args(data, tmp_path / "o.toml")
+    args[args.index("--masks") + 1] = masks
+    result = run(*args)
+    assert result.exit_code == 2 and "masks folder" in result.output
+    assert sorted(p.suffix for p in masks.iterdir()) == [".png"] * len(list(masks.iterdir()))
 
 
 def test_tune_hostile_outputs_and_options(data, tmp_path):
