@@ -333,7 +333,7 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         float,
         "bilateral_solver chroma cell (0..255). [default: from --preset]",
     ),
-    ("--lam", "lam", float, "bilateral_solver smoothness λ. [default: 256]"),
+    ("--lam", "lam", float, "bilateral_solver smoothness λ, in [0, 1e8]. [default: 256]"),
     ("--iterations", "iterations", int, "crf mean-field iterations. [default: from --preset (deeplab 10)]"),
     ("--gt-prob", "gt_prob", float, "crf confidence of a binary mask's labels, in (0, 1). [default: 0.7]"),
     ("--gaussian-sxy", "gaussian_sxy", float, "crf Gaussian kernel width in pixels. [default: 3]"),
