@@ -96,6 +96,8 @@ def metadata(extra_modules: tuple[str, ...] = ()) -> dict[str, object]:
         "versions": {m: _version(m) for m in modules},
         "threads": threads,
         "env": {k: os.environ.get(k) for k in (*MALLOC_ENV, "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
+        # 1/5/15-min load average when the figures were taken: whether other jobs shared the cores
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 

@@ -159,7 +159,6 @@ def main() -> None:
         "settings": vars(args),
         "head_parameters": n_params,
         "rows": table,
-        "note": "shared 2-core machine, other jobs running: absolute figures are noisy, ratios less so",
     }
     name = f"train--{device.type}{'-amp' if args.amp else ''}.json"
     path = save_json(payload, args.json or RESULTS_DIR / name)

@@ -1054,6 +1054,10 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
         for line in merged.unreadable:
             _err(f"error: {line}")
         code = _finish_apply(merged.report, quiet and merged.ok)
+        if merged.elapsed_rule == "sum" and not quiet:
+            _err(
+                "note: a report has no start time (older maskrefine): time and masks/s are summed over shards"
+            )
         if merged.missing_shards:
             shown = merged.missing_shards[:_MAX_LISTED_SHARDS]
             missing = ", ".join(f"{k}/{merged.shard_count}" for k in shown)

@@ -44,7 +44,8 @@ def test_merge_equals_single_run(sharded) -> None:
     assert {o.status for o in merged.report.outcomes} == {"written"}
     assert sorted(merged.shards) == [f"{k}/{N_SHARDS}" for k in range(1, N_SHARDS + 1)]
     assert merged.report.config["shard"] is None and merged.report.config["method"] == "guided"
-    assert merged.elapsed_sum >= merged.report.elapsed > 0
+    # the fixture ran the shards one after another: the job's span covers them all
+    assert merged.elapsed_rule == "span" and merged.report.elapsed >= merged.elapsed_sum - 1e-5 > 0
     data = merged.to_dict()
     assert data["ok"] is True and data["counts"]["written"] == len(single.outcomes)
 
@@ -124,6 +125,41 @@ def test_bad_report_files_are_named(tmp_path, content, problem) -> None:
     # the CLI names the file and goes on; never a traceback
     result = CliRunner().invoke(main, ["report", "merge", str(path)])
     assert result.exit_code == 1 and f"{path}: " in result.stderr and "Traceback" not in result.output
+
+
+def test_merged_time_is_the_jobs_wall_span_not_the_longest_shard(sharded, tmp_path) -> None:
+    # shards run one after another: masks/s must not be written / longest shard (3x too high here)
+    reports = []
+    for k, start in ((1, 1000.0), (2, 1010.0), (3, 1020.0)):
+        data = json.loads(sharded["reports"][k - 1].read_text())
+        data["started_s"], data["elapsed_s"] = start, 4.0
+        path = tmp_path / f"{k}.json"
+        path.write_text(json.dumps(data))
+        reports.append(path)
+    merged = merge_run_reports(reports)
+    assert merged.elapsed_rule == "span" and merged.report.elapsed == pytest.approx(24.0)
+    written = merged.report.counts["written"]
+    assert merged.report.masks_per_s == pytest.approx(written / 24.0)
+    assert merged.to_dict()["started_s"] == 1000.0 and merged.to_dict()["elapsed_sum_s"] == 12.0
+    # shards run at once: the span is one shard's time
+    for path in reports:
+        data = json.loads(path.read_text())
+        data["started_s"] = 1000.0
+        path.write_text(json.dumps(data))
+    assert merge_run_reports(reports).report.elapsed == pytest.approx(4.0)
+    # a report without a start time (older maskrefine): summed, and said so
+    data = json.loads(reports[0].read_text())
+    del data["started_s"]
+    reports[0].write_text(json.dumps(data))
+    merged = merge_run_reports(reports)
+    assert merged.elapsed_rule == "sum" and merged.report.elapsed == pytest.approx(12.0)
+    result = CliRunner().invoke(main, ["report", "merge", *map(str, reports)])
+    assert "summed over shards" in result.stderr
+
+
+def test_a_fresh_report_records_its_start_time(sharded) -> None:
+    data = json.loads(sharded["reports"][0].read_text())
+    assert isinstance(data["started_s"], float) and data["started_s"] > 1.7e9
 
 
 def test_settings_that_differ_between_shards_are_refused(sharded, tmp_path) -> None:

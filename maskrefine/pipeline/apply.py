@@ -255,6 +255,7 @@ def apply_folder(
         ``max_pixels``, ``overwrite`` with ``skip_existing``, or existing outputs without either flag.
     """
     start = time.perf_counter()
+    started = time.time()
     masks_path = check_folder(masks_dir, "masks")
     images_path = check_folder(images_dir, "images")
     out_path = path_argument(out_dir, "output folder")
@@ -380,6 +381,7 @@ def apply_folder(
         elapsed=time.perf_counter() - start,
         config=config,
         not_regular=not_regular,
+        started=started,
     )
     if report_file is not None:
         report.write_json(report_file)

@@ -169,11 +169,13 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
             raise TypeError(f"'duplicates' must be an object; got {type(duplicates_data).__name__}")
         duplicates = {str(s): _path_list(ps, "'duplicates'") for s, ps in duplicates_data.items()}
         elapsed = _seconds(data.get("elapsed_s", 0.0), "'elapsed_s'")
+        started = data.get("started_s")
+        started = None if started is None else _seconds(started, "'started_s'")
     except _UnknownStatus as exc:
         raise _fail(file, f"unknown file status {exc} (expected one of {', '.join(_STATUSES)})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(file, f"malformed run report entry ({type(exc).__name__}: {exc})") from None
-    return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config), not_regular)
+    return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config), not_regular, started)
 
 
 def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
@@ -219,8 +221,8 @@ class MergedRunReport:
     Attributes
     ----------
     report : RunReport
-        All shards' outcomes (sorted by stem), unmatched files and duplicates; ``elapsed`` is the longest
-        shard's wall time; ``config`` the shared settings with ``shard`` set to ``None``.
+        All shards' outcomes (sorted by stem), unmatched files and duplicates; ``elapsed`` as
+        ``elapsed_rule`` says; ``config`` the shared settings with ``shard`` set to ``None``.
     sources : list of Path
         The report files, in the order given.
     shards : list of str or None
@@ -233,6 +235,11 @@ class MergedRunReport:
         Sum of the shards' wall times (the work done, when shards ran one after another).
     unreadable : list of str
         ``"path: problem"`` for each report file that could not be read (``skip_unreadable=True``).
+    elapsed_rule : {"span", "sum"}
+        How ``report.elapsed`` (and so ``masks_per_s``) was made: ``"span"``, from the first shard's
+        start to the last shard's end (every report has ``started_s``), the job's wall time whether the
+        shards ran at once or one after another; ``"sum"``, the shards' summed times (a report without a
+        start time), which makes ``masks_per_s`` a rate per shard-second.
     """
 
     report: RunReport
@@ -242,6 +249,7 @@ class MergedRunReport:
     shard_count: int | None
     elapsed_sum: float
     unreadable: list[str] = field(default_factory=list)
+    elapsed_rule: str = "span"
 
     @property
     def ok(self) -> bool:
@@ -251,8 +259,8 @@ class MergedRunReport:
     def to_dict(self) -> dict[str, Any]:
         """Return the merged report in the single-run JSON layout, with the merge's own keys.
 
-        The keys added are ``sources``, ``shards``, ``missing_shards``, ``unreadable`` and
-        ``elapsed_sum_s``; ``ok`` also requires every shard.
+        The keys added are ``sources``, ``shards``, ``missing_shards``, ``unreadable``,
+        ``elapsed_sum_s`` and ``elapsed_rule``; ``ok`` also requires every shard.
         """
         data = self.report.to_dict()
         data["ok"] = self.ok
@@ -261,6 +269,7 @@ class MergedRunReport:
         data["missing_shards"] = list(self.missing_shards)
         data["unreadable"] = list(self.unreadable)
         data["elapsed_sum_s"] = round(self.elapsed_sum, 6)
+        data["elapsed_rule"] = self.elapsed_rule
         return data
 
     def write_json(self, path: str | Path) -> Path:
@@ -375,13 +384,22 @@ def merge_run_reports(
     if total_n is not None:
         present = {int(s.split("/")[0]) for s in seen_shards}
         missing = [k for k in range(1, total_n + 1) if k not in present]
+    starts = [report.started for _, report in items]
+    if all(start is not None for start in starts):
+        # the job's wall time: first start to last end, whether the shards ran at once or in turn
+        first_start = min(s for s in starts if s is not None)
+        ends = [(report.started or 0.0) + report.elapsed for _, report in items]
+        elapsed, elapsed_rule = max(ends) - first_start, "span"
+    else:  # a report without a start time: the shards' summed time (masks/s per shard-second)
+        first_start, elapsed, elapsed_rule = None, sum(report.elapsed for _, report in items), "sum"
     merged = RunReport(
         outcomes=[by_stem[stem][1] for stem in sorted(by_stem)],
         unmatched=sorted(unmatched.values(), key=lambda u: (u.folder, str(u.path))),
         duplicates=dict(sorted(duplicates.items())),
-        elapsed=max(report.elapsed for _, report in items),
+        elapsed=elapsed,
         config={**first.config, "shard": None, "jobs": None},
         not_regular=[not_regular[key] for key in sorted(not_regular)],
+        started=first_start,
     )
     return MergedRunReport(
         report=merged,
@@ -391,4 +409,5 @@ def merge_run_reports(
         shard_count=total_n,
         elapsed_sum=sum(report.elapsed for _, report in items),
         unreadable=[str(exc) for exc in unreadable],
+        elapsed_rule=elapsed_rule,
     )

@@ -175,6 +175,9 @@ class RunReport:
     not_regular : list of Failure
         Entries of the input folders that are not regular files (FIFO, folder, dangling symlink...);
         never opened, and they make ``ok`` False.
+    started : float or None
+        When the job started (seconds since the epoch, UTC), so that merged shard reports can give the
+        wall time from the first start to the last end; None when unknown.
     """
 
     outcomes: list[FileOutcome] = field(default_factory=list)
@@ -183,6 +186,7 @@ class RunReport:
     elapsed: float = 0.0
     config: dict[str, Any] = field(default_factory=dict)
     not_regular: list[Failure] = field(default_factory=list)
+    started: float | None = None
 
     def _count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -223,12 +227,13 @@ class RunReport:
         return self._count("failed") == 0 and not self.not_regular
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: ok, counts, masks_per_s, elapsed_s, config, files, unmatched, duplicates."""
+        """JSON-ready dict: ok, counts, masks_per_s, elapsed_s, started_s, config, files, unmatched, ..."""
         return {
             "ok": self.ok,
             "counts": self.counts,
             "masks_per_s": round(self.masks_per_s, 3),
             "elapsed_s": round(self.elapsed, 6),
+            "started_s": None if self.started is None else round(self.started, 6),
             "config": self.config,
             "files": [outcome.to_dict() for outcome in self.outcomes],
             "unmatched": [item.to_dict() for item in self.unmatched],
