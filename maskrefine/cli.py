@@ -23,7 +23,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -32,7 +32,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine.auto import AUTO_RULE_TEXT
-from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError
+from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError, ReportNotWrittenError
 from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
 from maskrefine.io.pairs import MASK_FORMATS
 from maskrefine.metrics.presets import PRESETS
@@ -163,10 +163,12 @@ def _skip_blas_probe() -> None:
 
 
 @contextmanager
-def _library_errors(progress: _Progress | None = None, *, resumable: bool = False) -> Iterator[None]:
+def _library_errors(
+    progress: _Progress | None = None, *, interrupted: str = "nothing was written"
+) -> Iterator[None]:
     """Turn library exceptions into messages and exit codes; never show a traceback for them.
 
-    ``resumable``: the command has ``--skip-existing`` (said in the Ctrl-C message).
+    ``interrupted``: what the Ctrl-C message says was kept (:data:`_RESUMABLE` for the folder jobs).
     """
     try:
         yield
@@ -180,10 +182,7 @@ def _library_errors(progress: _Progress | None = None, *, resumable: bool = Fals
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt:
         _close(progress)
-        if resumable:
-            _err("interrupted: outputs already written are complete; rerun with --skip-existing to resume")
-        else:
-            _err("interrupted: nothing was written")
+        _err(f"interrupted: {interrupted}")
         sys.exit(EXIT_INTERRUPTED)
     except OSError as exc:  # e.g. the output folder cannot be created
         if progress is not None:
@@ -193,6 +192,12 @@ def _library_errors(progress: _Progress | None = None, *, resumable: bool = Fals
         sys.exit(EXIT_FAILED)
     finally:
         _close(progress)
+
+
+#: Ctrl-C message of ``score``: plots are written as they are made, the CSV and JSON at the end.
+_SCORE_INTERRUPTED = "no CSV or JSON was written; plots already written are complete and kept"
+#: Ctrl-C message of the jobs that publish outputs one by one and have ``--skip-existing``.
+_RESUMABLE = "outputs already written are complete; rerun with --skip-existing to resume"
 
 
 def _close(progress: _Progress | None) -> None:
@@ -269,7 +274,24 @@ def _print_limited(prefix: str, lines: Sequence[str]) -> None:
 # --------------------------------------------------------------------------------------------- group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The command group; Ctrl-C anywhere outside a job's own handler also exits 130, in one line.
+
+    click would turn a ``KeyboardInterrupt`` raised while a command imports its modules (or prints its
+    summary) into "Aborted!" and exit code 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _err("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+
+
+@click.group(
+    cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, "--version", prog_name="maskrefine", message="%(prog)s %(version)s")
 def main() -> None:
     """Refine segmentation masks with the image as guide (guided filter), and score them.
@@ -545,8 +567,9 @@ def apply_cmd(
         method, guide, params = chosen.method, chosen.guide, chosen.param_dict
         binary_input = chosen.upsample == "nearest"
     progress = _make_progress("apply", quiet)
-    with _library_errors(progress, resumable=True):
-        report = apply_folder(
+    with _library_errors(progress, interrupted=_RESUMABLE):
+        report, unwritten = _keep_outcomes(
+            apply_folder,
             masks_dir,
             images_dir,
             out_dir,
@@ -567,7 +590,24 @@ def apply_cmd(
             input_files={"preset file": preset_file} if preset_file is not None else None,
         )
     progress.close()
-    sys.exit(_finish_apply(report, quiet))
+    sys.exit(_finish_with_report(report, unwritten, quiet))
+
+
+def _keep_outcomes(job: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+    """Run a folder job; when only its ``--report`` could not be written, keep the outcomes to print."""
+    try:
+        return job(*args, **kwargs), None
+    except ReportNotWrittenError as exc:
+        return exc.report, str(exc)
+
+
+def _finish_with_report(report: Any, unwritten: str | None, quiet: bool) -> int:
+    """:func:`_finish_apply`, then the report file's own write error (exit 1) if there was one."""
+    code = _finish_apply(report, quiet)
+    if unwritten is not None:
+        _err(f"error: {unwritten} (the report was not written; the files above are as listed)")
+        return EXIT_FAILED
+    return code
 
 
 def _finish_apply(report: Any, quiet: bool) -> int:
@@ -797,7 +837,7 @@ def score_cmd(
     _quiet_opencv()
     _skip_blas_probe()
     progress = _make_progress("score", quiet)
-    with _library_errors(progress):
+    with _library_errors(progress, interrupted=_SCORE_INTERRUPTED):
         report = score_folder(
             pred_dir,
             gt_dir,
@@ -871,7 +911,7 @@ def _score_paired(
     from maskrefine.quality.compare import compare_folders
 
     progress = _make_progress("score", quiet)
-    with _library_errors(progress):
+    with _library_errors(progress, interrupted=_SCORE_INTERRUPTED):
         report = compare_folders(
             pred_dir,
             baseline_dir,
@@ -984,7 +1024,10 @@ def tune_cmd(
     """
     from maskrefine.quality.tune import tune_to_file
 
-    with _library_errors():
+    with _library_errors(
+        interrupted="the scores computed so far are kept in <out>.tune-cache; rerun the same command "
+        "(with --overwrite if --out was written) to resume"
+    ):
         report = tune_to_file(
             masks_dir,
             images_dir,

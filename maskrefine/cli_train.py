@@ -226,10 +226,11 @@ def predict_cmd(
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
     cli._quiet_opencv()  # a bad image is reported in the summary, not by OpenCV's own log lines
     progress = cli._make_progress("predict", quiet)
-    with cli._library_errors(progress):
+    with cli._library_errors(progress, interrupted=cli._RESUMABLE):
         from maskrefine.train.predict import predict_folder
 
-        report = predict_folder(
+        report, unwritten = cli._keep_outcomes(
+            predict_folder,
             images_dir,
             checkpoint,
             out_dir,
@@ -246,4 +247,4 @@ def predict_cmd(
             report_path=report_path,
         )
     progress.close()
-    sys.exit(cli._finish_apply(report, quiet))
+    sys.exit(cli._finish_with_report(report, unwritten, quiet))

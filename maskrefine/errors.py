@@ -14,6 +14,7 @@ __all__ = [
     "ConfigError",
     "OutputError",
     "OutputExistsError",
+    "ReportNotWrittenError",
 ]
 
 
@@ -63,6 +64,21 @@ class OutputError(MaskrefineError, OSError):
 
     def __reduce__(self) -> tuple[type, tuple[Path, str]]:
         """Pickle as ``(path, problem)`` (e.g. to pass the error back from a worker process)."""
+        return type(self), (self.path, self.problem)
+
+
+class ReportNotWrittenError(OutputError):
+    """A folder job ran, but its ``--report`` JSON could not be written; ``report`` holds the outcomes.
+
+    The job's outputs are published (or failed) as ``report`` says; only the report file is missing.
+    """
+
+    def __init__(self, path: str | Path, problem: str, report: object = None) -> None:
+        super().__init__(path, problem)
+        self.report = report
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        """Pickle as ``(path, problem)`` (the report stays behind)."""
         return type(self), (self.path, self.problem)
 
 

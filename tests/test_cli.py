@@ -588,3 +588,27 @@ def test_plot_without_matplotlib(score_data, tmp_path: Path, monkeypatch) -> Non
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     result = invoke(["score", "--pred", pred, "--gt", gt, "--plot", tmp_path / "plots"], pred, gt)
     _usage(result, "matplotlib")
+
+
+def test_a_report_that_cannot_be_written_does_not_hide_the_files_outcomes(tmp_path, monkeypatch):
+    # a full disk: the report's own write error used to be the only line printed (per-file errors and
+    # the summary were lost with the report object)
+    from maskrefine.errors import OutputError
+    from maskrefine.pipeline import reports
+
+    masks, images = make_dataset(tmp_path)
+    (masks / "b.png").write_bytes(b"not a png")
+
+    def no_space(self, path):
+        raise OutputError(path, "cannot write (No space left on device)")
+
+    monkeypatch.setattr(reports.RunReport, "write_json", no_space)
+    result = invoke(
+        ["apply", "--masks", masks, "--images", images, "--out", tmp_path / "out", "-j", "1", "--report",
+         tmp_path / "run.json"],
+        masks, images,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "b.png" in result.stderr and "written 3, skipped 0, failed 1" in result.stdout
+    assert "run.json: cannot write (No space left on device) (the report was not written" in result.stderr
+    assert outputs(tmp_path / "out") == {"a.png", "c.png", "d.png"}

@@ -436,3 +436,50 @@ def test_shards_via_cli_cover_everything_once(tmp_path: Path) -> None:
         names += [p.name for p in final_outputs(out)] if out.exists() else []
     assert sorted(names) == sorted(f"img_{i}.png" for i in range(17))
     assert len(names) == len(set(names))
+
+
+# ------------------------------------------------------------------------------- Ctrl-C at start-up
+
+_INTERRUPT_ON_IMPORT = """
+import importlib.abc, os, signal, sys
+class _Hook(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == {module!r}:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)  # what a Ctrl-C at that very moment does
+        return None
+sys.meta_path.insert(0, _Hook())
+sys.argv = ["maskrefine", *sys.argv[1:]]
+from maskrefine._entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "command"),
+    [
+        ("maskrefine.auto", ["apply"]),  # while the CLI module itself imports
+        ("maskrefine.pipeline", ["apply"]),  # while a command imports its job (numba, OpenCV)
+        ("maskrefine.quality.tune", ["tune"]),
+    ],
+)
+def test_ctrl_c_during_start_up_exits_130_without_traceback(
+    tmp_path: Path, module: str, command: list[str]
+) -> None:
+    # it was a KeyboardInterrupt traceback (killed by SIGINT), or click's "Aborted!" with exit code 1
+    masks, images = make_pairs(tmp_path, 2)
+    args = ["--masks", masks, "--images", images]
+    args += (
+        ["--out", tmp_path / "out"] if command == ["apply"] else ["--gt", masks, "--out", tmp_path / "b.toml"]
+    )
+    code = _INTERRUPT_ON_IMPORT.format(module=module)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *command, *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and "Aborted" not in proc.stderr
+    assert "interrupted" in proc.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "b.toml").exists()

@@ -43,6 +43,7 @@ from maskrefine.pipeline.reports import (
     describe_unexpected,
     not_regular_entries,
     unmatched_and_duplicates,
+    write_run_report,
 )
 from maskrefine.pipeline.workers import run_tasks
 from maskrefine.refiners import REFINERS, check_mask_size, refine, refine_unchecked, resolve_params
@@ -384,5 +385,5 @@ def apply_folder(
         started=started,
     )
     if report_file is not None:
-        report.write_json(report_file)
+        write_run_report(report, report_file)
     return report

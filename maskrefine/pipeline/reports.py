@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from maskrefine.errors import OutputError, ReportNotWrittenError
 from maskrefine.io import PLAIN, Pairing, write_text_atomic
 from maskrefine.pipeline.guards import in_shard
 
@@ -30,6 +31,7 @@ __all__ = [
     "unmatched_and_duplicates",
     "not_regular_entries",
     "count_encodings",
+    "write_run_report",
 ]
 
 #: ``progress(done, total)``, called by the jobs after each file.
@@ -245,6 +247,19 @@ class RunReport:
     def write_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created)."""
         return _write_json(path, self.to_dict())
+
+
+def write_run_report(report: RunReport, path: str | Path) -> None:
+    """Write ``report`` as JSON to ``path``; a failure raises :class:`ReportNotWrittenError` with it.
+
+    The job's files are done by then: the caller still gets the outcomes (``exc.report``) to report.
+    """
+    try:
+        report.write_json(path)
+    except OSError as exc:  # OutputError included (no space, not a regular file, ...)
+        if isinstance(exc, OutputError):
+            raise ReportNotWrittenError(exc.path, exc.problem, report) from None
+        raise ReportNotWrittenError(path, f"cannot write ({exc.strerror or exc})", report) from None
 
 
 @dataclass(slots=True)

@@ -300,7 +300,7 @@ def predict_folder(
         check_output_folder,
         check_output_targets,
     )
-    from maskrefine.pipeline.reports import describe_unexpected
+    from maskrefine.pipeline.reports import describe_unexpected, write_run_report
     from maskrefine.train.data import list_images
 
     start = time.perf_counter()
@@ -498,5 +498,5 @@ def predict_folder(
         },
     )
     if report_file is not None:
-        report.write_json(report_file)
+        write_run_report(report, report_file)
     return report

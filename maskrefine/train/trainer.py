@@ -229,6 +229,8 @@ def _state(
     next_batch: int,
     crop_gen: torch.Generator,
     best_val: float | None,
+    epoch_sums: dict[str, float],
+    epoch_steps: int,
 ) -> dict[str, Any]:
     rng: dict[str, torch.Tensor | list[torch.Tensor]] = {
         "torch": torch.get_rng_state(),
@@ -247,6 +249,8 @@ def _state(
         "backbone": backbone,
         "rng": rng,
         "best_val": best_val,
+        # the running sums of the epoch in progress, so that a resumed epoch's summary covers all its steps
+        "epoch_sums": {"sums": dict(epoch_sums), "steps": epoch_steps},
         "maskrefine": __version__,
     }
 
@@ -343,6 +347,8 @@ def train(
     crop_gen = torch.Generator().manual_seed(cfg.seed + 1)
     step = epoch = next_batch = 0
     best_val = None
+    sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)  # of the epoch in progress
+    counted = 0
     if checkpoint is not None:
         try:
             model.head.load_state_dict(checkpoint["head"])
@@ -358,6 +364,17 @@ def train(
             ) from None
         step, epoch, next_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["next_batch"]
         best_val = checkpoint.get("best_val")
+        partial = checkpoint.get("epoch_sums")  # absent in checkpoints of maskrefine before 2026-12-01
+        if next_batch and partial is not None:
+            try:
+                if set(partial["sums"]) != set(sums) or isinstance(partial["steps"], bool):
+                    raise ValueError(f"keys {sorted(partial['sums'])}")
+                sums = {key: float(value) for key, value in partial["sums"].items()}
+                counted = int(partial["steps"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"--resume: checkpoint {run_path / 'last.pt'}: entry 'epoch_sums' is malformed ({exc})"
+                ) from None
 
     # ---- log files
     run_path.mkdir(parents=True, exist_ok=True)
@@ -389,9 +406,13 @@ def train(
     )
 
     def state() -> dict[str, Any]:
-        return _state(model, optimizer, cfg, backbone_info, step, epoch, next_batch, crop_gen, best_val)
+        return _state(
+            model, optimizer, cfg, backbone_info, step, epoch, next_batch, crop_gen, best_val, sums, counted
+        )
 
     last = run_path / "last.pt"
+    if checkpoint is None:  # step 0: a run stopped before its first checkpoint can still be resumed
+        save_checkpoint(last, state())
     losses: list[float] = []
     val_failures: dict[str, None] = {}  # each unusable validation file once, in order
     with open(log_path, "a", encoding="utf-8") as log:
@@ -412,8 +433,9 @@ def train(
                 pin_memory=device.type == "cuda",
             )
             model.train()
-            sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)
-            counted = 0
+            if next_batch == 0:  # a new epoch (a resumed one goes on with its sums from last.pt)
+                sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)
+                counted = 0
             epoch_start = tick = time.perf_counter()
             for images, _ in loader:
                 images = images.to(device, non_blocking=True)

@@ -62,6 +62,33 @@ def test_resume_equals_continuous(tmp_path, sod_images, tiny_vit_file):
     ]
     assert steps == [1, 2, 3, 4, 5, 6]
 
+    # the epoch summaries too: epoch 2 was resumed after its first step, and still counts all 3 steps
+    def epochs(run):
+        lines = (tmp_path / run / "log.jsonl").read_text().splitlines()
+        return [
+            {k: v for k, v in json.loads(line).items() if k != "seconds"}
+            for line in lines
+            if json.loads(line)["event"] == "epoch"
+        ]
+
+    assert epochs("split") == epochs("full") and [e["steps"] for e in epochs("full")] == [3, 3]
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes(tmp_path, sod_images, tiny_vit_file):
+    # Ctrl-C during the first step left config.json and log.jsonl but no last.pt: neither --resume
+    # ("last.pt not found") nor a plain rerun ("run folder is not empty") could go on
+    cfg = tiny_cfg(tiny_vit_file, epochs=1, batch_size=3, checkpoint_every=0)
+    full = train(cfg, sod_images, tmp_path / "full")
+
+    def stop(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, sod_images, tmp_path / "stopped", progress=stop)
+    assert load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 0
+    again = train(cfg, sod_images, tmp_path / "stopped", resume=True)
+    assert again.losses == full.losses  # from step 0: the same run
+
 
 def test_run_folder_contents(tmp_path, sod_images, tiny_vit_file):
     seen = []
