@@ -997,7 +997,7 @@ def _score_paired(
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path_file,
     default=None,
     help="Also write the ranked table (every candidate, intervals) as JSON.",
 )

@@ -388,6 +388,8 @@ def test_tune_hostile_outputs_and_options(data, tmp_path):
         else:
             assert result.exit_code == 2 and "budget" in result.output, (budget, result.output)
     assert run(*tune_args(data, tmp_path / "c.toml", "--methods", "auto")).exit_code == 2
+    result = run(*tune_args(data, tmp_path / "d.toml", "--report", ""))  # was "report file .: exists ..."
+    assert result.exit_code == 2 and "empty" in result.output and not (tmp_path / "d.toml").exists()
     missing = [
         "tune",
         "--masks",
