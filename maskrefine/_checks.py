@@ -21,6 +21,7 @@ __all__ = [
     "unit_interval_problem",
     "UNIT_TOLERANCE",
     "MIN_EPS",
+    "short_repr",
     "MAX_LAM",
     "check_float_range",
     "check_int_range",
@@ -192,3 +193,16 @@ def check_int_range(value: object, name: str, low: int, high: int) -> int:
     if result < low or result > high:
         raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {value}")
     return result
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages about hostile values.
+
+    A value may hold thousands of digits (a 5000-digit shard count or box coordinate), whose ``repr``
+    Python even refuses beyond its digit limit: then the type is named instead.
+    """
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for repr (Python's digit limit), possibly inside a tuple
+        return f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"

@@ -10,7 +10,7 @@ The format is recognised by its signature, never by the file name.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 __all__ = [
@@ -237,17 +237,22 @@ def png_truncation(data: bytes) -> str | None:
     """
     if not data.startswith(_PNG_SIGNATURE):
         return None
-    position = len(_PNG_SIGNATURE)
-    while position + 12 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position : position + 8])
-        end = position + 12 + length
-        if end > len(data):
+    for position, length, kind in _png_chunks(data):
+        if position + 12 + length > len(data):
             kind_text = kind.decode("latin-1")
             return f"truncated PNG: its {kind_text!r} chunk at byte {position} runs past the end of the file"
         if kind == b"IEND":
             return None
-        position = end
     return "truncated PNG: the file ends before its IEND chunk"
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """``(offset, data length, type)`` of each chunk header of a PNG file, in order, while one fits."""
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        yield position, length, kind
+        position += 12 + length
 
 
 def png_text(data: bytes, keyword: bytes) -> bytes | None:
@@ -258,14 +263,11 @@ def png_text(data: bytes, keyword: bytes) -> bytes | None:
     """
     if not data.startswith(_PNG_SIGNATURE):
         return None
-    position = len(_PNG_SIGNATURE)
-    while position + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[position : position + 8])
+    for position, length, kind in _png_chunks(data):
         if kind in (b"IDAT", b"IEND"):
             return None
         if kind == b"tEXt":
             name, _, text = data[position + 8 : position + 8 + length].partition(b"\0")
             if name == keyword:
                 return text
-        position += 12 + length
     return None

@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import InputError
 
 
@@ -248,21 +249,12 @@ def _coordinate(value: object, path: Path, where: str) -> float:
     try:
         number = float(value)  # type: ignore[arg-type]  # any parsed JSON/XML value; float() decides
     except (TypeError, ValueError, OverflowError):
-        raise InputError(path, f"bad box coordinate {where}: {_short_repr(value)} is not a number") from None
+        raise InputError(path, f"bad box coordinate {where}: {short_repr(value)} is not a number") from None
     if not math.isfinite(number) or abs(number) > MAX_COORDINATE:
         raise InputError(
-            path, f"bad box coordinate {where}: {_short_repr(value)} is not a finite pixel coordinate"
+            path, f"bad box coordinate {where}: {short_repr(value)} is not a finite pixel coordinate"
         )
     return number
-
-
-def _short_repr(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters (an annotation may hold a 5000-digit number)."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long for repr (Python's digit limit)
-        return f"<{type(value).__name__} too long to show>"
-    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
 
 
 def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
@@ -384,12 +376,12 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
             raise bad(f"annotations[{i}] refers to unknown image id {image_id}")
         crowd = ann.get("iscrowd", 0)
         if isinstance(crowd, bool) or crowd not in (0, 1) or not isinstance(crowd, int):
-            raise bad(f"annotations[{i}].iscrowd must be 0 or 1; got {_short_repr(crowd)}")
+            raise bad(f"annotations[{i}].iscrowd must be 0 or 1; got {short_repr(crowd)}")
         if crowd == 1:
             continue
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
-            raise bad(f"annotations[{i}].bbox must be a list of 4 numbers; got {_short_repr(bbox)}")
+            raise bad(f"annotations[{i}].bbox must be a list of 4 numbers; got {short_repr(bbox)}")
         where = f"annotations[{i}].bbox"
         x, y, w, h = (
             _coordinate(v, path, where)
@@ -398,7 +390,7 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
             for v in bbox
         )
         if math.isnan(x + y + w + h):
-            raise bad(f"{where} must hold numbers; got {_short_repr(bbox)}")
+            raise bad(f"{where} must hold numbers; got {short_repr(bbox)}")
         per[image_id].append((round(x), round(y), round(x + w), round(y + h)))
     return {stems[k]: np.asarray(v, np.float64).reshape(-1, 4) for k, v in per.items()}
 

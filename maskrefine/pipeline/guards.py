@@ -21,6 +21,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.io.imageio import file_kind
 
@@ -141,9 +142,11 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
     if isinstance(shard, str):
         parts = shard.split("/")
         if len(parts) != 2 or not all(_is_ascii_number(part.strip()) for part in parts):
-            raise ConfigError(f"shard must look like K/N with 1 <= K <= N (e.g. 1/4); got {_short(shard)}")
+            raise ConfigError(
+                f"shard must look like K/N with 1 <= K <= N (e.g. 1/4); got {short_repr(shard, 60)}"
+            )
         if any(len(part.strip().lstrip("0")) > len(str(MAX_SHARDS)) for part in parts):
-            raise ConfigError(f"shard count N must be at most {MAX_SHARDS}; got {_short(shard)}")
+            raise ConfigError(f"shard count N must be at most {MAX_SHARDS}; got {short_repr(shard, 60)}")
         pair = (int(parts[0]), int(parts[1]))
     elif isinstance(shard, (tuple, list)) and len(shard) == 2:
         pair = tuple(shard)
@@ -154,22 +157,10 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
         raise ConfigError(f"shard values must be integers; got {shard!r}")
     k, n = int(first), int(second)
     if n < 1 or not 1 <= k <= n:
-        raise ConfigError(f"shard k/n needs 1 <= k <= n (k is 1-based); got {_short(shard)}")
+        raise ConfigError(f"shard k/n needs 1 <= k <= n (k is 1-based); got {short_repr(shard, 60)}")
     if n > MAX_SHARDS:
-        raise ConfigError(f"shard count N must be at most {MAX_SHARDS}; got {_short(shard)}")
+        raise ConfigError(f"shard count N must be at most {MAX_SHARDS}; got {short_repr(shard, 60)}")
     return k, n
-
-
-def _short(value: object, limit: int = 60) -> str:
-    """``repr(value)``, cut to ``limit`` characters (a shard may be thousands of digits long)."""
-    text = repr(value) if not isinstance(value, (tuple, list)) else repr(tuple(map(_short_int, value)))
-    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
-
-
-def _short_int(value: object) -> object:
-    if _is_integer(value) and abs(int(value)) > 10**18:
-        return float("inf") if int(value) > 0 else float("-inf")
-    return value
 
 
 def _is_integer(value: object) -> TypeGuard[int | np.integer[Any]]:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast, get_args
+from typing import Any, get_args
 
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.pipeline.guards import check_parent_is_folder, parse_shard, resolved_path
@@ -36,7 +36,7 @@ _JOB_KEYS = (
     "max_pixels",
     "auto_rule",
 )
-_STATUSES = ("written", "skipped", "failed")
+_STATUSES: tuple[Status, ...] = get_args(Status)
 # Refuse absurdly large report files instead of reading them into memory (a shard of 1e6 files is ~300 MB).
 _MAX_REPORT_BYTES = 2**31
 
@@ -112,9 +112,9 @@ class _UnknownStatus(ValueError):
 
 def _status(value: object) -> Status:
     text = _text(value, "'status'")
-    for status in get_args(Status):
+    for status in _STATUSES:
         if text == status:
-            return cast(Status, status)
+            return status
     raise _UnknownStatus(repr(text))
 
 
@@ -384,6 +384,7 @@ def merge_run_reports(
     if total_n is not None:
         present = {int(s.split("/")[0]) for s in seen_shards}
         missing = [k for k in range(1, total_n + 1) if k not in present]
+    elapsed_sum = sum(report.elapsed for _, report in items)
     starts = [report.started for _, report in items]
     if all(start is not None for start in starts):
         # the job's wall time: first start to last end, whether the shards ran at once or in turn
@@ -391,7 +392,7 @@ def merge_run_reports(
         ends = [(report.started or 0.0) + report.elapsed for _, report in items]
         elapsed, elapsed_rule = max(ends) - first_start, "span"
     else:  # a report without a start time: the shards' summed time (masks/s per shard-second)
-        first_start, elapsed, elapsed_rule = None, sum(report.elapsed for _, report in items), "sum"
+        first_start, elapsed, elapsed_rule = None, elapsed_sum, "sum"
     merged = RunReport(
         outcomes=[by_stem[stem][1] for stem in sorted(by_stem)],
         unmatched=sorted(unmatched.values(), key=lambda u: (u.folder, str(u.path))),
@@ -407,7 +408,7 @@ def merge_run_reports(
         shards=shards,
         missing_shards=missing,
         shard_count=total_n,
-        elapsed_sum=sum(report.elapsed for _, report in items),
+        elapsed_sum=elapsed_sum,
         unreadable=[str(exc) for exc in unreadable],
         elapsed_rule=elapsed_rule,
     )

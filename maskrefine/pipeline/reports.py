@@ -30,6 +30,7 @@ __all__ = [
     "describe_unexpected",
     "unmatched_and_duplicates",
     "not_regular_entries",
+    "not_regular_in",
     "count_encodings",
     "write_run_report",
 ]
@@ -138,6 +139,12 @@ def not_regular_entries(pairing: Pairing, shard: tuple[int, int] | None) -> list
         for item in pairing.skipped
         if in_shard(item.path.stem, shard)
     ]
+
+
+def not_regular_in(*pairings: Pairing) -> list[Failure]:
+    """:func:`not_regular_entries` of several pairings that share a folder, each entry once, by path."""
+    found = {str(f.path): f for pairing in pairings for f in not_regular_entries(pairing, None)}
+    return [found[key] for key in sorted(found)]
 
 
 def count_encodings(encodings: Sequence[str | None], prefix: str = "") -> dict[str, int]:

@@ -36,7 +36,7 @@ from maskrefine.pipeline.guards import (
     path_argument,
     resolved_path,
 )
-from maskrefine.pipeline.reports import not_regular_entries
+from maskrefine.pipeline.reports import not_regular_in
 from maskrefine.quality.preset_file import check_replaceable
 from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
 
@@ -246,11 +246,7 @@ def compare_folders(
         if pair.stem in gt_by_stem
     ]
     # FIFOs, folders, dangling links named like masks: named and skipped, as in score_folder
-    skipped = {
-        str(f.path): f.problem
-        for f in not_regular_entries(with_base, None) + not_regular_entries(with_gt, None)
-    }
-    failures: list[tuple[str, str]] = sorted(skipped.items())
+    failures = [(str(f.path), f.problem) for f in not_regular_in(with_base, with_gt)]
     matched = {t[0] for t in triples}
     unmatched = sorted(
         {str(x) for x in with_base.only_first + with_base.only_second + with_gt.only_first}

@@ -30,7 +30,7 @@ from maskrefine.errors import ConfigError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_mask_array
 from maskrefine.io.pairs import match_folders
-from maskrefine.pipeline.reports import not_regular_entries
+from maskrefine.pipeline.reports import not_regular_in
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
     ScoreCache,
@@ -111,10 +111,7 @@ def _triples(
     """Items with a mask, an image and a GT; the unmatched names; the entries that are not files."""
     with_images = match_folders(masks_dir, images_dir, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
     with_gt = match_folders(masks_dir, gt_dir, MASK_EXTENSIONS, MASK_EXTENSIONS)
-    not_files = {
-        str(f.path): f"{f.path}: {f.problem}"
-        for f in not_regular_entries(with_images, None) + not_regular_entries(with_gt, None)
-    }
+    not_files = [(str(f.path), f"{f.path}: {f.problem}") for f in not_regular_in(with_images, with_gt)]
     gt_by_stem = {pair.stem: pair.second for pair in with_gt.pairs}
     items = [
         Item(pair.stem, pair.second, pair.first, gt_by_stem[pair.stem])
@@ -127,7 +124,7 @@ def _triples(
         | {str(pair.first) for pair in with_images.pairs if pair.stem not in matched}
         | {str(pair.first) for pair in with_gt.pairs if pair.stem not in matched}
     )
-    return items, unmatched, sorted(not_files.items())
+    return items, unmatched, not_files
 
 
 def _masks_are_binary(items: Sequence[Item]) -> bool:
