@@ -262,3 +262,26 @@ def test_seed_token_index_on_full_size_predictions_with_patch_size(token_data, t
     assert result.exit_code == 0, result.output
     summary = json.loads(out.read_text())
     assert summary["corloc"] == 0.0 and summary["corloc_empty_mask"] == 4
+
+
+def test_one_bad_seed_map_fails_only_its_own_image(token_data, tmp_path):
+    # a bad map used to fail the whole run (exit 2), even for the images whose maps were fine
+    d = token_data
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for i in range(4):
+        seed = np.zeros((GH, GW), np.uint8)
+        seed[11, 16] = 255
+        assert cv2.imwrite(str(maps / f"{i}.png"), seed)
+    (maps / "2.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    os.unlink(maps / "3.png")
+    os.mkfifo(maps / "3.png")
+    out = tmp_path / "s.json"
+    args = ["score", "--pred", d["pred"], "--gt", d["gt"], "--boxes", "masks", "--seeds", maps, "--json", out]
+    result = invoke(args, d["pred"], d["gt"], maps)
+    assert result.exit_code == 1, result.output
+    assert "bad seed map" in result.output and "2.png" in result.output
+    assert "3.png: not a regular file" in result.output
+    summary = json.loads(out.read_text())
+    assert summary["count"] == 2  # images 0 and 1 were scored, with CorLoc
+    assert summary["corloc"] == 100.0

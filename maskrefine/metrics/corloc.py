@@ -263,6 +263,10 @@ def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
         root = ET.fromstring(data)
     except (ET.ParseError, RecursionError, ValueError, LookupError) as exc:  # LookupError: unknown encoding
         raise InputError(path, f"cannot parse VOC XML ({type(exc).__name__}: {exc})") from None
+    if root.tag.startswith("{"):  # "{ns}annotation": iter("object") would find no object
+        raise InputError(
+            path, f"the root element {short_repr(root.tag)} is in an XML namespace; VOC annotations use none"
+        )
     boxes = []
     for obj in root.iter("object"):
         if no_hard:
@@ -275,6 +279,10 @@ def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
         xmin, ymin, xmax, ymax = (
             int(_coordinate(bb.findtext(t), path, f"<{t}>")) for t in ("xmin", "ymin", "xmax", "ymax")
         )
+        if xmin > xmax or ymin > ymax:
+            raise InputError(
+                path, f"inverted box: xmin={xmin} xmax={xmax} ymin={ymin} ymax={ymax} (need min <= max)"
+            )
         boxes.append((xmin - 1, ymin - 1, xmax, ymax))  # 1-based inclusive → 0-based half-open
     if no_hard and not boxes:
         return None
@@ -300,8 +308,9 @@ def read_voc_boxes(path_or_dir: str | Path, no_hard: bool = False) -> dict[str, 
     Raises
     ------
     InputError
-        Missing path, a ``.xml`` entry that is not a regular file, unparsable XML, object without a box,
-        a coordinate that is not a finite number within ±1e7 (the message names the file).
+        Missing path, a ``.xml`` entry that is not a regular file, unparsable XML, a namespaced root,
+        an object without a box, a coordinate that is not a finite number within ±1e7, an inverted box
+        (``xmin > xmax`` or ``ymin > ymax``; the message names the file).
     """
     path = Path(path_or_dir)
     if path.is_dir():
@@ -329,7 +338,8 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
     InputError
         Not a regular file, unreadable, malformed or too deeply nested JSON, a missing field, image ids
         that are not integers, two images with one file stem, a bbox that is not four finite numbers
-        within ±1e7, an annotation of an unknown image (the message names the file and the problem).
+        within ±1e7 or has a negative width or height, an annotation of an unknown image (the message
+        names the file and the problem).
     """
     path = Path(json_path)
     raw = _read_regular(path, "COCO JSON")
@@ -391,6 +401,8 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
         )
         if math.isnan(x + y + w + h):
             raise bad(f"{where} must hold numbers; got {short_repr(bbox)}")
+        if w < 0 or h < 0:
+            raise bad(f"{where} has a negative width or height; got {short_repr(bbox)}")
         per[image_id].append((round(x), round(y), round(x + w), round(y + h)))
     return {stems[k]: np.asarray(v, np.float64).reshape(-1, 4) for k, v in per.items()}
 
@@ -437,31 +449,58 @@ def read_seeds(path: str | Path) -> dict[str, int]:
     return dict(data)
 
 
-def read_seed_maps(folder: str | Path) -> dict[str, tuple[int, tuple[int, int]]]:
+def read_seed_maps(
+    folder: str | Path, errors: dict[str, InputError] | None = None
+) -> dict[str, tuple[int, tuple[int, int]]]:
     """Seed maps of a folder: stem → (flat index of the first maximum, the map's (height, width)).
 
     One ``.png`` or ``.npy`` per stem (other files are ignored); :func:`read_seeds` without the shapes,
     which a caller needs to check that each map has its prediction's grid size.
 
+    Parameters
+    ----------
+    folder : str or Path
+        The folder of seed maps.
+    errors : dict, optional
+        Where to collect the bad maps (stem → :class:`~maskrefine.errors.InputError`) instead of raising
+        on the first one; a stem with an error is left out of the result. A caller that scores many
+        images can then fail only the images whose seed map is bad.
+
     Raises
     ------
     InputError
-        An entry that is not a regular file, an unreadable or empty map, two maps for one stem.
+        The folder cannot be listed; without ``errors``, also an entry that is not a regular file, an
+        unreadable or empty map, two maps for one stem.
     """
     from maskrefine.io.imageio import read_mask  # OpenCV: imported on first use
 
+    folder = Path(folder)
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        raise InputError(folder, f"cannot list the seed-map folder ({exc.strerror or exc})") from None
     out: dict[str, tuple[int, tuple[int, int]]] = {}
-    for f in sorted(Path(folder).iterdir()):
+    bad: dict[str, InputError] = {}
+    for f in entries:
         if f.suffix.lower() not in (".png", ".npy"):
             continue
-        if not f.is_file():
-            raise InputError(f, "not a regular file; cannot read the seed map")
-        seed_map = np.asarray(read_mask(f))
-        if seed_map.ndim != 2 or seed_map.size == 0:
-            raise InputError(f, f"a seed map must be a non-empty 2-D map; got shape {seed_map.shape}")
-        if f.stem in out:
-            raise InputError(f, f"two seed maps for the stem {f.stem!r}")
+        try:
+            if f.stem in out or f.stem in bad:
+                raise InputError(f, f"two seed maps for the stem {f.stem!r}")
+            if not f.is_file():
+                raise InputError(f, "not a regular file; cannot read the seed map")
+            seed_map = np.asarray(read_mask(f))
+            if seed_map.ndim != 2 or seed_map.size == 0:
+                raise InputError(f, f"a seed map must be a non-empty 2-D map; got shape {seed_map.shape}")
+        except InputError as exc:
+            if errors is None:
+                raise
+            out.pop(f.stem, None)
+            bad[f.stem] = exc
+            continue
         out[f.stem] = (int(np.argmax(seed_map)), (int(seed_map.shape[0]), int(seed_map.shape[1])))
+    if errors is not None:
+        errors.update(bad)
     return out
 
 

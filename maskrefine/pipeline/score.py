@@ -557,10 +557,14 @@ def _corloc_rule(
 
 @dataclass(frozen=True)
 class _Seeds:
-    """Seed indices per stem, and the size of each seed map (a folder of maps; none for a JSON)."""
+    """Seed indices per stem, the size of each seed map, and the stems whose map is bad (a folder of maps).
+
+    A bad map fails only its own image (a per-file error), not the whole run.
+    """
 
     index: Mapping[str, int]
     shapes: Mapping[str, tuple[int, int]]
+    errors: Mapping[str, InputError]
 
 
 def _load_seeds(seeds: str | Path) -> _Seeds:
@@ -568,9 +572,10 @@ def _load_seeds(seeds: str | Path) -> _Seeds:
 
     try:
         if Path(seeds).is_dir():
-            maps = read_seed_maps(seeds)
-            return _Seeds({k: v[0] for k, v in maps.items()}, {k: v[1] for k, v in maps.items()})
-        return _Seeds(read_seeds(seeds), {})
+            errors: dict[str, InputError] = {}
+            maps = read_seed_maps(seeds, errors)
+            return _Seeds({k: v[0] for k, v in maps.items()}, {k: v[1] for k, v in maps.items()}, errors)
+        return _Seeds(read_seeds(seeds), {}, {})
     except InputError as exc:
         raise ConfigError(f"cannot read seeds: {exc}") from None
 
@@ -618,6 +623,9 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: _Seeds | None) 
     seed = None
     if rule.selector == "seed_cc":
         assert seed_index is not None
+        if item.stem in seed_index.errors:
+            bad = seed_index.errors[item.stem]
+            raise _CorlocInputError(f"bad seed map {bad.path}: {bad.problem}")
         if item.stem not in seed_index.index:
             raise _CorlocInputError(f"no seed for {item.stem!r} in the seeds")
         index = seed_index.index[item.stem]

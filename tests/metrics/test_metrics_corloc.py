@@ -385,3 +385,58 @@ def test_read_seeds_json_and_maps(tmp_path):
     seed_map[2, 3] = 1.0
     np.save(folder / "img.npy", seed_map)
     assert read_seeds(folder) == {"img": 2 * 6 + 3}
+
+
+@pytest.mark.parametrize(("x1", "y1", "x2", "y2"), [(10, 5, 9, 8), (3, 9, 8, 8)])
+def test_voc_inverted_box_is_an_input_error(tmp_path, x1, y1, x2, y2):
+    # was accepted and scored as IoU 0 against every prediction
+    _write_voc(tmp_path, "inv", [dict(t=0, d=0, x1=x1, y1=y1, x2=x2, y2=y2)])
+    with pytest.raises(InputError, match=r"inv\.xml: inverted box"):
+        read_voc_boxes(tmp_path)
+
+
+def test_voc_one_pixel_box_is_kept(tmp_path):
+    _write_voc(tmp_path, "dot", [dict(t=0, d=0, x1=7, y1=4, x2=7, y2=4)])
+    assert read_voc_boxes(tmp_path)["dot"].tolist() == [[6, 3, 7, 4]]
+
+
+def test_voc_namespaced_root_is_an_input_error(tmp_path):
+    # iter("object") finds no "{ns}object", so every image had "no GT box" without a word
+    (tmp_path / "ns.xml").write_text(
+        '<annotation xmlns="http://example.org/voc"><object><bndbox><xmin>1</xmin><ymin>1</ymin>'
+        "<xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>"
+    )
+    with pytest.raises(InputError, match=r"ns\.xml: the root element .* namespace"):
+        read_voc_boxes(tmp_path)
+
+
+@pytest.mark.parametrize("bbox", [[10, 10, -1, 5], [10, 10, 5, -0.5]])
+def test_coco_negative_width_or_height_is_an_input_error(tmp_path, bbox):
+    data = {"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"image_id": 1, "bbox": bbox}]}
+    with pytest.raises(InputError, match=r"annotations\[0\]\.bbox has a negative width or height"):
+        read_coco_boxes(_coco(tmp_path, data))
+
+
+def test_read_seed_maps_collects_bad_maps_when_asked(tmp_path):
+    import os
+
+    from maskrefine.metrics import read_seed_maps
+
+    good = np.zeros((3, 4), np.float32)
+    good[1, 2] = 1
+    np.save(tmp_path / "ok.npy", good)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a png")
+    os.mkfifo(tmp_path / "pipe.png")
+    np.save(tmp_path / "twice.npy", good)
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3), np.float32))
+    import cv2
+
+    assert cv2.imwrite(str(tmp_path / "twice.png"), np.zeros((3, 4), np.uint8))
+    with pytest.raises(InputError):
+        read_seed_maps(tmp_path)  # without `errors`: the first bad map raises
+    errors: dict[str, InputError] = {}
+    assert read_seed_maps(tmp_path, errors) == {"ok": (6, (3, 4))}
+    assert sorted(errors) == ["broken", "empty", "pipe", "twice"]
+    assert "not a regular file" in errors["pipe"].problem
+    assert "two seed maps" in errors["twice"].problem
+    assert errors["broken"].path.name == "broken.png"
