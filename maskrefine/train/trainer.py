@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from maskrefine import __version__
+from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.io.imageio import write_bytes_atomic, write_text_atomic
 from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
@@ -108,6 +109,18 @@ def _check_resume_outputs(run_dir: Path, step: int, keep_best: bool) -> None:
     names = ["log.jsonl", f"config.resume-{step}.json"] + (["best_val.pt"] if keep_best else [])
     for name in names:
         check_writable_target(run_dir / name, "--resume: run file")
+
+
+def _logged_epoch(log_text: str, epoch: int) -> bool:
+    """Whether ``log.jsonl``'s text holds the summary line of ``epoch``."""
+    for line in log_text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "epoch" and record.get("epoch") == epoch:
+            return True
+    return False
 
 
 def _read_log(path: Path, upto_step: int) -> str:
@@ -216,6 +229,14 @@ def _checkpoint_problem(state: dict[str, Any], resume: bool) -> str | None:
     best = state.get("best_val")
     if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
         return f"entry 'best_val' is {best!r}; expected a number or None"
+    pending = state.get("pending_summary")  # absent in checkpoints of maskrefine before 2026-12-02
+    if pending is not None and not (
+        _is_table(pending)
+        and pending.get("event") == "epoch"
+        and isinstance(pending.get("epoch"), int)
+        and not isinstance(pending.get("epoch"), bool)
+    ):
+        return f"entry 'pending_summary' is {short_repr(pending)}; expected an epoch record or None"
     return None
 
 
@@ -231,6 +252,7 @@ def _state(
     best_val: float | None,
     epoch_sums: dict[str, float],
     epoch_steps: int,
+    pending_summary: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rng: dict[str, torch.Tensor | list[torch.Tensor]] = {
         "torch": torch.get_rng_state(),
@@ -251,6 +273,9 @@ def _state(
         "best_val": best_val,
         # the running sums of the epoch in progress, so that a resumed epoch's summary covers all its steps
         "epoch_sums": {"sums": dict(epoch_sums), "steps": epoch_steps},
+        # the summary of the epoch just ended, until its log line is written (validation runs in between):
+        # a run killed while validating writes that line when it is resumed
+        "pending_summary": pending_summary,
         "maskrefine": __version__,
     }
 
@@ -347,6 +372,7 @@ def train(
     crop_gen = torch.Generator().manual_seed(cfg.seed + 1)
     step = epoch = next_batch = 0
     best_val = None
+    pending: dict[str, Any] | None = None  # an epoch summary saved in last.pt but not yet in log.jsonl
     sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)  # of the epoch in progress
     counted = 0
     if checkpoint is not None:
@@ -364,6 +390,7 @@ def train(
             ) from None
         step, epoch, next_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["next_batch"]
         best_val = checkpoint.get("best_val")
+        pending = checkpoint.get("pending_summary")
         partial = checkpoint.get("epoch_sums")  # absent in checkpoints of maskrefine before 2026-12-01
         if next_batch and partial is not None:
             try:
@@ -394,7 +421,10 @@ def train(
         write_text_atomic(run_path / "config.json", json.dumps(header, indent=2) + "\n")
         write_text_atomic(log_path, "")
     else:
-        write_text_atomic(log_path, _read_log(log_path, step))
+        kept_log = _read_log(log_path, step)
+        write_text_atomic(log_path, kept_log)
+        if pending is not None and _logged_epoch(kept_log, pending["epoch"]):
+            pending = None  # the line was written after the checkpoint was saved
         write_text_atomic(run_path / f"config.resume-{step}.json", json.dumps(header, indent=2) + "\n")
 
     # ---- data
@@ -407,7 +437,18 @@ def train(
 
     def state() -> dict[str, Any]:
         return _state(
-            model, optimizer, cfg, backbone_info, step, epoch, next_batch, crop_gen, best_val, sums, counted
+            model,
+            optimizer,
+            cfg,
+            backbone_info,
+            step,
+            epoch,
+            next_batch,
+            crop_gen,
+            best_val,
+            sums,
+            counted,
+            pending,
         )
 
     last = run_path / "last.pt"
@@ -420,6 +461,24 @@ def train(
         def write(record: dict[str, Any]) -> None:
             log.write(json.dumps(record) + "\n")
             log.flush()
+
+        def finish_epoch(summary: dict[str, Any]) -> None:
+            """Validate (when asked) and write the epoch's summary line."""
+            nonlocal best_val
+            if val_pairs is not None:
+                metrics = validate(model, cfg, val_images or "", val_gt or "", device, pairs=val_pairs)
+                val_failures.update(dict.fromkeys(metrics["failed"]))
+                summary["val"] = metrics
+                iou = metrics["iou"]
+                if cfg.keep_best_on_val and math.isfinite(iou) and (best_val is None or iou > best_val):
+                    best_val = iou
+                    save_checkpoint(run_path / "best_val.pt", state())
+                    save_checkpoint(last, state())  # records best_val for --resume
+            write(summary)
+
+        if pending is not None:  # killed while validating: finish that epoch's line first
+            finish_epoch(dict(pending))
+            pending = None
 
         # ---- loop
         stopped = False
@@ -486,17 +545,10 @@ def train(
                 "steps": counted,
                 **{f"{k}_mean": (v / counted if counted else None) for k, v in sums.items()},
             }
+            pending = summary
             save_checkpoint(last, state())  # before validating: the epoch is kept whatever happens there
-            if val_pairs is not None:
-                metrics = validate(model, cfg, val_images or "", val_gt or "", device, pairs=val_pairs)
-                val_failures.update(dict.fromkeys(metrics["failed"]))
-                summary["val"] = metrics
-                iou = metrics["iou"]
-                if cfg.keep_best_on_val and math.isfinite(iou) and (best_val is None or iou > best_val):
-                    best_val = iou
-                    save_checkpoint(run_path / "best_val.pt", state())
-                    save_checkpoint(last, state())  # records best_val for --resume
-            write(summary)
+            finish_epoch(dict(summary))
+            pending = None
         save_checkpoint(last, state())
     return TrainResult(run_path, step, epoch, last, losses, best_val, list(val_failures))
 

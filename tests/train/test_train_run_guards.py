@@ -157,6 +157,8 @@ def test_resume_refuses_foreign_run_files_before_any_work(stopped_run, name, kin
         (lambda s: s.update(rng=None), "entry 'rng' is None"),
         (lambda s: s["rng"].update(torch=torch.zeros(3)), "cannot restore the run's state"),
         (lambda s: s.update(config="notadict"), "entry 'config' .* is a str"),
+        (lambda s: s.update(pending_summary={"event": "step"}), "entry 'pending_summary' is"),
+        (lambda s: s.update(pending_summary=[1]), "entry 'pending_summary' is"),
     ],
 )
 def test_resume_names_a_malformed_checkpoint(stopped_run, change, problem):
@@ -168,6 +170,42 @@ def test_resume_names_a_malformed_checkpoint(stopped_run, change, problem):
     with pytest.raises(ConfigError, match=problem):
         train(tiny(max_steps=3, epochs=5), images, run, resume=True)
     assert (run / "log.jsonl").read_bytes() == log
+
+
+def _epoch_lines(run: Path) -> list[dict]:
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records if r["event"] == "epoch"]
+
+
+@pytest.mark.parametrize("keep_best", [False, True])
+def test_a_run_killed_while_validating_writes_that_epochs_line_on_resume(tmp_path, monkeypatch, keep_best):
+    # the epoch's summary line is written after validation: a kill there lost the line for good
+    import maskrefine.train.trainer as trainer
+
+    images, gt = disc_images(tmp_path)
+    cfg = tiny(epochs=3, keep_best_on_val=keep_best)
+    full = train(cfg, images, tmp_path / "full", val_images=images, val_gt=gt)
+    real_validate = trainer.validate
+    calls = []
+
+    def killed_on_the_second_call(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "validate", killed_on_the_second_call)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, images, tmp_path / "run", val_images=images, val_gt=gt)
+    monkeypatch.setattr(trainer, "validate", real_validate)
+    assert [e["epoch"] for e in _epoch_lines(tmp_path / "run")] == [1]  # epoch 2's line is missing
+    resumed = train(cfg, images, tmp_path / "run", resume=True, val_images=images, val_gt=gt)
+    assert resumed.step == full.step and resumed.best_val == full.best_val
+    assert _epoch_lines(tmp_path / "run") == _epoch_lines(tmp_path / "full")
+    # resumed again after the end: nothing is validated or written twice
+    log = (tmp_path / "run" / "log.jsonl").read_text()
+    train(cfg, images, tmp_path / "run", resume=True, val_images=images, val_gt=gt)
+    assert (tmp_path / "run" / "log.jsonl").read_text() == log
 
 
 # ------------------------------------------------------------------------------------------ CLI settings
