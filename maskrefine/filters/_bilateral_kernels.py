@@ -37,30 +37,16 @@ GRID_DIMS = 5
 _CENTER = 2.0 * GRID_DIMS
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _to_255(value: float | np.floating[Any]) -> np.float64:
-    """Return a [0, 1] sample as a 0..255 level.
-
-    Within 1e-3 of an integer level it *is* that level, so 8-bit images reproduce the reference's integer
-    grid coordinates exactly.
-    """
-    v = np.float64(value) * 255.0
-    r = np.floor(v + 0.5)
-    if abs(v - r) < 1e-3:
-        return r
-    return v
-
-
 @njit(cache=True, nogil=True)
 def build_grid(
-    image: npt.NDArray[np.floating[Any]], sigma_spatial: float, sigma_luma: float, sigma_chroma: float
+    yuv: npt.NDArray[np.float64], sigma_spatial: float, sigma_luma: float, sigma_chroma: float
 ) -> tuple[I32, I32]:
-    """Grid of an (H, W, 3) RGB image in [0, 1]. Returns ``(pixel_vertex, neighbors)``.
+    """Grid of an image given as (H, W, 3) float64 Y, U, V (0..255). Returns ``(pixel_vertex, neighbors)``.
 
     Coordinates per pixel, truncated to int as in the reference: (x/σ_s, y/σ_s, Y/σ_l, U/σ_c, V/σ_c)
-    with Y, U, V from the 0..255 image (U and V offset by 128, so all coordinates are >= 0).
+    (U and V carry the +128 offset, so all coordinates are >= 0).
     """
-    height, width = image.shape[0], image.shape[1]
+    height, width = yuv.shape[0], yuv.shape[1]
     pixel_vertex = np.empty(height * width, np.int32)
     slots, keys = new_table(4096, GRID_DIMS)
     count = 0
@@ -70,17 +56,11 @@ def build_grid(
     for y in range(height):
         cy = np.int32(y / sigma_spatial)
         for x in range(width):
-            r = _to_255(image[y, x, 0])
-            g = _to_255(image[y, x, 1])
-            b = _to_255(image[y, x, 2])
-            luma = 0.299 * r + 0.587 * g + 0.114 * b
-            chroma_u = -0.168736 * r - 0.331264 * g + 0.5 * b + 128.0
-            chroma_v = 0.5 * r - 0.418688 * g - 0.081312 * b + 128.0
             key[0] = np.int32(x / sigma_spatial)
             key[1] = cy
-            key[2] = np.int32(luma / sigma_luma)
-            key[3] = np.int32(chroma_u / sigma_chroma)
-            key[4] = np.int32(chroma_v / sigma_chroma)
+            key[2] = np.int32(yuv[y, x, 0] / sigma_luma)
+            key[3] = np.int32(yuv[y, x, 1] / sigma_chroma)
+            key[4] = np.int32(yuv[y, x, 2] / sigma_chroma)
             same = last_index >= 0
             for i in range(GRID_DIMS):
                 if key[i] != last[i]:

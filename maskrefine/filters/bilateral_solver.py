@@ -3,12 +3,14 @@
 The algorithm is the one of the field's ``bilateral_solver.py`` (PROTOCOL §4.1): a 5-D (x, y, Y, U, V)
 grid built from the 0..255 image, a [1 2 1] blur per grid axis, 10 bistochastisation iterations and a
 Jacobi-preconditioned conjugate gradient solve (25 iterations, relative tolerance 1e-5, λ = 256,
-preconditioner diagonal clamped at 1e-5) with confidence 0.999 everywhere. Two differences, both where
-the published code fails rather than where it computes a number:
+preconditioner diagonal clamped at 1e-5) with confidence 0.999 everywhere. YUV is computed with the
+reference's own ``np.tensordot`` call (:func:`reference_yuv`), so pixels on a grid cell's edge land in the
+same cell. Two differences, both where the published code fails rather than where it computes a number:
 
 * grid vertices are found by comparing whole coordinate tuples (:mod:`maskrefine.filters._hashgrid`)
-  instead of a base-255 hash, which merges distinct vertices once a coordinate reaches 255 (images wider
-  or taller than 255·σ_s = 4080 px at σ_s = 16);
+  instead of a base-255 hash, which aliases distinct vertices once a coordinate reaches 254 (the +1
+  neighbour of x = 254 is x = 255, which hashes like x = 0 of the next y: images wider or taller than
+  254·σ_s = 4064 px at σ_s = 16);
 * a vertex whose pixels all have confidence 0 starts the solve at 0 instead of 0/0 = NaN.
 
 The float64 SciPy oracle is :mod:`maskrefine.filters.reference_bilateral`.
@@ -72,6 +74,29 @@ BILATERAL_PRESETS: MappingProxyType[str, BilateralPreset] = MappingProxyType(
 
 _MIN_SIGMA = 1e-3
 
+#: The reference code's RGB → YUV matrix (rows Y, U, V; PROTOCOL §4.1) and the offset added after it.
+RGB_TO_YUV = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float64
+)
+YUV_OFFSET = np.array([0.0, 128.0, 128.0], np.float64)
+#: A 0..255 sample within this of an integer level is that level (8-bit images decoded to [0, 1] floats).
+_SNAP = 1e-3
+
+
+def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
+    """(H, W, 3) float64 Y, U, V of an RGB image in [0, 1], computed as the reference code does.
+
+    The image is taken as ``255·rgb`` with values within 1e-3 of an 8-bit level snapped to it, then
+    converted with one ``np.tensordot`` over the whole image, as the field's ``bilateral_solver.py``
+    (``rgb2yuv``) does: BLAS rounds some sums differently from a left-to-right formula, and a pixel whose
+    Y, U or V falls on a grid cell's edge (e.g. RGB (33, 57, 41), Y = 48) lands in the reference's cell
+    only with the same call. Same NumPy and BLAS as the reference, same cells.
+    """
+    scaled = np.asarray(rgb, np.float64) * 255.0
+    levels = np.floor(scaled + 0.5)
+    snapped = np.where(np.abs(scaled - levels) < _SNAP, levels, scaled)
+    return np.tensordot(snapped, RGB_TO_YUV, ([2], [1])) + YUV_OFFSET
+
 
 def bilateral_solver(
     image: npt.ArrayLike,
@@ -95,7 +120,8 @@ def bilateral_solver(
     ----------
     image : ndarray of float, shape (H, W, 3)
         RGB reference image in [0, 1]. It is used as ``255·image`` (values within 1e-3 of an 8-bit level
-        are snapped to it, so images decoded from 8-bit files give the reference code's grid exactly).
+        are snapped to it, so images decoded from 8-bit files give the reference code's grid exactly) and
+        converted to YUV as the reference code does (:func:`reference_yuv`).
     target : ndarray of float, shape (H, W)
         Values to smooth, e.g. a soft or binary mask in [0, 1]. The solve is linear in the target.
     preset : {"tokencut", "paper_repo", "found"}
@@ -158,7 +184,7 @@ def bilateral_solver(
         if extent >= 2**30:
             raise ValueError(f"`{name}` is too small for a {height}x{width} image (grid extent {extent:.3g})")
 
-    pixel_vertex, neighbors = kernels.build_grid(rgb, sigma_s, sigma_l, sigma_c)
+    pixel_vertex, neighbors = kernels.build_grid(reference_yuv(rgb), sigma_s, sigma_l, sigma_c)
     n_vertices = neighbors.shape[0]
     flat_target = values.reshape(-1)
     counts = kernels.splat_constant(pixel_vertex, 1.0, n_vertices)

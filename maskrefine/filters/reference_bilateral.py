@@ -22,10 +22,11 @@ def grid_coordinates(
 ) -> np.ndarray:
     """(H·W, 5) int64 grid coordinates (x/σ_s, y/σ_s, Y/σ_l, U/σ_c, V/σ_c), truncated, of 0..255 RGB."""
     rgb = np.asarray(rgb255, dtype=np.float64)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    luma = 0.299 * r + 0.587 * g + 0.114 * b
-    chroma_u = -0.168736 * r - 0.331264 * g + 0.5 * b + 128.0
-    chroma_v = 0.5 * r - 0.418688 * g - 0.081312 * b + 128.0
+    # one tensordot over the whole image, as the reference's rgb2yuv: its BLAS rounding decides the cell of
+    # a pixel on a cell edge
+    weights = [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
+    yuv = np.tensordot(rgb, np.array(weights), ([2], [1])) + np.array([0.0, 128.0, 128.0])
+    luma, chroma_u, chroma_v = yuv[..., 0], yuv[..., 1], yuv[..., 2]
     ys, xs = np.mgrid[: rgb.shape[0], : rgb.shape[1]]
     coords = np.stack(
         [

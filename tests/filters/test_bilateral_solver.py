@@ -8,7 +8,12 @@ import pytest
 
 from maskrefine.filters import _bilateral_kernels as kernels
 from maskrefine.filters import reference_bilateral as ref
-from maskrefine.filters.bilateral_solver import BILATERAL_PRESETS, bilateral_solver, found_binary
+from maskrefine.filters.bilateral_solver import (
+    BILATERAL_PRESETS,
+    bilateral_solver,
+    found_binary,
+    reference_yuv,
+)
 
 
 def _scene(h: int = 48, w: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +76,7 @@ def test_large_image_where_base255_hash_collides():
     assert coords[:, 0].max() >= 255
     assert hashed < exact  # the published hash merges distinct vertices here
     del coords
-    _, neighbors = kernels.build_grid(image, 16.0, 16.0, 8.0)
+    _, neighbors = kernels.build_grid(reference_yuv(image), 16.0, 16.0, 8.0)
     assert neighbors.shape[0] == exact  # ours keeps every vertex
     fast = bilateral_solver(image, target)
     oracle = ref.solve(np.round(image.astype(np.float64) * 255), target)
@@ -212,3 +217,30 @@ def test_bad_arrays_are_refused():
         bilateral_solver((image * 255).astype(np.uint8), target)
     with pytest.raises(ValueError, match="target"):
         bilateral_solver(image, np.full((8, 8), np.nan))
+
+
+def _tokencut_coordinates(rgb255: np.ndarray, s_s: float, s_l: float, s_c: float) -> np.ndarray:
+    """Grid coordinates as TokenCut's ``BilateralGrid`` makes them: one tensordot for YUV, then truncation."""
+    matrix = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+    yuv = np.tensordot(rgb255, matrix, ([2], [1])) + np.array([0, 128, 128])
+    ys, xs = np.mgrid[: rgb255.shape[0], : rgb255.shape[1]]
+    cols = [(xs / s_s), (ys / s_s), yuv[..., 0] / s_l, yuv[..., 1] / s_c, yuv[..., 2] / s_c]
+    return np.stack([c.astype(int) for c in cols], -1).reshape(-1, 5)
+
+
+def test_pixels_on_a_cell_edge_land_in_the_reference_cell():
+    # RGB (33, 57, 41): Y is exactly 48 (= 3 cells of 16) by tensordot but 47.999... left to right, and grey
+    # 188 is 187.99999999999997 by tensordot; the old left-to-right formula put such pixels in other cells
+    rng = np.random.default_rng(3)
+    rgb255 = rng.integers(0, 256, (40, 60, 3)).astype(np.uint8)
+    rgb255[::3, ::4] = (33, 57, 41)
+    rgb255[1::5, 2::3] = (188, 188, 188)
+    coords = _tokencut_coordinates(rgb255, 16.0, 16.0, 8.0)
+    keys = np.ravel_multi_index(tuple(coords.T), tuple(coords.max(axis=0) + 1))
+    _, expected = np.unique(keys, return_inverse=True)  # TokenCut's pixel -> vertex partition
+    pixel_vertex, _ = kernels.build_grid(reference_yuv(rgb255 / 255.0), 16.0, 16.0, 8.0)
+    # the same partition of pixels into vertices (vertex numbering differs)
+    pairs = set(zip(expected.tolist(), pixel_vertex.tolist(), strict=True))
+    assert len(pairs) == len(set(expected.tolist())) == len(set(pixel_vertex.tolist()))
+    # and the oracle's coordinates are TokenCut's
+    np.testing.assert_array_equal(ref.grid_coordinates(rgb255, 16.0, 16.0, 8.0), coords)
