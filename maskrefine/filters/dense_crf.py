@@ -1,7 +1,7 @@
 """Two-label fully connected CRF (Krähenbühl & Koltun, NIPS 2011) for refining a foreground mask.
 
-Energy: unary ``U_l(i) = -log(clip(p_l(i), ε, 1-ε))`` with p_1 = mask, p_0 = 1 - mask, ε = 1e-5 (the
-clip of pydensecrf's ``unary_from_softmax``), plus two Potts pairwise terms with Gaussian kernels:
+Energy: unary ``U_l(i) = -log(clip(p_l(i), ε, 1))`` with p_1 = mask, p_0 = 1 - mask, ε = 1e-5, rounded to
+float32 (pydensecrf's ``unary_from_softmax``), plus two Potts pairwise terms with Gaussian kernels:
 an appearance-free one on positions (x, y)/``gaussian_sxy`` with weight ``gaussian_compat``, and a
 bilateral one on (x, y)/``bilateral_sxy`` and 0..255 RGB/``bilateral_srgb`` with weight
 ``bilateral_compat``. Inference is densecrf's parallel mean-field update (``DenseCRF::inference``):
@@ -14,10 +14,12 @@ the unaries of pydensecrf's ``unary_from_labels(labels, 2, gt_prob, zero_unsure=
 0/1 mask would have unaries of 0 and 11.5 and the pairwise terms could hardly move it. The default 0.7 is
 the value of pydensecrf's README example.
 
-Defaults (:data:`CRF_PRESETS`): ``deeplab`` is the field's usual setting (DeepLab's dense CRF; the
-values commented as the previous ones in deep-spectral-segmentation's ``CRF_PARAMS``): Gaussian sxy 3,
-compat 3; bilateral sxy 80, srgb 13, compat 10; ``deep_spectral`` is what that repository runs
-(SimpleCRF ``denseCRF.densecrf``: w1 6, alpha 40, beta 13, w2 3, gamma 3, 5 iterations).
+Defaults (:data:`CRF_PRESETS`): ``deeplab`` holds the kernels of pydensecrf's README example (Gaussian sxy
+3, compat 3; bilateral sxy 80, srgb 13, compat 10), run for 10 iterations: the setting most unsupervised
+segmentation code copies into its "DeepLab-style" CRF step. It is *not* the setting of the DeepLab papers,
+which cross-validated the kernels per dataset. ``deep_spectral`` is the setting of
+deep-spectral-segmentation's object localisation code (``ParamsCRF`` for SimpleCRF's
+``denseCRF.densecrf``: w1 6, alpha 40, beta 13, w2 3, gamma 3, 5 iterations).
 """
 
 from __future__ import annotations
@@ -62,8 +64,12 @@ class CrfPreset:
 
 CRF_PRESETS: MappingProxyType[str, CrfPreset] = MappingProxyType(
     {
-        "deeplab": CrfPreset(3.0, 3.0, 80.0, 13.0, 10.0, 10, "DeepLab-style defaults (the field's usual)"),
-        "deep_spectral": CrfPreset(3.0, 3.0, 40.0, 13.0, 6.0, 5, "deep-spectral-segmentation CRF_PARAMS"),
+        "deeplab": CrfPreset(
+            3.0, 3.0, 80.0, 13.0, 10.0, 10, "pydensecrf README example kernels, 10 iterations (DeepLab-style)"
+        ),
+        "deep_spectral": CrfPreset(
+            3.0, 3.0, 40.0, 13.0, 6.0, 5, "deep-spectral-segmentation object localisation ParamsCRF"
+        ),
     }
 )
 
@@ -75,9 +81,10 @@ def unary_difference(prob: np.ndarray, gt_prob: float | None) -> npt.NDArray[np.
         gt_prob = DEFAULT_GT_PROB
     if gt_prob is not None:
         p = (1.0 - gt_prob) + (2.0 * gt_prob - 1.0) * p
-    fg = np.clip(p, UNARY_EPS, 1.0 - UNARY_EPS)
-    bg = np.clip(1.0 - p, UNARY_EPS, 1.0 - UNARY_EPS)
-    return np.log(bg) - np.log(fg)
+    # pydensecrf's unary_from_softmax / unary_from_labels: -log(clip(prob, ε, 1)), stored as float32
+    u_fg = (-np.log(np.clip(p, UNARY_EPS, 1.0))).astype(np.float32)
+    u_bg = (-np.log(np.clip(1.0 - p, UNARY_EPS, 1.0))).astype(np.float32)
+    return u_fg.astype(np.float64) - u_bg
 
 
 def dense_crf(
@@ -141,9 +148,7 @@ def dense_crf(
     if p.shape != rgb.shape[:2]:
         raise ValueError(f"`prob` must have the image's shape {rgb.shape[:2]}; got {p.shape}")
     if float(p.min()) < 0.0 or float(p.max()) > 1.0:
-        raise ValueError(
-            f"`prob` values must lie in [0, 1]; found [{float(p.min()):.4g}, {float(p.max()):.4g}]"
-        )
+        raise ValueError(f"`prob` values must lie in [0, 1]; found [{float(p.min())!r}, {float(p.max())!r}]")
 
     height, width = p.shape
     udiff = unary_difference(p, gt_prob)
