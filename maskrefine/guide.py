@@ -29,7 +29,7 @@ def make_guide(
         RGB image(s) (channel order R, G, B), float in [0, 1] or uint8 (divided by 255).
         Any leading batch axes are kept.
     mode : {"mean", "luma", "color"}, default "mean"
-        ``"mean"``: the paper's unweighted channel mean (R + G + B) / 3 (PROTOCOL §3.2);
+        ``"mean"``: the paper's unweighted channel mean (R + G + B) / 3 (docs/filters.md, section 2);
         ``"luma"``: Rec.601 luma 0.299 R + 0.587 G + 0.114 B; ``"color"``: the RGB image itself.
 
     Returns

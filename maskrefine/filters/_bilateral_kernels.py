@@ -1,4 +1,4 @@
-"""Numba kernels of the fast bilateral solver (Barron & Poole 2016) as specified in PROTOCOL §4.1.
+"""Numba kernels of the fast bilateral solver (Barron & Poole 2016) as defined in docs/filters.md §7.
 
 No validation and no I/O. The grid is stored as ``pixel_vertex`` (int32 per pixel: the index of its
 vertex, i.e. the splat matrix S) and ``neighbors`` (int32 (V, 10): the vertices at -1 and +1 along each
@@ -33,7 +33,7 @@ I32: TypeAlias = npt.NDArray[np.int32]
 F64: TypeAlias = npt.NDArray[np.float64]
 
 GRID_DIMS = 5
-# centre weight 2·D of the [1 2 1]^D blur (PROTOCOL §4.1)
+# centre weight 2·D of the [1 2 1]^D blur (docs/filters.md, section 7)
 _CENTER = 2.0 * GRID_DIMS
 
 
@@ -129,7 +129,7 @@ def blur(neighbors: I32, x: F64, out: F64) -> F64:
 
 @njit(cache=True, nogil=True)
 def bistochastize(neighbors: I32, m: F64, iterations: int) -> tuple[F64, F64]:
-    """Return ``(n, m_hat)``: n <- sqrt(n·m / B n) repeated, then m_hat = n·B n (PROTOCOL §4.1).
+    """Return ``(n, m_hat)``: n <- sqrt(n·m / B n) repeated, then m_hat = n·B n (docs/filters.md, section 7).
 
     ``n`` has V + 1 entries (trailing sentinel 0).
     """

@@ -1,6 +1,6 @@
 """Fast bilateral solver (Barron & Poole, ECCV 2016) as used by TokenCut, MOVE, FOUND and the paper repo.
 
-The algorithm is the one of the field's ``bilateral_solver.py`` (PROTOCOL §4.1): a 5-D (x, y, Y, U, V)
+The algorithm is the one of the field's ``bilateral_solver.py`` (docs/filters.md §7): a 5-D (x, y, Y, U, V)
 grid built from the 0..255 image, a [1 2 1] blur per grid axis, 10 bistochastisation iterations and a
 Jacobi-preconditioned conjugate gradient solve (25 iterations, relative tolerance 1e-5, λ = 256,
 preconditioner diagonal clamped at 1e-5) with confidence 0.999 everywhere. YUV is computed with the
@@ -53,7 +53,7 @@ class BilateralPreset:
     source: str
 
 
-#: Named settings (PROTOCOL §4.2). ``tokencut`` is the default.
+#: Named settings (docs/filters.md, section 7). ``tokencut`` is the default.
 BILATERAL_PRESETS: MappingProxyType[str, BilateralPreset] = MappingProxyType(
     {
         "tokencut": BilateralPreset(
@@ -74,7 +74,7 @@ BILATERAL_PRESETS: MappingProxyType[str, BilateralPreset] = MappingProxyType(
 
 _MIN_SIGMA = 1e-3
 
-#: The reference code's RGB → YUV matrix (rows Y, U, V; PROTOCOL §4.1) and the offset added after it.
+#: The reference code's RGB → YUV matrix (rows Y, U, V; docs/filters.md §7) and the offset added after it.
 RGB_TO_YUV = np.array(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float64
 )
@@ -114,7 +114,7 @@ def bilateral_solver(
     diag_min: float = 1e-5,
     output: str | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Fast bilateral solver of ``target`` with ``image`` as reference (PROTOCOL §4.1).
+    """Fast bilateral solver of ``target`` with ``image`` as reference (docs/filters.md, section 7).
 
     Parameters
     ----------

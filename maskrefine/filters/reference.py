@@ -4,7 +4,7 @@ Every fast path of maskrefine (numba, torch CPU/CUDA) is tested against this mod
 itself tested against a brute-force loop over windows on tiny arrays. It is public as
 ``guided_filter(..., backend="reference")``.
 
-Conventions (PROTOCOL §3):
+Conventions (docs/filters.md):
 
 * Box mean, ``border="truncated"`` (default, the paper's cumsum box filter): the (2r+1)² window is cut at
   the image border and divided by the number of pixels actually inside it (r = 9: 100 at a corner,

@@ -1,4 +1,4 @@
-"""Float64 SciPy oracle of the fast bilateral solver, written from PROTOCOL §4.1 for reading, not speed.
+"""Float64 SciPy oracle of the fast bilateral solver, written from docs/filters.md §7 for reading, not speed.
 
 :func:`maskrefine.filters.bilateral_solver` is tested against :func:`solve`. The steps are the ones of
 the field's ``bilateral_solver.py`` with sparse matrices: splat matrix S (pixels -> vertices), blur

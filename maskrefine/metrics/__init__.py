@@ -1,4 +1,4 @@
-"""Saliency metrics and CorLoc with the field's exact protocols (PROTOCOL §1, §2)."""
+"""Saliency metrics and CorLoc with the field's exact protocols (docs/evaluation.md, docs/corloc.md)."""
 
 from __future__ import annotations
 

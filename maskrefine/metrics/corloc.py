@@ -1,4 +1,4 @@
-"""CorLoc for single-object discovery (PROTOCOL §2): mask → box, GT boxes from VOC / COCO / masks.
+"""CorLoc for single-object discovery (docs/corloc.md): mask → box, GT boxes from VOC / COCO / masks.
 
 Boxes are ``(x1, y1, x2, y2)`` in continuous 0-based half-open pixel coordinates (float64). A pixel
 mask's component spanning columns ``xmin..xmax`` and rows ``ymin..ymax`` gives

@@ -1,4 +1,4 @@
-"""Score presets: the field's saliency-evaluation conventions as frozen dataclasses (PROTOCOL §1.3, §1.4).
+"""Score presets: the field's saliency-evaluation conventions as frozen dataclasses (docs/evaluation.md).
 
 Each preset fixes every choice that changes a number: how the ground truth is binarised, where the
 prediction is thresholded for Acc/IoU, the threshold set (and ``>`` vs ``>=``) of the F/E curves, the

@@ -1,4 +1,4 @@
-"""Saliency metrics as pure functions of counts or of arrays (PROTOCOL §1.1, §1.4).
+"""Saliency metrics as pure functions of counts or of arrays (docs/evaluation.md).
 
 Count-based functions accept scalars or arrays (one entry per threshold) and never loop in Python.
 Array-based functions (:func:`mae`, :func:`s_measure`, :func:`e_measure`, :func:`weighted_fbeta`) take a

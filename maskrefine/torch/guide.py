@@ -27,7 +27,7 @@ def make_guide(
         ``(x - mean) / std`` with mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)
         (``normalized=True``; un-normalised first).
     mode : {"mean", "luma", "colour"}, default "mean"
-        ``"mean"``: plain channel mean (R+G+B)/3 — what the paper's code uses (PROTOCOL §3.2);
+        ``"mean"``: plain channel mean (R+G+B)/3 — what the paper's code uses (docs/filters.md, section 2);
         ``"luma"``: Rec.601 0.299 R + 0.587 G + 0.114 B; ``"colour"`` (or ``"color"``): the 3 channels.
     normalized : bool, keyword-only, required
         Whether ``image`` is ImageNet-normalised. No default on purpose: guessing wrong silently gives a

@@ -1,7 +1,7 @@
 """Differentiable guided filter on (B, C, H, W) tensors, CPU and CUDA.
 
 Same equations, parameter names and conventions as :func:`maskrefine.filters.guided_filter` and the float64
-oracle :mod:`maskrefine.filters.reference` (PROTOCOL §3): truncated-window box means divided by the true
+oracle :mod:`maskrefine.filters.reference` (docs/filters.md): truncated-window box means divided by the true
 pixel count (default) or OpenCV ``BORDER_REFLECT`` borders, gray or 3-channel colour guide, fast variant
 with nearest subsampling at phase 0, radius ``r // s`` and bilinear (``align_corners=False``) upsampling
 of the mean coefficients.
