@@ -244,3 +244,12 @@ def test_pixels_on_a_cell_edge_land_in_the_reference_cell():
     assert len(pairs) == len(set(expected.tolist())) == len(set(pixel_vertex.tolist()))
     # and the oracle's coordinates are TokenCut's
     np.testing.assert_array_equal(ref.grid_coordinates(rgb255, 16.0, 16.0, 8.0), coords)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, bool])
+def test_integer_confidence_is_refused_with_a_confidence_hint(dtype):
+    # the message was the generic "values in [0, 1] ... /255", wrong for a confidence (any value >= 0)
+    image, target = _scene(16, 16)
+    with pytest.raises(TypeError, match=r"`confidence` must be a floating-point array of values") as info:
+        bilateral_solver(image, target, confidence=np.ones(target.shape, dtype))
+    assert "/ 255" not in str(info.value)
