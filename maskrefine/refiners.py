@@ -179,9 +179,21 @@ def check_mask_size(mask_hw: tuple[int, int], image_hw: tuple[int, int]) -> str 
 
 
 def resize_mask(
-    mask: npt.NDArray[np.floating], size_hw: tuple[int, int], *, binary_input: bool = False
+    mask: npt.NDArray[np.floating],
+    size_hw: tuple[int, int],
+    *,
+    binary_input: bool = False,
+    place_grid: bool = True,
 ) -> npt.NDArray[np.float32]:
-    """Resize a (h, w) mask to ``size_hw`` by the module's rule (bilinear, or nearest for binary masks).
+    """Bring a (h, w) mask to ``size_hw`` by the module's rule (bilinear, or nearest for binary masks).
+
+    A patch grid of the image — ``h`` in ``{⌊H/s⌋, ⌈H/s⌉}`` and ``w`` in ``{⌊W/s⌋, ⌈W/s⌉}`` for one
+    integer stride ``s`` (:func:`maskrefine.metrics.resize.prediction_stride`) — is placed on the image
+    as ViT methods make it: each cell covers ``s×s`` pixels from the top-left corner. The grid is
+    upsampled by exactly ``s`` and cropped to ``(H, W)`` (a ``⌈H/s⌉`` grid of a padded image), or
+    extended by repeating its last row / column (a ``⌊H/s⌋`` grid of a cropped image). Stretching a
+    21×31 grid onto a 321×481 image instead would misplace the far edge by 14 px. Any other size (and
+    every size with ``place_grid=False``) is resized to ``(H, W)`` directly.
 
     Parameters
     ----------
@@ -191,12 +203,17 @@ def resize_mask(
         Target ``(H, W)``.
     binary_input : bool
         Use nearest-neighbour interpolation (keeps a hard mask hard) instead of bilinear.
+    place_grid : bool
+        Place patch grids cell by cell (default); False stretches every size onto ``(H, W)`` (the rule of
+        ``score``'s pixel-grid CorLoc boxes).
 
     Returns
     -------
     ndarray of float32, shape (H, W)
         A new array (never a view of ``mask``).
     """
+    from maskrefine.metrics.resize import prediction_stride
+
     height, width = int(size_hw[0]), int(size_hw[1])
     src = np.ascontiguousarray(mask, dtype=np.float32)
     if src.shape == (height, width):
@@ -204,8 +221,16 @@ def resize_mask(
     import cv2
 
     interpolation = cv2.INTER_NEAREST if binary_input else cv2.INTER_LINEAR
-    # cv2's stubs type the result as a generic MatLike; resizing a float32 array gives float32
-    return cast(npt.NDArray[np.float32], cv2.resize(src, (width, height), interpolation=interpolation))
+    stride = prediction_stride((src.shape[0], src.shape[1]), (height, width)) if place_grid else None
+    if stride is None:
+        # cv2's stubs type the result as a generic MatLike; resizing a float32 array gives float32
+        return cast(npt.NDArray[np.float32], cv2.resize(src, (width, height), interpolation=interpolation))
+    grid_h, grid_w = src.shape[0] * stride, src.shape[1] * stride
+    up = cast(npt.NDArray[np.float32], cv2.resize(src, (grid_w, grid_h), interpolation=interpolation))
+    up = up[:height, :width]
+    if up.shape != (height, width):
+        up = np.pad(up, ((0, height - up.shape[0]), (0, width - up.shape[1])), mode="edge")
+    return np.ascontiguousarray(up)
 
 
 def _check_image(image: object) -> np.ndarray:
@@ -247,7 +272,8 @@ def refine(
         RGB image in [0, 1].
     mask : ndarray of float, shape (h, w)
         Soft or binary mask in [0, 1], of any size (e.g. the image size, or a 1/8 or 1/16 patch grid).
-        It is brought to (H, W) by :func:`resize_mask` (bilinear; nearest with ``binary_input=True``).
+        It is brought to (H, W) by :func:`resize_mask` (a patch grid placed cell by cell from the
+        top-left; bilinear, nearest with ``binary_input=True``).
     method : str
         A key of :data:`REFINERS`: ``"identity"`` (resize and clip only), ``"guided"`` (guided filter,
         He et al. 2013) or ``"fast_guided"`` (fast guided filter, He & Sun 2015, ``subsample=4``), or

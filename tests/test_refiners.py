@@ -255,3 +255,37 @@ if given is not None:
         h, w = height // stride, width // stride
         if abs(h - w) > 2:  # clearly not square: the transposed grid has the wrong aspect ratio
             assert check_mask_size((w, h), (height, width)) is not None
+
+
+# ------------------------------------------------------------------ patch grids placed, not stretched
+
+
+@pytest.mark.parametrize(
+    ("grid_hw", "stride"), [((21, 31), 16), ((20, 30), 16), ((21, 30), 16), ((41, 61), 8)]
+)
+def test_a_patch_grid_is_placed_cell_by_cell_from_the_top_left(grid_hw, stride):
+    # a ceil(H/16) x ceil(W/16) grid (padded image, as TokenCut/LOST/FOUND make it) used to be stretched
+    # onto 321x481: 15.3 px per cell, the far edge 14 px off
+    from maskrefine.refiners import resize_mask
+
+    rng = np.random.default_rng(0)
+    grid = rng.random(grid_hw).astype(np.float32)
+    out = resize_mask(grid, (321, 481), binary_input=True)  # nearest: each pixel shows its cell
+    rows = np.minimum(np.arange(321) // stride, grid_hw[0] - 1)  # floor grids repeat their last row/column
+    cols = np.minimum(np.arange(481) // stride, grid_hw[1] - 1)
+    np.testing.assert_array_equal(out, grid[rows[:, None], cols[None, :]])
+    soft = resize_mask(grid, (321, 481))
+    assert soft.shape == (321, 481) and soft.dtype == np.float32
+    # bilinear: the centre pixel of every complete cell holds about its value (half a pixel off centre)
+    centres = soft[stride // 2 : 320 : stride, stride // 2 : 480 : stride]
+    expected = grid[: centres.shape[0], : centres.shape[1]]
+    np.testing.assert_allclose(centres[:-1, :-1], expected[:-1, :-1], atol=1.0 / stride + 0.01)
+
+
+def test_a_mask_of_another_scale_is_resized_directly():
+    from maskrefine.refiners import resize_mask
+
+    mask = np.zeros((100, 150), np.float32)
+    mask[:, 75:] = 1
+    out = resize_mask(mask, (321, 481), binary_input=True)  # 3.21x: no integer stride fits
+    assert abs(int(np.argmax(out[0] > 0.5)) - 240) <= 1  # the edge at half the width, as a stretch puts it

@@ -659,11 +659,12 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: _Seeds | None) 
 def _corloc_mask(pred: np.ndarray, gt_hw: tuple[int, ...]) -> np.ndarray:
     """Resize the prediction, as float [0, 1], to the GT size for box extraction.
 
-    Bilinear: the refiners' rule.
+    Bilinear, stretched onto the GT (docs/corloc.md, "Pixel grid"), as before ``apply`` began placing patch
+    grids cell by cell: CorLoc numbers do not change with that.
     """
     from maskrefine.refiners import resize_mask
 
-    return resize_mask(to_unit_float(pred), (int(gt_hw[0]), int(gt_hw[1])))
+    return resize_mask(to_unit_float(pred), (int(gt_hw[0]), int(gt_hw[1])), place_grid=False)
 
 
 def _corloc_summary(corloc: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
