@@ -548,6 +548,13 @@ def apply_cmd(
             "--guide has no effect with --method auto, which picks the guide per mask kind; "
             "use --method guided (or fast_guided) to choose the guide."
         )
+    settings = [("radius", radius), ("eps", eps), ("subsample", subsample), *method_params.items()]
+    tuned = [f"--{n.replace('_', '-')}" for n, value in settings if value is not None and n != "preset"]
+    if method == "auto" and tuned:
+        raise click.UsageError(
+            f"{', '.join(tuned)}: --method auto (the default) picks its own setting per mask kind; "
+            "name the method these apply to, e.g. --method guided --radius 9 --eps 1e-3."
+        )
     named = method_params.get("preset")
     if method == "auto" and named is not None:
         raise click.UsageError(

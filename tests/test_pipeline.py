@@ -994,3 +994,18 @@ def test_warm_up_compiles_the_kernels_the_files_will_use(
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1", "0"]
+
+
+def test_score_with_gt_in_another_format_says_which_files_are_read(
+    dataset: dict[str, Path], tmp_path: Path
+) -> None:
+    # a GT folder of .bmp masks gave "no prediction has a ground-truth mask with the same stem" and no more
+    import cv2
+
+    gt = tmp_path / "gt_bmp"
+    gt.mkdir()
+    for path in sorted(dataset["gt"].glob("*.png")):
+        assert cv2.imwrite(str(gt / f"{path.stem}.bmp"), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+    report = score_folder(dataset["masks"], gt, jobs=1)
+    assert not report.ok
+    assert "masks are read from .png and .npy files only" in str(report.nothing_scored)

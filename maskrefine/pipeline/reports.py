@@ -325,7 +325,10 @@ class ScoreReport:
         if self.failures or self.not_regular:
             return f"every pair failed ({len(self.failures) + len(self.not_regular)} failure(s))"
         if self.unmatched or self.duplicates:
-            return "no prediction has a ground-truth mask with the same stem"
+            return (
+                "no prediction has a ground-truth mask with the same stem (masks are read from .png and "
+                ".npy files only)"
+            )
         shard = self.config.get("shard")
         return "no masks found" + (f" in shard {shard}" if shard else " in the two folders")
 

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -187,7 +188,7 @@ def rank(
     Returns
     -------
     list of RankedCandidate
-        Ties broken by label, so the order is deterministic.
+        Ties broken by ``naive`` first, then by label, so the order is deterministic.
     """
     rows = []
     for candidate in dict.fromkeys(candidates):
@@ -195,7 +196,8 @@ def rank(
         rows.append(RankedCandidate(candidate, float(np.mean(changes)), float(np.min(changes))))
     if worse_limit is not None:
         rows = [row for row in rows if row.worst_change >= worse_limit or row.candidate == naive]
-    return sorted(rows, key=lambda row: (-row.mean_change, row.candidate.label))
+    # naive first among equals: a setting must beat it, not tie with it, to be ranked above it
+    return sorted(rows, key=lambda row: (-row.mean_change, row.candidate != naive, row.candidate.label))
 
 
 def scoring_key(preset: str) -> str:
@@ -211,12 +213,30 @@ def scoring_key(preset: str) -> str:
     return f"{p.name}:{digest.hexdigest()}"
 
 
+@functools.cache
+def code_fingerprint() -> str:
+    """SHA-1 of maskrefine's own source files: scores cached by another version of the code are misses.
+
+    A refiner, a resize rule or a metric can change between versions without any input changing (e.g.
+    patch grids placed cell by cell instead of stretched); a cache keyed only by inputs and settings
+    would then mix old scores with new ones.
+    """
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 class ScoreCache:
     """Scores of candidates on item sets, stored as ``.npz`` files in ``folder`` (created on first write).
 
-    The key is the candidate, the scoring (the preset's name and thresholds, see :func:`scoring_key`) and,
-    for every item, its key and the path, size and modification time of its image, mask and GT; changing
-    any input file or the scoring rules misses the cache. Writes are atomic.
+    The key is the candidate, the scoring (the preset's name and thresholds, see :func:`scoring_key`),
+    maskrefine's code (:func:`code_fingerprint`) and, for every item, its key and the path, size and
+    modification time of its image, mask and GT; changing any input file, the scoring rules or the code
+    misses the cache. Each entry also records the keys of the items it scored (an item that failed is left
+    out). Writes are atomic.
     """
 
     def __init__(self, folder: str | Path, preset: str = "tokencut") -> None:
@@ -239,24 +259,35 @@ class ScoreCache:
         return digest.hexdigest()
 
     def _path(self, candidate: Candidate, fingerprint: str) -> Path:
-        key = json.dumps([candidate.to_dict(), fingerprint, self.scoring], sort_keys=True)
+        key = json.dumps([candidate.to_dict(), fingerprint, self.scoring, code_fingerprint()], sort_keys=True)
         return self.folder / (hashlib.sha1(key.encode()).hexdigest() + ".npz")
 
     def get(self, candidate: Candidate, fingerprint: str) -> Scores | None:
         """Return the cached scores, or None (also for an unreadable cache file)."""
+        hit = self.get_with_keys(candidate, fingerprint)
+        return None if hit is None else hit[0]
+
+    def get_with_keys(self, candidate: Candidate, fingerprint: str) -> tuple[Scores, list[str] | None] | None:
+        """Return the cached scores and the keys of the items they cover (None when not recorded)."""
         path = self._path(candidate, fingerprint)
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                return Scores(data["acc"], data["iou"], data["fbeta"])
+                keys = [str(k) for k in data["keys"]] if "keys" in data.files else None
+                return Scores(data["acc"], data["iou"], data["fbeta"]), keys
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # truncated or garbage
             return None
 
-    def put(self, candidate: Candidate, fingerprint: str, scores: Scores) -> None:
-        """Store ``scores`` atomically."""
+    def put(
+        self, candidate: Candidate, fingerprint: str, scores: Scores, keys: Sequence[str] | None = None
+    ) -> None:
+        """Store ``scores`` (and the keys of the items they cover) atomically."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._path(candidate, fingerprint)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, acc=scores.acc, iou=scores.iou, fbeta=scores.fbeta)
+        arrays = {"acc": scores.acc, "iou": scores.iou, "fbeta": scores.fbeta}
+        if keys is not None:
+            arrays["keys"] = np.asarray(list(keys), dtype=str)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         os.replace(tmp, path)

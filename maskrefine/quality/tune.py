@@ -123,8 +123,43 @@ def _triples(
         {str(p) for p in with_images.only_first + with_gt.only_first}
         | {str(pair.first) for pair in with_images.pairs if pair.stem not in matched}
         | {str(pair.first) for pair in with_gt.pairs if pair.stem not in matched}
+        # an image or a GT without a mask is unmatched too (it was left out without a word)
+        | {str(p) for p in with_images.only_second + with_gt.only_second}
     )
     return items, unmatched, not_files
+
+
+def _image_sizes(items: Sequence[Item]) -> set[tuple[int, int]]:
+    """Return the distinct (height, width) of the items' images, from their headers (unreadable: skipped)."""
+    from maskrefine.errors import InputError
+    from maskrefine.io.imageio import read_image_size
+
+    sizes = set()
+    for item in items:
+        try:
+            sizes.add(read_image_size(item.image))
+        except InputError:
+            continue  # named when the item is scored
+    return sizes
+
+
+def _fits(candidate: Candidate, sizes: set[tuple[int, int]]) -> bool:
+    """Whether the candidate's filter window fits every image size.
+
+    A setting that cannot run on some image cannot be the preset for this data, and would drop that
+    image from every candidate's scores.
+    """
+    from maskrefine._checks import check_window_fits
+
+    params = candidate.param_dict
+    if "radius" not in params:
+        return True
+    try:
+        for height, width in sizes:
+            check_window_fits(height, width, int(params["radius"]), int(params.get("subsample", 1)))
+    except ValueError:
+        return False
+    return True
 
 
 def _masks_are_binary(items: Sequence[Item]) -> bool:
@@ -221,8 +256,26 @@ def tune(
     def out_of_time() -> bool:
         return budget_s is not None and time.perf_counter() - start > budget_s
 
+    def adopt(candidate: Candidate, value: Scores, value_keys: Sequence[str]) -> None:
+        """Keep ``value``, every candidate's scores restricted to the items scored for all (paired).
+
+        An item that failed for one batch's settings leaves every candidate's scores.
+        """
+        nonlocal keys
+        present = set(value_keys)
+        if keys is None:
+            keys = list(value_keys)
+        elif not present.issuperset(keys):
+            common = [k for k in keys if k in present]
+            position = {k: i for i, k in enumerate(keys)}
+            for known in list(scores):
+                scores[known] = scores[known].subset([position[k] for k in common])
+            keys = common
+        position = {k: i for i, k in enumerate(value_keys)}
+        scores[candidate] = value.subset([position[k] for k in keys])
+
     def run(candidates: Sequence[Candidate], stage: str) -> None:
-        nonlocal keys, truncated
+        nonlocal truncated
         todo = [c for c in dict.fromkeys(candidates) if c not in scores]
         for begin in range(0, len(todo), _BATCH):
             if scores and out_of_time():
@@ -231,23 +284,25 @@ def tune(
             batch = todo[begin : begin + _BATCH]
             missing = []
             for candidate in batch:
-                hit = cache.get(candidate, fingerprint) if cache is not None else None
-                if hit is not None and (keys is None or len(hit.acc) == len(keys)):
-                    scores[candidate] = hit
+                hit = cache.get_with_keys(candidate, fingerprint) if cache is not None else None
+                if hit is not None and hit[1] is not None and len(hit[1]) == len(hit[0].acc):
+                    adopt(candidate, hit[0], hit[1])
                 else:
                     missing.append(candidate)
             if missing or keys is None:
                 result = evaluate(missing or [naive], items, preset=preset, jobs=jobs)
-                keys = result.keys
-                failures[:] = result.failures
+                known_failures = {key for key, _ in failures}
+                failures.extend(f for f in result.failures if f[0] not in known_failures)
                 for candidate, value in result.scores.items():
-                    scores[candidate] = value
                     if cache is not None:
-                        cache.put(candidate, fingerprint, value)
+                        cache.put(candidate, fingerprint, value, result.keys)
+                    adopt(candidate, value, result.keys)
             if progress is not None:
                 progress(f"{stage}: {min(begin + _BATCH, len(todo))}/{len(todo)} candidates")
 
-    grid = [naive, *coarse_grid(binary, methods=methods)]
+    sizes = _image_sizes(items)
+    full_grid = coarse_grid(binary, methods=methods)
+    grid = [naive, *(c for c in full_grid if _fits(c, sizes))]
     run(grid, "coarse grid")
     if not keys:
         raise ConfigError(
@@ -257,7 +312,9 @@ def tune(
     top = [row.candidate for row in ranked if row.candidate.method != "identity"][:3]
     if not truncated:
         known = {c.label for c in scores}
-        fine = [n for c in top for n in neighbours(c, methods=methods) if n.label not in known]
+        fine = [
+            n for c in top for n in neighbours(c, methods=methods) if n.label not in known and _fits(n, sizes)
+        ]
         run(unique_by_label(fine), "fine grid")
     ranked = rank({"data": scores}, list(scores), naive, worse_limit=None)
     rows = []
@@ -290,6 +347,12 @@ def tune(
             f"the winner's IoU interval [{iou.low:+.4f}, {iou.high:+.4f}] reaches 0 "
             "(overlaps naive upsampling): "
             f"the subset of {len(keys)} images is too small, or the gain too small, to be sure it helps"
+        )
+    if len(grid) < len(full_grid) + 1:
+        smallest = min(sizes, key=min)
+        report.warnings.append(
+            f"{len(full_grid) + 1 - len(grid)} settings of the grid were left out: their filter window is "
+            f"larger than the smallest image ({smallest[0]}x{smallest[1]}, HxW)"
         )
     if len(keys) < MIN_IMAGES:
         report.warnings.append(

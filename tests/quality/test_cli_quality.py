@@ -89,6 +89,10 @@ def test_apply_preset_paper_and_preset_file(data, tmp_path):
         (["--method", "auto", "--guide", "color"], "--guide has no effect with --method auto"),
         (["--preset", "paper", "--preset-file", "x.toml"], "exclude each other"),
         (["--binary-input"], "no effect with --method auto"),
+        # was "refiner 'auto' does not accept parameter(s) radius; accepted: none", without the way out
+        (["--radius", "3"], "--radius: --method auto (the default) picks its own setting"),
+        (["--eps", "1e-4", "--subsample", "2"], "--eps, --subsample: --method auto"),
+        (["--lam", "10"], "--lam: --method auto"),
     ],
 )
 def test_apply_conflicting_options(data, tmp_path, extra, message):
