@@ -73,24 +73,68 @@ class _StepLine:
     help="Local DINO/DINOv2 ViT checkpoint (e.g. dino_deitsmall8_pretrain.pth); never downloaded.",
 )
 @click.option("--out", "run_dir", required=True, type=_path, help="Run folder (config, log, checkpoints).")
-@click.option("--config", "config_file", type=_path, default=None, help="TOML file of TrainConfig settings.")
 @click.option(
-    "--preset", type=click.Choice(["paper", "reference", "tiny"]), default=None, help="Starting settings."
+    "--config",
+    "config_file",
+    type=_path,
+    default=None,
+    help="TOML file of TrainConfig settings (top-level keys; an optional `preset` key picks the start).",
 )
-@click.option("--backbone", type=click.Choice(["vit", "pixels"]), default=None, help="[default: vit]")
+@click.option(
+    "--preset",
+    type=click.Choice(["paper", "reference", "tiny"]),
+    default=None,
+    help="Starting settings; the defaults below are paper's. [default: paper]",
+)
+@click.option(
+    "--backbone",
+    type=click.Choice(["vit", "pixels"]),
+    default=None,
+    help="vit: the checkpoint's ViT; pixels: colour/position features, no checkpoint (demos). [default: vit]",
+)
 @click.option("--crop-loss/--no-crop-loss", default=None, help="Multi-scale crop consistency. [default: on]")
-@click.option("--crop-sampler", type=click.Choice(["uniform", "reference"]), default=None)
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="[default: 30]")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="[default: 8]")
-@click.option("--image-size", type=click.IntRange(min=16), default=None, help="[default: 320]")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="[default: 1e-4]")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="[default: 0]")
+@click.option(
+    "--crop-sampler",
+    type=click.Choice(["uniform", "reference"]),
+    default=None,
+    help="Crop positions: uniform over the image, or the paper repository's. [default: uniform]",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data. [default: 30]"
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step. [default: 8]")
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=16),
+    default=None,
+    help="Side of the square training crop; sizes that cannot train are refused. [default: 320]",
+)
+@click.option(
+    "--resize",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Shorter side images are resized to before the random crop; image size to 4 x image size. "
+    "[default: 335]",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="AdamW learning rate. [default: 1e-4]",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Seed of all random draws. [default: 0]"
+)
 @click.option("--device", default=None, help="cpu, cuda or cuda:N. [default: cpu]")
 @click.option("--amp", is_flag=True, default=None, help="bf16 autocast (CUDA only).")
 @click.option("--num-workers", type=click.IntRange(min=0), default=None, help="Data loader processes.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
 @click.option("--checkpoint-every", type=click.IntRange(min=0), default=None, help="Steps; 0 = per epoch.")
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its last.pt; give the same options (config.json is not read).",
+)
 @click.option("--val-images", type=_in_dir, default=None, help="Validation images (metrics are only logged).")
 @click.option("--val-gt", type=_in_dir, default=None, help="Validation ground truth, paired by stem.")
 @click.option("--keep-best-on-val", is_flag=True, default=None, help="Also keep best_val.pt (opt-in).")

@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-from maskrefine.errors import BackendUnavailableError
+from maskrefine.errors import BackendUnavailableError, install_hint
 
 try:
     import torch  # noqa: F401
 except ImportError as exc:
     raise BackendUnavailableError(
-        "maskrefine.train needs PyTorch, which is not installed: pip install 'maskrefine[torch]'"
+        f"maskrefine.train needs PyTorch, which is not installed: {install_hint('torch')}"
     ) from exc
 
 from maskrefine.train.checkpoint import load_vit  # noqa: E402

@@ -1,4 +1,4 @@
-"""Training configuration: one frozen dataclass with the paper's defaults (PROTOCOL §5.4), presets, TOML.
+"""Training configuration: a frozen dataclass with the paper's defaults (docs/training.md §5), presets, TOML.
 
 Every field that changes results is recorded in each run's ``config.json`` and in every checkpoint.
 Fixes of the reference code are the defaults; each has a switch restoring the reference behaviour
@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from maskrefine.errors import ConfigError
 
-__all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS"]
+__all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS", "geometry_problem"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,11 +26,13 @@ class TrainConfig:
     """Sempart + crop-consistency training settings.
 
     Data
-        ``image_size`` 320 (random square crop), ``resize`` 335 (shorter side), colour jitter
+        ``image_size`` 320 (random square crop; a multiple of 16 that the patch size and crop settings
+        can train with, see :func:`geometry_problem`), ``resize`` 335 (shorter side, from ``image_size``
+        to 4 x ``image_size``), colour jitter
         (``brightness`` 0.4, ``contrast`` 0.4, ``saturation`` 0.2, ``hue`` 0.1, with probability
         ``jitter_p`` 0.8), ``grayscale_p`` 0.2, ``flip_p`` 0.5; ``last_batch``: ``"drop_single"`` (default:
-        drop a final batch of one image, whose BatchNorm statistics are degenerate) or ``"keep"``
-        (reference).
+        drop a final batch of one image when ``batch_size`` > 1: its BatchNorm statistics are degenerate)
+        or ``"keep"`` (reference).
     Backbone
         ``backbone``: ``"vit"`` (needs ``backbone_checkpoint``, a local DINO/DINOv2 file) or ``"pixels"``
         (weight-free colour/position features); ``arch``/``patch_size`` checked against the file when set.
@@ -213,7 +215,11 @@ def _check(cfg: TrainConfig) -> None:
             f"image_size must be a multiple of 16 (crops are image_size/2); got {cfg.image_size}"
         )
     if cfg.resize < cfg.image_size:
-        raise ConfigError(f"resize ({cfg.resize}) must be >= image_size ({cfg.image_size})")
+        raise ConfigError(
+            f"resize ({cfg.resize}) must be >= image_size ({cfg.image_size}): images are resized to a "
+            "shorter side of resize, then cropped to image_size; raise resize (--resize, or `resize` in "
+            "the --config file)"
+        )
     for name in ("jitter_p", "grayscale_p", "flip_p"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ConfigError(
@@ -251,6 +257,79 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError("amp (bf16 autocast) needs a CUDA device; use --device cuda or drop --amp")
     if cfg.patch_size is not None and cfg.patch_size < 1:
         raise ConfigError(f"patch_size must be >= 1; got {cfg.patch_size}")
+    # the head stride: a ViT's is known once its checkpoint is loaded (build_model checks it then)
+    stride = (cfg.patch_size or 8) if cfg.backbone == "pixels" else None
+    problem = geometry_problem(cfg, stride)
+    if problem is not None:
+        raise ConfigError(problem)
+    if cfg.resize > MAX_RESIZE_FACTOR * cfg.image_size:
+        raise ConfigError(
+            f"resize ({cfg.resize}) must be at most {MAX_RESIZE_FACTOR} x image_size "
+            f"({MAX_RESIZE_FACTOR * cfg.image_size}): larger values upscale every image for crops of a "
+            "small part of it (--resize, or `resize` in the --config file)"
+        )
+
+
+#: The reference crop sampler's column (and, below 116 px, row) offsets reach 29 px: crops of H/2 fit
+#: only when H >= 58.
+REFERENCE_SAMPLER_MIN = 58
+#: ``resize`` may be at most this many times ``image_size``.
+MAX_RESIZE_FACTOR = 4
+
+
+def geometry_problem(cfg: TrainConfig, stride: int | None) -> str | None:
+    """Say why ``cfg.image_size`` cannot train with head stride ``stride`` (the patch size), or return None.
+
+    Training needs a feature grid of at least 2x2 patches (the feature GTV loss pads it by reflection);
+    with the crop loss, the teacher target (``image_size`` px) at least as large as the guided filter's
+    ``2 gf_radius + 1`` window; the ``"uniform"`` sampler needs ``image_size/2`` to be a multiple of the
+    stride (so that crops reach the bottom/right edge and student cells map onto 2x2 teacher cells), the
+    ``"reference"`` sampler ``image_size >= 58``.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    stride : int or None
+        The head stride (the patch size if a power of two, else 8); None when not known yet (a ViT,
+        before its checkpoint is loaded): only the checks that do not depend on it are made.
+
+    Returns
+    -------
+    str or None
+        The problem, naming image_size and how to fix it, or None.
+    """
+    size = cfg.image_size
+    if stride is not None:
+        if size % stride:
+            return f"image_size {size} must be a multiple of the head stride (patch size) {stride}"
+        if size < 2 * stride:
+            return (
+                f"image_size {size} is too small for patch size {stride}: the feature grid must be at "
+                f"least 2x2 patches; use image_size >= {2 * stride}"
+            )
+    if not cfg.crop_loss:
+        return None
+    window = 2 * cfg.gf_radius + 1
+    if size < window:
+        return (
+            f"image_size {size} is too small for the crop loss: its {size}-px teacher target must be at "
+            f"least the guided filter's {window}-px window (gf_radius {cfg.gf_radius}); use a larger "
+            "image_size, a smaller gf_radius or --no-crop-loss"
+        )
+    if cfg.crop_sampler == "reference" and size < REFERENCE_SAMPLER_MIN:
+        return (
+            f"image_size {size} is too small for the reference crop sampler (its offsets reach 29 px, so "
+            f"crops of image_size/2 fit only from {REFERENCE_SAMPLER_MIN} px); use image_size >= 64 or "
+            "crop_sampler 'uniform'"
+        )
+    if cfg.crop_sampler == "uniform" and stride is not None and size % (2 * stride):
+        below, above = size // (2 * stride) * 2 * stride, (size // (2 * stride) + 1) * 2 * stride
+        return (
+            f"image_size {size} does not suit the uniform crop sampler with patch size {stride}: "
+            f"image_size/2 must be a multiple of {stride} so that crops reach the image's bottom and right "
+            f"edges; use a multiple of {2 * stride} (e.g. {below} or {above}) or --no-crop-loss"
+        )
+    return None
 
 
 def _describe(hint: Any) -> str:
@@ -266,7 +345,7 @@ def _describe(hint: Any) -> str:
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
-#: Named starting points: ``paper`` (PROTOCOL §5.4), ``reference`` (paper + every reference switch),
+#: Named starting points: ``paper`` (docs/training.md §5), ``reference`` (paper + every reference switch),
 #: ``tiny`` (64 px, 2 images per batch, 1 epoch: tests and CPU demos).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -292,7 +371,8 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Top-level keys are :class:`TrainConfig` fields; an optional ``preset`` key names the starting preset.
 
-    Raises ConfigError naming the file for a missing/unreadable file, a FIFO, or invalid TOML.
+    Raises ConfigError naming the file for a missing/unreadable file, a FIFO, invalid TOML, or a key that
+    is not a setting.
     """
     file = Path(path)
     if not str(path).strip():
@@ -311,4 +391,7 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     nested = [k for k, v in data.items() if isinstance(v, dict)]
     if nested:
         raise ConfigError(f"config file {file}: tables are not supported ([{nested[0]}]); use top-level keys")
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(TrainConfig)} - {"preset"})
+    if unknown:  # named here, with the file; later it would read as a problem of the preset
+        raise ConfigError(f"config file {file}: unknown training setting(s): {', '.join(unknown)}")
     return data

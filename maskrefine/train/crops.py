@@ -1,4 +1,4 @@
-"""Crop sampling for the multi-scale crop-consistency loss (PROTOCOL §6).
+"""Crop sampling for the multi-scale crop-consistency loss (docs/training.md §4).
 
 A crop is ``H/2 x W/2`` pixels at a per-image top-left offset ``(row, col)``, zoomed x2 (bilinear,
 ``align_corners=False``) back to ``H x W``. The same window is cut from the normalised image (the teacher's
@@ -9,12 +9,14 @@ Samplers
 --------
 ``"uniform"`` (default)
     Row and column offsets uniform over ``{0, s, 2s, …}`` up to ``H/2`` (resp. ``W/2``) with ``s`` the head
-    stride, so every position of the crop inside the image is possible and student cells map onto 2x2
-    teacher cells.
+    stride. When ``H/2`` and ``W/2`` are multiples of ``s`` (training's config validation requires it), every
+    position of the crop on the patch grid is possible, crops reach the bottom and right edges, and
+    student cells map onto 2x2 teacher cells.
 ``"reference"``
     The paper repository's effective behaviour (a list-repeat bug): token offsets drawn in 10..29 are used
-    as *pixel* offsets; the row is then clamped to ``[H/4, 3H/4]`` — always ``H/4`` (80 px at 320) — and the
-    column is 10..29 px.
+    as *pixel* offsets; the row is then clamped to ``[H/4, 3H/4]`` — ``H/4`` whenever ``H >= 116`` (80 px
+    at 320), 10..29 clamped up to ``H/4`` below that (16..29 at 64) — and the column is 10..29 px. Crops
+    fit only when ``H, W >= 58``; smaller images are refused.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def sample_crop_offsets(
     Parameters
     ----------
     batch, height, width : int
-        Batch size and image size (H and W even).
+        Batch size and image size (H and W even; both >= 58 for the reference sampler).
     sampler : {"uniform", "reference"}
     stride : int
         Offset step of the uniform sampler (the head's stride).
@@ -56,11 +58,11 @@ def sample_crop_offsets(
         rows = torch.randint(0, height // 2 // stride + 1, (batch,), generator=generator) * stride
         cols = torch.randint(0, width // 2 // stride + 1, (batch,), generator=generator) * stride
     else:
+        if min(height, width) < 58:  # offsets reach 29 px: an H/2 x W/2 crop may not fit
+            raise ValueError(f"the reference crop sampler needs H, W >= 58 px; got {height}x{width}")
         tokens = torch.randint(10, 30, (2, batch), generator=generator)
         rows = tokens[0].clamp(height // 4, 3 * height // 4)
         cols = tokens[1]
-        if int(cols.max()) + width // 2 > width:
-            raise ValueError(f"the reference crop sampler needs W >= 58 px; got {width}")
     return torch.stack((rows, cols), dim=1)
 
 

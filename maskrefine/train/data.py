@@ -1,4 +1,4 @@
-"""Image-folder dataset and the training augmentation of PROTOCOL §5.4, written in torch (no torchvision).
+"""Image-folder dataset and the training augmentation of docs/training.md §5, in torch (no torchvision).
 
 Per image: resize the shorter side to ``resize`` (bilinear, antialiased like PIL), with probability
 ``jitter_p`` colour jitter (brightness, contrast, saturation, hue factors in random order), grayscale with
@@ -37,7 +37,7 @@ _GRAY = (0.299, 0.587, 0.114)
 
 @dataclass(frozen=True, slots=True)
 class Augment:
-    """Augmentation settings (defaults: PROTOCOL §5.4)."""
+    """Augmentation settings (defaults: docs/training.md §5)."""
 
     brightness: float = 0.4
     contrast: float = 0.4
@@ -135,7 +135,7 @@ def normalize(image: torch.Tensor) -> torch.Tensor:
 
 
 class ImageFolder(torch.utils.data.Dataset):
-    """Training images of a folder, augmented as PROTOCOL §5.4.
+    """Training images of a folder, augmented as docs/training.md §5 says.
 
     Parameters
     ----------

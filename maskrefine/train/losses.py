@@ -1,4 +1,4 @@
-"""Sempart losses (PROTOCOL §5.3) and the multi-scale crop-consistency target (§6).
+"""Sempart losses (docs/training.md §3) and the multi-scale crop-consistency target (§4).
 
 All functions take **probabilities** (sigmoid of the logits), not logits, and return a 0-D tensor.
 Affinities built from the frozen features and the image carry no gradient.
@@ -112,7 +112,7 @@ def crop_target(
     [1e-6, 1 − 1e-6].
 
     The reference standardises the mask before filtering and undoes it after; the filter is affine in the
-    mask, so that round trip changes nothing (PROTOCOL §3.2) and is left out.
+    mask, so that round trip changes nothing (docs/filters.md, section 2) and is left out.
     """
     with torch.no_grad():
         guide = make_guide(crop_image.detach().float(), "mean", normalized=True)

@@ -1,4 +1,4 @@
-"""Backbone + Sempart head, and the training objective of one batch (PROTOCOL §5.3 and §6)."""
+"""Backbone + Sempart head, and the training objective of one batch (docs/training.md §3, §4)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from maskrefine.errors import ConfigError
 from maskrefine.train.checkpoint import load_vit
-from maskrefine.train.config import TrainConfig
+from maskrefine.train.config import TrainConfig, geometry_problem
 from maskrefine.train.crops import crop_and_zoom, sample_crop_offsets
 from maskrefine.train.losses import (
     coarse_fine_loss,
@@ -108,10 +108,9 @@ def build_backbone(cfg: TrainConfig) -> tuple[Backbone, dict[str, Any]]:
 def build_model(cfg: TrainConfig) -> tuple[SempartModel, dict[str, Any]]:
     """Backbone of ``cfg`` + a freshly initialised head (seed the global RNG first for reproducibility)."""
     backbone, info = build_backbone(cfg)
-    if cfg.image_size % backbone.stride:
-        raise ConfigError(
-            f"image_size {cfg.image_size} must be a multiple of the head stride {backbone.stride}"
-        )
+    problem = geometry_problem(cfg, backbone.stride)  # a ViT's patch size is known only now
+    if problem is not None:
+        raise ConfigError(problem)
     head = SempartHead(
         backbone.embed_dim,
         cfg.head_hidden,

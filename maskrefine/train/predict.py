@@ -1,4 +1,4 @@
-"""Full-size soft masks from a trained Sempart head (the fine branch, PROTOCOL §5.5).
+"""Full-size soft masks from a trained Sempart head (the fine branch, docs/training.md §6).
 
 Geometry: with ``bn_mode="eval"`` (default) each image is resized (bilinear, antialiased) so that its
 shorter side is the training ``image_size`` and both sides are multiples of the head stride, predicted
@@ -9,8 +9,19 @@ are then resized to ``image_size x image_size`` and predicted in batches of ``ba
 Polarity (every loss is symmetric in s <-> 1 - s): ``"border"`` flips a mask whose mean over the image's
 border pixels exceeds 0.5; ``"batch_mean"`` flips a whole batch whose mean exceeds 0.5 (reference);
 ``"none"`` keeps the network's output. Refinement (``refine="guided"``): the paper's guided filter (r 9,
-ε 1e-3, channel-mean guide) on the fine mask at network resolution, after the polarity flip; ``"auto"``
-means guided for a checkpoint trained with the crop loss (the paper's Crop + GF method), none otherwise.
+ε 1e-3, channel-mean guide) on the fine mask at network resolution, after the polarity flip; it is skipped
+when the network input is smaller than the filter's window (``2 gf_radius + 1`` = 19 px) in either
+dimension (only with an ``image_size`` below 19, or a network input side of one stride in eval mode);
+``"auto"`` means guided for a checkpoint trained with the crop loss (the paper's Crop + GF method), none
+otherwise.
+
+Size cap: in eval mode an image of extreme aspect ratio gives a long network input (a 1x1000 image would
+become 320x320000 px); an input of more than ``MAX_INPUT_FACTOR`` (8) x ``image_size``² pixels (an aspect
+ratio above about 8:1) is refused for that image (ValueError naming the sizes; ``predict_folder`` reports
+the file as failed and goes on) instead of running out of memory.
+
+Prediction never changes the model: the train/eval modes it finds are restored, and with batch statistics
+BatchNorm's running statistics are put back after the forward pass.
 """
 
 from __future__ import annotations
@@ -29,15 +40,25 @@ from maskrefine.errors import ConfigError
 from maskrefine.torch import guided_filter, make_guide
 from maskrefine.train.config import TrainConfig
 from maskrefine.train.data import normalize
-from maskrefine.train.model import SempartModel
+from maskrefine.train.model import ModelOutput, SempartModel
 
 if TYPE_CHECKING:
     from maskrefine.io.imageio import MaskFormat
     from maskrefine.pipeline import RunReport
 
-__all__ = ["Prediction", "Predictor", "REFINE_MODES", "apply_polarity", "load_predictor", "predict_folder"]
+__all__ = [
+    "MAX_INPUT_FACTOR",
+    "Prediction",
+    "Predictor",
+    "REFINE_MODES",
+    "apply_polarity",
+    "load_predictor",
+    "predict_folder",
+]
 
 RefineMode = Literal["auto", "guided", "none"]
+#: A network input may have at most this many times ``image_size``² pixels (eval mode).
+MAX_INPUT_FACTOR = 8
 REFINE_MODES = ("auto", "guided", "none")
 
 
@@ -51,8 +72,11 @@ def _check_refine(refine: object) -> RefineMode:
 class Prediction:
     """Soft masks of one image, float32 in [0, 1].
 
-    ``fine`` (H, W) is at the image size; ``coarse`` (h, w) is on the head's grid (a uniform downscale of
-    the image: ``apply`` accepts it).
+    ``fine`` (H, W) is at the image size. ``coarse`` (h, w) is the head's grid when that is a uniform
+    downscale of the image no larger than it (eval mode, images at least as large as the network input);
+    otherwise (batch statistics, whose grid is square, or a small image upscaled for the network) the grid
+    resized bilinearly to the image's aspect ratio at the grid's resolution along the shorter side, never
+    larger than the image. Either way ``maskrefine apply`` accepts it with its image.
     """
 
     fine: np.ndarray
@@ -83,6 +107,8 @@ class Predictor:
         The network (moved to ``device``) and the settings it was trained with.
     device : str or torch.device
     refine : {"auto", "guided", "none"}
+        ``"guided"`` is skipped (silently) for a network input smaller than ``2 cfg.gf_radius + 1`` px in
+        either dimension.
     bn_mode, polarity : optional
         Override ``cfg.bn_mode`` / ``cfg.polarity``.
     """
@@ -123,14 +149,39 @@ class Predictor:
             max(stride, round(width * scale / stride) * stride),
         )
 
+    def input_problem(self, height: int, width: int) -> str | None:
+        """Say why an image of ``height`` x ``width`` cannot be predicted (a network input over the cap)."""
+        net_h, net_w = self._input_size(height, width)
+        cap = MAX_INPUT_FACTOR * self.cfg.image_size**2
+        if net_h * net_w <= cap:
+            return None
+        return (
+            f"the {height}x{width} image (HxW) would need a {net_h}x{net_w} network input, more than "
+            f"{MAX_INPUT_FACTOR} x image_size² = {cap} pixels (aspect ratio above about "
+            f"{MAX_INPUT_FACTOR}:1); crop or pad it"
+        )
+
     @torch.no_grad()
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
-        """Masks of RGB float32 images (H, W, 3) in [0, 1] (one batch; see :attr:`batch_size`)."""
+        """Masks of RGB float32 images (H, W, 3) in [0, 1] (one batch; see :attr:`batch_size`).
+
+        The model's state (train/eval modes, BatchNorm running statistics) is the same afterwards.
+
+        Raises
+        ------
+        ValueError
+            Images that resize to different network input sizes, or a network input over the cap
+            (:meth:`input_problem`).
+        """
         if not images:
             return []
         sizes = {self._input_size(*im.shape[:2]) for im in images}
         if len(sizes) != 1:
             raise ValueError("images of one call must resize to the same network input size")
+        for im in images:
+            problem = self.input_problem(*im.shape[:2])
+            if problem is not None:
+                raise ValueError(problem)
         ((net_h, net_w),) = sizes
         tensors = []
         for im in images:
@@ -138,20 +189,7 @@ class Predictor:
             x = F.interpolate(x, size=(net_h, net_w), mode="bilinear", align_corners=False, antialias=True)
             tensors.append(normalize(x.clamp(0, 1)[0]))
         batch = torch.stack(tensors)
-        self.model.eval()
-        if self.bn_mode == "batch_stats":
-            self.model.head.train()  # BatchNorm normalises with the batch statistics (reference)
-        amp = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if self.cfg.amp and self.device.type == "cuda"
-            else None
-        )
-        if amp is not None:
-            with amp:
-                out = self.model(batch)
-        else:
-            out = self.model(batch)
-        self.model.eval()
+        out = self._forward(batch)
         fine, coarse = out.fine.float(), out.coarse.float()
         flip = apply_polarity(fine, self.polarity).view(-1, 1, 1, 1)
         fine = torch.where(flip, 1 - fine, fine)
@@ -165,11 +203,43 @@ class Predictor:
             results.append(
                 Prediction(
                     fine=full[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32),
-                    coarse=coarse[i, 0].clamp(0, 1).cpu().numpy().astype(np.float32),
+                    coarse=_coarse_for(coarse[i : i + 1], im.shape[:2]),
                     flipped=bool(flip[i]),
                 )
             )
         return results
+
+    def _forward(self, batch: torch.Tensor) -> ModelOutput:
+        """Run the model on ``batch``; its modes and BatchNorm statistics are restored afterwards."""
+        modes = [(module, module.training) for module in self.model.modules()]
+        # batch statistics: BatchNorm in training mode also updates its running statistics; keep them
+        saved = [(b, b.clone()) for b in self.model.head.buffers()] if self.bn_mode == "batch_stats" else []
+        try:
+            self.model.eval()
+            if self.bn_mode == "batch_stats":
+                self.model.head.train()  # BatchNorm normalises with the batch statistics (reference)
+            if self.cfg.amp and self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    return self.model(batch)
+            return self.model(batch)
+        finally:
+            for buffer, value in saved:
+                buffer.copy_(value)
+            for module, mode in modes:
+                module.training = mode
+
+
+def _coarse_for(coarse: torch.Tensor, image_hw: tuple[int, ...]) -> np.ndarray:
+    """Return the coarse mask (1, 1, h, w) as a uniform downscale of the image, never larger than it."""
+    from maskrefine.refiners import check_mask_size
+
+    h, w = coarse.shape[-2:]
+    height, width = int(image_hw[0]), int(image_hw[1])
+    if check_mask_size((h, w), (height, width)) is not None:
+        k = min(1.0, min(h, w) / min(height, width))  # the grid's resolution along the shorter side
+        size = (max(1, round(height * k)), max(1, round(width * k)))
+        coarse = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return coarse[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------ folders
@@ -267,15 +337,18 @@ def predict_folder(
     """Predict a soft mask for every image of ``images_dir`` and write it to ``out_dir``.
 
     Outputs are ``out_dir/<stem>.png`` (``png8``/``png16``) or ``.npy`` (float32), at each image's size,
-    in [0, 1]; with ``save_coarse`` also ``out_dir/coarse/<stem>.<ext>`` on the head's grid (a uniform
-    downscale of the image, so ``maskrefine apply`` accepts it). The rules of ``apply`` hold: the output
-    folder must not be, contain or lie inside the images folder, and must not be a symbolic link; a
-    folder, symlink or FIFO at an output path is refused; existing outputs need ``overwrite`` or
-    ``skip_existing`` (a stem is skipped only when all its outputs exist: the missing ones are written,
-    the others kept); without ``overwrite`` no file is replaced, not even one that appears during the run
-    (another run's output: reported as failed, or skipped with ``skip_existing``); each file is written
-    to a temporary file and renamed; an unreadable image is reported and the others are still written.
-    The report must not be an input (the checkpoint, the backbone files) nor the output folder.
+    in [0, 1]; with ``save_coarse`` also ``out_dir/coarse/<stem>.<ext>`` at the head's grid resolution (a
+    uniform downscale of the image, never larger than it, so ``maskrefine apply`` accepts it; see
+    :class:`Prediction`). An image whose network input would exceed the size cap (an aspect ratio above
+    about 8:1, see the module's notes) is reported as failed, naming both sizes.
+
+    The rules of ``apply`` hold: the output folder must not be, contain or lie inside the images folder, and
+    must not be a symbolic link; a folder, symlink or FIFO at an output path is refused; existing outputs
+    need ``overwrite`` or ``skip_existing`` (a stem is skipped only when all its outputs exist: the missing
+    ones are written, the others kept); without ``overwrite`` no file is replaced, not even one that appears
+    during the run (another run's output: reported as failed, or skipped with ``skip_existing``); each file
+    is written to a temporary file and renamed; an unreadable image is reported and the others are still
+    written. The report must not be an input (the checkpoint, the backbone files) nor the output folder.
 
     Returns
     -------
@@ -437,6 +510,13 @@ def predict_folder(
             return
         groups: dict[tuple[int, int], list] = {}
         for item in loaded:
+            problem = predictor.input_problem(*item[2].shape[:2])
+            if problem is not None:  # too large for the network: this file fails, the others go on
+                stem, path, _, t0 = item
+                outcomes[stem] = FileOutcome(
+                    stem, "failed", ckpt, path, outputs(stem)[0], f"{path}: cannot predict: {problem}"
+                )
+                continue
             groups.setdefault(predictor._input_size(*item[2].shape[:2]), []).append(item)
         for items in groups.values():
             try:

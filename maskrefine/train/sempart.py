@@ -1,4 +1,4 @@
-"""Sempart segmentation head on frozen patch features (PROTOCOL §5.2).
+"""Sempart segmentation head on frozen patch features (docs/training.md §2).
 
 ``SempartHead(384, hidden=64, stride=8)`` has 748,165 parameters, as the paper repository's
 ``segmenterNetRGB(384, 1, 64, patch_size=8)``:

@@ -144,12 +144,13 @@ def _read_log(path: Path, upto_step: int) -> str:
 def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int, last_batch: str) -> list[list[int]]:
     """Shuffled index batches of one epoch (a generator seeded by (seed, epoch)).
 
-    A final batch of one image is dropped unless ``last_batch == "keep"``.
+    A final batch of one image is dropped when ``last_batch == "drop_single"`` and ``batch_size > 1``
+    (with ``batch_size`` 1 every batch has one image and all are kept).
     """
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n_images, generator=g).tolist()
     batches = [order[i : i + batch_size] for i in range(0, n_images, batch_size)]
-    if last_batch == "drop_single" and batches and len(batches[-1]) == 1:
+    if last_batch == "drop_single" and batch_size > 1 and batches and len(batches[-1]) == 1:
         batches.pop()
     return batches
 
@@ -480,8 +481,8 @@ def train(
             finish_epoch(dict(pending))
             pending = None
 
-        # ---- loop
-        stopped = False
+        # ---- loop (a resumed run whose max_steps is already reached trains no further step)
+        stopped = cfg.max_steps is not None and step >= cfg.max_steps
         while epoch < cfg.epochs and not stopped:
             batches = epoch_batches(len(files), cfg.batch_size, cfg.seed, epoch, cfg.last_batch)
             dataset.epoch = epoch

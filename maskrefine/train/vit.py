@@ -6,9 +6,10 @@ Every backbone maps a batch of ImageNet-normalised images ``(B, 3, H, W)`` to pa
 * :class:`VisionTransformer` follows the DINO v1 layout (patch embedding, class token, position table
   interpolated bicubically to the input grid, pre-norm blocks, LayerNorm eps 1e-6) and, with
   ``layer_scale=True`` and optional register tokens, the DINOv2 layout. The features are the **keys of the
-  last block** (PROTOCOL §5.1): the k third of that block's qkv projection of its LayerNorm'd input, heads
-  concatenated, class and register tokens dropped. Blocks after the last key projection are not run.
-* **Patch 14 (DINOv2).** The head of PROTOCOL §5.2 upsamples by 2 per stage, so it needs a power-of-two
+  last block** (docs/training.md §1): the k third of that block's qkv projection of its LayerNorm'd
+  input, heads concatenated, class and register tokens dropped. Blocks after the last key projection are
+  not run.
+* **Patch 14 (DINOv2).** The head of docs/training.md §2 upsamples by 2 per stage, so it needs a power-of-two
   stride. For a patch size that is not a power of two the image is resized (bilinear) to the nearest
   multiple of the patch size for the ViT, and the token grid is then resized (bilinear,
   ``align_corners=False``) to ``input / 8`` before the head: the head always sees an 8-pixel grid, as with

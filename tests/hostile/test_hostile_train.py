@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -49,11 +50,26 @@ def test_train_then_predict(hostile):
         (["--batch-size", "0"], ["--batch-size"]),
         (["--amp"], ["CUDA"]),
         (["--device", "tpu"], ["--device", "tpu"]),
+        (["--resize", ""], ["--resize"]),
+        (["--resize", "big"], ["--resize", "big"]),
+        (["--resize", "0"], ["--resize"]),
+        (["--resize", "9" * 40], ["resize (" + "9" * 40 + ")", "at most 4 x image_size"]),
+        (["--resize", "300"], ["resize (300) must be >= image_size (320)", "--resize"]),
+        (["--image-size", "384"], ["resize (335) must be >= image_size (384)", "--resize"]),
+        ([*TRAIN_TINY, "--image-size", "16"], ["image_size 16", "19-px window"]),
+        ([*TRAIN_TINY, "--image-size", "16", "--no-crop-loss"], ["resize (72)", "4 x image_size (64)"]),
     ],
 )
 def test_train_bad_options(hostile, args, names):
     hostile.run("train", "--images", "images", "--out", "run", *args, exit=2, names=names)
     assert not hostile.path("run").exists()
+
+
+def test_train_resize_option(hostile):
+    args = ["--image-size", "80", "--resize", "96"]
+    hostile.run("train", "--images", "images", "--out", "run", *TRAIN_TINY, *args, exit=0, out=["run"])
+    config = json.loads(hostile.path("run/config.json").read_text())["config"]
+    assert (config["image_size"], config["resize"]) == (80, 96)
 
 
 def test_train_bad_config_file(hostile):
@@ -79,6 +95,19 @@ def test_train_bad_config_file(hostile):
         "nope.toml",
         exit=2,
         names=["nope.toml", "file not found"],
+    )
+    # a typo in the file was reported as "preset paper: unknown training setting(s): epoch"
+    hostile.path("typo.toml").write_text("epoch = 10\n")
+    hostile.run(
+        "train",
+        "--images",
+        "images",
+        "--out",
+        "run",
+        "--config",
+        "typo.toml",
+        exit=2,
+        names=["config file", "typo.toml", "unknown training setting(s): epoch"],
     )
 
 
