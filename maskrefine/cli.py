@@ -750,7 +750,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     "plot_dir",
     type=_path_dir,
     default=None,
-    help="Write curves and montages here (needs matplotlib: pip install 'maskrefine[plot]').",
+    help="Write curves and montages here (needs matplotlib: pip install -e '.[plot]').",
 )
 @click.option("--images", "images_dir", type=_input_dir, default=None, help="Images for the montages.")
 @click.option(
@@ -1073,7 +1073,7 @@ def tune_cmd(
 
 @main.group("report")
 def report_group() -> None:
-    """Work with the JSON reports written by ``apply --report``."""
+    """Work with the JSON reports written by `apply --report`."""
 
 
 @report_group.command("merge")
@@ -1087,7 +1087,7 @@ def report_group() -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors (and the summary when not ok).")
 def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: bool) -> None:
-    """Merge the run reports of the shards of one job (``apply --shard K/N --report FILE``).
+    """Merge the run reports of the shards of one job (`apply --shard K/N --report FILE`).
 
     \b
     maskrefine report merge reports/*.json --json merged.json

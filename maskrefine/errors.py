@@ -39,6 +39,14 @@ class BackendUnavailableError(MaskrefineError, ImportError):
     """An optional dependency (torch, matplotlib, a peer) is not installed."""
 
 
+def install_hint(extra: str) -> str:
+    """Return how to install the optional extra ``extra`` (the README's way: from a clone)."""
+    hint = f"pip install -e '.[{extra}]' in a clone of maskrefine"
+    if extra == "torch":
+        hint = f"pip install 'torch==2.13.0' -e '.[{extra}]' in a clone of maskrefine (torch pinned)"
+    return hint
+
+
 class ConfigError(MaskrefineError, ValueError):
     """A job was configured wrongly (a usage error): unsafe output folder, conflicting options, bad shard.
 

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from maskrefine._units import to_unit_float
-from maskrefine.errors import BackendUnavailableError
+from maskrefine.errors import BackendUnavailableError, install_hint
 from maskrefine.io.imageio import write_bytes_atomic
 
 __all__ = ["require_matplotlib", "MontageEntry", "plot_pr_curve", "plot_montage", "find_pr_curve"]
 
-_INSTALL_HINT = "pip install 'maskrefine[plot]'"
+_INSTALL_HINT = install_hint("plot")
 
 
 def require_matplotlib() -> None:

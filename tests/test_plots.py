@@ -58,13 +58,13 @@ def _folders(tmp_path: Path, n: int = 5) -> dict[str, Path]:
 def test_require_matplotlib_message(hide_matplotlib: None) -> None:
     from maskrefine.plots import require_matplotlib
 
-    with pytest.raises(BackendUnavailableError, match=r"pip install 'maskrefine\[plot\]'"):
+    with pytest.raises(BackendUnavailableError, match=r"pip install -e '\.\[plot\]'"):
         require_matplotlib()
 
 
 def test_score_without_matplotlib_fails_before_work(hide_matplotlib: None, tmp_path: Path) -> None:
     folders = _folders(tmp_path)
-    with pytest.raises(BackendUnavailableError, match=r"maskrefine\[plot\]"):
+    with pytest.raises(BackendUnavailableError, match=r"-e '\.\[plot\]'"):
         score_folder(
             folders["pred"], folders["gt"], plot_dir=tmp_path / "plots", csv_path=tmp_path / "scores.csv"
         )

@@ -166,8 +166,8 @@ def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHe
             if header.pixels > max_pixels:
                 raise InputError(
                     path,
-                    f"image is {header.width}x{header.height} = {header.pixels / 1e6:.1f} MP, more than the "
-                    f"limit of {max_pixels} pixels (--max-pixels / max_pixels); not decoded",
+                    f"image is {header.height}x{header.width} (HxW) = {header.pixels / 1e6:.1f} MP, more "
+                    f"than the limit of {max_pixels} pixels (--max-pixels / max_pixels); not decoded",
                 )
             cap = _MAX_BYTES_PER_PIXEL * max_pixels + _FILE_MARGIN
             if size > cap:
@@ -452,8 +452,8 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
         if max_pixels is not None and count > max_pixels:
             raise InputError(
                 path,
-                f"mask array is {squeezed[0]}x{squeezed[1]} = {count / 1e6:.1f} MP, more than the limit of "
-                f"{max_pixels} pixels (--max-pixels / max_pixels); not loaded",
+                f"mask array is {squeezed[0]}x{squeezed[1]} (HxW) = {count / 1e6:.1f} MP, more than the "
+                f"limit of {max_pixels} pixels (--max-pixels / max_pixels); not loaded",
             )
         nbytes = count * dtype.itemsize
         if data_offset + nbytes > size:

@@ -363,7 +363,7 @@ def apply_folder(
         "out_dir": str(out_path),
         "method": method,
         "params": resolved,
-        "guide": guide,
+        "guide": None if method == "auto" else guide,  # auto picks one per file (its "auto" entry)
         "binary_input": bool(binary_input),
         "fmt": fmt,
         "overwrite": bool(overwrite),

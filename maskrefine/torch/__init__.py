@@ -1,4 +1,4 @@
-"""Differentiable guided filter for torch tensors (CPU and CUDA): ``pip install 'maskrefine[torch]'``.
+"""Differentiable guided filter for torch tensors (CPU and CUDA): ``pip install -e '.[torch]'``.
 
 ``import maskrefine`` never imports torch; importing this subpackage without torch raises
 :class:`maskrefine.errors.BackendUnavailableError` naming the extra.
@@ -6,13 +6,13 @@
 
 from __future__ import annotations
 
-from maskrefine.errors import BackendUnavailableError
+from maskrefine.errors import BackendUnavailableError, install_hint
 
 try:
     import torch  # noqa: F401
 except ImportError as exc:  # torch missing (or blocked)
     raise BackendUnavailableError(
-        "maskrefine.torch needs PyTorch, which is not installed: pip install 'maskrefine[torch]'"
+        f"maskrefine.torch needs PyTorch, which is not installed: {install_hint('torch')}"
     ) from exc
 
 from maskrefine.torch.guide import IMAGENET_MEAN, IMAGENET_STD, LUMA601, make_guide  # noqa: E402

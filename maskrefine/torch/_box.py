@@ -25,7 +25,7 @@ Kernels never validate; :mod:`maskrefine.torch.guided` does.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import torch
@@ -183,22 +183,14 @@ def _numba_scaled_box_sums(
         for x_np, out_np in jobs:
             _nb_scaled_box_sum(x_np, out_np, int(r), *scales)
     else:
-        pool = _pool(n_threads)
-        futures = [pool.submit(_nb_scaled_box_sum, x_np, out_np, int(r), *scales) for x_np, out_np in jobs]
-        for future in futures:
-            future.result()
+        from maskrefine.filters.guided import _run_parallel  # the filters' one pool, safe after fork()
+
+        def share(part: int) -> None:
+            for x_np, out_np in jobs[part::n_threads]:
+                _nb_scaled_box_sum(x_np, out_np, int(r), *scales)
+
+        _run_parallel([partial(share, part) for part in range(min(n_threads, len(jobs)))])
     return outs
-
-
-_POOLS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(n_threads: int) -> ThreadPoolExecutor:
-    """Process-wide thread pool per size (threads are created once, then reused)."""
-    pool = _POOLS.get(n_threads)
-    if pool is None:
-        pool = _POOLS[n_threads] = ThreadPoolExecutor(n_threads, thread_name_prefix="maskrefine-box")
-    return pool
 
 
 class _ScaledBoxSum(torch.autograd.Function):

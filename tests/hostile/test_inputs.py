@@ -220,13 +220,13 @@ def test_png_claiming_30000_squared_is_refused_before_decoding(hostile: HostileT
     bomb = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 9000))
     hostile.path("masks/0001.png").write_bytes(bomb + _chunk(b"IEND", b""))
     result = hostile.run(*hostile.apply_args(), exit=1, names=["masks/0001.png", "--max-pixels"], out=OUT)
-    assert "30000x30000 = 900.0 MP, more than the limit of 100000000 pixels" in result.stderr
+    assert "30000x30000 (HxW) = 900.0 MP, more than the limit of 100000000 pixels" in result.stderr
 
 
 def test_max_pixels_limit_names_each_image(hostile: HostileTree) -> None:
     names = [f"images/{stem}.png" for stem in STEMS]
     result = hostile.run(*hostile.apply_args("refined", "--max-pixels", "3000"), exit=1, names=names, out=OUT)
-    assert "64x48 = 0.0 MP, more than the limit of 3000 pixels" in result.stderr
+    assert "48x64 (HxW) = 0.0 MP, more than the limit of 3000 pixels" in result.stderr
     hostile.run(*hostile.apply_args("fine", "--max-pixels", "3072"), exit=0, out=["fine"])
 
 

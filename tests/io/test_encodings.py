@@ -301,7 +301,7 @@ def test_png_claiming_30000_squared_is_refused_from_its_header(
         reader(path)
     message = str(info.value)
     assert message.startswith(str(path))
-    assert "30000x30000 = 900.0 MP" in message and f"limit of {DEFAULT_MAX_PIXELS} pixels" in message
+    assert "30000x30000 (HxW) = 900.0 MP" in message and f"limit of {DEFAULT_MAX_PIXELS} pixels" in message
     assert "--max-pixels" in message and "not decoded" in message
 
 
@@ -315,7 +315,7 @@ def test_max_pixels_from_each_format_header(tmp_path: Path, ext: str, params: li
     path.write_bytes(data.tobytes())
     assert read_image(path, max_pixels=23 * 37).shape == (23, 37, 3)
     assert read_image(path, max_pixels=None).shape == (23, 37, 3)
-    with pytest.raises(InputError, match=r"37x23 = 0\.0 MP, more than the limit of 850 pixels"):
+    with pytest.raises(InputError, match=r"23x37 \(HxW\) = 0\.0 MP, more than the limit of 850 pixels"):
         read_image(path, max_pixels=850)
 
 
@@ -428,7 +428,7 @@ def test_npy_header_claiming_a_huge_array_is_refused_before_loading(tmp_path: Pa
     path = tmp_path / "bomb.npy"
     path.write_bytes(header.getvalue() + b"\x00" * 64)
     with pytest.raises(
-        InputError, match=r"bomb.npy: mask array is 30000x30000 = 900.0 MP, more than the limit"
+        InputError, match=r"bomb.npy: mask array is 30000x30000 \(HxW\) = 900.0 MP, more than the limit"
     ):
         read_mask(path)
 

@@ -41,6 +41,7 @@ def test_apply_default_is_auto_and_the_report_records_the_decision(data, tmp_pat
     assert result.exit_code == 0, result.output
     payload = json.loads(report.read_text())
     assert payload["config"]["method"] == "auto" and "binary x4-x11" in payload["config"]["auto_rule"]
+    assert payload["config"]["guide"] is None  # was "mean", while auto picked the colour guide per file
     decision = payload["files"][0]["auto"]
     assert decision["kind"] == "binary x8" and decision["binary"] is True and decision["patch"] == 8
     assert "rule" in decision

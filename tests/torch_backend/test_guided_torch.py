@@ -349,3 +349,39 @@ def test_float32_precision_long_axis_torch_path(device, shape, monkeypatch, make
     guide, src = make_inputs(20, 1, 1, 1, *shape)
     got = guided_filter(torch.from_numpy(guide).float().to(device), torch.from_numpy(src).float().to(device))
     assert np.abs(got.cpu().double().numpy() - oracle(guide, src, 9, 1e-3)).max() <= 1e-5
+
+
+# ------------------------------------------------------------------ audit fixes (2026-12-01)
+
+
+@pytest.mark.parametrize("where", ["guide", "src"])
+def test_a_nan_does_not_reach_pixels_far_from_it(where):
+    # the guide was shifted by its whole-image mean: one NaN in the guide made every output pixel NaN
+    guide, src = torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64)
+    (guide if where == "guide" else src)[0, 0, 60, 60] = float("nan")
+    for requires_grad in (False, True):  # the fast path falls back to the torch path on NaN; autograd path
+        g = guide.clone().requires_grad_(requires_grad)
+        out = guided_filter(g, src, radius=2, eps=1e-2)
+        assert torch.isnan(out[0, 0, 58:63, 58:63]).all()
+        assert torch.isfinite(out[0, 0, :40, :40]).all()
+
+
+def test_forward_mode_ad_is_refused_clearly():
+    import torch.autograd.forward_ad as fwad
+
+    guide, src = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    with fwad.dual_level():
+        dual = fwad.make_dual(src, torch.ones_like(src))
+        with pytest.raises(NotImplementedError, match="forward-mode AD"):  # the fast path dropped the tangent
+            guided_filter(guide, dual, radius=2, eps=1e-2)
+
+
+@pytest.mark.parametrize(("eps", "error"), [(1e-30, ValueError), (-1.0, ValueError), ("a", TypeError)])
+def test_eps_rules_match_the_numpy_api_and_the_module_checks_them_when_built(eps, error):
+    from maskrefine.torch import GuidedFilter
+
+    guide, src = torch.rand(1, 1, 16, 16), torch.rand(1, 1, 16, 16)
+    with pytest.raises(error, match="eps"):
+        guided_filter(guide, src, radius=2, eps=eps)
+    with pytest.raises(error, match="eps"):
+        GuidedFilter(2, eps=eps)  # was accepted, failing only at the first forward call

@@ -36,7 +36,7 @@ def test_missing_torch_names_the_extra():
     )
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
-    assert "pip install 'maskrefine[torch]'" in proc.stdout
+    assert "pip install 'torch==2.13.0' -e '.[torch]'" in proc.stdout
 
 
 def test_backend_error_is_import_error():
@@ -93,3 +93,25 @@ def test_make_guide_errors(args, kwargs, exc, match):
 def test_make_guide_requires_normalized_flag():
     with pytest.raises(TypeError, match="normalized"):
         make_guide(torch.rand(1, 3, 4, 4))  # type: ignore[call-arg]
+
+
+def test_box_mean_and_the_training_path_work_in_a_forked_child():
+    # the torch box kernel kept its own process-wide thread pool: a child forked after the parent had
+    # used it inherited the pool object without its threads and waited forever for its jobs
+    code = (
+        "import multiprocessing as mp, torch\n"
+        "from maskrefine.torch import box_mean, guided_filter\n"
+        "torch.set_num_threads(2)\n"
+        "x = torch.rand(4, 1, 64, 64)\n"
+        "box_mean(x, 3)\n"
+        "def child(_):\n"
+        "    torch.set_num_threads(2)\n"
+        "    g = torch.rand(2, 1, 48, 48, requires_grad=True)\n"
+        "    guided_filter(g, torch.rand(2, 1, 48, 48), radius=2, eps=1e-2).sum().backward()\n"
+        "    return float(box_mean(x, 3).sum())\n"
+        "with mp.get_context('fork').Pool(1) as pool:\n"
+        "    print('child', pool.map_async(child, [0]).get(timeout=60))\n"
+    )
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("child ")
