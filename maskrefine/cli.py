@@ -20,6 +20,7 @@ Exit codes
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -573,6 +574,14 @@ def apply_cmd(
                 chosen = read_preset_file(cast(str, preset_file))
         method, guide, params = chosen.method, chosen.guide, chosen.param_dict
         binary_input = chosen.upsample == "nearest"
+    if preset is None and preset_file is None:
+        from maskrefine.refiners import resolve_params
+
+        try:  # the library names its parameters `radius`; the user typed --radius
+            resolve_params(method, params)
+        except (ValueError, TypeError) as exc:
+            message = re.sub(r"`(\w+)`", lambda m: "--" + m[1].replace("_", "-"), str(exc))
+            raise click.UsageError(message) from None
     progress = _make_progress("apply", quiet)
     with _library_errors(progress, interrupted=_RESUMABLE):
         report, unwritten = _keep_outcomes(
@@ -841,6 +850,8 @@ def score_cmd(
                 overwrite=overwrite,
             )
         )
+    if plot_dir is None and (images_dir is not None or before_dir is not None):
+        raise click.UsageError("--images and --before only apply to the montages of --plot; add --plot DIR.")
     _quiet_opencv()
     _skip_blas_probe()
     progress = _make_progress("score", quiet)

@@ -134,3 +134,16 @@ def test_plot_dir_inside_input_refused(tmp_path: Path) -> None:
     folders = _folders(tmp_path)
     with pytest.raises(ConfigError, match="predictions folder"):
         score_folder(folders["pred"], folders["gt"], plot_dir=folders["pred"] / "plots")
+
+
+def test_score_images_or_before_without_plot_is_a_usage_error(tmp_path):
+    # --before without --plot was ignored without a word
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    for option in ("--images", "--before"):
+        result = CliRunner().invoke(
+            main, ["score", "--pred", str(tmp_path), "--gt", str(tmp_path), option, str(tmp_path)]
+        )
+        assert result.exit_code == 2 and "only apply to the montages of --plot" in result.output
