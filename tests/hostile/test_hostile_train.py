@@ -72,43 +72,19 @@ def test_train_resize_option(hostile):
     assert (config["image_size"], config["resize"]) == (80, 96)
 
 
-def test_train_bad_config_file(hostile):
-    hostile.path("cfg.toml").write_text("epochs = 'ten'\n")
-    hostile.run(
-        "train",
-        "--images",
-        "images",
-        "--out",
-        "run",
-        "--config",
-        "cfg.toml",
-        exit=2,
-        names=["epochs", "expected an integer"],
-    )
-    hostile.run(
-        "train",
-        "--images",
-        "images",
-        "--out",
-        "run",
-        "--config",
-        "nope.toml",
-        exit=2,
-        names=["nope.toml", "file not found"],
-    )
-    # a typo in the file was reported as "preset paper: unknown training setting(s): epoch"
-    hostile.path("typo.toml").write_text("epoch = 10\n")
-    hostile.run(
-        "train",
-        "--images",
-        "images",
-        "--out",
-        "run",
-        "--config",
-        "typo.toml",
-        exit=2,
-        names=["config file", "typo.toml", "unknown training setting(s): epoch"],
-    )
+@pytest.mark.parametrize(
+    ("name", "content", "names"),
+    [
+        ("cfg.toml", "epochs = 'ten'\n", ["epochs", "expected an integer"]),
+        ("nope.toml", None, ["nope.toml", "file not found"]),
+        # a typo in the file was reported as "preset paper: unknown training setting(s): epoch"
+        ("typo.toml", "epoch = 10\n", ["config file", "typo.toml", "unknown training setting(s): epoch"]),
+    ],
+)
+def test_train_bad_config_file(hostile, name, content, names):
+    if content is not None:
+        hostile.path(name).write_text(content)
+    hostile.run("train", "--images", "images", "--out", "run", "--config", name, exit=2, names=names)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "symlink", "file", "empty", "dot"])

@@ -35,11 +35,11 @@ def test_tune_picks_the_colour_guide_on_a_colour_only_edge(six, tmp_path):
     )
 
 
-def test_tune_is_deterministic_and_resumes_from_its_cache(six, tmp_path, monkeypatch):
-    first = tune(six / "coarse", six / "images", six / "gt", methods=["guided"], cache_dir=tmp_path / "c")
+def _count_evaluations(monkeypatch) -> list[int]:
+    """Make tune's ``evaluate`` record how many candidates each call scores; return that list."""
     import maskrefine.quality.tune as tune_module
 
-    calls = []
+    calls: list[int] = []
     real = tune_module.evaluate
 
     def counting(candidates, items, **kwargs):
@@ -47,6 +47,12 @@ def test_tune_is_deterministic_and_resumes_from_its_cache(six, tmp_path, monkeyp
         return real(candidates, items, **kwargs)
 
     monkeypatch.setattr(tune_module, "evaluate", counting)
+    return calls
+
+
+def test_tune_is_deterministic_and_resumes_from_its_cache(six, tmp_path, monkeypatch):
+    first = tune(six / "coarse", six / "images", six / "gt", methods=["guided"], cache_dir=tmp_path / "c")
+    calls = _count_evaluations(monkeypatch)
     second = tune(six / "coarse", six / "images", six / "gt", methods=["guided"], cache_dir=tmp_path / "c")
     assert calls == []  # every candidate, naive included, came from the cache with the keys it covers
     assert [r.to_dict() for r in second.rows] == [r.to_dict() for r in first.rows]
@@ -163,17 +169,9 @@ def test_an_exact_tie_with_naive_upsampling_keeps_naive(tmp_path):
 
 def test_the_cache_misses_when_maskrefines_code_changed(six, tmp_path, monkeypatch):
     import maskrefine.quality.search as search
-    import maskrefine.quality.tune as tune_module
 
     tune(six / "coarse", six / "images", six / "gt", methods=["identity"], cache_dir=tmp_path / "c")
-    calls = []
-    real = tune_module.evaluate
-
-    def counting(candidates, items, **kwargs):
-        calls.append(len(candidates))
-        return real(candidates, items, **kwargs)
-
-    monkeypatch.setattr(tune_module, "evaluate", counting)
+    calls = _count_evaluations(monkeypatch)
     monkeypatch.setattr(search, "code_fingerprint", lambda: "another version")
     tune(six / "coarse", six / "images", six / "gt", methods=["identity"], cache_dir=tmp_path / "c")
     assert sum(calls) >= 2  # every candidate scored again: no score of the other code was reused
