@@ -526,7 +526,7 @@ def test_score_prints_summary_and_writes_files(score_data, tmp_path: Path) -> No
 
 
 def test_score_plot_with_matplotlib(score_data, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install 'maskrefine[plot]')")
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install -e '.[plot]')")
     pred, gt = score_data
     plots = tmp_path / "plots"
     result = invoke(["score", "--pred", pred, "--gt", gt, "--plot", plots, "--quiet"], pred, gt)

@@ -46,7 +46,7 @@ def _import_or_skip(name: str):
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         if missing in OPTIONAL_EXTRAS:
-            pytest.skip(f"{name} needs {missing}: pip install 'maskrefine[{OPTIONAL_EXTRAS[missing]}]'")
+            pytest.skip(f"{name} needs {missing}: pip install -e '.[{OPTIONAL_EXTRAS[missing]}]'")
         raise
 
 

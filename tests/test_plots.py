@@ -72,7 +72,7 @@ def test_score_without_matplotlib_fails_before_work(hide_matplotlib: None, tmp_p
 
 
 def test_plot_pr_curve_writes_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
     from maskrefine.plots import plot_pr_curve
 
     recall = np.linspace(1, 0, 255)
@@ -83,7 +83,7 @@ def test_plot_pr_curve_writes_png(tmp_path: Path) -> None:
 
 
 def test_plot_montage_writes_png(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
     from maskrefine.plots import MontageEntry, plot_montage
 
     image = np.random.default_rng(0).random((20, 30, 3))
@@ -99,7 +99,7 @@ def test_plot_montage_writes_png(tmp_path: Path) -> None:
 
 
 def test_score_folder_writes_plots(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
     folders = _folders(tmp_path)
     report = score_folder(
         folders["pred"],
@@ -121,14 +121,14 @@ def test_score_folder_writes_plots(tmp_path: Path) -> None:
 
 
 def test_score_folder_pr_curve_only_without_images(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
     folders = _folders(tmp_path)
     report = score_folder(folders["pred"], folders["gt"], plot_dir=tmp_path / "plots", jobs=1)
     assert report.plots == [tmp_path / "plots" / "pr_curve.png"]
 
 
 def test_plot_dir_inside_input_refused(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install 'maskrefine[plot]'")
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
     from maskrefine.errors import ConfigError
 
     folders = _folders(tmp_path)

@@ -42,7 +42,7 @@ def _torch_adapter(device: str) -> Adapter:
     try:
         import torch
     except ImportError:
-        pytest.skip("torch not installed: pip install 'maskrefine[torch]'")
+        pytest.skip("torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
     try:
         from maskrefine.torch import guided_filter as torch_guided_filter
     except Exception as exc:  # noqa: BLE001 - any import problem is reported as the skip reason

@@ -129,7 +129,9 @@ def test_upsample_bilinear_matches_cv2_resize(rng, shape_in, shape_out) -> None:
 
 
 def test_upsample_bilinear_matches_torch_interpolate(rng) -> None:
-    torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+    torch = pytest.importorskip(
+        "torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'"
+    )
     x = rng.random((6, 7))
     expected = torch.nn.functional.interpolate(
         torch.from_numpy(x)[None, None], size=(23, 26), mode="bilinear", align_corners=False
@@ -139,7 +141,9 @@ def test_upsample_bilinear_matches_torch_interpolate(rng) -> None:
 
 def test_nearest_subsampling_matches_torch_interpolate(rng) -> None:
     """Phase-0 sampling [0::s][:H//s] is what F.interpolate(scale_factor=1/s, mode='nearest') picks."""
-    torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+    torch = pytest.importorskip(
+        "torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'"
+    )
     x = rng.random((23, 17))
     for s in (2, 3, 4):
         lo = torch.nn.functional.interpolate(

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 TRAIN_TINY = ["--preset", "tiny", "--backbone", "pixels", "--max-steps", "1"]
 

@@ -14,7 +14,7 @@ import pytest
 from maskrefine.metrics import Evaluator
 
 psm = pytest.importorskip(
-    "py_sod_metrics", reason="pysodmetrics not installed: pip install 'maskrefine[bench]'"
+    "py_sod_metrics", reason="pysodmetrics not installed: pip install -e '.[bench]'"
 )
 cv2 = pytest.importorskip("cv2")
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 from maskrefine.errors import BackendUnavailableError  # noqa: E402
 from maskrefine.torch import IMAGENET_MEAN, IMAGENET_STD, make_guide  # noqa: E402

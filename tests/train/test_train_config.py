@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 from maskrefine.errors import ConfigError  # noqa: E402
 from maskrefine.train.config import TrainConfig, load_toml, preset  # noqa: E402

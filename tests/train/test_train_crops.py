@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 from maskrefine.train.crops import crop_and_zoom, sample_crop_offsets  # noqa: E402
 

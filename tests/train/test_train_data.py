@@ -7,7 +7,7 @@ import colorsys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 from maskrefine.errors import InputError  # noqa: E402
 from maskrefine.train import data  # noqa: E402

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 from _train_helpers import disc_images, tiny_vit  # noqa: E402
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 from maskrefine.torch import guided_filter, make_guide  # noqa: E402
 from maskrefine.train import losses  # noqa: E402

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 from maskrefine.io import read_image, read_mask  # noqa: E402
 from maskrefine.train import preset, train  # noqa: E402

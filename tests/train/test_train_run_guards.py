@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch not installed: pip install 'maskrefine[torch]'")
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
