@@ -81,20 +81,24 @@ RGB_TO_YUV = np.array(
 YUV_OFFSET = np.array([0.0, 128.0, 128.0], np.float64)
 #: A 0..255 sample within this of an integer level is that level (8-bit images decoded to [0, 1] floats).
 _SNAP = 1e-3
+#: The same for float16 images, which store k/255 only to within half a float16 step (up to 0.062 levels).
+_SNAP_FLOAT16 = 0.07
 
 
 def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     """(H, W, 3) float64 Y, U, V of an RGB image in [0, 1], computed as the reference code does.
 
-    The image is taken as ``255·rgb`` with values within 1e-3 of an 8-bit level snapped to it, then
+    The image is taken as ``255·rgb`` with values within 1e-3 of an 8-bit level snapped to it (0.07 for a
+    float16 image, which holds k/255 only to within half a float16 step), then
     converted with one ``np.tensordot`` over the whole image, as the field's ``bilateral_solver.py``
     (``rgb2yuv``) does: BLAS rounds some sums differently from a left-to-right formula, and a pixel whose
     Y, U or V falls on a grid cell's edge (e.g. RGB (33, 57, 41), Y = 48) lands in the reference's cell
     only with the same call. Same NumPy and BLAS as the reference, same cells.
     """
+    snap = _SNAP_FLOAT16 if np.asarray(rgb).dtype == np.float16 else _SNAP
     scaled = np.asarray(rgb, np.float64) * 255.0
     levels = np.floor(scaled + 0.5)
-    snapped = np.where(np.abs(scaled - levels) < _SNAP, levels, scaled)
+    snapped = np.where(np.abs(scaled - levels) < snap, levels, scaled)
     return np.tensordot(snapped, RGB_TO_YUV, ([2], [1])) + YUV_OFFSET
 
 
@@ -265,4 +269,6 @@ def _check_arrays(image: object, target: object, confidence: object) -> tuple[np
             conf = np.ascontiguousarray(conf, dtype=np.float64)
     # float32 targets are splatted as they are (sums in float64): no image-sized float64 copy
     target_dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.float64
-    return np.ascontiguousarray(rgb, dtype=np.float32), np.ascontiguousarray(values, dtype=target_dtype), conf
+    # the image is only read by reference_yuv, which snaps a float16 image with its own tolerance
+    rgb_dtype = np.float16 if rgb.dtype == np.float16 else np.float32
+    return np.ascontiguousarray(rgb, dtype=rgb_dtype), np.ascontiguousarray(values, dtype=target_dtype), conf

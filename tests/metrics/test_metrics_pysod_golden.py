@@ -13,9 +13,7 @@ import pytest
 
 from maskrefine.metrics import Evaluator
 
-psm = pytest.importorskip(
-    "py_sod_metrics", reason="pysodmetrics not installed: pip install -e '.[bench]'"
-)
+psm = pytest.importorskip("py_sod_metrics", reason="pysodmetrics not installed: pip install -e '.[bench]'")
 cv2 = pytest.importorskip("cv2")
 
 METHODS = ("DSS", "Amulet", "PiCANet", "RBD_frankLeo123", "BSCA_frankLeo123", "GS_frankLeo123")
