@@ -78,12 +78,14 @@ def check_choice(value: object, choices: tuple[str, ...] | list[str], name: str)
     return str(value)
 
 
-def as_float_array(array: object, name: str, *, finite: bool = True) -> np.ndarray:
+def as_float_array(array: object, name: str, *, finite: bool = True, unit: bool = True) -> np.ndarray:
     """Return ``array`` as a floating NumPy array (no copy when it already is one), or raise.
 
     Integer and bool arrays are refused (their scale is ambiguous: 0..1 or 0..255?);
     NaN and inf are refused when ``finite`` is true. An ndarray subclass (``np.matrix``, a masked array)
-    is viewed as a plain ndarray (its data; no copy), which is what the kernels compute on.
+    is viewed as a plain ndarray (its data; no copy), which is what the kernels compute on. ``unit``:
+    the values are meant to lie in [0, 1] (the refusal then suggests ``/ 255``); False for weights,
+    whose values are only >= 0.
     """
     if isinstance(array, np.ndarray) and type(array) is not np.ndarray:
         array = np.asarray(array)
@@ -93,6 +95,11 @@ def as_float_array(array: object, name: str, *, finite: bool = True) -> np.ndarr
         else:
             raise TypeError(f"`{name}` must be a NumPy array; got {type(array).__name__}")
     if not np.issubdtype(array.dtype, np.floating):
+        if not unit:
+            raise TypeError(
+                f"`{name}` must be a floating-point array of values >= 0; got dtype {array.dtype}. "
+                f"Convert it first, e.g. `{name}.astype(np.float64)`."
+            )
         raise TypeError(
             f"`{name}` must be a floating-point array with values in [0, 1]; got dtype {array.dtype}. "
             f"Convert it first, e.g. `{name}.astype(np.float32) / 255` for 8-bit data."

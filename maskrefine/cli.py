@@ -549,8 +549,9 @@ def apply_cmd(
             "--guide has no effect with --method auto, which picks the guide per mask kind; "
             "use --method guided (or fast_guided) to choose the guide."
         )
-    settings = [("radius", radius), ("eps", eps), ("subsample", subsample), *method_params.items()]
-    tuned = [f"--{n.replace('_', '-')}" for n, value in settings if value is not None and n != "preset"]
+    tuned = [
+        option for option in given if option not in ("--method", "--guide", "--binary-input", "--preset")
+    ]
     if method == "auto" and tuned:
         raise click.UsageError(
             f"{', '.join(tuned)}: --method auto (the default) picks its own setting per mask kind; "

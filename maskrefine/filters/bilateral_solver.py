@@ -252,13 +252,7 @@ def _check_arrays(image: object, target: object, confidence: object) -> tuple[np
     if isinstance(confidence, numbers.Real) and not isinstance(confidence, bool):
         conf: Any = check_float_range(confidence, "confidence", 0.0)
     else:
-        dtype = getattr(confidence, "dtype", None)
-        if isinstance(dtype, np.dtype) and dtype.kind in "biu":  # as_float_array's hint speaks of [0, 1]
-            raise TypeError(
-                f"`confidence` must be a floating-point array of values >= 0; got dtype {dtype}. "
-                "Convert it first, e.g. `confidence.astype(np.float64)`."
-            )
-        conf = as_float_array(confidence, "confidence")  # TypeError for anything but a float array
+        conf = as_float_array(confidence, "confidence", unit=False)  # TypeError for anything but floats
         if conf.ndim == 0:
             conf = check_float_range(float(conf), "confidence", 0.0)
         elif conf.shape != values.shape:

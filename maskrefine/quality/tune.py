@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from maskrefine.errors import ConfigError
+from maskrefine._checks import check_window_fits
+from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
-from maskrefine.io.imageio import read_mask_array
+from maskrefine.io.imageio import read_image_size, read_mask_array
 from maskrefine.io.pairs import match_folders
 from maskrefine.pipeline.reports import not_regular_in
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
@@ -131,9 +132,6 @@ def _triples(
 
 def _image_sizes(items: Sequence[Item]) -> set[tuple[int, int]]:
     """Return the distinct (height, width) of the items' images, from their headers (unreadable: skipped)."""
-    from maskrefine.errors import InputError
-    from maskrefine.io.imageio import read_image_size
-
     sizes = set()
     for item in items:
         try:
@@ -149,8 +147,6 @@ def _fits(candidate: Candidate, sizes: set[tuple[int, int]]) -> bool:
     A setting that cannot run on some image cannot be the preset for this data, and would drop that
     image from every candidate's scores.
     """
-    from maskrefine._checks import check_window_fits
-
     params = candidate.param_dict
     if "radius" not in params:
         return True
