@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from maskrefine.train.config import REFERENCE_SAMPLER_MIN
+
 __all__ = ["CROP_SAMPLERS", "sample_crop_offsets", "crop_and_zoom"]
 
 CROP_SAMPLERS = ("uniform", "reference")
@@ -58,8 +60,10 @@ def sample_crop_offsets(
         rows = torch.randint(0, height // 2 // stride + 1, (batch,), generator=generator) * stride
         cols = torch.randint(0, width // 2 // stride + 1, (batch,), generator=generator) * stride
     else:
-        if min(height, width) < 58:  # offsets reach 29 px: an H/2 x W/2 crop may not fit
-            raise ValueError(f"the reference crop sampler needs H, W >= 58 px; got {height}x{width}")
+        if min(height, width) < REFERENCE_SAMPLER_MIN:  # offsets reach 29 px: an H/2 x W/2 crop may not fit
+            raise ValueError(
+                f"the reference crop sampler needs H, W >= {REFERENCE_SAMPLER_MIN} px; got {height}x{width}"
+            )
         tokens = torch.randint(10, 30, (2, batch), generator=generator)
         rows = tokens[0].clamp(height // 4, 3 * height // 4)
         cols = tokens[1]
