@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import click
 
@@ -181,10 +181,9 @@ def _library_errors(
         _close(progress)
         _err(f"error: {exc}")
         sys.exit(EXIT_FAILED)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _close(progress)
-        _err(f"interrupted: {interrupted}")
-        sys.exit(EXIT_INTERRUPTED)
+        _stopped(exc, interrupted)
     except OSError as exc:  # e.g. the output folder cannot be created
         if progress is not None:
             progress.close()
@@ -275,19 +274,36 @@ def _print_limited(prefix: str, lines: Sequence[str]) -> None:
 # --------------------------------------------------------------------------------------------- group
 
 
+def _stopped(exc: KeyboardInterrupt, kept: str | None = None) -> NoReturn:
+    """Say why the command stopped (Ctrl-C or SIGTERM) and what was ``kept``; exit 130 or 143."""
+    from maskrefine._signals import EXIT_TERMINATED, Terminated
+
+    why, code = (
+        ("terminated (SIGTERM)", EXIT_TERMINATED)
+        if isinstance(exc, Terminated)
+        else ("interrupted", EXIT_INTERRUPTED)
+    )
+    _err(f"{why}: {kept}" if kept else why)
+    sys.exit(code)
+
+
 class _Commands(click.Group):
     """The command group; Ctrl-C anywhere outside a job's own handler also exits 130, in one line.
 
     click would turn a ``KeyboardInterrupt`` raised while a command imports its modules (or prints its
-    summary) into "Aborted!" and exit code 1.
+    summary) into "Aborted!" and exit code 1. SIGTERM (a scheduler ending the job) raises
+    :class:`maskrefine._signals.Terminated` from here on, so it stops a job the same clean way and exits
+    143.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        from maskrefine._signals import raise_on_sigterm
+
+        raise_on_sigterm()
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            _err("interrupted")
-            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            _stopped(exc)
 
 
 @click.group(
@@ -302,7 +318,7 @@ def main() -> None:
     maskrefine score --pred refined/ --gt gt/ --json summary.json
 
     Exit codes: 0 success (unmatched files are reported, not fatal), 1 some file failed,
-    2 usage error.
+    2 usage error, 130 Ctrl-C, 143 SIGTERM (both stop after the files in progress).
     """  # noqa: D301 - "\b" is click's no-rewrap marker (a backspace); a raw docstring would disable it
 
 

@@ -201,12 +201,14 @@ def train_cmd(
 
 
 def _train_or_stop(train: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """Run ``train``; Ctrl-C and a diverging loss become messages and exit codes, not tracebacks."""
+    """Run ``train``; Ctrl-C, SIGTERM and a diverging loss become messages and exit codes, not tracebacks."""
     try:
         return train(*args, **kwargs)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: rerun the same command with --resume to continue from last.pt", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        from maskrefine.cli import _stopped  # late, like _cli()
+
+        click.echo(err=True)
+        _stopped(exc, "rerun the same command with --resume to continue from last.pt")
     except FloatingPointError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

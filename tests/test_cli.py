@@ -612,3 +612,45 @@ def test_a_report_that_cannot_be_written_does_not_hide_the_files_outcomes(tmp_pa
     assert "b.png" in result.stderr and "written 3, skipped 0, failed 1" in result.stdout
     assert "run.json: cannot write (No space left on device) (the report was not written" in result.stderr
     assert outputs(tmp_path / "out") == {"a.png", "c.png", "d.png"}
+
+
+# --------------------------------------------------------------------------------------------- SIGTERM
+
+
+@pytest.mark.parametrize(
+    ("stop", "code", "words"),
+    [("KeyboardInterrupt", 130, "interrupted: rerun"), ("Terminated", 143, "terminated (SIGTERM): rerun")],
+)
+def test_train_stopped_says_how_to_resume(capsys, stop: str, code: int, words: str) -> None:
+    from maskrefine import _signals
+    from maskrefine.cli_train import _train_or_stop
+
+    exception = _signals.Terminated if stop == "Terminated" else KeyboardInterrupt
+
+    def train() -> None:
+        raise exception
+
+    with pytest.raises(SystemExit) as exited:
+        _train_or_stop(train)
+    assert exited.value.code == code
+    err = capsys.readouterr().err
+    assert words in err and "--resume to continue from last.pt" in err and "Traceback" not in err
+
+
+def test_sigterm_handler_only_replaces_the_default(monkeypatch) -> None:
+    import signal
+
+    from maskrefine import _signals
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a harness that ignores SIGTERM keeps doing so
+        _signals.raise_on_sigterm()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN and not _signals.sigterm_raises()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _signals.raise_on_sigterm()
+        assert _signals.sigterm_raises()
+        with pytest.raises(_signals.Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next bytecode
+    finally:
+        signal.signal(signal.SIGTERM, previous)

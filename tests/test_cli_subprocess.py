@@ -378,6 +378,47 @@ def test_ctrl_c_with_workers_exits_130_without_traceback(tmp_path: Path) -> None
 
 
 @linux_only
+@pytest.mark.parametrize(("jobs", "group"), [(1, False), (2, True), (2, False)])
+def test_sigterm_stops_like_ctrl_c_and_exits_143(tmp_path: Path, jobs: int, group: bool) -> None:
+    # SIGTERM is how a scheduler ends a job (Slurm: time limit, scancel, preemption; to every process of
+    # the job, hence `group`). It killed the CLI mid-file with no message and left temporary files; now
+    # the files in progress are finished, nothing is left half-written and the resume completes the set.
+    total, h, w = 150, 480, 640
+    masks, images = make_pairs(tmp_path, total, h=h, w=w)
+    out = tmp_path / "out"
+    args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", jobs]
+    proc = _start_and_wait_for(args, out, at_least=3, total=total)
+    workers = _children(proc.pid)
+    if group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # pragma: no cover - failure path
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail("the run did not stop after SIGTERM")
+    stderr = proc.stderr.read().decode()
+    proc.stderr.close()
+    if code == 0:
+        pytest.skip("the run finished before SIGTERM arrived")
+    assert code == 143, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert "terminated (SIGTERM)" in stderr and "--skip-existing" in stderr, stderr
+    assert "worker died" not in stderr, stderr  # the workers ignored it and finished their files
+    assert not [pid for pid in workers if _alive(pid)]
+    done = final_outputs(out)
+    assert 3 <= len(done) < total
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+    for path in done:
+        assert_complete_png(path, (h, w))
+    resumed = run_cli(*args, "--skip-existing", "--quiet", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [p.stem for p in final_outputs(out)] == [f"{i:04d}" for i in range(total)]
+
+
+@linux_only
 def test_ctrl_c_reaches_an_idle_worker_without_traceback(tmp_path: Path) -> None:
     # One large and one tiny file with -j 2: one worker is busy with the large file while the other,
     # done with the tiny one, waits for work. Before workers ignored SIGINT, the idle one died of

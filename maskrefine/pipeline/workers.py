@@ -6,8 +6,10 @@ and a callable that turns a crashed task into a result.
 * ``jobs`` tasks run at once, each worker single-threaded (OpenCV and the guided filter's band threads,
   whose count is ``numba.get_num_threads()``); results come back in task order, so they do not depend
   on ``jobs``.
-* Forked worker processes ignore SIGINT: the parent handles Ctrl-C (it cancels the queued tasks, lets the
-  running ones finish and re-raises ``KeyboardInterrupt``).
+* Forked worker processes ignore SIGINT and SIGTERM: the parent handles Ctrl-C (it cancels the queued
+  tasks, lets the running ones finish and re-raises ``KeyboardInterrupt``), and SIGTERM the same way
+  where the CLI made it raise :class:`maskrefine._signals.Terminated` (a scheduler signals every
+  process of the job; a worker killed mid-file would be reported as a crash).
 * Workers end by themselves when the parent dies, even by ``kill -9`` (Linux ``PR_SET_PDEATHSIG``,
   elsewhere a thread polling the parent pid).
 * Where ``fork`` is unavailable a thread pool is used; the numba kernels release the GIL, so filtering
@@ -29,6 +31,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
+
+from maskrefine._signals import Terminated, sigterm_raises, stop_exception
 
 __all__ = ["run_tasks", "set_threads", "restore_threads", "PARENT_POLL_S"]
 
@@ -85,17 +89,20 @@ def restore_threads(previous: tuple[int | None, int | None]) -> None:
 def _init_worker(parent_pid: int | None = None) -> None:
     """Process-pool initializer (runs in each forked worker before its first task).
 
-    * SIGINT is ignored: Ctrl-C reaches the whole process group, but only the parent acts on it (it
-      cancels the queued tasks and waits for the running ones), so workers print no
-      ``KeyboardInterrupt`` traceback. The parent forks with SIGINT blocked (:func:`_sigint_blocked`), so
-      no Ctrl-C can hit a worker before this runs; a SIGINT already pending here is discarded.
+    * SIGINT and SIGTERM are ignored: Ctrl-C reaches the whole process group (and a scheduler's SIGTERM
+      every process of the job), but only the parent acts on it (it cancels the queued tasks and waits
+      for the running ones), so workers print no ``KeyboardInterrupt`` traceback and finish their file.
+      The parent forks with both blocked (:func:`_stop_signals_blocked`), so none can hit a worker
+      before this runs; one already pending here is discarded. (The parent ends a stuck worker with
+      SIGKILL, and a worker ends with its parent.)
     * The worker ends when the parent ``parent_pid`` dies, even by ``kill -9``
       (:func:`_exit_with_parent`); otherwise it would wait for work forever.
     * One thread per worker, so ``jobs`` processes use ``jobs`` cores.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_STOP_SIGNALS))
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
     set_threads(1)
@@ -142,17 +149,21 @@ def _exit_with_parent(parent_pid: int) -> None:
         ).start()
 
 
-@contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in the calling thread (where supported) while worker processes are forked.
+#: The signals that ask a job to stop: Ctrl-C, and a scheduler's SIGTERM.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    A Ctrl-C that arrives meanwhile stays pending and is delivered to the parent when the block is
-    lifted; the forked children inherit the block and lift it only after ignoring SIGINT.
+
+@contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in the calling thread (where supported) while workers are forked.
+
+    A signal that arrives meanwhile stays pending and is delivered to the parent when the block is
+    lifted; the forked children inherit the block and lift it only after ignoring both.
     """
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP_SIGNALS))
     try:
         yield
     finally:
@@ -161,44 +172,56 @@ def _sigint_blocked() -> Iterator[None]:
 
 @dataclass
 class _Interrupt:
-    """Ctrl-C state of one pool run: ``interrupted`` once a SIGINT came; ``stop`` is shared with workers."""
+    """Stop state of one pool run: ``interrupted`` once a stop signal came; ``stop`` is shared with workers.
+
+    ``signum``: the first stop signal (SIGINT for a ``KeyboardInterrupt`` caught by the loop).
+    """
 
     stop: Any
     interrupted: bool = False
+    signum: int = signal.SIGINT
 
-    def set(self) -> None:
+    def set(self, signum: int = signal.SIGINT) -> None:
+        if not self.interrupted:
+            self.signum = signum
         self.interrupted = True
         self.stop.value = 1  # workers answer "not started" for the tasks they have not begun
 
+    def exception(self) -> KeyboardInterrupt:
+        """Return what the run raises once its running tasks are done."""
+        return stop_exception(self.signum)
+
 
 @contextmanager
-def _sigint_sets_flag(state: _Interrupt) -> Iterator[None]:
-    """While the pool runs, make the first Ctrl-C only set ``state`` instead of raising.
+def _stop_signals_set_flag(state: _Interrupt) -> Iterator[None]:
+    """While the pool runs, make the first Ctrl-C (or SIGTERM) only set ``state`` instead of raising.
 
     A ``KeyboardInterrupt`` raised at an arbitrary point of the parent's bookkeeping (e.g. after a result
     was read from a worker's pipe but before it was recorded) loses that result, and the parent then
     waits forever for it. The handler only sets flags; the loop acts on them at safe points. A second
-    Ctrl-C raises ``KeyboardInterrupt`` (stop waiting). Installed only in the main thread and only over
-    Python's default handler (an ignored or custom SIGINT handler is left alone); otherwise the loop's
-    ``except KeyboardInterrupt`` does the same job, with that small window.
+    stop signal raises (stop waiting). Installed only in the main thread, for SIGINT only over Python's
+    default handler and for SIGTERM only where the CLI made it raise (an ignored or custom handler is
+    left alone); otherwise the loop's ``except KeyboardInterrupt`` does the same job, with that small
+    window.
     """
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    ours = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
+    if sigterm_raises():
+        ours.append(signal.SIGTERM)
 
-    def on_sigint(signum: int, frame: object) -> None:
+    def on_stop(signum: int, frame: object) -> None:
         if state.interrupted:
-            raise KeyboardInterrupt
-        state.set()
+            raise stop_exception(signum)
+        state.set(signum)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {signum: signal.signal(signum, on_stop) for signum in ours}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _fork_is_safe() -> bool:
@@ -290,7 +313,7 @@ def _start_worker(function: Callable[[Any], Any], tasks: Sequence[Any], stop: An
         name="maskrefine-worker",
         daemon=True,
     )
-    with _sigint_blocked():  # the child ignores SIGINT before unblocking it (see _init_worker)
+    with _stop_signals_blocked():  # the child ignores them before unblocking them (see _init_worker)
         process.start()
     child_end.close()
     return _Worker(process, parent_end)
@@ -331,7 +354,8 @@ def _run_in_processes(
     oldest is the one it was processing: only that task fails (``on_crash(task, "worker died (signal
     N) while processing it ...")``), the others go back to the queue, a new worker replaces the dead one
     and the run goes on. Ctrl-C: no new task is started, the running ones finish, then
-    ``KeyboardInterrupt`` is raised (a second Ctrl-C stops waiting; see :func:`_sigint_sets_flag`).
+    ``KeyboardInterrupt`` is raised (a second Ctrl-C stops waiting; see :func:`_stop_signals_set_flag`);
+    likewise SIGTERM, which then raises :class:`maskrefine._signals.Terminated`.
     """
     results: list[Any] = [None] * len(tasks)
     queue = deque(range(len(tasks)))
@@ -391,7 +415,7 @@ def _run_in_processes(
             feed(pool[-1])
 
     try:
-        with _sigint_sets_flag(state):
+        with _stop_signals_set_flag(state):
             for _ in range(workers_wanted):
                 pool.append(_start_worker(function, tasks, stop))
             for ahead in range(1, _AHEAD + 1):  # one task each first, then the ones ahead
@@ -404,15 +428,19 @@ def _run_in_processes(
                     for worker in busy:
                         if worker.conn in ready or worker.process.sentinel in ready:
                             collect(worker)
-                except KeyboardInterrupt:  # a second Ctrl-C, or the first where no handler was installed
+                except KeyboardInterrupt as exc:  # a second stop, or the first where no handler was installed
                     if state.interrupted:
                         raise
-                    state.set()  # let the running tasks finish, start no new one
+                    state.set(_signal_of(exc))  # let the running tasks finish, start no new one
     finally:
         _stop_workers(pool)
     if state.interrupted:
-        raise KeyboardInterrupt
+        raise state.exception()
     return results
+
+
+def _signal_of(exc: KeyboardInterrupt) -> int:
+    return signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
 
 
 def _discard(worker: _Worker) -> None:
