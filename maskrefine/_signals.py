@@ -7,16 +7,29 @@ Ctrl-C (no new file is started, the files in progress are finished, outputs alre
 complete) and the command exits with :data:`EXIT_TERMINATED` (128 + 15) instead of 130.
 
 Only the CLI installs the handler (:func:`raise_on_sigterm`); importing maskrefine as a library changes
-no signal handling. This module imports nothing heavy.
+no signal handling. Code that must not be cut at an arbitrary point (the worker pool's bookkeeping, a
+training step) runs under :func:`stops_deferred`, which turns the first stop signal into a flag it
+checks at safe points. This module imports nothing heavy.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Terminated", "EXIT_TERMINATED", "raise_on_sigterm", "sigterm_raises", "stop_exception"]
+__all__ = [
+    "Terminated",
+    "EXIT_TERMINATED",
+    "StopRequest",
+    "raise_on_sigterm",
+    "sigterm_raises",
+    "stop_exception",
+    "stops_deferred",
+]
 
 #: Exit status after SIGTERM (the shell's convention for a process ended by signal 15).
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -50,3 +63,64 @@ def sigterm_raises() -> bool:
 def stop_exception(signum: int) -> KeyboardInterrupt:
     """Return what a stop by ``signum`` raises: :class:`Terminated` (SIGTERM) or ``KeyboardInterrupt``."""
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@dataclass
+class StopRequest:
+    """A stop asked for by a signal, to act on at a safe point.
+
+    ``signum`` is the first stop signal (None: none yet); ``on_request`` runs once, when it comes.
+    """
+
+    on_request: Callable[[], None] | None = None
+    signum: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        """Tell whether a stop was asked for."""
+        return self.signum is not None
+
+    def set(self, signum: int = signal.SIGINT) -> None:
+        """Record a stop by ``signum`` (the first one counts)."""
+        if self.signum is None:
+            self.signum = signum
+            if self.on_request is not None:
+                self.on_request()
+
+    def set_from(self, exc: KeyboardInterrupt) -> None:
+        """Record the stop an exception stands for (:class:`Terminated`: SIGTERM, else SIGINT)."""
+        self.set(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+    def exception(self) -> KeyboardInterrupt:
+        """Return what to raise for this stop once the safe point is reached."""
+        return stop_exception(self.signum if self.signum is not None else signal.SIGINT)
+
+
+@contextmanager
+def stops_deferred(request: StopRequest) -> Iterator[StopRequest]:
+    """While the block runs, the first Ctrl-C (or SIGTERM) only sets ``request``; a second one raises.
+
+    A ``KeyboardInterrupt`` raised at an arbitrary point can lose work (a worker's result read from its
+    pipe but not yet recorded; a training step half applied); the block checks ``request.requested`` at
+    safe points instead. Installed only in the main thread, for SIGINT only over Python's default handler
+    and for SIGTERM only where :func:`raise_on_sigterm` made it raise (an ignored or custom handler is
+    left alone: the block's own ``except KeyboardInterrupt`` then does the job, with a small window).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    ours = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
+    if sigterm_raises():
+        ours.append(signal.SIGTERM)
+
+    def on_stop(signum: int, frame: object) -> None:
+        if request.requested:
+            raise stop_exception(signum)
+        request.set(signum)
+
+    previous = {signum: signal.signal(signum, on_stop) for signum in ours}
+    try:
+        yield request
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
-from maskrefine._signals import Terminated, sigterm_raises, stop_exception
+from maskrefine._signals import StopRequest, stops_deferred
 
 __all__ = ["run_tasks", "set_threads", "restore_threads", "PARENT_POLL_S"]
 
@@ -170,60 +170,6 @@ def _stop_signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-@dataclass
-class _Interrupt:
-    """Stop state of one pool run: ``interrupted`` once a stop signal came; ``stop`` is shared with workers.
-
-    ``signum``: the first stop signal (SIGINT for a ``KeyboardInterrupt`` caught by the loop).
-    """
-
-    stop: Any
-    interrupted: bool = False
-    signum: int = signal.SIGINT
-
-    def set(self, signum: int = signal.SIGINT) -> None:
-        if not self.interrupted:
-            self.signum = signum
-        self.interrupted = True
-        self.stop.value = 1  # workers answer "not started" for the tasks they have not begun
-
-    def exception(self) -> KeyboardInterrupt:
-        """Return what the run raises once its running tasks are done."""
-        return stop_exception(self.signum)
-
-
-@contextmanager
-def _stop_signals_set_flag(state: _Interrupt) -> Iterator[None]:
-    """While the pool runs, make the first Ctrl-C (or SIGTERM) only set ``state`` instead of raising.
-
-    A ``KeyboardInterrupt`` raised at an arbitrary point of the parent's bookkeeping (e.g. after a result
-    was read from a worker's pipe but before it was recorded) loses that result, and the parent then
-    waits forever for it. The handler only sets flags; the loop acts on them at safe points. A second
-    stop signal raises (stop waiting). Installed only in the main thread, for SIGINT only over Python's
-    default handler and for SIGTERM only where the CLI made it raise (an ignored or custom handler is
-    left alone); otherwise the loop's ``except KeyboardInterrupt`` does the same job, with that small
-    window.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    ours = [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
-    if sigterm_raises():
-        ours.append(signal.SIGTERM)
-
-    def on_stop(signum: int, frame: object) -> None:
-        if state.interrupted:
-            raise stop_exception(signum)
-        state.set(signum)
-
-    previous = {signum: signal.signal(signum, on_stop) for signum in ours}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def _fork_is_safe() -> bool:
     """Return True when worker processes may be forked.
 
@@ -354,19 +300,20 @@ def _run_in_processes(
     oldest is the one it was processing: only that task fails (``on_crash(task, "worker died (signal
     N) while processing it ...")``), the others go back to the queue, a new worker replaces the dead one
     and the run goes on. Ctrl-C: no new task is started, the running ones finish, then
-    ``KeyboardInterrupt`` is raised (a second Ctrl-C stops waiting; see :func:`_stop_signals_set_flag`);
-    likewise SIGTERM, which then raises :class:`maskrefine._signals.Terminated`.
+    ``KeyboardInterrupt`` is raised (a second Ctrl-C stops waiting; see
+    :func:`maskrefine._signals.stops_deferred`); likewise SIGTERM, which then raises
+    :class:`maskrefine._signals.Terminated`.
     """
     results: list[Any] = [None] * len(tasks)
     queue = deque(range(len(tasks)))
     pool: list[_Worker] = []
     stop = multiprocessing.get_context("fork").RawValue("b", 0)
-    state = _Interrupt(stop)
+    state = StopRequest(on_request=lambda: setattr(stop, "value", 1))  # workers: "not started" from then
 
     def feed(worker: _Worker, ahead: int = _AHEAD) -> None:
         """Top ``worker`` up to ``ahead`` tasks; a worker found dead meanwhile is replaced."""
         for _ in range(3 * _AHEAD):
-            if not queue or state.interrupted or len(worker.assigned) >= ahead:
+            if not queue or state.requested or len(worker.assigned) >= ahead:
                 return
             index = queue.popleft()
             try:
@@ -380,7 +327,7 @@ def _run_in_processes(
                 pool.append(worker)
                 continue
             worker.assigned.append(index)
-        if queue and not state.interrupted and not worker.assigned:  # pragma: no cover
+        if queue and not state.requested and not worker.assigned:  # pragma: no cover
             raise RuntimeError("worker processes die as soon as they start")
 
     def collect(worker: _Worker) -> None:
@@ -410,12 +357,12 @@ def _run_in_processes(
             results[crashed] = on_crash(tasks[crashed], _death_problem(worker.process.exitcode))
             step()
             queue.extendleft(reversed(worker.assigned))  # not started: run them elsewhere
-        if queue and not state.interrupted:  # replace the dead worker and go on
+        if queue and not state.requested:  # replace the dead worker and go on
             pool.append(_start_worker(function, tasks, stop))
             feed(pool[-1])
 
     try:
-        with _stop_signals_set_flag(state):
+        with stops_deferred(state):
             for _ in range(workers_wanted):
                 pool.append(_start_worker(function, tasks, stop))
             for ahead in range(1, _AHEAD + 1):  # one task each first, then the ones ahead
@@ -429,18 +376,14 @@ def _run_in_processes(
                         if worker.conn in ready or worker.process.sentinel in ready:
                             collect(worker)
                 except KeyboardInterrupt as exc:  # a second stop, or the first where no handler was installed
-                    if state.interrupted:
+                    if state.requested:
                         raise
-                    state.set(_signal_of(exc))  # let the running tasks finish, start no new one
+                    state.set_from(exc)  # let the running tasks finish, start no new one
     finally:
         _stop_workers(pool)
-    if state.interrupted:
+    if state.requested:
         raise state.exception()
     return results
-
-
-def _signal_of(exc: KeyboardInterrupt) -> int:
-    return signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
 
 
 def _discard(worker: _Worker) -> None:

@@ -25,6 +25,7 @@ import torch
 
 from maskrefine import __version__
 from maskrefine._checks import short_repr
+from maskrefine._signals import StopRequest, stops_deferred
 from maskrefine.errors import ConfigError
 from maskrefine.io.imageio import write_bytes_atomic, write_text_atomic
 from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
@@ -481,75 +482,86 @@ def train(
             finish_epoch(dict(pending))
             pending = None
 
-        # ---- loop (a resumed run whose max_steps is already reached trains no further step)
+        # ---- loop (a resumed run whose max_steps is already reached trains no further step). Ctrl-C or
+        # SIGTERM (see maskrefine._signals) is acted on between steps: last.pt is written at the step
+        # reached, so --resume loses nothing; a second signal stops at once.
         stopped = cfg.max_steps is not None and step >= cfg.max_steps
-        while epoch < cfg.epochs and not stopped:
-            batches = epoch_batches(len(files), cfg.batch_size, cfg.seed, epoch, cfg.last_batch)
-            dataset.epoch = epoch
-            loader = torch.utils.data.DataLoader(
-                dataset,
-                batch_sampler=batches[next_batch:],
-                num_workers=cfg.num_workers,
-                pin_memory=device.type == "cuda",
-            )
-            model.train()
-            if next_batch == 0:  # a new epoch (a resumed one goes on with its sums from last.pt)
-                sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)
-                counted = 0
-            epoch_start = tick = time.perf_counter()
-            for images, _ in loader:
-                images = images.to(device, non_blocking=True)
-                loss, terms = objective(model, images, cfg, crop_gen)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                next_batch += 1
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"loss is {value} at step {step}; lower --lr or check the data")
-                losses.append(value)
-                now = time.perf_counter()
-                record = {
-                    "event": "step",
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "batch": next_batch,
-                    "steps_per_epoch": len(batches),
-                    "loss": value,
-                    **terms,
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "it_s": 1.0 / max(now - tick, 1e-9),
-                }
-                tick = now
-                for key in sums:
-                    sums[key] += record.get(key, 0.0)
-                counted += 1
-                if step % cfg.log_every == 0:
-                    write(record)
-                if progress is not None:
-                    progress(record)
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                    save_checkpoint(last, state())
-                if cfg.max_steps is not None and step >= cfg.max_steps:
-                    stopped = True
+        with stops_deferred(StopRequest()) as stop:
+            while epoch < cfg.epochs and not stopped:
+                batches = epoch_batches(len(files), cfg.batch_size, cfg.seed, epoch, cfg.last_batch)
+                dataset.epoch = epoch
+                loader = torch.utils.data.DataLoader(
+                    dataset,
+                    batch_sampler=batches[next_batch:],
+                    num_workers=cfg.num_workers,
+                    pin_memory=device.type == "cuda",
+                )
+                model.train()
+                if next_batch == 0:  # a new epoch (a resumed one goes on with its sums from last.pt)
+                    sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)
+                    counted = 0
+                epoch_start = tick = time.perf_counter()
+                for images, _ in loader:
+                    images = images.to(device, non_blocking=True)
+                    loss, terms = objective(model, images, cfg, crop_gen)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    step += 1
+                    next_batch += 1
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"loss is {value} at step {step}; lower --lr or check the data"
+                        )
+                    losses.append(value)
+                    now = time.perf_counter()
+                    record = {
+                        "event": "step",
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "batch": next_batch,
+                        "steps_per_epoch": len(batches),
+                        "loss": value,
+                        **terms,
+                        "lr": optimizer.param_groups[0]["lr"],
+                        "it_s": 1.0 / max(now - tick, 1e-9),
+                    }
+                    tick = now
+                    for key in sums:
+                        sums[key] += record.get(key, 0.0)
+                    counted += 1
+                    if step % cfg.log_every == 0:
+                        write(record)
+                    if progress is not None:
+                        progress(record)
+                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                        save_checkpoint(last, state())
+                    if cfg.max_steps is not None and step >= cfg.max_steps:
+                        stopped = True
+                        break
+                    if stop.requested:  # between two steps: keep them all, then stop
+                        save_checkpoint(last, state())
+                        raise stop.exception()
+                if stopped and next_batch < len(batches):
                     break
-            if stopped and next_batch < len(batches):
-                break
-            epoch += 1
-            next_batch = 0
-            summary: dict[str, Any] = {
-                "event": "epoch",
-                "epoch": epoch,
-                "step": step,
-                "seconds": time.perf_counter() - epoch_start,
-                "steps": counted,
-                **{f"{k}_mean": (v / counted if counted else None) for k, v in sums.items()},
-            }
-            pending = summary
-            save_checkpoint(last, state())  # before validating: the epoch is kept whatever happens there
-            finish_epoch(dict(summary))
-            pending = None
+                epoch += 1
+                next_batch = 0
+                summary: dict[str, Any] = {
+                    "event": "epoch",
+                    "epoch": epoch,
+                    "step": step,
+                    "seconds": time.perf_counter() - epoch_start,
+                    "steps": counted,
+                    **{f"{k}_mean": (v / counted if counted else None) for k, v in sums.items()},
+                }
+                pending = summary
+                save_checkpoint(last, state())  # before validating: the epoch is kept whatever happens there
+                finish_epoch(dict(summary))
+                pending = None
+                if stop.requested:
+                    save_checkpoint(last, state())
+                    raise stop.exception()
         save_checkpoint(last, state())
     return TrainResult(run_path, step, epoch, last, losses, best_val, list(val_failures))
 

@@ -90,6 +90,39 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes(tmp_path, sod_images,
     assert again.losses == full.losses  # from step 0: the same run
 
 
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_stop_signal_keeps_every_finished_step(tmp_path, sod_images, tiny_vit_file, signame):
+    # Ctrl-C, or SIGTERM from a scheduler (the CLI makes it raise Terminated), used to cut a step anywhere
+    # and lose every step since the last checkpoint (checkpoint_every 0: the last epoch end). Now the
+    # step in progress finishes, last.pt is written at that step, then the stop is raised.
+    import os
+    import signal
+
+    from maskrefine import _signals
+
+    cfg = tiny_cfg(tiny_vit_file, epochs=2, batch_size=3, checkpoint_every=0)
+    full = train(cfg, sod_images, tmp_path / "full")
+    signum = getattr(signal, signame)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop_at_step_2(record):
+        if record["step"] == 2:
+            os.kill(os.getpid(), signum)  # only sets the flag: this step is still recorded
+
+    try:
+        _signals.raise_on_sigterm()
+        expected = _signals.Terminated if signame == "SIGTERM" else KeyboardInterrupt
+        with pytest.raises(expected) as raised:
+            train(cfg, sod_images, tmp_path / "stopped", progress=stop_at_step_2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert type(raised.value) is expected
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the run
+    assert load_checkpoint(tmp_path / "stopped" / "last.pt")["step"] == 2  # not 0
+    again = train(cfg, sod_images, tmp_path / "stopped", resume=True)
+    assert again.step == full.step and again.losses == full.losses[2:]
+
+
 def test_run_folder_contents(tmp_path, sod_images, tiny_vit_file):
     seen = []
     result = train(tiny_cfg(tiny_vit_file, max_steps=2), sod_images, tmp_path / "run", progress=seen.append)
