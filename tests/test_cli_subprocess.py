@@ -240,6 +240,27 @@ def _wait_until_still(folder: Path, quiet_s: float = 0.5, limit_s: float = 30.0)
         time.sleep(0.05)
 
 
+def _signal_and_wait(
+    proc: subprocess.Popen[bytes], signum: int, *, group: bool, timeout: float = 60
+) -> tuple[int, str]:
+    """Send ``signum`` to the CLI (``group``: to its whole process group, as a terminal or a scheduler
+    does); return its exit code and stderr once it ended (fail the test if it does not)."""
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # pragma: no cover - failure path
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        pytest.fail(f"the run did not stop after {signal.Signals(signum).name}")
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    return code, stderr
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_kill_9_leaves_no_partial_output_and_resume_finishes(tmp_path: Path, jobs: int) -> None:
     total, h, w = 150, 480, 640  # real-size frames so that the run is still going when it is killed
@@ -358,15 +379,8 @@ def test_ctrl_c_with_workers_exits_130_without_traceback(tmp_path: Path) -> None
     args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", 2]
     proc = _start_and_wait_for(args, out, at_least=3, total=total)
     workers = _children(proc.pid)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-    try:
-        code = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:  # pragma: no cover - failure path
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        pytest.fail("the run did not stop after SIGINT")
-    stderr = proc.stderr.read().decode()
-    proc.stderr.close()
+    # what Ctrl-C in a terminal does: the whole foreground group
+    code, stderr = _signal_and_wait(proc, signal.SIGINT, group=True)
     if code == 0:
         pytest.skip("the run finished before SIGINT arrived")
     assert code == 130, stderr
@@ -389,18 +403,7 @@ def test_sigterm_stops_like_ctrl_c_and_exits_143(tmp_path: Path, jobs: int, grou
     args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", jobs]
     proc = _start_and_wait_for(args, out, at_least=3, total=total)
     workers = _children(proc.pid)
-    if group:
-        os.killpg(proc.pid, signal.SIGTERM)
-    else:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:  # pragma: no cover - failure path
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        pytest.fail("the run did not stop after SIGTERM")
-    stderr = proc.stderr.read().decode()
-    proc.stderr.close()
+    code, stderr = _signal_and_wait(proc, signal.SIGTERM, group=group)
     if code == 0:
         pytest.skip("the run finished before SIGTERM arrived")
     assert code == 143, stderr
@@ -434,15 +437,7 @@ def test_ctrl_c_reaches_an_idle_worker_without_traceback(tmp_path: Path) -> None
     args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "guided", "-j", 2]
     proc = _start_and_wait_for(args, out, at_least=1, total=2)
     time.sleep(0.05)  # the tiny file's worker is back to waiting for work
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        code = proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:  # pragma: no cover - failure path
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        pytest.fail("the run did not stop after SIGINT")
-    stderr = proc.stderr.read().decode()
-    proc.stderr.close()
+    code, stderr = _signal_and_wait(proc, signal.SIGINT, group=True, timeout=120)
     if code == 0:
         pytest.skip("the large file was done before SIGINT arrived")
     assert code == 130, stderr
