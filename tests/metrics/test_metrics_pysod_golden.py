@@ -122,3 +122,57 @@ def test_matches_pysodmetrics_on_edge_cases(rng):
         ("tiny", soft[:3, :2].copy(), gt[4:7, 9:11].copy()),
     ]
     _compare(cases)
+
+
+def _flat_block_cases():
+    """Constant maps (and maps constant on whole S-measure blocks) against small GT objects.
+
+    PySOD's region score of a block whose prediction is one constant and whose GT is uniform is 1 or 0
+    depending on whether ``np.mean`` of the block returns the constant exactly; about half of these
+    shapes hit the 0 case (maskrefine gave 1 for all of them before).
+    """
+    cases = []
+    for h in (5, 8, 11, 23):
+        for w in (13, 17, 21, 37):
+            gt = np.zeros((h, w), np.uint8)
+            gt[h - 2, w - 3] = 255
+            gt_box = np.zeros((h, w), np.uint8)
+            gt_box[h // 2 :, w // 2 :] = 255
+            for c in (1, 3, 77, 200):
+                cases.append((f"flat{h}x{w}v{c}", np.full((h, w), c, np.uint8), gt))
+                three = np.full((h, w), c, np.uint8)
+                three[h - 1, w - 1] = 255
+                three[h - 2, 0] = 0
+                cases.append((f"three{h}x{w}v{c}", three, gt_box))
+    return cases
+
+
+def test_s_measure_of_constant_blocks_matches_pysodmetrics():
+    cases = _flat_block_cases()
+    ref = psm.Smeasure()
+    ev = Evaluator("pysod", weighted_f=False)
+    for name, pred, gt in cases:
+        with np.errstate(all="ignore"):
+            ref.step(pred, gt)
+        ev.step(pred, gt, name=name)
+    got = np.array([r["s_measure"] for r in ev.per_image()])
+    want = np.array(ref.sms, np.float64)
+    bad = [c[0] for c, g, r in zip(cases, got, want, strict=True) if abs(g - r) > TOL]
+    assert not bad, f"{len(bad)} of {len(cases)} differ, e.g. {bad[:5]}"
+    assert ev.summary()["s_measure"] == pytest.approx(float(ref.get_results()["sm"]), abs=TOL)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_s_measure_rule_pysod_on_constant_maps_of_either_type(dtype):
+    """The S-measure of the other presets follows PySOD's formula for 8-bit and float maps alike.
+
+    A constant map is not min-max normalised by PySOD, so ``tokencut`` (raw v / 255) sees the same values.
+    """
+    ref = psm.Smeasure()
+    ev = Evaluator("tokencut", weighted_f=False)
+    for name, pred, gt in _flat_block_cases():
+        if name.startswith("flat"):
+            with np.errstate(all="ignore"):
+                ref.step(pred, gt)
+            ev.step(pred if dtype == np.uint8 else pred / 255.0, gt, name=name)
+    np.testing.assert_allclose([r["s_measure"] for r in ev.per_image()], ref.sms, rtol=0, atol=TOL)
