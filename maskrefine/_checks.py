@@ -25,6 +25,8 @@ __all__ = [
     "MAX_LAM",
     "check_float_range",
     "check_int_range",
+    "MAX_ABS_VALUE",
+    "check_max_abs",
 ]
 
 
@@ -166,6 +168,26 @@ def check_unit_interval(array: np.ndarray, name: str, hint: str = "") -> None:
     problem = unit_interval_problem(float(array.min()), float(array.max()))
     if problem is not None:
         raise ValueError(f"`{name}` values must lie in [0, 1]; {problem}{hint}")
+
+
+#: Largest magnitude of the values the filters smooth (the guided filter's ``src``, the bilateral solver's
+#: ``target``); they are linear in these values and return float32. With the guide in [0, 1] and
+#: eps >= :data:`MIN_EPS`, the guided filter's slope is at most std(p) / (2 sqrt(eps)) = 5e5 * |p|, kept
+#: in float32 by the kernels: 1e30 keeps it (5e35) and the result below float32's 3.4e38, instead of
+#: inf/NaN.
+MAX_ABS_VALUE = 1e30
+
+
+def check_max_abs(array: np.ndarray, name: str, limit: float = MAX_ABS_VALUE) -> None:
+    """Raise ``ValueError`` unless every value of the finite ``array`` lies in ``[-limit, limit]``."""
+    if not array.size:
+        return
+    low, high = float(array.min()), float(array.max())
+    if low < -limit or high > limit:
+        raise ValueError(
+            f"`{name}` values must lie within ±{limit:g} (the result is float32); "
+            f"found [{low:.7g}, {high:.7g}]"
+        )
 
 
 def as_rgb_unit_image(image: object, name: str = "image") -> np.ndarray:

@@ -35,7 +35,10 @@ def make_guide(
     Returns
     -------
     ndarray of float32, C-contiguous
-        Shape (..., H, W) for ``"mean"`` and ``"luma"``, (..., H, W, 3) for ``"color"``.
+        Shape (..., H, W) for ``"mean"`` and ``"luma"``, (..., H, W, 3) for ``"color"``. Always a new
+        array (also for ``"color"`` with a float32 image): ``image`` is not modified and never aliased.
+        An ndarray subclass (a masked array, ``np.matrix``) is read as its plain data, as
+        :func:`maskrefine.filters.guided_filter` reads it.
 
     Raises
     ------
@@ -53,6 +56,9 @@ def make_guide(
     (0.3333333432674408, 0.299)
     """
     mode_name = check_choice(mode, GUIDE_MODES, "mode")
+    if isinstance(image, np.ndarray) and type(image) is not np.ndarray:
+        # a masked array's arithmetic keeps the unscaled data at masked pixels: compute on the data
+        image = np.asarray(image)
     if not isinstance(image, np.ndarray):
         if hasattr(image, "__array__") and not hasattr(image, "detach"):
             image = np.asarray(image)
@@ -77,13 +83,17 @@ def make_guide(
             f"`image` must be float in [0, 1] or uint8; got dtype {image.dtype}. "
             "Convert it first, e.g. `image.astype(np.float32) / 65535` for 16-bit data."
         )
-    return guide_from_rgb(rgb, mode_name)
+    guide = guide_from_rgb(rgb, mode_name)
+    if np.may_share_memory(guide, image):  # "color" of a float32 C-contiguous image: the image itself
+        guide = guide.copy()
+    return guide
 
 
 def guide_from_rgb(rgb: np.ndarray, mode: str) -> npt.NDArray[np.float32]:
     """Compute the guide of :func:`make_guide` without its checks.
 
     For callers that already validated ``rgb`` (float32, (..., H, W, 3), finite, in [0, 1]) and ``mode``.
+    For ``"color"`` the result is ``rgb`` itself when it is C-contiguous (no copy: the caller only reads it).
     """
     if mode == "color":
         return np.ascontiguousarray(rgb, dtype=np.float32)

@@ -33,6 +33,7 @@ from maskrefine._checks import (
     check_radius,
     check_subsample,
     check_unit_interval,
+    short_repr,
 )
 from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
 
@@ -282,7 +283,8 @@ def refine(
         How the guide is built from the image (:func:`maskrefine.guide.make_guide`); ``"mean"`` is the
         unweighted (R+G+B)/3 of the paper.
     binary_input : bool
-        The mask is hard (0/1): resize it with nearest-neighbour interpolation.
+        The mask is hard (0/1): resize it with nearest-neighbour interpolation. ``True`` or ``False``
+        (a NumPy bool too); anything else is refused (``bool("no")`` would be True).
     **params
         Method parameters; see ``REFINERS[method].defaults`` (``radius=9``, ``eps=1e-3`` for the guided
         filters, plus ``subsample=4`` for ``fast_guided``).
@@ -297,7 +299,7 @@ def refine(
     ValueError
         Unknown method, guide or parameter (the message lists the choices), or bad shapes/values.
     TypeError
-        Non-float arrays or parameters of the wrong type.
+        Non-float arrays, parameters of the wrong type, a ``binary_input`` that is not a bool.
 
     Examples
     --------
@@ -310,6 +312,11 @@ def refine(
     if guide not in GUIDE_MODES:
         listed = ", ".join(repr(g) for g in GUIDE_MODES)
         raise ValueError(f"`guide` must be one of {listed}; got {guide!r}")
+    if not isinstance(binary_input, bool | np.bool_):
+        raise TypeError(
+            f"`binary_input` must be True or False; got {short_repr(binary_input)} "
+            f"({type(binary_input).__name__})"
+        )
     resolved = resolve_params(method, params)
     return refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, bool(binary_input))
 
@@ -428,6 +435,9 @@ def _run_bilateral_solver(image: np.ndarray, mask: np.ndarray, *, guide: str, **
 def _run_crf(image: np.ndarray, mask: np.ndarray, *, guide: str, output: str, **params: Any) -> np.ndarray:
     from maskrefine.filters.dense_crf import dense_crf
 
+    # refine() accepts masks within UNIT_TOLERANCE of [0, 1] (float32 rounding); dense_crf takes [0, 1]
+    # exactly, and would refuse such a mask naming its own argument `prob`: clip (a copy) first
+    mask = np.clip(mask, 0.0, 1.0)
     prob = dense_crf(image, mask, **params)  # bilateral kernel on RGB: `guide` is not used
     return (prob > 0.5).astype(np.float32) if output == "label" else prob
 

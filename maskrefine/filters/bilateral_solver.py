@@ -33,6 +33,7 @@ from maskrefine._checks import (
     check_choice,
     check_float_range,
     check_int_range,
+    check_max_abs,
 )
 from maskrefine.filters import _bilateral_kernels as kernels
 
@@ -85,6 +86,11 @@ _SNAP = 1e-3
 _SNAP_FLOAT16 = 0.07
 
 
+def _is_float16(dtype: np.dtype) -> bool:
+    """Half precision in either byte order (``np.dtype(">f2") == np.float16`` is False)."""
+    return dtype.kind == "f" and dtype.itemsize == 2
+
+
 def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     """(H, W, 3) float64 Y, U, V of an RGB image in [0, 1], computed as the reference code does.
 
@@ -95,7 +101,7 @@ def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     Y, U or V falls on a grid cell's edge (e.g. RGB (33, 57, 41), Y = 48) lands in the reference's cell
     only with the same call. Same NumPy and BLAS as the reference, same cells.
     """
-    snap = _SNAP_FLOAT16 if np.asarray(rgb).dtype == np.float16 else _SNAP
+    snap = _SNAP_FLOAT16 if _is_float16(np.asarray(rgb).dtype) else _SNAP
     scaled = np.asarray(rgb, np.float64) * 255.0
     levels = np.floor(scaled + 0.5)
     snapped = np.where(np.abs(scaled - levels) < snap, levels, scaled)
@@ -159,7 +165,8 @@ def bilateral_solver(
     Raises
     ------
     ValueError, TypeError
-        Bad shapes, non-finite values, an unknown preset or output, or a parameter out of range.
+        Bad shapes, non-finite values, target values beyond ±1e30 (the float32 result would overflow),
+        an unknown preset or output, or a parameter out of range.
     """
     preset = check_choice(preset, tuple(BILATERAL_PRESETS), "preset")
     chosen = BILATERAL_PRESETS[preset]
@@ -249,8 +256,16 @@ def _check_arrays(image: object, target: object, confidence: object) -> tuple[np
     values = as_float_array(target, "target")
     if values.shape != rgb.shape[:2]:
         raise ValueError(f"`target` must have the image's shape {rgb.shape[:2]}; got {values.shape}")
+    check_max_abs(values, "target")
     if isinstance(confidence, numbers.Real) and not isinstance(confidence, bool):
         conf: Any = check_float_range(confidence, "confidence", 0.0)
+    elif not isinstance(confidence, np.ndarray) and (
+        not hasattr(confidence, "__array__") or hasattr(confidence, "detach")
+    ):  # what as_float_array would refuse as "not a NumPy array": a float is the usual value
+        raise TypeError(
+            f"`confidence` must be a float >= 0 or a float array of shape {values.shape}; "
+            f"got {type(confidence).__name__}"
+        )
     else:
         conf = as_float_array(confidence, "confidence", unit=False)  # TypeError for anything but floats
         if conf.ndim == 0:
@@ -263,6 +278,7 @@ def _check_arrays(image: object, target: object, confidence: object) -> tuple[np
             conf = np.ascontiguousarray(conf, dtype=np.float64)
     # float32 targets are splatted as they are (sums in float64): no image-sized float64 copy
     target_dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.float64
-    # the image is only read by reference_yuv, which snaps a float16 image with its own tolerance
-    rgb_dtype = np.float16 if rgb.dtype == np.float16 else np.float32
+    # the image is only read by reference_yuv, which snaps a float16 image (either byte order) with its
+    # own tolerance
+    rgb_dtype = np.float16 if _is_float16(rgb.dtype) else np.float32
     return np.ascontiguousarray(rgb, dtype=rgb_dtype), np.ascontiguousarray(values, dtype=target_dtype), conf

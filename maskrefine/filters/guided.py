@@ -16,6 +16,7 @@ from maskrefine._checks import (
     as_float_array,
     check_choice,
     check_eps,
+    check_max_abs,
     check_radius,
     check_subsample,
     check_unit_interval,
@@ -91,16 +92,19 @@ def guided_filter(
     ValueError
         Wrong number of dimensions, mismatched shapes, NaN/inf, a guide with values outside [0, 1] (e.g.
         a 0..255 guide, for which ``eps`` would mean something else; values within
-        :data:`maskrefine._checks.UNIT_TOLERANCE` of the range are accepted), radius < 0, eps < 1e-12,
-        subsample < 1, an unknown border/backend, an image smaller than the window (H and W must be
-        >= 2r+1, and with ``subsample=s`` also ``H // s, W // s >= 2 (r // s) + 1``), a bad or
+        :data:`maskrefine._checks.UNIT_TOLERANCE` of the range are accepted), ``src`` values beyond
+        ±1e30 (:data:`maskrefine._checks.MAX_ABS_VALUE`: the float32 result would overflow), radius < 0,
+        eps < 1e-12, subsample < 1, an unknown border/backend, an image smaller than the window (H and W
+        must be >= 2r+1, and with ``subsample=s`` also ``H // s, W // s >= 2 (r // s) + 1``), a bad or
         overlapping ``out``.
 
     Notes
     -----
-    Dtype rules: float16/float32/float64 inputs are accepted (integers are refused because their scale
-    is ambiguous); float32 and float64 are read as they are (no copy) and every sum is accumulated in
-    float64; the result is always float32. Inputs are never modified.
+    Dtype rules: floating inputs of any precision and byte order are accepted (integers are refused
+    because their scale is ambiguous); native float32 and float64 are read as they are (no copy), float16
+    is read as float32, wider floats as float64 and big-endian data as the native float of its size (a
+    layout or byte order never changes the result); every sum is accumulated in float64; the result is
+    always float32. Inputs are never modified.
 
     Gray guide: ``a = cov(I, p) / (var(I) + ε)``, ``b = p̄ − a·Ī``, ``q = ā·I + b̄``. Colour guide:
     ``a = (Σ + εU)⁻¹ cov(I, p)`` per pixel (closed-form 3×3 inverse), ``b = p̄ − aᵀĪ``,
@@ -198,19 +202,25 @@ def guided_filter_trusted(
 
 # -------------------------------------------------------------------------------------------- checks
 def _as_kernel_array(x: np.ndarray) -> np.ndarray:
-    """float32/float64 C-contiguous view (copy only when needed: other floats or non-contiguous)."""
-    if x.dtype not in (np.float32, np.float64):
-        x = x.astype(np.float32)
+    """Native float32/float64 C-contiguous array (no copy when ``x`` already is one).
+
+    Other floats are converted without losing precision: float16 to float32, wider floats (long double)
+    to float64, big-endian ones to the native float of their size. (A big-endian ``>f8`` is *not* in
+    ``(np.float32, np.float64)``: comparing dtypes compares byte orders.)
+    """
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        x = x.astype(np.float64 if x.dtype.itemsize >= 8 else np.float32)
     return np.ascontiguousarray(x)
 
 
 def _check_finite(x: np.ndarray, name: str) -> None:
-    """NaN/inf check without an image-sized temporary (numba scan; NumPy only to count on failure)."""
+    """NaN/inf check of a kernel array (:func:`_as_kernel_array`) without an image-sized temporary.
+
+    A numba scan; NumPy only to count on failure.
+    """
     from maskrefine.filters._numba_kernels import all_finite
 
-    flat = x.reshape(-1) if x.flags.c_contiguous else np.ascontiguousarray(x).reshape(-1)
-    if flat.dtype not in (np.float32, np.float64):
-        flat = flat.astype(np.float32)
+    flat = x.reshape(-1)
     if flat.dtype == np.float32:
         ok = all_finite(flat.view(np.uint32), np.uint32(0x7F800000))
     else:
@@ -221,10 +231,13 @@ def _check_finite(x: np.ndarray, name: str) -> None:
 
 
 def _check_images(guide: object, src: object) -> tuple[np.ndarray, np.ndarray, bool]:
-    guide_arr = as_float_array(guide, "guide", finite=False)
-    src_arr = as_float_array(src, "src", finite=False)
+    # converted first (no copy for native float32/float64 C-contiguous data): the scans below then read
+    # one native array, and the kernels get exactly the values that were checked
+    guide_arr = _as_kernel_array(as_float_array(guide, "guide", finite=False))
+    src_arr = _as_kernel_array(as_float_array(src, "src", finite=False))
     _check_finite(guide_arr, "guide")
     _check_finite(src_arr, "src")
+    check_max_abs(src_arr, "src")
     if guide_arr.size:
         check_unit_interval(
             guide_arr, "guide", hint=". Divide an 8-bit guide by 255 (eps is relative to [0, 1])."
@@ -260,7 +273,7 @@ def _check_images(guide: object, src: object) -> tuple[np.ndarray, np.ndarray, b
             f"`guide` and `src` must have the same {'(N, H, W)' if batched else '(H, W)'}; "
             f"got guide {guide_arr.shape} and src {src_arr.shape}"
         )
-    return _as_kernel_array(guide_arr), _as_kernel_array(src_arr), color
+    return guide_arr, src_arr, color
 
 
 def _check_out(out: object, src: np.ndarray, guide: np.ndarray) -> np.ndarray:

@@ -279,10 +279,11 @@ def guided_filter(
         ``guide``/``src`` not tensors or not floating point, ``radius``/``subsample`` not integers,
         ``eps`` of the wrong type.
     ValueError
-        Not 4-D, guide channels not 1 or 3, batch or H/W mismatch, different devices, ``radius < 0``,
-        ``subsample < 1``, an image smaller than the window (as in the NumPy API: H, W >= 2r+1 and, with
-        ``subsample=s``, H//s, W//s >= 2(r//s)+1, in both border modes), ``eps <= 0`` (float) or a
-        wrong shape (tensor), unknown ``border``.
+        Not 4-D, guide channels not 1 or 3, batch or H/W mismatch, an empty batch (B = 0) or ``src``
+        without channels (C = 0), different devices, ``radius < 0``, ``subsample < 1``, an image
+        smaller than the window (as in the NumPy API: H, W >= 2r+1 and, with ``subsample=s``,
+        H//s, W//s >= 2(r//s)+1, in both border modes), ``eps <= 0`` (float) or a wrong shape
+        (tensor), unknown ``border``.
 
     Notes
     -----
@@ -348,8 +349,10 @@ def guided_filter(
     src_c = src.to(dtype)
     # Shift the guide by its per-image mean (detached: the output does not depend on the shift); this
     # reduces cancellation in E[I²] − Ī². The mean of the finite values: one NaN/inf must not reach
-    # every pixel through the shift.
-    detached = guide_c.detach()
+    # every pixel through the shift. Summed in the standard layout: a reduction follows the memory order,
+    # and a channels_last or transposed guide would otherwise get another rounding of the shift, hence a
+    # result that differs in the last bits from the same values stored contiguously.
+    detached = guide_c.detach().contiguous()
     finite = torch.isfinite(detached)
     total = torch.where(finite, detached, 0).sum(dim=(-2, -1), keepdim=True)
     guide_c = guide_c - total / finite.sum(dim=(-2, -1), keepdim=True).clamp(min=1)
