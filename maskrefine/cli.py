@@ -101,6 +101,19 @@ def _err(message: str) -> None:
     click.echo(message, err=True)
 
 
+#: Control characters (C0, DEL) as the escapes ``ls -b`` shows: a file name holding a newline must not
+#: split its ``error:`` line (one line per file, for grep).
+_CONTROL_ESCAPES = {
+    code: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(chr(code), f"\\x{code:02x}")
+    for code in (*range(0x20), 0x7F)
+}
+
+
+def _one_line(text: str) -> str:
+    r"""``text`` with its control characters escaped (``a\nb.png``), so that it prints as one line."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
 class _Progress:
     r"""A single ``\r`` status line on stderr, shown only on a terminal and without ``--quiet``.
 
@@ -179,7 +192,7 @@ def _library_errors(
         sys.exit(EXIT_USAGE)
     except MaskrefineError as exc:
         _close(progress)
-        _err(f"error: {exc}")
+        _err(f"error: {_one_line(str(exc))}")
         sys.exit(EXIT_FAILED)
     except KeyboardInterrupt as exc:
         _close(progress)
@@ -188,7 +201,7 @@ def _library_errors(
         if progress is not None:
             progress.close()
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        _err(f"error: {where}{exc.strerror or exc}")
+        _err(_one_line(f"error: {where}{exc.strerror or exc}"))
         sys.exit(EXIT_FAILED)
     finally:
         _close(progress)
@@ -231,7 +244,7 @@ def _failure_lines(report: object) -> list[str]:
 def _print_input_notes(report: Any) -> None:
     """Entries that are not regular files (as errors) and one line counting the non-plain encodings."""
     for failure in report.not_regular:
-        _err(f"error: {failure.message}")
+        _err(f"error: {_one_line(failure.message)}")
     if report.encodings:
         listed = ", ".join(f"{name} ({n} file{'s' if n > 1 else ''})" for name, n in report.encodings.items())
         _err(f"note: mask encodings detected: {listed}; see --mask-scale to override")
@@ -266,7 +279,7 @@ def _reading_options(command: Any) -> Any:
 
 def _print_limited(prefix: str, lines: Sequence[str]) -> None:
     for line in lines[:MAX_LISTED]:
-        _err(f"{prefix}{line}")
+        _err(f"{prefix}{_one_line(line)}")
     if len(lines) > MAX_LISTED:
         _err(f"{prefix}... and {len(lines) - MAX_LISTED} more (see --report)")
 
@@ -646,7 +659,7 @@ def _finish_with_report(report: Any, unwritten: str | None, quiet: bool) -> int:
 def _finish_apply(report: Any, quiet: bool) -> int:
     failures = _failure_lines(report)
     for line in failures:  # every failure, one line each: scripts can grep these
-        _err(f"error: {line}")
+        _err(f"error: {_one_line(line)}")
     _print_input_notes(report)
     if quiet and report.ok:
         return EXIT_OK
@@ -902,7 +915,7 @@ def score_cmd(
 def _finish_score(report: Any, preset: str, quiet: bool) -> int:
     failures = _failure_lines(report)
     for line in failures:
-        _err(f"error: {line}")
+        _err(f"error: {_one_line(line)}")
     _print_input_notes(report)
     unmatched = _unmatched_lines(report)
     duplicates = _duplicate_lines(report)
@@ -962,7 +975,7 @@ def _score_paired(
         )
     progress.close()
     for path, problem in report.failures:
-        _err(f"error: {path}: {problem}")
+        _err(_one_line(f"error: {path}: {problem}"))
     if report.unmatched and not quiet:
         _err(
             f"note: {len(report.unmatched)} file(s) lack a partner in --pred, --baseline or --gt; not scored:"
@@ -1088,7 +1101,7 @@ def tune_cmd(
     for warning in report.warnings:
         _err(f"warning: {warning}")
     for _key, problem in report.failures:
-        _err(f"error: {problem}")
+        _err(f"error: {_one_line(problem)}")
     if report.unmatched and not quiet:
         _err(f"note: {len(report.unmatched)} file(s) lack a partner in --masks, --images or --gt; not used:")
         _print_limited("  ", report.unmatched)
@@ -1130,7 +1143,7 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
             check_merged_output(json_path, reports)  # refused before anything is read or written
         merged = merge_run_reports(reports, skip_unreadable=True)
         for line in merged.unreadable:
-            _err(f"error: {line}")
+            _err(f"error: {_one_line(line)}")
         code = _finish_apply(merged.report, quiet and merged.ok)
         if merged.elapsed_rule == "sum" and not quiet:
             _err(

@@ -195,7 +195,7 @@ def train_cmd(
         finally:
             line.close()
     for problem in result.val_failures:
-        click.echo(f"error: {problem}", err=True)
+        click.echo(f"error: {_cli()._one_line(problem)}", err=True)
     click.echo(f"trained {result.step} steps ({result.epoch} epochs); checkpoint {result.checkpoint}")
     sys.exit(0 if result.ok else 1)
 

@@ -297,7 +297,7 @@ def read_mask_file(
         raise InputError(path, f"unsupported pixel type {decoded.dtype} (expected 8- or 16-bit)")
     values, notes = _single_channel(decoded, path, header.png_color_type)
     if scale == "auto" and not notes:
-        written = _written_scale(data)
+        written = _written_scale(data, values.dtype)
         if written is not None:  # a mask maskrefine wrote: its own scale, whatever its values
             scale = written
     values, scale_notes = _apply_mask_scale(values, path, scale)
@@ -323,6 +323,10 @@ def _single_channel(
     channels = decoded.shape[2]
     if channels not in (3, 4):
         raise InputError(path, f"unsupported number of channels {channels} (expected 1, 3 or 4)")
+    if png_color_type in (0, 2) and channels == 4:
+        # a gray or RGB PNG has no alpha channel: OpenCV made one from its tRNS colour key (one colour
+        # marked transparent), which is ignored like a palette's transparency
+        channels = 3
     colour = decoded[:, :, :3]
     if png_color_type == 3:
         return _palette_values(colour, path)
@@ -373,11 +377,16 @@ _SCALE_MARKS: dict[str, tuple[bytes, str]] = {
 }
 
 
-def _written_scale(data: bytes) -> str | None:
-    """``"255"`` / ``"65535"`` for a PNG written by :func:`encode_mask` (its scale mark), else None."""
+def _written_scale(data: bytes, dtype: np.dtype) -> str | None:
+    """``"255"`` / ``"65535"`` for a PNG written by :func:`encode_mask` (its scale mark), else None.
+
+    A mark that does not fit the file's bit depth (``scale=255`` on a 16-bit file, ``scale=65535`` on an
+    8-bit one) is stale: another tool re-saved the file at another depth and kept the text chunk. It is
+    ignored (the detection rules apply), instead of refusing the file for a scale the user never chose.
+    """
     text = png_text(data, SCALE_KEYWORD)
     for mark, scale in _SCALE_MARKS.values():
-        if text == mark:
+        if text == mark and (scale == "65535") == (dtype == np.uint16):
             return scale
     return None
 

@@ -20,6 +20,8 @@ from maskrefine.io import (
     MASK_EXTENSIONS,
     ReadOptions,
     match_folders,
+    read_image,
+    read_image_size,
     write_mask,
 )
 from maskrefine.io.imageio import MASK_SUFFIXES, MaskFormat, remove_stale_temps
@@ -88,7 +90,10 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         mask = mask_read.to_unit()
         problem = check_mask_size(mask.shape, image.shape[:2])
         if problem is not None:
-            raise InputError(task.mask, f"{problem} (image {task.image.name})")
+            raise InputError(
+                task.mask,
+                f"{problem} (image {task.image.name}){_orientation_hint(task, mask.shape, image.shape[:2])}",
+            )
         if task.method == "auto":  # recorded per file in the report
             decision = decide(mask, image.shape[:2]).to_dict()
         # the job validated method, guide and params once; the readers return finite [0, 1] float32
@@ -122,6 +127,36 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         time.perf_counter() - start,
         encoding=mask_read.encoding,
         decision=decision,
+    )
+
+
+def _orientation_hint(task: _ApplyTask, mask_hw: tuple[int, ...], used: tuple[int, ...]) -> str:
+    """Why a mask that does not fit its image (read as ``used``, H x W) may fit it turned, or ``""``.
+
+    Called only for a refused mask. When the image's EXIF orientation swaps its height and width, and
+    the mask fits the image in the orientation not used (as stored, or upright with ``--ignore-exif``),
+    the text names both sizes and the option to change. Under ``--ignore-exif`` this decodes the image
+    once more (a refused file only).
+    """
+    try:
+        if task.read.ignore_exif:
+            other = read_image(task.image, max_pixels=task.read.max_pixels).shape[:2]
+        else:
+            other = read_image_size(task.image)  # as stored: from the header
+    except InputError:  # pragma: no cover - it was just read
+        return ""
+    size = (int(mask_hw[0]), int(mask_hw[1]))
+    if tuple(other) == tuple(used) or check_mask_size(size, (int(other[0]), int(other[1]))) is not None:
+        return ""
+    if task.read.ignore_exif:
+        return (
+            f"; its EXIF orientation turns the image to {other[0]}x{other[1]}, which the mask fits: "
+            "drop --ignore-exif (ignore_exif) if the masks were made for the upright images"
+        )
+    return (
+        f"; the image is stored {other[0]}x{other[1]} and turned to {used[0]}x{used[1]} by its EXIF "
+        "orientation, and the mask fits the stored pixels: pass --ignore-exif (ignore_exif=True) if "
+        "the masks were made for the images as stored"
     )
 
 

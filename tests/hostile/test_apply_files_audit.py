@@ -1,0 +1,181 @@
+"""Audit of `apply`'s file reading (shared with `score`): encodings and names that were mishandled.
+
+* an RGB (or gray) PNG with a ``tRNS`` colour key is a file without an alpha channel: its transparency
+  is ignored like a palette's, not taken for an RGBA alpha channel;
+* the scale mark of a maskrefine PNG re-saved at another bit depth (a tool that keeps text chunks) is
+  stale: the file is read by the detection rules, not refused for an option the user never passed;
+* a mask that fits its image as stored but not the image turned upright by its EXIF orientation (or the
+  other way round with ``--ignore-exif``) is refused with the reason and the option that fixes it;
+* a file name with a newline still gives one ``error:`` line per failed file.
+
+Each CLI case runs in the harness tree of ``conftest.py``: no traceback, the exit code, the file named,
+nothing changed outside the outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from maskrefine.io import read_mask_file
+from maskrefine.io.imageio import encode_mask
+
+Image = pytest.importorskip("PIL.Image", reason="Pillow (the dev extra) writes the EXIF files")
+
+OUT = ["refined"]
+HostileTree = Any  # tests/hostile/conftest.py
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _png(pixels: np.ndarray, color_type: int, extra: bytes = b"") -> bytes:
+    """A non-interlaced PNG of ``pixels`` (H, W[, C]) uint8/uint16 with ``extra`` chunks before IDAT."""
+    depth = 16 if pixels.dtype == np.uint16 else 8
+    height, width = pixels.shape[:2]
+    stored = pixels.astype(">u2") if depth == 16 else pixels
+    raw = b"".join(b"\x00" + row.tobytes() for row in stored)
+    header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + extra
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
+
+
+# ------------------------------------------------------------------------------- tRNS colour keys
+@pytest.mark.parametrize("sixteen", [False, True], ids=["8-bit", "16-bit"])
+def test_rgb_mask_with_a_colour_key_is_read_as_gray(tmp_path: Path, sixteen: bool) -> None:
+    soft = (np.arange(6 * 8).reshape(6, 8) * 5).astype(np.uint8)
+    values = soft.astype(np.uint16) * 257 if sixteen else soft
+    key = struct.pack(">HHH", 0, 0, 0)  # black is transparent
+    path = tmp_path / "mask.png"
+    path.write_bytes(_png(np.dstack([values] * 3), 2, _chunk(b"tRNS", key)))
+    read = read_mask_file(path)
+    assert read.encoding == "gray saved as RGB"
+    np.testing.assert_array_equal(read.pixels, values)
+
+
+def test_apply_reads_an_rgb_colour_key_mask(hostile: HostileTree) -> None:
+    mask = cv2.imread(str(hostile.path("masks/0002.png")), cv2.IMREAD_UNCHANGED)
+    key = _chunk(b"tRNS", struct.pack(">HHH", 0, 0, 0))
+    hostile.path("masks/0002.png").write_bytes(_png(np.dstack([mask] * 3), 2, key))
+    result = hostile.run(*hostile.apply_args(), exit=0, out=OUT)
+    assert "gray saved as RGB (1 file)" in result.stderr
+    assert "RGBA" not in result.output
+
+
+# ------------------------------------------------------------------------------- stale scale marks
+def _resaved(marked: bytes, pixels: np.ndarray) -> bytes:
+    """``pixels`` as a PNG carrying the text chunks of the maskrefine PNG ``marked`` (a tool kept them)."""
+    ok, encoded = cv2.imencode(".png", pixels)
+    assert ok
+    data = encoded.tobytes()
+    start, end = marked.index(b"tEXt") - 4, marked.index(b"IDAT") - 4
+    return data[:33] + marked[start:end] + data[33:]
+
+
+def test_png8_mark_on_a_16_bit_file_is_ignored(tmp_path: Path) -> None:
+    mask = np.zeros((8, 8))
+    mask[2:5, 2:5] = 1.0
+    path = tmp_path / "mask.png"
+    path.write_bytes(_resaved(encode_mask(mask, "png8"), (mask * 65535).astype(np.uint16)))
+    read = read_mask_file(path)
+    assert read.pixels.dtype == np.uint16 and read.encoding == "plain"
+    np.testing.assert_array_equal(read.to_unit(), mask)
+
+
+def test_png16_mark_on_an_8_bit_file_is_ignored(tmp_path: Path) -> None:
+    mask = np.zeros((8, 8))
+    mask[2:5, 2:5] = 1.0
+    path = tmp_path / "mask.png"
+    path.write_bytes(_resaved(encode_mask(mask, "png16"), (mask * 255).astype(np.uint8)))
+    read = read_mask_file(path)
+    assert read.pixels.dtype == np.uint8 and read.encoding == "plain"
+    np.testing.assert_array_equal(read.to_unit(), mask)
+
+
+def test_apply_reads_a_resaved_output_as_input(hostile: HostileTree) -> None:
+    mask = cv2.imread(str(hostile.path("masks/0001.png")), cv2.IMREAD_UNCHANGED)
+    marked = encode_mask(mask / 255.0, "png8")
+    hostile.path("masks/0001.png").write_bytes(_resaved(marked, mask.astype(np.uint16) * 257))
+    result = hostile.run(*hostile.apply_args(), exit=0, out=OUT)
+    assert "--mask-scale 255" not in result.output
+
+
+# ---------------------------------------------------------------------------------------------- EXIF
+def _rotated_jpeg_and_masks(hostile: HostileTree) -> tuple[int, int]:
+    """``images/0002.jpg`` stored 48x64 with EXIF orientation 6 (shown 64x48); its png removed.
+
+    ``masks/0002.png`` is made for the stored pixels (12x16), ``masks/0003.png`` for the upright image
+    (16x12) with ``images/0003.jpg`` rotated the same way. Returns the stored (H, W).
+    """
+    for stem in ("0002", "0003"):
+        image = hostile.path(f"images/{stem}.png")
+        stored = Image.open(image).convert("RGB")
+        image.unlink()
+        exif = stored.getexif()
+        exif[0x0112] = 6
+        stored.save(hostile.path(f"images/{stem}.jpg"), "JPEG", exif=exif.tobytes(), quality=95)
+    upright = cv2.imread(str(hostile.path("masks/0003.png")), cv2.IMREAD_UNCHANGED)
+    hostile.write_mask("masks/0003.png", np.ascontiguousarray(np.rot90(upright, -1)))
+    return stored.height, stored.width
+
+
+def test_mask_made_for_the_stored_pixels_says_exif_and_ignore_exif(hostile: HostileTree) -> None:
+    _rotated_jpeg_and_masks(hostile)
+    result = hostile.run(*hostile.apply_args(), exit=1, names=["masks/0002.png"], out=OUT)
+    line = next(x for x in result.stderr.splitlines() if x.startswith("error: masks/0002.png"))
+    assert "EXIF orientation" in line and "--ignore-exif" in line, line
+    assert "48x64" in line and "64x48" in line, line
+    assert "0003" not in result.stderr  # the mask made for the upright image fits
+    assert hostile.path("refined/0001.png").exists() and hostile.path("refined/0003.png").exists()
+
+
+def test_mask_made_for_the_upright_image_under_ignore_exif_says_so(hostile: HostileTree) -> None:
+    _rotated_jpeg_and_masks(hostile)
+    result = hostile.run(
+        *hostile.apply_args("refined", "--ignore-exif"), exit=1, names=["masks/0003.png"], out=OUT
+    )
+    line = next(x for x in result.stderr.splitlines() if x.startswith("error: masks/0003.png"))
+    assert "EXIF orientation" in line and "--ignore-exif" in line, line
+    assert "0002" not in result.stderr  # fits the stored pixels, which --ignore-exif reads
+    assert hostile.path("refined/0002.png").exists()
+
+
+def test_wrong_size_without_exif_keeps_the_plain_message(hostile: HostileTree) -> None:
+    hostile.write_mask("masks/0002.png", np.zeros((20, 10), np.uint8))
+    result = hostile.run(*hostile.apply_args(), exit=1, names=["masks/0002.png"], out=OUT)
+    assert "aspect ratios differ" in result.stderr and "EXIF" not in result.stderr
+
+
+# ------------------------------------------------------------------------------------------- names
+def test_a_newline_in_a_failed_name_keeps_one_line_per_error(hostile: HostileTree) -> None:
+    hostile.write_image("images/a\nb.png", np.zeros((48, 64, 3), np.uint8))
+    hostile.path("masks/a\nb.png").write_bytes(b"")
+    os.mkfifo(hostile.path("masks/c\nd.png"))
+    hostile.write_image("images/c\nd.png", np.zeros((48, 64, 3), np.uint8))
+    result = hostile.run(*hostile.apply_args(), exit=1, out=OUT)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "error: masks/a\\nb.png: file is empty (0 bytes)" in errors, result.stderr
+    assert any(line.startswith("error: masks/c\\nd.png: is a FIFO") for line in errors), result.stderr
+    assert not any(line.startswith(("b.png", "d.png")) for line in result.stderr.splitlines())
+
+
+def test_a_newline_in_a_failed_name_keeps_one_line_per_error_in_score(hostile: HostileTree) -> None:
+    hostile.write_image("gt/a\nb.png", np.zeros((48, 64), np.uint8))
+    hostile.path("pred/a\nb.png").write_bytes(b"")
+    result = hostile.run(*hostile.score_args(), exit=1)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert any(line.startswith("error: pred/a\\nb.png: ") for line in errors), result.stderr
+    assert not any(line.startswith("b.png") for line in result.stderr.splitlines()), result.stderr
