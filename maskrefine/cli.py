@@ -1161,12 +1161,16 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
     sys.exit(EXIT_OK if merged.ok and code == EXIT_OK else EXIT_FAILED)
 
 
-#: Missing shards named on stderr by ``report merge`` (all of them are in ``--json``).
+#: Shards named by ``report merge`` on one line (all of them are in ``--json``).
 _MAX_LISTED_SHARDS = 20
 
 
 def _shard_list(shards: Sequence[str | None]) -> str:
-    return ", ".join(sorted((s or "all" for s in shards), key=lambda s: (len(s), s)))
+    """List the merged shards in order, at most :data:`_MAX_LISTED_SHARDS` of them, then how many more."""
+    ordered = sorted((s or "all" for s in shards), key=lambda s: (len(s), s))
+    listed = ", ".join(ordered[:_MAX_LISTED_SHARDS])
+    more = len(ordered) - _MAX_LISTED_SHARDS
+    return listed + (f" and {more} more" if more > 0 else "")
 
 
 # train / predict: the [torch] extra; torch is imported only when they run

@@ -186,6 +186,21 @@ def test_many_missing_shards_are_counted_not_all_listed(sharded, tmp_path) -> No
     assert "and 999979 more" in result.stderr and len(result.stderr) < 2000
 
 
+def test_many_merged_shards_are_counted_not_all_listed(sharded, tmp_path) -> None:
+    # 3,000 shard reports printed every shard on one stdout line (about 32 KB)
+    data = json.loads(sharded["reports"][0].read_text())
+    data["files"] = []
+    paths = []
+    for k in range(1, 31):
+        data["config"]["shard"] = f"{k}/30"
+        path = tmp_path / f"r{k}.json"
+        path.write_text(json.dumps(data))
+        paths.append(str(path))
+    result = CliRunner().invoke(main, ["report", "merge", *paths])
+    line = next(x for x in result.stdout.splitlines() if x.startswith("merged 30 report(s)"))
+    assert "1/30, 2/30" in line and "20/30 and 10 more" in line and "21/30" not in line, line
+
+
 def test_hostile_paths(tmp_path) -> None:
     with pytest.raises(ConfigError, match="non-empty path"):
         read_run_report("")

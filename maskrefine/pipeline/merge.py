@@ -136,6 +136,13 @@ def _path_list(value: object, what: str) -> list[Path]:
 
 
 def _report_from_dict(file: Path, data: object) -> RunReport:
+    if isinstance(data, Mapping) and "files" not in data and "preset" in data and "count" in data:
+        raise _fail(
+            file,
+            "a `score` summary, not an apply run report: score summaries of shards cannot be merged "
+            "exactly (max F needs every image's curve); run `maskrefine score` once over all the files, "
+            "or concatenate the shards' --csv tables",
+        )
     if not isinstance(data, Mapping) or not all(k in data for k in ("files", "config", "counts")):
         raise _fail(file, "not an apply run report (needs 'files', 'config' and 'counts')")
     files, config = data["files"], data["config"]

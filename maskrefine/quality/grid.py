@@ -45,8 +45,11 @@ UPSAMPLINGS: tuple[str, ...] = ("bilinear", "nearest")
 QUALITY_METRICS: dict[str, Statistic] = {"acc": "mean", "iou": "mean", "max_fbeta": "max_of_mean"}
 
 
-def _format_number(value: Any) -> str:
+def _format_number(value: Any, name: str = "eps") -> str:
+    """``eps`` on its decade grid in one digit (``1e-3``, ``3e-3``); other floats as ``:g`` (``256``)."""
     if isinstance(value, float):
+        if name != "eps":  # one digit would show lam=256 as "3e2" and could merge distinct settings
+            return f"{value:g}"
         return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")
     return str(value)
 
@@ -98,7 +101,7 @@ class Candidate:
         short = {"radius": "r", "subsample": "s"}
         order = {"radius": 0, "eps": 1}
         ordered = sorted(self.params, key=lambda kv: (order.get(kv[0], 2), kv[0]))
-        parts += [f"{short.get(k, k)}={_format_number(v)}" for k, v in ordered if v is not None]
+        parts += [f"{short.get(k, k)}={_format_number(v, k)}" for k, v in ordered if v is not None]
         if REFINERS[self.method].native_mask:  # it upsamples by its own rule
             return " ".join(parts)
         return " ".join(parts) + f" [{self.upsample}]"

@@ -14,7 +14,9 @@
       radius = 8
       eps = 0.001
 
-  Only ``[refine]`` is read; other tables (``[tune]``: how the setting was found) are informational.
+  A parameter left to the method's preset (``None``, e.g. the bilateral solver's sigmas) is not
+  written to TOML (which has no null; reading fills it in again) and is ``null`` in JSON. Only
+  ``[refine]`` is read; other tables (``[tune]``: how the setting was found) are informational.
   Reading refuses anything but a regular file (a FIFO would block, a folder is no file) and files over
   64 KiB. Writing goes through a temporary file and a rename, and refuses an output path that exists
   (unless ``overwrite``) or is anything but a regular file (symlink, FIFO, folder).
@@ -83,6 +85,8 @@ def preset_to_toml(candidate: Candidate, info: Mapping[str, Any] | None = None) 
         lines.append(f"{key} = {_toml_value(data[key], key)}")
     lines += ["", "[refine.params]"]
     for key, value in data["params"].items():
+        if value is None:  # "the method's preset decides" (bilateral_solver, crf): TOML has no null
+            continue
         lines.append(f"{_toml_key(key)} = {_toml_value(value, f'params.{key}')}")
     if info:
         lines += ["", "[tune]"]

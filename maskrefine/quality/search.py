@@ -9,7 +9,7 @@
 * :func:`rank`: order candidates by their mean IoU change against naive upsampling, averaged over
   groups (e.g. the benchmark's sources), leaving out any that makes a group worse.
 * :class:`ScoreCache`: per-candidate scores on disk, keyed by the candidate and the exact input files
-  (path, size, modification time), so an interrupted search resumes where it stopped.
+  (path, size and SHA-1 of the content), so an interrupted search resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -188,7 +189,8 @@ def rank(
     Returns
     -------
     list of RankedCandidate
-        Ties broken by ``naive`` first, then by label, so the order is deterministic.
+        Ties broken by ``naive`` first, then by label, so the order is deterministic. A candidate whose
+        change is undefined (NaN: no image where both IoUs are defined) comes last.
     """
     rows = []
     for candidate in dict.fromkeys(candidates):
@@ -197,7 +199,16 @@ def rank(
     if worse_limit is not None:
         rows = [row for row in rows if row.worst_change >= worse_limit or row.candidate == naive]
     # naive first among equals: a setting must beat it, not tie with it, to be ranked above it
-    return sorted(rows, key=lambda row: (-row.mean_change, row.candidate != naive, row.candidate.label))
+    # NaN sorts last: a NaN in the key would make the order depend on the order of ``candidates``
+    return sorted(
+        rows,
+        key=lambda row: (
+            math.isnan(row.mean_change),
+            -row.mean_change if not math.isnan(row.mean_change) else 0.0,
+            row.candidate != naive,
+            row.candidate.label,
+        ),
+    )
 
 
 def scoring_key(preset: str) -> str:
@@ -234,9 +245,10 @@ class ScoreCache:
 
     The key is the candidate, the scoring (the preset's name and thresholds, see :func:`scoring_key`),
     maskrefine's code (:func:`code_fingerprint`) and, for every item, its key and the path, size and
-    modification time of its image, mask and GT; changing any input file, the scoring rules or the code
-    misses the cache. Each entry also records the keys of the items it scored (an item that failed is left
-    out). Writes are atomic.
+    content (SHA-1) of its image, mask and GT; changing any input file (even to one of the same size and
+    modification time), the scoring rules or the code misses the cache, while touching a file does not.
+    Each entry also records the keys of the items it scored and the items that failed with their
+    problems, so a rerun served from the cache reports the same failures. Writes are atomic.
     """
 
     def __init__(self, folder: str | Path, preset: str = "tokencut") -> None:
@@ -245,16 +257,16 @@ class ScoreCache:
 
     @staticmethod
     def fingerprint(items: Sequence[Item]) -> str:
-        """SHA-1 over the items' keys and files (path, size, mtime)."""
+        """SHA-1 over the items' keys and files (path, size, SHA-1 of the content).
+
+        The content, not the modification time: a file replaced by another of the same size keeps its
+        time under ``cp -p``, ``rsync -a`` or ``tar x``, or on a file system with a coarse clock.
+        """
         digest = hashlib.sha1()
         for item in items:
             parts = [item.key]
             for path in (item.image, item.mask, item.gt):
-                try:
-                    st = os.stat(path)
-                    parts += [str(path), str(st.st_size), str(st.st_mtime_ns)]
-                except OSError:
-                    parts += [str(path), "missing"]
+                parts += [str(path), *_file_digest(path)]
             digest.update(json.dumps(parts).encode())
         return digest.hexdigest()
 
@@ -269,25 +281,58 @@ class ScoreCache:
 
     def get_with_keys(self, candidate: Candidate, fingerprint: str) -> tuple[Scores, list[str] | None] | None:
         """Return the cached scores and the keys of the items they cover (None when not recorded)."""
+        entry = self.get_entry(candidate, fingerprint)
+        return None if entry is None else (entry[0], entry[1])
+
+    def get_entry(
+        self, candidate: Candidate, fingerprint: str
+    ) -> tuple[Scores, list[str] | None, list[tuple[str, str]]] | None:
+        """Return the cached scores, the keys they cover and the ``(key, problem)`` of the failed items."""
         path = self._path(candidate, fingerprint)
         if not path.is_file():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
                 keys = [str(k) for k in data["keys"]] if "keys" in data.files else None
-                return Scores(data["acc"], data["iou"], data["fbeta"]), keys
+                failed = []
+                if "failed_keys" in data.files:
+                    failed = [
+                        (str(k), str(p))
+                        for k, p in zip(data["failed_keys"], data["failed_problems"], strict=True)
+                    ]
+                return Scores(data["acc"], data["iou"], data["fbeta"]), keys, failed
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # truncated or garbage
             return None
 
     def put(
-        self, candidate: Candidate, fingerprint: str, scores: Scores, keys: Sequence[str] | None = None
+        self,
+        candidate: Candidate,
+        fingerprint: str,
+        scores: Scores,
+        keys: Sequence[str] | None = None,
+        failures: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Store ``scores`` (and the keys of the items they cover) atomically."""
+        """Store ``scores`` (and the keys of the items they cover, and the failed items) atomically."""
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._path(candidate, fingerprint)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
         arrays = {"acc": scores.acc, "iou": scores.iou, "fbeta": scores.fbeta}
         if keys is not None:
             arrays["keys"] = np.asarray(list(keys), dtype=str)
+        if failures:
+            arrays["failed_keys"] = np.asarray([k for k, _ in failures], dtype=str)
+            arrays["failed_problems"] = np.asarray([p for _, p in failures], dtype=str)
         np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
         os.replace(tmp, path)
+
+
+def _file_digest(path: Path) -> list[str]:
+    """``[size, sha1]`` of a file's bytes, or ``["missing"]`` when it cannot be read."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # never opened: a FIFO would block
+            return ["not a regular file"]
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha1")
+            return [str(os.fstat(handle.fileno()).st_size), digest.hexdigest()]
+    except OSError:
+        return ["missing"]

@@ -243,7 +243,7 @@ def tune(
     binary = _masks_are_binary(items)
     naive = naive_candidate(binary)
     cache = ScoreCache(cache_dir, preset) if cache_dir is not None else None
-    fingerprint = ScoreCache.fingerprint(items)
+    fingerprint = ScoreCache.fingerprint(items) if cache is not None else ""  # reads every file
     scores: dict[Candidate, Scores] = {}
     failures: list[tuple[str, str]] = []
     keys: list[str] | None = None
@@ -270,6 +270,10 @@ def tune(
         position = {k: i for i, k in enumerate(value_keys)}
         scores[candidate] = value.subset([position[k] for k in keys])
 
+    def record_failures(found: Sequence[tuple[str, str]]) -> None:
+        known = {key for key, _ in failures}
+        failures.extend(f for f in found if f[0] not in known)
+
     def run(candidates: Sequence[Candidate], stage: str) -> None:
         nonlocal truncated
         todo = [c for c in dict.fromkeys(candidates) if c not in scores]
@@ -280,18 +284,18 @@ def tune(
             batch = todo[begin : begin + _BATCH]
             missing = []
             for candidate in batch:
-                hit = cache.get_with_keys(candidate, fingerprint) if cache is not None else None
+                hit = cache.get_entry(candidate, fingerprint) if cache is not None else None
                 if hit is not None and hit[1] is not None and len(hit[1]) == len(hit[0].acc):
                     adopt(candidate, hit[0], hit[1])
+                    record_failures(hit[2])  # a rerun from the cache names the same failed files
                 else:
                     missing.append(candidate)
             if missing or keys is None:
                 result = evaluate(missing or [naive], items, preset=preset, jobs=jobs)
-                known_failures = {key for key, _ in failures}
-                failures.extend(f for f in result.failures if f[0] not in known_failures)
+                record_failures(result.failures)
                 for candidate, value in result.scores.items():
                     if cache is not None:
-                        cache.put(candidate, fingerprint, value, result.keys)
+                        cache.put(candidate, fingerprint, value, result.keys, result.failures)
                     adopt(candidate, value, result.keys)
             if progress is not None:
                 progress(f"{stage}: {min(begin + _BATCH, len(todo))}/{len(todo)} candidates")
@@ -303,6 +307,13 @@ def tune(
     if not keys:
         raise ConfigError(
             f"none of the {len(items)} masks could be scored: {failures[0][1] if failures else ''}"
+        )
+    if not np.isfinite(scores[naive].iou).any():
+        # IoU is 0/0 where the GT and the mask are both empty: nothing could be ranked (any order would
+        # be arbitrary), and a preset chosen that way must not be written
+        raise ConfigError(
+            f"the IoU of naive upsampling is undefined on all {len(keys)} images (ground truth and mask "
+            "both empty): no setting can be ranked; use images whose ground truth has a foreground"
         )
     ranked = rank({"data": scores}, [c for c in grid if c in scores], naive, worse_limit=None)
     top = [row.candidate for row in ranked if row.candidate.method != "identity"][:3]

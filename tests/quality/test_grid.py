@@ -79,3 +79,11 @@ def test_evaluate_refuses_bad_settings(tmp_path):
         evaluate([naive_candidate(False)], [], jobs=0)
     with pytest.raises(ValueError, match="preset"):
         evaluate([naive_candidate(False)], [], preset="nope")
+
+
+def test_labels_show_non_eps_floats_in_full() -> None:
+    # lam=256.0 was labelled "lam=3e2": distinct values could share a label (and unique_by_label drop one)
+    a = Candidate.make("bilateral_solver", "color", "bilinear", lam=256.0)
+    b = Candidate.make("bilateral_solver", "color", "bilinear", lam=300.0)
+    assert "lam=256" in a.label and a.label != b.label
+    assert "eps=3e-3" in Candidate.make("guided", "mean", "bilinear", radius=4, eps=0.00316).label
