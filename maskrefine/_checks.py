@@ -27,6 +27,7 @@ __all__ = [
     "check_int_range",
     "MAX_ABS_VALUE",
     "check_max_abs",
+    "check_flag",
 ]
 
 
@@ -222,6 +223,16 @@ def check_int_range(value: object, name: str, low: int, high: int) -> int:
     if result < low or result > high:
         raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {value}")
     return result
+
+
+def check_flag(value: object, name: str) -> bool:
+    """Return ``value`` as a bool when it is one (Python or NumPy), else raise ``TypeError``.
+
+    Truthiness would read ``"no"`` or ``"false"`` as True (for ``overwrite``: replace files).
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"`{name}` must be True or False; got {short_repr(value)} ({type(value).__name__})")
+    return bool(value)
 
 
 def short_repr(value: object, limit: int = 80) -> str:

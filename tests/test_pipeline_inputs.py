@@ -74,6 +74,7 @@ def test_apply_max_pixels_fails_each_file(folders: dict[str, Path], tmp_path: Pa
         ({"mask_scale": "0/1"}, "`mask_scale` must be one of"),
         ({"max_pixels": 0}, "`max_pixels` must be >= 1"),
         ({"max_pixels": "100"}, "`max_pixels` must be a positive integer or None"),
+        ({"ignore_exif": "no"}, r"`ignore_exif` must be True or False; got 'no' \(str\)"),  # was True
     ],
 )
 def test_bad_reading_options_are_config_errors_before_any_work(
@@ -127,3 +128,19 @@ def test_non_regular_entries_fail_the_run_and_are_never_opened(
         str(folders["pred"] / "d.png"),
         str(folders["gt"] / "b.png"),
     ]
+
+
+@pytest.mark.parametrize("name", ["overwrite", "skip_existing", "binary_input"])
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, None])
+def test_apply_flags_must_be_bools(
+    folders: dict[str, Path], tmp_path: Path, name: str, value: object
+) -> None:
+    # read by truthiness, overwrite="no" meant: replace every existing output
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"keep me")
+    with pytest.raises(ConfigError, match=f"`{name}` must be True or False"):
+        apply_folder(folders["masks"], folders["images"], out, jobs=1, **{name: value})  # type: ignore[arg-type]
+    assert (out / "a.png").read_bytes() == b"keep me" and [p.name for p in out.iterdir()] == ["a.png"]
+    report = apply_folder(folders["masks"], folders["images"], out, jobs=1, overwrite=np.bool_(True))
+    assert report.ok  # a NumPy bool is a bool

@@ -22,7 +22,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from maskrefine._checks import unit_interval_problem
+from maskrefine._checks import check_flag, unit_interval_problem
 from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError, OutputError, OutputExistsError
 from maskrefine.io.files import file_kind, open_regular, read_exactly
@@ -118,7 +118,9 @@ class ReadOptions:
         cls, mask_scale: object = "auto", ignore_exif: object = False, max_pixels: object = DEFAULT_MAX_PIXELS
     ) -> ReadOptions:
         """Return validated options; raise ``ValueError`` / ``TypeError`` naming the bad argument."""
-        return cls(check_mask_scale(mask_scale), bool(ignore_exif), check_max_pixels(max_pixels))
+        return cls(
+            check_mask_scale(mask_scale), check_flag(ignore_exif, "ignore_exif"), check_max_pixels(max_pixels)
+        )
 
     def image(self, path: str | Path) -> np.ndarray:
         """:func:`read_image` with these options."""

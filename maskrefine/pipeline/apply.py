@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from maskrefine._checks import check_flag
 from maskrefine.auto import AUTO_RULE_TEXT, auto_settings, decide
 from maskrefine.errors import ConfigError, InputError, OutputError, OutputExistsError
 from maskrefine.guide import GUIDE_MODES
@@ -308,6 +309,17 @@ def apply_folder(
             input_files=read_files,
             taken={"output folder": resolved_path(out_path, "output folder")},
         )
+    try:
+        overwrite, skip_existing, binary_input = (
+            check_flag(value, name)
+            for value, name in (
+                (overwrite, "overwrite"),
+                (skip_existing, "skip_existing"),
+                (binary_input, "binary_input"),
+            )
+        )
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
     if overwrite and skip_existing:
         raise ConfigError("overwrite and skip_existing exclude each other; choose one")
     if fmt not in OUTPUT_FORMATS:
