@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from maskrefine import __version__
-from maskrefine._checks import short_repr
+from maskrefine._checks import check_flag, short_repr
 from maskrefine._signals import StopRequest, stops_deferred
 from maskrefine.errors import ConfigError
 from maskrefine.io.imageio import write_bytes_atomic, write_text_atomic
@@ -329,6 +329,12 @@ def train(
         :class:`maskrefine.errors.InputError` naming the file for an unreadable training image.
     """
     # ---- run folder
+    if not isinstance(cfg, TrainConfig):
+        raise ConfigError(f"cfg must be a TrainConfig (maskrefine.train.preset); got {type(cfg).__name__}")
+    try:
+        resume = check_flag(resume, "resume")  # truthiness would read resume="no" as a resume
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
     images_path = Path(images_dir)
     if not str(images_dir).strip() or not images_path.is_dir():
         raise ConfigError(f"images folder {images_dir!s}: not found or not a folder")

@@ -223,3 +223,15 @@ def test_cli_preset_in_config_file_and_option(tmp_path):
     args[-2] = str(tmp_path / "run2")
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "bad.toml: preset must be a string" in result.output
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"), [({"resume": "no"}, "`resume` must be True or False"), ({}, None)]
+)
+def test_train_arguments_of_the_wrong_type_are_named(tmp_path, kwargs, problem) -> None:
+    # resume="no" was read by truthiness (a resume); a dict for cfg failed deep inside with AttributeError
+    images, _ = disc_images(tmp_path / "data")
+    cfg = tiny() if problem else {"lr": 1e-4}
+    with pytest.raises(ConfigError, match=problem or "cfg must be a TrainConfig"):
+        train(cfg, images, tmp_path / "run", **kwargs)
+    assert not (tmp_path / "run").exists()
