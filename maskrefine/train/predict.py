@@ -27,7 +27,7 @@ BatchNorm's running statistics are put back after the forward pass.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from maskrefine._checks import as_rgb_unit_image, short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.torch import guided_filter, make_guide
 from maskrefine.train.config import TrainConfig
@@ -124,15 +125,25 @@ class Predictor:
         polarity: str | None = None,
     ) -> None:
         refine = _check_refine(refine)
-        self.model = model.to(device)
+        if not isinstance(model, SempartModel):
+            raise TypeError(f"`model` must be a SempartModel (build_model); got {type(model).__name__}")
+        if not isinstance(cfg, TrainConfig):
+            raise TypeError(f"`cfg` must be a TrainConfig (preset, load_predictor); got {type(cfg).__name__}")
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"device must be 'cpu', 'cuda' or 'cuda:N'; got {short_repr(device)}") from None
+        self.model = model.to(self.device)
         self.cfg = cfg
-        self.device = torch.device(device)
         self.refine = ("guided" if cfg.crop_loss else "none") if refine == "auto" else refine
         self.bn_mode = bn_mode or cfg.bn_mode
         self.polarity = polarity or cfg.polarity
         if self.bn_mode not in ("eval", "batch_stats"):
             raise ConfigError(f"bn_mode must be 'eval' or 'batch_stats'; got {self.bn_mode!r}")
-        apply_polarity(torch.zeros(1, 1, 2, 2), self.polarity)  # validates the name
+        try:
+            apply_polarity(torch.zeros(1, 1, 2, 2), self.polarity)  # validates the name
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def batch_size(self) -> int:
@@ -163,18 +174,31 @@ class Predictor:
 
     @torch.no_grad()
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
-        """Masks of RGB float32 images (H, W, 3) in [0, 1] (one batch; see :attr:`batch_size`).
+        """Masks of RGB float images (H, W, 3) in [0, 1] (one batch; see :attr:`batch_size`).
 
-        The model's state (train/eval modes, BatchNorm running statistics) is the same afterwards.
+        ``images`` is a list of arrays (any float dtype, byte order or layout; read as float32). The
+        model's state (train/eval modes, BatchNorm running statistics) is the same afterwards.
 
         Raises
         ------
+        TypeError
+            ``images`` not a list of arrays; an image that is not float (an 8-bit image: divide by 255).
         ValueError
-            Images that resize to different network input sizes, or a network input over the cap
+            An image not (H, W, 3), with NaN/inf or values outside [0, 1] (each named ``images[i]``);
+            images that resize to different network input sizes, or a network input over the cap
             (:meth:`input_problem`).
         """
+        if isinstance(images, np.ndarray) or not isinstance(images, Sequence):
+            raise TypeError(
+                f"`images` must be a list of (H, W, 3) float arrays; got {type(images).__name__} "
+                "(for one image: [image])"
+            )
         if not images:
             return []
+        images = [
+            np.ascontiguousarray(as_rgb_unit_image(im, f"images[{i}]"), dtype=np.float32)
+            for i, im in enumerate(images)
+        ]
         sizes = {self._input_size(*im.shape[:2]) for im in images}
         if len(sizes) != 1:
             raise ValueError("images of one call must resize to the same network input size")

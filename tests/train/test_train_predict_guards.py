@@ -186,3 +186,40 @@ def test_cli_prints_no_opencv_lines_for_a_truncated_image(tmp_path, run):
     assert proc.returncode == 1, proc.stderr
     assert "t.png: cannot decode" in proc.stderr
     assert "WARN" not in proc.stderr and "grfmt_png" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("images", "error", "problem"),
+    [
+        # an 8-bit image was clamped to [0, 1] (every pixel above 0 became white), silently
+        (lambda im: [(im * 255).astype("uint8")], TypeError, r"`images\[0\]` must be a floating-point array"),
+        (lambda im: [im * 255], ValueError, r"`images\[0\]` values must lie in \[0, 1\]"),
+        (lambda im: [im, im[..., 0]], ValueError, r"`images\[1\]` must have shape \(H, W, 3\)"),
+        (lambda im: [im * float("nan")], ValueError, r"`images\[0\]` contains .* NaN"),
+        (lambda im: im, TypeError, r"`images` must be a list .* \(for one image: \[image\]\)"),
+    ],
+)
+def test_predictor_names_a_bad_image(run, images, error, problem) -> None:
+    import numpy as np
+
+    predictor = load_predictor(run[1])
+    image = np.random.default_rng(0).random((40, 56, 3))
+    with pytest.raises(error, match=problem):
+        predictor.predict(images(image))
+
+
+def test_predictor_reads_any_float_layout_alike_and_checks_its_arguments(run) -> None:
+    import numpy as np
+
+    predictor = load_predictor(run[1])
+    image = np.random.default_rng(0).random((40, 56, 3))
+    want = predictor.predict([image.astype(np.float32)])[0].fine
+    for variant in (image.astype(">f8"), np.asfortranarray(image), image[::-1].copy()[::-1]):
+        np.testing.assert_array_equal(predictor.predict([variant])[0].fine, want)
+    model, cfg = predictor.model, predictor.cfg
+    with pytest.raises(ConfigError, match="device must be"):
+        type(predictor)(model, cfg, device="gpu")
+    with pytest.raises(ConfigError, match="polarity must be one of"):
+        type(predictor)(model, cfg, polarity="up")
+    with pytest.raises(TypeError, match="`model` must be a SempartModel"):
+        type(predictor)("model", cfg)  # type: ignore[arg-type]
