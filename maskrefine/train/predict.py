@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskrefine._checks import as_rgb_unit_image, short_repr
+from maskrefine._checks import as_rgb_unit_image, check_flag, short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.torch import guided_filter, make_guide
 from maskrefine.train.config import TrainConfig
@@ -412,6 +412,17 @@ def predict_folder(
     if out_path.is_symlink():
         raise ConfigError(f"output {out_path} is a symbolic link; give the real folder")
     check_output_folder(out_path, {"images": images_path})
+    try:
+        overwrite, skip_existing, save_coarse = (
+            check_flag(value, name)
+            for value, name in (
+                (overwrite, "overwrite"),
+                (skip_existing, "skip_existing"),
+                (save_coarse, "save_coarse"),
+            )
+        )
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
     if overwrite and skip_existing:
         raise ConfigError("overwrite and skip_existing exclude each other; choose one")
     if fmt not in MASK_FORMATS:

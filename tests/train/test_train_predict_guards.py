@@ -223,3 +223,14 @@ def test_predictor_reads_any_float_layout_alike_and_checks_its_arguments(run) ->
         type(predictor)(model, cfg, polarity="up")
     with pytest.raises(TypeError, match="`model` must be a SempartModel"):
         type(predictor)("model", cfg)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["overwrite", "skip_existing", "save_coarse"])
+def test_predict_folder_flags_must_be_bools(run, tmp_path, name) -> None:
+    # overwrite="no" was read by truthiness: every existing output replaced
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match=f"`{name}` must be True or False"):
+        predict_folder(run[0], run[1], out, **{name: "no"})
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
