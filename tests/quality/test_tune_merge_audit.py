@@ -226,3 +226,17 @@ def test_report_merge_names_a_score_summary_as_such(tmp_path):
     assert "Traceback" not in result.output
     with pytest.raises(InputError, match="a `score` summary"):
         merge_run_reports([summary])
+
+
+def test_tune_to_file_overwrite_must_be_a_bool(tmp_path) -> None:
+    # overwrite="no" was read by truthiness: the existing preset file replaced
+    from maskrefine.errors import ConfigError
+    from maskrefine.quality.tune import tune_to_file
+
+    for name in ("masks", "images", "gt"):
+        (tmp_path / name).mkdir()
+    out = tmp_path / "best.toml"
+    out.write_text("keep me")
+    with pytest.raises(ConfigError, match="`overwrite` must be True or False"):
+        tune_to_file(tmp_path / "masks", tmp_path / "images", tmp_path / "gt", out, overwrite="no")
+    assert out.read_text() == "keep me"
