@@ -28,6 +28,7 @@ from maskrefine._checks import (
     as_float_array,
     check_choice,
     check_eps,
+    check_flag,
     check_float_range,
     check_int_range,
     check_radius,
@@ -88,18 +89,53 @@ REFINERS: dict[str, RefinerSpec] = {}
 
 
 def register_refiner(spec: RefinerSpec) -> RefinerSpec:
-    """Add ``spec`` to :data:`REFINERS` (its name must be new) and return it."""
-    if spec.name in REFINERS:
-        raise ValueError(f"a refiner named {spec.name!r} is already registered")
-    REFINERS[spec.name] = RefinerSpec(
-        name=spec.name,
+    """Add ``spec`` to :data:`REFINERS` (its name must be new) and return it.
+
+    Raises
+    ------
+    TypeError
+        ``spec`` is not a :class:`RefinerSpec`, or one of its fields has the wrong type (``name`` and
+        ``summary`` strings, ``run`` callable, ``defaults`` / ``validators`` mappings with string keys,
+        each validator callable, ``native_mask`` a bool).
+    ValueError
+        The name is empty, has surrounding or inner whitespace, or is taken; a validator names a
+        parameter that is not in ``defaults``; a default value its validator refuses.
+    """
+    if not isinstance(spec, RefinerSpec):
+        raise TypeError(f"`spec` must be a RefinerSpec; got {type(spec).__name__}")
+    name = spec.name
+    if not isinstance(name, str):
+        raise TypeError(f"`spec.name` must be a string; got {type(name).__name__}")
+    if not name or name != name.strip() or any(ch.isspace() for ch in name) or not name.isprintable():
+        raise ValueError(f"`spec.name` must be a non-empty name without spaces; got {name!r}")
+    if name in REFINERS:
+        raise ValueError(f"a refiner named {name!r} is already registered")
+    if not isinstance(spec.summary, str):
+        raise TypeError(f"`spec.summary` must be a string; got {type(spec.summary).__name__}")
+    if not callable(spec.run):
+        raise TypeError(f"`spec.run` must be callable; got {type(spec.run).__name__}")
+    for field_name in ("defaults", "validators"):
+        table = getattr(spec, field_name)
+        if not isinstance(table, Mapping) or not all(isinstance(key, str) for key in table):
+            raise TypeError(f"`spec.{field_name}` must be a mapping with string keys; got {table!r}")
+    defaults = dict(spec.defaults)
+    validators = dict(spec.validators)
+    for key, check in validators.items():
+        if key not in defaults:
+            raise ValueError(f"`spec.validators` checks {key!r}, which is not a parameter in `spec.defaults`")
+        if not callable(check):
+            raise TypeError(f"`spec.validators[{key!r}]` must be callable; got {type(check).__name__}")
+        check(defaults[key], key)  # a default its own validator refuses would fail every call
+    native_mask = check_flag(spec.native_mask, "spec.native_mask")
+    REFINERS[name] = RefinerSpec(
+        name=name,
         summary=spec.summary,
-        defaults=MappingProxyType(dict(spec.defaults)),
+        defaults=MappingProxyType(defaults),
         run=spec.run,
-        validators=MappingProxyType(dict(spec.validators)),
-        native_mask=bool(spec.native_mask),
+        validators=MappingProxyType(validators),
+        native_mask=native_mask,
     )
-    return REFINERS[spec.name]
+    return REFINERS[name]
 
 
 def _check_method(method: object) -> RefinerSpec:

@@ -15,12 +15,12 @@ import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import check_flag, check_float_range, short_repr, unit_interval_problem
 from maskrefine.errors import InputError
 
 
@@ -48,6 +48,28 @@ SELECTORS = ("largest_box", "largest_cc", "seed_cc")
 Selector = Literal["largest_box", "largest_cc", "seed_cc"]
 
 
+def _scale(scale: object) -> float:
+    """``scale`` (pixels per mask cell) as a finite float > 0, or raise."""
+    value = float(scale) if isinstance(scale, numbers.Real) and not isinstance(scale, bool) else math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"`scale` must be a finite number > 0; got {short_repr(scale)}")
+    return value
+
+
+def _pair(value: object, name: str, *, low: int) -> tuple[int, int]:
+    """``value`` as two integers >= ``low`` (a seed (row, col) or an image size (H, W)), or raise."""
+    if not isinstance(value, (tuple, list, np.ndarray)) or len(value) != 2:
+        raise TypeError(f"`{name}` must be a pair of integers; got {short_repr(value)}")
+    out = []
+    for v in value:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"`{name}` must be a pair of integers; got {short_repr(value)}")
+        if v < low:
+            raise ValueError(f"`{name}` values must be >= {low}; got {short_repr(value)}")
+        out.append(int(v))
+    return out[0], out[1]
+
+
 def _structure(connectivity: int) -> np.ndarray:
     if connectivity == 4:
         return _ndimage().generate_binary_structure(2, 1)
@@ -56,20 +78,73 @@ def _structure(connectivity: int) -> np.ndarray:
     raise ValueError(f"`connectivity` must be 4 or 8; got {connectivity!r}")
 
 
-def _binary(mask: object, name: str, threshold: float) -> np.ndarray:
+def _threshold(threshold: object) -> float:
+    """``threshold`` (binarisation of float masks, ``>``) as a float in [0, 1], or raise."""
+    return check_float_range(threshold, "threshold", 0.0, 1.0)
+
+
+def _binary(mask: object, name: str, threshold: object) -> np.ndarray:
+    thr = _threshold(threshold)
     if not isinstance(mask, np.ndarray):
         raise TypeError(f"`{name}` must be a NumPy array (H, W); got {type(mask).__name__}")
     if mask.ndim != 2:
         raise ValueError(f"`{name}` must be 2-D (H, W); got shape {mask.shape}")
+    if mask.size == 0:
+        raise ValueError(f"`{name}` must not be empty; got shape {mask.shape}")
     if mask.dtype == np.bool_:
         return mask
     if mask.dtype == np.uint8:
-        return mask > threshold * 255
+        return mask > thr * 255
     if np.issubdtype(mask.dtype, np.floating):
-        return mask > threshold
+        problem = unit_interval_problem(float(mask.min()), float(mask.max()))
+        if problem is not None:
+            raise ValueError(
+                f"`{name}` must have finite values in [0, 1] when floating; {problem}. "
+                "Pass 8-bit masks as uint8 (0..255)."
+            )
+        return mask > thr
     if np.issubdtype(mask.dtype, np.integer):
         return mask > 0
     raise TypeError(f"`{name}` must be bool, uint8 (0..255) or float in [0, 1]; got dtype {mask.dtype}")
+
+
+def _boxes(value: object, name: str, *, single: bool = False) -> npt.NDArray[np.float64]:
+    """``value`` as float64 boxes (K, 4) (``single``: one box, shape (4,)), or raise naming ``name``.
+
+    Refused: anything that is not numbers, another shape (no silent reshaping: 8 numbers are not two
+    boxes), NaN/inf or a coordinate beyond ±:data:`MAX_COORDINATE`, an inverted box (x2 < x1 or y2 < y1).
+    A (K, 4) argument may also be one box of shape (4,), or empty.
+    """
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"`{name}` must be numbers (x1, y1, x2, y2){'' if single else ' per box'}; got "
+            f"{short_repr(value)} ({type(exc).__name__}: {exc})"
+        ) from None
+    if single:
+        if arr.shape == (1, 4):
+            arr = arr.reshape(4)
+        if arr.shape != (4,):
+            raise ValueError(f"`{name}` must have shape (4,): (x1, y1, x2, y2); got {short_repr(value)}")
+    elif arr.size == 0:
+        arr = arr.reshape(0, 4)
+    elif arr.shape == (4,):
+        arr = arr.reshape(1, 4)
+    elif arr.ndim != 2 or arr.shape[1] != 4:
+        raise ValueError(f"`{name}` must have shape (K, 4); got shape {arr.shape}")
+    if arr.size:
+        if not np.isfinite(arr).all() or float(np.abs(arr).max()) > MAX_COORDINATE:
+            raise ValueError(
+                f"`{name}` must hold finite pixel coordinates within ±{MAX_COORDINATE:g}; got "
+                f"{short_repr(arr.tolist())}"
+            )
+        flat = arr.reshape(-1, 4)
+        inverted = (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1])
+        if inverted.any():
+            bad = flat[int(np.argmax(inverted))].tolist()
+            raise ValueError(f"`{name}` holds an inverted box {bad} (need x1 <= x2 and y1 <= y2)")
+    return arr
 
 
 def box_iou(
@@ -97,6 +172,13 @@ def box_iou(
     -------
     ndarray of float64, shape (K,)
 
+    Raises
+    ------
+    TypeError, ValueError
+        ``box`` not of shape (4,) or ``boxes`` not of shape (K, 4) (one box of shape (4,) is also
+        accepted), a coordinate that is not a finite number within ±1e7, an inverted box (x2 < x1 or
+        y2 < y1), ``eps`` not a finite number >= 0, an unknown ``dtype``.
+
     Examples
     --------
     >>> np.round(box_iou([0, 0, 2, 2], [[1, 0, 3, 2], [0, 0, 2, 2]]), 6)
@@ -106,8 +188,16 @@ def box_iou(
     """
     if dtype not in ("float64", "float32"):
         raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {dtype!r}")
-    b1 = np.asarray(box, np.float64).reshape(4)
-    b2 = np.asarray(boxes, np.float64).reshape(-1, 4)
+    eps = check_float_range(eps, "eps", 0.0, 1.0)
+    b1 = _boxes(box, "box", single=True)
+    b2 = _boxes(boxes, "boxes")
+    return _box_iou(b1, b2, eps, dtype)
+
+
+def _box_iou(
+    b1: npt.NDArray[np.float64], b2: npt.NDArray[np.float64], eps: float, dtype: str
+) -> npt.NDArray[np.float64]:
+    """:func:`box_iou` on checked boxes (4,) and (K, 4)."""
     iw = np.clip(np.minimum(b1[2], b2[:, 2]) - np.maximum(b1[0], b2[:, 0]), 0, None)
     ih = np.clip(np.minimum(b1[3], b2[:, 3]) - np.maximum(b1[1], b2[:, 1]), 0, None)
     inter = iw * ih
@@ -174,10 +264,18 @@ def mask_to_box(
     """
     if selector not in SELECTORS:
         raise ValueError(f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {selector!r}")
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
-        raise ValueError(f"`scale` must be a number > 0; got {scale!r}")
+    scale = _scale(scale)
+    structure = _structure(connectivity)
+    if seed is not None:
+        if selector != "seed_cc":
+            raise ValueError(
+                f"`seed` only applies to selector 'seed_cc'; got seed {seed!r} with {selector!r}"
+            )
+        seed = _pair(seed, "seed", low=0)
+    if image_size is not None:
+        image_size = _pair(image_size, "image_size", low=1)
     fg = _binary(mask, "mask", threshold)
-    labels, n = _ndimage().label(fg, structure=_structure(connectivity))
+    labels, n = _ndimage().label(fg, structure=structure)
     if n == 0:
         return None
     boxes = _component_boxes(labels, n)
@@ -189,7 +287,7 @@ def mask_to_box(
     else:
         if seed is None:
             raise ValueError("`seed` (row, col) is required by selector 'seed_cc'; got None")
-        r, c = (int(v) for v in seed)
+        r, c = seed
         if not (0 <= r < fg.shape[0] and 0 <= c < fg.shape[1]):
             raise ValueError(f"`seed` must lie inside the mask of shape {fg.shape}; got {(r, c)}")
         lab = labels[r, c]
@@ -222,6 +320,18 @@ def boxes_from_mask(gt_mask: np.ndarray, *, connectivity: int = 8, threshold: fl
 MAX_ANNOTATION_BYTES = 2 * 1024**3
 #: Largest accepted box coordinate (pixels); beyond it a value is a typo or an overflow, not an image.
 MAX_COORDINATE = 1e7
+
+
+def _path(value: object, name: str) -> Path:
+    """``value`` (str or path-like) as a Path; an empty path is refused, not read as the current folder."""
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"`{name}` must be a str or Path; got {type(value).__name__}")
+    text = os.fspath(value)
+    if not isinstance(text, str):
+        raise TypeError(f"`{name}` must be a str or Path; got a path-like of {type(text).__name__}")
+    if text == "":
+        raise ValueError(f"`{name}` is empty; give a path ('.' for the current folder)")
+    return Path(text)
 
 
 def _read_regular(path: Path, what: str) -> bytes:
@@ -312,7 +422,8 @@ def read_voc_boxes(path_or_dir: str | Path, no_hard: bool = False) -> dict[str, 
         an object without a box, a coordinate that is not a finite number within ±1e7, an inverted box
         (``xmin > xmax`` or ``ymin > ymax``; the message names the file).
     """
-    path = Path(path_or_dir)
+    path = _path(path_or_dir, "path_or_dir")
+    no_hard = check_flag(no_hard, "no_hard")
     if path.is_dir():
         files = sorted(path.glob("*.xml"))
     elif path.exists():
@@ -341,7 +452,7 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
         within ±1e7 or has a negative width or height, an annotation of an unknown image (the message
         names the file and the problem).
     """
-    path = Path(json_path)
+    path = _path(json_path, "json_path")
     raw = _read_regular(path, "COCO JSON")
     try:
         data = json.loads(raw)
@@ -429,7 +540,7 @@ def read_seeds(path: str | Path) -> dict[str, int]:
         Unreadable file or folder, malformed JSON, an index that is not a non-negative integer, an
         unreadable seed map (the message names the file).
     """
-    path = Path(path)
+    path = _path(path, "path")
     if path.is_dir():
         return {stem: index for stem, (index, _shape) in read_seed_maps(path).items()}
     raw = _read_regular(path, "seed JSON")
@@ -474,7 +585,7 @@ def read_seed_maps(
     """
     from maskrefine.io.imageio import read_mask  # OpenCV: imported on first use
 
-    folder = Path(folder)
+    folder = _path(folder, "folder")
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
@@ -547,13 +658,14 @@ class CorLocEvaluator:
         if selector not in SELECTORS:
             raise ValueError(f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {selector!r}")
         _structure(connectivity)
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not scale > 0:
-            raise ValueError(f"`scale` must be a number > 0; got {scale!r}")
+        _scale(scale)
         self.selector: Selector = selector
         self.connectivity: int = int(connectivity)
         self.scale: float = scale
-        self.threshold: float = float(threshold)
-        self.iou_threshold: float = float(iou_threshold)
+        self.threshold: float = _threshold(threshold)
+        self.iou_threshold: float = check_float_range(iou_threshold, "iou_threshold", 0.0, 1.0)
+        if not self.iou_threshold > 0:
+            raise ValueError(f"`iou_threshold` must be in (0, 1]; got {iou_threshold!r}")
         self.iou_dtype: Literal["float64", "float32"] = iou_dtype
         self._rows: list[dict[str, Any]] = []
 
@@ -593,11 +705,9 @@ class CorLocEvaluator:
         dict
             ``name, correct, iou (best), box (list or None), n_gt, empty_gt, empty_mask``.
         """
-        gt = np.asarray(gt_boxes, np.float64)
-        if gt.size == 0:
-            gt = gt.reshape(0, 4)
-        if gt.ndim != 2 or gt.shape[1] != 4:
-            raise ValueError(f"`gt_boxes` must have shape (K, 4); got {np.shape(gt_boxes)}")
+        gt = _boxes(gt_boxes, "gt_boxes")
+        if gt.shape == (1, 4) and np.ndim(gt_boxes) == 1:
+            raise ValueError("`gt_boxes` must have shape (K, 4); got (4,): wrap one box in a list")
         box = mask_to_box(
             mask,
             self.selector,
@@ -607,7 +717,7 @@ class CorLocEvaluator:
             threshold=self.threshold,
             scale=self.scale if scale is None else scale,
         )
-        best = float(box_iou(box, gt, dtype=self.iou_dtype).max()) if (box is not None and len(gt)) else 0.0
+        best = float(_box_iou(box, gt, 1e-7, self.iou_dtype).max()) if (box is not None and len(gt)) else 0.0
         row = {
             "name": str(len(self._rows)) if name is None else str(name),
             "correct": bool(box is not None and len(gt) > 0 and best >= self.iou_threshold),
@@ -671,20 +781,48 @@ def corloc(
     """
     seeds = kwargs.pop("seeds", None)
     ev = CorLocEvaluator(selector, **kwargs)
-    if isinstance(masks, dict):
+    if seeds is not None and ev.selector != "seed_cc":
+        raise ValueError(f"`seeds` only apply to selector 'seed_cc'; got selector {ev.selector!r}")
+    if isinstance(masks, Mapping):
         # a dict of masks comes with a dict of boxes (documented); a missing key is reported below
-        boxes_by_name = cast("Mapping[str, npt.ArrayLike]", gt_boxes)
-        for key, m in masks.items():
-            if key not in boxes_by_name:
-                raise ValueError(f"`gt_boxes` has no entry for mask {key!r}")
-            ev.step(m, boxes_by_name[key], name=key, seed=None if seeds is None else seeds[key])
-    else:
-        masks = list(masks)
-        boxes = list(gt_boxes)
-        if len(masks) != len(boxes):
-            raise ValueError(
-                f"`masks` and `gt_boxes` must have the same length; got {len(masks)} and {len(boxes)}"
+        if not isinstance(gt_boxes, Mapping):
+            raise TypeError(
+                f"`gt_boxes` must be a dict name -> boxes when `masks` is; got {type(gt_boxes).__name__}"
             )
-        for i, (m, b) in enumerate(zip(masks, boxes, strict=True)):
-            ev.step(m, b, seed=None if seeds is None else seeds[i])
+        if seeds is not None and not isinstance(seeds, Mapping):
+            raise TypeError(
+                f"`seeds` must be a dict name -> (row, col) when `masks` is; got {type(seeds).__name__}"
+            )
+        for key in masks:
+            if key not in gt_boxes:
+                raise ValueError(f"`gt_boxes` has no entry for mask {key!r}")
+            if seeds is not None and key not in seeds:
+                raise ValueError(f"`seeds` has no entry for mask {key!r}")
+        for key, m in masks.items():
+            ev.step(m, gt_boxes[key], name=key, seed=None if seeds is None else seeds[key])
+    else:
+        for value, name in ((masks, "masks"), (gt_boxes, "gt_boxes"), (seeds, "seeds")):
+            if value is None and name == "seeds":
+                continue
+            if isinstance(value, Mapping):
+                raise TypeError(f"`{name}` is a dict but `masks` is not: give both as dicts or as sequences")
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise TypeError(f"`{name}` must be a sequence or a dict; got {type(value).__name__}")
+        if isinstance(masks, np.ndarray) and masks.ndim != 3:
+            raise ValueError(
+                f"`masks` as one array must be a stack of shape (N, H, W); got shape {masks.shape}"
+            )
+        mask_list = list(masks)
+        boxes = list(gt_boxes)
+        seed_list = None if seeds is None else list(seeds)
+        if len(mask_list) != len(boxes):
+            raise ValueError(
+                f"`masks` and `gt_boxes` must have the same length; got {len(mask_list)} and {len(boxes)}"
+            )
+        if seed_list is not None and len(seed_list) != len(mask_list):
+            raise ValueError(
+                f"`seeds` must have one seed per mask; got {len(seed_list)} for {len(mask_list)} masks"
+            )
+        for i, (m, b) in enumerate(zip(mask_list, boxes, strict=True)):
+            ev.step(m, b, seed=None if seed_list is None else seed_list[i])
     return float(ev.summary()["corloc"])

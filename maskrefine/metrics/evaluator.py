@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from maskrefine._checks import check_flag
 from maskrefine._units import to_unit_float
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
@@ -43,6 +44,16 @@ def _type_name(x: object) -> str:
     return f"dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
 
 
+def _native(array: np.ndarray) -> np.ndarray:
+    """``array`` in native byte order: a big-endian map becomes a native copy (the caller's is untouched).
+
+    OpenCV and the numba kernels read the raw bytes as native numbers; NumPy's own arithmetic does not.
+    """
+    if array.dtype.isnative:
+        return array
+    return array.astype(array.dtype.newbyteorder("="))
+
+
 def _check_pred(pred: object) -> np.ndarray:
     if not isinstance(pred, np.ndarray):
         raise TypeError(f"`pred` must be a NumPy array (H, W); got {type(pred).__name__}")
@@ -51,6 +62,7 @@ def _check_pred(pred: object) -> np.ndarray:
         raise ValueError(f"`pred` must be 2-D (H, W); got shape {pred.shape}.{hint}")
     if pred.size == 0:
         raise ValueError(f"`pred` must not be empty; got shape {pred.shape}")
+    pred = _native(pred)
     if pred.dtype in (np.uint8, np.uint16, np.bool_):
         return pred
     if np.issubdtype(pred.dtype, np.floating):
@@ -73,6 +85,7 @@ def _check_gt(gt: object) -> np.ndarray:
         raise ValueError(f"`gt` must be 2-D (H, W); got shape {gt.shape}")
     if gt.size == 0:
         raise ValueError(f"`gt` must not be empty; got shape {gt.shape}")
+    gt = _native(gt)
     if gt.dtype in (np.uint8, np.bool_):
         return gt
     if np.issubdtype(gt.dtype, np.floating):
@@ -81,6 +94,11 @@ def _check_gt(gt: object) -> np.ndarray:
             raise ValueError(
                 f"`gt` must have finite values in [0, 1] when floating; got min {lo!r}, max {hi!r}"
             )
+        # the GT kernels take float32 / float64: float16 widens exactly, long double rounds to float64
+        if gt.dtype == np.float16:
+            return gt.astype(np.float32)
+        if gt.dtype not in (np.float32, np.float64):
+            return gt.astype(np.float64)
         return gt
     raise TypeError(f"`gt` must be uint8 (0..255), bool or float in [0, 1]; got {_type_name(gt)}")
 
@@ -592,6 +610,7 @@ def score_image(
         ``precision``, ``recall``, ``fbeta``, ``e_measure`` arrays over ``preset.thresholds``.
     """
     p = get_preset(preset)
+    weighted_f = check_flag(weighted_f, "weighted_f")
     pred, gt = prepare_pair(pred, gt, p)
     return _score_prepared(pred, gt, p, weighted_f)
 
@@ -699,7 +718,7 @@ class Evaluator:
 
     def __init__(self, preset: str | ScorePreset | None = None, *, weighted_f: bool = True) -> None:
         self.preset = get_preset(preset)
-        self.weighted_f = bool(weighted_f)
+        self.weighted_f = check_flag(weighted_f, "weighted_f")
         self._rows: list[dict[str, Any]] = []
         k = self.preset.thresholds.size
         self._sums = {key: np.zeros(k) for key in ("precision", "recall", "fbeta", "e_measure")}

@@ -9,11 +9,15 @@ empty masks, and how a prediction of another size is brought onto the ground tru
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 import numpy as np
 import numpy.typing as npt
+
+from maskrefine._checks import check_flag, check_float_range, check_int_range, short_repr
 
 __all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "GT_EQUALS_255", "get_preset"]
 
@@ -159,6 +163,7 @@ class ScorePreset:
 
     def __post_init__(self) -> None:
         """Validate the fields and compute the read-only threshold array."""
+        self._check_values()
         thr: npt.NDArray[np.float64]
         if self.pred_mapping == "pysod":
             thr = np.arange(256, dtype=np.float64)
@@ -214,6 +219,33 @@ class ScorePreset:
             raise ValueError(f"`beta_sq` must be > 0; got {self.beta_sq!r}")
         thr.setflags(write=False)
         object.__setattr__(self, "_thresholds", thr)
+
+    def _check_values(self) -> None:
+        """Refuse fields of the wrong type or out of range (the message names the field)."""
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"`name` must be a non-empty string; got {short_repr(self.name)}")
+        if not isinstance(self.description, str):
+            raise TypeError(f"`description` must be a string; got {type(self.description).__name__}")
+        check_flag(self.selfmask_bug_compat, "selfmask_bug_compat")
+        check_float_range(self.gt_threshold_acc, "gt_threshold_acc", 0.0, 255.0)
+        check_float_range(self.gt_threshold_f, "gt_threshold_f", 0.0, 255.0)
+        check_float_range(self.pred_threshold, "pred_threshold", 0.0, 1.0)
+        check_int_range(self.n_thresholds, "n_thresholds", 1, 1 << 20)
+        check_int_range(self.threshold_denominator, "threshold_denominator", 1, 1 << 20)
+        if isinstance(self.beta_sq, bool) or not isinstance(self.beta_sq, numbers.Real):
+            raise TypeError(f"`beta_sq` must be a real number; got {short_repr(self.beta_sq)}")
+        if not (math.isfinite(self.beta_sq) and self.beta_sq > 0):
+            raise ValueError(f"`beta_sq` must be > 0 and finite; got {self.beta_sq!r}")
+        check_float_range(self.pr_eps, "pr_eps", 0.0)
+        check_float_range(self.iou_eps, "iou_eps", 0.0)
+        for key in ("empty_pred_precision", "empty_gt_recall"):
+            value = getattr(self, key)
+            if value is not None:
+                check_float_range(value, key, 0.0, 1.0)
+        for key, allowed in (("pred_mapping", ("raw", "pysod")), ("geometry", ("gt", "paper_repo"))):
+            value = getattr(self, key)
+            if not isinstance(value, str) or value not in allowed:
+                raise ValueError(f"`{key}` must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
     @property
     def effective_beta_sq(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from maskrefine._checks import check_flag
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError, OutputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MASK_EXTENSIONS, ReadOptions, match_folders
@@ -250,7 +252,7 @@ def score_folder(
         inputs["images"] = check_folder(images_dir, "images")
     if before_dir is not None:
         inputs["before"] = check_folder(before_dir, "before-masks")
-    if preset not in metrics.PRESETS:
+    if not isinstance(preset, str) or preset not in metrics.PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(metrics.PRESETS)}; got {preset!r}")
     box_source = check_box_source(boxes)
     try:
@@ -259,8 +261,21 @@ def score_folder(
         raise ConfigError(str(exc)) from None
     workers = check_jobs(jobs)
     shard_kn = parse_shard(shard)
-    if isinstance(montage_count, bool) or not isinstance(montage_count, int) or montage_count < 0:
+    if (
+        isinstance(montage_count, bool)
+        or not isinstance(montage_count, numbers.Integral)
+        or montage_count < 0
+    ):
         raise ConfigError(f"montage_count must be an integer >= 0; got {montage_count!r}")
+    montage_count = int(montage_count)
+    try:
+        overwrite = check_flag(overwrite, "overwrite")
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    if progress is not None and not callable(progress):
+        raise ConfigError(
+            f"progress must be a callable progress(done, total) or None; got {type(progress).__name__}"
+        )
     box_folders: dict[str, Path] = {}  # inputs too: never write into / over the GT boxes
     box_files: dict[str, Path] = {}
     if box_source is not None and box_source[1] is not None:
@@ -358,7 +373,7 @@ def score_folder(
         "boxes": boxes,
         "corloc_selector": corloc_rule.selector if box_source else None,
         "corloc_connectivity": corloc_rule.connectivity if box_source else None,
-        "patch_size": patch_size,
+        "patch_size": corloc_rule.patch_size,
         "seeds": None if seeds is None else str(seeds),
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
@@ -527,10 +542,12 @@ def _corloc_rule(
         raise ConfigError(f"corloc_connectivity must be 4 or 8; got {connectivity!r}")
     if patch_size is not None and (
         isinstance(patch_size, bool)
-        or not isinstance(patch_size, int)
+        or not isinstance(patch_size, numbers.Integral)
         or not 1 <= patch_size <= MAX_PATCH_SIZE
     ):
         raise ConfigError(f"patch_size must be an integer in 1..{MAX_PATCH_SIZE}; got {patch_size!r}")
+    if patch_size is not None:
+        patch_size = int(patch_size)
     if seeds is not None and (not str(seeds) or not Path(seeds).exists()):
         raise ConfigError(f"seeds {str(seeds)!r}: no such file or folder")
     rule = _CorlocRule(

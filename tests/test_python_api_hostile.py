@@ -1,0 +1,440 @@
+"""Hostile arguments to the folder-level and metrics Python API (callers that bypass click's conversion).
+
+Each test names a call that used to give a silent wrong result, a traceback from deep inside
+(numpy/numba/pathlib), a truthy reading of ``"no"``, or read the current folder for an empty path; it
+now gets a clear error naming the argument (or the right result).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskrefine import (
+    CorLocEvaluator,
+    Evaluator,
+    ScorePreset,
+    box_iou,
+    boxes_from_mask,
+    corloc,
+    get_preset,
+    read_coco_boxes,
+    read_voc_boxes,
+    register_refiner,
+    score_folder,
+    score_image,
+)
+from maskrefine.errors import ConfigError
+from maskrefine.metrics import mask_to_box, read_seed_maps, read_seeds
+from maskrefine.refiners import REFINERS, RefinerSpec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _square(n: int = 16) -> np.ndarray:
+    g = np.zeros((n, n), np.uint8)
+    g[n // 4 : 3 * n // 4, n // 4 : 3 * n // 4] = 255
+    return g
+
+
+def _soft(n: int = 8, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, n)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- Evaluator / score_image
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8"])
+def test_big_endian_prediction_resized_by_opencv_scores_as_native(dtype: str) -> None:
+    # pysod resizes with cv2, which read the big-endian bytes as native numbers: a silently wrong score
+    gt, pred = _square(16), _soft(8)
+    want = score_image(pred, gt, "pysod")[0]
+    got = score_image(pred.astype(dtype), gt, "pysod")[0]
+    assert got["mae"] == pytest.approx(want["mae"], abs=1e-6)
+    assert got["max_fbeta"] == pytest.approx(want["max_fbeta"], abs=1e-6)
+
+
+def test_big_endian_uint16_prediction_is_accepted() -> None:
+    gt = _square(16)
+    pred = (np.random.default_rng(1).random((16, 16)) * 65535).astype(np.uint16)
+    assert score_image(pred.astype(">u2"), gt)[0] == score_image(pred, gt)[0]
+
+
+@pytest.mark.parametrize("dtype", [">f8", "f2", np.longdouble])
+def test_float_gt_of_any_float_dtype_scores(dtype: object) -> None:
+    # big-endian float GT: numba TypingError; float16 GT: NotImplementedError from numba
+    gt = _square(16)
+    pred = _soft(16)
+    want = score_image(pred, (gt / 255).astype(np.float64))[0]
+    got = score_image(pred, (gt / 255).astype(dtype))[0]
+    assert got["iou"] == pytest.approx(want["iou"])
+    assert got["mae"] == pytest.approx(want["mae"])
+
+
+def test_big_endian_inputs_are_not_modified() -> None:
+    gt = (_square(16) / 255).astype(">f8")
+    pred = _soft(8).astype(">f4")
+    gt_copy, pred_copy = gt.copy(), pred.copy()
+    Evaluator("pysod").step(pred, gt)
+    assert gt.dtype.str == ">f8" and np.array_equal(gt, gt_copy)
+    assert pred.dtype.str == ">f4" and np.array_equal(pred, pred_copy)
+
+
+@pytest.mark.parametrize("value", ["no", 0, None, "False"])
+def test_weighted_f_must_be_a_bool(value: object) -> None:
+    with pytest.raises(TypeError, match="`weighted_f` must be True or False"):
+        Evaluator(weighted_f=value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`weighted_f`"):
+        score_image(_square(), _square(), weighted_f=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "field"),
+    [
+        ({"n_thresholds": 0}, ValueError, "n_thresholds"),
+        ({"threshold_denominator": 0, "threshold_values": "division"}, ValueError, "threshold_denominator"),
+        ({"pred_threshold": float("nan")}, ValueError, "pred_threshold"),
+        ({"pred_threshold": "0.5"}, TypeError, "pred_threshold"),
+        ({"gt_threshold_acc": float("nan")}, ValueError, "gt_threshold_acc"),
+        ({"gt_threshold_f": -1.0}, ValueError, "gt_threshold_f"),
+        ({"pr_eps": -1.0}, ValueError, "pr_eps"),
+        ({"iou_eps": float("nan")}, ValueError, "iou_eps"),
+        ({"empty_pred_precision": 2.0}, ValueError, "empty_pred_precision"),
+        ({"empty_gt_recall": "x"}, TypeError, "empty_gt_recall"),
+        ({"pred_mapping": "PySOD"}, ValueError, "pred_mapping"),
+        ({"geometry": "GT"}, ValueError, "geometry"),
+        ({"selfmask_bug_compat": "no"}, TypeError, "selfmask_bug_compat"),
+        ({"name": 5}, TypeError, "name"),
+        ({"name": ""}, TypeError, "name"),
+        ({"beta_sq": "0.3"}, TypeError, "beta_sq"),
+        ({"beta_sq": float("inf")}, ValueError, "beta_sq"),
+    ],
+)
+def test_score_preset_refuses_bad_fields(changes: dict[str, object], error: type, field: str) -> None:
+    with pytest.raises(error, match=f"`{field}`"):
+        get_preset("tokencut").replace(**changes)
+
+
+def test_registered_presets_still_build() -> None:
+    for name in ("tokencut", "move", "selfmask", "found", "paper_repo", "pysod"):
+        preset = get_preset(name)
+        assert ScorePreset(
+            **{f: getattr(preset, f) for f in preset.__dataclass_fields__ if f != "_thresholds"}
+        )
+
+
+# ---------------------------------------------------------------- boxes
+
+
+@pytest.mark.parametrize(
+    ("box", "boxes", "argument"),
+    [
+        (np.array([[0, 0], [2, 2]]), [[0, 0, 2, 2]], "box"),  # was reshaped to one box
+        ([0, 0, 2, 2], np.array([[0, 0], [2, 2]]), "boxes"),  # idem
+        ([0, 0, 2, 2], [0, 0, 2, 2, 0, 0, 1, 1], "boxes"),  # 8 numbers were read as two boxes
+        ([0, 0, 2, 2], [0, 0, 2, 2, 1, 1], "boxes"),  # numpy reshape error
+        ([0, 0, 2], [[0, 0, 2, 2]], "box"),
+    ],
+)
+def test_box_iou_refuses_other_shapes(box: object, boxes: object, argument: str) -> None:
+    with pytest.raises(ValueError, match=f"`{argument}` must have shape"):
+        box_iou(box, boxes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("box", "boxes", "argument", "problem"),
+    [
+        ([2, 2, 0, 0], [[0, 0, 2, 2]], "box", "inverted"),
+        ([0, 0, 2, 2], [[3, 3, -1, -1]], "boxes", "inverted"),
+        ([0, 0, np.nan, 2], [[0, 0, 2, 2]], "box", "finite"),
+        ([0, 0, 2, 2], [[0, 0, np.inf, 2]], "boxes", "finite"),
+        ([0, 0, 1e200, 1e200], [[0, 0, 1, 1]], "box", "finite"),  # overflowed to a NaN IoU
+    ],
+)
+def test_box_iou_refuses_inverted_and_non_finite_boxes(
+    box: object, boxes: object, argument: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=f"`{argument}`.*{problem}"):
+        box_iou(box, boxes)  # type: ignore[arg-type]
+
+
+def test_box_iou_ragged_and_eps() -> None:
+    with pytest.raises(TypeError, match="`boxes` must be numbers"):
+        box_iou([0, 0, 2, 2], [[0, 0, 2, 2], [1, 1]])
+    with pytest.raises(ValueError, match="`eps`"):
+        box_iou([0, 0, 2, 2], [[0, 0, 2, 2]], eps=-1)  # gave IoU -4
+    with pytest.raises(TypeError, match="`eps`"):
+        box_iou([0, 0, 2, 2], [[0, 0, 2, 2]], eps="1e-7")  # type: ignore[arg-type]
+
+
+def test_box_iou_keeps_accepted_forms_and_inputs() -> None:
+    box, boxes = np.array([0.0, 0, 2, 2]), np.array([[0.0, 0, 2, 2], [-1, -1, 1, 1]])
+    before = (box.copy(), boxes.copy())
+    assert box_iou(box, boxes).shape == (2,)
+    assert box_iou(box[None], boxes[0]).shape == (1,)  # (1, 4) box and one (4,) box still accepted
+    assert box_iou(box, []).shape == (0,)
+    assert np.array_equal(box, before[0]) and np.array_equal(boxes, before[1])
+
+
+def test_boxes_from_mask_refuses_empty_nan_and_out_of_range_float_masks() -> None:
+    with pytest.raises(ValueError, match="`gt_mask` must not be empty"):
+        boxes_from_mask(np.zeros((0, 0), bool))
+    with pytest.raises(ValueError, match="`gt_mask` must have finite values"):
+        boxes_from_mask(np.full((4, 4), np.nan))  # was: no box at all
+    with pytest.raises(ValueError, match="`gt_mask` must have finite values"):
+        boxes_from_mask(_square().astype(np.float64))  # 0..255 as float
+    assert boxes_from_mask(np.full((3, 3), 1.0000001)).tolist() == [[0, 0, 3, 3]]  # float32 rounding
+
+
+@pytest.mark.parametrize(
+    ("value", "error"), [("0.5", TypeError), (None, TypeError), (float("nan"), ValueError)]
+)
+def test_threshold_is_checked(value: object, error: type) -> None:
+    m = _square()
+    with pytest.raises(error, match="`threshold`"):
+        boxes_from_mask(m, threshold=value)  # type: ignore[arg-type]
+    with pytest.raises(error, match="`threshold`"):
+        CorLocEvaluator(threshold=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [float("nan"), 2, -1, 0])
+def test_iou_threshold_is_checked(value: float) -> None:
+    with pytest.raises(ValueError, match="`iou_threshold`"):
+        CorLocEvaluator(iou_threshold=value)
+
+
+def test_scale_must_be_finite() -> None:
+    with pytest.raises(ValueError, match="`scale`"):
+        CorLocEvaluator(scale=float("inf"))
+    with pytest.raises(ValueError, match="`scale`"):
+        CorLocEvaluator().step(_square(), [[4, 4, 12, 12]], scale=float("inf"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "argument"),
+    [
+        ({"seed": 3}, TypeError, "seed"),
+        ({"seed": (3, 3, 3)}, TypeError, "seed"),
+        ({"seed": (3.9, 1.9)}, TypeError, "seed"),  # was truncated to (3, 1)
+        ({"seed": ("a", "b")}, TypeError, "seed"),
+        ({"seed": (True, True)}, TypeError, "seed"),
+    ],
+)
+def test_seed_must_be_a_pair_of_integers(kwargs: dict[str, object], error: type, argument: str) -> None:
+    with pytest.raises(error, match=f"`{argument}`"):
+        CorLocEvaluator("seed_cc").step(_square(), [[4, 4, 12, 12]], **kwargs)  # type: ignore[arg-type]
+
+
+def test_seed_with_another_selector_is_refused() -> None:
+    with pytest.raises(ValueError, match="`seed` only applies to selector 'seed_cc'"):
+        mask_to_box(_square() > 0, "largest_box", seed=(100, 100))
+
+
+@pytest.mark.parametrize(
+    ("image_size", "error"),
+    [((0, 0), ValueError), ((-5, -5), ValueError), (8, TypeError), ((np.nan, 1), TypeError)],
+)
+def test_image_size_is_checked(image_size: object, error: type) -> None:
+    # (0, 0) and negative sizes made inverted boxes; NaN was ignored
+    with pytest.raises(error, match="`image_size`"):
+        CorLocEvaluator().step(_square(), [[4, 4, 12, 12]], image_size=image_size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("gt_boxes", "error", "problem"),
+    [
+        ([[4, 4, 12, 12], [1, 1]], TypeError, "must be numbers"),
+        ("abc", TypeError, "must be numbers"),
+        ([[np.nan, 4, 12, 12]], ValueError, "finite"),  # was a silent miss
+        ([[12, 12, 4, 4]], ValueError, "inverted"),  # was a silent miss
+    ],
+)
+def test_corloc_step_gt_boxes(gt_boxes: object, error: type, problem: str) -> None:
+    ev = CorLocEvaluator()
+    with pytest.raises(error, match=f"`gt_boxes`.*{problem}"):
+        ev.step(_square(), gt_boxes)  # type: ignore[arg-type]
+    assert len(ev) == 0
+
+
+def test_corloc_step_empty_mask_is_refused() -> None:
+    with pytest.raises(ValueError, match="`mask` must not be empty"):
+        CorLocEvaluator().step(np.zeros((0, 0), bool), [[0, 0, 1, 1]])
+
+
+def test_corloc_dicts_and_sequences_do_not_mix() -> None:
+    m = _square() > 0
+    with pytest.raises(TypeError, match="`gt_boxes` must be a dict"):
+        corloc({"a": m}, [np.array([[4, 4, 12, 12]])])
+    with pytest.raises(TypeError, match="`gt_boxes` is a dict"):
+        corloc([m], {"a": [[4, 4, 12, 12]]})
+
+
+def test_corloc_seeds_are_checked() -> None:
+    m = _square() > 0
+    with pytest.raises(ValueError, match="`seeds` must have one seed per mask"):
+        corloc([m, m], [[[4, 4, 12, 12]]] * 2, "seed_cc", seeds=[(8, 8)])
+    with pytest.raises(ValueError, match="`seeds` has no entry for mask 'a'"):
+        corloc({"a": m}, {"a": [[4, 4, 12, 12]]}, "seed_cc", seeds={})
+    with pytest.raises(ValueError, match="`seeds` only apply to selector 'seed_cc'"):
+        corloc([m], [[[4, 4, 12, 12]]], seeds=[(0, 0)])
+    assert corloc({"a": m}, {"a": [[4, 4, 12, 12]]}, "seed_cc", seeds={"a": (8, 8)}) == 100.0
+
+
+@pytest.mark.parametrize("masks", [None, "ab", _square()])
+def test_corloc_masks_must_be_a_sequence_of_masks(masks: object) -> None:
+    with pytest.raises((TypeError, ValueError), match="`masks`"):
+        corloc(masks, [[[4, 4, 12, 12]]] * 16)  # type: ignore[arg-type]
+
+
+def test_corloc_stack_of_masks_is_a_sequence() -> None:
+    stack = np.stack([_square() > 0] * 2)
+    assert corloc(stack, [[[4, 4, 12, 12]]] * 2) == 100.0
+
+
+# ---------------------------------------------------------------- annotation / seed readers
+
+
+@pytest.fixture
+def cwd_with_annotations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "a.xml").write_text(
+        "<annotation><object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax>"
+        "</bndbox></object></annotation>"
+    )
+    (tmp_path / "seeds.json").write_text('{"a": 3}')
+    np.save(tmp_path / "a.npy", np.eye(3))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("reader", "argument"),
+    [
+        (read_voc_boxes, "path_or_dir"),
+        (read_coco_boxes, "json_path"),
+        (read_seeds, "path"),
+        (read_seed_maps, "folder"),
+    ],
+)
+def test_readers_refuse_an_empty_path(cwd_with_annotations: Path, reader: object, argument: str) -> None:
+    # read_voc_boxes(""), read_seeds("") and read_seed_maps("") read the current folder
+    with pytest.raises(ValueError, match=f"`{argument}` is empty"):
+        reader("")  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("value", [None, 5, b"a.xml"])
+def test_readers_refuse_non_paths(cwd_with_annotations: Path, value: object) -> None:
+    with pytest.raises(TypeError, match="`path_or_dir` must be a str or Path"):
+        read_voc_boxes(value)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`json_path` must be a str or Path"):
+        read_coco_boxes(value)  # type: ignore[arg-type]
+
+
+def test_read_voc_boxes_no_hard_must_be_a_bool(cwd_with_annotations: Path) -> None:
+    with pytest.raises(TypeError, match="`no_hard` must be True or False"):
+        read_voc_boxes("a.xml", no_hard="no")  # type: ignore[arg-type]
+    assert read_voc_boxes(".")["a"].tolist() == [[0, 0, 5, 5]]  # "." still means the current folder
+
+
+# ---------------------------------------------------------------- score_folder
+
+
+def _score(**kwargs: object) -> object:
+    return score_folder(EXAMPLES / "masks", EXAMPLES / "gt", jobs=1, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("preset", [["tokencut"], {"tokencut": 1}])
+def test_score_folder_unhashable_preset(preset: object) -> None:
+    with pytest.raises(ConfigError, match="preset must be one of"):
+        _score(preset=preset)
+
+
+def test_score_folder_progress_must_be_callable(tmp_path: Path) -> None:
+    # was a TypeError after the first pair was scored
+    with pytest.raises(ConfigError, match="progress must be a callable"):
+        _score(progress=5, json_path=tmp_path / "s.json")
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_score_folder_overwrite_must_be_a_bool() -> None:
+    with pytest.raises(ConfigError, match="`overwrite` must be True or False"):
+        _score(overwrite="no")
+
+
+def test_score_folder_numpy_integers(tmp_path: Path) -> None:
+    report = _score(
+        boxes="masks",
+        corloc_selector="largest_cc",
+        patch_size=np.int64(16),
+        montage_count=np.int64(0),
+        json_path=tmp_path / "s.json",
+    )
+    assert report.config["patch_size"] == 16 and type(report.config["patch_size"]) is int  # type: ignore[attr-defined]
+    assert (tmp_path / "s.json").is_file()
+
+
+# ---------------------------------------------------------------- register_refiner
+
+
+def _run(image: np.ndarray, mask: np.ndarray, *, guide: str, **params: object) -> np.ndarray:
+    return mask
+
+
+@pytest.mark.parametrize(
+    ("spec", "error", "problem"),
+    [
+        ({"name": "x"}, TypeError, "`spec` must be a RefinerSpec"),
+        (RefinerSpec(name=5, summary="s", defaults={}, run=_run), TypeError, "`spec.name`"),  # type: ignore[arg-type]
+        (RefinerSpec(name="", summary="s", defaults={}, run=_run), ValueError, "`spec.name`"),
+        (RefinerSpec(name="a b", summary="s", defaults={}, run=_run), ValueError, "`spec.name`"),
+        (RefinerSpec(name="hostile_run", summary="s", defaults={}, run=None), TypeError, "`spec.run`"),  # type: ignore[arg-type]
+        (RefinerSpec(name="hostile_sum", summary=None, defaults={}, run=_run), TypeError, "`spec.summary`"),  # type: ignore[arg-type]
+        (
+            RefinerSpec(name="hostile_dl", summary="s", defaults=[1, 2], run=_run),
+            TypeError,
+            "`spec.defaults`",
+        ),  # type: ignore[arg-type]
+        (
+            RefinerSpec(name="hostile_ik", summary="s", defaults={1: 2}, run=_run),
+            TypeError,
+            "`spec.defaults`",
+        ),  # type: ignore[dict-item]
+        (
+            RefinerSpec(
+                name="hostile_ve", summary="s", defaults={}, run=_run, validators={"k": lambda v, n: v}
+            ),
+            ValueError,
+            "not a parameter",
+        ),
+        (
+            RefinerSpec(name="hostile_vn", summary="s", defaults={"k": 1}, run=_run, validators={"k": 5}),  # type: ignore[dict-item]
+            TypeError,
+            "must be callable",
+        ),
+        (
+            RefinerSpec(name="hostile_nm", summary="s", defaults={}, run=_run, native_mask="no"),  # type: ignore[arg-type]
+            TypeError,
+            "`spec.native_mask`",
+        ),
+    ],
+)
+def test_register_refiner_refuses_bad_specs(spec: object, error: type, problem: str) -> None:
+    before = dict(REFINERS)
+    with pytest.raises(error, match=problem):
+        register_refiner(spec)  # type: ignore[arg-type]
+    assert REFINERS == before  # nothing half-registered
+
+
+def test_register_refiner_refuses_a_default_its_validator_refuses() -> None:
+    def non_negative(value: object, name: str) -> object:
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"`{name}` must be >= 0")
+        return value
+
+    spec = RefinerSpec(
+        name="hostile_bd", summary="s", defaults={"k": -1}, run=_run, validators={"k": non_negative}
+    )
+    with pytest.raises(ValueError, match="`k` must be >= 0"):
+        register_refiner(spec)
+    assert "hostile_bd" not in REFINERS
