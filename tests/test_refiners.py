@@ -289,3 +289,13 @@ def test_a_mask_of_another_scale_is_resized_directly():
     mask[:, 75:] = 1
     out = resize_mask(mask, (321, 481), binary_input=True)  # 3.21x: no integer stride fits
     assert abs(int(np.argmax(out[0] > 0.5)) - 240) <= 1  # the edge at half the width, as a stretch puts it
+
+
+def test_builtin_defaults_pass_their_own_validators() -> None:
+    # register_refiner checks a user's defaults; the built-ins skip that at import (their validators
+    # import the filters, hence numba, which `maskrefine --version` must not load): checked here
+    from maskrefine.refiners import REFINERS
+
+    for spec in REFINERS.values():
+        for key, check in spec.validators.items():
+            check(spec.defaults[key], key)

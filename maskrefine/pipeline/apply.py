@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from maskrefine._checks import check_flag
+from maskrefine._checks import check_flag, short_repr
 from maskrefine.auto import AUTO_RULE_TEXT, auto_settings, decide
 from maskrefine.errors import ConfigError, InputError, OutputError, OutputExistsError
 from maskrefine.guide import GUIDE_MODES
@@ -298,6 +298,8 @@ def apply_folder(
     out_path = path_argument(out_dir, "output folder")
     input_folders = {"masks": masks_path, "images": images_path}
     check_output_folder(out_path, input_folders)
+    if input_files is not None and not isinstance(input_files, Mapping):
+        raise ConfigError(f"input_files must be a mapping of name to path; got {type(input_files).__name__}")
     read_files = {name: path_argument(path, name) for name, path in (input_files or {}).items()}
     report_file = None
     if report_path is not None:
@@ -322,12 +324,19 @@ def apply_folder(
         raise ConfigError(str(exc)) from None
     if overwrite and skip_existing:
         raise ConfigError("overwrite and skip_existing exclude each other; choose one")
-    if fmt not in OUTPUT_FORMATS:
-        raise ConfigError(f"fmt must be one of {', '.join(OUTPUT_FORMATS)}; got {fmt!r}")
-    if guide not in GUIDE_MODES:
-        raise ConfigError(f"guide must be one of {', '.join(GUIDE_MODES)}; got {guide!r}")
-    if method not in REFINERS:
-        raise ConfigError(f"method must be one of {', '.join(REFINERS)}; got {method!r}")
+    for value, name, choices in (
+        (fmt, "fmt", OUTPUT_FORMATS),
+        (guide, "guide", GUIDE_MODES),
+        (method, "method", REFINERS),
+    ):
+        if not isinstance(value, str) or value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {short_repr(value)}")
+    if params is not None and not isinstance(params, Mapping):
+        raise ConfigError(f"params must be a mapping of parameter name to value; got {type(params).__name__}")
+    if progress is not None and not callable(progress):
+        raise ConfigError(
+            f"progress must be a callable progress(done, total) or None; got {type(progress).__name__}"
+        )
     try:
         resolved = resolve_params(method, params)
     except (TypeError, ValueError) as exc:

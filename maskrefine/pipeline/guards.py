@@ -55,8 +55,10 @@ def path_argument(value: str | os.PathLike[str], what: str) -> Path:
     try:
         text = os.fspath(value)
     except TypeError:
-        raise ConfigError(f"{what} must be a path; got {value!r}") from None
-    if text == "" or text == b"":
+        raise ConfigError(f"{what} must be a path; got {short_repr(value)}") from None
+    if isinstance(text, bytes):
+        raise ConfigError(f"{what} must be a str or Path; got bytes {short_repr(value)} (decode it first)")
+    if text == "":
         raise ConfigError(f"{what} is empty; give a path ('.' for the current folder)")
     return Path(text)
 

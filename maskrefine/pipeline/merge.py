@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
+from maskrefine._checks import check_flag
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.pipeline.guards import check_parent_is_folder, parse_shard, resolved_path
 from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
@@ -325,6 +327,15 @@ def merge_run_reports(
     >>> merged.ok, merged.missing_shards, merged.report.counts["written"]
     (True, [], 0)
     """
+    if isinstance(reports, str | bytes | os.PathLike | RunReport) or not isinstance(reports, Iterable):
+        raise ConfigError(
+            f"reports must be a list of report paths or RunReports; got {type(reports).__name__} "
+            "(for one report: [report])"
+        )
+    try:
+        skip_unreadable = check_flag(skip_unreadable, "skip_unreadable")
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
     items: list[tuple[Path, RunReport]] = []
     unreadable: list[InputError] = []
     for index, item in enumerate(reports):

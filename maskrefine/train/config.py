@@ -361,7 +361,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset(name: str, **changes: Any) -> TrainConfig:
     """Return the preset ``name`` (a key of :data:`PRESETS`) with ``changes`` applied."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}")
     return TrainConfig.from_dict({**PRESETS[name], **changes}, source=f"preset {name}")
 
@@ -374,6 +374,8 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises ConfigError naming the file for a missing/unreadable file, a FIFO, invalid TOML, or a key that
     is not a setting.
     """
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise ConfigError(f"config file must be a str or Path; got {type(path).__name__}")
     file = Path(path)
     if not str(path).strip():
         raise ConfigError("config file: empty path")

@@ -26,6 +26,7 @@ BatchNorm's running statistics are put back after the forward pass.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -401,12 +402,19 @@ def predict_folder(
     from maskrefine.train.data import list_images
 
     start = time.perf_counter()
+    for value, name in ((images_dir, "--images"), (checkpoint, "--checkpoint"), (out_dir, "--out")):
+        if isinstance(value, bytes) or not isinstance(value, str | os.PathLike):
+            raise ConfigError(f"{name}: must be a str or Path; got {type(value).__name__}")
     if not str(images_dir).strip():
         raise ConfigError("--images: empty path")
     if not str(checkpoint).strip():
         raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
     if not str(out_dir).strip():
         raise ConfigError("--out: empty path; give an output folder")
+    if progress is not None and not callable(progress):
+        raise ConfigError(
+            f"progress must be a callable progress(done, total) or None; got {type(progress).__name__}"
+        )
     images_path = check_folder(images_dir, "images")
     out_path = Path(out_dir)
     if out_path.is_symlink():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import platform
 import subprocess
 import time
@@ -335,8 +336,20 @@ def train(
         resume = check_flag(resume, "resume")  # truthiness would read resume="no" as a resume
     except TypeError as exc:
         raise ConfigError(str(exc)) from None
+    for given, what in (
+        (images_dir, "images folder"),
+        (run_dir, "run folder"),
+        (val_images, "--val-images"),
+        (val_gt, "--val-gt"),
+    ):
+        if given is not None and (isinstance(given, bytes) or not isinstance(given, str | os.PathLike)):
+            raise ConfigError(f"{what} must be a str or Path; got {type(given).__name__}")
+    if images_dir is None or run_dir is None:
+        raise ConfigError(f"{'images folder' if images_dir is None else 'run folder'}: give a path")
     images_path = Path(images_dir)
-    if not str(images_dir).strip() or not images_path.is_dir():
+    if not str(images_dir).strip():
+        raise ConfigError("images folder: empty path")
+    if not images_path.is_dir():
         raise ConfigError(f"images folder {images_dir!s}: not found or not a folder")
     run_path = Path(run_dir)
     if not str(run_dir).strip():

@@ -1,0 +1,75 @@
+"""Python callers bypass click: arguments of the wrong type get a named error, not a deep traceback.
+
+Each case failed before its fix with an error from inside pathlib, dict lookup or a later call
+("unhashable type", "'str' object has no attribute 'items'", a string iterated character by character),
+or was read by truthiness.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maskrefine.errors import ConfigError
+from maskrefine.pipeline import apply_folder, merge_run_reports
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"method": ["guided"]}, r"method must be one of .*; got \['guided'\]"),
+        ({"fmt": ["png8"]}, r"fmt must be one of"),
+        ({"guide": None}, r"guide must be one of"),
+        ({"method": "guided", "params": "radius=3"}, r"params must be a mapping .*; got str"),
+        ({"input_files": ["a.toml"]}, r"input_files must be a mapping"),
+        ({"progress": 5}, r"progress must be a callable"),
+    ],
+)
+def test_apply_folder_names_arguments_of_the_wrong_type(tmp_path, kwargs, problem) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        apply_folder(EXAMPLES / "masks", EXAMPLES / "images", tmp_path / "out", jobs=1, **kwargs)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("where", ["masks", "out"])
+def test_bytes_paths_are_named(tmp_path, where) -> None:
+    masks = b"masks" if where == "masks" else EXAMPLES / "masks"
+    out = str(tmp_path / "out").encode() if where == "out" else tmp_path / "out"
+    with pytest.raises(ConfigError, match="must be a str or Path; got bytes"):
+        apply_folder(masks, EXAMPLES / "images", out, jobs=1)
+
+
+def test_merge_run_reports_wants_a_list(tmp_path) -> None:
+    report = tmp_path / "r.json"
+    report.write_text("{}")
+    for value in (str(report), report):  # a path string was iterated character by character
+        with pytest.raises(ConfigError, match=r"reports must be a list .* \(for one report: \[report\]\)"):
+            merge_run_reports(value)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="`skip_unreadable` must be True or False"):
+        merge_run_reports([report], skip_unreadable="no")  # type: ignore[arg-type]
+
+
+def test_train_arguments_of_the_wrong_type_are_named(tmp_path) -> None:
+    pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
+    from maskrefine.train import load_toml, preset, train
+    from maskrefine.train.predict import predict_folder
+
+    with pytest.raises(ConfigError, match="preset must be one of"):
+        preset(["tiny"])  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="config file must be a str or Path; got NoneType"):
+        load_toml(None)  # type: ignore[arg-type]
+    cfg = preset("tiny", backbone="pixels")
+    with pytest.raises(ConfigError, match="images folder: empty path"):
+        train(cfg, "", tmp_path / "run")
+    with pytest.raises(ConfigError, match="run folder: give a path"):
+        train(cfg, EXAMPLES / "images", None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="images folder must be a str or Path; got bytes"):
+        train(cfg, b"images", tmp_path / "run")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="--out: must be a str or Path; got NoneType"):
+        predict_folder(EXAMPLES / "images", tmp_path / "last.pt", None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="progress must be a callable"):
+        predict_folder(EXAMPLES / "images", tmp_path / "last.pt", tmp_path / "p", progress=5)  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "p").exists()
