@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from maskrefine._checks import check_flag, short_repr
+from maskrefine._checks import short_repr
 from maskrefine.auto import AUTO_RULE_TEXT, auto_settings, decide
 from maskrefine.errors import ConfigError, InputError, OutputError, OutputExistsError
 from maskrefine.guide import GUIDE_MODES
@@ -34,7 +34,9 @@ from maskrefine.pipeline.guards import (
     check_output_file,
     check_output_folder,
     check_output_targets,
+    check_progress,
     in_shard,
+    job_flags,
     parse_shard,
     path_argument,
     resolved_path,
@@ -311,19 +313,9 @@ def apply_folder(
             input_files=read_files,
             taken={"output folder": resolved_path(out_path, "output folder")},
         )
-    try:
-        overwrite, skip_existing, binary_input = (
-            check_flag(value, name)
-            for value, name in (
-                (overwrite, "overwrite"),
-                (skip_existing, "skip_existing"),
-                (binary_input, "binary_input"),
-            )
-        )
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
-    if overwrite and skip_existing:
-        raise ConfigError("overwrite and skip_existing exclude each other; choose one")
+    overwrite, skip_existing, binary_input = job_flags(
+        overwrite=overwrite, skip_existing=skip_existing, binary_input=binary_input
+    )
     for value, name, choices in (
         (fmt, "fmt", OUTPUT_FORMATS),
         (guide, "guide", GUIDE_MODES),
@@ -333,10 +325,7 @@ def apply_folder(
             raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {short_repr(value)}")
     if params is not None and not isinstance(params, Mapping):
         raise ConfigError(f"params must be a mapping of parameter name to value; got {type(params).__name__}")
-    if progress is not None and not callable(progress):
-        raise ConfigError(
-            f"progress must be a callable progress(done, total) or None; got {type(progress).__name__}"
-        )
+    check_progress(progress)
     try:
         resolved = resolve_params(method, params)
     except (TypeError, ValueError) as exc:

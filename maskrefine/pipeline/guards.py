@@ -21,7 +21,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import check_flag, short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.io.imageio import file_kind
 
@@ -61,6 +61,29 @@ def path_argument(value: str | os.PathLike[str], what: str) -> Path:
     if text == "":
         raise ConfigError(f"{what} is empty; give a path ('.' for the current folder)")
     return Path(text)
+
+
+def job_flags(**flags: object) -> list[bool]:
+    """Return the boolean options of a job in order; a non-bool is a ConfigError naming the option.
+
+    ``overwrite`` together with ``skip_existing`` is refused too. (Truthiness would read ``"no"`` as
+    True: for ``overwrite``, replace every output.)
+    """
+    try:
+        values = {name: check_flag(value, name) for name, value in flags.items()}
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+    if values.get("overwrite") and values.get("skip_existing"):
+        raise ConfigError("overwrite and skip_existing exclude each other; choose one")
+    return list(values.values())
+
+
+def check_progress(progress: object) -> None:
+    """Refuse a ``progress`` that is neither None nor callable (before any work, not after a file)."""
+    if progress is not None and not callable(progress):
+        raise ConfigError(
+            f"progress must be a callable progress(done, total) or None; got {type(progress).__name__}"
+        )
 
 
 def check_writable_target(path: Path, what: str) -> bool:

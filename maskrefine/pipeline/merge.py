@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
-from maskrefine._checks import check_flag
 from maskrefine.errors import ConfigError, InputError
-from maskrefine.pipeline.guards import check_parent_is_folder, parse_shard, resolved_path
+from maskrefine.pipeline.guards import check_parent_is_folder, job_flags, parse_shard, resolved_path
 from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
 
 __all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
@@ -332,10 +331,7 @@ def merge_run_reports(
             f"reports must be a list of report paths or RunReports; got {type(reports).__name__} "
             "(for one report: [report])"
         )
-    try:
-        skip_unreadable = check_flag(skip_unreadable, "skip_unreadable")
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+    (skip_unreadable,) = job_flags(skip_unreadable=skip_unreadable)
     items: list[tuple[Path, RunReport]] = []
     unreadable: list[InputError] = []
     for index, item in enumerate(reports):

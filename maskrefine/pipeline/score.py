@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from maskrefine._checks import check_flag
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError, OutputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MASK_EXTENSIONS, ReadOptions, match_folders
@@ -22,7 +21,9 @@ from maskrefine.pipeline.guards import (
     check_output_file,
     check_output_folder,
     check_output_targets,
+    check_progress,
     in_shard,
+    job_flags,
     parse_shard,
     path_argument,
     resolved_path,
@@ -268,14 +269,8 @@ def score_folder(
     ):
         raise ConfigError(f"montage_count must be an integer >= 0; got {montage_count!r}")
     montage_count = int(montage_count)
-    try:
-        overwrite = check_flag(overwrite, "overwrite")
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
-    if progress is not None and not callable(progress):
-        raise ConfigError(
-            f"progress must be a callable progress(done, total) or None; got {type(progress).__name__}"
-        )
+    (overwrite,) = job_flags(overwrite=overwrite)
+    check_progress(progress)
     box_folders: dict[str, Path] = {}  # inputs too: never write into / over the GT boxes
     box_files: dict[str, Path] = {}
     if box_source is not None and box_source[1] is not None:

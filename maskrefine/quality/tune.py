@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from maskrefine._checks import check_flag, check_window_fits
+from maskrefine._checks import check_window_fits
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
@@ -421,13 +421,10 @@ def tune_to_file(
         As :func:`tune`, plus unsafe output paths and a bad ``budget`` text.
     """
     from maskrefine.io.imageio import write_text_atomic
-    from maskrefine.pipeline.guards import check_output_file, check_output_folder
+    from maskrefine.pipeline.guards import check_output_file, check_output_folder, job_flags
     from maskrefine.quality.preset_file import check_preset_output, write_preset_file
 
-    try:
-        overwrite = check_flag(overwrite, "overwrite")  # truthiness would read "no" as: replace --out
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+    (overwrite,) = job_flags(overwrite=overwrite)
     inputs = {
         "masks": _check_folder(masks_dir, "masks"),
         "images": _check_folder(images_dir, "images"),

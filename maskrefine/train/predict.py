@@ -37,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskrefine._checks import as_rgb_unit_image, check_flag, short_repr
+from maskrefine._checks import as_rgb_unit_image, short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.torch import guided_filter, make_guide
 from maskrefine.train.config import TrainConfig
@@ -397,6 +397,8 @@ def predict_folder(
         check_output_file,
         check_output_folder,
         check_output_targets,
+        check_progress,
+        job_flags,
     )
     from maskrefine.pipeline.reports import describe_unexpected, write_run_report
     from maskrefine.train.data import list_images
@@ -411,28 +413,15 @@ def predict_folder(
         raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
     if not str(out_dir).strip():
         raise ConfigError("--out: empty path; give an output folder")
-    if progress is not None and not callable(progress):
-        raise ConfigError(
-            f"progress must be a callable progress(done, total) or None; got {type(progress).__name__}"
-        )
+    check_progress(progress)
     images_path = check_folder(images_dir, "images")
     out_path = Path(out_dir)
     if out_path.is_symlink():
         raise ConfigError(f"output {out_path} is a symbolic link; give the real folder")
     check_output_folder(out_path, {"images": images_path})
-    try:
-        overwrite, skip_existing, save_coarse = (
-            check_flag(value, name)
-            for value, name in (
-                (overwrite, "overwrite"),
-                (skip_existing, "skip_existing"),
-                (save_coarse, "save_coarse"),
-            )
-        )
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
-    if overwrite and skip_existing:
-        raise ConfigError("overwrite and skip_existing exclude each other; choose one")
+    overwrite, skip_existing, save_coarse = job_flags(
+        overwrite=overwrite, skip_existing=skip_existing, save_coarse=save_coarse
+    )
     if fmt not in MASK_FORMATS:
         raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {fmt!r}")
     mask_format = cast("MaskFormat", fmt)  # one of MASK_FORMATS, checked above

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from maskrefine import __version__
-from maskrefine._checks import check_flag, short_repr
+from maskrefine._checks import short_repr
 from maskrefine._signals import StopRequest, stops_deferred
 from maskrefine.errors import ConfigError
 from maskrefine.io.imageio import write_bytes_atomic, write_text_atomic
@@ -332,10 +332,9 @@ def train(
     # ---- run folder
     if not isinstance(cfg, TrainConfig):
         raise ConfigError(f"cfg must be a TrainConfig (maskrefine.train.preset); got {type(cfg).__name__}")
-    try:
-        resume = check_flag(resume, "resume")  # truthiness would read resume="no" as a resume
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+    from maskrefine.pipeline.guards import job_flags
+
+    (resume,) = job_flags(resume=resume)
     for given, what in (
         (images_dir, "images folder"),
         (run_dir, "run folder"),
