@@ -372,43 +372,36 @@ def test_workers_end_when_only_the_parent_is_killed(tmp_path: Path) -> None:
 
 
 @linux_only
-def test_ctrl_c_with_workers_exits_130_without_traceback(tmp_path: Path) -> None:
-    total = 150
-    masks, images = make_pairs(tmp_path, total, h=480, w=640)
-    out = tmp_path / "out"
-    args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", 2]
-    proc = _start_and_wait_for(args, out, at_least=3, total=total)
-    workers = _children(proc.pid)
-    # what Ctrl-C in a terminal does: the whole foreground group
-    code, stderr = _signal_and_wait(proc, signal.SIGINT, group=True)
-    if code == 0:
-        pytest.skip("the run finished before SIGINT arrived")
-    assert code == 130, stderr
-    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
-    assert "--skip-existing" in stderr
-    assert not [pid for pid in workers if _alive(pid)]  # the pool was shut down
-    for path in final_outputs(out):
-        assert_complete_png(path, (480, 640))
-
-
-@linux_only
-@pytest.mark.parametrize(("jobs", "group"), [(1, False), (2, True), (2, False)])
-def test_sigterm_stops_like_ctrl_c_and_exits_143(tmp_path: Path, jobs: int, group: bool) -> None:
-    # SIGTERM is how a scheduler ends a job (Slurm: time limit, scancel, preemption; to every process of
-    # the job, hence `group`). It killed the CLI mid-file with no message and left temporary files; now
-    # the files in progress are finished, nothing is left half-written and the resume completes the set.
+@pytest.mark.parametrize(
+    ("signum", "jobs", "group"),
+    [
+        (signal.SIGINT, 2, True),
+        (signal.SIGTERM, 1, False),
+        (signal.SIGTERM, 2, True),
+        (signal.SIGTERM, 2, False),
+    ],
+)
+def test_a_stop_signal_with_workers_finishes_the_files_in_progress(
+    tmp_path: Path, signum: int, jobs: int, group: bool
+) -> None:
+    # Ctrl-C reaches the whole foreground group. SIGTERM is how a scheduler ends a job (Slurm: time
+    # limit, scancel, preemption; to every process of the job, hence `group`): it killed the CLI
+    # mid-file with no message and left temporary files. Now either stops the same way: the files in
+    # progress are finished, the pool is shut down, nothing is half-written and the resume completes.
+    name, exit_code = ("SIGTERM", 143) if signum == signal.SIGTERM else ("SIGINT", 130)
     total, h, w = 150, 480, 640
     masks, images = make_pairs(tmp_path, total, h=h, w=w)
     out = tmp_path / "out"
     args = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity", "-j", jobs]
     proc = _start_and_wait_for(args, out, at_least=3, total=total)
     workers = _children(proc.pid)
-    code, stderr = _signal_and_wait(proc, signal.SIGTERM, group=group)
+    code, stderr = _signal_and_wait(proc, signum, group=group)
     if code == 0:
-        pytest.skip("the run finished before SIGTERM arrived")
-    assert code == 143, stderr
+        pytest.skip(f"the run finished before {name} arrived")
+    assert code == exit_code, stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
-    assert "terminated (SIGTERM)" in stderr and "--skip-existing" in stderr, stderr
+    said = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+    assert said in stderr and "--skip-existing" in stderr, stderr
     assert "worker died" not in stderr, stderr  # the workers ignored it and finished their files
     assert not [pid for pid in workers if _alive(pid)]
     done = final_outputs(out)

@@ -85,23 +85,16 @@ def _resaved(marked: bytes, pixels: np.ndarray) -> bytes:
     return data[:33] + marked[start:end] + data[33:]
 
 
-def test_png8_mark_on_a_16_bit_file_is_ignored(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("mark", "dtype", "top"), [("png8", np.uint16, 65535), ("png16", np.uint8, 255)])
+def test_a_scale_mark_of_another_bit_depth_is_ignored(
+    tmp_path: Path, mark: str, dtype: type, top: int
+) -> None:
     mask = np.zeros((8, 8))
     mask[2:5, 2:5] = 1.0
     path = tmp_path / "mask.png"
-    path.write_bytes(_resaved(encode_mask(mask, "png8"), (mask * 65535).astype(np.uint16)))
+    path.write_bytes(_resaved(encode_mask(mask, mark), (mask * top).astype(dtype)))
     read = read_mask_file(path)
-    assert read.pixels.dtype == np.uint16 and read.encoding == "plain"
-    np.testing.assert_array_equal(read.to_unit(), mask)
-
-
-def test_png16_mark_on_an_8_bit_file_is_ignored(tmp_path: Path) -> None:
-    mask = np.zeros((8, 8))
-    mask[2:5, 2:5] = 1.0
-    path = tmp_path / "mask.png"
-    path.write_bytes(_resaved(encode_mask(mask, "png16"), (mask * 255).astype(np.uint8)))
-    read = read_mask_file(path)
-    assert read.pixels.dtype == np.uint8 and read.encoding == "plain"
+    assert read.pixels.dtype == dtype and read.encoding == "plain"
     np.testing.assert_array_equal(read.to_unit(), mask)
 
 

@@ -57,15 +57,7 @@ def test_a_bilateral_solver_preset_file_runs_in_apply_as_the_candidate(tmp_path)
     candidate = PRESET_VALUED[0]
     preset = tmp_path / "best.toml"
     write_preset_file(preset, candidate)
-    data = tmp_path / "data"
-    out = tmp_path / "out"
-    args = ["apply", "--masks", data / "coarse", "--images", data / "images", "--out", out]
-    result = CliRunner().invoke(main, [str(a) for a in [*args, "--preset-file", preset, "-q", "-j", "1"]])
-    assert result.exit_code == 0, result.output
-    for item in items:
-        expected = png8_codes(candidate.run(read_image(item.image), read_mask(item.mask)))
-        written = cv2.imread(str(out / f"{item.key}.png"), cv2.IMREAD_UNCHANGED)
-        np.testing.assert_array_equal(written, expected)
+    _assert_apply_gives(tmp_path, preset, candidate, items)
 
 
 def test_the_tuned_preset_gives_in_apply_what_tune_scored(tmp_path):
@@ -78,12 +70,17 @@ def test_the_tuned_preset_gives_in_apply_what_tune_scored(tmp_path):
     assert result.exit_code == 0, result.output
     winner = read_preset_file(preset)
     assert winner.method != "identity"
-    out = tmp_path / "out"
+    _assert_apply_gives(tmp_path, preset, winner, items)
+
+
+def _assert_apply_gives(tmp_path, preset, candidate, items) -> None:
+    """``apply --preset-file preset`` over ``tmp_path/data`` writes what ``candidate`` computes."""
+    data, out = tmp_path / "data", tmp_path / "out"
     args = ["apply", "--masks", data / "coarse", "--images", data / "images", "--out", out]
     result = CliRunner().invoke(main, [str(a) for a in [*args, "--preset-file", preset, "-q", "-j", "1"]])
     assert result.exit_code == 0, result.output
     for item in items:
-        expected = png8_codes(winner.run(read_image(item.image), read_mask(item.mask)))
+        expected = png8_codes(candidate.run(read_image(item.image), read_mask(item.mask)))
         written = cv2.imread(str(out / f"{item.key}.png"), cv2.IMREAD_UNCHANGED)
         np.testing.assert_array_equal(written, expected)
 
