@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import cv2
@@ -365,8 +366,8 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         sum_fg = hf[1] @ lut
         sum_bg = hf[0] @ lut
         r.mae = (sum_bg + (n_fg - sum_fg)) / n
-        flat = _flat_blocks_codes(hq) if p.s_measure_rule == "pysod" else None
-        r.s = _s_measure_codes(hq, hf, lut, n, n_fg, h, w, cy, cx, mean_x, flat)
+        constant = _code_block_constant(hq, lut) if p.s_measure_rule == "pysod" else None
+        r.s = _s_measure_codes(hq, hf, lut, n, n_fg, h, w, cy, cx, mean_x, constant)
         if want_x:
             r.x = lut[codes]
     else:
@@ -401,8 +402,8 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         r.acc_pp = int(ma[3, 0] + ma[3, 1])
         r.acc_g = int(ma[0, 1])
         r.mae = (mf[1, 0] + (n_fg - mf[1, 1])) / n
-        flat = _flat_blocks_map(x, cy, cx) if p.s_measure_rule == "pysod" else None
-        r.s = _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x, flat)
+        constant = _map_block_constant(x) if p.s_measure_rule == "pysod" else None
+        r.s = _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x, constant)
         if want_x:
             r.x = x
     if p.s_measure_rule == "selfmask" and 0 < n_fg < n and 1 in (n_fg, n - n_fg):
@@ -462,34 +463,41 @@ def _block_spans(h: int, w: int, cy: int, cx: int) -> tuple[tuple[int, int, int,
     return ((0, cy, 0, cx), (0, cy, cx, w), (cy, h, 0, cx), (cy, h, cx, w))
 
 
-def _flat_blocks_codes(hq: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    """Per block, the one code its pixels all have, or NaN (several codes, or an empty block)."""
-    tot = hq.sum(axis=1)  # (4, 256)
-    one = np.count_nonzero(tot, axis=1) == 1
-    return np.where(one, np.argmax(tot, axis=1), np.nan).astype(np.float64)
+#: The prediction's value over one S-measure block ``(q, r0, r1, c0, c1)`` when it is constant there,
+#: else None; asked only for the blocks whose GT is uniform (see :func:`_pysod_flat_block_scores`).
+BlockConstant = Callable[[int, int, int, int, int], float | None]
 
 
-def _flat_blocks_map(x: npt.NDArray[np.float64], cy: int, cx: int) -> npt.NDArray[np.float64]:
-    """Per block of the map ``x``, its value when the block is constant, else NaN."""
-    out = np.full(4, np.nan)
-    h, w = x.shape
-    for q, (r0, r1, c0, c1) in enumerate(_block_spans(h, w, cy, cx)):
+def _code_block_constant(hq: npt.NDArray[np.int64], lut: npt.NDArray[np.float64]) -> BlockConstant:
+    """:data:`BlockConstant` of an 8-bit map, from its per-block code histogram ``hq`` (4, 2, 256)."""
+    tot = hq[:, 0] + hq[:, 1]  # (4, 256)
+
+    def constant(q: int, r0: int, r1: int, c0: int, c1: int) -> float | None:
+        used = np.flatnonzero(tot[q])
+        return float(lut[used[0]]) if used.size == 1 else None
+
+    return constant
+
+
+def _map_block_constant(x: npt.NDArray[np.float64]) -> BlockConstant:
+    """:data:`BlockConstant` of the float map ``x`` (one min/max pass over the block asked about)."""
+
+    def constant(q: int, r0: int, r1: int, c0: int, c1: int) -> float | None:
         block = x[r0:r1, c0:c1]
-        if block.size and block.min() == block.max():
-            out[q] = block.flat[0]
-    return out
+        return float(block.flat[0]) if block.size and block.min() == block.max() else None
+
+    return constant
 
 
 def _pysod_flat_block_scores(
     blocks: npt.NDArray[np.float64],
-    flat: npt.NDArray[np.float64],
+    constant: BlockConstant,
     nq: npt.NDArray[np.float64],
     n_fg_q: npt.NDArray[np.float64],
     h: int,
     w: int,
     cy: int,
     cx: int,
-    lut: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """PySOD's region score of each block whose prediction is one constant and whose GT is uniform.
 
@@ -498,14 +506,16 @@ def _pysod_flat_block_scores(
     tiny positive number; with a GT block all background or all foreground the numerator is exactly 0
     and the score is 1 when ``(x² + y²) σx == 0`` and 0 otherwise. Exact moments always give 1 (up to
     0.5 on the image's S-measure). This replays NumPy's arithmetic on a block of the same shape and
-    strides as PySOD's slice of its C-ordered (H, W) float64 map. ``flat``: each block's constant (a
-    code when ``lut`` is given, else the value) or NaN; other blocks keep their score.
+    strides as PySOD's slice of its C-ordered (H, W) float64 map. ``constant`` gives a block's value
+    (asked only for blocks whose GT is uniform); other blocks keep their score.
     """
     out = np.array(blocks, np.float64, copy=True)
     for q, (r0, r1, c0, c1) in enumerate(_block_spans(h, w, cy, cx)):
-        if math.isnan(flat[q]) or nq[q] == 0 or n_fg_q[q] not in (0, nq[q]):
+        if nq[q] == 0 or n_fg_q[q] not in (0, nq[q]):
             continue
-        value = float(lut[int(flat[q])]) if lut is not None else float(flat[q])
+        value = constant(q, r0, r1, c0, c1)
+        if value is None:
+            continue
         block = np.full((r1 - r0, w), value)[:, c0:c1]
         x = np.mean(block)
         sigma_x = np.sum((block - x) ** 2) / (block.size - 1 + EPS)
@@ -525,7 +535,7 @@ def _s_measure_codes(
     cy: int,
     cx: int,
     mean_x: float,
-    flat: npt.NDArray[np.float64] | None = None,
+    constant: BlockConstant | None = None,
 ) -> float:
     if n_fg == 0:
         return 1.0 - mean_x
@@ -546,8 +556,8 @@ def _s_measure_codes(
     css = np.einsum("qv,qv->q", tot, (lut[None, :] - np.nan_to_num(xbar)[:, None]) ** 2)
     n_fg_q = hq[:, 1].sum(axis=1).astype(np.float64)
     blocks = ssim_from_moments(nq, sq, css, n_fg_q, hq[:, 1] @ lut)
-    if flat is not None:
-        blocks = _pysod_flat_block_scores(blocks, flat, nq, n_fg_q, h, w, cy, cx, lut)
+    if constant is not None:
+        blocks = _pysod_flat_block_scores(blocks, constant, nq, n_fg_q, h, w, cy, cx)
     return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)
 
 
@@ -561,7 +571,7 @@ def _s_measure_moments(
     cy: int,
     cx: int,
     mean_x: float,
-    flat: npt.NDArray[np.float64] | None = None,
+    constant: BlockConstant | None = None,
 ) -> float:
     if n_fg == 0:
         return 1.0 - mean_x
@@ -579,8 +589,8 @@ def _s_measure_moments(
     with np.errstate(invalid="ignore", divide="ignore"):
         css = np.maximum(s2q - sq**2 / nq, 0.0)
     blocks = ssim_from_moments(nq, sq, css, mq[0][:, 1], mq[1][:, 1])
-    if flat is not None:
-        blocks = _pysod_flat_block_scores(blocks, flat, nq, mq[0][:, 1], h, w, cy, cx)
+    if constant is not None:
+        blocks = _pysod_flat_block_scores(blocks, constant, nq, mq[0][:, 1], h, w, cy, cx)
     return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)
 
 
