@@ -147,10 +147,14 @@ def _boxes(value: object, name: str, *, single: bool = False) -> npt.NDArray[np.
     return arr
 
 
+#: The ``eps`` of TokenCut's ``bbox_iou`` (from YOLOv5): :func:`box_iou`'s default, and CorLoc's.
+BOX_IOU_EPS = 1e-7
+
+
 def box_iou(
     box: npt.ArrayLike,
     boxes: npt.ArrayLike,
-    eps: float = 1e-7,
+    eps: float = BOX_IOU_EPS,
     dtype: Literal["float64", "float32"] = "float64",
 ) -> npt.NDArray[np.float64]:
     """IoU of one box with K boxes, exactly as TokenCut's ``bbox_iou`` (from YOLOv5).
@@ -658,7 +662,7 @@ class CorLocEvaluator:
         if selector not in SELECTORS:
             raise ValueError(f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {selector!r}")
         _structure(connectivity)
-        _scale(scale)
+        _scale(scale)  # checked; kept as given (the summary reports it)
         self.selector: Selector = selector
         self.connectivity: int = int(connectivity)
         self.scale: float = scale
@@ -717,7 +721,11 @@ class CorLocEvaluator:
             threshold=self.threshold,
             scale=self.scale if scale is None else scale,
         )
-        best = float(_box_iou(box, gt, 1e-7, self.iou_dtype).max()) if (box is not None and len(gt)) else 0.0
+        best = (
+            float(_box_iou(box, gt, BOX_IOU_EPS, self.iou_dtype).max())
+            if (box is not None and len(gt))
+            else 0.0
+        )
         row = {
             "name": str(len(self._rows)) if name is None else str(name),
             "correct": bool(box is not None and len(gt) > 0 and best >= self.iou_threshold),
