@@ -59,16 +59,16 @@ def test_train_arguments_of_the_wrong_type_are_named(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="preset must be one of"):
         preset(["tiny"])  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="config file must be a str or Path; got NoneType"):
+    with pytest.raises(ConfigError, match="config file must be a path; got None"):
         load_toml(None)  # type: ignore[arg-type]
     cfg = preset("tiny", backbone="pixels")
     with pytest.raises(ConfigError, match="images folder: empty path"):
         train(cfg, "", tmp_path / "run")
-    with pytest.raises(ConfigError, match="run folder: give a path"):
+    with pytest.raises(ConfigError, match="run folder must be a path; got None"):
         train(cfg, EXAMPLES / "images", None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="images folder must be a str or Path; got bytes"):
         train(cfg, b"images", tmp_path / "run")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="--out: must be a str or Path; got NoneType"):
+    with pytest.raises(ConfigError, match="--out must be a path; got None"):
         predict_folder(EXAMPLES / "images", tmp_path / "last.pt", None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="progress must be a callable"):
         predict_folder(EXAMPLES / "images", tmp_path / "last.pt", tmp_path / "p", progress=5)  # type: ignore[arg-type]

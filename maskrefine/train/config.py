@@ -13,7 +13,6 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from maskrefine.errors import ConfigError
@@ -374,11 +373,11 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises ConfigError naming the file for a missing/unreadable file, a FIFO, invalid TOML, or a key that
     is not a setting.
     """
-    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
-        raise ConfigError(f"config file must be a str or Path; got {type(path).__name__}")
-    file = Path(path)
+    from maskrefine.pipeline.guards import path_argument  # late: OpenCV, imported only when needed
+
     if not str(path).strip():
         raise ConfigError("config file: empty path")
+    file = path_argument(path, "config file")  # a str or Path: not None, bytes, ...
     if not file.exists():
         raise ConfigError(f"config file {file}: file not found")
     if not file.is_file():

@@ -26,7 +26,6 @@ BatchNorm's running statistics are put back after the forward pass.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -399,14 +398,12 @@ def predict_folder(
         check_output_targets,
         check_progress,
         job_flags,
+        path_argument,
     )
     from maskrefine.pipeline.reports import describe_unexpected, write_run_report
     from maskrefine.train.data import list_images
 
     start = time.perf_counter()
-    for value, name in ((images_dir, "--images"), (checkpoint, "--checkpoint"), (out_dir, "--out")):
-        if isinstance(value, bytes) or not isinstance(value, str | os.PathLike):
-            raise ConfigError(f"{name}: must be a str or Path; got {type(value).__name__}")
     if not str(images_dir).strip():
         raise ConfigError("--images: empty path")
     if not str(checkpoint).strip():
@@ -414,8 +411,9 @@ def predict_folder(
     if not str(out_dir).strip():
         raise ConfigError("--out: empty path; give an output folder")
     check_progress(progress)
-    images_path = check_folder(images_dir, "images")
-    out_path = Path(out_dir)
+    images_path = check_folder(images_dir, "images")  # a str or Path (path_argument), like the two below
+    path_argument(checkpoint, "--checkpoint")
+    out_path = path_argument(out_dir, "--out")
     if out_path.is_symlink():
         raise ConfigError(f"output {out_path} is a symbolic link; give the real folder")
     check_output_folder(out_path, {"images": images_path})

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import platform
 import subprocess
 import time
@@ -332,36 +331,29 @@ def train(
     # ---- run folder
     if not isinstance(cfg, TrainConfig):
         raise ConfigError(f"cfg must be a TrainConfig (maskrefine.train.preset); got {type(cfg).__name__}")
-    from maskrefine.pipeline.guards import job_flags
+    from maskrefine.pipeline.guards import job_flags, path_argument
 
     (resume,) = job_flags(resume=resume)
-    for given, what in (
-        (images_dir, "images folder"),
-        (run_dir, "run folder"),
-        (val_images, "--val-images"),
-        (val_gt, "--val-gt"),
-    ):
-        if given is not None and (isinstance(given, bytes) or not isinstance(given, str | os.PathLike)):
-            raise ConfigError(f"{what} must be a str or Path; got {type(given).__name__}")
-    if images_dir is None or run_dir is None:
-        raise ConfigError(f"{'images folder' if images_dir is None else 'run folder'}: give a path")
-    images_path = Path(images_dir)
     if not str(images_dir).strip():
         raise ConfigError("images folder: empty path")
+    images_path = path_argument(images_dir, "images folder")  # a str or Path: not None, bytes, ...
     if not images_path.is_dir():
         raise ConfigError(f"images folder {images_dir!s}: not found or not a folder")
-    run_path = Path(run_dir)
     if not str(run_dir).strip():
         raise ConfigError("run folder: empty path")
+    run_path = path_argument(run_dir, "run folder")
+    val_paths = None
+    if val_images is not None and val_gt is not None:
+        val_paths = (path_argument(val_images, "--val-images"), path_argument(val_gt, "--val-gt"))
     if (val_images is None) != (val_gt is None):
         raise ConfigError("--val-images and --val-gt go together; give both or neither")
     if cfg.keep_best_on_val and val_images is None:
         raise ConfigError("--keep-best-on-val needs --val-images and --val-gt")
     inputs = {"images": images_path}
-    if val_images is not None and val_gt is not None:  # both or neither (checked above)
-        inputs.update({"validation images": Path(val_images), "validation ground truth": Path(val_gt)})
+    if val_paths is not None:
+        inputs.update({"validation images": val_paths[0], "validation ground truth": val_paths[1]})
     _check_run_dir(run_path, inputs, resume)
-    val_pairs = None if val_images is None or val_gt is None else _val_pairs(Path(val_images), Path(val_gt))
+    val_pairs = None if val_paths is None else _val_pairs(*val_paths)
     files = list_images(images_path)
     if len(files) < 2:
         raise ConfigError(f"images folder {images_path}: needs at least 2 images; found {len(files)}")
