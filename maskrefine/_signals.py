@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "Terminated",
     "EXIT_TERMINATED",
+    "STOP_SIGNALS",
     "StopRequest",
     "raise_on_sigterm",
     "sigterm_raises",
@@ -33,6 +34,8 @@ __all__ = [
 
 #: Exit status after SIGTERM (the shell's convention for a process ended by signal 15).
 EXIT_TERMINATED = 128 + signal.SIGTERM
+#: The signals that ask a job to stop: Ctrl-C, and a scheduler's SIGTERM.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Terminated(KeyboardInterrupt):

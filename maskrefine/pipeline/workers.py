@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
-from maskrefine._signals import StopRequest, stops_deferred
+from maskrefine._signals import STOP_SIGNALS, StopRequest, stops_deferred
 
 __all__ = ["run_tasks", "set_threads", "restore_threads", "PARENT_POLL_S"]
 
@@ -99,10 +99,10 @@ def _init_worker(parent_pid: int | None = None) -> None:
       (:func:`_exit_with_parent`); otherwise it would wait for work forever.
     * One thread per worker, so ``jobs`` processes use ``jobs`` cores.
     """
-    for signum in _STOP_SIGNALS:
+    for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_STOP_SIGNALS))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(STOP_SIGNALS))
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
     set_threads(1)
@@ -149,10 +149,6 @@ def _exit_with_parent(parent_pid: int) -> None:
         ).start()
 
 
-#: The signals that ask a job to stop: Ctrl-C, and a scheduler's SIGTERM.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
 @contextmanager
 def _stop_signals_blocked() -> Iterator[None]:
     """Block SIGINT and SIGTERM in the calling thread (where supported) while workers are forked.
@@ -163,7 +159,7 @@ def _stop_signals_blocked() -> Iterator[None]:
     if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(_STOP_SIGNALS))
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
     try:
         yield
     finally:

@@ -276,13 +276,8 @@ class ScoreCache:
 
     def get(self, candidate: Candidate, fingerprint: str) -> Scores | None:
         """Return the cached scores, or None (also for an unreadable cache file)."""
-        hit = self.get_with_keys(candidate, fingerprint)
-        return None if hit is None else hit[0]
-
-    def get_with_keys(self, candidate: Candidate, fingerprint: str) -> tuple[Scores, list[str] | None] | None:
-        """Return the cached scores and the keys of the items they cover (None when not recorded)."""
         entry = self.get_entry(candidate, fingerprint)
-        return None if entry is None else (entry[0], entry[1])
+        return None if entry is None else entry[0]
 
     def get_entry(
         self, candidate: Candidate, fingerprint: str
