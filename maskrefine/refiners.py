@@ -34,7 +34,6 @@ from maskrefine._checks import (
     check_radius,
     check_subsample,
     check_unit_interval,
-    short_repr,
 )
 from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
 
@@ -353,13 +352,9 @@ def refine(
     if guide not in GUIDE_MODES:
         listed = ", ".join(repr(g) for g in GUIDE_MODES)
         raise ValueError(f"`guide` must be one of {listed}; got {guide!r}")
-    if not isinstance(binary_input, bool | np.bool_):
-        raise TypeError(
-            f"`binary_input` must be True or False; got {short_repr(binary_input)} "
-            f"({type(binary_input).__name__})"
-        )
+    binary_input = check_flag(binary_input, "binary_input")
     resolved = resolve_params(method, params)
-    return refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, bool(binary_input))
+    return refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, binary_input)
 
 
 def refine_unchecked(
