@@ -196,27 +196,6 @@ class ScorePreset:
             raise ValueError(
                 f"`resize` must be one of {', '.join(map(repr, _RESIZE_MODES))}; got {self.resize!r}"
             )
-        for key, allowed in (
-            ("compare_dtype", ("float64", "float32", "map")),
-            ("ratio_dtype", ("float64", "float32")),
-            ("accumulate", ("float64", "float32")),
-            ("s_measure_rule", ("pysod", "selfmask")),
-            ("adaptive_rule", ("pysod", "selfmask")),
-            ("mae_rule", ("soft", "binary")),
-            ("corloc_selector", ("largest_box", "largest_cc", "seed_cc")),
-            ("corloc_connectivity", (4, 8)),
-            ("corloc_grid", ("token", "pixel")),
-            ("corloc_iou_dtype", ("float64", "float32")),
-        ):
-            value = getattr(self, key)
-            if isinstance(value, bool) or value not in allowed:
-                raise ValueError(f"`{key}` must be one of {', '.join(map(repr, allowed))}; got {value!r}")
-        if self.iou_empty_union not in ("nan", "skip", "zero"):
-            raise ValueError(
-                f"`iou_empty_union` must be 'nan', 'skip' or 'zero'; got {self.iou_empty_union!r}"
-            )
-        if not self.beta_sq > 0:
-            raise ValueError(f"`beta_sq` must be > 0; got {self.beta_sq!r}")
         thr.setflags(write=False)
         object.__setattr__(self, "_thresholds", thr)
 
@@ -242,10 +221,27 @@ class ScorePreset:
             value = getattr(self, key)
             if value is not None:
                 check_float_range(value, key, 0.0, 1.0)
-        for key, allowed in (("pred_mapping", ("raw", "pysod")), ("geometry", ("gt", "paper_repo"))):
+        for key, allowed in (
+            ("pred_mapping", ("raw", "pysod")),
+            ("geometry", ("gt", "paper_repo")),
+            ("compare_dtype", ("float64", "float32", "map")),
+            ("ratio_dtype", ("float64", "float32")),
+            ("accumulate", ("float64", "float32")),
+            ("s_measure_rule", ("pysod", "selfmask")),
+            ("adaptive_rule", ("pysod", "selfmask")),
+            ("mae_rule", ("soft", "binary")),
+            ("corloc_selector", ("largest_box", "largest_cc", "seed_cc")),
+            ("corloc_connectivity", (4, 8)),
+            ("corloc_grid", ("token", "pixel")),
+            ("corloc_iou_dtype", ("float64", "float32")),
+        ):
             value = getattr(self, key)
-            if not isinstance(value, str) or value not in allowed:
+            if isinstance(value, bool) or value not in allowed:
                 raise ValueError(f"`{key}` must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+        if self.iou_empty_union not in ("nan", "skip", "zero"):
+            raise ValueError(
+                f"`iou_empty_union` must be 'nan', 'skip' or 'zero'; got {self.iou_empty_union!r}"
+            )
 
     @property
     def effective_beta_sq(self) -> float:
