@@ -604,16 +604,8 @@ def apply_cmd(
                 chosen = read_preset_file(cast(str, preset_file))
         method, guide, params = chosen.method, chosen.guide, chosen.param_dict
         binary_input = chosen.upsample == "nearest"
-    if preset is None and preset_file is None:
-        from maskrefine.refiners import resolve_params
-
-        try:  # the library names its parameters `radius`; the user typed --radius
-            resolve_params(method, params)
-        except (ValueError, TypeError) as exc:
-            message = re.sub(r"`(\w+)`", lambda m: "--" + m[1].replace("_", "-"), str(exc))
-            raise click.UsageError(message) from None
     progress = _make_progress("apply", quiet)
-    with _library_errors(progress, interrupted=_RESUMABLE):
+    with _library_errors(progress, interrupted=_RESUMABLE), _parameters_as_options():
         report, unwritten = _keep_outcomes(
             apply_folder,
             masks_dir,
@@ -637,6 +629,20 @@ def apply_cmd(
         )
     progress.close()
     sys.exit(_finish_with_report(report, unwritten, quiet))
+
+
+@contextmanager
+def _parameters_as_options() -> Iterator[None]:
+    """Name the library's parameters (`radius`, `sigma_spatial`) as the options the user typed.
+
+    The library checks a job's parameters once, before any work, and raises :class:`ConfigError` naming
+    them in backticks; on the command line they are ``--radius``, ``--sigma-spatial``.
+    """
+    try:
+        yield
+    except ConfigError as exc:
+        message = re.sub(r"`(\w+)`", lambda m: "--" + m[1].replace("_", "-"), str(exc))
+        raise ConfigError(message) from None
 
 
 def _keep_outcomes(job: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str | None]:

@@ -230,7 +230,8 @@ def code_fingerprint() -> str:
 
     A refiner, a resize rule or a metric can change between versions without any input changing (e.g.
     patch grids placed cell by cell instead of stretched); a cache keyed only by inputs and settings
-    would then mix old scores with new ones.
+    would then mix old scores with new ones. Computed once per process, at first use: the code a process
+    runs is the code it imported, even if the files change (``git pull``) while a long ``tune`` runs.
     """
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha1()

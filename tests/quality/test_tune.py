@@ -177,6 +177,18 @@ def test_the_cache_misses_when_maskrefines_code_changed(six, tmp_path, monkeypat
     assert sum(calls) >= 2  # every candidate scored again: no score of the other code was reused
 
 
+def test_the_code_fingerprint_is_of_the_code_the_process_imported(monkeypatch):
+    # read once, at first use: source files edited during a long run (git pull) do not relabel the
+    # scores that the running (old) code computes, and the files are not re-hashed for every cache key
+    import pathlib
+
+    import maskrefine.quality.search as search
+
+    first = search.code_fingerprint()
+    monkeypatch.setattr(pathlib.Path, "read_bytes", lambda self: b"edited while running")
+    assert search.code_fingerprint() == first
+
+
 def test_an_image_and_gt_without_a_mask_are_listed_as_unmatched(tmp_path):
     write_cases(tmp_path, 4)
     (tmp_path / "coarse" / "img03.png").unlink()
