@@ -183,24 +183,37 @@ def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHe
         os.close(fd)
 
 
+def _decode_or_none(data: bytes, flags: int) -> np.ndarray | None:
+    try:
+        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    except cv2.error:
+        return None
+
+
 def _decode(path: Path, data: bytes, flags: int) -> np.ndarray:
     truncated = png_truncation(data)
     if truncated is not None:
         raise InputError(path, f"cannot decode as an image: {truncated} ({len(data)} bytes)")
-    try:
-        decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
-    except cv2.error:
-        decoded = None
+    decoded = _decode_or_none(data, flags)
     if decoded is None:
+        if flags != cv2.IMREAD_UNCHANGED:  # OpenCV cannot convert e.g. a one-channel float TIFF to colour
+            as_stored = _decode_or_none(data, cv2.IMREAD_UNCHANGED)
+            if as_stored is not None:
+                _check_unit_dtype(as_stored, path)
         raise InputError(path, f"cannot decode as an image ({len(data)} bytes; not an image or truncated)")
     if decoded.size == 0:
         raise InputError(path, "decoded image has no pixels")
     return decoded
 
 
-def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
+def _check_unit_dtype(array: np.ndarray, path: Path) -> None:
+    """Refuse pixel types other than 8- and 16-bit unsigned (TIFF may hold float, signed or 32-bit ones)."""
     if array.dtype not in UNIT_SCALES:
         raise InputError(path, f"unsupported pixel type {array.dtype} (expected 8- or 16-bit)")
+
+
+def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
+    _check_unit_dtype(array, path)
     return to_unit_float(array)
 
 
@@ -239,7 +252,8 @@ def read_image(
     decoded = _decode(path, data, flags)
     if decoded.ndim != 3 or decoded.shape[2] != 3:  # pragma: no cover - IMREAD_COLOR always gives BGR
         raise InputError(path, f"unexpected decoded shape {decoded.shape}")
-    return np.ascontiguousarray(_unit_scale(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), path))
+    _check_unit_dtype(decoded, path)  # before cvtColor, which fails on e.g. int32 or float64 with a cv2.error
+    return np.ascontiguousarray(to_unit_float(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)))
 
 
 def read_mask_file(
@@ -295,8 +309,7 @@ def read_mask_file(
         return MaskRead(_read_npy_mask(path, limit), PLAIN)
     data, header = _read_image_file(path, limit)
     decoded = _decode(path, data, cv2.IMREAD_UNCHANGED)
-    if decoded.dtype not in (np.uint8, np.uint16):
-        raise InputError(path, f"unsupported pixel type {decoded.dtype} (expected 8- or 16-bit)")
+    _check_unit_dtype(decoded, path)
     values, notes = _single_channel(decoded, path, header.png_color_type)
     if scale == "auto" and not notes:
         written = _written_scale(data, values.dtype)

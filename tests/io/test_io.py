@@ -83,6 +83,25 @@ def test_read_errors_name_file_and_problem(tmp_path: Path, content: bytes, probl
         assert info.value.path == path
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "uint32", "int16", "int8"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_tiff_of_other_pixel_types_is_an_input_error_naming_the_type(
+    tmp_path: Path, dtype: str, channels: int
+) -> None:
+    # a TIFF can hold float, signed or 32-bit pixels: a named refusal for images and masks alike, where
+    # images of most of these types used to fail inside cv2.cvtColor with an OpenCV error text
+    path = tmp_path / f"x_{dtype}.tiff"
+    shape = (12, 16, 3) if channels == 3 else (12, 16)
+    assert cv2.imwrite(str(path), (np.arange(np.prod(shape)) % 100).reshape(shape).astype(dtype))
+    before = path.read_bytes()
+    for read in (read_image, read_mask):
+        with pytest.raises(
+            InputError, match=rf"x_{dtype}\.tiff: unsupported pixel type {dtype} \(expected 8- or 16-bit\)"
+        ):
+            read(path)
+    assert path.read_bytes() == before
+
+
 def test_truncated_png_is_an_input_error(tmp_path: Path) -> None:
     good = _png(tmp_path / "good.png", (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64))
     truncated = tmp_path / "truncated.png"
