@@ -245,9 +245,20 @@ def _print_input_notes(report: Any) -> None:
     """Entries that are not regular files (as errors) and one line counting the non-plain encodings."""
     for failure in report.not_regular:
         _err(f"error: {_one_line(failure.message)}")
-    if report.encodings:
-        listed = ", ".join(f"{name} ({n} file{'s' if n > 1 else ''})" for name, n in report.encodings.items())
-        _err(f"note: mask encodings detected: {listed}; see --mask-scale to override")
+    masks = {name: n for name, n in report.encodings.items() if not name.startswith(_IMAGES)}
+    images = {name[len(_IMAGES) :]: n for name, n in report.encodings.items() if name.startswith(_IMAGES)}
+    if masks:
+        _err(f"note: mask encodings detected: {_counted(masks)}; see --mask-scale to override")
+    if images:
+        _err(f"note: image encodings detected: {_counted(images)}; read as 8-bit images")
+
+
+#: Prefix of the image encodings in a report's ``encodings`` (the others are of masks).
+_IMAGES = "images: "
+
+
+def _counted(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{name} ({n} file{'s' if n > 1 else ''})" for name, n in counts.items())
 
 
 def _reading_options(command: Any) -> Any:

@@ -496,8 +496,9 @@ def test_run_report_json(dataset: dict[str, Path], tmp_path: Path) -> None:
     files = {f["stem"]: f for f in data["files"]}
     assert files["bad_empty"]["status"] == "failed" and "file is empty" in files["bad_empty"]["error"]
     assert files["00_full_png8"]["status"] == "written" and files["00_full_png8"]["error"] is None
-    keys = {"stem", "status", "mask", "image", "output", "error", "seconds", "encoding"}
+    keys = {"stem", "status", "mask", "image", "output", "error", "seconds", "encoding", "image_encoding"}
     assert set(files["00_full_png8"]) == keys and files["00_full_png8"]["encoding"] == "plain"
+    assert files["00_full_png8"]["image_encoding"] == "plain"
     assert data["unmatched"] == [{"path": str(dataset["masks"] / "lonely.png"), "folder": "masks"}]
     assert data["duplicates"] == {}
 

@@ -36,6 +36,7 @@ from maskrefine.io.headers import (
 )
 from maskrefine.io.options import (
     DEFAULT_MAX_PIXELS,
+    EIGHT_BIT_IN_16,
     MASK_SCALES,
     PLAIN,
     check_mask_scale,
@@ -125,6 +126,10 @@ class ReadOptions:
     def image(self, path: str | Path) -> np.ndarray:
         """:func:`read_image` with these options."""
         return read_image(path, ignore_exif=self.ignore_exif, max_pixels=self.max_pixels)
+
+    def image_encoded(self, path: str | Path) -> tuple[np.ndarray, str]:
+        """:func:`read_image_encoded` with these options: the image and how its file was encoded."""
+        return read_image_encoded(path, ignore_exif=self.ignore_exif, max_pixels=self.max_pixels)
 
     def mask(self, path: str | Path) -> MaskRead:
         """:func:`read_mask_file` with these options."""
@@ -226,7 +231,9 @@ def read_image(
     ----------
     path : path-like
         PNG, JPEG, BMP, TIFF or WebP file (recognised by its content); 8- or 16-bit; gray images are
-        repeated to 3 channels, an alpha channel is dropped, palette images are expanded.
+        repeated to 3 channels, an alpha channel is dropped, palette images are expanded. A 16-bit file
+        whose largest value is 2..255 holds 8-bit values (an 8-bit image saved at 16 bits) and is read as
+        v/255, the rule of the mask readers; other 16-bit files as v/65535.
     ignore_exif : bool, default False
         Keep the pixels as stored. By default the EXIF orientation tag is applied, as PIL-based
         training code, viewers and browsers do, so a mask drawn on the displayed photo fits it.
@@ -241,8 +248,16 @@ def read_image(
     Raises
     ------
     InputError
-        If the file is missing, not a regular file, empty, truncated, not an image, or over ``max_pixels``.
+        If the file is missing, not a regular file, empty, truncated, not an image, of another pixel type
+        than 8- or 16-bit unsigned, or over ``max_pixels``.
     """
+    return read_image_encoded(path, ignore_exif=ignore_exif, max_pixels=max_pixels)[0]
+
+
+def read_image_encoded(
+    path: str | Path, *, ignore_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[np.ndarray, str]:
+    """:func:`read_image`, and how the file was encoded: :data:`PLAIN` or ``EIGHT_BIT_IN_16``."""
     path = Path(path)
     limit = check_max_pixels(max_pixels)
     data, _ = _read_image_file(path, limit)
@@ -253,7 +268,10 @@ def read_image(
     if decoded.ndim != 3 or decoded.shape[2] != 3:  # pragma: no cover - IMREAD_COLOR always gives BGR
         raise InputError(path, f"unexpected decoded shape {decoded.shape}")
     _check_unit_dtype(decoded, path)  # before cvtColor, which fails on e.g. int32 or float64 with a cv2.error
-    return np.ascontiguousarray(to_unit_float(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)))
+    encoding = PLAIN
+    if decoded.dtype == np.uint16 and 1 < int(decoded.max()) <= 255:
+        decoded, encoding = decoded.astype(np.uint8), EIGHT_BIT_IN_16
+    return np.ascontiguousarray(to_unit_float(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))), encoding
 
 
 def read_mask_file(
@@ -416,7 +434,7 @@ def _apply_mask_scale(values: np.ndarray, path: Path, scale: str) -> tuple[np.nd
                 "0/1 values" + (" in a 16-bit file" if sixteen else "")
             ]
         if sixteen and 1 < high <= 255:  # (an all-zero file is empty at any scale: plain)
-            return values.astype(np.uint8), ["8-bit values in a 16-bit file"]
+            return values.astype(np.uint8), [EIGHT_BIT_IN_16]
         return values, []
     if scale == "1":
         if high > 1:

@@ -16,6 +16,8 @@ DEFAULT_MAX_PIXELS = 100_000_000
 MASK_SCALES: tuple[str, ...] = ("auto", "255", "1", "65535")
 #: The encoding of a mask file stored the plain way (gray 8- or 16-bit PNG using its range, float .npy).
 PLAIN = "plain"
+#: The encoding of a 16-bit file whose largest value is 2..255: read as 8-bit (v/255), masks and images alike.
+EIGHT_BIT_IN_16 = "8-bit values in a 16-bit file"
 
 
 def check_max_pixels(max_pixels: object) -> int | None:

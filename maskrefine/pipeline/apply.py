@@ -87,7 +87,7 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
     current = task.image
     decision = None
     try:
-        image = task.read.image(task.image)
+        image, image_encoding = task.read.image_encoded(task.image)
         current = task.mask
         mask_read = task.read.mask(task.mask)
         mask = mask_read.to_unit()
@@ -129,6 +129,7 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         None,
         time.perf_counter() - start,
         encoding=mask_read.encoding,
+        image_encoding=image_encoding,
         decision=decision,
     )
 

@@ -64,6 +64,9 @@ class FileOutcome:
         Wall time spent on this file (0 for skipped files).
     encoding : str or None
         For written files: how the mask was encoded (:attr:`maskrefine.io.MaskRead.encoding`).
+    image_encoding : str or None
+        For written files: how the image was encoded (``"plain"``, or ``"8-bit values in a 16-bit file"``:
+        a 16-bit image whose largest value is 2..255, read as v/255).
     decision : dict or None
         With ``method="auto"``: what auto saw and applied (:meth:`maskrefine.auto.AutoDecision.to_dict`).
     """
@@ -77,6 +80,7 @@ class FileOutcome:
     seconds: float = 0.0
     encoding: str | None = None
     decision: dict[str, Any] | None = None
+    image_encoding: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (paths as strings)."""
@@ -89,6 +93,7 @@ class FileOutcome:
             "error": self.error,
             "seconds": round(self.seconds, 6),
             "encoding": self.encoding,
+            "image_encoding": self.image_encoding,
             **({"auto": self.decision} if self.decision is not None else {}),
         }
 
@@ -213,8 +218,14 @@ class RunReport:
 
     @property
     def encodings(self) -> dict[str, int]:
-        """Count of each non-plain mask encoding among the written files (e.g. ``{"0/1 values": 3}``)."""
-        return count_encodings([outcome.encoding for outcome in self.outcomes])
+        """Count of each non-plain encoding among the written files (e.g. ``{"0/1 values": 3}``).
+
+        Mask encodings are named as they are; image encodings start with ``"images: "``.
+        """
+        return {
+            **count_encodings([outcome.encoding for outcome in self.outcomes]),
+            **count_encodings([outcome.image_encoding for outcome in self.outcomes], "images: "),
+        }
 
     @property
     def failures(self) -> list[FileOutcome]:

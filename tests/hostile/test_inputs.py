@@ -75,6 +75,20 @@ def test_apply_reads_16_bit_masks_holding_8_bit_values(hostile: HostileTree) -> 
     assert "8-bit values in a 16-bit file (3 files)" in result.output
 
 
+def test_apply_reads_16_bit_images_holding_8_bit_values_as_8_bit_and_says_so(hostile: HostileTree) -> None:
+    # an 8-bit photo saved at 16 bits was read as v/65535 (a guide in [0, 0.004]: the filter only blurred)
+    hostile.run(*hostile.apply_args("plain", "--method", "guided"), exit=0, out=["plain"])
+    rgb = _read(hostile, "images/0002.png")[:, :, ::-1]
+    hostile.write_image("images/0002.png", rgb.astype(np.uint16))
+    result = hostile.run(*hostile.apply_args("sixteen", "--method", "guided"), exit=0, out=["sixteen"])
+    for stem in STEMS:
+        assert (
+            hostile.path(f"sixteen/{stem}.png").read_bytes() == hostile.path(f"plain/{stem}.png").read_bytes()
+        )
+    assert "note: image encodings detected: 8-bit values in a 16-bit file (1 file)" in result.output
+    assert not _encoding_lines(result.output)  # not counted as a mask encoding
+
+
 def test_apply_reads_the_alpha_channel_of_rgba_masks(hostile: HostileTree) -> None:
     binary = {}
     for stem in STEMS:

@@ -67,6 +67,22 @@ def test_read_image_gray_is_repeated(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("high", "scale"), [(0, 65535), (1, 65535), (2, 255), (255, 255), (256, 65535), (65535, 65535)]
+)
+def test_read_image_16_bit_holding_8_bit_values(tmp_path: Path, high: int, scale: int) -> None:
+    # largest value 2..255: an 8-bit image saved at 16 bits, read as v/255 (the masks' rule); else v/65535
+    values = (np.arange(2 * 3 * 3).reshape(2, 3, 3) * high // 17).astype(np.uint16)
+    assert values.max() == high
+    image = read_image(_png(tmp_path / "x.png", values[:, :, ::-1]))
+    expected = values.astype(np.float32) * np.float32(1.0 / scale)
+    np.testing.assert_array_equal(image, expected)
+    if scale == 255:  # bit-identical to the same values stored at 8 bits
+        np.testing.assert_array_equal(
+            image, read_image(_png(tmp_path / "x8.png", values[:, :, ::-1].astype(np.uint8)))
+        )
+
+
+@pytest.mark.parametrize(
     ("content", "problem"),
     [
         (b"", "file is empty (0 bytes)"),
