@@ -81,14 +81,17 @@ def check_choice(value: object, choices: tuple[str, ...] | list[str], name: str)
     return str(value)
 
 
-def as_float_array(array: object, name: str, *, finite: bool = True, unit: bool = True) -> np.ndarray:
+def as_float_array(
+    array: object, name: str, *, finite: bool = True, unit: bool = True, expected: str = "a NumPy array"
+) -> np.ndarray:
     """Return ``array`` as a floating NumPy array (no copy when it already is one), or raise.
 
     Integer and bool arrays are refused (their scale is ambiguous: 0..1 or 0..255?);
     NaN and inf are refused when ``finite`` is true. An ndarray subclass (``np.matrix``, a masked array)
     is viewed as a plain ndarray (its data; no copy), which is what the kernels compute on. ``unit``:
     the values are meant to lie in [0, 1] (the refusal then suggests ``/ 255``); False for weights,
-    whose values are only >= 0.
+    whose values are only >= 0. ``expected``: what the refusal of something that is not array-like says
+    the argument must be (e.g. "a float >= 0 or a float array" where a scalar is also accepted).
     """
     if isinstance(array, np.ndarray) and type(array) is not np.ndarray:
         array = np.asarray(array)
@@ -96,7 +99,7 @@ def as_float_array(array: object, name: str, *, finite: bool = True, unit: bool 
         if hasattr(array, "__array__") and not hasattr(array, "detach"):
             array = np.asarray(array)
         else:
-            raise TypeError(f"`{name}` must be a NumPy array; got {type(array).__name__}")
+            raise TypeError(f"`{name}` must be {expected}; got {type(array).__name__}")
     if not np.issubdtype(array.dtype, np.floating):
         if not unit:
             raise TypeError(

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine._checks import (
+    MAX_ABS_VALUE,
     MAX_LAM,
     as_float_array,
     as_rgb_unit_image,
@@ -74,6 +75,11 @@ BILATERAL_PRESETS: MappingProxyType[str, BilateralPreset] = MappingProxyType(
 )
 
 _MIN_SIGMA = 1e-3
+#: Largest ``lam / max(confidence)``: the solution depends only on this ratio, and the float64 conjugate
+#: gradient stops converging near 1e12 (as for ``lam`` itself, ``maskrefine._checks.MAX_LAM``).
+MAX_SMOOTHNESS_RATIO = 1e10
+#: Smallest positive ``max(confidence)``: below it ``||S(c·t)||²`` underflows (the solve returned zeros).
+MIN_CONFIDENCE = 1e-30
 
 #: The reference code's RGB → YUV matrix (rows Y, U, V; docs/filters.md §7) and the offset added after it.
 RGB_TO_YUV = np.array(
@@ -145,6 +151,9 @@ def bilateral_solver(
         ill-conditioned for the float64 conjugate gradient).
     confidence : float or ndarray of float, shape (H, W), default 0.999
         Per-pixel confidence c >= 0 of the target (a scalar for all pixels, as in the reference code).
+        Its largest value must be 0 (no data: the output is 0) or lie in
+        [max(lam / 1e10, 1e-30), 1e30]: only ``lam / c`` matters, beyond 1e10 the conjugate gradient no
+        longer converges, and outside that range the float64 sums overflow or underflow.
     cg_iterations : int, default 25
         Maximum conjugate gradient iterations (0..10000).
     cg_tol : float, default 1e-5
@@ -152,7 +161,8 @@ def bilateral_solver(
     bistochastic_iterations : int, default 10
         Bistochastisation iterations (0..1000).
     diag_min : float, default 1e-5
-        Lower clamp of the Jacobi preconditioner's diagonal (> 0).
+        Lower clamp of the Jacobi preconditioner's diagonal, in [2.2e-308, 1e30] (above ~1e150 the
+        preconditioned step underflows and the solve would silently stop at its starting point).
     output : {"soft", "found"}, optional
         Overrides the preset's output.
 
@@ -166,7 +176,8 @@ def bilateral_solver(
     ------
     ValueError, TypeError
         Bad shapes, non-finite values, target values beyond ±1e30 (the float32 result would overflow),
-        an unknown preset or output, or a parameter out of range.
+        a confidence out of range (see ``confidence``), an unknown preset or output, or a parameter out
+        of range.
     """
     preset = check_choice(preset, tuple(BILATERAL_PRESETS), "preset")
     chosen = BILATERAL_PRESETS[preset]
@@ -183,9 +194,9 @@ def bilateral_solver(
     cg_iterations = check_int_range(cg_iterations, "cg_iterations", 0, 10_000)
     cg_tol = check_float_range(cg_tol, "cg_tol", 0.0)
     bistochastic_iterations = check_int_range(bistochastic_iterations, "bistochastic_iterations", 0, 1000)
-    diag_min = check_float_range(diag_min, "diag_min", float(np.finfo(np.float64).tiny))
+    diag_min = check_float_range(diag_min, "diag_min", float(np.finfo(np.float64).tiny), MAX_ABS_VALUE)
     output = check_choice(chosen.output if output is None else output, OUTPUTS, "output")
-    rgb, values, conf = _check_arrays(image, target, confidence)
+    rgb, values, conf = _check_arrays(image, target, confidence, lam)
     height, width = values.shape
     for name, extent in (
         ("sigma_spatial", max(height, width) / sigma_s),
@@ -226,7 +237,7 @@ def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.flo
 
     Parameters
     ----------
-    soft : ndarray, shape (H, W)
+    soft : ndarray of float, shape (H, W)
         Soft solver output.
     input_mask : ndarray of bool, shape (H, W)
         The binary mask that was refined.
@@ -234,9 +245,24 @@ def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.flo
     Returns
     -------
     ndarray of float32, shape (H, W), values 0 or 1
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``soft`` not a finite float array of shape (H, W), ``input_mask`` not a bool array of that shape.
     """
     from scipy import ndimage  # on first use: importing maskrefine.filters must not cost SciPy's 0.25 s
 
+    soft = as_float_array(soft, "soft")
+    if soft.ndim != 2:
+        raise ValueError(f"`soft` must have shape (H, W); got {soft.shape}")
+    if not isinstance(input_mask, np.ndarray) or input_mask.dtype != np.bool_:
+        got = type(input_mask).__name__
+        if isinstance(input_mask, np.ndarray):
+            got = f"dtype {input_mask.dtype}"
+        raise TypeError(f"`input_mask` must be a bool array (e.g. `mask > 0.5`); got {got}")
+    if input_mask.shape != soft.shape:
+        raise ValueError(f"`input_mask` must have the shape of `soft` {soft.shape}; got {input_mask.shape}")
     filled = ndimage.binary_fill_holes(soft > 0.5)
     labeled, n_objects = ndimage.label(filled)
     if n_objects == 0:
@@ -251,7 +277,9 @@ def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.flo
     return chosen.astype(np.float32)
 
 
-def _check_arrays(image: object, target: object, confidence: object) -> tuple[np.ndarray, np.ndarray, Any]:
+def _check_arrays(
+    image: object, target: object, confidence: object, lam: float
+) -> tuple[np.ndarray, np.ndarray, Any]:
     rgb = as_rgb_unit_image(image)
     values = as_float_array(target, "target")
     if values.shape != rgb.shape[:2]:
@@ -259,26 +287,43 @@ def _check_arrays(image: object, target: object, confidence: object) -> tuple[np
     check_max_abs(values, "target")
     if isinstance(confidence, numbers.Real) and not isinstance(confidence, bool):
         conf: Any = check_float_range(confidence, "confidence", 0.0)
-    elif not isinstance(confidence, np.ndarray) and (
-        not hasattr(confidence, "__array__") or hasattr(confidence, "detach")
-    ):  # what as_float_array would refuse as "not a NumPy array": a float is the usual value
-        raise TypeError(
-            f"`confidence` must be a float >= 0 or a float array of shape {values.shape}; "
-            f"got {type(confidence).__name__}"
-        )
+        largest = conf
     else:
-        conf = as_float_array(confidence, "confidence", unit=False)  # TypeError for anything but floats
+        expected = f"a float >= 0 or a float array of shape {values.shape}"  # a float is the usual value
+        conf = as_float_array(confidence, "confidence", unit=False, expected=expected)
         if conf.ndim == 0:
-            conf = check_float_range(float(conf), "confidence", 0.0)
+            conf = largest = check_float_range(float(conf), "confidence", 0.0)
         elif conf.shape != values.shape:
             raise ValueError(f"`confidence` must have the target's shape {values.shape}; got {conf.shape}")
         elif float(conf.min()) < 0.0:
             raise ValueError("`confidence` values must be >= 0")
         else:
             conf = np.ascontiguousarray(conf, dtype=np.float64)
+            largest = float(conf.max()) if conf.size else 0.0
+    _check_confidence_scale(largest, lam)
     # float32 targets are splatted as they are (sums in float64): no image-sized float64 copy
     target_dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.float64
     # the image is only read by reference_yuv, which snaps a float16 image (either byte order) with its
     # own tolerance
     rgb_dtype = np.float16 if _is_float16(rgb.dtype) else np.float32
     return np.ascontiguousarray(rgb, dtype=rgb_dtype), np.ascontiguousarray(values, dtype=target_dtype), conf
+
+
+def _check_confidence_scale(largest: float, lam: float) -> None:
+    """Refuse a largest confidence the solve cannot handle (0 means "no data" and is accepted).
+
+    Above :data:`MAX_ABS_VALUE` the splatted ``S·c`` and ``S·(c·t)`` overflow (inf/NaN output). The
+    solution depends only on ``lam / confidence``: beyond :data:`MAX_SMOOTHNESS_RATIO` the conjugate
+    gradient no longer converges (an all-ones target gave values up to 1760 at 2.6e16), and below
+    :data:`MIN_CONFIDENCE` ``||S(c·t)||²`` underflows to 0 and the output is all zeros.
+    """
+    if largest > MAX_ABS_VALUE:
+        raise ValueError(f"`confidence` values must be <= {MAX_ABS_VALUE:g}; found {largest:.7g}")
+    smallest = max(lam / MAX_SMOOTHNESS_RATIO, MIN_CONFIDENCE)
+    if 0.0 < largest < smallest:
+        raise ValueError(
+            f"`confidence` is too small: its largest value {largest:.7g} must be 0 or >= {smallest:g} "
+            f"(lam / {MAX_SMOOTHNESS_RATIO:g} with lam = {lam:g}, and at least {MIN_CONFIDENCE:g}); the "
+            f"solve weighs smoothness lam / confidence times the data, and beyond {MAX_SMOOTHNESS_RATIO:g} "
+            f"the conjugate gradient no longer converges. Scale `lam` down with the confidence."
+        )

@@ -261,3 +261,87 @@ def test_a_float16_image_of_8bit_levels_gives_the_8bit_grid():
     image, target = _scene()
     expected = bilateral_solver(image, target)
     np.testing.assert_array_equal(bilateral_solver(image.astype(np.float16), target), expected)
+
+
+@pytest.mark.parametrize("as_array", [False, True])
+def test_huge_confidence_is_refused_instead_of_overflowing(as_array):
+    # confidence 1e307 on a flat image: S·c overflowed to inf and the output was NaN (inf with a 1e30 target)
+    image = np.full((64, 64, 3), 0.5, np.float32)
+    target = np.full((64, 64), 0.5)
+    conf = np.full(target.shape, 1e307) if as_array else 1e307
+    with pytest.raises(ValueError, match=r"`confidence` .*1e\+30"):
+        bilateral_solver(image, target, confidence=conf)
+    # the largest accepted confidence still gives the target's value
+    big = np.full(target.shape, 1e30) if as_array else 1e30
+    out = bilateral_solver(image, np.full((64, 64), 1e30), confidence=big)
+    np.testing.assert_allclose(out, 1e30, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("conf", "lam"), [(1e-14, 256.0), (1e-200, 256.0), (1e-200, 0.0)])
+def test_confidence_too_small_for_lam_is_refused(conf, lam):
+    # an all-ones target gave values up to 1760 (confidence 1e-14: lam / confidence = 2.6e16, beyond the
+    # conditioning the conjugate gradient handles) and all zeros (1e-200: ||S(c·t)||² underflowed to 0)
+    image, _ = _scene()
+    ones = np.ones(image.shape[:2])
+    with pytest.raises(ValueError, match=r"`confidence` is too small"):
+        bilateral_solver(image, ones, confidence=conf, lam=lam)
+    with pytest.raises(ValueError, match=r"`confidence` is too small"):
+        bilateral_solver(image, ones, confidence=np.full(ones.shape, conf), lam=lam)
+
+
+def test_smallest_accepted_confidence_keeps_a_constant_target():
+    image, target = _scene()
+    ones = np.ones(target.shape)
+    for lam in (256.0, 1e8):
+        out = bilateral_solver(image, ones, confidence=lam / 1e10, lam=lam)
+        np.testing.assert_allclose(out, 1.0, atol=1e-5)
+    # confidence 0 everywhere is still accepted (no data: the output is 0)
+    np.testing.assert_array_equal(bilateral_solver(image, target, confidence=0.0), 0.0)
+
+
+def test_found_binary_refuses_bad_masks_with_a_named_error():
+    # a float 0/1 mask raised numpy's "ufunc 'bitwise_and' not supported", a mask of another shape a
+    # broadcasting error, and a 0/255 uint8 mask was returned as 255.0 values instead of a 0/1 mask
+    soft = np.zeros((6, 6))
+    soft[1:5, 1:5] = 1.0
+    with pytest.raises(TypeError, match="`input_mask` must be a bool array"):
+        found_binary(soft, (soft > 0.5).astype(np.float32))
+    with pytest.raises(TypeError, match="`input_mask` must be a bool array"):
+        found_binary(soft, np.zeros((6, 6), np.uint8))
+    with pytest.raises(ValueError, match=r"`input_mask` must have the shape of `soft` \(6, 6\)"):
+        found_binary(soft, np.ones((5, 6), bool))
+    with pytest.raises(ValueError, match="`soft` must have shape"):
+        found_binary(soft[None], np.ones((1, 6, 6), bool))
+    with pytest.raises(ValueError, match="soft"):
+        found_binary(np.full((6, 6), np.nan), soft > 0.5)
+    np.testing.assert_array_equal(found_binary(soft, soft > 0.5), soft.astype(np.float32))
+
+
+def test_huge_diag_min_is_refused_instead_of_skipping_the_solve():
+    # diag_min 1e200: the preconditioned p·Ap underflowed to 0, the breakdown guard kept the starting point
+    # (per-vertex means, 0.57 away from the solve) without a word; SciPy's cg gives NaN there
+    image, target = _scene()
+    with pytest.raises(ValueError, match=r"`diag_min` must be a finite number in \[.*, 1e\+30\]"):
+        bilateral_solver(image, target, diag_min=1e200)
+    # the largest accepted clamp (a constant preconditioner: plain CG) still solves like the oracle
+    fast = bilateral_solver(image, target, diag_min=1e30)
+    oracle = ref.solve(np.round(image.astype(np.float64) * 255), target, diag_min=1e30)
+    assert np.abs(fast - oracle).max() <= 1e-5
+    assert np.abs(fast - bilateral_solver(image, target, cg_iterations=0)).max() > 0.1  # it did iterate
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ([0.9], r"`confidence` must be a float >= 0 or a float array of shape \(8, 8\); got list"),
+        ("0.9", r"`confidence` must be a float >= 0 or a float array of shape \(8, 8\); got str"),
+        (None, r"`confidence` must be a float >= 0 or a float array of shape \(8, 8\); got NoneType"),
+        (np.ones((8, 8), np.int64), r"`confidence` must be a floating-point array of values >= 0; got dtype"),
+        (np.True_, r"`confidence` must be a floating-point array of values >= 0; got dtype bool"),
+    ],
+)
+def test_confidence_type_messages(value, match):
+    # the non-array-like wording is now derived from as_float_array's refusal instead of repeating its test
+    image, target = _scene(8, 8)
+    with pytest.raises(TypeError, match=match):
+        bilateral_solver(image, target, confidence=value)
