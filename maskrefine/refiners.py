@@ -35,6 +35,7 @@ from maskrefine._checks import (
     check_subsample,
     check_unit_interval,
 )
+from maskrefine.baseline_presets import BILATERAL_PRESETS, CRF_PRESETS
 from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
 
 __all__ = [
@@ -87,12 +88,12 @@ class RefinerSpec:
 REFINERS: dict[str, RefinerSpec] = {}
 
 
-def register_refiner(spec: RefinerSpec, *, _check_defaults: bool = True) -> RefinerSpec:
+def register_refiner(spec: RefinerSpec) -> RefinerSpec:
     """Add ``spec`` to :data:`REFINERS` (its name must be new) and return it.
 
     Each default is checked by its own validator here (one that refuses its default would fail every
-    call); the built-in refiners skip that check at import (their validators import the filters, hence
-    numba; a test checks their defaults instead).
+    call). The built-in refiners' validators import neither numba nor the filters, so this check costs
+    ``maskrefine --version`` nothing.
 
     Raises
     ------
@@ -128,8 +129,7 @@ def register_refiner(spec: RefinerSpec, *, _check_defaults: bool = True) -> Refi
             raise ValueError(f"`spec.validators` checks {key!r}, which is not a parameter in `spec.defaults`")
         if not callable(check):
             raise TypeError(f"`spec.validators[{key!r}]` must be callable; got {type(check).__name__}")
-        if _check_defaults:
-            check(defaults[key], key)  # a default its own validator refuses would fail every call
+        check(defaults[key], key)  # a default its own validator refuses would fail every call
     native_mask = check_flag(spec.native_mask, "spec.native_mask")
     REFINERS[name] = RefinerSpec(
         name=name,
@@ -433,7 +433,6 @@ register_refiner(
         defaults={},
         run=_run_identity,
     ),
-    _check_defaults=False,
 )
 register_refiner(
     RefinerSpec(
@@ -443,7 +442,6 @@ register_refiner(
         run=_run_guided,
         validators=_GUIDED_CHECKS,
     ),
-    _check_defaults=False,
 )
 register_refiner(
     RefinerSpec(
@@ -453,7 +451,6 @@ register_refiner(
         run=_run_guided,
         validators={**_GUIDED_CHECKS, "subsample": _at_most(check_subsample, MAX_SUBSAMPLE)},
     ),
-    _check_defaults=False,
 )
 
 
@@ -482,14 +479,10 @@ def _run_crf(image: np.ndarray, mask: np.ndarray, *, guide: str, output: str, **
 
 
 def _bs_presets(value: Any, name: str) -> str:
-    from maskrefine.filters.bilateral_solver import BILATERAL_PRESETS
-
     return check_choice(value, tuple(BILATERAL_PRESETS), name)
 
 
 def _crf_presets(value: Any, name: str) -> str:
-    from maskrefine.filters.dense_crf import CRF_PRESETS
-
     return check_choice(value, tuple(CRF_PRESETS), name)
 
 
@@ -526,7 +519,6 @@ register_refiner(
             "lam": _lam,
         },
     ),
-    _check_defaults=False,
 )
 register_refiner(
     RefinerSpec(
@@ -557,7 +549,6 @@ register_refiner(
             "output": lambda v, n: check_choice(v, ("label", "prob"), n),
         },
     ),
-    _check_defaults=False,
 )
 
 
@@ -576,5 +567,4 @@ register_refiner(
         run=_run_auto,
         native_mask=True,
     ),
-    _check_defaults=False,
 )

@@ -19,8 +19,6 @@ The float64 SciPy oracle is :mod:`maskrefine.filters.reference_bilateral`.
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -36,6 +34,7 @@ from maskrefine._checks import (
     check_int_range,
     check_max_abs,
 )
+from maskrefine.baseline_presets import BILATERAL_PRESETS, BilateralPreset
 from maskrefine.filters import _bilateral_kernels as kernels
 
 __all__ = ["BilateralPreset", "BILATERAL_PRESETS", "OUTPUTS", "bilateral_solver", "found_binary"]
@@ -43,36 +42,6 @@ __all__ = ["BilateralPreset", "BILATERAL_PRESETS", "OUTPUTS", "bilateral_solver"
 #: What :func:`bilateral_solver` returns: the solver's soft output, or FOUND's post-processing.
 OUTPUTS: tuple[str, ...] = ("soft", "found")
 
-
-@dataclass(frozen=True, slots=True)
-class BilateralPreset:
-    """Grid bandwidths and output of one published use of the solver."""
-
-    sigma_spatial: float
-    sigma_luma: float
-    sigma_chroma: float
-    output: str
-    source: str
-
-
-#: Named settings (docs/filters.md, section 7). ``tokencut`` is the default.
-BILATERAL_PRESETS: MappingProxyType[str, BilateralPreset] = MappingProxyType(
-    {
-        "tokencut": BilateralPreset(
-            16.0, 16.0, 8.0, "soft", "TokenCut get_saliency.py / MOVE infer.py: σ 16/16/8, soft output"
-        ),
-        "paper_repo": BilateralPreset(
-            24.0, 4.0, 4.0, "soft", "paper repo get_bf_optimized_masks: function defaults 24/4/4, soft output"
-        ),
-        "found": BilateralPreset(
-            16.0,
-            16.0,
-            8.0,
-            "found",
-            "FOUND misc.py: σ 16/16/8, hole-filled largest component, kept only if IoU(input, it) > 0.5",
-        ),
-    }
-)
 
 _MIN_SIGMA = 1e-3
 #: Largest ``lam / max(confidence)``: the solution depends only on this ratio, and the float64 conjugate

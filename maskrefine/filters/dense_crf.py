@@ -24,9 +24,7 @@ deep-spectral-segmentation's object localisation code (``ParamsCRF`` for SimpleC
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
-from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +36,7 @@ from maskrefine._checks import (
     check_float_range,
     check_int_range,
 )
+from maskrefine.baseline_presets import CRF_PRESETS, CrfPreset
 from maskrefine.filters import _lattice_kernels as kernels
 from maskrefine.filters.guided import _num_threads, _run_parallel, _split  # the filters' one thread pool
 
@@ -47,31 +46,6 @@ __all__ = ["CrfPreset", "CRF_PRESETS", "dense_crf", "unary_difference"]
 UNARY_EPS = 1e-5
 #: ``gt_prob`` used for binary masks when none is given (pydensecrf README example).
 DEFAULT_GT_PROB = 0.7
-
-
-@dataclass(frozen=True, slots=True)
-class CrfPreset:
-    """Kernel widths, weights and iterations of one published CRF setting."""
-
-    gaussian_sxy: float
-    gaussian_compat: float
-    bilateral_sxy: float
-    bilateral_srgb: float
-    bilateral_compat: float
-    iterations: int
-    source: str
-
-
-CRF_PRESETS: MappingProxyType[str, CrfPreset] = MappingProxyType(
-    {
-        "deeplab": CrfPreset(
-            3.0, 3.0, 80.0, 13.0, 10.0, 10, "pydensecrf README example kernels, 10 iterations (DeepLab-style)"
-        ),
-        "deep_spectral": CrfPreset(
-            3.0, 3.0, 40.0, 13.0, 6.0, 5, "deep-spectral-segmentation object localisation ParamsCRF"
-        ),
-    }
-)
 
 
 def unary_difference(prob: np.ndarray, gt_prob: float | None) -> npt.NDArray[np.float64]:
