@@ -539,8 +539,8 @@ def _color_math(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, inv_x, in
         mg = h1[x] * f
         mb = h2[x] * f
         mp = h3[x] * f
-        # Σ + εU (symmetric)
-        srr = h4[x] * f - mr * mr + eps
+        # Σ + εU (symmetric); the variances' rounding can make Σ's diagonal slightly negative: clamp at 0
+        srr = max(h4[x] * f - mr * mr, 0.0) + eps
         srg = h5[x] * f - mr * mg
         srb = h6[x] * f - mr * mb
         sgg = h7[x] * f - mg * mg + eps
@@ -549,18 +549,19 @@ def _color_math(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, inv_x, in
         vr = h10[x] * f - mr * mp
         vg = h11[x] * f - mg * mp
         vb = h12[x] * f - mb * mp
-        # cofactor inverse of the symmetric 3x3 matrix
-        i00 = sgg * sbb - sgb * sgb
-        i01 = srb * sgb - srg * sbb
-        i02 = srg * sgb - srb * sgg
-        i11 = srr * sbb - srb * srb
-        i12 = srb * srg - srr * sgb
-        i22 = srr * sgg - srg * srg
-        det = srr * i00 + srg * i01 + srb * i02
-        inv = 1.0 / det
-        ar = (i00 * vr + i01 * vg + i02 * vb) * inv
-        ag = (i01 * vr + i11 * vg + i12 * vb) * inv
-        ab = (i02 * vr + i12 * vg + i22 * vb) * inv
+        # LDLᵀ solve (backward stable; the cofactor inverse cancels catastrophically for a nearly singular
+        # Σ, e.g. a gray image as an RGB guide at small eps). The pivots are >= eps in exact arithmetic.
+        l10 = srg / srr
+        l20 = srb / srr
+        d1 = max(sgg - l10 * srg, eps)
+        t = sgb - l20 * srg
+        l21 = t / d1
+        d2 = max(sbb - l20 * srb - l21 * t, eps)
+        y1 = vg - l10 * vr
+        y2 = vb - l20 * vr - l21 * y1
+        ab = y2 / d2
+        ag = y1 / d1 - l21 * ab
+        ar = vr / srr - l10 * ag - l20 * ab
         o0[x] = ar
         o1[x] = ag
         o2[x] = ab

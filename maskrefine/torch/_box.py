@@ -104,6 +104,22 @@ except ImportError:  # pragma: no cover - numba missing
     _HAVE_NUMBA = False
 
 
+def _prefix_sums(x: torch.Tensor) -> torch.Tensor:
+    """Inclusive prefix sums along the last axis.
+
+    ``torch.cumsum`` has no deterministic CUDA kernel: under ``torch.use_deterministic_algorithms(True)``
+    it raises on CUDA. In that mode the sums are a Hillis-Steele scan instead (ceil(log2 n) shifted
+    additions, plain tensor ops, deterministic; same precision for the short tiles used here).
+    """
+    if not torch.are_deterministic_algorithms_enabled():
+        return x.cumsum(-1)
+    n, shift = x.shape[-1], 1
+    while shift < n:
+        x = x + F.pad(x[..., :-shift], (shift, 0))
+        shift *= 2
+    return x
+
+
 def _sum_last_axis(x: torch.Tensor, r: int) -> torch.Tensor:
     """Window sums ``sum_{|v-j|<=r} x[..., v]`` along the last axis (zero outside), by tiled prefix sums."""
     n = x.shape[-1]
@@ -114,7 +130,7 @@ def _sum_last_axis(x: torch.Tensor, r: int) -> torch.Tensor:
     # xp[m] = x[m - r]; output j needs xp[j .. j + 2r]; one spare tile on the right.
     xp = F.pad(x, (r, (n_tiles + 1) * tile - n - r))
     tiles = xp.unflatten(-1, (n_tiles + 1, tile))
-    c = tiles.cumsum(-1)  # inclusive prefix within each tile
+    c = _prefix_sums(tiles)  # inclusive prefix within each tile
     # E[t] = [0, c[t], total[t] + c[t+1]] (length 2L+1): prefix sums relative to the start of tile t.
     zero = torch.zeros_like(c[..., :-1, :1])
     ext = torch.cat((zero, c[..., :-1, :], c[..., 1:, :] + c[..., :-1, -1:]), dim=-1)
@@ -179,7 +195,7 @@ def _numba_scaled_box_sums(
         parts = max(1, min(n_planes, -(-n_threads // len(xs))))
         bounds = [n_planes * t // parts for t in range(parts + 1)]
         jobs += [(x_np[a:b], out_np[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
-    if n_threads == 1 or len(jobs) == 1:
+    if n_threads == 1 or len(jobs) <= 1:  # no job at all for tensors without planes, e.g. (0, H, W)
         for x_np, out_np in jobs:
             _nb_scaled_box_sum(x_np, out_np, int(r), *scales)
     else:
@@ -247,6 +263,27 @@ def _reflect_index(n: int, r: int, device: torch.device) -> torch.Tensor:
     return torch.where(u < n, u, 2 * n - 1 - u)
 
 
+def _reflect_axis_mean(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Mean over the window of radius r along ``dim`` of the BORDER_REFLECT extension of ``x``, any r.
+
+    The extension has period 2n (n = x.shape[dim]) and the sum of a period P is twice the axis total.
+    With 2r+1 = 2nq + 2r'+1 (0 <= r' < n) a window holds q periods plus the window of radius r' around
+    i + nq, which is i for an even q and, by the mirror symmetry, n-1-i for an odd q. Tiled window sums
+    (differentiable tensor ops), O(n) memory per axis whatever r; used when r >= min(H, W) only.
+    """
+    n = x.shape[dim]
+    k = 2 * radius + 1
+    q, rem = divmod(k, 2 * n)
+    r = (rem - 1) // 2
+    xp = x.movedim(dim, -1).index_select(-1, _reflect_index(n, r, x.device))
+    part = _sum_last_axis(xp, r)[..., r : r + n]
+    if q % 2:
+        part = part.flip(-1)
+    total = x.movedim(dim, -1).sum(-1, keepdim=True)
+    # Python floats: q and k may be far beyond int64 (and k*k beyond float32).
+    return (part * (1.0 / k) + total * (2 * q / k)).movedim(-1, dim)
+
+
 def box_means(xs: tuple[torch.Tensor, ...], radius: int, border: str) -> tuple[torch.Tensor, ...]:
     """Box means over the last two axes of floating tensors ``(..., H, W)`` of one size (one autograd node).
 
@@ -256,9 +293,14 @@ def box_means(xs: tuple[torch.Tensor, ...], radius: int, border: str) -> tuple[t
     x0 = xs[0]
     height, width = x0.shape[-2:]
     if border == "truncated":
+        # A window reaching past both ends of an axis is that axis: a larger radius changes nothing (and a
+        # huge Python int no longer reaches torch, which cannot hold it).
+        radius = min(radius, max(height, width))
         inv_h = _inverse_counts(height, radius, x0.dtype, x0.device)
         inv_w = _inverse_counts(width, radius, x0.dtype, x0.device)
         return scaled_box_sum(*xs, r=radius, post_h=inv_h, post_w=inv_w)
+    if radius >= min(height, width):  # repeated reflection: per axis, without a (H+2r)x(W+2r) padding
+        return tuple(_reflect_axis_mean(_reflect_axis_mean(x, radius, -1), radius, -2) for x in xs)
     k = 2 * radius + 1
     rows = _reflect_index(height, radius, x0.device)
     cols = _reflect_index(width, radius, x0.device)

@@ -121,6 +121,13 @@ def _validate(
     return guide, src, radius, eps, subsample, border, dtype
 
 
+def _at_least(x: torch.Tensor, eps: float | torch.Tensor) -> torch.Tensor:
+    """Return ``max(x, eps)`` elementwise; ``eps`` a float or a (B, 1, 1, 1) tensor of x's dtype."""
+    if isinstance(eps, torch.Tensor):
+        return torch.maximum(x, eps)
+    return x.clamp(min=min(eps, torch.finfo(x.dtype).max))  # clamp refuses a bound beyond the dtype
+
+
 def _coefficients(
     guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float | torch.Tensor, border: Border
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,7 +144,7 @@ def _coefficients(
     means = box_means((guide, *products), radius, border)
     mu, (e00, e01, e02, e11, e12, e22, mean_p, e0p, e1p, e2p) = means[0], means[1:]
     mu0, mu1, mu2 = mu[:, 0:1], mu[:, 1:2], mu[:, 2:3]
-    s00 = torch.addcmul(e00, mu0, mu0, value=-1.0).add_(eps)
+    s00 = torch.addcmul(e00, mu0, mu0, value=-1.0).clamp_(min=0.0).add_(eps)
     s01 = torch.addcmul(e01, mu0, mu1, value=-1.0)
     s02 = torch.addcmul(e02, mu0, mu2, value=-1.0)
     s11 = torch.addcmul(e11, mu1, mu1, value=-1.0).add_(eps)
@@ -149,12 +156,15 @@ def _coefficients(
     # Solve (Σ + εU) a = v by an LDLᵀ factorisation of the SPD 3x3 matrix. Unlike the cofactor (Cramer)
     # inverse, whose terms cancel for strongly correlated RGB channels (~3e-5 error in float32 on photos),
     # LDLᵀ is backward stable (float32 error at 4096²: see guided_filter's notes).
+    # The pivots s00, d1, d2 of Σ + εU are >= ε in exact arithmetic; in float32 rounding can take ε away
+    # (ε below the ulp of Σ): a singular Σ, e.g. a gray image given as an RGB guide, then gave pivots of
+    # 0 or below, hence 0/0 (NaN on every pixel). Clamping them at ε changes no exact result.
     l10 = s01 / s00
     l20 = s02 / s00
-    d1 = torch.addcmul(s11, l10, s01, value=-1.0)
+    d1 = _at_least(torch.addcmul(s11, l10, s01, value=-1.0), eps)
     t = torch.addcmul(s12, l20, s01, value=-1.0)
     l21 = t / d1
-    d2 = s22 - l20 * s02 - l21 * t
+    d2 = _at_least(s22 - l20 * s02 - l21 * t, eps)
     y1 = torch.addcmul(v1, l10, v0, value=-1.0)
     y2 = v2 - l20 * v0 - l21 * y1
     a2 = y2 / d2
@@ -162,6 +172,31 @@ def _coefficients(
     a0 = v0 / s00 - l10 * a1 - l20 * a2
     b = mean_p - a0 * mu0 - a1 * mu1 - a2 * mu2
     return torch.cat((a0, a1, a2), dim=1), b
+
+
+def _lerp_axis(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """Linear resize of axis ``dim`` of ``x`` to ``size`` (``align_corners=False``, as F.interpolate)."""
+    n = x.shape[dim]
+    pos = (torch.arange(size, dtype=x.dtype, device=x.device) + 0.5) * (n / size) - 0.5
+    pos = pos.clamp(min=0.0)
+    lo = pos.floor().long().clamp(max=n - 1)
+    hi = (lo + 1).clamp(max=n - 1)
+    shape = [1] * x.ndim
+    shape[dim] = size
+    weight = (pos - lo).to(x.dtype).reshape(shape)
+    return torch.lerp(x.index_select(dim, lo), x.index_select(dim, hi), weight)
+
+
+def _upsample_bilinear(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Bilinear upsampling of (B, C, h, w) to (height, width), ``align_corners=False``.
+
+    F.interpolate's bilinear backward has no deterministic CUDA kernel (it raises on CUDA under
+    ``torch.use_deterministic_algorithms(True)``); in that mode the same interpolation is done per axis with
+    ``index_select`` (deterministic backward) and ``lerp``.
+    """
+    if not torch.are_deterministic_algorithms_enabled():
+        return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+    return _lerp_axis(_lerp_axis(x, height, -2), width, -1)
 
 
 def _numba_forward_applies(guide: torch.Tensor, src: torch.Tensor, eps: float | torch.Tensor) -> bool:
@@ -318,6 +353,10 @@ def guided_filter(
       or ``jvp``; a dual tensor is refused). Box sums by :mod:`maskrefine.torch._box`
       (numba running sums on CPU float32/float64, tiled prefix sums otherwise), elementwise ops in torch.
 
+    Under ``torch.use_deterministic_algorithms(True)`` the box sums use a scan instead of ``torch.cumsum``
+    and the fast variant's upsampling uses ``index_select`` + ``lerp`` instead of ``F.interpolate``: neither
+    has a deterministic CUDA kernel (they raise on CUDA in that mode). Same values within rounding.
+
     Validation uses shapes, dtypes and devices only. Values are **not** checked (no finite-value or
     ``eps > 0`` check on tensors): that would synchronise the host with the device. NaN/inf in the inputs
     spread to every output pixel whose window reaches them (with the CPU running-sum kernel possibly to
@@ -366,8 +405,8 @@ def guided_filter(
     a, b = _coefficients(guide_lo, src_lo, r_lo, eps, border)
     mean_a, mean_b = box_means((a, b), r_lo, border)
     if s > 1:
-        mean_a = F.interpolate(mean_a, size=(height, width), mode="bilinear", align_corners=False)
-        mean_b = F.interpolate(mean_b, size=(height, width), mode="bilinear", align_corners=False)
+        mean_a = _upsample_bilinear(mean_a, height, width)
+        mean_b = _upsample_bilinear(mean_b, height, width)
     if guide.shape[1] == 1:
         q = torch.addcmul(mean_b, mean_a, guide_c)
     else:
@@ -417,7 +456,7 @@ class GuidedFilter(nn.Module):
     Parameters
     ----------
     radius : int, default 9
-    eps : float, default 1e-3
+    eps : float or Tensor (0-D or (B,)), default 1e-3
     subsample : int, default 1
     border : {"truncated", "reflect"}, default "truncated"
         See :func:`guided_filter`.
@@ -431,12 +470,24 @@ class GuidedFilter(nn.Module):
     """
 
     def __init__(
-        self, radius: int = 9, eps: float = 1e-3, *, subsample: int = 1, border: Border = "truncated"
+        self,
+        radius: int = 9,
+        eps: float | torch.Tensor = 1e-3,
+        *,
+        subsample: int = 1,
+        border: Border = "truncated",
     ) -> None:
         super().__init__()
         self.radius = _check_int(radius, "radius", 0)
         if not isinstance(eps, torch.Tensor):
             check_eps(eps)  # a bad float is named here, not at the first forward call
+        elif not eps.is_floating_point():  # a tensor's dtype and rank (not its values: no device sync)
+            raise TypeError(f"`eps` tensor must be floating point; got dtype {eps.dtype}")
+        elif eps.ndim > 1:
+            raise ValueError(
+                "`eps` tensor must be 0-D or have shape (B,) (one value per image); "
+                f"got shape {tuple(eps.shape)}"
+            )
         self.eps = eps
         self.subsample = _check_int(subsample, "subsample", 1)
         self.border = _check_border(border)

@@ -152,3 +152,27 @@ def test_precision_4096(backend, color: bool) -> None:
         expected = reference.guided_filter(guide[a:b], src[a:b], radius, 1e-3)
         worst = max(worst, float(np.abs(got[y0:y1] - expected[y0 - a : y1 - a]).max()))
     assert worst <= tolerance(name), f"{name}: max error {worst:.3g} at 4096²"
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-10, 1e-12, 1e200])
+@pytest.mark.parametrize("subsample", [1, 2])
+def test_gray_image_as_colour_guide_is_solved_stably(eps: float, subsample: int) -> None:
+    # three equal channels make Σ singular and Σ + εU's pivots ε: the numba kernels' former cofactor
+    # inverse was 0.11 off the oracle at eps 1e-10 (its determinant cancelled) and NaN at eps 1e200
+    # (determinant ~ eps**3 overflowed); the LDLᵀ solve stays at rounding level
+    from maskrefine.filters import fast_guided_filter, guided_filter
+
+    rng = np.random.default_rng(3)
+    gray = rng.random((40, 48), dtype=np.float32)
+    guide = np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    src = rng.random((40, 48), dtype=np.float32)
+    if subsample == 1:
+        out = guided_filter(guide, src, 3, eps)
+        expected = reference.guided_filter(guide.astype(np.float64), src.astype(np.float64), 3, eps)
+    else:
+        out = fast_guided_filter(guide, src, 4, eps, subsample=subsample)
+        expected = reference.guided_filter(
+            guide.astype(np.float64), src.astype(np.float64), 4, eps, subsample=subsample
+        )
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, expected, atol=1e-6)
