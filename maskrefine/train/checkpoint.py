@@ -234,7 +234,8 @@ def load_vit(
     ------
     ConfigError
         Naming the file and: missing/empty/unreadable, pickled code, not a ViT, missing or unexpected keys
-        (by name), a shape mismatch (naming the key), or an ``arch``/``patch_size`` that disagrees.
+        (by name), a shape mismatch or NaN/infinite weights (naming the key), or an ``arch``/``patch_size``
+        that disagrees.
     """
     state, wrapper = read_state_dict(path)
     file = Path(os.fspath(path))
@@ -271,6 +272,8 @@ def load_vit(
             raise _fail(
                 file, f"key {key!r} has shape {tuple(state[key].shape)}; expected {tuple(tensor.shape)}"
             )
+        if state[key].is_floating_point() and not bool(torch.isfinite(state[key]).all()):
+            raise _fail(file, f"key {key!r} holds NaN or infinite values (a damaged or diverged checkpoint)")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     model.requires_grad_(False)
     model.eval()

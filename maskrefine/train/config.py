@@ -8,10 +8,13 @@ Fixes of the reference code are the defaults; each has a switch restoring the re
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -112,7 +115,16 @@ class TrainConfig:
     keep_best_on_val: bool = False
 
     def __post_init__(self) -> None:
-        """Validate the settings; raise ConfigError on a bad value."""
+        """Validate the settings; raise ConfigError on a bad value.
+
+        Numpy numbers and strings are stored as plain Python ones: a checkpoint holding numpy scalars
+        would not load with ``weights_only=True``.
+        """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            plain = _plain(value)
+            if plain is not value:
+                object.__setattr__(self, f.name, plain)  # frozen dataclass: only here, before checking
         _check(self)
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -132,6 +144,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> TrainConfig:
         """Build from a mapping of field names (ConfigError naming unknown keys and wrong types)."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(
+                f"{source}: expected a table (dict) of training settings; got {type(values).__name__}"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
@@ -156,6 +172,22 @@ RUN_FIELDS = (
 RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_FIELDS)
 
 _HINTS = typing.get_type_hints(TrainConfig)
+
+
+def _plain(value: Any) -> Any:
+    """Return a numpy-like number or string as the plain Python value (tuples element-wise); else value."""
+    if isinstance(value, tuple):
+        items = tuple(_plain(v) for v in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if isinstance(value, bool) or type(value) in (int, float, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    return value
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -190,6 +222,8 @@ def _check(cfg: TrainConfig) -> None:
         hint = _HINTS[f.name]
         if not _type_ok(value, hint):
             raise ConfigError(f"training setting {f.name}: expected {_describe(hint)}; got {value!r}")
+        if hint is float and not math.isfinite(value):  # NaN/inf pass every range check below
+            raise ConfigError(f"training setting {f.name} must be a finite number; got {value!r}")
     positive = (
         "image_size",
         "resize",
@@ -207,6 +241,8 @@ def _check(cfg: TrainConfig) -> None:
     for name in ("num_workers", "checkpoint_every", "gf_radius", "seed"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"training setting {name} must be >= 0; got {getattr(cfg, name)}")
+    if cfg.seed >= MAX_SEED:  # torch generators take 64-bit seeds (the crop generator's is seed + 1)
+        raise ConfigError(f"training setting seed must be < 2**63; got {cfg.seed}")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         raise ConfigError(f"training setting max_steps must be >= 1; got {cfg.max_steps}")
     if cfg.image_size % 16:
@@ -242,6 +278,11 @@ def _check(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"training setting {name} must be >= 0; got {getattr(cfg, name)}")
+    if not -1.0 <= cfg.affinity_threshold < 1.0:
+        raise ConfigError(
+            "training setting affinity_threshold must lie in [-1, 1) (a cosine threshold: outside it every "
+            f"affinity is the same and the NCut ignores the features); got {cfg.affinity_threshold}"
+        )
     if cfg.hue > 0.5:
         raise ConfigError(f"training setting hue must be in [0, 0.5]; got {cfg.hue}")
     if min(cfg.head_fine_channels) < 1:
@@ -274,6 +315,8 @@ def _check(cfg: TrainConfig) -> None:
 REFERENCE_SAMPLER_MIN = 58
 #: ``resize`` may be at most this many times ``image_size``.
 MAX_RESIZE_FACTOR = 4
+#: ``seed`` must be below this (torch generators take 64-bit seeds).
+MAX_SEED = 2**63
 
 
 def geometry_problem(cfg: TrainConfig, stride: int | None) -> str | None:

@@ -74,8 +74,23 @@ def crop_and_zoom(x: torch.Tensor, offsets: torch.Tensor, zoom: int = 2) -> torc
     """Cut ``H/zoom x W/zoom`` windows at ``offsets`` (B, 2) from x (B, C, H, W); zoom them back to H x W.
 
     Zooming is bilinear (``align_corners=False``). Differentiable in x.
+
+    Raises
+    ------
+    ValueError
+        ``offsets`` not (B, 2), or a window not inside the image (it would be cut short and zoomed by more).
     """
-    _, _, height, width = x.shape
+    batch, _, height, width = x.shape
     h, w = height // zoom, width // zoom
+    if tuple(offsets.shape) != (batch, 2):
+        raise ValueError(
+            f"offsets must have shape ({batch}, 2) (row, col per image); got {tuple(offsets.shape)}"
+        )
+    rows, cols = offsets[:, 0], offsets[:, 1]
+    if bool((rows < 0).any() or (rows > height - h).any() or (cols < 0).any() or (cols > width - w).any()):
+        raise ValueError(
+            f"offsets must place the {h}x{w} windows inside the {height}x{width} image "
+            f"(rows 0..{height - h}, cols 0..{width - w}); got {offsets.tolist()}"
+        )
     crops = torch.stack([x[i, :, r : r + h, c : c + w] for i, (r, c) in enumerate(offsets.tolist())])
     return F.interpolate(crops, size=(height, width), mode="bilinear", align_corners=False)

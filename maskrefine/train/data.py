@@ -56,9 +56,12 @@ def list_images(folder: str | Path) -> list[Path]:
 
 
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
-    """CPU generator for one item of one epoch (independent of workers and resumes)."""
+    """CPU generator for one item of one epoch (independent of workers and resumes).
+
+    The seed is taken modulo 2**64 (torch's seed range), so any ``seed`` works; smaller values are unchanged.
+    """
     g = torch.Generator()
-    g.manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + index)
+    g.manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + index) % 2**64)
     return g
 
 

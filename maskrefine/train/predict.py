@@ -61,6 +61,8 @@ RefineMode = Literal["auto", "guided", "none"]
 #: A network input may have at most this many times ``image_size``² pixels (eval mode).
 MAX_INPUT_FACTOR = 8
 REFINE_MODES = ("auto", "guided", "none")
+#: Entries of a checkpoint's ``backbone`` record that a replacement backbone must match.
+_BACKBONE_SHAPE = ("kind", "patch_size", "embed_dim", "depth", "num_register_tokens")
 
 
 def _check_refine(refine: object) -> RefineMode:
@@ -136,8 +138,9 @@ class Predictor:
         self.model = model.to(self.device)
         self.cfg = cfg
         self.refine = ("guided" if cfg.crop_loss else "none") if refine == "auto" else refine
-        self.bn_mode = bn_mode or cfg.bn_mode
-        self.polarity = polarity or cfg.polarity
+        # None means the run's setting; "" or False is refused below, not read as None
+        self.bn_mode = cfg.bn_mode if bn_mode is None else bn_mode
+        self.polarity = cfg.polarity if polarity is None else polarity
         if self.bn_mode not in ("eval", "batch_stats"):
             raise ConfigError(f"bn_mode must be 'eval' or 'batch_stats'; got {self.bn_mode!r}")
         try:
@@ -281,7 +284,8 @@ def load_predictor(
     """Build a :class:`Predictor` from a training checkpoint (``RUN_DIR/last.pt``).
 
     The checkpoint is loaded with ``weights_only=True``. The backbone comes from the path recorded at
-    training time unless ``backbone_checkpoint`` is given. Raises ConfigError naming the file on any
+    training time unless ``backbone_checkpoint`` is given; either must have the layout, patch size, width,
+    depth and register count recorded in the checkpoint. Raises ConfigError naming the file on any
     problem.
     """
     _check_device(device)
@@ -331,7 +335,24 @@ def _predictor_from_state(
     if backbone_checkpoint is not None:
         changes["backbone_checkpoint"] = str(backbone_checkpoint)
     cfg = cfg.replace(**changes)
-    model, _ = build_model(cfg)
+    try:
+        model, info = build_model(cfg)
+    except ConfigError as exc:
+        if backbone_checkpoint is not None or cfg.backbone != "vit":
+            raise
+        raise ConfigError(
+            f"{exc} (the backbone recorded in checkpoint {checkpoint}; give its file with "
+            "--backbone-checkpoint / backbone_checkpoint)"
+        ) from None
+    recorded = state.get("backbone")
+    if isinstance(recorded, dict):  # a head only fits features of the backbone shape it was trained on
+        differ = [k for k in _BACKBONE_SHAPE if k in recorded and recorded[k] != info.get(k)]
+        if differ:
+            details = ", ".join(f"{k} {recorded[k]!r} -> {info.get(k)!r}" for k in differ)
+            raise ConfigError(
+                f"checkpoint {checkpoint}: the backbone {cfg.backbone_checkpoint} is not the kind the head "
+                f"was trained on ({details}); pass the run's backbone with --backbone-checkpoint"
+            )
     try:
         model.head.load_state_dict(cast("dict[str, torch.Tensor]", state["head"]))
     except (RuntimeError, KeyError) as exc:

@@ -9,6 +9,7 @@ written atomically) and, only with ``keep_best_on_val``, ``best_val.pt``. ``--re
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -146,9 +147,10 @@ def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int, last_ba
     """Shuffled index batches of one epoch (a generator seeded by (seed, epoch)).
 
     A final batch of one image is dropped when ``last_batch == "drop_single"`` and ``batch_size > 1``
-    (with ``batch_size`` 1 every batch has one image and all are kept).
+    (with ``batch_size`` 1 every batch has one image and all are kept). The generator's seed is taken
+    modulo 2**64 (torch's seed range).
     """
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    g = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)
     order = torch.randperm(n_images, generator=g).tolist()
     batches = [order[i : i + batch_size] for i in range(0, n_images, batch_size)]
     if last_batch == "drop_single" and batch_size > 1 and batches and len(batches[-1]) == 1:
@@ -170,8 +172,8 @@ def load_checkpoint(path: str | Path, *, resume: bool = False) -> dict[str, Any]
     """Read a training checkpoint with ``weights_only=True`` and check its structure.
 
     Always checked: the format tag, ``config`` (a table of valid :class:`TrainConfig` settings) and
-    ``head`` (a table of tensors). With ``resume`` also what ``--resume`` restores: ``optimizer``,
-    ``step``, ``epoch``, ``next_batch``, ``rng`` and ``best_val``.
+    ``head`` (a table of tensors, all finite). With ``resume`` also what ``--resume`` restores:
+    ``optimizer``, ``step``, ``epoch``, ``next_batch``, ``rng`` and ``best_val``.
 
     Raises
     ------
@@ -216,6 +218,9 @@ def _checkpoint_problem(state: dict[str, Any], resume: bool) -> str | None:
     head = state.get("head")
     if not _is_table(head, torch.Tensor) or not head:
         return f"entry 'head' (the head weights) is {_kind(state, 'head')}, not a table of tensors"
+    broken = [k for k, v in head.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if broken:  # a diverged or damaged head would give masks of garbage
+        return f"entry 'head' holds NaN or infinite values ({', '.join(broken[:3])})"
     if not resume:
         return None
     optimizer = state.get("optimizer")
@@ -255,6 +260,7 @@ def _state(
     epoch_sums: dict[str, float],
     epoch_steps: int,
     pending_summary: dict[str, Any] | None = None,
+    images: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rng: dict[str, torch.Tensor | list[torch.Tensor]] = {
         "torch": torch.get_rng_state(),
@@ -278,6 +284,8 @@ def _state(
         # the summary of the epoch just ended, until its log line is written (validation runs in between):
         # a run killed while validating writes that line when it is resumed
         "pending_summary": pending_summary,
+        # which training images (count and names): --resume refuses another list
+        "images": images,
         "maskrefine": __version__,
     }
 
@@ -324,9 +332,12 @@ def train(
     ------
     ConfigError
         Before training: bad folders, no images, unsafe run folder (also a symlink, FIFO or folder where
-        a resumed run writes), checkpoint problems, a resume whose settings differ, validation files
-        without a partner, with an unreadable header or a size that cannot be their image's.
-        :class:`maskrefine.errors.InputError` naming the file for an unreadable training image.
+        a resumed run writes), checkpoint problems, a resume whose settings or training images (names,
+        count) differ, a training image that is not a regular file, has no valid header or is over the
+        pixel limit, validation files without a partner, with an unreadable header or a size that cannot
+        be their image's.
+        :class:`maskrefine.errors.InputError` naming the file for a training image that still cannot be
+        decoded (e.g. truncated after a valid header).
     """
     # ---- run folder
     if not isinstance(cfg, TrainConfig):
@@ -334,6 +345,10 @@ def train(
     from maskrefine.pipeline.guards import job_flags, path_argument
 
     (resume,) = job_flags(resume=resume)
+    if progress is not None and not callable(progress):  # before any work, not after the first step
+        raise ConfigError(
+            f"progress must be a callable progress(record) or None; got {type(progress).__name__}"
+        )
     if not str(images_dir).strip():
         raise ConfigError("images folder: empty path")
     images_path = path_argument(images_dir, "images folder")  # a str or Path: not None, bytes, ...
@@ -357,6 +372,7 @@ def train(
     files = list_images(images_path)
     if len(files) < 2:
         raise ConfigError(f"images folder {images_path}: needs at least 2 images; found {len(files)}")
+    _check_training_images(images_path, files)
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available")
@@ -373,6 +389,13 @@ def train(
         if changed:
             details = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed[:6])
             raise ConfigError(f"--resume: settings differ from the run's checkpoint ({details})")
+        ran_on = checkpoint.get("images")  # absent in checkpoints of maskrefine before 2026-12-02
+        if isinstance(ran_on, dict) and ran_on != _images_id(files):
+            raise ConfigError(
+                f"--resume: the training images differ from the run's ({ran_on.get('count')} files then, "
+                f"{len(files)} in {images_path} now, or other names): the epochs would be drawn over "
+                "another list; resume with the run's images, or start a new run"
+            )
 
     # ---- model (seeded: the head's initial weights depend only on the seed)
     torch.manual_seed(cfg.seed)
@@ -440,6 +463,7 @@ def train(
         write_text_atomic(run_path / f"config.resume-{step}.json", json.dumps(header, indent=2) + "\n")
 
     # ---- data
+    images_id = _images_id(files)
     aug = Augment(
         cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, cfg.jitter_p, cfg.grayscale_p, cfg.flip_p
     )
@@ -461,6 +485,7 @@ def train(
             sums,
             counted,
             pending,
+            images_id,
         )
 
     last = run_path / "last.pt"
@@ -576,6 +601,15 @@ def train(
     return TrainResult(run_path, step, epoch, last, losses, best_val, list(val_failures))
 
 
+def _images_id(files: list[Path]) -> dict[str, Any]:
+    """Count and SHA-1 of the names of the training images (what a resumed run must find again)."""
+    names = "\n".join(path.name for path in files)
+    return {
+        "count": len(files),
+        "names_sha1": hashlib.sha1(names.encode("utf-8", "surrogateescape")).hexdigest(),
+    }
+
+
 def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
@@ -590,6 +624,35 @@ def _header_size(path: Path) -> tuple[int, int] | None:
     if path.suffix.lower() == ".npy":
         return None
     return read_image_size(path)
+
+
+def _check_training_images(folder: Path, files: list[Path]) -> None:
+    """Read every training image's header before any work (a bad file would end the run mid-epoch).
+
+    Raises
+    ------
+    ConfigError
+        Naming up to three entries that are not readable regular files, have no valid image header or
+        more pixels than :func:`maskrefine.io.imageio.read_image` reads by default.
+    """
+    from maskrefine.errors import InputError
+    from maskrefine.io.options import DEFAULT_MAX_PIXELS
+
+    problems = []
+    for path in files:
+        try:
+            size = _header_size(path)
+        except InputError as exc:
+            problems.append(str(exc))
+            continue
+        if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:  # read_image's limit
+            problems.append(
+                f"{path}: image is {size[0]}x{size[1]} (HxW) = {size[0] * size[1]} pixels, more than the "
+                f"limit of {DEFAULT_MAX_PIXELS} pixels; not read"
+            )
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise ConfigError(f"training images ({folder}): {len(problems)} problem(s): {shown}")
 
 
 def _val_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:

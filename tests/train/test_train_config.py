@@ -98,3 +98,52 @@ def test_bad_files(tmp_path):
     os.mkfifo(tmp_path / "fifo.toml")
     with pytest.raises(ConfigError, match="not a regular file"):
         load_toml(tmp_path / "fifo.toml")
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("lr", float("inf")),
+        ("w_ncut", float("nan")),
+        ("w_crop", float("inf")),
+        ("gf_eps", float("inf")),
+        ("gtv_sigma", float("inf")),
+        ("weight_decay", float("nan")),
+        ("brightness", float("nan")),
+        ("contrast", float("inf")),
+        ("hue", float("nan")),
+        ("affinity_threshold", float("nan")),
+        ("affinity_threshold", float("-inf")),
+    ],
+)
+def test_non_finite_numbers_are_refused(name, value):
+    # accepted before: lr=inf trained a head of inf/NaN weights and exited 0; NaN weights or jitter
+    # strengths ended the run with "loss is nan", gf_eps=inf with a ValueError mid-run
+    with pytest.raises(ConfigError, match=rf"training setting {name} must be a finite number; got"):
+        preset("tiny", **{name: value})
+
+
+def test_non_finite_numbers_in_a_toml_file_are_refused(tmp_path):
+    path = tmp_path / "nan.toml"
+    path.write_text("w_crop = nan\n")  # valid TOML
+    with pytest.raises(ConfigError, match="w_crop must be a finite number"):
+        TrainConfig.from_dict(load_toml(path), source=str(path))
+
+
+@pytest.mark.parametrize("value", [1.5, -1.01])
+def test_affinity_threshold_outside_the_cosine_range_is_refused(value):
+    # a threshold outside [-1, 1] makes every affinity the same (1e-6 or 1): the NCut ignores the features
+    with pytest.raises(ConfigError, match=r"affinity_threshold must lie in \[-1, 1\)"):
+        preset("tiny", affinity_threshold=value)
+
+
+def test_seed_beyond_64_bits_is_refused():
+    with pytest.raises(ConfigError, match=r"seed must be < 2\*\*63"):
+        preset("tiny", seed=2**63)
+
+
+@pytest.mark.parametrize("values", [None, 5, ["lr"], "lr"])
+def test_from_dict_needs_a_mapping(values):
+    # before: TypeError "'NoneType' object is not iterable", or "unknown training setting(s): l, r"
+    with pytest.raises(ConfigError, match=r"config: expected a table \(dict\) of training settings; got"):
+        TrainConfig.from_dict(values)

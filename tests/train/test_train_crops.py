@@ -71,3 +71,11 @@ def test_crop_is_differentiable():
     x = torch.rand(1, 1, 16, 16, requires_grad=True)
     crop_and_zoom(x, torch.tensor([[4, 8]])).sum().backward()
     assert x.grad[0, 0, 4:12, 8:16].abs().sum() > 0 and x.grad[0, 0, :4].abs().sum() == 0
+
+
+@pytest.mark.parametrize("offsets", [[[9, 0]], [[0, 9]], [[-1, 0]], [[0, 0], [0, 0]], [[0]]])
+def test_crop_and_zoom_refuses_windows_outside_the_image(offsets):
+    # before: a window past the edge was cut short and zoomed by more than 2 (a silently wrong crop),
+    # a negative offset cut from the other side, one offset per image too many was ignored
+    with pytest.raises(ValueError, match="offsets"):
+        crop_and_zoom(torch.rand(1, 1, 16, 16), torch.tensor(offsets))

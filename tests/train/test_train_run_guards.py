@@ -226,7 +226,13 @@ def test_cli_preset_in_config_file_and_option(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "problem"), [({"resume": "no"}, "`resume` must be True or False"), ({}, None)]
+    ("kwargs", "problem"),
+    [
+        ({"resume": "no"}, "`resume` must be True or False"),
+        # a non-callable progress failed with TypeError after the first step (run folder written)
+        ({"progress": 5}, r"progress must be a callable progress\(record\) or None; got int"),
+        ({}, None),
+    ],
 )
 def test_train_arguments_of_the_wrong_type_are_named(tmp_path, kwargs, problem) -> None:
     # resume="no" was read by truthiness (a resume); a dict for cfg failed deep inside with AttributeError

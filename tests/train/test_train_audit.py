@@ -1,0 +1,221 @@
+"""Findings of the trainer audit: large seeds, training folders with entries that cannot be read."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
+
+from _train_helpers import disc_images  # noqa: E402
+
+from maskrefine.errors import ConfigError  # noqa: E402
+from maskrefine.train import preset, train  # noqa: E402
+from maskrefine.train.data import item_generator  # noqa: E402
+from maskrefine.train.trainer import epoch_batches  # noqa: E402
+
+
+@pytest.mark.parametrize("seed", [123_456_789, 2**63 - 1])
+def test_large_seeds_train(tmp_path, seed):
+    # a seed above about 1.8e7 overflowed the 64-bit item seed: ValueError (a traceback) at the first batch
+    images, _ = disc_images(tmp_path)
+    cfg = preset("tiny", backbone="pixels", crop_loss=False, seed=seed, max_steps=1)
+    result = train(cfg, images, tmp_path / "run")
+    assert result.step == 1 and len(result.losses) == 1
+
+
+def test_item_and_epoch_seeds_of_small_seeds_are_unchanged():
+    # runs made before the fix (seeds whose item seed fits in 64 bits) draw the same numbers
+    g = torch.Generator().manual_seed((7 * 1_000_003 + 2) * 1_000_003 + 5)
+    assert torch.equal(torch.rand(4, generator=item_generator(7, 2, 5)), torch.rand(4, generator=g))
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(7 * 100_003 + 2)).tolist()
+    assert sum(epoch_batches(10, 3, 7, 2, "keep"), []) == order
+
+
+def _bad_training_folder(tmp_path):
+    images, _ = disc_images(tmp_path)
+    os.mkfifo(images / "fifo.png")
+    (images / "folder.png").mkdir()
+    (images / "empty.jpg").write_bytes(b"")
+    return images
+
+
+def test_unreadable_training_images_are_refused_before_anything_is_written(tmp_path):
+    # before: the run started, wrote config.json and last.pt, and ended with InputError at the first
+    # batch holding such a file (hours into a run, and --resume met the same file again)
+    images = _bad_training_folder(tmp_path)
+    cfg = preset("tiny", backbone="pixels", crop_loss=False)
+    with pytest.raises(ConfigError) as info:
+        train(cfg, images, tmp_path / "run")
+    message = str(info.value)
+    assert message.startswith(f"training images ({images}): 3 problem(s): ")
+    for name in ("fifo.png", "folder.png", "empty.jpg"):
+        assert name in message
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_names_unreadable_training_images_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    images = _bad_training_folder(tmp_path)
+    args = ["train", "--images", str(images), "--out", str(tmp_path / "run"), "--preset", "tiny"]
+    result = CliRunner().invoke(main, [*args, "--backbone", "pixels", "-q"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: training images") and "fifo.png" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kwargs", [{"bn_mode": ""}, {"bn_mode": 0}, {"polarity": ""}, {"polarity": False}])
+def test_predictor_refuses_empty_or_false_modes(kwargs):
+    # before: "" / 0 / False silently meant "the checkpoint's setting"
+    from maskrefine.train.model import build_model
+    from maskrefine.train.predict import Predictor
+
+    cfg = preset("tiny", backbone="pixels")
+    model, _ = build_model(cfg)
+    name = next(iter(kwargs))
+    with pytest.raises(ConfigError, match=rf"{name}.*; got {kwargs[name]!r}"):
+        Predictor(model, cfg, **kwargs)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_checkpoint_with_non_finite_head_weights_is_refused(tmp_path, bad):
+    # before: predict wrote a mask per image from NaN weights (NaN cast to 8 bits, a RuntimeWarning),
+    # exit code of the other files' outcome
+    from maskrefine.train.predict import load_predictor, predict_folder
+
+    images, _ = disc_images(tmp_path)
+    result = train(preset("tiny", backbone="pixels", max_steps=1), images, tmp_path / "run")
+    state = torch.load(result.checkpoint, weights_only=True)
+    key = next(k for k, v in state["head"].items() if v.is_floating_point())
+    state["head"][key] = state["head"][key].clone()
+    state["head"][key].view(-1)[0] = bad
+    broken = tmp_path / "broken.pt"
+    torch.save(state, broken)
+    message = rf"checkpoint {broken}: entry 'head' holds NaN or infinite values \({key}\)"
+    with pytest.raises(ConfigError, match=message):
+        load_predictor(broken)
+    with pytest.raises(ConfigError, match=message):
+        predict_folder(images, broken, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_backbone_checkpoint_with_non_finite_weights_is_refused(tmp_path):
+    # before: loaded; training stopped at step 1 with "loss is nan ...; lower --lr or check the data"
+    # and predict wrote masks computed from NaN features
+    from _train_helpers import tiny_vit
+
+    from maskrefine.train.checkpoint import load_vit
+
+    state = tiny_vit().state_dict()
+    state["blocks.1.attn.qkv.weight"][0, 0] = float("nan")
+    path = tmp_path / "nan_vit.pth"
+    torch.save(state, path)
+    with pytest.raises(ConfigError, match=rf"{path}: key 'blocks.1.attn.qkv.weight' holds NaN or infinite"):
+        load_vit(path)
+
+
+def test_predict_refuses_a_backbone_of_another_shape_than_the_runs(tmp_path):
+    # before: a head trained on a DINO ViT/8 loaded on a DINOv2 ViT/14 of the same width (both give the
+    # head a stride of 8) and predicted masks from features it never saw, silently
+    from _train_helpers import tiny_vit
+
+    from maskrefine.train.predict import load_predictor
+
+    images, _ = disc_images(tmp_path)
+    torch.save(tiny_vit().state_dict(), tmp_path / "dino8.pth")
+    torch.save(tiny_vit(layout="dinov2", patch=14).state_dict(), tmp_path / "dinov2_14.pth")
+    cfg = preset("tiny", backbone_checkpoint=str(tmp_path / "dino8.pth"), head_fine_channels=(16, 8))
+    result = train(cfg.replace(max_steps=1), images, tmp_path / "run")
+    load_predictor(result.checkpoint)  # the run's own backbone
+    load_predictor(result.checkpoint, backbone_checkpoint=tmp_path / "dino8.pth")
+    with pytest.raises(ConfigError, match=r"kind 'dino' -> 'dinov2', patch_size 8 -> 14") as info:
+        load_predictor(result.checkpoint, backbone_checkpoint=tmp_path / "dinov2_14.pth")
+    assert str(result.checkpoint) in str(info.value) and "dinov2_14.pth" in str(info.value)
+
+
+def _png_header(width, height):
+    """A PNG whose header claims width x height (8-bit RGB); no pixel data."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+
+
+def test_a_training_image_over_the_pixel_limit_is_refused_before_anything_is_written(tmp_path):
+    # before: read_image refused it (100 MP limit) only when its batch came, mid-run
+    images, _ = disc_images(tmp_path)
+    (images / "huge.png").write_bytes(_png_header(20_000, 10_000))
+    with pytest.raises(ConfigError, match=r"huge\.png: .*200000000 pixels.* limit of 100000000"):
+        train(preset("tiny", backbone="pixels"), images, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_numpy_scalars_in_the_config_give_a_loadable_checkpoint(tmp_path):
+    # before: np.float64 (a float subclass) was accepted and pickled into last.pt, which then neither
+    # predict nor --resume could load ("refused: it holds pickled Python objects"); np.int64 and
+    # np.float32 were refused although the rest of the API takes numpy numbers
+    import numpy as np
+
+    from maskrefine.train import load_checkpoint
+
+    images, _ = disc_images(tmp_path)
+    cfg = preset(
+        "tiny",
+        backbone="pixels",
+        lr=np.float64(1e-3),
+        w_crop=np.float32(0.5),
+        max_steps=np.int64(1),
+        betas=(np.float32(0.5), np.float64(0.99)),
+        crop_sampler=np.str_("reference"),
+    )
+    values = [cfg.lr, cfg.w_crop, cfg.max_steps, *cfg.betas, cfg.crop_sampler]
+    assert [type(v) for v in values] == [float, float, int, float, float, str]
+    assert (cfg.w_crop, cfg.max_steps, cfg.betas) == (0.5, 1, (0.5, 0.99))
+    result = train(cfg, images, tmp_path / "run")
+    assert load_checkpoint(result.checkpoint, resume=True)["config"]["lr"] == 1e-3
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "rename"])
+def test_resume_refuses_a_changed_set_of_training_images(tmp_path, change):
+    # before: the epoch's batches were drawn over the new file list and the run went on silently, no
+    # longer the run it resumes (with fewer images, a saved batch index past the end skipped the epoch)
+    import shutil
+
+    images, _ = disc_images(tmp_path, {"a": (64, 64), "b": (64, 64), "c": (64, 64), "d": (64, 64)})
+    cfg = preset("tiny", backbone="pixels", crop_loss=False, epochs=2)
+    train(cfg.replace(max_steps=1), images, tmp_path / "run")
+    if change == "add":
+        shutil.copy(images / "a.png", images / "e.png")
+    elif change == "remove":
+        (images / "d.png").unlink()
+    else:
+        (images / "d.png").rename(images / "x.png")
+    with pytest.raises(ConfigError, match=r"--resume: the training images differ from the run's"):
+        train(cfg, images, tmp_path / "run", resume=True)
+
+
+def test_a_missing_recorded_backbone_names_the_run_and_the_override(tmp_path):
+    # before: only "backbone checkpoint <path>: file not found", a path the user never typed
+    from _train_helpers import tiny_vit
+
+    from maskrefine.train.predict import load_predictor
+
+    images, _ = disc_images(tmp_path)
+    torch.save(tiny_vit().state_dict(), tmp_path / "dino8.pth")
+    cfg = preset("tiny", backbone_checkpoint=str(tmp_path / "dino8.pth"), head_fine_channels=(16, 8))
+    result = train(cfg.replace(max_steps=1), images, tmp_path / "run")
+    (tmp_path / "dino8.pth").rename(tmp_path / "moved.pth")
+    with pytest.raises(ConfigError) as info:
+        load_predictor(result.checkpoint)
+    message = str(info.value)
+    assert "dino8.pth: file not found" in message
+    assert f"the backbone recorded in checkpoint {result.checkpoint}" in message
+    assert "--backbone-checkpoint" in message
+    load_predictor(result.checkpoint, backbone_checkpoint=tmp_path / "moved.pth")
