@@ -167,9 +167,7 @@ def test_gradcheck_colour_eps_tensor(cpu_impl, subsample, border, make_inputs):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
 @pytest.mark.parametrize("guide_channels", [1, 3])
 @pytest.mark.parametrize("eps", [1e30, 1e300, "tensor"])
-def test_huge_eps_gives_the_mean_of_the_mean(
-    device, cpu_impl, dtype, guide_channels, eps, make_inputs
-):
+def test_huge_eps_gives_the_mean_of_the_mean(device, cpu_impl, dtype, guide_channels, eps, make_inputs):
     """eps -> inf: a -> 0, q = mean(mean(p)). eps beyond the compute dtype's range (float32: 3.4e38) must
     not raise (a float32 clamp refuses a bound of 1e300) nor give NaN (inf/inf, or the numba kernel's old
     cofactor determinant ~eps**3 overflowing float64)."""
