@@ -650,9 +650,14 @@ def _check_training_images(folder: Path, files: list[Path]) -> None:
                 f"{path}: image is {size[0]}x{size[1]} (HxW) = {size[0] * size[1]} pixels, more than the "
                 f"limit of {DEFAULT_MAX_PIXELS} pixels; not read"
             )
+    _refuse(f"training images ({folder})", problems)
+
+
+def _refuse(what: str, problems: list[str]) -> None:
+    """Raise one ConfigError for ``what`` naming its first three problems (and how many more), if any."""
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        raise ConfigError(f"training images ({folder}): {len(problems)} problem(s): {shown}")
+        raise ConfigError(f"{what}: {len(problems)} problem(s): {shown}")
 
 
 def _val_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
@@ -689,9 +694,7 @@ def _val_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
                 f"{pair.second}: ground truth is {gt[1]}x{gt[0]} but its image {pair.first.name} is "
                 f"{image[1]}x{image[0]}"
             )
-    if problems:
-        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        raise ConfigError(f"validation files (--val-images / --val-gt): {len(problems)} problem(s): {shown}")
+    _refuse("validation files (--val-images / --val-gt)", problems)
     if not pairing.pairs:
         raise ConfigError(f"validation folders {images_dir} and {gt_dir}: no image with its ground truth")
     return [(pair.first, pair.second) for pair in pairing.pairs]
