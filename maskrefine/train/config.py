@@ -238,6 +238,10 @@ def _check(cfg: TrainConfig) -> None:
     for name in positive:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"training setting {name} must be >= 1; got {getattr(cfg, name)}")
+    for name, largest in MAX_SIZES.items():  # beyond these a run only exhausts memory or processes
+        values = getattr(cfg, name)
+        if (max(values) if isinstance(values, tuple) else values) > largest:
+            raise ConfigError(f"training setting {name} must be <= {largest}; got {values}")
     for name in ("num_workers", "checkpoint_every", "gf_radius", "seed"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"training setting {name} must be >= 0; got {getattr(cfg, name)}")
@@ -317,6 +321,18 @@ REFERENCE_SAMPLER_MIN = 58
 MAX_RESIZE_FACTOR = 4
 #: ``seed`` must be below this (torch generators take 64-bit seeds).
 MAX_SEED = 2**63
+#: Largest sizes accepted. ``image_size``: the NCut affinity holds (image_size/stride)⁴ values per image,
+#: about 1 GB at 2048 px with a ViT/16 (16 GB with a ViT/8); ``num_workers``: each is a process.
+MAX_SIZES: dict[str, int] = {
+    "image_size": 2048,
+    "batch_size": 4096,
+    "num_workers": 64,
+    "head_hidden": 4096,
+    "head_depth": 64,
+    "head_heads": 64,
+    "head_dim_head": 1024,
+    "head_fine_channels": 4096,
+}
 
 
 def geometry_problem(cfg: TrainConfig, stride: int | None) -> str | None:

@@ -69,6 +69,31 @@ def test_cli_names_unreadable_training_images_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+# (--num-workers is tested on TrainConfig only: code without its cap would start 100000 processes here)
+@pytest.mark.parametrize("option, value", [("--image-size", "1000000000000"), ("--batch-size", "99999")])
+def test_cli_refuses_huge_sizes_before_anything_is_written(tmp_path, option, value):
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    images, _ = disc_images(tmp_path)
+    args = [
+        "train",
+        "--images",
+        str(images),
+        "--out",
+        str(tmp_path / "run"),
+        "--preset",
+        "tiny",
+        option,
+        value,
+    ]
+    result = CliRunner().invoke(main, [*args, "--backbone", "pixels", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "must be <=" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("kwargs", [{"bn_mode": ""}, {"bn_mode": 0}, {"polarity": ""}, {"polarity": False}])
 def test_predictor_refuses_empty_or_false_modes(kwargs):
     # before: "" / 0 / False silently meant "the checkpoint's setting"

@@ -123,6 +123,37 @@ def test_non_finite_numbers_are_refused(name, value):
         preset("tiny", **{name: value})
 
 
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("image_size", 10**12),
+        ("image_size", 2064),
+        ("batch_size", 10**9),
+        ("num_workers", 100_000),
+        ("head_hidden", 10**7),
+        ("head_depth", 10**6),
+        ("head_heads", 1000),
+        ("head_dim_head", 10**5),
+        ("head_fine_channels", (192, 10**6)),
+    ],
+)
+def test_huge_sizes_are_refused(name, value):
+    # before: accepted, then the run exhausted memory (the NCut affinity grows as image_size**4) or,
+    # for num_workers, tried to start that many data-loader processes
+    changes = {name: value, "resize": value} if name == "image_size" else {name: value}
+    with pytest.raises(ConfigError, match=rf"training setting {name} must be <= \d+; got"):
+        preset("tiny", **changes)
+
+
+def test_the_largest_sizes_are_accepted():
+    from maskrefine.train.config import MAX_SIZES
+
+    cfg = preset(
+        "tiny", **{**MAX_SIZES, "resize": MAX_SIZES["image_size"], "head_fine_channels": (4096, 4096)}
+    )
+    assert cfg.image_size == 2048 and cfg.num_workers == 64
+
+
 def test_non_finite_numbers_in_a_toml_file_are_refused(tmp_path):
     path = tmp_path / "nan.toml"
     path.write_text("w_crop = nan\n")  # valid TOML
