@@ -213,8 +213,13 @@ def in_shard(stem: str, shard: tuple[int, int] | None) -> bool:
     return shard is None or shard_index(stem, shard[1]) == shard[0]
 
 
+#: Most worker processes a job may start: each is a process (a huge ``--jobs`` on a large folder would
+#: start one per file and exhaust memory and process slots).
+MAX_JOBS = 1024
+
+
 def check_jobs(jobs: object) -> int:
-    """``jobs`` as an int >= 1; None means one per available core."""
+    """``jobs`` as an int in 1..:data:`MAX_JOBS`; None means one per available core."""
     if jobs is None:
         try:
             return max(1, len(os.sched_getaffinity(0)))
@@ -222,6 +227,8 @@ def check_jobs(jobs: object) -> int:
             return max(1, os.cpu_count() or 1)
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
         raise ConfigError(f"jobs must be an integer >= 1 (or None for all cores); got {jobs!r}")
+    if jobs > MAX_JOBS:
+        raise ConfigError(f"jobs must be <= {MAX_JOBS} (each is a process); got {jobs}")
     return int(jobs)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 from maskrefine.errors import InputError
 from maskrefine.io.imageio import png8_codes, read_image, read_mask, read_mask_array
 from maskrefine.metrics import get_preset
+from maskrefine.pipeline.guards import check_jobs
 from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
 from maskrefine.refiners import GUIDE_MODES, REFINERS, check_mask_size, refine, resolve_params
 
@@ -254,16 +254,6 @@ def _score_item_in_worker(item: Item) -> tuple[str, Any]:
     return _score_item(item, _WORKER_STATE["candidates"], _WORKER_STATE["preset"])
 
 
-def _check_jobs(jobs: object) -> int:
-    if jobs is None:
-        return max(
-            1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        )
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"`jobs` must be an integer >= 1; got {jobs!r}")
-    return jobs
-
-
 def evaluate(
     candidates: Iterable[Candidate],
     items: Sequence[Item],
@@ -295,7 +285,7 @@ def evaluate(
     """
     unique = list(dict.fromkeys(candidates))
     get_preset(preset)
-    workers = _check_jobs(jobs)
+    workers = check_jobs(jobs)
     total = len(items)
     results: list[tuple[str, Any]] = []
     if workers == 1 or total <= 1:

@@ -508,6 +508,21 @@ def test_huge_parameters_are_usage_errors_before_any_work(hostile, extra: list[s
     assert not hostile.path("refined").exists()
 
 
+@pytest.mark.parametrize("command", ["apply", "score"])
+def test_huge_jobs_are_usage_errors_before_any_work(hostile, command: str) -> None:
+    # before: accepted; the pool started min(jobs, files) processes, one per file of a large folder
+    args = hostile.apply_args("refined") if command == "apply" else hostile.score_args("--csv", "s.csv")
+    hostile.run(*args, "--jobs", "100000", exit=2, names=["jobs", "<= 1024"])
+    assert not hostile.path("refined").exists() and not hostile.path("s.csv").exists()
+
+
+def test_tune_refuses_huge_jobs() -> None:
+    from maskrefine.quality.grid import evaluate
+
+    with pytest.raises(ValueError, match=r"jobs must be <= 1024"):
+        evaluate([], [], jobs=100_000)
+
+
 def test_warm_up_stays_small_for_the_largest_radius(hostile) -> None:
     # -j 2 forks after a warm-up; with the largest accepted radius it must not build an image sized to it
     prelude = """
