@@ -472,6 +472,7 @@ def train(
     )
 
     def state() -> dict[str, Any]:
+        _check_finite_head(model.head, step)  # never saved: the last good last.pt stays for --resume
         return _state(
             model,
             optimizer,
@@ -599,6 +600,23 @@ def train(
                     raise stop.exception()
         save_checkpoint(last, state())
     return TrainResult(run_path, step, epoch, last, losses, best_val, list(val_failures))
+
+
+def _check_finite_head(head: torch.nn.Module, step: int) -> None:
+    """Raise FloatingPointError when an update made a head weight NaN or infinite (a diverged run).
+
+    The loss is checked at every step, but it is computed before the step's update: an update that
+    overflows shows only in the weights, and the next loss. Checked before every checkpoint, so a
+    diverged head is never written (``predict`` and ``--resume`` would refuse it).
+    """
+    broken = [
+        name for name, p in head.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()
+    ]
+    if broken:
+        raise FloatingPointError(
+            f"head weights became NaN or infinite at step {step} ({', '.join(broken[:3])}); lower --lr or "
+            "check the data (last.pt keeps the last checkpoint written before)"
+        )
 
 
 def _images_id(files: list[Path]) -> dict[str, Any]:

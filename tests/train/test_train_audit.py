@@ -244,3 +244,29 @@ def test_a_missing_recorded_backbone_names_the_run_and_the_override(tmp_path):
     assert f"the backbone recorded in checkpoint {result.checkpoint}" in message
     assert "--backbone-checkpoint" in message
     load_predictor(result.checkpoint, backbone_checkpoint=tmp_path / "moved.pth")
+
+
+def test_a_head_that_diverges_at_the_last_step_is_not_saved(tmp_path, monkeypatch):
+    # the loss is checked at every step but computed before the update: an update that overflows the
+    # weights at the last step was saved as last.pt with exit 0 (predict and --resume then refused it)
+    from maskrefine.train.trainer import load_checkpoint
+
+    images, _ = disc_images(tmp_path)
+    original = torch.optim.AdamW.step
+    calls = []
+
+    def step(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].fill_(float("inf"))
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    cfg = preset(
+        "tiny", backbone="pixels", crop_loss=False, batch_size=1, epochs=5, max_steps=2, checkpoint_every=1
+    )
+    with pytest.raises(FloatingPointError, match="head weights became NaN or infinite at step 2"):
+        train(cfg, images, tmp_path / "run")
+    assert load_checkpoint(tmp_path / "run" / "last.pt", resume=True)["step"] == 1  # the last good one
