@@ -7,6 +7,7 @@ the expectation and what was found. Kernels never call these; public wrappers do
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,20 @@ __all__ = [
     "MAX_ABS_VALUE",
     "check_max_abs",
     "check_flag",
+    "real_to_float",
 ]
+
+
+def real_to_float(value: numbers.Real) -> float:
+    """``float(value)``; an int (or Fraction) beyond the float range is ``±inf`` instead of an OverflowError.
+
+    So the range checks refuse ``10**400`` naming the argument, like ``1e400`` (which parses as inf).
+    """
+    try:
+        return float(value)
+    except OverflowError:
+        positive: Any = value > 0  # type: ignore[operator]  # Real has no comparison in typeshed
+        return float("inf") if positive else float("-inf")
 
 
 def check_radius(radius: object, name: str = "radius") -> int:
@@ -36,7 +50,7 @@ def check_radius(radius: object, name: str = "radius") -> int:
     if isinstance(radius, bool) or not isinstance(radius, numbers.Integral):
         raise TypeError(f"`{name}` must be a non-negative integer; got {radius!r} ({type(radius).__name__})")
     if radius < 0:
-        raise ValueError(f"`{name}` must be >= 0; got {radius}")
+        raise ValueError(f"`{name}` must be >= 0; got {short_repr(int(radius))}")
     return int(radius)
 
 
@@ -53,13 +67,13 @@ def check_eps(eps: object, name: str = "eps") -> float:
     """Return ``eps`` as a finite float >= :data:`MIN_EPS`, or raise."""
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
         raise TypeError(f"`{name}` must be a positive float; got {eps!r} ({type(eps).__name__})")
-    value = float(eps)
+    value = real_to_float(eps)
     if not np.isfinite(value) or value <= 0.0:
-        raise ValueError(f"`{name}` must be a finite float > 0; got {eps!r}")
+        raise ValueError(f"`{name}` must be a finite float > 0; got {short_repr(eps)}")
     if value < MIN_EPS:
         raise ValueError(
             f"`{name}` must be >= {MIN_EPS:g} (smaller values are below the rounding noise of the window "
-            f"variances and give NaN/inf on flat regions); got {eps!r}"
+            f"variances and give NaN/inf on flat regions); got {short_repr(eps)}"
         )
     return value
 
@@ -69,7 +83,7 @@ def check_subsample(subsample: object, name: str = "subsample") -> int:
     if isinstance(subsample, bool) or not isinstance(subsample, numbers.Integral):
         raise TypeError(f"`{name}` must be an integer >= 1; got {subsample!r} ({type(subsample).__name__})")
     if subsample < 1:
-        raise ValueError(f"`{name}` must be >= 1; got {subsample}")
+        raise ValueError(f"`{name}` must be >= 1; got {short_repr(int(subsample))}")
     return int(subsample)
 
 
@@ -211,10 +225,10 @@ def check_float_range(value: object, name: str, low: float, high: float = np.inf
     """Return ``value`` as a float in ``[low, high]`` (a finite real number), or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a real number; got {value!r} ({type(value).__name__})")
-    result = float(value)
+    result = real_to_float(value)
     if not np.isfinite(result) or result < low or result > high:
         span = f">= {low:g}" if high == np.inf else f"in [{low:g}, {high:g}]"
-        raise ValueError(f"`{name}` must be a finite number {span}; got {value!r}")
+        raise ValueError(f"`{name}` must be a finite number {span}; got {short_repr(value)}")
     return result
 
 
@@ -224,7 +238,7 @@ def check_int_range(value: object, name: str, low: int, high: int) -> int:
         raise TypeError(f"`{name}` must be an integer; got {value!r} ({type(value).__name__})")
     result = int(value)
     if result < low or result > high:
-        raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {value}")
+        raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {short_repr(result)}")
     return result
 
 

@@ -49,10 +49,19 @@ Selector = Literal["largest_box", "largest_cc", "seed_cc"]
 
 
 def _scale(scale: object) -> float:
-    """``scale`` (pixels per mask cell) as a finite float > 0, or raise."""
-    value = float(scale) if isinstance(scale, numbers.Real) and not isinstance(scale, bool) else math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"`scale` must be a finite number > 0; got {short_repr(scale)}")
+    """``scale`` (pixels per mask cell) as a float in (0, :data:`MAX_COORDINATE`], or raise.
+
+    A larger scale puts every box beyond the coordinates a box may have (near 1e308 it overflows to
+    ``inf`` and the IoU to NaN).
+    """
+    try:
+        value = float(scale) if isinstance(scale, numbers.Real) and not isinstance(scale, bool) else math.nan
+    except OverflowError:  # an int beyond float range
+        value = math.inf
+    if not (math.isfinite(value) and 0 < value <= MAX_COORDINATE):
+        raise ValueError(
+            f"`scale` must be a finite number in (0, {MAX_COORDINATE:g}]; got {short_repr(scale)}"
+        )
     return value
 
 

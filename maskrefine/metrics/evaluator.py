@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag
+from maskrefine._checks import check_flag, check_int_range
 from maskrefine._units import to_unit_float
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
@@ -145,6 +145,13 @@ def _resize(pred: np.ndarray, shape: tuple[int, int], mode: str, stride: int) ->
     return out
 
 
+#: Largest ``short_side`` / ``crop`` of :func:`paper_repo_geometry` (the paper's are 335 / 320).
+MAX_GEOMETRY_SIDE = 16384
+#: Most pixels :func:`paper_repo_geometry` resizes a mask to (the size of a huge ``short_side``, or of a
+#: very elongated mask's long side).
+MAX_GEOMETRY_PIXELS = 10**8
+
+
 def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 320) -> np.ndarray:
     """Apply the paper repo's test geometry: shorter side → ``short_side`` (PIL bilinear), centre crop.
 
@@ -169,15 +176,24 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     the crop offset is ``int(round((size - 320) / 2))``. The resampling is Pillow's bilinear
     (:func:`maskrefine.metrics.resize.pil_bilinear`, NumPy; Pillow is not needed).
     """
+    short_side = check_int_range(short_side, "short_side", 1, MAX_GEOMETRY_SIDE)
+    crop = check_int_range(crop, "crop", 1, MAX_GEOMETRY_SIDE)
     a = array.view(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
+    if a.ndim != 2 or 0 in a.shape:
+        raise ValueError(f"`array` must be a non-empty 2-D mask; got shape {a.shape}")
     h, w = a.shape
     if h <= w:
         nh, nw = short_side, int(short_side * w / h)
     else:
         nh, nw = int(short_side * h / w), short_side
-    out = pil_bilinear(a if a.dtype == np.uint8 else a.astype(np.float32), (nh, nw))
     if nh < crop or nw < crop:
         raise ValueError(f"paper_repo geometry needs both sides >= {crop} after resizing; got {(nh, nw)}")
+    if nh * nw > MAX_GEOMETRY_PIXELS:
+        raise ValueError(
+            f"paper_repo geometry would resize the {h}x{w} mask to {nh}x{nw}, more than "
+            f"{MAX_GEOMETRY_PIXELS:.0e} pixels (shorter side to {short_side}, the longer in proportion)"
+        )
+    out = pil_bilinear(a if a.dtype == np.uint8 else a.astype(np.float32), (nh, nw))
     top = int(round((nh - crop) / 2.0))
     left = int(round((nw - crop) / 2.0))
     return np.ascontiguousarray(out[top : top + crop, left : left + crop])

@@ -17,7 +17,7 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag, check_float_range, check_int_range, short_repr
+from maskrefine._checks import check_flag, check_float_range, check_int_range, real_to_float, short_repr
 
 __all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "GT_EQUALS_255", "get_preset"]
 
@@ -36,6 +36,15 @@ CorlocGrid = Literal["token", "pixel"]
 #: GT threshold that makes ``gt > threshold`` mean "GT == 255" for uint8, bool and [0, 1] float GT (FOUND).
 GT_EQUALS_255 = float(np.nextafter(255.0, 0.0))
 _RESIZE_MODES = ("auto", "bilinear", "nearest", "pil_bilinear", "torch_bilinear")
+
+
+#: Largest ``beta_sq`` of a preset (0.3 in the field). ``selfmask_bug_compat`` squares it, and near 1e155
+#: that square overflowed (OverflowError while scoring); F with β² this large is already the recall.
+MAX_BETA_SQ = 1e6
+#: Largest ``pr_eps`` / ``iou_eps`` (the protocols use 1e-8 .. 1e-7). ``pr_eps`` is also added to F's
+#: denominator, where precision and recall are <= 1: 1 already caps F near 0.57, and a huge eps silently
+#: turns every precision, F and IoU into ~0 (``pr_eps=1e308`` gave max F 6.6e-309).
+MAX_PRESET_EPS = 1e-3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -194,7 +203,8 @@ class ScorePreset:
             )
         if self.resize not in _RESIZE_MODES:
             raise ValueError(
-                f"`resize` must be one of {', '.join(map(repr, _RESIZE_MODES))}; got {self.resize!r}"
+                f"`resize` must be one of {', '.join(map(repr, _RESIZE_MODES))}; "
+                f"got {short_repr(self.resize)}"
             )
         thr.setflags(write=False)
         object.__setattr__(self, "_thresholds", thr)
@@ -213,10 +223,10 @@ class ScorePreset:
         check_int_range(self.threshold_denominator, "threshold_denominator", 1, 1 << 20)
         if isinstance(self.beta_sq, bool) or not isinstance(self.beta_sq, numbers.Real):
             raise TypeError(f"`beta_sq` must be a real number; got {short_repr(self.beta_sq)}")
-        if not (math.isfinite(self.beta_sq) and self.beta_sq > 0):
-            raise ValueError(f"`beta_sq` must be > 0 and finite; got {self.beta_sq!r}")
-        check_float_range(self.pr_eps, "pr_eps", 0.0)
-        check_float_range(self.iou_eps, "iou_eps", 0.0)
+        if not (math.isfinite(real_to_float(self.beta_sq)) and 0 < self.beta_sq <= MAX_BETA_SQ):
+            raise ValueError(f"`beta_sq` must be > 0 and <= {MAX_BETA_SQ:g}; got {short_repr(self.beta_sq)}")
+        check_float_range(self.pr_eps, "pr_eps", 0.0, MAX_PRESET_EPS)
+        check_float_range(self.iou_eps, "iou_eps", 0.0, MAX_PRESET_EPS)
         for key in ("empty_pred_precision", "empty_gt_recall"):
             value = getattr(self, key)
             if value is not None:
@@ -237,7 +247,8 @@ class ScorePreset:
         ):
             value = getattr(self, key)
             if isinstance(value, bool) or value not in allowed:
-                raise ValueError(f"`{key}` must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+                listed = ", ".join(map(repr, allowed))
+                raise ValueError(f"`{key}` must be one of {listed}; got {short_repr(value)}")
         if self.iou_empty_union not in ("nan", "skip", "zero"):
             raise ValueError(
                 f"`iou_empty_union` must be 'nan', 'skip' or 'zero'; got {self.iou_empty_union!r}"
@@ -415,5 +426,5 @@ def get_preset(preset: str | ScorePreset | None = None) -> ScorePreset:
         raise TypeError(f"`preset` must be a preset name or a ScorePreset; got {type(preset).__name__}")
     if preset not in PRESETS:
         listed = ", ".join(repr(k) for k in PRESETS)
-        raise ValueError(f"`preset` must be one of {listed}; got {preset!r}")
+        raise ValueError(f"`preset` must be one of {listed}; got {short_repr(preset)}")
     return PRESETS[preset]

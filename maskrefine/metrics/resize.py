@@ -22,10 +22,12 @@ kernel); tests compare them with Pillow and torch when those are installed.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import numpy.typing as npt
 
+from maskrefine._checks import short_repr
 from maskrefine.metrics import _kernels
 
 __all__ = ["MAX_STRIDE", "prediction_stride", "pil_bilinear", "torch_bilinear", "torch_nearest"]
@@ -121,6 +123,40 @@ def _pil_pass_float(img: np.ndarray, index: np.ndarray, weights: np.ndarray, axi
     return acc.astype(np.float32)
 
 
+#: Most pixels a resize may produce (8 GiB of float32; the helpers also hold float64 temporaries).
+MAX_RESIZE_PIXELS = 2**31
+#: Largest ``stride`` of :func:`torch_bilinear` / :func:`torch_nearest`: the up-sampled axis has
+#: ``h * stride`` entries before the crop (``stride=10**6`` built 12e6-entry axes to crop 48 of them).
+MAX_RESIZE_STRIDE = 1024
+
+
+def _output_size(size_hw: object, stride: object = None) -> tuple[int, int]:
+    """``size_hw`` as two ints >= 1 of at most :data:`MAX_RESIZE_PIXELS` pixels, or raise.
+
+    ``stride`` must be None or an int in 1..:data:`MAX_RESIZE_STRIDE`; the ValueError names the argument.
+    """
+    if not (
+        isinstance(size_hw, (tuple, list))
+        and len(size_hw) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1 for v in size_hw)
+    ):
+        raise ValueError(f"`size_hw` must be two integers (H, W) >= 1; got {short_repr(size_hw)}")
+    out_h, out_w = int(size_hw[0]), int(size_hw[1])
+    if out_h * out_w > MAX_RESIZE_PIXELS:
+        raise ValueError(
+            f"`size_hw` must be at most {MAX_RESIZE_PIXELS} pixels; got {short_repr((out_h, out_w))}"
+        )
+    if stride is not None and (
+        isinstance(stride, bool)
+        or not isinstance(stride, numbers.Integral)
+        or not 1 <= int(stride) <= MAX_RESIZE_STRIDE
+    ):
+        raise ValueError(
+            f"`stride` must be None or an integer in [1, {MAX_RESIZE_STRIDE}]; got {short_repr(stride)}"
+        )
+    return out_h, out_w
+
+
 def pil_bilinear(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """Pillow's ``Image.resize((W, H), Image.BILINEAR)`` of an "L" (uint8) or "F" (float32) image.
 
@@ -141,7 +177,7 @@ def pil_bilinear(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     Pillow skips the horizontal pass when the width does not change and the vertical pass when the
     height does not change; so does this function.
     """
-    out_h, out_w = int(size_hw[0]), int(size_hw[1])
+    out_h, out_w = _output_size(size_hw)
     eight_bit = array.dtype == np.uint8
     img = array if eight_bit else array.astype(np.float32)
     run = _pil_pass_8bit if eight_bit else _pil_pass_float
@@ -206,7 +242,7 @@ def torch_bilinear(array: np.ndarray, size_hw: tuple[int, int], stride: int | No
     float32, torch's order, with the fused multiply-adds of torch's x86-64 CPU build (bit-identical to
     torch 2.13 there; a build without FMA differs by an ulp in some pixels).
     """
-    out_h, out_w = int(size_hw[0]), int(size_hw[1])
+    out_h, out_w = _output_size(size_hw, stride)
     x = np.asarray(array, dtype=np.float32)
     in_h, in_w = x.shape
     n_h, scale_h = _axis_plan(in_h, out_h, stride)
@@ -242,7 +278,7 @@ def torch_nearest(array: np.ndarray, size_hw: tuple[int, int], stride: int | Non
     -------
     ndarray, shape (H, W), same dtype as ``array``
     """
-    out_h, out_w = int(size_hw[0]), int(size_hw[1])
+    out_h, out_w = _output_size(size_hw, stride)
     in_h, in_w = array.shape
     n_h, scale_h = _axis_plan(in_h, out_h, stride)
     n_w, scale_w = _axis_plan(in_w, out_w, stride)

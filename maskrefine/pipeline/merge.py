@@ -9,13 +9,13 @@ counts, and which shards of ``1..N`` are missing.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.pipeline.guards import check_parent_is_folder, job_flags, parse_shard, resolved_path
 from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
@@ -40,6 +40,9 @@ _JOB_KEYS = (
 _STATUSES: tuple[Status, ...] = get_args(Status)
 # Refuse absurdly large report files instead of reading them into memory (a shard of 1e6 files is ~300 MB).
 _MAX_REPORT_BYTES = 2**31
+#: Largest time (seconds, or seconds since the epoch for ``started_s``) read from a report: about 31,700
+#: years. Larger values are not times, and their sums overflow to inf (not JSON) in the merged report.
+MAX_SECONDS = 1e12
 
 
 def _fail(path: Path, problem: str) -> InputError:
@@ -90,6 +93,8 @@ def read_run_report(path: str | Path) -> RunReport:
         raise _fail(file, f"not valid JSON ({exc} is not a JSON number)") from None
     except RecursionError:
         raise _fail(file, "not valid JSON for a report (nested too deeply)") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise _fail(file, f"not valid JSON for a report ({str(exc).split(';')[0]})") from None
     return _report_from_dict(file, data)
 
 
@@ -120,13 +125,15 @@ def _status(value: object) -> Status:
 
 
 def _seconds(value: object, what: str) -> float:
+    """``value`` as seconds, a number in [0, :data:`MAX_SECONDS`]; else a ValueError naming ``what``."""
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
+        or not 0 <= value <= MAX_SECONDS  # NaN fails too; a huge int is compared exactly, never converted
     ):
-        raise ValueError(f"{what} must be a finite number >= 0; got {value!r}")
+        raise ValueError(
+            f"{what} must be a finite number in [0, {MAX_SECONDS:g}]; got {short_repr(value, 40)}"
+        )
     return float(value)
 
 
@@ -336,6 +343,12 @@ def merge_run_reports(
     unreadable: list[InputError] = []
     for index, item in enumerate(reports):
         if isinstance(item, RunReport):
+            try:
+                _seconds(item.elapsed, "elapsed")
+                if item.started is not None:
+                    _seconds(item.started, "started")
+            except ValueError as exc:
+                raise ConfigError(f"report {index + 1}: {exc}") from None
             items.append((Path(f"<report {index + 1}>"), item))
         elif isinstance(item, (str, Path)):
             try:
@@ -366,7 +379,7 @@ def merge_run_reports(
                 raise _fail(
                     path,
                     f"not a shard of the same job as {first_path}: {key} is "
-                    f"{report.config.get(key)!r}, not {job[key]!r}",
+                    f"{short_repr(report.config.get(key))}, not {short_repr(job[key])}",
                 )
         shard_text = report.config.get("shard")
         shards.append(shard_text)

@@ -38,7 +38,7 @@ from maskrefine.pipeline.guards import (
 )
 from maskrefine.pipeline.reports import not_regular_in
 from maskrefine.quality.preset_file import check_replaceable
-from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
+from maskrefine.quality.stats import MAX_RESAMPLES, PairedComparison, Statistic, _check_int, compare_paired
 
 __all__ = ["PAIRED_METRICS", "PairedScoreReport", "compare_folders", "SCATTER_FILE"]
 
@@ -213,6 +213,11 @@ def compare_folders(
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
         raise ConfigError(f"worst must be an integer >= 0; got {worst!r}")
+    try:  # before any image is read, not after all of them are scored
+        _check_int(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
+        _check_int(seed, "seed", 0)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         read = ReadOptions.checked(mask_scale, False, max_pixels)
     except (TypeError, ValueError) as exc:

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from maskrefine._checks import real_to_float, short_repr
+
 __all__ = [
     "Statistic",
     "STATISTICS",
@@ -33,21 +35,28 @@ Statistic = Literal["mean", "max_of_mean"]
 STATISTICS: tuple[str, ...] = ("mean", "max_of_mean")
 
 
-def _check_int(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}; got {value!r}")
+#: Most bootstrap resamples: the count table holds ``n_resamples x n`` int64 (2000 by default; 1e9
+#: resamples of 50 images asked for 373 GiB).
+MAX_RESAMPLES = 100_000
+
+
+def _check_int(value: object, name: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
+        raise ValueError(f"`{name}` must be an integer >= {low}; got {short_repr(value)}")
+    if high is not None and int(value) > high:
+        raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {short_repr(value)}")
     return int(value)
 
 
 def _check_confidence(confidence: object) -> float:
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
-        raise ValueError(f"`confidence` must be a number in (0, 1); got {confidence!r}")
+        raise ValueError(f"`confidence` must be a number in (0, 1); got {short_repr(confidence)}")
     try:
         value = float(confidence)
     except OverflowError:  # an int or Fraction beyond float range: outside (0, 1) as well
         value = math.inf
     if not 0 < value < 1:
-        raise ValueError(f"`confidence` must be a number in (0, 1); got {confidence!r}")
+        raise ValueError(f"`confidence` must be a number in (0, 1); got {short_repr(confidence)}")
     return value
 
 
@@ -59,7 +68,7 @@ def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDAr
     n : int
         Number of images (>= 1).
     n_resamples : int
-        Number of resamples (>= 1).
+        Number of resamples, 1..:data:`MAX_RESAMPLES`.
     seed : int
         Seed of ``numpy.random.default_rng``.
 
@@ -69,7 +78,7 @@ def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDAr
         Row ``b`` counts how often each image occurs in resample ``b``; every row sums to ``n``.
     """
     n = _check_int(n, "n", 1)
-    n_resamples = _check_int(n_resamples, "n_resamples", 1)
+    n_resamples = _check_int(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
     seed = _check_int(seed, "seed", 0)
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(np.int64)
@@ -187,7 +196,8 @@ def win_tie_loss(
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"`candidate` and `baseline` must be 1-D of equal length; got {a.shape}, {b.shape}")
     if isinstance(tie_tol, bool) or not isinstance(tie_tol, numbers.Real) or not tie_tol >= 0:
-        raise ValueError(f"`tie_tol` must be a number >= 0; got {tie_tol!r}")
+        raise ValueError(f"`tie_tol` must be a number >= 0; got {short_repr(tie_tol)}")
+    tie_tol = real_to_float(tie_tol)  # 10**400: inf (every change a tie), not an OverflowError in NumPy
     keep = np.isfinite(a) & np.isfinite(b)
     diff = (a - b)[keep] * (1.0 if higher_is_better else -1.0)
     ties = int(np.count_nonzero(np.abs(diff) <= tie_tol))

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from maskrefine._checks import check_window_fits
+from maskrefine._checks import check_window_fits, short_repr
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
@@ -382,16 +382,18 @@ def parse_budget(text: object) -> float | None:
     if text is None or text == "":
         return None
     if not isinstance(text, str):
-        raise ConfigError(f"budget must be text such as '90s', '5m' or '1h'; got {text!r}")
+        raise ConfigError(f"budget must be text such as '90s', '5m' or '1h'; got {short_repr(text)}")
     value = text.strip().lower()
     scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(value[-1:], None)
     number = value[:-1] if scale else value
     try:
         seconds = float(number) * (scale or 1.0)
     except ValueError:
-        raise ConfigError(f"budget must be a number of seconds or '5m' / '1h' style; got {text!r}") from None
+        raise ConfigError(
+            f"budget must be a number of seconds or '5m' / '1h' style; got {short_repr(text)}"
+        ) from None
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigError(f"budget must be positive and finite; got {text!r}")
+        raise ConfigError(f"budget must be positive and finite; got {short_repr(text)}")
     return seconds
 
 

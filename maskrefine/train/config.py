@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from maskrefine._checks import real_to_float, short_repr
 from maskrefine.errors import ConfigError
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS", "geometry_problem"]
@@ -221,9 +222,11 @@ def _check(cfg: TrainConfig) -> None:
         value = getattr(cfg, f.name)
         hint = _HINTS[f.name]
         if not _type_ok(value, hint):
-            raise ConfigError(f"training setting {f.name}: expected {_describe(hint)}; got {value!r}")
-        if hint is float and not math.isfinite(value):  # NaN/inf pass every range check below
-            raise ConfigError(f"training setting {f.name} must be a finite number; got {value!r}")
+            raise ConfigError(
+                f"training setting {f.name}: expected {_describe(hint)}; got {short_repr(value)}"
+            )
+        if hint is float and not math.isfinite(real_to_float(value)):  # NaN/inf pass every range check
+            raise ConfigError(f"training setting {f.name} must be a finite number; got {short_repr(value)}")
     positive = (
         "image_size",
         "resize",
@@ -241,7 +244,7 @@ def _check(cfg: TrainConfig) -> None:
     for name, largest in MAX_SIZES.items():  # beyond these a run only exhausts memory or processes
         values = getattr(cfg, name)
         if (max(values) if isinstance(values, tuple) else values) > largest:
-            raise ConfigError(f"training setting {name} must be <= {largest}; got {values}")
+            raise ConfigError(f"training setting {name} must be <= {largest}; got {short_repr(values)}")
     for name in ("num_workers", "checkpoint_every", "gf_radius", "seed"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"training setting {name} must be >= 0; got {getattr(cfg, name)}")
@@ -444,10 +447,12 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with open(file, "rb") as handle:
             data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {file}: invalid TOML ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {file}: cannot read ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError; an integer of more digits than Python
+        # converts (sys.get_int_max_str_digits, a bare ValueError); arrays nested too deeply
+        problem = str(exc).split(";")[0] if not isinstance(exc, RecursionError) else "nested too deeply"
+        raise ConfigError(f"config file {file}: invalid TOML ({problem})") from None
     nested = [k for k, v in data.items() if isinstance(v, dict)]
     if nested:
         raise ConfigError(f"config file {file}: tables are not supported ([{nested[0]}]); use top-level keys")
