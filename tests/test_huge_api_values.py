@@ -134,6 +134,7 @@ def test_paper_repo_geometry_refuses_an_empty_mask() -> None:
 
 
 def test_train_config_refuses_int_beyond_float_range() -> None:
+    pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
     from maskrefine.train import preset
 
     with pytest.raises(

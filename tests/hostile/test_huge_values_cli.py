@@ -50,6 +50,7 @@ def test_huge_number_in_a_preset_file_is_a_usage_error(hostile, name: str, text:
     ],
 )
 def test_huge_number_in_a_train_config_is_a_usage_error(hostile, line: str, problem: str) -> None:
+    pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
     hostile.path("cfg.toml").write_text(line + "\n", encoding="utf-8")
     result = hostile.run(
         "train", "--images", "images", "--out", "run", "--backbone", "pixels", "--preset", "tiny",
