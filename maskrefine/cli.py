@@ -245,16 +245,14 @@ def _print_input_notes(report: Any) -> None:
     """Entries that are not regular files (as errors) and one line counting the non-plain encodings."""
     for failure in report.not_regular:
         _err(f"error: {_one_line(failure.message)}")
-    masks = {name: n for name, n in report.encodings.items() if not name.startswith(_IMAGES)}
-    images = {name[len(_IMAGES) :]: n for name, n in report.encodings.items() if name.startswith(_IMAGES)}
+    from maskrefine.pipeline.reports import IMAGE_ENCODING_PREFIX as prefix
+
+    masks = {name: n for name, n in report.encodings.items() if not name.startswith(prefix)}
+    images = {name[len(prefix) :]: n for name, n in report.encodings.items() if name.startswith(prefix)}
     if masks:
         _err(f"note: mask encodings detected: {_counted(masks)}; see --mask-scale to override")
     if images:
         _err(f"note: image encodings detected: {_counted(images)}; read as 8-bit images")
-
-
-#: Prefix of the image encodings in a report's ``encodings`` (the others are of masks).
-_IMAGES = "images: "
 
 
 def _counted(counts: Mapping[str, int]) -> str:

@@ -47,6 +47,16 @@ def install_hint(extra: str) -> str:
     return hint
 
 
+def parse_problem(exc: ValueError | RecursionError) -> str:
+    """Why a JSON or TOML text could not be parsed, as a short phrase for an error message.
+
+    ``exc`` is the parser's error (``TOMLDecodeError`` / ``JSONDecodeError``), the bare ValueError of an
+    integer with more digits than Python converts (``sys.get_int_max_str_digits``; its hint after ";" is
+    dropped), or the RecursionError of arrays nested too deeply.
+    """
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+
+
 class ConfigError(MaskrefineError, ValueError):
     """A job was configured wrongly (a usage error): unsafe output folder, conflicting options, bad shard.
 

@@ -15,12 +15,12 @@ import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag, check_float_range, short_repr, unit_interval_problem
+from maskrefine._checks import check_flag, check_float_range, real_to_float, short_repr, unit_interval_problem
 from maskrefine.errors import InputError
 
 
@@ -54,10 +54,8 @@ def _scale(scale: object) -> float:
     A larger scale puts every box beyond the coordinates a box may have (near 1e308 it overflows to
     ``inf`` and the IoU to NaN).
     """
-    try:
-        value = float(scale) if isinstance(scale, numbers.Real) and not isinstance(scale, bool) else math.nan
-    except OverflowError:  # an int beyond float range
-        value = math.inf
+    real = isinstance(scale, numbers.Real) and not isinstance(scale, bool)
+    value = real_to_float(cast(numbers.Real, scale)) if real else math.nan  # a huge int: inf
     if not (math.isfinite(value) and 0 < value <= MAX_COORDINATE):
         raise ValueError(
             f"`scale` must be a finite number in (0, {MAX_COORDINATE:g}]; got {short_repr(scale)}"

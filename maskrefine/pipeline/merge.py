@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from maskrefine._checks import short_repr
-from maskrefine.errors import ConfigError, InputError
+from maskrefine.errors import ConfigError, InputError, parse_problem
 from maskrefine.pipeline.guards import check_parent_is_folder, job_flags, parse_shard, resolved_path
 from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
 
@@ -94,7 +94,7 @@ def read_run_report(path: str | Path) -> RunReport:
     except RecursionError:
         raise _fail(file, "not valid JSON for a report (nested too deeply)") from None
     except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
-        raise _fail(file, f"not valid JSON for a report ({str(exc).split(';')[0]})") from None
+        raise _fail(file, f"not valid JSON for a report ({parse_problem(exc)})") from None
     return _report_from_dict(file, data)
 
 

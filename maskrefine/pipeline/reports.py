@@ -152,6 +152,10 @@ def not_regular_in(*pairings: Pairing) -> list[Failure]:
     return [found[key] for key in sorted(found)]
 
 
+#: Prefix of the image encodings among :attr:`RunReport.encodings` (the mask encodings have none).
+IMAGE_ENCODING_PREFIX = "images: "
+
+
 def count_encodings(encodings: Sequence[str | None], prefix: str = "") -> dict[str, int]:
     """``{prefix + encoding: count}`` of the non-plain encodings, in order of first appearance."""
     counts: dict[str, int] = {}
@@ -224,7 +228,7 @@ class RunReport:
         """
         return {
             **count_encodings([outcome.encoding for outcome in self.outcomes]),
-            **count_encodings([outcome.image_encoding for outcome in self.outcomes], "images: "),
+            **count_encodings([outcome.image_encoding for outcome in self.outcomes], IMAGE_ENCODING_PREFIX),
         }
 
     @property

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from maskrefine.errors import ConfigError
+from maskrefine.errors import ConfigError, parse_problem
 from maskrefine.io.imageio import write_text_atomic
 from maskrefine.quality.grid import Candidate
 
@@ -135,11 +135,9 @@ def read_preset_file(path: str | Path) -> Candidate:
         raise ConfigError(f"preset file {path}: cannot read as UTF-8 text ({exc})") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (ValueError, RecursionError) as exc:  # a decode error; an integer of more digits than Python
-        # converts (sys.get_int_max_str_digits, a bare ValueError); arrays nested too deeply
-        problem = str(exc).split(";")[0] if not isinstance(exc, RecursionError) else "nested too deeply"
+    except (ValueError, RecursionError) as exc:  # see parse_problem
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        raise ConfigError(f"preset file {path}: not valid {kind} ({problem})") from None
+        raise ConfigError(f"preset file {path}: not valid {kind} ({parse_problem(exc)})") from None
     refine = data.get("refine") if isinstance(data, dict) else None
     if not isinstance(refine, dict):
         raise ConfigError(f"preset file {path}: no [refine] table (method, guide, upsample, [refine.params])")

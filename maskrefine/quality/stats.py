@@ -51,10 +51,7 @@ def _check_int(value: object, name: str, low: int, high: int | None = None) -> i
 def _check_confidence(confidence: object) -> float:
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
         raise ValueError(f"`confidence` must be a number in (0, 1); got {short_repr(confidence)}")
-    try:
-        value = float(confidence)
-    except OverflowError:  # an int or Fraction beyond float range: outside (0, 1) as well
-        value = math.inf
+    value = real_to_float(confidence)  # an int or Fraction beyond float range: inf, outside (0, 1) as well
     if not 0 < value < 1:
         raise ValueError(f"`confidence` must be a number in (0, 1); got {short_repr(confidence)}")
     return value

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from maskrefine._checks import real_to_float, short_repr
-from maskrefine.errors import ConfigError
+from maskrefine.errors import ConfigError, parse_problem
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS", "geometry_problem"]
 
@@ -449,10 +449,8 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
             data = tomllib.load(handle)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {file}: cannot read ({exc})") from None
-    except (ValueError, RecursionError) as exc:  # TOMLDecodeError; an integer of more digits than Python
-        # converts (sys.get_int_max_str_digits, a bare ValueError); arrays nested too deeply
-        problem = str(exc).split(";")[0] if not isinstance(exc, RecursionError) else "nested too deeply"
-        raise ConfigError(f"config file {file}: invalid TOML ({problem})") from None
+    except (ValueError, RecursionError) as exc:  # see parse_problem
+        raise ConfigError(f"config file {file}: invalid TOML ({parse_problem(exc)})") from None
     nested = [k for k, v in data.items() if isinstance(v, dict)]
     if nested:
         raise ConfigError(f"config file {file}: tables are not supported ([{nested[0]}]); use top-level keys")
