@@ -19,16 +19,16 @@ from maskrefine._units import to_unit_float
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
 from maskrefine.metrics.resize import pil_bilinear, prediction_stride, torch_bilinear, torch_nearest
-from maskrefine.metrics.saliency import (
+from maskrefine.metrics.saliency import (  # the unchecked versions: prepare_pair validated the maps
     EPS,
-    accuracy_from_counts,
-    e_measure_from_counts,
-    fbeta,
-    iou_from_counts,
-    precision_recall,
-    s_object_score,
-    ssim_from_moments,
-    weighted_fbeta,
+    _accuracy_from_counts,
+    _e_measure_from_counts,
+    _fbeta,
+    _iou_from_counts,
+    _precision_recall,
+    _s_object_score,
+    _ssim_from_moments,
+    _weighted_fbeta,
 )
 
 __all__ = ["Evaluator", "SaliencyEvaluator", "score_image", "prepare_pair", "paper_repo_geometry"]
@@ -562,8 +562,8 @@ def _s_measure_codes(
     css_fg = hf[1] @ (lut - m_fg) ** 2
     m_bg = 1.0 - (hf[0] @ lut) / n_b[0]
     css_bg = hf[0] @ ((1.0 - lut) - m_bg) ** 2
-    obj_fg = s_object_score(n_b[1], m_fg, css_fg)
-    obj_bg = s_object_score(n_b[0], m_bg, css_bg)
+    obj_fg = _s_object_score(n_b[1], m_fg, css_fg)
+    obj_bg = _s_object_score(n_b[0], m_bg, css_bg)
     tot = hq[:, 0] + hq[:, 1]  # (4, 256)
     nq = tot.sum(axis=1).astype(np.float64)
     sq = tot @ lut
@@ -571,7 +571,7 @@ def _s_measure_codes(
         xbar = sq / nq
     css = np.einsum("qv,qv->q", tot, (lut[None, :] - np.nan_to_num(xbar)[:, None]) ** 2)
     n_fg_q = hq[:, 1].sum(axis=1).astype(np.float64)
-    blocks = ssim_from_moments(nq, sq, css, n_fg_q, hq[:, 1] @ lut)
+    blocks = _ssim_from_moments(nq, sq, css, n_fg_q, hq[:, 1] @ lut)
     if constant is not None:
         blocks = _pysod_flat_block_scores(blocks, constant, nq, n_fg_q, h, w, cy, cx)
     return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)
@@ -597,14 +597,14 @@ def _s_measure_moments(
     nb, sb, s2b = mf[0], mf[1], mf[2]
     m_fg = sb[1] / nb[1]
     m_bg = 1.0 - sb[0] / nb[0]
-    obj_fg = s_object_score(nb[1], m_fg, max(s2b[1] - nb[1] * m_fg**2, 0.0))
-    obj_bg = s_object_score(nb[0], m_bg, max(s2b[0] - nb[0] * (1.0 - m_bg) ** 2, 0.0))
+    obj_fg = _s_object_score(nb[1], m_fg, max(s2b[1] - nb[1] * m_fg**2, 0.0))
+    obj_bg = _s_object_score(nb[0], m_bg, max(s2b[0] - nb[0] * (1.0 - m_bg) ** 2, 0.0))
     nq = mq[0].sum(axis=1)
     sq = mq[1].sum(axis=1)
     s2q = mq[2].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         css = np.maximum(s2q - sq**2 / nq, 0.0)
-    blocks = ssim_from_moments(nq, sq, css, mq[0][:, 1], mq[1][:, 1])
+    blocks = _ssim_from_moments(nq, sq, css, mq[0][:, 1], mq[1][:, 1])
     if constant is not None:
         blocks = _pysod_flat_block_scores(blocks, constant, nq, mq[0][:, 1], h, w, cy, cx)
     return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)
@@ -646,7 +646,7 @@ def _score_prepared(
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     r = _analyse(pred, gt, p, want_x=weighted_f)
     beta_sq = p.effective_beta_sq
-    prec, rec = precision_recall(
+    prec, rec = _precision_recall(
         r.tp,
         r.pp,
         r.n_fg,
@@ -654,9 +654,9 @@ def _score_prepared(
         empty_gt_recall=p.empty_gt_recall,
         eps=p.pr_eps,
     )
-    fcurve = fbeta(prec, rec, beta_sq, p.pr_eps)
-    ecurve = e_measure_from_counts(r.tp, r.pp, r.n_fg, r.n)
-    pa, ra = precision_recall(
+    fcurve = _fbeta(prec, rec, beta_sq, p.pr_eps)
+    ecurve = _e_measure_from_counts(r.tp, r.pp, r.n_fg, r.n)
+    pa, ra = _precision_recall(
         r.adp_tp,
         r.adp_pp,
         r.n_fg,
@@ -665,29 +665,29 @@ def _score_prepared(
         eps=p.pr_eps,
     )
     # _analyse keeps the map and the GT's F classes exactly when asked to (want_x=weighted_f)
-    wfb = float(weighted_fbeta(r.x, r.gf)) if r.x is not None and r.gf is not None else None
+    wfb = float(_weighted_fbeta(r.x, r.gf)) if r.x is not None and r.gf is not None else None
     empty_union = {"nan": np.nan, "skip": np.nan, "zero": 0.0}[p.iou_empty_union]
     binary_mae = p.mae_rule == "binary"
     ratio_dtype = np.float32 if p.ratio_dtype == "float32" else np.float64
     row: dict[str, Any] = {
         "height": int(gt.shape[0]),
         "width": int(gt.shape[1]),
-        "acc": float(accuracy_from_counts(r.acc_tp, r.acc_pp, r.acc_g, r.n, dtype=ratio_dtype)),
+        "acc": float(_accuracy_from_counts(r.acc_tp, r.acc_pp, r.acc_g, r.n, dtype=ratio_dtype)),
         "iou": float(
-            iou_from_counts(
+            _iou_from_counts(
                 r.acc_tp, r.acc_pp, r.acc_g, eps=p.iou_eps, empty_union=empty_union, dtype=ratio_dtype
             )
         ),
         "max_fbeta": float(fcurve.max()),
         "mean_fbeta": float(fcurve.mean()),
-        "adaptive_fbeta": float(fbeta(pa, ra, beta_sq, p.pr_eps)),
+        "adaptive_fbeta": float(_fbeta(pa, ra, beta_sq, p.pr_eps)),
         # FOUND: MAE of the binarised map (|P xor G| / n), the soft map's MAE kept as soft_mae
         "mae": float((r.acc_pp + r.acc_g - 2 * r.acc_tp) / r.n) if binary_mae else float(r.mae),
         **({"soft_mae": float(r.mae)} if binary_mae else {}),
         "s_measure": float(r.s),
         "max_e_measure": float(ecurve.max()),
         "mean_e_measure": float(ecurve.mean()),
-        "adaptive_e_measure": float(e_measure_from_counts(r.adp_tp, r.adp_pp, r.n_fg, r.n)),
+        "adaptive_e_measure": float(_e_measure_from_counts(r.adp_tp, r.adp_pp, r.n_fg, r.n)),
         "weighted_fbeta": wfb,
         "empty_gt": r.n_fg == 0,
         "empty_pred": r.acc_pp == 0,

@@ -1,18 +1,32 @@
 """Saliency metrics as pure functions of counts or of arrays (docs/evaluation.md).
 
 Count-based functions accept scalars or arrays (one entry per threshold) and never loop in Python.
-Array-based functions (:func:`mae`, :func:`s_measure`, :func:`e_measure`, :func:`weighted_fbeta`) take a
-float prediction in [0, 1] and a bool GT of the same shape and follow PySODMetrics' formulas.
+Every public function checks its arguments (counts are whole numbers in [0, 2**53] that fit one image,
+maps are finite and in [0, 1], β², eps, α and thresholds within their ranges) and raises ``TypeError`` or
+``ValueError`` naming the argument; the evaluator calls the unchecked ``_`` versions on inputs it
+validated itself. Array-based functions (:func:`mae`, :func:`s_measure`, :func:`e_measure`,
+:func:`weighted_fbeta`) take a float prediction in [0, 1] and a bool GT of the same shape and follow
+PySODMetrics' formulas.
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, TypeAlias
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
+
+from maskrefine._checks import (
+    as_float_array,
+    check_float_range,
+    check_unit_interval,
+    real_to_float,
+    short_repr,
+)
+from maskrefine.metrics.presets import MAX_BETA_SQ, MAX_PRESET_EPS
 
 __all__ = [
     "EPS",
@@ -21,8 +35,7 @@ __all__ = [
     "iou_from_counts",
     "accuracy_from_counts",
     "e_measure_from_counts",
-    "ssim_from_moments",
-    "s_object_score",
+    "MAX_COUNT",
     "mae",
     "s_measure",
     "e_measure",
@@ -35,6 +48,98 @@ EPS = float(np.spacing(1))
 _Count: TypeAlias = "np.ndarray | int | np.integer[Any]"
 #: A block moment: an array over blocks or one scalar.
 _Moment: TypeAlias = "npt.NDArray[np.float64] | float | np.integer[Any]"
+
+#: Largest pixel count the count-based functions accept: the formulas run in float64, exact to 2**53.
+MAX_COUNT = 2**53
+
+
+# --------------------------------------------------------------------------------------------------
+# argument checks of the public functions (the evaluator calls the unchecked ``_`` versions)
+
+
+def _counts(value: object, name: str) -> npt.NDArray[np.float64]:
+    """``value`` (a count or an array of counts) as float64, or raise naming ``name``.
+
+    A count is a whole number in [0, :data:`MAX_COUNT`]; bool, text and objects are refused.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_):
+        if not 0 <= int(value) <= MAX_COUNT:  # also an int too large for NumPy
+            raise ValueError(f"`{name}` must be a pixel count in [0, 2**53]; got {short_repr(value)}")
+        return np.asarray(float(value))
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):  # a ragged list
+        array = np.asarray(None)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(
+            f"`{name}` must be a pixel count (an integer >= 0) or an array of counts; "
+            f"got {short_repr(value)} ({type(value).__name__})"
+        )
+    counts = array.astype(np.float64)
+    if counts.size and not (
+        np.isfinite(counts).all()
+        and counts.min() >= 0
+        and counts.max() <= MAX_COUNT
+        and bool(np.all(counts == np.floor(counts)))
+    ):
+        raise ValueError(
+            f"`{name}` must hold pixel counts (whole numbers in [0, 2**53]); found values in "
+            f"[{counts.min():.7g}, {counts.max():.7g}]"
+            + ("" if np.isfinite(counts).all() else " and NaN/inf")
+        )
+    return counts
+
+
+def _check_at_most(small: np.ndarray, large: np.ndarray, small_name: str, large_name: str) -> None:
+    """Raise unless ``small <= large`` wherever the two (broadcast) counts meet."""
+    try:
+        ok = bool(np.all(small <= large))
+    except ValueError:
+        raise ValueError(
+            f"`{small_name}` and `{large_name}` must have broadcastable shapes; got {small.shape} and "
+            f"{large.shape}"
+        ) from None
+    if not ok:
+        raise ValueError(f"`{small_name}` must be <= `{large_name}` (a count of a subset of its pixels)")
+
+
+def _check_eps(eps: object) -> float:
+    return check_float_range(eps, "eps", 0.0, MAX_PRESET_EPS)
+
+
+def _check_beta_sq(beta_sq: object) -> float:
+    value = check_float_range(beta_sq, "beta_sq", 0.0, MAX_BETA_SQ)
+    if value == 0.0:
+        raise ValueError(
+            f"`beta_sq` must be > 0 (β² weighs recall against precision); got {short_repr(beta_sq)}"
+        )
+    return value
+
+
+def _check_rule(value: object, name: str) -> float | None:
+    """Return an empty-mask rule (None, or the value in [0, 1] given to an empty denominator), or raise."""
+    return None if value is None else check_float_range(value, name, 0.0, 1.0)
+
+
+def _check_dtype(dtype: object) -> type[np.floating]:
+    """``np.float32`` or ``np.float64`` (a type, a dtype or its name), or raise."""
+    try:
+        kind = np.dtype(dtype)  # type: ignore[call-overload]  # anything; refused below
+    except TypeError:
+        kind = None
+    if kind is None or dtype is None or kind not in (np.float32, np.float64):
+        raise ValueError(f"`dtype` must be np.float32 or np.float64; got {short_repr(dtype)}")
+    return np.float32 if kind == np.float32 else np.float64
+
+
+def _unit_values(value: object, name: str) -> npt.NDArray[np.float64]:
+    """``value`` (a number or an array) as float64 in [0, 1], or raise naming ``name``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        return np.asarray(check_float_range(value, name, 0.0, 1.0))
+    array = as_float_array(value, name, expected="a float in [0, 1] or a float array")
+    if array.size:
+        check_unit_interval(array, name)
+    return array.astype(np.float64, copy=False)
 
 
 def _ratio(num: _Count, den: _Count, empty: float | None, eps: float) -> npt.NDArray[np.float64]:
@@ -78,6 +183,28 @@ def precision_recall(
     >>> precision_recall(0, 0, 5, empty_pred_precision=1.0)
     (array(1.), array(0.))
     """
+    tp_, n_pred_, n_gt_ = _counts(tp, "tp"), _counts(n_pred, "n_pred"), _counts(n_gt, "n_gt")
+    _check_at_most(tp_, n_pred_, "tp", "n_pred")
+    _check_at_most(tp_, n_gt_, "tp", "n_gt")
+    return _precision_recall(
+        tp_,
+        n_pred_,
+        n_gt_,
+        empty_pred_precision=_check_rule(empty_pred_precision, "empty_pred_precision"),
+        empty_gt_recall=_check_rule(empty_gt_recall, "empty_gt_recall"),
+        eps=_check_eps(eps),
+    )
+
+
+def _precision_recall(
+    tp: _Count,
+    n_pred: _Count,
+    n_gt: _Count,
+    *,
+    empty_pred_precision: float | None,
+    empty_gt_recall: float | None,
+    eps: float,
+) -> tuple[np.ndarray, np.ndarray]:
     p = _ratio(tp, n_pred, empty_pred_precision, eps)
     r = _ratio(tp, n_gt, empty_gt_recall, eps)
     return p, r
@@ -103,6 +230,17 @@ def fbeta(precision: np.ndarray, recall: np.ndarray, beta_sq: float = 0.3, eps: 
     >>> float(fbeta(np.array(0.5), np.array(0.5), beta_sq=1.0))
     0.5
     """
+    p, r = _unit_values(precision, "precision"), _unit_values(recall, "recall")
+    try:
+        np.broadcast(p, r)
+    except ValueError:
+        raise ValueError(
+            f"`precision` and `recall` must have broadcastable shapes; got {p.shape} and {r.shape}"
+        ) from None
+    return _fbeta(p, r, _check_beta_sq(beta_sq), _check_eps(eps))
+
+
+def _fbeta(precision: np.ndarray, recall: np.ndarray, beta_sq: float, eps: float) -> np.ndarray:
     p = np.asarray(precision, np.float64)
     r = np.asarray(recall, np.float64)
     num = (1.0 + beta_sq) * p * r
@@ -131,6 +269,28 @@ def iou_from_counts(
     >>> float(iou_from_counts(2, 3, 3))
     0.5
     """
+    tp_, n_pred_, n_gt_ = _counts(tp, "tp"), _counts(n_pred, "n_pred"), _counts(n_gt, "n_gt")
+    _check_at_most(tp_, n_pred_, "tp", "n_pred")
+    _check_at_most(tp_, n_gt_, "tp", "n_gt")
+    if isinstance(empty_union, bool) or not isinstance(empty_union, numbers.Real):
+        raise TypeError(f"`empty_union` must be a number in [0, 1] or NaN; got {short_repr(empty_union)}")
+    union_value = real_to_float(empty_union)
+    if not (np.isnan(union_value) or 0.0 <= union_value <= 1.0):
+        raise ValueError(f"`empty_union` must be NaN or a number in [0, 1]; got {short_repr(empty_union)}")
+    return _iou_from_counts(
+        tp_, n_pred_, n_gt_, eps=_check_eps(eps), empty_union=union_value, dtype=_check_dtype(dtype)
+    )
+
+
+def _iou_from_counts(
+    tp: _Count,
+    n_pred: _Count,
+    n_gt: _Count,
+    *,
+    eps: float = 0.0,
+    empty_union: float = np.nan,
+    dtype: type[np.floating] = np.float64,
+) -> np.ndarray:
     tp64 = np.asarray(tp, np.float64)
     union = (np.asarray(n_pred, np.float64) + np.asarray(n_gt, np.float64) - tp64).astype(dtype)
     tp = tp64.astype(dtype)
@@ -154,6 +314,34 @@ def accuracy_from_counts(
     >>> float(accuracy_from_counts(1, 2, 1, 4))
     0.75
     """
+    tp_, n_pred_, n_gt_ = _counts(tp, "tp"), _counts(n_pred, "n_pred"), _counts(n_gt, "n_gt")
+    n_ = _pixel_total(n)
+    _check_consistent(tp_, n_pred_, n_gt_, n_)
+    return _accuracy_from_counts(tp_, n_pred_, n_gt_, n_, dtype=_check_dtype(dtype))
+
+
+def _pixel_total(n: object) -> int:
+    """``n`` (the pixel count of the image) as an int in [1, :data:`MAX_COUNT`], or raise."""
+    if isinstance(n, bool | np.bool_) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"`n` must be the image's pixel count (an integer >= 1); got {short_repr(n)}")
+    if not 1 <= int(n) <= MAX_COUNT:
+        raise ValueError(f"`n` must be a pixel count in [1, 2**53]; got {short_repr(n)}")
+    return int(n)
+
+
+def _check_consistent(tp: np.ndarray, n_pred: np.ndarray, n_gt: np.ndarray, n: int) -> None:
+    """Raise unless the counts can come from one image of ``n`` pixels."""
+    _check_at_most(tp, n_pred, "tp", "n_pred")
+    _check_at_most(tp, n_gt, "tp", "n_gt")
+    _check_at_most(n_pred, np.asarray(float(n)), "n_pred", "n")
+    _check_at_most(n_gt, np.asarray(float(n)), "n_gt", "n")
+    if not bool(np.all(n_pred - tp <= n - n_gt)):
+        raise ValueError("`n_pred - tp` (false positives) must be <= `n - n_gt` (the GT background pixels)")
+
+
+def _accuracy_from_counts(
+    tp: _Count, n_pred: _Count, n_gt: _Count, n: int, *, dtype: type[np.floating] = np.float64
+) -> np.ndarray:
     tp = np.asarray(tp, np.float64)
     agree = 2.0 * tp + n - np.asarray(n_pred, np.float64) - np.asarray(n_gt, np.float64)
     return np.asarray(agree.astype(dtype) / dtype(n), np.float64)
@@ -183,6 +371,15 @@ def e_measure_from_counts(tp: _Count, n_pred: _Count, n_gt: int, n: int) -> np.n
     >>> round(float(e_measure_from_counts(2, 2, 2, 4)), 6)
     1.333333
     """
+    if isinstance(n_gt, bool | np.bool_) or not isinstance(n_gt, numbers.Integral):
+        raise TypeError(f"`n_gt` must be the GT foreground count (an integer >= 0); got {short_repr(n_gt)}")
+    n_ = _pixel_total(n)
+    tp_, n_pred_, n_gt_ = _counts(tp, "tp"), _counts(n_pred, "n_pred"), _counts(n_gt, "n_gt")
+    _check_consistent(tp_, n_pred_, n_gt_, n_)
+    return _e_measure_from_counts(tp_, n_pred_, int(n_gt), n_)
+
+
+def _e_measure_from_counts(tp: _Count, n_pred: _Count, n_gt: int, n: int) -> np.ndarray:
     tp = np.asarray(tp, np.float64)
     pp = np.asarray(n_pred, np.float64)
     denom = n - 1 + EPS
@@ -202,7 +399,7 @@ def e_measure_from_counts(tp: _Count, n_pred: _Count, n_gt: int, n: int) -> np.n
     return total / denom
 
 
-def ssim_from_moments(
+def _ssim_from_moments(
     n: _Moment,
     sum_x: _Moment,
     css_x: _Moment,
@@ -244,20 +441,25 @@ def ssim_from_moments(
     return np.where(n > 0, score, np.nan)
 
 
-def s_object_score(n: float, mean: float, css: float) -> float:
+def _s_object_score(n: float, mean: float, css: float) -> float:
     """S-measure object score ``2μ / (μ² + 1 + σ + eps)`` with σ the sample std (ddof 1; 0 for one pixel)."""
     std = np.sqrt(css / (n - 1)) if n > 1 else 0.0
     return 2.0 * mean / (mean**2 + 1.0 + std + EPS)
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``pred`` as float64 and ``gt``; raise unless finite [0, 1] floats and bools of one 2-D shape."""
     if not isinstance(pred, np.ndarray) or not np.issubdtype(pred.dtype, np.floating):
         raise TypeError(f"`pred` must be a float ndarray in [0, 1]; got {getattr(pred, 'dtype', type(pred))}")
     if not isinstance(gt, np.ndarray) or gt.dtype != bool:
         raise TypeError(f"`gt` must be a bool ndarray; got {getattr(gt, 'dtype', type(gt))}")
     if pred.ndim != 2 or pred.shape != gt.shape:
         raise ValueError(f"`pred` and `gt` must be 2-D of the same shape; got {pred.shape} and {gt.shape}")
-    return pred.astype(np.float64, copy=False), gt
+    if pred.size == 0:
+        raise ValueError(f"`pred` and `gt` must hold at least one pixel; got shape {pred.shape}")
+    pred = as_float_array(pred, "pred")
+    check_unit_interval(pred, "pred")
+    return np.asarray(pred, np.float64), np.asarray(gt)
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -299,6 +501,7 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
     1.0
     """
     pred, gt = _check_pair(pred, gt)
+    alpha = check_float_range(alpha, "alpha", 0.0, 1.0)
     h, w = gt.shape
     n = h * w
     n_fg = int(np.count_nonzero(gt))
@@ -311,7 +514,7 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
     x_bg = pred[~gt]
     m_fg = x_fg.mean()
     m_bg = 1.0 - x_bg.mean()
-    obj = s_object_score(x_fg.size, m_fg, np.sum((x_fg - m_fg) ** 2)) * y + s_object_score(
+    obj = _s_object_score(x_fg.size, m_fg, np.sum((x_fg - m_fg) ** 2)) * y + _s_object_score(
         x_bg.size, m_bg, np.sum(((1.0 - x_bg) - m_bg) ** 2)
     ) * (1 - y)
     rows, cols = np.nonzero(gt)
@@ -332,7 +535,7 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
         nb = xb.size
         sb = xb.sum() if nb else 0.0
         css = np.sum((xb - sb / nb) ** 2) if nb else 0.0
-        region += float(ssim_from_moments(nb, sb, css, np.count_nonzero(gb), xb[gb].sum())) * wt
+        region += float(_ssim_from_moments(nb, sb, css, np.count_nonzero(gb), xb[gb].sum())) * wt
     return float(max(0.0, alpha * obj + (1 - alpha) * region))
 
 
@@ -346,8 +549,11 @@ def e_measure(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float:
     2.0
     """
     pred, gt = _check_pair(pred, gt)
+    threshold = check_float_range(threshold, "threshold", 0.0, 1.0)
     b = pred >= threshold
-    return float(e_measure_from_counts(np.count_nonzero(b & gt), np.count_nonzero(b), int(gt.sum()), gt.size))
+    return float(
+        _e_measure_from_counts(np.count_nonzero(b & gt), np.count_nonzero(b), int(gt.sum()), gt.size)
+    )
 
 
 def _matlab_gaussian(size: int = 7, sigma: float = 5.0) -> np.ndarray:
@@ -391,6 +597,10 @@ def weighted_fbeta(pred: np.ndarray, gt: np.ndarray, beta_sq: float = 1.0) -> fl
     1.0
     """
     pred, gt = _check_pair(pred, gt)
+    return _weighted_fbeta(pred, gt, _check_beta_sq(beta_sq))
+
+
+def _weighted_fbeta(pred: np.ndarray, gt: np.ndarray, beta_sq: float = 1.0) -> float:
     if not gt.any():
         return 0.0
     bg = ~gt

@@ -75,10 +75,10 @@ def test_count_functions_by_hand():
     }
     assert float(accuracy_from_counts(1, 2, 2, 4)) == 0.5
     assert float(iou_from_counts(1, 2, 2)) == pytest.approx(1 / 3)
-    p, r = precision_recall(
-        np.array([0, 2]), np.array([0, 4]), 0, empty_pred_precision=1.0, empty_gt_recall=1.0
+    p, r = precision_recall(  # an empty GT: no true positive is possible
+        np.array([0, 0]), np.array([0, 4]), 0, empty_pred_precision=1.0, empty_gt_recall=1.0
     )
-    assert p.tolist() == [1.0, 0.5] and r.tolist() == [1.0, 1.0]
+    assert p.tolist() == [1.0, 0.0] and r.tolist() == [1.0, 1.0]
     p, r = precision_recall(0, 0, 0)
     assert float(p) == 0.0 and float(r) == 0.0
     p, r = precision_recall(3, 4, 6, eps=1e-7)
