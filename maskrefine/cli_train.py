@@ -160,6 +160,7 @@ def train_cmd(
     cli = _cli()
     cli._quiet_opencv()  # a bad image is reported by us, not by OpenCV's own log lines
     with cli._library_errors():
+        from maskrefine._checks import short_repr
         from maskrefine.errors import ConfigError
 
         if not run_dir.strip():
@@ -167,19 +168,26 @@ def train_cmd(
         from maskrefine.train import config as config_mod
         from maskrefine.train import train
 
-        values: dict[str, Any] = {}
+        file_values: dict[str, Any] = {}
         if config_file is not None:
-            values = config_mod.load_toml(config_file)
-        file_preset = values.pop("preset", None)  # always removed: it is not a training setting
+            file_values = config_mod.load_toml(config_file)
+        file_preset = file_values.pop("preset", None)  # always removed: it is not a training setting
         if file_preset is not None and not isinstance(file_preset, str):
-            raise ConfigError(f"config file {config_file}: preset must be a string; got {file_preset!r}")
+            raise ConfigError(
+                f"config file {config_file}: preset must be a string; got {short_repr(file_preset)}"
+            )
         name = preset or file_preset or "paper"
-        values.update({key: value for key, value in options.items() if value is not None})
+        option_values = {key: value for key, value in options.items() if value is not None}
         if backbone_checkpoint is not None:
             if not backbone_checkpoint.strip():
                 raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
-            values["backbone_checkpoint"] = backbone_checkpoint
-        cfg = config_mod.preset(name, **values)
+            option_values["backbone_checkpoint"] = backbone_checkpoint
+        if preset is None and file_preset is not None and file_preset not in config_mod.PRESETS:
+            raise ConfigError(
+                f"config file {config_file}: preset must be one of {', '.join(config_mod.PRESETS)}; "
+                f"got {short_repr(file_preset)}"
+            )
+        cfg = _training_config(config_mod, name, file_values, option_values, config_file)
         line = _StepLine(sys.stderr.isatty() and not quiet, cfg.epochs)
         try:
             result = _train_or_stop(
@@ -198,6 +206,33 @@ def train_cmd(
         click.echo(f"error: {_cli()._one_line(problem)}", err=True)
     click.echo(f"trained {result.step} steps ({result.epoch} epochs); checkpoint {result.checkpoint}")
     sys.exit(0 if result.ok else 1)
+
+
+def _training_config(
+    config_mod: ModuleType,
+    name: str,
+    file_values: dict[str, Any],
+    option_values: dict[str, Any],
+    config_file: str | None,
+) -> Any:
+    """Return the preset ``name`` with the --config file's values, then the options' (refusals name the file).
+
+    When the settings are refused and the preset with the options alone is accepted, the file's values
+    are the problem (alone or with an option): the message then starts with the file, as for its other
+    problems.
+    """
+    from maskrefine.errors import ConfigError
+
+    try:
+        return config_mod.preset(name, **{**file_values, **option_values})
+    except ConfigError as exc:
+        if not file_values:
+            raise
+        try:
+            config_mod.preset(name, **option_values)
+        except ConfigError:
+            raise exc from None  # the preset and the options alone are refused: their message
+        raise ConfigError(f"config file {config_file}: {exc}") from None
 
 
 def _train_or_stop(train: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:

@@ -34,6 +34,7 @@ from maskrefine._checks import (
     check_radius,
     check_subsample,
     check_unit_interval,
+    short_repr,
 )
 from maskrefine.baseline_presets import BILATERAL_PRESETS, CRF_PRESETS
 from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
@@ -111,9 +112,9 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
     if not isinstance(name, str):
         raise TypeError(f"`spec.name` must be a string; got {type(name).__name__}")
     if not name or name != name.strip() or any(ch.isspace() for ch in name) or not name.isprintable():
-        raise ValueError(f"`spec.name` must be a non-empty name without spaces; got {name!r}")
+        raise ValueError(f"`spec.name` must be a non-empty name without spaces; got {short_repr(name)}")
     if name in REFINERS:
-        raise ValueError(f"a refiner named {name!r} is already registered")
+        raise ValueError(f"a refiner named {short_repr(name)} is already registered")
     if not isinstance(spec.summary, str):
         raise TypeError(f"`spec.summary` must be a string; got {type(spec.summary).__name__}")
     if not callable(spec.run):
@@ -121,14 +122,20 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
     for field_name in ("defaults", "validators"):
         table = getattr(spec, field_name)
         if not isinstance(table, Mapping) or not all(isinstance(key, str) for key in table):
-            raise TypeError(f"`spec.{field_name}` must be a mapping with string keys; got {table!r}")
+            raise TypeError(
+                f"`spec.{field_name}` must be a mapping with string keys; got {short_repr(table)}"
+            )
     defaults = dict(spec.defaults)
     validators = dict(spec.validators)
     for key, check in validators.items():
         if key not in defaults:
-            raise ValueError(f"`spec.validators` checks {key!r}, which is not a parameter in `spec.defaults`")
+            raise ValueError(
+                f"`spec.validators` checks {short_repr(key)}, which is not a parameter in `spec.defaults`"
+            )
         if not callable(check):
-            raise TypeError(f"`spec.validators[{key!r}]` must be callable; got {type(check).__name__}")
+            raise TypeError(
+                f"`spec.validators[{short_repr(key)}]` must be callable; got {type(check).__name__}"
+            )
         check(defaults[key], key)  # a default its own validator refuses would fail every call
     native_mask = check_flag(spec.native_mask, "spec.native_mask")
     REFINERS[name] = RefinerSpec(
@@ -145,7 +152,7 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
 def _check_method(method: object) -> RefinerSpec:
     if not isinstance(method, str) or method not in REFINERS:
         listed = ", ".join(repr(name) for name in REFINERS)
-        raise ValueError(f"`method` must be one of {listed}; got {method!r}")
+        raise ValueError(f"`method` must be one of {listed}; got {short_repr(method)}")
     return REFINERS[method]
 
 
@@ -173,11 +180,15 @@ def resolve_params(method: str, params: Mapping[str, Any] | None = None) -> dict
     """
     spec = _check_method(method)
     given = {key: value for key, value in (params or {}).items() if value is not None}
-    unknown = sorted(set(given) - set(spec.defaults))
+    unknown = [key for key in given if key not in spec.defaults]
     if unknown:
         accepted = ", ".join(spec.defaults) or "none"
+        named = ", ".join(
+            key if isinstance(key, str) and len(key) <= 40 else short_repr(key, 40) for key in unknown[:5]
+        )
         raise ValueError(
-            f"refiner {method!r} does not accept parameter(s) {', '.join(unknown)}; accepted: {accepted}"
+            f"refiner {method!r} does not accept parameter(s) {named}{', ...' if len(unknown) > 5 else ''}; "
+            f"accepted: {accepted}"
         )
     resolved = {**spec.defaults, **given}
     for key, check in spec.validators.items():
@@ -351,7 +362,7 @@ def refine(
     spec = _check_method(method)
     if guide not in GUIDE_MODES:
         listed = ", ".join(repr(g) for g in GUIDE_MODES)
-        raise ValueError(f"`guide` must be one of {listed}; got {guide!r}")
+        raise ValueError(f"`guide` must be one of {listed}; got {short_repr(guide)}")
     binary_input = check_flag(binary_input, "binary_input")
     resolved = resolve_params(method, params)
     return refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, binary_input)
@@ -415,7 +426,7 @@ def _at_most(check: Callable[[Any, str], Any], limit: int) -> Callable[[Any, str
     def bounded(value: Any, name: str) -> Any:
         checked = check(value, name)
         if checked > limit:
-            raise ValueError(f"`{name}` must be <= {limit}; got {value!r}")
+            raise ValueError(f"`{name}` must be <= {limit}; got {short_repr(value)}")
         return checked
 
     return bounded

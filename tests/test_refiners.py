@@ -299,3 +299,31 @@ def test_builtin_defaults_pass_their_own_validators() -> None:
     for spec in REFINERS.values():
         for key, check in spec.validators.items():
             check(spec.defaults[key], key)
+
+
+_MASK = np.zeros((20, 20), np.float32)
+_IMAGE = np.zeros((20, 20, 3), np.float32)
+
+
+@pytest.mark.parametrize(
+    ("call", "fragment"),
+    [
+        (lambda: refine(_MASK, _IMAGE, "guided", radius=10**5000), "`radius` must be <= "),
+        (lambda: refine(_MASK, _IMAGE, "fast_guided", subsample=10**5000), "`subsample` must be <= "),
+        (lambda: refine(_MASK, _IMAGE, "guided", **{"x" * 100_000: 1}), "does not accept parameter"),
+        (lambda: refine(_MASK, _IMAGE, "x" * 100_000), "`method` must be one of"),
+        (lambda: refine(_MASK, _IMAGE, "guided", guide="g" * 100_000), "`guide` must be one of"),
+        (lambda: resolve_params("guided", {1: 2, "a": 3}), "does not accept parameter"),
+    ],
+    ids=["radius", "subsample", "param-name", "method", "guide", "non-string-names"],
+)
+def test_hostile_values_are_named_in_short(call, fragment) -> None:
+    """A 5000-digit int or a 100 000-character name is refused with our message, cut short.
+
+    Before, ``{value!r}`` of a 5000-digit int raised Python's own 'Exceeds the limit' error inside the
+    raise, and names were echoed in full.
+    """
+    with pytest.raises(ValueError) as info:
+        call()
+    message = str(info.value)
+    assert fragment in message and "Exceeds the limit" not in message and len(message) < 300

@@ -79,12 +79,56 @@ def test_train_resize_option(hostile):
         ("nope.toml", None, ["nope.toml", "file not found"]),
         # a typo in the file was reported as "preset paper: unknown training setting(s): epoch"
         ("typo.toml", "epoch = 10\n", ["config file", "typo.toml", "unknown training setting(s): epoch"]),
+        # a bad value in the file was reported without naming the file
+        ("neg.toml", "lr = -1\n", ["config file neg.toml", "lr must be > 0"]),
+        ("text.toml", "lr = 'x'\n", ["config file text.toml", "lr: expected a number"]),
+        ("size.toml", "image_size = 100\n", ["config file size.toml", "multiple of 16"]),
+        ("preset.toml", "preset = 'nosuch'\n", ["config file preset.toml", "preset must be one of"]),
+        ("huge.toml", f"batch_size = {'9' * 4000}\n", ["config file huge.toml", "batch_size must be <="]),
     ],
 )
 def test_train_bad_config_file(hostile, name, content, names):
     if content is not None:
         hostile.path(name).write_text(content)
     hostile.run("train", "--images", "images", "--out", "run", "--config", name, exit=2, names=names)
+    assert not hostile.path("run").exists()
+
+
+def test_train_config_file_blamed_only_for_its_own_values(hostile):
+    hostile.path("cfg.toml").write_text("lr = -1\nimage_size = 64\n")
+    # the option overrides the file's bad value: accepted
+    hostile.run(
+        "train",
+        "--images",
+        "images",
+        "--out",
+        "run",
+        "--config",
+        "cfg.toml",
+        *TRAIN_TINY,
+        "--lr",
+        "0.01",
+        exit=0,
+        out=["run"],
+    )
+    config = json.loads(hostile.path("run/config.json").read_text())["config"]
+    assert (config["lr"], config["image_size"]) == (0.01, 64)
+    # refused by the options alone: the file is not named
+    hostile.path("ok.toml").write_text("epochs = 1\n")
+    result = hostile.run(
+        "train",
+        "--images",
+        "images",
+        "--out",
+        "run2",
+        "--config",
+        "ok.toml",
+        "--image-size",
+        "384",
+        exit=2,
+        names=["resize (335) must be >= image_size (384)"],
+    )
+    assert "ok.toml" not in result.stderr
 
 
 @pytest.mark.parametrize("kind", ["fifo", "symlink", "file", "empty", "dot"])
