@@ -48,7 +48,9 @@ def real_to_float(value: numbers.Real) -> float:
 def check_radius(radius: object, name: str = "radius") -> int:
     """Return ``radius`` as an int >= 0, or raise."""
     if isinstance(radius, bool) or not isinstance(radius, numbers.Integral):
-        raise TypeError(f"`{name}` must be a non-negative integer; got {radius!r} ({type(radius).__name__})")
+        raise TypeError(
+            f"`{name}` must be a non-negative integer; got {short_repr(radius)} ({type(radius).__name__})"
+        )
     if radius < 0:
         raise ValueError(f"`{name}` must be >= 0; got {short_repr(int(radius))}")
     return int(radius)
@@ -66,7 +68,7 @@ MAX_LAM = 1e8
 def check_eps(eps: object, name: str = "eps") -> float:
     """Return ``eps`` as a finite float >= :data:`MIN_EPS`, or raise."""
     if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise TypeError(f"`{name}` must be a positive float; got {eps!r} ({type(eps).__name__})")
+        raise TypeError(f"`{name}` must be a positive float; got {short_repr(eps)} ({type(eps).__name__})")
     value = real_to_float(eps)
     if not np.isfinite(value) or value <= 0.0:
         raise ValueError(f"`{name}` must be a finite float > 0; got {short_repr(eps)}")
@@ -81,7 +83,9 @@ def check_eps(eps: object, name: str = "eps") -> float:
 def check_subsample(subsample: object, name: str = "subsample") -> int:
     """Return ``subsample`` as an int >= 1, or raise."""
     if isinstance(subsample, bool) or not isinstance(subsample, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer >= 1; got {subsample!r} ({type(subsample).__name__})")
+        raise TypeError(
+            f"`{name}` must be an integer >= 1; got {short_repr(subsample)} ({type(subsample).__name__})"
+        )
     if subsample < 1:
         raise ValueError(f"`{name}` must be >= 1; got {short_repr(int(subsample))}")
     return int(subsample)
@@ -91,7 +95,7 @@ def check_choice(value: object, choices: tuple[str, ...] | list[str], name: str)
     """Return ``value`` if it is one of ``choices``, or raise ``ValueError`` listing them."""
     if value not in choices:
         listed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"`{name}` must be one of {listed}; got {value!r}")
+        raise ValueError(f"`{name}` must be one of {listed}; got {short_repr(value)}")
     return str(value)
 
 
@@ -224,7 +228,7 @@ def as_rgb_unit_image(image: object, name: str = "image") -> np.ndarray:
 def check_float_range(value: object, name: str, low: float, high: float = np.inf) -> float:
     """Return ``value`` as a float in ``[low, high]`` (a finite real number), or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a real number; got {value!r} ({type(value).__name__})")
+        raise TypeError(f"`{name}` must be a real number; got {short_repr(value)} ({type(value).__name__})")
     result = real_to_float(value)
     if not np.isfinite(result) or result < low or result > high:
         span = f">= {low:g}" if high == np.inf else f"in [{low:g}, {high:g}]"
@@ -235,7 +239,7 @@ def check_float_range(value: object, name: str, low: float, high: float = np.inf
 def check_int_range(value: object, name: str, low: int, high: int) -> int:
     """Return ``value`` as an int in ``[low, high]``, or raise."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer; got {value!r} ({type(value).__name__})")
+        raise TypeError(f"`{name}` must be an integer; got {short_repr(value)} ({type(value).__name__})")
     result = int(value)
     if result < low or result > high:
         raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {short_repr(result)}")

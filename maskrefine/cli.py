@@ -32,6 +32,7 @@ from typing import Any, NoReturn, cast
 import click
 
 from maskrefine import __version__
+from maskrefine._checks import short_repr
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError, ReportNotWrittenError
 from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
@@ -598,7 +599,7 @@ def apply_cmd(
     named = method_params.get("preset")
     if method == "auto" and named is not None:
         raise click.UsageError(
-            f"--preset {named!r}: without --method, --preset takes a refine preset "
+            f"--preset {short_repr(named)}: without --method, --preset takes a refine preset "
             f"({', '.join(REFINE_PRESETS)}); bilateral_solver and crf presets need their --method."
         )
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}

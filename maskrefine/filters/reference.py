@@ -26,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 
+from maskrefine._checks import short_repr
+
 __all__ = ["box_mean", "guided_filter", "upsample_bilinear"]
 
 Border = Literal["truncated", "reflect"]
@@ -65,7 +67,7 @@ def box_mean(x: np.ndarray, radius: int, border: Border = "truncated") -> np.nda
         c = _cumsum2d(padded)
         total = c[k : k + h, k : k + w] - c[0:h, k : k + w] - c[k : k + h, 0:w] + c[0:h, 0:w]
         return total / float(k * k)
-    raise ValueError(f"`border` must be 'truncated' or 'reflect'; got {border!r}")
+    raise ValueError(f"`border` must be 'truncated' or 'reflect'; got {short_repr(border)}")
 
 
 def _cumsum2d(x: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from maskrefine._checks import check_flag, unit_interval_problem
+from maskrefine._checks import check_flag, real_to_float, short_repr, unit_interval_problem
 from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError, OutputError, OutputExistsError
 from maskrefine.io.files import file_kind, open_regular, read_exactly
@@ -482,26 +482,28 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
         if dtype.hasobject or not (dtype == np.bool_ or np.issubdtype(dtype, np.floating)):
             raise InputError(path, f"mask array must be bool or float in [0, 1]; got dtype {dtype}")
         if any(not isinstance(d, int) or d < 0 for d in shape):
-            raise InputError(path, f"mask array header has an invalid shape {shape}")
+            raise InputError(path, f"mask array header has an invalid shape {short_repr(shape)}")
         squeezed = shape
         if len(shape) == 3 and 1 in (shape[0], shape[-1]):
             squeezed = shape[1:] if shape[0] == 1 else shape[:-1]
         if len(squeezed) != 2:
-            raise InputError(path, f"mask array must be 2-D (H, W); got shape {shape}")
+            raise InputError(path, f"mask array must be 2-D (H, W); got shape {short_repr(shape)}")
         count = math.prod(shape)  # Python ints: no int64 overflow for a hostile header
         if count == 0:
             raise InputError(path, "mask array is empty")
         if max_pixels is not None and count > max_pixels:
             raise InputError(
                 path,
-                f"mask array is {squeezed[0]}x{squeezed[1]} (HxW) = {count / 1e6:.1f} MP, more than the "
-                f"limit of {max_pixels} pixels (--max-pixels / max_pixels); not loaded",
+                f"mask array is {short_repr(squeezed[0], 20)}x{short_repr(squeezed[1], 20)} (HxW) = "
+                f"{real_to_float(count) / 1e6:.1f} MP, more than the "
+                f"limit of {short_repr(max_pixels, 40)} pixels (--max-pixels / max_pixels); not loaded",
             )
         nbytes = count * dtype.itemsize
         if data_offset + nbytes > size:
             raise InputError(
                 path,
-                f"truncated .npy file: its header promises a {shape} {dtype} array ({nbytes} bytes of data) "
+                f"truncated .npy file: its header promises a {short_repr(shape)} {dtype} array "
+                f"({short_repr(nbytes, 40)} bytes of data) "
                 f"but the file holds {size - data_offset} bytes after the header",
             )
         raw = read_exactly(fd, data_offset, nbytes, path)
@@ -777,7 +779,7 @@ def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
     elif fmt == "png16":
         pixels = np.rint(np.clip(mask, 0.0, 1.0) * 65535.0).astype(np.uint16)
     else:
-        raise ValueError(f"`fmt` must be one of {', '.join(MASK_FORMATS)}; got {fmt!r}")
+        raise ValueError(f"`fmt` must be one of {', '.join(MASK_FORMATS)}; got {short_repr(fmt)}")
     ok, encoded = cv2.imencode(".png", pixels)
     if not ok:  # pragma: no cover - cv2 only fails here on invalid arrays
         raise ValueError("cv2.imencode failed to encode the mask as PNG")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numbers
 
+from maskrefine._checks import short_repr
+
 __all__ = ["DEFAULT_MAX_PIXELS", "MASK_SCALES", "PLAIN", "check_mask_scale", "check_max_pixels"]
 
 #: Default of ``max_pixels`` (``--max-pixels``): 100 megapixels. A file whose header claims more is
@@ -25,17 +27,21 @@ def check_max_pixels(max_pixels: object) -> int | None:
     if max_pixels is None:
         return None
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral):
-        raise TypeError(f"`max_pixels` must be a positive integer or None; got {max_pixels!r}")
+        raise TypeError(f"`max_pixels` must be a positive integer or None; got {short_repr(max_pixels)}")
     if max_pixels < 1:
-        raise ValueError(f"`max_pixels` must be >= 1 (or None for no limit); got {max_pixels}")
+        raise ValueError(f"`max_pixels` must be >= 1 (or None for no limit); got {short_repr(max_pixels)}")
     return int(max_pixels)
 
 
 def check_mask_scale(mask_scale: object) -> str:
     """Return ``mask_scale`` as one of :data:`MASK_SCALES` (ints 255, 1, 65535 accepted), or raise."""
-    text = (
-        str(mask_scale) if isinstance(mask_scale, (str, int)) and not isinstance(mask_scale, bool) else None
-    )
+    text: str | None = None
+    if isinstance(mask_scale, str):
+        text = mask_scale
+    elif isinstance(mask_scale, int) and not isinstance(mask_scale, bool) and 0 <= mask_scale <= 65535:
+        text = str(mask_scale)  # bounded: str() of an int beyond Python's digit limit raises
     if text not in MASK_SCALES:
-        raise ValueError(f"`mask_scale` must be one of {', '.join(MASK_SCALES)}; got {mask_scale!r}")
+        raise ValueError(
+            f"`mask_scale` must be one of {', '.join(MASK_SCALES)}; got {short_repr(mask_scale)}"
+        )
     return text

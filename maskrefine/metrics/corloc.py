@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine._checks import check_flag, check_float_range, real_to_float, short_repr, unit_interval_problem
-from maskrefine.errors import InputError
+from maskrefine.errors import InputError, parse_problem
 
 
 def _ndimage() -> Any:
@@ -82,7 +82,7 @@ def _structure(connectivity: int) -> np.ndarray:
         return _ndimage().generate_binary_structure(2, 1)
     if connectivity == 8:
         return np.ones((3, 3), bool)
-    raise ValueError(f"`connectivity` must be 4 or 8; got {connectivity!r}")
+    raise ValueError(f"`connectivity` must be 4 or 8; got {short_repr(connectivity)}")
 
 
 def _threshold(threshold: object) -> float:
@@ -198,7 +198,7 @@ def box_iou(
     0.5
     """
     if dtype not in ("float64", "float32"):
-        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {dtype!r}")
+        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {short_repr(dtype)}")
     eps = check_float_range(eps, "eps", 0.0, 1.0)
     b1 = _boxes(box, "box", single=True)
     b2 = _boxes(boxes, "boxes")
@@ -274,13 +274,15 @@ def mask_to_box(
     array([2., 1., 6., 3.])
     """
     if selector not in SELECTORS:
-        raise ValueError(f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {selector!r}")
+        raise ValueError(
+            f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {short_repr(selector)}"
+        )
     scale = _scale(scale)
     structure = _structure(connectivity)
     if seed is not None:
         if selector != "seed_cc":
             raise ValueError(
-                f"`seed` only applies to selector 'seed_cc'; got seed {seed!r} with {selector!r}"
+                f"`seed` only applies to selector 'seed_cc'; got seed {short_repr(seed)} with {selector!r}"
             )
         seed = _pair(seed, "seed", low=0)
     if image_size is not None:
@@ -300,7 +302,7 @@ def mask_to_box(
             raise ValueError("`seed` (row, col) is required by selector 'seed_cc'; got None")
         r, c = seed
         if not (0 <= r < fg.shape[0] and 0 <= c < fg.shape[1]):
-            raise ValueError(f"`seed` must lie inside the mask of shape {fg.shape}; got {(r, c)}")
+            raise ValueError(f"`seed` must lie inside the mask of shape {fg.shape}; got {short_repr((r, c))}")
         lab = labels[r, c]
         if lab == 0:
             return None
@@ -470,7 +472,7 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
     except RecursionError:
         raise InputError(path, "cannot read COCO JSON (nested too deeply)") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise InputError(path, f"cannot read COCO JSON ({exc})") from None
+        raise InputError(path, f"cannot read COCO JSON ({parse_problem(exc)})") from None
 
     def bad(problem: str) -> InputError:
         return InputError(path, f"not a COCO instances file: {problem}")
@@ -487,14 +489,17 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
             raise bad(f"images[{i}] is not an object")
         image_id, file_name = img.get("id"), img.get("file_name")
         if isinstance(image_id, bool) or not isinstance(image_id, int):
-            raise bad(f"images[{i}].id must be an integer; got {image_id!r}")
+            raise bad(f"images[{i}].id must be an integer; got {short_repr(image_id)}")
         if not isinstance(file_name, str) or not file_name:
-            raise bad(f"images[{i}].file_name must be a non-empty string; got {file_name!r}")
+            raise bad(f"images[{i}].file_name must be a non-empty string; got {short_repr(file_name)}")
         stem = Path(file_name).stem
         if image_id in stems:
-            raise bad(f"image id {image_id} is listed twice")
+            raise bad(f"image id {short_repr(image_id)} is listed twice")
         if stem in seen:
-            raise bad(f"images {seen[stem]} and {image_id} share the file stem {stem!r}")
+            raise bad(
+                f"images {short_repr(seen[stem])} and {short_repr(image_id)} share the file stem "
+                f"{short_repr(stem)}"
+            )
         stems[image_id] = stem
         seen[stem] = image_id
     per: dict[int, list[tuple[int, int, int, int]]] = {k: [] for k in stems}
@@ -503,9 +508,9 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
             raise bad(f"annotations[{i}] is not an object")
         image_id = ann.get("image_id")
         if isinstance(image_id, bool) or not isinstance(image_id, int):
-            raise bad(f"annotations[{i}].image_id must be an integer; got {image_id!r}")
+            raise bad(f"annotations[{i}].image_id must be an integer; got {short_repr(image_id)}")
         if image_id not in per:
-            raise bad(f"annotations[{i}] refers to unknown image id {image_id}")
+            raise bad(f"annotations[{i}] refers to unknown image id {short_repr(image_id)}")
         crowd = ann.get("iscrowd", 0)
         if isinstance(crowd, bool) or crowd not in (0, 1) or not isinstance(crowd, int):
             raise bad(f"annotations[{i}].iscrowd must be 0 or 1; got {short_repr(crowd)}")
@@ -560,14 +565,17 @@ def read_seeds(path: str | Path) -> dict[str, int]:
     except RecursionError:
         raise InputError(path, "cannot read seed JSON (nested too deeply)") from None
     except ValueError as exc:
-        raise InputError(path, f"cannot read seed JSON ({exc})") from None
+        raise InputError(path, f"cannot read seed JSON ({parse_problem(exc)})") from None
     if not isinstance(data, dict):
         raise InputError(
             path, f"seed JSON must be an object of stem -> token index; got a {type(data).__name__}"
         )
     for stem, index in data.items():
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise InputError(path, f"seed of {stem!r} must be a token index (integer >= 0); got {index!r}")
+            raise InputError(
+                path,
+                f"seed of {short_repr(stem)} must be a token index (integer >= 0); got {short_repr(index)}",
+            )
     return dict(data)
 
 
@@ -665,9 +673,11 @@ class CorLocEvaluator:
         iou_dtype: Literal["float64", "float32"] = "float64",
     ) -> None:
         if iou_dtype not in ("float64", "float32"):
-            raise ValueError(f"`iou_dtype` must be 'float64' or 'float32'; got {iou_dtype!r}")
+            raise ValueError(f"`iou_dtype` must be 'float64' or 'float32'; got {short_repr(iou_dtype)}")
         if selector not in SELECTORS:
-            raise ValueError(f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {selector!r}")
+            raise ValueError(
+                f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {short_repr(selector)}"
+            )
         _structure(connectivity)
         _scale(scale)  # checked; kept as given (the summary reports it)
         self.selector: Selector = selector
@@ -810,9 +820,9 @@ def corloc(
             )
         for key in masks:
             if key not in gt_boxes:
-                raise ValueError(f"`gt_boxes` has no entry for mask {key!r}")
+                raise ValueError(f"`gt_boxes` has no entry for mask {short_repr(key)}")
             if seeds is not None and key not in seeds:
-                raise ValueError(f"`seeds` has no entry for mask {key!r}")
+                raise ValueError(f"`seeds` has no entry for mask {short_repr(key)}")
         for key, m in masks.items():
             ev.step(m, gt_boxes[key], name=key, seed=None if seeds is None else seeds[key])
     else:

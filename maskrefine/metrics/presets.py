@@ -188,7 +188,8 @@ class ScorePreset:
                 thr = np.arange(self.n_thresholds, dtype=np.float64) / float(self.threshold_denominator)
             else:
                 raise ValueError(
-                    f"`threshold_values` must be 'division' or 'arange'; got {self.threshold_values!r}"
+                    "`threshold_values` must be 'division' or 'arange'; "
+                    f"got {short_repr(self.threshold_values)}"
                 )
             if thr.size != self.n_thresholds:
                 raise ValueError("`n_thresholds` must not exceed `threshold_denominator` with 'arange'")
@@ -196,10 +197,11 @@ class ScorePreset:
                 thr = thr.astype(np.float32).astype(np.float64)
             op = self.threshold_op
         if op not in (">", ">="):
-            raise ValueError(f"`threshold_op` must be '>' or '>='; got {op!r}")
+            raise ValueError(f"`threshold_op` must be '>' or '>='; got {short_repr(op)}")
         if self.aggregation not in ("mean_then_max", "max_then_mean"):
             raise ValueError(
-                f"`aggregation` must be 'mean_then_max' or 'max_then_mean'; got {self.aggregation!r}"
+                "`aggregation` must be 'mean_then_max' or 'max_then_mean'; "
+                f"got {short_repr(self.aggregation)}"
             )
         if self.resize not in _RESIZE_MODES:
             raise ValueError(
@@ -251,7 +253,7 @@ class ScorePreset:
                 raise ValueError(f"`{key}` must be one of {listed}; got {short_repr(value)}")
         if self.iou_empty_union not in ("nan", "skip", "zero"):
             raise ValueError(
-                f"`iou_empty_union` must be 'nan', 'skip' or 'zero'; got {self.iou_empty_union!r}"
+                f"`iou_empty_union` must be 'nan', 'skip' or 'zero'; got {short_repr(self.iou_empty_union)}"
             )
 
     @property

@@ -176,10 +176,10 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
     elif isinstance(shard, (tuple, list)) and len(shard) == 2:
         pair = tuple(shard)
     else:
-        raise ConfigError(f"shard must be a (k, n) pair or a 'k/n' string; got {shard!r}")
+        raise ConfigError(f"shard must be a (k, n) pair or a 'k/n' string; got {short_repr(shard, 60)}")
     first, second = pair
     if not (_is_integer(first) and _is_integer(second)):
-        raise ConfigError(f"shard values must be integers; got {shard!r}")
+        raise ConfigError(f"shard values must be integers; got {short_repr(shard, 60)}")
     k, n = int(first), int(second)
     if n < 1 or not 1 <= k <= n:
         raise ConfigError(f"shard k/n needs 1 <= k <= n (k is 1-based); got {short_repr(shard, 60)}")
@@ -226,9 +226,9 @@ def check_jobs(jobs: object) -> int:
         except AttributeError:  # pragma: no cover - not Linux
             return max(1, os.cpu_count() or 1)
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise ConfigError(f"jobs must be an integer >= 1 (or None for all cores); got {jobs!r}")
+        raise ConfigError(f"jobs must be an integer >= 1 (or None for all cores); got {short_repr(jobs)}")
     if jobs > MAX_JOBS:
-        raise ConfigError(f"jobs must be <= {MAX_JOBS} (each is a process); got {jobs}")
+        raise ConfigError(f"jobs must be <= {MAX_JOBS} (each is a process); got {short_repr(jobs)}")
     return int(jobs)
 
 

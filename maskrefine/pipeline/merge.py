@@ -71,7 +71,7 @@ def read_run_report(path: str | Path) -> RunReport:
         ``path`` is empty or not a path.
     """
     if not isinstance(path, (str, Path)) or str(path) == "":
-        raise ConfigError(f"a report path must be a non-empty path; got {path!r}")
+        raise ConfigError(f"a report path must be a non-empty path; got {short_repr(path)}")
     file = Path(path)
     try:
         if not file.is_file():
@@ -121,7 +121,7 @@ def _status(value: object) -> Status:
     for status in _STATUSES:
         if text == status:
             return status
-    raise _UnknownStatus(repr(text))
+    raise _UnknownStatus(short_repr(text))
 
 
 def _seconds(value: object, what: str) -> float:
@@ -210,7 +210,7 @@ def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
         a symlink, a FIFO or device), which would be replaced or written through.
     """
     if not isinstance(path, (str, Path)) or str(path) == "":
-        raise ConfigError(f"the merged report path must be a non-empty path; got {path!r}")
+        raise ConfigError(f"the merged report path must be a non-empty path; got {short_repr(path)}")
     target = Path(path)
     if target.is_symlink() or (target.exists() and not target.is_file()):
         kind = (
@@ -399,7 +399,9 @@ def merge_run_reports(
             seen_shards[key_kn] = path
         for outcome in report.outcomes:
             if outcome.stem in by_stem:
-                raise _fail(path, f"stem {outcome.stem!r} is also reported by {by_stem[outcome.stem][0]}")
+                raise _fail(
+                    path, f"stem {short_repr(outcome.stem)} is also reported by {by_stem[outcome.stem][0]}"
+                )
             by_stem[outcome.stem] = (path, outcome)
         for entry in report.unmatched:
             unmatched[(str(entry.path), entry.folder)] = entry

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from maskrefine._checks import short_repr
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError, OutputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MASK_EXTENSIONS, ReadOptions, match_folders
@@ -60,10 +61,14 @@ def parse_box_spec(boxes: str | None) -> tuple[str, Path | None] | None:
         return None
     if boxes == "masks":
         return "masks", None
-    kind, sep, rest = str(boxes).partition(":")
+    try:
+        text = str(boxes)
+    except ValueError:  # an int beyond Python's digit limit for str(): refused below, named shortly
+        text = ""
+    kind, sep, rest = text.partition(":")
     if sep and kind in ("voc", "coco") and rest:
         return kind, Path(rest)
-    raise ConfigError(f"boxes must be 'masks', 'voc:DIR' or 'coco:FILE'; got {boxes!r}")
+    raise ConfigError(f"boxes must be 'masks', 'voc:DIR' or 'coco:FILE'; got {short_repr(boxes)}")
 
 
 def check_box_source(boxes: str | None) -> tuple[str, Path | None] | None:
@@ -74,10 +79,16 @@ def check_box_source(boxes: str | None) -> tuple[str, Path | None] | None:
     kind, path = source
     if path is None:
         return source
-    if kind == "voc" and not path.is_dir():
-        raise ConfigError(f"boxes {boxes!r}: {path} is not a folder of VOC XML annotations")
-    if kind == "coco" and not path.is_file():
-        raise ConfigError(f"boxes {boxes!r}: {path} is not a COCO JSON file")
+    try:
+        found = path.is_dir() if kind == "voc" else path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system (is_dir/is_file raise it)
+        raise ConfigError(
+            f"boxes {short_repr(boxes)}: cannot check the path ({exc.strerror or exc})"
+        ) from None
+    if kind == "voc" and not found:
+        raise ConfigError(f"boxes {short_repr(boxes)}: {path} is not a folder of VOC XML annotations")
+    if kind == "coco" and not found:
+        raise ConfigError(f"boxes {short_repr(boxes)}: {path} is not a COCO JSON file")
     return source
 
 
@@ -254,7 +265,7 @@ def score_folder(
     if before_dir is not None:
         inputs["before"] = check_folder(before_dir, "before-masks")
     if not isinstance(preset, str) or preset not in metrics.PRESETS:
-        raise ConfigError(f"preset must be one of {', '.join(metrics.PRESETS)}; got {preset!r}")
+        raise ConfigError(f"preset must be one of {', '.join(metrics.PRESETS)}; got {short_repr(preset)}")
     box_source = check_box_source(boxes)
     try:
         read = ReadOptions.checked(mask_scale, ignore_exif, max_pixels)
@@ -267,7 +278,7 @@ def score_folder(
         or not isinstance(montage_count, numbers.Integral)
         or montage_count < 0
     ):
-        raise ConfigError(f"montage_count must be an integer >= 0; got {montage_count!r}")
+        raise ConfigError(f"montage_count must be an integer >= 0; got {short_repr(montage_count)}")
     montage_count = int(montage_count)
     (overwrite,) = job_flags(overwrite=overwrite)
     check_progress(progress)
@@ -532,19 +543,23 @@ def _corloc_rule(
         if extra:
             raise ConfigError(f"{', '.join(extra)} only apply to CorLoc: pass boxes as well")
     if selector is not None and selector not in SELECTORS:
-        raise ConfigError(f"corloc_selector must be one of {', '.join(SELECTORS)}; got {selector!r}")
+        raise ConfigError(
+            f"corloc_selector must be one of {', '.join(SELECTORS)}; got {short_repr(selector)}"
+        )
     if connectivity is not None and (isinstance(connectivity, bool) or connectivity not in (4, 8)):
-        raise ConfigError(f"corloc_connectivity must be 4 or 8; got {connectivity!r}")
+        raise ConfigError(f"corloc_connectivity must be 4 or 8; got {short_repr(connectivity)}")
     if patch_size is not None and (
         isinstance(patch_size, bool)
         or not isinstance(patch_size, numbers.Integral)
         or not 1 <= patch_size <= MAX_PATCH_SIZE
     ):
-        raise ConfigError(f"patch_size must be an integer in 1..{MAX_PATCH_SIZE}; got {patch_size!r}")
+        raise ConfigError(
+            f"patch_size must be an integer in 1..{MAX_PATCH_SIZE}; got {short_repr(patch_size)}"
+        )
     if patch_size is not None:
         patch_size = int(patch_size)
     if seeds is not None and (not str(seeds) or not Path(seeds).exists()):
-        raise ConfigError(f"seeds {str(seeds)!r}: no such file or folder")
+        raise ConfigError(f"seeds {short_repr(str(seeds))}: no such file or folder")
     rule = _CorlocRule(
         # checked against SELECTORS above (an override) or by ScorePreset (the preset's own)
         selector=cast("Selector", selector if selector is not None else preset.corloc_selector),

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import MASK_EXTENSIONS
 from maskrefine.io.imageio import read_mask_array, write_bytes_atomic
@@ -27,7 +28,7 @@ __all__ = ["coarse_shape", "make_coarse_mask", "write_coarse_folder"]
 
 def _check_patch(patch: object) -> int:
     if isinstance(patch, bool) or not isinstance(patch, numbers.Integral) or patch < 1:
-        raise ValueError(f"`patch` must be an integer >= 1; got {patch!r}")
+        raise ValueError(f"`patch` must be an integer >= 1; got {short_repr(patch)}")
     return int(patch)
 
 

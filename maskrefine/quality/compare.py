@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
 from maskrefine.io.imageio import ReadOptions, write_text_atomic
@@ -210,9 +211,9 @@ def compare_folders(
     gts = check_folder(gt_dir, "ground-truth")
     inputs = {"predictions": pred, "baseline": base, "ground-truth": gts}
     if preset not in PRESETS:
-        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {preset!r}")
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {short_repr(preset)}")
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
-        raise ConfigError(f"worst must be an integer >= 0; got {worst!r}")
+        raise ConfigError(f"worst must be an integer >= 0; got {short_repr(worst)}")
     try:  # before any image is read, not after all of them are scored
         _check_int(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
         _check_int(seed, "seed", 0)

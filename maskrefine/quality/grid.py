@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import InputError
 from maskrefine.io.imageio import png8_codes, read_image, read_mask, read_mask_array
 from maskrefine.metrics import get_preset
@@ -77,9 +78,11 @@ class Candidate:
             Unknown method, guide, upsampling or parameter, or a bad parameter value.
         """
         if guide not in GUIDE_MODES:
-            raise ValueError(f"`guide` must be one of {', '.join(GUIDE_MODES)}; got {guide!r}")
+            raise ValueError(f"`guide` must be one of {', '.join(GUIDE_MODES)}; got {short_repr(guide)}")
         if upsample not in UPSAMPLINGS:
-            raise ValueError(f"`upsample` must be one of {', '.join(UPSAMPLINGS)}; got {upsample!r}")
+            raise ValueError(
+                f"`upsample` must be one of {', '.join(UPSAMPLINGS)}; got {short_repr(upsample)}"
+            )
         resolved = resolve_params(method, params)
         if not REFINERS[method].defaults or method == "identity":
             guide = "mean"  # the guide is not used: one canonical candidate

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, parse_problem
 from maskrefine.io.imageio import write_text_atomic
 from maskrefine.quality.grid import Candidate
@@ -145,7 +146,7 @@ def read_preset_file(path: str | Path) -> Candidate:
         raise ConfigError(f"preset file {path}: [refine] has no `method`")
     for key in ("method", "guide", "upsample"):
         if key in refine and not isinstance(refine[key], str):
-            raise ConfigError(f"preset file {path}: `{key}` must be a string; got {refine[key]!r}")
+            raise ConfigError(f"preset file {path}: `{key}` must be a string; got {short_repr(refine[key])}")
     if refine.get("method") == "auto":
         raise ConfigError(
             f"preset file {path}: method 'auto' is the default already; a preset names a refiner"

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maskrefine._checks import short_repr
 from maskrefine.quality.grid import Candidate, Item, Scores
 from maskrefine.refiners import REFINERS
 
@@ -90,7 +91,7 @@ def coarse_grid(
     for name in chosen:
         if name not in searchable_methods():
             raise ValueError(
-                f"method {name!r} cannot be searched; choose from {', '.join(searchable_methods())}"
+                f"method {short_repr(name)} cannot be searched; choose from {', '.join(searchable_methods())}"
             )
     grid = [Candidate.make("identity", upsample=u) for u in upsamplings(binary)]
     for up in upsamplings(binary):

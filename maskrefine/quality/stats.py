@@ -149,7 +149,7 @@ def paired_bootstrap(
     (0.5, 0.5, 0.5)
     """
     if statistic not in STATISTICS:
-        raise ValueError(f"`statistic` must be one of {', '.join(STATISTICS)}; got {statistic!r}")
+        raise ValueError(f"`statistic` must be one of {', '.join(STATISTICS)}; got {short_repr(statistic)}")
     a = _as_values(candidate, "candidate", statistic)
     b = _as_values(baseline, "baseline", statistic)
     if a.shape != b.shape:

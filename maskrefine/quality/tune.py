@@ -169,6 +169,12 @@ def _masks_are_binary(items: Sequence[Item]) -> bool:
     return bool(votes) and sum(votes) * 2 > len(votes)
 
 
+def _listed(values: Sequence[object], limit: int = 5) -> str:
+    """Return the first ``limit`` values, each shortened, then how many more (for error messages)."""
+    shown = ", ".join(short_repr(v) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
 def _check_folder(path: str | Path, what: str) -> Path:
     if not str(path):
         raise ConfigError(f"{what} folder: the path is empty")
@@ -229,13 +235,12 @@ def tune(
     if budget_s is not None and (
         isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0
     ):
-        raise ConfigError(f"budget must be a positive number of seconds; got {budget_s!r}")
+        raise ConfigError(f"budget must be a positive number of seconds; got {short_repr(budget_s)}")
     if methods is not None:
         unknown = [m for m in methods if m not in searchable_methods()]
         if unknown:
             raise ConfigError(
-                f"unknown method(s) {', '.join(map(repr, unknown))}; "
-                f"choose from {', '.join(searchable_methods())}"
+                f"unknown method(s) {_listed(unknown)}; choose from {', '.join(searchable_methods())}"
             )
     items, unmatched, not_files = _triples(masks, images, gts)
     if not items:

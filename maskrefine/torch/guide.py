@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 
+from maskrefine._checks import short_repr
 from maskrefine.guide import GUIDE_MODES, LUMA601
 
 __all__ = ["make_guide", "IMAGENET_MEAN", "IMAGENET_STD", "LUMA601"]
@@ -54,9 +55,9 @@ def make_guide(
             "Use `image.float() / 255` for 8-bit data."
         )
     if mode not in _MODES:
-        raise ValueError(f"`mode` must be one of 'mean', 'luma', 'colour'; got {mode!r}")
+        raise ValueError(f"`mode` must be one of 'mean', 'luma', 'colour'; got {short_repr(mode)}")
     if not isinstance(normalized, bool):
-        raise TypeError(f"`normalized` must be True or False; got {normalized!r}")
+        raise TypeError(f"`normalized` must be True or False; got {short_repr(normalized)}")
     # Python-scalar arithmetic only: no small constant tensors copied to the device (no host-device sync).
     channels = [image[:, c : c + 1] for c in range(3)]
     if normalized:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskrefine._checks import check_eps, check_window_fits
+from maskrefine._checks import check_eps, check_window_fits, short_repr
 from maskrefine.torch import _box
 from maskrefine.torch._box import box_mean_planes, box_means
 
@@ -34,15 +34,19 @@ _HALF = (torch.float16, torch.bfloat16)
 
 def _check_int(value: object, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer >= {minimum}; got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"`{name}` must be an integer >= {minimum}; got {short_repr(value)} ({type(value).__name__})"
+        )
     if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {value}")
+        raise ValueError(f"`{name}` must be >= {minimum}; got {short_repr(value)}")
     return int(value)
 
 
 def _check_border(border: object) -> Border:
     if border not in _BORDERS:
-        raise ValueError(f"`border` must be one of {', '.join(map(repr, _BORDERS))}; got {border!r}")
+        raise ValueError(
+            f"`border` must be one of {', '.join(map(repr, _BORDERS))}; got {short_repr(border)}"
+        )
     return cast(Border, str(border))  # one of _BORDERS, checked above
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.train.vit import ARCHS, VisionTransformer
 
@@ -249,7 +250,7 @@ def load_vit(
         )
     if arch is not None and arch not in ("auto", spec.arch):
         if arch not in ARCHS:
-            raise ConfigError(f"arch must be one of auto, {', '.join(ARCHS)}; got {arch!r}")
+            raise ConfigError(f"arch must be one of auto, {', '.join(ARCHS)}; got {short_repr(arch)}")
         dim, depth, _ = ARCHS[arch]
         raise _fail(
             file,
@@ -281,5 +282,5 @@ def load_vit(
 
 
 def _names(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(repr(k) for k in keys[:limit])
+    shown = ", ".join(short_repr(k) for k in keys[:limit])
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")

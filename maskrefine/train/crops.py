@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from maskrefine._checks import short_repr
 from maskrefine.train.config import REFERENCE_SAMPLER_MIN
 
 __all__ = ["CROP_SAMPLERS", "sample_crop_offsets", "crop_and_zoom"]
@@ -53,7 +54,7 @@ def sample_crop_offsets(
         Source of randomness (CPU); its state is part of a training checkpoint.
     """
     if sampler not in CROP_SAMPLERS:
-        raise ValueError(f"crop sampler must be one of {', '.join(CROP_SAMPLERS)}; got {sampler!r}")
+        raise ValueError(f"crop sampler must be one of {', '.join(CROP_SAMPLERS)}; got {short_repr(sampler)}")
     if height % 2 or width % 2:
         raise ValueError(f"image size must be even for H/2 x W/2 crops; got {height}x{width}")
     if sampler == "uniform":

@@ -67,7 +67,7 @@ _BACKBONE_SHAPE = ("kind", "patch_size", "embed_dim", "depth", "num_register_tok
 
 def _check_refine(refine: object) -> RefineMode:
     if refine not in REFINE_MODES:
-        raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {refine!r}")
+        raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {short_repr(refine)}")
     return cast(RefineMode, refine)  # one of REFINE_MODES, checked above
 
 
@@ -98,7 +98,7 @@ def apply_polarity(fine: torch.Tensor, rule: str) -> torch.Tensor:
             (fine[:, 0, 0, :], fine[:, 0, -1, :], fine[:, 0, 1:-1, 0], fine[:, 0, 1:-1, -1]), dim=1
         )
         return border.mean(dim=1) > 0.5
-    raise ValueError(f"polarity must be one of border, batch_mean, none; got {rule!r}")
+    raise ValueError(f"polarity must be one of border, batch_mean, none; got {short_repr(rule)}")
 
 
 class Predictor:
@@ -142,7 +142,7 @@ class Predictor:
         self.bn_mode = cfg.bn_mode if bn_mode is None else bn_mode
         self.polarity = cfg.polarity if polarity is None else polarity
         if self.bn_mode not in ("eval", "batch_stats"):
-            raise ConfigError(f"bn_mode must be 'eval' or 'batch_stats'; got {self.bn_mode!r}")
+            raise ConfigError(f"bn_mode must be 'eval' or 'batch_stats'; got {short_repr(self.bn_mode)}")
         try:
             apply_polarity(torch.zeros(1, 1, 2, 2), self.polarity)  # validates the name
         except ValueError as exc:
@@ -302,9 +302,13 @@ def load_predictor(
 
 
 def _check_device(device: str) -> None:
-    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
-        raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {device!r}")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
+    try:
+        text = str(device)
+    except ValueError:  # an int beyond Python's digit limit for str(): refused below, named shortly
+        text = ""
+    if device not in ("cpu", "cuda") and not text.startswith("cuda:"):
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {short_repr(device)}")
+    if text.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available")
 
 
@@ -348,7 +352,7 @@ def _predictor_from_state(
     if isinstance(recorded, dict):  # a head only fits features of the backbone shape it was trained on
         differ = [k for k in _BACKBONE_SHAPE if k in recorded and recorded[k] != info.get(k)]
         if differ:
-            details = ", ".join(f"{k} {recorded[k]!r} -> {info.get(k)!r}" for k in differ)
+            details = ", ".join(f"{k} {short_repr(recorded[k])} -> {short_repr(info.get(k))}" for k in differ)
             raise ConfigError(
                 f"checkpoint {checkpoint}: the backbone {cfg.backbone_checkpoint} is not the kind the head "
                 f"was trained on ({details}); pass the run's backbone with --backbone-checkpoint"
@@ -442,7 +446,7 @@ def predict_folder(
         overwrite=overwrite, skip_existing=skip_existing, save_coarse=save_coarse
     )
     if fmt not in MASK_FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {fmt!r}")
+        raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {short_repr(fmt)}")
     mask_format = cast("MaskFormat", fmt)  # one of MASK_FORMATS, checked above
     refine_mode = _check_refine(refine)  # before any work; Predictor checks it again for direct callers
     _check_device(device)

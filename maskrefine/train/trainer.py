@@ -229,13 +229,13 @@ def _checkpoint_problem(state: dict[str, Any], resume: bool) -> str | None:
     for key in ("step", "epoch", "next_batch"):
         value = state.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return f"entry {key!r} is {value!r}; expected an integer >= 0"
+            return f"entry {key!r} is {short_repr(value)}; expected an integer >= 0"
     rng = state.get("rng")
     if not _is_table(rng) or not all(isinstance(rng.get(k), torch.Tensor) for k in ("torch", "crop")):
         return f"entry 'rng' is {_kind(state, 'rng')}, not the random generator states"
     best = state.get("best_val")
     if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
-        return f"entry 'best_val' is {best!r}; expected a number or None"
+        return f"entry 'best_val' is {short_repr(best)}; expected a number or None"
     pending = state.get("pending_summary")  # absent in checkpoints of maskrefine before 2026-12-02
     if pending is not None and not (
         _is_table(pending)
@@ -387,7 +387,9 @@ def train(
         saved = checkpoint["config"]
         changed = [k for k in RESULT_FIELDS if _norm(saved.get(k)) != _norm(getattr(cfg, k))]
         if changed:
-            details = ", ".join(f"{k}: {saved.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed[:6])
+            details = ", ".join(
+                f"{k}: {short_repr(saved.get(k))} -> {short_repr(getattr(cfg, k))}" for k in changed[:6]
+            )
             raise ConfigError(f"--resume: settings differ from the run's checkpoint ({details})")
         ran_on = checkpoint.get("images")  # absent in checkpoints of maskrefine before 2026-12-02
         if isinstance(ran_on, dict) and ran_on != _images_id(files):

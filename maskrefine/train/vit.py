@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maskrefine._checks import short_repr
+
 __all__ = [
     "ARCHS",
     "Backbone",
@@ -258,9 +260,9 @@ def vit_from_arch(
     (DINOv2) on a side.
     """
     if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {arch!r}")
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {short_repr(arch)}")
     if layout not in ("dino", "dinov2"):
-        raise ValueError(f"layout must be 'dino' or 'dinov2'; got {layout!r}")
+        raise ValueError(f"layout must be 'dino' or 'dinov2'; got {short_repr(layout)}")
     dim, depth, heads = ARCHS[arch]
     grid = (518 if layout == "dinov2" else 224) // patch_size
     return VisionTransformer(
