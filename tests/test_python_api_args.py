@@ -73,3 +73,51 @@ def test_train_arguments_of_the_wrong_type_are_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match="progress must be a callable"):
         predict_folder(EXAMPLES / "images", tmp_path / "last.pt", tmp_path / "p", progress=5)  # type: ignore[arg-type]
     assert not (tmp_path / "run").exists() and not (tmp_path / "p").exists()
+
+
+LONG_NAME = "a" * 5000  # one path component far beyond NAME_MAX (255 bytes)
+
+
+@pytest.mark.parametrize(
+    ("where", "what"),
+    [
+        ("masks", "masks folder"),
+        ("images", "images folder"),
+        ("out", "output folder"),
+        ("out_deep", "output folder"),
+        ("report", "report file"),
+        ("nul", "masks folder"),
+    ],
+)
+def test_impossible_paths_are_usage_errors(tmp_path, where, what) -> None:
+    """A path too long for the file system (or with a NUL) was an OSError carrying the whole path."""
+    paths = {"masks": EXAMPLES / "masks", "images": EXAMPLES / "images", "out": tmp_path / "out"}
+    report = None
+    if where in ("masks", "images"):
+        paths[where] = tmp_path / LONG_NAME
+    elif where == "out":
+        paths["out"] = tmp_path / ("b" * 300)
+    elif where == "out_deep":
+        paths["out"] = tmp_path / LONG_NAME / "out"
+    elif where == "report":
+        report = tmp_path / (LONG_NAME + ".json")
+    else:
+        paths["masks"] = str(EXAMPLES / "masks") + "\x00"
+    with pytest.raises(ConfigError) as info:
+        apply_folder(paths["masks"], paths["images"], paths["out"], report_path=report, jobs=1)
+    message = str(info.value)
+    assert message.startswith(what) and len(message) < 300
+    assert "longer than the file system allows" in message or "NUL" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_impossible_paths_in_score_and_tune(tmp_path) -> None:
+    from maskrefine.pipeline import score_folder
+    from maskrefine.quality.tune import tune
+
+    with pytest.raises(ConfigError, match="^predictions folder .*longer than the file system allows"):
+        score_folder(tmp_path / LONG_NAME, EXAMPLES / "gt")
+    with pytest.raises(ConfigError, match="^ground-truth folder .*longer than the file system allows"):
+        score_folder(EXAMPLES / "masks", tmp_path / LONG_NAME)
+    with pytest.raises(ConfigError, match="longer than the file system allows"):
+        tune(EXAMPLES / "masks", EXAMPLES / "images", tmp_path / LONG_NAME)

@@ -12,6 +12,7 @@ union is the whole folder, on any machine and Python version.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -60,6 +61,16 @@ def path_argument(value: str | os.PathLike[str], what: str) -> Path:
         raise ConfigError(f"{what} must be a str or Path; got bytes {short_repr(value)} (decode it first)")
     if text == "":
         raise ConfigError(f"{what} is empty; give a path ('.' for the current folder)")
+    try:
+        os.lstat(text)
+    except OSError as exc:  # missing is fine here (the callers say what they need); too long is not
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ConfigError(
+                f"{what} {short_repr(text)}: the path is longer than the file system allows "
+                f"({len(os.fsencode(text))} bytes; a name has at most 255 bytes on most file systems)"
+            ) from None
+    except ValueError:  # an embedded NUL byte
+        raise ConfigError(f"{what} {short_repr(text)}: a path cannot contain a NUL character") from None
     return Path(text)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine._checks import short_repr
-from maskrefine.errors import ConfigError, InputError
+from maskrefine.errors import InputError
 from maskrefine.io import MASK_EXTENSIONS
 from maskrefine.io.imageio import read_mask_array, write_bytes_atomic
 from maskrefine.io.pairs import list_files
@@ -137,12 +137,11 @@ def write_coarse_folder(
     InputError
         A source file that cannot be read (names the file).
     """
-    src = Path(src_dir)
-    out = Path(out_dir)
-    if not src.is_dir():
-        raise ConfigError(f"source folder {src} does not exist or is not a folder")
-    if out.exists() and out.resolve() == src.resolve():
-        raise ConfigError(f"output folder {out} is the source folder; choose another")
+    from maskrefine.pipeline.guards import check_folder, check_output_folder, path_argument
+
+    src = check_folder(src_dir, "source")
+    out = path_argument(out_dir, "output folder")
+    check_output_folder(out, {"source": src})  # not a file, not (inside) the source, nor around it
     wanted = None if stems is None else set(stems)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -150,7 +149,7 @@ def write_coarse_folder(
         if wanted is not None and path.stem not in wanted:
             continue
         target = out / f"{path.stem}.png"
-        if not (skip_existing and target.is_file()):
+        if not (skip_existing and target.is_file() and not target.is_symlink()):  # a link: refused below
             coarse = make_coarse_mask(read_mask_array(path), patch, binary=binary)
             ok, encoded = cv2.imencode(".png", coarse)
             if not ok:  # pragma: no cover - cv2 fails here only on invalid arrays

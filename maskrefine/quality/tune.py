@@ -31,6 +31,7 @@ from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
 from maskrefine.io.pairs import match_folders
+from maskrefine.pipeline.guards import check_folder
 from maskrefine.pipeline.reports import not_regular_in
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
@@ -175,15 +176,6 @@ def _listed(values: Sequence[object], limit: int = 5) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
-def _check_folder(path: str | Path, what: str) -> Path:
-    if not str(path):
-        raise ConfigError(f"{what} folder: the path is empty")
-    folder = Path(path)
-    if not folder.is_dir():
-        raise ConfigError(f"{what} folder {folder} does not exist or is not a folder")
-    return folder
-
-
 def tune(
     masks_dir: str | Path,
     images_dir: str | Path,
@@ -229,9 +221,9 @@ def tune(
         Missing folders, no matched triple, unknown method, bad budget.
     """
     start = time.perf_counter()
-    masks = _check_folder(masks_dir, "masks")
-    images = _check_folder(images_dir, "images")
-    gts = _check_folder(gt_dir, "ground-truth")
+    masks = check_folder(masks_dir, "masks")
+    images = check_folder(images_dir, "images")
+    gts = check_folder(gt_dir, "ground-truth")
     if budget_s is not None and (
         isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0
     ):
@@ -433,9 +425,9 @@ def tune_to_file(
 
     (overwrite,) = job_flags(overwrite=overwrite)
     inputs = {
-        "masks": _check_folder(masks_dir, "masks"),
-        "images": _check_folder(images_dir, "images"),
-        "ground-truth": _check_folder(gt_dir, "ground-truth"),
+        "masks": check_folder(masks_dir, "masks"),
+        "images": check_folder(images_dir, "images"),
+        "ground-truth": check_folder(gt_dir, "ground-truth"),
     }
     out = check_preset_output(out_path, "preset file (--out)", overwrite=overwrite)
     taken = {"preset file": check_output_file(out, "preset file (--out)", inputs)}

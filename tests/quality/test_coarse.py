@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maskrefine.errors import ConfigError
+from maskrefine.errors import ConfigError, OutputError
 from maskrefine.quality.coarse import coarse_shape, make_coarse_mask, write_coarse_folder
 
 
@@ -86,3 +86,50 @@ def test_write_coarse_folder_writes_patch_resolution_pngs(tmp_path):
         write_coarse_folder(src, src, 16, binary=False)
     with pytest.raises(ConfigError, match="does not exist"):
         write_coarse_folder(tmp_path / "missing", out, 16, binary=False)
+
+
+@pytest.mark.parametrize(
+    "case", ["empty_src", "empty_out", "inside_src", "around_src", "out_is_file", "long_out"]
+)
+def test_write_coarse_folder_refuses_unsafe_paths(tmp_path, monkeypatch, case):
+    """An empty path was the current folder, an output inside the source (or a file) got through."""
+    src = tmp_path / "gt"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.zeros((32, 32), np.uint8))
+    monkeypatch.chdir(src)  # an empty path must not mean this folder
+    before = sorted(p.name for p in src.iterdir())
+    src_arg, out_arg = src, tmp_path / "coarse"
+    if case == "empty_src":
+        src_arg = ""
+    elif case == "empty_out":
+        out_arg = ""
+    elif case == "inside_src":
+        out_arg = src / "coarse"
+    elif case == "around_src":
+        src_arg = tmp_path / "gt"
+        out_arg = tmp_path
+    elif case == "out_is_file":
+        out_arg = tmp_path / "file"
+        out_arg.write_text("keep")
+    else:
+        out_arg = tmp_path / ("c" * 300)
+    with pytest.raises(ConfigError):
+        write_coarse_folder(src_arg, out_arg, 16, binary=False)
+    assert sorted(p.name for p in src.iterdir()) == before
+    assert not (tmp_path / "coarse").exists()
+    if case == "out_is_file":
+        assert out_arg.read_text() == "keep"
+
+
+def test_write_coarse_folder_never_writes_through_a_symlink(tmp_path):
+    src = tmp_path / "gt"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.zeros((32, 32), np.uint8))
+    out = tmp_path / "coarse"
+    out.mkdir()
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"not ours")
+    (out / "a.png").symlink_to(victim)
+    with pytest.raises(OutputError):
+        write_coarse_folder(src, out, 16, binary=False)  # skip_existing: a link is not a cached output
+    assert victim.read_bytes() == b"not ours" and (out / "a.png").is_symlink()
