@@ -236,13 +236,19 @@ def check_float_range(value: object, name: str, low: float, high: float = np.inf
     return result
 
 
-def check_int_range(value: object, name: str, low: int, high: int) -> int:
-    """Return ``value`` as an int in ``[low, high]``, or raise."""
+def check_int_range(value: object, name: str, low: int, high: int | None = None) -> int:
+    """Return ``value`` as an int in ``[low, high]`` (``>= low`` when ``high`` is None), or raise.
+
+    ``TypeError`` for a value that is not an integer (bool included), ``ValueError`` outside the range.
+    """
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`{name}` must be an integer; got {short_repr(value)} ({type(value).__name__})")
+        raise TypeError(
+            f"`{name}` must be an integer {span}; got {short_repr(value)} ({type(value).__name__})"
+        )
     result = int(value)
-    if result < low or result > high:
-        raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {short_repr(result)}")
+    if result < low or (high is not None and result > high):
+        raise ValueError(f"`{name}` must be an integer {span}; got {short_repr(result)}")
     return result
 
 

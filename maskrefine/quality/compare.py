@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import check_int_range, short_repr
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
 from maskrefine.io.imageio import ReadOptions, write_text_atomic
@@ -39,7 +39,7 @@ from maskrefine.pipeline.guards import (
 )
 from maskrefine.pipeline.reports import not_regular_in
 from maskrefine.quality.preset_file import check_replaceable
-from maskrefine.quality.stats import MAX_RESAMPLES, PairedComparison, Statistic, _check_int, compare_paired
+from maskrefine.quality.stats import MAX_RESAMPLES, PairedComparison, Statistic, compare_paired
 
 __all__ = ["PAIRED_METRICS", "PairedScoreReport", "compare_folders", "SCATTER_FILE"]
 
@@ -215,9 +215,9 @@ def compare_folders(
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
         raise ConfigError(f"worst must be an integer >= 0; got {short_repr(worst)}")
     try:  # before any image is read, not after all of them are scored
-        _check_int(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
-        _check_int(seed, "seed", 0)
-    except ValueError as exc:
+        check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
+        check_int_range(seed, "seed", 0)
+    except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     try:
         read = ReadOptions.checked(mask_scale, False, max_pixels)

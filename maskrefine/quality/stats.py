@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import real_to_float, short_repr
+from maskrefine._checks import check_int_range, real_to_float, short_repr
 
 __all__ = [
     "Statistic",
@@ -40,17 +40,9 @@ STATISTICS: tuple[str, ...] = ("mean", "max_of_mean")
 MAX_RESAMPLES = 100_000
 
 
-def _check_int(value: object, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < low:
-        raise ValueError(f"`{name}` must be an integer >= {low}; got {short_repr(value)}")
-    if high is not None and int(value) > high:
-        raise ValueError(f"`{name}` must be an integer in [{low}, {high}]; got {short_repr(value)}")
-    return int(value)
-
-
 def _check_confidence(confidence: object) -> float:
     if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real):
-        raise ValueError(f"`confidence` must be a number in (0, 1); got {short_repr(confidence)}")
+        raise TypeError(f"`confidence` must be a number in (0, 1); got {short_repr(confidence)}")
     value = real_to_float(confidence)  # an int or Fraction beyond float range: inf, outside (0, 1) as well
     if not 0 < value < 1:
         raise ValueError(f"`confidence` must be a number in (0, 1); got {short_repr(confidence)}")
@@ -74,9 +66,9 @@ def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDAr
     ndarray of int64, shape (n_resamples, n)
         Row ``b`` counts how often each image occurs in resample ``b``; every row sums to ``n``.
     """
-    n = _check_int(n, "n", 1)
-    n_resamples = _check_int(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
-    seed = _check_int(seed, "seed", 0)
+    n = check_int_range(n, "n", 1)
+    n_resamples = check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
+    seed = check_int_range(seed, "seed", 0)
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(np.int64)
 
@@ -141,7 +133,9 @@ def paired_bootstrap(
     Raises
     ------
     ValueError
-        Different shapes, a shape that does not fit ``statistic``, or invalid settings.
+        Different shapes, a shape that does not fit ``statistic``, or settings out of range.
+    TypeError
+        ``n_resamples`` or ``seed`` not an integer, ``confidence`` not a number.
 
     Examples
     --------

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskrefine._checks import check_eps, check_window_fits, short_repr
+from maskrefine._checks import check_eps, check_radius, check_subsample, check_window_fits, short_repr
 from maskrefine.torch import _box
 from maskrefine.torch._box import box_mean_planes, box_means
 
@@ -30,16 +30,6 @@ NUMBA_FORWARD = True
 Border = Literal["truncated", "reflect"]
 _BORDERS = ("truncated", "reflect")
 _HALF = (torch.float16, torch.bfloat16)
-
-
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an integer >= {minimum}; got {short_repr(value)} ({type(value).__name__})"
-        )
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}; got {short_repr(value)}")
-    return int(value)
 
 
 def _check_border(border: object) -> Border:
@@ -97,8 +87,8 @@ def _validate(
 ) -> tuple[torch.Tensor, torch.Tensor, int, float | torch.Tensor, int, Border, torch.dtype]:
     guide = _check_tensor(guide, "guide", "(B, 1, H, W) or (B, 3, H, W)")
     src = _check_tensor(src, "src", "(B, C, H, W)")
-    radius = _check_int(radius, "radius", 0)
-    subsample = _check_int(subsample, "subsample", 1)
+    radius = check_radius(radius)
+    subsample = check_subsample(subsample)
     border = _check_border(border)
     if guide.shape[1] not in (1, 3):
         raise ValueError(
@@ -448,7 +438,7 @@ def box_mean(x: torch.Tensor, radius: int, border: Border = "truncated") -> torc
         raise TypeError(f"`x` must be a floating tensor; got {x.dtype}")
     if x.ndim < 2 or x.shape[-1] < 1 or x.shape[-2] < 1:
         raise ValueError(f"`x` must have shape (..., H, W) with H, W >= 1; got {tuple(x.shape)}")
-    radius = _check_int(radius, "radius", 0)
+    radius = check_radius(radius)
     border = _check_border(border)
     dtype = _compute_dtype(x.dtype)
     return box_mean_planes(x.to(dtype), radius, border).to(x.dtype)
@@ -482,7 +472,7 @@ class GuidedFilter(nn.Module):
         border: Border = "truncated",
     ) -> None:
         super().__init__()
-        self.radius = _check_int(radius, "radius", 0)
+        self.radius = check_radius(radius)
         if not isinstance(eps, torch.Tensor):
             check_eps(eps)  # a bad float is named here, not at the first forward call
         elif not eps.is_floating_point():  # a tensor's dtype and rank (not its values: no device sync)
@@ -493,7 +483,7 @@ class GuidedFilter(nn.Module):
                 f"got shape {tuple(eps.shape)}"
             )
         self.eps = eps
-        self.subsample = _check_int(subsample, "subsample", 1)
+        self.subsample = check_subsample(subsample)
         self.border = _check_border(border)
 
     def forward(self, guide: torch.Tensor, src: torch.Tensor) -> torch.Tensor:

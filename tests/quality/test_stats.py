@@ -74,18 +74,19 @@ def test_nan_pairs_are_dropped():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("kwargs", "error", "match"),
     [
-        ({"statistic": "median"}, "statistic"),
-        ({"confidence": 1.0}, "confidence"),
-        ({"confidence": "0.9"}, "confidence"),
-        ({"n_resamples": 0}, "n_resamples"),
-        ({"seed": -1}, "seed"),
-        ({"n_resamples": True}, "n_resamples"),
+        ({"statistic": "median"}, ValueError, "statistic"),
+        ({"confidence": 1.0}, ValueError, "confidence"),
+        ({"confidence": "0.9"}, TypeError, "confidence"),
+        ({"n_resamples": 0}, ValueError, "n_resamples"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"n_resamples": True}, TypeError, "n_resamples"),
+        ({"seed": 1.0}, TypeError, "seed"),
     ],
 )
-def test_bad_settings_are_refused(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_settings_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
         paired_bootstrap([1.0, 2.0], [1.0, 2.0], **kwargs)
 
 
