@@ -283,13 +283,7 @@ def iou_from_counts(
 
 
 def _iou_from_counts(
-    tp: _Count,
-    n_pred: _Count,
-    n_gt: _Count,
-    *,
-    eps: float = 0.0,
-    empty_union: float = np.nan,
-    dtype: type[np.floating] = np.float64,
+    tp: _Count, n_pred: _Count, n_gt: _Count, *, eps: float, empty_union: float, dtype: type[np.floating]
 ) -> np.ndarray:
     tp64 = np.asarray(tp, np.float64)
     union = (np.asarray(n_pred, np.float64) + np.asarray(n_gt, np.float64) - tp64).astype(dtype)

@@ -123,7 +123,7 @@ def test_checked_and_unchecked_versions_agree(seed: int) -> None:
     )
     assert np.array_equal(
         S.iou_from_counts(tp, n_pred, n_gt, dtype=np.float32),
-        S._iou_from_counts(tp, n_pred, n_gt, dtype=np.float32),
+        S._iou_from_counts(tp, n_pred, n_gt, eps=0.0, empty_union=np.nan, dtype=np.float32),
         equal_nan=True,
     )
     assert np.array_equal(
