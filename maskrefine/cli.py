@@ -32,7 +32,7 @@ from typing import Any, NoReturn, cast
 import click
 
 from maskrefine import __version__
-from maskrefine._checks import short_repr
+from maskrefine._checks import MIN_EPS, short_repr
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError, ReportNotWrittenError
 from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
@@ -466,7 +466,7 @@ def _method_options(command: Any) -> Any:
 )
 @click.option(
     "--eps",
-    type=click.FloatRange(min=0.0, min_open=True),
+    type=click.FloatRange(min=MIN_EPS),
     default=None,
     help=f"Regularisation eps >= 1e-12 (guide scaled to [0, 1]). {_defaults_help('eps')}",
 )
@@ -481,8 +481,10 @@ def _method_options(command: Any) -> Any:
     "--guide",
     type=click.Choice(GUIDE_MODES),
     default="mean",
-    show_default=True,
-    help="How the image becomes the guide: channel mean (gray), luma, or full colour.",
+    help=(
+        "How the image becomes the guide: channel mean (gray), luma, or full colour. "
+        "[default: mean, for --method guided/fast_guided; auto picks its own]"
+    ),
 )
 @click.option(
     "--binary-input",
@@ -547,7 +549,9 @@ def apply_cmd(
 
     Files are matched by stem (masks/0001.png ↔ images/0001.jpg). A mask may have any size that is a
     uniform downscale of its image (full size, or a 1/8 or 1/16 patch grid, rounded either way); it is
-    resized to the image (bilinear; nearest with --binary-input) and then filtered.
+    resized to the image and then filtered. With a --method other than auto the resize is bilinear
+    (nearest with --binary-input); under auto its kind decides (nearest for binary masks of patch 12 and
+    up, and soft masks of patch 4-11 and full-size masks are only resized).
 
     Each output is written to a temporary file in --out and renamed into place, so an interrupted run
     never leaves a partial output; rerun with --skip-existing to finish. A bad file is reported and the

@@ -404,6 +404,7 @@ def test_bad_shard(data, shard: str) -> None:
         (["--radius", "-1"], ["--radius", "-1"]),
         (["--eps", "0"], ["--eps", "0"]),
         (["--eps", "-1e-3"], ["--eps"]),
+        (["--method", "guided", "--eps", "1e-13"], ["--eps", "1e-13", "1e-12"]),
         (["--radius", "abc"], ["--radius", "abc"]),
         (["--method", "bogus"], ["--method", "bogus"]),
         (["--guide", "purple"], ["--guide", "purple"]),
@@ -654,3 +655,12 @@ def test_sigterm_handler_only_replaces_the_default(monkeypatch) -> None:
             os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next bytecode
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_apply_help_states_what_auto_does(data) -> None:
+    """The help said every mask was resized bilinearly and that --guide defaulted to mean, also under auto."""
+    result = CliRunner().invoke(main, ["apply", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    assert "under auto its kind decides" in text
+    assert "[default: mean, for --method guided/fast_guided; auto picks its own]" in text
+    assert "x>=1e-12" in text

@@ -254,7 +254,8 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"training setting max_steps must be >= 1; got {cfg.max_steps}")
     if cfg.image_size % 16:
         raise ConfigError(
-            f"image_size must be a multiple of 16 (crops are image_size/2); got {cfg.image_size}"
+            "image_size must be a multiple of 16 (the crop loss's crops of image_size/2 must lie on the "
+            f"patch grid; checked with --no-crop-loss too); got {short_repr(cfg.image_size)}"
         )
     if cfg.resize < cfg.image_size:
         raise ConfigError(
