@@ -11,11 +11,14 @@ UNIT_SCALES: dict[np.dtype, float] = {np.dtype(np.uint8): 255.0, np.dtype(np.uin
 
 
 def to_unit_float(array: np.ndarray) -> np.ndarray:
-    """``array`` as float32 in [0, 1]: uint8 × (1/255), uint16 × (1/65535), anything else cast as is.
+    """``array`` as float32 in [0, 1]: uint8 v → v / 255, uint16 v → v / 65535, anything else cast as is.
 
-    The factor is the float32 reciprocal, so every caller gets bit-identical values.
+    A float32 division: each code maps to the correctly rounded quotient, as torch's ``x.float() / 255``
+    and NumPy's ``x.astype(np.float32) / 255`` give it (the product with the float32 reciprocal, used
+    before, was one float32 step away for half of the 8-bit codes), so every caller gets the same floats
+    as the reference evaluators' readers.
     """
     scale = UNIT_SCALES.get(array.dtype)
     if scale is None:
         return array.astype(np.float32, copy=False)
-    return array.astype(np.float32) * np.float32(1.0 / scale)
+    return array.astype(np.float32) / np.float32(scale)

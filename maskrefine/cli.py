@@ -287,11 +287,12 @@ def _reading_options(command: Any) -> Any:
     return command
 
 
-def _print_limited(prefix: str, lines: Sequence[str]) -> None:
+def _print_limited(prefix: str, lines: Sequence[str], full_list: str) -> None:
+    """Print at most MAX_LISTED ``lines``; ``full_list`` names the option whose file lists them all."""
     for line in lines[:MAX_LISTED]:
         _err(f"{prefix}{_one_line(line)}")
     if len(lines) > MAX_LISTED:
-        _err(f"{prefix}... and {len(lines) - MAX_LISTED} more (see --report)")
+        _err(f"{prefix}... and {len(lines) - MAX_LISTED} more (all of them in the {full_list} file)")
 
 
 # --------------------------------------------------------------------------------------------- group
@@ -687,10 +688,10 @@ def _finish_apply(report: Any, quiet: bool) -> int:
     unmatched = _unmatched_lines(report)
     if duplicates:
         _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not processed:")
-        _print_limited("  ", duplicates)
+        _print_limited("  ", duplicates, "--report")
     if unmatched:
         _err(f"note: {len(unmatched)} file(s) have no partner in the other folder; not processed:")
-        _print_limited("  ", unmatched)
+        _print_limited("  ", unmatched, "--report")
     counts = report.counts
     click.echo(
         f"written {counts['written']}, skipped {counts['skipped']}, failed {counts['failed']}, "
@@ -942,10 +943,10 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
     if not quiet:
         if duplicates:
             _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not scored:")
-            _print_limited("  ", duplicates)
+            _print_limited("  ", duplicates, "--json")
         if unmatched:
             _err(f"note: {len(unmatched)} file(s) have no partner in the other folder; not scored:")
-            _print_limited("  ", unmatched)
+            _print_limited("  ", unmatched, "--json")
     summary = {k: v for k, v in (report.summary or {}).items() if k != "preset"}
     rows = _summary_rows(summary)
     click.echo(f"preset: {preset}")
@@ -1000,7 +1001,7 @@ def _score_paired(
         _err(
             f"note: {len(report.unmatched)} file(s) lack a partner in --pred, --baseline or --gt; not scored:"
         )
-        _print_limited("  ", report.unmatched)
+        _print_limited("  ", report.unmatched, "--json")
     if report.nothing_scored is not None:
         _err(f"error: nothing was scored: {report.nothing_scored}")
     click.echo(
@@ -1124,7 +1125,7 @@ def tune_cmd(
         _err(f"error: {_one_line(problem)}")
     if report.unmatched and not quiet:
         _err(f"note: {len(report.unmatched)} file(s) lack a partner in --masks, --images or --gt; not used:")
-        _print_limited("  ", report.unmatched)
+        _print_limited("  ", report.unmatched, "--report")
     click.echo(f"wrote {out_path}: {report.winner.label}")
     sys.exit(EXIT_OK if not report.failures else EXIT_FAILED)
 

@@ -664,3 +664,31 @@ def test_apply_help_states_what_auto_does(data) -> None:
     assert "under auto its kind decides" in text
     assert "[default: mean, for --method guided/fast_guided; auto picks its own]" in text
     assert "x>=1e-12" in text
+
+
+@pytest.mark.parametrize("command", ["apply", "score"])
+def test_long_lists_name_the_file_that_has_them_all(tmp_path, command) -> None:
+    """``score`` said "(see --report)", an option it does not have."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in range(12):  # no partner for any of them
+        cv2.imwrite(str(masks / f"m{i:02d}.png"), np.zeros((8, 8), np.uint8))
+    other = tmp_path / "other"
+    other.mkdir()
+    if command == "apply":
+        args = ["apply", "--masks", str(masks), "--images", str(other), "--out", str(tmp_path / "out")]
+        where = "--report"
+    else:
+        args = ["score", "--pred", str(masks), "--gt", str(other)]
+        where = "--json"
+    result = CliRunner().invoke(main, args)
+    assert f"... and 2 more (all of them in the {where} file)" in result.output
+
+
+def test_score_without_predictions_says_so(tmp_path) -> None:
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    gt = Path(__file__).resolve().parents[1] / "examples" / "gt"
+    result = CliRunner().invoke(main, ["score", "--pred", str(pred), "--gt", str(gt)])
+    assert result.exit_code == 1
+    assert "no prediction found (the ground-truth folder has 10 mask(s)" in result.output

@@ -289,3 +289,31 @@ def test_cli_merge_refuses_unsafe_json_paths(sharded, tmp_path) -> None:
     assert "written" not in result.stdout  # refused before anything is read or printed
     assert plain.read_text() == "a file"
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_merge_keeps_each_files_image_encoding(tmp_path) -> None:
+    """The merged report had image_encoding null on every file and lost the image encodings' counts."""
+    import cv2
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, path in enumerate(sorted((EXAMPLES / "images").glob("*.jpg"))):
+        pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if i % 2:  # half of them: 8-bit values in a 16-bit PNG
+            cv2.imwrite(str(images / f"{path.stem}.png"), pixels.astype("uint16"))
+        else:
+            shutil.copy(path, images / path.name)
+    single = apply_folder(EXAMPLES / "masks", images, tmp_path / "single", jobs=1, method="identity")
+    reports = []
+    for k in (1, 2):
+        reports.append(tmp_path / f"{k}.json")
+        apply_folder(
+            EXAMPLES / "masks", images, tmp_path / "sharded", shard=(k, 2), jobs=1, method="identity",
+            report_path=reports[-1],
+        )  # fmt: skip
+    merged = merge_run_reports(reports).report
+    assert {o.stem: o.image_encoding for o in merged.outcomes} == {
+        o.stem: o.image_encoding for o in single.outcomes
+    }
+    assert merged.encodings == single.encodings
+    assert sum(v for k, v in single.encodings.items() if k.startswith("images: ")) == 5

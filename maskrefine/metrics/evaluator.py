@@ -778,6 +778,21 @@ class Evaluator:
             uniform down-scale of it (the message names the argument and the sizes).
         """
         row, curves = score_image(pred, gt, self.preset, weighted_f=self.weighted_f)
+        return self.add_scored(row, curves, name)
+
+    def add_scored(
+        self, row: dict[str, Any], curves: dict[str, np.ndarray], name: str | None = None
+    ) -> dict[str, Any]:
+        """Accumulate a pair already scored by :func:`score_image` with this evaluator's preset.
+
+        For callers that need the per-image curves themselves (``maskrefine score --baseline`` bootstraps
+        them) and the dataset summary ``score`` prints, without scoring each pair twice.
+
+        Returns
+        -------
+        dict
+            The row as kept (``name`` first), as :meth:`step` returns it.
+        """
         row = {"name": str(len(self._rows)) if name is None else str(name), **row}
         self._rows.append(row)
         for key, arr in curves.items():

@@ -167,6 +167,11 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
                 error=None if item.get("error") is None else _text(item["error"], "'error'"),
                 seconds=_seconds(item.get("seconds", 0.0), "'seconds'"),
                 encoding=None if item.get("encoding") is None else _text(item["encoding"], "'encoding'"),
+                image_encoding=(
+                    None
+                    if item.get("image_encoding") is None
+                    else _text(item["image_encoding"], "'image_encoding'")
+                ),
                 decision=dict(item["auto"]) if isinstance(item.get("auto"), Mapping) else None,
             )
             for item in files

@@ -340,6 +340,12 @@ class ScoreReport:
         if self.failures or self.not_regular:
             return f"every pair failed ({len(self.failures) + len(self.not_regular)} failure(s))"
         if self.unmatched or self.duplicates:
+            if not self.duplicates and all(item.folder != "predictions" for item in self.unmatched):
+                where = f" in shard {self.config.get('shard')}" if self.config.get("shard") else ""
+                return (
+                    f"no prediction found{where} (the ground-truth folder has {len(self.unmatched)} mask(s); "
+                    "masks are read from .png and .npy files only)"
+                )
             return (
                 "no prediction has a ground-truth mask with the same stem (masks are read from .png and "
                 ".npy files only)"

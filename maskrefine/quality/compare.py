@@ -3,14 +3,18 @@
 :func:`compare_folders` scores the refined masks (``pred_dir``) and the unrefined ones (``baseline_dir``)
 against the same ground truth, pairs them by file stem, and reports per metric the mean change with a
 paired bootstrap 95 % interval, wins/ties/losses, and the images that lost most IoU. Metrics: Acc and IoU
-(mean over images), max F-beta (max of the image-averaged F curve, as the preset aggregates it), MAE and
-S-measure (means; lower MAE is better). A prediction of another size than its GT is resized by the
-preset's rule, as ``maskrefine score`` does, so coarse baselines can be compared with refined masks.
+(mean over images), max F-beta (as the preset aggregates it: the max of the image-averaged F curve, or
+the mean of each image's max under ``selfmask``/``found``), MAE and S-measure (means; lower MAE is
+better). When every pair is defined, each side's value is the one ``maskrefine score`` prints for that
+folder (the preset's float32 sums included); the change's interval is a float64 bootstrap. A prediction
+of another size than its GT is resized by the preset's rule, as ``maskrefine score`` does, so coarse
+baselines can be compared with refined masks.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -27,8 +31,8 @@ from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
 from maskrefine.io.imageio import ReadOptions, write_text_atomic
 from maskrefine.io.pairs import match_folders
-from maskrefine.metrics import PRESETS, get_preset
-from maskrefine.metrics.evaluator import score_image, scoring_gt
+from maskrefine.metrics import PRESETS, ScorePreset, get_preset
+from maskrefine.metrics.evaluator import Evaluator, score_image, scoring_gt
 from maskrefine.pipeline.guards import (
     check_folder,
     check_output_file,
@@ -140,9 +144,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _score(path: Path, gt: np.ndarray, preset: Any, read: ReadOptions) -> tuple[dict[str, Any], np.ndarray]:
-    row, curves = score_image(read.mask(path).pixels, gt, preset, weighted_f=False)
-    return row, curves["fbeta"]
+def _score(
+    path: Path, gt: np.ndarray, preset: Any, read: ReadOptions
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    return score_image(read.mask(path).pixels, gt, preset, weighted_f=False)
+
+
+def _max_fbeta_statistic(preset: ScorePreset) -> Statistic:
+    """Return the statistic of the per-image F curves that gives the preset's max F (its aggregation)."""
+    return "max_of_mean" if preset.aggregation == "mean_then_max" else "mean"
 
 
 def _gt_array(path: Path, read: ReadOptions) -> np.ndarray:
@@ -263,37 +273,41 @@ def compare_folders(
     before: dict[str, list[float]] = {m: [] for m in PAIRED_METRICS}
     curves_after: list[np.ndarray] = []
     curves_before: list[np.ndarray] = []
+    # what `maskrefine score` prints for each side: the point estimates when every pair is defined
+    summary_after, summary_before = Evaluator(p, weighted_f=False), Evaluator(p, weighted_f=False)
     for done, (stem, pred_path, base_path, gt_path) in enumerate(triples, start=1):
         current = gt_path
         try:
             gt = _gt_array(gt_path, read)
             current = pred_path
-            row_a, curve_a = _score(pred_path, gt, p, read)
+            row_a, curves_a = _score(pred_path, gt, p, read)
             current = base_path
-            row_b, curve_b = _score(base_path, gt, p, read)
+            row_b, curves_b = _score(base_path, gt, p, read)
         except InputError as exc:
             failures.append((str(exc.path), exc.problem))
         except (TypeError, ValueError) as exc:
             failures.append((str(current), f"cannot score: {exc}"))
         else:
             stems.append(stem)
-            for metric in PAIRED_METRICS:
-                if metric != "max_fbeta":
-                    after[metric].append(row_a[metric])
-                    before[metric].append(row_b[metric])
-            after["max_fbeta"].append(float(curve_a.max()))
-            before["max_fbeta"].append(float(curve_b.max()))
-            curves_after.append(curve_a)
-            curves_before.append(curve_b)
+            for metric in PAIRED_METRICS:  # max_fbeta: each image's own best F
+                after[metric].append(row_a[metric])
+                before[metric].append(row_b[metric])
+            curves_after.append(curves_a["fbeta"])
+            curves_before.append(curves_b["fbeta"])
+            summary_after.add_scored(row_a, curves_a, stem)
+            summary_before.add_scored(row_b, curves_b, stem)
         if progress is not None:
             progress(done, len(triples))
 
     comparisons = {}
     if stems:
+        scored_after, scored_before = summary_after.summary(), summary_before.summary()
         for metric, (statistic, higher) in PAIRED_METRICS.items():
+            if metric == "max_fbeta":
+                statistic = _max_fbeta_statistic(p)
             a = np.array(curves_after) if statistic == "max_of_mean" else np.array(after[metric])
             b = np.array(curves_before) if statistic == "max_of_mean" else np.array(before[metric])
-            comparisons[metric] = compare_paired(
+            comparison = compare_paired(
                 a,
                 b,
                 metric=metric,
@@ -302,6 +316,15 @@ def compare_folders(
                 seed=seed,
                 higher_is_better=higher,
             )
+            if comparison.n == len(stems):  # every pair defined: the values `score` prints for each side
+                before_value, after_value = float(scored_before[metric]), float(scored_after[metric])
+                comparison = dataclasses.replace(
+                    comparison,
+                    baseline=before_value,
+                    candidate=after_value,
+                    change=after_value - before_value,
+                )
+            comparisons[metric] = comparison
     rows = []
     for i, stem in enumerate(stems):
         row: dict[str, Any] = {"stem": stem}
