@@ -204,7 +204,9 @@ def train_cmd(
             line.close()
     for problem in result.val_failures:
         click.echo(f"error: {_cli()._one_line(problem)}", err=True)
-    click.echo(f"trained {result.step} steps ({result.epoch} epochs); checkpoint {result.checkpoint}")
+    click.echo(
+        f"trained {result.step} steps ({result.epoch} complete epochs); checkpoint {result.checkpoint}"
+    )
     sys.exit(0 if result.ok else 1)
 
 
