@@ -7,14 +7,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag, check_int_range
+from maskrefine._checks import check_flag, check_int_range, short_repr
 from maskrefine._units import to_unit_float
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
@@ -711,6 +712,19 @@ SUMMARY_METRICS = (
 )
 #: Summary metrics that are the plain mean of the per-image values.
 _MEAN_KEYS = ("acc", "adaptive_fbeta", "mae", "s_measure", "adaptive_e_measure")
+#: Numbers every per-image row holds (``soft_mae`` too under ``mae_rule="binary"``).
+_ROW_NUMBERS = (
+    "acc",
+    "iou",
+    "max_fbeta",
+    "mean_fbeta",
+    "adaptive_fbeta",
+    "mae",
+    "s_measure",
+    "max_e_measure",
+    "mean_e_measure",
+    "adaptive_e_measure",
+)
 #: Per-image values SelfMask / FOUND keep as float32 and sum in float32 (``AverageMeter`` of ``.numpy()``).
 _FLOAT32_KEYS = ("acc", "iou", "max_fbeta", "adaptive_fbeta", "mae")
 
@@ -788,16 +802,60 @@ class Evaluator:
         For callers that need the per-image curves themselves (``maskrefine score --baseline`` bootstraps
         them) and the dataset summary ``score`` prints, without scoring each pair twice.
 
+        Parameters
+        ----------
+        row, curves : dict
+            What ``score_image(pred, gt, evaluator.preset, weighted_f=evaluator.weighted_f)`` returned.
+        name : str, optional
+            Row name (default: the running index as a string).
+
         Returns
         -------
         dict
             The row as kept (``name`` first), as :meth:`step` returns it.
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``row`` or ``curves`` not shaped as :func:`score_image` makes them for this preset (a missing
+            value, a curve of another length, no weighted F for an evaluator that reports it).
         """
+        self._check_scored(row, curves)
         row = {"name": str(len(self._rows)) if name is None else str(name), **row}
         self._rows.append(row)
         for key, arr in curves.items():
             self._sums[key] += arr
         return row
+
+    def _check_scored(self, row: object, curves: object) -> None:
+        if not isinstance(row, Mapping):
+            raise TypeError(f"`row` must be the row dict score_image returns; got {type(row).__name__}")
+        numbers_needed = [*_ROW_NUMBERS, *(("soft_mae",) if self.preset.mae_rule == "binary" else ())]
+        missing = [
+            key for key in (*numbers_needed, "empty_gt", "empty_pred", "weighted_fbeta") if key not in row
+        ]
+        if missing:
+            raise ValueError(
+                f"`row` lacks {', '.join(missing)}: pass the row score_image returns for this evaluator's "
+                f"preset ({self.preset.name})"
+            )
+        for key in numbers_needed:
+            if isinstance(row[key], bool) or not isinstance(row[key], numbers.Real):
+                raise TypeError(f"`row[{key!r}]` must be a number; got {short_repr(row[key])}")
+        if self.weighted_f and row["weighted_fbeta"] is None:
+            raise ValueError(
+                "`row` has no weighted_fbeta: score with weighted_f=True, as this evaluator does"
+            )
+        if not isinstance(curves, Mapping) or set(curves) != set(self._sums):
+            raise ValueError(f"`curves` must be the dict of {', '.join(self._sums)} that score_image returns")
+        k = self.preset.thresholds.size
+        for key in self._sums:
+            curve = curves[key]
+            if not (isinstance(curve, np.ndarray) and curve.dtype.kind == "f" and curve.shape == (k,)):
+                raise ValueError(
+                    f"`curves[{key!r}]` must be a float array of shape ({k},), one value per threshold of "
+                    f"preset {self.preset.name}; got {getattr(curve, 'shape', type(curve).__name__)}"
+                )
 
     def per_image(self) -> list[dict[str, Any]]:
         """Return one dict per image.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,60 @@ def test_evaluator_on_read_mask_floats_is_within_float64_rounding(refined, prese
     for key, value in cli.items():
         if isinstance(value, float):
             assert api[key] == pytest.approx(value, rel=1e-12, abs=1e-12, nan_ok=True), key
+
+
+def _scored(preset: str = "tokencut", weighted_f: bool = True):
+    from maskrefine.metrics import score_image
+
+    pred = read_mask_file(EXAMPLES / "masks" / "35010.png").pixels
+    gt = read_mask_file(EXAMPLES / "gt" / "35010.png").pixels
+    return score_image(pred, gt, preset, weighted_f=weighted_f)
+
+
+def test_add_scored_equals_step() -> None:
+    from maskrefine.metrics import score_image
+
+    stepped, added = Evaluator("selfmask"), Evaluator("selfmask")
+    for path in sorted((EXAMPLES / "masks").glob("*.png")):
+        pred, gt = read_mask_file(path).pixels, read_mask_file(EXAMPLES / "gt" / path.name).pixels
+        stepped.step(pred, gt, name=path.stem)
+        added.add_scored(*score_image(pred, gt, "selfmask"), name=path.stem)
+    assert added.per_image() == stepped.per_image()
+    assert added.summary() == stepped.summary()
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "fragment"),
+    [
+        (lambda row, curves: ("not a row", curves), TypeError, "`row` must be the row dict"),
+        (lambda row, curves: ({k: v for k, v in row.items() if k != "iou"}, curves), ValueError, "lacks iou"),
+        (lambda row, curves: ({**row, "mae": "0.1"}, curves), TypeError, "`row['mae']` must be a number"),
+        (lambda row, curves: ({**row, "acc": True}, curves), TypeError, "`row['acc']`"),
+        (lambda row, curves: ({**row, "weighted_fbeta": None}, curves), ValueError, "no weighted_fbeta"),
+        (lambda row, curves: (row, None), ValueError, "`curves` must be the dict"),
+        (
+            lambda row, curves: (row, {**curves, "extra": curves["fbeta"]}),
+            ValueError,
+            "`curves` must be the dict",
+        ),
+        (lambda row, curves: (row, {**curves, "fbeta": curves["fbeta"][:-1]}), ValueError, "shape (255,)"),
+        (lambda row, curves: (row, {**curves, "fbeta": 0.5}), ValueError, "`curves['fbeta']`"),
+        (
+            lambda row, curves: (row, {**curves, "recall": curves["recall"].astype(int)}),
+            ValueError,
+            "float array",
+        ),
+    ],
+)
+def test_add_scored_refuses_what_score_image_does_not_make(change, error, fragment) -> None:
+    evaluator = Evaluator("tokencut")
+    row, curves = change(*_scored())
+    with pytest.raises(error, match=re.escape(fragment)):
+        evaluator.add_scored(row, curves)
+    assert len(evaluator) == 0  # nothing accumulated
+
+
+def test_add_scored_refuses_another_presets_curves() -> None:
+    evaluator = Evaluator("pysod")  # 256 thresholds; tokencut's curves have 255
+    with pytest.raises(ValueError, match=r"shape \(256,\)"):
+        evaluator.add_scored(*_scored("tokencut"))
