@@ -836,8 +836,8 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     type=_input_dir,
     default=None,
     help="Masks before refinement: compare --pred with them image by image (mean change per metric with "
-    "a paired bootstrap 95% interval, wins/ties/losses, the 5 images that lost most). --csv, --json and "
-    "--plot then hold the comparison.",
+    "a paired bootstrap 95% interval, wins/ties/losses, the images that lost most IoU, at most 5). --csv, "
+    "--json and --plot then hold the comparison.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing plot files in --plot.")
 @_reading_options
