@@ -51,7 +51,8 @@ def path_argument(value: str | os.PathLike[str], what: str) -> Path:
     Raises
     ------
     ConfigError
-        ``value`` is empty (or not a path).
+        ``value`` is empty, not a path, contains a NUL character, or is longer than the file system
+        allows (the kernel's ``ENAMETOOLONG`` for one ``lstat``; a missing path is the caller's concern).
     """
     try:
         text = os.fspath(value)

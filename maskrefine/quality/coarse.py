@@ -133,7 +133,10 @@ def write_coarse_folder(
     Raises
     ------
     ConfigError
-        Missing source folder, or ``out_dir`` equal to it.
+        An empty or missing source folder; an empty ``out_dir``, one that is a file, or one that is, lies
+        inside or contains the source folder.
+    OutputError
+        An output name taken by something other than a regular file (a symlink, a folder, a FIFO).
     InputError
         A source file that cannot be read (names the file).
     """
