@@ -712,19 +712,9 @@ SUMMARY_METRICS = (
 )
 #: Summary metrics that are the plain mean of the per-image values.
 _MEAN_KEYS = ("acc", "adaptive_fbeta", "mae", "s_measure", "adaptive_e_measure")
-#: Numbers every per-image row holds (``soft_mae`` too under ``mae_rule="binary"``).
-_ROW_NUMBERS = (
-    "acc",
-    "iou",
-    "max_fbeta",
-    "mean_fbeta",
-    "adaptive_fbeta",
-    "mae",
-    "s_measure",
-    "max_e_measure",
-    "mean_e_measure",
-    "adaptive_e_measure",
-)
+#: Numbers every per-image row holds (``soft_mae`` too under ``mae_rule="binary"``; ``weighted_fbeta`` is
+#: None when not computed).
+_ROW_NUMBERS = tuple(key for key in SUMMARY_METRICS if key != "weighted_fbeta")
 #: Per-image values SelfMask / FOUND keep as float32 and sum in float32 (``AverageMeter`` of ``.numpy()``).
 _FLOAT32_KEYS = ("acc", "iou", "max_fbeta", "adaptive_fbeta", "mae")
 
