@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from maskrefine._checks import check_flag, check_float_range, check_int_range, real_to_float, short_repr
 
-__all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "GT_EQUALS_255", "get_preset"]
+__all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "GT_EQUALS_255", "get_preset", "check_beta_sq"]
 
 Aggregation = Literal["mean_then_max", "max_then_mean"]
 ResizeMode = Literal["auto", "bilinear", "nearest", "pil_bilinear", "torch_bilinear"]
@@ -45,6 +45,16 @@ MAX_BETA_SQ = 1e6
 #: denominator, where precision and recall are <= 1: 1 already caps F near 0.57, and a huge eps silently
 #: turns every precision, F and IoU into ~0 (``pr_eps=1e308`` gave max F 6.6e-309).
 MAX_PRESET_EPS = 1e-3
+
+
+def check_beta_sq(beta_sq: object) -> float:
+    """Return β² as a float in (0, :data:`MAX_BETA_SQ`], or raise ``TypeError`` / ``ValueError`` naming it."""
+    if isinstance(beta_sq, bool) or not isinstance(beta_sq, numbers.Real):
+        raise TypeError(f"`beta_sq` must be a real number; got {short_repr(beta_sq)}")
+    value = real_to_float(beta_sq)  # a huge int: inf, refused below
+    if not (math.isfinite(value) and 0 < value <= MAX_BETA_SQ):
+        raise ValueError(f"`beta_sq` must be > 0 and <= {MAX_BETA_SQ:g}; got {short_repr(beta_sq)}")
+    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,10 +233,7 @@ class ScorePreset:
         check_float_range(self.pred_threshold, "pred_threshold", 0.0, 1.0)
         check_int_range(self.n_thresholds, "n_thresholds", 1, 1 << 20)
         check_int_range(self.threshold_denominator, "threshold_denominator", 1, 1 << 20)
-        if isinstance(self.beta_sq, bool) or not isinstance(self.beta_sq, numbers.Real):
-            raise TypeError(f"`beta_sq` must be a real number; got {short_repr(self.beta_sq)}")
-        if not (math.isfinite(real_to_float(self.beta_sq)) and 0 < self.beta_sq <= MAX_BETA_SQ):
-            raise ValueError(f"`beta_sq` must be > 0 and <= {MAX_BETA_SQ:g}; got {short_repr(self.beta_sq)}")
+        check_beta_sq(self.beta_sq)
         check_float_range(self.pr_eps, "pr_eps", 0.0, MAX_PRESET_EPS)
         check_float_range(self.iou_eps, "iou_eps", 0.0, MAX_PRESET_EPS)
         for key in ("empty_pred_precision", "empty_gt_recall"):

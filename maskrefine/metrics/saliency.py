@@ -26,7 +26,7 @@ from maskrefine._checks import (
     real_to_float,
     short_repr,
 )
-from maskrefine.metrics.presets import MAX_BETA_SQ, MAX_PRESET_EPS
+from maskrefine.metrics.presets import MAX_PRESET_EPS, check_beta_sq
 
 __all__ = [
     "EPS",
@@ -105,15 +105,6 @@ def _check_at_most(small: np.ndarray, large: np.ndarray, small_name: str, large_
 
 def _check_eps(eps: object) -> float:
     return check_float_range(eps, "eps", 0.0, MAX_PRESET_EPS)
-
-
-def _check_beta_sq(beta_sq: object) -> float:
-    value = check_float_range(beta_sq, "beta_sq", 0.0, MAX_BETA_SQ)
-    if value == 0.0:
-        raise ValueError(
-            f"`beta_sq` must be > 0 (β² weighs recall against precision); got {short_repr(beta_sq)}"
-        )
-    return value
 
 
 def _check_rule(value: object, name: str) -> float | None:
@@ -237,7 +228,7 @@ def fbeta(precision: np.ndarray, recall: np.ndarray, beta_sq: float = 0.3, eps: 
         raise ValueError(
             f"`precision` and `recall` must have broadcastable shapes; got {p.shape} and {r.shape}"
         ) from None
-    return _fbeta(p, r, _check_beta_sq(beta_sq), _check_eps(eps))
+    return _fbeta(p, r, check_beta_sq(beta_sq), _check_eps(eps))
 
 
 def _fbeta(precision: np.ndarray, recall: np.ndarray, beta_sq: float, eps: float) -> np.ndarray:
@@ -591,7 +582,7 @@ def weighted_fbeta(pred: np.ndarray, gt: np.ndarray, beta_sq: float = 1.0) -> fl
     1.0
     """
     pred, gt = _check_pair(pred, gt)
-    return _weighted_fbeta(pred, gt, _check_beta_sq(beta_sq))
+    return _weighted_fbeta(pred, gt, check_beta_sq(beta_sq))
 
 
 def _weighted_fbeta(pred: np.ndarray, gt: np.ndarray, beta_sq: float = 1.0) -> float:
