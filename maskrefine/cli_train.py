@@ -182,12 +182,7 @@ def train_cmd(
             if not backbone_checkpoint.strip():
                 raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
             option_values["backbone_checkpoint"] = backbone_checkpoint
-        if preset is None and file_preset is not None and file_preset not in config_mod.PRESETS:
-            raise ConfigError(
-                f"config file {config_file}: preset must be one of {', '.join(config_mod.PRESETS)}; "
-                f"got {short_repr(file_preset)}"
-            )
-        cfg = _training_config(config_mod, name, file_values, option_values, config_file)
+        cfg = _training_config(config_mod, name, preset or "paper", file_values, option_values, config_file)
         line = _StepLine(sys.stderr.isatty() and not quiet, cfg.epochs)
         try:
             result = _train_or_stop(
@@ -213,25 +208,27 @@ def train_cmd(
 def _training_config(
     config_mod: ModuleType,
     name: str,
+    name_without_file: str,
     file_values: dict[str, Any],
     option_values: dict[str, Any],
     config_file: str | None,
 ) -> Any:
     """Return the preset ``name`` with the --config file's values, then the options' (refusals name the file).
 
-    When the settings are refused and the preset with the options alone is accepted, the file's values
-    are the problem (alone or with an option): the message then starts with the file, as for its other
-    problems.
+    ``name_without_file`` is the preset the options alone would pick (``name`` may come from the file).
+    When the settings are refused and that preset with the options alone is accepted, the file (its
+    preset or its values, alone or with an option) is the problem: the message then starts with the file,
+    as for its other problems.
     """
     from maskrefine.errors import ConfigError
 
     try:
         return config_mod.preset(name, **{**file_values, **option_values})
     except ConfigError as exc:
-        if not file_values:
+        if not file_values and name == name_without_file:
             raise
         try:
-            config_mod.preset(name, **option_values)
+            config_mod.preset(name_without_file, **option_values)
         except ConfigError:
             raise exc from None  # the preset and the options alone are refused: their message
         raise ConfigError(f"config file {config_file}: {exc}") from None

@@ -424,7 +424,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def preset(name: str, **changes: Any) -> TrainConfig:
     """Return the preset ``name`` (a key of :data:`PRESETS`) with ``changes`` applied."""
     if not isinstance(name, str) or name not in PRESETS:
-        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}")
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {short_repr(name)}")
     return TrainConfig.from_dict({**PRESETS[name], **changes}, source=f"preset {name}")
 
 
