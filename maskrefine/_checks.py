@@ -7,6 +7,7 @@ the expectation and what was found. Kernels never call these; public wrappers do
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ __all__ = [
     "check_max_abs",
     "check_flag",
     "real_to_float",
+    "short_list",
 ]
 
 
@@ -260,6 +262,12 @@ def check_flag(value: object, name: str) -> bool:
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"`{name}` must be True or False; got {short_repr(value)} ({type(value).__name__})")
     return bool(value)
+
+
+def short_list(values: Sequence[object], limit: int = 5) -> str:
+    """Return the first ``limit`` values, each via :func:`short_repr`, then how many more (for messages)."""
+    shown = ", ".join(short_repr(v) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
 def short_repr(value: object, limit: int = 80) -> str:

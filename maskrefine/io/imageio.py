@@ -760,13 +760,19 @@ def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) ->
     return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"), overwrite=overwrite)
 
 
-def png8_codes(mask: np.ndarray) -> np.ndarray:
-    """Return the uint8 codes that an 8-bit PNG of the float mask ``mask`` stores.
+def _unit_codes(mask: np.ndarray, dtype: type[np.uint8] | type[np.uint16]) -> np.ndarray:
+    """``rint(scale * clip(mask, 0, 1))`` as ``dtype``, ``scale`` its largest code (255 or 65535).
 
-    They are ``rint(255 * clip(mask, 0, 1))``, the product taken in float64, where it is exact for a
-    float32 mask (a float32 product can round onto the other side of a half code).
+    The product is taken in float64, where it is exact for a float32 mask (a float32 product can round
+    onto the other side of a half code).
     """
-    return np.rint(np.clip(mask, 0.0, 1.0).astype(np.float64) * 255.0).astype(np.uint8)
+    scale = float(np.iinfo(dtype).max)
+    return np.rint(np.clip(mask, 0.0, 1.0).astype(np.float64) * scale).astype(dtype)
+
+
+def png8_codes(mask: np.ndarray) -> np.ndarray:
+    """Return the uint8 codes that an 8-bit PNG of the float mask ``mask`` stores: ``rint(255 * clip)``."""
+    return _unit_codes(mask, np.uint8)
 
 
 def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
@@ -778,7 +784,7 @@ def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
     if fmt == "png8":
         pixels = png8_codes(mask)
     elif fmt == "png16":
-        pixels = np.rint(np.clip(mask, 0.0, 1.0).astype(np.float64) * 65535.0).astype(np.uint16)  # see png8
+        pixels = _unit_codes(mask, np.uint16)
     else:
         raise ValueError(f"`fmt` must be one of {', '.join(MASK_FORMATS)}; got {short_repr(fmt)}")
     ok, encoded = cv2.imencode(".png", pixels)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from maskrefine._checks import check_window_fits, short_repr
+from maskrefine._checks import check_window_fits, short_list, short_repr
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
@@ -170,12 +170,6 @@ def _masks_are_binary(items: Sequence[Item]) -> bool:
     return bool(votes) and sum(votes) * 2 > len(votes)
 
 
-def _listed(values: Sequence[object], limit: int = 5) -> str:
-    """Return the first ``limit`` values, each shortened, then how many more (for error messages)."""
-    shown = ", ".join(short_repr(v) for v in values[:limit])
-    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
-
-
 def tune(
     masks_dir: str | Path,
     images_dir: str | Path,
@@ -232,7 +226,7 @@ def tune(
         unknown = [m for m in methods if m not in searchable_methods()]
         if unknown:
             raise ConfigError(
-                f"unknown method(s) {_listed(unknown)}; choose from {', '.join(searchable_methods())}"
+                f"unknown method(s) {short_list(unknown)}; choose from {', '.join(searchable_methods())}"
             )
     items, unmatched, not_files = _triples(masks, images, gts)
     if not items:

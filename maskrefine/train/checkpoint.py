@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import short_list, short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.train.vit import ARCHS, VisionTransformer
 
@@ -264,9 +264,9 @@ def load_vit(
     if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f"missing keys: {_names(missing)}")
+            parts.append(f"missing keys: {short_list(missing, 8)}")
         if unexpected:
-            parts.append(f"unexpected keys: {_names(unexpected)}")
+            parts.append(f"unexpected keys: {short_list(unexpected, 8)}")
         raise _fail(file, "; ".join(parts) + f" (for a {spec.layout} ViT, width {spec.embed_dim})")
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
@@ -279,8 +279,3 @@ def load_vit(
     model.requires_grad_(False)
     model.eval()
     return model, LoadReport(spec=spec, wrapper=wrapper, ignored=ignored)
-
-
-def _names(keys: list[str], limit: int = 8) -> str:
-    shown = ", ".join(short_repr(k) for k in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
