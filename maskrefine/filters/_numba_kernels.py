@@ -609,7 +609,9 @@ def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef,
     """Colour-guide guided filter on output rows y0..y1-1 (same structure as :func:`gray_rows`).
 
     ``scratch``: as for :func:`gray_rows` with 13 products and 4 coefficients: float64 (13, w+2r),
-    (4, w+2r), (13, w), float32 (2r+2, 4, w), float64 (w).
+    (4, w+2r), (13, w), float32 (2r+2, 4, w), float64 (w); the last axis of the first four may be longer
+    (only its first w+2r or w elements are used: the wrapper pads rows so that planes fall into
+    different cache sets).
     """
     cs1, cs2, hs, ring, inv_x = scratch
     k = ring.shape[0]

@@ -67,6 +67,10 @@ CASES = [
     Case("color-constant-guide", 40, 40, radius=5, color=True, kind="constant_guide", seed=22),
     Case("gray-constant-src", 40, 40, radius=5, kind="constant_src", seed=23),
     Case("color-constant-src", 40, 40, radius=5, color=True, kind="constant_src", seed=24),
+    # rows of 1024 / 512 float64 are a multiple of 4 KiB: the colour kernel's scratch rows are padded
+    Case("color-width-1024", 24, 1024, radius=7, color=True, seed=25),
+    Case("color-reflect-width-512", 30, 512, radius=9, color=True, border="reflect", seed=26),
+    Case("color-s2-width-1024", 24, 1024, radius=6, color=True, subsample=2, seed=27),
     Case("gray-sod-crop", 161, 203, kind="sod", seed=0),
     Case("color-sod-crop", 160, 200, color=True, kind="sod", seed=1),
     Case(
@@ -176,3 +180,14 @@ def test_gray_image_as_colour_guide_is_solved_stably(eps: float, subsample: int)
         )
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [1, 7, 8, 9, 64, 128, 500, 512, 1024, 1042, 4096])
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_colour_scratch_rows_are_an_odd_number_of_cache_lines(length: int, itemsize: int) -> None:
+    from maskrefine.filters.guided import _row_stride
+
+    stride = _row_stride(length, itemsize)
+    assert length <= stride < length + 2 * 64 // itemsize
+    assert stride * itemsize % 64 == 0
+    assert (stride * itemsize // 64) % 2 == 1
