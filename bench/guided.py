@@ -300,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     ensure_malloc_env()
     cases = QUICK_CASES if args.quick else CASES
     if args.cases:
+        unknown = sorted(set(args.cases) - set(cases))
+        if unknown:
+            parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(cases)}")
         cases = {k: v for k, v in cases.items() if k in args.cases}
     repeat = 3 if args.quick else max(7, args.repeat)
     # Everything in one process, interleaved rounds (see time_interleaved); MALLOC_* set by ensure_malloc_env
