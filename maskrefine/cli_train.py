@@ -120,7 +120,7 @@ class _StepLine:
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="AdamW learning rate. [default: 1e-4]",
+    help="AdamW learning rate, at least 1e-12. [default: 1e-4]",
 )
 @click.option(
     "--seed", type=click.IntRange(min=0), default=None, help="Seed of all random draws. [default: 0]"

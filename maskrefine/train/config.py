@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from maskrefine._checks import real_to_float, short_repr
+from maskrefine._checks import MIN_EPS, real_to_float, short_repr
 from maskrefine.errors import ConfigError, parse_problem
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS", "geometry_problem"]
@@ -271,6 +271,16 @@ def _check(cfg: TrainConfig) -> None:
     for name in ("lr", "gf_eps", "gtv_sigma"):
         if not getattr(cfg, name) > 0:
             raise ConfigError(f"training setting {name} must be > 0; got {getattr(cfg, name)}")
+    if cfg.gf_eps < MIN_EPS:  # the guided filter of the crop loss and of predict refuses it (mid-run before)
+        raise ConfigError(
+            f"training setting gf_eps must be >= {MIN_EPS:g} (the guided filter's smallest eps); "
+            f"got {short_repr(cfg.gf_eps)}"
+        )
+    if cfg.lr < MIN_LR:
+        raise ConfigError(
+            f"training setting lr must be >= {MIN_LR:g} (a smaller step leaves the float32 weights "
+            f"unchanged: the run would only burn time); got {short_repr(cfg.lr)}"
+        )
     for name in (
         "w_ncut",
         "w_pixel_gtv",
@@ -325,6 +335,9 @@ REFERENCE_SAMPLER_MIN = 58
 MAX_RESIZE_FACTOR = 4
 #: ``seed`` must be below this (torch generators take 64-bit seeds).
 MAX_SEED = 2**63
+#: Smallest learning rate accepted. AdamW moves a weight by about ``lr`` per step, and a float32 weight
+#: of magnitude 0.01 only changes by at least 6e-10: far below that, no weight moves at all.
+MIN_LR = 1e-12
 #: Largest sizes accepted. ``image_size``: the NCut affinity holds (image_size/stride)⁴ values per image,
 #: about 1 GB at 2048 px with a ViT/16 (16 GB with a ViT/8); ``num_workers``: each is a process.
 MAX_SIZES: dict[str, int] = {

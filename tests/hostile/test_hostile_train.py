@@ -60,6 +60,7 @@ def test_train_then_predict(hostile):
         (["--resize", "300"], ["resize (300) must be >= image_size (320)", "--resize"]),
         (["--image-size", "384"], ["resize (335) must be >= image_size (384)", "--resize"]),
         ([*TRAIN_TINY, "--image-size", "16"], ["image_size 16", "19-px window"]),
+        ([*TRAIN_TINY, "--lr", "1e-320"], ["lr must be >= 1e-12", "float32 weights unchanged"]),
         ([*TRAIN_TINY, "--image-size", "16", "--no-crop-loss"], ["resize (72)", "4 x image_size (64)"]),
     ],
 )
@@ -88,6 +89,7 @@ def test_train_resize_option(hostile):
         ("size.toml", "image_size = 100\n", ["config file size.toml", "multiple of 16"]),
         ("preset.toml", "preset = 'nosuch'\n", ["config file preset.toml", "preset must be one of"]),
         ("huge.toml", f"batch_size = {'9' * 4000}\n", ["config file huge.toml", "batch_size must be <="]),
+        ("eps.toml", "gf_eps = 1e-20\n", ["config file eps.toml", "gf_eps must be >= 1e-12"]),
     ],
 )
 def test_train_bad_config_file(hostile, name, content, names):

@@ -178,3 +178,25 @@ def test_from_dict_needs_a_mapping(values):
     # before: TypeError "'NoneType' object is not iterable", or "unknown training setting(s): l, r"
     with pytest.raises(ConfigError, match=r"config: expected a table \(dict\) of training settings; got"):
         TrainConfig.from_dict(values)
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        # the guided filter of the crop loss (and of predict) refuses eps < 1e-12: before, the run
+        # started and stopped at the first crop-loss step with the filter's ValueError
+        ("gf_eps", 1e-13, r"gf_eps must be >= 1e-12 \(the guided filter's smallest eps\); got 1e-13"),
+        ("gf_eps", 5e-324, r"gf_eps must be >= 1e-12"),
+        # a subnormal learning rate trained for hours and changed no weight
+        ("lr", 1e-320, r"lr must be >= 1e-12 \(a smaller step leaves the float32 weights unchanged"),
+        ("lr", 9.99e-13, r"lr must be >= 1e-12"),
+    ],
+)
+def test_settings_below_what_the_run_can_use_are_refused(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        preset("tiny", **{name: value})
+
+
+def test_smallest_accepted_gf_eps_and_lr():
+    cfg = preset("tiny", gf_eps=1e-12, lr=1e-12)
+    assert (cfg.gf_eps, cfg.lr) == (1e-12, 1e-12)
