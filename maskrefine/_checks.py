@@ -48,14 +48,8 @@ def real_to_float(value: numbers.Real) -> float:
 
 
 def check_radius(radius: object, name: str = "radius") -> int:
-    """Return ``radius`` as an int >= 0, or raise."""
-    if isinstance(radius, bool) or not isinstance(radius, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be a non-negative integer; got {short_repr(radius)} ({type(radius).__name__})"
-        )
-    if radius < 0:
-        raise ValueError(f"`{name}` must be >= 0; got {short_repr(int(radius))}")
-    return int(radius)
+    """Return ``radius`` as an int >= 0, or raise (:func:`check_int_range`)."""
+    return check_int_range(radius, name, 0)
 
 
 #: Smallest ``eps`` of the guided filters. The window variances are differences of float64 sums whose
@@ -83,14 +77,8 @@ def check_eps(eps: object, name: str = "eps") -> float:
 
 
 def check_subsample(subsample: object, name: str = "subsample") -> int:
-    """Return ``subsample`` as an int >= 1, or raise."""
-    if isinstance(subsample, bool) or not isinstance(subsample, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an integer >= 1; got {short_repr(subsample)} ({type(subsample).__name__})"
-        )
-    if subsample < 1:
-        raise ValueError(f"`{name}` must be >= 1; got {short_repr(int(subsample))}")
-    return int(subsample)
+    """Return ``subsample`` as an int >= 1, or raise (:func:`check_int_range`)."""
+    return check_int_range(subsample, name, 1)
 
 
 def check_choice(value: object, choices: tuple[str, ...] | list[str], name: str) -> str:

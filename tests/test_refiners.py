@@ -198,9 +198,9 @@ def test_errors_bad_param_values() -> None:
     mask = np.zeros((20, 20), np.float32)
     with pytest.raises(ValueError, match="`eps` must be a finite float > 0"):
         refine(image, mask, "guided", eps=0.0)
-    with pytest.raises(TypeError, match="`radius` must be a non-negative integer"):
+    with pytest.raises(TypeError, match="`radius` must be an integer >= 0"):
         refine(image, mask, "guided", radius=2.5)
-    with pytest.raises(ValueError, match="`subsample` must be >= 1"):
+    with pytest.raises(ValueError, match="`subsample` must be an integer >= 1"):
         refine(image, mask, "fast_guided", subsample=0)
 
 

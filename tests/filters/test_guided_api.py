@@ -141,14 +141,14 @@ def _ok():
 @pytest.mark.parametrize(
     "kwargs,exc,message",
     [
-        ({"radius": -1}, ValueError, "`radius` must be >= 0; got -1"),
-        ({"radius": 2.5}, TypeError, "`radius` must be a non-negative integer"),
-        ({"radius": True}, TypeError, "`radius` must be a non-negative integer"),
+        ({"radius": -1}, ValueError, "`radius` must be an integer >= 0; got -1"),
+        ({"radius": 2.5}, TypeError, "`radius` must be an integer >= 0; got 2.5 (float)"),
+        ({"radius": True}, TypeError, "`radius` must be an integer >= 0; got True (bool)"),
         ({"eps": 0.0}, ValueError, "`eps` must be a finite float > 0; got 0.0"),
         ({"eps": -1e-3}, ValueError, "`eps` must be a finite float > 0"),
         ({"eps": float("nan")}, ValueError, "`eps` must be a finite float > 0"),
         ({"eps": "1e-3"}, TypeError, "`eps` must be a positive float"),
-        ({"subsample": 0}, ValueError, "`subsample` must be >= 1; got 0"),
+        ({"subsample": 0}, ValueError, "`subsample` must be an integer >= 1; got 0"),
         ({"subsample": 2.0}, TypeError, "`subsample` must be an integer >= 1"),
         (
             {"border": "constant"},

@@ -239,16 +239,16 @@ def _ok(*shape):
         ({"src": _ok(1, 1, 8, 8).to(torch.uint8)}, TypeError, r"`src` must be a floating.*torch.uint8"),
         ({"guide": _ok(1, 1, 8, 8).to(torch.bool)}, TypeError, r"`guide` must be a floating.*bool"),
         ({"src": _ok(1, 1, 8, 8).to(torch.int64)}, TypeError, r"`src` must be a floating.*int64"),
-        ({"radius": -1}, ValueError, r"`radius` must be >= 0; got -1"),
-        ({"radius": 2.5}, TypeError, r"`radius` must be a non-negative integer; got 2.5"),
-        ({"radius": True}, TypeError, r"`radius` must be a non-negative integer"),
+        ({"radius": -1}, ValueError, r"`radius` must be an integer >= 0; got -1"),
+        ({"radius": 2.5}, TypeError, r"`radius` must be an integer >= 0; got 2.5 \(float\)"),
+        ({"radius": True}, TypeError, r"`radius` must be an integer >= 0; got True \(bool\)"),
         ({"eps": 0.0}, ValueError, r"`eps` must be a finite float > 0; got 0.0"),
         ({"eps": -1e-3}, ValueError, r"`eps` must be a finite float > 0"),
         ({"eps": float("nan")}, ValueError, r"`eps` must be a finite float > 0"),
         ({"eps": "0.1"}, TypeError, r"`eps` must be a positive float"),
         ({"eps": torch.ones(3)}, ValueError, r"`eps` tensor must have shape \(1,\).*got shape \(3,\)"),
         ({"eps": torch.ones(1, dtype=torch.int32)}, TypeError, r"`eps` tensor must be floating point"),
-        ({"subsample": 0}, ValueError, r"`subsample` must be >= 1; got 0"),
+        ({"subsample": 0}, ValueError, r"`subsample` must be an integer >= 1; got 0"),
         ({"radius": 4}, ValueError, r"window size 2\*radius\+1 = 9 in H and W; got H=8, W=8"),
         ({"radius": 3, "subsample": 3}, ValueError, r"with subsample=3 the low-resolution images are 2x2"),
         ({"border": "reflect101"}, ValueError, r"`border` must be one of 'truncated', 'reflect'; got 'refl"),
@@ -263,7 +263,7 @@ def test_errors(kwargs, exc, match):
 
 
 def test_module_errors_at_construction():
-    with pytest.raises(ValueError, match="`radius` must be >= 0"):
+    with pytest.raises(ValueError, match="`radius` must be an integer >= 0"):
         GuidedFilter(-1)
     with pytest.raises(ValueError, match="`border` must be one of"):
         GuidedFilter(2, border="zero")
