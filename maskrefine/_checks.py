@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "check_radius",
+    "text_or_empty",
     "check_eps",
     "check_subsample",
     "check_choice",
@@ -256,6 +257,18 @@ def short_list(values: Sequence[object], limit: int = 5) -> str:
     """Return the first ``limit`` values, each via :func:`short_repr`, then how many more (for messages)."""
     shown = ", ".join(short_repr(v) for v in values[:limit])
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def text_or_empty(value: object) -> str:
+    """``str(value)``, or ``""`` where Python refuses it (an int beyond its digit limit for ``str``).
+
+    For parsers that read an argument as text and refuse what does not parse: the refusal then names the
+    value with :func:`short_repr`.
+    """
+    try:
+        return str(value)
+    except ValueError:
+        return ""
 
 
 def short_repr(value: object, limit: int = 80) -> str:

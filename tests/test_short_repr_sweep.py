@@ -413,3 +413,11 @@ def test_hostile_value_is_shortened_torch(tmp_path: Path, call: Case, expected: 
     with pytest.raises(Exception) as info:  # the type is checked by _check
         call(tmp_path)
     _check(info.value, expected)
+
+
+def test_text_or_empty_reads_any_value_as_text_and_never_raises() -> None:
+    from maskrefine._checks import text_or_empty
+
+    assert text_or_empty("voc:boxes") == "voc:boxes"
+    assert text_or_empty(12) == "12"
+    assert text_or_empty(10**5000) == ""  # str() refuses an int beyond Python's digit limit

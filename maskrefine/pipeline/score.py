@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import short_repr, text_or_empty
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError, OutputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MASK_EXTENSIONS, ReadOptions, match_folders
@@ -61,11 +61,7 @@ def parse_box_spec(boxes: str | None) -> tuple[str, Path | None] | None:
         return None
     if boxes == "masks":
         return "masks", None
-    try:
-        text = str(boxes)
-    except ValueError:  # an int beyond Python's digit limit for str(): refused below, named shortly
-        text = ""
-    kind, sep, rest = text.partition(":")
+    kind, sep, rest = text_or_empty(boxes).partition(":")
     if sep and kind in ("voc", "coco") and rest:
         return kind, Path(rest)
     raise ConfigError(f"boxes must be 'masks', 'voc:DIR' or 'coco:FILE'; got {short_repr(boxes)}")

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskrefine._checks import as_rgb_unit_image, short_repr
+from maskrefine._checks import as_rgb_unit_image, short_repr, text_or_empty
 from maskrefine.errors import ConfigError
 from maskrefine.torch import guided_filter, make_guide
 from maskrefine.train.config import TrainConfig
@@ -302,10 +302,7 @@ def load_predictor(
 
 
 def _check_device(device: str) -> None:
-    try:
-        text = str(device)
-    except ValueError:  # an int beyond Python's digit limit for str(): refused below, named shortly
-        text = ""
+    text = text_or_empty(device)
     if device not in ("cpu", "cuda") and not text.startswith("cuda:"):
         raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {short_repr(device)}")
     if text.startswith("cuda") and not torch.cuda.is_available():
