@@ -34,7 +34,13 @@ import click
 from maskrefine import __version__
 from maskrefine._checks import MIN_EPS, short_repr
 from maskrefine.auto import AUTO_RULE_TEXT
-from maskrefine.errors import BackendUnavailableError, ConfigError, MaskrefineError, ReportNotWrittenError
+from maskrefine.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    MaskrefineError,
+    NothingScoredError,
+    ReportNotWrittenError,
+)
 from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
 from maskrefine.io.pairs import MASK_FORMATS
 from maskrefine.metrics.presets import PRESETS
@@ -1097,19 +1103,25 @@ def tune_cmd(
         interrupted="the scores computed so far are kept in <out>.tune-cache; rerun the same command "
         "(with --overwrite if --out was written) to resume"
     ):
-        report = tune_to_file(
-            masks_dir,
-            images_dir,
-            gt_dir,
-            out_path,
-            methods=methods or None,
-            budget=budget,
-            jobs=jobs,
-            preset=preset,
-            overwrite=overwrite,
-            report_path=report_path,
-            progress=None if quiet else (lambda message: _err(f"tune: {message}")),
-        )
+        try:
+            report = tune_to_file(
+                masks_dir,
+                images_dir,
+                gt_dir,
+                out_path,
+                methods=methods or None,
+                budget=budget,
+                jobs=jobs,
+                preset=preset,
+                overwrite=overwrite,
+                report_path=report_path,
+                progress=None if quiet else (lambda message: _err(f"tune: {message}")),
+            )
+        except NothingScoredError as exc:  # file failures, as `score` reports them: each named, exit 1
+            for _key, problem in exc.failures:
+                _err(f"error: {_one_line(problem)}")
+            _err(f"error: nothing was scored: {exc}; nothing was written")
+            sys.exit(EXIT_FAILED)
     rows = report.rows if not quiet else report.rows[:1]
     click.echo(f"{len(report.rows)} settings on {report.n_images} images; IoU change vs {report.naive.label}")
     click.echo(f"{'#':>3}  {'IoU':>7}  {'change':>8}  {'95% interval':<19}  {'W/T/L':<9}  setting")

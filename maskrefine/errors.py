@@ -12,6 +12,7 @@ __all__ = [
     "InputError",
     "BackendUnavailableError",
     "ConfigError",
+    "NothingScoredError",
     "OutputError",
     "OutputExistsError",
     "ReportNotWrittenError",
@@ -33,6 +34,14 @@ class InputError(MaskrefineError, ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class NothingScoredError(MaskrefineError):
+    """Every file of a scoring job failed; ``failures`` holds each ``(key, problem)``."""
+
+    def __init__(self, message: str, failures: list[tuple[str, str]]) -> None:
+        self.failures = failures
+        super().__init__(message)
 
 
 class BackendUnavailableError(MaskrefineError, ImportError):

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -254,8 +255,11 @@ class ScoreCache:
     """
 
     def __init__(self, folder: str | Path, preset: str = "tokencut") -> None:
+        from maskrefine.metrics import get_preset
+
         self.folder = Path(folder)
         self.scoring = scoring_key(preset)
+        self.thresholds = len(get_preset(preset).thresholds)  # columns of every cached F-beta curve
 
     @staticmethod
     def fingerprint(items: Sequence[Item]) -> str:
@@ -284,7 +288,11 @@ class ScoreCache:
     def get_entry(
         self, candidate: Candidate, fingerprint: str
     ) -> tuple[Scores, list[str] | None, list[tuple[str, str]]] | None:
-        """Return the cached scores, the keys they cover and the ``(key, problem)`` of the failed items."""
+        """Return the cached scores, the keys they cover and the ``(key, problem)`` of the failed items.
+
+        None for a miss, and for an entry that is unreadable or not what :meth:`put` writes (arrays of
+        another kind, shape or length, scores outside [0, 1]): such an entry is recomputed, never used.
+        """
         path = self._path(candidate, fingerprint)
         if not path.is_file():
             return None
@@ -297,9 +305,31 @@ class ScoreCache:
                         (str(k), str(p))
                         for k, p in zip(data["failed_keys"], data["failed_problems"], strict=True)
                     ]
-                return Scores(data["acc"], data["iou"], data["fbeta"]), keys, failed
+                scores = Scores(data["acc"], data["iou"], data["fbeta"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # truncated or garbage
             return None
+        if not self._well_formed(scores, keys):
+            return None
+        return scores, keys, failed
+
+    def _well_formed(self, scores: Scores, keys: list[str] | None) -> bool:
+        """Whether cached scores are what :meth:`put` stores: float (n,), (n,), (n, thresholds) in [0, 1].
+
+        IoU may be NaN (an image whose GT and mask are both empty); nothing else may.
+        """
+        acc, iou, fbeta = scores.acc, scores.iou, scores.fbeta
+        n = acc.shape[0] if acc.ndim == 1 else -1
+        if (
+            any(a.dtype.kind != "f" for a in (acc, iou, fbeta))
+            or n < 0
+            or iou.shape != (n,)
+            or fbeta.shape != (n, self.thresholds)
+            or (keys is not None and len(keys) != n)
+        ):
+            return False
+        with np.errstate(invalid="ignore"):
+            in_range = [bool(((a >= 0) & (a <= 1)).all()) for a in (acc, fbeta, iou[~np.isnan(iou)])]
+        return all(in_range)
 
     def put(
         self,
@@ -319,8 +349,12 @@ class ScoreCache:
         if failures:
             arrays["failed_keys"] = np.asarray([k for k, _ in failures], dtype=str)
             arrays["failed_problems"] = np.asarray([p for _, p in failures], dtype=str)
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
-        os.replace(tmp, path)
+        try:
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
+            os.replace(tmp, path)
+        except OSError:  # e.g. a folder at the entry's name, a full disk: the scores just go uncached
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def _file_digest(path: Path) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from maskrefine._checks import check_window_fits, short_list, short_repr
-from maskrefine.errors import ConfigError, InputError
+from maskrefine.errors import ConfigError, InputError, NothingScoredError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
 from maskrefine.io.pairs import match_folders
@@ -213,6 +213,8 @@ def tune(
     ------
     ConfigError
         Missing folders, no matched triple, unknown method, bad budget.
+    NothingScoredError
+        Every matched triple failed (its ``failures`` name each file and problem).
     """
     start = time.perf_counter()
     masks = check_folder(masks_dir, "masks")
@@ -296,9 +298,7 @@ def tune(
     grid = [naive, *(c for c in full_grid if _fits(c, sizes))]
     run(grid, "coarse grid")
     if not keys:
-        raise ConfigError(
-            f"none of the {len(items)} masks could be scored: {failures[0][1] if failures else ''}"
-        )
+        raise NothingScoredError(f"none of the {len(items)} masks could be scored (each failed)", failures)
     if not np.isfinite(scores[naive].iou).any():
         # IoU is 0/0 where the GT and the mask are both empty: nothing could be ranked (any order would
         # be arbitrary), and a preset chosen that way must not be written
@@ -425,12 +425,13 @@ def tune_to_file(
     }
     out = check_preset_output(out_path, "preset file (--out)", overwrite=overwrite)
     taken = {"preset file": check_output_file(out, "preset file (--out)", inputs)}
+    cache_dir = out.with_name(out.name + ".tune-cache")
     report_file = None
     if report_path is not None:
         report_file = check_preset_output(report_path, "report file", overwrite=overwrite)
-        check_output_file(report_file, "report file", inputs, taken=taken)
+        # nor the score cache folder (made by the run) or a file in it
+        check_output_file(report_file, "report file", {**inputs, "score cache": cache_dir}, taken=taken)
     budget_s = parse_budget(budget)
-    cache_dir = out.with_name(out.name + ".tune-cache")
     if cache_dir.is_symlink() or (cache_dir.exists() and not cache_dir.is_dir()):  # a dangling link too
         raise ConfigError(f"cache folder {cache_dir} exists and is not a folder (or is a symlink); remove it")
     check_output_folder(cache_dir, inputs)  # the cache is written: never into an input folder

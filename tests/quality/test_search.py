@@ -70,7 +70,8 @@ def test_score_cache_round_trip_and_keys(tmp_path):
     cache = ScoreCache(tmp_path / "cache")
     candidate = Candidate.make("guided")
     assert cache.get(candidate, fingerprint) is None
-    cache.put(candidate, fingerprint, _scores([0.25]))
+    curves = np.zeros((1, cache.thresholds), np.float32)  # one F-beta per threshold of the preset
+    cache.put(candidate, fingerprint, Scores(np.array([0.5]), np.array([0.25]), curves))
     np.testing.assert_array_equal(cache.get(candidate, fingerprint).iou, [0.25])
     assert ScoreCache(tmp_path / "cache", "move").get(candidate, fingerprint) is None  # other scoring rules
     assert cache.get(Candidate.make("guided", radius=3), fingerprint) is None
