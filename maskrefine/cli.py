@@ -355,21 +355,24 @@ def main() -> None:
 # --------------------------------------------------------------------------------------------- apply
 
 
-class _OutputPath(click.Path):
-    """``click.Path`` that refuses an empty value (it would silently mean the current folder)."""
+class _NonEmptyPath(click.Path):
+    """``click.Path`` that refuses an empty value (it would silently mean the current folder).
+
+    For a file (``dir_okay=False``), also a value ending with a separator, ``.`` or ``..`` (a folder).
+    """
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        from maskrefine.pipeline.guards import path_argument
+        from maskrefine.pipeline.guards import file_path_argument, path_argument
 
         try:
-            path_argument(value, "the path")
+            (path_argument if self.dir_okay else file_path_argument)(value, "the path")
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
         return super().convert(value, param, ctx)
 
 
-_path_dir = _OutputPath(file_okay=False, dir_okay=True, path_type=Path)
-_path_file = _OutputPath(dir_okay=False, path_type=Path)
+_path_dir = _NonEmptyPath(file_okay=False, dir_okay=True, path_type=Path)
+_path_file = _NonEmptyPath(dir_okay=False, path_type=Path)
 _input_dir = click.Path(exists=True, file_okay=False, dir_okay=True, path_type=Path)
 
 
@@ -1151,7 +1154,7 @@ def report_group() -> None:
 
 
 @report_group.command("merge")
-@click.argument("reports", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("reports", nargs=-1, required=True, type=_NonEmptyPath(path_type=Path))
 @click.option(
     "--json",
     "json_path",

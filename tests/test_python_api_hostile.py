@@ -438,3 +438,16 @@ def test_register_refiner_refuses_a_default_its_validator_refuses() -> None:
     with pytest.raises(ValueError, match="`k` must be >= 0"):
         register_refiner(spec)
     assert "hostile_bd" not in REFINERS
+
+
+@pytest.mark.parametrize("ending", ["/", "/.", "/.."])
+def test_api_file_outputs_ending_like_a_folder_are_refused(tmp_path: Path, ending: str) -> None:
+    # `Path("out/")` is `out`: the JSON would have been written as a file named like the folder asked for
+    from maskrefine.pipeline.merge import check_merged_output
+
+    target = f"{tmp_path / 'newdir'}{ending}"
+    with pytest.raises(ConfigError, match="which names a folder; give a file name"):
+        score_folder(EXAMPLES / "masks", EXAMPLES / "gt", jobs=1, json_path=target)
+    with pytest.raises(ConfigError, match="which names a folder"):
+        check_merged_output(target)
+    assert not (tmp_path / "newdir").exists()

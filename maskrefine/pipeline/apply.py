@@ -35,6 +35,7 @@ from maskrefine.pipeline.guards import (
     check_output_folder,
     check_output_targets,
     check_progress,
+    file_path_argument,
     in_shard,
     job_flags,
     parse_shard,
@@ -306,7 +307,7 @@ def apply_folder(
     read_files = {name: path_argument(path, name) for name, path in (input_files or {}).items()}
     report_file = None
     if report_path is not None:
-        report_file = path_argument(report_path, "report file")
+        report_file = file_path_argument(report_path, "report file")
         check_output_file(
             report_file,
             "report file",

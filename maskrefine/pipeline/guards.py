@@ -75,6 +75,30 @@ def path_argument(value: str | os.PathLike[str], what: str) -> Path:
     return Path(text)
 
 
+def file_path_argument(value: str | os.PathLike[str], what: str) -> Path:
+    """:func:`path_argument` for a file to write: the path must end with a file name.
+
+    ``out/`` or ``out/.`` names a folder, but ``Path`` drops the trailing part, so the file would be
+    written as ``out`` (a file where the user asked for a folder, and messages naming a path that does
+    not exist).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`path_argument`, and for a path that ends with a separator, ``.`` or ``..``.
+    """
+    if isinstance(value, str) and value == "":
+        raise ConfigError(f"{what} is empty; give a file name")
+    path = path_argument(value, what)
+    text = os.fspath(value)
+    if os.path.basename(text) in ("", ".", ".."):
+        raise ConfigError(
+            f"{what} {short_repr(text)}: ends with a separator, '.' or '..', which names a folder; "
+            "give a file name"
+        )
+    return path
+
+
 def job_flags(**flags: object) -> list[bool]:
     """Return the boolean options of a job in order; a non-bool is a ConfigError naming the option.
 

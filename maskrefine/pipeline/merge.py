@@ -17,7 +17,13 @@ from typing import Any, get_args
 
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, InputError, parse_problem
-from maskrefine.pipeline.guards import check_parent_is_folder, job_flags, parse_shard, resolved_path
+from maskrefine.pipeline.guards import (
+    check_parent_is_folder,
+    file_path_argument,
+    job_flags,
+    parse_shard,
+    resolved_path,
+)
 from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
 
 __all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
@@ -214,9 +220,9 @@ def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
         ``path`` is empty, is one of ``inputs``, or exists as anything but a regular file (a folder,
         a symlink, a FIFO or device), which would be replaced or written through.
     """
-    if not isinstance(path, (str, Path)) or str(path) == "":
+    if not isinstance(path, (str, Path)):
         raise ConfigError(f"the merged report path must be a non-empty path; got {short_repr(path)}")
-    target = Path(path)
+    target = file_path_argument(path, "merged report")
     if target.is_symlink() or (target.exists() and not target.is_file()):
         kind = (
             "a symlink"

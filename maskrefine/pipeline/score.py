@@ -23,6 +23,7 @@ from maskrefine.pipeline.guards import (
     check_output_folder,
     check_output_targets,
     check_progress,
+    file_path_argument,
     in_shard,
     job_flags,
     parse_shard,
@@ -292,7 +293,7 @@ def score_folder(
         taken.update({f"plot {name}": resolved_path(plot_path / name, "plot file") for name in PLOT_FILES})
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
-            target_path = path_argument(target, what)
+            target_path = file_path_argument(target, what)
             taken[what] = check_output_file(target_path, what, {**inputs, **box_folders}, box_files, taken)
     if plot_path is not None:
         from maskrefine.plots import require_matplotlib

@@ -159,9 +159,9 @@ def read_preset_file(path: str | Path) -> Candidate:
 
 def check_replaceable(path: str | Path, what: str) -> Path:
     """Refuse an output path that is empty, a symlink, or exists as anything but a regular file."""
-    from maskrefine.pipeline.guards import path_argument  # late: it imports OpenCV
+    from maskrefine.pipeline.guards import file_path_argument  # late: it imports OpenCV
 
-    path = path_argument(path, what)  # not empty, not bytes, not too long for the file system
+    path = file_path_argument(path, what)  # a file name: not empty, not bytes, not too long, not "dir/"
     if path.is_symlink():
         raise ConfigError(f"{what} {path}: is a symlink; refusing to write through it")
     if path.exists() and not path.is_file():

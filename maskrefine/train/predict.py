@@ -419,6 +419,7 @@ def predict_folder(
         check_output_folder,
         check_output_targets,
         check_progress,
+        file_path_argument,
         job_flags,
         path_argument,
     )
@@ -465,9 +466,7 @@ def predict_folder(
     names = {f"{stem}{suffix}" for stem, _ in jobs}
     report_file = None
     if report_path is not None:
-        report_file = Path(report_path)
-        if not str(report_path).strip():
-            raise ConfigError("--report: empty path")
+        report_file = file_path_argument(report_path, "--report")
         check_output_file(
             report_file,
             "report file",

@@ -210,3 +210,11 @@ def test_predict_bad_image_and_wrong_types(run_tree):
     run_tree.run(*predict_args("pred2", "--format", "jpeg"), exit=2, names=["--format"])
     run_tree.run(*predict_args("pred2", "--refine", "bilateral"), exit=2, names=["--refine"])
     run_tree.run(*predict_args("pred2", "--device", "quantum"), exit=2, names=["--device"])
+
+
+@pytest.mark.parametrize("report", ["", "newdir/", "newdir/."])
+def test_predict_report_must_name_a_file(run_tree, report):
+    # "newdir/" was written as a file named newdir
+    result = run_tree.run(*predict_args("soft", "--report", report), exit=2, names=["--report"])
+    assert ("empty" if not report else "which names a folder") in result.stderr
+    assert not run_tree.path("newdir").exists() and not run_tree.path("soft").exists()

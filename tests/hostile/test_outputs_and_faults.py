@@ -160,6 +160,31 @@ def test_score_empty_path_is_a_usage_error(hostile, option: str) -> None:
     assert "empty" in result.stderr
 
 
+@pytest.mark.parametrize("ending", ["/", "/.", "/.."])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["score", "--pred", "pred", "--gt", "gt", "--jobs", "1", "--json"],
+        ["score", "--pred", "pred", "--gt", "gt", "--jobs", "1", "--csv"],
+        ["apply", "--masks", "masks", "--images", "images", "--out", "refined", "--jobs", "1", "--report"],
+        ["tune", "--masks", "masks", "--images", "images", "--gt", "gt", "--methods", "identity", "--out"],
+        ["report", "merge", "summary.json", "--json"],
+    ],
+    ids=["score-json", "score-csv", "apply-report", "tune-out", "merge-json"],
+)
+def test_a_file_option_ending_like_a_folder_is_a_usage_error(hostile, command, ending) -> None:
+    # was: `--json newdir/` wrote a regular file named newdir and printed the path with its slash
+    result = hostile.run(*command, f"newdir{ending}", exit=2, names=[f"newdir{ending}"])
+    assert "which names a folder; give a file name" in result.stderr
+    assert not hostile.path("newdir").exists()
+
+
+def test_report_merge_refuses_an_empty_report_argument(hostile) -> None:
+    # was: "" read as the current folder (". : not a regular file", exit 1)
+    result = hostile.run("report", "merge", "run.json", "", exit=2, names=["REPORTS"])
+    assert "the path is empty" in result.stderr
+
+
 @needs_matplotlib
 def test_score_empty_plot_is_a_usage_error(hostile) -> None:
     result = hostile.run(*hostile.score_args("--plot", "", "--images", "images"), exit=2, names=["--plot"])
