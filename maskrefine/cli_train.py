@@ -163,7 +163,7 @@ def train_cmd(
         from maskrefine._checks import short_repr
         from maskrefine.errors import ConfigError
 
-        if not run_dir.strip():
+        if run_dir == "":  # never the current folder
             raise ConfigError("--out: empty path; give a run folder")
         from maskrefine.train import config as config_mod
         from maskrefine.train import train
@@ -179,7 +179,7 @@ def train_cmd(
         name = preset or file_preset or "paper"
         option_values = {key: value for key, value in options.items() if value is not None}
         if backbone_checkpoint is not None:
-            if not backbone_checkpoint.strip():
+            if backbone_checkpoint == "":
                 raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
             option_values["backbone_checkpoint"] = backbone_checkpoint
         cfg = _training_config(config_mod, name, preset or "paper", file_values, option_values, config_file)

@@ -86,7 +86,7 @@ def _fail(path: Path, problem: str) -> ConfigError:
 
 def check_checkpoint_path(path: str | os.PathLike[str] | None, what: str = "backbone checkpoint") -> Path:
     """Refuse (ConfigError) an empty path, a URL, a missing file, a folder, a FIFO/device or an empty file."""
-    if path is None or (isinstance(path, str) and not path.strip()):
+    if path is None or (isinstance(path, str) and path == ""):
         raise ConfigError(f"{what}: empty path; give the path of a local checkpoint file")
     if not isinstance(path, (str, os.PathLike)):
         raise ConfigError(f"{what}: expected a file path; got {type(path).__name__}")

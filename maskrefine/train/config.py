@@ -307,7 +307,12 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"head_fine_channels must be >= 1; got {cfg.head_fine_channels}")
     if not all(0 <= b < 1 for b in cfg.betas):
         raise ConfigError(f"training setting betas must lie in [0, 1); got {cfg.betas}")
-    if cfg.backbone == "vit" and cfg.backbone_checkpoint is not None and not cfg.backbone_checkpoint.strip():
+    if cfg.backbone_checkpoint is not None and cfg.backbone != "vit":  # silently unused before
+        raise ConfigError(
+            "backbone_checkpoint: only the 'vit' backbone loads weights, and the backbone is "
+            f"{cfg.backbone!r}; drop the checkpoint (--backbone-checkpoint)"
+        )
+    if cfg.backbone_checkpoint == "":
         raise ConfigError("backbone_checkpoint: empty path; give the path of a local checkpoint file")
     if cfg.device not in ("cpu", "cuda") and not cfg.device.startswith("cuda:"):
         raise ConfigError(f"device (--device) must be 'cpu', 'cuda' or 'cuda:N'; got {cfg.device!r}")
@@ -451,7 +456,7 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     from maskrefine.pipeline.guards import path_argument  # late: OpenCV, imported only when needed
 
-    if not str(path).strip():
+    if isinstance(path, str) and path == "":
         raise ConfigError("config file: empty path")
     file = path_argument(path, "config file")  # a str or Path: not None, bytes, ...
     if not file.exists():

@@ -313,7 +313,7 @@ def _load_state(checkpoint: str | Path) -> dict[str, object]:
     """Return the checkpoint's entries, their structure checked (ConfigError naming the file otherwise)."""
     from maskrefine.train.trainer import load_checkpoint
 
-    if not str(checkpoint).strip():
+    if isinstance(checkpoint, str) and checkpoint == "":
         raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
     return load_checkpoint(checkpoint)
 
@@ -427,12 +427,13 @@ def predict_folder(
     from maskrefine.train.data import list_images
 
     start = time.perf_counter()
-    if not str(images_dir).strip():
-        raise ConfigError("--images: empty path")
-    if not str(checkpoint).strip():
-        raise ConfigError("--checkpoint: empty path; give RUN_DIR/last.pt")
-    if not str(out_dir).strip():
-        raise ConfigError("--out: empty path; give an output folder")
+    for value, what, hint in (
+        (images_dir, "--images", "give the images folder"),
+        (checkpoint, "--checkpoint", "give RUN_DIR/last.pt"),
+        (out_dir, "--out", "give an output folder"),
+    ):
+        if isinstance(value, str) and value == "":  # never the current folder
+            raise ConfigError(f"{what}: empty path; {hint}")
     check_progress(progress)
     images_path = check_folder(images_dir, "images")  # a str or Path (path_argument), like the two below
     path_argument(checkpoint, "--checkpoint")
@@ -451,10 +452,12 @@ def predict_folder(
     state = _load_state(checkpoint)
     # inputs the report must never replace: the checkpoint and the backbone files (given and recorded)
     input_files = {"checkpoint": Path(checkpoint)}
-    if backbone_checkpoint is not None and str(backbone_checkpoint).strip():
+    if backbone_checkpoint is not None:
+        if isinstance(backbone_checkpoint, str) and backbone_checkpoint == "":
+            raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
         input_files["backbone checkpoint"] = Path(backbone_checkpoint)
     recorded = cast("dict[str, object]", state["config"]).get("backbone_checkpoint")
-    if isinstance(recorded, str) and recorded.strip():
+    if isinstance(recorded, str) and recorded:
         input_files["run's backbone checkpoint"] = Path(recorded)
     suffix = MASK_SUFFIXES[fmt]
     by_stem: dict[str, list[Path]] = {}
@@ -464,6 +467,10 @@ def predict_folder(
     jobs = [(stem, files[0]) for stem, files in sorted(by_stem.items()) if len(files) == 1]
     coarse_dir = out_path / "coarse"
     names = {f"{stem}{suffix}" for stem, _ in jobs}
+    for name, file in input_files.items():  # an output there would replace the checkpoint itself
+        check_not_an_output(file, name, out_path, names)
+        if save_coarse:
+            check_not_an_output(file, name, coarse_dir, names)
     report_file = None
     if report_path is not None:
         report_file = file_path_argument(report_path, "--report")

@@ -349,12 +349,12 @@ def train(
         raise ConfigError(
             f"progress must be a callable progress(record) or None; got {type(progress).__name__}"
         )
-    if not str(images_dir).strip():
+    if isinstance(images_dir, str) and images_dir == "":
         raise ConfigError("images folder: empty path")
     images_path = path_argument(images_dir, "images folder")  # a str or Path: not None, bytes, ...
     if not images_path.is_dir():
         raise ConfigError(f"images folder {images_dir!s}: not found or not a folder")
-    if not str(run_dir).strip():
+    if isinstance(run_dir, str) and run_dir == "":
         raise ConfigError("run folder: empty path")
     run_path = path_argument(run_dir, "run folder")
     val_paths = None

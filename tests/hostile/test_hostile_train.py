@@ -218,3 +218,44 @@ def test_predict_report_must_name_a_file(run_tree, report):
     result = run_tree.run(*predict_args("soft", "--report", report), exit=2, names=["--report"])
     assert ("empty" if not report else "which names a folder") in result.stderr
     assert not run_tree.path("newdir").exists() and not run_tree.path("soft").exists()
+
+
+@pytest.mark.parametrize("save_coarse", [False, True], ids=["output", "coarse-output"])
+def test_predict_never_replaces_its_own_checkpoint(run_tree, save_coarse):
+    # was: with --overwrite, a checkpoint lying at an output path was replaced by a mask (exit 0)
+    where = "soft/coarse/0002.png" if save_coarse else "soft/0001.png"
+    run_tree.path(where).parent.mkdir(parents=True)
+    run_tree.path(where).write_bytes(run_tree.path("run/last.pt").read_bytes())
+    before = run_tree.path(where).read_bytes()
+    extra = ["--overwrite", *(["--save-coarse"] if save_coarse else [])]
+    result = run_tree.run(
+        "predict", "--images", "images", "--checkpoint", where, "--out", "soft", *extra, exit=2, names=[where]
+    )
+    assert "is also the output of" in result.stderr
+    assert run_tree.path(where).read_bytes() == before
+
+
+def test_a_backbone_checkpoint_for_the_pixels_backbone_is_refused(run_tree):
+    # was: accepted and silently unused (train and predict), an empty path or a garbage file included
+    names = ["only the 'vit' backbone loads weights", "'pixels'"]
+    run_tree.run(
+        "train",
+        "--images",
+        "images",
+        "--out",
+        "run2",
+        *TRAIN_TINY,
+        "--backbone-checkpoint",
+        "notes.txt",
+        exit=2,
+        names=names,
+    )
+    run_tree.run(*predict_args("soft", "--backbone-checkpoint", "notes.txt"), exit=2, names=names)
+    run_tree.run(*predict_args("soft", "--backbone-checkpoint", ""), exit=2, names=["empty path"])
+    assert not run_tree.path("run2").exists() and not run_tree.path("soft").exists()
+
+
+def test_a_blank_name_is_a_name_not_an_empty_path(run_tree):
+    # " " was refused as "--out: empty path" by predict and train while apply wrote to a folder " "
+    result = run_tree.run(*predict_args(" "), exit=0, out=[" "])
+    assert " /0001.png" in result.changed
