@@ -965,8 +965,11 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
         click.echo(f"{'-' * width}  {'-' * 6}")
         for name, text in rows:
             click.echo(f"{name.ljust(width)}  {text}")
-    if failures or unmatched or duplicates:
-        click.echo(f"failed {len(failures)}, unmatched {len(unmatched)}, duplicates {len(duplicates)}")
+    if failures or unmatched or duplicates or report.not_regular:
+        click.echo(
+            f"failed {len(failures)}, unmatched {len(unmatched)}, duplicates {len(duplicates)}"
+            + (f", not regular files {len(report.not_regular)}" if report.not_regular else "")
+        )
     if report.nothing_scored is not None:
         _err(f"error: nothing was scored: {report.nothing_scored}")
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -1024,6 +1027,13 @@ def _score_paired(
             f"{metric:<10} {c.baseline:8.4f} {c.candidate:8.4f} {c.change:+8.4f}  "
             f"[{c.low:+.4f}, {c.high:+.4f}]  {c.wins}/{c.ties}/{c.losses}  {c.verdict}"
         )
+    for metric, c in report.comparisons.items():
+        if c.n < len(report.rows):  # not the numbers `score` prints for each side (e.g. a NaN mean)
+            click.echo(
+                f"note: {metric} is compared on the {c.n} of {len(report.rows)} images where it is defined "
+                "on both sides (e.g. IoU of an empty GT and an empty mask); `score` prints each side's value "
+                "over all images"
+            )
     if report.worst:
         click.echo("images that lost most IoU:")
         for row in report.worst:

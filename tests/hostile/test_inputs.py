@@ -287,6 +287,8 @@ def test_fifo_gt_in_score_is_named_and_never_hangs(hostile: HostileTree) -> None
     hostile.path("gt/0003.png").unlink()
     os.mkfifo(hostile.path("gt/0003.png"))
     result = hostile.run(*hostile.score_args(), exit=1, names=["gt/0003.png", "a FIFO"], timeout=60)
+    # the summary line counts it (it said nothing of it, as if every file had been scored)
+    assert "failed 0, unmatched 0, duplicates 0, not regular files 1" in result.stdout
     assert "only in" not in result.output
 
 

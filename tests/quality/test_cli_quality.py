@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 
+import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from quality_cases import write_cases
@@ -425,3 +428,22 @@ def test_score_baseline_reads_masks_with_the_reading_options(data, tmp_path):
     assert json.loads(json_plain.read_text())["count"] == 6
     result = run(*base, "--mask-scale", "nonsense")
     assert result.exit_code == 2
+
+
+def test_score_baseline_says_when_a_metric_is_compared_on_fewer_images(tmp_path):
+    # was: the paired table printed tokencut's IoU over the defined images only (0.8951 where `score`
+    # prints nan, one image having an empty GT and an empty mask) without saying so
+    for folder in ("pred", "base", "gt"):
+        (tmp_path / folder).mkdir()
+    disk = np.zeros((40, 60), np.uint8)
+    cv2.circle(disk, (30, 20), 12, 255, -1)
+    for folder, shift in (("pred", 0), ("base", 3), ("gt", 1)):
+        cv2.imwrite(str(tmp_path / folder / "a.png"), np.roll(disk, shift, axis=1))
+        cv2.imwrite(str(tmp_path / folder / "z.png"), np.zeros((40, 60), np.uint8))
+    args = ["score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "-j", "1", "-q"]
+    plain = run(*args)
+    assert plain.exit_code == 0 and re.search(r"^iou\s+nan$", plain.stdout, re.M)
+    paired = run(*args, "--baseline", tmp_path / "base")
+    assert paired.exit_code == 0, paired.output
+    assert "note: iou is compared on the 1 of 2 images where it is defined on both sides" in paired.stdout
+    assert "note: acc" not in paired.stdout  # defined everywhere: the numbers `score` prints
