@@ -9,6 +9,7 @@ written atomically) and, only with ``keep_best_on_val``, ``best_val.pt``. ``--re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -16,7 +17,7 @@ import math
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -441,6 +442,7 @@ def train(
                 ) from None
 
     # ---- log files
+    created = not run_path.exists()
     run_path.mkdir(parents=True, exist_ok=True)
     log_path = run_path / "log.jsonl"
     header = {
@@ -496,7 +498,10 @@ def train(
         save_checkpoint(last, state())
     losses: list[float] = []
     val_failures: dict[str, None] = {}  # each unusable validation file once, in order
-    with open(log_path, "a", encoding="utf-8") as log:
+    with (
+        _removed_if_untrained(run_path, created, lambda: step, fresh=checkpoint is None),
+        open(log_path, "a", encoding="utf-8") as log,
+    ):
 
         def write(record: dict[str, Any]) -> None:
             log.write(json.dumps(record) + "\n")
@@ -602,6 +607,30 @@ def train(
                     raise stop.exception()
         save_checkpoint(last, state())
     return TrainResult(run_path, step, epoch, last, losses, best_val, list(val_failures))
+
+
+@contextlib.contextmanager
+def _removed_if_untrained(
+    run_path: Path, created: bool, steps: Callable[[], int], *, fresh: bool
+) -> Iterator[None]:
+    """On an error before the first step of a new run, remove the files the run wrote, and its folder.
+
+    Nothing was trained; a step-0 ``last.pt`` left behind would make the rerun (once the data is fixed,
+    e.g. an undecodable image removed) ask for ``--resume``, which then refuses the changed image list.
+    The files are this run's own (the folder was empty or new: :func:`_check_run_dir`). Ctrl-C and
+    SIGTERM are not errors: a run stopped at step 0 keeps its state for ``--resume``.
+    """
+    try:
+        yield
+    except Exception:
+        if fresh and steps() == 0:
+            for name in ("last.pt", "log.jsonl", "config.json"):
+                with contextlib.suppress(OSError):
+                    (run_path / name).unlink()
+            if created:
+                with contextlib.suppress(OSError):
+                    run_path.rmdir()
+        raise
 
 
 def _check_finite_head(head: torch.nn.Module, step: int) -> None:

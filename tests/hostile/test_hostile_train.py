@@ -259,3 +259,19 @@ def test_a_blank_name_is_a_name_not_an_empty_path(run_tree):
     # " " was refused as "--out: empty path" by predict and train while apply wrote to a folder " "
     result = run_tree.run(*predict_args(" "), exit=0, out=[" "])
     assert " /0001.png" in result.changed
+
+
+def test_a_run_that_fails_before_its_first_step_leaves_nothing_behind(hostile):
+    # was: config.json, log.jsonl and a step-0 last.pt stayed; the rerun after removing the bad image was
+    # refused ("not empty; use --resume"), and --resume refused the changed image list
+    data = hostile.path("images/0001.png").read_bytes()
+    hostile.path("images/0004.png").write_bytes(data[: len(data) // 2])  # valid header, truncated data
+    args = ["train", "--images", "images", "--out", "run", *TRAIN_TINY, "--batch-size", "4"]
+    hostile.run(*args, exit=1, names=["0004.png"])
+    assert not hostile.path("run").exists()
+    hostile.path("run").mkdir()  # an empty folder given by the user stays
+    hostile.run(*args, exit=1, names=["0004.png"], out=["run"])
+    assert hostile.path("run").is_dir() and not any(hostile.path("run").iterdir())
+    hostile.path("images/0004.png").unlink()
+    hostile.run(*args, exit=0, out=["run"])
+    assert hostile.path("run/last.pt").is_file()
