@@ -306,7 +306,12 @@ def check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output {out_dir} exists and is not a folder")
     if out_dir.is_symlink() and not out_dir.exists():
-        raise ConfigError(f"output folder {out_dir} is a dangling symbolic link")
+        try:
+            os.stat(out_dir)
+            kind = "a dangling symbolic link"  # pragma: no cover - it vanished or appeared meanwhile
+        except OSError as exc:
+            kind = "a symbolic link loop" if exc.errno == errno.ELOOP else "a dangling symbolic link"
+        raise ConfigError(f"output folder {out_dir} is {kind}")
     resolved_out = resolved_path(out_dir, "output folder")
     for what, folder in inputs.items():
         resolved_in = resolved_path(folder, f"{what} folder")

@@ -358,7 +358,8 @@ def _predictor_from_state(
         model.head.load_state_dict(cast("dict[str, torch.Tensor]", state["head"]))
     except (RuntimeError, KeyError) as exc:
         raise ConfigError(
-            f"checkpoint {checkpoint}: the head weights do not fit the backbone ({str(exc)[:300]})"
+            f"checkpoint {checkpoint}: the head weights do not fit the backbone "
+            f"({' '.join(str(exc).split())[:300]})"  # torch's message spans lines and tabs: one line
         ) from None
     return Predictor(model, cfg, device=device, refine=refine, bn_mode=bn_mode, polarity=polarity)
 
@@ -477,7 +478,7 @@ def predict_folder(
         check_output_file(
             report_file,
             "report file",
-            {"images": images_path, "coarse folder": coarse_dir},
+            {"images": images_path, "coarse": coarse_dir},
             input_files=input_files,
             taken={"output folder": out_path.resolve()},
         )

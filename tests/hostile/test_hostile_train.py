@@ -275,3 +275,26 @@ def test_a_run_that_fails_before_its_first_step_leaves_nothing_behind(hostile):
     hostile.path("images/0004.png").unlink()
     hostile.run(*args, exit=0, out=["run"])
     assert hostile.path("run/last.pt").is_file()
+
+
+def test_predict_messages_read_as_one_line_and_name_folders_once(run_tree):
+    state = torch.load(run_tree.path("run/last.pt"), weights_only=True)
+    key = next(k for k, v in state["head"].items() if v.ndim >= 2)
+    state["head"][key] = torch.zeros(3, 2)  # a head that does not fit the backbone
+    torch.save(state, run_tree.path("badhead.pt"))
+    result = run_tree.run(
+        "predict",
+        "--images",
+        "images",
+        "--checkpoint",
+        "badhead.pt",
+        "--out",
+        "soft",
+        exit=2,
+        names=["badhead.pt", "the head weights do not fit the backbone"],
+    )
+    line = next(x for x in result.stderr.splitlines() if "do not fit" in x)
+    assert "\t" not in line and ")" in line  # torch's multi-line message folded into this line
+    run_tree.path("soft/coarse").mkdir(parents=True)
+    result = run_tree.run(*predict_args("soft", "--save-coarse", "--report", "soft/coarse/r.json"), exit=2)
+    assert "inside the coarse folder soft/coarse" in result.stderr  # was "coarse folder folder"

@@ -652,3 +652,11 @@ def test_score_with_nothing_scored_exits_1_and_says_why(hostile, case: str) -> N
     summary = json.loads(hostile.path("s.json").read_text())
     assert summary["ok"] is False and summary["count"] == 0 and "nothing was scored" in summary["error"]
     assert "error:" in result.stderr
+
+
+def test_output_folder_that_is_a_symlink_loop_is_named_as_one(hostile) -> None:
+    # was called "a dangling symbolic link"
+    os.symlink("loopB", hostile.path("loopA"))
+    os.symlink("loopA", hostile.path("loopB"))
+    result = hostile.run(*hostile.apply_args("loopA", *APPLY_IDENTITY), exit=2, names=["loopA"])
+    assert "is a symbolic link loop" in result.stderr
