@@ -363,17 +363,22 @@ def tune(
 
 
 def parse_budget(text: object) -> float | None:
-    """``"90"``, ``"90s"``, ``"5m"``, ``"1h"`` -> seconds; ``None``/``""`` -> None.
+    """``"90"``, ``"90s"``, ``"5m"``, ``"1h"`` -> seconds; ``None`` -> None (no budget).
 
     Raises
     ------
     ConfigError
-        Anything else, or a budget that is not positive and finite.
+        Anything else (an empty text, digits other than ASCII), or a budget that is not positive and
+        finite.
     """
-    if text is None or text == "":
+    if text is None:
         return None
     if not isinstance(text, str):
         raise ConfigError(f"budget must be text such as '90s', '5m' or '1h'; got {short_repr(text)}")
+    if text == "":  # a value lost in a script: never silently "no budget"
+        raise ConfigError("budget is empty; give a time such as '90s', '5m' or '1h', or leave it out")
+    if not text.isascii():  # float() reads other scripts' digits ('١٢' is 12)
+        raise ConfigError(f"budget must be written with ASCII digits; got {short_repr(text)}")
     value = text.strip().lower()
     scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(value[-1:], None)
     number = value[:-1] if scale else value

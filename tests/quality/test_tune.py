@@ -93,9 +93,18 @@ def test_parse_budget(text, seconds):
     assert parse_budget(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", None])
-def test_parse_budget_none(text):
-    assert parse_budget(text) is None
+def test_parse_budget_none():
+    assert parse_budget(None) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "budget is empty"), ("\u0661\u0662s", "ASCII digits"), ("\uff19\uff10", "ASCII digits")],
+)
+def test_parse_budget_refuses_empty_text_and_other_digits(text, message):
+    # "" was read as "no budget", Arabic-Indic and full-width digits as numbers
+    with pytest.raises(ConfigError, match=message):
+        parse_budget(text)
 
 
 @pytest.mark.parametrize("text", ["abc", "-5m", "0", "infm", "nan", "5x", 5])
