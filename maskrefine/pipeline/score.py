@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -703,11 +704,16 @@ def _corloc_summary(corloc: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _find_by_stem(folder: Path | None, stem: str, extensions: tuple[str, ...]) -> Path | None:
+    """Return the entry of ``folder`` named ``stem`` + one of ``extensions``, or None.
+
+    Any entry, not only a regular file: a FIFO, folder or dangling symlink there is then refused by the
+    reader and named as a montage failure, not silently taken for a missing file.
+    """
     if folder is None:
         return None
     for ext in extensions:
         for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
-            if candidate.is_file():
+            if os.path.lexists(candidate):
                 return candidate
     return None
 

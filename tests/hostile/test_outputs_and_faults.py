@@ -660,3 +660,22 @@ def test_output_folder_that_is_a_symlink_loop_is_named_as_one(hostile) -> None:
     os.symlink("loopA", hostile.path("loopB"))
     result = hostile.run(*hostile.apply_args("loopA", *APPLY_IDENTITY), exit=2, names=["loopA"])
     assert "is a symbolic link loop" in result.stderr
+
+
+@needs_matplotlib
+def test_score_montage_names_an_image_that_is_not_a_regular_file(hostile) -> None:
+    # was: a FIFO among the montage images was taken for a missing image (exit 0, nothing said)
+    for stem in ("0001", "0002", "0003"):
+        hostile.path(f"pimages/{stem}.png").parent.mkdir(exist_ok=True)
+        hostile.path(f"pimages/{stem}.png").write_bytes(hostile.path(f"images/{stem}.png").read_bytes())
+    hostile.path("pimages/0002.png").unlink()
+    os.mkfifo(hostile.path("pimages/0002.png"))
+    result = hostile.run(
+        *hostile.score_args("--plot", "plots", "--images", "pimages"),
+        exit=1,
+        names=["pimages/0002.png", "montage"],
+        out=["plots"],
+        timeout=60,
+    )
+    assert "not a regular file" in result.stderr or "FIFO" in result.stderr
+    assert hostile.path("plots/montage.png").is_file()  # the other images are still shown
