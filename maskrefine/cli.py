@@ -33,6 +33,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine._checks import MIN_EPS, short_repr
+from maskrefine._cli_types import FloatRangeEchoed
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import (
     BackendUnavailableError,
@@ -476,7 +477,7 @@ def _method_options(command: Any) -> Any:
 )
 @click.option(
     "--eps",
-    type=click.FloatRange(min=MIN_EPS),
+    type=FloatRangeEchoed(min=MIN_EPS),
     default=None,
     help=f"Regularisation eps >= 1e-12 (guide scaled to [0, 1]). {_defaults_help('eps')}",
 )

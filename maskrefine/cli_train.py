@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
+from maskrefine._cli_types import FloatRangeEchoed
 from maskrefine.io.pairs import MASK_FORMATS
 
 __all__ = ["train_cmd", "predict_cmd"]
@@ -118,7 +119,7 @@ class _StepLine:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FloatRangeEchoed(min=0, min_open=True),
     default=None,
     help="AdamW learning rate, at least 1e-12. [default: 1e-4]",
 )

@@ -692,3 +692,24 @@ def test_score_without_predictions_says_so(tmp_path) -> None:
     result = CliRunner().invoke(main, ["score", "--pred", str(pred), "--gt", str(gt)])
     assert result.exit_code == 1
     assert "no prediction found (the ground-truth folder has 10 mask(s)" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (
+            ["apply", "--method", "guided", "--eps", "1e-400"],
+            "'1e-400' reads as 0.0: 0.0 is not in the range",
+        ),
+        (["apply", "--method", "guided", "--eps", "0"], "0.0 is not in the range x>=1e-12"),
+    ],
+)
+def test_a_number_that_underflows_is_shown_as_typed(tmp_path: Path, args: list[str], shown: str) -> None:
+    # the message was "0.0 is not in the range x>=1e-12" for --eps 1e-400: not what the user typed
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    full = [args[0], "--masks", str(examples / "masks"), "--images", str(examples / "images")]
+    full += ["--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, full + args[1:])
+    assert result.exit_code == 2 and shown in result.output
+    assert ("reads as" in result.output) == ("1e-400" in args)
+    assert not (tmp_path / "o").exists()
