@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "check_radius",
+    "plain_ndarray",
     "text_or_empty",
     "check_eps",
     "check_subsample",
@@ -90,6 +91,17 @@ def check_choice(value: object, choices: tuple[str, ...] | list[str], name: str)
     return str(value)
 
 
+def plain_ndarray(value: object) -> Any:
+    """Return an ndarray subclass (a masked array, ``np.matrix``) as a plain view of its data; else ``value``.
+
+    What the kernels compute on is the data: a masked array's hidden values (NaN, out of range) must meet
+    the same checks as visible ones, not slip past ``min``/``max`` that skip them.
+    """
+    if isinstance(value, np.ndarray) and type(value) is not np.ndarray:
+        return np.asarray(value)
+    return value
+
+
 def as_float_array(
     array: object, name: str, *, finite: bool = True, unit: bool = True, expected: str = "a NumPy array"
 ) -> np.ndarray:
@@ -102,8 +114,7 @@ def as_float_array(
     whose values are only >= 0. ``expected``: what the refusal of something that is not array-like says
     the argument must be (e.g. "a float >= 0 or a float array" where a scalar is also accepted).
     """
-    if isinstance(array, np.ndarray) and type(array) is not np.ndarray:
-        array = np.asarray(array)
+    array = plain_ndarray(array)
     if not isinstance(array, np.ndarray):
         if hasattr(array, "__array__") and not hasattr(array, "detach"):
             array = np.asarray(array)

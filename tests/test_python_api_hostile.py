@@ -451,3 +451,42 @@ def test_api_file_outputs_ending_like_a_folder_are_refused(tmp_path: Path, endin
     with pytest.raises(ConfigError, match="which names a folder"):
         check_merged_output(target)
     assert not (tmp_path / "newdir").exists()
+
+
+def test_a_one_pixel_image_is_refused_not_scored_4_5e15() -> None:
+    # PySODMetrics' E-measure divides by (pixels - 1 + eps): 4503599627370496 for one pixel, which
+    # also made the dataset summary ~2e15
+    from maskrefine.metrics import e_measure, e_measure_from_counts
+
+    for preset in ("tokencut", "pysod", "move", "selfmask"):
+        with pytest.raises(ValueError, match="`gt` has 1 pixel; the E-measure"):
+            score_image(np.array([[0.7]], np.float32), np.array([[255]], np.uint8), preset)
+        with pytest.raises(ValueError, match="`gt` has 1 pixel"):
+            Evaluator(preset).step(np.array([[0.7]], np.float32), np.array([[255]], np.uint8))
+    with pytest.raises(ValueError, match="undefined for one pixel"):
+        e_measure(np.array([[1.0]]), np.array([[True]]), 0.5)
+    with pytest.raises(ValueError, match="`n` must be >= 2"):
+        e_measure_from_counts(0, 0, 0, 1)
+    two = score_image(np.array([[0.7, 0.0]], np.float32), np.array([[255, 0]], np.uint8))[0]
+    assert 0.0 <= two["max_e_measure"] <= 2.0
+
+
+@pytest.mark.parametrize("hidden", [np.nan, 7.0, -1.0])
+def test_masked_arrays_are_checked_on_their_data(hidden: float) -> None:
+    # min()/max() of a masked array skip the masked values, which the metrics then computed on: a NaN made
+    # the dataset's MAE and S-measure NaN, a 7.0 counted as 7 in the MAE
+    rng = np.random.default_rng(0)
+    pred = rng.random((16, 16)).astype(np.float32)
+    gt = np.zeros((16, 16), np.uint8)
+    gt[4:12, 4:12] = 255
+    pred[0, 0] = hidden
+    masked = np.ma.masked_array(pred, mask=pred == pred[0, 0])
+    with pytest.raises(ValueError, match="`pred` must have finite values in \\[0, 1\\]"):
+        Evaluator().step(masked, gt)
+    with pytest.raises(ValueError, match="must have finite values in \\[0, 1\\]"):
+        boxes_from_mask(masked)
+    gt_masked = np.ma.masked_array(np.where(gt > 0, 1.0, 0.0), mask=np.zeros(gt.shape, bool))
+    gt_masked.data[0, 0] = hidden
+    gt_masked.mask[0, 0] = True
+    with pytest.raises(ValueError, match="`gt` must have finite values"):
+        Evaluator().step(rng.random((16, 16)).astype(np.float32), gt_masked)

@@ -20,7 +20,14 @@ from typing import Any, Literal, cast
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag, check_float_range, real_to_float, short_repr, unit_interval_problem
+from maskrefine._checks import (
+    check_flag,
+    check_float_range,
+    plain_ndarray,
+    real_to_float,
+    short_repr,
+    unit_interval_problem,
+)
 from maskrefine.errors import InputError, parse_problem
 
 
@@ -92,6 +99,7 @@ def _threshold(threshold: object) -> float:
 
 def _binary(mask: object, name: str, threshold: object) -> np.ndarray:
     thr = _threshold(threshold)
+    mask = plain_ndarray(mask)  # a masked array's hidden values are checked too: they are computed on
     if not isinstance(mask, np.ndarray):
         raise TypeError(f"`{name}` must be a NumPy array (H, W); got {type(mask).__name__}")
     if mask.ndim != 2:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag, check_int_range, short_repr
+from maskrefine._checks import check_flag, check_int_range, plain_ndarray, short_repr
 from maskrefine._units import to_unit_float
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
@@ -57,6 +57,7 @@ def _native(array: np.ndarray) -> np.ndarray:
 
 
 def _check_pred(pred: object) -> np.ndarray:
+    pred = plain_ndarray(pred)  # a masked array's hidden values are checked too: they are computed on
     if not isinstance(pred, np.ndarray):
         raise TypeError(f"`pred` must be a NumPy array (H, W); got {type(pred).__name__}")
     if pred.ndim != 2:
@@ -81,6 +82,7 @@ def _check_pred(pred: object) -> np.ndarray:
 
 
 def _check_gt(gt: object) -> np.ndarray:
+    gt = plain_ndarray(gt)
     if not isinstance(gt, np.ndarray):
         raise TypeError(f"`gt` must be a NumPy array (H, W); got {type(gt).__name__}")
     if gt.ndim != 2:
@@ -213,6 +215,11 @@ def prepare_pair(
     p = get_preset(preset)
     pred = _check_pred(pred)
     gt = _check_gt(gt)
+    if gt.size < 2:  # PySODMetrics divides by (pixels - 1 + eps): 4.5e15 for one pixel
+        raise ValueError(
+            f"`gt` has {gt.size} pixel; the E-measure (in every row) divides by pixels - 1 and is undefined "
+            "for it: score masks of at least 2 pixels"
+        )
     if p.geometry == "paper_repo":
         crop = 320
         gt_c = paper_repo_geometry(gt)

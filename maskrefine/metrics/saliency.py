@@ -23,6 +23,7 @@ from maskrefine._checks import (
     as_float_array,
     check_float_range,
     check_unit_interval,
+    plain_ndarray,
     real_to_float,
     short_repr,
 )
@@ -339,6 +340,7 @@ def e_measure_from_counts(tp: _Count, n_pred: _Count, n_gt: int, n: int) -> np.n
     pixel sum is four products of a count with a closed-form value: ξ = 2ab / (a² + b² + eps) with
     a, b the demeaned prediction / GT values of the cell, φ = (ξ + 1)² / 4, E = Σφ / (n - 1 + eps).
     Empty GT: E = #predicted background / (n - 1 + eps); full GT: #predicted foreground / (n - 1 + eps).
+    A one-pixel image is refused (ValueError): the division makes it ~4.5e15 in PySODMetrics.
 
     Parameters
     ----------
@@ -359,9 +361,15 @@ def e_measure_from_counts(tp: _Count, n_pred: _Count, n_gt: int, n: int) -> np.n
     if isinstance(n_gt, bool | np.bool_) or not isinstance(n_gt, numbers.Integral):
         raise TypeError(f"`n_gt` must be the GT foreground count (an integer >= 0); got {short_repr(n_gt)}")
     n_ = _pixel_total(n)
+    if n_ < 2:
+        raise ValueError(_ONE_PIXEL_E)
     tp_, n_pred_, n_gt_ = _counts(tp, "tp"), _counts(n_pred, "n_pred"), _counts(n_gt, "n_gt")
     _check_consistent(tp_, n_pred_, n_gt_, n_)
     return _e_measure_from_counts(tp_, n_pred_, int(n_gt), n_)
+
+
+#: Why the E-measure of a one-pixel image is refused (PySODMetrics divides by pixels - 1 + eps: 4.5e15).
+_ONE_PIXEL_E = "the E-measure divides by pixels - 1 and is undefined for one pixel; `n` must be >= 2"
 
 
 def _e_measure_from_counts(tp: _Count, n_pred: _Count, n_gt: int, n: int) -> np.ndarray:
@@ -434,6 +442,7 @@ def _s_object_score(n: float, mean: float, css: float) -> float:
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return ``pred`` as float64 and ``gt``; raise unless finite [0, 1] floats and bools of one 2-D shape."""
+    pred, gt = plain_ndarray(pred), plain_ndarray(gt)  # a masked array's hidden values are computed on
     if not isinstance(pred, np.ndarray) or not np.issubdtype(pred.dtype, np.floating):
         raise TypeError(f"`pred` must be a float ndarray in [0, 1]; got {getattr(pred, 'dtype', type(pred))}")
     if not isinstance(gt, np.ndarray) or gt.dtype != bool:
@@ -534,6 +543,8 @@ def e_measure(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float:
     2.0
     """
     pred, gt = _check_pair(pred, gt)
+    if gt.size < 2:
+        raise ValueError(_ONE_PIXEL_E.replace("`n`", "the image"))
     threshold = check_float_range(threshold, "threshold", 0.0, 1.0)
     b = pred >= threshold
     return float(

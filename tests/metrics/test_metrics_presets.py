@@ -66,11 +66,11 @@ def test_gt_binarisation_differs_between_presets():
     assert acc == {"tokencut": 0.75, "move": 0.5, "selfmask": 0.75, "pysod": 0.25}
 
 
-def test_threshold_sets_and_operators_single_pixel():
-    # One pixel of value 1/255 on GT foreground: passes k/255 (>) only for k = 0, k/256 (>) for k = 0, 1;
-    # pysod: q = 1 passes t = 0, 1 with >=.
-    pred = np.array([[1]], np.uint8)
-    gt = np.array([[255]], np.uint8)
+def test_threshold_sets_and_operators_one_value():
+    # Two pixels of value 1/255 on GT foreground (one pixel is refused: the E-measure divides by n - 1):
+    # passes k/255 (>) only for k = 0, k/256 (>) for k = 0, 1; pysod: q = 1 passes t = 0, 1 with >=.
+    pred = np.array([[1, 1]], np.uint8)
+    gt = np.array([[255, 255]], np.uint8)
     counts = {}
     for name in ("tokencut", "move", "pysod"):
         row, curves = score_image(pred, gt, name)
