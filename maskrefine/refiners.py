@@ -348,7 +348,8 @@ def refine(
     Raises
     ------
     ValueError
-        Unknown method, guide or parameter (the message lists the choices), or bad shapes/values.
+        Unknown method, guide or parameter (the message lists the choices), or bad shapes/values; a
+        refiner whose result is not (H, W) or not finite (named).
     TypeError
         Non-float arrays, parameters of the wrong type, a ``binary_input`` that is not a bool.
 
@@ -365,7 +366,10 @@ def refine(
         raise ValueError(f"`guide` must be one of {listed}; got {short_repr(guide)}")
     binary_input = check_flag(binary_input, "binary_input")
     resolved = resolve_params(method, params)
-    return refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, binary_input)
+    out = refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, binary_input)
+    if not np.isfinite(out).all():  # e.g. a registered refiner's NaN, or a setting at a numeric limit
+        raise ValueError(f"refiner {spec.name!r} returned NaN or infinite values")
+    return out
 
 
 def refine_unchecked(
@@ -388,9 +392,21 @@ def refine_unchecked(
     else:
         resized = resize_mask(soft, rgb.shape[:2], binary_input=binary_input)
         out = spec.run(rgb, resized, guide=guide, **params)
+    if not isinstance(out, np.ndarray) or out.shape != rgb.shape[:2]:
+        raise ValueError(
+            f"refiner {spec.name!r} returned {_describe_output(out)}, not an (H, W) = {rgb.shape[:2]} array"
+        )
     out = np.asarray(out, dtype=np.float32)
+    if np.shares_memory(out, soft) or np.shares_memory(out, rgb):  # e.g. a refiner that returns its input
+        out = out.copy()  # clipped below: the caller's array is never modified
     np.clip(out, 0.0, 1.0, out=out)
     return out
+
+
+def _describe_output(value: object) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    return f"a {type(value).__name__}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -327,3 +327,38 @@ def test_hostile_values_are_named_in_short(call, fragment) -> None:
         call()
     message = str(info.value)
     assert fragment in message and "Exceeds the limit" not in message and len(message) < 300
+
+
+def test_refine_never_modifies_the_mask_and_checks_what_a_refiner_returns() -> None:
+    # a refiner returning its input had the caller's mask clipped in place (and a read-only mask raised
+    # numpy's "output array is read-only"); NaN or a wrong shape was returned as it was
+    from maskrefine.refiners import REFINERS, RefinerSpec, register_refiner
+
+    def echo(image, mask, *, guide):
+        return mask
+
+    def broken(image, mask, *, guide):
+        return np.full((3,), np.nan)
+
+    def nan(image, mask, *, guide):
+        return np.full(image.shape[:2], np.nan, np.float32)
+
+    for name, run, native in (("t_echo", echo, True), ("t_broken", broken, False), ("t_nan", nan, False)):
+        register_refiner(RefinerSpec(name=name, summary="test", defaults={}, run=run, native_mask=native))
+    try:
+        image = np.zeros((24, 32, 3), np.float32)
+        mask = np.full((24, 32), 0.5, np.float32)
+        mask[0, 0] = np.float32(1.0000005)  # within the readers' tolerance of 1
+        before = mask.copy()
+        out = refine(image, mask, "t_echo")
+        np.testing.assert_array_equal(mask, before)
+        assert out[0, 0] == 1.0 and not np.shares_memory(out, mask)
+        mask.flags.writeable = False
+        assert refine(image, mask, "t_echo")[0, 0] == 1.0
+        with pytest.raises(ValueError, match=r"refiner 't_broken' returned an array of shape \(3,\)"):
+            refine(image, mask, "t_broken")
+        with pytest.raises(ValueError, match="refiner 't_nan' returned NaN or infinite values"):
+            refine(image, mask, "t_nan")
+    finally:
+        for name in ("t_echo", "t_broken", "t_nan"):
+            REFINERS.pop(name, None)
