@@ -22,7 +22,14 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from maskrefine._checks import check_flag, real_to_float, short_repr, unit_interval_problem
+from maskrefine._checks import (
+    as_float_array,
+    check_flag,
+    check_unit_interval,
+    real_to_float,
+    short_repr,
+    unit_interval_problem,
+)
 from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError, OutputError, OutputExistsError
 from maskrefine.io.files import file_kind, open_regular, read_exactly
@@ -262,6 +269,7 @@ def read_image_encoded(
     limit = check_max_pixels(max_pixels)
     data, _ = _read_image_file(path, limit)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH  # not IMREAD_UNCHANGED: that skips the EXIF rotation
+    ignore_exif = check_flag(ignore_exif, "ignore_exif")  # "yes" / "no" would read as True
     if ignore_exif:
         flags |= cv2.IMREAD_IGNORE_ORIENTATION
     decoded = _decode(path, data, flags)
@@ -720,6 +728,9 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True)
         The path is not a regular file, or writing failed (no space, no permission, ...): the message
         names the path; the temporary file is removed.
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"`data` must be bytes; got {type(data).__name__}")
+    overwrite = check_flag(overwrite, "overwrite")  # "no" would read as True: replace the file
     path = Path(path)
     mode = _existing_mode(path)
     if mode is not None and not overwrite:
@@ -757,6 +768,8 @@ def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) ->
     File names read with :func:`os.fsdecode` that are not valid UTF-8 (lone surrogates) are written as
     their original bytes (``surrogateescape``).
     """
+    if not isinstance(text, str):
+        raise TypeError(f"`text` must be a str; got {type(text).__name__}")
     return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"), overwrite=overwrite)
 
 
@@ -804,5 +817,23 @@ def write_mask(
     """Write ``mask`` (float, [0, 1]) to ``path`` atomically in format ``fmt`` (png8, png16, npy).
 
     See :func:`write_bytes_atomic` for ``overwrite``.
+
+    Raises
+    ------
+    TypeError
+        ``mask`` is not a floating-point array (an 8-bit or bool mask is ambiguous: convert it to [0, 1]
+        floats first), ``overwrite`` is not a bool.
+    ValueError
+        ``mask`` is not 2-D (H, W), is empty, holds NaN or infinite values or values outside [0, 1];
+        an unknown ``fmt``.
     """
-    return write_bytes_atomic(path, encode_mask(mask, fmt), overwrite=overwrite)
+    return write_bytes_atomic(path, encode_mask(check_mask_to_write(mask), fmt), overwrite=overwrite)
+
+
+def check_mask_to_write(mask: object) -> np.ndarray:
+    """Return ``mask`` as a float array if it is a finite (H, W) mask in [0, 1] (within the tolerance)."""
+    array = as_float_array(mask, "mask")  # floats only, finite
+    if array.ndim != 2 or array.size == 0:
+        raise ValueError(f"`mask` must be a non-empty 2-D (H, W) array; got shape {array.shape}")
+    check_unit_interval(array, "mask")
+    return array

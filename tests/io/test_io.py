@@ -20,6 +20,7 @@ from maskrefine.io import (
     write_mask,
     write_text_atomic,
 )
+from maskrefine.io.imageio import write_bytes_atomic
 
 
 def _png(path: Path, array: np.ndarray) -> Path:
@@ -186,9 +187,63 @@ def test_write_mask_round_trip(
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
-def test_write_mask_clips_out_of_range(tmp_path: Path) -> None:
-    path = write_mask(tmp_path / "o.png", np.array([[-0.2, 1.3]], np.float32))
+def test_write_mask_refuses_out_of_range_and_clips_rounding_noise(tmp_path: Path) -> None:
+    # was clipped silently: a 0..255 float mask was written all white
+    with pytest.raises(ValueError, match="`mask` must have values in \\[0, 1\\]|`mask`"):
+        write_mask(tmp_path / "o.png", np.array([[-0.2, 1.3]], np.float32))
+    assert not (tmp_path / "o.png").exists()
+    path = write_mask(tmp_path / "o.png", np.array([[-1e-7, 1.0000005]], np.float32))
     np.testing.assert_array_equal(read_mask_array(path), [[0, 255]])
+
+
+@pytest.mark.parametrize(
+    ("mask", "error", "message"),
+    [
+        (np.array([[0, 1, 128, 255]], np.uint8), TypeError, "floating-point array"),
+        (np.array([[True, False]]), TypeError, "floating-point array"),
+        (np.array([[0.5, np.nan]]), ValueError, "NaN or infinite"),
+        (np.array([[0.5, 0.2]], np.complex128), TypeError, "floating-point array"),
+        (np.array(0.5), ValueError, "non-empty 2-D"),
+        (np.zeros((0, 4)), ValueError, "non-empty 2-D"),
+        (np.zeros(4), ValueError, "non-empty 2-D"),
+        (np.zeros((2, 2, 3)), ValueError, "non-empty 2-D"),
+        (None, TypeError, "`mask`"),
+        ("abc", TypeError, "`mask`"),
+    ],
+)
+@pytest.mark.parametrize("fmt", ["png8", "npy"])
+def test_write_mask_refuses_what_it_cannot_write_faithfully(
+    tmp_path: Path, mask, error, message, fmt
+) -> None:
+    # was: uint8 nonzero written as foreground, NaN written as 0 (and an .npy its own reader refuses),
+    # cv2 errors and numpy type errors leaking
+    with pytest.raises(error, match=message):
+        write_mask(tmp_path / "o.x", mask, fmt)
+    assert not (tmp_path / "o.x").exists()
+
+
+@pytest.mark.parametrize("flag", ["no", "false", 0, None])
+def test_io_flags_must_be_bools(tmp_path: Path, flag) -> None:
+    # overwrite="no" replaced the file (truthiness); ignore_exif="yes" was taken as True
+    target = tmp_path / "keep.txt"
+    target.write_text("keep")
+    with pytest.raises(TypeError, match="overwrite"):
+        write_mask(target, np.zeros((2, 2)), overwrite=flag)
+    with pytest.raises(TypeError, match="overwrite"):
+        write_bytes_atomic(target, b"x", overwrite=flag)
+    assert target.read_text() == "keep"
+    image = tmp_path / "i.png"
+    cv2.imwrite(str(image), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(TypeError, match="ignore_exif"):
+        read_image(image, ignore_exif=flag)
+
+
+def test_atomic_writers_refuse_the_wrong_payload_type(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="`text` must be a str; got bytes"):
+        write_text_atomic(tmp_path / "t.txt", b"x")
+    with pytest.raises(TypeError, match="`data` must be bytes; got str"):
+        write_bytes_atomic(tmp_path / "t.bin", "x")
+    assert not any(tmp_path.iterdir())
 
 
 def test_atomic_write_failure_leaves_previous_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
