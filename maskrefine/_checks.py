@@ -85,7 +85,7 @@ def check_subsample(subsample: object, name: str = "subsample") -> int:
 
 def check_choice(value: object, choices: tuple[str, ...] | list[str], name: str) -> str:
     """Return ``value`` if it is one of ``choices``, or raise ``ValueError`` listing them."""
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:  # an array's `in` would raise "ambiguous"
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"`{name}` must be one of {listed}; got {short_repr(value)}")
     return str(value)

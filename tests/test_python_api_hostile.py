@@ -490,3 +490,26 @@ def test_masked_arrays_are_checked_on_their_data(hidden: float) -> None:
     gt_masked.mask[0, 0] = True
     with pytest.raises(ValueError, match="`gt` must have finite values"):
         Evaluator().step(rng.random((16, 16)).astype(np.float32), gt_masked)
+
+
+def test_an_array_given_for_a_choice_is_refused_naming_the_argument() -> None:
+    # was numpy's "The truth value of an array with more than one element is ambiguous"
+    from maskrefine.filters import guided_filter
+    from maskrefine.guide import make_guide
+    from maskrefine.refiners import refine
+
+    g = np.random.default_rng(0).random((8, 8)).astype(np.float32)
+    rgb = np.zeros((8, 8, 3), np.float32)
+    choice = np.array(["reflect", "x"])
+    cases = [
+        (lambda: guided_filter(g, g, 2, border=choice), "`border` must be one of"),
+        (lambda: refine(rgb, g, "guided", guide=choice), "`guide` must be one of"),
+        (lambda: make_guide(rgb, choice), "`mode` must be one of"),
+        (lambda: box_iou([0, 0, 1, 1], [[0, 0, 1, 1]], dtype=choice), "`dtype` must be 'float64' or"),
+        (lambda: boxes_from_mask(g > 0.5, connectivity=np.array([4, 8])), "`connectivity` must be 4 or 8"),
+        (lambda: CorLocEvaluator(selector=choice), "selector"),
+        (lambda: CorLocEvaluator(iou_dtype=choice), "`iou_dtype` must be"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()

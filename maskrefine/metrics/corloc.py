@@ -85,6 +85,8 @@ def _pair(value: object, name: str, *, low: int) -> tuple[int, int]:
 
 
 def _structure(connectivity: int) -> np.ndarray:
+    if not isinstance(connectivity, numbers.Integral) or isinstance(connectivity, bool):  # an array's == is
+        raise ValueError(f"`connectivity` must be 4 or 8; got {short_repr(connectivity)}")  # elementwise
     if connectivity == 4:
         return _ndimage().generate_binary_structure(2, 1)
     if connectivity == 8:
@@ -205,7 +207,7 @@ def box_iou(
     >>> float(box_iou([0, 0, 20, 10], [[0, 0, 10, 10]], dtype="float32")[0])
     0.5
     """
-    if dtype not in ("float64", "float32"):
+    if not isinstance(dtype, str) or dtype not in ("float64", "float32"):
         raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {short_repr(dtype)}")
     eps = check_float_range(eps, "eps", 0.0, 1.0)
     b1 = _boxes(box, "box", single=True)
@@ -680,9 +682,9 @@ class CorLocEvaluator:
         iou_threshold: float = 0.5,
         iou_dtype: Literal["float64", "float32"] = "float64",
     ) -> None:
-        if iou_dtype not in ("float64", "float32"):
+        if not isinstance(iou_dtype, str) or iou_dtype not in ("float64", "float32"):
             raise ValueError(f"`iou_dtype` must be 'float64' or 'float32'; got {short_repr(iou_dtype)}")
-        if selector not in SELECTORS:
+        if not isinstance(selector, str) or selector not in SELECTORS:
             raise ValueError(
                 f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {short_repr(selector)}"
             )
