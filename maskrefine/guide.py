@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_choice, check_unit_interval
+from maskrefine._checks import check_choice, check_unit_interval, plain_ndarray
 from maskrefine._units import to_unit_float
 
 __all__ = ["make_guide", "GUIDE_MODES", "LUMA601"]
@@ -56,9 +56,8 @@ def make_guide(
     (0.3333333432674408, 0.299)
     """
     mode_name = check_choice(mode, GUIDE_MODES, "mode")
-    if isinstance(image, np.ndarray) and type(image) is not np.ndarray:
-        # a masked array's arithmetic keeps the unscaled data at masked pixels: compute on the data
-        image = np.asarray(image)
+    # a masked array's arithmetic keeps the unscaled data at masked pixels: compute on the data
+    image = plain_ndarray(image)
     if not isinstance(image, np.ndarray):
         if hasattr(image, "__array__") and not hasattr(image, "detach"):
             image = np.asarray(image)
@@ -71,13 +70,13 @@ def make_guide(
     if image.dtype == np.uint8:
         rgb = to_unit_float(image)
     elif np.issubdtype(image.dtype, np.floating):
-        rgb = image.astype(np.float32, copy=False)
-        if rgb.size and not np.isfinite(rgb).all():
+        if image.size and not np.isfinite(image).all():
             raise ValueError("`image` contains NaN or infinite values; all values must be finite")
-        if rgb.size:  # the tolerance guided_filter applies to the guide this makes
+        if image.size:  # checked before the float32 cast: 1e39 would become inf there
             check_unit_interval(
-                rgb, "image", " (float images must be in [0, 1]; for 0..255 data use image / 255)"
+                image, "image", " (float images must be in [0, 1]; for 0..255 data use image / 255)"
             )
+        rgb = image.astype(np.float32, copy=False)
     else:
         raise TypeError(
             f"`image` must be float in [0, 1] or uint8; got dtype {image.dtype}. "

@@ -513,3 +513,17 @@ def test_an_array_given_for_a_choice_is_refused_naming_the_argument() -> None:
     for call, message in cases:
         with pytest.raises(ValueError, match=message):
             call()
+
+
+def test_box_iou_of_two_empty_boxes_without_eps_is_nan_without_a_warning() -> None:
+    import warnings
+
+    from maskrefine.guide import make_guide
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "invalid value encountered in divide" leaked before
+        for dtype in ("float64", "float32"):
+            assert np.isnan(box_iou([0, 0, 0, 0], [[0, 0, 0, 0]], eps=0, dtype=dtype)[0])
+        # a float64 image beyond the float32 range: "overflow encountered in cast", then "NaN or infinite"
+        with pytest.raises(ValueError, match=r"`image` values must lie in \[0, 1\]; found \[1e\+39"):
+            make_guide(np.full((2, 2, 3), 1e39))

@@ -192,6 +192,7 @@ def box_iou(
     Returns
     -------
     ndarray of float64, shape (K,)
+        NaN where the union is 0 (two empty boxes, only with ``eps=0``: 0 / 0, as in the reference).
 
     Raises
     ------
@@ -228,11 +229,13 @@ def _box_iou(
         w1_32, h1_32 = f(b1[2] - b1[0]), f(b1[3] - b1[1]) + e
         w2_32, h2_32 = (b2[:, 2] - b2[:, 0]).astype(f), (b2[:, 3] - b2[:, 1]).astype(f) + e
         union_32 = ((w1_32 * h1_32 + w2_32 * h2_32) - inter.astype(f)) + e
-        return (inter.astype(f) / union_32).astype(np.float64)
+        with np.errstate(invalid="ignore"):  # 0 / 0 = NaN: two empty boxes with eps = 0, as the reference
+            return (inter.astype(f) / union_32).astype(np.float64)
     w1, h1 = b1[2] - b1[0], b1[3] - b1[1] + eps
     w2, h2 = b2[:, 2] - b2[:, 0], b2[:, 3] - b2[:, 1] + eps
     union = w1 * h1 + w2 * h2 - inter + eps
-    return inter / union
+    with np.errstate(invalid="ignore"):
+        return inter / union
 
 
 def _component_boxes(labels: np.ndarray, n: int) -> np.ndarray:
