@@ -244,3 +244,31 @@ def test_8bit_values_pass_thresholds_exactly(preset, den):
     # the float path gives the same curve
     _, curves_f = score_image(pred / 255.0, gt, preset)
     np.testing.assert_array_equal(curves_f["recall"], expected)
+
+
+def test_the_confusion_helpers_refuse_what_they_would_miscount():
+    # was: NaN counted as foreground at every threshold (or as True), any op other than ">" read as
+    # ">=", unsorted thresholds used, float GT truncated to 0, and numpy errors naming no argument
+    v = np.array([[0.2, 0.6]])
+    t = np.array([0.0, 0.5])
+    cases = [
+        (lambda: threshold_levels(v, t, op="<"), ValueError, "`op` must be one of"),
+        (lambda: threshold_levels(v, t, op=None), ValueError, "`op` must be one of"),
+        (lambda: threshold_levels(np.array([[np.nan, 0.5]]), t), ValueError, "`values` must be finite"),
+        (lambda: threshold_levels(v, np.array([1.0, 0.0, 0.5])), ValueError, "ascending"),
+        (lambda: threshold_levels(v, np.ones((2, 2))), ValueError, "ascending 1-D"),
+        (lambda: threshold_levels("abc", t), TypeError, "`values` must hold real numbers"),
+        (lambda: curve_counts(threshold_levels(v, t), [[False, True]], 2), TypeError, "`gt_fg`"),
+        (lambda: curve_counts(threshold_levels(v, t), np.array([[0.0, 1.0]]), 2), TypeError, "bool array"),
+        (lambda: curve_counts(threshold_levels(v, t) - 3, np.array([[False, True]]), 2), ValueError, "0..n"),
+        (lambda: curve_counts(threshold_levels(v, t), np.array([[False, True]]), 1), ValueError, "0..n"),
+        (lambda: curve_counts(threshold_levels(v, t), np.array([[True]]), 2), ValueError, "same shape"),
+        (lambda: curve_counts(v, np.array([[False, True]]), 2), TypeError, "`levels` must be integers"),
+        (lambda: confusion_counts(np.full((2, 2), np.nan), np.ones((2, 2), bool)), TypeError, "bool array"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message):
+            call()
+    assert threshold_levels(np.array([[0, 128, 255]], np.uint8), np.array([0.0, 127.5])).tolist() == [
+        [0, 2, 2]
+    ]
