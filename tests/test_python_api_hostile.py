@@ -527,3 +527,16 @@ def test_box_iou_of_two_empty_boxes_without_eps_is_nan_without_a_warning() -> No
         # a float64 image beyond the float32 range: "overflow encountered in cast", then "NaN or infinite"
         with pytest.raises(ValueError, match=r"`image` values must lie in \[0, 1\]; found \[1e\+39"):
             make_guide(np.full((2, 2, 3), 1e39))
+
+
+@pytest.mark.parametrize("scale", [np.float32(16), np.int64(16), 16, 16.0, np.float64(8.5)])
+def test_corloc_summary_is_json_for_any_real_scale(scale) -> None:
+    import json
+
+    ev = CorLocEvaluator(scale=scale)
+    m = np.zeros((4, 4), bool)
+    m[1:3, 1:3] = True
+    ev.step(m, [[16, 16, 48, 48]])
+    summary = json.loads(json.dumps(ev.summary()))  # np.float32 was "not JSON serializable"
+    assert summary["corloc_scale"] == float(scale)
+    assert type(summary["corloc_scale"]) is (int if isinstance(scale, (int, np.integer)) else float)

@@ -692,10 +692,12 @@ class CorLocEvaluator:
                 f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {short_repr(selector)}"
             )
         _structure(connectivity)
-        _scale(scale)  # checked; kept as given (the summary reports it)
+        checked_scale = _scale(scale)
         self.selector: Selector = selector
         self.connectivity: int = int(connectivity)
-        self.scale: float = scale
+        # reported by the summary: an integer stays an integer (16, not 16.0), as a plain Python number
+        # (a NumPy scalar is not JSON)
+        self.scale: float = int(scale) if isinstance(scale, numbers.Integral) else checked_scale
         self.threshold: float = _threshold(threshold)
         self.iou_threshold: float = check_float_range(iou_threshold, "iou_threshold", 0.0, 1.0)
         if not self.iou_threshold > 0:
