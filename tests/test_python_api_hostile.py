@@ -540,3 +540,17 @@ def test_corloc_summary_is_json_for_any_real_scale(scale) -> None:
     summary = json.loads(json.dumps(ev.summary()))  # np.float32 was "not JSON serializable"
     assert summary["corloc_scale"] == float(scale)
     assert type(summary["corloc_scale"]) is (int if isinstance(scale, (int, np.integer)) else float)
+
+
+def test_zero_d_inputs_are_named_as_such_and_the_crf_takes_rounding_noise() -> None:
+    from maskrefine.filters import dense_crf, guided_filter
+
+    with pytest.raises(ValueError, match=r"got shape \(\)"):  # said "got shape (1,)" for a 0-d array
+        guided_filter(np.array(0.5), np.array(0.5), 0)
+    image = np.random.default_rng(0).random((12, 12, 3)).astype(np.float32)
+    prob = np.full((12, 12), 0.5, np.float32)
+    prob[0, 0] = np.float32(1.0000001)  # within the tolerance the other refiners and the readers accept
+    before = prob.copy()
+    out = dense_crf(image, prob)
+    assert out.shape == (12, 12) and np.isfinite(out).all()
+    np.testing.assert_array_equal(prob, before)

@@ -35,6 +35,7 @@ from maskrefine._checks import (
     check_choice,
     check_float_range,
     check_int_range,
+    check_unit_interval,
 )
 from maskrefine.baseline_presets import CRF_PRESETS, CrfPreset
 from maskrefine.filters import _lattice_kernels as kernels
@@ -121,8 +122,8 @@ def dense_crf(
     p = as_float_array(prob, "prob")
     if p.shape != rgb.shape[:2]:
         raise ValueError(f"`prob` must have the image's shape {rgb.shape[:2]}; got {p.shape}")
-    if float(p.min()) < 0.0 or float(p.max()) > 1.0:
-        raise ValueError(f"`prob` values must lie in [0, 1]; found [{float(p.min())!r}, {float(p.max())!r}]")
+    check_unit_interval(p, "prob")  # within UNIT_TOLERANCE, as the other refiners and the readers accept
+    p = np.clip(p, 0.0, 1.0)  # a new array: log(1 - p) needs p <= 1 exactly
 
     height, width = p.shape
     udiff = unary_difference(p, gt_prob)

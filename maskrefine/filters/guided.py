@@ -210,7 +210,7 @@ def _as_kernel_array(x: np.ndarray) -> np.ndarray:
     """
     if x.dtype != np.float32 and x.dtype != np.float64:
         x = x.astype(np.float64 if x.dtype.itemsize >= 8 else np.float32)
-    return np.ascontiguousarray(x)
+    return x if x.flags.c_contiguous else x.copy(order="C")  # ascontiguousarray makes a 0-d array 1-d
 
 
 def _check_finite(x: np.ndarray, name: str) -> None:
