@@ -120,9 +120,12 @@ def _binary(mask: object, name: str, threshold: object) -> np.ndarray:
                 "Pass 8-bit masks as uint8 (0..255)."
             )
         return mask > thr
-    if np.issubdtype(mask.dtype, np.integer):
+    if np.issubdtype(mask.dtype, np.integer):  # a label map: nonzero is foreground
         return mask > 0
-    raise TypeError(f"`{name}` must be bool, uint8 (0..255) or float in [0, 1]; got dtype {mask.dtype}")
+    raise TypeError(
+        f"`{name}` must be bool, uint8 (0..255), float in [0, 1] or another integer type (nonzero is "
+        f"foreground); got dtype {mask.dtype}"
+    )
 
 
 def _boxes(value: object, name: str, *, single: bool = False) -> npt.NDArray[np.float64]:
@@ -328,7 +331,7 @@ def mask_to_box(
 
 
 def boxes_from_mask(gt_mask: np.ndarray, *, connectivity: int = 8, threshold: float = 0.5) -> np.ndarray:
-    """One box per connected component of a GT mask (uint8/bool/float), shape (K, 4), label order.
+    """One box per connected component of a GT mask (bool, uint8, float, other integers), (K, 4), label order.
 
     Examples
     --------
