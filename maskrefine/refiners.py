@@ -361,9 +361,7 @@ def refine(
     (16, 16)
     """
     spec = _check_method(method)
-    if not isinstance(guide, str) or guide not in GUIDE_MODES:  # an array's `in` is "ambiguous"
-        listed = ", ".join(repr(g) for g in GUIDE_MODES)
-        raise ValueError(f"`guide` must be one of {listed}; got {short_repr(guide)}")
+    check_choice(guide, GUIDE_MODES, "guide")
     binary_input = check_flag(binary_input, "binary_input")
     resolved = resolve_params(method, params)
     out = refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, binary_input)

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from maskrefine._checks import (
+    check_choice,
     check_flag,
     check_float_range,
     plain_ndarray,
@@ -171,6 +172,12 @@ def _boxes(value: object, name: str, *, single: bool = False) -> npt.NDArray[np.
 BOX_IOU_EPS = 1e-7
 
 
+def _check_iou_dtype(value: object, name: str) -> None:
+    """Refuse (ValueError) an IoU arithmetic other than ``"float64"`` or ``"float32"``, naming ``name``."""
+    if not isinstance(value, str) or value not in ("float64", "float32"):  # an array's `in` is "ambiguous"
+        raise ValueError(f"`{name}` must be 'float64' or 'float32'; got {short_repr(value)}")
+
+
 def box_iou(
     box: npt.ArrayLike,
     boxes: npt.ArrayLike,
@@ -211,8 +218,7 @@ def box_iou(
     >>> float(box_iou([0, 0, 20, 10], [[0, 0, 10, 10]], dtype="float32")[0])
     0.5
     """
-    if not isinstance(dtype, str) or dtype not in ("float64", "float32"):
-        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {short_repr(dtype)}")
+    _check_iou_dtype(dtype, "dtype")
     eps = check_float_range(eps, "eps", 0.0, 1.0)
     b1 = _boxes(box, "box", single=True)
     b2 = _boxes(boxes, "boxes")
@@ -688,12 +694,8 @@ class CorLocEvaluator:
         iou_threshold: float = 0.5,
         iou_dtype: Literal["float64", "float32"] = "float64",
     ) -> None:
-        if not isinstance(iou_dtype, str) or iou_dtype not in ("float64", "float32"):
-            raise ValueError(f"`iou_dtype` must be 'float64' or 'float32'; got {short_repr(iou_dtype)}")
-        if not isinstance(selector, str) or selector not in SELECTORS:
-            raise ValueError(
-                f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {short_repr(selector)}"
-            )
+        _check_iou_dtype(iou_dtype, "iou_dtype")
+        check_choice(selector, SELECTORS, "selector")
         _structure(connectivity)
         checked_scale = _scale(scale)
         self.selector: Selector = selector

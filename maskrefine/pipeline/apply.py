@@ -23,9 +23,9 @@ from maskrefine.io import (
     match_folders,
     read_image,
     read_image_size,
-    write_mask,
+    write_bytes_atomic,
 )
-from maskrefine.io.imageio import MASK_SUFFIXES, MaskFormat, remove_stale_temps
+from maskrefine.io.imageio import MASK_SUFFIXES, MaskFormat, encode_mask, remove_stale_temps
 from maskrefine.pipeline.guards import (
     check_folder,
     check_inputs_are_not_outputs,
@@ -107,7 +107,9 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         if not np.isfinite(refined).all():  # never publish NaN/inf (e.g. a setting at its numeric limit)
             raise InputError(task.mask, "refined mask has NaN/inf values; nothing written")
         current = task.output
-        write_mask(task.output, refined, task.fmt, overwrite=task.overwrite)
+        # write_mask without its checks: refine_unchecked made an (H, W) float32 mask clipped to [0, 1],
+        # checked finite just above (write_mask would scan it twice more per file)
+        write_bytes_atomic(task.output, encode_mask(refined, task.fmt), overwrite=task.overwrite)
     except OutputExistsError as exc:  # another run published it meanwhile: never replaced
         if task.skip_existing:
             return FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
