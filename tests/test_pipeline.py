@@ -666,6 +666,46 @@ def test_score_voc_boxes(dataset: dict[str, Path], tmp_path: Path) -> None:
     assert stems[-1] in failure.problem and "no ground-truth boxes" in failure.problem
 
 
+@pytest.mark.parametrize("kind", ["voc", "coco"])
+def test_score_refuses_a_gt_mask_of_another_size_than_its_annotation(
+    dataset: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    """Boxes are in the annotated image's pixel frame: a GT mask of another size would misplace them."""
+    pred = _predictions(dataset, tmp_path)
+    stems = sorted(p.stem for p in pred.iterdir())
+    wrong = stems[0]  # its annotation claims a twice-as-large image; the others declare the true size
+    sizes = {stem: (2 * H, 2 * W) if stem == wrong else (H, W) for stem in stems}
+    box = (3, 4, 20, 30)
+    if kind == "voc":
+        source = tmp_path / "Annotations"
+        source.mkdir()
+        for stem, (h, w) in sizes.items():
+            (source / f"{stem}.xml").write_text(
+                f"<annotation><size><width>{w}</width><height>{h}</height></size><object><name>x</name>"
+                f"<bndbox><xmin>{box[0] + 1}</xmin><ymin>{box[1] + 1}</ymin><xmax>{box[2]}</xmax>"
+                f"<ymax>{box[3]}</ymax></bndbox></object></annotation>"
+            )
+    else:
+        source = tmp_path / "instances.json"
+        images = [
+            {"id": i, "file_name": f"{stem}.jpg", "height": h, "width": w}
+            for i, (stem, (h, w)) in enumerate(sizes.items())
+        ]
+        annotations = [
+            {"image_id": i, "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "iscrowd": 0}
+            for i in range(len(stems))
+        ]
+        source.write_text(json.dumps({"images": images, "annotations": annotations}))
+    report = score_folder(
+        pred, dataset["gt"], boxes=f"{kind}:{source}", corloc_selector="largest_box", jobs=1
+    )
+    (failure,) = report.failures
+    assert failure.path == dataset["gt"] / f"{wrong}.png"
+    assert f"is for a {2 * W}x{2 * H} image, but this GT mask is {W}x{H}" in failure.problem
+    assert report.summary["count"] == report.summary["corloc_count"] == len(stems) - 1
+    assert wrong not in [row["name"] for row in report.rows]
+
+
 def test_score_config_errors(dataset: dict[str, Path], tmp_path: Path) -> None:
     pred = _predictions(dataset, tmp_path)
     with pytest.raises(ConfigError, match="preset must be one of"):

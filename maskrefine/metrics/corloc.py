@@ -15,7 +15,7 @@ import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -402,7 +402,27 @@ def _coordinate(value: object, path: Path, where: str) -> float:
     return number
 
 
-def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
+def _declared_size(height: object, width: object) -> tuple[int, int] | None:
+    """``(height, width)`` an annotation declares for its image, or None when it gives no usable one.
+
+    Only positive integers (``375``, ``"375"``, ``375.0``) up to :data:`MAX_COORDINATE` count: the
+    references read boxes without looking at these fields, so a missing or odd one is not an error.
+    """
+    sizes = []
+    for value in (height, width):
+        if isinstance(value, bool):
+            return None
+        try:
+            number = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            return None
+        if not (1 <= number <= MAX_COORDINATE) or number != int(number):
+            return None
+        sizes.append(int(number))
+    return sizes[0], sizes[1]
+
+
+def _voc_file(path: Path, no_hard: bool) -> tuple[np.ndarray | None, tuple[int, int] | None]:
     data = _read_regular(path, "VOC XML")
     try:
         root = ET.fromstring(data)
@@ -429,9 +449,10 @@ def _voc_file(path: Path, no_hard: bool) -> np.ndarray | None:
                 path, f"inverted box: xmin={xmin} xmax={xmax} ymin={ymin} ymax={ymax} (need min <= max)"
             )
         boxes.append((xmin - 1, ymin - 1, xmax, ymax))  # 1-based inclusive → 0-based half-open
+    size = _declared_size(root.findtext("size/height"), root.findtext("size/width"))
     if no_hard and not boxes:
-        return None
-    return np.asarray(boxes, np.float64).reshape(-1, 4)
+        return None, size
+    return np.asarray(boxes, np.float64).reshape(-1, 4), size
 
 
 def read_voc_boxes(path_or_dir: str | Path, no_hard: bool = False) -> dict[str, np.ndarray]:
@@ -457,6 +478,24 @@ def read_voc_boxes(path_or_dir: str | Path, no_hard: bool = False) -> dict[str, 
         an object without a box, a coordinate that is not a finite number within ±1e7, an inverted box
         (``xmin > xmax`` or ``ymin > ymax``; the message names the file).
     """
+    return voc_annotations(path_or_dir, no_hard).boxes
+
+
+class Annotations(NamedTuple):
+    """GT boxes of an annotation source and the image size each annotation declares.
+
+    ``boxes``: file stem → float64 (K, 4), as :func:`read_voc_boxes` / :func:`read_coco_boxes` return.
+    ``sizes``: file stem → ``(height, width)`` from VOC ``<size>`` or COCO ``images[].height/width``,
+    for the stems whose annotation gives positive integers there (the others are absent). The boxes
+    are in that image's pixel frame: ``maskrefine score`` refuses a file whose GT mask has another size.
+    """
+
+    boxes: dict[str, np.ndarray]
+    sizes: dict[str, tuple[int, int]]
+
+
+def voc_annotations(path_or_dir: str | Path, no_hard: bool = False) -> Annotations:
+    """:func:`read_voc_boxes` with the image sizes the XML files declare (see :class:`Annotations`)."""
     path = _path(path_or_dir, "path_or_dir")
     no_hard = check_flag(no_hard, "no_hard")
     if path.is_dir():
@@ -465,11 +504,13 @@ def read_voc_boxes(path_or_dir: str | Path, no_hard: bool = False) -> dict[str, 
         files = [path]
     else:
         raise InputError(path, "no such file or folder")
-    out: dict[str, np.ndarray] = {}
+    out = Annotations({}, {})
     for f in files:
-        boxes = _voc_file(f, no_hard)
+        boxes, size = _voc_file(f, no_hard)
         if boxes is not None:
-            out[f.stem] = boxes
+            out.boxes[f.stem] = boxes
+            if size is not None:
+                out.sizes[f.stem] = size
     return out
 
 
@@ -487,6 +528,11 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
         within ±1e7 or has a negative width or height, an annotation of an unknown image (the message
         names the file and the problem).
     """
+    return coco_annotations(json_path).boxes
+
+
+def coco_annotations(json_path: str | Path) -> Annotations:
+    """:func:`read_coco_boxes` with the image sizes the JSON declares (see :class:`Annotations`)."""
     path = _path(json_path, "json_path")
     raw = _read_regular(path, "COCO JSON")
     try:
@@ -506,6 +552,7 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
         raise bad("'images' and 'annotations' must be lists")
     stems: dict[int, str] = {}
     seen: dict[str, int] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     for i, img in enumerate(images):
         if not isinstance(img, dict):
             raise bad(f"images[{i}] is not an object")
@@ -524,6 +571,9 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
             )
         stems[image_id] = stem
         seen[stem] = image_id
+        size = _declared_size(img.get("height"), img.get("width"))
+        if size is not None:
+            sizes[stem] = size
     per: dict[int, list[tuple[int, int, int, int]]] = {k: [] for k in stems}
     for i, ann in enumerate(annotations):
         if not isinstance(ann, dict):
@@ -553,7 +603,7 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
         if w < 0 or h < 0:
             raise bad(f"{where} has a negative width or height; got {short_repr(bbox)}")
         per[image_id].append((round(x), round(y), round(x + w), round(y + h)))
-    return {stems[k]: np.asarray(v, np.float64).reshape(-1, 4) for k, v in per.items()}
+    return Annotations({stems[k]: np.asarray(v, np.float64).reshape(-1, 4) for k, v in per.items()}, sizes)
 
 
 def read_seeds(path: str | Path) -> dict[str, int]:

@@ -41,7 +41,7 @@ from maskrefine.pipeline.reports import (
 )
 
 if TYPE_CHECKING:
-    from maskrefine.metrics.corloc import Selector
+    from maskrefine.metrics.corloc import Annotations, Selector
     from maskrefine.metrics.presets import CorlocGrid, Dtype, ScorePreset
 
 __all__ = ["score_folder", "parse_box_spec", "check_box_source", "PLOT_FILES"]
@@ -90,16 +90,16 @@ def check_box_source(boxes: str | None) -> tuple[str, Path | None] | None:
     return source
 
 
-def _load_boxes(kind: str, path: Path | None) -> dict[str, np.ndarray] | None:
+def _load_boxes(kind: str, path: Path | None) -> Annotations | None:
     if kind == "masks":
         return None
     assert path is not None  # parse_box_spec gives a path for "voc" and "coco"
-    from maskrefine import metrics
+    from maskrefine.metrics.corloc import coco_annotations, voc_annotations
 
     try:
         if kind == "voc":
-            return dict(metrics.read_voc_boxes(path))
-        return dict(metrics.read_coco_boxes(path))
+            return voc_annotations(path)
+        return coco_annotations(path)
     except InputError as exc:
         raise ConfigError(f"cannot read ground-truth boxes: {exc}") from None
 
@@ -435,7 +435,7 @@ def _score_one(
     item: _Loaded,
     evaluator: Any,
     corloc: Any,
-    gt_boxes: Mapping[str, np.ndarray] | None,
+    gt_boxes: Annotations | None,
     box_source: tuple[str, Path | None] | None,
     rule: _CorlocRule,
     seed_index: _Seeds | None,
@@ -454,8 +454,17 @@ def _score_one(
 
     corloc_args: dict[str, Any] | None = None
     if corloc is not None and box_source is not None:
-        if gt_boxes is not None and item.stem not in gt_boxes:
+        if gt_boxes is not None and item.stem not in gt_boxes.boxes:
             return Failure(item.pred_path, f"no ground-truth boxes for {item.stem!r} in {box_source[1]}")
+        declared = gt_boxes.sizes.get(item.stem) if gt_boxes is not None else None
+        if declared is not None and declared != item.gt.shape[:2]:
+            return Failure(
+                item.gt_path,
+                f"CorLoc: the {box_source[0].upper()} annotation of {item.stem!r} is for a "
+                f"{declared[1]}x{declared[0]} image, but this GT mask is "
+                f"{item.gt.shape[1]}x{item.gt.shape[0]} (width x height): its boxes would be compared "
+                "in another pixel frame",
+            )
         try:
             if gt_boxes is None:
                 from maskrefine.metrics.evaluator import gt_foreground
@@ -464,7 +473,7 @@ def _score_one(
                     gt_foreground(item.gt, rule.gt_threshold), connectivity=rule.connectivity
                 )
             else:
-                boxes_here = gt_boxes[item.stem]
+                boxes_here = gt_boxes.boxes[item.stem]
             corloc_args = _corloc_inputs(item, rule, seed_index)
             corloc_args.update(gt_boxes=boxes_here, name=item.stem, image_size=item.gt.shape)
             _corloc_rehearsal(corloc).step(**corloc_args)

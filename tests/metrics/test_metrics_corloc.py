@@ -440,3 +440,34 @@ def test_read_seed_maps_collects_bad_maps_when_asked(tmp_path):
     assert "not a regular file" in errors["pipe"].problem
     assert "two seed maps" in errors["twice"].problem
     assert errors["broken"].path.name == "broken.png"
+
+
+def test_annotations_carry_the_declared_image_sizes(tmp_path):
+    from maskrefine.metrics.corloc import coco_annotations, voc_annotations
+
+    _write_voc(tmp_path, "a", [dict(t=0, d=0, x1=1, y1=1, x2=50, y2=40)])
+    (tmp_path / "nosize.xml").write_text(
+        "<annotation><object><name>x</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax>"
+        "<ymax>2</ymax></bndbox></object></annotation>"
+    )
+    (tmp_path / "odd.xml").write_text(
+        "<annotation><size><width>0</width><height>abc</height></size><object><name>x</name><bndbox>"
+        "<xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>"
+    )
+    voc = voc_annotations(tmp_path)
+    assert voc.sizes == {"a": (80, 100)}  # (height, width); missing or unusable sizes are left out
+    assert sorted(voc.boxes) == ["a", "nosize", "odd"]
+    assert {k: v.tolist() for k, v in voc.boxes.items()} == {
+        k: v.tolist() for k, v in read_voc_boxes(tmp_path).items()
+    }
+    images = [
+        {"id": 1, "file_name": "x.jpg", "width": 640, "height": 480},
+        {"id": 2, "file_name": "y.jpg"},
+        {"id": 3, "file_name": "z.jpg", "width": 2.5, "height": True},
+        {"id": 4, "file_name": "w.jpg", "width": 640.0, "height": "480"},
+    ]
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"images": images, "annotations": []}))
+    coco = coco_annotations(path)
+    assert coco.sizes == {"x": (480, 640), "w": (480, 640)}
+    assert sorted(coco.boxes) == ["w", "x", "y", "z"]
