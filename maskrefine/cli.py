@@ -268,7 +268,7 @@ def _counted(counts: Mapping[str, int]) -> str:
 
 
 def _reading_options(command: Any) -> Any:
-    """``--mask-scale``, ``--ignore-exif`` and ``--max-pixels``, shared by ``apply`` and ``score``."""
+    """``--mask-scale``, ``--apply-exif`` and ``--max-pixels``, shared by ``apply`` and ``score``."""
     options = [
         click.option(
             "--mask-scale",
@@ -279,7 +279,10 @@ def _reading_options(command: Any) -> Any:
             "files holding 8-bit values (see the README).",
         ),
         click.option(
-            "--ignore-exif", is_flag=True, help="Read images as stored, not turned by their EXIF orientation."
+            "--apply-exif/--ignore-exif",
+            default=False,
+            help="Turn images upright by their EXIF orientation, or read them as stored (the default, as "
+            "the references' PIL code reads them; --ignore-exif is kept for old scripts).",
         ),
         click.option(
             "--max-pixels",
@@ -551,7 +554,7 @@ def apply_cmd(
     shard: tuple[int, int] | None,
     report_path: Path | None,
     mask_scale: str,
-    ignore_exif: bool,
+    apply_exif: bool,
     max_pixels: int,
     quiet: bool,
     **method_params: Any,
@@ -648,7 +651,7 @@ def apply_cmd(
             progress=progress,
             report_path=report_path,  # checked before any work, written at the end
             mask_scale=mask_scale,
-            ignore_exif=ignore_exif,
+            apply_exif=apply_exif,
             max_pixels=max_pixels,
             input_files={"preset file": preset_file} if preset_file is not None else None,
         )
@@ -871,7 +874,7 @@ def score_cmd(
     baseline_dir: Path | None,
     overwrite: bool,
     mask_scale: str,
-    ignore_exif: bool,
+    apply_exif: bool,
     max_pixels: int,
     quiet: bool,
 ) -> None:
@@ -890,7 +893,7 @@ def score_cmd(
                 ("--patch-size", patch_size),
                 ("--corloc-selector", corloc_selector),
                 ("--corloc-connectivity", corloc_connectivity),
-                ("--ignore-exif", True if ignore_exif else None),
+                ("--apply-exif", True if apply_exif else None),
             )
             if v is not None
         ]
@@ -936,7 +939,7 @@ def score_cmd(
             progress=progress,
             overwrite=overwrite,
             mask_scale=mask_scale,
-            ignore_exif=ignore_exif,
+            apply_exif=apply_exif,
             max_pixels=max_pixels,
         )
     progress.close()

@@ -1,4 +1,4 @@
-"""apply_folder / score_folder with the reading options: mask_scale, ignore_exif, max_pixels, the per-file
+"""apply_folder / score_folder with the reading options: mask_scale, apply_exif, max_pixels, the per-file
 encoding and its counts, and input entries that are not regular files (library level; the CLI cases are
 in tests/hostile/test_inputs.py)."""
 
@@ -74,7 +74,7 @@ def test_apply_max_pixels_fails_each_file(folders: dict[str, Path], tmp_path: Pa
         ({"mask_scale": "0/1"}, "`mask_scale` must be one of"),
         ({"max_pixels": 0}, "`max_pixels` must be >= 1"),
         ({"max_pixels": "100"}, "`max_pixels` must be a positive integer or None"),
-        ({"ignore_exif": "no"}, r"`ignore_exif` must be True or False; got 'no' \(str\)"),  # was True
+        ({"apply_exif": "no"}, r"`apply_exif` must be True or False; got 'no' \(str\)"),  # was True
     ],
 )
 def test_bad_reading_options_are_config_errors_before_any_work(

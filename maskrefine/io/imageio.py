@@ -111,32 +111,32 @@ class MaskRead:
 
 @dataclass(frozen=True, slots=True)
 class ReadOptions:
-    """How the folder jobs read their inputs: ``mask_scale``, ``ignore_exif`` and ``max_pixels``.
+    """How the folder jobs read their inputs: ``mask_scale``, ``apply_exif`` and ``max_pixels``.
 
     They mean what they mean in :func:`read_mask_file` and :func:`read_image`. Build it with
     :meth:`checked` (validates once).
     """
 
     mask_scale: str = "auto"
-    ignore_exif: bool = False
+    apply_exif: bool = False
     max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     @classmethod
     def checked(
-        cls, mask_scale: object = "auto", ignore_exif: object = False, max_pixels: object = DEFAULT_MAX_PIXELS
+        cls, mask_scale: object = "auto", apply_exif: object = False, max_pixels: object = DEFAULT_MAX_PIXELS
     ) -> ReadOptions:
         """Return validated options; raise ``ValueError`` / ``TypeError`` naming the bad argument."""
         return cls(
-            check_mask_scale(mask_scale), check_flag(ignore_exif, "ignore_exif"), check_max_pixels(max_pixels)
+            check_mask_scale(mask_scale), check_flag(apply_exif, "apply_exif"), check_max_pixels(max_pixels)
         )
 
     def image(self, path: str | Path) -> np.ndarray:
         """:func:`read_image` with these options."""
-        return read_image(path, ignore_exif=self.ignore_exif, max_pixels=self.max_pixels)
+        return read_image(path, apply_exif=self.apply_exif, max_pixels=self.max_pixels)
 
     def image_encoded(self, path: str | Path) -> tuple[np.ndarray, str]:
         """:func:`read_image_encoded` with these options: the image and how its file was encoded."""
-        return read_image_encoded(path, ignore_exif=self.ignore_exif, max_pixels=self.max_pixels)
+        return read_image_encoded(path, apply_exif=self.apply_exif, max_pixels=self.max_pixels)
 
     def mask(self, path: str | Path) -> MaskRead:
         """:func:`read_mask_file` with these options."""
@@ -230,9 +230,9 @@ def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def read_image(
-    path: str | Path, *, ignore_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | Path, *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
-    """Read an image file as RGB float32 in [0, 1], turned upright by its EXIF orientation.
+    """Read an image file as RGB float32 in [0, 1], its pixels as stored (EXIF orientation not applied).
 
     Parameters
     ----------
@@ -241,9 +241,11 @@ def read_image(
         repeated to 3 channels, an alpha channel is dropped, palette images are expanded. A 16-bit file
         whose largest value is 2..255 holds 8-bit values (an 8-bit image saved at 16 bits) and is read as
         v/255, the rule of the mask readers; other 16-bit files as v/65535.
-    ignore_exif : bool, default False
-        Keep the pixels as stored. By default the EXIF orientation tag is applied, as PIL-based
-        training code, viewers and browsers do, so a mask drawn on the displayed photo fits it.
+    apply_exif : bool, default False
+        Turn the image upright by its EXIF orientation tag (JPEG, PNG eXIf, WebP), as viewers show it.
+        By default the pixels are kept as stored, as the field's reference code reads images
+        (``PIL.Image.open(path).convert("RGB")``, which ignores the tag), so a mask a method computed
+        from those pixels fits. A TIFF's orientation tag is applied by OpenCV's TIFF decoder either way.
     max_pixels : int or None, default :data:`DEFAULT_MAX_PIXELS` (100 MP)
         Refuse, from the file header and before decoding, an image with more pixels (None: no limit).
 
@@ -258,19 +260,19 @@ def read_image(
         If the file is missing, not a regular file, empty, truncated, not an image, of another pixel type
         than 8- or 16-bit unsigned, or over ``max_pixels``.
     """
-    return read_image_encoded(path, ignore_exif=ignore_exif, max_pixels=max_pixels)[0]
+    return read_image_encoded(path, apply_exif=apply_exif, max_pixels=max_pixels)[0]
 
 
 def read_image_encoded(
-    path: str | Path, *, ignore_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | Path, *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> tuple[np.ndarray, str]:
     """:func:`read_image`, and how the file was encoded: :data:`PLAIN` or ``EIGHT_BIT_IN_16``."""
     path = Path(path)
     limit = check_max_pixels(max_pixels)
     data, _ = _read_image_file(path, limit)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH  # not IMREAD_UNCHANGED: that skips the EXIF rotation
-    ignore_exif = check_flag(ignore_exif, "ignore_exif")  # "yes" / "no" would read as True
-    if ignore_exif:
+    apply_exif = check_flag(apply_exif, "apply_exif")  # "yes" / "no" would read as True
+    if not apply_exif:
         flags |= cv2.IMREAD_IGNORE_ORIENTATION
     decoded = _decode(path, data, flags)
     if decoded.ndim != 3 or decoded.shape[2] != 3:  # pragma: no cover - IMREAD_COLOR always gives BGR

@@ -141,28 +141,28 @@ def _orientation_hint(task: _ApplyTask, mask_hw: tuple[int, ...], used: tuple[in
     """Why a mask that does not fit its image (read as ``used``, H x W) may fit it turned, or ``""``.
 
     Called only for a refused mask. When the image's EXIF orientation swaps its height and width, and
-    the mask fits the image in the orientation not used (as stored, or upright with ``--ignore-exif``),
-    the text names both sizes and the option to change. Under ``--ignore-exif`` this decodes the image
+    the mask fits the image in the orientation not used (upright with ``--apply-exif``, or as stored),
+    the text names both sizes and the option to change. Without ``--apply-exif`` this decodes the image
     once more (a refused file only).
     """
     try:
-        if task.read.ignore_exif:
-            other = read_image(task.image, max_pixels=task.read.max_pixels).shape[:2]
-        else:
+        if task.read.apply_exif:
             other = read_image_size(task.image)  # as stored: from the header
+        else:
+            other = read_image(task.image, apply_exif=True, max_pixels=task.read.max_pixels).shape[:2]
     except InputError:  # pragma: no cover - it was just read
         return ""
     size = (int(mask_hw[0]), int(mask_hw[1]))
     if tuple(other) == tuple(used) or check_mask_size(size, (int(other[0]), int(other[1]))) is not None:
         return ""
-    if task.read.ignore_exif:
+    if not task.read.apply_exif:
         return (
             f"; its EXIF orientation turns the image to {other[0]}x{other[1]}, which the mask fits: "
-            "drop --ignore-exif (ignore_exif) if the masks were made for the upright images"
+            "pass --apply-exif (apply_exif=True) if the masks were made for the upright images"
         )
     return (
         f"; the image is stored {other[0]}x{other[1]} and turned to {used[0]}x{used[1]} by its EXIF "
-        "orientation, and the mask fits the stored pixels: pass --ignore-exif (ignore_exif=True) if "
+        "orientation, and the mask fits the stored pixels: drop --apply-exif (apply_exif) if "
         "the masks were made for the images as stored"
     )
 
@@ -211,7 +211,7 @@ def apply_folder(
     progress: Progress | None = None,
     report_path: str | Path | None = None,
     mask_scale: str | int = "auto",
-    ignore_exif: bool = False,
+    apply_exif: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     input_files: Mapping[str, str | Path] | None = None,
 ) -> RunReport:
@@ -279,8 +279,8 @@ def apply_folder(
         Other files the job reads, by name (e.g. ``{"preset file": "best.toml"}`` from
         ``apply --preset-file``): refused as the report path or as one of the outputs, so that no
         output replaces them.
-    ignore_exif : bool
-        Read images as stored instead of turned upright by their EXIF orientation.
+    apply_exif : bool
+        Turn images upright by their EXIF orientation (default: as stored, as the references read them).
     max_pixels : int or None
         Refuse (per file, from its header, before decoding) an image or mask with more pixels.
 
@@ -335,7 +335,7 @@ def apply_folder(
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     try:
-        read = ReadOptions.checked(mask_scale, ignore_exif, max_pixels)
+        read = ReadOptions.checked(mask_scale, apply_exif, max_pixels)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     workers = check_jobs(jobs)
@@ -420,7 +420,7 @@ def apply_folder(
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
         "mask_scale": read.mask_scale,
-        "ignore_exif": read.ignore_exif,
+        "apply_exif": read.apply_exif,
         "max_pixels": read.max_pixels,
         **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
     }

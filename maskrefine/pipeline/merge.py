@@ -39,7 +39,7 @@ _JOB_KEYS = (
     "binary_input",
     "fmt",
     "mask_scale",
-    "ignore_exif",
+    "apply_exif",
     "max_pixels",
     "auto_rule",
 )

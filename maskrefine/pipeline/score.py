@@ -169,7 +169,7 @@ def score_folder(
     progress: Progress | None = None,
     overwrite: bool = False,
     mask_scale: str | int = "auto",
-    ignore_exif: bool = False,
+    apply_exif: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> ScoreReport:
     """Score the predictions of ``pred_dir`` against the ground truth of ``gt_dir``.
@@ -232,8 +232,8 @@ def score_folder(
     mask_scale : {"auto", "255", "1", "65535"}
         How integer values of predictions *and* GT are scaled (:func:`maskrefine.io.read_mask_file`);
         the non-plain encodings met are counted in :attr:`ScoreReport.encodings`.
-    ignore_exif : bool
-        Read the montage images as stored instead of turned upright by their EXIF orientation.
+    apply_exif : bool
+        Turn the montage images upright by their EXIF orientation (default: as stored).
     max_pixels : int or None
         Refuse (per file, from its header, before decoding) a mask or image with more pixels.
 
@@ -266,7 +266,7 @@ def score_folder(
         raise ConfigError(f"preset must be one of {', '.join(metrics.PRESETS)}; got {short_repr(preset)}")
     box_source = check_box_source(boxes)
     try:
-        read = ReadOptions.checked(mask_scale, ignore_exif, max_pixels)
+        read = ReadOptions.checked(mask_scale, apply_exif, max_pixels)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     workers = check_jobs(jobs)
@@ -382,7 +382,7 @@ def score_folder(
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
         "mask_scale": read.mask_scale,
-        "ignore_exif": read.ignore_exif,
+        "apply_exif": read.apply_exif,
         "max_pixels": read.max_pixels,
     }
     report = ScoreReport(

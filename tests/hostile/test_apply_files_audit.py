@@ -4,8 +4,8 @@
   is ignored like a palette's, not taken for an RGBA alpha channel;
 * the scale mark of a maskrefine PNG re-saved at another bit depth (a tool that keeps text chunks) is
   stale: the file is read by the detection rules, not refused for an option the user never passed;
-* a mask that fits its image as stored but not the image turned upright by its EXIF orientation (or the
-  other way round with ``--ignore-exif``) is refused with the reason and the option that fixes it;
+* a mask that fits its image turned upright by its EXIF orientation but not as stored (or the other way
+  round with ``--apply-exif``) is refused with the reason and the option that fixes it;
 * a file name with a newline still gives one ``error:`` line per failed file.
 
 Each CLI case runs in the harness tree of ``conftest.py``: no traceback, the exit code, the file named,
@@ -125,24 +125,24 @@ def _rotated_jpeg_and_masks(hostile: HostileTree) -> tuple[int, int]:
     return stored.height, stored.width
 
 
-def test_mask_made_for_the_stored_pixels_says_exif_and_ignore_exif(hostile: HostileTree) -> None:
+def test_mask_made_for_the_stored_pixels_under_apply_exif_says_so(hostile: HostileTree) -> None:
     _rotated_jpeg_and_masks(hostile)
-    result = hostile.run(*hostile.apply_args(), exit=1, names=["masks/0002.png"], out=OUT)
+    result = hostile.run(
+        *hostile.apply_args("refined", "--apply-exif"), exit=1, names=["masks/0002.png"], out=OUT
+    )
     line = next(x for x in result.stderr.splitlines() if x.startswith("error: masks/0002.png"))
-    assert "EXIF orientation" in line and "--ignore-exif" in line, line
+    assert "EXIF orientation" in line and "drop --apply-exif" in line, line
     assert "48x64" in line and "64x48" in line, line
     assert "0003" not in result.stderr  # the mask made for the upright image fits
     assert hostile.path("refined/0001.png").exists() and hostile.path("refined/0003.png").exists()
 
 
-def test_mask_made_for_the_upright_image_under_ignore_exif_says_so(hostile: HostileTree) -> None:
+def test_mask_made_for_the_upright_image_says_apply_exif(hostile: HostileTree) -> None:
     _rotated_jpeg_and_masks(hostile)
-    result = hostile.run(
-        *hostile.apply_args("refined", "--ignore-exif"), exit=1, names=["masks/0003.png"], out=OUT
-    )
+    result = hostile.run(*hostile.apply_args(), exit=1, names=["masks/0003.png"], out=OUT)
     line = next(x for x in result.stderr.splitlines() if x.startswith("error: masks/0003.png"))
-    assert "EXIF orientation" in line and "--ignore-exif" in line, line
-    assert "0002" not in result.stderr  # fits the stored pixels, which --ignore-exif reads
+    assert "EXIF orientation" in line and "pass --apply-exif" in line, line
+    assert "0002" not in result.stderr  # fits the stored pixels, which are read by default
     assert hostile.path("refined/0002.png").exists()
 
 

@@ -207,20 +207,20 @@ def _exif_rotated_jpeg(hostile: HostileTree, stem: str) -> None:
     stored.save(hostile.path(f"images/{stem}.jpg"), "JPEG", exif=exif.tobytes(), quality=95)
 
 
-def test_exif_orientation_is_applied_to_images(hostile: HostileTree) -> None:
+def test_apply_exif_turns_images_upright(hostile: HostileTree) -> None:
     _exif_rotated_jpeg(hostile, "0002")
-    hostile.run(*hostile.apply_args(), exit=0, out=OUT)
+    hostile.run(*hostile.apply_args("refined", "--apply-exif"), exit=0, out=OUT)
     assert _read(hostile, "refined/0002.png").shape == (48, 64)
     binary = (_read(hostile, "masks/0002.png") > 127).astype(np.uint8)
     assert _foreground_contrast(hostile, "0002", binary) > 0.3
 
 
-def test_ignore_exif_keeps_stored_pixels(hostile: HostileTree) -> None:
+@pytest.mark.parametrize("flag", [[], ["--ignore-exif"]])
+def test_images_are_read_as_stored_by_default(hostile: HostileTree, flag: list[str]) -> None:
+    """As the references read them (PIL ignores the tag); ``--ignore-exif`` is kept as the default."""
     _exif_rotated_jpeg(hostile, "0002")
-    result = hostile.run(
-        *hostile.apply_args("refined", "--ignore-exif"), exit=1, names=["masks/0002.png"], out=OUT
-    )
-    assert "0002.jpg" in result.stderr
+    result = hostile.run(*hostile.apply_args("refined", *flag), exit=1, names=["masks/0002.png"], out=OUT)
+    assert "0002.jpg" in result.stderr and "--apply-exif" in result.stderr
     assert sorted(p.name for p in hostile.path("refined").iterdir()) == ["0001.png", "0003.png"]
 
 

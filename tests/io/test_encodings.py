@@ -243,26 +243,32 @@ def _exif_jpeg(path: Path, orientation: int) -> np.ndarray:
     return stored
 
 
-def test_exif_orientation_is_applied_by_default(tmp_path: Path) -> None:
+def test_apply_exif_turns_the_image_upright(tmp_path: Path) -> None:
     path = tmp_path / "photo.jpg"
     _exif_jpeg(path, 6)  # 6: rotate 90 degrees clockwise to display
-    upright = read_image(path)
+    upright = read_image(path, apply_exif=True)
     assert upright.shape == (40, 20, 3)
     # the stored left half (white) is the displayed top half
     assert upright[:18].min() > 0.9 and upright[22:].max() < 0.1
-    # what PIL (and so most training code) shows
+    # what PIL shows after ImageOps.exif_transpose (viewers show the same)
     from PIL import ImageOps
 
     shown = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"), np.float32) / 255
     assert np.abs(upright - shown).max() < 0.05
 
 
-def test_ignore_exif_keeps_the_stored_pixels(tmp_path: Path) -> None:
+@pytest.mark.parametrize("orientation", [2, 3, 6, 8])
+def test_images_are_read_as_stored_by_default(tmp_path: Path, orientation: int) -> None:
+    """What the references read: ``PIL.Image.open(p).convert("RGB")`` does not apply the tag."""
     path = tmp_path / "photo.jpg"
-    _exif_jpeg(path, 6)
-    stored = read_image(path, ignore_exif=True)
+    stored_codes = _exif_jpeg(path, orientation)
+    stored = read_image(path)
     assert stored.shape == (20, 40, 3)
     assert stored[:, :18].min() > 0.9 and stored[:, 22:].max() < 0.1
+    pil = np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+    assert pil.shape == stored.shape and np.abs(pil - stored).max() < 0.05
+    assert np.abs(stored * 255 - stored_codes).max() < 12  # JPEG quality 100: close to what was stored
+    assert np.array_equal(read_image(path, apply_exif=False), stored)
 
 
 def test_exif_orientation_1_and_untagged_are_unchanged(tmp_path: Path) -> None:

@@ -224,7 +224,7 @@ def test_write_mask_refuses_what_it_cannot_write_faithfully(
 
 @pytest.mark.parametrize("flag", ["no", "false", 0, None])
 def test_io_flags_must_be_bools(tmp_path: Path, flag) -> None:
-    # overwrite="no" replaced the file (truthiness); ignore_exif="yes" was taken as True
+    # overwrite="no" replaced the file (truthiness); apply_exif="no" was taken as True
     target = tmp_path / "keep.txt"
     target.write_text("keep")
     with pytest.raises(TypeError, match="overwrite"):
@@ -234,8 +234,8 @@ def test_io_flags_must_be_bools(tmp_path: Path, flag) -> None:
     assert target.read_text() == "keep"
     image = tmp_path / "i.png"
     cv2.imwrite(str(image), np.zeros((4, 4, 3), np.uint8))
-    with pytest.raises(TypeError, match="ignore_exif"):
-        read_image(image, ignore_exif=flag)
+    with pytest.raises(TypeError, match="apply_exif"):
+        read_image(image, apply_exif=flag)
 
 
 def test_atomic_writers_refuse_the_wrong_payload_type(tmp_path: Path) -> None:

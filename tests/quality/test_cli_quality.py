@@ -243,7 +243,7 @@ def test_score_baseline_plot_is_checked_before_any_work(data, tmp_path):
         ["--patch-size", "16"],
         ["--corloc-selector", "seed_cc"],
         ["--corloc-connectivity", "8"],
-        ["--ignore-exif"],
+        ["--apply-exif"],
     ],
 )
 def test_score_baseline_refuses_options_it_would_ignore(data, tmp_path, extra):
