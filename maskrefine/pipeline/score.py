@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -17,6 +16,7 @@ from maskrefine._checks import short_repr, text_or_empty
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError, OutputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MASK_EXTENSIONS, ReadOptions, match_folders
+from maskrefine.io.pairs import scan_folder
 from maskrefine.pipeline.guards import (
     check_folder,
     check_jobs,
@@ -712,19 +712,32 @@ def _corloc_summary(corloc: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(corloc.summary())
 
 
-def _find_by_stem(folder: Path | None, stem: str, extensions: tuple[str, ...]) -> Path | None:
-    """Return the entry of ``folder`` named ``stem`` + one of ``extensions``, or None.
+def _entries_by_stem(folder: Path | None, extensions: tuple[str, ...]) -> dict[str, list[Path]]:
+    """Entries of ``folder`` with one of ``extensions`` (any case, as the pairing reads them), by stem.
 
     Any entry, not only a regular file: a FIFO, folder or dangling symlink there is then refused by the
-    reader and named as a montage failure, not silently taken for a missing file.
+    reader and named as a montage failure, not silently taken for a missing file. An unlistable folder
+    gives an empty index (its images are then left blank; the scores are unaffected).
     """
     if folder is None:
-        return None
-    for ext in extensions:
-        for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
-            if os.path.lexists(candidate):
-                return candidate
-    return None
+        return {}
+    try:
+        files, skipped = scan_folder(folder, extensions)
+    except OSError:
+        return {}
+    by_stem: dict[str, list[Path]] = {}
+    for path in sorted([*files, *(entry.path for entry in skipped)]):
+        by_stem.setdefault(path.stem, []).append(path)
+    return by_stem
+
+
+def _montage_file(by_stem: Mapping[str, list[Path]], stem: str, what: str) -> Path | None:
+    """Return the one entry for ``stem``, None when there is none; several raise an InputError."""
+    found = by_stem.get(stem, [])
+    if len(found) > 1:
+        names = ", ".join(path.name for path in found)
+        raise InputError(found[0].parent, f"several {what} files for {stem!r} ({names}); none shown")
+    return found[0] if found else None
 
 
 def _write_plots(
@@ -762,14 +775,14 @@ def _write_plots(
     worst = ranked[:count]
     best = [item for item in ranked[::-1][:count] if item not in worst]
     entries: list[plots.MontageEntry] = []
-    images_path = Path(images_dir)
-    before_path = Path(before_dir) if before_dir is not None else None
+    images_by_stem = _entries_by_stem(Path(images_dir), IMAGE_EXTENSIONS)
+    before_by_stem = _entries_by_stem(Path(before_dir) if before_dir is not None else None, MASK_EXTENSIONS)
     for label, group in (("worst", worst), ("best", best)):
         for iou, stem in group:
             pred_file, gt_file = scored[stem]
-            image_file = _find_by_stem(images_path, stem, IMAGE_EXTENSIONS)
-            before_file = _find_by_stem(before_path, stem, MASK_EXTENSIONS)
             try:
+                image_file = _montage_file(images_by_stem, stem, "image")
+                before_file = _montage_file(before_by_stem, stem, "--before")
                 image = read.image(image_file) if image_file is not None else None
                 before = read.mask(before_file).pixels if before_file is not None else None
                 entries.append(

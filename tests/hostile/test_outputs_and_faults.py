@@ -679,3 +679,39 @@ def test_score_montage_names_an_image_that_is_not_a_regular_file(hostile) -> Non
     )
     assert "not a regular file" in result.stderr or "FIFO" in result.stderr
     assert hostile.path("plots/montage.png").is_file()  # the other images are still shown
+
+
+@needs_matplotlib
+def test_score_montage_finds_images_as_the_pairing_does(hostile, monkeypatch) -> None:
+    """Suffixes in any case (``a.Jpg``) are found; two images for one stem are named, not picked at will."""
+    from maskrefine import plots
+
+    shown: dict[str, bool] = {}
+    real = plots.plot_montage
+
+    def spy(entries, *args, **kwargs):
+        shown.update({entry.stem: entry.image is not None for entry in entries})
+        return real(entries, *args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_montage", spy)
+    folder = hostile.path("pimages")
+    folder.mkdir()
+    image = hostile.path("images/0001.png").read_bytes()
+    (folder / "0001.Png").write_bytes(image)  # was: not found (only .png / .PNG were tried)
+    (folder / "0002.pNG").write_bytes(hostile.path("images/0002.png").read_bytes())
+    (folder / "0003.png").write_bytes(hostile.path("images/0003.png").read_bytes())
+    (folder / "0003.bmp").write_bytes(b"BM")  # a second image for 0003: ambiguous
+    from maskrefine.pipeline import score_folder
+
+    report = score_folder(
+        hostile.path("masks"),
+        hostile.path("masks"),
+        plot_dir=hostile.path("plots"),
+        images_dir=folder,
+        montage_count=3,
+        jobs=1,
+    )
+    assert shown == {"0001": True, "0002": True}  # 0003 is left out of the montage and named
+    (failure,) = [f for f in report.failures if "0003" in f.problem]
+    assert "several image files for '0003' (0003.bmp, 0003.png)" in failure.problem
+    assert failure.problem.startswith("montage: ")
