@@ -11,6 +11,7 @@ import dataclasses
 import math
 import numbers
 import os
+import re
 import tomllib
 import types
 import typing
@@ -314,7 +315,7 @@ def _check(cfg: TrainConfig) -> None:
         )
     if cfg.backbone_checkpoint == "":
         raise ConfigError("backbone_checkpoint: empty path; give the path of a local checkpoint file")
-    if cfg.device not in ("cpu", "cuda") and not cfg.device.startswith("cuda:"):
+    if cfg.device not in ("cpu", "cuda") and re.fullmatch(r"cuda:[0-9]{1,4}", cfg.device) is None:
         raise ConfigError(f"device (--device) must be 'cpu', 'cuda' or 'cuda:N'; got {cfg.device!r}")
     if cfg.amp and not cfg.device.startswith("cuda"):
         raise ConfigError("amp (bf16 autocast) needs a CUDA device; use --device cuda or drop --amp")

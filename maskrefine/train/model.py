@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.train.checkpoint import load_vit
 from maskrefine.train.config import TrainConfig, geometry_problem
@@ -103,6 +104,24 @@ def build_backbone(cfg: TrainConfig) -> tuple[Backbone, dict[str, Any]]:
         "ignored_keys": len(report.ignored),
     }
     return vit, info
+
+
+#: What a head's input depends on: a head fits only the features of a backbone with these values.
+BACKBONE_SHAPE = ("kind", "patch_size", "embed_dim", "depth", "num_register_tokens")
+
+
+def backbone_changes(recorded: object, info: dict[str, Any]) -> str | None:
+    """``"kind 'dino' -> 'dinov2', ..."`` where ``info`` differs from a checkpoint's backbone record.
+
+    None when they agree on every :data:`BACKBONE_SHAPE` entry the record holds, or when there is no
+    record (a checkpoint of an older maskrefine).
+    """
+    if not isinstance(recorded, dict):
+        return None
+    differ = [k for k in BACKBONE_SHAPE if k in recorded and recorded[k] != info.get(k)]
+    if not differ:
+        return None
+    return ", ".join(f"{k} {short_repr(recorded[k])} -> {short_repr(info.get(k))}" for k in differ)
 
 
 def build_model(cfg: TrainConfig) -> tuple[SempartModel, dict[str, Any]]:

@@ -61,10 +61,9 @@ RefineMode = Literal["auto", "guided", "none"]
 #: A network input may have at most this many times ``image_size``² pixels (eval mode).
 MAX_INPUT_FACTOR = 8
 REFINE_MODES = ("auto", "guided", "none")
+
+
 #: Entries of a checkpoint's ``backbone`` record that a replacement backbone must match.
-_BACKBONE_SHAPE = ("kind", "patch_size", "embed_dim", "depth", "num_register_tokens")
-
-
 def _check_refine(refine: object) -> RefineMode:
     if refine not in REFINE_MODES:
         raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {short_repr(refine)}")
@@ -328,7 +327,7 @@ def _predictor_from_state(
     bn_mode: str | None,
     polarity: str | None,
 ) -> Predictor:
-    from maskrefine.train.model import build_model
+    from maskrefine.train.model import backbone_changes, build_model
 
     # load_checkpoint checked the settings and that the head is a table of tensors
     cfg = TrainConfig.from_dict(cast("dict[str, object]", state["config"]), source=f"checkpoint {checkpoint}")
@@ -345,15 +344,12 @@ def _predictor_from_state(
             f"{exc} (the backbone recorded in checkpoint {checkpoint}; give its file with "
             "--backbone-checkpoint / backbone_checkpoint)"
         ) from None
-    recorded = state.get("backbone")
-    if isinstance(recorded, dict):  # a head only fits features of the backbone shape it was trained on
-        differ = [k for k in _BACKBONE_SHAPE if k in recorded and recorded[k] != info.get(k)]
-        if differ:
-            details = ", ".join(f"{k} {short_repr(recorded[k])} -> {short_repr(info.get(k))}" for k in differ)
-            raise ConfigError(
-                f"checkpoint {checkpoint}: the backbone {cfg.backbone_checkpoint} is not the kind the head "
-                f"was trained on ({details}); pass the run's backbone with --backbone-checkpoint"
-            )
+    details = backbone_changes(state.get("backbone"), info)  # a head fits only its backbone's features
+    if details is not None:
+        raise ConfigError(
+            f"checkpoint {checkpoint}: the backbone {cfg.backbone_checkpoint} is not the kind the head "
+            f"was trained on ({details}); pass the run's backbone with --backbone-checkpoint"
+        )
     try:
         model.head.load_state_dict(cast("dict[str, torch.Tensor]", state["head"]))
     except (RuntimeError, KeyError) as exc:

@@ -33,7 +33,7 @@ from maskrefine.io.imageio import write_bytes_atomic, write_text_atomic
 from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
 from maskrefine.train.config import RESULT_FIELDS, TrainConfig
 from maskrefine.train.data import Augment, ImageFolder, list_images
-from maskrefine.train.model import LOSS_TERMS, SempartModel, build_model, objective
+from maskrefine.train.model import LOSS_TERMS, SempartModel, backbone_changes, build_model, objective
 
 __all__ = ["train", "TrainResult", "epoch_batches", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
@@ -98,7 +98,10 @@ def _check_run_dir(run_dir: Path, inputs: dict[str, Path], resume: bool) -> None
     if resume:
         # last.pt is read and then replaced: a symlink, FIFO or folder there is refused before any work
         if not check_writable_target(run_dir / "last.pt", "--resume: checkpoint"):
-            raise ConfigError(f"--resume: {run_dir / 'last.pt'} not found; start a run without --resume")
+            raise ConfigError(
+                f"--resume: {run_dir / 'last.pt'} not found (a run stopped before its first checkpoint "
+                "leaves none); start a new run in another --out, or empty this folder first"
+            )
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(
             f"run folder {run_dir} is not empty; use --resume to continue that run, or another --out"
@@ -136,7 +139,10 @@ def _read_log(path: Path, upto_step: int) -> str:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if record.get("step", 0) <= upto_step:
+        if not isinstance(record, dict):  # a damaged or hand-edited line: dropped, like unparsable ones
+            continue
+        step = record.get("step", 0)
+        if isinstance(step, (int, float)) and not isinstance(step, bool) and step <= upto_step:
             kept.append(line)
     return "".join(line + "\n" for line in kept)
 
@@ -222,6 +228,13 @@ def _checkpoint_problem(state: dict[str, Any], resume: bool) -> str | None:
     broken = [k for k, v in head.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if broken:  # a diverged or damaged head would give masks of garbage
         return f"entry 'head' holds NaN or infinite values ({', '.join(broken[:3])})"
+    negative = [
+        k
+        for k, v in head.items()
+        if k.endswith("running_var") and v.is_floating_point() and bool((v < 0).any())
+    ]
+    if negative:  # a variance below 0 makes batch norm's output NaN for every image
+        return f"entry 'head' holds negative batch-norm variances ({', '.join(negative[:3])})"
     if not resume:
         return None
     optimizer = state.get("optimizer")
@@ -414,6 +427,12 @@ def train(
     sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)  # of the epoch in progress
     counted = 0
     if checkpoint is not None:
+        backbone_change = backbone_changes(checkpoint.get("backbone"), backbone_info)
+        if backbone_change is not None:  # the head would go on learning from another backbone's features
+            raise ConfigError(
+                f"--resume: the backbone {cfg.backbone_checkpoint} is not the kind the run was trained on "
+                f"({backbone_change}); resume with the run's backbone file"
+            )
         try:
             model.head.load_state_dict(checkpoint["head"])
             optimizer.load_state_dict(checkpoint["optimizer"])
@@ -424,7 +443,7 @@ def train(
         except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise ConfigError(
                 f"--resume: checkpoint {run_path / 'last.pt'}: cannot restore the run's state "
-                f"({type(exc).__name__}: {str(exc)[:300]})"
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})"  # torch's text spans lines
             ) from None
         step, epoch, next_batch = checkpoint["step"], checkpoint["epoch"], checkpoint["next_batch"]
         best_val = checkpoint.get("best_val")

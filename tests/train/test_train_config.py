@@ -76,6 +76,11 @@ def test_toml(tmp_path):
         ("amp = true\n", "amp .* needs a CUDA device"),
         ("image_size = 100\n", "multiple of 16"),
         ("crop_loss = 1\n", "crop_loss: expected true/false"),
+        # were accepted here and ended in torch's "Invalid device string" traceback at the start of training
+        ("device = 'cuda:x'\n", r"device \(--device\) must be 'cpu', 'cuda' or 'cuda:N'; got 'cuda:x'"),
+        ("device = 'cuda:-1'\n", "must be 'cpu', 'cuda' or 'cuda:N'"),
+        ("device = 'cuda: 0'\n", "must be 'cpu', 'cuda' or 'cuda:N'"),
+        ("device = 'cuda:0:1'\n", "must be 'cpu', 'cuda' or 'cuda:N'"),
     ],
 )
 def test_bad_values(tmp_path, text, message):
@@ -200,3 +205,7 @@ def test_settings_below_what_the_run_can_use_are_refused(name, value, message):
 def test_smallest_accepted_gf_eps_and_lr():
     cfg = preset("tiny", gf_eps=1e-12, lr=1e-12)
     assert (cfg.gf_eps, cfg.lr) == (1e-12, 1e-12)
+
+
+def test_cuda_device_with_an_index_is_accepted():
+    assert TrainConfig.from_dict({"device": "cuda:1"}).device == "cuda:1"

@@ -172,6 +172,59 @@ def test_resume_names_a_malformed_checkpoint(stopped_run, change, problem):
     assert (run / "log.jsonl").read_bytes() == log
 
 
+def test_resume_gives_torchs_head_error_on_one_line(stopped_run):
+    images, _, run = stopped_run
+    state = torch.load(run / "last.pt", weights_only=True)
+    state["head"].pop(next(iter(state["head"])))  # torch: "Missing key(s) in state_dict: ..." over lines
+    torch.save(state, run / "last.pt")
+    with pytest.raises(ConfigError, match="cannot restore the run's state") as info:
+        train(tiny(max_steps=3, epochs=5), images, run, resume=True)
+    assert "\n" not in str(info.value) and "\t" not in str(info.value)
+
+
+def test_resume_refuses_another_backbone_than_the_runs(stopped_run):
+    # was: resumed, trained the head on the new backbone's features and rewrote the record predict checks
+    images, _, run = stopped_run
+    state = torch.load(run / "last.pt", weights_only=True)
+    record = dict(state["backbone"])
+    state["backbone"] = {**record, "embed_dim": 999}
+    torch.save(state, run / "last.pt")
+    before = (run / "last.pt").read_bytes()
+    with pytest.raises(ConfigError, match=r"--resume: the backbone .* \(embed_dim 999 -> "):
+        train(tiny(max_steps=3, epochs=5), images, run, resume=True)
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_resume_drops_log_lines_that_are_not_records(stopped_run):
+    # was: AttributeError ('list' object has no attribute 'get') with a traceback
+    images, _, run = stopped_run
+    with open(run / "log.jsonl", "a") as log:
+        log.write('[]\n"text"\n{"step": "x"}\n')
+    train(tiny(max_steps=2, epochs=5), images, run, resume=True)
+    lines = (run / "log.jsonl").read_text().splitlines()
+    assert all(isinstance(json.loads(line), dict) for line in lines)
+    assert load_checkpoint(run / "last.pt")["step"] == 2
+
+
+def test_resume_without_a_first_checkpoint_says_how_to_go_on(stopped_run):
+    # a run killed before its first checkpoint: the plain rerun asks for --resume, which must not ask back
+    images, _, run = stopped_run
+    (run / "last.pt").unlink()
+    with pytest.raises(ConfigError, match="not found .*start a new run in another --out, or empty this"):
+        train(tiny(max_steps=3, epochs=5), images, run, resume=True)
+
+
+def test_a_checkpoint_with_a_negative_batch_norm_variance_is_refused(stopped_run):
+    # was: loaded, and predict then failed on every image with NaN masks naming the outputs
+    _, _, run = stopped_run
+    state = torch.load(run / "last.pt", weights_only=True)
+    key = next(k for k in state["head"] if k.endswith("running_var"))
+    state["head"][key] = -state["head"][key].abs() - 1
+    torch.save(state, run / "bad.pt")
+    with pytest.raises(ConfigError, match=f"negative batch-norm variances \\({key}"):
+        load_checkpoint(run / "bad.pt")
+
+
 def _epoch_lines(run: Path) -> list[dict]:
     records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if k != "seconds"} for r in records if r["event"] == "epoch"]
