@@ -694,14 +694,20 @@ def _header_size(path: Path) -> tuple[int, int] | None:
     return read_image_size(path)
 
 
+#: Longest side / shorter side accepted for a training image (the shorter side is resized to ``resize``:
+#: a 2x20000 strip would become 335x3350000 pixels).
+MAX_ASPECT_RATIO = 32
+
+
 def _check_training_images(folder: Path, files: list[Path]) -> None:
     """Read every training image's header before any work (a bad file would end the run mid-epoch).
 
     Raises
     ------
     ConfigError
-        Naming up to three entries that are not readable regular files, have no valid image header or
-        more pixels than :func:`maskrefine.io.imageio.read_image` reads by default.
+        Naming up to three entries that are not readable regular files, have no valid image header,
+        more pixels than :func:`maskrefine.io.imageio.read_image` reads by default, or an aspect ratio
+        above :data:`MAX_ASPECT_RATIO`.
     """
     from maskrefine.errors import InputError
     from maskrefine.io.options import DEFAULT_MAX_PIXELS
@@ -717,6 +723,11 @@ def _check_training_images(folder: Path, files: list[Path]) -> None:
             problems.append(
                 f"{path}: image is {size[0]}x{size[1]} (HxW) = {size[0] * size[1]} pixels, more than the "
                 f"limit of {DEFAULT_MAX_PIXELS} pixels; not read"
+            )
+        elif size is not None and max(size) > MAX_ASPECT_RATIO * min(size):
+            problems.append(  # its shorter side is resized to `resize`: a 2x20000 image would need gigabytes
+                f"{path}: image is {size[0]}x{size[1]} (HxW), an aspect ratio above {MAX_ASPECT_RATIO}:1 "
+                "(its shorter side is resized to `resize` before cropping)"
             )
     _refuse(f"training images ({folder})", problems)
 

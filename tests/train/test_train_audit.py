@@ -182,6 +182,19 @@ def test_a_training_image_over_the_pixel_limit_is_refused_before_anything_is_wri
     assert not (tmp_path / "run").exists()
 
 
+def test_a_training_image_of_an_extreme_aspect_ratio_is_refused_before_anything_is_written(tmp_path):
+    # before: a 2x20000 strip (117 kB) was resized to 72x720000 under the tiny preset: 4 GB of memory
+    images, _ = disc_images(tmp_path)
+    (images / "strip.png").write_bytes(_png_header(20_000, 2))
+    (images / "fine.png").write_bytes(_png_header(320, 10))  # 32:1 is still accepted
+    with pytest.raises(
+        ConfigError, match=r"strip\.png: image is 2x20000 \(HxW\), an aspect ratio above 32:1"
+    ) as info:
+        train(preset("tiny", backbone="pixels"), images, tmp_path / "run")
+    assert "fine.png" not in str(info.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_numpy_scalars_in_the_config_give_a_loadable_checkpoint(tmp_path):
     # before: np.float64 (a float subclass) was accepted and pickled into last.pt, which then neither
     # predict nor --resume could load ("refused: it holds pickled Python objects"); np.int64 and
