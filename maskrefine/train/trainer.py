@@ -28,7 +28,7 @@ import torch
 from maskrefine import __version__
 from maskrefine._checks import short_repr
 from maskrefine._signals import StopRequest, stops_deferred
-from maskrefine.errors import ConfigError
+from maskrefine.errors import ConfigError, InputError
 from maskrefine.io.imageio import write_bytes_atomic, write_text_atomic
 from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
 from maskrefine.train.config import RESULT_FIELDS, TrainConfig
@@ -148,6 +148,30 @@ def _read_log(path: Path, upto_step: int) -> str:
 
 
 # ------------------------------------------------------------------------------------------ data
+
+
+class _FailuresAsData(torch.utils.data.Dataset):
+    """The training images for a DataLoader: ``(image, index, problem)``, a file's InputError returned.
+
+    torch re-raises an exception of a worker process by calling its class with one message; InputError
+    takes a path and a problem, so with ``num_workers`` >= 1 a bad file came out as a RuntimeError with
+    the worker's traceback. Returned as data (``problem`` is ``""`` for a good file, its image then
+    zeros), the trainer raises the file's InputError itself, the same for any ``num_workers``.
+    """
+
+    def __init__(self, images: ImageFolder) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
+        try:
+            image, index = self.images[index]
+        except InputError as exc:
+            size = self.images.image_size
+            return torch.zeros(3, size, size), index, exc.problem
+        return image, index, ""
 
 
 def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int, last_batch: str) -> list[list[int]]:
@@ -553,7 +577,7 @@ def train(
                 batches = epoch_batches(len(files), cfg.batch_size, cfg.seed, epoch, cfg.last_batch)
                 dataset.epoch = epoch
                 loader = torch.utils.data.DataLoader(
-                    dataset,
+                    _FailuresAsData(dataset),
                     batch_sampler=batches[next_batch:],
                     num_workers=cfg.num_workers,
                     pin_memory=device.type == "cuda",
@@ -563,7 +587,10 @@ def train(
                     sums = dict.fromkeys(("loss", *LOSS_TERMS), 0.0)
                     counted = 0
                 epoch_start = tick = time.perf_counter()
-                for images, _ in loader:
+                for images, indices, problems in loader:
+                    for index, problem in zip(indices.tolist(), problems, strict=True):
+                        if problem:  # what read_image raised for this file, in whichever process read it
+                            raise InputError(dataset.files[index], problem)
                     images = images.to(device, non_blocking=True)
                     loss, terms = objective(model, images, cfg, crop_gen)
                     optimizer.zero_grad(set_to_none=True)

@@ -155,8 +155,8 @@ def test_a_network_input_over_the_cap_is_refused(tmp_path):
         Predictor(model, cfg).predict([np.zeros((1, 1000, 3), np.float32)])
     # the folder API reports that file and writes the others
     images, _ = disc_images(tmp_path)
+    train(pixels_cfg(max_steps=1), images, tmp_path / "run")  # (train refuses a 50:1 image)
     cv2.imwrite(str(images / "wide.png"), np.full((2, 100, 3), 128, np.uint8))
-    train(pixels_cfg(max_steps=1), images, tmp_path / "run")
     report = predict_folder(images, tmp_path / "run" / "last.pt", tmp_path / "out")
     failed = {o.stem: o.error for o in report.outcomes if o.status == "failed"}
     assert list(failed) == ["wide"]

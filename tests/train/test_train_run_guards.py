@@ -294,3 +294,17 @@ def test_train_arguments_of_the_wrong_type_are_named(tmp_path, kwargs, problem) 
     with pytest.raises(ConfigError, match=problem or "cfg must be a TrainConfig"):
         train(cfg, images, tmp_path / "run", **kwargs)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_an_undecodable_training_image_is_named_with_any_num_workers(tmp_path, num_workers):
+    # was, with num_workers >= 1: torch's RuntimeError "Caught InputError in DataLoader worker process 0"
+    # and the worker's traceback (torch re-raises by calling InputError with one argument)
+    from maskrefine.errors import InputError
+
+    images, _ = disc_images(tmp_path)
+    (images / "b.png").write_bytes((images / "b.png").read_bytes()[:200])  # header intact, data cut
+    with pytest.raises(InputError) as info:
+        train(tiny(epochs=1, batch_size=3, num_workers=num_workers), images, tmp_path / "run")
+    assert info.value.path == images / "b.png" and "cannot decode" in info.value.problem
+    assert "Traceback" not in str(info.value)
