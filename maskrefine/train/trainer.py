@@ -29,7 +29,7 @@ from maskrefine import __version__
 from maskrefine._checks import short_repr
 from maskrefine._signals import StopRequest, stops_deferred
 from maskrefine.errors import ConfigError, InputError
-from maskrefine.io.imageio import write_bytes_atomic, write_text_atomic
+from maskrefine.io.imageio import remove_stale_temps, write_bytes_atomic, write_text_atomic
 from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
 from maskrefine.train.config import RESULT_FIELDS, TrainConfig
 from maskrefine.train.data import Augment, ImageFolder, list_images
@@ -487,6 +487,8 @@ def train(
     # ---- log files
     created = not run_path.exists()
     run_path.mkdir(parents=True, exist_ok=True)
+    if checkpoint is not None:  # a run killed while writing a file left its temporary copy behind
+        remove_stale_temps(run_path, {"last.pt", "best_val.pt", "log.jsonl", "config.json"})
     log_path = run_path / "log.jsonl"
     header = {
         "config": cfg.to_dict(),

@@ -308,3 +308,19 @@ def test_an_undecodable_training_image_is_named_with_any_num_workers(tmp_path, n
         train(tiny(epochs=1, batch_size=3, num_workers=num_workers), images, tmp_path / "run")
     assert info.value.path == images / "b.png" and "cannot decode" in info.value.problem
     assert "Traceback" not in str(info.value)
+
+
+def test_resume_removes_the_temporary_files_a_killed_write_left(stopped_run):
+    # was: every kill during a checkpoint write left a .last.pt.<random>.tmp for good
+    images, _, run = stopped_run
+    stale = run / ".last.pt.abcd1234.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    young = run / ".best_val.pt.wxyz5678.tmp"  # may belong to a process still writing: kept
+    young.write_bytes(b"x")
+    foreign = run / ".notes.txt.abcd1234.tmp"  # not a file of a run: kept
+    foreign.write_bytes(b"x")
+    old = os.stat(stale).st_mtime - 3600
+    os.utime(stale, (old, old))
+    os.utime(foreign, (old, old))
+    train(tiny(max_steps=2, epochs=5), images, run, resume=True)
+    assert not stale.exists() and young.exists() and foreign.exists()
