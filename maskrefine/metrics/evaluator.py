@@ -133,8 +133,8 @@ def _resize(pred: np.ndarray, shape: tuple[int, int], mode: str, stride: int) ->
     """``pred`` brought to ``shape`` by the preset's rule (the size was checked by ``prediction_stride``)."""
     if mode == "auto":
         mode = "nearest" if np.unique(pred).size <= 2 else "torch_bilinear"
-    if mode == "nearest":
-        return torch_nearest(pred, shape, stride)
+    if mode == "nearest":  # TokenCut: interpolate(size=(H, W), mode="nearest"), a stretch of the grid
+        return torch_nearest(pred, shape)
     if mode == "torch_bilinear":
         return np.clip(torch_bilinear(_as_float32(pred), shape, stride), 0.0, 1.0)
     if mode == "pil_bilinear":

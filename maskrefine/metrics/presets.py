@@ -111,9 +111,10 @@ class ScorePreset:
         ``"bilinear"``: OpenCV ``INTER_LINEAR`` on the map's own dtype (PySOD's driver).
         ``"pil_bilinear"``: Pillow ``BILINEAR`` on the 8-bit map (MOVE). ``"torch_bilinear"``: float32
         ``interpolate(bilinear, align_corners=False)`` by the stride, then cropped (SelfMask, FOUND).
-        ``"nearest"``: torch ``nearest`` by the stride, then cropped. ``"auto"``: ``"nearest"`` for a map
-        with two values at most (TokenCut's token mask), ``"torch_bilinear"`` for a soft map (TokenCut
-        never resizes a soft map; this is maskrefine's extension).
+        ``"nearest"``: torch ``interpolate(size=(H, W), mode="nearest")``, the token grid stretched
+        onto the GT (TokenCut's ``ncut``, also when the grid was rounded up). ``"auto"``: ``"nearest"``
+        for a map with two values at most (TokenCut's token mask), ``"torch_bilinear"`` for a soft map
+        (TokenCut never resizes a soft map; this is maskrefine's extension).
     geometry : {"gt", "paper_repo"}
         ``"gt"``: score at the GT's own resolution. ``"paper_repo"``: shorter side → 335 (PIL bilinear,
         the GT becomes soft), centre crop 320×320, for the GT and for a prediction given at the GT size;

@@ -140,8 +140,14 @@ def test_tokencut_resizes_two_valued_maps_nearest_and_soft_maps_bilinear(rng):
     pred, gt = _sixteenth_pair(rng)
     binary = np.where(pred > 128, 255, 0).astype(np.uint8)
     row, _ = score_image(binary, gt, "tokencut")
-    up = np.repeat(np.repeat(binary, 16, axis=0), 16, axis=1)[:200, :300]
+    # TokenCut: interpolate(size=(H, W), mode="nearest") stretches the 13x19 grid onto 200x300; the
+    # source index is floor(i * float32(h / H)) (written here from torch's definition)
+    rows = np.floor(np.arange(200, dtype=np.float32) * np.float32(np.float32(13) / np.float32(200)))
+    cols = np.floor(np.arange(300, dtype=np.float32) * np.float32(np.float32(19) / np.float32(300)))
+    up = binary[rows.astype(int)][:, cols.astype(int)]
     assert row == score_image(up, gt, "tokencut")[0]
+    stride_crop = np.repeat(np.repeat(binary, 16, axis=0), 16, axis=1)[:200, :300]
+    assert not np.array_equal(up, stride_crop)  # the rule this replaced: a different map here
     soft_row, _ = score_image(pred, gt, "tokencut")
     up_soft = torch_bilinear(pred.astype(np.float32) / np.float32(255), (200, 300), 16)
     assert soft_row == score_image(np.clip(up_soft, 0, 1), gt, "tokencut")[0]
@@ -573,3 +579,20 @@ def test_selfmask_s_measure_of_a_single_pixel_gt_is_nan_like_torch(rng):
     assert np.isnan(row["s_measure"]) and np.isnan(_selfmask_reference(pred, gt > 0)["s_measure"])
     assert np.isfinite(score_image(pred, gt, "pysod")[0]["s_measure"])  # PySOD: std of one pixel is 0
     assert np.isnan(score_image(pred, 255 - gt, "found")[0]["s_measure"])
+
+
+@pytest.mark.parametrize("grid, size", [((6, 6), (44, 44)), ((5, 7), (44, 52)), ((13, 19), (200, 300))])
+def test_tokencut_stretches_a_token_mask_as_torch_does(grid, size):
+    """TokenCut's ncut: F.interpolate(mask, size=(H, W), mode="nearest"), for grids rounded up or down."""
+    torch = pytest.importorskip("torch", reason="torch is the reference of the nearest stretch")
+    gen = np.random.default_rng(sum(grid) + sum(size))
+    tokens = (gen.random(grid) > 0.5).astype(np.uint8) * 255
+    gt = (gen.random(size) > 0.5).astype(np.uint8) * 255
+    stretched = torch.nn.functional.interpolate(
+        torch.from_numpy(tokens.astype(np.float64) / 255)[None, None], size=size, mode="nearest"
+    )[0, 0].numpy()
+    np.testing.assert_array_equal(torch_nearest(tokens, size), (stretched * 255).astype(np.uint8))
+    assert (
+        score_image(tokens, gt, "tokencut")[0]
+        == score_image((stretched * 255).astype(np.uint8), gt, "tokencut")[0]
+    )
