@@ -223,13 +223,15 @@ def prepare_pair(
     if p.geometry == "paper_repo":
         crop = 320
         gt_c = paper_repo_geometry(gt)
-        if pred.shape == gt.shape:
+        # the reference's predictions are always the crop: a 320x320 one is used as is, also for a
+        # 320x320 GT (which the geometry turns into 335x335 and crops back to 320x320)
+        if pred.shape != (crop, crop):
+            if pred.shape != gt.shape:
+                raise ValueError(
+                    f"`pred` must be {crop}x{crop} (the crop) or the GT size {gt.shape} under preset "
+                    f"'paper_repo'; got shape {pred.shape}"
+                )
             pred = paper_repo_geometry(pred)
-        elif pred.shape != (crop, crop):
-            raise ValueError(
-                f"`pred` must be {crop}x{crop} (the crop) or the GT size {gt.shape} under preset "
-                f"'paper_repo'; got shape {pred.shape}"
-            )
         return pred, gt_c
     if pred.shape != gt.shape:
         stride = prediction_stride(pred.shape, gt.shape)

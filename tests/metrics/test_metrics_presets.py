@@ -181,6 +181,22 @@ def test_paper_repo_two_gt_rules():
     assert row["max_fbeta"] == pytest.approx(1.3 * 0.75 / (0.3 * 0.75 + 1))
 
 
+def test_paper_repo_takes_a_320_prediction_as_the_crop_also_for_a_320_gt():
+    # was: taken as "at the GT size" and resized to 335 and cropped again, unlike the reference
+    from maskrefine.metrics.evaluator import paper_repo_geometry
+
+    gen = np.random.default_rng(3)
+    gt = np.zeros((320, 320), np.uint8)
+    gt[60:250, 90:300] = 255
+    pred = (gen.random((320, 320)) * 255).astype(np.uint8)
+    pred[70:240, 100:290] = 240
+    row = score_image(pred, gt, "paper_repo")[0]
+    gt_crop = paper_repo_geometry(gt)
+    assert row == score_image(pred, gt_crop, PRESETS["paper_repo"].replace(geometry="gt"))[0]
+    twice = score_image(paper_repo_geometry(pred), gt_crop, PRESETS["paper_repo"].replace(geometry="gt"))[0]
+    assert row["iou"] != twice["iou"]  # the old rule
+
+
 def test_paper_repo_geometry_crops_gt_and_pred():
     gt = np.zeros((400, 600), np.uint8)
     gt[100:300, 200:400] = 255
