@@ -379,6 +379,8 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         # Acc/IoU threshold (strict >) and adaptive threshold (>=) on the mapped values.
         histsum_x = total @ lut
         mean_x = histsum_x / n
+        if p.adaptive_rule == "pysod":
+            mean_x = _pysod_mean_at_a_tie(mean_x, lut, total, codes)
         thr_adp, adp_side = _adaptive_threshold(mean_x, p)
         v_adp = int(np.searchsorted(lut, thr_adp, side=adp_side))
         r.adp_tp = int(rev[1, v_adp])
@@ -449,6 +451,21 @@ def _comparison_dtype(p: ScorePreset, pred_dtype: np.dtype) -> type[np.floating]
     if p.compare_dtype == "map" and pred_dtype in (np.float16, np.float32):
         return np.float16 if pred_dtype == np.float16 else np.float32
     return np.float64
+
+
+def _pysod_mean_at_a_tie(mean_x: float, lut: np.ndarray, total: np.ndarray, codes: np.ndarray) -> float:
+    """PySOD's ``pred.mean()`` when ``2 · mean`` may sit on a value of the map, else ``mean_x``.
+
+    The histogram's dot product and NumPy's pairwise sum of the float64 map round differently (by
+    ~1e-16); that decides ``>=`` where a pixel value equals the adaptive threshold. There, the map is
+    rebuilt exactly as PySOD holds it (``lut[codes]``: the same float64 values in the same layout) and
+    averaged by NumPy as PySOD does; elsewhere the cheaper histogram mean decides nothing.
+    """
+    threshold = min(2.0 * mean_x, 1.0)
+    present = lut[np.flatnonzero(total)]
+    if np.abs(present - threshold).min() > 1e-9:
+        return mean_x
+    return float(lut[codes].mean())
 
 
 def _adaptive_threshold(mean_x: float, p: ScorePreset) -> tuple[float, _Side]:

@@ -176,3 +176,28 @@ def test_s_measure_rule_pysod_on_constant_maps_of_either_type(dtype):
                 ref.step(pred, gt)
             ev.step(pred if dtype == np.uint8 else pred / 255.0, gt, name=name)
     np.testing.assert_allclose([r["s_measure"] for r in ev.per_image()], ref.sms, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("value", [7, 33, 97, 128, 200])
+def test_adaptive_threshold_ties_follow_pysods_own_mean(value):
+    """2·mean equal to a pixel value: PySOD's pairwise NumPy mean decides '>=', not a histogram sum."""
+    mismatches = []
+    for count in (1, 2, 3, 5, 10):
+        n = 2 * (count + 255)
+        flat = np.concatenate([np.full(count, value), np.full(value, 255), np.zeros(n - count - value)])
+        pred = flat.astype(np.uint8).reshape(2, n // 2)
+        gt = np.zeros(pred.shape, np.uint8)
+        gt[:, : pred.shape[1] // 3] = 255
+        fm, em = psm.Fmeasure(), psm.Emeasure()
+        fm.step(pred=pred, gt=gt)
+        em.step(pred=pred, gt=gt)
+        ours = Evaluator("pysod")
+        ours.step(pred, gt)
+        got = ours.summary()
+        for key, ref in (
+            ("adaptive_fbeta", fm.get_results()["fm"]["adp"]),
+            ("adaptive_e_measure", em.get_results()["em"]["adp"]),
+        ):
+            if abs(got[key] - float(ref)) > 1e-9:
+                mismatches.append((count, key, got[key], float(ref)))
+    assert mismatches == []
