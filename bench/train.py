@@ -83,20 +83,20 @@ def main() -> None:
         loss.backward()
         optimizer.step()
         if device.type == "cuda":
-            torch.cuda.synchronize()
+            torch.cuda.synchronize(device)
 
     samples = {name: [] for name in rows}
     peaks = {}
     for round_ in range(args.warmup + args.steps):  # alternating rounds; the first `warmup` are not kept
         for name, (cfg, teacher_grad) in rows.items():
             if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats()
+                torch.cuda.reset_peak_memory_stats(device)
             start = time.perf_counter()
             step(cfg, teacher_grad)
             seconds = time.perf_counter() - start
             if round_ == 0:  # CPU: the process peak so far (monotonic), CUDA: this row's own peak
                 peaks[name] = (
-                    torch.cuda.max_memory_allocated() / 2**20
+                    torch.cuda.max_memory_allocated(device) / 2**20
                     if device.type == "cuda"
                     else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 )

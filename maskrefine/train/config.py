@@ -161,7 +161,8 @@ class TrainConfig:
         return cls(**values)
 
 
-#: Settings that do not change the numbers a run produces (allowed to differ on --resume).
+#: Settings allowed to differ on --resume: they do not change what a run computes (``device`` changes
+#: the rounding of some kernels on CUDA, not the computation; docs/training.md).
 RUN_FIELDS = (
     "device",
     "num_workers",
@@ -216,6 +217,13 @@ def _type_ok(value: Any, hint: Any) -> bool:
     if hint is str:
         return isinstance(value, str)
     return True
+
+
+def is_device_name(text: object) -> bool:
+    """Whether ``text`` is a device maskrefine trains and predicts on: ``cpu``, ``cuda`` or ``cuda:N``."""
+    return isinstance(text, str) and (
+        text in ("cpu", "cuda") or re.fullmatch(r"cuda:[0-9]{1,4}", text) is not None
+    )
 
 
 def _check(cfg: TrainConfig) -> None:
@@ -315,7 +323,7 @@ def _check(cfg: TrainConfig) -> None:
         )
     if cfg.backbone_checkpoint == "":
         raise ConfigError("backbone_checkpoint: empty path; give the path of a local checkpoint file")
-    if cfg.device not in ("cpu", "cuda") and re.fullmatch(r"cuda:[0-9]{1,4}", cfg.device) is None:
+    if not is_device_name(cfg.device):
         raise ConfigError(f"device (--device) must be 'cpu', 'cuda' or 'cuda:N'; got {cfg.device!r}")
     if cfg.amp and not cfg.device.startswith("cuda"):
         raise ConfigError("amp (bf16 autocast) needs a CUDA device; use --device cuda or drop --amp")

@@ -124,6 +124,24 @@ def backbone_changes(recorded: object, info: dict[str, Any]) -> str | None:
     return ", ".join(f"{k} {short_repr(recorded[k])} -> {short_repr(info.get(k))}" for k in differ)
 
 
+def usable_device(name: str, option: str = "--device") -> torch.device:
+    """``torch.device(name)`` for a valid device name, refused (ConfigError) where it cannot be used here.
+
+    A CUDA device needs CUDA, and ``cuda:N`` an index below the device count (torch would fail later with
+    "invalid device ordinal").
+    """
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"{option} {name}: no CUDA device is available")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"{option} {name}: this machine has {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+            )
+    return device
+
+
 def build_model(cfg: TrainConfig) -> tuple[SempartModel, dict[str, Any]]:
     """Backbone of ``cfg`` + a freshly initialised head (seed the global RNG first for reproducibility)."""
     backbone, info = build_backbone(cfg)

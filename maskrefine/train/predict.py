@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskrefine._checks import as_rgb_unit_image, short_repr, text_or_empty
+from maskrefine._checks import as_rgb_unit_image, short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.torch import guided_filter, make_guide
 from maskrefine.train.config import TrainConfig
@@ -301,11 +301,12 @@ def load_predictor(
 
 
 def _check_device(device: str) -> None:
-    text = text_or_empty(device)
-    if device not in ("cpu", "cuda") and not text.startswith("cuda:"):
+    from maskrefine.train.config import is_device_name
+    from maskrefine.train.model import usable_device
+
+    if not is_device_name(device):
         raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {short_repr(device)}")
-    if text.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available")
+    usable_device(device)
 
 
 def _load_state(checkpoint: str | Path) -> dict[str, object]:

@@ -4,7 +4,8 @@ Phases in DINO's order: run folder, data, model, optimiser, resume, loop, log.
 A run folder holds ``config.json`` (resolved config, git SHA, versions, backbone), ``log.jsonl`` (one JSON
 line per step and per epoch), ``last.pt`` (the final checkpoint: head, optimiser, step, config, RNG states;
 written atomically) and, only with ``keep_best_on_val``, ``best_val.pt``. ``--resume`` continues from
-``last.pt`` and gives the same losses as an uninterrupted run.
+``last.pt`` and gives the same losses as an uninterrupted run on the CPU (on CUDA, up to the rounding of
+non-deterministic kernels; docs/training.md).
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ from maskrefine.io.imageio import remove_stale_temps, write_bytes_atomic, write_
 from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
 from maskrefine.train.config import RESULT_FIELDS, TrainConfig
 from maskrefine.train.data import Augment, ImageFolder, list_images
-from maskrefine.train.model import LOSS_TERMS, SempartModel, backbone_changes, build_model, objective
+from maskrefine.train.model import (
+    LOSS_TERMS,
+    SempartModel,
+    backbone_changes,
+    build_model,
+    objective,
+    usable_device,
+)
 
 __all__ = ["train", "TrainResult", "epoch_batches", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
 
@@ -300,12 +308,10 @@ def _state(
     pending_summary: dict[str, Any] | None = None,
     images: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    rng: dict[str, torch.Tensor | list[torch.Tensor]] = {
+    rng: dict[str, torch.Tensor] = {
         "torch": torch.get_rng_state(),
         "crop": crop_gen.get_state(),
     }
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
     return {
         "format": CHECKPOINT_FORMAT,
         "head": model.head.state_dict(),
@@ -411,9 +417,7 @@ def train(
     if len(files) < 2:
         raise ConfigError(f"images folder {images_path}: needs at least 2 images; found {len(files)}")
     _check_training_images(images_path, files)
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available")
+    device = usable_device(cfg.device)
 
     if cfg.backbone_checkpoint is not None and cfg.backbone == "vit":
         # an absolute path, so that `predict` finds the backbone from any working directory
@@ -462,8 +466,6 @@ def train(
             optimizer.load_state_dict(checkpoint["optimizer"])
             torch.set_rng_state(checkpoint["rng"]["torch"])
             crop_gen.set_state(checkpoint["rng"]["crop"])
-            if "cuda" in checkpoint["rng"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
         except (RuntimeError, KeyError, TypeError, ValueError, IndexError) as exc:
             raise ConfigError(
                 f"--resume: checkpoint {run_path / 'last.pt'}: cannot restore the run's state "

@@ -324,3 +324,34 @@ def test_resume_removes_the_temporary_files_a_killed_write_left(stopped_run):
     os.utime(foreign, (old, old))
     train(tiny(max_steps=2, epochs=5), images, run, resume=True)
     assert not stale.exists() and young.exists() and foreign.exists()
+
+
+def test_a_cuda_device_that_cannot_be_used_is_refused_before_any_work(tmp_path, monkeypatch):
+    # was: "--device cuda:3" on a 1-GPU machine failed at model.to() with torch's "invalid device ordinal"
+    from maskrefine.train.model import usable_device
+
+    images, _ = disc_images(tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="--device cuda: no CUDA device is available"):
+        train(tiny(device="cuda"), images, tmp_path / "r1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(
+        ConfigError, match=r"--device cuda:3: this machine has 1 CUDA device\(s\) \(cuda:0..cuda:0\)"
+    ):
+        train(tiny(device="cuda:3"), images, tmp_path / "r2")
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+    assert usable_device("cuda:0") == torch.device("cuda:0")  # an index below the count is accepted
+    assert usable_device("cpu") == torch.device("cpu")
+
+
+def test_checkpoints_hold_no_cuda_generator_state_and_old_ones_still_resume(stopped_run):
+    # the CUDA generators' states (one per visible GPU) made --resume fail on a machine with fewer GPUs;
+    # training draws no CUDA random numbers, so they are neither saved nor restored
+    images, _, run = stopped_run
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert set(state["rng"]) == {"torch", "crop"}
+    state["rng"]["cuda"] = [torch.zeros(16, dtype=torch.uint8)] * 8  # as an 8-GPU run saved it
+    torch.save(state, run / "last.pt")
+    train(tiny(max_steps=2, epochs=5), images, run, resume=True)
+    assert load_checkpoint(run / "last.pt")["step"] == 2
