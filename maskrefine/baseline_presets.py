@@ -47,7 +47,14 @@ BILATERAL_PRESETS: MappingProxyType[str, BilateralPreset] = MappingProxyType(
 
 @dataclass(frozen=True, slots=True)
 class CrfPreset:
-    """Kernel widths, weights and iterations of one published CRF setting."""
+    """Kernel widths, weights and iterations of one published CRF setting, and how it makes its unaries.
+
+    ``unary_clip``: the probabilities are clipped to ``[low, high]`` before ``-log`` (pydensecrf's
+    ``unary_from_softmax``: ``[1e-5, 1]``; SimpleCRF's ``computeUnary``: ``[0.01, 0.99]`` in float32).
+    ``binary_gt_prob``: the confidence a 0/1 mask's labels get before that (pydensecrf's
+    ``unary_from_labels``, 0.7 in its README example), or None where the clip alone does it (SimpleCRF
+    is given one-hot labels: 0.99 / 0.01).
+    """
 
     gaussian_sxy: float
     gaussian_compat: float
@@ -56,6 +63,8 @@ class CrfPreset:
     bilateral_compat: float
     iterations: int
     source: str
+    unary_clip: tuple[float, float] = (1e-5, 1.0)
+    binary_gt_prob: float | None = 0.7
 
 
 #: Named CRF settings (docs/filters.md; the module docstring of :mod:`maskrefine.filters.dense_crf`).
@@ -65,7 +74,16 @@ CRF_PRESETS: MappingProxyType[str, CrfPreset] = MappingProxyType(
             3.0, 3.0, 80.0, 13.0, 10.0, 10, "pydensecrf README example kernels, 10 iterations (DeepLab-style)"
         ),
         "deep_spectral": CrfPreset(
-            3.0, 3.0, 40.0, 13.0, 6.0, 5, "deep-spectral-segmentation object localisation ParamsCRF"
+            3.0,
+            3.0,
+            40.0,
+            13.0,
+            6.0,
+            5,
+            "deep-spectral-segmentation object localisation ParamsCRF (SimpleCRF: one-hot labels, "
+            "probabilities clipped to [0.01, 0.99])",
+            unary_clip=(0.01, 0.99),
+            binary_gt_prob=None,
         ),
     }
 )

@@ -1,12 +1,13 @@
 """Two-label fully connected CRF (Krähenbühl & Koltun, NIPS 2011) for refining a foreground mask.
 
-Energy: unary ``U_l(i) = -log(clip(p_l(i), ε, 1))`` with p_1 = mask, p_0 = 1 - mask, ε = 1e-5, rounded to
-float32 (pydensecrf's ``unary_from_softmax``), plus two Potts pairwise terms with Gaussian kernels:
-an appearance-free one on positions (x, y)/``gaussian_sxy`` with weight ``gaussian_compat``, and a
-bilateral one on (x, y)/``bilateral_sxy`` and 0..255 RGB/``bilateral_srgb`` with weight
-``bilateral_compat``. Inference is densecrf's parallel mean-field update (``DenseCRF::inference``):
-symmetric kernel normalisation D^{-1/2} K D^{-1/2}, message passing through a permutohedral lattice
-(:mod:`maskrefine.filters._lattice_kernels`, numba; no C++ build), starting from the unary softmax.
+Energy: unary ``U_l(i) = -log(clip(p_l(i), ε, 1))`` with p_1 = mask, p_0 = 1 - mask, ε = 1e-5,
+rounded to float32 (pydensecrf's ``unary_from_softmax``; the ``deep_spectral`` preset clips to
+[0.01, 0.99]), plus two Potts pairwise terms with Gaussian kernels: an appearance-free one on positions
+(x, y)/``gaussian_sxy`` with weight ``gaussian_compat``, and a bilateral one on (x, y)/``bilateral_sxy``
+and 0..255 RGB/``bilateral_srgb`` with weight ``bilateral_compat``. Inference is densecrf's parallel
+mean-field update (``DenseCRF::inference``): symmetric kernel normalisation D^{-1/2} K D^{-1/2},
+message passing through a permutohedral lattice (:mod:`maskrefine.filters._lattice_kernels`, numba; no
+C++ build), starting from the unary softmax.
 
 Binary masks (only 0 and 1 values): the probabilities are first squashed to ``gt_prob`` for the given
 label and ``1 - gt_prob`` for the other, i.e. ``p <- (1 - gt_prob) + (2 gt_prob - 1) p``, which gives
@@ -19,7 +20,9 @@ Defaults (:data:`CRF_PRESETS`): ``deeplab`` holds the kernels of pydensecrf's RE
 segmentation code copies into its "DeepLab-style" CRF step. It is *not* the setting of the DeepLab papers,
 which cross-validated the kernels per dataset. ``deep_spectral`` is the setting of
 deep-spectral-segmentation's object localisation code (``ParamsCRF`` for SimpleCRF's
-``denseCRF.densecrf``: w1 6, alpha 40, beta 13, w2 3, gamma 3, 5 iterations).
+``denseCRF.densecrf``: w1 6, alpha 40, beta 13, w2 3, gamma 3, 5 iterations), with SimpleCRF's unaries:
+each label probability clipped to [0.01, 0.99] in float32 (a 0/1 mask's labels thus get 0.99, no
+``gt_prob``). SimpleCRF returns the MAP labels, i.e. ``Q > 0.5`` of what :func:`dense_crf` returns.
 """
 
 from __future__ import annotations
@@ -49,16 +52,26 @@ UNARY_EPS = 1e-5
 DEFAULT_GT_PROB = 0.7
 
 
-def unary_difference(prob: np.ndarray, gt_prob: float | None) -> npt.NDArray[np.float64]:
-    """U_1 − U_0 per pixel (flat float64) for a foreground probability map (see the module docstring)."""
+def unary_difference(
+    prob: np.ndarray, gt_prob: float | None, preset: CrfPreset = CRF_PRESETS["deeplab"]
+) -> npt.NDArray[np.float64]:
+    """U_1 − U_0 per pixel (flat float64) for a foreground probability map (see the module docstring).
+
+    The preset's ``binary_gt_prob`` (when ``gt_prob`` is None and the map is 0/1) and ``unary_clip``.
+    """
     p = np.asarray(prob, dtype=np.float64).reshape(-1)
-    if gt_prob is None and np.all((p == 0.0) | (p == 1.0)):
-        gt_prob = DEFAULT_GT_PROB
+    if gt_prob is None and preset.binary_gt_prob is not None and np.all((p == 0.0) | (p == 1.0)):
+        gt_prob = preset.binary_gt_prob
     if gt_prob is not None:
         p = (1.0 - gt_prob) + (2.0 * gt_prob - 1.0) * p
-    # pydensecrf's unary_from_softmax / unary_from_labels: -log(clip(prob, ε, 1)), stored as float32
-    u_fg = (-np.log(np.clip(p, UNARY_EPS, 1.0))).astype(np.float32)
-    u_bg = (-np.log(np.clip(1.0 - p, UNARY_EPS, 1.0))).astype(np.float32)
+    low, high = preset.unary_clip
+    if high < 1.0:  # SimpleCRF's computeUnary: each probability as float32, clipped to float32 bounds
+        fg = np.clip(p.astype(np.float32), np.float32(low), np.float32(high)).astype(np.float64)
+        bg = np.clip((1.0 - p).astype(np.float32), np.float32(low), np.float32(high)).astype(np.float64)
+    else:  # pydensecrf's unary_from_softmax / unary_from_labels: -log(clip(prob, ε, 1))
+        fg, bg = np.clip(p, low, high), np.clip(1.0 - p, low, high)
+    u_fg = (-np.log(fg)).astype(np.float32)  # stored as float32 by both
+    u_bg = (-np.log(bg)).astype(np.float32)
     return u_fg.astype(np.float64) - u_bg
 
 
@@ -94,8 +107,9 @@ def dense_crf(
     iterations : int, optional
         Mean-field iterations (0..1000).
     gt_prob : float, optional
-        Confidence in (0, 1) of the given labels: applied to binary masks (default 0.7 there) or, when
-        given, to any mask as ``p <- (1 - gt_prob) + (2 gt_prob - 1) p``.
+        Confidence in (0, 1) of the given labels: applied to binary masks (the preset's
+        ``binary_gt_prob``: 0.7 under ``deeplab``; none under ``deep_spectral``, whose [0.01, 0.99] clip
+        gives 0/1 labels 0.99) or, when given, to any mask as ``p <- (1 - gt_prob) + (2 gt_prob - 1) p``.
 
     Returns
     -------
@@ -126,7 +140,7 @@ def dense_crf(
     p = np.clip(p, 0.0, 1.0)  # a new array: log(1 - p) needs p <= 1 exactly
 
     height, width = p.shape
-    udiff = unary_difference(p, gt_prob)
+    udiff = unary_difference(p, gt_prob, chosen)
     jobs, weights = [], []
     if g_w > 0.0:
         jobs.append(lambda: _positions(height, width, g_sxy))

@@ -204,6 +204,54 @@ def test_unaries_are_pydensecrfs_unary_from_softmax():
     )  # an all-binary mask: unary_from_labels with gt_prob 0.7
 
 
+def test_deep_spectral_unaries_are_simplecrfs_compute_unary():
+    # SimpleCRF (deep-spectral-segmentation's CRF): each probability as float32, clipped to [0.01, 0.99],
+    # -log; a one-hot (0/1) mask gets 0.99 / 0.01 from the clip alone (no gt_prob). Was pydensecrf's 1e-5
+    # clip with gt_prob 0.7, which moved 6 to 18 labels of 9600 against deep-spectral's output.
+    from maskrefine.baseline_presets import CRF_PRESETS
+    from maskrefine.filters.dense_crf import unary_difference
+
+    preset = CRF_PRESETS["deep_spectral"]
+    p = np.array([1.0, 0.0, 0.999, 0.3, 0.005])
+
+    def u(v):
+        return float(
+            np.float32(-np.log(np.float64(np.clip(np.float32(v), np.float32(0.01), np.float32(0.99)))))
+        )
+
+    expected = [u(v) - u(1.0 - v) for v in p]
+    assert unary_difference(p, None, preset).tolist() == expected
+    binary = unary_difference(np.array([1.0, 0.0]), None, preset)
+    assert binary[0] == u(1.0) - u(0.0) and binary[1] == -binary[0]  # 0.99 vs 0.01, not 0.7 vs 0.3
+    image, prob = _tiny()
+    soft = dense_crf(image, prob, preset="deep_spectral")
+    assert not np.array_equal(soft, dense_crf(image, prob, preset="deep_spectral", gt_prob=0.7))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_deep_spectral_labels_match_a_simplecrf_emulation_with_pydensecrf(seed):
+    dcrf = pytest.importorskip(
+        "pydensecrf.densecrf", reason="pydensecrf (a bench peer) is the reference here"
+    )
+    gen = np.random.default_rng(seed)
+    h, w = 40, 60
+    yy, xx = np.mgrid[:h, :w]
+    disc = ((yy - 20) ** 2 + (xx - 30) ** 2 < 150).astype(np.float64)
+    prob = np.clip(disc * 0.8 + 0.1 + gen.normal(0, 0.15, (h, w)), 0, 1)
+    prob[5:12, 5:12] = np.where(gen.random((7, 7)) < 0.5, 0.999, 0.001)  # confident noise the clip decides
+    image = np.clip(disc[..., None] * 0.6 + 0.2 + gen.normal(0, 0.05, (h, w, 3)), 0, 1)
+    rgb = np.rint(image * 255).astype(np.uint8)
+    probs = np.stack([1 - prob, prob]).astype(np.float32)
+    unary = -np.log(np.clip(probs, np.float32(0.01), np.float32(0.99)).astype(np.float64))
+    crf = dcrf.DenseCRF2D(w, h, 2)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary.astype(np.float32).reshape(2, -1)))
+    crf.addPairwiseBilateral(sxy=40, srgb=13, rgbim=np.ascontiguousarray(rgb), compat=6)
+    crf.addPairwiseGaussian(sxy=3, compat=3)
+    reference = np.argmax(np.array(crf.inference(5)).reshape(2, h, w), axis=0) == 1
+    ours = dense_crf(rgb / 255.0, prob, preset="deep_spectral") > 0.5
+    assert np.count_nonzero(ours != reference) == 0
+
+
 def test_out_of_range_prob_is_named_with_its_value():
     image, prob = _tiny()
     prob = prob.astype(np.float64)
