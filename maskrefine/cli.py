@@ -411,7 +411,7 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ),
     ("--lam", "lam", float, "bilateral_solver smoothness λ, in [0, 1e8]. [default: 256]"),
     ("--iterations", "iterations", int, "crf mean-field iterations. [default: from --preset (deeplab 10)]"),
-    ("--gt-prob", "gt_prob", float, "crf confidence of a binary mask's labels, in (0, 1). [default: preset's]"),
+    ("--gt-prob", "gt_prob", float, "crf confidence of a binary mask's labels, in (0, 1). [default: preset]"),
     ("--gaussian-sxy", "gaussian_sxy", float, "crf Gaussian kernel width in pixels. [default: 3]"),
     ("--gaussian-compat", "gaussian_compat", float, "crf Gaussian kernel weight. [default: 3]"),
     (
