@@ -109,12 +109,14 @@ def _err(message: str) -> None:
     click.echo(message, err=True)
 
 
-#: Control characters (C0, DEL) as the escapes ``ls -b`` shows: a file name holding a newline must not
-#: split its ``error:`` line (one line per file, for grep).
+#: Control characters (C0, DEL, C1) and the Unicode line and paragraph separators, escaped (``\n``,
+#: ``\x1b``, ``\x85``, ``\u2028``): a file name holding a newline must not split its ``error:`` line (one
+#: line per file, for grep), nor an escape sequence reach the terminal. ``str.splitlines`` breaks at
+#: U+0085 and U+2028 too.
 _CONTROL_ESCAPES = {
     code: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(chr(code), f"\\x{code:02x}")
-    for code in (*range(0x20), 0x7F)
-}
+    for code in (*range(0x20), *range(0x7F, 0xA0))
+} | {0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 def _one_line(text: str) -> str:
@@ -196,7 +198,7 @@ def _library_errors(
         yield
     except (ConfigError, BackendUnavailableError) as exc:
         _close(progress)
-        _err(f"Error: {exc}")
+        _err(_one_line(f"Error: {exc}"))  # its text may hold input file names
         sys.exit(EXIT_USAGE)
     except MaskrefineError as exc:
         _close(progress)
@@ -975,7 +977,7 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
             + (f", not regular files {len(report.not_regular)}" if report.not_regular else "")
         )
     if report.nothing_scored is not None:
-        _err(f"error: nothing was scored: {report.nothing_scored}")
+        _err(_one_line(f"error: nothing was scored: {report.nothing_scored}"))
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -1019,7 +1021,7 @@ def _score_paired(
         )
         _print_limited("  ", report.unmatched, "--json")
     if report.nothing_scored is not None:
-        _err(f"error: nothing was scored: {report.nothing_scored}")
+        _err(_one_line(f"error: nothing was scored: {report.nothing_scored}"))
     click.echo(
         f"preset: {preset}; {len(report.rows)} images; --pred vs --baseline (change = pred - baseline)"
     )
@@ -1042,7 +1044,7 @@ def _score_paired(
         click.echo("images that lost most IoU:")
         for row in report.worst:
             click.echo(
-                f"  {row['stem']}: {row['iou_baseline']:.4f} -> {row['iou_refined']:.4f} "
+                f"  {_one_line(str(row['stem']))}: {row['iou_baseline']:.4f} -> {row['iou_refined']:.4f} "
                 f"({row['iou_change']:+.4f})"
             )
     return EXIT_OK if report.ok else EXIT_FAILED
@@ -1137,7 +1139,7 @@ def tune_cmd(
         except NothingScoredError as exc:  # file failures, as `score` reports them: each named, exit 1
             for _key, problem in exc.failures:
                 _err(f"error: {_one_line(problem)}")
-            _err(f"error: nothing was scored: {exc}; nothing was written")
+            _err(_one_line(f"error: nothing was scored: {exc}; nothing was written"))
             sys.exit(EXIT_FAILED)
     rows = report.rows if not quiet else report.rows[:1]
     click.echo(f"{len(report.rows)} settings on {report.n_images} images; IoU change vs {report.naive.label}")

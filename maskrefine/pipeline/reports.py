@@ -396,7 +396,7 @@ class ScoreReport:
         bytes.
         """
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return write_text_atomic(path, _rows_to_csv(self.rows))
+        return write_text_atomic(path, rows_to_csv(self.rows))
 
 
 def _jsonable(value: Any) -> Any:
@@ -415,7 +415,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Per-image rows as CSV text: the union of their keys as columns, floats as repr, NaN as ``nan``."""
     import csv
     import io
 
@@ -426,9 +427,16 @@ def _rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
                 columns.append(key)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+    # csv quotes only the line terminator's characters: a name holding "\r" would split its row for
+    # every reader, so such a row is written with every cell quoted
+    quoted = csv.DictWriter(
+        buffer, fieldnames=columns, lineterminator="\n", extrasaction="ignore", quoting=csv.QUOTE_ALL
+    )
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: _csv_cell(row.get(key)) for key in columns})
+        cells = {key: _csv_cell(row.get(key)) for key in columns}
+        has_cr = any(isinstance(cell, str) and "\r" in cell for cell in cells.values())
+        (quoted if has_cr else writer).writerow(cells)
     return buffer.getvalue()
 
 

@@ -13,9 +13,7 @@ baselines can be compared with refined masks.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import math
 import time
@@ -126,12 +124,9 @@ class PairedScoreReport:
 
     def write_csv(self, path: str | Path) -> Path:
         """Write the per-image rows as CSV atomically."""
-        buffer = io.StringIO()
-        if self.rows:
-            writer = csv.DictWriter(buffer, fieldnames=list(self.rows[0]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(self.rows)
-        return write_text_atomic(path, buffer.getvalue())
+        from maskrefine.pipeline.reports import rows_to_csv
+
+        return write_text_atomic(path, rows_to_csv(self.rows) if self.rows else "")
 
 
 def _jsonable(value: Any) -> Any:

@@ -172,3 +172,48 @@ def test_a_newline_in_a_failed_name_keeps_one_line_per_error_in_score(hostile: H
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert any(line.startswith("error: pred/a\\nb.png: ") for line in errors), result.stderr
     assert not any(line.startswith("b.png") for line in result.stderr.splitlines()), result.stderr
+
+
+def test_c1_controls_and_line_separators_in_names_are_escaped(hostile: HostileTree) -> None:
+    # was: U+0085 (next line), U+009B (the terminal's control-sequence introducer) and U+2028 printed raw:
+    # str.splitlines() broke the error line in two, and a terminal could be driven by the name
+    for name in ("nel\x85x", "csi\x9bx", "ls\u2028x"):
+        hostile.write_image(f"images/{name}.png", np.zeros((48, 64, 3), np.uint8))
+        hostile.path(f"masks/{name}.png").write_bytes(b"")
+    result = hostile.run(*hostile.apply_args(), exit=1, out=OUT)
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    for escaped in ("nel\\x85x", "csi\\x9bx", "ls\\u2028x"):
+        assert any(f"masks/{escaped}.png: file is empty" in line for line in errors), result.stderr
+    assert not any(ch in result.stderr for ch in "\x85\x9b\u2028")
+
+
+def test_usage_errors_naming_files_are_one_line(hostile: HostileTree) -> None:
+    # was: "Error: 1 output(s) already exist in out (0000\nerror: forged line.png)" printed on two lines
+    hostile.write_image("images/0000\nerror: forged line.png", np.zeros((48, 64, 3), np.uint8))
+    hostile.write_mask("masks/0000\nerror: forged line.png", np.zeros((48, 64), np.uint8))
+    hostile.run(*hostile.apply_args("refined", "--method", "identity"), exit=0, out=OUT)
+    result = hostile.run(*hostile.apply_args("refined", "--method", "identity"), exit=2, out=OUT)
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("Error: ") and "0000\\nerror: forged line.png" in line for line in lines), (
+        lines
+    )
+    assert not any(line.startswith("error: forged") for line in lines), result.stderr
+
+
+def test_score_baseline_prints_the_names_that_lost_iou_on_one_line(hostile: HostileTree) -> None:
+    # was: "images that lost most IoU" printed the stem raw: a newline in it forged a second line
+    name = "lost\nx: 1.0000 -> 0.0000"
+    gt = np.zeros((48, 64), np.uint8)
+    gt[10:30, 10:40] = 255
+    hostile.write_mask(f"gt/{name}.png", gt)
+    hostile.write_mask(f"pred/{name}.png", np.zeros((48, 64), np.uint8))  # refined: lost everything
+    base = hostile.path("base")
+    base.mkdir()
+    for path in hostile.path("pred").iterdir():
+        (base / path.name).write_bytes(path.read_bytes())
+    hostile.write_mask(f"base/{name}.png", gt)  # the baseline had it right
+    result = hostile.run(*hostile.score_args("--baseline", "base"), exit=0)
+    lines = result.stdout.splitlines()
+    assert "  lost\\nx: 1.0000 -> 0.0000: 1.0000 -> 0.0000 (-1.0000)" in lines, result.stdout
+    assert not any(line.startswith("x: ") for line in lines)

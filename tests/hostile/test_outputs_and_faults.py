@@ -600,6 +600,25 @@ def test_score_csv_keeps_results_with_non_utf8_names(hostile) -> None:
     assert json.loads(hostile.path("s.json").read_text())["count"] == 4
 
 
+@pytest.mark.parametrize("baseline", [False, True])
+def test_score_csv_rows_stay_whole_for_names_with_line_breaks(hostile, baseline) -> None:
+    # was: a name holding "\r" was written unquoted (csv quotes only the "\n" terminator's characters),
+    # so every csv reader split its row in two
+    import csv
+    import io
+
+    for folder in ("pred", "gt"):
+        for name in ("cr\rx.png", "lf\nx.png", "both\r\nx.png"):
+            (hostile.path(folder) / name).write_bytes((hostile.path(folder) / "0001.png").read_bytes())
+    extra = ("--baseline", str(hostile.path("pred"))) if baseline else ()
+    hostile.run(*hostile.score_args("--csv", "s.csv", *extra), exit=0, out=["s.csv"])
+    rows = list(csv.reader(io.StringIO(hostile.path("s.csv").read_bytes().decode(), newline="")))
+    assert len({len(row) for row in rows}) == 1  # every row has the header's columns
+    names = {row[0] for row in rows[1:]}
+    assert {"cr\rx", "lf\nx", "both\r\nx"} <= names
+    assert len(rows) == 1 + len(names)
+
+
 def test_apply_report_keeps_results_with_non_utf8_names(hostile) -> None:
     name = _non_utf8_copies(hostile, ("masks", "images"))
     hostile.run(
