@@ -25,6 +25,15 @@ __all__ = ["require_matplotlib", "MontageEntry", "plot_pr_curve", "plot_montage"
 _INSTALL_HINT = install_hint("plot")
 
 
+def _literal(text: str | None) -> str | None:
+    r"""``text`` shown as typed: ``$`` escaped, so that matplotlib never reads a file name as math text.
+
+    A stem such as ``price$\notacommand$x`` made matplotlib raise while drawing (and ``score`` lost its
+    CSV and JSON to the traceback).
+    """
+    return None if text is None else text.replace("$", r"\$")
+
+
 def require_matplotlib() -> None:
     """Raise :class:`BackendUnavailableError` if matplotlib cannot be imported."""
     try:
@@ -109,14 +118,14 @@ def plot_pr_curve(
         raise ValueError(f"precision and recall must have equal, non-zero length; got {p.shape}, {r.shape}")
     figure = _new_figure(5.0, 4.5)
     axes = figure.add_subplot(1, 1, 1)
-    axes.plot(r, p, lw=1.5, label=label or None)
+    axes.plot(r, p, lw=1.5, label=_literal(label) or None)
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
     axes.set_xlim(0.0, 1.0)
     axes.set_ylim(0.0, 1.02)
     axes.grid(True, alpha=0.3)
     if title:
-        axes.set_title(title)
+        axes.set_title(_literal(title))
     if label:
         axes.legend(loc="lower left")
     figure.tight_layout()
@@ -188,8 +197,8 @@ def plot_montage(
             if col == 0:
                 score = "nan" if not np.isfinite(entry.score) else f"{entry.score:.3f}"
                 text = f"{entry.stem}\n{entry.label} IoU {score}".replace("  ", " ")
-                axes.set_ylabel(text.strip(), fontsize=8)
+                axes.set_ylabel(_literal(text.strip()), fontsize=8)
     if title:
-        figure.suptitle(title)
+        figure.suptitle(_literal(title))
     figure.tight_layout()
     return _save(figure, path, overwrite)

@@ -400,9 +400,19 @@ def score_folder(
         },
     )
     if plot_path is not None:
-        report.plots = _write_plots(
-            report, plot_path, scored, images_dir, before_dir, montage_count, read, overwrite=bool(overwrite)
-        )
+        try:
+            report.plots = _write_plots(
+                report,
+                plot_path,
+                scored,
+                images_dir,
+                before_dir,
+                montage_count,
+                read,
+                overwrite=bool(overwrite),
+            )
+        except Exception as exc:  # noqa: BLE001 - a figure that cannot be drawn never costs the scores
+            report.failures.append(Failure(plot_path, f"plots: unexpected {type(exc).__name__}: {exc}"))
     report.elapsed = time.perf_counter() - start
     if csv_path is not None:
         report.write_csv(csv_path)

@@ -734,3 +734,41 @@ def test_score_montage_finds_images_as_the_pairing_does(hostile, monkeypatch) ->
     (failure,) = [f for f in report.failures if "0003" in f.problem]
     assert "several image files for '0003' (0003.bmp, 0003.png)" in failure.problem
     assert failure.problem.startswith("montage: ")
+
+
+@needs_matplotlib
+def test_score_plots_show_names_with_dollar_signs_as_typed(hostile) -> None:
+    # was: matplotlib read "price$\notacommand$x" as math text and raised: a traceback, and the CSV and
+    # JSON were never written
+    name = "price$\\notacommand$x"
+    for folder in ("pred", "gt", "images"):
+        (hostile.path(folder) / f"{name}.png").write_bytes((hostile.path(folder) / "0001.png").read_bytes())
+    run_dir = hostile.path("run$\\bad$")  # the pred folder's name is the PR curve's title
+    hostile.path("pred").rename(run_dir)
+    hostile.run(
+        "score",
+        "--pred",
+        str(run_dir),
+        "--gt",
+        "gt",
+        "--jobs",
+        "1",
+        "--plot",
+        "plots",
+        "--images",
+        "images",
+        "--csv",
+        "s.csv",
+        "--json",
+        "s.json",
+        exit=0,
+        out=["plots", "s.csv", "s.json"],
+    )
+    assert hostile.path("plots/pr_curve.png").is_file() and hostile.path("plots/montage.png").is_file()
+    assert json.loads(hostile.path("s.json").read_text())["count"] == 4  # 3 stems and the dollar one
+
+
+def test_literal_escapes_every_dollar_sign() -> None:
+    from maskrefine.plots import _literal
+
+    assert _literal("a$b$c") == "a\\$b\\$c" and _literal(None) is None and _literal("plain") == "plain"
