@@ -317,3 +317,23 @@ def test_merge_keeps_each_files_image_encoding(tmp_path) -> None:
     }
     assert merged.encodings == single.encodings
     assert sum(v for k, v in single.encodings.items() if k.startswith("images: ")) == 5
+
+
+def test_shards_are_compared_by_folder_not_by_the_text_typed(tmp_path, monkeypatch) -> None:
+    # was: two datasets each run from their own folder as "--masks masks --images images --out out"
+    # merged as one job, while shards of one job given once relative and once absolute paths were refused
+    for name in ("a", "b"):
+        shutil.copytree(EXAMPLES / "masks", tmp_path / name / "masks")
+        shutil.copytree(EXAMPLES / "images", tmp_path / name / "images")
+    monkeypatch.chdir(tmp_path / "a")
+    apply_folder("masks", "images", "out", shard=(1, 2), jobs=1, report_path=tmp_path / "a1.json")
+    apply_folder(
+        tmp_path / "a" / "masks", tmp_path / "a" / "images", tmp_path / "a" / "out", shard=(2, 2), jobs=1,
+        report_path=tmp_path / "a2.json",
+    )  # fmt: skip
+    merged = merge_run_reports([tmp_path / "a1.json", tmp_path / "a2.json"])
+    assert merged.ok and merged.report.config["masks_dir"] == str(tmp_path / "a" / "masks")
+    monkeypatch.chdir(tmp_path / "b")
+    apply_folder("masks", "images", "out", shard=(2, 2), jobs=1, report_path=tmp_path / "b2.json")
+    with pytest.raises(InputError, match=r"b2\.json: not a shard of the same job .* masks_dir is .*/b/masks"):
+        merge_run_reports([tmp_path / "a1.json", tmp_path / "b2.json"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -406,10 +407,10 @@ def apply_folder(
     for outcome in results:
         outcomes[outcome.stem] = outcome
 
-    config = {
-        "masks_dir": str(masks_path),
-        "images_dir": str(images_path),
-        "out_dir": str(out_path),
+    config = {  # folders as absolute paths: shards run from other working folders stay comparable
+        "masks_dir": os.path.abspath(masks_path),
+        "images_dir": os.path.abspath(images_path),
+        "out_dir": os.path.abspath(out_path),
         "method": method,
         "params": resolved,
         "guide": None if method == "auto" else guide,  # auto picks one per file (its "auto" entry)
