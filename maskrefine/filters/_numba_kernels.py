@@ -5,7 +5,8 @@ Layout of one band (rows ``y0..y1-1`` of the output):
 * stage 1 keeps, for every column, float64 running sums over the rows of the window of the *leading* row
   ``t`` of I, p, I·p and I² (13 products for a colour guide); a horizontal running sum along the padded
   row then gives the window sums, from which the coefficients (a, b) of row ``t`` are computed and stored
-  in a ring buffer of 2r+2 rows (float32; |a| ≤ 1/(4√ε) for data in [0, 1], so this costs < 1e-6);
+  in a ring buffer of 2r+2 rows (float32; |a| ≤ 1/(4√ε) for data in [0, 1], so this costs up to
+  |a|·2⁻²⁴: < 1e-6 for ε ≥ 1e-5, 1.5e-3 at ε = 1e-12; docs/filters.md §5);
 * stage 2 keeps float64 running column sums of (a, b) over the ring, and a horizontal running sum gives
   ā, b̄ and ``q = ā·I + b̄`` (or, for the fast variant, writes ā and b̄ at low resolution).
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from maskrefine._checks import short_repr
 
@@ -62,33 +63,27 @@ def box_mean(x: np.ndarray, radius: int, border: Border = "truncated") -> np.nda
         pad = [(radius, radius), (radius, radius)] + [(0, 0)] * (x.ndim - 2)
         # numpy "symmetric" == OpenCV BORDER_REFLECT (edge pixel repeated), also when r exceeds the size.
         padded = np.pad(x, pad, mode="symmetric")
-        h, w = x.shape[:2]
         k = 2 * radius + 1
-        c = _cumsum2d(padded)
-        total = c[k : k + h, k : k + w] - c[0:h, k : k + w] - c[k : k + h, 0:w] + c[0:h, 0:w]
-        return total / float(k * k)
+        return _window_sums(padded, k) / float(k * k)
     raise ValueError(f"`border` must be 'truncated' or 'reflect'; got {short_repr(border)}")
 
 
-def _cumsum2d(x: np.ndarray) -> np.ndarray:
-    """Summed-area table with a leading row and column of zeros."""
-    shape = (x.shape[0] + 1, x.shape[1] + 1) + x.shape[2:]
-    c = np.zeros(shape, dtype=np.float64)
-    c[1:, 1:] = x.cumsum(axis=0).cumsum(axis=1)
-    return c
+def _window_sums(padded: np.ndarray, k: int) -> np.ndarray:
+    """Return the sum over every k×k window of ``padded``: (H + k - 1, W + k - 1[, C]) -> (H, W[, C]).
+
+    Each window's values are added directly, one axis at a time, never as a difference of a summed-area
+    table: such a difference carries the rounding of the image-wide sum (~1e-11 on a 200×300 image),
+    which a variance divided by a small eps turns into a spurious slope (a one-pixel window's variance
+    came out 1e-11 instead of 0, and the fast variant's output 17 instead of 1 at eps 1e-12).
+    """
+    columns = sliding_window_view(padded, k, axis=0).sum(axis=-1)
+    return sliding_window_view(columns, k, axis=1).sum(axis=-1)
 
 
 def _window_sum_truncated(x: np.ndarray, radius: int) -> np.ndarray:
-    """Sum over the window [i-r, i+r] × [j-r, j+r] intersected with the image."""
-    h, w = x.shape[:2]
-    c = _cumsum2d(x)
-    rows = np.arange(h)
-    cols = np.arange(w)
-    top = np.clip(rows - radius, 0, h)
-    bottom = np.clip(rows + radius + 1, 0, h)
-    left = np.clip(cols - radius, 0, w)
-    right = np.clip(cols + radius + 1, 0, w)
-    return c[bottom][:, right] - c[top][:, right] - c[bottom][:, left] + c[top][:, left]
+    """Sum over the window [i-r, i+r] × [j-r, j+r] intersected with the image (zeros outside add nothing)."""
+    pad = [(radius, radius), (radius, radius)] + [(0, 0)] * (x.ndim - 2)
+    return _window_sums(np.pad(np.asarray(x, dtype=np.float64), pad), 2 * radius + 1)
 
 
 def upsample_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:

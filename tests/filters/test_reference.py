@@ -155,3 +155,28 @@ def test_nearest_subsampling_matches_torch_interpolate(rng) -> None:
 def test_returns_float64(rng) -> None:
     q = reference.guided_filter(rng.random((10, 10)).astype(np.float32), rng.random((10, 10)), 2, 1e-3)
     assert q.dtype == np.float64
+
+
+@pytest.mark.parametrize("color", [False, True])
+@pytest.mark.parametrize("eps", [1e-12, 1e-10])
+def test_one_pixel_windows_have_zero_variance_at_tiny_eps(color, eps) -> None:
+    """r // s == 0: every low-res window is one pixel, so a = 0 and q is the upsampled p (docs/filters.md).
+
+    The box sums were differences of a summed-area table, whose rounding (~1e-11 here) divided by eps
+    gave outputs from -17 to 1.6 at eps 1e-12 (colour).
+    """
+    gen = np.random.default_rng(5)
+    guide = gen.random((200, 300, 3) if color else (200, 300)).astype(np.float32)
+    src = gen.random((200, 300)).astype(np.float32)
+    out = reference.guided_filter(guide, src, radius=1, eps=eps, subsample=2)
+    expected = reference.upsample_bilinear(src[0::2, 0::2].astype(np.float64), 200, 300)
+    assert np.abs(out - expected).max() < 1e-9
+
+
+def test_flat_guide_regions_stay_exact_at_tiny_eps() -> None:
+    gen = np.random.default_rng(6)
+    guide = np.full((60, 80), 0.3, np.float32)
+    guide[:, 40:] = 0.7
+    src = gen.random((60, 80)).astype(np.float32)
+    out = reference.guided_filter(guide, src, radius=2, eps=1e-12)
+    np.testing.assert_allclose(out, _brute_gf(guide, src, 2, 1e-12, "truncated"), atol=1e-9)
