@@ -46,11 +46,6 @@ from maskrefine.filters.guided import _num_threads, _run_parallel, _split  # the
 
 __all__ = ["CrfPreset", "CRF_PRESETS", "dense_crf", "unary_difference"]
 
-#: Probability clip of the unary (pydensecrf ``unary_from_softmax`` default).
-UNARY_EPS = 1e-5
-#: ``gt_prob`` used for binary masks when none is given (pydensecrf README example).
-DEFAULT_GT_PROB = 0.7
-
 
 def unary_difference(
     prob: np.ndarray, gt_prob: float | None, preset: CrfPreset = CRF_PRESETS["deeplab"]

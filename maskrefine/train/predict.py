@@ -63,7 +63,6 @@ MAX_INPUT_FACTOR = 8
 REFINE_MODES = ("auto", "guided", "none")
 
 
-#: Entries of a checkpoint's ``backbone`` record that a replacement backbone must match.
 def _check_refine(refine: object) -> RefineMode:
     if refine not in REFINE_MODES:
         raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {short_repr(refine)}")
