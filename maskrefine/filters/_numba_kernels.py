@@ -5,8 +5,8 @@ Layout of one band (rows ``y0..y1-1`` of the output):
 * stage 1 keeps, for every column, float64 running sums over the rows of the window of the *leading* row
   ``t`` of I, p, I·p and I² (13 products for a colour guide); a horizontal running sum along the padded
   row then gives the window sums, from which the coefficients (a, b) of row ``t`` are computed and stored
-  in a ring buffer of 2r+2 rows (float32; |a| ≤ 1/(4√ε) for data in [0, 1], so this costs up to
-  |a|·2⁻²⁴: < 1e-6 for ε ≥ 1e-5, 1.5e-3 at ε = 1e-12; docs/filters.md §5);
+  in a ring buffer of 2r+2 rows (float32, or float64 for ε < 1e-6: |a| ≤ 1/(4√ε) for data in [0, 1], and
+  float32 keeps it to |a|·2⁻²⁴; the wrapper picks the dtype, the kernels follow it; docs/filters.md §5);
 * stage 2 keeps float64 running column sums of (a, b) over the ring, and a horizontal running sum gives
   ā, b̄ and ``q = ā·I + b̄`` (or, for the fast variant, writes ā and b̄ at low resolution).
 
@@ -324,8 +324,8 @@ def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef, 
     """Gray guided filter on output rows y0..y1-1 of an (h, w) (possibly strided) problem (a row band).
 
     ``scratch`` is ``(cs1, cs2, hs, ring, inv_x)`` as made by :func:`maskrefine.filters.guided`'s
-    ``_scratch`` for (w, r) and 2 coefficients: float64 (4, w+2r), (2, w+2r), (4, w), float32
-    (2r+2, 2, w), float64 (w); any contents (the kernel zeroes what it sums into).
+    ``_scratch`` for (w, r) and 2 coefficients: float64 (4, w+2r), (2, w+2r), (4, w), float32 or float64
+    (2r+2, 2, w) (the coefficients' dtype), float64 (w); any contents (the kernel zeroes what it sums into).
     """
     cs1, cs2, hs, ring, inv_x = scratch
     k = ring.shape[0]  # 2r+2: rows y-r-1 and y+r are both needed when moving to row y
@@ -610,9 +610,9 @@ def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef,
     """Colour-guide guided filter on output rows y0..y1-1 (same structure as :func:`gray_rows`).
 
     ``scratch``: as for :func:`gray_rows` with 13 products and 4 coefficients: float64 (13, w+2r),
-    (4, w+2r), (13, w), float32 (2r+2, 4, w), float64 (w); the last axis of the first four may be longer
-    (only its first w+2r or w elements are used: the wrapper pads rows so that planes fall into
-    different cache sets).
+    (4, w+2r), (13, w), float32 or float64 (2r+2, 4, w), float64 (w); the last axis of the first four
+    may be longer (only its first w+2r or w elements are used: the wrapper pads rows so that planes fall
+    into different cache sets).
     """
     cs1, cs2, hs, ring, inv_x = scratch
     k = ring.shape[0]

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -336,28 +336,44 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 def _scratch(
-    w: int, r: int, color: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, npt.NDArray[np.float32], np.ndarray]:
+    w: int, r: int, color: bool, coef_dtype: type[np.floating[Any]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Row-sized work arrays of one ``gray_rows`` / ``color_rows`` call (see their docstrings).
 
     Allocated here, not in the kernel: each ``np.empty`` / ``np.zeros`` signature a kernel uses is one more
-    numba function to compile on the first run.
+    numba function to compile on the first run. ``coef_dtype`` is that of the coefficient ring
+    (:func:`_coef_dtype`).
     """
+    size = np.dtype(coef_dtype).itemsize
     if not color:  # 4 products, 2 coefficients: few planes; padding measured up to 4 % slower here
         return (
             np.empty((4, w + 2 * r)),
             np.empty((2, w + 2 * r)),
             np.empty((4, w)),
-            np.empty((2 * r + 2, 2, w), dtype=np.float32),
+            np.empty((2 * r + 2, 2, w), dtype=coef_dtype),
             np.empty(w),
         )
     return (
         np.empty((13, _row_stride(w + 2 * r, 8))),
         np.empty((4, _row_stride(w + 2 * r, 8))),
         np.empty((13, _row_stride(w, 8))),
-        np.empty((2 * r + 2, 4, _row_stride(w, 4)), dtype=np.float32),
+        np.empty((2 * r + 2, 4, _row_stride(w, size)), dtype=coef_dtype),
         np.empty(w),
     )
+
+
+#: Below this ε the coefficients a and b are kept in float64 between the two passes (docs/filters.md §5).
+FLOAT64_COEFFICIENTS_BELOW_EPS = 1e-6
+
+
+def _coef_dtype(eps: float) -> type[np.floating[Any]]:
+    """Return the coefficients' dtype between the passes: float32, or float64 for ε < 1e-6.
+
+    |a| reaches 1/(4√ε), and float32 keeps it to |a|·2⁻²⁴: at most 2e-7 against the float64 oracle at
+    ε = 1e-6, but 3e-6 at 1e-8 and 4e-4 at 1e-12. float64 rings cost 2–7 % of the filter's time, so they
+    are used only where float32 would show; the first such call compiles one more kernel signature.
+    """
+    return np.float64 if eps < FLOAT64_COEFFICIENTS_BELOW_EPS else np.float32
 
 
 def _row_stride(length: int, itemsize: int) -> int:
@@ -393,12 +409,14 @@ def _run_numba(
     h, w, r = height // s, width // s, radius // s
     ncoef = 4 if color else 2
     fast = s > 1
-    scratch = partial(_scratch, w, r, color)  # one set per band or image range (they run concurrently)
+    coef_dtype = _coef_dtype(eps)
+    # one scratch set per band or image range (they run concurrently)
+    scratch = partial(_scratch, w, r, color, coef_dtype)
     if src.ndim == 3 and src.shape[0] == 1:  # one image in a batch: split it into row bands instead
         guide, src, out = guide[0], src[0], out[0]
     if src.ndim == 2:
         rows = kernels.color_rows if color else kernels.gray_rows
-        coef = np.empty((h, w, ncoef) if fast else (0, 0, ncoef), dtype=np.float32)
+        coef = np.empty((h, w, ncoef) if fast else (0, 0, ncoef), dtype=coef_dtype)
         bands = _split(h, _band_count(h, w, threads))
         _run_parallel(
             [
@@ -413,7 +431,7 @@ def _run_numba(
         return
     images = kernels.color_images if color else kernels.gray_images
     n = src.shape[0]
-    coef = np.empty((n, h, w, ncoef) if fast else (n, 0, 0, ncoef), dtype=np.float32)
+    coef = np.empty((n, h, w, ncoef) if fast else (n, 0, 0, ncoef), dtype=coef_dtype)
     chunks = _split(n, threads)
     _run_parallel(
         [

@@ -191,3 +191,44 @@ def test_colour_scratch_rows_are_an_odd_number_of_cache_lines(length: int, items
     assert length <= stride < length + 2 * 64 // itemsize
     assert stride * itemsize % 64 == 0
     assert (stride * itemsize // 64) % 2 == 1
+
+
+@pytest.mark.parametrize("eps", [1e-12, 1e-8, 1e-6])
+@pytest.mark.parametrize("color", [False, True])
+@pytest.mark.parametrize("subsample", [1, 4])
+@pytest.mark.parametrize("batch", [False, True])
+def test_numba_coefficients_keep_their_digits_at_tiny_eps(
+    eps: float, color: bool, subsample: int, batch: bool
+) -> None:
+    # a guide step whose window variance is about eps makes |a| ~ 1/sqrt(eps): the numba kernels kept a
+    # and b in float32 between the passes and were 3.9e-4 (1.6e-3 fast variant) off the oracle at eps
+    # 1e-12 and 3e-6 (9e-6) at 1e-8; below 1e-6 they now keep them in float64
+    from maskrefine.filters import fast_guided_filter
+
+    rng = np.random.default_rng(11)
+    worst = 0.0
+    for step in (1e-6, 1e-4):
+        gray = np.full((96, 128), 0.5, dtype=np.float32)
+        gray[:, 64:] += np.float32(step)
+        gray += rng.random(gray.shape, dtype=np.float32) * np.float32(step / 10)
+        guide = np.ascontiguousarray(np.stack([gray, 1 - gray, gray / 2 + 0.2], axis=-1)) if color else gray
+        src = rng.random((96, 128), dtype=np.float32)
+        for radius in (2, 8) if subsample == 1 else (8,):
+            guides, srcs = (guide[None].repeat(2, 0), src[None].repeat(2, 0)) if batch else (guide, src)
+            got = fast_guided_filter(guides, srcs, radius, eps, subsample=subsample)
+            expected = reference.guided_filter(
+                guide.astype(np.float64), src.astype(np.float64), radius, eps, subsample=subsample
+            )
+            for image in got if batch else [got]:
+                worst = max(worst, float(np.abs(image - expected).max()))
+    # float64 running sums still cancel at eps 1e-12 (2.2e-6 measured); float32 output rounding elsewhere
+    assert worst <= (1e-5 if eps < 1e-10 else 2e-7), f"max error {worst:.3g}"
+
+
+def test_coefficient_dtype_switches_to_float64_below_1e_minus_6() -> None:
+    from maskrefine.filters.guided import FLOAT64_COEFFICIENTS_BELOW_EPS, _coef_dtype
+
+    assert FLOAT64_COEFFICIENTS_BELOW_EPS == 1e-6
+    assert _coef_dtype(1e-6) is np.float32
+    assert _coef_dtype(9.99e-7) is np.float64
+    assert _coef_dtype(1e-3) is np.float32
