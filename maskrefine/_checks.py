@@ -7,7 +7,7 @@ the expectation and what was found. Kernels never call these; public wrappers do
 from __future__ import annotations
 
 import numbers
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,17 @@ def check_subsample(subsample: object, name: str = "subsample") -> int:
     return check_int_range(subsample, name, 1)
 
 
+def is_one_of(value: object, choices: Collection[object]) -> bool:
+    """Return ``value in choices`` for a string or integer (not bool) ``value``; False for anything else.
+
+    An array's ``in`` compares element-wise: it raises "ambiguous" for several elements and lets a
+    one-element array through, where a choice must be refused.
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Integral)):
+        return False
+    return value in choices
+
+
 def check_choice(value: object, choices: tuple[str, ...] | list[str], name: str) -> str:
     """Return ``value`` if it is one of ``choices``, or raise ``ValueError`` listing them."""
     if not isinstance(value, str) or value not in choices:  # an array's `in` would raise "ambiguous"
@@ -136,16 +147,19 @@ def as_float_array(
     return array
 
 
-def check_window_fits(height: int, width: int, radius: int, subsample: int = 1) -> None:
+def check_window_fits(
+    height: int, width: int, radius: int, subsample: int = 1, what: str = "`src` images"
+) -> None:
     """Raise ``ValueError`` unless (H, W) holds the filter window.
 
     The window fits when H, W >= 2r+1 and, for the fast variant (``subsample`` s > 1), also
-    H//s, W//s >= 2(r//s)+1. Shared by the NumPy and torch guided filters.
+    H//s, W//s >= 2(r//s)+1. Shared by the NumPy and torch guided filters. ``what`` names the images in
+    the message (the caller's own argument: ``src`` for the filters, the image for a refiner).
     """
     window = 2 * radius + 1
     if height < window or width < window:
         raise ValueError(
-            f"`src` images must be at least the window size 2*radius+1 = {window} in H and W; "
+            f"{what} must be at least the window size 2*radius+1 = {window} in H and W; "
             f"got H={height}, W={width} with radius={radius}. Use a smaller radius."
         )
     if subsample > 1:

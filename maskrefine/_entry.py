@@ -1,16 +1,19 @@
 """Console entry point of ``maskrefine``: a Ctrl-C while the CLI's modules import also exits 130.
 
 The command module imports NumPy and maskrefine's own modules at start-up; an interrupt there would end
-in a ``KeyboardInterrupt`` traceback. This module imports nothing heavy itself.
+in a ``KeyboardInterrupt`` traceback. A standard output that cannot be written (redirected to a full disk)
+ends in one line on stderr and exit code 1, not a traceback. This module imports nothing heavy itself.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
+EXIT_FAILED = 1
 
 
 def main() -> None:
@@ -20,4 +23,26 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
-    cli_main(prog_name="maskrefine")
+    try:
+        cli_main(prog_name="maskrefine")
+    except OSError as exc:  # click leaves these to the caller; a closed pipe (EPIPE) it handles itself
+        if not _stdout_fails():
+            raise
+        sys.stderr.write(f"error: cannot write to standard output ({exc.strerror or exc})\n")
+        sys.exit(EXIT_FAILED)
+
+
+def _stdout_fails() -> bool:
+    """Tell whether standard output refuses a write; if so, point it at /dev/null (a quiet exit flush)."""
+    try:
+        sys.stdout.flush()
+        os.write(sys.stdout.fileno(), b"\n")
+    except (OSError, ValueError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+        return True
+    return False

@@ -424,7 +424,7 @@ def _run_guided(
     # refine() has validated `image` (float32, finite, in [0, 1]), the mask and `guide`, and
     # resolve_params() the parameters: the filter is called without a second scan of the arrays.
     guide_image = guide_from_rgb(image, guide)
-    return guided_filter_trusted(guide_image, mask, radius, eps, subsample=subsample)
+    return guided_filter_trusted(guide_image, mask, radius, eps, subsample=subsample, what="the image")
 
 
 #: Largest radius the guided refiners accept: a 20001-pixel window is larger than any image that is not

@@ -182,17 +182,24 @@ def fast_guided_filter(
 
 
 def guided_filter_trusted(
-    guide: np.ndarray, src: np.ndarray, radius: int, eps: float, *, subsample: int = 1, reflect: bool = False
+    guide: np.ndarray,
+    src: np.ndarray,
+    radius: int,
+    eps: float,
+    *,
+    subsample: int = 1,
+    reflect: bool = False,
+    what: str = "`src` images",
 ) -> npt.NDArray[np.float32]:
     """Apply :func:`guided_filter` (numba backend) for callers that have validated the inputs (internal).
 
     The caller guarantees float arrays of matching shapes ((H, W) or (H, W, 3) guide, (H, W) src), finite,
     an int radius >= 0, eps > 0 and an int subsample >= 1 (``maskrefine.refiners.refine`` does). No
     NaN/inf scan, no shape diagnosis; only the window size is still checked, because the kernels index
-    out of bounds on an image smaller than the window.
+    out of bounds on an image smaller than the window (``what`` names the images in that message).
     """
     height, width = src.shape[-2:]
-    check_window_fits(height, width, radius, subsample)
+    check_window_fits(height, width, radius, subsample, what)
     guide_arr = _as_kernel_array(guide)
     src_arr = _as_kernel_array(src)
     out = np.empty(src_arr.shape, dtype=np.float32)

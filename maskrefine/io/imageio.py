@@ -569,7 +569,9 @@ _TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 #: Temporary files are ``.<output name>.<8 random characters>.tmp`` in the output's folder (an output name
 #: too long for that, near the 255-byte limit of a file name, appears as ``~`` + its SHA-1, see
 #: :func:`_temp_target`).
-TEMP_FILE = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")
+#: Match it with ``fullmatch``: ``$`` would also match before a final newline, and ``re.DOTALL`` lets a name
+#: with a newline in it (a legal file name) match too.
+TEMP_FILE = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp", re.DOTALL)
 _MAX_NAME_BYTES = 255
 _NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
 _RENAME_NOREPLACE = 1  # <linux/fs.h>
@@ -692,7 +694,7 @@ def remove_stale_temps(folder: Path, names: set[str], *, older_than: float = STA
     except FileNotFoundError:
         return removed
     for entry in entries:
-        match = TEMP_FILE.match(entry.name)
+        match = TEMP_FILE.fullmatch(entry.name)
         if match is None or match["target"] not in targets:
             continue
         try:

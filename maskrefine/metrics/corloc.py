@@ -24,6 +24,7 @@ from maskrefine._checks import (
     check_choice,
     check_flag,
     check_float_range,
+    is_one_of,
     plain_ndarray,
     real_to_float,
     short_repr,
@@ -122,7 +123,7 @@ def _binary(mask: object, name: str, threshold: object) -> np.ndarray:
             )
         return mask > thr
     if np.issubdtype(mask.dtype, np.integer):  # a label map: nonzero is foreground
-        return mask > 0
+        return mask != 0
     raise TypeError(
         f"`{name}` must be bool, uint8 (0..255), float in [0, 1] or another integer type (nonzero is "
         f"foreground); got dtype {mask.dtype}"
@@ -209,7 +210,7 @@ def box_iou(
     TypeError, ValueError
         ``box`` not of shape (4,) or ``boxes`` not of shape (K, 4) (one box of shape (4,) is also
         accepted), a coordinate that is not a finite number within ±1e7, an inverted box (x2 < x1 or
-        y2 < y1), ``eps`` not a finite number >= 0, an unknown ``dtype``.
+        y2 < y1), ``eps`` not a finite number in [0, 1], an unknown ``dtype``.
 
     Examples
     --------
@@ -295,7 +296,7 @@ def mask_to_box(
     >>> mask_to_box(m)
     array([2., 1., 6., 3.])
     """
-    if selector not in SELECTORS:
+    if not is_one_of(selector, SELECTORS):
         raise ValueError(
             f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {short_repr(selector)}"
         )

@@ -858,6 +858,12 @@ class Evaluator:
         for key in numbers_needed:
             if isinstance(row[key], bool) or not isinstance(row[key], numbers.Real):
                 raise TypeError(f"`row[{key!r}]` must be a number; got {short_repr(row[key])}")
+        for key in ("empty_gt", "empty_pred"):
+            if not isinstance(row[key], (bool, np.bool_)):
+                raise TypeError(f"`row[{key!r}]` must be a bool; got {short_repr(row[key])}")
+        weighted = row["weighted_fbeta"]
+        if weighted is not None and (isinstance(weighted, bool) or not isinstance(weighted, numbers.Real)):
+            raise TypeError(f"`row['weighted_fbeta']` must be a number or None; got {short_repr(weighted)}")
         if self.weighted_f and row["weighted_fbeta"] is None:
             raise ValueError(
                 "`row` has no weighted_fbeta: score with weighted_f=True, as this evaluator does"

@@ -17,7 +17,14 @@ from typing import Any, Literal, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag, check_float_range, check_int_range, real_to_float, short_repr
+from maskrefine._checks import (
+    check_flag,
+    check_float_range,
+    check_int_range,
+    is_one_of,
+    real_to_float,
+    short_repr,
+)
 
 __all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "GT_EQUALS_255", "get_preset", "check_beta_sq"]
 
@@ -207,14 +214,14 @@ class ScorePreset:
             if self.compare_dtype == "float32":
                 thr = thr.astype(np.float32).astype(np.float64)
             op = self.threshold_op
-        if op not in (">", ">="):
+        if not is_one_of(op, (">", ">=")):
             raise ValueError(f"`threshold_op` must be '>' or '>='; got {short_repr(op)}")
-        if self.aggregation not in ("mean_then_max", "max_then_mean"):
+        if not is_one_of(self.aggregation, ("mean_then_max", "max_then_mean")):
             raise ValueError(
                 "`aggregation` must be 'mean_then_max' or 'max_then_mean'; "
                 f"got {short_repr(self.aggregation)}"
             )
-        if self.resize not in _RESIZE_MODES:
+        if not is_one_of(self.resize, _RESIZE_MODES):
             raise ValueError(
                 f"`resize` must be one of {', '.join(map(repr, _RESIZE_MODES))}; "
                 f"got {short_repr(self.resize)}"
@@ -256,10 +263,10 @@ class ScorePreset:
             ("corloc_iou_dtype", ("float64", "float32")),
         ):
             value = getattr(self, key)
-            if isinstance(value, bool) or value not in allowed:
+            if not is_one_of(value, allowed):
                 listed = ", ".join(map(repr, allowed))
                 raise ValueError(f"`{key}` must be one of {listed}; got {short_repr(value)}")
-        if self.iou_empty_union not in ("nan", "skip", "zero"):
+        if not is_one_of(self.iou_empty_union, ("nan", "skip", "zero")):
             raise ValueError(
                 f"`iou_empty_union` must be 'nan', 'skip' or 'zero'; got {short_repr(self.iou_empty_union)}"
             )

@@ -27,7 +27,7 @@ import numbers
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import plain_ndarray, short_repr
 from maskrefine.metrics import _kernels
 
 __all__ = ["MAX_STRIDE", "prediction_stride", "pil_bilinear", "torch_bilinear", "torch_nearest"]
@@ -63,8 +63,8 @@ def prediction_stride(pred_hw: tuple[int, int], gt_hw: tuple[int, int]) -> int |
     >>> prediction_stride((300, 200), (200, 300)) is None
     True
     """
-    h, w = int(pred_hw[0]), int(pred_hw[1])
-    big_h, big_w = int(gt_hw[0]), int(gt_hw[1])
+    h, w = _size_pair(pred_hw, "pred_hw")
+    big_h, big_w = _size_pair(gt_hw, "gt_hw")
     if (h, w) == (big_h, big_w):
         return 1
     if h < 2 or w < 2:  # a grid one cell wide carries no shape: a 1x1 map is not a patch grid
@@ -130,6 +130,17 @@ MAX_RESIZE_PIXELS = 2**31
 MAX_RESIZE_STRIDE = 1024
 
 
+def _size_pair(value: object, name: str) -> tuple[int, int]:
+    """``value`` as ``(height, width)``, two integers >= 0, or raise ``ValueError`` naming ``name``."""
+    if not (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 0 for v in value)
+    ):
+        raise ValueError(f"`{name}` must be two integers (height, width) >= 0; got {short_repr(value)}")
+    return int(value[0]), int(value[1])
+
+
 def _output_size(size_hw: object, stride: object = None) -> tuple[int, int]:
     """``size_hw`` as two ints >= 1 of at most :data:`MAX_RESIZE_PIXELS` pixels, or raise.
 
@@ -157,6 +168,23 @@ def _output_size(size_hw: object, stride: object = None) -> tuple[int, int]:
     return out_h, out_w
 
 
+def _input_grid(array: object, *, interpolated: bool) -> np.ndarray:
+    """``array`` as a plain 2-D ndarray with h, w >= 1, or raise naming ``array``.
+
+    ``interpolated``: the values are combined (bilinear), so they must be real numbers (bool, integer or
+    float); nearest resampling only copies them and takes any dtype.
+    """
+    array = plain_ndarray(array)
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"`array` must be a NumPy array of shape (h, w); got {type(array).__name__}")
+    if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"`array` must have shape (h, w) with h, w >= 1; got shape {array.shape}")
+    kind = array.dtype.kind
+    if interpolated and kind not in "biuf":
+        raise TypeError(f"`array` must hold real numbers (bool, integer or float); got dtype {array.dtype}")
+    return array
+
+
 def pil_bilinear(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """Pillow's ``Image.resize((W, H), Image.BILINEAR)`` of an "L" (uint8) or "F" (float32) image.
 
@@ -178,6 +206,7 @@ def pil_bilinear(array: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     height does not change; so does this function.
     """
     out_h, out_w = _output_size(size_hw)
+    array = _input_grid(array, interpolated=True)
     eight_bit = array.dtype == np.uint8
     img = array if eight_bit else array.astype(np.float32)
     run = _pil_pass_8bit if eight_bit else _pil_pass_float
@@ -243,7 +272,7 @@ def torch_bilinear(array: np.ndarray, size_hw: tuple[int, int], stride: int | No
     not bit for bit (torch's vectorised and scalar loops round differently; CUDA differs again).
     """
     out_h, out_w = _output_size(size_hw, stride)
-    x = np.asarray(array, dtype=np.float32)
+    x = _input_grid(array, interpolated=True).astype(np.float32, copy=False)
     in_h, in_w = x.shape
     n_h, scale_h = _axis_plan(in_h, out_h, stride)
     n_w, scale_w = _axis_plan(in_w, out_w, stride)
@@ -279,6 +308,7 @@ def torch_nearest(array: np.ndarray, size_hw: tuple[int, int], stride: int | Non
     ndarray, shape (H, W), same dtype as ``array``
     """
     out_h, out_w = _output_size(size_hw, stride)
+    array = _input_grid(array, interpolated=False)
     in_h, in_w = array.shape
     n_h, scale_h = _axis_plan(in_h, out_h, stride)
     n_w, scale_w = _axis_plan(in_w, out_w, stride)

@@ -364,7 +364,9 @@ def apply_folder(
         for pair in pairing.pairs
         if in_shard(pair.stem, shard_kn)
     ]
-    output_names = {task.output.name for task in tasks}
+    # every shard's outputs: a report named like another shard's output would be replaced by it (or
+    # replace it), and the shards' union would no longer be the full run
+    output_names = {f"{pair.stem}{suffix}" for pair in pairing.pairs}
     if report_file is not None:
         check_not_an_output(report_file, "report file", out_path, output_names)
     for name, file in read_files.items():

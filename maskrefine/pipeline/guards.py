@@ -287,8 +287,26 @@ def resolved_path(path: Path, what: str = "path") -> Path:
 
 
 def is_within(child: Path, parent: Path) -> bool:
-    """``child`` is ``parent`` or lies below it (both already resolved)."""
-    return child == parent or parent in child.parents
+    """``child`` is ``parent`` or lies below it (both already resolved).
+
+    Compares the paths, and also the folders themselves (device and inode) of ``parent`` and of
+    ``child`` and its existing ancestors: a second path to one folder that resolving symlinks does not
+    reveal (a bind mount, an NFS or autofs alias) counts as the same folder.
+    """
+    if child == parent or parent in child.parents:
+        return True
+    try:
+        target = os.stat(parent)
+    except OSError:
+        return False
+    for folder in (child, *child.parents):
+        try:
+            info = os.stat(folder)
+        except OSError:  # not created yet (an output folder) or unreadable: its ancestors still count
+            continue
+        if (info.st_dev, info.st_ino) == (target.st_dev, target.st_ino):
+            return True
+    return False
 
 
 def check_parent_is_folder(path: Path, what: str) -> None:

@@ -468,12 +468,18 @@ def run_tasks(
     if jobs <= 1 or len(tasks) <= 1:
         results: list[Any] = []
         previous = set_threads(1)
+        state = StopRequest()
         try:
-            for task in tasks:
-                results.append(function(task))
-                step()
+            with stops_deferred(state):  # Ctrl-C / SIGTERM: the file in progress is finished first
+                for task in tasks:
+                    if state.requested:
+                        break
+                    results.append(function(task))
+                    step()
         finally:
             restore_threads(previous)
+        if state.requested:
+            raise state.exception()
         return results
     workers = min(jobs, len(tasks))
     if _fork_is_safe():

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import is_one_of, short_repr
 from maskrefine.guide import GUIDE_MODES, LUMA601
 
 __all__ = ["make_guide", "IMAGENET_MEAN", "IMAGENET_STD", "LUMA601"]
@@ -54,7 +54,7 @@ def make_guide(
             f"`image` must be floating point; got dtype {image.dtype}. "
             "Use `image.float() / 255` for 8-bit data."
         )
-    if mode not in _MODES:
+    if not is_one_of(mode, _MODES):
         raise ValueError(f"`mode` must be one of 'mean', 'luma', 'colour'; got {short_repr(mode)}")
     if not isinstance(normalized, bool):
         raise TypeError(f"`normalized` must be True or False; got {short_repr(normalized)}")

@@ -16,7 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskrefine._checks import check_eps, check_radius, check_subsample, check_window_fits, short_repr
+from maskrefine._checks import (
+    check_eps,
+    check_radius,
+    check_subsample,
+    check_window_fits,
+    is_one_of,
+    short_repr,
+)
 from maskrefine.torch import _box
 from maskrefine.torch._box import box_mean_planes, box_means
 
@@ -33,7 +40,7 @@ _HALF = (torch.float16, torch.bfloat16)
 
 
 def _check_border(border: object) -> Border:
-    if border not in _BORDERS:
+    if not is_one_of(border, _BORDERS):
         raise ValueError(
             f"`border` must be one of {', '.join(map(repr, _BORDERS))}; got {short_repr(border)}"
         )

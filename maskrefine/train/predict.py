@@ -595,25 +595,34 @@ def predict_folder(
         if progress is not None:
             progress(done, total)
 
+    from maskrefine._signals import StopRequest, stops_deferred
     from maskrefine.errors import InputError
     from maskrefine.io.imageio import read_image
 
-    for stem, path in todo:
-        t0 = time.perf_counter()
-        try:
-            image = read_image(path)
-        except InputError as exc:
-            outcomes[stem] = FileOutcome(
-                stem, "failed", ckpt, path, outputs(stem)[0], str(exc), time.perf_counter() - t0
-            )
-            done += 1
-            if progress is not None:
-                progress(done, total)
-            continue
-        loaded.append((stem, path, image, t0))
-        if len(loaded) >= predictor.batch_size:
-            flush()
-    flush()
+    # Ctrl-C / SIGTERM: no new image is read; the ones read (a batch in progress) are still predicted and
+    # written, then the stop is raised (as apply's files in progress are finished)
+    stop = StopRequest()
+    with stops_deferred(stop):
+        for stem, path in todo:
+            if stop.requested:
+                break
+            t0 = time.perf_counter()
+            try:
+                image = read_image(path)
+            except InputError as exc:
+                outcomes[stem] = FileOutcome(
+                    stem, "failed", ckpt, path, outputs(stem)[0], str(exc), time.perf_counter() - t0
+                )
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+                continue
+            loaded.append((stem, path, image, t0))
+            if len(loaded) >= predictor.batch_size:
+                flush()
+        flush()
+    if stop.requested:
+        raise stop.exception()
     report = RunReport(
         outcomes=[outcomes[stem] for stem, _ in jobs],
         duplicates=duplicates,

@@ -298,3 +298,21 @@ def test_predict_messages_read_as_one_line_and_name_folders_once(run_tree):
     run_tree.path("soft/coarse").mkdir(parents=True)
     result = run_tree.run(*predict_args("soft", "--save-coarse", "--report", "soft/coarse/r.json"), exit=2)
     assert "inside the coarse folder soft/coarse" in result.stderr  # was "coarse folder folder"
+
+
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_predict_stopped_by_a_signal_finishes_the_image_in_progress(run_tree, signal_name, code):
+    # the stop raised mid-image and dropped the image being predicted; now it is predicted and written,
+    # no further image is read, and the exit code says which signal stopped the run
+    prelude = (
+        "import os, signal\n"
+        "from maskrefine.train.predict import Predictor\n"
+        "original = Predictor.predict\n"
+        "def predict(self, images):\n"
+        f"    os.kill(os.getpid(), signal.{signal_name})  # arrives while this image is in progress\n"
+        "    return original(self, images)\n"
+        "Predictor.predict = predict\n"
+    )
+    result = run_tree.run(*predict_args("soft"), exit=code, out=["soft"], prelude=prelude)
+    assert "--skip-existing" in result.stderr
+    assert sorted(p for p in result.changed if p.startswith("soft/")) == ["soft/0001.png"]

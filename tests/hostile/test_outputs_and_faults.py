@@ -772,3 +772,50 @@ def test_literal_escapes_every_dollar_sign() -> None:
     from maskrefine.plots import _literal
 
     assert _literal("a$b$c") == "a\\$b\\$c" and _literal(None) is None and _literal("plain") == "plain"
+
+
+# ------------------------------------------------------- a second path to an input folder (bind mount)
+
+
+@pytest.fixture
+def masks_alias(hostile):
+    """``alias/``: the masks folder bind-mounted a second time (skips where mounting is not allowed)."""
+    import shutil
+    import subprocess
+
+    alias = hostile.path("alias")
+    alias.mkdir()
+    mount = shutil.which("mount")
+    if mount is None:
+        pytest.skip("no `mount` command: cannot make a second path to a folder")
+    done = subprocess.run([mount, "--bind", str(hostile.path("masks")), str(alias)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot bind-mount here (not root or no CAP_SYS_ADMIN): {done.stderr.decode().strip()}")
+    try:
+        yield alias
+    finally:
+        subprocess.run(["umount", str(alias)], check=True)
+
+
+@pytest.mark.parametrize("out", ["alias", "alias/sub"])
+@pytest.mark.parametrize("flag", [(), ("--overwrite",), ("--skip-existing",)])
+def test_apply_refuses_an_output_folder_that_is_the_masks_folder_by_another_path(
+    hostile, masks_alias, out: str, flag: tuple[str, ...]
+) -> None:
+    # only symlinks were resolved: with --overwrite the input masks were replaced by refined ones, and
+    # --skip-existing took the inputs for finished outputs (exit 0)
+    result = hostile.run(*hostile.apply_args(out, *APPLY_IDENTITY, *flag), exit=2, names=[out])
+    assert "choose a separate output folder" in result.stderr
+
+
+@pytest.mark.parametrize("shard", ["1/2", "2/2"])
+def test_apply_report_named_like_any_shards_output_is_refused(hostile, shard: str) -> None:
+    # only the current shard's outputs were compared: the shard without 0001 wrote its report as
+    # refined/0001.png, and the other shard then skipped it as done (the union was not the full run)
+    hostile.path("refined").mkdir()
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "--shard", shard, "--report", "refined/0001.png"),
+        exit=2,
+        names=["refined/0001.png"],
+    )
+    assert "is also the output of '0001'" in result.stderr

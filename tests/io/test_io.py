@@ -319,3 +319,21 @@ def test_png_codes_are_the_exact_rounding(fmt, scale, dtype) -> None:
     codes = cv2.imdecode(np.frombuffer(encode_mask(mask, fmt), np.uint8), cv2.IMREAD_UNCHANGED)
     assert codes.dtype == dtype and np.array_equal(codes.ravel(), exact)
     assert np.abs(codes.ravel() / scale - values.astype(np.float64)).max() <= 0.5 / scale
+
+
+def test_stale_temp_cleanup_matches_whole_names_newlines_included(tmp_path: Path) -> None:
+    # `$` matched before a final newline: a user's ".a.png.abcdefgh.tmp\n" was deleted as a temp file,
+    # while the real temp of an output named "new\nline.png" (`.` did not match the newline) was kept
+    import time
+
+    from maskrefine.io.imageio import remove_stale_temps
+
+    users = tmp_path / ".a.png.abcdefgh.tmp\n"
+    ours = tmp_path / ".new\nline.png.abcdefgh.tmp"
+    for path in (users, ours):
+        path.write_bytes(b"x")
+        old = time.time() - 3600
+        os.utime(path, (old, old))
+    removed = remove_stale_temps(tmp_path, {"a.png", "new\nline.png"})
+    assert removed == [ours]
+    assert users.exists() and not ours.exists()

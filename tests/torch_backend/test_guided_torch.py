@@ -385,3 +385,13 @@ def test_eps_rules_match_the_numpy_api_and_the_module_checks_them_when_built(eps
         guided_filter(guide, src, radius=2, eps=eps)
     with pytest.raises(error, match="eps"):
         GuidedFilter(2, eps=eps)  # was accepted, failing only at the first forward call
+
+
+@pytest.mark.parametrize("border", [np.array(["truncated", "reflect"]), np.array(["reflect"])])
+def test_border_given_as_an_array_is_refused_by_name(border: np.ndarray) -> None:
+    # a one-element array became the border "['reflect']"; two elements raised numpy's "ambiguous"
+    g = torch.rand(1, 1, 16, 16)
+    with pytest.raises(ValueError, match="`border` must be one of 'truncated', 'reflect'"):
+        guided_filter(g, g, 2, border=border)
+    with pytest.raises(ValueError, match="`border` must be one of 'truncated', 'reflect'"):
+        GuidedFilter(2, border=border)
