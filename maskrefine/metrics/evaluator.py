@@ -745,7 +745,7 @@ _ROW_NUMBERS = tuple(key for key in SUMMARY_METRICS if key != "weighted_fbeta")
 _FLOAT32_KEYS = ("acc", "iou", "max_fbeta", "adaptive_fbeta", "mae")
 
 
-def _mean_over_images(values: list[float], float32: bool) -> float:
+def mean_over_images(values: list[float], float32: bool) -> float:
     """Mean over images: float64, or SelfMask's float32 running sum (one by one) divided by the count."""
     if not float32:
         return float(np.mean(values))
@@ -942,14 +942,14 @@ class Evaluator:
         if p.iou_empty_union == "skip":
             out_iou = float(np.nanmean(ious)) if np.isfinite(ious).any() else float("nan")
         else:
-            out_iou = _mean_over_images(list(ious), f32)
+            out_iou = mean_over_images(list(ious), f32)
         means = {
-            key: _mean_over_images([r[key] for r in rows], f32 and key in _FLOAT32_KEYS) for key in _MEAN_KEYS
+            key: mean_over_images([r[key] for r in rows], f32 and key in _FLOAT32_KEYS) for key in _MEAN_KEYS
         }
         if p.aggregation == "mean_then_max":
             max_fbeta = float(curves["fbeta"].max())
         else:
-            max_fbeta = _mean_over_images([r["max_fbeta"] for r in rows], f32)
+            max_fbeta = mean_over_images([r["max_fbeta"] for r in rows], f32)
         out.update(
             acc=means["acc"],
             iou=out_iou,

@@ -13,7 +13,6 @@ baselines can be compared with refined masks.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -29,7 +28,7 @@ from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
 from maskrefine.io.imageio import ReadOptions, write_text_atomic
 from maskrefine.io.pairs import match_folders
-from maskrefine.metrics import PRESETS, ScorePreset, get_preset
+from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.metrics.evaluator import Evaluator, score_image, scoring_gt
 from maskrefine.pipeline.guards import (
     check_folder,
@@ -40,6 +39,7 @@ from maskrefine.pipeline.guards import (
     resolved_path,
 )
 from maskrefine.pipeline.reports import not_regular_in
+from maskrefine.quality.grid import max_fbeta_statistic
 from maskrefine.quality.preset_file import check_replaceable
 from maskrefine.quality.stats import MAX_RESAMPLES, PairedComparison, Statistic, compare_paired
 
@@ -143,11 +143,6 @@ def _score(
     path: Path, gt: np.ndarray, preset: Any, read: ReadOptions
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return score_image(read.mask(path).pixels, gt, preset, weighted_f=False)
-
-
-def _max_fbeta_statistic(preset: ScorePreset) -> Statistic:
-    """Return the statistic of the per-image F curves that gives the preset's max F (its aggregation)."""
-    return "max_of_mean" if preset.aggregation == "mean_then_max" else "mean"
 
 
 def _gt_array(path: Path, read: ReadOptions) -> np.ndarray:
@@ -299,7 +294,7 @@ def compare_folders(
         scored_after, scored_before = summary_after.summary(), summary_before.summary()
         for metric, (statistic, higher) in PAIRED_METRICS.items():
             if metric == "max_fbeta":
-                statistic = _max_fbeta_statistic(p)
+                statistic = max_fbeta_statistic(p)
             a = np.array(curves_after) if statistic == "max_of_mean" else np.array(after[metric])
             b = np.array(curves_before) if statistic == "max_of_mean" else np.array(before[metric])
             comparison = compare_paired(
@@ -312,13 +307,7 @@ def compare_folders(
                 higher_is_better=higher,
             )
             if comparison.n == len(stems):  # every pair defined: the values `score` prints for each side
-                before_value, after_value = float(scored_before[metric]), float(scored_after[metric])
-                comparison = dataclasses.replace(
-                    comparison,
-                    baseline=before_value,
-                    candidate=after_value,
-                    change=after_value - before_value,
-                )
+                comparison = comparison.with_dataset_values(scored_before[metric], scored_after[metric])
             comparisons[metric] = comparison
     rows = []
     for i, stem in enumerate(stems):

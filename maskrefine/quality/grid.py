@@ -23,7 +23,7 @@ import numpy as np
 from maskrefine._checks import short_repr
 from maskrefine.errors import InputError
 from maskrefine.io.imageio import png8_codes, read_image, read_mask, read_mask_array
-from maskrefine.metrics import get_preset
+from maskrefine.metrics import ScorePreset, get_preset
 from maskrefine.pipeline.guards import check_jobs
 from maskrefine.quality.stats import PairedComparison, Statistic, compare_paired
 from maskrefine.refiners import GUIDE_MODES, REFINERS, check_mask_size, refine, resolve_params
@@ -42,7 +42,8 @@ __all__ = [
 
 #: How a coarse mask is brought to the image size before the refiner runs (see ``refiners.resize_mask``).
 UPSAMPLINGS: tuple[str, ...] = ("bilinear", "nearest")
-#: Metrics compared by :func:`compare_to`: name -> statistic (see ``stats.paired_bootstrap``).
+#: Metrics compared by :func:`compare_to`: name -> statistic (see ``stats.paired_bootstrap``); max F's is
+#: that of ``mean_then_max`` presets, :func:`compare_to` takes the preset's own (:func:`max_fbeta_statistic`).
 QUALITY_METRICS: dict[str, Statistic] = {"acc": "mean", "iou": "mean", "max_fbeta": "max_of_mean"}
 
 
@@ -169,7 +170,8 @@ class Item:
 class Scores:
     """Per-item scores of one candidate, in item order.
 
-    ``acc``, ``iou``: (n,) float64; ``fbeta``: (n, K) float32 F-beta curves over the preset's thresholds.
+    ``acc``, ``iou``: (n,) float64; ``fbeta``: (n, K) float64 F-beta curves over the preset's thresholds,
+    as ``score_image`` makes them (float32 storage moved the dataset's max F by ~2e-9 from `score`'s).
     """
 
     acc: np.ndarray
@@ -181,16 +183,30 @@ class Scores:
         idx = np.asarray(index, dtype=np.int64)
         return Scores(self.acc[idx], self.iou[idx], self.fbeta[idx])
 
-    def summary(self) -> dict[str, float]:
-        """Dataset values: mean Acc, mean IoU (NaN-skipping), max of the mean F curve."""
+    def summary(self, preset: str | ScorePreset = "tokencut") -> dict[str, float]:
+        """Dataset values as ``maskrefine score --preset`` aggregates them.
+
+        Mean Acc and max F follow the preset (max F: max of the mean curve, or mean of each image's max;
+        SelfMask/FOUND's float32 running sums). IoU is the mean over the images where it is defined
+        (NaN-skipping, so settings can be ranked): where an image's IoU is undefined (GT and mask both
+        empty) and the preset keeps NaN, ``score`` prints NaN instead.
+        """
+        from maskrefine.metrics.evaluator import mean_over_images
+
+        p = get_preset(preset)
         n = self.acc.shape[0]
         if n == 0:
             return {"acc": math.nan, "iou": math.nan, "max_fbeta": math.nan}
+        f32 = p.accumulate == "float32"
         iou = self.iou[np.isfinite(self.iou)]
+        if max_fbeta_statistic(p) == "max_of_mean":
+            max_fbeta = float(self.fbeta.astype(np.float64).mean(axis=0).max())
+        else:
+            max_fbeta = mean_over_images(list(self.fbeta.max(axis=1).astype(np.float64)), f32)
         return {
-            "acc": float(self.acc.mean()),
-            "iou": float(iou.mean()) if iou.size else math.nan,
-            "max_fbeta": float(self.fbeta.astype(np.float64).mean(axis=0).max()),
+            "acc": mean_over_images(list(self.acc), f32),
+            "iou": mean_over_images(list(iou), f32) if iou.size else math.nan,
+            "max_fbeta": max_fbeta,
         }
 
 
@@ -224,7 +240,7 @@ def _score_item(item: Item, candidates: Sequence[Candidate], preset_name: str) -
         preset = get_preset(preset_name)
         acc = np.empty(len(candidates))
         iou = np.empty(len(candidates))
-        curves = np.empty((len(candidates), preset.thresholds.size), np.float32)
+        curves = np.empty((len(candidates), preset.thresholds.size), np.float64)
         for i, candidate in enumerate(candidates):
             refined = png8_codes(candidate.run(image, mask))
             row, curve = score_image(refined, gt, preset, weighted_f=False)
@@ -313,26 +329,43 @@ def evaluate(
         scores[candidate] = Scores(
             acc=np.array([v[0][i] for v in good], np.float64),
             iou=np.array([v[1][i] for v in good], np.float64),
-            fbeta=np.array([v[2][i] for v in good], np.float32).reshape(len(good), k),
+            fbeta=np.array([v[2][i] for v in good], np.float64).reshape(len(good), k),
         )
     return EvaluationResult(keys=keys, scores=scores, failures=failures)
+
+
+def max_fbeta_statistic(preset: ScorePreset) -> Statistic:
+    """Return the statistic of the per-image F curves that gives the preset's max F (its aggregation)."""
+    return "max_of_mean" if preset.aggregation == "mean_then_max" else "mean"
 
 
 def compare_to(
     candidate: Scores,
     baseline: Scores,
     *,
+    preset: str | ScorePreset = "tokencut",
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
     tie_tol: float = 1e-3,
 ) -> dict[str, PairedComparison]:
-    """Paired comparison of ``candidate`` with ``baseline`` (same items), per :data:`QUALITY_METRICS`."""
+    """Paired comparison of ``candidate`` with ``baseline`` (same items), per :data:`QUALITY_METRICS`.
+
+    Max F follows ``preset``'s aggregation: the max of the mean F curves, or (SelfMask, FOUND) the mean
+    of each image's own max. Where a metric is defined on every item, each side's value is the one
+    ``score`` prints (:meth:`Scores.summary`); else the bootstrap's mean over the defined pairs.
+    """
+    p = get_preset(preset)
+    after, before = candidate.summary(p), baseline.summary(p)
     out = {}
     for metric, statistic in QUALITY_METRICS.items():
-        values = candidate.fbeta if metric == "max_fbeta" else getattr(candidate, metric)
-        base = baseline.fbeta if metric == "max_fbeta" else getattr(baseline, metric)
-        out[metric] = compare_paired(
+        values = getattr(candidate, metric) if metric != "max_fbeta" else candidate.fbeta
+        base = getattr(baseline, metric) if metric != "max_fbeta" else baseline.fbeta
+        if metric == "max_fbeta":
+            statistic = max_fbeta_statistic(p)
+            if statistic == "mean":  # each image's own best F
+                values, base = values.max(axis=1).astype(np.float64), base.max(axis=1).astype(np.float64)
+        comparison = compare_paired(
             values,
             base,
             metric=metric,
@@ -342,4 +375,7 @@ def compare_to(
             seed=seed,
             tie_tol=tie_tol,
         )
+        if comparison.n == len(candidate.acc):  # every pair defined: each side as `score` prints it
+            comparison = comparison.with_dataset_values(before[metric], after[metric])
+        out[metric] = comparison
     return out

@@ -9,6 +9,7 @@ taken (a multinomial count vector), so a statistic that is a mean over images is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import asdict, dataclass
@@ -244,6 +245,19 @@ class PairedComparison:
         if self.high < 0:
             return down
         return "no clear change"
+
+    def with_dataset_values(self, baseline: float, candidate: float) -> PairedComparison:
+        """Return this comparison with each side's value as ``score`` prints it (change = their difference).
+
+        For a comparison over every image (``n`` = all of them): the bootstrap's own means are float64,
+        where a preset may sum in float32 or take its max F otherwise; the interval is kept.
+        """
+        return dataclasses.replace(
+            self,
+            baseline=float(baseline),
+            candidate=float(candidate),
+            change=float(candidate) - float(baseline),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN as None) including the verdict."""

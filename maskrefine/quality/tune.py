@@ -31,6 +31,7 @@ from maskrefine.errors import ConfigError, InputError, NothingScoredError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
 from maskrefine.io.pairs import match_folders
+from maskrefine.metrics import get_preset
 from maskrefine.pipeline.guards import check_folder
 from maskrefine.pipeline.reports import not_regular_in
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
@@ -320,8 +321,8 @@ def tune(
         rows.append(
             TuneRow(
                 row.candidate,
-                scores[row.candidate].summary(),
-                compare_to(scores[row.candidate], scores[naive], seed=seed),
+                scores[row.candidate].summary(preset),
+                compare_to(scores[row.candidate], scores[naive], preset=preset, seed=seed),
             )
         )
     report = TuneReport(
@@ -351,6 +352,13 @@ def tune(
         report.warnings.append(
             f"{len(full_grid) + 1 - len(grid)} settings of the grid were left out: their filter window is "
             f"larger than the smallest image ({smallest[0]}x{smallest[1]}, HxW)"
+        )
+    undefined = int(np.count_nonzero(~np.isfinite(scores[best.candidate].iou)))
+    if undefined and get_preset(preset).iou_empty_union == "nan":
+        report.warnings.append(
+            f"the winner's IoU is undefined on {undefined} of {len(keys)} images (ground truth and mask both "
+            f"empty): its IoU here is the mean over the other {len(keys) - undefined}, where `score --preset "
+            f"{preset}` prints nan for the dataset"
         )
     if len(keys) < MIN_IMAGES:
         report.warnings.append(
