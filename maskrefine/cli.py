@@ -1015,6 +1015,10 @@ def _score_paired(
     progress.close()
     for path, problem in report.failures:
         _err(_one_line(f"error: {path}: {problem}"))
+    duplicates = _duplicate_lines(report)
+    if duplicates and not quiet:
+        _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not scored:")
+        _print_limited("  ", duplicates, "--json")
     if report.unmatched and not quiet:
         _err(
             f"note: {len(report.unmatched)} file(s) lack a partner in --pred, --baseline or --gt; not scored:"
@@ -1154,10 +1158,14 @@ def tune_cmd(
         _err(f"warning: {warning}")
     for _key, problem in report.failures:
         _err(f"error: {_one_line(problem)}")
+    duplicates = _duplicate_lines(report)
+    if duplicates and not quiet:
+        _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not used:")
+        _print_limited("  ", duplicates, "--report")
     if report.unmatched and not quiet:
         _err(f"note: {len(report.unmatched)} file(s) lack a partner in --masks, --images or --gt; not used:")
         _print_limited("  ", report.unmatched, "--report")
-    click.echo(f"wrote {out_path}: {report.winner.label}")
+    click.echo(_one_line(f"wrote {out_path}: {report.winner.label}"))
     sys.exit(EXIT_OK if not report.failures else EXIT_FAILED)
 
 

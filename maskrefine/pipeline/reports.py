@@ -146,6 +146,15 @@ def not_regular_entries(pairing: Pairing, shard: tuple[int, int] | None) -> list
     ]
 
 
+def duplicates_in(*pairings: Pairing) -> dict[str, list[Path]]:
+    """Return the duplicated stems of several pairings that share a folder: each stem once, its files once."""
+    found: dict[str, dict[str, Path]] = {}
+    for pairing in pairings:
+        for stem, paths in pairing.duplicates.items():
+            found.setdefault(stem, {}).update((str(path), path) for path in paths)
+    return {stem: [files[key] for key in sorted(files)] for stem, files in sorted(found.items())}
+
+
 def not_regular_in(*pairings: Pairing) -> list[Failure]:
     """:func:`not_regular_entries` of several pairings that share a folder, each entry once, by path."""
     found = {str(f.path): f for pairing in pairings for f in not_regular_entries(pairing, None)}

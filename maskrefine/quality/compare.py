@@ -38,7 +38,7 @@ from maskrefine.pipeline.guards import (
     path_argument,
     resolved_path,
 )
-from maskrefine.pipeline.reports import not_regular_in
+from maskrefine.pipeline.reports import duplicates_in, not_regular_in
 from maskrefine.quality.grid import max_fbeta_statistic
 from maskrefine.quality.preset_file import check_replaceable
 from maskrefine.quality.stats import MAX_RESAMPLES, PairedComparison, Statistic, compare_paired
@@ -73,6 +73,9 @@ class PairedScoreReport:
         Files that could not be scored (the stem is then left out on both sides).
     unmatched : list of str
         Files without a partner in one of the other two folders.
+    duplicates : dict of str to list of str
+        Stems with several files in one folder (e.g. ``a.png`` and ``a.npy``), left out as ``score``
+        leaves them out.
     """
 
     comparisons: dict[str, PairedComparison] = field(default_factory=dict)
@@ -80,6 +83,7 @@ class PairedScoreReport:
     worst: list[dict[str, Any]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
     plots: list[Path] = field(default_factory=list)
@@ -112,6 +116,7 @@ class PairedScoreReport:
                 "ok": self.ok,
                 "failed": [{"path": p, "problem": m} for p, m in self.failures],
                 "unmatched": self.unmatched,
+                "duplicates": self.duplicates,
                 "config": self.config,
                 "elapsed_s": round(self.elapsed, 6),
                 "plots": [str(p) for p in self.plots],
@@ -253,11 +258,17 @@ def compare_folders(
     ]
     # FIFOs, folders, dangling links named like masks: named and skipped, as in score_folder
     failures = [(str(f.path), f.problem) for f in not_regular_in(with_base, with_gt)]
+    duplicates = duplicates_in(with_base, with_gt)  # several files of one stem in a folder: left out
     matched = {t[0] for t in triples}
     unmatched = sorted(
-        {str(x) for x in with_base.only_first + with_base.only_second + with_gt.only_first}
-        | {str(pair.first) for pair in with_base.pairs if pair.stem not in matched}
+        {
+            str(x)
+            for x in with_base.only_first + with_base.only_second + with_gt.only_first + with_gt.only_second
+        }
+        | {str(pair.first) for pair in with_base.pairs + with_gt.pairs if pair.stem not in matched}
     )
+    # a duplicated stem's files elsewhere have a partner, an ambiguous one: named with the duplicates
+    unmatched = [name for name in unmatched if Path(name).stem not in duplicates]
     stems: list[str] = []
     after: dict[str, list[float]] = {m: [] for m in PAIRED_METRICS}
     before: dict[str, list[float]] = {m: [] for m in PAIRED_METRICS}
@@ -336,6 +347,7 @@ def compare_folders(
         worst=worst_rows,
         failures=failures,
         unmatched=unmatched,
+        duplicates={stem: [str(path) for path in paths] for stem, paths in duplicates.items()},
         config={
             "pred_dir": str(pred),
             "baseline_dir": str(base),

@@ -33,7 +33,7 @@ from maskrefine.io.imageio import read_image_size, read_mask_array
 from maskrefine.io.pairs import match_folders
 from maskrefine.metrics import get_preset
 from maskrefine.pipeline.guards import check_folder
-from maskrefine.pipeline.reports import not_regular_in
+from maskrefine.pipeline.reports import duplicates_in, not_regular_in
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
     ScoreCache,
@@ -83,6 +83,7 @@ class TuneReport:
     warnings: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    duplicates: dict[str, list[str]] = field(default_factory=dict)
     elapsed: float = 0.0
 
     @property
@@ -103,6 +104,7 @@ class TuneReport:
             "warnings": list(self.warnings),
             "failures": [{"item": k, "problem": p} for k, p in self.failures],
             "unmatched": list(self.unmatched),
+            "duplicates": {stem: list(paths) for stem, paths in self.duplicates.items()},
             "elapsed_s": round(self.elapsed, 3),
             "rows": [row.to_dict() for row in self.rows],
         }
@@ -110,11 +112,16 @@ class TuneReport:
 
 def _triples(
     masks_dir: Path, images_dir: Path, gt_dir: Path
-) -> tuple[list[Item], list[str], list[tuple[str, str]]]:
-    """Items with a mask, an image and a GT; the unmatched names; the entries that are not files."""
+) -> tuple[list[Item], list[str], list[tuple[str, str]], dict[str, list[Path]]]:
+    """Return the items with a mask, an image and a GT, and what was left out.
+
+    Also: the unmatched names, the entries that are not files, and the stems with several files in one
+    folder (left out, as ``apply`` and ``score`` leave them out).
+    """
     with_images = match_folders(masks_dir, images_dir, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
     with_gt = match_folders(masks_dir, gt_dir, MASK_EXTENSIONS, MASK_EXTENSIONS)
     not_files = [(str(f.path), f"{f.path}: {f.problem}") for f in not_regular_in(with_images, with_gt)]
+    duplicates = duplicates_in(with_images, with_gt)
     gt_by_stem = {pair.stem: pair.second for pair in with_gt.pairs}
     items = [
         Item(pair.stem, pair.second, pair.first, gt_by_stem[pair.stem])
@@ -123,13 +130,19 @@ def _triples(
     ]
     matched = {item.key for item in items}
     unmatched = sorted(
-        {str(p) for p in with_images.only_first + with_gt.only_first}
-        | {str(pair.first) for pair in with_images.pairs if pair.stem not in matched}
-        | {str(pair.first) for pair in with_gt.pairs if pair.stem not in matched}
-        # an image or a GT without a mask is unmatched too (it was left out without a word)
-        | {str(p) for p in with_images.only_second + with_gt.only_second}
+        {
+            str(p)
+            for p in with_images.only_first
+            + with_gt.only_first
+            # an image or a GT without a mask is unmatched too (it was left out without a word)
+            + with_images.only_second
+            + with_gt.only_second
+        }
+        | {str(pair.first) for pair in with_images.pairs + with_gt.pairs if pair.stem not in matched}
     )
-    return items, unmatched, not_files
+    # a duplicated stem's files elsewhere have a partner, an ambiguous one: named with the duplicates
+    unmatched = [name for name in unmatched if Path(name).stem not in duplicates]
+    return items, unmatched, not_files, duplicates
 
 
 def _image_sizes(items: Sequence[Item]) -> set[tuple[int, int]]:
@@ -231,7 +244,7 @@ def tune(
             raise ConfigError(
                 f"unknown method(s) {short_list(unknown)}; choose from {', '.join(searchable_methods())}"
             )
-    items, unmatched, not_files = _triples(masks, images, gts)
+    items, unmatched, not_files, duplicates = _triples(masks, images, gts)
     if not items:
         raise ConfigError(f"no mask in {masks} has both an image in {images} and a ground truth in {gts}")
     binary = _masks_are_binary(items)
@@ -334,6 +347,7 @@ def tune(
         truncated=truncated,
         failures=not_files + list(failures),  # FIFOs, folders, dangling links: named, never opened
         unmatched=unmatched,
+        duplicates={stem: [str(path) for path in paths] for stem, paths in duplicates.items()},
     )
     best = rows[0]
     iou = best.change["iou"]

@@ -56,3 +56,58 @@ def test_tune_warns_where_iou_is_undefined_on_some_images(tmp_path: Path) -> Non
     assert report.n_images == 11
     (warning,) = [w for w in report.warnings if "IoU is undefined" in w]
     assert "on 1 of 11 images" in warning and "prints nan" in warning
+
+
+def _copy_examples(tmp_path: Path) -> tuple[Path, Path, Path]:
+    import shutil
+
+    folders = tuple(tmp_path / name for name in ("masks", "images", "gt"))
+    for name, folder in zip(("masks", "images", "gt"), folders, strict=True):
+        shutil.copytree(EXAMPLES / name, folder)
+    return folders  # type: ignore[return-value]
+
+
+def test_tune_names_stems_with_several_files_in_one_folder(tmp_path: Path) -> None:
+    # 41004 (two masks) was left out without a word; 35010 (two GTs) was called a mask without a partner
+    masks, images, gt = _copy_examples(tmp_path)
+    np.save(masks / "41004.npy", np.zeros((21, 31), np.float32))
+    np.save(gt / "35010.npy", np.zeros((321, 481), np.float32))
+    report = tune(masks, images, gt, methods=["identity"], jobs=1)
+    assert report.n_images == 8
+    assert report.unmatched == []
+    assert report.duplicates == {
+        "35010": [str(gt / "35010.npy"), str(gt / "35010.png")],
+        "41004": [str(masks / "41004.npy"), str(masks / "41004.png")],
+    }
+    assert report.to_dict()["duplicates"] == report.duplicates
+
+
+def test_score_baseline_names_duplicates_and_a_gt_without_prediction(tmp_path: Path, naive_outputs) -> None:
+    # both were dropped without a word: "9 images", no warning, no `duplicates` in the JSON
+    import shutil
+
+    from maskrefine.quality.compare import compare_folders
+
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    shutil.copytree(naive_outputs, pred)
+    shutil.copytree(EXAMPLES / "gt", gt)
+    np.save(pred / "35010.npy", np.zeros((321, 481), np.float32))
+    shutil.copyfile(gt / "100075.png", gt / "zz_gt_only.png")
+    report = compare_folders(pred, EXAMPLES / "masks", gt, n_resamples=20)
+    assert len(report.rows) == 9
+    assert report.duplicates == {"35010": [str(pred / "35010.npy"), str(pred / "35010.png")]}
+    assert report.unmatched == [str(gt / "zz_gt_only.png")]
+    assert report.to_dict()["duplicates"] == report.duplicates
+
+
+def test_tune_prints_the_preset_file_name_escaped(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    out = tmp_path / "a\nb.toml"
+    args = ["tune", "--masks", EXAMPLES / "masks", "--images", EXAMPLES / "images", "--gt", EXAMPLES / "gt"]
+    result = CliRunner().invoke(main, [*map(str, args), "--methods", "identity", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {tmp_path}/a\\nb.toml: identity [bilinear]" in result.output
+    assert out.exists()
