@@ -891,6 +891,7 @@ def score_cmd(
                 ("--images", images_dir),
                 ("--before", before_dir),
                 ("--shard", shard),
+                ("--jobs", jobs),  # the paired comparison runs in this process
                 ("--seeds", seeds),
                 ("--patch-size", patch_size),
                 ("--corloc-selector", corloc_selector),
@@ -1196,12 +1197,17 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
     Exit code 1 when a file failed in some shard, a shard of 1..N has no report, or a report file
     cannot be read (it is named; the others are merged).
     """  # noqa: D301 - "\b" is click's no-rewrap marker (a backspace); a raw docstring would disable it
-    from maskrefine.pipeline.merge import check_merged_output, merge_run_reports
+    from maskrefine.pipeline.merge import MergeStopped, check_merged_output, merge_run_reports
 
     with _library_errors():
         if json_path is not None:
             check_merged_output(json_path, reports)  # refused before anything is read or written
-        merged = merge_run_reports(reports, skip_unreadable=True)
+        try:
+            merged = merge_run_reports(reports, skip_unreadable=True)
+        except MergeStopped as exc:  # the files skipped before the stop are named too
+            for line in exc.unreadable:
+                _err(_one_line(f"error: {line}"))
+            raise
         for line in merged.unreadable:
             _err(f"error: {_one_line(line)}")
         code = _finish_apply(merged.report, quiet and merged.ok)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from maskrefine.cli import main
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.pipeline import apply_folder, merge_run_reports, read_run_report
+from maskrefine.pipeline.merge import MergeStopped
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 N_SHARDS = 3
@@ -337,3 +338,31 @@ def test_shards_are_compared_by_folder_not_by_the_text_typed(tmp_path, monkeypat
     apply_folder("masks", "images", "out", shard=(2, 2), jobs=1, report_path=tmp_path / "b2.json")
     with pytest.raises(InputError, match=r"b2\.json: not a shard of the same job .* masks_dir is .*/b/masks"):
         merge_run_reports([tmp_path / "a1.json", tmp_path / "b2.json"])
+
+
+def test_a_merge_that_stops_still_names_every_unreadable_report(sharded, tmp_path) -> None:
+    # only the error that stopped the merge was printed; the unreadable files skipped before were lost
+    empty, bad = tmp_path / "empty.json", tmp_path / "bad.json"
+    empty.write_text("")
+    bad.write_text("{\n")
+    missing = tmp_path / "missing.json"
+    result = CliRunner().invoke(main, ["report", "merge", str(empty), str(bad), str(missing)])
+    assert result.exit_code == 1
+    for name, problem in (
+        (empty, "file is empty"),
+        (bad, "not valid JSON"),
+        (missing, "no such report file"),
+    ):
+        assert f"error: {name}: {problem}" in result.output
+    other = tmp_path / "other.json"
+    apply_folder(EXAMPLES / "masks", EXAMPLES / "images", tmp_path / "elsewhere", jobs=1, report_path=other)
+    first = sharded["reports"][0]
+    result = CliRunner().invoke(main, ["report", "merge", str(empty), str(first), str(other), str(bad)])
+    assert result.exit_code == 1
+    assert (
+        f"error: {empty}: file is empty" in result.output and f"error: {bad}: not valid JSON" in result.output
+    )
+    assert "not a shard of the same job" in result.output
+    with pytest.raises(MergeStopped) as info:
+        merge_run_reports([empty, first, other], skip_unreadable=True)
+    assert info.value.unreadable == [f"{empty}: file is empty"]

@@ -55,6 +55,19 @@ def _fail(path: Path, problem: str) -> InputError:
     return InputError(path, problem)
 
 
+class MergeStopped(InputError):
+    """The merge stopped at one report; ``unreadable`` also names the report files skipped before it.
+
+    With ``skip_unreadable`` a report file that cannot be read is skipped and named. When the merge then
+    stops (another file is not a shard of the same job, nothing was readable, ...) those names must not
+    be lost with it.
+    """
+
+    def __init__(self, cause: InputError, unreadable: list[str]) -> None:
+        super().__init__(cause.path, cause.problem)
+        self.unreadable = unreadable
+
+
 def read_run_report(path: str | Path) -> RunReport:
     """Read one JSON run report written by ``apply --report`` (or :meth:`RunReport.write_json`).
 
@@ -373,8 +386,18 @@ def merge_run_reports(
             raise ConfigError(f"report {index + 1}: expected a path or a RunReport; got {kind}")
     if not items:
         if unreadable:
-            raise unreadable[0]
+            raise MergeStopped(unreadable[0], [str(exc) for exc in unreadable[1:]])
         raise ConfigError("no run reports to merge")
+    try:
+        return _merge(items, unreadable)
+    except InputError as exc:
+        if not unreadable:
+            raise
+        raise MergeStopped(exc, [str(u) for u in unreadable]) from None
+
+
+def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) -> MergedRunReport:
+    """Merge the reports read (``(path, report)``, in order); ``unreadable``: the files skipped."""
     first_path, first = items[0]
     job = {key: first.config.get(key) for key in _JOB_KEYS}
     shards: list[str | None] = []

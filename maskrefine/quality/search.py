@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import stat
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -275,6 +276,16 @@ class ScoreCache:
                 parts += [str(path), *_file_digest(path)]
             digest.update(json.dumps(parts).encode())
         return digest.hexdigest()
+
+    def remove(self) -> None:
+        """Delete the cache's own files (``<sha1>.npz``), then the folder if nothing else is left in it."""
+        for entry in list(self.folder.glob("*.npz")):
+            if re.fullmatch(r"[0-9a-f]{40}\.npz", entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+        try:
+            self.folder.rmdir()
+        except OSError:  # not empty (a file that is not ours), or gone already
+            pass
 
     def _path(self, candidate: Candidate, fingerprint: str) -> Path:
         key = json.dumps([candidate.to_dict(), fingerprint, self.scoring, code_fingerprint()], sort_keys=True)

@@ -32,7 +32,7 @@ from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
 from maskrefine.io.pairs import match_folders
 from maskrefine.metrics import get_preset
-from maskrefine.pipeline.guards import check_folder
+from maskrefine.pipeline.guards import check_folder, check_jobs
 from maskrefine.pipeline.reports import duplicates_in, not_regular_in
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
@@ -234,6 +234,7 @@ def tune(
     masks = check_folder(masks_dir, "masks")
     images = check_folder(images_dir, "images")
     gts = check_folder(gt_dir, "ground-truth")
+    jobs = check_jobs(jobs)  # up front: a rerun served from the cache evaluates nothing, yet must refuse it
     if budget_s is not None and (
         isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0
     ):
@@ -432,7 +433,8 @@ def tune_to_file(
     """:func:`tune`, then write the winner to ``out_path`` as a preset file (``maskrefine tune``).
 
     ``out_path`` and ``report_path`` are checked before any work: not empty, not a symlink, FIFO or
-    folder, not existing unless ``overwrite``, not inside an input folder, not the same file. Scores are
+    folder, not inside an input folder, not the same file; ``out_path`` not existing unless
+    ``overwrite`` (an existing report file is replaced, as for the other commands' ``--report``). Scores are
     cached in ``<out_path>.tune-cache/`` (a rerun resumes from it).
 
     Raises
@@ -455,24 +457,31 @@ def tune_to_file(
     cache_dir = out.with_name(out.name + ".tune-cache")
     report_file = None
     if report_path is not None:
-        report_file = check_preset_output(report_path, "report file", overwrite=overwrite)
+        # a single file asked for: an existing regular file is replaced, as `apply --report` replaces it
+        report_file = check_preset_output(report_path, "report file", overwrite=True)
         # nor the score cache folder (made by the run) or a file in it
         check_output_file(report_file, "report file", {**inputs, "score cache": cache_dir}, taken=taken)
     budget_s = parse_budget(budget)
     if cache_dir.is_symlink() or (cache_dir.exists() and not cache_dir.is_dir()):  # a dangling link too
         raise ConfigError(f"cache folder {cache_dir} exists and is not a folder (or is a symlink); remove it")
     check_output_folder(cache_dir, inputs)  # the cache is written: never into an input folder
-    report = tune(
-        masks_dir,
-        images_dir,
-        gt_dir,
-        methods=methods,
-        budget_s=budget_s,
-        jobs=jobs,
-        cache_dir=cache_dir,
-        preset=preset,
-        progress=progress,
-    )
+    cache_is_new = not cache_dir.exists()
+    try:
+        report = tune(
+            masks_dir,
+            images_dir,
+            gt_dir,
+            methods=methods,
+            budget_s=budget_s,
+            jobs=jobs,
+            cache_dir=cache_dir,
+            preset=preset,
+            progress=progress,
+        )
+    except (NothingScoredError, ConfigError):  # nothing to choose from: a new cache is no use either
+        if cache_is_new:
+            ScoreCache(cache_dir, preset).remove()
+        raise
     best = report.rows[0]
     iou = best.change["iou"]
     info = {

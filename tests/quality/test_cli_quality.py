@@ -444,3 +444,28 @@ def test_score_baseline_says_when_a_metric_is_compared_on_fewer_images(tmp_path)
     assert paired.exit_code == 0, paired.output
     assert "note: iou is compared on the 1 of 2 images where it is defined on both sides" in paired.stdout
     assert "note: acc" not in paired.stdout  # defined everywhere: the numbers `score` prints
+
+
+def test_tune_replaces_an_existing_report_file_like_the_other_commands(data, tmp_path):
+    # "report file r.json: exists; use --overwrite" where the docs say --report, --json and --csv files
+    # are replaced (and --overwrite is documented for --out only)
+    report = tmp_path / "r.json"
+    report.write_text("{}\n")
+    result = run(*tune_args(data, tmp_path / "best.toml", "--report", report))
+    assert result.exit_code == 0, result.output
+    assert "winner" in json.loads(report.read_text())
+
+
+def test_jobs_is_checked_even_when_tune_is_served_from_its_cache(data, tmp_path):
+    out = tmp_path / "best.toml"
+    assert run(*tune_args(data, out)).exit_code == 0
+    again = run(*tune_args(data, out, "--overwrite", "-j", "5000"))  # every score is cached: was exit 0
+    assert again.exit_code == 2 and "jobs must be <= 1024" in again.output
+
+
+def test_score_baseline_refuses_jobs_it_would_ignore(data, tmp_path):
+    # -j 5000 was neither used nor checked with --baseline
+    refined = tmp_path / "refined"
+    assert run(*apply_args(data, refined)).exit_code == 0
+    result = run("score", "--pred", refined, "--gt", data / "gt", "--baseline", data / "coarse", "-j", "2")
+    assert result.exit_code == 2 and "--jobs cannot be combined with --baseline" in result.output

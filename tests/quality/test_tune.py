@@ -205,3 +205,28 @@ def test_an_image_and_gt_without_a_mask_are_listed_as_unmatched(tmp_path):
     assert report.n_images == 3
     assert {p.rsplit("/", 2)[-2:][0] for p in report.unmatched} == {"images", "gt"}
     assert all(p.endswith("img03.png") for p in report.unmatched)
+
+
+def test_a_tune_that_scored_nothing_leaves_no_cache_behind(tmp_path):
+    # "nothing was scored ...; nothing was written", and yet <out>.tune-cache/ held 51 .npz files
+    import shutil
+    from pathlib import Path
+
+    from maskrefine.errors import NothingScoredError
+    from maskrefine.quality.tune import tune_to_file
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for mask in (examples / "masks").iterdir():
+        (masks / mask.name).write_bytes(b"")
+    out = tmp_path / "best.toml"
+    with pytest.raises(NothingScoredError):
+        tune_to_file(masks, examples / "images", examples / "gt", out, methods=["identity", "guided"], jobs=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks"]
+    # a cache that was there before the run (a resumed one) is kept
+    (tmp_path / "best.toml.tune-cache").mkdir()
+    with pytest.raises(NothingScoredError):
+        tune_to_file(masks, examples / "images", examples / "gt", out, methods=["identity"], jobs=1)
+    assert (tmp_path / "best.toml.tune-cache").is_dir()
+    shutil.rmtree(tmp_path / "best.toml.tune-cache")
