@@ -891,7 +891,6 @@ def score_cmd(
                 ("--images", images_dir),
                 ("--before", before_dir),
                 ("--shard", shard),
-                ("--jobs", jobs),  # the paired comparison runs in this process
                 ("--seeds", seeds),
                 ("--patch-size", patch_size),
                 ("--corloc-selector", corloc_selector),
@@ -915,6 +914,7 @@ def score_cmd(
                 mask_scale=mask_scale,
                 max_pixels=max_pixels,
                 overwrite=overwrite,
+                jobs=jobs,
             )
         )
     if plot_dir is None and (images_dir is not None or before_dir is not None):
@@ -995,6 +995,7 @@ def _score_paired(
     mask_scale: str,
     max_pixels: int,
     overwrite: bool,
+    jobs: int | None,
 ) -> int:
     from maskrefine.quality.compare import compare_folders
 
@@ -1012,6 +1013,7 @@ def _score_paired(
             mask_scale=mask_scale,
             max_pixels=max_pixels,
             overwrite=overwrite,
+            jobs=jobs,
         )
     progress.close()
     for path, problem in report.failures:

@@ -32,6 +32,7 @@ from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.metrics.evaluator import Evaluator, score_image, scoring_gt
 from maskrefine.pipeline.guards import (
     check_folder,
+    check_jobs,
     check_output_file,
     check_output_folder,
     check_output_targets,
@@ -170,6 +171,7 @@ def compare_folders(
     mask_scale: str | int = "auto",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     overwrite: bool = False,
+    jobs: int | None = None,
 ) -> PairedScoreReport:
     """Score ``pred_dir`` and ``baseline_dir`` against ``gt_dir`` and compare them image by image.
 
@@ -197,6 +199,9 @@ def compare_folders(
         Largest accepted mask, checked from the file header before decoding (None: no limit).
     overwrite : bool, default False
         Replace an existing ``paired_iou.png`` in ``plot_dir``.
+    jobs : int, optional
+        Checked as ``score``'s (an integer in 1..1024, or None), so that a command line valid for
+        ``score`` stays valid with ``--baseline``; the comparison itself runs in this process.
 
     Returns
     -------
@@ -219,6 +224,7 @@ def compare_folders(
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {short_repr(preset)}")
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
         raise ConfigError(f"worst must be an integer >= 0; got {short_repr(worst)}")
+    check_jobs(jobs)
     try:  # before any image is read, not after all of them are scored
         check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
         check_int_range(seed, "seed", 0)

@@ -463,9 +463,11 @@ def test_jobs_is_checked_even_when_tune_is_served_from_its_cache(data, tmp_path)
     assert again.exit_code == 2 and "jobs must be <= 1024" in again.output
 
 
-def test_score_baseline_refuses_jobs_it_would_ignore(data, tmp_path):
-    # -j 5000 was neither used nor checked with --baseline
+def test_score_baseline_checks_jobs_like_score(data, tmp_path):
+    # -j 5000 was neither used nor checked with --baseline (exit 0); -j 1 stays valid
     refined = tmp_path / "refined"
     assert run(*apply_args(data, refined)).exit_code == 0
-    result = run("score", "--pred", refined, "--gt", data / "gt", "--baseline", data / "coarse", "-j", "2")
-    assert result.exit_code == 2 and "--jobs cannot be combined with --baseline" in result.output
+    args = ["score", "--pred", refined, "--gt", data / "gt", "--baseline", data / "coarse", "-q"]
+    result = run(*args, "-j", "5000")
+    assert result.exit_code == 2 and "jobs must be <= 1024" in result.output
+    assert run(*args, "-j", "2").exit_code == 0
