@@ -260,7 +260,8 @@ def _train_or_stop(train: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs)
     type=click.Choice(["auto", "guided", "none"]),
     default="auto",
     show_default=True,
-    help="Guided filter (r 9, eps 1e-3) on the fine mask; auto = guided for a crop-loss checkpoint.",
+    help="The run's guided filter (gf_radius, gf_eps; r 9, eps 1e-3 by default) on the fine mask; "
+    "auto = guided for a crop-loss checkpoint.",
 )
 @click.option("--format", "fmt", type=click.Choice(MASK_FORMATS), default="png8", show_default=True)
 @click.option("--save-coarse", is_flag=True, help="Also write the patch-grid coarse masks to --out/coarse.")

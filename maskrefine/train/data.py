@@ -66,10 +66,16 @@ def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 
 
 def resize_shorter(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize (3, H, W) so that the shorter side is ``size`` (bilinear, antialiased)."""
+    """Resize (3, H, W) so that the shorter side is ``size`` (bilinear, antialiased).
+
+    The longer side follows ``torchvision.transforms.Resize(size)``'s rule, ``int(size * long / short)``
+    (truncated, not rounded), as in the paper repository's pipeline and the ``paper_repo`` score preset.
+    """
     height, width = image.shape[-2:]
-    scale = size / min(height, width)
-    new = (max(size, round(height * scale)), max(size, round(width * scale)))
+    if height <= width:
+        new = (size, int(size * width / height))
+    else:
+        new = (int(size * height / width), size)
     return F.interpolate(image[None], size=new, mode="bilinear", align_corners=False, antialias=True)[0]
 
 

@@ -44,7 +44,9 @@ def test_jitter_zero_strength_is_identity_and_seeded():
 
 def test_resize_shorter_side():
     assert data.resize_shorter(torch.rand(3, 100, 150), 335).shape == (3, 335, 502)
-    assert data.resize_shorter(torch.rand(3, 400, 300), 335).shape == (3, 447, 335)
+    # torchvision's Resize(335) truncates the longer side: int(335 * 400 / 300) = 446 (rounding gave 447)
+    assert data.resize_shorter(torch.rand(3, 400, 300), 335).shape == (3, 446, 335)
+    assert data.resize_shorter(torch.rand(3, 321, 481), 335).shape == (3, 335, 501)  # 501.96 -> 501
 
 
 def _write_images(folder, n=3, size=(50, 70)):
