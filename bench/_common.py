@@ -19,6 +19,34 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 
+# 1/5/15-min load average when this module was imported, i.e. when the script started (after the malloc
+# re-exec): whether other jobs shared the cores while the figures were taken
+_LOAD_AT_START = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def sod_dir() -> Path | None:
+    """The SOD data (``sod/`` with ``images/``): ``$MASKREFINE_SHARED_DATA/sod``, else ``../shared/data/sod``.
+
+    The one rule every bench script follows (the tests read the same variable). None when absent.
+    """
+    candidates = []
+    if os.environ.get("MASKREFINE_SHARED_DATA"):
+        candidates.append(Path(os.environ["MASKREFINE_SHARED_DATA"]) / "sod")
+    candidates += [REPO_ROOT.parent / "shared" / "data" / "sod", REPO_ROOT / "shared" / "data" / "sod"]
+    for candidate in candidates:
+        if (candidate / "images").is_dir():
+            return candidate
+    return None
+
+
+def default_json(stem: str, quick: bool) -> Path:
+    """``bench/results/<stem>.json``, or ``<stem>-quick.json`` for a smoke run.
+
+    A quick run never replaces the full run's JSON that ``bench/README.md`` cites.
+    """
+    return RESULTS_DIR / f"{stem}{'-quick' if quick else ''}.json"
+
+
 # PEERS.md finding 8: small-image timings depend ~2x on glibc's malloc state. Every bench script
 # re-executes itself once with these set, so every peer runs under the same allocator settings.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "67108864", "MALLOC_TRIM_THRESHOLD_": "268435456"}
@@ -96,8 +124,9 @@ def metadata(extra_modules: tuple[str, ...] = ()) -> dict[str, object]:
         "versions": {m: _version(m) for m in modules},
         "threads": threads,
         "env": {k: os.environ.get(k) for k in (*MALLOC_ENV, "OMP_NUM_THREADS", "NUMBA_NUM_THREADS")},
-        # 1/5/15-min load average when the figures were taken: whether other jobs shared the cores
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        # 1/5/15-min load average at the start of the run and when this metadata was taken (its end)
+        "load_average": _LOAD_AT_START,
+        "load_average_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 

@@ -42,12 +42,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
-    REPO_ROOT,
-    RESULTS_DIR,
+    default_json,
     ensure_malloc_env,
     metadata,
     print_table,
     save_json,
+    sod_dir,
 )
 
 PREDICTIONS = ("PiCANet", "DSS", "Amulet", "RBD_frankLeo123", "BSCA_frankLeo123", "GS_frankLeo123")
@@ -56,14 +56,9 @@ JOBS_SPEEDUP_TARGET = 1.7  # jobs=1 time / jobs=2 time
 
 
 def find_shared() -> Path | None:
-    candidates = []
-    if os.environ.get("MASKREFINE_SHARED_DATA"):
-        candidates.append(Path(os.environ["MASKREFINE_SHARED_DATA"]))
-    candidates += [REPO_ROOT.parent / "shared" / "data", REPO_ROOT / "shared" / "data"]
-    for candidate in candidates:
-        if (candidate / "sod" / "images").is_dir() and (candidate / "sod" / "predictions").is_dir():
-            return candidate
-    return None
+    """The shared data folder (holding ``sod/images`` and ``sod/predictions``), or None."""
+    sod = sod_dir()
+    return sod.parent if sod is not None and (sod / "predictions").is_dir() else None
 
 
 def patch_mean(saliency, patch: int):
@@ -123,13 +118,16 @@ def io_loop(masks_dir: Path, images_dir: Path, out_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ensure_malloc_env()
     parser = argparse.ArgumentParser(description="Benchmark maskrefine apply (apply_folder) on SOD pairs.")
-    parser.add_argument("--json", default=str(RESULTS_DIR / "apply--cpu.json"), help="output JSON path")
+    parser.add_argument(
+        "--json", default=None, help="output JSON path (default bench/results/apply--cpu[-quick].json)"
+    )
     parser.add_argument("--quick", action="store_true", help="100 pairs, 1 repeat (a smoke run)")
     parser.add_argument(
         "--pairs", type=int, default=None, help="number of pairs (default 1000; 100 with --quick)"
     )
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per configuration (default 3)")
     args = parser.parse_args(argv)
+    args.json = args.json or str(default_json("apply--cpu", args.quick))
     pairs = args.pairs or (100 if args.quick else 1000)
     repeat = args.repeat or (1 if args.quick else 3)
 
@@ -282,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print_table([{**t, "value": round(t["value"], 3)} for t in targets], ["name", "value", "target", "hit"])
+    if args.quick or pairs != 1000 or repeat != 3:
+        print(f"note: {pairs} pairs, {repeat} round(s): not the measured setting (1000 pairs, 3 rounds)")
 
     payload = {
         "suite": "apply",

@@ -46,7 +46,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, RESULTS_DIR, ensure_malloc_env, metadata, print_table, save_json  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    ensure_malloc_env,
+    metadata,
+    print_table,
+    save_json,
+    sod_dir,
+)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 PRESETS = {"tokencut": (16.0, 16.0, 8.0), "paper_repo": (24.0, 4.0, 4.0)}
@@ -60,19 +67,11 @@ CRF_ARGS = {
 TARGETS = {"bs_vs_scipy": 3.0, "bs_vs_opencv": 1.0, "crf_vs_pydensecrf": 2.0, "rss_vs_guided": 3.0}
 
 
-def _sod_dir() -> Path | None:
-    env = os.environ.get("MASKREFINE_SHARED_DATA")
-    for candidate in ([Path(env) / "sod"] if env else []) + [REPO_ROOT.parent / "shared" / "data" / "sod"]:
-        if (candidate / "images").is_dir():
-            return candidate
-    return None
-
-
 def make_inputs(size: int) -> tuple[np.ndarray, np.ndarray, str]:
     """(uint8 RGB image, float32 soft mask in [0, 1], description) at size x size."""
     import cv2
 
-    sod = _sod_dir()
+    sod = sod_dir()
     if sod is not None:
         path = sorted((sod / "images").glob("*.jpg"))[0]
         rgb = cv2.imread(str(path), cv2.IMREAD_COLOR)[:, :, ::-1]

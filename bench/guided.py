@@ -23,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO_ROOT, RESULTS_DIR, ensure_malloc_env, metadata, print_table, save_json  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    ensure_malloc_env,
+    metadata,
+    print_table,
+    save_json,
+    sod_dir,
+)
 
 RADIUS = 9
 EPS = 1e-3
@@ -45,18 +52,11 @@ QUICK_CASES = {
 TORCH_MAX_PIXELS = 1024 * 1024 * 2
 
 
-def _sod_dir() -> Path | None:
-    for candidate in (REPO_ROOT.parent / "shared" / "data" / "sod", REPO_ROOT / "shared" / "data" / "sod"):
-        if (candidate / "images").is_dir():
-            return candidate
-    return None
-
-
 def make_inputs(size: int, color: bool, batch: int | None) -> tuple[np.ndarray, np.ndarray, str]:
     """Real photo guide(s) and coarse mask(s) at ``size``² (synthetic fallback when data is absent)."""
     import cv2
 
-    sod = _sod_dir()
+    sod = sod_dir()
     n = batch or 1
     guides, srcs = [], []
     if sod is not None:
@@ -80,6 +80,7 @@ def make_inputs(size: int, color: bool, batch: int | None) -> tuple[np.ndarray, 
             guides.append(np.clip(rgb, 0, 1) if color else np.clip(rgb, 0, 1).mean(axis=2))
     else:
         source = "synthetic (shared data absent): noisy ramp guide, ellipse mask /16 then bilinear up"
+        print(f"note: SOD data not found ($MASKREFINE_SHARED_DATA or ../shared/data); inputs are {source}")
         rng = np.random.default_rng(0)
         yy, xx = np.mgrid[0:size, 0:size] / size
         for _ in range(n):
@@ -135,12 +136,15 @@ def build_peers(guide, src, color, batch, subsample) -> dict[str, Callable[[], o
         g_cv = guide * np.float32(255) if color else guide
         e_cv = EPS * 255.0**2 if color else EPS
         scale = 1.0 / subsample
+        # with scale < 1 OpenCV applies the radius at the low resolution: r // s there is our fast
+        # variant's window (r = 9 at scale 1/4 would be a 36-pixel radius at full resolution)
+        r_cv = RADIUS // subsample
         if batch:
             peers["cv2.ximgproc (loop)"] = lambda: [
-                cv2.ximgproc.guidedFilter(g_cv[i], src[i], RADIUS, e_cv, scale=scale) for i in range(len(src))
+                cv2.ximgproc.guidedFilter(g_cv[i], src[i], r_cv, e_cv, scale=scale) for i in range(len(src))
             ]
         else:
-            peers["cv2.ximgproc"] = lambda: cv2.ximgproc.guidedFilter(g_cv, src, RADIUS, e_cv, scale=scale)
+            peers["cv2.ximgproc"] = lambda: cv2.ximgproc.guidedFilter(g_cv, src, r_cv, e_cv, scale=scale)
     except ImportError as exc:
         peers["cv2.ximgproc"] = f"skipped: {exc}"
     if subsample == 1:

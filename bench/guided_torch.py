@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS_DIR, ensure_malloc_env, metadata, print_table, save_json, time_call  # noqa: E402
+from _common import default_json, ensure_malloc_env, metadata, print_table, save_json, time_call  # noqa: E402
 
 RADIUS, EPS = 9, 1e-3
 
@@ -51,7 +51,7 @@ def make_inputs(torch, batch, channels, size, device, seed=0):
     return guide.contiguous().to(device), mask.contiguous().to(device)
 
 
-def build_callables(torch, case, device, numba_gf):
+def build_callables(torch, case, device, numba_gf, quick=False):
     """Return {impl: (forward_fn or None, fwd_bwd_fn or None, note)} for one case."""
     from maskrefine.torch import guided_filter
 
@@ -106,7 +106,7 @@ def build_callables(torch, case, device, numba_gf):
                 g, s, 2 * RADIUS + 1, EPS, border_type="reflect", separable=sep
             )
             fwd, fwd_bwd = wrap(fn)
-            if cpu and pixels > 2_000_000:
+            if cpu and (pixels > 2_000_000 or quick):  # a quick CPU run: its backward is 10-16 s a call
                 fwd_bwd = None
             impls[name] = (fwd, fwd_bwd, "reflect-101, /(2r+1)^2")
 
@@ -167,13 +167,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 7:
         parser.error("--repeat must be >= 7 (bench/README.md contract)")
 
-    import torch
+    try:
+        import torch
+    except ImportError:
+        print("skip bench/guided_torch.py: torch not installed (pip install 'torch==2.13.0' -e '.[torch]')")
+        return 0
 
     device = "cuda" if args.cuda else "cpu"
     if args.cuda and not torch.cuda.is_available():
         print("--cuda given but torch.cuda.is_available() is False", file=sys.stderr)
         return 2
-    json_path = args.json or RESULTS_DIR / f"guided_torch--{device}.json"
+    json_path = args.json or default_json(f"guided_torch--{device}", args.quick)
     try:
         from maskrefine.filters import guided_filter as numba_gf
     except ImportError:
@@ -200,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, results = [], []
     for case in cases:
-        impls, (guide, src) = build_callables(torch, case, device, numba_gf)
+        impls, (guide, src) = build_callables(torch, case, device, numba_gf, quick=args.quick)
         pixels = case["batch"] * case["size"] ** 2
         for mode in ("forward", "forward+backward"):
             timings = {}

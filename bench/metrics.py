@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, ensure_malloc_env, metadata, print_table, save_json, time_call  # noqa: E402
+from _common import (  # noqa: E402
+    default_json,
+    ensure_malloc_env,
+    metadata,
+    print_table,
+    save_json,
+    sod_dir,
+    time_call,
+)
 
 KEYS = (
     "max_fbeta",
@@ -52,7 +60,9 @@ def synthetic_pairs(n: int, size: int = 320, seed: int = 0) -> list[tuple[np.nda
 def sod_pairs(method: str) -> list[tuple[np.ndarray, np.ndarray]] | None:
     import cv2
 
-    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "sod"
+    root = sod_dir()
+    if root is None:
+        return None
     pred_dir = root / "predictions" / method
     if not pred_dir.is_dir():
         return None
@@ -140,9 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="100 synthetic pairs, one real method, 3 repeats"
     )
-    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "metrics--cpu.json")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default bench/results/metrics--cpu[-quick].json"
+    )
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per case (default 7; quick 3)")
     args = parser.parse_args(argv)
+    args.json = args.json or default_json("metrics--cpu", args.quick)
     repeat = args.repeat or (3 if args.quick else 7)
     try:
         import py_sod_metrics  # noqa: F401
@@ -161,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods:
         pairs = sod_pairs(method)
         if pairs is None:
-            print(f"skip: SOD predictions for {method} not found under ../shared/data/sod")
+            print(f"skip: SOD predictions for {method} not found ($MASKREFINE_SHARED_DATA or ../shared/data)")
             continue
         suites.append((f"sod_{method}", pairs))
 

@@ -53,7 +53,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from _common import REPO_ROOT, RESULTS_DIR, metadata, save_json  # noqa: E402
+from _common import REPO_ROOT, default_json, metadata, save_json, sod_dir  # noqa: E402
 
 from maskrefine.quality import (  # noqa: E402
     Candidate,
@@ -85,14 +85,9 @@ BUILTIN = {"identity", "guided", "fast_guided", "auto"}
 
 
 def find_sod() -> Path | None:
-    candidates = []
-    if os.environ.get("MASKREFINE_SHARED_DATA"):
-        candidates.append(Path(os.environ["MASKREFINE_SHARED_DATA"]))
-    candidates += [REPO_ROOT.parent / "shared" / "data", REPO_ROOT / "shared" / "data"]
-    for candidate in candidates:
-        if (candidate / "sod" / "images").is_dir() and (candidate / "sod" / "predictions").is_dir():
-            return candidate / "sod"
-    return None
+    """The SOD folder with images and the bundled methods' predictions, or None."""
+    sod = sod_dir()
+    return sod if sod is not None and (sod / "predictions").is_dir() else None
 
 
 def kind_name(binary: bool, patch: int) -> str:
@@ -413,7 +408,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     parser.add_argument("--quick", action="store_true", help="tiny grid (smoke test)")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / "bench" / ".cache" / "quality")
-    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "quality--cpu.json")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default bench/results/quality--cpu[-quick].json"
+    )
     parser.add_argument("--markdown", type=Path, default=None, help="tables (default: next to --json)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument(
@@ -423,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="skip refiners outside the guided family (bilateral solver, CRF: slow, run on tuning images)",
     )
     args = parser.parse_args(argv)
+    args.json = args.json or default_json("quality--cpu", args.quick)
     start = time.perf_counter()
 
     sod = find_sod()
@@ -550,7 +548,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     save_json(payload, args.json)
     md = markdown_tables(final)
-    md_path = args.markdown or args.json.with_name(args.json.stem.split("--")[0] + ".md")
+    # quality--cpu.json -> quality.md; a quick run's -> quality-quick.md (never the full run's tables)
+    md_path = args.markdown or args.json.with_name(args.json.stem.replace("--cpu", "") + ".md")
     md_path.write_text(md + "\n")
     print(md)
     if not args.no_plots:

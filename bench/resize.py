@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, ensure_malloc_env, metadata, print_table, save_json, time_call  # noqa: E402
+from _common import default_json, ensure_malloc_env, metadata, print_table, save_json, time_call  # noqa: E402
 
 H, W, STRIDE = 400, 300, 16
 
@@ -41,9 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="50 maps, 3 repeats")
-    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "resize--cpu.json")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default bench/results/resize--cpu[-quick].json"
+    )
     parser.add_argument("--repeat", type=int, default=None)
     args = parser.parse_args(argv)
+    args.json = args.json or default_json("resize--cpu", args.quick)
     repeat = args.repeat or (3 if args.quick else 7)
     from maskrefine.metrics.resize import pil_bilinear, torch_bilinear, torch_nearest
 
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "suite": "resize",
         "description": f"preset resize rules on 1/{STRIDE} uint8 maps to {H}x{W}, in memory; median of "
         "repeats "
-        "after one warm-up (includes numba compilation); torch with 1 thread; machine shared with other jobs",
+        "after one warm-up (includes numba compilation); torch with 1 thread (load: metadata.load_average)",
         "quick": args.quick,
         "metadata": metadata(("PIL", "torch")),
         "results": results,
