@@ -548,8 +548,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     save_json(payload, args.json)
     md = markdown_tables(final)
-    # quality--cpu.json -> quality.md; a quick run's -> quality-quick.md (never the full run's tables)
-    md_path = args.markdown or args.json.with_name(args.json.stem.replace("--cpu", "") + ".md")
+    # quality--cpu.json -> quality.md; a quick run's quality--cpu-quick.json -> quality-quick.md (never the
+    # full run's tables and plots)
+    quick_suffix = "-quick" if args.json.stem.endswith("-quick") else ""
+    md_path = args.markdown or args.json.with_name(args.json.stem.split("--")[0] + quick_suffix + ".md")
     md_path.write_text(md + "\n")
     print(md)
     if not args.no_plots:

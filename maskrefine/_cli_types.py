@@ -9,18 +9,40 @@ import click
 
 from maskrefine._checks import short_repr
 
-__all__ = ["FloatRangeEchoed"]
+__all__ = ["FloatRangeEchoed", "IntRangeAscii"]
 
 
-class FloatRangeEchoed(click.FloatRange):
-    """``click.FloatRange`` whose refusal shows the text given when it underflows to 0 or overflows to inf.
+class _AsciiDigits(click.ParamType):
+    """Refuse a number written with other digits than ASCII 0-9 before converting it.
 
-    ``--eps 1e-400`` is 0.0 to Python: the message was "0.0 is not in the range x>=1e-12".
+    Python's ``int`` and ``float`` read ``"١٢"`` (Arabic-Indic digits) as 12: a value the user may not have
+    meant, and which ``--shard`` and ``tune --budget`` already refuse.
     """
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            self.fail(f"{short_repr(value)} is not a number written with ASCII digits (0-9)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class IntRangeAscii(_AsciiDigits, click.IntRange):
+    """``click.IntRange`` that takes ASCII digits only (see :class:`_AsciiDigits`)."""
+
+    name = "integer"  # click's refusal reads "'12x' is not a valid integer." (not "integer range")
+
+
+class FloatRangeEchoed(_AsciiDigits, click.FloatRange):
+    """``click.FloatRange`` whose refusal shows the text given when it underflows to 0 or overflows to inf.
+
+    ``--eps 1e-400`` is 0.0 to Python: the message was "0.0 is not in the range x>=1e-12". ASCII digits
+    only (see :class:`_AsciiDigits`).
+    """
+
+    name = "float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         try:
-            return super().convert(value, param, ctx)
+            number = super().convert(value, param, ctx)
         except click.BadParameter as exc:
             if not isinstance(value, str):
                 raise
@@ -34,3 +56,7 @@ class FloatRangeEchoed(click.FloatRange):
             if not (underflow or overflow):
                 raise
             self.fail(f"{short_repr(value)} reads as {number!r}: {exc.message}", param, ctx)
+        if isinstance(value, str) and math.isinf(number) and "inf" not in value.lower():
+            # accepted by an open-ended range, then refused downstream as "got inf": say what was typed
+            self.fail(f"{short_repr(value)} reads as {number!r}; give a finite number", param, ctx)
+        return number

@@ -33,7 +33,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine._checks import MIN_EPS, short_repr
-from maskrefine._cli_types import FloatRangeEchoed
+from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import (
     BackendUnavailableError,
@@ -288,7 +288,7 @@ def _reading_options(command: Any) -> Any:
         ),
         click.option(
             "--max-pixels",
-            type=click.IntRange(min=1),
+            type=IntRangeAscii(min=1),
             default=DEFAULT_MAX_PIXELS,
             show_default=True,
             help="Refuse an image or mask with more pixels (read from the file header, before decoding).",
@@ -397,23 +397,33 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "--sigma-spatial",
         "sigma_spatial",
         float,
-        "bilateral_solver grid cell in pixels. [default: from --preset]",
+        "bilateral_solver grid cell in pixels, >= 0.001. [default: from --preset]",
     ),
     (
         "--sigma-luma",
         "sigma_luma",
         float,
-        "bilateral_solver luma cell (0..255 units). [default: from --preset]",
+        "bilateral_solver luma cell (0..255 units), >= 0.001. [default: from --preset]",
     ),
     (
         "--sigma-chroma",
         "sigma_chroma",
         float,
-        "bilateral_solver chroma cell (0..255). [default: from --preset]",
+        "bilateral_solver chroma cell (0..255), >= 0.001. [default: from --preset]",
     ),
     ("--lam", "lam", float, "bilateral_solver smoothness λ, in [0, 1e8]. [default: 256]"),
-    ("--iterations", "iterations", int, "crf mean-field iterations. [default: from --preset (deeplab 10)]"),
-    ("--gt-prob", "gt_prob", float, "crf confidence of a binary mask's labels, in (0, 1). [default: preset]"),
+    (
+        "--iterations",
+        "iterations",
+        int,
+        "crf mean-field iterations, 0 to 1000. [default: from --preset (deeplab 10)]",
+    ),
+    (
+        "--gt-prob",
+        "gt_prob",
+        float,
+        "crf confidence of a binary mask's labels, in [1e-6, 1 - 1e-6]. [default: preset]",
+    ),
     ("--gaussian-sxy", "gaussian_sxy", float, "crf Gaussian kernel width in pixels. [default: 3]"),
     ("--gaussian-compat", "gaussian_compat", float, "crf Gaussian kernel weight. [default: 3]"),
     (
@@ -434,7 +444,10 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
 
 
 def _method_options(command: Any) -> Any:
+    # ASCII digits only for the numbers (int() and float() read "١٢" as 12); ranges are the refiners'
+    ascii_number = {int: IntRangeAscii(), float: FloatRangeEchoed()}
     for flag, name, kind, text in reversed(_METHOD_OPTIONS):
+        kind = ascii_number.get(kind, kind)
         command = click.option(flag, name, type=kind, default=None, help=text)(command)
     return command
 
@@ -476,9 +489,9 @@ def _method_options(command: Any) -> Any:
 )
 @click.option(
     "--radius",
-    type=click.IntRange(min=0),
+    type=IntRangeAscii(min=0),
     default=None,
-    help=f"Filter window radius in image pixels (window 2r+1). {_defaults_help('radius')}",
+    help=f"Filter window radius in image pixels (window 2r+1), at most 10000. {_defaults_help('radius')}",
 )
 @click.option(
     "--eps",
@@ -488,9 +501,9 @@ def _method_options(command: Any) -> Any:
 )
 @click.option(
     "--subsample",
-    type=click.IntRange(min=1),
+    type=IntRangeAscii(min=1),
     default=None,
-    help=f"Subsampling factor of the fast guided filter. {_defaults_help('subsample')}",
+    help=f"Subsampling factor of the fast guided filter, at most 1024. {_defaults_help('subsample')}",
 )
 @_method_options
 @click.option(
@@ -518,7 +531,7 @@ def _method_options(command: Any) -> Any:
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--skip-existing", is_flag=True, help="Keep existing outputs and do the rest (resume a run).")
 @click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
+    "--jobs", "-j", type=IntRangeAscii(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
 @click.option(
     "--shard",
@@ -603,10 +616,16 @@ def apply_cmd(
         raise click.UsageError(
             "--binary-input has no effect with --method auto, which detects binary masks itself."
         )
-    if method == "auto" and ctx.get_parameter_source("guide") is not click.core.ParameterSource.DEFAULT:
+    guide_given = ctx.get_parameter_source("guide") is not click.core.ParameterSource.DEFAULT
+    if method == "auto" and guide_given:
         raise click.UsageError(
             "--guide has no effect with --method auto, which picks the guide per mask kind; "
             "use --method guided (or fast_guided) to choose the guide."
+        )
+    if method != "auto" and guide_given and method in REFINERS and not REFINERS[method].uses_guide:
+        raise click.UsageError(
+            f"--guide has no effect with --method {method}: it does not filter with a guide image; "
+            "drop --guide."
         )
     tuned = [
         option for option in given if option not in ("--method", "--guide", "--binary-input", "--preset")
@@ -808,7 +827,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
 )
 @click.option(
     "--patch-size",
-    type=click.IntRange(min=1, max=256),
+    type=IntRangeAscii(min=1, max=256),
     default=None,
     help="CorLoc on the token grid of this patch size (boxes on the padded image, clipped). "
     "[default: each prediction's down-scale factor under tokencut/found]",
@@ -843,7 +862,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     help="Score only shard K of N (1-based).",
 )
 @click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
+    "--jobs", "-j", type=IntRangeAscii(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
 @click.option(
     "--baseline",
@@ -1092,7 +1111,7 @@ def _score_paired(
     help="Scoring protocol.",
 )
 @click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel workers. [default: all cores]"
+    "--jobs", "-j", type=IntRangeAscii(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option(

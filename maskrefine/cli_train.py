@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from maskrefine._cli_types import FloatRangeEchoed
+from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii
 from maskrefine.io.pairs import MASK_FORMATS
 
 __all__ = ["train_cmd", "predict_cmd"]
@@ -100,19 +100,17 @@ class _StepLine:
     default=None,
     help="Crop positions: uniform over the image, or the paper repository's. [default: uniform]",
 )
-@click.option(
-    "--epochs", type=click.IntRange(min=1), default=None, help="Passes over the data. [default: 30]"
-)
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step. [default: 8]")
+@click.option("--epochs", type=IntRangeAscii(min=1), default=None, help="Passes over the data. [default: 30]")
+@click.option("--batch-size", type=IntRangeAscii(min=1), default=None, help="Images per step. [default: 8]")
 @click.option(
     "--image-size",
-    type=click.IntRange(min=16),
+    type=IntRangeAscii(min=16),
     default=None,
     help="Side of the square training crop; sizes that cannot train are refused. [default: 320]",
 )
 @click.option(
     "--resize",
-    type=click.IntRange(min=1),
+    type=IntRangeAscii(min=1),
     default=None,
     help="Shorter side images are resized to before the random crop; image size to 4 x image size. "
     "[default: 335]",
@@ -124,13 +122,13 @@ class _StepLine:
     help="AdamW learning rate, at least 1e-12. [default: 1e-4]",
 )
 @click.option(
-    "--seed", type=click.IntRange(min=0), default=None, help="Seed of all random draws. [default: 0]"
+    "--seed", type=IntRangeAscii(min=0), default=None, help="Seed of all random draws. [default: 0]"
 )
 @click.option("--device", default=None, help="cpu, cuda or cuda:N. [default: cpu]")
 @click.option("--amp", is_flag=True, default=None, help="bf16 autocast (CUDA only).")
-@click.option("--num-workers", type=click.IntRange(min=0), default=None, help="Data loader processes.")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps.")
-@click.option("--checkpoint-every", type=click.IntRange(min=0), default=None, help="Steps; 0 = per epoch.")
+@click.option("--num-workers", type=IntRangeAscii(min=0), default=None, help="Data loader processes.")
+@click.option("--max-steps", type=IntRangeAscii(min=1), default=None, help="Stop after this many steps.")
+@click.option("--checkpoint-every", type=IntRangeAscii(min=0), default=None, help="Steps; 0 = per epoch.")
 @click.option(
     "--resume",
     is_flag=True,

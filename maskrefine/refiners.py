@@ -76,6 +76,9 @@ class RefinerSpec:
     native_mask : bool
         ``run`` receives the mask at its own (native) size and resizes it itself (``auto`` does, to see
         the patch size).
+    uses_guide : bool
+        ``run`` filters with the ``guide`` mode it is given (False: it reads the RGB image its own way, or
+        not at all, so choosing a guide is a mistake the CLI refuses).
     """
 
     name: str
@@ -84,6 +87,7 @@ class RefinerSpec:
     run: RefineFn
     validators: Mapping[str, Callable[[Any, str], Any]] = field(default_factory=dict)
     native_mask: bool = False
+    uses_guide: bool = True
 
 
 REFINERS: dict[str, RefinerSpec] = {}
@@ -101,7 +105,7 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
     TypeError
         ``spec`` is not a :class:`RefinerSpec`, or one of its fields has the wrong type (``name`` and
         ``summary`` strings, ``run`` callable, ``defaults`` / ``validators`` mappings with string keys,
-        each validator callable, ``native_mask`` a bool).
+        each validator callable, ``native_mask`` and ``uses_guide`` bools).
     ValueError
         The name is empty, has surrounding or inner whitespace, or is taken; a validator names a
         parameter that is not in ``defaults``; a default value its validator refuses.
@@ -138,6 +142,7 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
             )
         check(defaults[key], key)  # a default its own validator refuses would fail every call
     native_mask = check_flag(spec.native_mask, "spec.native_mask")
+    uses_guide = check_flag(spec.uses_guide, "spec.uses_guide")
     REFINERS[name] = RefinerSpec(
         name=name,
         summary=spec.summary,
@@ -145,6 +150,7 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
         run=spec.run,
         validators=MappingProxyType(validators),
         native_mask=native_mask,
+        uses_guide=uses_guide,
     )
     return REFINERS[name]
 
@@ -182,9 +188,13 @@ def resolve_params(method: str, params: Mapping[str, Any] | None = None) -> dict
     given = {key: value for key, value in (params or {}).items() if value is not None}
     unknown = [key for key in given if key not in spec.defaults]
     if unknown:
-        accepted = ", ".join(spec.defaults) or "none"
+        # names in backticks: the CLI shows them as the options typed (`sigma_luma` -> --sigma-luma)
+        accepted = ", ".join(f"`{key}`" for key in spec.defaults) or "none"
         named = ", ".join(
-            key if isinstance(key, str) and len(key) <= 40 else short_repr(key, 40) for key in unknown[:5]
+            f"`{key}`"
+            if isinstance(key, str) and key.isidentifier() and len(key) <= 40
+            else short_repr(key, 40)
+            for key in unknown[:5]
         )
         raise ValueError(
             f"refiner {method!r} does not accept parameter(s) {named}{', ...' if len(unknown) > 5 else ''}; "
@@ -457,6 +467,7 @@ register_refiner(
         summary="no filtering: resize the mask to the image and clip to [0, 1] (a baseline)",
         defaults={},
         run=_run_identity,
+        uses_guide=False,
     ),
 )
 register_refiner(
@@ -543,6 +554,7 @@ register_refiner(
             "sigma_chroma": _optional(_sigma),
             "lam": _lam,
         },
+        uses_guide=False,
     ),
 )
 register_refiner(
@@ -573,6 +585,7 @@ register_refiner(
             "bilateral_compat": _optional(_nonneg),
             "output": lambda v, n: check_choice(v, ("label", "prob"), n),
         },
+        uses_guide=False,
     ),
 )
 

@@ -713,3 +713,90 @@ def test_a_number_that_underflows_is_shown_as_typed(tmp_path: Path, args: list[s
     assert result.exit_code == 2 and shown in result.output
     assert ("reads as" in result.output) == ("1e-400" in args)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        # int() and float() read these Arabic-Indic digits as 12 / 1: the run went ahead with them
+        (
+            ["--method", "guided", "--radius", "١٢"],
+            "'--radius': '١٢' is not a number written with ASCII digits",
+        ),
+        (["--method", "guided", "--eps", "١"], "'--eps': '١' is not a number written with ASCII digits"),
+        (["--method", "bilateral_solver", "--lam", "١٢"], "'--lam': '١٢' is not a number written with ASCII"),
+        (["--method", "crf", "--iterations", "٣"], "'--iterations': '٣' is not a number written with ASCII"),
+        (["-j", "٢"], "'-j': '٢' is not a number written with ASCII digits"),
+        # accepted by the open range, then refused as "got inf" without the text typed
+        (["--method", "guided", "--eps", "1e400"], "'--eps': '1e400' reads as inf; give a finite number"),
+        (["--method", "bilateral_solver", "--sigma-spatial", "1e999"], "'1e999' reads as inf"),
+        # ignored while the report recorded it
+        (["--method", "crf", "--guide", "color"], "--guide has no effect with --method crf"),
+        (
+            ["--method", "bilateral_solver", "--guide", "luma"],
+            "--guide has no effect with --method bilateral_solver",
+        ),
+        (["--method", "identity", "--guide", "color"], "--guide has no effect with --method identity"),
+        # the library's parameter names were shown (lam; accepted: radius, eps)
+        (
+            ["--method", "guided", "--lam", "5"],
+            "does not accept parameter(s) --lam; accepted: --radius, --eps",
+        ),
+    ],
+)
+def test_apply_refuses_numbers_and_options_it_would_misread_or_ignore(
+    tmp_path: Path, args: list[str], shown: str
+) -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    full = ["apply", "--masks", str(examples / "masks"), "--images", str(examples / "images")]
+    result = CliRunner().invoke(main, [*full, "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 2, result.output
+    assert shown in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_refuses_non_ascii_digits(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    args = ["train", "--images", str(examples / "images"), "--out", str(tmp_path / "run"), "--epochs", "٣"]
+    result = CliRunner().invoke(main, args)
+    assert (
+        result.exit_code == 2 and "'--epochs': '٣' is not a number written with ASCII digits" in result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "shown"),
+    [
+        # json kept the last value silently (this ran the CRF); the same preset as TOML was refused
+        (
+            "dup.json",
+            '{"refine": {"method": "guided", "method": "crf"}}',
+            "not valid JSON (key 'method' is given twice)",
+        ),
+        ("nope.toml", '[refine]\nmethod = "nope"\n', "'bilateral_solver', 'crf'; got 'nope'"),
+    ],
+)
+def test_preset_files_with_repeated_keys_or_unknown_methods_are_refused(
+    tmp_path: Path, name: str, content: str, shown: str
+) -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    preset = tmp_path / name
+    preset.write_text(content)
+    full = ["apply", "--masks", str(examples / "masks"), "--images", str(examples / "images")]
+    result = CliRunner().invoke(main, [*full, "--out", str(tmp_path / "o"), "--preset-file", str(preset)])
+    assert result.exit_code == 2 and shown in result.output
+    assert "'auto'" not in result.output  # a preset cannot name auto: not offered
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_preset_file_path_ending_like_a_folder_is_refused(tmp_path: Path) -> None:
+    # `Path("g.toml/")` is g.toml: the file was read although the user named a folder
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    (tmp_path / "g.toml").write_text('[refine]\nmethod = "guided"\n')
+    full = ["apply", "--masks", str(examples / "masks"), "--images", str(examples / "images")]
+    args = [*full, "--out", str(tmp_path / "o"), "--preset-file", str(tmp_path / "g.toml") + "/"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "ends with a separator" in result.output
+    assert not (tmp_path / "o").exists()

@@ -189,7 +189,7 @@ def test_errors_unknown_method_lists_choices() -> None:
 
 def test_errors_unknown_param_lists_accepted() -> None:
     image = np.zeros((20, 20, 3), np.float32)
-    with pytest.raises(ValueError, match="does not accept parameter.*subsample; accepted: radius, eps"):
+    with pytest.raises(ValueError, match="does not accept parameter.*`subsample`; accepted: `radius`, `eps`"):
         refine(image, np.zeros((20, 20), np.float32), "guided", subsample=2)
 
 

@@ -37,6 +37,7 @@ from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, parse_problem
 from maskrefine.io.imageio import write_text_atomic
 from maskrefine.quality.grid import Candidate
+from maskrefine.refiners import REFINERS
 
 __all__ = [
     "REFINE_PRESETS",
@@ -109,6 +110,19 @@ def _regular_file(path: Path, what: str) -> os.stat_result:
     return st
 
 
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a JSON object's dict, refusing a key given twice (``json`` keeps the last one silently).
+
+    TOML refuses a repeated key itself; the same preset written as JSON must not quietly pick one.
+    """
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"key {short_repr(key)} is given twice")
+        data[key] = value
+    return data
+
+
 def read_preset_file(path: str | Path) -> Candidate:
     """Read a preset file (TOML, or JSON when the name ends in ``.json``) into a :class:`Candidate`.
 
@@ -121,6 +135,10 @@ def read_preset_file(path: str | Path) -> Candidate:
     """
     if not str(path):
         raise ConfigError("preset file: the path is empty")
+    if isinstance(path, str) and os.path.basename(path) in ("", ".", ".."):  # `Path` would drop a final "/"
+        raise ConfigError(
+            f"preset file {short_repr(path)}: ends with a separator, '.' or '..', not a file name"
+        )
     path = Path(path)
     st = _regular_file(path, "preset file")
     if st.st_size == 0:
@@ -135,7 +153,10 @@ def read_preset_file(path: str | Path) -> Candidate:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"preset file {path}: cannot read as UTF-8 text ({exc})") from None
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+        if path.suffix.lower() == ".json":
+            data = json.loads(text, object_pairs_hook=_object_without_repeated_keys)
+        else:
+            data = tomllib.loads(text)
     except (ValueError, RecursionError) as exc:  # see parse_problem
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise ConfigError(f"preset file {path}: not valid {kind} ({parse_problem(exc)})") from None
@@ -150,6 +171,11 @@ def read_preset_file(path: str | Path) -> Candidate:
     if refine.get("method") == "auto":
         raise ConfigError(
             f"preset file {path}: method 'auto' is the default already; a preset names a refiner"
+        )
+    if refine["method"] not in REFINERS:  # the registry's own message would list 'auto' too
+        listed = ", ".join(repr(name) for name in REFINERS if name != "auto")
+        raise ConfigError(
+            f"preset file {path}: `method` must be one of {listed}; got {short_repr(refine['method'])}"
         )
     try:
         return Candidate.from_dict(refine)
