@@ -25,13 +25,22 @@ class _AsciiDigits(click.ParamType):
         return super().convert(value, param, ctx)
 
 
-class IntRangeAscii(_AsciiDigits, click.IntRange):
+class _Unbounded(click.types._NumberRangeBase):
+    """Show no range in ``--help`` when neither bound is set (click's text is ``[x<=None]``)."""
+
+    def _describe_range(self) -> str:
+        if self.min is None and self.max is None:
+            return ""
+        return super()._describe_range()
+
+
+class IntRangeAscii(_AsciiDigits, _Unbounded, click.IntRange):
     """``click.IntRange`` that takes ASCII digits only (see :class:`_AsciiDigits`)."""
 
     name = "integer"  # click's refusal reads "'12x' is not a valid integer." (not "integer range")
 
 
-class FloatRangeEchoed(_AsciiDigits, click.FloatRange):
+class FloatRangeEchoed(_AsciiDigits, _Unbounded, click.FloatRange):
     """``click.FloatRange`` whose refusal shows the text given when it underflows to 0 or overflows to inf.
 
     ``--eps 1e-400`` is 0.0 to Python: the message was "0.0 is not in the range x>=1e-12". ASCII digits

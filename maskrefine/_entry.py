@@ -32,7 +32,7 @@ def main() -> None:
         sys.exit(EXIT_FAILED)
 
 
-def _stdout_fails() -> bool:
+def _stdout_fails() -> bool:  # also used by maskrefine.cli's error handler
     """Tell whether standard output refuses a write; if so, point it at /dev/null (a quiet exit flush)."""
     try:
         sys.stdout.flush()

@@ -207,9 +207,14 @@ def _library_errors(
     except KeyboardInterrupt as exc:
         _close(progress)
         _stopped(exc, interrupted)
-    except OSError as exc:  # e.g. the output folder cannot be created
+    except OSError as exc:  # e.g. the output folder cannot be created, or stdout is on a full disk
         if progress is not None:
             progress.close()
+        from maskrefine._entry import _stdout_fails
+
+        if not getattr(exc, "filename", None) and _stdout_fails():
+            _err(_one_line(f"error: cannot write to standard output ({exc.strerror or exc})"))
+            sys.exit(EXIT_FAILED)
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         _err(_one_line(f"error: {where}{exc.strerror or exc}"))
         sys.exit(EXIT_FAILED)
@@ -687,10 +692,11 @@ def _parameters_as_options() -> Iterator[None]:
     The library checks a job's parameters once, before any work, and raises :class:`ConfigError` naming
     them in backticks; on the command line they are ``--radius``, ``--sigma-spatial``.
     """
+    flags = {name: flag for flag, name, _kind, _text in _METHOD_OPTIONS}  # e.g. output -> --crf-output
     try:
         yield
     except ConfigError as exc:
-        message = re.sub(r"`(\w+)`", lambda m: "--" + m[1].replace("_", "-"), str(exc))
+        message = re.sub(r"`(\w+)`", lambda m: flags.get(m[1], "--" + m[1].replace("_", "-")), str(exc))
         raise ConfigError(message) from None
 
 
@@ -1181,7 +1187,7 @@ def tune_cmd(
     for _key, problem in report.failures:
         _err(f"error: {_one_line(problem)}")
     duplicates = _duplicate_lines(report)
-    if duplicates and not quiet:
+    if duplicates:  # a warning: kept with -q ("only the winner and warnings")
         _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not used:")
         _print_limited("  ", duplicates, "--report")
     if report.unmatched and not quiet:
@@ -1229,6 +1235,8 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
             for line in exc.unreadable:
                 _err(_one_line(f"error: {line}"))
             raise
+        if json_path is not None:  # first: a summary that cannot be printed must not lose the merge
+            merged.write_json(json_path)
         for line in merged.unreadable:
             _err(f"error: {_one_line(line)}")
         code = _finish_apply(merged.report, quiet and merged.ok)
@@ -1243,8 +1251,6 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
             _err(f"error: no report for shard(s) {missing}" + (f" and {more} more" if more else ""))
         if not quiet or not merged.ok:
             click.echo(f"merged {len(merged.sources)} report(s), shards: {_shard_list(merged.shards)}")
-        if json_path is not None:
-            merged.write_json(json_path)
     sys.exit(EXIT_OK if merged.ok and code == EXIT_OK else EXIT_FAILED)
 
 

@@ -800,3 +800,22 @@ def test_a_preset_file_path_ending_like_a_folder_is_refused(tmp_path: Path) -> N
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2 and "ends with a separator" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_parameter_names_become_the_options_that_exist(tmp_path: Path) -> None:
+    # crf's `output` was shown as --output, which does not exist (the option is --crf-output)
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    full = ["apply", "--masks", str(examples / "masks"), "--images", str(examples / "images")]
+    result = CliRunner().invoke(
+        main, [*full, "--out", str(tmp_path / "o"), "--method", "crf", "--radius", "3"]
+    )
+    assert result.exit_code == 2
+    assert "accepted: --preset, --iterations" in result.output and result.output.rstrip().endswith(
+        "--crf-output"
+    )
+
+
+def test_help_shows_no_empty_range() -> None:
+    # the ASCII-digit types without bounds printed "[x<=None]" after every solver and CRF option
+    result = CliRunner().invoke(main, ["apply", "--help"])
+    assert result.exit_code == 0 and "None]" not in result.output and "[x>=0]" in result.output

@@ -17,6 +17,7 @@ the parent alone handles it, cancels the queued files and exits 130 without a tr
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -551,3 +552,25 @@ def test_a_standard_output_that_cannot_be_written_is_one_line_not_a_traceback(ar
     stderr = done.stderr.decode()
     assert done.returncode == 1, stderr
     assert stderr == "error: cannot write to standard output (No space left on device)\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_report_merge_writes_its_json_even_when_stdout_is_full(tmp_path: Path) -> None:
+    # the summary was printed first: its ENOSPC ended the command before the merged JSON was written
+    masks, images = make_pairs(tmp_path, 4)
+    reports = []
+    for k in (1, 2):
+        report = tmp_path / f"s{k}.json"
+        args = ["apply", "--masks", masks, "--images", images, "--out", tmp_path / "out", "--shard", f"{k}/2"]
+        assert run_cli(*args, "--report", report, "-q").returncode == 0
+        reports.append(report)
+    merged = tmp_path / "merged.json"
+    code = "import sys; from maskrefine._entry import main; main()"
+    argv = ["report", "merge", *map(str, reports), "--json", str(merged)]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *argv], stdout=full, stderr=subprocess.PIPE, timeout=120
+        )
+    assert done.returncode == 1
+    assert "error: cannot write to standard output (No space left on device)" in done.stderr.decode()
+    assert json.loads(merged.read_text())["counts"]["written"] == 4

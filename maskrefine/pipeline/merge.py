@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, InputError, parse_problem
@@ -22,6 +22,7 @@ from maskrefine.pipeline.guards import (
     file_path_argument,
     job_flags,
     parse_shard,
+    path_argument,
     resolved_path,
 )
 from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
@@ -53,6 +54,24 @@ MAX_SECONDS = 1e12
 
 def _fail(path: Path, problem: str) -> InputError:
     return InputError(path, problem)
+
+
+def _check_report_fields(report: RunReport) -> None:
+    """Refuse (TypeError) a RunReport built by hand with fields of the wrong kind (before any is read)."""
+    kinds: tuple[tuple[str, type, type | None], ...] = (
+        ("config", Mapping, None),
+        ("outcomes", list, FileOutcome),
+        ("unmatched", list, Unmatched),
+        ("duplicates", Mapping, None),
+        ("not_regular", list, Failure),
+    )
+    for name, container, element in kinds:
+        value = getattr(report, name)
+        if not isinstance(value, container) or (
+            element is not None and not all(isinstance(item, element) for item in cast("list[Any]", value))
+        ):
+            expected = f"a {container.__name__}" + (f" of {element.__name__}" if element is not None else "")
+            raise TypeError(f"`{name}` must be {expected}; got {short_repr(value)}")
 
 
 class MergeStopped(InputError):
@@ -91,7 +110,7 @@ def read_run_report(path: str | Path) -> RunReport:
     """
     if not isinstance(path, (str, Path)) or str(path) == "":
         raise ConfigError(f"a report path must be a non-empty path; got {short_repr(path)}")
-    file = Path(path)
+    file = path_argument(path, "report path")  # a NUL character is refused, not "no such report file"
     try:
         if not file.is_file():
             raise _fail(file, "no such report file" if not file.exists() else "not a regular file")
@@ -371,7 +390,8 @@ def merge_run_reports(
                 _seconds(item.elapsed, "elapsed")
                 if item.started is not None:
                     _seconds(item.started, "started")
-            except ValueError as exc:
+                _check_report_fields(item)
+            except (TypeError, ValueError) as exc:
                 raise ConfigError(f"report {index + 1}: {exc}") from None
             items.append((Path(f"<report {index + 1}>"), item))
         elif isinstance(item, (str, Path)):

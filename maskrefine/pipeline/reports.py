@@ -17,7 +17,7 @@ import numpy as np
 
 from maskrefine.errors import OutputError, ReportNotWrittenError
 from maskrefine.io import PLAIN, Pairing, write_text_atomic
-from maskrefine.pipeline.guards import in_shard
+from maskrefine.pipeline.guards import file_path_argument, in_shard
 
 __all__ = [
     "FileOutcome",
@@ -276,8 +276,12 @@ class RunReport:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created)."""
-        return _write_json(path, self.to_dict())
+        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created).
+
+        Raises ``ConfigError`` for a ``path`` that is not a path, is empty, holds a NUL character or ends
+        with a separator (it would name a folder).
+        """
+        return _write_json(file_path_argument(path, "report path"), self.to_dict())
 
 
 def write_run_report(report: RunReport, path: str | Path) -> None:

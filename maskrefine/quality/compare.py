@@ -36,6 +36,9 @@ from maskrefine.pipeline.guards import (
     check_output_file,
     check_output_folder,
     check_output_targets,
+    check_progress,
+    file_path_argument,
+    job_flags,
     path_argument,
     resolved_path,
 )
@@ -125,13 +128,15 @@ class PairedScoreReport:
         )
 
     def write_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as JSON atomically."""
+        """Write :meth:`to_dict` as JSON atomically (parent folders created, as ``score --json``)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return write_text_atomic(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
 
     def write_csv(self, path: str | Path) -> Path:
-        """Write the per-image rows as CSV atomically."""
+        """Write the per-image rows as CSV atomically (parent folders created)."""
         from maskrefine.pipeline.reports import rows_to_csv
 
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return write_text_atomic(path, rows_to_csv(self.rows) if self.rows else "")
 
 
@@ -210,8 +215,9 @@ def compare_folders(
     Raises
     ------
     ConfigError
-        Missing folders, unknown preset, bad ``worst``, unsafe output paths (inside an input folder,
-        two outputs on one path, a folder), raised before any work.
+        Missing folders, unknown preset, bad ``worst``, ``jobs``, ``progress`` (not callable) or
+        ``overwrite`` (not a bool), unsafe output paths (inside an input folder, two outputs on one path,
+        a folder, a name ending in a separator), raised before any work.
     BackendUnavailableError
         ``plot_dir`` without matplotlib.
     """
@@ -220,11 +226,13 @@ def compare_folders(
     base = check_folder(baseline_dir, "baseline")
     gts = check_folder(gt_dir, "ground-truth")
     inputs = {"predictions": pred, "baseline": base, "ground-truth": gts}
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {short_repr(preset)}")
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
         raise ConfigError(f"worst must be an integer >= 0; got {short_repr(worst)}")
     check_jobs(jobs)
+    check_progress(progress)
+    (overwrite,) = job_flags(overwrite=overwrite)
     try:  # before any image is read, not after all of them are scored
         check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
         check_int_range(seed, "seed", 0)
@@ -241,7 +249,7 @@ def compare_folders(
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
             check_replaceable(target, what)
-            taken[what] = check_output_file(Path(target), what, inputs, taken=taken)
+            taken[what] = check_output_file(file_path_argument(target, what), what, inputs, taken=taken)
     if plot_dir is not None:
         from maskrefine.plots import require_matplotlib
 

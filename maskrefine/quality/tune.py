@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from maskrefine._checks import check_window_fits, short_list, short_repr
+from maskrefine._checks import check_int_range, check_window_fits, short_list, short_repr
 from maskrefine.errors import ConfigError, InputError, NothingScoredError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
 from maskrefine.io.pairs import match_folders
-from maskrefine.metrics import get_preset
-from maskrefine.pipeline.guards import check_folder, check_jobs
+from maskrefine.metrics import PRESETS, get_preset
+from maskrefine.pipeline.guards import check_folder, check_jobs, check_output_folder, path_argument
 from maskrefine.pipeline.reports import duplicates_in, not_regular_in
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
@@ -226,25 +226,49 @@ def tune(
     Raises
     ------
     ConfigError
-        Missing folders, no matched triple, unknown method, bad budget.
+        Missing folders, no matched triple, unknown method, bad budget (and see below).
     NothingScoredError
         Every matched triple failed (its ``failures`` name each file and problem).
+
+    ``ConfigError`` also covers a bad ``jobs``, ``methods``, ``preset``, ``seed``, ``progress`` or
+    ``cache_dir`` (empty, not a folder, or in or around an input folder); all are checked before any work.
     """
     start = time.perf_counter()
     masks = check_folder(masks_dir, "masks")
     images = check_folder(images_dir, "images")
     gts = check_folder(gt_dir, "ground-truth")
-    jobs = check_jobs(jobs)  # up front: a rerun served from the cache evaluates nothing, yet must refuse it
+    # every setting up front, before any image is read or scored (a rerun served from the cache
+    # evaluates nothing, and must refuse them all the same)
+    jobs = check_jobs(jobs)
     if budget_s is not None and (
         isinstance(budget_s, bool) or not isinstance(budget_s, (int, float)) or not budget_s > 0
     ):
         raise ConfigError(f"budget must be a positive number of seconds; got {short_repr(budget_s)}")
     if methods is not None:
-        unknown = [m for m in methods if m not in searchable_methods()]
+        if isinstance(methods, str) or not isinstance(methods, Sequence):
+            raise ConfigError(f"methods must be a list of method names or None; got {short_repr(methods)}")
+        unknown = [m for m in methods if not isinstance(m, str) or m not in searchable_methods()]
         if unknown:
             raise ConfigError(
                 f"unknown method(s) {short_list(unknown)}; choose from {', '.join(searchable_methods())}"
             )
+    if not isinstance(preset, str) or preset not in PRESETS:
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {short_repr(preset)}")
+    try:
+        check_int_range(seed, "seed", 0)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    if progress is not None and not callable(progress):
+        raise ConfigError(
+            f"progress must be a callable progress(message) or None; got {type(progress).__name__}"
+        )
+    if cache_dir is not None:  # written: never an input folder (nor inside one), never "" for "."
+        cache_dir = path_argument(cache_dir, "cache_dir")
+        if cache_dir.is_symlink() or (cache_dir.exists() and not cache_dir.is_dir()):
+            raise ConfigError(
+                f"cache folder {cache_dir} exists and is not a folder (or is a symlink); remove it"
+            )
+        check_output_folder(cache_dir, {"masks": masks, "images": images, "ground-truth": gts})
     items, unmatched, not_files, duplicates = _triples(masks, images, gts)
     if not items:
         raise ConfigError(f"no mask in {masks} has both an image in {images} and a ground truth in {gts}")
@@ -443,7 +467,7 @@ def tune_to_file(
         As :func:`tune`, plus unsafe output paths and a bad ``budget`` text.
     """
     from maskrefine.io.imageio import write_text_atomic
-    from maskrefine.pipeline.guards import check_output_file, check_output_folder, job_flags
+    from maskrefine.pipeline.guards import check_output_file, job_flags
     from maskrefine.quality.preset_file import check_preset_output, write_preset_file
 
     (overwrite,) = job_flags(overwrite=overwrite)
@@ -462,10 +486,7 @@ def tune_to_file(
         # nor the score cache folder (made by the run) or a file in it
         check_output_file(report_file, "report file", {**inputs, "score cache": cache_dir}, taken=taken)
     budget_s = parse_budget(budget)
-    if cache_dir.is_symlink() or (cache_dir.exists() and not cache_dir.is_dir()):  # a dangling link too
-        raise ConfigError(f"cache folder {cache_dir} exists and is not a folder (or is a symlink); remove it")
-    check_output_folder(cache_dir, inputs)  # the cache is written: never into an input folder
-    cache_is_new = not cache_dir.exists()
+    cache_is_new = not cache_dir.exists()  # tune checks the cache folder and its settings before any work
     try:
         report = tune(
             masks_dir,
@@ -479,7 +500,7 @@ def tune_to_file(
             progress=progress,
         )
     except (NothingScoredError, ConfigError):  # nothing to choose from: a new cache is no use either
-        if cache_is_new:
+        if cache_is_new and isinstance(preset, str) and preset in PRESETS:
             ScoreCache(cache_dir, preset).remove()
         raise
     best = report.rows[0]

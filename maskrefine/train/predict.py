@@ -452,7 +452,7 @@ def predict_folder(
     if backbone_checkpoint is not None:
         if isinstance(backbone_checkpoint, str) and backbone_checkpoint == "":
             raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
-        input_files["backbone checkpoint"] = Path(backbone_checkpoint)
+        input_files["backbone checkpoint"] = path_argument(backbone_checkpoint, "backbone_checkpoint")
     recorded = cast("dict[str, object]", state["config"]).get("backbone_checkpoint")
     if isinstance(recorded, str) and recorded:
         input_files["run's backbone checkpoint"] = Path(recorded)

@@ -111,3 +111,17 @@ def test_tune_prints_the_preset_file_name_escaped(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert f"wrote {tmp_path}/a\\nb.toml: identity [bilinear]" in result.output
     assert out.exists()
+
+
+def test_tune_quiet_still_warns_about_duplicated_stems(tmp_path: Path) -> None:
+    # -q keeps "only the winner and warnings"; the duplicates warning was dropped
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    masks, images, gt = _copy_examples(tmp_path)
+    np.save(masks / "41004.npy", np.zeros((21, 31), np.float32))
+    args = ["tune", "--masks", masks, "--images", images, "--gt", gt, "--out", tmp_path / "b.toml"]
+    result = CliRunner().invoke(main, [*map(str, args), "--methods", "identity", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 stem(s) with several files in one folder; not used:" in result.output

@@ -116,3 +116,14 @@ def test_validation_is_only_logged_unless_asked(tmp_path, trained):
     assert (tmp_path / "best" / "best_val.pt").is_file() and (tmp_path / "best" / "last.pt").is_file()
     with pytest.raises(ConfigError, match="needs --val-images"):
         train(cfg.replace(keep_best_on_val=True), images, tmp_path / "nobest")
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"), [(1, "must be a path"), (b"x.pth", "str or Path"), ("a\0b", "NUL")]
+)
+def test_backbone_checkpoint_of_the_wrong_kind_is_a_usage_error(trained, tmp_path, value, shown):
+    # a bare Path(value) raised TypeError / ValueError("embedded null byte") from inside
+    images, ckpt = trained
+    with pytest.raises(ConfigError, match=shown):
+        predict_folder(images, ckpt, tmp_path / "out", backbone_checkpoint=value)
+    assert not (tmp_path / "out").exists()
