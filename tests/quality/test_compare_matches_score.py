@@ -18,11 +18,9 @@ from maskrefine.quality.compare import PAIRED_METRICS, compare_folders
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture(scope="module")
-def refined(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("compare") / "refined"
-    apply_folder(EXAMPLES / "masks", EXAMPLES / "images", out, method="identity", jobs=1)
-    return out
+@pytest.fixture
+def refined(naive_examples) -> Path:
+    return naive_examples
 
 
 @pytest.fixture(scope="module")

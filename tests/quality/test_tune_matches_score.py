@@ -13,17 +13,15 @@ import numpy as np
 import pytest
 
 from maskrefine.metrics import PRESETS
-from maskrefine.pipeline import apply_folder, score_folder
+from maskrefine.pipeline import score_folder
 from maskrefine.quality.tune import tune
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture(scope="module")
-def naive_outputs(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tune") / "naive"
-    apply_folder(EXAMPLES / "masks", EXAMPLES / "images", out, method="identity", jobs=1)
-    return out
+@pytest.fixture
+def naive_outputs(naive_examples) -> Path:
+    return naive_examples
 
 
 @pytest.mark.parametrize(
