@@ -416,33 +416,6 @@ def test_a_stop_signal_with_workers_finishes_the_files_in_progress(
 
 
 @linux_only
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_stop_signal_with_jobs_1_finishes_the_file_in_progress(tmp_path: Path, signum: int) -> None:
-    # -j 1 runs in the CLI process: the stop raised mid-file and dropped the file in progress (one
-    # output), where the docs promise it is finished and published as with workers
-    total, h, w = 4, 1200, 1600
-    masks, images = make_pairs(tmp_path, total, h=h, w=w)
-    out = tmp_path / "out"
-    slow = ["--method", "guided", "--guide", "color", "--radius", "30"]  # about a second per file
-    args = ["apply", "--masks", masks, "--images", images, "--out", out, *slow, "-j", 1]
-    proc = _start_and_wait_for(args, out, at_least=1, total=total)
-    started = time.monotonic()
-    code, stderr = _signal_and_wait(proc, signum, group=False)
-    if code == 0:
-        pytest.skip("the run finished before the signal arrived")
-    assert code == (143 if signum == signal.SIGTERM else 130), stderr
-    assert "Traceback" not in stderr and "--skip-existing" in stderr, stderr
-    done = final_outputs(out)
-    assert len(done) >= 2, (
-        f"the file in progress was dropped ({time.monotonic() - started:.2f} s after the signal)"
-    )
-    assert len(done) < total
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
-    for path in done:
-        assert_complete_png(path, (h, w))
-
-
-@linux_only
 def test_ctrl_c_reaches_an_idle_worker_without_traceback(tmp_path: Path) -> None:
     # One large and one tiny file with -j 2: one worker is busy with the large file while the other,
     # done with the tiny one, waits for work. Before workers ignored SIGINT, the idle one died of

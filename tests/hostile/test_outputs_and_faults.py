@@ -819,3 +819,32 @@ def test_apply_report_named_like_any_shards_output_is_refused(hostile, shard: st
         names=["refined/0001.png"],
     )
     assert "is also the output of '0001'" in result.stderr
+
+
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stop_signal_with_jobs_1_finishes_the_file_in_progress(hostile, signal_name, code) -> None:
+    # -j 1 runs in the CLI process: the stop raised mid-file and dropped the file in progress, where the
+    # docs promise it is finished and published as with workers. The signal is sent from inside the
+    # second file's work, so the test does not depend on timing.
+    prelude = (
+        "import os, signal\n"
+        "import maskrefine.pipeline.apply as job\n"
+        "original, calls = job._apply_one, []\n"
+        "def one(task):\n"
+        "    calls.append(task)\n"
+        "    if len(calls) == 2:\n"
+        f"        os.kill(os.getpid(), signal.{signal_name})  # arrives while this file is in progress\n"
+        "    return original(task)\n"
+        "job._apply_one = one\n"
+    )
+    result = hostile.run(
+        *hostile.apply_args("refined", *APPLY_IDENTITY, "-j", "1"),
+        exit=code,
+        out=["refined"],
+        prelude=prelude,
+    )
+    assert "--skip-existing" in result.stderr
+    assert sorted(p for p in result.changed if p.startswith("refined/")) == [
+        "refined/0001.png",
+        "refined/0002.png",
+    ]
