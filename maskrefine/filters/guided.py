@@ -376,9 +376,10 @@ FLOAT64_COEFFICIENTS_BELOW_EPS = 1e-6
 def _coef_dtype(eps: float) -> type[np.floating[Any]]:
     """Return the coefficients' dtype between the passes: float32, or float64 for ε < 1e-6.
 
-    |a| reaches 1/(4√ε), and float32 keeps it to |a|·2⁻²⁴: at most 2e-7 against the float64 oracle at
-    ε = 1e-6, but 3e-6 at 1e-8 and 4e-4 at 1e-12. float64 rings cost 2–7 % of the filter's time, so they
-    are used only where float32 would show; the first such call compiles one more kernel signature.
+    |a| reaches 1/(4√ε), and float32 keeps it to |a|·2⁻²⁴: measured up to 3.7e-6 against the float64
+    oracle at ε = 1e-6 (7.4e-6 fast variant), 3e-6 at 1e-8 and 4e-4 at 1e-12 (docs/filters.md §5).
+    float64 rings cost 2–7 % of the filter's time, so they are used only below 1e-6; the first such call
+    compiles one more kernel signature.
     """
     return np.float64 if eps < FLOAT64_COEFFICIENTS_BELOW_EPS else np.float32
 

@@ -130,14 +130,16 @@ MAX_RESIZE_PIXELS = 2**31
 MAX_RESIZE_STRIDE = 1024
 
 
-def _size_pair(value: object, name: str) -> tuple[int, int]:
-    """``value`` as ``(height, width)``, two integers >= 0, or raise ``ValueError`` naming ``name``."""
+def _size_pair(value: object, name: str, minimum: int = 0) -> tuple[int, int]:
+    """``value`` as ``(H, W)``, two integers >= ``minimum``, or raise ``ValueError`` naming ``name``."""
     if not (
         isinstance(value, (tuple, list))
         and len(value) == 2
-        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 0 for v in value)
+        and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= minimum for v in value
+        )
     ):
-        raise ValueError(f"`{name}` must be two integers (height, width) >= 0; got {short_repr(value)}")
+        raise ValueError(f"`{name}` must be two integers (H, W) >= {minimum}; got {short_repr(value)}")
     return int(value[0]), int(value[1])
 
 
@@ -146,13 +148,7 @@ def _output_size(size_hw: object, stride: object = None) -> tuple[int, int]:
 
     ``stride`` must be None or an int in 1..:data:`MAX_RESIZE_STRIDE`; the ValueError names the argument.
     """
-    if not (
-        isinstance(size_hw, (tuple, list))
-        and len(size_hw) == 2
-        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1 for v in size_hw)
-    ):
-        raise ValueError(f"`size_hw` must be two integers (H, W) >= 1; got {short_repr(size_hw)}")
-    out_h, out_w = int(size_hw[0]), int(size_hw[1])
+    out_h, out_w = _size_pair(size_hw, "size_hw", minimum=1)
     if out_h * out_w > MAX_RESIZE_PIXELS:
         raise ValueError(
             f"`size_hw` must be at most {MAX_RESIZE_PIXELS} pixels; got {short_repr((out_h, out_w))}"

@@ -36,6 +36,7 @@ from typing import Any
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, parse_problem
 from maskrefine.io.imageio import write_text_atomic
+from maskrefine.pipeline.guards import file_path_argument
 from maskrefine.quality.grid import Candidate
 from maskrefine.refiners import REFINERS
 
@@ -135,11 +136,7 @@ def read_preset_file(path: str | Path) -> Candidate:
     """
     if not str(path):
         raise ConfigError("preset file: the path is empty")
-    if isinstance(path, str) and os.path.basename(path) in ("", ".", ".."):  # `Path` would drop a final "/"
-        raise ConfigError(
-            f"preset file {short_repr(path)}: ends with a separator, '.' or '..', not a file name"
-        )
-    path = Path(path)
+    path = file_path_argument(path, "preset file")  # `Path` alone would drop a final "/"
     st = _regular_file(path, "preset file")
     if st.st_size == 0:
         raise ConfigError(f"preset file {path}: file is empty (0 bytes)")
