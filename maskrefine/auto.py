@@ -6,7 +6,8 @@ Kind of a mask
   is a patch grid of stride ``s`` when ``h`` is ``floor(H/s)`` or ``ceil(H/s)`` and ``w`` likewise (a ViT
   grid of a cropped or a padded image: 20x30 or 21x31 for 321x481 at ViT/16), the rule ``score`` uses
   (:func:`maskrefine.metrics.resize.prediction_stride`, which prefers 16, 8, 14, 4, 32 where several fit);
-  any other size gets ``round((H / h + W / w) / 2)``. 1 is full resolution;
+  any other size gets ``round((H / h + W / w) / 2)`` (halves rounded up, as everywhere in this table). 1 is
+  full resolution;
 * **binary** when the mask holds at most two distinct values (e.g. 0 and 255), else **soft**.
 
 Rule
@@ -21,6 +22,7 @@ one mask, which ``--report`` records per file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,9 +179,14 @@ def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
     patch = prediction_stride((h, w), (int(image_hw[0]), int(image_hw[1])))
     if patch is None:
         ratio = (int(image_hw[0]) / h + int(image_hw[1]) / w) / 2.0
-        patch = max(1, int(round(ratio)))
+        patch = max(1, _round_half_up(ratio))
     binary = np.unique(mask).size <= 2
     return MaskKind(patch=patch, binary=bool(binary))
+
+
+def _round_half_up(value: float) -> int:
+    """``value`` rounded to the nearest integer, halves up (4.5 -> 5; Python's ``round`` gives 4)."""
+    return int(math.floor(value + 0.5))
 
 
 def decide(mask: np.ndarray, image_hw: tuple[int, int]) -> AutoDecision:
@@ -191,7 +198,7 @@ def decide(mask: np.ndarray, image_hw: tuple[int, int]) -> AutoDecision:
     rule = next(rule for rule in AUTO_RULES if rule.matches(kind))
     if rule.method == "identity":
         return AutoDecision(kind, "identity", "mean", rule.upsample, {}, rule.describe())
-    radius = max(rule.min_radius, int(round(rule.radius_per_patch * kind.patch)))
+    radius = max(rule.min_radius, _round_half_up(rule.radius_per_patch * kind.patch))
     radius = max(0, min(radius, (min(int(image_hw[0]), int(image_hw[1])) - 1) // 2))
     params = {"radius": radius, "eps": rule.eps}
     return AutoDecision(kind, rule.method, rule.guide, rule.upsample, params, rule.describe())

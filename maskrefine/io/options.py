@@ -34,12 +34,19 @@ def check_max_pixels(max_pixels: object) -> int | None:
 
 
 def check_mask_scale(mask_scale: object) -> str:
-    """Return ``mask_scale`` as one of :data:`MASK_SCALES` (ints 255, 1, 65535 accepted), or raise."""
+    """Return ``mask_scale`` as one of :data:`MASK_SCALES` (integers 255, 1, 65535 accepted), or raise.
+
+    Any integer type is accepted (``np.int64(255)`` as ``255``), bools are not.
+    """
     text: str | None = None
     if isinstance(mask_scale, str):
         text = mask_scale
-    elif isinstance(mask_scale, int) and not isinstance(mask_scale, bool) and 0 <= mask_scale <= 65535:
-        text = str(mask_scale)  # bounded: str() of an int beyond Python's digit limit raises
+    elif (
+        isinstance(mask_scale, numbers.Integral)
+        and not isinstance(mask_scale, bool)  # np.bool_ is not Integral
+        and 0 <= mask_scale <= 65535
+    ):
+        text = str(int(mask_scale))  # bounded: str() of an int beyond Python's digit limit raises
     if text not in MASK_SCALES:
         raise ValueError(
             f"`mask_scale` must be one of {', '.join(MASK_SCALES)}; got {short_repr(mask_scale)}"

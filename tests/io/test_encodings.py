@@ -188,6 +188,8 @@ def test_palette_label_map_is_refused(tmp_path: Path) -> None:
         ([[0, 200]], np.uint16, "65535", [[0, 200]]),  # kept 16-bit: 200 / 65535
         ([[0, 1]], np.uint16, 65535, [[0, 1]]),
         ([[0, 1]], np.uint16, "1", [[0, 255]]),
+        ([[0, 1]], np.uint8, np.int64(255), [[0, 1]]),  # NumPy integers are integers
+        ([[0, 1]], np.uint16, np.uint16(65535), [[0, 1]]),
     ],
 )
 def test_mask_scale_override(
@@ -217,7 +219,9 @@ def test_mask_scale_override_refuses_values_it_cannot_hold(
     assert info.value.path == path
 
 
-@pytest.mark.parametrize("scale", ["", "256", 0, 2.0, True, None])
+@pytest.mark.parametrize(
+    "scale", ["", "256", 0, 2.0, True, None, np.bool_(True), np.float64(255), np.int64(256)]
+)
 def test_bad_mask_scale_is_refused(tmp_path: Path, scale: object) -> None:
     path = _png(tmp_path / "m.png", GRAY)
     with pytest.raises(ValueError, match="`mask_scale` must be one of auto, 255, 1, 65535"):

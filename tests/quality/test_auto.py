@@ -24,6 +24,8 @@ from maskrefine.refiners import REFINERS, resize_mask
         ((23, 34), (321, 481), 14),
         ((160, 240), (321, 481), 2),
         ((1, 1), (16, 16), 16),
+        ((6, 6), (15, 15), 3),  # no grid fits: ratio 2.5, halves rounded up (Python's round gives 2)
+        ((10, 10), (35, 35), 4),  # ratio 3.5 (halves to even gives 4 too)
     ],
 )
 def test_patch_size(mask_hw, image_hw, patch):
@@ -35,6 +37,22 @@ def test_binary_ceil_grid_gets_the_x16_radius():
     mask = np.zeros((21, 31), np.uint8)
     mask[5:15, 5:20] = 255
     assert decide(mask, (321, 481)).params["radius"] == 11
+
+
+@pytest.mark.parametrize(
+    ("mask_hw", "image_hw", "binary", "radius"),
+    [
+        ((26, 40), (321, 481), False, 5),  # soft x12: 0.375 x 12 = 4.5 -> 5 (Python's round gives 4)
+        ((26, 40), (321, 481), True, 8),  # binary x12: 0.7 x 12 = 8.4 -> 8
+        ((64, 96), (321, 481), True, 4),  # binary x5: 0.7 x 5 = 3.5 -> 4
+        ((21, 32), (321, 481), True, 11),  # binary x15: 0.7 x 15 = 10.5 -> 11 (Python's round gives 10)
+    ],
+)
+def test_radius_rounds_halves_up(mask_hw, image_hw, binary, radius, rng):
+    mask = (rng.random(mask_hw) > 0.5).astype(np.float32) if binary else rng.random(mask_hw, np.float32)
+    decision = decide(mask, image_hw)
+    assert decision.kind.binary is binary
+    assert decision.params["radius"] == radius, decision
 
 
 @pytest.mark.parametrize(
