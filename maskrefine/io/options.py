@@ -41,12 +41,10 @@ def check_mask_scale(mask_scale: object) -> str:
     text: str | None = None
     if isinstance(mask_scale, str):
         text = mask_scale
-    elif (
-        isinstance(mask_scale, numbers.Integral)
-        and not isinstance(mask_scale, bool)  # np.bool_ is not Integral
-        and 0 <= mask_scale <= 65535
-    ):
-        text = str(int(mask_scale))  # bounded: str() of an int beyond Python's digit limit raises
+    elif isinstance(mask_scale, numbers.Integral) and not isinstance(mask_scale, bool):  # np.bool_ isn't
+        value = int(mask_scale)
+        if 0 <= value <= 65535:
+            text = str(value)  # bounded: str() of an int beyond Python's digit limit raises
     if text not in MASK_SCALES:
         raise ValueError(
             f"`mask_scale` must be one of {', '.join(MASK_SCALES)}; got {short_repr(mask_scale)}"
