@@ -6,7 +6,9 @@ Layout of one band (rows ``y0..y1-1`` of the output):
   ``t`` of I, p, I·p and I² (13 products for a colour guide); a horizontal running sum along the padded
   row then gives the window sums, from which the coefficients (a, b) of row ``t`` are computed and stored
   in a ring buffer of 2r+2 rows (float32, or float64 for ε < 1e-6: |a| ≤ 1/(4√ε) for data in [0, 1], and
-  float32 keeps it to |a|·2⁻²⁴; the wrapper picks the dtype, the kernels follow it; docs/filters.md §5);
+  float32 keeps it to |a|·2⁻²⁴; the wrapper picks the dtype, the kernels follow it; docs/filters.md §5),
+  plus one slot of zeros that stands for "no row" beyond the image's border (one update path for every
+  row: fewer functions to compile on a first run);
 * stage 2 keeps float64 running column sums of (a, b) over the ring, and a horizontal running sum gives
   ā, b̄ and ``q = ā·I + b̄`` (or, for the fast variant, writes ā and b̄ at low resolution).
 
@@ -82,8 +84,8 @@ def _refl(i, n):
 
 
 @njit_inner(cache=True, error_model="numpy")
-def _reset(cs1, cs2, inv_x, n, r, reflect):
-    """Zero the column sums of both stages; inv_x = 1 / (window pixels along x) per column."""
+def _reset(cs1, cs2, zero_slot, inv_x, n, r, reflect):
+    """Zero the column sums of both stages and the ring's zero slot; inv_x = 1 / (window pixels along x)."""
     for q in range(cs1.shape[0]):
         c = cs1[q]
         for x in range(c.shape[0]):
@@ -92,6 +94,10 @@ def _reset(cs1, cs2, inv_x, n, r, reflect):
         c = cs2[q]
         for x in range(c.shape[0]):
             c[x] = 0.0
+    for q in range(zero_slot.shape[0]):
+        z = zero_slot[q]
+        for x in range(z.shape[0]):
+            z[x] = 0.0
     for x in range(n):
         if reflect:
             inv_x[x] = 1.0 / (2 * r + 1)
@@ -291,25 +297,12 @@ def _gray_coeffs_row(cs, hs, inv_x, inv_y, eps, w, r, ra, rb):
 
 
 @njit_inner(cache=True, error_model="numpy")
-def _ring_add(ring, slot, w, r, sgn, cs):
-    """cs[q, r:r+w] += sgn * ring[slot, q, :] for every coefficient plane q."""
-    k = cs.shape[0]
-    for q in range(k):
-        c = cs[q]
-        rr = ring[slot, q]
-        for x in range(w):
-            c[r + x] += sgn * np.float64(rr[x])
-
-
-@njit_inner(cache=True, error_model="numpy")
 def _ring_update(ring, slot_new, slot_old, w, r, cs):
-    """cs[q, r:r+w] += ring[slot_new, q] − ring[slot_old, q] (a slot < 0 means none)."""
-    if slot_new < 0 or slot_old < 0:
-        if slot_old >= 0:
-            _ring_add(ring, slot_old, w, r, -1.0, cs)
-        if slot_new >= 0:
-            _ring_add(ring, slot_new, w, r, 1.0, cs)
-        return
+    """cs[q, r:r+w] += ring[slot_new, q] − ring[slot_old, q] for every coefficient plane q.
+
+    "No row" is the ring's last slot, which holds zeros (:func:`_reset`): adding ``x − 0`` or ``0 − x`` gives
+    the same float64 values as adding ``x`` or ``−x``.
+    """
     k = cs.shape[0]
     for q in range(k):
         c = cs[q, r : r + w]
@@ -325,11 +318,12 @@ def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef, 
 
     ``scratch`` is ``(cs1, cs2, hs, ring, inv_x)`` as made by :func:`maskrefine.filters.guided`'s
     ``_scratch`` for (w, r) and 2 coefficients: float64 (4, w+2r), (2, w+2r), (4, w), float32 or float64
-    (2r+2, 2, w) (the coefficients' dtype), float64 (w); any contents (the kernel zeroes what it sums into).
+    (2r+3, 2, w) (the coefficients' dtype), float64 (w); any contents (the kernel zeroes what it sums into
+    and the ring's last slot, which stands for "no row").
     """
     cs1, cs2, hs, ring, inv_x = scratch
-    k = ring.shape[0]  # 2r+2: rows y-r-1 and y+r are both needed when moving to row y
-    _reset(cs1, cs2, inv_x, w, r, reflect)
+    k = ring.shape[0] - 1  # 2r+2 slots (rows y-r-1 and y+r are both needed at row y), then a zero slot
+    _reset(cs1, cs2, ring[k], inv_x, w, r, reflect)
     # stage 1 state: column sums for the window of leading row t
     t = y0 - r if y0 > r else 0
     for j in range(t - r, t + r + 1):
@@ -353,9 +347,9 @@ def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef, 
     # stage 2 initial window for output row y0
     for j in range(y0 - r, y0 + r + 1):
         if reflect:
-            _ring_add(ring, _refl(j, h) % k, w, r, 1.0, cs2)
+            _ring_update(ring, _refl(j, h) % k, k, w, r, cs2)
         elif 0 <= j < h:
-            _ring_add(ring, j % k, w, r, 1.0, cs2)
+            _ring_update(ring, j % k, k, w, r, cs2)
     for y in range(y0, y1):
         if y > y0:
             # bring coefficient row y+r into the ring, then move the window from row y-1 to row y
@@ -372,7 +366,7 @@ def gray_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef, 
             if reflect:
                 _ring_update(ring, _refl(jn, h) % k, _refl(jo, h) % k, w, r, cs2)
             else:
-                _ring_update(ring, jn % k if jn < h else -1, jo % k if jo >= 0 else -1, w, r, cs2)
+                _ring_update(ring, jn % k if jn < h else k, jo % k if jo >= 0 else k, w, r, cs2)
         _pad_row(cs2, w, r, reflect)
         inv_y = _inv_count_row(y, h, r, reflect)
         if not write_coef:
@@ -610,13 +604,13 @@ def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef,
     """Colour-guide guided filter on output rows y0..y1-1 (same structure as :func:`gray_rows`).
 
     ``scratch``: as for :func:`gray_rows` with 13 products and 4 coefficients: float64 (13, w+2r),
-    (4, w+2r), (13, w), float32 or float64 (2r+2, 4, w), float64 (w); the last axis of the first four
+    (4, w+2r), (13, w), float32 or float64 (2r+3, 4, w), float64 (w); the last axis of the first four
     may be longer (only its first w+2r or w elements are used: the wrapper pads rows so that planes fall
     into different cache sets).
     """
     cs1, cs2, hs, ring, inv_x = scratch
-    k = ring.shape[0]
-    _reset(cs1, cs2, inv_x, w, r, reflect)
+    k = ring.shape[0] - 1
+    _reset(cs1, cs2, ring[k], inv_x, w, r, reflect)
     t = y0 - r if y0 > r else 0
     for j in range(t - r, t + r + 1):
         if reflect:
@@ -633,9 +627,9 @@ def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef,
         t += 1
     for j in range(y0 - r, y0 + r + 1):
         if reflect:
-            _ring_add(ring, _refl(j, h) % k, w, r, 1.0, cs2)
+            _ring_update(ring, _refl(j, h) % k, k, w, r, cs2)
         elif 0 <= j < h:
-            _ring_add(ring, j % k, w, r, 1.0, cs2)
+            _ring_update(ring, j % k, k, w, r, cs2)
     for y in range(y0, y1):
         if y > y0:
             jo = y - r - 1
@@ -648,7 +642,7 @@ def color_rows(I, p, out, coef, step, h, w, r, eps, reflect, y0, y1, write_coef,
             if reflect:
                 _ring_update(ring, _refl(jn, h) % k, _refl(jo, h) % k, w, r, cs2)
             else:
-                _ring_update(ring, jn % k if jn < h else -1, jo % k if jo >= 0 else -1, w, r, cs2)
+                _ring_update(ring, jn % k if jn < h else k, jo % k if jo >= 0 else k, w, r, cs2)
         _pad_row(cs2, w, r, reflect)
         inv_y = _inv_count_row(y, h, r, reflect)
         if not write_coef:

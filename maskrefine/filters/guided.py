@@ -357,14 +357,14 @@ def _scratch(
             np.empty((4, w + 2 * r)),
             np.empty((2, w + 2 * r)),
             np.empty((4, w)),
-            np.empty((2 * r + 2, 2, w), dtype=coef_dtype),
+            np.empty((2 * r + 3, 2, w), dtype=coef_dtype),
             np.empty(w),
         )
     return (
         np.empty((13, _row_stride(w + 2 * r, 8))),
         np.empty((4, _row_stride(w + 2 * r, 8))),
         np.empty((13, _row_stride(w, 8))),
-        np.empty((2 * r + 2, 4, _row_stride(w, size)), dtype=coef_dtype),
+        np.empty((2 * r + 3, 4, _row_stride(w, size)), dtype=coef_dtype),
         np.empty(w),
     )
 
