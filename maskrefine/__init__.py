@@ -16,6 +16,11 @@ from maskrefine.errors import BackendUnavailableError, ConfigError, InputError, 
 if TYPE_CHECKING:
     # For type checkers only: at run time these names are imported on first use (below); imported here
     # from the modules that define them.
+    from maskrefine import filters as filters
+    from maskrefine import io as io
+    from maskrefine import metrics as metrics
+    from maskrefine import pipeline as pipeline
+    from maskrefine import quality as quality
     from maskrefine.filters.guided import fast_guided_filter, guided_filter
     from maskrefine.guide import make_guide
     from maskrefine.metrics.corloc import (
@@ -33,6 +38,10 @@ if TYPE_CHECKING:
     from maskrefine.pipeline.reports import FileOutcome, RunReport, ScoreReport
     from maskrefine.pipeline.score import score_folder
     from maskrefine.refiners import REFINERS, RefinerSpec, refine, register_refiner
+
+#: Subpackages reachable as attributes after a plain ``import maskrefine`` (``maskrefine.filters.dense_crf``),
+#: imported on first access. ``maskrefine.torch`` and ``maskrefine.train`` need torch: import them by name.
+SUBPACKAGES: tuple[str, ...] = ("filters", "io", "metrics", "pipeline", "quality")
 
 # Everything but the errors is imported on first use (numba, OpenCV: see maskrefine._lazy).
 _SOURCES = {
@@ -99,4 +108,5 @@ __all__ = [
     "corloc",
 ]
 
-__getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())
+if not TYPE_CHECKING:  # a type checker sees the imports above, and flags any other name as missing
+    __getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals(), submodules=SUBPACKAGES)

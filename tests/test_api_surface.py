@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import maskrefine
 
@@ -62,3 +66,65 @@ def test_version_matches_package_metadata() -> None:
     from importlib.metadata import version
 
     assert maskrefine.__version__ == version("maskrefine")
+
+
+def test_subpackages_are_attributes_after_a_plain_import() -> None:
+    # README: `import maskrefine` then `maskrefine.filters.bilateral_solver(...)`; in a fresh interpreter
+    # nothing has imported the subpackage yet (it was an AttributeError)
+    code = (
+        "import sys, maskrefine\n"
+        "assert 'maskrefine.filters' not in sys.modules\n"
+        "print(maskrefine.filters.bilateral_solver.__name__, maskrefine.metrics.s_measure.__name__,"
+        " maskrefine.io.read_mask.__name__, maskrefine.pipeline.apply_folder.__name__,"
+        " maskrefine.quality.__name__, 'filters' in dir(maskrefine))\n"
+        "try:\n    maskrefine.no_such_name\nexcept AttributeError as exc:\n    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        "bilateral_solver s_measure read_mask apply_folder maskrefine.quality True",
+        "module 'maskrefine' has no attribute 'no_such_name'",
+    ]
+
+
+USER_SCRIPT = """\
+import numpy as np
+import maskrefine
+from maskrefine.metrics import Evaluator, s_measure
+from maskrefine.io import read_mask
+from maskrefine.quality import paired_bootstrap
+
+evaluator = Evaluator(preset="tokencut")
+reveal_type(evaluator)
+reveal_type(s_measure(np.zeros((2, 2), np.float32), np.zeros((2, 2), bool)))
+reveal_type(maskrefine.filters.bilateral_solver)
+reveal_type(paired_bootstrap)
+maskrefine.no_such_name
+from maskrefine.metrics import s_measur
+"""
+
+
+def test_lazy_names_have_their_types_for_mypy(tmp_path: Path) -> None:
+    # the lazily imported names were typed `object` (module __getattr__), and any typo passed
+    pytest.importorskip("mypy", reason="mypy is in the [dev] extra")
+    script = tmp_path / "user.py"
+    script.write_text(USER_SCRIPT, encoding="utf-8")
+    root = Path(maskrefine.__file__).resolve().parent.parent
+    env = {**os.environ, "MYPYPATH": str(root)}
+    command = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-incremental"]
+    out = subprocess.run(
+        [*command, "--cache-dir", str(tmp_path / "cache"), str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("user.py:")]
+    revealed = [line.split("Revealed type is ")[1] for line in lines if "Revealed type" in line]
+    assert revealed[0] == '"maskrefine.metrics.evaluator.Evaluator"', out.stdout
+    assert revealed[1] in ('"float"', '"builtins.float"'), out.stdout
+    assert revealed[2].startswith('"def (image:'), out.stdout
+    assert revealed[3].startswith('"def (') and "object" not in revealed[3], out.stdout
+    errors = [line for line in lines if ": error:" in line]
+    assert len(errors) == 2, out.stdout
+    assert 'user.py:12: error: Module has no attribute "no_such_name"' in errors[0]
+    assert "user.py:13: error:" in errors[1] and "s_measur" in errors[1]

@@ -59,4 +59,5 @@ __all__ = [
     "write_text_atomic",
 ]
 
-__getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())
+if not TYPE_CHECKING:  # a type checker sees the imports above, and flags any other name as missing
+    __getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from maskrefine._lazy import lazy_attributes
 from maskrefine.metrics.confusion import confusion_counts, curve_counts, threshold_levels
 from maskrefine.metrics.corloc import (
@@ -17,6 +19,28 @@ from maskrefine.metrics.corloc import (
     read_voc_boxes,
 )
 from maskrefine.metrics.presets import DEFAULT_PRESET, PRESETS, ScorePreset, get_preset
+
+if TYPE_CHECKING:
+    # For type checkers only: at run time these names are imported on first use (below).
+    from maskrefine.metrics.evaluator import (
+        Evaluator,
+        SaliencyEvaluator,
+        paper_repo_geometry,
+        prepare_pair,
+        score_image,
+    )
+    from maskrefine.metrics.resize import pil_bilinear, prediction_stride, torch_bilinear, torch_nearest
+    from maskrefine.metrics.saliency import (
+        accuracy_from_counts,
+        e_measure,
+        e_measure_from_counts,
+        fbeta,
+        iou_from_counts,
+        mae,
+        precision_recall,
+        s_measure,
+        weighted_fbeta,
+    )
 
 # evaluator, saliency and resize need OpenCV and numba: imported on first use (see maskrefine._lazy).
 _SOURCES = {
@@ -78,4 +102,5 @@ __all__ = [
     "weighted_fbeta",
 ]
 
-__getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())
+if not TYPE_CHECKING:  # a type checker sees the imports above, and flags any other name as missing
+    __getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())

@@ -72,4 +72,5 @@ __all__ = [
     "compare_paired",
 ]
 
-__getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())
+if not TYPE_CHECKING:  # a type checker sees the imports above, and flags any other name as missing
+    __getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())
