@@ -28,6 +28,13 @@ class InputError(MaskrefineError, ValueError):
 
     The message always starts with the path, then the problem, e.g.
     ``masks/0001.png: cannot decode image (file is 0 bytes)``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file; kept as :class:`~pathlib.Path` in the ``path`` attribute.
+    problem : str
+        What is wrong with it; kept in the ``problem`` attribute.
     """
 
     def __init__(self, path: str | Path, problem: str) -> None:

@@ -45,8 +45,8 @@ def make_guide(
     TypeError
         ``image`` is not an array, or has an integer dtype other than uint8, or bool.
     ValueError
-        Unknown ``mode``; last axis not 3; NaN/inf; float values outside [0, 1] by more than
-        :data:`maskrefine._checks.UNIT_TOLERANCE` (e.g. 0..255 data given as float).
+        Unknown ``mode``; last axis not 3; NaN/inf; float values outside [0, 1] by more than 1e-6
+        (e.g. 0..255 data given as float).
 
     Examples
     --------

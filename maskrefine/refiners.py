@@ -58,7 +58,7 @@ RefineFn = Callable[..., np.ndarray]
 class RefinerSpec:
     """A registered refinement method.
 
-    Attributes
+    Parameters
     ----------
     name : str
         Registry key (the CLI's ``--method`` value).
@@ -71,12 +71,12 @@ class RefinerSpec:
         ``mask`` is (H, W) float32 in [0, 1] already at the image size, ``guide`` the guide mode and
         ``params`` the validated, complete parameter set. Returns an (H, W) float array (clipped by
         :func:`refine`).
-    validators : Mapping of str to callable
+    validators : Mapping of str to callable, default {}
         Optional per-parameter checks ``check(value, name) -> value`` (raise ``TypeError``/``ValueError``).
-    native_mask : bool
+    native_mask : bool, default False
         ``run`` receives the mask at its own (native) size and resizes it itself (``auto`` does, to see
         the patch size).
-    uses_guide : bool
+    uses_guide : bool, default True
         ``run`` filters with the ``guide`` mode it is given (False: it reads the RGB image its own way, or
         not at all, so choosing a guide is a mistake the CLI refuses).
     """
@@ -100,6 +100,18 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
     call). The built-in refiners' validators import neither numba nor the filters, so this check costs
     ``maskrefine --version`` nothing.
 
+    Parameters
+    ----------
+    spec : RefinerSpec
+        The method to register; its ``name`` becomes the key in :data:`REFINERS`.
+
+    Returns
+    -------
+    RefinerSpec
+        The registered spec: a copy of ``spec`` whose ``defaults`` and ``validators`` are read-only copies
+        of the mappings given (later changes to those do not reach the registry), and whose
+        ``native_mask`` and ``uses_guide`` are plain bools.
+
     Raises
     ------
     TypeError
@@ -108,7 +120,8 @@ def register_refiner(spec: RefinerSpec) -> RefinerSpec:
         each validator callable, ``native_mask`` and ``uses_guide`` bools).
     ValueError
         The name is empty, has surrounding or inner whitespace, or is taken; a validator names a
-        parameter that is not in ``defaults``; a default value its validator refuses.
+        parameter that is not in ``defaults``; a default value its validator refuses (whatever that
+        validator raises propagates).
     """
     if not isinstance(spec, RefinerSpec):
         raise TypeError(f"`spec` must be a RefinerSpec; got {type(spec).__name__}")

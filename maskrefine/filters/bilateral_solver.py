@@ -109,15 +109,15 @@ def bilateral_solver(
         converted to YUV as the reference code does (:func:`reference_yuv`).
     target : ndarray of float, shape (H, W)
         Values to smooth, e.g. a soft or binary mask in [0, 1]. The solve is linear in the target.
-    preset : {"tokencut", "paper_repo", "found"}
+    preset : {"tokencut", "paper_repo", "found"}, default "tokencut"
         Default σ's and output (see :data:`BILATERAL_PRESETS`): ``tokencut`` σ 16/16/8 soft (TokenCut,
         MOVE), ``paper_repo`` σ 24/4/4 soft (the Sempart paper's repository), ``found`` σ 16/16/8 with
         FOUND's binary post-processing (:func:`found_binary`).
     sigma_spatial, sigma_luma, sigma_chroma : float, optional
         Grid cell sizes in pixels and in 0..255 Y / U,V units (>= 0.001); ``None`` takes the preset's.
     lam : float, default 256
-        Smoothness weight λ in [0, 1e8] (``maskrefine._checks.MAX_LAM``: beyond it the system is too
-        ill-conditioned for the float64 conjugate gradient).
+        Smoothness weight λ in [0, 1e8] (beyond 1e8 the system is too ill-conditioned for the float64
+        conjugate gradient).
     confidence : float or ndarray of float, shape (H, W), default 0.999
         Per-pixel confidence c >= 0 of the target (a scalar for all pixels, as in the reference code).
         Its largest value must be 0 (no data: the output is 0) or lie in

@@ -91,14 +91,19 @@ def dense_crf(
         RGB image in [0, 1] (used as 0..255 in the bilateral kernel, as pydensecrf's uint8 input).
     prob : ndarray of float, shape (H, W)
         Foreground probability (soft mask) in [0, 1]; a 0/1 mask gets the ``gt_prob`` confidence.
-    preset : {"deeplab", "deep_spectral"}
-        Default kernel settings (:data:`CRF_PRESETS`).
-    gaussian_sxy, bilateral_sxy : float, optional
-        Spatial standard deviations in pixels (>= 0.01).
+    preset : {"deeplab", "deep_spectral"}, default "deeplab"
+        Default kernel settings (:data:`CRF_PRESETS`); each of the following parameters left at None
+        takes the preset's value.
+    gaussian_sxy : float, optional
+        Spatial standard deviation of the Gaussian (position-only) kernel in pixels (>= 0.01).
+    gaussian_compat : float, optional
+        Potts weight of the Gaussian kernel (>= 0; 0 leaves that kernel out).
+    bilateral_sxy : float, optional
+        Spatial standard deviation of the bilateral kernel in pixels (>= 0.01).
     bilateral_srgb : float, optional
-        Colour standard deviation in 0..255 units (>= 0.01).
-    gaussian_compat, bilateral_compat : float, optional
-        Potts weights (>= 0).
+        Colour standard deviation of the bilateral kernel in 0..255 units (>= 0.01).
+    bilateral_compat : float, optional
+        Potts weight of the bilateral kernel (>= 0; 0 leaves that kernel out).
     iterations : int, optional
         Mean-field iterations (0..1000).
     gt_prob : float, optional
@@ -109,7 +114,18 @@ def dense_crf(
     Returns
     -------
     ndarray of float32, shape (H, W)
-        Q(foreground) per pixel; the labelling is ``Q > 0.5``.
+        Q(foreground) per pixel; the labelling is ``Q > 0.5``. With both Potts weights 0 or 0 iterations
+        it is the softmax of the unaries.
+
+    Raises
+    ------
+    TypeError
+        ``image`` or ``prob`` not a float array, a non-number kernel setting or ``gt_prob``, a
+        non-integer ``iterations``.
+    ValueError
+        An unknown preset; a kernel setting, ``iterations`` or ``gt_prob`` out of range (``gt_prob`` 0 or
+        1 included); ``image`` not of shape (H, W, 3); ``prob`` not of the image's (H, W) shape; NaN/inf;
+        ``image`` or ``prob`` values outside [0, 1] by more than 1e-6.
     """
     preset = check_choice(preset, tuple(CRF_PRESETS), "preset")
     chosen = CRF_PRESETS[preset]

@@ -59,8 +59,8 @@ def guided_filter(
     radius : int, default 9
         Window radius r; the window is (2r+1)×(2r+1). The paper uses 9.
     eps : float, default 1e-3
-        Regularisation ε relative to [0, 1] intensities, at least 1e-12 (``maskrefine._checks.MIN_EPS``:
-        below the rounding noise of the window variances). The paper uses 1e-3.
+        Regularisation ε relative to [0, 1] intensities, at least 1e-12 (a smaller ε is below the rounding
+        noise of the window variances and gives NaN/inf on flat regions). The paper uses 1e-3.
     subsample : int, default 1
         Fast guided filter (He & Sun 2015) factor s: coefficients computed on the nearest-subsampled
         pixels ``[0::s, 0::s]`` (first ``H // s`` rows, ``W // s`` columns) with radius ``r // s``, their
@@ -91,9 +91,8 @@ def guided_filter(
         radius/subsample, ``out`` not a float32 array.
     ValueError
         Wrong number of dimensions, mismatched shapes, NaN/inf, a guide with values outside [0, 1] (e.g.
-        a 0..255 guide, for which ``eps`` would mean something else; values within
-        :data:`maskrefine._checks.UNIT_TOLERANCE` of the range are accepted), ``src`` values beyond
-        ±1e30 (:data:`maskrefine._checks.MAX_ABS_VALUE`: the float32 result would overflow), radius < 0,
+        a 0..255 guide, for which ``eps`` would mean something else; values within 1e-6 of the range
+        are accepted), ``src`` values beyond ±1e30 (the float32 result would overflow), radius < 0,
         eps < 1e-12, subsample < 1, an unknown border/backend, an image smaller than the window (H and W
         must be >= 2r+1, and with ``subsample=s`` also ``H // s, W // s >= 2 (r // s) + 1``), a bad or
         overlapping ``out``.
@@ -162,7 +161,37 @@ def fast_guided_filter(
 ) -> npt.NDArray[np.float32]:
     """Fast guided filter (He & Sun 2015): :func:`guided_filter` with ``subsample=4`` by default.
 
-    See :func:`guided_filter` for the parameters, the sampling convention and the errors raised.
+    See :func:`guided_filter` for the sampling convention, the dtype rules and the formulas.
+
+    Parameters
+    ----------
+    guide : ndarray of float, shape (H, W), (H, W, 3), (N, H, W) or (N, H, W, 3)
+        Guide image(s) in [0, 1], gray or RGB colour; batched (leading N) exactly when ``src`` is.
+    src : ndarray of float, shape (H, W) or (N, H, W)
+        Image(s) to filter, e.g. soft masks in [0, 1].
+    radius : int, default 9
+        Window radius r at full resolution; the coefficients use radius ``r // subsample``.
+    eps : float, default 1e-3
+        Regularisation ε relative to [0, 1] intensities, at least 1e-12.
+    subsample : int, default 4
+        Subsampling factor s >= 1 (1 is the exact filter).
+    border : {"truncated", "reflect"}, default "truncated"
+        Border mode of the box means (see :func:`guided_filter`).
+    out : ndarray of float32, shape of ``src``, C-contiguous, optional
+        Buffer for the result; must not overlap the inputs.
+    backend : {"numba", "reference"}, default "numba"
+        Kernels to run (see :func:`guided_filter`).
+
+    Returns
+    -------
+    ndarray of float32, shape of ``src``
+        The filtered image(s) (``out`` itself when given); not clipped.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`guided_filter`; in particular an image smaller than the window (H, W >= 2r+1 and
+        ``H // s, W // s >= 2 (r // s) + 1``).
 
     Examples
     --------

@@ -91,12 +91,12 @@ _NPY_HEADER_MAX = 1 << 16
 class MaskRead:
     """A mask as read by :func:`read_mask_file`.
 
-    Attributes
+    Parameters
     ----------
     pixels : ndarray, shape (H, W)
         uint8 (255 = foreground), uint16 (65535 = foreground) or float in [0, 1] (``.npy``: float16,
         float32 or float64 as stored; bool as float32).
-    encoding : str
+    encoding : str, default :data:`PLAIN`
         :data:`PLAIN`, or what was detected, e.g. ``"0/1 values"``, ``"8-bit values in a 16-bit file"``,
         ``"alpha channel of RGBA"``; several are joined by ``", "``.
     """
@@ -105,7 +105,13 @@ class MaskRead:
     encoding: str = PLAIN
 
     def to_unit(self) -> np.ndarray:
-        """Return the mask as float32 in [0, 1] (uint8 / 255, uint16 / 65535, float as is)."""
+        """Return the mask as float32 in [0, 1] (uint8 / 255, uint16 / 65535, float as is).
+
+        Returns
+        -------
+        ndarray of float32, shape (H, W)
+            The mask on the [0, 1] scale.
+        """
         return to_unit_float(self.pixels)
 
 
@@ -114,7 +120,16 @@ class ReadOptions:
     """How the folder jobs read their inputs: ``mask_scale``, ``apply_exif`` and ``max_pixels``.
 
     They mean what they mean in :func:`read_mask_file` and :func:`read_image`. Build it with
-    :meth:`checked` (validates once).
+    :meth:`checked` (validates once): the constructor itself checks nothing.
+
+    Parameters
+    ----------
+    mask_scale : {"auto", "255", "1", "65535"}, default "auto"
+        The value that means foreground in an integer mask file (see :func:`read_mask_file`).
+    apply_exif : bool, default False
+        Turn images upright by their EXIF orientation (see :func:`read_image`).
+    max_pixels : int or None, default :data:`DEFAULT_MAX_PIXELS` (100 MP)
+        Refuse, from the header and before decoding, an image or mask with more pixels (None: no limit).
     """
 
     mask_scale: str = "auto"
@@ -125,21 +140,94 @@ class ReadOptions:
     def checked(
         cls, mask_scale: object = "auto", apply_exif: object = False, max_pixels: object = DEFAULT_MAX_PIXELS
     ) -> ReadOptions:
-        """Return validated options; raise ``ValueError`` / ``TypeError`` naming the bad argument."""
+        """Return validated options; raise ``ValueError`` / ``TypeError`` naming the bad argument.
+
+        Parameters
+        ----------
+        mask_scale : {"auto", "255", "1", "65535"} or int, default "auto"
+            The value that means foreground in an integer mask file; an integer 255, 1 or 65535 is read
+            as its string.
+        apply_exif : bool, default False
+            Turn images upright by their EXIF orientation; a Python or NumPy bool.
+        max_pixels : int or None, default :data:`DEFAULT_MAX_PIXELS` (100 MP)
+            Largest pixel count of a file, an integer >= 1 (None: no limit).
+
+        Returns
+        -------
+        ReadOptions
+            The options, ``mask_scale`` as a string and ``max_pixels`` as an int or None.
+
+        Raises
+        ------
+        TypeError
+            ``apply_exif`` is not a bool; ``max_pixels`` is not an integer or None.
+        ValueError
+            An unknown ``mask_scale``; ``max_pixels`` < 1.
+        """
         return cls(
             check_mask_scale(mask_scale), check_flag(apply_exif, "apply_exif"), check_max_pixels(max_pixels)
         )
 
     def image(self, path: str | Path) -> np.ndarray:
-        """:func:`read_image` with these options."""
+        """Read an image with :func:`read_image` and these options.
+
+        Parameters
+        ----------
+        path : path-like
+            The image file.
+
+        Returns
+        -------
+        ndarray of float32, shape (H, W, 3)
+            RGB values in [0, 1].
+
+        Raises
+        ------
+        InputError
+            Naming the file, as :func:`read_image`.
+        """
         return read_image(path, apply_exif=self.apply_exif, max_pixels=self.max_pixels)
 
     def image_encoded(self, path: str | Path) -> tuple[np.ndarray, str]:
-        """:func:`read_image_encoded` with these options: the image and how its file was encoded."""
+        """Read an image with :func:`read_image_encoded` and these options.
+
+        Parameters
+        ----------
+        path : path-like
+            The image file.
+
+        Returns
+        -------
+        image : ndarray of float32, shape (H, W, 3)
+            RGB values in [0, 1].
+        encoding : str
+            How the file was encoded: :data:`PLAIN`, or ``"8-bit values in a 16-bit file"``.
+
+        Raises
+        ------
+        InputError
+            Naming the file, as :func:`read_image`.
+        """
         return read_image_encoded(path, apply_exif=self.apply_exif, max_pixels=self.max_pixels)
 
     def mask(self, path: str | Path) -> MaskRead:
-        """:func:`read_mask_file` with these options."""
+        """Read a mask with :func:`read_mask_file` and these options.
+
+        Parameters
+        ----------
+        path : path-like
+            The mask file (an image or a ``.npy``).
+
+        Returns
+        -------
+        MaskRead
+            The pixels as stored and the encoding detected.
+
+        Raises
+        ------
+        InputError
+            Naming the file, as :func:`read_mask_file`.
+        """
         return read_mask_file(path, mask_scale=self.mask_scale, max_pixels=self.max_pixels)
 
 
@@ -147,6 +235,16 @@ def read_image_size(path: str | Path) -> tuple[int, int]:
     """Return ``(height, width)`` of an image file (PNG, JPEG, BMP, TIFF, WebP) from its header alone.
 
     The size as stored (before any EXIF rotation). Nothing is decoded.
+
+    Parameters
+    ----------
+    path : path-like
+        The image file; its type is recognised by its content, not its name.
+
+    Returns
+    -------
+    (int, int)
+        ``(height, width)`` in pixels.
 
     Raises
     ------
@@ -293,8 +391,8 @@ def read_mask_file(
     ----------
     path : path-like
         A PNG (or other image) mask, or a ``.npy`` holding a bool or float (H, W) array (a leading or
-        trailing axis of length 1 is squeezed) with finite values in [0, 1]; float values at most
-        :data:`maskrefine._checks.UNIT_TOLERANCE` outside [0, 1] are clipped.
+        trailing axis of length 1 is squeezed) with finite values in [0, 1]; float values at most 1e-6
+        outside [0, 1] (float32 rounding) are clipped.
     mask_scale : {"auto", "255", "1", "65535"}, default "auto"
         The value that means foreground in an integer file. ``"auto"``: a file whose maximum is 1 holds
         0/1 values; a 16-bit file whose maximum is at most 255 holds 8-bit values; otherwise 255 for
@@ -539,10 +637,28 @@ def read_mask_array(
 ) -> np.ndarray:
     """:func:`read_mask_file` without the encoding: uint8 (0..255), uint16 (0..65535) or float [0, 1].
 
+    Parameters
+    ----------
+    path : path-like
+        A mask file: a PNG (or other image) or a ``.npy`` (see :func:`read_mask_file`).
+    mask_scale : {"auto", "255", "1", "65535"} or int, default "auto"
+        The value that means foreground in an integer file (see :func:`read_mask_file`); an integer 255,
+        1 or 65535 is read as its string. Not used for ``.npy`` masks.
+    max_pixels : int or None, default :data:`DEFAULT_MAX_PIXELS` (100 MP)
+        Refuse, from the header and before decoding, a mask with more pixels (None: no limit).
+
+    Returns
+    -------
+    ndarray, shape (H, W)
+        The pixels as stored (:attr:`MaskRead.pixels`): uint8 on the 0..255 scale, uint16 on the
+        0..65535 scale, or a ``.npy``'s float values in [0, 1] (a bool ``.npy`` as float32).
+
     Raises
     ------
     InputError
-        As :func:`read_mask_file`.
+        As :func:`read_mask_file`: naming the file and the problem.
+    ValueError, TypeError
+        A bad ``mask_scale`` or ``max_pixels``.
     """
     return read_mask_file(path, mask_scale=mask_scale, max_pixels=max_pixels).pixels
 
@@ -552,10 +668,28 @@ def read_mask(
 ) -> np.ndarray:
     """Read a mask file as float32 (H, W) in [0, 1] (encodings and arguments as :func:`read_mask_file`).
 
+    Parameters
+    ----------
+    path : path-like
+        A mask file: a PNG (or other image) or a ``.npy`` (see :func:`read_mask_file`).
+    mask_scale : {"auto", "255", "1", "65535"} or int, default "auto"
+        The value that means foreground in an integer file (see :func:`read_mask_file`); an integer 255,
+        1 or 65535 is read as its string. Not used for ``.npy`` masks.
+    max_pixels : int or None, default :data:`DEFAULT_MAX_PIXELS` (100 MP)
+        Refuse, from the header and before decoding, a mask with more pixels (None: no limit).
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+        The mask in [0, 1]: uint8 files divided by 255, uint16 files by 65535 (after the scale detection
+        of :func:`read_mask_file`), a float ``.npy`` cast to float32.
+
     Raises
     ------
     InputError
-        As :func:`read_mask_file`.
+        As :func:`read_mask_file`: naming the file and the problem.
+    ValueError, TypeError
+        A bad ``mask_scale`` or ``max_pixels``.
     """
     path = Path(path)
     array = read_mask_array(path, mask_scale=mask_scale, max_pixels=max_pixels)
@@ -721,13 +855,22 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True)
         device), nothing is written and :class:`~maskrefine.errors.OutputError` is raised.
     data : bytes
         The complete contents.
-    overwrite : bool
+    overwrite : bool, default True
         True: replace an existing regular file (last writer wins, atomically). False: never replace; if
         the file exists (even if it appeared while writing), raise
         :class:`~maskrefine.errors.OutputExistsError` and leave it alone.
 
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path`.
+
     Raises
     ------
+    TypeError
+        ``data`` is not bytes, bytearray or memoryview; ``overwrite`` is not a bool.
+    OutputExistsError
+        ``overwrite=False`` and the file exists (a subclass of :class:`~maskrefine.errors.OutputError`).
     OutputError
         The path is not a regular file, or writing failed (no space, no permission, ...): the message
         names the path; the temporary file is removed.
@@ -771,6 +914,29 @@ def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) ->
 
     File names read with :func:`os.fsdecode` that are not valid UTF-8 (lone surrogates) are written as
     their original bytes (``surrogateescape``).
+
+    Parameters
+    ----------
+    path : path-like
+        The output file (see :func:`write_bytes_atomic`).
+    text : str
+        The complete contents, encoded as UTF-8.
+    overwrite : bool, default True
+        True: replace an existing regular file. False: never replace one (see :func:`write_bytes_atomic`).
+
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    TypeError
+        ``text`` is not a str; ``overwrite`` is not a bool.
+    OutputExistsError
+        ``overwrite=False`` and the file exists.
+    OutputError
+        The path is not a regular file, or writing failed; the message names the path.
     """
     if not isinstance(text, str):
         raise TypeError(f"`text` must be a str; got {type(text).__name__}")
@@ -820,7 +986,24 @@ def write_mask(
 ) -> Path:
     """Write ``mask`` (float, [0, 1]) to ``path`` atomically in format ``fmt`` (png8, png16, npy).
 
-    See :func:`write_bytes_atomic` for ``overwrite``.
+    Parameters
+    ----------
+    path : path-like
+        The output file; written through a temporary file in its folder (:func:`write_bytes_atomic`).
+    mask : ndarray of float, shape (H, W)
+        Mask in [0, 1]; values at most 1e-6 outside [0, 1] are accepted (clipped in the PNG formats,
+        written as they are to ``.npy``).
+    fmt : {"png8", "png16", "npy"}, default "png8"
+        ``"png8"`` / ``"png16"``: a gray PNG of ``rint(255 · clip(mask, 0, 1))`` /
+        ``rint(65535 · clip(mask, 0, 1))``, marked with its scale so that :func:`read_mask_file` reads it
+        back on that scale; ``"npy"``: the mask as float32.
+    overwrite : bool, default True
+        True: replace an existing regular file. False: never replace one (see :func:`write_bytes_atomic`).
+
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path`.
 
     Raises
     ------
@@ -828,8 +1011,12 @@ def write_mask(
         ``mask`` is not a floating-point array (an 8-bit or bool mask is ambiguous: convert it to [0, 1]
         floats first), ``overwrite`` is not a bool.
     ValueError
-        ``mask`` is not 2-D (H, W), is empty, holds NaN or infinite values or values outside [0, 1];
-        an unknown ``fmt``.
+        ``mask`` is not 2-D (H, W), is empty, holds NaN or infinite values or values outside [0, 1] by
+        more than 1e-6; an unknown ``fmt``.
+    OutputExistsError
+        ``overwrite=False`` and the file exists.
+    OutputError
+        The path is not a regular file, or writing failed; the message names the path.
     """
     return write_bytes_atomic(path, encode_mask(check_mask_to_write(mask), fmt), overwrite=overwrite)
 

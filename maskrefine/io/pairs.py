@@ -32,7 +32,17 @@ MASK_EXTENSIONS: tuple[str, ...] = (".png", ".npy")
 
 @dataclass(frozen=True, slots=True)
 class Pair:
-    """One matched stem: ``first`` from the first folder, ``second`` from the second."""
+    """One matched stem: ``first`` from the first folder, ``second`` from the second.
+
+    Parameters
+    ----------
+    stem : str
+        The file stem (name without its suffix) the two files share.
+    first : Path
+        The file of the first folder.
+    second : Path
+        The file of the second folder.
+    """
 
     stem: str
     first: Path
@@ -41,7 +51,15 @@ class Pair:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """An entry of an input folder that has a wanted suffix but is not a regular file (never opened)."""
+    """An entry of an input folder that has a wanted suffix but is not a regular file (never opened).
+
+    Parameters
+    ----------
+    path : Path
+        The entry.
+    reason : str
+        What it is, e.g. ``"a FIFO (named pipe)"``, ``"a dangling symlink"``, ``"a folder"``.
+    """
 
     path: Path
     reason: str  # what it is, e.g. "a FIFO (named pipe)", "a dangling symlink", "a folder"
@@ -51,18 +69,21 @@ class Skipped:
 class Pairing:
     """Result of :func:`match_folders`.
 
-    Attributes
+    Parameters
     ----------
     pairs : list of Pair
         Stems present exactly once in both folders, sorted by stem.
-    only_first, only_second : list of Path
-        Files whose stem has no partner in the other folder.
-    duplicates : dict of str to list of Path
+    only_first : list of Path, optional
+        Files of the first folder whose stem has no partner in the second (default: empty).
+    only_second : list of Path, optional
+        Files of the second folder whose stem has no partner in the first (default: empty).
+    duplicates : dict of str to list of Path, optional
         Stems that occur more than once in one folder (e.g. ``a.png`` and ``a.jpg``); these are
-        excluded from ``pairs`` because the right partner is ambiguous.
-    skipped : list of Skipped
+        excluded from ``pairs`` because the right partner is ambiguous (default: empty).
+    skipped : list of Skipped, optional
         Entries of either folder with a wanted suffix that are not regular files; their stems' partners
-        are not reported in ``only_first`` / ``only_second`` (the skipped entry is the problem).
+        are not reported in ``only_first`` / ``only_second`` (the skipped entry is the problem) (default:
+        empty).
     """
 
     pairs: list[Pair]

@@ -340,6 +340,31 @@ def mask_to_box(
 def boxes_from_mask(gt_mask: np.ndarray, *, connectivity: int = 8, threshold: float = 0.5) -> np.ndarray:
     """One box per connected component of a GT mask (bool, uint8, float, other integers), (K, 4), label order.
 
+    Parameters
+    ----------
+    gt_mask : ndarray, shape (H, W)
+        GT mask: bool, uint8 (foreground ``> 255 · threshold``), float in [0, 1] (foreground
+        ``> threshold``; values within 1e-6 of the range are accepted) or another integer type (a label
+        map: nonzero is foreground).
+    connectivity : {4, 8}, default 8
+        Pixel connectivity of the components.
+    threshold : float, default 0.5
+        Binarisation threshold in [0, 1] of uint8 and float masks.
+
+    Returns
+    -------
+    ndarray of float64, shape (K, 4)
+        Pixel boxes ``(xmin, ymin, xmax + 1, ymax + 1)``, one per component in label order (scanning
+        rows top to bottom); (0, 4) for a mask without foreground.
+
+    Raises
+    ------
+    TypeError
+        ``gt_mask`` is not a NumPy array or has an unsupported dtype; ``threshold`` is not a number.
+    ValueError
+        ``gt_mask`` not 2-D or empty; float values NaN/inf or outside [0, 1]; ``connectivity`` not 4 or
+        8; ``threshold`` outside [0, 1].
+
     Examples
     --------
     >>> g = np.zeros((5, 5), np.uint8); g[0, 0] = 255; g[2:4, 1:5] = 255
@@ -521,8 +546,23 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
     Every image of the file is a key (file-name stem); an image with no non-crowd box maps to an
     empty (0, 4) array, which CorLoc scores as a miss and counts.
 
+    Parameters
+    ----------
+    json_path : str or Path
+        The COCO instances JSON file (``images`` and ``annotations`` lists; at most 2 GiB).
+
+    Returns
+    -------
+    dict of str to ndarray of float64, shape (K, 4)
+        File-name stem → boxes ``(x, y, x + w, y + h)``, each coordinate rounded to an integer, in the
+        order of the annotations.
+
     Raises
     ------
+    TypeError
+        ``json_path`` is not a str or path-like.
+    ValueError
+        ``json_path`` is empty.
     InputError
         Not a regular file, unreadable, malformed or too deeply nested JSON, a missing field, image ids
         that are not integers, two images with one file stem, a bbox that is not four finite numbers
@@ -674,6 +714,18 @@ def read_seed_maps(
     InputError
         The folder cannot be listed; without ``errors``, also an entry that is not a regular file, an
         unreadable or empty map, two maps for one stem.
+
+    Returns
+    -------
+    dict of str to (int, (int, int))
+        Stem → (flat row-major index of the map's first maximum, the map's (height, width)).
+
+    Raises
+    ------
+    TypeError
+        ``folder`` is not a str or path-like.
+    ValueError
+        ``folder`` is empty.
     """
     from maskrefine.io.imageio import read_mask  # OpenCV: imported on first use
 
@@ -712,18 +764,26 @@ class CorLocEvaluator:
 
     Parameters
     ----------
-    selector : {"largest_box", "largest_cc", "seed_cc"}
-        Default ``"largest_box"`` (the paper).
-    connectivity : {4, 8}
-        Default 8.
-    scale : float
-        Pixels per mask cell (patch size for token masks).
-    threshold : float
-        Binarisation of float masks (``>``).
-    iou_threshold : float
-        0.5 in the field.
-    iou_dtype : {"float64", "float32"}
+    selector : {"largest_box", "largest_cc", "seed_cc"}, default "largest_box"
+        Component whose box is scored (see :func:`mask_to_box`); ``"largest_box"`` is the paper's.
+    connectivity : {4, 8}, default 8
+        Pixel connectivity of the components.
+    scale : float, default 1
+        Pixels per mask cell (patch size for token masks), in (0, 1e7].
+    threshold : float, default 0.5
+        Binarisation of float masks (``>``; uint8 masks: ``> 255 · threshold``), in [0, 1].
+    iou_threshold : float, default 0.5
+        Smallest IoU of a hit, in (0, 1]; 0.5 in the field.
+    iou_dtype : {"float64", "float32"}, default "float64"
         Arithmetic of :func:`box_iou` (TokenCut and FOUND: float32).
+
+    Raises
+    ------
+    TypeError
+        A non-number ``threshold`` or ``iou_threshold``.
+    ValueError
+        An unknown ``selector`` or ``iou_dtype``, ``connectivity`` not 4 or 8, ``scale``, ``threshold``
+        or ``iou_threshold`` out of range.
 
     Examples
     --------
@@ -783,6 +843,7 @@ class CorLocEvaluator:
         gt_boxes : array_like, shape (K, 4)
             GT boxes in pixels; K = 0 is scored as a miss and counted in ``empty_gt``.
         name : str, optional
+            Name of the image in the rows (default: its index, counted from 0).
         seed : (row, col), optional
             Seed cell for ``"seed_cc"``.
         image_size : (H, W), optional
@@ -827,16 +888,26 @@ class CorLocEvaluator:
         return row
 
     def per_image(self) -> list[dict[str, Any]]:
-        """One dict per image (see :meth:`step`)."""
+        """One dict per image (see :meth:`step`).
+
+        Returns
+        -------
+        list of dict
+            A new dict per image, in the order scored, with the keys :meth:`step` returns.
+        """
         return [dict(r) for r in self._rows]
 
     def summary(self) -> dict[str, Any]:
         """Plain dict whose keys all start with ``corloc`` so it merges into a saliency summary.
 
-        ``corloc`` (percent of evaluated images; NaN when none), ``corloc_count``, ``corloc_correct``,
-        ``corloc_empty_gt`` (images without a GT box, scored as misses), ``corloc_empty_mask`` (no
-        foreground, or a ``seed_cc`` seed on background; misses), and the settings ``corloc_selector``,
-        ``corloc_connectivity``, ``corloc_scale``, ``corloc_iou_threshold``, ``corloc_iou_dtype``.
+        Returns
+        -------
+        dict
+                ``corloc`` (percent of evaluated images; NaN when none), ``corloc_count``, ``corloc_correct``,
+            ``corloc_empty_gt`` (images without a GT box, scored as misses), ``corloc_empty_mask`` (no
+            foreground, or a ``seed_cc`` seed on background; misses), and the settings
+            ``corloc_selector``, ``corloc_connectivity``, ``corloc_scale``, ``corloc_iou_threshold``,
+            ``corloc_iou_dtype``.
         """
         n = len(self._rows)
         hits = sum(r["correct"] for r in self._rows)

@@ -205,12 +205,37 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
 def prepare_pair(
     pred: np.ndarray, gt: np.ndarray, preset: str | ScorePreset | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validate and bring ``pred`` onto the GT grid as ``preset`` says (the GT is never resized).
+    """Validate and bring ``pred`` onto the GT grid as ``preset`` says.
+
+    The GT is not resized, except under a preset with the ``"paper_repo"`` geometry, which brings the GT
+    (and a ``pred`` of the GT's size) to the paper repository's 320x320 centre crop
+    (:func:`paper_repo_geometry`); a 320x320 ``pred`` is taken as that crop already.
+
+    Parameters
+    ----------
+    pred : ndarray, shape (H', W')
+        Prediction: uint8 (0..255), uint16 (0..65535), bool, or float with finite values in [0, 1]. Of
+        the GT's size or a uniform down-scale of it (a 1/s patch grid, s = 2..32), which is resized by
+        the preset's ``resize`` rule.
+    gt : ndarray, shape (H, W)
+        Ground truth: uint8 (0..255), bool, or float with finite values in [0, 1]; at least 2 pixels.
+    preset : str or ScorePreset, optional
+        Evaluation convention (:func:`get_preset`); None is the default ``"tokencut"``.
 
     Returns
     -------
     pred, gt : ndarray
         Same shape; ``pred`` keeps its dtype family, ``gt`` is uint8, bool or float.
+
+    Raises
+    ------
+    TypeError
+        ``pred`` or ``gt`` not a NumPy array or of an unsupported dtype; ``preset`` neither a name nor a
+        ScorePreset.
+    ValueError
+        An unknown preset name; ``pred`` or ``gt`` not 2-D or empty, float values NaN/inf or outside
+        [0, 1]; a one-pixel GT; a ``pred`` size that is neither the GT's nor a uniform down-scale of it
+        (under ``"paper_repo"``: neither 320x320 nor the GT's).
     """
     p = get_preset(preset)
     pred = _check_pred(pred)
@@ -882,15 +907,19 @@ class Evaluator:
     def per_image(self) -> list[dict[str, Any]]:
         """Return one dict per image.
 
-        Keys: ``name, height, width, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae, s_measure,
-        max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta, empty_gt, empty_pred`` (plus
-        ``soft_mae`` after ``mae`` under ``mae_rule="binary"``).
+        Returns
+        -------
+        list of dict
+            One new dict per image, in the order the images were added. Keys: ``name, height, width,
+            acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae, s_measure, max_e_measure,
+            mean_e_measure, adaptive_e_measure, weighted_fbeta, empty_gt, empty_pred`` (plus ``soft_mae``
+            after ``mae`` under ``mae_rule="binary"``).
 
-        ``max_fbeta`` here is the image's own best F over the thresholds. ``iou`` is NaN for an empty
-        union under presets with ``iou_empty_union`` "nan"/"skip". ``s_measure`` is NaN when the GT
-        centroid falls on the last row or column (an empty region block), exactly as PySODMetrics.
-        ``empty_gt``: no GT foreground under the F rule; ``empty_pred``: nothing above
-        ``pred_threshold``.
+            ``max_fbeta`` here is the image's own best F over the thresholds. ``iou`` is NaN for an empty
+            union under presets with ``iou_empty_union`` "nan"/"skip". ``s_measure`` is NaN when the GT
+            centroid falls on the last row or column (an empty region block), exactly as PySODMetrics.
+            ``empty_gt``: no GT foreground under the F rule; ``empty_pred``: nothing above
+            ``pred_threshold``.
         """
         return [dict(r) for r in self._rows]
 
@@ -911,15 +940,19 @@ class Evaluator:
     def summary(self) -> dict[str, Any]:
         """Dataset-level values as a plain dict (JSON-ready; NaN where undefined).
 
-        Keys: ``preset, count, empty_gt, empty_pred, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta, mae,
-        s_measure, max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta`` (None when not
-        computed), ``soft_mae`` (only under ``mae_rule="binary"``), ``beta_sq`` (the effective β²).
-
         Means are over images (IoU with ``nanmean`` under ``iou_empty_union="skip"``; SelfMask's float32
         running sums for acc, IoU, max F, adaptive F and MAE under ``accumulate="float32"``);
         ``max_fbeta`` follows the preset's ``aggregation``; ``max/mean_e_measure`` come from the
         image-averaged curve.
         For the precision-recall curve use :meth:`curves`.
+
+        Returns
+        -------
+        dict
+            Keys: ``preset, count, empty_gt, empty_pred, acc, iou, max_fbeta, mean_fbeta, adaptive_fbeta,
+            mae, s_measure, max_e_measure, mean_e_measure, adaptive_e_measure, weighted_fbeta`` (None when
+            not computed), ``soft_mae`` (only under ``mae_rule="binary"``), ``beta_sq`` (the effective
+            β²). With no image added, every metric is NaN.
         """
         p = self.preset
         rows = self._rows

@@ -72,47 +72,47 @@ class ScorePreset:
     ----------
     name : str
         Registry key.
-    description : str
+    description : str, default ""
         One line naming the reference code.
-    gt_threshold_acc : float
+    gt_threshold_acc : float, default 0.0
         Ground-truth pixels with value ``> gt_threshold_acc`` (on the 0..255 scale; a float GT in [0, 1]
         is multiplied by 255 first, a bool GT counts as 0/255) are foreground for Acc and IoU.
-    gt_threshold_f : float
+    gt_threshold_f : float, default 0.0
         Same, for the F-measure, precision/recall curves, MAE, S-measure, E-measure and weighted F.
-    pred_mapping : {"raw", "pysod"}
+    pred_mapping : {"raw", "pysod"}, default "raw"
         ``"raw"``: the prediction is used as a probability (uint8 / 255, uint16 / 65535, float as is).
         ``"pysod"``: the map is brought to 8 bits (float: ``round(255 * p)``; uint16: ``round(v / 257)``),
         divided by 255 and min-max normalised per image when max != min (PySODMetrics' ``prepare_data``).
-    pred_threshold : float
+    pred_threshold : float, default 0.5
         A pixel is predicted foreground for Acc/IoU when its (mapped) value is ``> pred_threshold``.
-    n_thresholds : int
+    n_thresholds : int, default 255
         Size of the curve's threshold set. ``threshold_denominator`` gives the values.
-    threshold_denominator : int
+    threshold_denominator : int, default 255
         Thresholds are k / threshold_denominator for k = 0 .. n_thresholds - 1 (255: TokenCut's and
         SelfMask's ``arange(0, 1, 1/255)``; 256: MOVE's ``arange(0, 1, 1/256)``), computed as
         ``threshold_values`` says. For ``pred_mapping="pysod"`` the curve instead uses the 8-bit code
         ``q = uint8(255 * p)`` with ``q >= t`` for t = 0 .. 255.
-    threshold_op : {">", ">="}
+    threshold_op : {">", ">="}, default ">"
         Comparison of the prediction with a curve threshold.
-    aggregation : {"mean_then_max", "max_then_mean"}
+    aggregation : {"mean_then_max", "max_then_mean"}, default "mean_then_max"
         ``max_fbeta`` = max over thresholds of the image-averaged F curve, or the mean over images of
         each image's best F (SelfMask/FOUND).
-    beta_sq : float
+    beta_sq : float, default 0.3
         β² of the F-measure (0.3 everywhere in the field).
-    selfmask_bug_compat : bool
+    selfmask_bug_compat : bool, default False
         SelfMask squares ``beta_square`` once more, so its effective β² is ``beta_sq ** 2`` (0.09).
-    empty_pred_precision, empty_gt_recall : float or None
+    empty_pred_precision, empty_gt_recall : float or None, default 1.0
         Precision when nothing is predicted / recall when the GT is empty. ``None``: use the plain ratio
         with ``pr_eps`` in the denominator (0/eps = 0), or 0 when ``pr_eps`` is 0 (PySOD).
-    pr_eps : float
+    pr_eps : float, default 0.0
         Added to the denominators of precision, recall and F (SelfMask: 1e-7). With 0, F is 0 where its
         numerator is 0.
-    iou_eps : float
+    iou_eps : float, default 0.0
         Added to the IoU denominator (MOVE 1e-8, SelfMask 1e-7).
-    iou_empty_union : {"nan", "skip", "zero"}
+    iou_empty_union : {"nan", "skip", "zero"}, default "nan"
         IoU of an image whose prediction and GT are both empty when ``iou_eps`` is 0: NaN that propagates
         into the mean (TokenCut), NaN skipped by the mean (paper repo's ``nanmean``), or 0 (PySOD).
-    resize : {"auto", "bilinear", "nearest", "pil_bilinear", "torch_bilinear"}
+    resize : {"auto", "bilinear", "nearest", "pil_bilinear", "torch_bilinear"}, default "auto"
         How a smaller prediction is brought to the GT size (the GT never is). Only the GT size or a
         uniform integer down-scale is accepted (:func:`maskrefine.metrics.resize.prediction_stride`).
         ``"bilinear"``: OpenCV ``INTER_LINEAR`` on the map's own dtype (PySOD's driver).
@@ -122,38 +122,52 @@ class ScorePreset:
         onto the GT (TokenCut's ``ncut``, also when the grid was rounded up). ``"auto"``: ``"nearest"``
         for a map with two values at most (TokenCut's token mask), ``"torch_bilinear"`` for a soft map
         (TokenCut never resizes a soft map; this is maskrefine's extension).
-    geometry : {"gt", "paper_repo"}
+    geometry : {"gt", "paper_repo"}, default "gt"
         ``"gt"``: score at the GT's own resolution. ``"paper_repo"``: shorter side → 335 (PIL bilinear,
         the GT becomes soft), centre crop 320×320, for the GT and for a prediction given at the GT size;
         a prediction already 320×320 is used as is.
-    threshold_values : {"division", "arange"}
+    threshold_values : {"division", "arange"}, default "division"
         ``"division"``: the thresholds are ``k / threshold_denominator``. ``"arange"``:
         ``np.arange(0, 1, 1 / threshold_denominator)`` in float64 (TokenCut), which for 24 of the 255
         values lies one ulp below ``k / 255``, so that an 8-bit value v = k passes ``>`` there.
-    compare_dtype : {"float64", "float32", "map"}
+    compare_dtype : {"float64", "float32", "map"}, default "float64"
         The prediction values and the thresholds are rounded to this dtype before they are compared
         (SelfMask, FOUND, MOVE and the paper repo compare float32 tensors). ``"map"`` (TokenCut, which
         compares the array it is given, ``torch.from_numpy(pred) > split``): the dtype of the map itself
         when it is floating (float16, float32 or float64), float64 for an 8- or 16-bit map (v/255,
         v/65535) or a bool map.
-    s_measure_rule, adaptive_rule : {"pysod", "selfmask"}
+    s_measure_rule, adaptive_rule : {"pysod", "selfmask"}, default "pysod"
         S-measure: PySOD splits the regions at the GT centroid + 1 (MATLAB indexing); SelfMask at the
         rounded centroid itself. Adaptive F: PySOD ``pred >= min(2 mean, 1)``; SelfMask ``pred > 2 mean``
         in float32 with no clip (an all-zero map or a mean above 0.5 predicts nothing).
-    mae_rule : {"soft", "binary"}
+    mae_rule : {"soft", "binary"}, default "soft"
         ``"binary"`` (FOUND): ``mae`` is the MAE of ``pred > pred_threshold`` and the MAE of the soft map
         is reported as ``soft_mae``.
-    ratio_dtype : {"float64", "float32"}
+    ratio_dtype : {"float64", "float32"}, default "float64"
         Type of the per-image accuracy and IoU divisions: ``"float32"`` where the reference divides float32
         count tensors (TokenCut, MOVE: ``torch.mean`` of a float32 0/1 tensor, ``tp.float() / union``).
-    accumulate : {"float64", "float32"}
+    accumulate : {"float64", "float32"}, default "float64"
         ``"float32"`` (SelfMask/FOUND's ``AverageMeter`` over float32 values): the per-image acc, IoU,
         max F, adaptive F and MAE are rounded to float32 and summed one by one in float32.
-    corloc_selector, corloc_connectivity, corloc_grid, corloc_iou_dtype
-        The preset's CorLoc rule: component selector and connectivity; ``"token"``: boxes on the
-        prediction's own (token) grid placed on the padded image then clipped to it, ``"pixel"``: on the
-        prediction resized to the GT size; box IoU in float32 (TokenCut/FOUND's torch ``bbox_iou`` on
-        integer boxes, where IoU exactly 0.5 is a hit) or float64.
+    corloc_selector : {"largest_box", "largest_cc", "seed_cc"}, default "largest_box"
+        The preset's CorLoc component selector (:class:`maskrefine.metrics.corloc.CorLocEvaluator`).
+    corloc_connectivity : {4, 8}, default 8
+        Pixel connectivity of the CorLoc components.
+    corloc_grid : {"token", "pixel"}, default "pixel"
+        ``"token"``: CorLoc boxes on the prediction's own (token) grid placed on the padded image then
+        clipped to it; ``"pixel"``: on the prediction resized to the GT size.
+    corloc_iou_dtype : {"float64", "float32"}, default "float64"
+        Box IoU in float32 (TokenCut/FOUND's torch ``bbox_iou`` on integer boxes, where IoU exactly 0.5
+        is a hit) or float64.
+
+    Raises
+    ------
+    TypeError
+        A field of the wrong type (e.g. an empty or non-string ``name``, a non-bool
+        ``selfmask_bug_compat``).
+    ValueError
+        A field out of range or not among its choices, or ``pred_mapping="pysod"`` without
+        ``n_thresholds=256`` and ``threshold_op=">="``.
     """
 
     name: str
@@ -285,6 +299,25 @@ class ScorePreset:
         """Return a copy with ``changes`` applied (``dataclasses.replace``).
 
         The values are validated by the new preset's ``__post_init__``, as for the constructor.
+
+        Parameters
+        ----------
+        **changes
+            New values of fields, by field name (see the class parameters), e.g. ``name="mine"``,
+            ``beta_sq=1.0``.
+
+        Returns
+        -------
+        ScorePreset
+            A new preset; ``self`` is unchanged.
+
+        Raises
+        ------
+        TypeError
+            An unknown field name, or a value of the wrong type.
+        ValueError
+            A value out of range or not among a field's choices, or an inconsistent combination (e.g.
+            ``pred_mapping="pysod"`` without ``n_thresholds=256`` and ``threshold_op=">="``).
         """
         return dataclasses.replace(self, **changes)
 

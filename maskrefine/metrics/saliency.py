@@ -256,6 +256,38 @@ def iou_from_counts(
     With ``dtype=np.float32`` the counts, ``eps`` and the division are float32, as in a torch evaluator
     that divides float32 count tensors (TokenCut, MOVE); the result is returned as float64.
 
+    Parameters
+    ----------
+    tp : int or ndarray
+        True positives: pixels predicted foreground that are GT foreground.
+    n_pred : int or ndarray
+        Predicted foreground pixels.
+    n_gt : int or ndarray
+        GT foreground pixels.
+        The counts are whole numbers in [0, 2**53] with ``tp <= n_pred`` and ``tp <= n_gt``; arrays
+        (one entry per threshold) broadcast together.
+    eps : float, default 0.0
+        Added to the union, in [0, 1e-3]. With ``eps > 0`` an empty union gives 0 and ``empty_union`` is
+        not used.
+    empty_union : float, default NaN
+        The IoU where the union is 0 (both masks empty) and ``eps`` is 0: NaN or a number in [0, 1].
+    dtype : {np.float64, np.float32}, default np.float64
+        Precision of the division (a type, a dtype or its name).
+
+    Returns
+    -------
+    ndarray of float64
+        The IoU, of the broadcast shape of the counts (0-d for scalar counts).
+
+    Raises
+    ------
+    TypeError
+        A count that is not an integer or an array of numbers; ``empty_union`` or ``eps`` not a number.
+    ValueError
+        A count that is negative, not whole, NaN/inf or above 2**53; ``tp > n_pred`` or ``tp > n_gt``;
+        shapes that do not broadcast; ``eps`` outside [0, 1e-3]; ``empty_union`` neither NaN nor in
+        [0, 1]; a ``dtype`` other than float32 or float64.
+
     Examples
     --------
     >>> float(iou_from_counts(2, 3, 3))
@@ -294,6 +326,34 @@ def accuracy_from_counts(
 
     With ``dtype=np.float32`` the count of agreeing pixels is divided by ``n`` in float32 (the mean of a
     float32 0/1 tensor, TokenCut and MOVE); the result is returned as float64.
+
+    Parameters
+    ----------
+    tp : int or ndarray
+        True positives: pixels predicted foreground that are GT foreground.
+    n_pred : int or ndarray
+        Predicted foreground pixels.
+    n_gt : int or ndarray
+        GT foreground pixels.
+        The counts are whole numbers in [0, 2**53]; arrays (one entry per threshold) broadcast together.
+    n : int
+        Pixels of the image, in [1, 2**53]; the counts must fit it (``tp <= n_pred <= n``,
+        ``tp <= n_gt <= n``, ``n_pred - tp <= n - n_gt``).
+    dtype : {np.float64, np.float32}, default np.float64
+        Precision of the division (a type, a dtype or its name).
+
+    Returns
+    -------
+    ndarray of float64
+        The accuracy, of the broadcast shape of the counts (0-d for scalar counts).
+
+    Raises
+    ------
+    TypeError
+        A count that is not an integer or an array of numbers; ``n`` not an integer.
+    ValueError
+        A count or ``n`` out of range, counts that cannot come from one image of ``n`` pixels, shapes
+        that do not broadcast, a ``dtype`` other than float32 or float64.
 
     Examples
     --------
@@ -459,6 +519,26 @@ def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
     """Mean absolute error between a [0, 1] prediction and a bool GT.
 
+    Parameters
+    ----------
+    pred : ndarray of float, shape (H, W)
+        Prediction in [0, 1] (values within 1e-6 of the range are accepted), finite.
+    gt : ndarray of bool, shape (H, W)
+        Ground truth, of the shape of ``pred``.
+
+    Returns
+    -------
+    float
+        ``mean(|pred - gt|)``, computed in float64.
+
+    Raises
+    ------
+    TypeError
+        ``pred`` is not a float ndarray or ``gt`` not a bool ndarray.
+    ValueError
+        ``pred`` and ``gt`` not 2-D of one shape, or empty; ``pred`` with NaN/inf or values outside
+        [0, 1] by more than 1e-6.
+
     Examples
     --------
     >>> mae(np.array([[0.0, 0.5]]), np.array([[False, True]]))
@@ -535,6 +615,29 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
 
 def e_measure(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float:
     """E-measure of ``pred >= threshold`` against ``gt`` (see :func:`e_measure_from_counts`).
+
+    Parameters
+    ----------
+    pred : ndarray of float, shape (H, W)
+        Prediction in [0, 1] (values within 1e-6 of the range are accepted), finite.
+    gt : ndarray of bool, shape (H, W)
+        Ground truth, of the shape of ``pred``.
+    threshold : float
+        Binarisation threshold in [0, 1]: ``pred >= threshold`` is foreground.
+
+    Returns
+    -------
+    float
+        The enhanced-alignment measure of the binarised prediction.
+
+    Raises
+    ------
+    TypeError
+        ``pred`` is not a float ndarray or ``gt`` not a bool ndarray; ``threshold`` is not a number.
+    ValueError
+        ``pred`` and ``gt`` not 2-D of one shape, or empty; ``pred`` with NaN/inf or values outside
+        [0, 1] by more than 1e-6; a one-pixel image (the measure divides by pixels - 1); ``threshold``
+        outside [0, 1].
 
     Examples
     --------

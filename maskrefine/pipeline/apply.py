@@ -239,25 +239,24 @@ def apply_folder(
     out_dir : path-like
         Output folder (created if missing); receives ``<stem>.png`` (``png8``/``png16``) or
         ``<stem>.npy``. It must not be, contain, or lie inside an input folder.
-    method : str
+    method : str, default "guided"
         A key of :data:`maskrefine.refiners.REFINERS`; ``"auto"`` decides per mask
         (:mod:`maskrefine.auto`) and records its decision in each outcome (``decision``).
     params : mapping, optional
         Method parameters overriding its defaults (``None`` values are ignored).
-    guide : {"mean", "luma", "color"}
-        Guide built from the image.
-    binary_input : bool
+    guide : {"mean", "luma", "color"}, default "mean"
+        Guide built from the image (:func:`maskrefine.guide.make_guide`).
+    binary_input : bool, default False
         Masks are hard: resize them with nearest-neighbour instead of bilinear interpolation.
-    fmt : {"png8", "png16", "npy"}
+    fmt : {"png8", "png16", "npy"}, default "png8"
         Output format.
-    overwrite : bool
+    overwrite : bool, default False
         Replace existing outputs.
-    skip_existing : bool
+    skip_existing : bool, default False
         Leave existing outputs alone and report them as skipped (resume an interrupted run); stale
         temporary files of this job's outputs (:func:`maskrefine.io.imageio.remove_stale_temps`) are
-        removed first. With
-        neither flag, existing outputs make the job refuse to start (``ConfigError`` naming the first
-        ones) so that a rerun never half-overwrites a folder.
+        removed first. With neither flag, existing outputs make the job refuse to start (``ConfigError``
+        naming the first ones) so that a rerun never half-overwrites a folder.
     jobs : int, optional
         Files processed at once (None: one per available core); each worker runs OpenCV and numba
         single-threaded, so ``jobs`` is the number of cores used. ``jobs=1`` runs in this process;
@@ -273,17 +272,18 @@ def apply_folder(
         Write the report (:meth:`RunReport.write_json`) there at the end. Checked with the other
         settings: it must not be (inside) an input folder, the output folder, one of the outputs, or
         one of ``input_files``.
-    mask_scale : {"auto", "255", "1", "65535"}
+    mask_scale : {"auto", "255", "1", "65535"}, default "auto"
         How integer mask values are scaled (:func:`maskrefine.io.read_mask_file`): ``"auto"`` detects
         0/1 masks and 16-bit files holding 8-bit values. Each written file's ``encoding`` is reported.
+    apply_exif : bool, default False
+        Turn images upright by their EXIF orientation (False: as stored, as the references read them).
+    max_pixels : int or None, default :data:`maskrefine.io.DEFAULT_MAX_PIXELS`
+        Refuse (per file, from its header, before decoding) an image or mask with more pixels (None: no
+        limit).
     input_files : mapping of str to path-like, optional
         Other files the job reads, by name (e.g. ``{"preset file": "best.toml"}`` from
         ``apply --preset-file``): refused as the report path or as one of the outputs, so that no
         output replaces them.
-    apply_exif : bool
-        Turn images upright by their EXIF orientation (default: as stored, as the references read them).
-    max_pixels : int or None
-        Refuse (per file, from its header, before decoding) an image or mask with more pixels.
 
     Returns
     -------

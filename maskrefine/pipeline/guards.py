@@ -192,6 +192,17 @@ def parse_shard(shard: object) -> tuple[int, int] | None:
 
     Accepts None, a ``(k, n)`` pair or the string ``"k/n"`` (surrounding spaces allowed).
 
+    Parameters
+    ----------
+    shard : (int, int) or str or None
+        None (no sharding), a tuple or list ``(k, n)`` of two integers (Python or NumPy, not bool), or
+        a string ``"k/n"`` of ASCII digits; k is 1-based.
+
+    Returns
+    -------
+    (int, int) or None
+        ``(k, n)`` as Python ints, or None when ``shard`` is None.
+
     Raises
     ------
     ConfigError
@@ -239,6 +250,18 @@ def shard_index(stem: str, n: int) -> int:
 
     The stem is hashed as UTF-8; a name that is not valid UTF-8 (decoded by :func:`os.fsdecode`) as its
     original bytes.
+
+    Parameters
+    ----------
+    stem : str
+        The file stem.
+    n : int
+        The number of shards, >= 1 (not checked here: :func:`parse_shard` checks it).
+
+    Returns
+    -------
+    int
+        The shard, in 1..n: the first 8 bytes of the SHA-1 digest as a big-endian integer, mod n, plus 1.
     """
     digest = hashlib.sha1(stem.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") % n + 1

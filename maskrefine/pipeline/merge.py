@@ -276,7 +276,7 @@ def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
 class MergedRunReport:
     """Union of the run reports of one sharded ``apply`` job.
 
-    Attributes
+    Parameters
     ----------
     report : RunReport
         All shards' outcomes (sorted by stem), unmatched files and duplicates; ``elapsed`` as
@@ -291,9 +291,9 @@ class MergedRunReport:
         N of the sharded reports (None when no report was sharded).
     elapsed_sum : float
         Sum of the shards' wall times (the work done, when shards ran one after another).
-    unreadable : list of str
+    unreadable : list of str, default []
         ``"path: problem"`` for each report file that could not be read (``skip_unreadable=True``).
-    elapsed_rule : {"span", "sum"}
+    elapsed_rule : {"span", "sum"}, default "span"
         How ``report.elapsed`` (and so ``masks_per_s``) was made: ``"span"``, from the first shard's
         start to the last shard's end (every report has ``started_s``), the job's wall time whether the
         shards ran at once or one after another; ``"sum"``, the shards' summed times (a report without a
@@ -317,8 +317,12 @@ class MergedRunReport:
     def to_dict(self) -> dict[str, Any]:
         """Return the merged report in the single-run JSON layout, with the merge's own keys.
 
-        The keys added are ``sources``, ``shards``, ``missing_shards``, ``unreadable``,
-        ``elapsed_sum_s`` and ``elapsed_rule``; ``ok`` also requires every shard.
+        Returns
+        -------
+        dict
+            :meth:`RunReport.to_dict` of ``report`` plus the keys ``sources``, ``shards``,
+            ``missing_shards``, ``unreadable``, ``elapsed_sum_s`` and ``elapsed_rule``; ``ok`` also
+            requires every shard and every report file.
         """
         data = self.report.to_dict()
         data["ok"] = self.ok
@@ -335,6 +339,24 @@ class MergedRunReport:
 
         ``path`` is first checked by :func:`check_merged_output` (and the merged sources may not be
         overwritten).
+
+        Parameters
+        ----------
+        path : str or Path
+            The JSON file to write: a new file, or an existing regular file (replaced atomically).
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        ConfigError
+            As :func:`check_merged_output`: an empty path, one of :attr:`sources`, or a path holding
+            anything but a regular file.
+        OutputError
+            Writing failed; the message names the path.
         """
         return _write_json(check_merged_output(path, self.sources), self.to_dict())
 

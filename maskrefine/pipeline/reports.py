@@ -50,7 +50,7 @@ def describe_unexpected(path: Path, exc: BaseException) -> str:
 class FileOutcome:
     """What happened to one matched stem in :func:`~maskrefine.pipeline.apply_folder`.
 
-    Attributes
+    Parameters
     ----------
     stem : str
         File name without suffix, shared by the mask and the image.
@@ -58,17 +58,17 @@ class FileOutcome:
         ``skipped`` means the output already existed and ``skip_existing`` was set.
     mask, image, output : Path
         The input mask, the input image and the (intended) output file.
-    error : str or None
+    error : str or None, optional
         For failures: the message, starting with the file it concerns.
-    seconds : float
+    seconds : float, default 0.0
         Wall time spent on this file (0 for skipped files).
-    encoding : str or None
+    encoding : str or None, optional
         For written files: how the mask was encoded (:attr:`maskrefine.io.MaskRead.encoding`).
-    image_encoding : str or None
+    decision : dict or None, optional
+        With ``method="auto"``: what auto saw and applied (:meth:`maskrefine.auto.AutoDecision.to_dict`).
+    image_encoding : str or None, optional
         For written files: how the image was encoded (``"plain"``, or ``"8-bit values in a 16-bit file"``:
         a 16-bit image whose largest value is 2..255, read as v/255).
-    decision : dict or None
-        With ``method="auto"``: what auto saw and applied (:meth:`maskrefine.auto.AutoDecision.to_dict`).
     """
 
     stem: str
@@ -83,7 +83,14 @@ class FileOutcome:
     image_encoding: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (paths as strings)."""
+        """JSON-ready dict (paths as strings).
+
+        Returns
+        -------
+        dict
+            ``stem, status, mask, image, output, error, seconds`` (rounded to 6 decimals), ``encoding``,
+            ``image_encoding``, and ``auto`` (the ``decision``) when there is a decision.
+        """
         return {
             "stem": self.stem,
             "status": self.status,
@@ -100,7 +107,15 @@ class FileOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A file that could not be used: its path and the problem (``message`` is ``"path: problem"``)."""
+    """A file that could not be used: its path and the problem (``message`` is ``"path: problem"``).
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    problem : str
+        What is wrong with it.
+    """
 
     path: Path
     problem: str
@@ -111,19 +126,39 @@ class Failure:
         return f"{self.path}: {self.problem}"
 
     def to_dict(self) -> dict[str, str]:
-        """JSON-ready dict."""
+        """JSON-ready dict.
+
+        Returns
+        -------
+        dict of str to str
+            ``{"path": str(path), "problem": problem}``.
+        """
         return {"path": str(self.path), "problem": self.problem}
 
 
 @dataclass(frozen=True, slots=True)
 class Unmatched:
-    """A file whose stem has no partner; ``folder`` names the folder it was found in."""
+    """A file whose stem has no partner; ``folder`` names the folder it was found in.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    folder : str
+        The folder it was found in, by role (e.g. ``"masks"``, ``"images"``, ``"predictions"``, ``"gt"``).
+    """
 
     path: Path
     folder: str
 
     def to_dict(self) -> dict[str, str]:
-        """JSON-ready dict."""
+        """JSON-ready dict.
+
+        Returns
+        -------
+        dict of str to str
+            ``{"path": str(path), "folder": folder}``.
+        """
         return {"path": str(self.path), "folder": self.folder}
 
 
@@ -187,22 +222,22 @@ def _write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
 class RunReport:
     """Result of :func:`~maskrefine.pipeline.apply_folder`.
 
-    Attributes
+    Parameters
     ----------
-    outcomes : list of FileOutcome
+    outcomes : list of FileOutcome, default []
         One per matched stem, in stem order.
-    unmatched : list of Unmatched
+    unmatched : list of Unmatched, default []
         Masks without an image (``folder="masks"``) and images without a mask (``folder="images"``).
-    duplicates : dict of str to list of Path
+    duplicates : dict of str to list of Path, default {}
         Stems present more than once in a folder (e.g. ``a.png`` and ``a.jpg``); not processed.
-    elapsed : float
+    elapsed : float, default 0.0
         Wall time of the whole job in seconds.
-    config : dict
+    config : dict, default {}
         The job's settings (method, params, guide, fmt, jobs, shard, folders), for the JSON report.
-    not_regular : list of Failure
+    not_regular : list of Failure, default []
         Entries of the input folders that are not regular files (FIFO, folder, dangling symlink...);
         never opened, and they make ``ok`` False.
-    started : float or None
+    started : float or None, optional
         When the job started (seconds since the epoch, UTC), so that merged shard reports can give the
         wall time from the first start to the last end; None when unknown.
     """
@@ -260,7 +295,16 @@ class RunReport:
         return self._count("failed") == 0 and not self.not_regular
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: ok, counts, masks_per_s, elapsed_s, started_s, config, files, unmatched, ..."""
+        """JSON-ready dict: ok, counts, masks_per_s, elapsed_s, started_s, config, files, unmatched, ...
+
+        Returns
+        -------
+        dict
+            ``ok``, ``counts``, ``masks_per_s`` (rounded to 3 decimals), ``elapsed_s`` and ``started_s``
+            (rounded to 6 decimals; ``started_s`` None when unknown), ``config``, ``files`` (each
+            :meth:`FileOutcome.to_dict`), ``unmatched``, ``duplicates`` (paths as strings),
+            ``not_regular`` and ``encodings``.
+        """
         return {
             "ok": self.ok,
             "counts": self.counts,
@@ -278,8 +322,23 @@ class RunReport:
     def write_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created).
 
-        Raises ``ConfigError`` for a ``path`` that is not a path, is empty, holds a NUL character or ends
-        with a separator (it would name a folder).
+        Parameters
+        ----------
+        path : path-like
+            The JSON file to write (an existing file is replaced).
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        ConfigError
+            A ``path`` that is not a path, is empty, holds a NUL character or ends with a separator (it
+            would name a folder).
+        OutputError
+            The path is not a regular file, or writing failed; the message names the path.
         """
         return _write_json(file_path_argument(path, "report path"), self.to_dict())
 
@@ -301,34 +360,34 @@ def write_run_report(report: RunReport, path: str | Path) -> None:
 class ScoreReport:
     """Result of :func:`~maskrefine.pipeline.score_folder`.
 
-    Attributes
+    Parameters
     ----------
-    summary : dict
+    summary : dict, default {}
         The evaluator's summary (snake_case metric names, ``preset``, ``count``, ``empty_gt``,
         ``empty_pred``; see :data:`maskrefine.metrics.evaluator.SUMMARY_METRICS`) plus, when boxes were
         given, the CorLoc keys: ``corloc``, ``corloc_count``, ``corloc_correct``, ``corloc_empty_gt``,
         ``corloc_empty_mask`` and the rule (``corloc_selector``, ``corloc_connectivity``, ``corloc_grid``,
         ``corloc_iou_dtype``, ``corloc_iou_threshold``, ``corloc_patch_size``; see docs/corloc.md).
         Curves are kept out of it (see ``curves``).
-    rows : list of dict
+    rows : list of dict, default []
         Per-image values, one row per scored stem.
-    failures : list of Failure
+    failures : list of Failure, default []
         Files that could not be scored.
-    unmatched : list of Unmatched
+    unmatched : list of Unmatched, default []
         Predictions without GT (``folder="predictions"``) and GT without prediction (``folder="gt"``).
-    duplicates : dict of str to list of Path
+    duplicates : dict of str to list of Path, default {}
         Ambiguous stems, not scored.
-    curves : dict
+    curves : dict, default {}
         Array-valued entries of the evaluator's summary (e.g. precision/recall curves), for plots.
-    elapsed : float
+    elapsed : float, default 0.0
         Wall time in seconds.
-    plots : list of Path
+    plots : list of Path, default []
         Figures written (when ``plot_dir`` was given).
-    config : dict
+    config : dict, default {}
         The job's settings.
-    not_regular : list of Failure
+    not_regular : list of Failure, default []
         Entries of the input folders that are not regular files; never opened, they make ``ok`` False.
-    encodings : dict of str to int
+    encodings : dict of str to int, default {}
         Count of each non-plain mask encoding among the scored pairs, keyed ``"predictions: <encoding>"``
         or ``"gt: <encoding>"``.
     """
@@ -377,8 +436,12 @@ class ScoreReport:
     def to_dict(self) -> dict[str, Any]:
         """Return the summary JSON: the summary's keys at top level, plus the run's own keys.
 
-        Those are ``ok``, ``failed``, ``unmatched``, ``duplicates``, ``elapsed_s``, ``config``, ``plots``,
-        ``not_regular``, ``encodings`` and, when nothing was scored, ``error``.
+        Returns
+        -------
+        dict
+            The summary's keys (NumPy values as Python values, NaN and inf as None), then ``ok``,
+            ``failed``, ``unmatched``, ``duplicates``, ``elapsed_s``, ``config``, ``plots``,
+            ``not_regular``, ``encodings`` and, when nothing was scored, ``error``.
         """
         out = {key: _jsonable(value) for key, value in self.summary.items()}
         if self.nothing_scored is not None:
@@ -399,14 +462,47 @@ class ScoreReport:
         return out
 
     def write_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (NaN written as null)."""
+        """Write :meth:`to_dict` as indented JSON to ``path`` atomically (NaN written as null).
+
+        Parent folders are created.
+
+        Parameters
+        ----------
+        path : path-like
+            The JSON file to write (an existing file is replaced).
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        OutputError
+            The path is not a regular file, or writing failed; the message names the path.
+        """
         return _write_json(path, self.to_dict())
 
     def write_csv(self, path: str | Path) -> Path:
         """Write the per-image rows as CSV to ``path`` atomically.
 
         NaN is written as ``nan``; file names that are not valid UTF-8 are written back as their original
-        bytes.
+        bytes. Parent folders are created.
+
+        Parameters
+        ----------
+        path : path-like
+            The CSV file to write (an existing file is replaced).
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        OutputError
+            The path is not a regular file, or writing failed; the message names the path.
         """
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return write_text_atomic(path, rows_to_csv(self.rows))

@@ -35,6 +35,26 @@ def _check_patch(patch: object) -> int:
 def coarse_shape(height: int, width: int, patch: int) -> tuple[int, int]:
     """Patch-grid size of an ``height x width`` image: ``round(H / patch) x round(W / patch)``, at least 1.
 
+    Parameters
+    ----------
+    height : int
+        Image height H in pixels (not checked).
+    width : int
+        Image width W in pixels (not checked).
+    patch : int
+        Patch size in pixels, an integer >= 1.
+
+    Returns
+    -------
+    (int, int)
+        ``(rows, cols)`` of the grid; each is Python's ``round`` (halves to even) of the side over
+        ``patch``, and at least 1.
+
+    Raises
+    ------
+    ValueError
+        ``patch`` is not an integer >= 1 (bool included).
+
     Examples
     --------
     >>> coarse_shape(321, 481, 16)

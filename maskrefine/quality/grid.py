@@ -61,7 +61,20 @@ class Candidate:
     """One refiner setting: method, guide, complete parameter set and upsampling of the coarse mask.
 
     Build it with :meth:`make` (validates and completes the parameters); it is hashable and orderable by
-    its label, and round-trips through :meth:`to_dict` / :meth:`from_dict`.
+    its label, and round-trips through :meth:`to_dict` / :meth:`from_dict`. The constructor itself checks
+    nothing.
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`maskrefine.refiners.REFINERS`.
+    guide : {"mean", "luma", "color"}, default "mean"
+        Guide mode given to the refiner.
+    params : tuple of (str, object) pairs, default ()
+        The complete parameter set, sorted by name (as :meth:`make` builds it).
+    upsample : {"bilinear", "nearest"}, default "bilinear"
+        How the coarse mask is brought to the image size: ``"nearest"`` runs the refiner with
+        ``binary_input=True``.
     """
 
     method: str
@@ -72,6 +85,24 @@ class Candidate:
     @classmethod
     def make(cls, method: str, guide: str = "mean", upsample: str = "bilinear", **params: Any) -> Candidate:
         """Build a validated candidate; ``params`` override the method's defaults (see ``REFINERS``).
+
+        Parameters
+        ----------
+        method : str
+            A key of :data:`maskrefine.refiners.REFINERS`.
+        guide : {"mean", "luma", "color"}, default "mean"
+            Guide mode; set to ``"mean"`` for a method without parameters and for ``identity``, which do
+            not use it.
+        upsample : {"bilinear", "nearest"}, default "bilinear"
+            Upsampling of the coarse mask; set to ``"bilinear"`` for a method that resizes the mask by
+            its own rule (``native_mask``).
+        **params
+            Parameters overriding the method's defaults; None values are ignored.
+
+        Returns
+        -------
+        Candidate
+            The candidate with the complete, validated parameter set sorted by name.
 
         Raises
         ------
@@ -111,7 +142,13 @@ class Candidate:
         return " ".join(parts) + f" [{self.upsample}]"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON/TOML-ready dict."""
+        """JSON/TOML-ready dict.
+
+        Returns
+        -------
+        dict
+            ``method``, ``guide``, ``upsample`` and ``params`` (a dict).
+        """
         return {
             "method": self.method,
             "guide": self.guide,
@@ -121,7 +158,27 @@ class Candidate:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Candidate:
-        """Inverse of :meth:`to_dict` (validated)."""
+        """Inverse of :meth:`to_dict` (validated).
+
+        Parameters
+        ----------
+        data : mapping
+            Keys ``method``, ``guide`` (default ``"mean"``), ``upsample`` (default ``"bilinear"``) and
+            ``params`` (a mapping, default empty); no other key.
+
+        Returns
+        -------
+        Candidate
+            The candidate :meth:`make` builds from them.
+
+        Raises
+        ------
+        TypeError
+            ``data`` or its ``params`` is not a mapping; a parameter of the wrong type.
+        ValueError
+            An unknown key; a missing or unknown method; an unknown guide, upsampling or parameter, or a
+            bad parameter value.
+        """
         if not isinstance(data, Mapping):
             raise TypeError(f"a candidate must be a mapping; got {type(data).__name__}")
         unknown = sorted(set(data) - {"method", "guide", "upsample", "params"})
@@ -140,7 +197,25 @@ class Candidate:
         )
 
     def run(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Refine ``mask`` (any size) with ``image`` (``maskrefine.refiners.refine``); float32 (H, W)."""
+        """Refine ``mask`` (any size) with ``image`` (``maskrefine.refiners.refine``); float32 (H, W).
+
+        Parameters
+        ----------
+        image : ndarray of float, shape (H, W, 3)
+            RGB image in [0, 1].
+        mask : ndarray of float, shape (h, w)
+            Coarse mask in [0, 1]: the image size or a uniform down-scale of it.
+
+        Returns
+        -------
+        ndarray of float32, shape (H, W)
+            The refined mask in [0, 1].
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :func:`maskrefine.refiners.refine`: bad shapes, dtypes or values.
+        """
         return refine(
             image,
             mask,
@@ -152,13 +227,37 @@ class Candidate:
 
 
 def naive_candidate(binary: bool) -> Candidate:
-    """Naive upsampling: identity with nearest (binary masks) or bilinear (soft masks) interpolation."""
+    """Naive upsampling: identity with nearest (binary masks) or bilinear (soft masks) interpolation.
+
+    Parameters
+    ----------
+    binary : bool
+        The coarse masks are binary: upsample with nearest-neighbour instead of bilinear interpolation.
+        Any truthy value counts as True (not checked).
+
+    Returns
+    -------
+    Candidate
+        The ``identity`` candidate with that upsampling.
+    """
     return Candidate.make("identity", upsample="nearest" if binary else "bilinear")
 
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One scored case: the image, the coarse mask to refine and the ground truth, found by ``key``."""
+    """One scored case: the image, the coarse mask to refine and the ground truth, found by ``key``.
+
+    Parameters
+    ----------
+    key : str
+        Name of the case (e.g. the file stem).
+    image : Path
+        The RGB image file.
+    mask : Path
+        The coarse mask file to refine.
+    gt : Path
+        The ground-truth mask file.
+    """
 
     key: str
     image: Path
@@ -170,8 +269,15 @@ class Item:
 class Scores:
     """Per-item scores of one candidate, in item order.
 
-    ``acc``, ``iou``: (n,) float64; ``fbeta``: (n, K) float64 F-beta curves over the preset's thresholds,
-    as ``score_image`` makes them (float32 storage moved the dataset's max F by ~2e-9 from `score`'s).
+    Parameters
+    ----------
+    acc : ndarray of float64, shape (n,)
+        Pixel accuracy per item.
+    iou : ndarray of float64, shape (n,)
+        IoU per item (NaN where undefined).
+    fbeta : ndarray of float64, shape (n, K)
+        F-beta curves over the preset's K thresholds, as ``score_image`` makes them (float32 storage
+        moved the dataset's max F by ~2e-9 from `score`'s).
     """
 
     acc: np.ndarray
@@ -179,7 +285,18 @@ class Scores:
     fbeta: np.ndarray
 
     def subset(self, index: np.ndarray | Sequence[int]) -> Scores:
-        """Scores of the items at ``index``."""
+        """Scores of the items at ``index``.
+
+        Parameters
+        ----------
+        index : ndarray or sequence of int
+            Item positions (repeats allowed, e.g. a bootstrap resample).
+
+        Returns
+        -------
+        Scores
+            New arrays holding the rows at ``index``, in that order.
+        """
         idx = np.asarray(index, dtype=np.int64)
         return Scores(self.acc[idx], self.iou[idx], self.fbeta[idx])
 
@@ -190,6 +307,22 @@ class Scores:
         SelfMask/FOUND's float32 running sums). IoU is the mean over the images where it is defined
         (NaN-skipping, so settings can be ranked): where an image's IoU is undefined (GT and mask both
         empty) and the preset keeps NaN, ``score`` prints NaN instead.
+
+        Parameters
+        ----------
+        preset : str or ScorePreset, default "tokencut"
+            Score preset whose aggregation rules apply (:func:`maskrefine.metrics.get_preset`).
+
+        Returns
+        -------
+        dict of str to float
+            ``acc``, ``iou`` and ``max_fbeta``; all NaN when there is no item, ``iou`` NaN when no item
+            has a defined IoU.
+
+        Raises
+        ------
+        ValueError, TypeError
+            An unknown preset name, or a ``preset`` that is neither a name nor a ScorePreset.
         """
         from maskrefine.metrics.evaluator import mean_over_images
 
@@ -212,7 +345,17 @@ class Scores:
 
 @dataclass(slots=True)
 class EvaluationResult:
-    """What :func:`evaluate` returns: the scored item keys, scores per candidate, and failed items."""
+    """What :func:`evaluate` returns: the scored item keys, scores per candidate, and failed items.
+
+    Parameters
+    ----------
+    keys : list of str
+        Keys of the items that were scored, in item order.
+    scores : dict of Candidate to Scores
+        Each candidate's scores, aligned with ``keys``.
+    failures : list of (str, str), default []
+        ``(key, problem)`` of each item that could not be read or scored.
+    """
 
     keys: list[str]
     scores: dict[Candidate, Scores]
@@ -354,6 +497,34 @@ def compare_to(
     Max F follows ``preset``'s aggregation: the max of the mean F curves, or (SelfMask, FOUND) the mean
     of each image's own max. Where a metric is defined on every item, each side's value is the one
     ``score`` prints (:meth:`Scores.summary`); else the bootstrap's mean over the defined pairs.
+
+    Parameters
+    ----------
+    candidate : Scores
+        Scores of the candidate.
+    baseline : Scores
+        Scores of the baseline on the same items, in the same order.
+    preset : str or ScorePreset, default "tokencut"
+        Score preset whose aggregation rules apply.
+    n_resamples : int, default 2000
+        Bootstrap resamples, 1..100000.
+    confidence : float, default 0.95
+        Coverage of the bootstrap interval, in (0, 1).
+    seed : int, default 0
+        Seed of the bootstrap draws (>= 0).
+    tie_tol : float, default 1e-3
+        A per-item difference of at most this is a tie.
+
+    Returns
+    -------
+    dict of str to PairedComparison
+        One comparison per metric of :data:`QUALITY_METRICS` (``acc``, ``iou``, ``max_fbeta``).
+
+    Raises
+    ------
+    ValueError, TypeError
+        An unknown preset, scores of different shapes, or a setting out of range or of the wrong type
+        (see :func:`~maskrefine.quality.stats.compare_paired`).
     """
     p = get_preset(preset)
     after, before = candidate.summary(p), baseline.summary(p)

@@ -201,23 +201,31 @@ def win_tie_loss(
 class PairedComparison:
     """A candidate against a baseline on the same images, for one metric.
 
-    Attributes
+    Built by :func:`compare_paired`; the constructor checks nothing.
+
+    Parameters
     ----------
     metric : str
         Metric name (e.g. ``"iou"``).
     n : int
         Pairs used (images where both sides are finite).
-    baseline, candidate : float
-        The statistic of each side over those pairs.
+    baseline : float
+        The statistic of the baseline over those pairs.
+    candidate : float
+        The statistic of the candidate over those pairs.
     change : float
         ``candidate - baseline``.
     low, high : float
         Paired bootstrap interval of ``change``.
     wins, ties, losses : int
         Per-image counts (for a curve metric: of each image's own best value).
-    confidence, n_resamples, seed
-        Settings of the interval.
-    higher_is_better : bool
+    confidence : float
+        Coverage of the interval.
+    n_resamples : int
+        Bootstrap resamples of the interval.
+    seed : int
+        Seed of the bootstrap draws.
+    higher_is_better : bool, default True
         Direction of the metric (False for errors such as MAE); the verdict follows it.
     """
 
@@ -251,6 +259,19 @@ class PairedComparison:
 
         For a comparison over every image (``n`` = all of them): the bootstrap's own means are float64,
         where a preset may sum in float32 or take its max F otherwise; the interval is kept.
+
+        Parameters
+        ----------
+        baseline : float
+            The baseline's dataset value.
+        candidate : float
+            The candidate's dataset value.
+
+        Returns
+        -------
+        PairedComparison
+            A copy with ``baseline``, ``candidate`` and ``change = candidate - baseline`` replaced; the
+            interval, counts and settings unchanged.
         """
         return dataclasses.replace(
             self,
@@ -260,7 +281,13 @@ class PairedComparison:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN as None) including the verdict."""
+        """JSON-ready dict (NaN as None) including the verdict.
+
+        Returns
+        -------
+        dict
+            Every field by name (non-finite floats as None), plus ``verdict`` (:attr:`verdict`).
+        """
         out = {
             k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()
         }
@@ -282,12 +309,44 @@ def compare_paired(
 ) -> PairedComparison:
     """Paired summary of one metric: both statistics, the change with its interval, wins/ties/losses.
 
-    Parameters are those of :func:`paired_bootstrap` and :func:`win_tie_loss`; for
-    ``statistic="max_of_mean"`` the wins/ties/losses compare each image's own max over the curve.
+    For ``statistic="max_of_mean"`` the wins/ties/losses compare each image's own max over the curve.
+
+    Parameters
+    ----------
+    candidate : array_like, shape (n,) or (n, K)
+        Per-image values of the candidate; (n, K) per-image curves for ``statistic="max_of_mean"``.
+    baseline : array_like, shape of ``candidate``
+        Per-image values of the baseline, paired with ``candidate`` by position. Pairs with a
+        non-finite value on either side are dropped.
+    metric : str
+        Name of the metric, stored in the result (e.g. ``"iou"``).
+    statistic : {"mean", "max_of_mean"}, default "mean"
+        ``mean`` over images, or the max over K of the image-averaged curve (see
+        :func:`paired_bootstrap`).
+    n_resamples : int, default 2000
+        Bootstrap resamples, 1..:data:`MAX_RESAMPLES`.
+    confidence : float, default 0.95
+        Coverage of the interval, in (0, 1).
+    seed : int, default 0
+        Seed of the bootstrap draws (>= 0).
+    tie_tol : float, default 1e-3
+        ``|candidate - baseline| <= tie_tol`` is a tie (see :func:`win_tie_loss`).
+    higher_is_better : bool, default True
+        Direction of the metric (False for errors such as MAE).
 
     Returns
     -------
     PairedComparison
+        Both statistics over the kept pairs (NaN when none is left), the change and its interval, the
+        wins/ties/losses and the settings.
+
+    Raises
+    ------
+    ValueError
+        An unknown ``statistic``; shapes that differ or do not fit ``statistic``; ``n_resamples``,
+        ``seed``, ``confidence`` or ``tie_tol`` out of range (a non-number ``tie_tol`` included).
+    TypeError
+        ``n_resamples`` or ``seed`` not an integer, ``confidence`` not a number.
     """
     change, low, high = paired_bootstrap(
         candidate, baseline, statistic=statistic, n_resamples=n_resamples, confidence=confidence, seed=seed

@@ -293,9 +293,11 @@ def guided_filter(
         Image(s) to filter, e.g. soft masks; every channel is filtered with the same guide.
     radius : int, default 9
         Window radius r >= 0 (window (2r+1)x(2r+1)). With ``subsample=s`` the low-res radius is ``r // s``.
-    eps : float or Tensor of shape (B,), default 1e-3
-        Regularisation ε > 0 relative to [0, 1] intensities; a tensor gives one value per image (put it on
-        the device of the inputs: a CPU tensor with CUDA inputs costs a blocking host-to-device copy).
+    eps : float or Tensor of shape () or (B,), default 1e-3
+        Regularisation ε relative to [0, 1] intensities: a float of at least 1e-12, or a floating tensor
+        (one value for all images, or one per image; its values are not checked, which would synchronise
+        with the device). Put a tensor on the device of the inputs: a CPU tensor with CUDA inputs costs a
+        blocking host-to-device copy.
     subsample : int, default 1
         Fast guided filter (He & Sun 2015) factor s: the coefficients are computed on
         ``x[..., 0:h*s:s, 0:w*s:s]`` (``h = H // s``) and their box means are upsampled bilinearly
@@ -318,8 +320,8 @@ def guided_filter(
         Not 4-D, guide channels not 1 or 3, batch or H/W mismatch, an empty batch (B = 0) or ``src``
         without channels (C = 0), different devices, ``radius < 0``, ``subsample < 1``, an image
         smaller than the window (as in the NumPy API: H, W >= 2r+1 and, with ``subsample=s``,
-        H//s, W//s >= 2(r//s)+1, in both border modes), ``eps <= 0`` (float) or a wrong shape
-        (tensor), unknown ``border``.
+        H//s, W//s >= 2(r//s)+1, in both border modes), ``eps`` not finite or below 1e-12 (float) or
+        of a wrong shape (tensor), unknown ``border``.
 
     Notes
     -----
@@ -497,9 +499,34 @@ class GuidedFilter(nn.Module):
         self.border = _check_border(border)
 
     def forward(self, guide: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
-        """Filter ``src`` (B, C, H, W) with ``guide`` (B, 1|3, H, W)."""
+        """Filter ``src`` (B, C, H, W) with ``guide`` (B, 1|3, H, W).
+
+        Parameters
+        ----------
+        guide : Tensor, shape (B, 1, H, W) or (B, 3, H, W), floating
+            Guide image in [0, 1], gray or colour.
+        src : Tensor, shape (B, C, H, W), floating
+            Image(s) to filter; every channel with the same guide.
+
+        Returns
+        -------
+        Tensor, shape (B, C, H, W), dtype of ``src``
+            :func:`guided_filter` of ``src`` with this module's settings.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :func:`guided_filter` (e.g. mismatched shapes, an image smaller than the window, an ``eps``
+            tensor whose shape is neither () nor (B,)).
+        """
         return guided_filter(guide, src, self.radius, self.eps, subsample=self.subsample, border=self.border)
 
     def extra_repr(self) -> str:
-        """Return the settings shown in the module's ``repr``."""
+        """Return the settings shown in the module's ``repr``.
+
+        Returns
+        -------
+        str
+            ``"radius=..., eps=..., subsample=..., border='...'"``.
+        """
         return f"radius={self.radius}, eps={self.eps}, subsample={self.subsample}, border={self.border!r}"

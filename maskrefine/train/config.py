@@ -29,37 +29,117 @@ __all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS", "ge
 class TrainConfig:
     """Sempart + crop-consistency training settings.
 
-    Data
-        ``image_size`` 320 (random square crop; a multiple of 16 that the patch size and crop settings
-        can train with, see :func:`geometry_problem`), ``resize`` 335 (shorter side, from ``image_size``
-        to 4 x ``image_size``), colour jitter
-        (``brightness`` 0.4, ``contrast`` 0.4, ``saturation`` 0.2, ``hue`` 0.1, with probability
-        ``jitter_p`` 0.8), ``grayscale_p`` 0.2, ``flip_p`` 0.5; ``last_batch``: ``"drop_single"`` (default:
-        drop a final batch of one image when ``batch_size`` > 1: its BatchNorm statistics are degenerate)
-        or ``"keep"`` (reference).
-    Backbone
-        ``backbone``: ``"vit"`` (needs ``backbone_checkpoint``, a local DINO/DINOv2 file) or ``"pixels"``
-        (weight-free colour/position features); ``arch``/``patch_size`` checked against the file when set.
-    Head
-        ``head_hidden`` 64, ``head_depth`` 2, ``head_heads`` 2, ``head_dim_head`` 64,
-        ``head_fine_channels`` (192, 128) (the fine branch's stage widths).
-    Losses
-        ``affinity_threshold`` 0.4, ``gtv_sigma`` 1.0; weights ``w_ncut``, ``w_pixel_gtv``,
-        ``w_feature_gtv``, ``w_coarse_fine`` (1 each), ``w_crop_ncut`` 0.01, ``w_crop`` 0.01;
-        ``crop_loss`` on, ``crop_sampler`` ``"uniform"`` (or ``"reference"``), target guided filter
-        ``gf_radius`` 9, ``gf_eps`` 1e-3.
-    Optimisation
-        AdamW ``lr`` 1e-4, ``betas`` (0.9, 0.99), ``weight_decay`` 0, ``batch_size`` 8, ``epochs`` 30,
-        ``seed`` 0.
-    Prediction (stored for ``predict``)
-        ``bn_mode``: ``"eval"`` (running statistics) or ``"batch_stats"`` (reference: statistics of the
-        test batch); ``polarity``: ``"border"`` (per image: flip when the mean of the fine mask on the
-        image border exceeds 0.5 — objects rarely fill the border), ``"batch_mean"`` (reference: flip the
-        whole batch when its mean exceeds 0.5) or ``"none"``.
-    Run
-        ``device`` ``"cpu"``/``"cuda"``, ``amp`` (bf16 autocast, CUDA only), ``num_workers`` 0,
-        ``checkpoint_every`` (steps; 0 = at epoch ends only), ``log_every`` 1 (steps),
-        ``max_steps`` (stop early; not a result setting), ``keep_best_on_val`` False.
+    Every field is keyword-only and validated when the config is built (NumPy numbers and strings are
+    stored as plain Python values).
+
+    Parameters
+    ----------
+    image_size : int, default 320
+        Side of the random square crop, a multiple of 16 in 1..2048 that the patch size and crop
+        settings can train with (see :func:`geometry_problem`).
+    resize : int, default 335
+        Shorter side the images are resized to before cropping, from ``image_size`` to 4 x
+        ``image_size``.
+    brightness : float, default 0.4
+        Colour jitter strength (>= 0).
+    contrast : float, default 0.4
+        Colour jitter strength (>= 0).
+    saturation : float, default 0.2
+        Colour jitter strength (>= 0).
+    hue : float, default 0.1
+        Colour jitter strength, in [0, 0.5].
+    jitter_p : float, default 0.8
+        Probability of the colour jitter, in [0, 1].
+    grayscale_p : float, default 0.2
+        Probability of turning an image gray, in [0, 1].
+    flip_p : float, default 0.5
+        Probability of a horizontal flip, in [0, 1].
+    last_batch : {"drop_single", "keep"}, default "drop_single"
+        ``"drop_single"``: drop a final batch of one image when ``batch_size`` > 1 (its BatchNorm
+        statistics are degenerate); ``"keep"``: keep it (reference).
+    backbone : {"vit", "pixels"}, default "vit"
+        ``"vit"`` (needs ``backbone_checkpoint``, a local DINO/DINOv2 file) or ``"pixels"`` (weight-free
+        colour/position features).
+    backbone_checkpoint : str, optional
+        Path of the ViT checkpoint; only for ``backbone="vit"``, not empty.
+    arch : str, optional
+        ViT architecture, checked against the checkpoint when set.
+    patch_size : int, optional
+        ViT patch size (>= 1), checked against the checkpoint when set; the head stride of the
+        ``"pixels"`` backbone (8 when None).
+    head_hidden : int, default 64
+        Width of the head (1..4096).
+    head_depth : int, default 2
+        Token transformer layers of the head (1..64).
+    head_heads : int, default 2
+        Attention heads (1..64).
+    head_dim_head : int, default 64
+        Width of each attention head (1..1024).
+    head_fine_channels : (int, int), default (192, 128)
+        Stage widths of the fine branch (each 1..4096).
+    affinity_threshold : float, default 0.4
+        Cosine threshold of the NCut affinity, in [-1, 1).
+    gtv_sigma : float, default 1.0
+        Bandwidth of the graph total variation losses (> 0).
+    w_ncut : float, default 1.0
+        Weight of the NCut loss (>= 0).
+    w_pixel_gtv : float, default 1.0
+        Weight of the pixel GTV loss (>= 0).
+    w_feature_gtv : float, default 1.0
+        Weight of the feature GTV loss (>= 0).
+    w_coarse_fine : float, default 1.0
+        Weight of the coarse-fine consistency loss (>= 0).
+    w_crop_ncut : float, default 0.01
+        Weight of the NCut loss on the crops (>= 0).
+    w_crop : float, default 0.01
+        Weight of the crop-consistency loss (>= 0).
+    crop_loss : bool, default True
+        Train with the crop-consistency loss.
+    crop_sampler : {"uniform", "reference"}, default "uniform"
+        How the crop offsets are drawn.
+    gf_radius : int, default 9
+        Radius of the guided filter of the crop target (>= 0).
+    gf_eps : float, default 1e-3
+        ε of that guided filter, at least 1e-12.
+    lr : float, default 1e-4
+        AdamW learning rate, at least 1e-12.
+    betas : (float, float), default (0.9, 0.99)
+        AdamW betas, each in [0, 1).
+    weight_decay : float, default 0.0
+        AdamW weight decay (>= 0).
+    batch_size : int, default 8
+        Images per step (1..4096).
+    epochs : int, default 30
+        Passes over the images (>= 1).
+    seed : int, default 0
+        Seed of the run, in [0, 2**63).
+    bn_mode : {"eval", "batch_stats"}, default "eval"
+        Stored for ``predict``: BatchNorm with its running statistics, or (reference) the statistics of
+        the test batch.
+    polarity : {"border", "batch_mean", "none"}, default "border"
+        Stored for ``predict``: ``"border"`` flips an image's mask when the mean of the fine mask on the
+        image border exceeds 0.5 (objects rarely fill the border); ``"batch_mean"`` (reference) flips
+        the whole batch when its mean exceeds 0.5; ``"none"`` never flips.
+    device : str, default "cpu"
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    amp : bool, default False
+        bf16 autocast; CUDA only.
+    num_workers : int, default 0
+        Data loader worker processes (0..64).
+    checkpoint_every : int, default 0
+        Steps between checkpoints (>= 0; 0 = at epoch ends only).
+    log_every : int, default 1
+        Steps between log lines (>= 1).
+    max_steps : int, optional
+        Stop after this many steps (>= 1; not a result setting).
+    keep_best_on_val : bool, default False
+        Also save ``best_val.pt``, the checkpoint with the best validation IoU (needs validation data).
+
+    Raises
+    ------
+    ConfigError
+        A field of the wrong type or out of range, or inconsistent fields (e.g. ``resize`` below
+        ``image_size``, a ``backbone_checkpoint`` without ``backbone="vit"``, ``amp`` on the CPU).
     """
 
     # data
@@ -130,14 +210,36 @@ class TrainConfig:
         _check(self)
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """Return a copy with ``changes`` (validated; unknown names raise ConfigError)."""
+        """Return a copy with ``changes`` (validated; unknown names raise ConfigError).
+
+        Parameters
+        ----------
+        **changes
+            New values of settings, by field name.
+
+        Returns
+        -------
+        TrainConfig
+            A new, validated config; ``self`` is unchanged.
+
+        Raises
+        ------
+        ConfigError
+            An unknown setting name, or a value the constructor refuses.
+        """
         unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
         if unknown:
             raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (JSON/TOML-able; ``betas`` as a list)."""
+        """Plain dict (JSON/TOML-able; ``betas`` as a list).
+
+        Returns
+        -------
+        dict
+            Every setting by name; ``betas`` and ``head_fine_channels`` as lists.
+        """
         out = dataclasses.asdict(self)
         out["betas"] = list(self.betas)
         out["head_fine_channels"] = list(self.head_fine_channels)
@@ -145,7 +247,27 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> TrainConfig:
-        """Build from a mapping of field names (ConfigError naming unknown keys and wrong types)."""
+        """Build from a mapping of field names (ConfigError naming unknown keys and wrong types).
+
+        Parameters
+        ----------
+        values : mapping of str to object
+            Settings by field name (e.g. :meth:`to_dict`'s output or a TOML table); lists given for
+            ``betas`` and ``head_fine_channels`` are turned into tuples. Missing settings keep their
+            defaults.
+        source : str, default "config"
+            Where the values come from, named in the error messages (e.g. a file name).
+
+        Returns
+        -------
+        TrainConfig
+            The validated config.
+
+        Raises
+        ------
+        ConfigError
+            ``values`` is not a mapping, holds an unknown key, or a value the constructor refuses.
+        """
         if not isinstance(values, Mapping):
             raise ConfigError(
                 f"{source}: expected a table (dict) of training settings; got {type(values).__name__}"
@@ -449,7 +571,25 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(name: str, **changes: Any) -> TrainConfig:
-    """Return the preset ``name`` (a key of :data:`PRESETS`) with ``changes`` applied."""
+    """Return the preset ``name`` (a key of :data:`PRESETS`) with ``changes`` applied.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRESETS`.
+    **changes
+        Settings overriding the preset's, by field name.
+
+    Returns
+    -------
+    TrainConfig
+        The validated config.
+
+    Raises
+    ------
+    ConfigError
+        An unknown preset name, an unknown setting, or a value :class:`TrainConfig` refuses.
+    """
     if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"preset must be one of {', '.join(PRESETS)}; got {short_repr(name)}")
     return TrainConfig.from_dict({**PRESETS[name], **changes}, source=f"preset {name}")
@@ -460,8 +600,22 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Top-level keys are :class:`TrainConfig` fields; an optional ``preset`` key names the starting preset.
 
-    Raises ConfigError naming the file for a missing/unreadable file, a FIFO, invalid TOML, or a key that
-    is not a setting.
+    Parameters
+    ----------
+    path : str or path-like
+        The TOML file.
+
+    Returns
+    -------
+    dict
+        The file's top-level keys and values as parsed; the values are not checked yet.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file: an empty path, a missing or unreadable file, one that is not a regular file
+        (e.g. a folder or FIFO), invalid TOML, a table (only top-level keys are supported), or a key that
+        is neither a setting nor ``preset``.
     """
     from maskrefine.pipeline.guards import path_argument  # late: OpenCV, imported only when needed
 

@@ -146,18 +146,23 @@ def normalize(image: torch.Tensor) -> torch.Tensor:
 class ImageFolder(torch.utils.data.Dataset):
     """Training images of a folder, augmented as docs/training.md §5 says.
 
+    An item is ``(normalised image (3, S, S) float32, index)``. Unreadable files raise
+    :class:`maskrefine.errors.InputError` naming the file.
+
     Parameters
     ----------
     root : path-like
-        Folder of images (png, jpg, jpeg, bmp, tif, tiff, webp).
-    image_size, resize : int
-        Crop side and shorter-side resize (320, 335).
+        Folder of images (png, jpg, jpeg, bmp, tif, tiff, webp); not read when ``files`` is given.
+    image_size : int
+        Crop side S (e.g. 320).
+    resize : int
+        Shorter side the image is resized to before cropping (e.g. 335).
     augment : Augment
+        The augmentation settings.
     seed : int
         Together with :attr:`epoch` and the index, seeds each item's augmentation.
-
-    An item is ``(normalised image (3, S, S) float32, index)``. Unreadable files raise
-    :class:`maskrefine.errors.InputError` naming the file.
+    files : iterable of path-like, optional
+        The image files to use, in this order, instead of the images listed in ``root``.
     """
 
     def __init__(

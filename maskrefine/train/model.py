@@ -52,6 +52,14 @@ class SempartModel(nn.Module):
 
     The backbone runs without autograd and is never trained; ``model.train()`` only affects the head
     (BatchNorm).
+
+    Parameters
+    ----------
+    backbone : Backbone
+        Feature extractor (a ViT or :class:`~maskrefine.train.vit.PixelBackbone`); its parameters are
+        set to ``requires_grad=False``.
+    head : SempartHead
+        The trainable head.
     """
 
     def __init__(self, backbone: Backbone, head: SempartHead) -> None:
@@ -60,7 +68,18 @@ class SempartModel(nn.Module):
         self.head = head
 
     def train(self, mode: bool = True) -> SempartModel:
-        """Set the head's training mode; the frozen backbone stays in eval mode."""
+        """Set the head's training mode; the frozen backbone stays in eval mode.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            Training mode of the head (True: BatchNorm uses and updates batch statistics).
+
+        Returns
+        -------
+        SempartModel
+            ``self``.
+        """
         self.head.train(mode)
         self.backbone.eval()
         self.training = mode
@@ -70,6 +89,19 @@ class SempartModel(nn.Module):
         """Return the coarse and fine probabilities and the features of ImageNet-normalised images.
 
         The backbone runs without autograd; ``fine_grad`` is passed to :meth:`SempartHead.forward`.
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (B, 3, H, W)
+            ImageNet-normalised images; H and W multiples of the backbone's stride.
+        fine_grad : bool, default True
+            False runs the head's fine branch without autograd.
+
+        Returns
+        -------
+        ModelOutput
+            ``coarse`` (B, 1, h, w) and ``fine`` (B, 1, H, W) probabilities in float32, and the backbone
+            ``features`` (B, D, h, w).
         """
         with torch.no_grad():
             features = self.backbone(images)
@@ -143,7 +175,29 @@ def usable_device(name: str, option: str = "--device") -> torch.device:
 
 
 def build_model(cfg: TrainConfig) -> tuple[SempartModel, dict[str, Any]]:
-    """Backbone of ``cfg`` + a freshly initialised head (seed the global RNG first for reproducibility)."""
+    """Backbone of ``cfg`` + a freshly initialised head (seed the global RNG first for reproducibility).
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The settings: backbone (``backbone``, ``backbone_checkpoint``, ``arch``, ``patch_size``) and head
+        (``head_*``).
+
+    Returns
+    -------
+    model : SempartModel
+        The frozen backbone and the new head.
+    info : dict
+        JSON-able description of the backbone (``kind``, ``patch_size``, ``embed_dim``, and for a ViT
+        its architecture, depth, register tokens, checkpoint path, wrapper and count of ignored keys).
+
+    Raises
+    ------
+    ConfigError
+        The ``"vit"`` backbone without a checkpoint, a checkpoint that cannot be loaded or does not
+        match ``arch`` / ``patch_size``, a patch size the ``"pixels"`` backbone refuses, or an
+        ``image_size`` that cannot train with the backbone's stride (:func:`geometry_problem`).
+    """
     backbone, info = build_backbone(cfg)
     problem = geometry_problem(cfg, backbone.stride)  # a ViT's patch size is known only now
     if problem is not None:
@@ -179,6 +233,28 @@ def objective(
     The teacher's fine branch runs without autograd: its mask only feeds the detached target, so values
     and gradients are the same as the reference's full teacher pass, minus one backward of the fine
     branch. ``teacher_fine_grad=True`` records it anyway (the reference's cost; ``bench/train.py``).
+
+    Parameters
+    ----------
+    model : SempartModel
+        The model being trained.
+    images : torch.Tensor, shape (B, 3, H, W)
+        ImageNet-normalised batch.
+    cfg : TrainConfig
+        Loss weights and settings (``w_*``, ``affinity_threshold``, ``gtv_sigma``, ``crop_loss``,
+        ``crop_sampler``, ``gf_radius``, ``gf_eps``, ``amp``).
+    generator : torch.Generator
+        Source of the crop offsets.
+    teacher_fine_grad : bool, default False
+        Record autograd for the teacher's fine branch too.
+
+    Returns
+    -------
+    total : torch.Tensor
+        Scalar weighted sum of the terms (with autograd).
+    terms : dict of str to float
+        Unweighted value of each term: ``ncut``, ``pixel_gtv``, ``feature_gtv``, ``coarse_fine`` and,
+        with ``cfg.crop_loss``, ``crop_ncut`` and ``crop``.
     """
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cfg.amp else contextlib.nullcontext()
     with amp:

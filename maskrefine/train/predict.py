@@ -78,6 +78,15 @@ class Prediction:
     otherwise (batch statistics, whose grid is square, or a small image upscaled for the network) the grid
     resized bilinearly to the image's aspect ratio at the grid's resolution along the shorter side, never
     larger than the image. Either way ``maskrefine apply`` accepts it with its image.
+
+    Parameters
+    ----------
+    fine : ndarray of float32, shape (H, W)
+        Fine mask at the image size.
+    coarse : ndarray of float32, shape (h, w)
+        Coarse mask on the head's grid (see above).
+    flipped : bool
+        Whether the polarity rule flipped the masks (foreground and background swapped).
     """
 
     fine: np.ndarray
@@ -162,7 +171,22 @@ class Predictor:
         )
 
     def input_problem(self, height: int, width: int) -> str | None:
-        """Say why an image of ``height`` x ``width`` cannot be predicted (a network input over the cap)."""
+        """Say why an image of ``height`` x ``width`` cannot be predicted (a network input over the cap).
+
+        Parameters
+        ----------
+        height : int
+            Image height in pixels.
+        width : int
+            Image width in pixels.
+
+        Returns
+        -------
+        str or None
+            The problem, when the network input for that size would have more than
+            8 x ``image_size²`` pixels (an aspect ratio above about 8:1); None when the image can be
+            predicted.
+        """
         net_h, net_w = self._input_size(height, width)
         cap = MAX_INPUT_FACTOR * self.cfg.image_size**2
         if net_h * net_w <= cap:
@@ -179,6 +203,17 @@ class Predictor:
 
         ``images`` is a list of arrays (any float dtype, byte order or layout; read as float32). The
         model's state (train/eval modes, BatchNorm running statistics) is the same afterwards.
+
+        Parameters
+        ----------
+        images : list of ndarray of float, each shape (H, W, 3)
+            RGB images in [0, 1] (a sequence, not one array), predicted as one batch; they must resize to
+            the same network input size.
+
+        Returns
+        -------
+        list of Prediction
+            One per image, in order; an empty list for no image.
 
         Raises
         ------

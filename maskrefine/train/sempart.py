@@ -71,21 +71,31 @@ class SempartOutput(tuple):
 class SempartHead(nn.Module):
     """Coarse + fine Sempart head.
 
+    Forward: ``head(features (B, D, h, w), image (B, 3, h*stride, w*stride))`` ->
+    :class:`SempartOutput` of logits. The image is ImageNet-normalised.
+
     Parameters
     ----------
     in_dim : int
         Feature width D of the backbone (384 for ViT-S).
     hidden : int, default 64
+        Width of the 1x1 projection of the features and of the token transformer.
     stride : int, default 8
-        Pixels per feature cell; a power of two (log2(stride) upsampling stages).
-    depth, heads, dim_head : int, default 2, 2, 64
-        Token transformer.
+        Pixels per feature cell; a power of two >= 2 (log2(stride) upsampling stages).
+    depth : int, default 2
+        Number of token transformer layers.
+    heads : int, default 2
+        Attention heads per layer.
+    dim_head : int, default 64
+        Width of each attention head.
     fine_channels : (int, int), default (192, 128)
         Width of the first upsampling stage and of the later ones (the reference's values; smaller
         widths make CPU demos fast).
 
-    Forward: ``head(features (B, D, h, w), image (B, 3, h*stride, w*stride))`` ->
-    :class:`SempartOutput` of logits. The image is ImageNet-normalised.
+    Raises
+    ------
+    ValueError
+        ``stride`` is not a power of two >= 2.
     """
 
     def __init__(
@@ -127,8 +137,25 @@ class SempartHead(nn.Module):
     ) -> SempartOutput:
         """Coarse and fine logits for features (B, D, h, w) and the normalised image (B, 3, H, W).
 
-        ``fine_grad=False`` runs the fine branch without autograd (the crop-loss teacher: its fine mask
-        only feeds a detached target, so this changes no value and no gradient, and saves a backward).
+        Parameters
+        ----------
+        features : torch.Tensor, shape (B, D, h, w)
+            Patch features of the backbone.
+        image : torch.Tensor, shape (B, 3, h*stride, w*stride)
+            The ImageNet-normalised image.
+        fine_grad : bool, default True
+            False runs the fine branch without autograd (the crop-loss teacher: its fine mask only feeds
+            a detached target, so this changes no value and no gradient, and saves a backward).
+
+        Returns
+        -------
+        SempartOutput
+            ``(coarse, fine)``: coarse logits (B, 1, h, w) and fine logits (B, 1, H, W).
+
+        Raises
+        ------
+        ValueError
+            The image size is not the feature grid times the stride.
         """
         b, _, h, w = features.shape
         if image.shape[-2:] != (h * self.stride, w * self.stride):

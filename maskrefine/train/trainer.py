@@ -51,7 +51,26 @@ Progress = Callable[[dict[str, Any]], None]
 
 @dataclass(slots=True)
 class TrainResult:
-    """Where a run ended: global step, epochs completed, the checkpoint written, per-step losses run here."""
+    """Where a run ended: global step, epochs completed, the checkpoint written, per-step losses run here.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run folder.
+    step : int
+        Global step reached (counting the steps of a resumed run's earlier part).
+    epoch : int
+        Epochs completed.
+    checkpoint : Path
+        The last checkpoint written (``run_dir/last.pt``).
+    losses : list of float, default []
+        Total loss of each step run by this call.
+    best_val : float, optional
+        Best validation IoU, kept only with ``keep_best_on_val`` (carried over from the checkpoint of a
+        resumed run).
+    val_failures : list of str, default []
+        Validation files that could not be used, each with its problem.
+    """
 
     run_dir: Path
     step: int
@@ -213,6 +232,18 @@ def load_checkpoint(path: str | Path, *, resume: bool = False) -> dict[str, Any]
     Always checked: the format tag, ``config`` (a table of valid :class:`TrainConfig` settings) and
     ``head`` (a table of tensors, all finite). With ``resume`` also what ``--resume`` restores:
     ``optimizer``, ``step``, ``epoch``, ``next_batch``, ``rng`` and ``best_val``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file (e.g. ``RUN_DIR/last.pt`` written by ``maskrefine train``).
+    resume : bool, default False
+        Also check the entries ``--resume`` restores.
+
+    Returns
+    -------
+    dict
+        The checkpoint's contents as loaded (on the CPU).
 
     Raises
     ------

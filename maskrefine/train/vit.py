@@ -138,10 +138,16 @@ class VisionTransformer(Backbone):
     pos_grid : int
         Side of the stored square position table (DINO v1: 224 / patch, i.e. 28 or 14; DINOv2: 37).
     mlp_ratio : float, default 4.0
+        Hidden width of each block's MLP, as a multiple of ``embed_dim``.
     layer_scale : bool, default False
         DINOv2 LayerScale (``ls1.gamma``, ``ls2.gamma``) and a ``mask_token`` parameter.
     num_register_tokens : int, default 0
         DINOv2 "with registers" tokens, placed after the class token.
+
+    Raises
+    ------
+    ValueError
+        ``embed_dim`` is not divisible by ``num_heads``.
 
     Notes
     -----
@@ -186,7 +192,21 @@ class VisionTransformer(Backbone):
         self.apply(_init_weights)
 
     def interpolate_pos_encoding(self, rows: int, cols: int) -> torch.Tensor:
-        """Position table for a ``rows x cols`` patch grid, shape (1, 1 + rows*cols, D)."""
+        """Position table for a ``rows x cols`` patch grid, shape (1, 1 + rows*cols, D).
+
+        Parameters
+        ----------
+        rows : int
+            Patch rows of the grid.
+        cols : int
+            Patch columns of the grid.
+
+        Returns
+        -------
+        torch.Tensor, shape (1, 1 + rows*cols, D)
+            The class token's position, then the stored table interpolated to the grid (bicubic, see the
+            class notes); the stored table itself when the grid already matches it.
+        """
         pos = self.pos_embed
         grid = int(math.isqrt(pos.shape[1] - 1))
         if rows == grid and cols == grid:
@@ -202,7 +222,19 @@ class VisionTransformer(Backbone):
         return torch.cat((pos[:, :1], table), dim=1)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """Input tokens (class, registers, patches) with positions, shape (B, 1 + R + h*w, D)."""
+        """Input tokens (class, registers, patches) with positions, shape (B, 1 + R + h*w, D).
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, 3, H, W)
+            ImageNet-normalised images; H and W multiples of ``patch_size``.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, 1 + R + h*w, D)
+            The class token, the R register tokens (no position added) and the h*w patch tokens, with
+            h = H / patch_size and w = W / patch_size.
+        """
         b, _, height, width = x.shape
         rows, cols = height // self.patch_size, width // self.patch_size
         patches = self.patch_embed(x)
@@ -213,7 +245,19 @@ class VisionTransformer(Backbone):
         return tokens
 
     def last_keys(self, x: torch.Tensor) -> torch.Tensor:
-        """Keys of the last block for the patch tokens, shape (B, h*w, D)."""
+        """Keys of the last block for the patch tokens, shape (B, h*w, D).
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (B, 3, H, W)
+            ImageNet-normalised images; H and W multiples of ``patch_size``.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, h*w, D)
+            The key projection of the last block's normalised input, for the patch tokens only (class
+            and register tokens dropped).
+        """
         tokens = self.tokens(x)
         for block in self.blocks[:-1]:
             tokens = block(tokens)
@@ -226,7 +270,20 @@ class VisionTransformer(Backbone):
         return keys[:, 1 + self.num_register_tokens :]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Key features (B, D, H/stride, W/stride) of ImageNet-normalised images (B, 3, H, W)."""
+        """Key features (B, D, H/stride, W/stride) of ImageNet-normalised images (B, 3, H, W).
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (B, 3, H, W)
+            ImageNet-normalised images. Sides that are not multiples of ``patch_size`` are first resized
+            bilinearly to the nearest multiples.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, D, H // stride, W // stride)
+            Last-block keys of the patch tokens on the head's grid (resized bilinearly when the patch
+            grid differs from it).
+        """
         b, _, height, width = images.shape
         p = self.patch_size
         x = images
@@ -258,6 +315,27 @@ def vit_from_arch(
 
     ``layout`` is ``"dino"`` or ``"dinov2"``; the position table is 224/patch (DINO) or 518/patch
     (DINOv2) on a side.
+
+    Parameters
+    ----------
+    arch : {"vit_tiny", "vit_small", "vit_base", "vit_large"}
+        Size: width, depth and heads from :data:`ARCHS`.
+    patch_size : int
+        Patch size in pixels (not checked here).
+    layout : {"dino", "dinov2"}, default "dino"
+        State-dict layout; ``"dinov2"`` adds LayerScale and a ``mask_token``.
+    num_register_tokens : int, default 0
+        DINOv2 "with registers" tokens.
+
+    Returns
+    -------
+    VisionTransformer
+        The new model (training mode, as built by ``nn.Module``).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``arch`` or ``layout``.
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {short_repr(arch)}")
@@ -290,7 +368,14 @@ class PixelBackbone(Backbone):
     patch_size : int, default 8
         Power of two (the head's stride).
     position_weight : float, default 0.5
+        Factor of the (row, col) position channels.
     centre_weight : float, default 2.0
+        Factor of the distance-from-centre channel.
+
+    Raises
+    ------
+    ValueError
+        ``patch_size`` is not a power of two.
     """
 
     def __init__(self, patch_size: int = 8, position_weight: float = 0.5, centre_weight: float = 2.0) -> None:
@@ -304,7 +389,19 @@ class PixelBackbone(Backbone):
         self.centre_weight = float(centre_weight)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Features (B, 9, H/p, W/p) of ImageNet-normalised images (B, 3, H, W)."""
+        """Features (B, 9, H/p, W/p) of ImageNet-normalised images (B, 3, H, W).
+
+        Parameters
+        ----------
+        images : torch.Tensor, shape (B, 3, H, W)
+            ImageNet-normalised images.
+
+        Returns
+        -------
+        torch.Tensor, shape (B, 9, H // p, W // p)
+            Per patch: RGB mean (3), RGB std (3), row, column and centre distance, each channel
+            standardised over the image's patches and weighted.
+        """
         p = self.patch_size
         mean = F.avg_pool2d(images, p)
         std = (F.avg_pool2d(images * images, p) - mean * mean).clamp_min(0).sqrt()
