@@ -174,9 +174,14 @@ def _make_progress(label: str, quiet: bool) -> _Progress:
 def _quiet_opencv() -> None:
     """Silence OpenCV's own ``[ WARN:0@...]`` / ``[ERROR:...]`` lines: every bad file is reported by us."""
     os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when OpenCV first logs (workers inherit it)
-    if "cv2" in sys.modules:
-        cv2 = sys.modules["cv2"]
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    cv2 = sys.modules.get("cv2")
+    if cv2 is None:
+        return
+    logging = getattr(getattr(cv2, "utils", None), "logging", None)  # OpenCV >= 4.13
+    if logging is not None:
+        logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    elif callable(getattr(cv2, "setLogLevel", None)):  # older OpenCV: the same setting, level 0 = silent
+        cv2.setLogLevel(0)
 
 
 def _skip_blas_probe() -> None:
@@ -592,8 +597,8 @@ def apply_cmd(
     run goes on (exit code 1 at the end).
 
     The default, --method auto, looks at each mask (patch size from its size relative to the image;
-    binary or soft) and applies the setting bench/quality.py found best for that kind; --report records
-    the decision per file.
+    binary or soft) and applies the setting chosen for that kind on the SOD quality benchmark (README:
+    "Default refinement"); --report records the decision per file.
     """
     from maskrefine.pipeline import apply_folder
     from maskrefine.quality.preset_file import REFINE_PRESETS, read_preset_file  # lazy: --help stays light
@@ -850,7 +855,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     "plot_dir",
     type=_path_dir,
     default=None,
-    help="Write curves and montages here (needs matplotlib: pip install -e '.[plot]').",
+    help="Write curves and montages here (needs matplotlib: the [plot] extra).",
 )
 @click.option("--images", "images_dir", type=_input_dir, default=None, help="Images for the montages.")
 @click.option(
@@ -1272,5 +1277,7 @@ from maskrefine.cli_train import predict_cmd, train_cmd  # noqa: E402
 main.add_command(train_cmd)
 main.add_command(predict_cmd)
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # python -m maskrefine.cli: the console entry point's handling too
+    from maskrefine._entry import main as entry_main
+
+    entry_main()

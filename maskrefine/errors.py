@@ -56,11 +56,25 @@ class BackendUnavailableError(MaskrefineError, ImportError):
 
 
 def install_hint(extra: str) -> str:
-    """Return how to install the optional extra ``extra`` (the README's way: from a clone)."""
-    hint = f"pip install -e '.[{extra}]' in a clone of maskrefine"
+    """Return how to install the optional extra ``extra``: into an installed package, or in a clone.
+
+    Parameters
+    ----------
+    extra : str
+        Name of the extra in ``pyproject.toml`` (``"torch"``, ``"plot"``, ...).
+
+    Returns
+    -------
+    str
+        The pip commands, e.g. ``pip install 'maskrefine[plot]' (in a clone: pip install -e '.[plot]')``;
+        torch is pinned to the version the project is tested with.
+    """
     if extra == "torch":
-        hint = f"pip install 'torch==2.13.0' -e '.[{extra}]' in a clone of maskrefine (torch pinned)"
-    return hint
+        return (
+            "pip install 'torch==2.13.0' 'maskrefine[torch]' "
+            "(in a clone: pip install 'torch==2.13.0' -e '.[torch]'; torch pinned)"
+        )
+    return f"pip install 'maskrefine[{extra}]' (in a clone: pip install -e '.[{extra}]')"
 
 
 def parse_problem(exc: ValueError | RecursionError) -> str:

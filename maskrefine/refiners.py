@@ -613,7 +613,7 @@ register_refiner(
     RefinerSpec(
         name="auto",
         summary="the default: per mask, detect patch size and binary/soft, apply the setting "
-        "bench/quality.py found best for that kind (maskrefine.auto.AUTO_RULES)",
+        "chosen for that kind on the SOD quality benchmark (maskrefine.auto.AUTO_RULES)",
         defaults={},
         run=_run_auto,
         native_mask=True,

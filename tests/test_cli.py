@@ -819,3 +819,27 @@ def test_help_shows_no_empty_range() -> None:
     # the ASCII-digit types without bounds printed "[x<=None]" after every solver and CRF option
     result = CliRunner().invoke(main, ["apply", "--help"])
     assert result.exit_code == 0 and "None]" not in result.output and "[x>=0]" in result.output
+
+
+@pytest.mark.parametrize("version", ["4.13", "4.11", "neither"])
+def test_opencv_logging_is_silenced_on_every_supported_opencv(
+    version: str, tmp_path: Path, monkeypatch
+) -> None:
+    # cv2.utils.logging exists from OpenCV 4.13 only; 4.8-4.12 (all that numpy 1.x users get) have
+    # cv2.setLogLevel: `apply` crashed there with AttributeError before reading a file
+    import types
+
+    from maskrefine import cli
+
+    calls: list[object] = []
+    fake = types.ModuleType("cv2")
+    if version == "4.13":
+        logging = types.SimpleNamespace(LOG_LEVEL_SILENT=0, setLogLevel=calls.append)
+        fake.utils = types.SimpleNamespace(logging=logging)  # type: ignore[attr-defined]
+    else:
+        fake.utils = types.SimpleNamespace()  # type: ignore[attr-defined]
+        if version == "4.11":
+            fake.setLogLevel = calls.append  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    cli._quiet_opencv()
+    assert calls == ([] if version == "neither" else [0])

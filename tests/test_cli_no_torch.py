@@ -44,4 +44,5 @@ def test_train_without_torch_is_a_usage_error(tmp_path):
         text=True,
     )
     assert out.returncode == 2, out.stderr
-    assert "pip install 'torch==2.13.0' -e '.[torch]'" in out.stderr and "Traceback" not in out.stderr
+    assert "pip install 'torch==2.13.0' 'maskrefine[torch]'" in out.stderr and "Traceback" not in out.stderr
+    assert "in a clone: pip install 'torch==2.13.0' -e '.[torch]'" in out.stderr

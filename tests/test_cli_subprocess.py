@@ -547,3 +547,19 @@ def test_report_merge_writes_its_json_even_when_stdout_is_full(tmp_path: Path) -
     assert done.returncode == 1
     assert "error: cannot write to standard output (No space left on device)" in done.stderr.decode()
     assert json.loads(merged.read_text())["counts"]["written"] == 4
+
+
+@pytest.mark.parametrize("module", ["maskrefine", "maskrefine.cli"])
+def test_python_dash_m_maskrefine_is_the_command(module: str, tmp_path: Path) -> None:
+    # `python -m maskrefine` did not exist, and `python -m maskrefine.cli` skipped the entry point's
+    # handling (a full stdout gave a traceback)
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert out.returncode == 0 and out.stdout.startswith("maskrefine"), out
+    if os.path.exists("/dev/full"):
+        with open("/dev/full", "w") as full:
+            bad = subprocess.run(
+                [sys.executable, "-m", module, "--version"], stdout=full, stderr=subprocess.PIPE, text=True
+            )
+        assert bad.returncode == 1 and bad.stderr.startswith("error: cannot write to standard output"), bad

@@ -58,7 +58,10 @@ def _folders(tmp_path: Path, n: int = 5) -> dict[str, Path]:
 def test_require_matplotlib_message(hide_matplotlib: None) -> None:
     from maskrefine.plots import require_matplotlib
 
-    with pytest.raises(BackendUnavailableError, match=r"pip install -e '\.\[plot\]'"):
+    with pytest.raises(
+        BackendUnavailableError,
+        match=r"pip install 'maskrefine\[plot\]' \(in a clone: pip install -e '\.\[plot\]'\)",
+    ):
         require_matplotlib()
 
 

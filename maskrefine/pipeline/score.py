@@ -214,7 +214,7 @@ def score_folder(
     plot_dir : path-like, optional
         Write ``pr_curve.png`` and, when ``images_dir`` is given, ``montage.png`` (image | mask before,
         from ``before_dir`` if given | prediction | GT for the ``montage_count`` worst and best images by
-        IoU). Needs matplotlib (``pip install -e '.[plot]'``). Existing plot files are kept: the job
+        IoU). Needs matplotlib (the ``plot`` extra). Existing plot files are kept: the job
         refuses to start unless ``overwrite`` is set.
     images_dir, before_dir : path-like, optional
         Images and unrefined masks for the montage, found by stem (a missing one leaves its panel empty).

@@ -1,4 +1,4 @@
-"""Differentiable guided filter for torch tensors (CPU and CUDA): ``pip install -e '.[torch]'``.
+"""Differentiable guided filter for torch tensors (CPU and CUDA): the ``torch`` extra.
 
 ``import maskrefine`` never imports torch; importing this subpackage without torch raises
 :class:`maskrefine.errors.BackendUnavailableError` naming the extra.

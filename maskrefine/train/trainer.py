@@ -90,18 +90,25 @@ class TrainResult:
 
 
 def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
+    """Commit of the maskrefine checkout this module runs from, or None (an installed copy).
+
+    Only when git tracks this very file: an installed package inside some other repository (a venv in the
+    user's project) must not record that project's commit as maskrefine's.
+    """
+    here = Path(__file__).resolve()
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", *args], cwd=here.parent, capture_output=True, text=True, timeout=5, check=False
         )
+
+    try:
+        if git("ls-files", "--error-unmatch", here.name).returncode != 0:
+            return None
+        out = git("rev-parse", "HEAD")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
 def _versions() -> dict[str, str]:

@@ -36,7 +36,7 @@ def test_missing_torch_names_the_extra():
     )
     proc = _run(code)
     assert proc.returncode == 0, proc.stderr
-    assert "pip install 'torch==2.13.0' -e '.[torch]'" in proc.stdout
+    assert "pip install 'torch==2.13.0' 'maskrefine[torch]'" in proc.stdout
 
 
 def test_backend_error_is_import_error():

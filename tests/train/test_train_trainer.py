@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -171,3 +172,28 @@ def test_refusals(tmp_path, sod_images, tiny_vit_file):
     (tmp_path / "one").mkdir()
     with pytest.raises(ConfigError, match="at least 2 images"):
         train(cfg, tmp_path / "one", tmp_path / "run2")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_git_sha_is_only_maskrefine_s_own(tmp_path, monkeypatch) -> None:
+    # an installed maskrefine inside another repository (a venv in the user's project) recorded that
+    # project's commit as its git_sha
+    import subprocess
+
+    from maskrefine.train import trainer
+
+    repo = tmp_path / "userproj"
+    package = repo / ".venv" / "site-packages" / "maskrefine" / "train"
+    package.mkdir(parents=True)
+    (package / "trainer.py").write_text("# installed copy\n")
+    git = ["git", "-C", str(repo), "-c", "user.email=a@b", "-c", "user.name=u"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "user's project"], check=True)
+    monkeypatch.setattr(trainer, "__file__", str(package / "trainer.py"))
+    assert trainer._git_sha() is None
+    subprocess.run([*git, "add", "-f", str(package / "trainer.py")], check=True)  # a checkout: tracked
+    subprocess.run([*git, "commit", "-q", "-m", "tracked"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert trainer._git_sha() == head
