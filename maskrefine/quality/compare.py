@@ -45,7 +45,7 @@ from maskrefine.pipeline.guards import (
 from maskrefine.pipeline.reports import duplicates_in, not_regular_in
 from maskrefine.quality.grid import max_fbeta_statistic
 from maskrefine.quality.preset_file import check_replaceable
-from maskrefine.quality.stats import MAX_RESAMPLES, PairedComparison, Statistic, compare_paired
+from maskrefine.quality.stats import MAX_RESAMPLES, MIN_IMAGES, PairedComparison, Statistic, compare_paired
 
 __all__ = ["PAIRED_METRICS", "PairedScoreReport", "compare_folders", "SCATTER_FILE"]
 
@@ -104,6 +104,21 @@ class PairedScoreReport:
         return "no masks found in the three folders"
 
     @property
+    def warnings(self) -> list[str]:
+        """Why the comparison should not be trusted as it stands (empty when nothing is wrong).
+
+        Fewer than :data:`maskrefine.quality.stats.MIN_IMAGES` compared images: a bootstrap interval
+        from so few pairs is too narrow (with 2 images a change of 0 is called better or worse about half
+        of the time).
+        """
+        if 0 < len(self.rows) < MIN_IMAGES:
+            return [
+                f"only {len(self.rows)} images were compared: intervals and verdicts from fewer than "
+                f"{MIN_IMAGES} images are unreliable (they often call a change that is not there)"
+            ]
+        return []
+
+    @property
     def ok(self) -> bool:
         """True when no file failed and at least one image was compared."""
         return not self.failures and self.nothing_scored is None
@@ -118,6 +133,7 @@ class PairedScoreReport:
                 "worst": self.worst,
                 "count": len(self.rows),
                 "ok": self.ok,
+                "warnings": self.warnings,
                 "failed": [{"path": p, "problem": m} for p, m in self.failures],
                 "unmatched": self.unmatched,
                 "duplicates": self.duplicates,

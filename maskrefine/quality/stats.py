@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -39,6 +40,10 @@ STATISTICS: tuple[str, ...] = ("mean", "max_of_mean")
 #: Most bootstrap resamples: the count table holds ``n_resamples x n`` int64 (2000 by default; 1e9
 #: resamples of 50 images asked for 373 GiB).
 MAX_RESAMPLES = 100_000
+#: Below this many paired images a bootstrap interval is not trusted (``tune`` and ``score --baseline``
+#: warn): with 2, 3, 5 and 10 images a change of exactly 0 was called better or worse 52, 28, 19 and 9 %
+#: of the time at a nominal 5 % (300 simulated comparisons each); from 20 images on, 5 %.
+MIN_IMAGES = 20
 
 
 def _check_confidence(confidence: object) -> float:
@@ -70,8 +75,26 @@ def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDAr
     n = check_int_range(n, "n", 1)
     n_resamples = check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
     seed = check_int_range(seed, "seed", 0)
+    return np.concatenate(list(_count_chunks(n, n_resamples, seed)))
+
+
+#: Largest (resamples x images) block of draw counts held at once: 8 MB of int64.
+_CHUNK_CELLS = 1 << 20
+
+
+def _count_chunks(n: int, n_resamples: int, seed: int) -> Iterator[npt.NDArray[np.int64]]:
+    """Yield the rows of :func:`bootstrap_counts` in blocks of at most :data:`_CHUNK_CELLS` cells.
+
+    The generator draws row after row, so the blocks are the rows of one ``size=n_resamples`` draw (the
+    same numbers whatever the block size); memory stays bounded for any ``n``.
+    """
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(np.int64)
+    probabilities = np.full(n, 1.0 / n)
+    rows = max(1, _CHUNK_CELLS // n)
+    for start in range(0, n_resamples, rows):
+        yield rng.multinomial(n, probabilities, size=min(rows, n_resamples - start)).astype(
+            np.int64, copy=False
+        )
 
 
 def _as_values(values: object, name: str, statistic: str) -> np.ndarray:
@@ -150,16 +173,20 @@ def paired_bootstrap(
     if a.shape != b.shape:
         raise ValueError(f"`candidate` and `baseline` must have the same shape; got {a.shape} and {b.shape}")
     confidence = _check_confidence(confidence)
+    n_resamples = check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
+    seed = check_int_range(seed, "seed", 0)
     keep = _paired_valid(a, b)
     a, b = a[keep], b[keep]
     if a.shape[0] == 0:
         return math.nan, math.nan, math.nan
     change = float(_statistic(a, statistic) - _statistic(b, statistic))
-    counts = bootstrap_counts(a.shape[0], n_resamples, seed)
-    if statistic == "mean":  # linear: the change of the mean is the mean of the changes
-        resampled = _statistic(a - b, "mean", counts)
-    else:
-        resampled = _statistic(a, statistic, counts) - _statistic(b, statistic, counts)
+    parts = []
+    for counts in _count_chunks(a.shape[0], n_resamples, seed):  # bounded memory for any number of images
+        if statistic == "mean":  # linear: the change of the mean is the mean of the changes
+            parts.append(_statistic(a - b, "mean", counts))
+        else:
+            parts.append(_statistic(a, statistic, counts) - _statistic(b, statistic, counts))
+    resampled = np.concatenate(parts)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(resampled, [tail, 1.0 - tail])
     return change, float(low), float(high)
@@ -246,7 +273,12 @@ class PairedComparison:
 
     @property
     def verdict(self) -> str:
-        """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"no clear change"``."""
+        """``"better"`` / ``"worse"`` when the interval excludes 0, else ``"no clear change"``.
+
+        A statement about the sign of the change, not its size: a change of 1e-4 on every image (every
+        image a tie) is "better" when its interval excludes 0; ``wins``/``losses`` say whether any image
+        changed by more than the tie tolerance.
+        """
         up, down = ("better", "worse") if self.higher_is_better else ("worse", "better")
         if self.low > 0:
             return up

@@ -168,6 +168,12 @@ def test_score_baseline_pairs_and_writes_outputs(data, tmp_path, with_plot):
     payload = json.loads(out_json.read_text())
     iou = payload["comparisons"]["iou"]
     assert payload["count"] == 6 and iou["low"] <= iou["change"] <= iou["high"] and iou["wins"] == 6
+    # 6 images: the interval is not to be trusted, and the output and the JSON say so
+    assert "warning: only 6 images were compared" in result.output
+    assert payload["warnings"] == [
+        "only 6 images were compared: intervals and verdicts from fewer than 20 images are unreliable "
+        "(they often call a change that is not there)"
+    ]
     assert out_csv.read_text().startswith("stem,acc_baseline,acc_refined,acc_change,iou_baseline")
     if with_plot:
         assert (tmp_path / "plots" / "paired_iou.png").stat().st_size > 0

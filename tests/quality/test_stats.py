@@ -118,3 +118,35 @@ def test_compare_paired_record_and_verdict():
     assert mae.verdict == "better" and mae.wins == 2
     d = rec.to_dict()
     assert d["verdict"] == "better" and d["metric"] == "iou"
+
+
+@pytest.mark.parametrize("statistic", ["mean", "max_of_mean"])
+def test_bootstrap_in_blocks_gives_the_same_interval(statistic, monkeypatch):
+    # the draw counts are made in blocks (a full resamples x images table needed 2 x 8 B x 2000 x n: 30 GB
+    # at a million images); the blocks are the rows of one draw, so nothing changes
+    from maskrefine.quality import stats
+
+    rng = np.random.default_rng(0)
+    shape = (97,) if statistic == "mean" else (97, 5)
+    cand, base = rng.random(shape), rng.random(shape)
+    whole = paired_bootstrap(cand, base, statistic=statistic, n_resamples=300, seed=2)
+    counts = bootstrap_counts(97, 300, seed=2)
+    if statistic == "mean":
+        resampled = (counts @ (cand - base)) / 97
+    else:
+        resampled = ((counts @ cand) / 97).max(axis=1) - ((counts @ base) / 97).max(axis=1)
+    np.testing.assert_allclose(whole[1:], np.quantile(resampled, [0.025, 0.975]), rtol=0, atol=1e-15)
+    monkeypatch.setattr(stats, "_CHUNK_CELLS", 97 * 7)  # blocks of 7 resamples, the last one of 6
+    blocks = paired_bootstrap(cand, base, statistic=statistic, n_resamples=300, seed=2)
+    # the same draws; a block's matrix product may round differently in the last bit
+    np.testing.assert_allclose(blocks, whole, rtol=0, atol=1e-15)
+    np.testing.assert_array_equal(bootstrap_counts(97, 300, seed=2), counts)
+
+
+def test_few_images_are_flagged_in_a_paired_report():
+    from maskrefine.quality.compare import PairedScoreReport
+    from maskrefine.quality.stats import MIN_IMAGES
+
+    assert PairedScoreReport(rows=[{}] * (MIN_IMAGES - 1)).warnings[0].startswith("only 19 images")
+    assert PairedScoreReport(rows=[{}] * MIN_IMAGES).warnings == []
+    assert PairedScoreReport().warnings == []  # nothing compared: reported as such, not as a small sample
