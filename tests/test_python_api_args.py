@@ -7,6 +7,7 @@ or was read by truthiness.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,25 @@ def test_impossible_paths_in_score_and_tune(tmp_path) -> None:
         score_folder(EXAMPLES / "masks", tmp_path / LONG_NAME)
     with pytest.raises(ConfigError, match="longer than the file system allows"):
         tune(EXAMPLES / "masks", EXAMPLES / "images", tmp_path / LONG_NAME)
+
+
+@pytest.mark.parametrize("writer", ["score_json", "score_csv", "paired_json", "paired_csv"])
+def test_report_writers_check_their_path(writer: str, tmp_path: Path) -> None:
+    # ScoreReport / PairedScoreReport wrote `out/` as a file named `out`, and a parent folder that could
+    # not be made (a file in the way) escaped as a bare OSError
+    from maskrefine.errors import ConfigError, OutputError
+    from maskrefine.pipeline.reports import ScoreReport
+    from maskrefine.quality.compare import PairedScoreReport
+
+    report = ScoreReport() if writer.startswith("score") else PairedScoreReport()
+    write = report.write_json if writer.endswith("json") else report.write_csv
+    with pytest.raises(ConfigError, match="ends with a separator"):
+        write(str(tmp_path / "out") + os.sep)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "blocker").write_text("keep")
+    with pytest.raises(OutputError, match="cannot create its folder") as info:
+        write(tmp_path / "blocker" / "sub" / "r.json")
+    assert info.value.path == tmp_path / "blocker" / "sub" / "r.json"
+    assert (tmp_path / "blocker").read_text() == "keep"
+    written = write(tmp_path / "new" / "deeper" / "r.out")
+    assert written == tmp_path / "new" / "deeper" / "r.out" and written.is_file()

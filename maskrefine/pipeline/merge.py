@@ -25,7 +25,15 @@ from maskrefine.pipeline.guards import (
     path_argument,
     resolved_path,
 )
-from maskrefine.pipeline.reports import Failure, FileOutcome, RunReport, Status, Unmatched, _write_json
+from maskrefine.pipeline.reports import (
+    Failure,
+    FileOutcome,
+    RunReport,
+    Status,
+    Unmatched,
+    _write_json,
+    report_file,
+)
 
 __all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
 
@@ -358,7 +366,9 @@ class MergedRunReport:
         OutputError
             Writing failed; the message names the path.
         """
-        return _write_json(check_merged_output(path, self.sources), self.to_dict())
+        return _write_json(
+            report_file(check_merged_output(path, self.sources), "merged report"), self.to_dict()
+        )
 
 
 def merge_run_reports(

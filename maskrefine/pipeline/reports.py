@@ -213,8 +213,27 @@ def _duplicates_dict(duplicates: Mapping[str, Sequence[Path]]) -> dict[str, list
     return {stem: [str(p) for p in paths] for stem, paths in sorted(duplicates.items())}
 
 
-def _write_json(path: str | Path, data: Mapping[str, Any]) -> Path:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+def report_file(path: str | Path, what: str) -> Path:
+    """Check ``path`` as a report file to write and create its parent folders; return it as a Path.
+
+    Raises
+    ------
+    ConfigError
+        Not a path, empty, with a NUL character, or ending like a folder (``out/``: it would be written as
+        a file named ``out``).
+    OutputError
+        A parent folder cannot be created (a file in the way, no permission); the message names the path.
+    """
+    checked = file_path_argument(path, what)
+    try:
+        checked.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(checked, f"cannot create its folder ({exc.strerror or exc})") from exc
+    return checked
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON (NaN refused) atomically to a path :func:`report_file` prepared."""
     return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
@@ -340,7 +359,7 @@ class RunReport:
         OutputError
             The path is not a regular file, or writing failed; the message names the path.
         """
-        return _write_json(file_path_argument(path, "report path"), self.to_dict())
+        return _write_json(report_file(path, "report path"), self.to_dict())
 
 
 def write_run_report(report: RunReport, path: str | Path) -> None:
@@ -481,7 +500,7 @@ class ScoreReport:
         OutputError
             The path is not a regular file, or writing failed; the message names the path.
         """
-        return _write_json(path, self.to_dict())
+        return _write_json(report_file(path, "JSON path"), self.to_dict())
 
     def write_csv(self, path: str | Path) -> Path:
         """Write the per-image rows as CSV to ``path`` atomically.
@@ -504,8 +523,7 @@ class ScoreReport:
         OutputError
             The path is not a regular file, or writing failed; the message names the path.
         """
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return write_text_atomic(path, rows_to_csv(self.rows))
+        return write_text_atomic(report_file(path, "CSV path"), rows_to_csv(self.rows))
 
 
 def _jsonable(value: Any) -> Any:

@@ -42,7 +42,7 @@ from maskrefine.pipeline.guards import (
     path_argument,
     resolved_path,
 )
-from maskrefine.pipeline.reports import duplicates_in, not_regular_in
+from maskrefine.pipeline.reports import duplicates_in, not_regular_in, report_file
 from maskrefine.quality.grid import max_fbeta_statistic
 from maskrefine.quality.preset_file import check_replaceable
 from maskrefine.quality.stats import MAX_RESAMPLES, MIN_IMAGES, PairedComparison, Statistic, compare_paired
@@ -145,15 +145,15 @@ class PairedScoreReport:
 
     def write_json(self, path: str | Path) -> Path:
         """Write :meth:`to_dict` as JSON atomically (parent folders created, as ``score --json``)."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        return write_text_atomic(
+            report_file(path, "JSON path"), json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+        )
 
     def write_csv(self, path: str | Path) -> Path:
         """Write the per-image rows as CSV atomically (parent folders created)."""
         from maskrefine.pipeline.reports import rows_to_csv
 
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return write_text_atomic(path, rows_to_csv(self.rows) if self.rows else "")
+        return write_text_atomic(report_file(path, "CSV path"), rows_to_csv(self.rows) if self.rows else "")
 
 
 def _jsonable(value: Any) -> Any:
