@@ -15,7 +15,7 @@ from typing import Any
 
 import numba
 
-__all__ = ["njit", "njit_inner", "skip_blas_probe"]
+__all__ = ["njit", "njit_inner", "skip_blas_probe", "kernels_cached"]
 
 _warned = False
 
@@ -46,6 +46,18 @@ def _guard_cache_writes(dispatcher: Any) -> None:
             _warn_once(f"writing the cache failed: {exc.strerror or exc}")
 
     cache.save_overload = save_overload
+
+
+def kernels_cached() -> bool:
+    """Return False once caching failed in this process (no writable cache folder, or a write failed).
+
+    Then every process compiles the kernels it runs for itself: callers that would start fresh worker
+    processes (``spawn``) do the work in this process instead of compiling once per worker. Imports the
+    guided-filter kernels first, since that is when a missing cache folder is found.
+    """
+    import maskrefine.filters._numba_kernels  # noqa: F401  - defines the cached kernels
+
+    return not _warned
 
 
 def njit(**options: Any) -> Callable[[Callable[..., Any]], Any]:

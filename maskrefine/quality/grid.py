@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from maskrefine._checks import short_repr
+from maskrefine._jit import kernels_cached
 from maskrefine.errors import InputError
 from maskrefine.io.imageio import png8_codes, read_image, read_mask, read_mask_array
 from maskrefine.metrics import ScorePreset, get_preset
@@ -437,7 +438,9 @@ def evaluate(
         Score preset (see :data:`maskrefine.metrics.PRESETS`).
     jobs : int, optional
         Worker processes (None: one per available core; 1: this process). Workers are started with
-        ``spawn`` and run OpenCV and numba single-threaded; results do not depend on ``jobs``.
+        ``spawn`` and run OpenCV and numba single-threaded; results do not depend on ``jobs``. Where numba
+        cannot cache compiled kernels (no writable cache folder: a warning says so), the work is done in
+        this process: each fresh worker would compile every kernel again (3-4x slower at 2 jobs).
     progress : callable, optional
         ``progress(done, total)`` after each item.
 
@@ -450,7 +453,7 @@ def evaluate(
     workers = check_jobs(jobs)
     total = len(items)
     results: list[tuple[str, Any]] = []
-    if workers == 1 or total <= 1:
+    if workers == 1 or total <= 1 or not kernels_cached():
         for done, item in enumerate(items, start=1):
             results.append(_score_item(item, unique, preset))
             if progress is not None:
