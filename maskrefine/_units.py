@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["UNIT_SCALES", "to_unit_float"]
 
@@ -10,7 +11,7 @@ __all__ = ["UNIT_SCALES", "to_unit_float"]
 UNIT_SCALES: dict[np.dtype, float] = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
-def to_unit_float(array: np.ndarray) -> np.ndarray:
+def to_unit_float(array: np.ndarray) -> npt.NDArray[np.float32]:
     """``array`` as float32 in [0, 1]: uint8 v → v / 255, uint16 v → v / 65535, anything else cast as is.
 
     A float32 division: each code maps to the correctly rounded quotient, as torch's ``x.float() / 255``

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +19,7 @@ LUMA601: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 
 def make_guide(
-    image: npt.ArrayLike, mode: Literal["mean", "luma", "color"] = "mean"
+    image: npt.NDArray[Any], mode: Literal["mean", "luma", "color"] = "mean"
 ) -> npt.NDArray[np.float32]:
     """Guide for :func:`maskrefine.filters.guided_filter` from an RGB image.
 

@@ -100,6 +100,8 @@ reveal_type(maskrefine.filters.bilateral_solver)
 reveal_type(paired_bootstrap)
 maskrefine.no_such_name
 from maskrefine.metrics import s_measur
+reveal_type(read_mask("m.png"))
+maskrefine.guided_filter([[0.5]], [[0.5]], radius=0)
 """
 
 
@@ -124,7 +126,10 @@ def test_lazy_names_have_their_types_for_mypy(tmp_path: Path) -> None:
     assert revealed[1] in ('"float"', '"builtins.float"'), out.stdout
     assert revealed[2].startswith('"def (image:'), out.stdout
     assert revealed[3].startswith('"def (') and "object" not in revealed[3], out.stdout
+    # read_mask returns float32 (it said any dtype); the filters refuse lists at run time, and now for mypy
+    assert "floating[numpy._typing._nbit_base._32Bit]" in revealed[4], out.stdout
     errors = [line for line in lines if ": error:" in line]
-    assert len(errors) == 2, out.stdout
+    assert len(errors) == 4, out.stdout
+    assert all("user.py:15: error:" in line and "guided_filter" in line for line in errors[2:]), out.stdout
     assert 'user.py:12: error: Module has no attribute "no_such_name"' in errors[0]
     assert "user.py:13: error:" in errors[1] and "s_measur" in errors[1]

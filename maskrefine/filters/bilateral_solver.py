@@ -84,15 +84,15 @@ def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
 
 
 def bilateral_solver(
-    image: npt.ArrayLike,
-    target: npt.ArrayLike,
+    image: npt.NDArray[Any],
+    target: npt.NDArray[Any],
     *,
     preset: str = "tokencut",
     sigma_spatial: float | None = None,
     sigma_luma: float | None = None,
     sigma_chroma: float | None = None,
     lam: float = 256.0,
-    confidence: float | npt.ArrayLike = 0.999,
+    confidence: float | npt.NDArray[Any] = 0.999,
     cg_iterations: int = 25,
     cg_tol: float = 1e-5,
     bistochastic_iterations: int = 10,

@@ -28,6 +28,7 @@ each label probability clipped to [0.01, 0.99] in float32 (a 0/1 mask's labels t
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -71,8 +72,8 @@ def unary_difference(
 
 
 def dense_crf(
-    image: npt.ArrayLike,
-    prob: npt.ArrayLike,
+    image: npt.NDArray[Any],
+    prob: npt.NDArray[Any],
     *,
     preset: str = "deeplab",
     gaussian_sxy: float | None = None,

@@ -37,8 +37,8 @@ _MIN_ROWS_PER_BAND = 96
 
 
 def guided_filter(
-    guide: npt.ArrayLike,
-    src: npt.ArrayLike,
+    guide: npt.NDArray[Any],
+    src: npt.NDArray[Any],
     radius: int = 9,
     eps: float = 1e-3,
     *,
@@ -149,8 +149,8 @@ def guided_filter(
 
 
 def fast_guided_filter(
-    guide: npt.ArrayLike,
-    src: npt.ArrayLike,
+    guide: npt.NDArray[Any],
+    src: npt.NDArray[Any],
     radius: int = 9,
     eps: float = 1e-3,
     *,

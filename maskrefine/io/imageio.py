@@ -21,6 +21,7 @@ from typing import Literal
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine._checks import (
     as_float_array,
@@ -104,7 +105,7 @@ class MaskRead:
     pixels: np.ndarray
     encoding: str = PLAIN
 
-    def to_unit(self) -> np.ndarray:
+    def to_unit(self) -> npt.NDArray[np.float32]:
         """Return the mask as float32 in [0, 1] (uint8 / 255, uint16 / 65535, float as is).
 
         Returns
@@ -329,7 +330,7 @@ def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
 
 def read_image(
     path: str | Path, *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
+) -> npt.NDArray[np.float32]:
     """Read an image file as RGB float32 in [0, 1], its pixels as stored (EXIF orientation not applied).
 
     Parameters
@@ -363,7 +364,7 @@ def read_image(
 
 def read_image_encoded(
     path: str | Path, *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> tuple[np.ndarray, str]:
+) -> tuple[npt.NDArray[np.float32], str]:
     """:func:`read_image`, and how the file was encoded: :data:`PLAIN` or ``EIGHT_BIT_IN_16``."""
     path = Path(path)
     limit = check_max_pixels(max_pixels)
@@ -665,7 +666,7 @@ def read_mask_array(
 
 def read_mask(
     path: str | Path, *, mask_scale: str | int = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
+) -> npt.NDArray[np.float32]:
     """Read a mask file as float32 (H, W) in [0, 1] (encodings and arguments as :func:`read_mask_file`).
 
     Parameters
