@@ -5,6 +5,7 @@ Every class also subclasses the matching builtin so generic handlers keep workin
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = [
@@ -37,7 +38,7 @@ class InputError(MaskrefineError, ValueError):
         What is wrong with it; kept in the ``problem`` attribute.
     """
 
-    def __init__(self, path: str | Path, problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
@@ -101,7 +102,7 @@ class OutputError(MaskrefineError, OSError):
     on device)``. Nothing partial is left at the path.
     """
 
-    def __init__(self, path: str | Path, problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
@@ -121,7 +122,7 @@ class ReportNotWrittenError(OutputError):
     The job's outputs are published (or failed) as ``report`` says; only the report file is missing.
     """
 
-    def __init__(self, path: str | Path, problem: str, report: object = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], problem: str, report: object = None) -> None:
         super().__init__(path, problem)
         self.report = report
 

@@ -9,6 +9,7 @@ atomically as PNG. The functions take arrays; reading files is the pipeline's jo
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ def _new_figure(width: float, height: float) -> Any:
     return figure
 
 
-def _save(figure: Any, path: str | Path, overwrite: bool) -> Path:
+def _save(figure: Any, path: str | os.PathLike[str], overwrite: bool) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return write_bytes_atomic(path, buffer.getvalue(), overwrite=overwrite)
@@ -88,7 +89,7 @@ def find_pr_curve(curves: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray] | 
 def plot_pr_curve(
     precision: np.ndarray,
     recall: np.ndarray,
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     title: str = "",
     label: str = "",
@@ -150,7 +151,7 @@ class MontageEntry:
 
 
 def plot_montage(
-    entries: Sequence[MontageEntry], path: str | Path, *, title: str = "", overwrite: bool = True
+    entries: Sequence[MontageEntry], path: str | os.PathLike[str], *, title: str = "", overwrite: bool = True
 ) -> Path:
     """Draw one row per entry: image | mask before (if any entry has one) | prediction | GT.
 

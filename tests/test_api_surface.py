@@ -102,6 +102,15 @@ maskrefine.no_such_name
 from maskrefine.metrics import s_measur
 reveal_type(read_mask("m.png"))
 maskrefine.guided_filter([[0.5]], [[0.5]], radius=0)
+
+
+class Where:
+    def __fspath__(self) -> str:
+        return "m.png"
+
+
+read_mask(Where())  # any os.PathLike[str], as at run time
+maskrefine.apply_folder(Where(), Where(), Where())
 """
 
 

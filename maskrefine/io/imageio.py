@@ -169,7 +169,7 @@ class ReadOptions:
             check_mask_scale(mask_scale), check_flag(apply_exif, "apply_exif"), check_max_pixels(max_pixels)
         )
 
-    def image(self, path: str | Path) -> np.ndarray:
+    def image(self, path: str | os.PathLike[str]) -> np.ndarray:
         """Read an image with :func:`read_image` and these options.
 
         Parameters
@@ -189,7 +189,7 @@ class ReadOptions:
         """
         return read_image(path, apply_exif=self.apply_exif, max_pixels=self.max_pixels)
 
-    def image_encoded(self, path: str | Path) -> tuple[np.ndarray, str]:
+    def image_encoded(self, path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
         """Read an image with :func:`read_image_encoded` and these options.
 
         Parameters
@@ -211,7 +211,7 @@ class ReadOptions:
         """
         return read_image_encoded(path, apply_exif=self.apply_exif, max_pixels=self.max_pixels)
 
-    def mask(self, path: str | Path) -> MaskRead:
+    def mask(self, path: str | os.PathLike[str]) -> MaskRead:
         """Read a mask with :func:`read_mask_file` and these options.
 
         Parameters
@@ -232,7 +232,7 @@ class ReadOptions:
         return read_mask_file(path, mask_scale=self.mask_scale, max_pixels=self.max_pixels)
 
 
-def read_image_size(path: str | Path) -> tuple[int, int]:
+def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """Return ``(height, width)`` of an image file (PNG, JPEG, BMP, TIFF, WebP) from its header alone.
 
     The size as stored (before any EXIF rotation). Nothing is decoded.
@@ -329,7 +329,7 @@ def _unit_scale(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def read_image(
-    path: str | Path, *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str], *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> npt.NDArray[np.float32]:
     """Read an image file as RGB float32 in [0, 1], its pixels as stored (EXIF orientation not applied).
 
@@ -363,7 +363,7 @@ def read_image(
 
 
 def read_image_encoded(
-    path: str | Path, *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str], *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> tuple[npt.NDArray[np.float32], str]:
     """:func:`read_image`, and how the file was encoded: :data:`PLAIN` or ``EIGHT_BIT_IN_16``."""
     path = Path(path)
@@ -384,7 +384,10 @@ def read_image_encoded(
 
 
 def read_mask_file(
-    path: str | Path, *, mask_scale: str | int = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str],
+    *,
+    mask_scale: str | int = "auto",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> MaskRead:
     """Read a mask file, recognising its encoding (the one mask reader of ``apply``, ``score``, the API).
 
@@ -634,7 +637,10 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
 
 
 def read_mask_array(
-    path: str | Path, *, mask_scale: str | int = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str],
+    *,
+    mask_scale: str | int = "auto",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """:func:`read_mask_file` without the encoding: uint8 (0..255), uint16 (0..65535) or float [0, 1].
 
@@ -665,7 +671,10 @@ def read_mask_array(
 
 
 def read_mask(
-    path: str | Path, *, mask_scale: str | int = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str],
+    *,
+    mask_scale: str | int = "auto",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> npt.NDArray[np.float32]:
     """Read a mask file as float32 (H, W) in [0, 1] (encodings and arguments as :func:`read_mask_file`).
 
@@ -842,7 +851,7 @@ def remove_stale_temps(folder: Path, names: set[str], *, older_than: float = STA
     return removed
 
 
-def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True) -> Path:
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder, published atomically.
 
     A reader (or a crash at any moment) sees either no file, the previous file, or the complete new file;
@@ -910,7 +919,7 @@ def write_bytes_atomic(path: str | Path, data: bytes, *, overwrite: bool = True)
     return path
 
 
-def write_text_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path:
+def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:
     """Write ``text`` as UTF-8 to ``path``: the text version of :func:`write_bytes_atomic`.
 
     File names read with :func:`os.fsdecode` that are not valid UTF-8 (lone surrogates) are written as
@@ -983,7 +992,7 @@ def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
 
 
 def write_mask(
-    path: str | Path, mask: np.ndarray, fmt: MaskFormat = "png8", *, overwrite: bool = True
+    path: str | os.PathLike[str], mask: np.ndarray, fmt: MaskFormat = "png8", *, overwrite: bool = True
 ) -> Path:
     """Write ``mask`` (float, [0, 1]) to ``path`` atomically in format ``fmt`` (png8, png16, npy).
 

@@ -93,7 +93,9 @@ class Pairing:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def scan_folder(folder: str | Path, extensions: tuple[str, ...]) -> tuple[list[Path], list[Skipped]]:
+def scan_folder(
+    folder: str | os.PathLike[str], extensions: tuple[str, ...]
+) -> tuple[list[Path], list[Skipped]]:
     """List the non-hidden entries directly in ``folder`` whose suffix (any case) is in ``extensions``.
 
     They are split into regular files (symlinks to regular files included) and skipped entries, both
@@ -116,7 +118,7 @@ def scan_folder(folder: str | Path, extensions: tuple[str, ...]) -> tuple[list[P
     return sorted(files), sorted(skipped, key=lambda item: item.path)
 
 
-def list_files(folder: str | Path, extensions: tuple[str, ...]) -> list[Path]:
+def list_files(folder: str | os.PathLike[str], extensions: tuple[str, ...]) -> list[Path]:
     """Regular, non-hidden files directly in ``folder`` whose suffix (any case) is in ``extensions``."""
     return scan_folder(folder, extensions)[0]
 
@@ -131,8 +133,8 @@ def _by_stem(files: list[Path]) -> tuple[dict[str, Path], dict[str, list[Path]]]
 
 
 def match_folders(
-    first_dir: str | Path,
-    second_dir: str | Path,
+    first_dir: str | os.PathLike[str],
+    second_dir: str | os.PathLike[str],
     first_extensions: tuple[str, ...],
     second_extensions: tuple[str, ...],
 ) -> Pairing:

@@ -481,7 +481,7 @@ def _voc_file(path: Path, no_hard: bool) -> tuple[np.ndarray | None, tuple[int, 
     return np.asarray(boxes, np.float64).reshape(-1, 4), size
 
 
-def read_voc_boxes(path_or_dir: str | Path, no_hard: bool = False) -> dict[str, np.ndarray]:
+def read_voc_boxes(path_or_dir: str | os.PathLike[str], no_hard: bool = False) -> dict[str, np.ndarray]:
     """GT boxes from Pascal VOC XML: every object, ``(xmin - 1, ymin - 1, xmax, ymax)``.
 
     Parameters
@@ -520,7 +520,7 @@ class Annotations(NamedTuple):
     sizes: dict[str, tuple[int, int]]
 
 
-def voc_annotations(path_or_dir: str | Path, no_hard: bool = False) -> Annotations:
+def voc_annotations(path_or_dir: str | os.PathLike[str], no_hard: bool = False) -> Annotations:
     """:func:`read_voc_boxes` with the image sizes the XML files declare (see :class:`Annotations`)."""
     path = _path(path_or_dir, "path_or_dir")
     no_hard = check_flag(no_hard, "no_hard")
@@ -540,7 +540,7 @@ def voc_annotations(path_or_dir: str | Path, no_hard: bool = False) -> Annotatio
     return out
 
 
-def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
+def read_coco_boxes(json_path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """GT boxes from a COCO instances JSON: ``iscrowd`` skipped, ``(x, y, x + w, y + h)`` rounded.
 
     Every image of the file is a key (file-name stem); an image with no non-crowd box maps to an
@@ -572,7 +572,7 @@ def read_coco_boxes(json_path: str | Path) -> dict[str, np.ndarray]:
     return coco_annotations(json_path).boxes
 
 
-def coco_annotations(json_path: str | Path) -> Annotations:
+def coco_annotations(json_path: str | os.PathLike[str]) -> Annotations:
     """:func:`read_coco_boxes` with the image sizes the JSON declares (see :class:`Annotations`)."""
     path = _path(json_path, "json_path")
     raw = _read_regular(path, "COCO JSON")
@@ -647,7 +647,7 @@ def coco_annotations(json_path: str | Path) -> Annotations:
     return Annotations({stems[k]: np.asarray(v, np.float64).reshape(-1, 4) for k, v in per.items()}, sizes)
 
 
-def read_seeds(path: str | Path) -> dict[str, int]:
+def read_seeds(path: str | os.PathLike[str]) -> dict[str, int]:
     """Seed patches for the ``"seed_cc"`` selector, as flat (row-major) token indices per file stem.
 
     Parameters
@@ -693,7 +693,7 @@ def read_seeds(path: str | Path) -> dict[str, int]:
 
 
 def read_seed_maps(
-    folder: str | Path, errors: dict[str, InputError] | None = None
+    folder: str | os.PathLike[str], errors: dict[str, InputError] | None = None
 ) -> dict[str, tuple[int, tuple[int, int]]]:
     """Seed maps of a folder: stem → (flat index of the first maximum, the map's (height, width)).
 

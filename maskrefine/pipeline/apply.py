@@ -196,9 +196,9 @@ def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
 
 
 def apply_folder(
-    masks_dir: str | Path,
-    images_dir: str | Path,
-    out_dir: str | Path,
+    masks_dir: str | os.PathLike[str],
+    images_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
     *,
     method: str = "guided",
     params: Mapping[str, Any] | None = None,
@@ -210,11 +210,11 @@ def apply_folder(
     jobs: int | None = None,
     shard: tuple[int, int] | str | None = None,
     progress: Progress | None = None,
-    report_path: str | Path | None = None,
+    report_path: str | os.PathLike[str] | None = None,
     mask_scale: str | int = "auto",
     apply_exif: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    input_files: Mapping[str, str | Path] | None = None,
+    input_files: Mapping[str, str | os.PathLike[str]] | None = None,
 ) -> RunReport:
     """Refine every mask of ``masks_dir`` with its image from ``images_dir`` and write it to ``out_dir``.
 

@@ -291,7 +291,7 @@ def check_jobs(jobs: object) -> int:
     return int(jobs)
 
 
-def check_folder(path: str | Path, what: str) -> Path:
+def check_folder(path: str | os.PathLike[str], what: str) -> Path:
     """Return ``path`` as an existing input folder, or raise (``what`` names it in the message)."""
     folder = path_argument(path, f"{what} folder")
     if not folder.exists():

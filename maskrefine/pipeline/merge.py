@@ -95,7 +95,7 @@ class MergeStopped(InputError):
         self.unreadable = unreadable
 
 
-def read_run_report(path: str | Path) -> RunReport:
+def read_run_report(path: str | os.PathLike[str]) -> RunReport:
     """Read one JSON run report written by ``apply --report`` (or :meth:`RunReport.write_json`).
 
     Parameters
@@ -244,7 +244,7 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
     return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config), not_regular, started)
 
 
-def check_merged_output(path: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+def check_merged_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
     """Return ``path`` as the destination of a merged report, or refuse it before anything is written.
 
     Parameters
@@ -342,7 +342,7 @@ class MergedRunReport:
         data["elapsed_rule"] = self.elapsed_rule
         return data
 
-    def write_json(self, path: str | Path) -> Path:
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created).
 
         ``path`` is first checked by :func:`check_merged_output` (and the merged sources may not be
@@ -372,7 +372,7 @@ class MergedRunReport:
 
 
 def merge_run_reports(
-    reports: Iterable[str | Path | RunReport], *, skip_unreadable: bool = False
+    reports: Iterable[str | os.PathLike[str] | RunReport], *, skip_unreadable: bool = False
 ) -> MergedRunReport:
     """Merge the run reports of the shards of one ``apply`` job into one.
 

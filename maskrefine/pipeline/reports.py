@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,7 +214,7 @@ def _duplicates_dict(duplicates: Mapping[str, Sequence[Path]]) -> dict[str, list
     return {stem: [str(p) for p in paths] for stem, paths in sorted(duplicates.items())}
 
 
-def report_file(path: str | Path, what: str) -> Path:
+def report_file(path: str | os.PathLike[str], what: str) -> Path:
     """Check ``path`` as a report file to write and create its parent folders; return it as a Path.
 
     Raises
@@ -338,7 +339,7 @@ class RunReport:
             "encodings": self.encodings,
         }
 
-    def write_json(self, path: str | Path) -> Path:
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created).
 
         Parameters
@@ -362,7 +363,7 @@ class RunReport:
         return _write_json(report_file(path, "report path"), self.to_dict())
 
 
-def write_run_report(report: RunReport, path: str | Path) -> None:
+def write_run_report(report: RunReport, path: str | os.PathLike[str]) -> None:
     """Write ``report`` as JSON to ``path``; a failure raises :class:`ReportNotWrittenError` with it.
 
     The job's files are done by then: the caller still gets the outcomes (``exc.report``) to report.
@@ -480,7 +481,7 @@ class ScoreReport:
         )
         return out
 
-    def write_json(self, path: str | Path) -> Path:
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as indented JSON to ``path`` atomically (NaN written as null).
 
         Parent folders are created.
@@ -502,7 +503,7 @@ class ScoreReport:
         """
         return _write_json(report_file(path, "JSON path"), self.to_dict())
 
-    def write_csv(self, path: str | Path) -> Path:
+    def write_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the per-image rows as CSV to ``path`` atomically.
 
         NaN is written as ``nan``; file names that are not valid UTF-8 are written back as their original

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -149,20 +150,20 @@ def _split_summary(summary: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
 
 
 def score_folder(
-    pred_dir: str | Path,
-    gt_dir: str | Path,
+    pred_dir: str | os.PathLike[str],
+    gt_dir: str | os.PathLike[str],
     *,
     preset: str = "tokencut",
     boxes: str | None = None,
     corloc_selector: str | None = None,
     corloc_connectivity: int | None = None,
     patch_size: int | None = None,
-    seeds: str | Path | None = None,
-    csv_path: str | Path | None = None,
-    json_path: str | Path | None = None,
-    plot_dir: str | Path | None = None,
-    images_dir: str | Path | None = None,
-    before_dir: str | Path | None = None,
+    seeds: str | os.PathLike[str] | None = None,
+    csv_path: str | os.PathLike[str] | None = None,
+    json_path: str | os.PathLike[str] | None = None,
+    plot_dir: str | os.PathLike[str] | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    before_dir: str | os.PathLike[str] | None = None,
     montage_count: int = 4,
     shard: tuple[int, int] | str | None = None,
     jobs: int | None = None,
@@ -544,7 +545,7 @@ def _corloc_rule(
     selector: str | None,
     connectivity: int | None,
     patch_size: int | None,
-    seeds: str | Path | None,
+    seeds: str | os.PathLike[str] | None,
 ) -> _CorlocRule:
     """Validate the CorLoc overrides against the preset's rule (usage errors, before any work)."""
     from maskrefine.metrics import SELECTORS
@@ -611,7 +612,7 @@ class _Seeds:
     errors: Mapping[str, InputError]
 
 
-def _load_seeds(seeds: str | Path) -> _Seeds:
+def _load_seeds(seeds: str | os.PathLike[str]) -> _Seeds:
     from maskrefine.metrics.corloc import read_seed_maps, read_seeds
 
     try:
@@ -754,8 +755,8 @@ def _write_plots(
     report: ScoreReport,
     plot_dir: Path,
     scored: Mapping[str, tuple[Path, Path]],
-    images_dir: str | Path | None,
-    before_dir: str | Path | None,
+    images_dir: str | os.PathLike[str] | None,
+    before_dir: str | os.PathLike[str] | None,
     count: int,
     read: ReadOptions,
     *,

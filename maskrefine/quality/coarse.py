@@ -10,6 +10,7 @@ writes the PNGs at patch resolution, so ``maskrefine apply`` does the upsampling
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -120,8 +121,8 @@ def make_coarse_mask(full: npt.NDArray, patch: int, *, binary: bool) -> npt.NDAr
 
 
 def write_coarse_folder(
-    src_dir: str | Path,
-    out_dir: str | Path,
+    src_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
     patch: int,
     *,
     binary: bool,

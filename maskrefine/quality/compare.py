@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,13 +144,13 @@ class PairedScoreReport:
             }
         )
 
-    def write_json(self, path: str | Path) -> Path:
+    def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON atomically (parent folders created, as ``score --json``)."""
         return write_text_atomic(
             report_file(path, "JSON path"), json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
         )
 
-    def write_csv(self, path: str | Path) -> Path:
+    def write_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the per-image rows as CSV atomically (parent folders created)."""
         from maskrefine.pipeline.reports import rows_to_csv
 
@@ -177,17 +178,17 @@ def _gt_array(path: Path, read: ReadOptions) -> np.ndarray:
 
 
 def compare_folders(
-    pred_dir: str | Path,
-    baseline_dir: str | Path,
-    gt_dir: str | Path,
+    pred_dir: str | os.PathLike[str],
+    baseline_dir: str | os.PathLike[str],
+    gt_dir: str | os.PathLike[str],
     *,
     preset: str = "tokencut",
     n_resamples: int = 2000,
     seed: int = 0,
     worst: int = 5,
-    csv_path: str | Path | None = None,
-    json_path: str | Path | None = None,
-    plot_dir: str | Path | None = None,
+    csv_path: str | os.PathLike[str] | None = None,
+    json_path: str | os.PathLike[str] | None = None,
+    plot_dir: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     mask_scale: str | int = "auto",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,

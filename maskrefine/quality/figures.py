@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from maskrefine.plots import require_matplotlib
 __all__ = ["plot_paired_scatter"]
 
 
-def plot_paired_scatter(before: np.ndarray, after: np.ndarray, path: str | Path, *, title: str = "") -> Path:
+def plot_paired_scatter(
+    before: np.ndarray, after: np.ndarray, path: str | os.PathLike[str], *, title: str = ""
+) -> Path:
     """Per-image value before (x) against after (y) with the diagonal; points above it improved.
 
     Parameters

@@ -124,7 +124,7 @@ def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any
     return data
 
 
-def read_preset_file(path: str | Path) -> Candidate:
+def read_preset_file(path: str | os.PathLike[str]) -> Candidate:
     """Read a preset file (TOML, or JSON when the name ends in ``.json``) into a :class:`Candidate`.
 
     Raises
@@ -180,7 +180,7 @@ def read_preset_file(path: str | Path) -> Candidate:
         raise ConfigError(f"preset file {path}: {exc}") from None
 
 
-def check_replaceable(path: str | Path, what: str) -> Path:
+def check_replaceable(path: str | os.PathLike[str], what: str) -> Path:
     """Refuse an output path that is empty, a symlink, or exists as anything but a regular file."""
     from maskrefine.pipeline.guards import file_path_argument  # late: it imports OpenCV
 
@@ -192,7 +192,7 @@ def check_replaceable(path: str | Path, what: str) -> Path:
     return path
 
 
-def check_preset_output(path: str | Path, what: str, *, overwrite: bool = False) -> Path:
+def check_preset_output(path: str | os.PathLike[str], what: str, *, overwrite: bool = False) -> Path:
     """Vet an output path for a preset file; return it as a ``Path``.
 
     Refuse a path that is empty, exists (unless ``overwrite``, and then only a regular file), is a
@@ -207,7 +207,11 @@ def check_preset_output(path: str | Path, what: str, *, overwrite: bool = False)
 
 
 def write_preset_file(
-    path: str | Path, candidate: Candidate, *, info: Mapping[str, Any] | None = None, overwrite: bool = False
+    path: str | os.PathLike[str],
+    candidate: Candidate,
+    *,
+    info: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``candidate`` as a preset file atomically (TOML; JSON when the name ends in ``.json``).
 

@@ -255,7 +255,7 @@ class ScoreCache:
     problems, so a rerun served from the cache reports the same failures. Writes are atomic.
     """
 
-    def __init__(self, folder: str | Path, preset: str = "tokencut") -> None:
+    def __init__(self, folder: str | os.PathLike[str], preset: str = "tokencut") -> None:
         from maskrefine.metrics import get_preset
 
         self.folder = Path(folder)

@@ -20,6 +20,7 @@ mean IoU change; the winner is the first row (naive upsampling itself when nothi
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -185,14 +186,14 @@ def _masks_are_binary(items: Sequence[Item]) -> bool:
 
 
 def tune(
-    masks_dir: str | Path,
-    images_dir: str | Path,
-    gt_dir: str | Path,
+    masks_dir: str | os.PathLike[str],
+    images_dir: str | os.PathLike[str],
+    gt_dir: str | os.PathLike[str],
     *,
     methods: Sequence[str] | None = None,
     budget_s: float | None = None,
     jobs: int | None = 1,
-    cache_dir: str | Path | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     preset: str = "tokencut",
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
@@ -441,17 +442,17 @@ def parse_budget(text: object) -> float | None:
 
 
 def tune_to_file(
-    masks_dir: str | Path,
-    images_dir: str | Path,
-    gt_dir: str | Path,
-    out_path: str | Path,
+    masks_dir: str | os.PathLike[str],
+    images_dir: str | os.PathLike[str],
+    gt_dir: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
     *,
     methods: Sequence[str] | None = None,
     budget: str | None = None,
     jobs: int | None = None,
     preset: str = "tokencut",
     overwrite: bool = False,
-    report_path: str | Path | None = None,
+    report_path: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> TuneReport:
     """:func:`tune`, then write the winner to ``out_path`` as a preset file (``maskrefine tune``).

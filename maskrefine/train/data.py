@@ -9,6 +9,7 @@ item is the same whatever worker loads it and after a resume.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,7 @@ class Augment:
     flip_p: float = 0.5
 
 
-def list_images(folder: str | Path) -> list[Path]:
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     """Image files (by extension, case-insensitive) directly in ``folder``, sorted by name."""
     folder = Path(folder)
     exts = {e.lower() for e in IMAGE_EXTENSIONS}
@@ -167,13 +168,13 @@ class ImageFolder(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | os.PathLike[str],
         *,
         image_size: int,
         resize: int,
         augment: Augment,
         seed: int,
-        files: Iterable[str | Path] | None = None,
+        files: Iterable[str | os.PathLike[str]] | None = None,
     ) -> None:
         self.files = list(files) if files is not None else list_images(root)
         self.image_size = image_size

@@ -26,6 +26,7 @@ BatchNorm's running statistics are put back after the forward pass.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -306,11 +307,11 @@ def _coarse_for(coarse: torch.Tensor, image_hw: tuple[int, ...]) -> np.ndarray:
 
 
 def load_predictor(
-    checkpoint: str | Path,
+    checkpoint: str | os.PathLike[str],
     *,
     device: str = "cpu",
     refine: RefineMode = "auto",
-    backbone_checkpoint: str | Path | None = None,
+    backbone_checkpoint: str | os.PathLike[str] | None = None,
     bn_mode: str | None = None,
     polarity: str | None = None,
 ) -> Predictor:
@@ -343,7 +344,7 @@ def _check_device(device: str) -> None:
     usable_device(device)
 
 
-def _load_state(checkpoint: str | Path) -> dict[str, object]:
+def _load_state(checkpoint: str | os.PathLike[str]) -> dict[str, object]:
     """Return the checkpoint's entries, their structure checked (ConfigError naming the file otherwise)."""
     from maskrefine.train.trainer import load_checkpoint
 
@@ -354,11 +355,11 @@ def _load_state(checkpoint: str | Path) -> dict[str, object]:
 
 def _predictor_from_state(
     state: dict[str, object],
-    checkpoint: str | Path,
+    checkpoint: str | os.PathLike[str],
     *,
     device: str,
     refine: RefineMode,
-    backbone_checkpoint: str | Path | None,
+    backbone_checkpoint: str | os.PathLike[str] | None,
     bn_mode: str | None,
     polarity: str | None,
 ) -> Predictor:
@@ -396,21 +397,21 @@ def _predictor_from_state(
 
 
 def predict_folder(
-    images_dir: str | Path,
-    checkpoint: str | Path,
-    out_dir: str | Path,
+    images_dir: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
     *,
     fmt: str = "png8",
     refine: str = "auto",
     save_coarse: bool = False,
     device: str = "cpu",
-    backbone_checkpoint: str | Path | None = None,
+    backbone_checkpoint: str | os.PathLike[str] | None = None,
     bn_mode: str | None = None,
     polarity: str | None = None,
     overwrite: bool = False,
     skip_existing: bool = False,
     progress: Callable[[int, int], None] | None = None,
-    report_path: str | Path | None = None,
+    report_path: str | os.PathLike[str] | None = None,
 ) -> RunReport:
     """Predict a soft mask for every image of ``images_dir`` and write it to ``out_dir``.
 

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import platform
 import subprocess
 import time
@@ -233,7 +234,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     return write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_checkpoint(path: str | Path, *, resume: bool = False) -> dict[str, Any]:
+def load_checkpoint(path: str | os.PathLike[str], *, resume: bool = False) -> dict[str, Any]:
     """Read a training checkpoint with ``weights_only=True`` and check its structure.
 
     Always checked: the format tag, ``config`` (a table of valid :class:`TrainConfig` settings) and
@@ -377,12 +378,12 @@ def _state(
 
 def train(
     cfg: TrainConfig,
-    images_dir: str | Path,
-    run_dir: str | Path,
+    images_dir: str | os.PathLike[str],
+    run_dir: str | os.PathLike[str],
     *,
     resume: bool = False,
-    val_images: str | Path | None = None,
-    val_gt: str | Path | None = None,
+    val_images: str | os.PathLike[str] | None = None,
+    val_gt: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
     """Train the Sempart head on the images of ``images_dir``; write the run to ``run_dir``.
@@ -851,8 +852,8 @@ def _val_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
 def validate(
     model: SempartModel,
     cfg: TrainConfig,
-    images_dir: str | Path,
-    gt_dir: str | Path,
+    images_dir: str | os.PathLike[str],
+    gt_dir: str | os.PathLike[str],
     device: str | torch.device,
     *,
     pairs: list[tuple[Path, Path]] | None = None,
