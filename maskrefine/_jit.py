@@ -8,6 +8,7 @@ kernel is then compiled in memory (slower first call in each process) and a warn
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -24,9 +25,15 @@ def _warn_once(reason: str) -> None:
     global _warned
     if not _warned:
         _warned = True
+        folder = os.environ.get("NUMBA_CACHE_DIR")
+        advice = (
+            f"NUMBA_CACHE_DIR={folder!r} cannot be used: point it to a writable folder"
+            if folder
+            else "set NUMBA_CACHE_DIR to a writable folder"
+        )
         warnings.warn(
             f"maskrefine: numba cannot cache compiled kernels ({reason}); they are compiled in memory "
-            "instead (set NUMBA_CACHE_DIR to a writable folder to cache them)",
+            f"instead, in every process ({advice} to cache them)",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -478,6 +478,7 @@ def test_unwritable_numba_cache_still_works_and_warns_once(hostile) -> None:
         prelude=_NO_CACHE_LOCATOR,
     )
     assert result.stderr.count("numba cannot cache") == 1
+    assert "set NUMBA_CACHE_DIR to a writable folder" in result.stderr
     assert len(list(hostile.path("refined").iterdir())) == 3
 
 
@@ -492,6 +493,8 @@ def test_full_numba_cache_disk_still_works(hostile) -> None:
         timeout=300,
     )
     assert result.stderr.count("numba cannot cache") == 1 and "No space left on device" in result.stderr
+    # NUMBA_CACHE_DIR is set: the advice names it instead of telling to set it
+    assert f"NUMBA_CACHE_DIR={str(cache)!r} cannot be used: point it to a writable folder" in result.stderr
     assert len(list(hostile.path("refined").iterdir())) == 3
 
 
