@@ -258,14 +258,14 @@ def iou_from_counts(
 
     Parameters
     ----------
-    tp : int or ndarray
+    tp : int, float or ndarray
         True positives: pixels predicted foreground that are GT foreground.
-    n_pred : int or ndarray
+    n_pred : int, float or ndarray
         Predicted foreground pixels.
-    n_gt : int or ndarray
+    n_gt : int, float or ndarray
         GT foreground pixels.
-        The counts are whole numbers in [0, 2**53] with ``tp <= n_pred`` and ``tp <= n_gt``; arrays
-        (one entry per threshold) broadcast together.
+        The counts are whole numbers (whole floats accepted) in [0, 2**53] with ``tp <= n_pred`` and
+        ``tp <= n_gt``; arrays (one entry per threshold) broadcast together.
     eps : float, default 0.0
         Added to the union, in [0, 1e-3]. With ``eps > 0`` an empty union gives 0 and ``empty_union`` is
         not used.
@@ -282,7 +282,7 @@ def iou_from_counts(
     Raises
     ------
     TypeError
-        A count that is not an integer or an array of numbers; ``empty_union`` or ``eps`` not a number.
+        A count that is not a number or an array of numbers; ``empty_union`` or ``eps`` not a number.
     ValueError
         A count that is negative, not whole, NaN/inf or above 2**53; ``tp > n_pred`` or ``tp > n_gt``;
         shapes that do not broadcast; ``eps`` outside [0, 1e-3]; ``empty_union`` neither NaN nor in
@@ -329,11 +329,11 @@ def accuracy_from_counts(
 
     Parameters
     ----------
-    tp : int or ndarray
+    tp : int, float or ndarray
         True positives: pixels predicted foreground that are GT foreground.
-    n_pred : int or ndarray
+    n_pred : int, float or ndarray
         Predicted foreground pixels.
-    n_gt : int or ndarray
+    n_gt : int, float or ndarray
         GT foreground pixels.
         The counts are whole numbers in [0, 2**53]; arrays (one entry per threshold) broadcast together.
     n : int
@@ -350,7 +350,7 @@ def accuracy_from_counts(
     Raises
     ------
     TypeError
-        A count that is not an integer or an array of numbers; ``n`` not an integer.
+        A count that is not a number or an array of numbers; ``n`` not an integer.
     ValueError
         A count or ``n`` out of range, counts that cannot come from one image of ``n`` pixels, shapes
         that do not broadcast, a ``dtype`` other than float32 or float64.

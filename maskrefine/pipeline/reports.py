@@ -498,8 +498,12 @@ class ScoreReport:
 
         Raises
         ------
+        ConfigError
+            A ``path`` that is not a path, is empty, holds a NUL character or ends with a separator (it
+            would name a folder).
         OutputError
-            The path is not a regular file, or writing failed; the message names the path.
+            The path is not a regular file, a parent folder cannot be created, or writing failed; the
+            message names the path.
         """
         return _write_json(report_file(path, "JSON path"), self.to_dict())
 
@@ -521,8 +525,12 @@ class ScoreReport:
 
         Raises
         ------
+        ConfigError
+            A ``path`` that is not a path, is empty, holds a NUL character or ends with a separator (it
+            would name a folder).
         OutputError
-            The path is not a regular file, or writing failed; the message names the path.
+            The path is not a regular file, a parent folder cannot be created, or writing failed; the
+            message names the path.
         """
         return write_text_atomic(report_file(path, "CSV path"), rows_to_csv(self.rows))
 

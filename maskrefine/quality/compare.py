@@ -145,13 +145,17 @@ class PairedScoreReport:
         )
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`to_dict` as JSON atomically (parent folders created, as ``score --json``)."""
+        """Write :meth:`to_dict` as JSON atomically (parent folders created, as ``score --json``).
+
+        Raises ``ConfigError`` for a path that is empty, not a path, holds a NUL or ends with a separator,
+        and ``OutputError`` (naming the path) when a parent folder cannot be created or writing fails.
+        """
         return write_text_atomic(
             report_file(path, "JSON path"), json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
         )
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
-        """Write the per-image rows as CSV atomically (parent folders created)."""
+        """Write the per-image rows as CSV atomically (folders created; raises as :meth:`write_json`)."""
         from maskrefine.pipeline.reports import rows_to_csv
 
         return write_text_atomic(report_file(path, "CSV path"), rows_to_csv(self.rows) if self.rows else "")

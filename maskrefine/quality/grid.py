@@ -436,7 +436,7 @@ def evaluate(
         of *every* candidate's scores (so the scores stay paired) and listed in ``failures``.
     preset : str
         Score preset (see :data:`maskrefine.metrics.PRESETS`).
-    jobs : int, optional
+    jobs : int or None, default 1
         Worker processes (None: one per available core; 1: this process). Workers are started with
         ``spawn`` and run OpenCV and numba single-threaded; results do not depend on ``jobs``. Where numba
         cannot cache compiled kernels (no writable cache folder: a warning says so), the work is done in
