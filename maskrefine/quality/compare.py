@@ -13,7 +13,6 @@ baselines can be compared with refined masks.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -43,7 +42,7 @@ from maskrefine.pipeline.guards import (
     path_argument,
     resolved_path,
 )
-from maskrefine.pipeline.reports import duplicates_in, not_regular_in, report_file
+from maskrefine.pipeline.reports import _write_json, duplicates_in, not_regular_in, report_file
 from maskrefine.quality.grid import max_fbeta_statistic
 from maskrefine.quality.preset_file import check_replaceable
 from maskrefine.quality.stats import MAX_RESAMPLES, MIN_IMAGES, PairedComparison, Statistic, compare_paired
@@ -150,9 +149,7 @@ class PairedScoreReport:
         Raises ``ConfigError`` for a path that is empty, not a path, holds a NUL or ends with a separator,
         and ``OutputError`` (naming the path) when a parent folder cannot be created or writing fails.
         """
-        return write_text_atomic(
-            report_file(path, "JSON path"), json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        )
+        return _write_json(report_file(path, "JSON path"), self.to_dict())
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the per-image rows as CSV atomically (folders created; raises as :meth:`write_json`)."""
