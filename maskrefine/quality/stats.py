@@ -97,8 +97,20 @@ def _count_chunks(n: int, n_resamples: int, seed: int) -> Iterator[npt.NDArray[n
         )
 
 
+def _as_scores(values: object, name: str) -> np.ndarray:
+    """Per-image scores as float64: numbers or bools (a per-image hit), NaN for "no score", never inf."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf":  # text "0.5" would be parsed, None made NaN: refuse both
+        raise TypeError(f"`{name}` must hold numbers (per-image scores); got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if np.isinf(array).any():  # no metric is infinite: an inf is a bug upstream, not a missing score
+        where = tuple(int(i) for i in np.argwhere(np.isinf(array))[0])
+        raise ValueError(f"`{name}` has an infinite value at index {where}; use NaN for a missing score")
+    return array
+
+
 def _as_values(values: object, name: str, statistic: str) -> np.ndarray:
-    array = np.asarray(values, dtype=np.float64)
+    array = _as_scores(values, name)
     want = 1 if statistic == "mean" else 2
     if array.ndim != want:
         shape = "(n,)" if want == 1 else "(n, K)"
@@ -137,7 +149,8 @@ def paired_bootstrap(
     ----------
     candidate, baseline : array_like, shape (n,) or (n, K)
         Per-image values of the same ``n`` images in the same order; (n, K) per-image curves for
-        ``statistic="max_of_mean"``. Images with a non-finite value on either side are dropped (pairs).
+        ``statistic="max_of_mean"``. Numbers or bools (a per-image hit); an image with a NaN on
+        either side is dropped (pairs); an infinite value is refused.
     statistic : {"mean", "max_of_mean"}
         ``mean`` over images, or the max over K of the image-averaged curve.
     n_resamples : int
@@ -157,9 +170,11 @@ def paired_bootstrap(
     Raises
     ------
     ValueError
-        Different shapes, a shape that does not fit ``statistic``, or settings out of range.
+        Different shapes, a shape that does not fit ``statistic``, an infinite score, or settings out
+        of range.
     TypeError
-        ``n_resamples`` or ``seed`` not an integer, ``confidence`` not a number.
+        Scores that are not numbers (text, objects); ``n_resamples`` or ``seed`` not an integer,
+        ``confidence`` not a number.
 
     Examples
     --------
@@ -200,7 +215,7 @@ def win_tie_loss(
     Parameters
     ----------
     candidate, baseline : array_like, shape (n,)
-        Per-image values, paired by position; pairs with a non-finite value are not counted.
+        Per-image values (numbers or bools), paired by position; pairs with a NaN are not counted.
     tie_tol : float
         ``|candidate - baseline| <= tie_tol`` is a tie.
     higher_is_better : bool
@@ -209,9 +224,16 @@ def win_tie_loss(
     Returns
     -------
     wins, ties, losses : int
+
+    Raises
+    ------
+    ValueError
+        Shapes that are not 1-D and equal, an infinite value, ``tie_tol`` not a number >= 0.
+    TypeError
+        Values that are not numbers (text, objects).
     """
-    a = np.asarray(candidate, dtype=np.float64)
-    b = np.asarray(baseline, dtype=np.float64)
+    a = _as_scores(candidate, "candidate")
+    b = _as_scores(baseline, "baseline")
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"`candidate` and `baseline` must be 1-D of equal length; got {a.shape}, {b.shape}")
     if isinstance(tie_tol, bool) or not isinstance(tie_tol, numbers.Real) or not tie_tol >= 0:
@@ -375,16 +397,18 @@ def compare_paired(
     Raises
     ------
     ValueError
-        An unknown ``statistic``; shapes that differ or do not fit ``statistic``; ``n_resamples``,
-        ``seed``, ``confidence`` or ``tie_tol`` out of range (a non-number ``tie_tol`` included).
+        An unknown ``statistic``; shapes that differ or do not fit ``statistic``; an infinite score;
+        ``n_resamples``, ``seed``, ``confidence`` or ``tie_tol`` out of range (a non-number ``tie_tol``
+        included).
     TypeError
-        ``n_resamples`` or ``seed`` not an integer, ``confidence`` not a number.
+        Scores that are not numbers; ``n_resamples`` or ``seed`` not an integer, ``confidence`` not a
+        number.
     """
     change, low, high = paired_bootstrap(
         candidate, baseline, statistic=statistic, n_resamples=n_resamples, confidence=confidence, seed=seed
     )
-    a = np.asarray(candidate, dtype=np.float64)
-    b = np.asarray(baseline, dtype=np.float64)
+    a = _as_scores(candidate, "candidate")
+    b = _as_scores(baseline, "baseline")
     keep = _paired_valid(a, b)
     a, b = a[keep], b[keep]
     n = int(a.shape[0])

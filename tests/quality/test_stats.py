@@ -150,3 +150,27 @@ def test_few_images_are_flagged_in_a_paired_report():
     assert PairedScoreReport(rows=[{}] * (MIN_IMAGES - 1)).warnings[0].startswith("only 19 images")
     assert PairedScoreReport(rows=[{}] * MIN_IMAGES).warnings == []
     assert PairedScoreReport().warnings == []  # nothing compared: reported as such, not as a small sample
+
+
+@pytest.mark.parametrize("function", [paired_bootstrap, win_tie_loss])
+def test_scores_must_be_numbers(function):
+    # text used to be parsed ("0.5" -> 0.5) and None made NaN, so a column read as strings passed unseen
+    with pytest.raises(TypeError, match=r"`candidate` must hold numbers.*<U3"):
+        function(["0.5", "0.7"], [0.5, 0.5])
+    with pytest.raises(TypeError, match=r"`baseline` must hold numbers.*object"):
+        function([0.5, 0.7], [0.5, None])
+
+
+@pytest.mark.parametrize("function", [paired_bootstrap, win_tie_loss, compare_paired])
+def test_an_infinite_score_is_refused_not_dropped(function):
+    # inf was dropped like a NaN (a missing score); no metric is infinite, so it is a bug upstream
+    kwargs = {"metric": "IoU"} if function is compare_paired else {}
+    with pytest.raises(ValueError, match=r"`baseline` has an infinite value at index \(1,\)"):
+        function([0.5, 0.7, 0.2], [0.5, -math.inf, 0.1], **kwargs)
+
+
+def test_bool_hits_are_scores():
+    # per-image CorLoc hits: the change of the hit rate
+    change, low, high = paired_bootstrap([True, True, False, True], [False, True, False, False])
+    assert change == pytest.approx(0.5)
+    assert win_tie_loss([True, False], [False, False]) == (1, 1, 0)
