@@ -448,6 +448,11 @@ def merge_run_reports(
         raise MergeStopped(exc, [str(u) for u in unreadable]) from None
 
 
+#: Longest setting shown whole when two shards' settings differ: the folders are paths, which must not be
+#: cut in the middle (the cut hid the part that differs: '/data/run/b/...s', not '/data/run/a/...s').
+_SETTING_LIMIT = 4096
+
+
 def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) -> MergedRunReport:
     """Merge the reports read (``(path, report)``, in order); ``unreadable``: the files skipped."""
     first_path, first = items[0]
@@ -465,7 +470,8 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
                 raise _fail(
                     path,
                     f"not a shard of the same job as {first_path}: {key} is "
-                    f"{short_repr(report.config.get(key))}, not {short_repr(job[key])}",
+                    f"{short_repr(report.config.get(key), _SETTING_LIMIT)}, "
+                    f"not {short_repr(job[key], _SETTING_LIMIT)}",
                 )
         shard_text = report.config.get("shard")
         shards.append(shard_text)
