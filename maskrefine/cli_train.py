@@ -164,8 +164,7 @@ def train_cmd(
 
         if run_dir == "":  # never the current folder
             raise ConfigError("--out: empty path; give a run folder")
-        from maskrefine.train import config as config_mod
-        from maskrefine.train import train
+        from maskrefine.train import config as config_mod  # torch-free: bad settings fail before torch loads
 
         file_values: dict[str, Any] = {}
         if config_file is not None:
@@ -182,6 +181,8 @@ def train_cmd(
                 raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
             option_values["backbone_checkpoint"] = backbone_checkpoint
         cfg = _training_config(config_mod, name, preset or "paper", file_values, option_values, config_file)
+        from maskrefine.train import train  # imports torch (seconds)
+
         line = _StepLine(sys.stderr.isatty() and not quiet, cfg.epochs)
         try:
             result = _train_or_stop(

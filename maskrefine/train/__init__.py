@@ -4,26 +4,59 @@
 :class:`maskrefine.errors.BackendUnavailableError` naming the extra. Layout: :mod:`.vit` (backbones),
 :mod:`.checkpoint` (safe checkpoint loading), :mod:`.sempart` (head), :mod:`.losses`, :mod:`.crops`,
 :mod:`.data`, :mod:`.config`, :mod:`.model` (backbone + head + objective), :mod:`.trainer`, :mod:`.predict`.
+
+torch itself (about 4 s to import on a 2-core machine) is imported on first use of a name that needs it:
+:mod:`.config` does not, so ``maskrefine train`` refuses bad settings before loading torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from typing import TYPE_CHECKING
+
+from maskrefine._lazy import lazy_attributes
 from maskrefine.errors import BackendUnavailableError, install_hint
 
-try:
-    import torch  # noqa: F401
-except ImportError as exc:
+
+def _torch_missing() -> bool:
+    """Whether ``import torch`` cannot find torch (or torch is blocked: ``sys.modules["torch"] = None``)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is None
+    return importlib.util.find_spec("torch") is None
+
+
+if _torch_missing():
     raise BackendUnavailableError(
         f"maskrefine.train needs PyTorch, which is not installed: {install_hint('torch')}"
-    ) from exc
+    )
 
-from maskrefine.train.checkpoint import load_vit  # noqa: E402
 from maskrefine.train.config import PRESETS, TrainConfig, load_toml, preset  # noqa: E402
-from maskrefine.train.model import SempartModel, build_model, objective  # noqa: E402
-from maskrefine.train.predict import Prediction, Predictor  # noqa: E402
-from maskrefine.train.sempart import SempartHead  # noqa: E402
-from maskrefine.train.trainer import TrainResult, load_checkpoint, train  # noqa: E402
-from maskrefine.train.vit import PixelBackbone, VisionTransformer, vit_from_arch  # noqa: E402
+
+if TYPE_CHECKING:
+    # For type checkers only: at run time these names (which import torch) are imported on first use.
+    from maskrefine.train.checkpoint import load_vit
+    from maskrefine.train.model import SempartModel, build_model, objective
+    from maskrefine.train.predict import Prediction, Predictor
+    from maskrefine.train.sempart import SempartHead
+    from maskrefine.train.trainer import TrainResult, load_checkpoint, train
+    from maskrefine.train.vit import PixelBackbone, VisionTransformer, vit_from_arch
+
+_SOURCES = {
+    "load_vit": "maskrefine.train.checkpoint",
+    "SempartModel": "maskrefine.train.model",
+    "build_model": "maskrefine.train.model",
+    "objective": "maskrefine.train.model",
+    "Prediction": "maskrefine.train.predict",
+    "Predictor": "maskrefine.train.predict",
+    "SempartHead": "maskrefine.train.sempart",
+    "TrainResult": "maskrefine.train.trainer",
+    "load_checkpoint": "maskrefine.train.trainer",
+    "train": "maskrefine.train.trainer",
+    "PixelBackbone": "maskrefine.train.vit",
+    "VisionTransformer": "maskrefine.train.vit",
+    "vit_from_arch": "maskrefine.train.vit",
+}
 
 __all__ = [
     "TrainConfig",
@@ -44,3 +77,6 @@ __all__ = [
     "vit_from_arch",
     "load_vit",
 ]
+
+if not TYPE_CHECKING:  # a type checker sees the imports above, and flags any other name as missing
+    __getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())
