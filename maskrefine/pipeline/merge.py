@@ -448,9 +448,13 @@ def merge_run_reports(
         raise MergeStopped(exc, [str(u) for u in unreadable]) from None
 
 
-#: Longest setting shown whole when two shards' settings differ: the folders are paths, which must not be
-#: cut in the middle (the cut hid the part that differs: '/data/run/b/...s', not '/data/run/a/...s').
-_SETTING_LIMIT = 4096
+def _show_setting(value: object) -> str:
+    """A setting for a message: a string (a folder) whole up to 1024 characters, anything else short.
+
+    Folders cut at 80 characters lost the part that differs ('/data/run/b/...s', not '/data/run/a/...s');
+    a hostile value (a 4000-digit number) stays short.
+    """
+    return short_repr(value, 1024 if isinstance(value, str) else 80)
 
 
 def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) -> MergedRunReport:
@@ -470,8 +474,7 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
                 raise _fail(
                     path,
                     f"not a shard of the same job as {first_path}: {key} is "
-                    f"{short_repr(report.config.get(key), _SETTING_LIMIT)}, "
-                    f"not {short_repr(job[key], _SETTING_LIMIT)}",
+                    f"{_show_setting(report.config.get(key))}, not {_show_setting(job[key])}",
                 )
         shard_text = report.config.get("shard")
         shards.append(shard_text)
