@@ -449,7 +449,7 @@ def merge_run_reports(
 
 
 def _show_setting(value: object) -> str:
-    """A setting for a message: a string (a folder) whole up to 1024 characters, anything else short.
+    """Show a setting in a message: a string (a folder) whole up to 1024 characters, anything else short.
 
     Folders cut at 80 characters lost the part that differs ('/data/run/b/...s', not '/data/run/a/...s');
     a hostile value (a 4000-digit number) stays short.
