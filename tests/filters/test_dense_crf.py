@@ -150,6 +150,7 @@ def test_bad_arrays():
         dense_crf((image * 255).astype(np.uint8), prob)
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_golden_against_pydensecrf(sod_dir):
     dcrf = pytest.importorskip("pydensecrf.densecrf", reason="pydensecrf2 not installed (extra `crf-peer`)")

@@ -30,6 +30,7 @@ def predict_args(out="soft", *extra):
     return ["predict", "--images", "images", "--checkpoint", "run/last.pt", "--out", out, *extra]
 
 
+@pytest.mark.slow
 def test_train_then_predict(hostile):
     trained = hostile.run("train", "--images", "images", "--out", "run", *TRAIN_TINY, exit=0, out=["run"])
     # "(0 epochs)" read as if no epoch had started; the count is of complete epochs
@@ -173,6 +174,7 @@ def test_predict_bad_out(run_tree, kind):
     run_tree.run(*predict_args(out), exit=2, names=names)
 
 
+@pytest.mark.slow
 def test_predict_bad_checkpoints(run_tree, tmp_path):
     marker = run_tree.path("pwned")
     evil = (
@@ -235,6 +237,7 @@ def test_predict_never_replaces_its_own_checkpoint(run_tree, save_coarse):
     assert run_tree.path(where).read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_backbone_checkpoint_for_the_pixels_backbone_is_refused(run_tree):
     # was: accepted and silently unused (train and predict), an empty path or a garbage file included
     names = ["only the 'vit' backbone loads weights", "'pixels'"]
@@ -261,6 +264,7 @@ def test_a_blank_name_is_a_name_not_an_empty_path(run_tree):
     assert " /0001.png" in result.changed
 
 
+@pytest.mark.slow
 def test_a_run_that_fails_before_its_first_step_leaves_nothing_behind(hostile):
     # was: config.json, log.jsonl and a step-0 last.pt stayed; the rerun after removing the bad image was
     # refused ("not empty; use --resume"), and --resume refused the changed image list
