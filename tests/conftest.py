@@ -10,13 +10,6 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# Under pytest-xdist (`-n 2`), each worker's torch (and the torch of the commands it starts) gets its share
-# of the cores instead of one OpenMP thread per core in every worker: 2 workers x 2 threads on 2 cores spun
-# against each other (the 3-seed SOD training test took 225 s instead of 115 s alone).
-_WORKERS = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
-if _WORKERS and _WORKERS.isdigit() and int(_WORKERS) > 0:
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(_WORKERS))))
-
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run the tests marked ``slow`` first (in their collected order), then the rest as collected.
