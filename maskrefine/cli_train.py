@@ -181,20 +181,16 @@ def train_cmd(
                 raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
             option_values["backbone_checkpoint"] = backbone_checkpoint
         cfg = _training_config(config_mod, name, preset or "paper", file_values, option_values, config_file)
-        from maskrefine.train import train  # imports torch (seconds)
+        from maskrefine.train.preflight import check_training_run  # torch-free too: folders, images
 
         line = _StepLine(sys.stderr.isatty() and not quiet, cfg.epochs)
         try:
-            result = _train_or_stop(
-                train,
-                cfg,
-                images_dir,
-                run_dir,
-                resume=resume,
-                val_images=val_images,
-                val_gt=val_gt,
-                progress=line,
+            run = check_training_run(
+                cfg, images_dir, run_dir, resume=resume, val_images=val_images, val_gt=val_gt, progress=line
             )
+            from maskrefine.train.trainer import train_checked  # imports torch (seconds)
+
+            result = _train_or_stop(train_checked, run)
         finally:
             line.close()
     for problem in result.val_failures:
@@ -308,7 +304,7 @@ def predict_cmd(
     cli._quiet_opencv()  # a bad image is reported in the summary, not by OpenCV's own log lines
     progress = cli._make_progress("predict", quiet)
     with cli._library_errors(progress, interrupted=cli._RESUMABLE):
-        from maskrefine.train.predict import predict_folder
+        from maskrefine.train.predict_job import predict_folder  # checks paths before torch loads
 
         report, unwritten = cli._keep_outcomes(
             predict_folder,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -75,3 +76,58 @@ def test_bad_training_settings_are_refused_before_torch_is_imported(tmp_path):
     from maskrefine.train import TrainConfig, train
 
     assert callable(train) and TrainConfig.__name__ == "TrainConfig"
+
+
+def test_bad_paths_of_train_and_predict_are_refused_before_torch_is_imported(tmp_path):
+    """A bad folder, image or output path costs no torch import: each is refused (exit 2) without it."""
+    import os
+
+    import cv2
+    import numpy as np
+    import pytest
+
+    pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(images / name), np.full((32, 48, 3), 90, np.uint8))
+    one = tmp_path / "one"
+    one.mkdir()
+    cv2.imwrite(str(one / "a.png"), np.full((32, 48, 3), 90, np.uint8))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x.txt").write_text("someone's file\n")
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"not read: every path check comes first")
+    os.mkfifo(tmp_path / "fifo.pt")
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "a.png").write_bytes(b"an earlier output")
+    (tmp_path / "report-dir").mkdir()
+    train = ["train", "--images", str(images)]
+    predict = ["predict", "--images", str(images), "--checkpoint", str(ckpt)]
+    cases = [
+        (train + ["--out", str(images / "run")], "inside"),
+        (train + ["--out", str(tmp_path / "busy")], "not empty"),
+        (["train", "--images", str(one), "--out", str(tmp_path / "r1")], "at least 2 images"),
+        (predict + ["--out", str(images / "out")], "inside"),
+        (predict + ["--out", str(tmp_path / "done")], "already exist"),
+        (predict + ["--out", str(tmp_path / "o1"), "--report", str(tmp_path / "report-dir")], "report"),
+        (predict[:-1] + [str(tmp_path / "fifo.pt"), "--out", str(tmp_path / "o2")], "not a regular file"),
+        (predict[:-1] + [str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o3")], "not found"),
+    ]
+    code = (
+        "import json, sys\n"
+        "from click.testing import CliRunner\n"
+        "from maskrefine.cli import main\n"
+        "for args in json.loads(sys.argv[1]):\n"
+        "    result = CliRunner().invoke(main, args)\n"
+        "    print(json.dumps([result.exit_code, 'torch' in sys.modules, result.output]))\n"
+    )
+    argv = json.dumps([args for args, _ in cases])
+    out = subprocess.run(
+        [sys.executable, "-c", code, argv], capture_output=True, text=True, check=True, timeout=120
+    )
+    results = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(results) == len(cases), out.stdout + out.stderr
+    for (args, expected), (code_, torch_loaded, output) in zip(cases, results, strict=True):
+        assert code_ == 2 and not torch_loaded, (args, code_, torch_loaded, output)
+        assert expected in output and "Traceback" not in output, (args, output)

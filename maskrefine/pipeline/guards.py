@@ -385,14 +385,25 @@ def check_output_file(
     for name, folder in inputs.items():
         if folder is not None and is_within(resolved, resolved_path(folder, f"{name} folder")):
             raise ConfigError(f"{what} {path} is inside the {name} folder {folder}; write it elsewhere")
-    for name, file in (input_files or {}).items():
-        if resolved == resolved_path(file, f"{name} file") or _same_file(path, file):
-            raise ConfigError(f"{what} {path} is the {name} file {file}; write it elsewhere")
+    refuse_input_file(path, what, input_files or {}, resolved)
     for name, other in (taken or {}).items():
         if resolved == other:
             raise ConfigError(f"{what} {path} is also the {name}; give each output its own path")
     check_writable_target(path, what)
     return resolved
+
+
+def refuse_input_file(
+    path: Path, what: str, input_files: Mapping[str, Path], resolved: Path | None = None
+) -> None:
+    """Refuse (ConfigError) an output file ``path`` that is one of ``input_files``.
+
+    Also through a symlink or hard link. ``resolved`` is ``path`` resolved, when the caller has it.
+    """
+    resolved = resolved_path(path, what) if resolved is None else resolved
+    for name, file in input_files.items():
+        if resolved == resolved_path(file, f"{name} file") or _same_file(path, file):
+            raise ConfigError(f"{what} {path} is the {name} file {file}; write it elsewhere")
 
 
 def check_inputs_are_not_outputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> None:

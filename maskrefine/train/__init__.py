@@ -3,7 +3,9 @@
 ``import maskrefine`` never imports this subpackage; importing it without torch raises
 :class:`maskrefine.errors.BackendUnavailableError` naming the extra. Layout: :mod:`.vit` (backbones),
 :mod:`.checkpoint` (safe checkpoint loading), :mod:`.sempart` (head), :mod:`.losses`, :mod:`.crops`,
-:mod:`.data`, :mod:`.config`, :mod:`.model` (backbone + head + objective), :mod:`.trainer`, :mod:`.predict`.
+:mod:`.data`, :mod:`.config`, :mod:`.preflight` (a run's folders and images, checked before torch loads),
+:mod:`.model` (backbone + head + objective), :mod:`.trainer`, :mod:`.predict` (the model side of prediction),
+:mod:`.predict_job` (`predict` on a folder).
 
 torch itself (about 4 s to import on a 2-core machine) is imported on first use of a name that needs it:
 :mod:`.config` does not, so ``maskrefine train`` refuses bad settings before loading torch.

@@ -13,7 +13,6 @@ import math
 import os
 import pickle
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 
 from maskrefine._checks import short_list, short_repr
 from maskrefine.errors import ConfigError
+from maskrefine.train.preflight import check_checkpoint_path
 from maskrefine.train.vit import ARCHS, VisionTransformer
 
 __all__ = ["BackboneSpec", "LoadReport", "read_state_dict", "clean_state_dict", "infer_spec", "load_vit"]
@@ -82,34 +82,6 @@ class LoadReport:
 
 def _fail(path: Path, problem: str) -> ConfigError:
     return ConfigError(f"backbone checkpoint {path}: {problem}")
-
-
-def check_checkpoint_path(path: str | os.PathLike[str] | None, what: str = "backbone checkpoint") -> Path:
-    """Refuse (ConfigError) an empty path, a URL, a missing file, a folder, a FIFO/device or an empty file."""
-    if path is None or (isinstance(path, str) and path == ""):
-        raise ConfigError(f"{what}: empty path; give the path of a local checkpoint file")
-    if not isinstance(path, (str, os.PathLike)):
-        raise ConfigError(f"{what}: expected a file path; got {type(path).__name__}")
-    text = os.fspath(path)
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", text):
-        raise ConfigError(
-            f"{what} {text}: is a URL; maskrefine never downloads weights. Download the file yourself "
-            "and pass its local path"
-        )
-    file = Path(text)
-    try:
-        info = file.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {file}: file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{what} {file}: cannot read ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"{what} {file}: is a folder, not a checkpoint file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{what} {file}: is not a regular file (a FIFO, socket or device?)")
-    if info.st_size == 0:
-        raise ConfigError(f"{what} {file}: file is empty (0 bytes)")
-    return file
 
 
 def safe_torch_load(path: str | os.PathLike[str], what: str = "backbone checkpoint") -> object:

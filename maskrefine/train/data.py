@@ -12,15 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from maskrefine.io import IMAGE_EXTENSIONS
 from maskrefine.io.imageio import read_image
 from maskrefine.torch import IMAGENET_MEAN, IMAGENET_STD
+from maskrefine.train.preflight import list_images
 
 __all__ = [
     "Augment",
@@ -47,13 +46,6 @@ class Augment:
     jitter_p: float = 0.8
     grayscale_p: float = 0.2
     flip_p: float = 0.5
-
-
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files (by extension, case-insensitive) directly in ``folder``, sorted by name."""
-    folder = Path(folder)
-    exts = {e.lower() for e in IMAGE_EXTENSIONS}
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in exts and not p.name.startswith("."))
 
 
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:

@@ -27,11 +27,9 @@ BatchNorm's running statistics are put back after the forward pass.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -43,10 +41,16 @@ from maskrefine.torch import guided_filter, make_guide
 from maskrefine.train.config import TrainConfig
 from maskrefine.train.data import normalize
 from maskrefine.train.model import ModelOutput, SempartModel
+from maskrefine.train.predict_job import (
+    REFINE_MODES,
+    RefineMode,
+    check_device_name,
+    check_refine,
+    predict_folder,
+)
 
 if TYPE_CHECKING:
-    from maskrefine.io.imageio import MaskFormat
-    from maskrefine.pipeline import RunReport
+    pass
 
 __all__ = [
     "MAX_INPUT_FACTOR",
@@ -58,16 +62,8 @@ __all__ = [
     "predict_folder",
 ]
 
-RefineMode = Literal["auto", "guided", "none"]
 #: A network input may have at most this many times ``image_size``² pixels (eval mode).
 MAX_INPUT_FACTOR = 8
-REFINE_MODES = ("auto", "guided", "none")
-
-
-def _check_refine(refine: object) -> RefineMode:
-    if refine not in REFINE_MODES:
-        raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {short_repr(refine)}")
-    return cast(RefineMode, refine)  # one of REFINE_MODES, checked above
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +130,7 @@ class Predictor:
         bn_mode: str | None = None,
         polarity: str | None = None,
     ) -> None:
-        refine = _check_refine(refine)
+        refine = check_refine(refine)
         if not isinstance(model, SempartModel):
             raise TypeError(f"`model` must be a SempartModel (build_model); got {type(model).__name__}")
         if not isinstance(cfg, TrainConfig):
@@ -322,9 +318,10 @@ def load_predictor(
     depth and register count recorded in the checkpoint. Raises ConfigError naming the file on any
     problem.
     """
-    _check_device(device)
-    state = _load_state(checkpoint)
-    return _predictor_from_state(
+    check_device_name(device)
+    check_usable_device(device)
+    state = load_state(checkpoint)
+    return predictor_from_state(
         state,
         checkpoint,
         device=device,
@@ -335,16 +332,17 @@ def load_predictor(
     )
 
 
-def _check_device(device: str) -> None:
-    from maskrefine.train.config import is_device_name
+def check_usable_device(device: str) -> None:
+    """Refuse (ConfigError) a CUDA device this torch cannot use.
+
+    The name itself is checked by :func:`maskrefine.train.predict_job.check_device_name`.
+    """
     from maskrefine.train.model import usable_device
 
-    if not is_device_name(device):
-        raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {short_repr(device)}")
     usable_device(device)
 
 
-def _load_state(checkpoint: str | os.PathLike[str]) -> dict[str, object]:
+def load_state(checkpoint: str | os.PathLike[str]) -> dict[str, object]:
     """Return the checkpoint's entries, their structure checked (ConfigError naming the file otherwise)."""
     from maskrefine.train.trainer import load_checkpoint
 
@@ -353,7 +351,7 @@ def _load_state(checkpoint: str | os.PathLike[str]) -> dict[str, object]:
     return load_checkpoint(checkpoint)
 
 
-def _predictor_from_state(
+def predictor_from_state(
     state: dict[str, object],
     checkpoint: str | os.PathLike[str],
     *,
@@ -394,289 +392,3 @@ def _predictor_from_state(
             f"({' '.join(str(exc).split())[:300]})"  # torch's message spans lines and tabs: one line
         ) from None
     return Predictor(model, cfg, device=device, refine=refine, bn_mode=bn_mode, polarity=polarity)
-
-
-def predict_folder(
-    images_dir: str | os.PathLike[str],
-    checkpoint: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    *,
-    fmt: str = "png8",
-    refine: str = "auto",
-    save_coarse: bool = False,
-    device: str = "cpu",
-    backbone_checkpoint: str | os.PathLike[str] | None = None,
-    bn_mode: str | None = None,
-    polarity: str | None = None,
-    overwrite: bool = False,
-    skip_existing: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-    report_path: str | os.PathLike[str] | None = None,
-) -> RunReport:
-    """Predict a soft mask for every image of ``images_dir`` and write it to ``out_dir``.
-
-    Outputs are ``out_dir/<stem>.png`` (``png8``/``png16``) or ``.npy`` (float32), at each image's size,
-    in [0, 1]; with ``save_coarse`` also ``out_dir/coarse/<stem>.<ext>`` at the head's grid resolution (a
-    uniform downscale of the image, never larger than it, so ``maskrefine apply`` accepts it; see
-    :class:`Prediction`). An image whose network input would exceed the size cap (an aspect ratio above
-    about 8:1, see the module's notes) is reported as failed, naming both sizes.
-
-    The rules of ``apply`` hold: the output folder must not be, contain or lie inside the images folder, and
-    must not be a symbolic link; a folder, symlink or FIFO at an output path is refused; existing outputs
-    need ``overwrite`` or ``skip_existing`` (a stem is skipped only when all its outputs exist: the missing
-    ones are written, the others kept); without ``overwrite`` no file is replaced, not even one that appears
-    during the run (another run's output: reported as failed, or skipped with ``skip_existing``); each file
-    is written to a temporary file and renamed; an unreadable image is reported and the others are still
-    written. The report must not be an input (the checkpoint, the backbone files) nor the output folder.
-
-    Returns
-    -------
-    maskrefine.pipeline.RunReport
-        One :class:`~maskrefine.pipeline.FileOutcome` per image (its ``mask`` field holds the checkpoint,
-        predict has no input mask); ``report.ok`` is False when an image failed.
-
-    Raises
-    ------
-    ConfigError
-        Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
-    """
-    from maskrefine.errors import OutputError, OutputExistsError
-    from maskrefine.io.imageio import remove_stale_temps, write_mask
-    from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
-    from maskrefine.pipeline import FileOutcome, RunReport
-    from maskrefine.pipeline.guards import (
-        check_folder,
-        check_inputs_are_not_outputs,
-        check_not_an_output,
-        check_output_file,
-        check_output_folder,
-        check_output_targets,
-        check_progress,
-        file_path_argument,
-        job_flags,
-        path_argument,
-    )
-    from maskrefine.pipeline.reports import describe_unexpected, write_run_report
-    from maskrefine.train.data import list_images
-
-    start = time.perf_counter()
-    for value, what, hint in (
-        (images_dir, "--images", "give the images folder"),
-        (checkpoint, "--checkpoint", "give RUN_DIR/last.pt"),
-        (out_dir, "--out", "give an output folder"),
-    ):
-        if isinstance(value, str) and value == "":  # never the current folder
-            raise ConfigError(f"{what}: empty path; {hint}")
-    check_progress(progress)
-    images_path = check_folder(images_dir, "images")  # a str or Path (path_argument), like the two below
-    path_argument(checkpoint, "--checkpoint")
-    out_path = path_argument(out_dir, "--out")
-    if out_path.is_symlink():
-        raise ConfigError(f"output {out_path} is a symbolic link; give the real folder")
-    check_output_folder(out_path, {"images": images_path})
-    overwrite, skip_existing, save_coarse = job_flags(
-        overwrite=overwrite, skip_existing=skip_existing, save_coarse=save_coarse
-    )
-    if fmt not in MASK_FORMATS:
-        raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {short_repr(fmt)}")
-    mask_format = cast("MaskFormat", fmt)  # one of MASK_FORMATS, checked above
-    refine_mode = _check_refine(refine)  # before any work; Predictor checks it again for direct callers
-    _check_device(device)
-    state = _load_state(checkpoint)
-    # inputs the report must never replace: the checkpoint and the backbone files (given and recorded)
-    input_files = {"checkpoint": Path(checkpoint)}
-    if backbone_checkpoint is not None:
-        if isinstance(backbone_checkpoint, str) and backbone_checkpoint == "":
-            raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
-        input_files["backbone checkpoint"] = path_argument(backbone_checkpoint, "backbone_checkpoint")
-    recorded = cast("dict[str, object]", state["config"]).get("backbone_checkpoint")
-    if isinstance(recorded, str) and recorded:
-        input_files["run's backbone checkpoint"] = Path(recorded)
-    suffix = MASK_SUFFIXES[fmt]
-    by_stem: dict[str, list[Path]] = {}
-    for file in list_images(images_path):
-        by_stem.setdefault(file.stem, []).append(file)
-    duplicates = {stem: files for stem, files in by_stem.items() if len(files) > 1}
-    jobs = [(stem, files[0]) for stem, files in sorted(by_stem.items()) if len(files) == 1]
-    coarse_dir = out_path / "coarse"
-    names = {f"{stem}{suffix}" for stem, _ in jobs}
-    for name, file in input_files.items():  # an output there would replace the checkpoint itself
-        check_not_an_output(file, name, out_path, names)
-        if save_coarse:
-            check_not_an_output(file, name, coarse_dir, names)
-    report_file = None
-    if report_path is not None:
-        report_file = file_path_argument(report_path, "--report")
-        check_output_file(
-            report_file,
-            "report file",
-            {"images": images_path, "coarse": coarse_dir},
-            input_files=input_files,
-            taken={"output folder": out_path.resolve()},
-        )
-        check_not_an_output(report_file, "report file", out_path, names)
-    if save_coarse and coarse_dir.exists() and (coarse_dir.is_symlink() or not coarse_dir.is_dir()):
-        raise ConfigError(f"{coarse_dir} exists and is not a folder (or is a symbolic link)")
-
-    def outputs(stem: str) -> list[Path]:
-        return [out_path / f"{stem}{suffix}"] + ([coarse_dir / f"{stem}{suffix}"] if save_coarse else [])
-
-    # a folder, symlink or FIFO at an output path is refused here, before the model is loaded
-    present = set(check_output_targets([outputs(stem)[0] for stem, _ in jobs], out_path))
-    if save_coarse:
-        present |= set(check_output_targets([outputs(stem)[1] for stem, _ in jobs], coarse_dir))
-    existing = [stem for stem, _ in jobs if any(p in present for p in outputs(stem))]
-    if overwrite:  # an input image that is a symlink to an output would be replaced
-        check_inputs_are_not_outputs((path for _, path in jobs), present)
-    if existing and not (overwrite or skip_existing):
-        shown = ", ".join(f"{s}{suffix}" for s in existing[:3]) + (", ..." if len(existing) > 3 else "")
-        raise ConfigError(
-            f"{len(existing)} output(s) already exist in {out_path} ({shown}); "
-            "use --overwrite to replace them or --skip-existing to keep them and resume"
-        )
-    predictor = _predictor_from_state(
-        state,
-        checkpoint,
-        device=device,
-        refine=refine_mode,
-        backbone_checkpoint=backbone_checkpoint,
-        bn_mode=bn_mode,
-        polarity=polarity,
-    )
-    out_path.mkdir(parents=True, exist_ok=True)
-    if save_coarse:
-        coarse_dir.mkdir(exist_ok=True)
-    if skip_existing:  # resume: our own temporary files left by a killed run
-        remove_stale_temps(out_path, {outputs(stem)[0].name for stem, _ in jobs})
-        if save_coarse:
-            remove_stale_temps(coarse_dir, {outputs(stem)[1].name for stem, _ in jobs})
-
-    ckpt = Path(checkpoint)
-    outcomes: dict[str, FileOutcome] = {}
-    # resume: a stem is done only when all its outputs exist; a half-written one gets the missing ones
-    skipped = {s for s in existing if all(p in present for p in outputs(s))} if skip_existing else set()
-    for stem in skipped:
-        outcomes[stem] = FileOutcome(stem, "skipped", ckpt, by_stem[stem][0], outputs(stem)[0])
-    todo = [(stem, path) for stem, path in jobs if stem not in skipped]
-    total, done = len(jobs), len(skipped)
-    if progress is not None and done:
-        progress(done, total)
-    # group consecutive images into batches of the predictor's size (1 unless batch statistics)
-    loaded: list[tuple[str, Path, np.ndarray, float]] = []
-
-    def write_outputs(stem: str, path: Path, pred: Prediction, t0: float) -> FileOutcome:
-        """Write the stem's missing outputs; never replace a file unless ``overwrite`` (rules of apply)."""
-        target = outputs(stem)
-        kept = 0
-        for output, mask in zip(target, (pred.fine, pred.coarse), strict=False):
-            if output in present and not overwrite:  # resume (skip_existing): kept as it is
-                kept += 1
-                continue
-            try:
-                write_mask(output, mask, mask_format, overwrite=overwrite)
-            except OutputExistsError as exc:  # another run published it meanwhile: never replaced
-                if skip_existing:
-                    kept += 1
-                    continue
-                problem = (
-                    f"{exc.path}: output appeared meanwhile (another run writing to the same folder?); "
-                    "kept it, not replaced"
-                )
-            except OutputError as exc:
-                problem = str(exc)
-            except OSError as exc:
-                problem = f"{exc.filename or output}: cannot write: {exc.strerror or exc}"
-            except Exception as exc:  # noqa: BLE001 - one file never ends the run
-                problem = describe_unexpected(output, exc)
-            else:
-                continue
-            return FileOutcome(stem, "failed", ckpt, path, target[0], problem, time.perf_counter() - t0)
-        if kept == len(target):
-            return FileOutcome(stem, "skipped", ckpt, path, target[0])
-        return FileOutcome(stem, "written", ckpt, path, target[0], None, time.perf_counter() - t0)
-
-    def flush() -> None:
-        nonlocal done
-        if not loaded:
-            return
-        groups: dict[tuple[int, int], list] = {}
-        for item in loaded:
-            problem = predictor.input_problem(*item[2].shape[:2])
-            if problem is not None:  # too large for the network: this file fails, the others go on
-                stem, path, _, t0 = item
-                outcomes[stem] = FileOutcome(
-                    stem, "failed", ckpt, path, outputs(stem)[0], f"{path}: cannot predict: {problem}"
-                )
-                continue
-            groups.setdefault(predictor._input_size(*item[2].shape[:2]), []).append(item)
-        for items in groups.values():
-            try:
-                predictions = predictor.predict([item[2] for item in items])
-            except Exception as exc:  # noqa: BLE001 - one batch never ends the run
-                for stem, path, _, t0 in items:
-                    outcomes[stem] = FileOutcome(
-                        stem,
-                        "failed",
-                        ckpt,
-                        path,
-                        outputs(stem)[0],
-                        f"{path}: cannot predict: {type(exc).__name__}: {exc}",
-                        time.perf_counter() - t0,
-                    )
-                continue
-            for (stem, path, _, t0), pred in zip(items, predictions, strict=True):
-                outcomes[stem] = write_outputs(stem, path, pred, t0)
-        done += len(loaded)
-        loaded.clear()
-        if progress is not None:
-            progress(done, total)
-
-    from maskrefine._signals import StopRequest, stops_deferred
-    from maskrefine.errors import InputError
-    from maskrefine.io.imageio import read_image
-
-    # Ctrl-C / SIGTERM: no new image is read; the ones read (a batch in progress) are still predicted and
-    # written, then the stop is raised (as apply's files in progress are finished)
-    stop = StopRequest()
-    with stops_deferred(stop):
-        for stem, path in todo:
-            if stop.requested:
-                break
-            t0 = time.perf_counter()
-            try:
-                image = read_image(path)
-            except InputError as exc:
-                outcomes[stem] = FileOutcome(
-                    stem, "failed", ckpt, path, outputs(stem)[0], str(exc), time.perf_counter() - t0
-                )
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-                continue
-            loaded.append((stem, path, image, t0))
-            if len(loaded) >= predictor.batch_size:
-                flush()
-        flush()
-    if stop.requested:
-        raise stop.exception()
-    report = RunReport(
-        outcomes=[outcomes[stem] for stem, _ in jobs],
-        duplicates=duplicates,
-        elapsed=time.perf_counter() - start,
-        config={
-            "images_dir": str(images_path),
-            "checkpoint": str(ckpt),
-            "out_dir": str(out_path),
-            "fmt": fmt,
-            "refine": predictor.refine,
-            "save_coarse": bool(save_coarse),
-            "device": str(device),
-            "bn_mode": predictor.bn_mode,
-            "polarity": predictor.polarity,
-            "overwrite": bool(overwrite),
-            "skip_existing": bool(skip_existing),
-        },
-    )
-    if report_file is not None:
-        write_run_report(report, report_file)
-    return report

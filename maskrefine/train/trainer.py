@@ -32,9 +32,9 @@ from maskrefine._checks import short_repr
 from maskrefine._signals import StopRequest, stops_deferred
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io.imageio import remove_stale_temps, write_bytes_atomic, write_text_atomic
-from maskrefine.train.checkpoint import check_checkpoint_path, safe_torch_load
+from maskrefine.train.checkpoint import safe_torch_load
 from maskrefine.train.config import RESULT_FIELDS, TrainConfig
-from maskrefine.train.data import Augment, ImageFolder, list_images
+from maskrefine.train.data import Augment, ImageFolder
 from maskrefine.train.model import (
     LOSS_TERMS,
     SempartModel,
@@ -43,8 +43,17 @@ from maskrefine.train.model import (
     objective,
     usable_device,
 )
+from maskrefine.train.preflight import TrainingRun, validation_pairs
 
-__all__ = ["train", "TrainResult", "epoch_batches", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
+__all__ = [
+    "train",
+    "train_checked",
+    "TrainResult",
+    "epoch_batches",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CHECKPOINT_FORMAT",
+]
 
 CHECKPOINT_FORMAT = "maskrefine-sempart-1"
 Progress = Callable[[dict[str, Any]], None]
@@ -122,25 +131,6 @@ def _versions() -> dict[str, str]:
         "numpy": np.__version__,
         "numba": numba.__version__,
     }
-
-
-def _check_run_dir(run_dir: Path, inputs: dict[str, Path], resume: bool) -> None:
-    from maskrefine.pipeline.guards import check_output_folder, check_writable_target
-
-    if run_dir.is_symlink():
-        raise ConfigError(f"run folder {run_dir} is a symbolic link; give the real folder")
-    check_output_folder(run_dir, inputs)
-    if resume:
-        # last.pt is read and then replaced: a symlink, FIFO or folder there is refused before any work
-        if not check_writable_target(run_dir / "last.pt", "--resume: checkpoint"):
-            raise ConfigError(
-                f"--resume: {run_dir / 'last.pt'} not found (a run stopped before its first checkpoint "
-                "leaves none); start a new run in another --out, or empty this folder first"
-            )
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(
-            f"run folder {run_dir} is not empty; use --resume to continue that run, or another --out"
-        )
 
 
 def _check_resume_outputs(run_dir: Path, step: int, keep_best: bool) -> None:
@@ -422,46 +412,29 @@ def train(
         :class:`maskrefine.errors.InputError` naming the file for a training image that still cannot be
         decoded (e.g. truncated after a valid header).
     """
-    # ---- run folder
-    if not isinstance(cfg, TrainConfig):
-        raise ConfigError(f"cfg must be a TrainConfig (maskrefine.train.preset); got {type(cfg).__name__}")
-    from maskrefine.pipeline.guards import job_flags, path_argument
+    from maskrefine.train.preflight import check_training_run
 
-    (resume,) = job_flags(resume=resume)
-    if progress is not None and not callable(progress):  # before any work, not after the first step
-        raise ConfigError(
-            f"progress must be a callable progress(record) or None; got {type(progress).__name__}"
+    return train_checked(
+        check_training_run(
+            cfg, images_dir, run_dir, resume=resume, val_images=val_images, val_gt=val_gt, progress=progress
         )
-    if isinstance(images_dir, str) and images_dir == "":
-        raise ConfigError("images folder: empty path")
-    images_path = path_argument(images_dir, "images folder")  # a str or Path: not None, bytes, ...
-    if not images_path.is_dir():
-        raise ConfigError(f"images folder {images_dir!s}: not found or not a folder")
-    if isinstance(run_dir, str) and run_dir == "":
-        raise ConfigError("run folder: empty path")
-    run_path = path_argument(run_dir, "run folder")
-    val_paths = None
-    if val_images is not None and val_gt is not None:
-        val_paths = (path_argument(val_images, "--val-images"), path_argument(val_gt, "--val-gt"))
-    if (val_images is None) != (val_gt is None):
-        raise ConfigError("--val-images and --val-gt go together; give both or neither")
-    if cfg.keep_best_on_val and val_images is None:
-        raise ConfigError("--keep-best-on-val needs --val-images and --val-gt")
-    inputs = {"images": images_path}
-    if val_paths is not None:
-        inputs.update({"validation images": val_paths[0], "validation ground truth": val_paths[1]})
-    _check_run_dir(run_path, inputs, resume)
-    val_pairs = None if val_paths is None else _val_pairs(*val_paths)
-    files = list_images(images_path)
-    if len(files) < 2:
-        raise ConfigError(f"images folder {images_path}: needs at least 2 images; found {len(files)}")
-    _check_training_images(images_path, files)
-    device = usable_device(cfg.device)
+    )
 
-    if cfg.backbone_checkpoint is not None and cfg.backbone == "vit":
-        # an absolute path, so that `predict` finds the backbone from any working directory
-        check_checkpoint_path(cfg.backbone_checkpoint)  # URLs, missing files, FIFOs: named, before anything
-        cfg = cfg.replace(backbone_checkpoint=str(Path(cfg.backbone_checkpoint).absolute()))
+
+def train_checked(run: TrainingRun) -> TrainResult:
+    """Train a run that :func:`maskrefine.train.preflight.check_training_run` accepted (see :func:`train`).
+
+    ``maskrefine train`` checks the run first, before torch is imported, then calls this.
+    """
+    cfg, images_path, run_path, files = run.cfg, run.images_path, run.run_path, run.files
+    resume, val_images, val_gt, val_pairs, progress = (
+        run.resume,
+        run.val_images,
+        run.val_gt,
+        run.val_pairs,
+        run.progress,
+    )
+    device = usable_device(cfg.device)
     checkpoint = load_checkpoint(run_path / "last.pt", resume=True) if resume else None
     if checkpoint is not None:
         _check_resume_outputs(run_path, checkpoint["step"], cfg.keep_best_on_val)
@@ -706,7 +679,8 @@ def _removed_if_untrained(
 
     Nothing was trained; a step-0 ``last.pt`` left behind would make the rerun (once the data is fixed,
     e.g. an undecodable image removed) ask for ``--resume``, which then refuses the changed image list.
-    The files are this run's own (the folder was empty or new: :func:`_check_run_dir`). Ctrl-C and
+    The files are this run's own (the folder was empty or new, see
+    :func:`maskrefine.train.preflight.check_training_run`). Ctrl-C and
     SIGTERM are not errors: a run stopped at step 0 keeps its state for ``--resume``.
     """
     try:
@@ -752,103 +726,6 @@ def _norm(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """``(height, width)`` from an image file's header; None for a ``.npy`` mask (read when validating).
-
-    Raises InputError naming the file when it is not a readable regular file or has no valid header.
-    """
-    from maskrefine.io.imageio import read_image_size
-
-    if path.suffix.lower() == ".npy":
-        return None
-    return read_image_size(path)
-
-
-#: Longest side / shorter side accepted for a training image (the shorter side is resized to ``resize``:
-#: a 2x20000 strip would become 335x3350000 pixels).
-MAX_ASPECT_RATIO = 32
-
-
-def _check_training_images(folder: Path, files: list[Path]) -> None:
-    """Read every training image's header before any work (a bad file would end the run mid-epoch).
-
-    Raises
-    ------
-    ConfigError
-        Naming up to three entries that are not readable regular files, have no valid image header,
-        more pixels than :func:`maskrefine.io.imageio.read_image` reads by default, or an aspect ratio
-        above :data:`MAX_ASPECT_RATIO`.
-    """
-    from maskrefine.errors import InputError
-    from maskrefine.io.options import DEFAULT_MAX_PIXELS
-
-    problems = []
-    for path in files:
-        try:
-            size = _header_size(path)
-        except InputError as exc:
-            problems.append(str(exc))
-            continue
-        if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:  # read_image's limit
-            problems.append(
-                f"{path}: image is {size[0]}x{size[1]} (HxW) = {size[0] * size[1]} pixels, more than the "
-                f"limit of {DEFAULT_MAX_PIXELS} pixels; not read"
-            )
-        elif size is not None and max(size) > MAX_ASPECT_RATIO * min(size):
-            problems.append(  # its shorter side is resized to `resize`: a 2x20000 image would need gigabytes
-                f"{path}: image is {size[0]}x{size[1]} (HxW), an aspect ratio above {MAX_ASPECT_RATIO}:1 "
-                "(its shorter side is resized to `resize` before cropping)"
-            )
-    _refuse(f"training images ({folder})", problems)
-
-
-def _refuse(what: str, problems: list[str]) -> None:
-    """Raise one ConfigError for ``what`` naming its first three problems (and how many more), if any."""
-    if problems:
-        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        raise ConfigError(f"{what}: {len(problems)} problem(s): {shown}")
-
-
-def _val_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
-    """Pair the validation folders by stem and check every file's header, before any work.
-
-    Raises
-    ------
-    ConfigError
-        A missing folder, no pair, a file without its partner, a stem found twice, an entry that is not a
-        regular file, an unreadable header, or a ground truth whose size cannot be its image's (up to
-        three named).
-    """
-    from maskrefine.errors import InputError
-    from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders
-    from maskrefine.pipeline.guards import check_folder
-
-    check_folder(images_dir, "validation images")
-    check_folder(gt_dir, "validation ground truth")
-    pairing = match_folders(images_dir, gt_dir, IMAGE_EXTENSIONS, MASK_EXTENSIONS)
-    problems = [f"{item.path}: is {item.reason}" for item in pairing.skipped]
-    problems += [f"{path}: no ground truth of that stem in {gt_dir}" for path in pairing.only_first]
-    problems += [f"{path}: no image of that stem in {images_dir}" for path in pairing.only_second]
-    problems += [
-        f"{', '.join(map(str, paths))}: one stem, several files" for paths in pairing.duplicates.values()
-    ]
-    for pair in pairing.pairs:
-        try:
-            image, gt = _header_size(pair.first), _header_size(pair.second)
-        except InputError as exc:
-            problems.append(str(exc))
-            continue
-        if image is not None and gt is not None and gt not in (image, image[::-1]):
-            problems.append(
-                f"{pair.second}: ground truth is {gt[1]}x{gt[0]} but its image {pair.first.name} is "
-                f"{image[1]}x{image[0]}"
-            )
-    _refuse("validation files (--val-images / --val-gt)", problems)
-    if not pairing.pairs:
-        raise ConfigError(f"validation folders {images_dir} and {gt_dir}: no image with its ground truth")
-    return [(pair.first, pair.second) for pair in pairing.pairs]
-
-
 def validate(
     model: SempartModel,
     cfg: TrainConfig,
@@ -870,7 +747,7 @@ def validate(
     from maskrefine.train.predict import Predictor
 
     if pairs is None:
-        pairs = _val_pairs(Path(images_dir), Path(gt_dir))
+        pairs = validation_pairs(Path(images_dir), Path(gt_dir))
     predictor = Predictor(model, cfg, device=device)
     ious, maes, failed = [], [], []
     for image_path, gt_path in pairs:

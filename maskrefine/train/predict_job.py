@@ -1,0 +1,353 @@
+"""``predict`` on a folder: the job's checks, run before torch loads, and its loop (docs/training.md §6).
+
+:func:`predict_folder` checks every path and option first, without torch (about 4 s to import on a
+2-core machine): a bad ``--out``, ``--report`` or format is refused at once. Then it loads the checkpoint
+and the model (:mod:`maskrefine.train.predict`) and writes one soft mask per image.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, cast
+
+from maskrefine._checks import short_repr
+from maskrefine.errors import ConfigError
+from maskrefine.train.preflight import check_checkpoint_path
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from maskrefine.io.imageio import MaskFormat
+    from maskrefine.pipeline import RunReport
+    from maskrefine.train.predict import Prediction
+
+__all__ = ["REFINE_MODES", "RefineMode", "check_refine", "check_device_name", "predict_folder"]
+
+RefineMode = Literal["auto", "guided", "none"]
+REFINE_MODES = ("auto", "guided", "none")
+
+
+def check_refine(refine: object) -> RefineMode:
+    """Return ``refine`` when it is one of :data:`REFINE_MODES`; ConfigError naming it otherwise."""
+    if refine not in REFINE_MODES:
+        raise ConfigError(f"refine must be one of {', '.join(REFINE_MODES)}; got {short_repr(refine)}")
+    return cast(RefineMode, refine)  # one of REFINE_MODES, checked above
+
+
+def check_device_name(device: object) -> None:
+    """Refuse (ConfigError) a device that is not ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Whether it is usable needs torch: :func:`maskrefine.train.predict.check_usable_device`.
+    """
+    from maskrefine.train.config import is_device_name
+
+    if not is_device_name(device):
+        raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {short_repr(device)}")
+
+
+def check_not_input_file(
+    file: str, what: str, out_dir: Path, names: set[str], report_file: Path | None
+) -> None:
+    """Refuse (ConfigError) an input file recorded in the checkpoint that an output would replace."""
+    from maskrefine.pipeline.guards import check_not_an_output, refuse_input_file
+
+    check_not_an_output(Path(file), what, out_dir, names)
+    if report_file is not None:
+        refuse_input_file(report_file, "report file", {what: Path(file)})
+
+
+def predict_folder(
+    images_dir: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: str = "png8",
+    refine: str = "auto",
+    save_coarse: bool = False,
+    device: str = "cpu",
+    backbone_checkpoint: str | os.PathLike[str] | None = None,
+    bn_mode: str | None = None,
+    polarity: str | None = None,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    report_path: str | os.PathLike[str] | None = None,
+) -> RunReport:
+    """Predict a soft mask for every image of ``images_dir`` and write it to ``out_dir``.
+
+    Outputs are ``out_dir/<stem>.png`` (``png8``/``png16``) or ``.npy`` (float32), at each image's size,
+    in [0, 1]; with ``save_coarse`` also ``out_dir/coarse/<stem>.<ext>`` at the head's grid resolution (a
+    uniform downscale of the image, never larger than it, so ``maskrefine apply`` accepts it; see
+    :class:`Prediction`). An image whose network input would exceed the size cap (an aspect ratio above
+    about 8:1, see the module's notes) is reported as failed, naming both sizes.
+
+    The rules of ``apply`` hold: the output folder must not be, contain or lie inside the images folder, and
+    must not be a symbolic link; a folder, symlink or FIFO at an output path is refused; existing outputs
+    need ``overwrite`` or ``skip_existing`` (a stem is skipped only when all its outputs exist: the missing
+    ones are written, the others kept); without ``overwrite`` no file is replaced, not even one that appears
+    during the run (another run's output: reported as failed, or skipped with ``skip_existing``); each file
+    is written to a temporary file and renamed; an unreadable image is reported and the others are still
+    written. The report must not be an input (the checkpoint, the backbone files) nor the output folder.
+
+    Returns
+    -------
+    maskrefine.pipeline.RunReport
+        One :class:`~maskrefine.pipeline.FileOutcome` per image (its ``mask`` field holds the checkpoint,
+        predict has no input mask); ``report.ok`` is False when an image failed.
+
+    Raises
+    ------
+    ConfigError
+        Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
+    """
+    from maskrefine.errors import OutputError, OutputExistsError
+    from maskrefine.io.imageio import remove_stale_temps, write_mask
+    from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
+    from maskrefine.pipeline import FileOutcome, RunReport
+    from maskrefine.pipeline.guards import (
+        check_folder,
+        check_inputs_are_not_outputs,
+        check_not_an_output,
+        check_output_file,
+        check_output_folder,
+        check_output_targets,
+        check_progress,
+        file_path_argument,
+        job_flags,
+        path_argument,
+    )
+    from maskrefine.pipeline.reports import describe_unexpected, write_run_report
+    from maskrefine.train.preflight import list_images
+
+    start = time.perf_counter()
+    for value, what, hint in (
+        (images_dir, "--images", "give the images folder"),
+        (checkpoint, "--checkpoint", "give RUN_DIR/last.pt"),
+        (out_dir, "--out", "give an output folder"),
+    ):
+        if isinstance(value, str) and value == "":  # never the current folder
+            raise ConfigError(f"{what}: empty path; {hint}")
+    check_progress(progress)
+    images_path = check_folder(images_dir, "images")  # a str or Path (path_argument), like the two below
+    path_argument(checkpoint, "--checkpoint")
+    out_path = path_argument(out_dir, "--out")
+    if out_path.is_symlink():
+        raise ConfigError(f"output {out_path} is a symbolic link; give the real folder")
+    check_output_folder(out_path, {"images": images_path})
+    overwrite, skip_existing, save_coarse = job_flags(
+        overwrite=overwrite, skip_existing=skip_existing, save_coarse=save_coarse
+    )
+    if fmt not in MASK_FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {short_repr(fmt)}")
+    mask_format = cast("MaskFormat", fmt)  # one of MASK_FORMATS, checked above
+    refine_mode = check_refine(refine)  # before any work; Predictor checks it again for direct callers
+    check_device_name(device)
+    check_checkpoint_path(checkpoint, "checkpoint")  # missing, a folder, a FIFO, empty: before torch loads
+    # inputs the report must never replace: the checkpoint and the backbone files (given; the run's is
+    # read from the checkpoint below)
+    input_files = {"checkpoint": Path(checkpoint)}
+    if backbone_checkpoint is not None:
+        if isinstance(backbone_checkpoint, str) and backbone_checkpoint == "":
+            raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
+        input_files["backbone checkpoint"] = path_argument(backbone_checkpoint, "backbone_checkpoint")
+    suffix = MASK_SUFFIXES[fmt]
+    by_stem: dict[str, list[Path]] = {}
+    for file in list_images(images_path):
+        by_stem.setdefault(file.stem, []).append(file)
+    duplicates = {stem: files for stem, files in by_stem.items() if len(files) > 1}
+    jobs = [(stem, files[0]) for stem, files in sorted(by_stem.items()) if len(files) == 1]
+    coarse_dir = out_path / "coarse"
+    names = {f"{stem}{suffix}" for stem, _ in jobs}
+    for name, file in input_files.items():  # an output there would replace the checkpoint itself
+        check_not_an_output(file, name, out_path, names)
+        if save_coarse:
+            check_not_an_output(file, name, coarse_dir, names)
+    report_file = None
+    if report_path is not None:
+        report_file = file_path_argument(report_path, "--report")
+        check_output_file(
+            report_file,
+            "report file",
+            {"images": images_path, "coarse": coarse_dir},
+            input_files=input_files,
+            taken={"output folder": out_path.resolve()},
+        )
+        check_not_an_output(report_file, "report file", out_path, names)
+    if save_coarse and coarse_dir.exists() and (coarse_dir.is_symlink() or not coarse_dir.is_dir()):
+        raise ConfigError(f"{coarse_dir} exists and is not a folder (or is a symbolic link)")
+
+    def outputs(stem: str) -> list[Path]:
+        return [out_path / f"{stem}{suffix}"] + ([coarse_dir / f"{stem}{suffix}"] if save_coarse else [])
+
+    # a folder, symlink or FIFO at an output path is refused here, before the model is loaded
+    present = set(check_output_targets([outputs(stem)[0] for stem, _ in jobs], out_path))
+    if save_coarse:
+        present |= set(check_output_targets([outputs(stem)[1] for stem, _ in jobs], coarse_dir))
+    existing = [stem for stem, _ in jobs if any(p in present for p in outputs(stem))]
+    if overwrite:  # an input image that is a symlink to an output would be replaced
+        check_inputs_are_not_outputs((path for _, path in jobs), present)
+    if existing and not (overwrite or skip_existing):
+        shown = ", ".join(f"{s}{suffix}" for s in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise ConfigError(
+            f"{len(existing)} output(s) already exist in {out_path} ({shown}); "
+            "use --overwrite to replace them or --skip-existing to keep them and resume"
+        )
+    # everything above is torch-free: a bad path or option is refused before torch's import (seconds)
+    from maskrefine.train import predict as model_side
+
+    model_side.check_usable_device(device)
+    state = model_side.load_state(checkpoint)
+    recorded = cast("dict[str, object]", state["config"]).get("backbone_checkpoint")
+    if isinstance(recorded, str) and recorded:  # the run's backbone file: never an output either
+        check_not_input_file(recorded, "run's backbone checkpoint", out_path, names, report_file)
+        if save_coarse:
+            check_not_an_output(Path(recorded), "run's backbone checkpoint", coarse_dir, names)
+    predictor = model_side.predictor_from_state(
+        state,
+        checkpoint,
+        device=device,
+        refine=refine_mode,
+        backbone_checkpoint=backbone_checkpoint,
+        bn_mode=bn_mode,
+        polarity=polarity,
+    )
+    out_path.mkdir(parents=True, exist_ok=True)
+    if save_coarse:
+        coarse_dir.mkdir(exist_ok=True)
+    if skip_existing:  # resume: our own temporary files left by a killed run
+        remove_stale_temps(out_path, {outputs(stem)[0].name for stem, _ in jobs})
+        if save_coarse:
+            remove_stale_temps(coarse_dir, {outputs(stem)[1].name for stem, _ in jobs})
+
+    ckpt = Path(checkpoint)
+    outcomes: dict[str, FileOutcome] = {}
+    # resume: a stem is done only when all its outputs exist; a half-written one gets the missing ones
+    skipped = {s for s in existing if all(p in present for p in outputs(s))} if skip_existing else set()
+    for stem in skipped:
+        outcomes[stem] = FileOutcome(stem, "skipped", ckpt, by_stem[stem][0], outputs(stem)[0])
+    todo = [(stem, path) for stem, path in jobs if stem not in skipped]
+    total, done = len(jobs), len(skipped)
+    if progress is not None and done:
+        progress(done, total)
+    # group consecutive images into batches of the predictor's size (1 unless batch statistics)
+    loaded: list[tuple[str, Path, np.ndarray, float]] = []
+
+    def write_outputs(stem: str, path: Path, pred: Prediction, t0: float) -> FileOutcome:
+        """Write the stem's missing outputs; never replace a file unless ``overwrite`` (rules of apply)."""
+        target = outputs(stem)
+        kept = 0
+        for output, mask in zip(target, (pred.fine, pred.coarse), strict=False):
+            if output in present and not overwrite:  # resume (skip_existing): kept as it is
+                kept += 1
+                continue
+            try:
+                write_mask(output, mask, mask_format, overwrite=overwrite)
+            except OutputExistsError as exc:  # another run published it meanwhile: never replaced
+                if skip_existing:
+                    kept += 1
+                    continue
+                problem = (
+                    f"{exc.path}: output appeared meanwhile (another run writing to the same folder?); "
+                    "kept it, not replaced"
+                )
+            except OutputError as exc:
+                problem = str(exc)
+            except OSError as exc:
+                problem = f"{exc.filename or output}: cannot write: {exc.strerror or exc}"
+            except Exception as exc:  # noqa: BLE001 - one file never ends the run
+                problem = describe_unexpected(output, exc)
+            else:
+                continue
+            return FileOutcome(stem, "failed", ckpt, path, target[0], problem, time.perf_counter() - t0)
+        if kept == len(target):
+            return FileOutcome(stem, "skipped", ckpt, path, target[0])
+        return FileOutcome(stem, "written", ckpt, path, target[0], None, time.perf_counter() - t0)
+
+    def flush() -> None:
+        nonlocal done
+        if not loaded:
+            return
+        groups: dict[tuple[int, int], list] = {}
+        for item in loaded:
+            problem = predictor.input_problem(*item[2].shape[:2])
+            if problem is not None:  # too large for the network: this file fails, the others go on
+                stem, path, _, t0 = item
+                outcomes[stem] = FileOutcome(
+                    stem, "failed", ckpt, path, outputs(stem)[0], f"{path}: cannot predict: {problem}"
+                )
+                continue
+            groups.setdefault(predictor._input_size(*item[2].shape[:2]), []).append(item)
+        for items in groups.values():
+            try:
+                predictions = predictor.predict([item[2] for item in items])
+            except Exception as exc:  # noqa: BLE001 - one batch never ends the run
+                for stem, path, _, t0 in items:
+                    outcomes[stem] = FileOutcome(
+                        stem,
+                        "failed",
+                        ckpt,
+                        path,
+                        outputs(stem)[0],
+                        f"{path}: cannot predict: {type(exc).__name__}: {exc}",
+                        time.perf_counter() - t0,
+                    )
+                continue
+            for (stem, path, _, t0), pred in zip(items, predictions, strict=True):
+                outcomes[stem] = write_outputs(stem, path, pred, t0)
+        done += len(loaded)
+        loaded.clear()
+        if progress is not None:
+            progress(done, total)
+
+    from maskrefine._signals import StopRequest, stops_deferred
+    from maskrefine.errors import InputError
+    from maskrefine.io.imageio import read_image
+
+    # Ctrl-C / SIGTERM: no new image is read; the ones read (a batch in progress) are still predicted and
+    # written, then the stop is raised (as apply's files in progress are finished)
+    stop = StopRequest()
+    with stops_deferred(stop):
+        for stem, path in todo:
+            if stop.requested:
+                break
+            t0 = time.perf_counter()
+            try:
+                image = read_image(path)
+            except InputError as exc:
+                outcomes[stem] = FileOutcome(
+                    stem, "failed", ckpt, path, outputs(stem)[0], str(exc), time.perf_counter() - t0
+                )
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+                continue
+            loaded.append((stem, path, image, t0))
+            if len(loaded) >= predictor.batch_size:
+                flush()
+        flush()
+    if stop.requested:
+        raise stop.exception()
+    report = RunReport(
+        outcomes=[outcomes[stem] for stem, _ in jobs],
+        duplicates=duplicates,
+        elapsed=time.perf_counter() - start,
+        config={
+            "images_dir": str(images_path),
+            "checkpoint": str(ckpt),
+            "out_dir": str(out_path),
+            "fmt": fmt,
+            "refine": predictor.refine,
+            "save_coarse": bool(save_coarse),
+            "device": str(device),
+            "bn_mode": predictor.bn_mode,
+            "polarity": predictor.polarity,
+            "overwrite": bool(overwrite),
+            "skip_existing": bool(skip_existing),
+        },
+    )
+    if report_file is not None:
+        write_run_report(report, report_file)
+    return report
