@@ -188,7 +188,10 @@ def train_cmd(
             run = check_training_run(
                 cfg, images_dir, run_dir, resume=resume, val_images=val_images, val_gt=val_gt, progress=line
             )
-            from maskrefine.train.trainer import train_checked  # imports torch (seconds)
+            from maskrefine.train import require_torch
+
+            require_torch()  # seconds; a broken torch is a message, not a traceback
+            from maskrefine.train.trainer import train_checked
 
             result = _train_or_stop(train_checked, run)
         finally:

@@ -131,3 +131,49 @@ def test_bad_paths_of_train_and_predict_are_refused_before_torch_is_imported(tmp
     for (args, expected), (code_, torch_loaded, output) in zip(cases, results, strict=True):
         assert code_ == 2 and not torch_loaded, (args, code_, torch_loaded, output)
         assert expected in output and "Traceback" not in output, (args, output)
+
+
+def test_a_torch_that_cannot_be_imported_is_named_with_its_error(tmp_path):
+    """An installed but broken torch (a missing shared library): BackendUnavailableError with the cause.
+
+    The API (a lazy name of maskrefine.train) and `maskrefine train` / `predict` (exit 2, one message,
+    no traceback) say why torch cannot be imported, after their torch-free checks passed.
+    """
+    import cv2
+    import numpy as np
+
+    fake = tmp_path / "site" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "raise ImportError('libtorch_cpu.so: cannot open shared object file: No such file or directory')\n"
+    )
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(images / name), np.full((32, 48, 3), 90, np.uint8))
+    (tmp_path / "last.pt").write_bytes(b"never read: torch cannot load")
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(tmp_path / 'site')!r})\n"
+        "from click.testing import CliRunner\n"
+        "from maskrefine.errors import BackendUnavailableError\n"
+        "try:\n"
+        "    from maskrefine.train import train\n"
+        "except BackendUnavailableError as exc:\n"
+        "    print('api:', exc)\n"
+        "from maskrefine.cli import main\n"
+        "for args in (sys.argv[1:4], sys.argv[4:]):\n"
+        "    result = CliRunner().invoke(main, args)\n"
+        "    print(result.exit_code, result.output.strip().replace(chr(10), ' | '))\n"
+    )
+    argv = ["train", f"--images={images}", f"--out={tmp_path / 'run'}"]  # sys.argv[1:4]
+    argv += ["predict", f"--images={images}", f"--checkpoint={tmp_path / 'last.pt'}"]
+    argv += [f"--out={tmp_path / 'o'}"]
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3, out.stdout + out.stderr
+    cause = "installed but cannot be imported (ImportError: libtorch_cpu.so: cannot open shared object file"
+    assert lines[0].startswith("api: ") and cause in lines[0], lines[0]
+    for line in lines[1:]:
+        assert line.startswith("2 ") and cause in line and "Traceback" not in line, line
+        assert "pip install 'torch==2.13.0'" in line, line

@@ -35,6 +35,24 @@ if _torch_missing():
 
 from maskrefine.train.config import PRESETS, TrainConfig, load_toml, preset  # noqa: E402
 
+
+def require_torch() -> None:
+    """Import torch, or raise BackendUnavailableError saying why it cannot be imported.
+
+    The package's import only checks that torch is installed (importing it takes seconds); a torch that
+    is installed but broken (a missing shared library, a build for another Python) is reported here, at
+    the first use of a name that needs it, with its own error, instead of as a bare ImportError.
+    """
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        reason = " ".join(str(exc).split())[:300]  # one line, bounded
+        raise BackendUnavailableError(
+            "maskrefine.train needs PyTorch, which is installed but cannot be imported "
+            f"({type(exc).__name__}: {reason}); reinstall it: {install_hint('torch')}"
+        ) from exc
+
+
 if TYPE_CHECKING:
     # For type checkers only: at run time these names (which import torch) are imported on first use.
     from maskrefine.train.checkpoint import load_vit
@@ -65,6 +83,7 @@ __all__ = [
     "PRESETS",
     "preset",
     "load_toml",
+    "require_torch",
     "train",
     "TrainResult",
     "load_checkpoint",
@@ -81,4 +100,9 @@ __all__ = [
 ]
 
 if not TYPE_CHECKING:  # a type checker sees the imports above, and flags any other name as missing
-    __getattr__, __dir__ = lazy_attributes(__name__, _SOURCES, globals())
+    _lazy_getattr, __dir__ = lazy_attributes(__name__, _SOURCES, globals())
+
+    def __getattr__(name: str) -> object:
+        if name in _SOURCES:
+            require_torch()
+        return _lazy_getattr(name)

@@ -196,6 +196,9 @@ def predict_folder(
             "use --overwrite to replace them or --skip-existing to keep them and resume"
         )
     # everything above is torch-free: a bad path or option is refused before torch's import (seconds)
+    from maskrefine.train import require_torch
+
+    require_torch()  # seconds; a broken torch is a BackendUnavailableError saying why
     from maskrefine.train import predict as model_side
 
     model_side.check_usable_device(device)
