@@ -95,28 +95,28 @@ def test_tune_checks_every_setting_before_any_work(three, kwargs, shown) -> None
 def test_compare_folders_reads_overwrite_as_a_flag_and_checks_progress_and_preset(three) -> None:
     pytest.importorskip("matplotlib", reason="matplotlib not installed: pip install -e '.[plot]'")
     plot = three / "plots"
-    compare_folders(three / "g", three / "m", three / "g", n_resamples=20, plot_dir=plot)
+    compare_folders(three / "g", three / "m", three / "g", n_resamples=40, plot_dir=plot)
     stamp = (plot / "paired_iou.png").stat().st_mtime_ns
     for bad in ("no", 1):  # "no" replaced the plot (truthy)
         with pytest.raises(ConfigError, match="overwrite"):
             compare_folders(
-                three / "g", three / "m", three / "g", n_resamples=20, plot_dir=plot, overwrite=bad
+                three / "g", three / "m", three / "g", n_resamples=40, plot_dir=plot, overwrite=bad
             )
     assert (plot / "paired_iou.png").stat().st_mtime_ns == stamp
     with pytest.raises(ConfigError, match="progress must be a callable"):
-        compare_folders(three / "g", three / "m", three / "g", n_resamples=20, progress=1)
+        compare_folders(three / "g", three / "m", three / "g", n_resamples=40, progress=1)
     with pytest.raises(ConfigError, match="preset must be one of"):
-        compare_folders(three / "g", three / "m", three / "g", n_resamples=20, preset=["tokencut"])
+        compare_folders(three / "g", three / "m", three / "g", n_resamples=40, preset=["tokencut"])
 
 
 def test_compare_folders_creates_the_folders_of_its_csv_and_json(three) -> None:
     # the CSV was published, then the JSON failed: "cannot create a temporary file in .../new/sub"
     csv, json_path = three / "out" / "rows.csv", three / "new" / "sub" / "report.json"
-    compare_folders(three / "g", three / "m", three / "g", n_resamples=20, csv_path=csv, json_path=json_path)
+    compare_folders(three / "g", three / "m", three / "g", n_resamples=40, csv_path=csv, json_path=json_path)
     assert csv.is_file() and json_path.is_file()
     with pytest.raises(ConfigError, match="ends with a separator"):
         compare_folders(
-            three / "g", three / "m", three / "g", n_resamples=20, json_path=str(three / "x") + "/"
+            three / "g", three / "m", three / "g", n_resamples=40, json_path=str(three / "x") + "/"
         )
 
 

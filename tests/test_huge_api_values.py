@@ -99,10 +99,10 @@ def test_bootstrap_resamples_are_capped(n_resamples: int) -> None:
     # 1e9 resamples of 50 images asked NumPy for 373 GiB (MemoryError); 1e20 "Maximum allowed dimension"
     # (only sizes beyond any address space here, so that this test is safe on the unfixed code too)
     rng = np.random.default_rng(0)
-    pattern = r"`n_resamples` must be an integer in \[1, 100000\]"
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(ValueError, match=r"`n_resamples` must be an integer in \[1, 100000\]"):
         bootstrap_counts(10, n_resamples)
-    with pytest.raises(ValueError, match=pattern):
+    # an interval needs 40 resamples at 95 %: the range named is the interval's
+    with pytest.raises(ValueError, match=r"`n_resamples` must be an integer in \[40, 100000\]"):
         paired_bootstrap(rng.random(50), rng.random(50), n_resamples=n_resamples)
 
 
@@ -159,8 +159,11 @@ def test_huge_values_are_shortened_in_messages() -> None:
 @pytest.mark.parametrize(
     "kwargs, pattern",
     [
-        ({"n_resamples": 10**15}, r"`n_resamples` must be an integer in \[1, 100000\]; got 10{15}$"),
+        ({"n_resamples": 10**15}, r"`n_resamples` must be an integer in \[40, 100000\]; got 10{15}$"),
         ({"seed": -1}, r"`seed` must be an integer >= 0; got -1"),
+        # a 95 % interval needs 40 resamples (each tail holds one); 1 gave a zero-width interval
+        ({"n_resamples": 39}, r"`n_resamples` must be at least 40 for confidence 0\.95 .*; got 39$"),
+        ({"n_resamples": 40.0}, r"`n_resamples` must be an integer in \[40, 100000\]; got 40\.0 \(float\)$"),
     ],
 )
 def test_compare_folders_checks_bootstrap_settings_before_any_work(tmp_path, kwargs, pattern) -> None:

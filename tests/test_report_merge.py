@@ -369,3 +369,25 @@ def test_a_merge_that_stops_still_names_every_unreadable_report(sharded, tmp_pat
     with pytest.raises(MergeStopped) as info:
         merge_run_reports([empty, first, other], skip_unreadable=True)
     assert info.value.unreadable == [f"{empty}: file is empty"]
+
+
+def test_the_json_report_writer_is_public_and_shared(tmp_path) -> None:
+    # was the private `_write_json`, imported by merge and compare; no alias is left under the old name
+    import math
+
+    from maskrefine.pipeline import merge, reports
+    from maskrefine.quality import compare
+
+    assert "write_json_report" in reports.__all__
+    for module in (reports, merge, compare):
+        assert not hasattr(module, "_write_json"), module.__name__
+    assert merge.write_json_report is compare.write_json_report is reports.write_json_report
+    path = tmp_path / "r.json"
+    assert reports.write_json_report(path, {"a": [1, None]}) == path
+    assert path.read_text() == '{\n  "a": [\n    1,\n    null\n  ]\n}\n'
+    reports.write_json_report(path, {"b": 2})  # an existing regular file is replaced
+    assert json.loads(path.read_text()) == {"b": 2}
+    with pytest.raises(ValueError):
+        reports.write_json_report(path, {"b": math.nan})  # nothing written: the old file stays
+    assert json.loads(path.read_text()) == {"b": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary file left

@@ -31,8 +31,8 @@ from maskrefine.pipeline.reports import (
     RunReport,
     Status,
     Unmatched,
-    _write_json,
     report_file,
+    write_json_report,
 )
 
 __all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
@@ -366,7 +366,7 @@ class MergedRunReport:
         OutputError
             Writing failed; the message names the path.
         """
-        return _write_json(
+        return write_json_report(
             report_file(check_merged_output(path, self.sources), "merged report"), self.to_dict()
         )
 

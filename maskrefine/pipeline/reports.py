@@ -34,6 +34,7 @@ __all__ = [
     "not_regular_in",
     "count_encodings",
     "write_run_report",
+    "write_json_report",
 ]
 
 #: ``progress(done, total)``, called by the jobs after each file.
@@ -233,8 +234,44 @@ def report_file(path: str | os.PathLike[str], what: str) -> Path:
     return checked
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    """Write ``data`` as indented JSON (NaN refused) atomically to a path :func:`report_file` prepared."""
+def write_json_report(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as a JSON report file: indented, UTF-8, newline-terminated, published atomically.
+
+    The shared writer of the reports' ``write_json`` methods (run, score, merged and paired reports).
+    The whole text is encoded first (``json.dumps(data, indent=2, allow_nan=False)`` plus a newline), so
+    nothing is written for data JSON cannot hold. It is then written to a temporary file in the same
+    folder and moved over ``path`` (:func:`~maskrefine.io.write_text_atomic` with its default
+    ``overwrite=True``): a reader, or a crash at any moment, sees no file, the previous file or the
+    complete new one, never a partial file. There is no no-clobber mode: an existing regular file is
+    replaced (it keeps its permissions); anything else at ``path`` (a symlink, a folder, a FIFO) is
+    refused and left alone. Callers that must not replace a file check ``path`` before calling (as
+    :func:`~maskrefine.pipeline.merge.check_merged_output` does for the merged report's sources).
+
+    Parameters
+    ----------
+    path : Path
+        The JSON file, already checked and with its parent folders created by :func:`report_file` (not
+        checked again here).
+    data : mapping
+        JSON-ready data (a report's ``to_dict()``): str, int, float, bool, None, lists and mappings.
+        NaN and infinities are refused rather than written as the non-JSON tokens ``NaN`` and
+        ``Infinity``: a caller turns them into None first (as :meth:`ScoreReport.to_dict` does).
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        ``data`` holds NaN or an infinity (nothing is written).
+    TypeError
+        ``data`` holds a value JSON has no form for (a Path, an ndarray, a set; nothing is written).
+    OutputError
+        ``path`` is not a regular file, or writing failed (no space, no permission); the message names
+        the path and no temporary file is left behind.
+    """
     return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
@@ -360,7 +397,7 @@ class RunReport:
         OutputError
             The path is not a regular file, or writing failed; the message names the path.
         """
-        return _write_json(report_file(path, "report path"), self.to_dict())
+        return write_json_report(report_file(path, "report path"), self.to_dict())
 
 
 def write_run_report(report: RunReport, path: str | os.PathLike[str]) -> None:
@@ -505,7 +542,7 @@ class ScoreReport:
             The path is not a regular file, a parent folder cannot be created, or writing failed; the
             message names the path.
         """
-        return _write_json(report_file(path, "JSON path"), self.to_dict())
+        return write_json_report(report_file(path, "JSON path"), self.to_dict())
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the per-image rows as CSV to ``path`` atomically.

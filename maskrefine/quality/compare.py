@@ -42,10 +42,17 @@ from maskrefine.pipeline.guards import (
     path_argument,
     resolved_path,
 )
-from maskrefine.pipeline.reports import _write_json, duplicates_in, not_regular_in, report_file
+from maskrefine.pipeline.reports import duplicates_in, not_regular_in, report_file, write_json_report
 from maskrefine.quality.grid import max_fbeta_statistic
 from maskrefine.quality.preset_file import check_replaceable
-from maskrefine.quality.stats import MAX_RESAMPLES, MIN_IMAGES, PairedComparison, Statistic, compare_paired
+from maskrefine.quality.stats import (
+    DEFAULT_CONFIDENCE,
+    MIN_IMAGES,
+    PairedComparison,
+    Statistic,
+    check_resamples,
+    compare_paired,
+)
 
 __all__ = ["PAIRED_METRICS", "PairedScoreReport", "compare_folders", "SCATTER_FILE"]
 
@@ -149,7 +156,7 @@ class PairedScoreReport:
         Raises ``ConfigError`` for a path that is empty, not a path, holds a NUL or ends with a separator,
         and ``OutputError`` (naming the path) when a parent folder cannot be created or writing fails.
         """
-        return _write_json(report_file(path, "JSON path"), self.to_dict())
+        return write_json_report(report_file(path, "JSON path"), self.to_dict())
 
     def write_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write the per-image rows as CSV atomically (folders created; raises as :meth:`write_json`)."""
@@ -205,7 +212,10 @@ def compare_folders(
     preset : str
         Score preset (see :data:`maskrefine.metrics.PRESETS`).
     n_resamples, seed : int
-        Bootstrap settings (deterministic for a given seed).
+        Bootstrap settings (deterministic for a given seed). The intervals are 95 % ones, so
+        ``n_resamples`` is at least 40 (each tail then holds at least one resample; see
+        :func:`~maskrefine.quality.stats.min_resamples`) and at most
+        :data:`~maskrefine.quality.stats.MAX_RESAMPLES`.
     worst : int
         How many of the images that lost most IoU to list.
     csv_path, json_path : path-like, optional
@@ -233,9 +243,10 @@ def compare_folders(
     Raises
     ------
     ConfigError
-        Missing folders, unknown preset, bad ``worst``, ``jobs``, ``progress`` (not callable) or
-        ``overwrite`` (not a bool), unsafe output paths (inside an input folder, two outputs on one path,
-        a folder, a name ending in a separator), raised before any work.
+        Missing folders, unknown preset, bad ``worst``, ``jobs``, ``n_resamples`` (not an integer in
+        [40, 100000]), ``seed``, ``progress`` (not callable) or ``overwrite`` (not a bool), unsafe output
+        paths (inside an input folder, two outputs on one path, a folder, a name ending in a separator),
+        raised before any work.
     BackendUnavailableError
         ``plot_dir`` without matplotlib.
     """
@@ -252,7 +263,7 @@ def compare_folders(
     check_progress(progress)
     (overwrite,) = job_flags(overwrite=overwrite)
     try:  # before any image is read, not after all of them are scored
-        check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
+        check_resamples(n_resamples, DEFAULT_CONFIDENCE)
         check_int_range(seed, "seed", 0)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
@@ -346,6 +357,7 @@ def compare_folders(
                 metric=metric,
                 statistic=statistic,
                 n_resamples=n_resamples,
+                confidence=DEFAULT_CONFIDENCE,
                 seed=seed,
                 higher_is_better=higher,
             )

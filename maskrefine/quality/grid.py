@@ -510,7 +510,8 @@ def compare_to(
     preset : str or ScorePreset, default "tokencut"
         Score preset whose aggregation rules apply.
     n_resamples : int, default 2000
-        Bootstrap resamples, 1..100000.
+        Bootstrap resamples, from :func:`~maskrefine.quality.stats.min_resamples` of ``confidence`` (40
+        at 0.95: each tail of the interval holds at least one resample) to 100000.
     confidence : float, default 0.95
         Coverage of the bootstrap interval, in (0, 1).
     seed : int, default 0

@@ -14,6 +14,7 @@ import math
 import numbers
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +45,9 @@ MAX_RESAMPLES = 100_000
 #: warn): with 2, 3, 5 and 10 images a change of exactly 0 was called better or worse 52, 28, 19 and 9 %
 #: of the time at a nominal 5 % (300 simulated comparisons each); from 20 images on, 5 %.
 MIN_IMAGES = 20
+#: Coverage of the intervals unless asked otherwise (``score --baseline`` always uses it): its
+#: :func:`min_resamples` is 40.
+DEFAULT_CONFIDENCE = 0.95
 
 
 def _check_confidence(confidence: object) -> float:
@@ -55,6 +59,81 @@ def _check_confidence(confidence: object) -> float:
     return value
 
 
+def min_resamples(confidence: float) -> int:
+    """Fewest bootstrap resamples whose percentile interval at ``confidence`` means anything.
+
+    Each tail of the interval, a fraction ``(1 - confidence) / 2`` of the resampled changes, must hold at
+    least one resample: ``n_resamples * (1 - confidence) / 2 >= 1``. With fewer, an end of the interval is
+    read from the most extreme resample (or interpolated towards it) instead of from the spread of the
+    resampled changes; one resample gives ``low == high``, an interval of zero width whatever the data.
+
+    Parameters
+    ----------
+    confidence : float
+        Coverage of the interval, in (0, 1) (not checked here).
+
+    Returns
+    -------
+    int
+        ``ceil(2 / (1 - confidence))`` for the confidence as written (its shortest decimal form, as
+        ``repr`` shows it), in exact decimal arithmetic: binary rounding would add one where the bound is
+        met exactly (0.9 is stored as 0.90000000000000002, whose tails hold 0.99999999999999978 of 20
+        resamples). 40 at 0.95, 20 at 0.9, 200 at 0.99, 20000 at 0.9999.
+
+    Examples
+    --------
+    >>> min_resamples(0.95), min_resamples(0.9), min_resamples(0.99)
+    (40, 20, 200)
+    """
+    return math.ceil(2 / (1 - Decimal(repr(float(confidence)))))
+
+
+def check_resamples(n_resamples: object, confidence: float) -> int:
+    """Return ``n_resamples`` as an int in ``[min_resamples(confidence), MAX_RESAMPLES]``, or raise.
+
+    Parameters
+    ----------
+    n_resamples : int
+        Bootstrap resamples asked for (any integer type but bool).
+    confidence : float
+        The coverage of the interval they feed, already checked to lie in (0, 1).
+
+    Returns
+    -------
+    int
+        ``n_resamples``.
+
+    Raises
+    ------
+    TypeError
+        ``n_resamples`` is not an integer (a bool, a float such as ``40.0``, a string).
+    ValueError
+        ``n_resamples`` is below :func:`min_resamples` (a tail of the interval would hold no resample)
+        or above :data:`MAX_RESAMPLES` (the table of draws would not fit in memory); or ``confidence`` is
+        so close to 1 that no count up to :data:`MAX_RESAMPLES` is enough.
+    """
+    minimum = min_resamples(confidence)
+    why = (
+        "each tail of the percentile interval must hold at least one resample: "
+        "n_resamples * (1 - confidence) / 2 >= 1"
+    )
+    if minimum > MAX_RESAMPLES:
+        largest = 1.0 - 2.0 / MAX_RESAMPLES
+        raise ValueError(
+            f"`confidence` {confidence!r} needs `n_resamples` >= {minimum} ({why}), more than the "
+            f"{MAX_RESAMPLES} allowed; use a `confidence` of at most {largest:g}"
+        )
+    try:
+        return check_int_range(n_resamples, "n_resamples", minimum, MAX_RESAMPLES)
+    except ValueError:
+        if int(n_resamples) >= minimum:  # type: ignore[call-overload]  # an integer, checked above
+            raise  # above MAX_RESAMPLES
+        raise ValueError(
+            f"`n_resamples` must be at least {minimum} for confidence {confidence!r} ({why}); "
+            f"got {short_repr(int(n_resamples))}"  # type: ignore[call-overload]
+        ) from None
+
+
 def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDArray[np.int64]:
     """How often each of ``n`` images is drawn in each bootstrap resample.
 
@@ -63,7 +142,9 @@ def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDAr
     n : int
         Number of images (>= 1).
     n_resamples : int
-        Number of resamples, 1..:data:`MAX_RESAMPLES`.
+        Number of resamples, 1..:data:`MAX_RESAMPLES`. A table of counts is not an interval, so one row
+        is allowed; an interval computed from it needs :func:`min_resamples` rows (as
+        :func:`paired_bootstrap` requires).
     seed : int
         Seed of ``numpy.random.default_rng``.
 
@@ -140,7 +221,7 @@ def paired_bootstrap(
     *,
     statistic: Statistic = "mean",
     n_resamples: int = 2000,
-    confidence: float = 0.95,
+    confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """Change of a statistic from ``baseline`` to ``candidate`` with a paired percentile bootstrap interval.
@@ -154,7 +235,9 @@ def paired_bootstrap(
     statistic : {"mean", "max_of_mean"}
         ``mean`` over images, or the max over K of the image-averaged curve.
     n_resamples : int
-        Bootstrap resamples (images drawn with replacement, the same draw for both sides).
+        Bootstrap resamples (images drawn with replacement, the same draw for both sides), from
+        :func:`min_resamples` of ``confidence`` (40 at 0.95: each tail of the interval holds at least one
+        resample) to :data:`MAX_RESAMPLES`.
     confidence : float
         Coverage of the interval (0.95: the 2.5 % and 97.5 % percentiles of the resampled changes,
         NumPy's default linear interpolation).
@@ -171,7 +254,7 @@ def paired_bootstrap(
     ------
     ValueError
         Different shapes, a shape that does not fit ``statistic``, an infinite score, or settings out
-        of range.
+        of range (``n_resamples`` below :func:`min_resamples` of ``confidence`` included).
     TypeError
         Scores that are not numbers (text, objects); ``n_resamples`` or ``seed`` not an integer,
         ``confidence`` not a number.
@@ -181,19 +264,44 @@ def paired_bootstrap(
     >>> paired_bootstrap([1.0, 1.0, 1.0], [0.5, 0.5, 0.5])
     (0.5, 0.5, 0.5)
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"`statistic` must be one of {', '.join(STATISTICS)}; got {short_repr(statistic)}")
-    a = _as_values(candidate, "candidate", statistic)
-    b = _as_values(baseline, "baseline", statistic)
-    if a.shape != b.shape:
-        raise ValueError(f"`candidate` and `baseline` must have the same shape; got {a.shape} and {b.shape}")
-    confidence = _check_confidence(confidence)
-    n_resamples = check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
-    seed = check_int_range(seed, "seed", 0)
-    keep = _paired_valid(a, b)
-    a, b = a[keep], b[keep]
+    a, b, n_resamples, confidence, seed = _checked(
+        candidate, baseline, statistic, n_resamples, confidence, seed
+    )
     if a.shape[0] == 0:
         return math.nan, math.nan, math.nan
+    return _bootstrap(a, b, statistic, n_resamples, confidence, seed)
+
+
+def _checked(
+    candidate: object,
+    baseline: object,
+    statistic: object,
+    n_resamples: object,
+    confidence: object,
+    seed: object,
+) -> tuple[np.ndarray, np.ndarray, int, float, int]:
+    """Check the arguments of :func:`paired_bootstrap`; return the finite pairs and the settings.
+
+    The scores come back as float64 arrays of the shape ``statistic`` needs, without the pairs that hold
+    a NaN on either side (possibly none left).
+    """
+    if statistic not in STATISTICS:
+        raise ValueError(f"`statistic` must be one of {', '.join(STATISTICS)}; got {short_repr(statistic)}")
+    a = _as_values(candidate, "candidate", str(statistic))
+    b = _as_values(baseline, "baseline", str(statistic))
+    if a.shape != b.shape:
+        raise ValueError(f"`candidate` and `baseline` must have the same shape; got {a.shape} and {b.shape}")
+    level = _check_confidence(confidence)
+    count = check_resamples(n_resamples, level)
+    start = check_int_range(seed, "seed", 0)
+    keep = _paired_valid(a, b)
+    return a[keep], b[keep], count, level, start
+
+
+def _bootstrap(
+    a: np.ndarray, b: np.ndarray, statistic: str, n_resamples: int, confidence: float, seed: int
+) -> tuple[float, float, float]:
+    """:func:`paired_bootstrap` of checked, finite pairs (at least one): nothing is checked here."""
     change = float(_statistic(a, statistic) - _statistic(b, statistic))
     parts = []
     for counts in _count_chunks(a.shape[0], n_resamples, seed):  # bounded memory for any number of images
@@ -236,9 +344,19 @@ def win_tie_loss(
     b = _as_scores(baseline, "baseline")
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"`candidate` and `baseline` must be 1-D of equal length; got {a.shape}, {b.shape}")
+    return _win_tie_loss(a, b, _check_tie_tol(tie_tol), higher_is_better)
+
+
+def _check_tie_tol(tie_tol: float) -> float:
     if isinstance(tie_tol, bool) or not isinstance(tie_tol, numbers.Real) or not tie_tol >= 0:
         raise ValueError(f"`tie_tol` must be a number >= 0; got {short_repr(tie_tol)}")
-    tie_tol = real_to_float(tie_tol)  # 10**400: inf (every change a tie), not an OverflowError in NumPy
+    return real_to_float(tie_tol)  # 10**400: inf (every change a tie), not an OverflowError in NumPy
+
+
+def _win_tie_loss(
+    a: np.ndarray, b: np.ndarray, tie_tol: float, higher_is_better: bool
+) -> tuple[int, int, int]:
+    """:func:`win_tie_loss` of checked float64 arrays of one shape (n,) and a checked ``tie_tol``."""
     keep = np.isfinite(a) & np.isfinite(b)
     diff = (a - b)[keep] * (1.0 if higher_is_better else -1.0)
     ties = int(np.count_nonzero(np.abs(diff) <= tie_tol))
@@ -356,7 +474,7 @@ def compare_paired(
     metric: str,
     statistic: Statistic = "mean",
     n_resamples: int = 2000,
-    confidence: float = 0.95,
+    confidence: float = DEFAULT_CONFIDENCE,
     seed: int = 0,
     tie_tol: float = 1e-3,
     higher_is_better: bool = True,
@@ -378,7 +496,8 @@ def compare_paired(
         ``mean`` over images, or the max over K of the image-averaged curve (see
         :func:`paired_bootstrap`).
     n_resamples : int, default 2000
-        Bootstrap resamples, 1..:data:`MAX_RESAMPLES`.
+        Bootstrap resamples, :func:`min_resamples` of ``confidence`` (40 at 0.95) to
+        :data:`MAX_RESAMPLES`.
     confidence : float, default 0.95
         Coverage of the interval, in (0, 1).
     seed : int, default 0
@@ -404,19 +523,19 @@ def compare_paired(
         Scores that are not numbers; ``n_resamples`` or ``seed`` not an integer, ``confidence`` not a
         number.
     """
-    change, low, high = paired_bootstrap(
-        candidate, baseline, statistic=statistic, n_resamples=n_resamples, confidence=confidence, seed=seed
-    )
-    a = _as_scores(candidate, "candidate")
-    b = _as_scores(baseline, "baseline")
-    keep = _paired_valid(a, b)
-    a, b = a[keep], b[keep]
+    # every argument is checked once, here, before any resampling; the helpers below check nothing
+    a, b, count, level, start = _checked(candidate, baseline, statistic, n_resamples, confidence, seed)
+    tolerance = _check_tie_tol(tie_tol)
     n = int(a.shape[0])
+    if n:
+        change, low, high = _bootstrap(a, b, statistic, count, level, start)
+    else:
+        change = low = high = math.nan
     base = float(_statistic(b, statistic)) if n else math.nan
     cand = float(_statistic(a, statistic)) if n else math.nan
     per_a = a if statistic == "mean" else a.max(axis=1)
     per_b = b if statistic == "mean" else b.max(axis=1)
-    wins, ties, losses = win_tie_loss(per_a, per_b, tie_tol=tie_tol, higher_is_better=higher_is_better)
+    wins, ties, losses = _win_tie_loss(per_a, per_b, tolerance, higher_is_better)
     return PairedComparison(
         metric=str(metric),
         n=n,
@@ -428,8 +547,8 @@ def compare_paired(
         wins=wins,
         ties=ties,
         losses=losses,
-        confidence=float(confidence),
-        n_resamples=int(n_resamples),
-        seed=int(seed),
+        confidence=level,
+        n_resamples=count,
+        seed=start,
         higher_is_better=bool(higher_is_better),
     )

@@ -174,3 +174,174 @@ def test_bool_hits_are_scores():
     change, low, high = paired_bootstrap([True, True, False, True], [False, True, False, False])
     assert change == pytest.approx(0.5)
     assert win_tie_loss([True, False], [False, False]) == (1, 1, 0)
+
+
+# --- resample counts: each tail of the percentile interval must hold at least one resample -------------
+
+_PAIR = ([0.9, 0.8, 0.7, 0.6], [0.5, 0.7, 0.6, 0.2])
+
+
+def _call(function, n_resamples, **kwargs):
+    if function is compare_paired:
+        kwargs["metric"] = "iou"
+    return function(*_PAIR, n_resamples=n_resamples, **kwargs)
+
+
+@pytest.mark.parametrize("function", [paired_bootstrap, compare_paired])
+@pytest.mark.parametrize("n_resamples", [0, 1, 2, 39, -1])
+def test_too_few_resamples_for_the_interval_are_refused(function, n_resamples):
+    # one resample gave low == high (a zero-width interval) and a "better" verdict on any data
+    pattern = (
+        r"^`n_resamples` must be at least 40 for confidence 0\.95 \(each tail of the percentile interval "
+        r"must hold at least one resample: n_resamples \* \(1 - confidence\) / 2 >= 1\); got "
+        rf"{n_resamples}$"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        _call(function, n_resamples)
+
+
+@pytest.mark.parametrize("function", [paired_bootstrap, compare_paired])
+@pytest.mark.parametrize("n_resamples", [40, np.int64(40), 41])
+def test_the_smallest_count_for_the_interval_is_accepted(function, n_resamples):
+    result = _call(function, n_resamples)
+    change, low, high = result if function is paired_bootstrap else (result.change, result.low, result.high)
+    assert low <= change <= high and low < high
+
+
+@pytest.mark.parametrize("function", [paired_bootstrap, compare_paired])
+@pytest.mark.parametrize(
+    ("n_resamples", "shown"),
+    [
+        (40.0, r"40\.0 \(float\)"),
+        (True, r"True \(bool\)"),
+        (False, r"False \(bool\)"),
+        ("40", r"'40' \(str\)"),
+        (np.float64(40), r".*40.* \(float64\)"),
+        (None, r"None \(NoneType\)"),
+    ],
+)
+def test_a_count_that_is_not_an_integer_is_refused(function, n_resamples, shown):
+    with pytest.raises(
+        TypeError, match=rf"^`n_resamples` must be an integer in \[40, 100000\]; got {shown}$"
+    ):
+        _call(function, n_resamples)
+
+
+@pytest.mark.parametrize("function", [paired_bootstrap, compare_paired])
+@pytest.mark.parametrize("n_resamples", [100_001, 10**15, 10**400], ids=["100001", "1e15", "1e400"])
+def test_a_count_above_the_cap_is_refused(function, n_resamples):
+    with pytest.raises(ValueError, match=r"^`n_resamples` must be an integer in \[40, 100000\]; got "):
+        _call(function, n_resamples)
+
+
+@pytest.mark.parametrize("function", [paired_bootstrap, compare_paired])
+@pytest.mark.parametrize(("confidence", "minimum"), [(0.9, 20), (0.99, 200), (0.5, 4), (0.8, 10)])
+def test_the_minimum_follows_the_confidence(function, confidence, minimum):
+    # 0.9 is stored as 0.900000000000000022: computed in binary, 20 resamples missed the bound by 2e-16
+    _call(function, minimum, confidence=confidence)
+    with pytest.raises(
+        ValueError, match=rf"at least {minimum} for confidence {confidence}\b.*; got {minimum - 1}$"
+    ):
+        _call(function, minimum - 1, confidence=confidence)
+
+
+def test_min_resamples_values():
+    from maskrefine.quality.stats import DEFAULT_CONFIDENCE, MAX_RESAMPLES, min_resamples
+
+    assert min_resamples(DEFAULT_CONFIDENCE) == 40
+    table = {0.5: 4, 0.8: 10, 0.9: 20, 0.95: 40, 0.975: 80, 0.99: 200, 0.999: 2000, 0.9999: 20_000}
+    assert {c: min_resamples(c) for c in table} == table
+    assert min_resamples(0.99998) == MAX_RESAMPLES
+    assert min_resamples(np.float32(0.95)) == 40  # 0.949999988: 39.99999 resamples, so 40
+    for confidence, minimum in table.items():  # the documented bound, and the count below misses it
+        assert minimum * (1 - confidence) / 2 >= 1 - 1e-12
+        assert (minimum - 1) * (1 - confidence) / 2 < 1
+
+
+def test_a_confidence_no_allowed_count_can_reach_is_refused():
+    message = (
+        r"^`confidence` 0\.99999 needs `n_resamples` >= 200000 \(each tail .*\), more than the 100000 "
+        r"allowed; use a `confidence` of at most 0\.99998$"
+    )
+    with pytest.raises(ValueError, match=message):
+        paired_bootstrap(*_PAIR, confidence=0.99999, n_resamples=100_000)
+    with pytest.raises(ValueError, match=message):
+        compare_paired(*_PAIR, metric="iou", confidence=0.99999)
+    change, low, high = paired_bootstrap([1.0, 0.0], [0.5, 0.5], confidence=0.99998, n_resamples=100_000)
+    assert (low, high) == (-0.5, 0.5)
+
+
+def test_bootstrap_counts_keeps_its_lower_bound_of_one():
+    # a table of draws is not an interval: one row is a valid table (paired_bootstrap holds the minimum)
+    assert bootstrap_counts(5, 1, seed=0).shape == (1, 5)
+    with pytest.raises(ValueError, match=r"`n_resamples` must be an integer in \[1, 100000\]; got 0$"):
+        bootstrap_counts(5, 0)
+
+
+def test_compare_to_refuses_too_few_resamples():
+    from maskrefine.metrics import get_preset
+    from maskrefine.quality.grid import Scores, compare_to
+
+    k = get_preset("tokencut").thresholds.size
+    rng = np.random.default_rng(0)
+    a, b = (Scores(rng.random(6), rng.random(6), rng.random((6, k))) for _ in range(2))
+    assert compare_to(a, b, n_resamples=40)["iou"].n_resamples == 40
+    with pytest.raises(
+        ValueError, match=r"`n_resamples` must be at least 40 for confidence 0\.95 .*; got 39$"
+    ):
+        compare_to(a, b, n_resamples=39)
+    assert compare_to(a, b, n_resamples=20, confidence=0.9)["acc"].confidence == 0.9
+    with pytest.raises(ValueError, match=r"at least 20 for confidence 0\.9 .*; got 19$"):
+        compare_to(a, b, n_resamples=19, confidence=0.9)
+
+
+# --- compare_paired checks its arguments once, before any resampling ---------------------------------
+
+
+def test_compare_paired_converts_and_checks_the_scores_once(monkeypatch):
+    from maskrefine.quality import stats
+
+    seen = []
+    original = stats._as_scores
+
+    def counting(values, name):
+        seen.append(name)
+        return original(values, name)
+
+    monkeypatch.setattr(stats, "_as_scores", counting)
+    compare_paired(*_PAIR, metric="iou")
+    assert seen == ["candidate", "baseline"]  # were 6: paired_bootstrap, compare_paired, win_tie_loss
+    seen.clear()
+    paired_bootstrap(*_PAIR)
+    assert seen == ["candidate", "baseline"]
+
+
+def test_compare_paired_refuses_a_bad_tie_tol_before_resampling(monkeypatch):
+    from maskrefine.quality import stats
+
+    def no_draws(*args):
+        raise AssertionError("resampled before every argument was checked")
+
+    monkeypatch.setattr(stats, "_count_chunks", no_draws)
+    for bad in (-1, "0.1", math.nan):
+        with pytest.raises(ValueError, match="tie_tol"):
+            compare_paired(*_PAIR, metric="iou", tie_tol=bad)
+
+
+@pytest.mark.parametrize("statistic", ["mean", "max_of_mean"])
+def test_compare_paired_matches_its_parts_exactly(statistic):
+    rng = np.random.default_rng(3)
+    shape = (60,) if statistic == "mean" else (60, 4)
+    cand, base = rng.random(shape), rng.random(shape)
+    cand[5], base[9] = math.nan, math.nan  # two pairs dropped
+    rec = compare_paired(cand, base, metric="m", statistic=statistic, n_resamples=500, seed=7, tie_tol=0.05)
+    assert (rec.change, rec.low, rec.high) == paired_bootstrap(
+        cand, base, statistic=statistic, n_resamples=500, seed=7
+    )
+    keep = np.isfinite(cand).all(axis=tuple(range(1, cand.ndim))) & np.isfinite(base).all(
+        axis=tuple(range(1, base.ndim))
+    )
+    per_a = cand[keep] if statistic == "mean" else cand[keep].max(axis=1)
+    per_b = base[keep] if statistic == "mean" else base[keep].max(axis=1)
+    assert (rec.wins, rec.ties, rec.losses) == win_tie_loss(per_a, per_b, tie_tol=0.05)
+    assert rec.n == 58 and (rec.n_resamples, rec.seed, rec.confidence) == (500, 7, 0.95)

@@ -91,7 +91,7 @@ def test_score_baseline_names_duplicates_and_a_gt_without_prediction(tmp_path: P
     shutil.copytree(EXAMPLES / "gt", gt)
     np.save(pred / "35010.npy", np.zeros((321, 481), np.float32))
     shutil.copyfile(gt / "100075.png", gt / "zz_gt_only.png")
-    report = compare_folders(pred, EXAMPLES / "masks", gt, n_resamples=20)
+    report = compare_folders(pred, EXAMPLES / "masks", gt, n_resamples=40)
     assert len(report.rows) == 9
     assert report.duplicates == {"35010": [str(pred / "35010.npy"), str(pred / "35010.png")]}
     assert report.unmatched == [str(gt / "zz_gt_only.png")]
