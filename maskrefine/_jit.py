@@ -16,9 +16,34 @@ from typing import Any
 
 import numba
 
-__all__ = ["njit", "njit_inner", "skip_blas_probe", "kernels_cached"]
+__all__ = ["njit", "njit_inner", "skip_blas_probe", "kernels_cached", "launch_numba_threads"]
 
 _warned = False
+_threads_launched = False
+
+
+def launch_numba_threads() -> None:
+    """Start numba's threading layer (once per process) without changing torch's thread count.
+
+    numba starts its threading layer on the first ``numba.get_num_threads`` / ``set_num_threads`` call.
+    Its OpenMP layer then sets the process's OpenMP thread count to ``NUMBA_NUM_THREADS`` (the CPU count
+    by default), and torch, linked to the same OpenMP runtime, reads that as its own: a process that runs
+    torch with ``OMP_NUM_THREADS=1`` went on with numba's count after its first numba filter call (measured: 1 thread became 2 in the first training step, whose crop target
+    is the numba guided filter; the run's losses then differed in the last bits from a run whose first
+    numba call came earlier). When torch is loaded, its count is put back right after the launch.
+    """
+    global _threads_launched
+    if _threads_launched:
+        return
+    torch = sys.modules.get("torch")
+    try:
+        before = None if torch is None else int(torch.get_num_threads())
+    except Exception:  # noqa: BLE001 - a torch that is not (fully) usable: nothing to keep
+        before = None
+    numba.get_num_threads()  # launches the threading layer
+    _threads_launched = True
+    if before is not None and torch is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
 
 
 def _warn_once(reason: str) -> None:

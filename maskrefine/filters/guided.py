@@ -340,6 +340,9 @@ def _num_threads() -> int:
     """Worker count: ``NUMBA_NUM_THREADS`` / ``numba.set_num_threads`` (defaults to the CPU count)."""
     import numba
 
+    from maskrefine._jit import launch_numba_threads
+
+    launch_numba_threads()  # the first call: keeps torch's thread count as it was
     return max(1, int(numba.get_num_threads()))
 
 

@@ -64,6 +64,9 @@ def set_threads(count: int) -> tuple[int | None, int | None]:
     try:
         import numba
 
+        from maskrefine._jit import launch_numba_threads
+
+        launch_numba_threads()  # the first call: keeps torch's thread count as it was
         previous_numba = numba.get_num_threads()
         # numba.config defines its NUMBA_* settings through globals() at import: unknown to type checkers
         limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
@@ -183,6 +186,9 @@ def _init_thread() -> None:
     try:
         import numba
 
+        from maskrefine._jit import launch_numba_threads
+
+        launch_numba_threads()
         numba.set_num_threads(1)
     except Exception:  # noqa: BLE001  # pragma: no cover - best effort
         pass
