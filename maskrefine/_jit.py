@@ -28,9 +28,10 @@ def launch_numba_threads() -> None:
     numba starts its threading layer on the first ``numba.get_num_threads`` / ``set_num_threads`` call.
     Its OpenMP layer then sets the process's OpenMP thread count to ``NUMBA_NUM_THREADS`` (the CPU count
     by default), and torch, linked to the same OpenMP runtime, reads that as its own: a process that runs
-    torch with ``OMP_NUM_THREADS=1`` went on with numba's count after its first numba filter call (measured: 1 thread became 2 in the first training step, whose crop target
-    is the numba guided filter; the run's losses then differed in the last bits from a run whose first
-    numba call came earlier). When torch is loaded, its count is put back right after the launch.
+    torch with ``OMP_NUM_THREADS=1`` went on with numba's count after its first numba filter call
+    (measured: 1 thread became 2 in the first training step, whose crop target is the numba guided
+    filter; the run's losses then differed in the last bits from a run whose first numba call came
+    earlier). When torch is loaded, its count is put back right after the launch.
     """
     global _threads_launched
     if _threads_launched:

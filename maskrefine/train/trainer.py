@@ -43,7 +43,7 @@ from maskrefine.train.model import (
     objective,
     usable_device,
 )
-from maskrefine.train.preflight import TrainingRun, validation_pairs
+from maskrefine.train.preflight import Progress, TrainingRun, validation_pairs
 
 __all__ = [
     "train",
@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = "maskrefine-sempart-1"
-Progress = Callable[[dict[str, Any]], None]
 
 
 @dataclass(slots=True)
