@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag, check_int_range, plain_ndarray, short_repr
+from maskrefine._checks import check_flag, check_int_range, plain_ndarray, short_repr, unit_interval_problem
 from maskrefine._units import to_unit_float
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
@@ -70,11 +70,14 @@ def _check_pred(pred: object) -> np.ndarray:
         return pred
     if np.issubdtype(pred.dtype, np.floating):
         lo, hi = float(pred.min()), float(pred.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
+        problem = unit_interval_problem(lo, hi)
+        if problem is not None:
             raise ValueError(
-                f"`pred` must have finite values in [0, 1] when floating; got min {lo!r}, max {hi!r}. "
+                f"`pred` must have finite values in [0, 1] when floating; {problem}. "
                 "Pass 8-bit maps as uint8 (0..255)."
             )
+        if lo < 0.0 or hi > 1.0:  # float rounding within UNIT_TOLERANCE: clipped (a copy), as readers do
+            return np.clip(pred, 0.0, 1.0)
         return pred
     raise TypeError(
         f"`pred` must be uint8 (0..255), uint16 (0..65535) or float in [0, 1]; got {_type_name(pred)}"
@@ -94,10 +97,11 @@ def _check_gt(gt: object) -> np.ndarray:
         return gt
     if np.issubdtype(gt.dtype, np.floating):
         lo, hi = float(gt.min()), float(gt.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0.0 or hi > 1.0:
-            raise ValueError(
-                f"`gt` must have finite values in [0, 1] when floating; got min {lo!r}, max {hi!r}"
-            )
+        problem = unit_interval_problem(lo, hi)
+        if problem is not None:
+            raise ValueError(f"`gt` must have finite values in [0, 1] when floating; {problem}")
+        if lo < 0.0 or hi > 1.0:  # float rounding within UNIT_TOLERANCE: clipped (a copy), as readers do
+            gt = np.clip(gt, 0.0, 1.0)
         # the GT kernels take float32 / float64: float16 widens exactly, long double rounds to float64
         if gt.dtype == np.float16:
             return gt.astype(np.float32)
@@ -670,10 +674,11 @@ def score_image(
     Parameters
     ----------
     pred : ndarray, shape (h, w)
-        uint8 (0..255), uint16 (0..65535) or float in [0, 1]; at the GT size or a uniform integer
-        down-scale of it (:func:`maskrefine.metrics.resize.prediction_stride`), resized per preset.
+        uint8 (0..255), uint16 (0..65535) or float in [0, 1] (values within 1e-6 of it, float rounding,
+        are clipped as the readers clip them); at the GT size or a uniform integer down-scale of it
+        (:func:`maskrefine.metrics.resize.prediction_stride`), resized per preset.
     gt : ndarray, shape (H, W)
-        uint8 (0..255), bool or float in [0, 1].
+        uint8 (0..255), bool or float in [0, 1] (within 1e-6, clipped).
     preset : str or ScorePreset, optional
         Default ``"tokencut"``.
     weighted_f : bool
@@ -814,10 +819,11 @@ class Evaluator:
         Parameters
         ----------
         pred : ndarray, shape (h, w)
-            uint8 (0..255), uint16 (0..65535) or float in [0, 1], at the GT size or a uniform integer
+            uint8 (0..255), uint16 (0..65535) or float in [0, 1] (values within 1e-6 of it, float
+            rounding, are clipped as the readers clip them), at the GT size or a uniform integer
             down-scale of it (a patch grid); resized to the GT size per preset.
         gt : ndarray, shape (H, W)
-            uint8 (0..255), bool or float in [0, 1].
+            uint8 (0..255), bool or float in [0, 1] (within 1e-6, clipped).
         name : str, optional
             Row name (default: the running index as a string).
 

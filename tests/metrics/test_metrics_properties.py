@@ -163,7 +163,12 @@ def test_uint16_and_bool_inputs(rng):
             r"`pred` must be 2-D \(H, W\); got shape \(2, 2, 3\)",
         ),
         (np.zeros((2, 2), np.int32), np.zeros((2, 2)), TypeError, "got dtype int32"),
-        (np.full((2, 2), 1.5), np.zeros((2, 2)), ValueError, r"finite values in \[0, 1\].*max 1.5"),
+        (
+            np.full((2, 2), 1.5),
+            np.zeros((2, 2)),
+            ValueError,
+            r"finite values in \[0, 1\].*the maximum is 0.5 above 1",
+        ),
         (np.full((2, 2), np.nan), np.zeros((2, 2)), ValueError, "finite values"),
         (np.zeros((2, 2)), np.zeros((2, 2), np.int64), TypeError, "`gt` must be uint8"),
         (np.zeros((2, 2)), np.full((2, 2), 255.0), ValueError, r"`gt` must have finite values in \[0, 1\]"),
