@@ -10,7 +10,7 @@ of the mean coefficients.
 from __future__ import annotations
 
 import numbers
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -520,6 +520,12 @@ class GuidedFilter(nn.Module):
             tensor whose shape is neither () nor (B,)).
         """
         return guided_filter(guide, src, self.radius, self.eps, subsample=self.subsample, border=self.border)
+
+    if TYPE_CHECKING:  # for type checkers only: nn.Module.__call__ (hooks, then forward) is typed Any
+
+        def __call__(self, guide: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+            """Filter ``src`` with ``guide``: :meth:`forward`, through ``nn.Module``'s hooks."""
+            ...
 
     def extra_repr(self) -> str:
         """Return the settings shown in the module's ``repr``.
