@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from _mypy_run import run_mypy
 
 import maskrefine
 
@@ -117,28 +117,16 @@ maskrefine.apply_folder(Where(), Where(), Where())
 def test_lazy_names_have_their_types_for_mypy(tmp_path: Path) -> None:
     # the lazily imported names were typed `object` (module __getattr__), and any typo passed
     pytest.importorskip("mypy", reason="mypy is in the [dev] extra")
-    script = tmp_path / "user.py"
-    script.write_text(USER_SCRIPT, encoding="utf-8")
-    root = Path(maskrefine.__file__).resolve().parent.parent
-    env = {**os.environ, "MYPYPATH": str(root)}
-    command = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-incremental"]
-    out = subprocess.run(
-        [*command, "--cache-dir", str(tmp_path / "cache"), str(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    lines = [line for line in out.stdout.splitlines() if line.startswith("user.py:")]
+    lines, stdout = run_mypy(tmp_path, USER_SCRIPT, "--strict")
     revealed = [line.split("Revealed type is ")[1] for line in lines if "Revealed type" in line]
-    assert revealed[0] == '"maskrefine.metrics.evaluator.Evaluator"', out.stdout
-    assert revealed[1] in ('"float"', '"builtins.float"'), out.stdout
-    assert revealed[2].startswith('"def (image:'), out.stdout
-    assert revealed[3].startswith('"def (') and "object" not in revealed[3], out.stdout
+    assert revealed[0] == '"maskrefine.metrics.evaluator.Evaluator"', stdout
+    assert revealed[1] in ('"float"', '"builtins.float"'), stdout
+    assert revealed[2].startswith('"def (image:'), stdout
+    assert revealed[3].startswith('"def (') and "object" not in revealed[3], stdout
     # read_mask returns float32 (it said any dtype); the filters refuse lists at run time, and now for mypy
-    assert "floating[numpy._typing._nbit_base._32Bit]" in revealed[4], out.stdout
+    assert "floating[numpy._typing._nbit_base._32Bit]" in revealed[4], stdout
     errors = [line for line in lines if ": error:" in line]
-    assert len(errors) == 4, out.stdout
-    assert all("user.py:15: error:" in line and "guided_filter" in line for line in errors[2:]), out.stdout
+    assert len(errors) == 4, stdout
+    assert all("user.py:15: error:" in line and "guided_filter" in line for line in errors[2:]), stdout
     assert 'user.py:12: error: Module has no attribute "no_such_name"' in errors[0]
     assert "user.py:13: error:" in errors[1] and "s_measur" in errors[1]
