@@ -48,13 +48,17 @@ def check_device_name(device: object) -> None:
         raise ConfigError(f"--device must be cpu, cuda or cuda:N; got {short_repr(device)}")
 
 
-def check_not_input_file(
-    file: str, what: str, out_dir: Path, names: set[str], report_file: Path | None
+def check_input_file_not_replaced(
+    file: str, what: str, out_dirs: list[Path], names: set[str], report_file: Path | None
 ) -> None:
-    """Refuse (ConfigError) an input file recorded in the checkpoint that an output would replace."""
+    """Refuse (ConfigError) an input file (read from the checkpoint) that an output would replace.
+
+    ``out_dirs`` are the folders the job writes ``names`` to; ``report_file`` the report, if any.
+    """
     from maskrefine.pipeline.guards import check_not_an_output, refuse_input_file
 
-    check_not_an_output(Path(file), what, out_dir, names)
+    for out_dir in out_dirs:
+        check_not_an_output(Path(file), what, out_dir, names)
     if report_file is not None:
         refuse_input_file(report_file, "report file", {what: Path(file)})
 
@@ -205,9 +209,8 @@ def predict_folder(
     state = model_side.load_state(checkpoint)
     recorded = cast("dict[str, object]", state["config"]).get("backbone_checkpoint")
     if isinstance(recorded, str) and recorded:  # the run's backbone file: never an output either
-        check_not_input_file(recorded, "run's backbone checkpoint", out_path, names, report_file)
-        if save_coarse:
-            check_not_an_output(Path(recorded), "run's backbone checkpoint", coarse_dir, names)
+        out_dirs = [out_path, coarse_dir] if save_coarse else [out_path]
+        check_input_file_not_replaced(recorded, "run's backbone checkpoint", out_dirs, names, report_file)
     predictor = model_side.predictor_from_state(
         state,
         checkpoint,

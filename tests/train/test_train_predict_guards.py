@@ -234,3 +234,18 @@ def test_predict_folder_flags_must_be_bools(run, tmp_path, name) -> None:
     with pytest.raises(ConfigError, match=f"`{name}` must be True or False"):
         predict_folder(run[0], run[1], out, **{name: "no"})
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.parametrize("save_coarse", [False, True], ids=["output", "coarse-output"])
+def test_predict_never_replaces_the_runs_backbone_file(tmp_path, tiny_vit_file, save_coarse):
+    # the backbone path recorded in the checkpoint is read after torch loads; it is still never an output
+    images, _ = disc_images(tmp_path)
+    where = tmp_path / "soft" / ("coarse/b.png" if save_coarse else "a.png")
+    where.parent.mkdir(parents=True)
+    where.write_bytes(tiny_vit_file.read_bytes())  # a torch file under an output's name
+    cfg = preset("tiny", backbone_checkpoint=str(where), head_fine_channels=(8, 8), max_steps=1)
+    ckpt = train(cfg, images, tmp_path / "run").checkpoint
+    before = where.read_bytes()
+    with pytest.raises(ConfigError, match="run's backbone checkpoint .* is also the output of"):
+        predict_folder(images, ckpt, tmp_path / "soft", overwrite=True, save_coarse=save_coarse)
+    assert where.read_bytes() == before
