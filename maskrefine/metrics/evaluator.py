@@ -56,6 +56,21 @@ def _native(array: np.ndarray) -> np.ndarray:
     return array.astype(array.dtype.newbyteorder("="))
 
 
+def _unit_floats(values: np.ndarray, name: str, hint: str = "") -> np.ndarray:
+    """Return a float map in [0, 1], values within UNIT_TOLERANCE of it clipped (in a copy).
+
+    Float rounding (1.0000001) is clipped as the readers clip it; anything further out, NaN or inf is a
+    ValueError naming ``name``.
+    """
+    lo, hi = float(values.min()), float(values.max())
+    problem = unit_interval_problem(lo, hi)
+    if problem is not None:
+        raise ValueError(f"`{name}` must have finite values in [0, 1] when floating; {problem}{hint}")
+    if lo < 0.0 or hi > 1.0:
+        return np.clip(values, 0.0, 1.0)
+    return values
+
+
 def _check_pred(pred: object) -> np.ndarray:
     pred = plain_ndarray(pred)  # a masked array's hidden values are checked too: they are computed on
     if not isinstance(pred, np.ndarray):
@@ -69,16 +84,7 @@ def _check_pred(pred: object) -> np.ndarray:
     if pred.dtype in (np.uint8, np.uint16, np.bool_):
         return pred
     if np.issubdtype(pred.dtype, np.floating):
-        lo, hi = float(pred.min()), float(pred.max())
-        problem = unit_interval_problem(lo, hi)
-        if problem is not None:
-            raise ValueError(
-                f"`pred` must have finite values in [0, 1] when floating; {problem}. "
-                "Pass 8-bit maps as uint8 (0..255)."
-            )
-        if lo < 0.0 or hi > 1.0:  # float rounding within UNIT_TOLERANCE: clipped (a copy), as readers do
-            return np.clip(pred, 0.0, 1.0)
-        return pred
+        return _unit_floats(pred, "pred", ". Pass 8-bit maps as uint8 (0..255).")
     raise TypeError(
         f"`pred` must be uint8 (0..255), uint16 (0..65535) or float in [0, 1]; got {_type_name(pred)}"
     )
@@ -96,12 +102,7 @@ def _check_gt(gt: object) -> np.ndarray:
     if gt.dtype in (np.uint8, np.bool_):
         return gt
     if np.issubdtype(gt.dtype, np.floating):
-        lo, hi = float(gt.min()), float(gt.max())
-        problem = unit_interval_problem(lo, hi)
-        if problem is not None:
-            raise ValueError(f"`gt` must have finite values in [0, 1] when floating; {problem}")
-        if lo < 0.0 or hi > 1.0:  # float rounding within UNIT_TOLERANCE: clipped (a copy), as readers do
-            gt = np.clip(gt, 0.0, 1.0)
+        gt = _unit_floats(gt, "gt")
         # the GT kernels take float32 / float64: float16 widens exactly, long double rounds to float64
         if gt.dtype == np.float16:
             return gt.astype(np.float32)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -48,9 +48,6 @@ from maskrefine.train.predict_job import (
     check_refine,
     predict_folder,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "MAX_INPUT_FACTOR",

@@ -164,11 +164,11 @@ def predict_folder(
     duplicates = {stem: files for stem, files in by_stem.items() if len(files) > 1}
     jobs = [(stem, files[0]) for stem, files in sorted(by_stem.items()) if len(files) == 1]
     coarse_dir = out_path / "coarse"
+    out_dirs = [out_path, coarse_dir] if save_coarse else [out_path]
     names = {f"{stem}{suffix}" for stem, _ in jobs}
     for name, file in input_files.items():  # an output there would replace the checkpoint itself
-        check_not_an_output(file, name, out_path, names)
-        if save_coarse:
-            check_not_an_output(file, name, coarse_dir, names)
+        for folder in out_dirs:
+            check_not_an_output(file, name, folder, names)
     report_file = None
     if report_path is not None:
         report_file = file_path_argument(report_path, "--report")
@@ -209,7 +209,6 @@ def predict_folder(
     state = model_side.load_state(checkpoint)
     recorded = cast("dict[str, object]", state["config"]).get("backbone_checkpoint")
     if isinstance(recorded, str) and recorded:  # the run's backbone file: never an output either
-        out_dirs = [out_path, coarse_dir] if save_coarse else [out_path]
         check_input_file_not_replaced(recorded, "run's backbone checkpoint", out_dirs, names, report_file)
     predictor = model_side.predictor_from_state(
         state,
