@@ -5,7 +5,8 @@ Usage::
     python bench/startup.py                 # -> bench/results/startup--cpu.json
     python bench/startup.py --repeat 3 --json /tmp/startup.json
 
-What is measured (each a fresh ``python -m maskrefine.cli`` process, wall time, median of ``--repeat``):
+What is measured (each a fresh ``python -m maskrefine`` process, the console command's entry point; wall
+time, median of ``--repeat``):
 
 Python bytecode: maskrefine's modules are byte-compiled first (``compileall``, as ``pip install`` does for
 an installed package) and ``PYTHONDONTWRITEBYTECODE`` is removed from the children's environment, so no
@@ -50,7 +51,7 @@ _IMPORTS_PROBE = """
 import sys, runpy
 sys.argv = ["maskrefine", {flag!r}]
 try:
-    runpy.run_module("maskrefine.cli", run_name="__main__")
+    runpy.run_module("maskrefine", run_name="__main__")
 except SystemExit:
     pass
 print("HEAVY=" + ",".join(m for m in {heavy!r} if m in sys.modules), file=sys.stderr)
@@ -85,7 +86,7 @@ event.register("numba:compile", Listener())
 sys.argv = {argv!r}
 t0 = time.perf_counter()
 try:
-    runpy.run_module("maskrefine.cli", run_name="__main__")
+    runpy.run_module("maskrefine", run_name="__main__")
 except SystemExit:
     pass
 wall = time.perf_counter() - t0
@@ -159,7 +160,7 @@ def _apply_args(out: Path, variant: str) -> list[str]:
 
 
 def _apply_cmd(out: Path, variant: str) -> list[str]:
-    return [sys.executable, "-m", "maskrefine.cli", *_apply_args(out, variant)]
+    return [sys.executable, "-m", "maskrefine", *_apply_args(out, variant)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         # CLI flags: the numba cache does not matter (nothing should be compiled or even imported)
         for flag in ("--version", "--help"):
             samples = [
-                _timed([sys.executable, "-m", "maskrefine.cli", flag], _env(warm_cache), flag)[0]
+                _timed([sys.executable, "-m", "maskrefine", flag], _env(warm_cache), flag)[0]
                 for _ in range(args.repeat)
             ]
             probe = subprocess.run(

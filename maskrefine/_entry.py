@@ -1,8 +1,10 @@
 """Console entry point of ``maskrefine``: a Ctrl-C while the CLI's modules import also exits 130.
 
 The command module imports NumPy and maskrefine's own modules at start-up; an interrupt there would end
-in a ``KeyboardInterrupt`` traceback. A standard output that cannot be written (redirected to a full disk)
-ends in one line on stderr and exit code 1, not a traceback. This module imports nothing heavy itself.
+in a ``KeyboardInterrupt`` traceback. ``maskrefine --version`` alone is answered here, without those
+imports (NumPy alone takes ~0.09 s), with the text the command module's ``--version`` prints. A standard
+output that cannot be written (redirected to a full disk) ends in one line on stderr and exit code 1, not
+a traceback. This module imports nothing heavy itself.
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ __all__ = ["main"]
 
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
+#: The command's name, and the line ``--version`` prints (a click ``version_option`` message).
+PROG_NAME = "maskrefine"
+VERSION_MESSAGE = "%(prog)s %(version)s"
 
 
 def main() -> None:
     """Import and run :func:`maskrefine.cli.main` (the ``maskrefine`` command)."""
+    if sys.argv[1:] == ["--version"]:
+        _print_version()
+        return
     try:
         from maskrefine.cli import main as cli_main
     except KeyboardInterrupt:
@@ -28,6 +36,18 @@ def main() -> None:
     except OSError as exc:  # click leaves these to the caller; a closed pipe (EPIPE) it handles itself
         if not _stdout_fails():
             raise
+        sys.stderr.write(f"error: cannot write to standard output ({exc.strerror or exc})\n")
+        sys.exit(EXIT_FAILED)
+
+
+def _print_version() -> None:
+    from maskrefine import __version__
+
+    try:
+        sys.stdout.write(VERSION_MESSAGE % {"prog": PROG_NAME, "version": __version__} + "\n")
+        sys.stdout.flush()
+    except OSError as exc:
+        _stdout_fails()
         sys.stderr.write(f"error: cannot write to standard output ({exc.strerror or exc})\n")
         sys.exit(EXIT_FAILED)
 

@@ -34,6 +34,7 @@ import click
 from maskrefine import __version__
 from maskrefine._checks import MIN_EPS, short_repr
 from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii
+from maskrefine._entry import PROG_NAME, VERSION_MESSAGE, _stdout_fails
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import (
     BackendUnavailableError,
@@ -215,8 +216,6 @@ def _library_errors(
     except OSError as exc:  # e.g. the output folder cannot be created, or stdout is on a full disk
         if progress is not None:
             progress.close()
-        from maskrefine._entry import _stdout_fails
-
         if not getattr(exc, "filename", None) and _stdout_fails():
             _err(_one_line(f"error: cannot write to standard output ({exc.strerror or exc})"))
             sys.exit(EXIT_FAILED)
@@ -355,7 +354,7 @@ class _Commands(click.Group):
 @click.group(
     cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
-@click.version_option(__version__, "--version", prog_name="maskrefine", message="%(prog)s %(version)s")
+@click.version_option(__version__, "--version", prog_name=PROG_NAME, message=VERSION_MESSAGE)
 def main() -> None:
     """Refine segmentation masks with the image as guide (guided filter), and score them.
 
