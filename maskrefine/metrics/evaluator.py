@@ -99,7 +99,7 @@ def _check_gt(gt: object) -> np.ndarray:
     if gt.size == 0:
         raise ValueError(f"`gt` must not be empty; got shape {gt.shape}")
     gt = _native(gt)
-    if gt.dtype in (np.uint8, np.bool_):
+    if gt.dtype in (np.uint8, np.uint16, np.bool_):
         return gt
     if np.issubdtype(gt.dtype, np.floating):
         gt = _unit_floats(gt, "gt")
@@ -109,7 +109,9 @@ def _check_gt(gt: object) -> np.ndarray:
         if gt.dtype not in (np.float32, np.float64):
             return gt.astype(np.float64)
         return gt
-    raise TypeError(f"`gt` must be uint8 (0..255), bool or float in [0, 1]; got {_type_name(gt)}")
+    raise TypeError(
+        f"`gt` must be uint8 (0..255), uint16 (0..65535), bool or float in [0, 1]; got {_type_name(gt)}"
+    )
 
 
 def _to_uint8(pred: np.ndarray) -> np.ndarray:
@@ -166,8 +168,8 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     Parameters
     ----------
     array : ndarray, shape (H, W)
-        uint8 (resized as an 8-bit PIL image, as torchvision does on the loaded PNG), bool (as 0/255) or
-        float in [0, 1] (resized as a 32-bit float image).
+        uint8 (resized as an 8-bit PIL image, as torchvision does on the loaded PNG), bool (as 0/255),
+        uint16 (as float32 v / 65535) or float in [0, 1] (resized as a 32-bit float image).
     short_side : int
         Length of the shorter side after resizing.
     crop : int
@@ -176,7 +178,7 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     Returns
     -------
     ndarray, shape (crop, crop)
-        uint8 for uint8/bool input, float32 otherwise.
+        uint8 for uint8/bool input, float32 (in [0, 1]) otherwise.
 
     Notes
     -----
@@ -187,6 +189,8 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     short_side = check_int_range(short_side, "short_side", 1, MAX_GEOMETRY_SIDE)
     crop = check_int_range(crop, "crop", 1, MAX_GEOMETRY_SIDE)
     a = array.view(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
+    if a.dtype != np.uint8 and a.dtype != np.uint16 and not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"`array` must be uint8, uint16, bool or float in [0, 1]; got dtype {a.dtype}")
     if a.ndim != 2 or 0 in a.shape:
         raise ValueError(f"`array` must be a non-empty 2-D mask; got shape {a.shape}")
     h, w = a.shape
@@ -201,7 +205,7 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
             f"paper_repo geometry would resize the {h}x{w} mask to {nh}x{nw}, more than "
             f"{MAX_GEOMETRY_PIXELS:.0e} pixels (shorter side to {short_side}, the longer in proportion)"
         )
-    out = pil_bilinear(a if a.dtype == np.uint8 else a.astype(np.float32), (nh, nw))
+    out = pil_bilinear(a if a.dtype == np.uint8 else to_unit_float(a), (nh, nw))
     top = int(round((nh - crop) / 2.0))
     left = int(round((nw - crop) / 2.0))
     return np.ascontiguousarray(out[top : top + crop, left : left + crop])
@@ -223,14 +227,15 @@ def prepare_pair(
         the GT's size or a uniform down-scale of it (a 1/s patch grid, s = 2..32), which is resized by
         the preset's ``resize`` rule.
     gt : ndarray, shape (H, W)
-        Ground truth: uint8 (0..255), bool, or float with finite values in [0, 1]; at least 2 pixels.
+        Ground truth: uint8 (0..255), uint16 (0..65535), bool, or float with finite values in [0, 1]; at
+        least 2 pixels.
     preset : str or ScorePreset, optional
         Evaluation convention (:func:`get_preset`); None is the default ``"tokencut"``.
 
     Returns
     -------
     pred, gt : ndarray
-        Same shape; ``pred`` keeps its dtype family, ``gt`` is uint8, bool or float.
+        Same shape; ``pred`` keeps its dtype family, ``gt`` is uint8, uint16, bool or float.
 
     Raises
     ------
@@ -309,41 +314,41 @@ class _Image:
     )
 
 
-def _gt_on_255_scale(gt: np.ndarray) -> tuple[np.ndarray, float]:
-    """GT values and the factor that brings them to the 0..255 scale of the presets' GT thresholds."""
+def _gt_on_255_scale(gt: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """GT values, a factor for them and one for a 0..255 threshold: ``gt·f > threshold·g`` is the GT rule.
+
+    A 16-bit value v is compared as ``255·v > threshold·65535``, exact in float64: v / 65535 · 255 in
+    float32 puts v = 32896 (exactly 128 on the 0..255 scale) above ``GT > 128``.
+    """
     if gt.dtype == np.bool_:
-        return gt.view(np.uint8), 255.0
+        return gt.view(np.uint8), 255.0, 1.0
     if gt.dtype == np.uint8:
-        return gt, 1.0
-    return gt, 255.0
+        return gt, 1.0, 1.0
+    if gt.dtype == np.uint16:
+        return gt, 255.0, 65535.0
+    return gt, 255.0, 1.0
 
 
 def gt_foreground(gt: np.ndarray, threshold: float) -> npt.NDArray[np.bool_]:
     """Return the GT pixels whose value is ``> threshold`` on the 0..255 scale, as the evaluator sees them.
 
-    ``gt`` is a GT as :class:`Evaluator` takes it (uint8 as stored, bool as 0/255, float in [0, 1] × 255);
+    ``gt`` is a GT as :class:`Evaluator` takes it (uint8 as stored, bool as 0/255, uint16 × 255 / 65535,
+    float in [0, 1] × 255);
     ``threshold`` is e.g. a preset's ``gt_threshold_acc``. The same kernel as the scorer's GT classes.
     """
-    g, scale = _gt_on_255_scale(gt)
+    g, scale, thr_scale = _gt_on_255_scale(gt)
     out = np.empty(gt.shape, np.uint8)
-    _kernels.gt_classes(g, scale, float(threshold), float(threshold), False, out)
+    thr = float(threshold) * thr_scale
+    _kernels.gt_classes(g, scale, thr, thr, False, out)
     return out.view(np.bool_)
-
-
-def scoring_gt(pixels: np.ndarray) -> np.ndarray:
-    """Return a GT read from a file in a dtype :class:`Evaluator` takes: uint16 as float32 in [0, 1].
-
-    uint8, bool and float GT are returned as they are.
-    """
-    return to_unit_float(pixels) if pixels.dtype == np.uint16 else pixels
 
 
 def _gt_classes(gt: np.ndarray, p: ScorePreset) -> tuple[npt.NDArray[np.uint8], int, int, int, int]:
     two = p.gt_threshold_acc != p.gt_threshold_f
-    g, scale = _gt_on_255_scale(gt)
+    g, scale, thr_scale = _gt_on_255_scale(gt)
     gcls = np.empty(gt.shape, np.uint8)
     n_fg, sr, sc = _kernels.gt_classes(
-        g, scale, float(p.gt_threshold_f), float(p.gt_threshold_acc), two, gcls
+        g, scale, float(p.gt_threshold_f) * thr_scale, float(p.gt_threshold_acc) * thr_scale, two, gcls
     )
     return gcls, (4 if two else 2), int(n_fg), sr, sc
 
@@ -679,7 +684,7 @@ def score_image(
         are clipped as the readers clip them); at the GT size or a uniform integer down-scale of it
         (:func:`maskrefine.metrics.resize.prediction_stride`), resized per preset.
     gt : ndarray, shape (H, W)
-        uint8 (0..255), bool or float in [0, 1] (within 1e-6, clipped).
+        uint8 (0..255), uint16 (0..65535), bool or float in [0, 1] (within 1e-6, clipped).
     preset : str or ScorePreset, optional
         Default ``"tokencut"``.
     weighted_f : bool
@@ -824,7 +829,7 @@ class Evaluator:
             rounding, are clipped as the readers clip them), at the GT size or a uniform integer
             down-scale of it (a patch grid); resized to the GT size per preset.
         gt : ndarray, shape (H, W)
-            uint8 (0..255), bool or float in [0, 1] (within 1e-6, clipped).
+            uint8 (0..255), uint16 (0..65535), bool or float in [0, 1] (within 1e-6, clipped).
         name : str, optional
             Row name (default: the running index as a string).
 

@@ -118,14 +118,12 @@ class _Loaded:
 
 
 def _load_pair(stem: str, pred_path: Path, gt_path: Path, read: ReadOptions) -> _Loaded:
-    from maskrefine.metrics.evaluator import scoring_gt
-
     current = pred_path
     try:
         pred_read = read.mask(pred_path)
         current = gt_path
         gt_read = read.mask(gt_path)
-        gt = scoring_gt(gt_read.pixels)
+        gt = gt_read.pixels  # uint16 too: the evaluator compares 16-bit GT exactly
     except InputError as exc:
         return _Loaded(stem, pred_path, gt_path, failure=Failure(exc.path, exc.problem))
     except Exception as exc:  # noqa: BLE001 - one file must never end the run

@@ -29,7 +29,7 @@ from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
 from maskrefine.io.imageio import ReadOptions, write_text_atomic
 from maskrefine.io.pairs import match_folders
 from maskrefine.metrics import PRESETS, get_preset
-from maskrefine.metrics.evaluator import Evaluator, score_image, scoring_gt
+from maskrefine.metrics.evaluator import Evaluator, score_image
 from maskrefine.pipeline.guards import (
     check_folder,
     check_jobs,
@@ -182,7 +182,7 @@ def _score(
 
 
 def _gt_array(path: Path, read: ReadOptions) -> np.ndarray:
-    return scoring_gt(read.mask(path).pixels)
+    return read.mask(path).pixels
 
 
 def compare_folders(

@@ -366,12 +366,12 @@ class EvaluationResult:
 def _score_item(item: Item, candidates: Sequence[Candidate], preset_name: str) -> tuple[str, Any]:
     """Run every candidate on one item; ``(key, (acc, iou, fbeta))`` or ``(key, "problem")``."""
     # the scorer's kernels load on first use: `apply --preset` needs Candidate, not the scorer
-    from maskrefine.metrics.evaluator import score_image, scoring_gt
+    from maskrefine.metrics.evaluator import score_image
 
     try:
         image = read_image(item.image)
         mask = read_mask(item.mask)
-        gt = scoring_gt(read_mask_array(item.gt))
+        gt = read_mask_array(item.gt)
         problem = check_mask_size(mask.shape, image.shape[:2])
         if problem is not None:
             raise InputError(item.mask, f"{problem} (image {item.image.name})")

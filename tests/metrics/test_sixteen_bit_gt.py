@@ -1,0 +1,96 @@
+"""16-bit GT: v / 65535 on the 0..255 scale, compared with each preset's GT threshold exactly.
+
+A 16-bit GT was turned into float32 v / 65535 before the comparison, and float32 rounding put v = 32896
+(exactly 128 on the 0..255 scale) above `GT > 128` (preset `pysod`): an empty GT scored as a full one.
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from maskrefine.cli import main
+from maskrefine.metrics import PRESETS, score_image
+from maskrefine.metrics.evaluator import gt_foreground, paper_repo_geometry
+
+ALL_CODES = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+
+
+@pytest.mark.parametrize(
+    "threshold", sorted({float(PRESETS[p].gt_threshold_f) for p in PRESETS} | {0.0, 127.5})
+)
+def test_every_16_bit_code_is_foreground_exactly_when_its_value_exceeds_the_threshold(
+    threshold: float,
+) -> None:
+    expected = np.array([Fraction(int(v) * 255, 65535) > Fraction(threshold) for v in range(65536)])
+    got = gt_foreground(ALL_CODES, threshold).ravel()
+    np.testing.assert_array_equal(got, expected)
+
+
+def _square(value: int) -> np.ndarray:
+    gt = np.zeros((24, 24), np.uint16)
+    gt[6:18, 6:18] = value
+    gt[0, 0] = 300  # keeps the file a plain 16-bit one (values above 255)
+    return gt
+
+
+def test_a_16_bit_gt_at_exactly_128_is_background_under_pysod() -> None:
+    pred = np.zeros((24, 24), np.uint8)
+    pred[6:18, 6:18] = 200
+    row_16, _ = score_image(pred, _square(128 * 257), "pysod")
+    gt_8 = (_square(128 * 257) // 257).astype(np.uint8)  # the same values on the 8-bit scale: 128 and 1
+    row_8, _ = score_image(pred, gt_8, "pysod")
+    assert row_16["empty_gt"] and row_8["empty_gt"]
+    assert row_16 == row_8
+    above, _ = score_image(pred, _square(128 * 257 + 1), "pysod")
+    assert not above["empty_gt"] and above["iou"] == 1.0
+
+
+def test_score_reads_a_16_bit_gt_file_exactly(tmp_path: Path) -> None:
+    pred = np.zeros((24, 24), np.uint8)
+    pred[6:18, 6:18] = 200
+    pred[0, 0] = 10
+    gt_16 = _square(128 * 257)
+    summaries = {}
+    for name, gt in (("16", gt_16), ("8", (gt_16 // 257).astype(np.uint8))):
+        (tmp_path / name / "pred").mkdir(parents=True)
+        (tmp_path / name / "gt").mkdir()
+        cv2.imwrite(str(tmp_path / name / "pred" / "a.png"), pred)
+        cv2.imwrite(str(tmp_path / name / "gt" / "a.png"), gt)
+        report = tmp_path / f"{name}.json"
+        args = ["score", "--pred", tmp_path / name / "pred", "--gt", tmp_path / name / "gt", "--json", report]
+        result = CliRunner().invoke(main, [*map(str, args), "--preset", "pysod", "-j", "1", "-q"])
+        assert result.exit_code == 0, result.output
+        summaries[name] = json.loads(report.read_text())
+    assert summaries["16"]["empty_gt"] == 1
+    assert summaries["16"]["iou"] == 0.0 and summaries["16"]["max_fbeta"] == 0.0
+    for key in ("acc", "iou", "max_fbeta", "mae", "s_measure", "max_e_measure", "weighted_fbeta"):
+        assert summaries["16"][key] == summaries["8"][key], key
+
+
+@pytest.mark.parametrize("preset", ["paper_repo"])
+def test_a_16_bit_prediction_under_paper_repo_scores_as_its_8_bit_twin(preset: str) -> None:
+    # paper_repo_geometry resized a uint16 map as raw 0..65535 floats: MAE came out near -30000
+    rng = np.random.default_rng(5)
+    gt = np.zeros((400, 500), np.uint8)
+    gt[100:300, 120:420] = 255
+    pred_8 = (rng.random((400, 500)) * 255).astype(np.uint8)
+    row_8, _ = score_image(pred_8, gt, preset)
+    row_16, _ = score_image(pred_8.astype(np.uint16) * 257, gt, preset)
+    assert 0.0 <= row_16["mae"] <= 1.0
+    # the 8-bit map is resized as an 8-bit image (rounded to codes), the 16-bit one as float32
+    assert row_16["mae"] == pytest.approx(row_8["mae"], abs=1e-3)
+    assert row_16["max_fbeta"] == pytest.approx(row_8["max_fbeta"], abs=1e-3)
+    out = paper_repo_geometry(pred_8.astype(np.uint16) * 257)
+    assert out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_paper_repo_geometry_refuses_other_integer_types() -> None:
+    with pytest.raises(TypeError, match="uint8, uint16, bool or float"):
+        paper_repo_geometry(np.zeros((400, 400), np.int32))
