@@ -391,3 +391,39 @@ def test_the_json_report_writer_is_public_and_shared(tmp_path) -> None:
         reports.write_json_report(path, {"b": math.nan})  # nothing written: the old file stays
     assert json.loads(path.read_text()) == {"b": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temporary file left
+
+
+def test_the_merged_report_never_lands_on_the_jobs_inputs_or_outputs(tmp_path) -> None:
+    # `report merge --json masks/a.png` replaced the job's input mask with JSON (exit 0), and
+    # `--json out/a.png` one of its outputs, which `--skip-existing` then took as finished; `apply
+    # --report` refuses both
+    masks, images, out = tmp_path / "masks", tmp_path / "images", tmp_path / "out"
+    shutil.copytree(EXAMPLES / "masks", masks)
+    shutil.copytree(EXAMPLES / "images", images)
+    reports = [tmp_path / f"r{k}.json" for k in (1, 2)]
+    for k, report in enumerate(reports, 1):
+        apply_folder(masks, images, out, shard=(k, 2), jobs=1, report_path=report)
+    stem = sorted(p.stem for p in masks.iterdir())[0]
+    before = {p: p.read_bytes() for folder in (masks, images, out) for p in folder.iterdir()}
+    cases = [
+        (masks / f"{stem}.png", "inside the masks folder"),
+        (masks / "merged.json", "inside the masks folder"),
+        (images / "sub" / "merged.json", "inside the images folder"),
+        (out / f"{stem}.png", f"is also the output of '{stem}'"),
+    ]
+    (images / "sub").mkdir()
+    for target, message in cases:
+        result = CliRunner().invoke(main, ["report", "merge", *map(str, reports), "--json", str(target)])
+        assert result.exit_code == 2, (target, result.output)
+        assert message in result.output
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            merge_run_reports(reports).write_json(target)
+    after = {p: p.read_bytes() for folder in (masks, images, out) for p in folder.iterdir() if p.is_file()}
+    assert after == before
+    assert not (images / "sub" / "merged.json").exists() and not (masks / "merged.json").exists()
+    # beside the outputs under its own name it is written
+    result = CliRunner().invoke(
+        main, ["report", "merge", *map(str, reports), "--json", str(out / "merged.json")]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "merged.json").read_text())["counts"]["written"] == len(list(masks.iterdir()))

@@ -18,6 +18,8 @@ from typing import Any, cast, get_args
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, InputError, parse_problem
 from maskrefine.pipeline.guards import (
+    check_not_an_output,
+    check_output_file,
     check_parent_is_folder,
     file_path_argument,
     job_flags,
@@ -362,13 +364,34 @@ class MergedRunReport:
         ------
         ConfigError
             As :func:`check_merged_output`: an empty path, one of :attr:`sources`, or a path holding
-            anything but a regular file.
+            anything but a regular file; also (:func:`check_not_the_jobs_files`) a path inside the job's
+            masks or images folder, or named like one of its outputs in its output folder.
         OutputError
             Writing failed; the message names the path.
         """
-        return write_json_report(
-            report_file(check_merged_output(path, self.sources), "merged report"), self.to_dict()
-        )
+        target = check_merged_output(path, self.sources)
+        check_not_the_jobs_files(target, self.report)
+        return write_json_report(report_file(target, "merged report"), self.to_dict())
+
+
+def check_not_the_jobs_files(target: Path, report: RunReport) -> None:
+    """Refuse (ConfigError) a merged-report path among the merged job's inputs or outputs.
+
+    As ``apply --report`` refuses its own report there: a path inside the job's masks or images folder
+    (``config["masks_dir"]``, ``config["images_dir"]``), or named like one of its outputs in
+    ``config["out_dir"]``, which a later ``--skip-existing`` run would take for a finished output.
+    """
+    config = report.config if isinstance(report.config, Mapping) else {}
+
+    def folder(key: str) -> Path | None:
+        value = config.get(key)
+        return Path(value) if isinstance(value, str) and value else None
+
+    inputs = {name: path for name, path in (("masks", folder("masks_dir")), ("images", folder("images_dir")))}
+    check_output_file(target, "merged report", {k: v for k, v in inputs.items() if v is not None})
+    out_dir = folder("out_dir")
+    if out_dir is not None:
+        check_not_an_output(target, "merged report", out_dir, {item.output.name for item in report.outcomes})
 
 
 def merge_run_reports(
