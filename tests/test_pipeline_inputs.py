@@ -144,3 +144,28 @@ def test_apply_flags_must_be_bools(
     assert (out / "a.png").read_bytes() == b"keep me" and [p.name for p in out.iterdir()] == ["a.png"]
     report = apply_folder(folders["masks"], folders["images"], out, jobs=1, overwrite=np.bool_(True))
     assert report.ok  # a NumPy bool is a bool
+
+
+@pytest.mark.parametrize("kind", ["dangling symlink", "fifo", "folder"])
+def test_an_entry_that_is_not_a_file_still_makes_its_stem_a_duplicate(
+    folders: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    # masks/a.png a broken link (or FIFO, folder) beside masks/a.npy: a.npy was refined and written as
+    # out/a.png, where two regular files with one stem are a duplicate and neither is used
+    np.save(folders["masks"] / "a.npy", np.ones((H // 4, W // 4), np.float32))
+    (folders["masks"] / "a.png").unlink()
+    entry = folders["masks"] / "a.png"
+    if kind == "dangling symlink":
+        entry.symlink_to(tmp_path / "nowhere.png")
+    elif kind == "fifo":
+        os.mkfifo(entry)
+    else:
+        entry.mkdir()
+    out = tmp_path / "out"
+    report = apply_folder(folders["masks"], folders["images"], out, method="identity", jobs=1)
+    assert not report.ok
+    assert sorted(report.duplicates) == ["a"]
+    assert sorted(map(Path, report.duplicates["a"])) == [folders["masks"] / "a.npy", entry]
+    assert [item.path for item in report.not_regular] == [entry]
+    assert {o.stem for o in report.outcomes} == {"b", "c"}
+    assert sorted(p.name for p in out.iterdir()) == ["b.png", "c.png"]

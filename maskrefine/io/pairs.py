@@ -123,10 +123,18 @@ def list_files(folder: str | os.PathLike[str], extensions: tuple[str, ...]) -> l
     return scan_folder(folder, extensions)[0]
 
 
-def _by_stem(files: list[Path]) -> tuple[dict[str, Path], dict[str, list[Path]]]:
+def _by_stem(files: list[Path], skipped: list[Skipped]) -> tuple[dict[str, Path], dict[str, list[Path]]]:
+    """Regular files by stem, and the stems named more than once in the folder.
+
+    A skipped entry (a FIFO, folder or broken link) that shares its stem with a regular file makes the
+    stem a duplicate too: which of the two was meant is not known, so neither is used.
+    """
     seen: dict[str, list[Path]] = {}
     for path in files:
         seen.setdefault(path.stem, []).append(path)
+    for item in skipped:
+        if item.path.stem in seen:
+            seen[item.path.stem] = sorted([*seen[item.path.stem], item.path])
     unique = {stem: paths[0] for stem, paths in seen.items() if len(paths) == 1}
     duplicated = {stem: paths for stem, paths in seen.items() if len(paths) > 1}
     return unique, duplicated
@@ -156,8 +164,8 @@ def match_folders(
     second_files, second_skipped = scan_folder(second_dir, second_extensions)
     skipped = first_skipped + second_skipped
     skipped_stems = {item.path.stem for item in skipped}
-    first, first_dups = _by_stem(first_files)
-    second, second_dups = _by_stem(second_files)
+    first, first_dups = _by_stem(first_files, first_skipped)
+    second, second_dups = _by_stem(second_files, second_skipped)
     duplicates = {**first_dups}
     for stem, paths in second_dups.items():
         duplicates.setdefault(stem, []).extend(paths)
