@@ -238,7 +238,9 @@ def apply_folder(
         Images (png, jpg, jpeg, bmp, tif, tiff, webp) paired with the masks by file stem.
     out_dir : path-like
         Output folder (created if missing); receives ``<stem>.png`` (``png8``/``png16``) or
-        ``<stem>.npy``. It must not be, contain, or lie inside an input folder.
+        ``<stem>.npy``. It must not be, contain, or lie inside an input folder. An empty string is
+        refused; note that ``pathlib.Path("")`` is ``Path(".")`` (the current folder) before this
+        function sees it, and ``Path("x/.")`` is ``Path("x")``: pass strings to have such paths refused.
     method : str, default "guided"
         A key of :data:`maskrefine.refiners.REFINERS`; ``"auto"`` decides per mask
         (:mod:`maskrefine.auto`) and records its decision in each outcome (``decision``).

@@ -48,6 +48,9 @@ __all__ = [
 def path_argument(value: str | os.PathLike[str], what: str) -> Path:
     """``value`` as a Path; an empty string is refused (it would silently mean the current folder).
 
+    A ``pathlib.Path`` cannot carry an empty path (``Path("") == Path(".")``) or a trailing ``/.``: those
+    are only seen, and refused, when given as strings (as the CLI passes them).
+
     Raises
     ------
     ConfigError
