@@ -108,6 +108,7 @@ def test_bad_paths_of_train_and_predict_are_refused_before_torch_is_imported(tmp
         (train + ["--out", str(images / "run")], "inside"),
         (train + ["--out", str(tmp_path / "busy")], "not empty"),
         (["train", "--images", str(one), "--out", str(tmp_path / "r1")], "at least 2 images"),
+        (train + ["--out", str(tmp_path / "r2")], "needs --backbone-checkpoint"),
         (predict + ["--out", str(images / "out")], "inside"),
         (predict + ["--out", str(tmp_path / "done")], "already exist"),
         (predict + ["--out", str(tmp_path / "o1"), "--report", str(tmp_path / "report-dir")], "report"),
@@ -162,11 +163,11 @@ def test_a_torch_that_cannot_be_imported_is_named_with_its_error(tmp_path):
         "except BackendUnavailableError as exc:\n"
         "    print('api:', exc)\n"
         "from maskrefine.cli import main\n"
-        "for args in (sys.argv[1:4], sys.argv[4:]):\n"
+        "for args in (sys.argv[1:5], sys.argv[5:]):\n"
         "    result = CliRunner().invoke(main, args)\n"
         "    print(result.exit_code, result.output.strip().replace(chr(10), ' | '))\n"
     )
-    argv = ["train", f"--images={images}", f"--out={tmp_path / 'run'}"]  # sys.argv[1:4]
+    argv = ["train", f"--images={images}", f"--out={tmp_path / 'run'}", "--backbone=pixels"]  # sys.argv[1:5]
     argv += ["predict", f"--images={images}", f"--checkpoint={tmp_path / 'last.pt'}"]
     argv += [f"--out={tmp_path / 'o'}"]
     out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)

@@ -24,6 +24,11 @@ from maskrefine.errors import ConfigError, parse_problem
 
 __all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS", "geometry_problem"]
 
+#: Why a run with the ``vit`` backbone and no checkpoint is refused (before torch loads, and by the model).
+MISSING_BACKBONE_CHECKPOINT = (
+    "the vit backbone needs --backbone-checkpoint FILE (a local DINO/DINOv2 checkpoint)"
+)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrainConfig:

@@ -12,7 +12,7 @@ from torch import nn
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.train.checkpoint import load_vit
-from maskrefine.train.config import TrainConfig, geometry_problem
+from maskrefine.train.config import MISSING_BACKBONE_CHECKPOINT, TrainConfig, geometry_problem
 from maskrefine.train.crops import crop_and_zoom, sample_crop_offsets
 from maskrefine.train.losses import (
     coarse_fine_loss,
@@ -119,9 +119,7 @@ def build_backbone(cfg: TrainConfig) -> tuple[Backbone, dict[str, Any]]:
             raise ConfigError(str(exc)) from None
         return backbone.eval(), {"kind": "pixels", "patch_size": patch, "embed_dim": backbone.embed_dim}
     if cfg.backbone_checkpoint is None:
-        raise ConfigError(
-            "the vit backbone needs --backbone-checkpoint FILE (a local DINO/DINOv2 checkpoint)"
-        )
+        raise ConfigError(MISSING_BACKBONE_CHECKPOINT)
     vit, report = load_vit(cfg.backbone_checkpoint, arch=cfg.arch, patch_size=cfg.patch_size)
     spec = report.spec
     info = {

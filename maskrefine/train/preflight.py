@@ -20,7 +20,7 @@ from typing import Any
 
 from maskrefine.errors import ConfigError
 from maskrefine.io import IMAGE_EXTENSIONS
-from maskrefine.train.config import TrainConfig
+from maskrefine.train.config import MISSING_BACKBONE_CHECKPOINT, TrainConfig
 
 __all__ = [
     "MAX_ASPECT_RATIO",
@@ -127,6 +127,8 @@ def check_training_run(
     if len(files) < 2:
         raise ConfigError(f"images folder {images_path}: needs at least 2 images; found {len(files)}")
     check_training_images(images_path, files)
+    if cfg.backbone == "vit" and cfg.backbone_checkpoint is None:
+        raise ConfigError(MISSING_BACKBONE_CHECKPOINT)
     if cfg.backbone_checkpoint is not None and cfg.backbone == "vit":
         # an absolute path, so that `predict` finds the backbone from any working directory
         check_checkpoint_path(cfg.backbone_checkpoint)  # URLs, missing files, FIFOs: named, before anything
