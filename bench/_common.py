@@ -47,7 +47,7 @@ def default_json(stem: str, quick: bool) -> Path:
     return RESULTS_DIR / f"{stem}{'-quick' if quick else ''}.json"
 
 
-# PEERS.md finding 8: small-image timings depend ~2x on glibc's malloc state. Every bench script
+# peer note 8: small-image timings depend ~2x on glibc's malloc state. Every bench script
 # re-executes itself once with these set, so every peer runs under the same allocator settings.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "67108864", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 

@@ -9,7 +9,7 @@ Usage::
 Inputs: a real SOD photo resized to the case size as guide (channel mean for gray, RGB for colour), and a
 coarse mask (its ground truth downsampled 1/16 with INTER_AREA, then upsampled bilinearly) as src;
 r = 9, eps = 1e-3, float32 in [0, 1]. cv2's colour path gets the guide scaled to 0..255 and eps·255²
-(PEERS finding 1) so that it computes the same filter. maskrefine is timed with a preallocated ``out=``.
+(peer note 1) so that it computes the same filter. maskrefine is timed with a preallocated ``out=``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ QUICK_CASES = {
     "batch8-gray-128": (128, False, 8, 1, None),
     "fast-s4-gray-512": (512, False, None, 4, None),
 }
-# torch peers are 11-49x slower than cv2 on CPU (PEERS finding 6): not run above this many pixels per call
+# torch peers are 11-49x slower than cv2 on CPU (peer note 6): not run above this many pixels per call
 TORCH_MAX_PIXELS = 1024 * 1024 * 2
 
 
@@ -167,7 +167,7 @@ def build_peers(guide, src, color, batch, subsample) -> dict[str, Callable[[], o
 
             if too_big:
                 peers["kornia guided_blur"] = (
-                    f"skipped: {pixels} px per call is too slow on CPU (PEERS finding 6)"
+                    f"skipped: {pixels} px per call is too slow on CPU (peer note 6)"
                 )
             else:
                 k = 2 * RADIUS + 1

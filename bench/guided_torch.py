@@ -1,7 +1,7 @@
 """Benchmark of ``maskrefine.torch.guided_filter`` against kornia and DeepGuidedFilter (and numba on CPU).
 
 Run ``python bench/guided_torch.py [--cuda] [--quick] [--json PATH]``. The script re-executes itself with
-the fixed glibc malloc thresholds (PEERS finding 8), warms every callable up, then reports the median of
+the fixed glibc malloc thresholds (peer note 8), warms every callable up, then reports the median of
 ``--repeat`` (>= 7) runs with min/max, and the speed-up of maskrefine over each peer measured in the same
 run. Peers and their semantic differences:
 
@@ -93,7 +93,7 @@ def build_callables(torch, case, device, numba_gf, quick=False):
     except ImportError as exc:
         impls["kornia"] = (None, None, f"skipped: kornia not installed ({exc})")
     else:
-        # kornia is 10-50x slower than the others on CPU (PEERS finding 6); measure it where the targets
+        # kornia is 10-50x slower than the others on CPU (peer note 6); measure it where the targets
         # need it and keep the CPU run within minutes.
         pixels = case["batch"] * case["size"] ** 2
         cpu = device == "cpu"

@@ -21,7 +21,8 @@ work of a 256² image; threads do not.) Helpers are built with ``njit_inner`` (n
 to compile on a first run).
 
 Running sums are float64 (products of two float32 values are exact in float64): the maximum error
-against the float64 oracle stays ~1e-7 at 4096², where a float32 cumsum reaches 4.5e-5 (PEERS finding 7).
+against the float64 oracle stays ~1e-7 at 4096², where a float32 cumsum reaches 4.5e-5 (peer note 7 in
+bench/README.md).
 Kernels use ``error_model="numpy"``: a division has no ZeroDivisionError branch, so the per-pixel
 coefficient loops vectorize (~3x faster); the denominators are >= eps > 0 anyway. No fastmath.
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 #: Max absolute error against the float64 oracle, keyed by (backend, dtype of the inputs).
-#: numba accumulates in float64 (~1e-7 observed); torch backends may use float32 cumsums (PEERS finding 7).
+#: numba accumulates in float64 (~1e-7 observed); torch backends may use float32 cumsums (peer note 7 in
+#: bench/README.md).
 TOLERANCES: dict[tuple[str, str], float] = {
     ("numba", "float32"): 1e-5,
     ("numba", "float64"): 1e-5,

@@ -115,7 +115,7 @@ def test_flip_equivariance() -> None:
 def test_matches_cv2_ximgproc_reflect(color, shape, r, eps) -> None:
     """Golden cases: ``cv2.ximgproc.guidedFilter`` is BORDER_REFLECT with (2r+1)² normalisation.
 
-    Its colour path is only right with a 0..255 guide and eps·255² (PEERS finding 1)::
+    Its colour path is only right with a 0..255 guide and eps·255² (bench/README.md peer note 1)::
 
         cv2.ximgproc.guidedFilter(guide * 255, src, r, eps * 255**2)
     """

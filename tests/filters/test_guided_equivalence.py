@@ -135,7 +135,7 @@ def test_batch_equals_loop(backend) -> None:
 
 @pytest.mark.parametrize("color", [False, True], ids=["gray", "color"])
 def test_precision_4096(backend, color: bool) -> None:
-    """Max error vs the float64 oracle at 4096² (PEERS finding 7: float32 cumsum reaches 4.5e-5).
+    """Max error vs the float64 oracle at 4096² (bench/README.md peer note 7: float32 cumsum reaches 4.5e-5).
 
     The oracle runs on row strips (top, middle, bottom) of the full-size inputs; a strip's output rows
     are exact once they are 2r rows away from the strip's cut edges, so those rows are compared.

@@ -298,7 +298,7 @@ def _photo_like(n, channels, seed):
 
 @pytest.mark.parametrize("guide_channels", [1, 3])
 def test_float32_precision_4096(guide_channels, monkeypatch):
-    """PEERS finding 7: float32 cumsum filters reach 4.5e-5 (gray) / 1.4e-4 (colour) at 4096²."""
+    """bench/README.md peer note 7: float32 cumsum filters reach 4.5e-5 (gray) / 1.4e-4 (colour) at 4096²."""
     monkeypatch.setattr(_box, "CPU_IMPL", "numba")
     n, size = 4096, 192
     guide, src = _photo_like(n, guide_channels, 18)
