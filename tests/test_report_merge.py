@@ -91,6 +91,16 @@ def test_same_report_twice_or_other_job_is_refused(sharded, tmp_path) -> None:
         (b'{"files": [], "config": {}, "counts": {}, "duplicates": {"a": "xy"}}', "must be a list of paths"),
         (b'{"files": [], "config": {}, "counts": {}, "duplicates": []}', "'duplicates' must be an object"),
         (
+            b'{"files": [{"stem": "a", "status": "written", "mask": "m", "image": "i", "output": "o", '
+            b'"error": "m: cannot decode"}], "config": {}, "counts": {}}',
+            "file 'a' has status 'written' and an 'error' (m: cannot decode)",
+        ),
+        (
+            b'{"files": [{"stem": "a", "status": "failed", "mask": "m", "image": "i", "output": "o"}], '
+            b'"config": {}, "counts": {}}',
+            "file 'a' has status 'failed' but no 'error'",
+        ),
+        (
             b'{"files": [{"stem": "a", "status": ["written"], "mask": "m", "image": "i", "output": "o"}],'
             b' "config": {}, "counts": {}}',
             "'status' must be a string",

@@ -224,6 +224,12 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
             )
             for item in files
         ]
+        for outcome in outcomes:  # apply writes an error for a failed file, and only for one
+            if (outcome.status == "failed") != (outcome.error is not None):
+                raise ValueError(
+                    f"file {outcome.stem!r} has status {outcome.status!r} "
+                    + ("but no 'error'" if outcome.error is None else f"and an 'error' ({outcome.error})")
+                )
         not_regular = [
             Failure(Path(_text(f["path"], "'path'")), _text(f["problem"], "'problem'"))
             for f in data.get("not_regular", [])
