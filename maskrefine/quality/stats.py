@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_int_range, real_to_float, short_repr
+from maskrefine._checks import check_choice, check_flag, check_int_range, real_to_float, short_repr
 
 __all__ = [
     "Statistic",
@@ -178,6 +178,10 @@ def _count_chunks(n: int, n_resamples: int, seed: int) -> Iterator[npt.NDArray[n
         )
 
 
+#: Largest per-image score magnitude accepted: means of larger values can overflow float64.
+MAX_SCORE_MAGNITUDE = 1e300
+
+
 def _as_scores(values: object, name: str) -> np.ndarray:
     """Per-image scores as float64: numbers or bools (a per-image hit), NaN for "no score", never inf."""
     array = np.asarray(values)
@@ -187,14 +191,21 @@ def _as_scores(values: object, name: str) -> np.ndarray:
     if np.isinf(array).any():  # no metric is infinite: an inf is a bug upstream, not a missing score
         where = tuple(int(i) for i in np.argwhere(np.isinf(array))[0])
         raise ValueError(f"`{name}` has an infinite value at index {where}; use NaN for a missing score")
+    huge = np.abs(array) > MAX_SCORE_MAGNITUDE
+    if huge.any():  # sums of such values overflow to inf and the interval to NaN, silently
+        where = tuple(int(i) for i in np.argwhere(huge)[0])
+        raise ValueError(
+            f"`{name}` has a value of magnitude above {MAX_SCORE_MAGNITUDE:.0e} at index {where} "
+            f"({array[where]!r}); no per-image score is that large"
+        )
     return array
 
 
 def _as_values(values: object, name: str, statistic: str) -> np.ndarray:
     array = _as_scores(values, name)
     want = 1 if statistic == "mean" else 2
-    if array.ndim != want:
-        shape = "(n,)" if want == 1 else "(n, K)"
+    if array.ndim != want or (want == 2 and array.shape[1] == 0):
+        shape = "(n,)" if want == 1 else "(n, K) with K >= 1"
         raise ValueError(f"`{name}` must have shape {shape} for statistic {statistic!r}; got {array.shape}")
     return array
 
@@ -231,7 +242,8 @@ def paired_bootstrap(
     candidate, baseline : array_like, shape (n,) or (n, K)
         Per-image values of the same ``n`` images in the same order; (n, K) per-image curves for
         ``statistic="max_of_mean"``. Numbers or bools (a per-image hit); an image with a NaN on
-        either side is dropped (pairs); an infinite value is refused.
+        either side is dropped (pairs); an infinite value, or one above 1e300 in magnitude
+        (:data:`MAX_SCORE_MAGNITUDE`), is refused.
     statistic : {"mean", "max_of_mean"}
         ``mean`` over images, or the max over K of the image-averaged curve.
     n_resamples : int
@@ -253,8 +265,9 @@ def paired_bootstrap(
     Raises
     ------
     ValueError
-        Different shapes, a shape that does not fit ``statistic``, an infinite score, or settings out
-        of range (``n_resamples`` below :func:`min_resamples` of ``confidence`` included).
+        Different shapes, a shape that does not fit ``statistic`` (an (n, 0) curve included), an
+        infinite or huge score, or settings out of range (``n_resamples`` below :func:`min_resamples` of
+        ``confidence`` included).
     TypeError
         Scores that are not numbers (text, objects); ``n_resamples`` or ``seed`` not an integer,
         ``confidence`` not a number.
@@ -285,10 +298,9 @@ def _checked(
     The scores come back as float64 arrays of the shape ``statistic`` needs, without the pairs that hold
     a NaN on either side (possibly none left).
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"`statistic` must be one of {', '.join(STATISTICS)}; got {short_repr(statistic)}")
-    a = _as_values(candidate, "candidate", str(statistic))
-    b = _as_values(baseline, "baseline", str(statistic))
+    statistic = check_choice(statistic, STATISTICS, "statistic")  # an array's `in` would raise "ambiguous"
+    a = _as_values(candidate, "candidate", statistic)
+    b = _as_values(baseline, "baseline", statistic)
     if a.shape != b.shape:
         raise ValueError(f"`candidate` and `baseline` must have the same shape; got {a.shape} and {b.shape}")
     level = _check_confidence(confidence)
@@ -336,15 +348,15 @@ def win_tie_loss(
     Raises
     ------
     ValueError
-        Shapes that are not 1-D and equal, an infinite value, ``tie_tol`` not a number >= 0.
+        Shapes that are not 1-D and equal, an infinite or huge value, ``tie_tol`` not a number >= 0.
     TypeError
-        Values that are not numbers (text, objects).
+        Values that are not numbers (text, objects); ``higher_is_better`` not a bool.
     """
     a = _as_scores(candidate, "candidate")
     b = _as_scores(baseline, "baseline")
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError(f"`candidate` and `baseline` must be 1-D of equal length; got {a.shape}, {b.shape}")
-    return _win_tie_loss(a, b, _check_tie_tol(tie_tol), higher_is_better)
+    return _win_tie_loss(a, b, _check_tie_tol(tie_tol), check_flag(higher_is_better, "higher_is_better"))
 
 
 def _check_tie_tol(tie_tol: float) -> float:
@@ -516,16 +528,17 @@ def compare_paired(
     Raises
     ------
     ValueError
-        An unknown ``statistic``; shapes that differ or do not fit ``statistic``; an infinite score;
+        An unknown ``statistic``; shapes that differ or do not fit ``statistic``; an infinite or huge score;
         ``n_resamples``, ``seed``, ``confidence`` or ``tie_tol`` out of range (a non-number ``tie_tol``
         included).
     TypeError
         Scores that are not numbers; ``n_resamples`` or ``seed`` not an integer, ``confidence`` not a
-        number.
+        number, ``higher_is_better`` not a bool.
     """
     # every argument is checked once, here, before any resampling; the helpers below check nothing
     a, b, count, level, start = _checked(candidate, baseline, statistic, n_resamples, confidence, seed)
     tolerance = _check_tie_tol(tie_tol)
+    higher_is_better = check_flag(higher_is_better, "higher_is_better")
     n = int(a.shape[0])
     if n:
         change, low, high = _bootstrap(a, b, statistic, count, level, start)

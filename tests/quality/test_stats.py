@@ -345,3 +345,33 @@ def test_compare_paired_matches_its_parts_exactly(statistic):
     per_b = base[keep] if statistic == "mean" else base[keep].max(axis=1)
     assert (rec.wins, rec.ties, rec.losses) == win_tie_loss(per_a, per_b, tie_tol=0.05)
     assert rec.n == 58 and (rec.n_resamples, rec.seed, rec.confidence) == (500, 7, 0.95)
+
+
+@pytest.mark.parametrize("flag", ["no", "false", 0, None, np.array([True])])
+def test_higher_is_better_must_be_a_bool(flag: object) -> None:
+    # "no" read as True: an error metric that dropped on every image came out "worse", 0 wins, 3 losses
+    mae_before, mae_after = [0.3, 0.4, 0.5], [0.1, 0.2, 0.3]
+    with pytest.raises(TypeError, match="`higher_is_better` must be True or False"):
+        compare_paired(mae_after, mae_before, metric="mae", higher_is_better=flag)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="`higher_is_better` must be True or False"):
+        win_tie_loss(mae_after, mae_before, higher_is_better=flag)  # type: ignore[arg-type]
+    assert win_tie_loss(mae_after, mae_before, higher_is_better=np.bool_(False)) == (3, 0, 0)
+
+
+def test_statistic_given_as_an_array_or_an_empty_curve_is_named() -> None:
+    curves = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="`statistic` must be one of"):
+        paired_bootstrap(curves, curves, statistic=np.array(["mean", "max_of_mean"]))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"`candidate` must have shape \(n, K\) with K >= 1"):
+        paired_bootstrap(np.zeros((4, 0)), np.zeros((4, 0)), statistic="max_of_mean")
+
+
+def test_scores_too_large_to_average_are_refused() -> None:
+    # 1e308 + 1e308 overflows: the change came out inf and the interval NaN ("no clear change")
+    big = [1e308, 1e308, 1e308]
+    with pytest.raises(
+        ValueError, match=r"`candidate` has a value of magnitude above 1e\+300 at index \(0,\)"
+    ):
+        paired_bootstrap(big, [0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="`baseline` has a value of magnitude above"):
+        win_tie_loss([0.0, 0.0, 0.0], [-1e301, 0.0, 0.0])
