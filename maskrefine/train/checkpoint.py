@@ -160,7 +160,7 @@ def infer_spec(
         if key not in state:
             raise _fail(file, f"missing key {key!r}: not a ViT in the DINO/DINOv2 layout")
     proj = state["patch_embed.proj.weight"]
-    if proj.ndim != 4 or proj.shape[1] != 3 or proj.shape[2] != proj.shape[3]:
+    if proj.ndim != 4 or proj.shape[1] != 3 or proj.shape[2] != proj.shape[3] or 0 in proj.shape:
         raise _fail(
             file, f"key 'patch_embed.proj.weight' has shape {tuple(proj.shape)}; expected (D, 3, p, p)"
         )
@@ -171,12 +171,31 @@ def infer_spec(
         raise _fail(file, f"key 'pos_embed' has shape {tuple(pos.shape)}; expected (1, 1 + g*g, {dim})")
     indices = {int(m.group(1)) for k in state if (m := re.match(r"^blocks\.(\d+)\.", k))}
     depth = max(indices) + 1
-    hidden = int(state["blocks.0.mlp.fc1.weight"].shape[0])
-    registers = int(state["register_tokens"].shape[1]) if "register_tokens" in state else 0
+    fc1 = state["blocks.0.mlp.fc1.weight"]
+    if fc1.ndim != 2 or fc1.shape[1] != dim or fc1.shape[0] == 0:
+        raise _fail(
+            file, f"key 'blocks.0.mlp.fc1.weight' has shape {tuple(fc1.shape)}; expected (hidden, {dim})"
+        )
+    hidden = int(fc1.shape[0])
+    registers = 0
+    if "register_tokens" in state:
+        tokens = state["register_tokens"]
+        if tokens.ndim != 3 or tokens.shape[0] != 1 or tokens.shape[2] != dim:
+            raise _fail(
+                file, f"key 'register_tokens' has shape {tuple(tokens.shape)}; expected (1, R, {dim})"
+            )
+        registers = int(tokens.shape[1])
+    heads = max(1, dim // 64)  # DINO's and DINOv2's rule: 64 channels per head
+    if dim % heads:
+        raise _fail(
+            file,
+            f"key 'patch_embed.proj.weight' gives a width of {dim}, not a multiple of its {heads} attention "
+            "heads (width // 64): not a DINO/DINOv2 ViT",
+        )
     return BackboneSpec(
         embed_dim=dim,
         depth=depth,
-        num_heads=max(1, dim // 64),
+        num_heads=heads,
         patch_size=patch,
         pos_grid=grid,
         mlp_ratio=hidden / dim,

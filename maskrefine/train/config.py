@@ -322,8 +322,8 @@ def _plain(value: Any) -> Any:
 
 def _type_ok(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
-    if origin is Literal:
-        return value in typing.get_args(hint)
+    if origin is Literal:  # by type first: a 0-d array's `in` compares element-wise and passes
+        return any(type(value) is type(arg) and value == arg for arg in typing.get_args(hint))
     if origin in (typing.Union, types.UnionType):
         return any(_type_ok(value, h) for h in typing.get_args(hint))
     if hint is type(None):
@@ -412,6 +412,11 @@ def _check(cfg: TrainConfig) -> None:
             f"training setting gf_eps must be >= {MIN_EPS:g} (the guided filter's smallest eps); "
             f"got {short_repr(cfg.gf_eps)}"
         )
+    if cfg.gtv_sigma < MIN_GTV_SIGMA:
+        raise ConfigError(
+            f"training setting gtv_sigma must be >= {MIN_GTV_SIGMA:.3g} (the smallest normal float32: the "
+            f"loss divides float32 values by it); got {short_repr(cfg.gtv_sigma)}"
+        )
     if cfg.lr < MIN_LR:
         raise ConfigError(
             f"training setting lr must be >= {MIN_LR:g} (a smaller step leaves the float32 weights "
@@ -479,6 +484,9 @@ MAX_SEED = 2**63
 #: Smallest learning rate accepted. AdamW moves a weight by about ``lr`` per step, and a float32 weight
 #: of magnitude 0.01 only changes by at least 6e-10: far below that, no weight moves at all.
 MIN_LR = 1e-12
+#: Smallest ``gtv_sigma``: the smallest normal float32. The pixel GTV loss divides float32 squared colour
+#: differences by it; a smaller value becomes 0 in float32 and the loss NaN at the first step.
+MIN_GTV_SIGMA = 1.1754943508222875e-38
 #: Largest sizes accepted. ``image_size``: the NCut affinity holds (image_size/stride)⁴ values per image,
 #: about 1 GB at 2048 px with a ViT/16 (16 GB with a ViT/8); ``num_workers``: each is a process.
 MAX_SIZES: dict[str, int] = {

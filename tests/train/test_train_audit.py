@@ -283,3 +283,46 @@ def test_a_head_that_diverges_at_the_last_step_is_not_saved(tmp_path, monkeypatc
     with pytest.raises(FloatingPointError, match="head weights became NaN or infinite at step 2"):
         train(cfg, images, tmp_path / "run")
     assert load_checkpoint(tmp_path / "run" / "last.pt", resume=True)["step"] == 1  # the last good one
+
+
+def _malformed(state: dict, change: str) -> dict:
+    if change == "fc1 0-d":
+        state["blocks.0.mlp.fc1.weight"] = torch.tensor(1.0)
+    elif change == "registers 1-d":
+        state["register_tokens"] = torch.zeros(4)
+    elif change == "patch 0":
+        state["patch_embed.proj.weight"] = torch.zeros(64, 3, 0, 0)
+    elif change == "width 129":
+        from maskrefine.train.checkpoint import BackboneSpec
+
+        spec = BackboneSpec(
+            embed_dim=129, depth=1, num_heads=1, patch_size=8, pos_grid=4, mlp_ratio=4.0,
+            layer_scale=False, num_register_tokens=0,
+        )  # fmt: skip
+        state = spec.build().state_dict()
+    return state
+
+
+@pytest.mark.parametrize(
+    "change, problem",
+    [
+        ("fc1 0-d", r"key 'blocks.0.mlp.fc1.weight' has shape \(\); expected \(hidden, 64\)"),
+        ("registers 1-d", r"key 'register_tokens' has shape \(4,\); expected \(1, R, 64\)"),
+        ("patch 0", r"key 'patch_embed.proj.weight' has shape \(64, 3, 0, 0\); expected \(D, 3, p, p\)"),
+        (
+            "width 129",
+            "key .patch_embed.proj.weight. gives a width of 129, not a multiple of its 2 attention heads",
+        ),
+    ],
+)
+def test_a_malformed_backbone_checkpoint_is_named_not_a_traceback(tmp_path, change, problem):
+    # IndexError (0-d fc1, 1-D register tokens), ZeroDivisionError (patch 0) or ValueError (width 129)
+    # came out of the shape inference as a traceback with exit 1
+    from _train_helpers import tiny_vit
+
+    from maskrefine.train.checkpoint import load_vit
+
+    path = tmp_path / "vit.pth"
+    torch.save(_malformed(tiny_vit().state_dict(), change), path)
+    with pytest.raises(ConfigError, match=rf"{path}: {problem}"):
+        load_vit(path)

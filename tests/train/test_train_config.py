@@ -209,3 +209,22 @@ def test_smallest_accepted_gf_eps_and_lr():
 
 def test_cuda_device_with_an_index_is_accepted():
     assert TrainConfig.from_dict({"device": "cuda:1"}).device == "cuda:1"
+
+
+@pytest.mark.parametrize("name", ["polarity", "bn_mode", "crop_sampler", "last_batch", "backbone"])
+def test_a_0d_array_for_a_choice_setting_is_refused_when_the_config_is_built(name: str) -> None:
+    # np.array("border") passed the `in Literal[...]` check element-wise and was stored as an array;
+    # train() then died in json.dumps with a traceback, after loading torch and building the model
+    import numpy as np
+
+    value = getattr(TrainConfig(), name)
+    with pytest.raises(ConfigError, match=rf"training setting {name}: expected one of .*; got array\("):
+        preset("tiny", **{name: np.array(value)})
+    assert getattr(preset("tiny", **{name: np.str_(value)}), name) == value  # NumPy strings still convert
+
+
+def test_a_gtv_sigma_that_float32_cannot_hold_is_refused() -> None:
+    # 1e-320 is > 0 in float64 and 0 in float32: the first step's loss was NaN ("lower --lr")
+    with pytest.raises(ConfigError, match=r"gtv_sigma must be >= 1.18e-38 .*; got 1e-320"):
+        preset("tiny", gtv_sigma=1e-320)
+    assert preset("tiny", gtv_sigma=1e-30).gtv_sigma == 1e-30
