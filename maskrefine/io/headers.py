@@ -54,12 +54,16 @@ class ImageHeader:
         Size in pixels as stored (before any EXIF rotation; the pixel count is the same).
     png_color_type : int or None
         PNG colour type (0 gray, 2 RGB, 3 palette, 4 gray + alpha, 6 RGBA); None for other formats.
+    tiff_samples : int or None
+        TIFF SamplesPerPixel of the first image (1 when the tag is absent; 2 is gray + alpha); None for
+        other formats.
     """
 
     format: str
     width: int
     height: int
     png_color_type: int | None = None
+    tiff_samples: int | None = None
 
     @property
     def pixels(self) -> int:
@@ -179,7 +183,7 @@ def _tiff(read_at: ReadAt, head: bytes) -> ImageHeader:
     for index in range(count):
         entry = entries[index * entry_size : (index + 1) * entry_size]
         tag, kind = struct.unpack(order + "HH", entry[:4])
-        if tag not in (256, 257):
+        if tag not in (256, 257, 277):  # ImageWidth, ImageLength, SamplesPerPixel
             continue
         value = entry[4 + struct.calcsize(value_fmt) :]
         if kind == 3:  # SHORT
@@ -192,7 +196,7 @@ def _tiff(read_at: ReadAt, head: bytes) -> ImageHeader:
             raise HeaderError(f"TIFF size tag {tag} of unexpected type {kind}")
     if 256 not in found or 257 not in found:
         raise HeaderError("TIFF without ImageWidth / ImageLength tags")
-    return ImageHeader("tiff", found[256], found[257])
+    return ImageHeader("tiff", found[256], found[257], tiff_samples=found.get(277, 1))
 
 
 def _webp(read_at: ReadAt) -> ImageHeader:

@@ -252,13 +252,24 @@ def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     InputError
         Naming the file: not a readable regular file, or no valid image header.
     """
+    header = read_image_file_header(path)
+    return header.height, header.width
+
+
+def read_image_file_header(path: str | os.PathLike[str]) -> ImageHeader:
+    """Return what an image file's header says (format, stored size), as :func:`read_image_size` reads it.
+
+    Raises
+    ------
+    InputError
+        Naming the file: not a readable regular file, or no valid image header.
+    """
     path = Path(path)
     fd, size = open_regular(path)
     try:
-        header = _header_of(fd, size, path)
+        return _header_of(fd, size, path)
     finally:
         os.close(fd)
-    return header.height, header.width
 
 
 def _header_of(fd: int, size: int, path: Path) -> ImageHeader:
@@ -440,6 +451,13 @@ def read_mask_file(
     data, header = _read_image_file(path, limit)
     decoded = _decode(path, data, cv2.IMREAD_UNCHANGED)
     _check_unit_dtype(decoded, path)
+    if header.format == "tiff" and header.tiff_samples == 2:
+        # OpenCV decodes a gray + alpha TIFF as gray alone: a mask held in its alpha would be lost unseen
+        raise InputError(
+            path,
+            "gray+alpha TIFF: OpenCV's TIFF decoder drops the alpha channel, which may hold the mask; "
+            "save the mask as a PNG (gray, or gray+alpha)",
+        )
     values, notes = _single_channel(decoded, path, header.png_color_type)
     if scale == "auto" and not notes:
         written = _written_scale(data, values.dtype)
@@ -969,10 +987,14 @@ def png8_codes(mask: np.ndarray) -> np.ndarray:
 
 
 def encode_mask(mask: np.ndarray, fmt: MaskFormat = "png8") -> bytes:
-    """Encode a float mask in [0, 1] as PNG (8/16-bit, rounded after clipping) or ``.npy`` float32 bytes."""
+    """Encode a float mask in [0, 1] as PNG (8/16-bit, rounded after clipping) or ``.npy`` float32 bytes.
+
+    Values within the [0, 1] tolerance are clipped in every format (a new array: ``mask`` is not modified).
+    """
     if fmt == "npy":
         buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(mask, dtype=np.float32), allow_pickle=False)
+        unit = np.clip(np.asarray(mask, dtype=np.float32), np.float32(0.0), np.float32(1.0))
+        np.save(buffer, np.ascontiguousarray(unit), allow_pickle=False)
         return buffer.getvalue()
     if fmt == "png8":
         pixels = png8_codes(mask)
@@ -1001,8 +1023,7 @@ def write_mask(
     path : path-like
         The output file; written through a temporary file in its folder (:func:`write_bytes_atomic`).
     mask : ndarray of float, shape (H, W)
-        Mask in [0, 1]; values at most 1e-6 outside [0, 1] are accepted (clipped in the PNG formats,
-        written as they are to ``.npy``).
+        Mask in [0, 1]; values at most 1e-6 outside [0, 1] are accepted and clipped (in every format).
     fmt : {"png8", "png16", "npy"}, default "png8"
         ``"png8"`` / ``"png16"``: a gray PNG of ``rint(255 · clip(mask, 0, 1))`` /
         ``rint(65535 · clip(mask, 0, 1))``, marked with its scale so that :func:`read_mask_file` reads it

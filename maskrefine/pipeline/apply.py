@@ -23,10 +23,15 @@ from maskrefine.io import (
     ReadOptions,
     match_folders,
     read_image,
-    read_image_size,
     write_bytes_atomic,
 )
-from maskrefine.io.imageio import MASK_SUFFIXES, MaskFormat, encode_mask, remove_stale_temps
+from maskrefine.io.imageio import (
+    MASK_SUFFIXES,
+    MaskFormat,
+    encode_mask,
+    read_image_file_header,
+    remove_stale_temps,
+)
 from maskrefine.pipeline.guards import (
     check_folder,
     check_inputs_are_not_outputs,
@@ -146,14 +151,24 @@ def _orientation_hint(task: _ApplyTask, mask_hw: tuple[int, ...], used: tuple[in
     the text names both sizes and the option to change. Without ``--apply-exif`` this decodes the image
     once more (a refused file only).
     """
+    size = (int(mask_hw[0]), int(mask_hw[1]))
     try:
+        header = read_image_file_header(task.image)
+        if header.format == "tiff":  # OpenCV's TIFF decoder applies the orientation tag whatever the option
+            stored = (header.height, header.width)
+            if stored == tuple(used) or check_mask_size(size, stored) is not None:
+                return ""
+            return (
+                f"; the image is stored {stored[0]}x{stored[1]}, which the mask fits, and OpenCV's TIFF "
+                f"decoder turns it to {used[0]}x{used[1]} by its orientation tag whatever --apply-exif: "
+                "save the image as PNG or JPEG to use its stored pixels"
+            )
         if task.read.apply_exif:
-            other = read_image_size(task.image)  # as stored: from the header
+            other = (header.height, header.width)  # as stored
         else:
             other = read_image(task.image, apply_exif=True, max_pixels=task.read.max_pixels).shape[:2]
     except InputError:  # pragma: no cover - it was just read
         return ""
-    size = (int(mask_hw[0]), int(mask_hw[1]))
     if tuple(other) == tuple(used) or check_mask_size(size, (int(other[0]), int(other[1]))) is not None:
         return ""
     if not task.read.apply_exif:

@@ -146,6 +146,25 @@ def test_mask_made_for_the_upright_image_says_apply_exif(hostile: HostileTree) -
     assert hostile.path("refined/0002.png").exists()
 
 
+@pytest.mark.parametrize("apply_exif", [True, False], ids=["apply-exif", "as-stored"])
+def test_a_turned_tiff_says_the_decoder_turns_it_whatever_the_option(
+    hostile: HostileTree, apply_exif: bool
+) -> None:
+    # the hint said "drop --apply-exif", which cannot help: OpenCV's TIFF decoder applies the tag anyway
+    image = hostile.path("images/0002.png")
+    stored = Image.open(image).convert("RGB")
+    image.unlink()
+    exif = stored.getexif()
+    exif[0x0112] = 6
+    stored.save(hostile.path("images/0002.tif"), "TIFF", exif=exif.tobytes())
+    extra = ("--apply-exif",) if apply_exif else ()
+    result = hostile.run(*hostile.apply_args("refined", *extra), exit=1, names=["masks/0002.png"], out=OUT)
+    line = next(x for x in result.stderr.splitlines() if x.startswith("error: masks/0002.png"))
+    assert "OpenCV's TIFF decoder turns it" in line and "whatever --apply-exif" in line, line
+    assert "drop --apply-exif" not in line and "pass --apply-exif" not in line, line
+    assert f"stored {stored.height}x{stored.width}" in line, line
+
+
 def test_wrong_size_without_exif_keeps_the_plain_message(hostile: HostileTree) -> None:
     hostile.write_mask("masks/0002.png", np.zeros((20, 10), np.uint8))
     result = hostile.run(*hostile.apply_args(), exit=1, names=["masks/0002.png"], out=OUT)

@@ -572,3 +572,26 @@ def test_npy_header_with_a_hostile_shape_is_named(
     path.write_bytes(_npy_with_shape(shape_text))
     with pytest.raises(InputError, match=problem):
         read_mask_file(path, max_pixels=max_pixels)
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png"])
+def test_a_gray_alpha_tiff_mask_is_refused_not_read_as_its_gray(tmp_path: Path, suffix: str) -> None:
+    # OpenCV decodes a gray+alpha TIFF as its gray channel alone: a mask held in alpha (constant gray)
+    # was read as an all-foreground "plain" mask, also through `apply` (typed by content: a .png name too)
+    from maskrefine.io import read_mask_file
+
+    alpha = np.zeros((16, 20), np.uint8)
+    alpha[4:10, 5:15] = 255
+    path = tmp_path / f"la{suffix}"
+    Image.fromarray(np.dstack([np.full_like(alpha, 255), alpha]), "LA").save(path, format="TIFF")
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="gray\\+alpha TIFF: OpenCV's TIFF decoder drops the alpha channel"):
+        read_mask_file(path)
+    assert path.read_bytes() == before
+    # a gray TIFF and an RGBA TIFF (which OpenCV decodes with its alpha) are still read
+    Image.fromarray(alpha, "L").save(tmp_path / "gray.tif")
+    assert np.array_equal(read_mask_file(tmp_path / "gray.tif").pixels, alpha)
+    rgba = np.dstack([np.full_like(alpha, 255)] * 3 + [alpha])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.tif")
+    read = read_mask_file(tmp_path / "rgba.tif")
+    assert np.array_equal(read.pixels, alpha) and read.encoding == "alpha channel of RGBA"

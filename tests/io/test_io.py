@@ -337,3 +337,14 @@ def test_stale_temp_cleanup_matches_whole_names_newlines_included(tmp_path: Path
     removed = remove_stale_temps(tmp_path, {"a.png", "new\nline.png"})
     assert removed == [ours]
     assert users.exists() and not ours.exists()
+
+
+def test_write_mask_clips_values_within_the_tolerance_in_npy_too(tmp_path: Path) -> None:
+    # the npy branch wrote 1.0000005 and -5e-07 as they were, where png8/png16 (and docs/masks.md) clip
+    mask = np.array([[1.0000005, -5e-07], [0.25, 1.0]], dtype=np.float64)
+    before = mask.copy()
+    write_mask(tmp_path / "m.npy", mask, "npy")
+    stored = np.load(tmp_path / "m.npy")
+    assert stored.dtype == np.float32
+    np.testing.assert_array_equal(stored, np.array([[1.0, 0.0], [0.25, 1.0]], np.float32))
+    np.testing.assert_array_equal(mask, before)  # the caller's array is not modified
