@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -401,6 +402,11 @@ _WORKER_STATE: dict[str, Any] = {}
 
 def _init_worker(candidates: Sequence[Candidate], preset_name: str) -> None:
     import cv2
+
+    # Ctrl-C reaches the whole process group; only the parent acts on it (leaving the pool terminates the
+    # workers), so a worker must not die in a KeyboardInterrupt traceback. SIGTERM keeps its default:
+    # the pool's terminate() sends it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     cv2.setNumThreads(1)
     try:

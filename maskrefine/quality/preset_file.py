@@ -36,7 +36,7 @@ from typing import Any
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, parse_problem
 from maskrefine.io.imageio import write_text_atomic
-from maskrefine.pipeline.guards import file_path_argument
+from maskrefine.pipeline.guards import file_path_argument, job_flags
 from maskrefine.quality.grid import Candidate
 from maskrefine.refiners import REFINERS
 
@@ -198,6 +198,7 @@ def check_preset_output(path: str | os.PathLike[str], what: str, *, overwrite: b
     Refuse a path that is empty, exists (unless ``overwrite``, and then only a regular file), is a
     symlink, FIFO or folder, or whose parent folder does not exist.
     """
+    (overwrite,) = job_flags(overwrite=overwrite)  # truthiness would read "no" as yes: replace the file
     path = check_replaceable(path, what)
     if path.exists() and not overwrite:
         raise ConfigError(f"{what} {path}: exists; use --overwrite to replace it")

@@ -113,3 +113,24 @@ def test_evaluate_stays_in_process_when_kernels_cannot_be_cached(tmp_path, monke
     monkeypatch.setattr(_jit, "_warned", False)
     with pytest.raises(AssertionError, match="a spawn pool was started"):
         evaluate(candidates, items, jobs=2)
+
+
+def test_tune_workers_leave_ctrl_c_to_the_parent() -> None:
+    # Ctrl-C during `tune -j 2` printed KeyboardInterrupt tracebacks from the pool's workers (3 of 8
+    # tries); the parent alone acts on it. SIGTERM keeps its default: the pool's terminate() sends it.
+    import signal
+    import subprocess
+    import sys
+
+    code = (
+        "import signal\n"
+        "from maskrefine.quality.grid import _init_worker\n"
+        "_init_worker([], 'tokencut')\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN,"
+        " signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["True", "True"], done.stdout + done.stderr
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the test process is untouched

@@ -121,3 +121,13 @@ def test_read_follows_a_symlink_to_a_regular_file(tmp_path):
     link = tmp_path / "link.toml"
     link.symlink_to(real)
     assert read_preset_file(link) == CANDIDATES[0]
+
+
+@pytest.mark.parametrize("flag", ["no", "false", 1, None])
+def test_overwrite_must_be_a_bool(tmp_path, flag):
+    # write_preset_file(path, c, overwrite="no") replaced the existing file: "no" is truthy
+    path = tmp_path / "best.toml"
+    path.write_text("# someone's preset\n")
+    with pytest.raises(ConfigError, match="`overwrite` must be True or False"):
+        write_preset_file(path, Candidate("identity"), overwrite=flag)
+    assert path.read_text() == "# someone's preset\n"
