@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -272,6 +272,11 @@ def read_image_file_header(path: str | os.PathLike[str]) -> ImageHeader:
         os.close(fd)
 
 
+def _pixel_count(count: Any) -> str:  # a Python int, possibly beyond float range (a hostile header)
+    """Return a pixel count for a message: megapixels from 0.1 MP up, else the count (not "0.0 MP")."""
+    return f"{real_to_float(count) / 1e6:.1f} MP" if count >= 100_000 else f"{count} pixels"
+
+
 def _header_of(fd: int, size: int, path: Path) -> ImageHeader:
     try:
         return read_image_header(lambda offset, count: os.pread(fd, count, offset))
@@ -290,7 +295,7 @@ def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHe
             if header.pixels > max_pixels:
                 raise InputError(
                     path,
-                    f"image is {header.height}x{header.width} (HxW) = {header.pixels / 1e6:.1f} MP, more "
+                    f"image is {header.height}x{header.width} (HxW) = {_pixel_count(header.pixels)}, more "
                     f"than the limit of {max_pixels} pixels (--max-pixels / max_pixels); not decoded",
                 )
             cap = _MAX_BYTES_PER_PIXEL * max_pixels + _FILE_MARGIN
@@ -625,7 +630,7 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
             raise InputError(
                 path,
                 f"mask array is {short_repr(squeezed[0], 20)}x{short_repr(squeezed[1], 20)} (HxW) = "
-                f"{real_to_float(count) / 1e6:.1f} MP, more than the "
+                f"{_pixel_count(count)}, more than the "
                 f"limit of {short_repr(max_pixels, 40)} pixels (--max-pixels / max_pixels); not loaded",
             )
         nbytes = count * dtype.itemsize

@@ -223,11 +223,10 @@ def write_preset_file(
         missing.
     """
     path = check_preset_output(path, "preset file", overwrite=overwrite)
+    text = preset_to_toml(candidate, info)  # also checks every value, naming its key, for JSON too
     if path.suffix.lower() == ".json":
         payload: dict[str, Any] = {"refine": candidate.to_dict()}
         if info:
             payload["tune"] = dict(info)
         text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
-    else:
-        text = preset_to_toml(candidate, info)
     return write_text_atomic(path, text)

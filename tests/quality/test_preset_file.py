@@ -131,3 +131,11 @@ def test_overwrite_must_be_a_bool(tmp_path, flag):
     with pytest.raises(ConfigError, match="`overwrite` must be True or False"):
         write_preset_file(path, Candidate("identity"), overwrite=flag)
     assert path.read_text() == "# someone's preset\n"
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".json"])
+def test_an_info_value_that_cannot_be_written_is_named_in_both_formats(tmp_path, suffix):
+    # JSON raised json's bare "Object of type set is not JSON serializable", naming no key
+    with pytest.raises(TypeError, match="tune.a: cannot write a value of type set"):
+        write_preset_file(tmp_path / f"best{suffix}", Candidate("identity"), info={"a": {1}})
+    assert not (tmp_path / f"best{suffix}").exists()
