@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 
 __all__ = ["main"]
 
@@ -24,15 +25,16 @@ VERSION_MESSAGE = "%(prog)s %(version)s"
 def main() -> None:
     """Import and run :func:`maskrefine.cli.main` (the ``maskrefine`` command)."""
     if sys.argv[1:] == ["--version"]:
-        _print_version()
-        return
+        run = _print_version
+    else:
+        try:
+            from maskrefine.cli import main as cli_main
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            sys.exit(EXIT_INTERRUPTED)
+        run = partial(cli_main, prog_name=PROG_NAME)
     try:
-        from maskrefine.cli import main as cli_main
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(EXIT_INTERRUPTED)
-    try:
-        cli_main(prog_name="maskrefine")
+        run()
     except OSError as exc:  # click leaves these to the caller; a closed pipe (EPIPE) it handles itself
         if not _stdout_fails():
             raise
@@ -43,13 +45,8 @@ def main() -> None:
 def _print_version() -> None:
     from maskrefine import __version__
 
-    try:
-        sys.stdout.write(VERSION_MESSAGE % {"prog": PROG_NAME, "version": __version__} + "\n")
-        sys.stdout.flush()
-    except OSError as exc:
-        _stdout_fails()
-        sys.stderr.write(f"error: cannot write to standard output ({exc.strerror or exc})\n")
-        sys.exit(EXIT_FAILED)
+    sys.stdout.write(VERSION_MESSAGE % {"prog": PROG_NAME, "version": __version__} + "\n")
+    sys.stdout.flush()
 
 
 def _stdout_fails() -> bool:  # also used by maskrefine.cli's error handler

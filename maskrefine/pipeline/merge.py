@@ -393,8 +393,12 @@ def check_not_the_jobs_files(target: Path, report: RunReport) -> None:
         value = config.get(key)
         return Path(value) if isinstance(value, str) and value else None
 
-    inputs = {name: path for name, path in (("masks", folder("masks_dir")), ("images", folder("images_dir")))}
-    check_output_file(target, "merged report", {k: v for k, v in inputs.items() if v is not None})
+    inputs = {
+        name: path
+        for name, key in (("masks", "masks_dir"), ("images", "images_dir"))
+        if (path := folder(key)) is not None
+    }
+    check_output_file(target, "merged report", inputs)
     out_dir = folder("out_dir")
     if out_dir is not None:
         check_not_an_output(target, "merged report", out_dir, {item.output.name for item in report.outcomes})

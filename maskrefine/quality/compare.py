@@ -181,10 +181,6 @@ def _score(
     return score_image(read.mask(path).pixels, gt, preset, weighted_f=False)
 
 
-def _gt_array(path: Path, read: ReadOptions) -> np.ndarray:
-    return read.mask(path).pixels
-
-
 def compare_folders(
     pred_dir: str | os.PathLike[str],
     baseline_dir: str | os.PathLike[str],
@@ -322,7 +318,7 @@ def compare_folders(
     for done, (stem, pred_path, base_path, gt_path) in enumerate(triples, start=1):
         current = gt_path
         try:
-            gt = _gt_array(gt_path, read)
+            gt = read.mask(gt_path).pixels
             current = pred_path
             row_a, curves_a = _score(pred_path, gt, p, read)
             current = base_path
