@@ -616,6 +616,10 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
         data_offset = head.tell()
         if dtype.hasobject or not (dtype == np.bool_ or np.issubdtype(dtype, np.floating)):
             raise InputError(path, f"mask array must be bool or float in [0, 1]; got dtype {dtype}")
+        if dtype.itemsize > 8:  # long double: no kernel or reference computes in it
+            raise InputError(
+                path, f"mask array dtype {dtype} is not supported; save it as float16, float32 or float64"
+            )
         if any(not isinstance(d, int) or d < 0 for d in shape):
             raise InputError(path, f"mask array header has an invalid shape {short_repr(shape)}")
         squeezed = shape

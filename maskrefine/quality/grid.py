@@ -286,6 +286,36 @@ class Scores:
     iou: np.ndarray
     fbeta: np.ndarray
 
+    def check(self, name: str, preset: ScorePreset) -> None:
+        """Raise unless these are ``(n,)``, ``(n,)`` and ``(n, K)`` arrays for ``preset``'s K thresholds.
+
+        Parameters
+        ----------
+        name : str
+            What the scores are, for the message (e.g. ``"baseline"``).
+        preset : ScorePreset
+            Score preset the F-beta curves must follow.
+
+        Raises
+        ------
+        TypeError
+            A field that is not an ndarray.
+        ValueError
+            Shapes that do not fit one another or the preset's threshold count.
+        """
+        for field_name in ("acc", "iou", "fbeta"):
+            value = getattr(self, field_name)
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"{name}.{field_name} must be an ndarray, got {type(value).__name__}")
+        n = self.acc.shape[0] if self.acc.ndim == 1 else -1
+        k = preset.thresholds.size
+        if self.acc.ndim != 1 or self.iou.shape != (n,) or self.fbeta.shape != (n, k):
+            raise ValueError(
+                f"{name}: scores must have shapes (n,), (n,) and (n, {k}) (F-beta curves over preset "
+                f"{preset.name}'s {k} thresholds), got acc {self.acc.shape}, iou {self.iou.shape} and "
+                f"fbeta {self.fbeta.shape}"
+            )
+
     def subset(self, index: np.ndarray | Sequence[int]) -> Scores:
         """Scores of the items at ``index``.
 
@@ -324,11 +354,13 @@ class Scores:
         Raises
         ------
         ValueError, TypeError
-            An unknown preset name, or a ``preset`` that is neither a name nor a ScorePreset.
+            An unknown preset name, a ``preset`` that is neither a name nor a ScorePreset, or scores
+            whose shapes do not fit the preset (:meth:`check`).
         """
         from maskrefine.metrics.evaluator import mean_over_images
 
         p = get_preset(preset)
+        self.check("scores", p)
         n = self.acc.shape[0]
         if n == 0:
             return {"acc": math.nan, "iou": math.nan, "max_fbeta": math.nan}
@@ -453,8 +485,29 @@ def evaluate(
     Returns
     -------
     EvaluationResult
+
+    Raises
+    ------
+    TypeError
+        ``candidates`` or ``items`` not a collection of Candidate / Item (a str is refused, not iterated),
+        or a ``progress`` that is not callable.
+    ValueError
+        An unknown preset or a ``jobs`` out of range.
     """
-    unique = list(dict.fromkeys(candidates))
+    if isinstance(candidates, (str, bytes, Candidate)) or not isinstance(candidates, Iterable):
+        raise TypeError(f"candidates must be an iterable of Candidate, got {short_repr(candidates)}")
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise TypeError(f"items must be a sequence of Item, got {short_repr(items)}")
+    given = list(candidates)
+    for position, candidate in enumerate(given):
+        if not isinstance(candidate, Candidate):
+            raise TypeError(f"candidates[{position}] must be a Candidate, got {short_repr(candidate)}")
+    unique = list(dict.fromkeys(given))
+    for position, item in enumerate(items):
+        if not isinstance(item, Item):
+            raise TypeError(f"items[{position}] must be an Item, got {short_repr(item)}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, got {short_repr(progress)}")
     get_preset(preset)
     workers = check_jobs(jobs)
     total = len(items)
@@ -537,6 +590,10 @@ def compare_to(
         (see :func:`~maskrefine.quality.stats.compare_paired`).
     """
     p = get_preset(preset)
+    for name, scores in (("candidate", candidate), ("baseline", baseline)):
+        if not isinstance(scores, Scores):
+            raise TypeError(f"{name} must be Scores, got {short_repr(scores)}")
+        scores.check(name, p)
     after, before = candidate.summary(p), baseline.summary(p)
     out = {}
     for metric, statistic in QUALITY_METRICS.items():

@@ -157,6 +157,7 @@ def test_read_mask_rgb_with_equal_channels_ok_else_error(tmp_path: Path) -> None
         (np.zeros((4, 4), np.int64), "bool or float"),
         (np.zeros((2, 4, 4), np.float32), "2-D"),
         (np.array([[0.0, 1.5]], np.float32), "[0, 1]"),
+        (np.full((4, 4), 0.5, np.longdouble), "float16, float32 or float64"),
     ],
 )
 def test_npy_mask_errors(tmp_path: Path, array: np.ndarray, problem: str) -> None:

@@ -134,3 +134,44 @@ def test_tune_workers_leave_ctrl_c_to_the_parent() -> None:
     )
     assert done.stdout.split() == ["True", "True"], done.stdout + done.stderr
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the test process is untouched
+
+
+def test_evaluate_refuses_what_is_not_candidates_or_items(tmp_path):
+    # a str was iterated character by character and failed with an AttributeError deep inside
+    item = Item("a", tmp_path / "a.png", tmp_path / "a_mask.png", tmp_path / "a_gt.png")
+    guided = Candidate.make("guided")
+    with pytest.raises(TypeError, match=r"candidates must be an iterable of Candidate, got 'guided'"):
+        evaluate("guided", [item])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"candidates must be an iterable of Candidate"):
+        evaluate(guided, [item])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"candidates\[1\] must be a Candidate, got \{\}"):
+        evaluate([guided, {}], [item])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"items must be a sequence of Item, got 'a.png'"):
+        evaluate([guided], "a.png")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"items\[0\] must be an Item, got 'a.png'"):
+        evaluate([guided], ["a.png"])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"progress must be callable or None, got 3"):
+        evaluate([guided], [item], progress=3)  # type: ignore[arg-type]
+
+
+def test_compare_to_checks_the_curves_fit_the_preset():
+    from maskrefine.metrics import get_preset
+    from maskrefine.quality.grid import Scores
+
+    k = get_preset("tokencut").thresholds.size
+    rng = np.random.default_rng(0)
+    good = Scores(rng.random(50), rng.random(50), rng.random((50, k)))
+    short = Scores(rng.random(50), rng.random(50), rng.random((50, 3)))
+    # 3 columns were taken as the preset's curve: a max F over 3 thresholds, printed as tokencut's
+    with pytest.raises(ValueError, match=rf"baseline: .*\(n, {k}\).*fbeta \(50, 3\)"):
+        compare_to(good, short, n_resamples=40)
+    with pytest.raises(ValueError, match=r"scores: .*fbeta \(50, 3\)"):
+        short.summary("tokencut")
+    ragged = Scores(rng.random(50), rng.random(49), rng.random((50, k)))
+    with pytest.raises(ValueError, match=r"candidate: .*iou \(49,\)"):
+        compare_to(ragged, good, n_resamples=40)
+    with pytest.raises(TypeError, match=r"baseline must be Scores, got \[1, 2\]"):
+        compare_to(good, [1, 2], n_resamples=40)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"candidate.acc must be an ndarray, got list"):
+        compare_to(Scores([0.5], good.iou, good.fbeta), good, n_resamples=40)  # type: ignore[arg-type]
+    assert set(compare_to(good, good, n_resamples=40)) == {"acc", "iou", "max_fbeta"}
