@@ -128,7 +128,7 @@ def guided_filter(
     guide_arr, src_arr, color = _check_images(guide, src)
     height, width = src_arr.shape[-2:]
     check_window_fits(height, width, radius, subsample)
-    out = _check_out(out, src_arr, guide_arr)
+    out = _check_out(out, src_arr, guide_arr, (guide, src))
 
     if backend_name == "reference":
         from maskrefine.filters import reference
@@ -312,7 +312,8 @@ def _check_images(guide: object, src: object) -> tuple[np.ndarray, np.ndarray, b
     return guide_arr, src_arr, color
 
 
-def _check_out(out: object, src: np.ndarray, guide: np.ndarray) -> np.ndarray:
+def _check_out(out: object, src: np.ndarray, guide: np.ndarray, given: tuple[object, object]) -> np.ndarray:
+    """``out``, checked (or allocated); ``given`` are the caller's guide and src before any conversion."""
     if out is None:
         return np.empty(src.shape, dtype=np.float32)
     if not isinstance(out, np.ndarray):
@@ -325,7 +326,9 @@ def _check_out(out: object, src: np.ndarray, guide: np.ndarray) -> np.ndarray:
         raise ValueError(
             "`out` must be a writeable C-contiguous array; got a non-contiguous or read-only one"
         )
-    if np.shares_memory(out, src) or np.shares_memory(out, guide):
+    # the caller's arrays too: a converted copy is read, but writing `out` would still change an input
+    inputs = [src, guide, *(a for a in given if isinstance(a, np.ndarray))]
+    if any(np.shares_memory(out, a) for a in inputs):
         raise ValueError("`out` must not overlap `guide` or `src` (the filter reads them while writing out)")
     return out
 

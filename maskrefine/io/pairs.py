@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maskrefine._checks import short_repr
 from maskrefine.io.files import not_regular_reason
 
 __all__ = [
@@ -140,6 +141,18 @@ def _by_stem(files: list[Path], skipped: list[Skipped]) -> tuple[dict[str, Path]
     return unique, duplicated
 
 
+def _check_extensions(extensions: object, name: str) -> None:
+    if not isinstance(extensions, tuple | list):
+        raise TypeError(
+            f"`{name}` must be a tuple of suffixes such as ('.png',); got {short_repr(extensions)}"
+        )
+    for suffix in extensions:
+        if not isinstance(suffix, str) or len(suffix) < 2 or not suffix.startswith("."):
+            raise ValueError(
+                f"`{name}` must hold suffixes with the dot, such as '.png'; got {short_repr(suffix)}"
+            )
+
+
 def match_folders(
     first_dir: str | os.PathLike[str],
     second_dir: str | os.PathLike[str],
@@ -159,7 +172,21 @@ def match_folders(
     -------
     Pairing
         Matched pairs plus what could not be matched or was skipped; nothing here raises for one file.
+
+    Raises
+    ------
+    ConfigError
+        A folder that is empty (``""``), missing or not a folder.
+    TypeError, ValueError
+        Extensions that are not a tuple or list of str each starting with a dot (a str ``".png"`` would be
+        read as its characters and match nothing).
     """
+    from maskrefine.pipeline.guards import check_folder
+
+    first_dir = check_folder(first_dir, "first")
+    second_dir = check_folder(second_dir, "second")
+    _check_extensions(first_extensions, "first_extensions")
+    _check_extensions(second_extensions, "second_extensions")
     first_files, first_skipped = scan_folder(first_dir, first_extensions)
     second_files, second_skipped = scan_folder(second_dir, second_extensions)
     skipped = first_skipped + second_skipped

@@ -133,12 +133,15 @@ def _binary(mask: object, name: str, threshold: object) -> np.ndarray:
 def _boxes(value: object, name: str, *, single: bool = False) -> npt.NDArray[np.float64]:
     """``value`` as float64 boxes (K, 4) (``single``: one box, shape (4,)), or raise naming ``name``.
 
-    Refused: anything that is not numbers, another shape (no silent reshaping: 8 numbers are not two
-    boxes), NaN/inf or a coordinate beyond ±:data:`MAX_COORDINATE`, an inverted box (x2 < x1 or y2 < y1).
-    A (K, 4) argument may also be one box of shape (4,), or empty.
+    Refused: anything that is not real numbers (complex, str), another shape (no silent reshaping: 8
+    numbers are not two boxes), NaN/inf or a coordinate beyond ±:data:`MAX_COORDINATE`, an inverted box
+    (x2 < x1 or y2 < y1). A (K, 4) argument may also be one box of shape (4,), or empty.
     """
     try:
-        arr = np.asarray(value, dtype=np.float64)
+        given = np.asarray(value)
+        if given.dtype.kind not in "biufO":  # complex would lose its imaginary part with only a warning
+            raise TypeError(f"dtype {given.dtype} is not real numbers")
+        arr = given.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"`{name}` must be numbers (x1, y1, x2, y2){'' if single else ' per box'}; got "

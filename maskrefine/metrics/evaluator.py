@@ -180,6 +180,14 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     ndarray, shape (crop, crop)
         uint8 for uint8/bool input, float32 (in [0, 1]) otherwise.
 
+    Raises
+    ------
+    TypeError
+        ``array`` is not a NumPy array or of another dtype.
+    ValueError
+        ``array`` not 2-D or empty, float values NaN/inf or outside [0, 1], sizes out of range, or a
+        side shorter than ``crop`` after resizing.
+
     Notes
     -----
     Size rule of ``torchvision.transforms.Resize(335)``: the long side becomes ``int(335 * long / short)``;
@@ -188,11 +196,22 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     """
     short_side = check_int_range(short_side, "short_side", 1, MAX_GEOMETRY_SIDE)
     crop = check_int_range(crop, "crop", 1, MAX_GEOMETRY_SIDE)
+    array = plain_ndarray(array)
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"`array` must be a NumPy array (H, W); got {type(array).__name__}")
+    if array.ndim != 2 or 0 in array.shape:
+        raise ValueError(f"`array` must be a non-empty 2-D mask; got shape {array.shape}")
+    array = _native(array)
+    if np.issubdtype(array.dtype, np.floating):
+        array = _unit_floats(array, "array")
+    elif array.dtype not in (np.uint8, np.uint16, np.bool_):
+        raise TypeError(f"`array` must be uint8, uint16, bool or float in [0, 1]; got {_type_name(array)}")
+    return _paper_repo_geometry(array, short_side, crop)
+
+
+def _paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 320) -> np.ndarray:
+    """:func:`paper_repo_geometry` of a checked, native 2-D mask (uint8, uint16, bool or float in [0, 1])."""
     a = array.view(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
-    if a.dtype != np.uint8 and a.dtype != np.uint16 and not np.issubdtype(a.dtype, np.floating):
-        raise TypeError(f"`array` must be uint8, uint16, bool or float in [0, 1]; got dtype {a.dtype}")
-    if a.ndim != 2 or 0 in a.shape:
-        raise ValueError(f"`array` must be a non-empty 2-D mask; got shape {a.shape}")
     h, w = a.shape
     if h <= w:
         nh, nw = short_side, int(short_side * w / h)
@@ -257,7 +276,7 @@ def prepare_pair(
         )
     if p.geometry == "paper_repo":
         crop = 320
-        gt_c = paper_repo_geometry(gt)
+        gt_c = _paper_repo_geometry(gt)
         # the reference's predictions are always the crop: a 320x320 one is used as is, also for a
         # 320x320 GT (which the geometry turns into 335x335 and crops back to 320x320)
         if pred.shape != (crop, crop):
@@ -266,7 +285,7 @@ def prepare_pair(
                     f"`pred` must be {crop}x{crop} (the crop) or the GT size {gt.shape} under preset "
                     f"'paper_repo'; got shape {pred.shape}"
                 )
-            pred = paper_repo_geometry(pred)
+            pred = _paper_repo_geometry(pred)
         return pred, gt_c
     if pred.shape != gt.shape:
         stride = prediction_stride(pred.shape, gt.shape)

@@ -501,7 +501,7 @@ def _s_object_score(n: float, mean: float, css: float) -> float:
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``pred`` as float64 and ``gt``; raise unless finite [0, 1] floats and bools of one 2-D shape."""
+    """``pred`` as C-ordered float64 and ``gt`` in C order; raise unless [0, 1] floats, bools, one shape."""
     pred, gt = plain_ndarray(pred), plain_ndarray(gt)  # a masked array's hidden values are computed on
     if not isinstance(pred, np.ndarray) or not np.issubdtype(pred.dtype, np.floating):
         raise TypeError(f"`pred` must be a float ndarray in [0, 1]; got {getattr(pred, 'dtype', type(pred))}")
@@ -513,7 +513,8 @@ def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarra
         raise ValueError(f"`pred` and `gt` must hold at least one pixel; got shape {pred.shape}")
     pred = as_float_array(pred, "pred")
     check_unit_interval(pred, "pred")
-    return np.asarray(pred, np.float64), np.asarray(gt)
+    # C order: NumPy's sums run in memory order, so a Fortran-order pair gave a result 1 ulp apart
+    return np.ascontiguousarray(pred, np.float64), np.ascontiguousarray(gt)
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:

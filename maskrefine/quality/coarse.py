@@ -18,13 +18,17 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import check_flag, check_int_range, short_repr
 from maskrefine.errors import InputError
 from maskrefine.io import MASK_EXTENSIONS
 from maskrefine.io.imageio import read_mask_array, write_bytes_atomic
 from maskrefine.io.pairs import list_files
 
 __all__ = ["coarse_shape", "make_coarse_mask", "write_coarse_folder"]
+
+
+#: Largest image side :func:`coarse_shape` takes (OpenCV's sizes are C ints).
+_MAX_SIDE = 2**31 - 1
 
 
 def _check_patch(patch: object) -> int:
@@ -39,9 +43,9 @@ def coarse_shape(height: int, width: int, patch: int) -> tuple[int, int]:
     Parameters
     ----------
     height : int
-        Image height H in pixels (not checked).
+        Image height H in pixels, an integer in [1, 2**31 - 1].
     width : int
-        Image width W in pixels (not checked).
+        Image width W in pixels, an integer in [1, 2**31 - 1].
     patch : int
         Patch size in pixels, an integer >= 1.
 
@@ -53,14 +57,16 @@ def coarse_shape(height: int, width: int, patch: int) -> tuple[int, int]:
 
     Raises
     ------
-    ValueError
-        ``patch`` is not an integer >= 1 (bool included).
+    TypeError, ValueError
+        ``height``, ``width`` or ``patch`` is not an integer in range (bool included).
 
     Examples
     --------
     >>> coarse_shape(321, 481, 16)
     (20, 30)
     """
+    height = check_int_range(height, "height", 1, _MAX_SIDE)
+    width = check_int_range(width, "width", 1, _MAX_SIDE)
     patch = _check_patch(patch)
     return max(1, int(round(height / patch))), max(1, int(round(width / patch)))
 
@@ -111,6 +117,7 @@ def make_coarse_mask(full: npt.NDArray, patch: int, *, binary: bool) -> npt.NDAr
     >>> make_coarse_mask(full, 16, binary=True).tolist()
     [[255, 0], [255, 0]]
     """
+    binary = check_flag(binary, "binary")
     values = _unit_float64(full)
     h, w = coarse_shape(values.shape[0], values.shape[1], patch)
     means = cv2.resize(values, (w, h), interpolation=cv2.INTER_AREA)
@@ -118,6 +125,16 @@ def make_coarse_mask(full: npt.NDArray, patch: int, *, binary: bool) -> npt.NDAr
     if binary:
         return np.where(means > 0.5, np.uint8(255), np.uint8(0))
     return np.rint(means * 255.0).astype(np.uint8)
+
+
+def _check_stems(stems: object) -> set[str]:
+    if isinstance(stems, str | bytes) or not isinstance(stems, Iterable):
+        raise TypeError(f"`stems` must be an iterable of str (file stems) or None; got {short_repr(stems)}")
+    wanted = list(stems)
+    for stem in wanted:
+        if not isinstance(stem, str):
+            raise TypeError(f"`stems` must hold str file stems; got {short_repr(stem)}")
+    return set(wanted)
 
 
 def write_coarse_folder(
@@ -160,13 +177,19 @@ def write_coarse_folder(
         An output name taken by something other than a regular file (a symlink, a folder, a FIFO).
     InputError
         A source file that cannot be read (names the file).
+    TypeError, ValueError
+        A ``patch``, ``binary``, ``skip_existing`` or ``stems`` of the wrong type or out of range (a str
+        ``stems`` is refused: it would be read as a set of letters); checked before anything is written.
     """
     from maskrefine.pipeline.guards import check_folder, check_output_folder, path_argument
 
     src = check_folder(src_dir, "source")
     out = path_argument(out_dir, "output folder")
     check_output_folder(out, {"source": src})  # not a file, not (inside) the source, nor around it
-    wanted = None if stems is None else set(stems)
+    patch = _check_patch(patch)
+    binary = check_flag(binary, "binary")
+    skip_existing = check_flag(skip_existing, "skip_existing")
+    wanted = None if stems is None else _check_stems(stems)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for path in list_files(src, MASK_EXTENSIONS):

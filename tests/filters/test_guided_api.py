@@ -215,6 +215,25 @@ def test_errors_out() -> None:
         guided_filter(guide, src, 2, out=[])
 
 
+def test_out_may_not_overlap_an_input_that_was_converted() -> None:
+    # the check compared `out` with the converted copies only, so an input that had to be copied (strided,
+    # float16) was overwritten by the result
+    guide, src = _ok()
+    big = np.zeros((30, 60), np.float32)
+    big[:, ::2] = src
+    strided = big[:, ::2]
+    out_view = big.reshape(-1)[: 30 * 30].reshape(30, 30)
+    before = big.copy()
+    with pytest.raises(ValueError, match="must not overlap"):
+        guided_filter(guide, strided, 2, out=out_view)
+    raw = np.zeros(30 * 30 * 4, np.uint8)
+    half_guide = raw[: 30 * 30 * 2].view(np.float16).reshape(30, 30)
+    half_guide[...] = guide
+    with pytest.raises(ValueError, match="must not overlap"):
+        guided_filter(half_guide, src, 2, out=raw.view(np.float32).reshape(30, 30))
+    assert np.array_equal(big, before) and np.array_equal(half_guide, guide.astype(np.float16))
+
+
 # ------------------------------------------------------------------------------------------ make_guide
 def test_make_guide_modes() -> None:
     rng = np.random.default_rng(0)

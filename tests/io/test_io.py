@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maskrefine.errors import InputError
+from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import (
     IMAGE_EXTENSIONS,
     MASK_EXTENSIONS,
@@ -28,6 +28,23 @@ def _png(path: Path, array: np.ndarray) -> Path:
     assert ok
     path.write_bytes(data.tobytes())
     return path
+
+
+def test_match_folders_checks_its_arguments(tmp_path: Path) -> None:
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "x.png").write_bytes(b"")
+    # a str of one suffix was read as its characters, a suffix without the dot matched nothing: both
+    # gave an empty pairing silently
+    with pytest.raises(TypeError, match="`first_extensions` must be a tuple of suffixes"):
+        match_folders(folder, folder, ".png", (".png",))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="`second_extensions` must hold suffixes with the dot.*'png'"):
+        match_folders(folder, folder, (".png",), ("png",))
+    with pytest.raises(ConfigError, match="first folder .*missing does not exist"):
+        match_folders(tmp_path / "missing", folder, (".png",), (".png",))
+    with pytest.raises(ConfigError, match="second folder is empty"):
+        match_folders(folder, "", (".png",), (".png",))
+    assert [p.stem for p in match_folders(folder, folder, (".png",), (".png",)).pairs] == ["x"]
 
 
 def test_match_folders_pairs_unmatched_and_duplicates(tmp_path: Path) -> None:

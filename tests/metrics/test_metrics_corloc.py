@@ -471,3 +471,16 @@ def test_annotations_carry_the_declared_image_sizes(tmp_path):
     coco = coco_annotations(path)
     assert coco.sizes == {"x": (480, 640), "w": (480, 640)}
     assert sorted(coco.boxes) == ["w", "x", "y", "z"]
+
+
+def test_complex_boxes_are_refused_not_truncated():
+    # a complex array lost its imaginary part with only a ComplexWarning and scored a hit
+    from maskrefine.metrics import CorLocEvaluator
+
+    with pytest.raises(TypeError, match=r"`box` must be numbers .*complex128 is not real numbers"):
+        box_iou(np.array([0, 0, 1 + 5j, 1]), [[0, 0, 1, 1]])
+    mask = np.zeros((8, 8), np.uint8)
+    mask[1:4, 2:6] = 255
+    with pytest.raises(TypeError, match="complex128 is not real numbers"):
+        CorLocEvaluator().step(mask, np.array([[2, 1, 5 + 9j, 3]]))
+    assert box_iou(np.array([0, 0, 1, 1], object), [[0, 0, 1, 1]])[0] == pytest.approx(1.0, abs=1e-6)

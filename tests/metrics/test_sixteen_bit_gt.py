@@ -94,3 +94,16 @@ def test_a_16_bit_prediction_under_paper_repo_scores_as_its_8_bit_twin(preset: s
 def test_paper_repo_geometry_refuses_other_integer_types() -> None:
     with pytest.raises(TypeError, match="uint8, uint16, bool or float"):
         paper_repo_geometry(np.zeros((400, 400), np.int32))
+
+
+def test_paper_repo_geometry_checks_float_values_and_types() -> None:
+    # floats at 255 or NaN came back resized (255.0, NaN) though the docstring says [0, 1]
+    with pytest.raises(ValueError, match=r"`array` must have finite values in \[0, 1\]"):
+        paper_repo_geometry(np.full((400, 400), 255.0))
+    with pytest.raises(ValueError, match=r"`array` must have finite values in \[0, 1\]"):
+        paper_repo_geometry(np.full((400, 400), np.nan, np.float32))
+    for value in ("x", None, [[0.5]]):
+        with pytest.raises(TypeError, match="`array` must be a NumPy array"):
+            paper_repo_geometry(value)  # type: ignore[arg-type]
+    half = np.full((400, 400), 0.25)
+    assert np.array_equal(paper_repo_geometry(half.astype(">f8")), paper_repo_geometry(half))

@@ -133,3 +133,31 @@ def test_write_coarse_folder_never_writes_through_a_symlink(tmp_path):
     with pytest.raises(OutputError):
         write_coarse_folder(src, out, 16, binary=False)  # skip_existing: a link is not a cached output
     assert victim.read_bytes() == b"not ours" and (out / "a.png").is_symlink()
+
+
+def test_flags_and_sizes_are_checked_not_read_by_truthiness(tmp_path):
+    full = np.zeros((32, 32), np.uint8)
+    full[:, :12] = 255
+    # "no" was truthy: a binary mask came back for binary="no"
+    with pytest.raises(TypeError, match="`binary` must be True or False; got 'no'"):
+        make_coarse_mask(full, 16, binary="no")
+    for height, width, error in [("a", 5, TypeError), (10**400, 5, ValueError), (-320, 5, ValueError)]:
+        with pytest.raises(error, match="`height`"):
+            coarse_shape(height, width, 16)
+    with pytest.raises(ValueError, match="`width`"):
+        coarse_shape(5, 0, 16)
+    src = tmp_path / "full"
+    src.mkdir()
+    cv2.imwrite(str(src / "img1.png"), full)
+    out = tmp_path / "coarse"
+    # a str of stems was read as a set of its letters: nothing matched, [] came back
+    with pytest.raises(TypeError, match="`stems` must be an iterable of str"):
+        write_coarse_folder(src, out, 16, binary=False, stems="img1")
+    with pytest.raises(TypeError, match="`stems` must hold str file stems; got 5"):
+        write_coarse_folder(src, out, 16, binary=False, stems=[5])
+    with pytest.raises(TypeError, match="`skip_existing` must be True or False"):
+        write_coarse_folder(src, out, 16, binary=False, skip_existing="no")
+    with pytest.raises(ValueError, match="`patch` must be an integer >= 1"):
+        write_coarse_folder(src, out, 0, binary=False)
+    assert not out.exists()  # every setting is checked before the folder is made
+    assert write_coarse_folder(src, out, 16, binary=False, stems=["img1"]) == [out / "img1.png"]
