@@ -207,3 +207,12 @@ def test_resize_sizes_and_strides_are_bounded(call, pattern: str) -> None:
     with pytest.raises(ValueError, match=pattern):
         call(np.random.default_rng(0).random((12, 16)))
     assert torch_bilinear(np.zeros((12, 16)), (48, 64), stride=4).shape == (48, 64)
+
+
+@pytest.mark.parametrize("n_thresholds", [(1 << 20) + 1, 10**12, 10**20])
+def test_curve_counts_threshold_count_is_bounded(n_thresholds: int) -> None:
+    # 1e12 asked bincount for 14.6 TiB (MemoryError), 1e20 overflowed a C long
+    from maskrefine.metrics.confusion import curve_counts
+
+    with pytest.raises(ValueError, match=r"`n_thresholds` must be an integer in \[1, 1048576\]"):
+        curve_counts(np.zeros((2, 2), np.int64), np.zeros((2, 2), bool), n_thresholds)

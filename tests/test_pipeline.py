@@ -443,6 +443,22 @@ def test_shard_index_is_stable() -> None:
     assert {shard_index(f"img{i}", 3) for i in range(100)} == {1, 2, 3}
 
 
+@pytest.mark.parametrize(
+    ("stem", "n", "error", "pattern"),
+    [
+        ("a", 0, ValueError, "`n` must be an integer in"),  # was ZeroDivisionError
+        ("a", True, TypeError, "`n` must be an integer"),  # was accepted as 1
+        ("a", 10**30, ValueError, "`n` must be an integer in"),
+        ("a", "3", TypeError, "`n` must be an integer"),
+        (5, 2, TypeError, "`stem` must be a str"),  # was AttributeError
+        (b"a", 2, TypeError, "`stem` must be a str"),
+    ],
+)
+def test_shard_index_checks_its_arguments(stem: object, n: object, error: type, pattern: str) -> None:
+    with pytest.raises(error, match=pattern):
+        shard_index(stem, n)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_shards_partition_the_folder(dataset: dict[str, Path], tmp_path: Path, n: int) -> None:
     _png8(dataset["masks"] / "lonely.png", np.zeros((8, 10), np.float32))

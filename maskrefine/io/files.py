@@ -13,9 +13,26 @@ import os
 import stat
 from pathlib import Path
 
+from maskrefine._checks import short_repr
 from maskrefine.errors import InputError
 
-__all__ = ["file_kind", "not_regular_reason", "open_regular", "read_exactly"]
+__all__ = ["file_path", "file_kind", "not_regular_reason", "open_regular", "read_exactly"]
+
+
+def file_path(value: object, name: str = "path") -> Path:
+    """``value`` (str or ``os.PathLike``) as a Path; a non-path or an empty string raises, naming ``name``.
+
+    ``Path("")`` is the current folder: an empty path is refused instead of read or written as ``.``.
+    """
+    try:
+        text = os.fspath(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(f"`{name}` must be a path (str or os.PathLike); got {short_repr(value)}") from None
+    if not isinstance(text, str):
+        raise TypeError(f"`{name}` must be a str or os.PathLike path; got bytes {short_repr(value)}")
+    if text == "":
+        raise ValueError(f"`{name}` is empty; give a file path")
+    return Path(text)
 
 
 def file_kind(mode: int) -> str:

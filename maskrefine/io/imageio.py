@@ -33,7 +33,7 @@ from maskrefine._checks import (
 )
 from maskrefine._units import UNIT_SCALES, to_unit_float
 from maskrefine.errors import InputError, OutputError, OutputExistsError
-from maskrefine.io.files import file_kind, open_regular, read_exactly
+from maskrefine.io.files import file_kind, file_path, open_regular, read_exactly
 from maskrefine.io.headers import (
     HeaderError,
     ImageHeader,
@@ -264,7 +264,7 @@ def read_image_file_header(path: str | os.PathLike[str]) -> ImageHeader:
     InputError
         Naming the file: not a readable regular file, or no valid image header.
     """
-    path = Path(path)
+    path = file_path(path)
     fd, size = open_regular(path)
     try:
         return _header_of(fd, size, path)
@@ -382,7 +382,7 @@ def read_image_encoded(
     path: str | os.PathLike[str], *, apply_exif: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> tuple[npt.NDArray[np.float32], str]:
     """:func:`read_image`, and how the file was encoded: :data:`PLAIN` or ``EIGHT_BIT_IN_16``."""
-    path = Path(path)
+    path = file_path(path)
     limit = check_max_pixels(max_pixels)
     data, _ = _read_image_file(path, limit)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH  # not IMREAD_UNCHANGED: that skips the EXIF rotation
@@ -448,7 +448,7 @@ def read_mask_file(
         Naming the file and the problem. ``ValueError`` / ``TypeError`` for a bad ``mask_scale`` or
         ``max_pixels``.
     """
-    path = Path(path)
+    path = file_path(path)
     scale = check_mask_scale(mask_scale)
     limit = check_max_pixels(max_pixels)
     if path.suffix.lower() == ".npy":
@@ -728,7 +728,7 @@ def read_mask(
     ValueError, TypeError
         A bad ``mask_scale`` or ``max_pixels``.
     """
-    path = Path(path)
+    path = file_path(path)
     array = read_mask_array(path, mask_scale=mask_scale, max_pixels=max_pixels)
     if np.issubdtype(array.dtype, np.floating):
         return array.astype(np.float32, copy=False)
@@ -915,7 +915,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: 
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"`data` must be bytes; got {type(data).__name__}")
     overwrite = check_flag(overwrite, "overwrite")  # "no" would read as True: replace the file
-    path = Path(path)
+    path = file_path(path)
     mode = _existing_mode(path)
     if mode is not None and not overwrite:
         raise OutputExistsError(path, "output exists; not replaced")

@@ -13,7 +13,11 @@ import numpy as np
 
 from maskrefine._checks import check_choice, check_int_range, plain_ndarray, short_repr
 
-__all__ = ["confusion_counts", "threshold_levels", "curve_counts"]
+__all__ = ["confusion_counts", "threshold_levels", "curve_counts", "MAX_THRESHOLDS"]
+
+#: Most thresholds a curve may have (a preset's ``n_thresholds``, :func:`curve_counts`'s K): the
+#: references use 255 or 256; each threshold costs two int64 counts per histogram.
+MAX_THRESHOLDS = 1 << 20
 
 
 def _as_2d(array: object, name: str) -> np.ndarray:
@@ -121,7 +125,7 @@ def curve_counts(levels: np.ndarray, gt_fg: np.ndarray, n_thresholds: int) -> tu
     gt_fg : ndarray of bool, shape (H, W)
         True foreground.
     n_thresholds : int
-        K.
+        K, in [1, :data:`MAX_THRESHOLDS`].
 
     Returns
     -------
@@ -136,7 +140,7 @@ def curve_counts(levels: np.ndarray, gt_fg: np.ndarray, n_thresholds: int) -> tu
     """
     levels = _as_2d(levels, "levels")
     gt_fg = _as_mask(gt_fg, "gt_fg")
-    n = check_int_range(n_thresholds, "n_thresholds", 1)
+    n = check_int_range(n_thresholds, "n_thresholds", 1, MAX_THRESHOLDS)
     if gt_fg.shape != levels.shape:
         raise ValueError(
             f"`levels` and `gt_fg` must have the same shape; got {levels.shape} and {gt_fg.shape}"

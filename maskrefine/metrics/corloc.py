@@ -861,6 +861,8 @@ class CorLocEvaluator:
         dict
             ``name, correct, iou (best), box (list or None), n_gt, empty_gt, empty_mask``.
         """
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"`name` must be a str (the row name) or None; got {short_repr(name)}")
         gt = _boxes(gt_boxes, "gt_boxes")
         if gt.shape == (1, 4) and np.ndim(gt_boxes) == 1:
             raise ValueError("`gt_boxes` must have shape (K, 4); got (4,): wrap one box in a list")
@@ -879,7 +881,7 @@ class CorLocEvaluator:
             else 0.0
         )
         row = {
-            "name": str(len(self._rows)) if name is None else str(name),
+            "name": str(len(self._rows)) if name is None else name,
             "correct": bool(box is not None and len(gt) > 0 and best >= self.iou_threshold),
             "iou": best,
             "box": None if box is None else [float(v) for v in box],

@@ -162,6 +162,11 @@ MAX_GEOMETRY_SIDE = 16384
 MAX_GEOMETRY_PIXELS = 10**8
 
 
+def _check_row_name(name: object) -> None:
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"`name` must be a str (the row name) or None; got {short_repr(name)}")
+
+
 def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 320) -> np.ndarray:
     """Apply the paper repo's test geometry: shorter side → ``short_side`` (PIL bilinear), centre crop.
 
@@ -863,6 +868,7 @@ class Evaluator:
             Bad dtype, shape or value range, or a prediction size that is neither the GT size nor a
             uniform down-scale of it (the message names the argument and the sizes).
         """
+        _check_row_name(name)  # before scoring: a bad name must not cost a scoring pass
         row, curves = score_image(pred, gt, self.preset, weighted_f=self.weighted_f)
         return self.add_scored(row, curves, name)
 
@@ -892,8 +898,9 @@ class Evaluator:
             ``row`` or ``curves`` not shaped as :func:`score_image` makes them for this preset (a missing
             value, a curve of another length, no weighted F for an evaluator that reports it).
         """
+        _check_row_name(name)
         self._check_scored(row, curves)
-        row = {"name": str(len(self._rows)) if name is None else str(name), **row}
+        row = {"name": str(len(self._rows)) if name is None else name, **row}
         self._rows.append(row)
         for key, arr in curves.items():
             self._sums[key] += arr

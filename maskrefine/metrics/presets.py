@@ -25,6 +25,7 @@ from maskrefine._checks import (
     real_to_float,
     short_repr,
 )
+from maskrefine.metrics.confusion import MAX_THRESHOLDS
 
 __all__ = ["ScorePreset", "PRESETS", "DEFAULT_PRESET", "GT_EQUALS_255", "get_preset", "check_beta_sq"]
 
@@ -253,7 +254,7 @@ class ScorePreset:
         check_float_range(self.gt_threshold_acc, "gt_threshold_acc", 0.0, 255.0)
         check_float_range(self.gt_threshold_f, "gt_threshold_f", 0.0, 255.0)
         check_float_range(self.pred_threshold, "pred_threshold", 0.0, 1.0)
-        check_int_range(self.n_thresholds, "n_thresholds", 1, 1 << 20)
+        check_int_range(self.n_thresholds, "n_thresholds", 1, MAX_THRESHOLDS)
         check_int_range(self.threshold_denominator, "threshold_denominator", 1, 1 << 20)
         check_beta_sq(self.beta_sq)
         check_float_range(self.pr_eps, "pr_eps", 0.0, MAX_PRESET_EPS)

@@ -22,7 +22,7 @@ from typing import Any, TypeGuard
 
 import numpy as np
 
-from maskrefine._checks import check_flag, short_repr
+from maskrefine._checks import check_flag, check_int_range, short_repr
 from maskrefine.errors import ConfigError
 from maskrefine.io.imageio import file_kind
 
@@ -259,20 +259,32 @@ def shard_index(stem: str, n: int) -> int:
     stem : str
         The file stem.
     n : int
-        The number of shards, >= 1 (not checked here: :func:`parse_shard` checks it).
+        The number of shards, in [1, :data:`MAX_SHARDS`].
 
     Returns
     -------
     int
         The shard, in 1..n: the first 8 bytes of the SHA-1 digest as a big-endian integer, mod n, plus 1.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``stem`` is not a str, or ``n`` not an integer in range (bool included).
     """
+    if not isinstance(stem, str):
+        raise TypeError(f"`stem` must be a str (a file stem); got {short_repr(stem)}")
+    return _shard_of(stem, check_int_range(n, "n", 1, MAX_SHARDS))
+
+
+def _shard_of(stem: str, n: int) -> int:
+    """:func:`shard_index` of a checked ``stem`` and ``n``."""
     digest = hashlib.sha1(stem.encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "big") % n + 1
 
 
 def in_shard(stem: str, shard: tuple[int, int] | None) -> bool:
     """Whether ``stem`` belongs to ``shard`` (always True without sharding)."""
-    return shard is None or shard_index(stem, shard[1]) == shard[0]
+    return shard is None or _shard_of(stem, shard[1]) == shard[0]
 
 
 #: Most worker processes a job may start: each is a process (a huge ``--jobs`` on a large folder would

@@ -152,13 +152,26 @@ def bootstrap_counts(n: int, n_resamples: int = 2000, seed: int = 0) -> npt.NDAr
     -------
     ndarray of int64, shape (n_resamples, n)
         Row ``b`` counts how often each image occurs in resample ``b``; every row sums to ``n``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument that is not an integer in range, or a table of more than
+        :data:`MAX_COUNT_CELLS` counts (:func:`paired_bootstrap` streams its draws instead).
     """
     n = check_int_range(n, "n", 1)
     n_resamples = check_int_range(n_resamples, "n_resamples", 1, MAX_RESAMPLES)
     seed = check_int_range(seed, "seed", 0)
+    if n * n_resamples > MAX_COUNT_CELLS:
+        raise ValueError(
+            f"`n` x `n_resamples` = {short_repr(n, 30)} x {n_resamples} counts is more than the "
+            f"{MAX_COUNT_CELLS} (2 GiB of int64) one table may hold; paired_bootstrap streams its draws"
+        )
     return np.concatenate(list(_count_chunks(n, n_resamples, seed)))
 
 
+#: Most draw counts :func:`bootstrap_counts` returns in one table (2 GiB of int64).
+MAX_COUNT_CELLS = 1 << 28
 #: Largest (resamples x images) block of draw counts held at once: 8 MB of int64.
 _CHUNK_CELLS = 1 << 20
 
@@ -184,7 +197,12 @@ MAX_SCORE_MAGNITUDE = 1e300
 
 def _as_scores(values: object, name: str) -> np.ndarray:
     """Per-image scores as float64: numbers or bools (a per-image hit), NaN for "no score", never inf."""
-    array = np.asarray(values)
+    try:
+        array = np.asarray(values)
+    except ValueError:  # a ragged nesting: NumPy's message does not say which argument
+        raise ValueError(
+            f"`{name}` must be one (n,) or (n, K) array of numbers; got a ragged nesting {short_repr(values)}"
+        ) from None
     if array.dtype.kind not in "biuf":  # text "0.5" would be parsed, None made NaN: refuse both
         raise TypeError(f"`{name}` must hold numbers (per-image scores); got dtype {array.dtype}")
     array = array.astype(np.float64)
@@ -536,6 +554,8 @@ def compare_paired(
         number, ``higher_is_better`` not a bool.
     """
     # every argument is checked once, here, before any resampling; the helpers below check nothing
+    if not isinstance(metric, str):
+        raise TypeError(f"`metric` must be a str (the metric's name); got {short_repr(metric)}")
     a, b, count, level, start = _checked(candidate, baseline, statistic, n_resamples, confidence, seed)
     tolerance = _check_tie_tol(tie_tol)
     higher_is_better = check_flag(higher_is_better, "higher_is_better")
@@ -550,7 +570,7 @@ def compare_paired(
     per_b = b if statistic == "mean" else b.max(axis=1)
     wins, ties, losses = _win_tie_loss(per_a, per_b, tolerance, higher_is_better)
     return PairedComparison(
-        metric=str(metric),
+        metric=metric,
         n=n,
         baseline=base,
         candidate=cand,

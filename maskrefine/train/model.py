@@ -196,6 +196,8 @@ def build_model(cfg: TrainConfig) -> tuple[SempartModel, dict[str, Any]]:
         match ``arch`` / ``patch_size``, a patch size the ``"pixels"`` backbone refuses, or an
         ``image_size`` that cannot train with the backbone's stride (:func:`geometry_problem`).
     """
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"`cfg` must be a TrainConfig; got {short_repr(cfg)}")
     backbone, info = build_backbone(cfg)
     problem = geometry_problem(cfg, backbone.stride)  # a ViT's patch size is known only now
     if problem is not None:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maskrefine._checks import check_int_range, short_repr
+
 __all__ = ["SempartHead", "SempartOutput"]
 
 
@@ -94,8 +96,9 @@ class SempartHead(nn.Module):
 
     Raises
     ------
-    ValueError
-        ``stride`` is not a power of two >= 2.
+    TypeError, ValueError
+        A size that is not an integer in [1, 65536] (``stride``: a power of two in [2, 1024]), or
+        ``fine_channels`` not two of them.
     """
 
     def __init__(
@@ -110,8 +113,16 @@ class SempartHead(nn.Module):
         fine_channels: tuple[int, int] = (192, 128),
     ) -> None:
         super().__init__()
-        if stride < 2 or stride & (stride - 1):
+        for value, name in ((in_dim, "in_dim"), (hidden, "hidden"), (depth, "depth"), (heads, "heads")):
+            check_int_range(value, name, 1, 1 << 16)
+        check_int_range(dim_head, "dim_head", 1, 1 << 16)
+        check_int_range(stride, "stride", 2, 1 << 10)
+        if stride & (stride - 1):
             raise ValueError(f"stride must be a power of two >= 2; got {stride}")
+        if not isinstance(fine_channels, tuple | list) or len(fine_channels) != 2:
+            raise TypeError(f"`fine_channels` must be two channel counts; got {short_repr(fine_channels)}")
+        for value in fine_channels:
+            check_int_range(value, "fine_channels", 1, 1 << 16)
         self.stride = stride
         self.proj = nn.Conv2d(in_dim, hidden, 1)
         self.layers = nn.ModuleList(

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskrefine._checks import short_repr
+from maskrefine._checks import check_float_range, check_int_range, short_repr
 
 __all__ = [
     "ARCHS",
@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 #: Known ViT sizes: name -> (embed_dim, depth, num_heads). Heads are embed_dim // 64 for all of them.
+#: Most register tokens :func:`vit_from_arch` builds (DINOv2 "with registers" uses 4).
+MAX_REGISTER_TOKENS = 1 << 10
 ARCHS: dict[str, tuple[int, int, int]] = {
     "vit_tiny": (192, 12, 3),
     "vit_small": (384, 12, 6),
@@ -321,7 +323,7 @@ def vit_from_arch(
     arch : {"vit_tiny", "vit_small", "vit_base", "vit_large"}
         Size: width, depth and heads from :data:`ARCHS`.
     patch_size : int
-        Patch size in pixels (not checked here).
+        Patch size in pixels, at most the side of the layout's position table (224 or 518).
     layout : {"dino", "dinov2"}, default "dino"
         State-dict layout; ``"dinov2"`` adds LayerScale and a ``mask_token``.
     num_register_tokens : int, default 0
@@ -334,15 +336,19 @@ def vit_from_arch(
 
     Raises
     ------
-    ValueError
-        An unknown ``arch`` or ``layout``.
+    ValueError, TypeError
+        An unknown ``arch`` or ``layout``; a ``patch_size`` or ``num_register_tokens`` that is not an
+        integer in range.
     """
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}; got {short_repr(arch)}")
     if layout not in ("dino", "dinov2"):
         raise ValueError(f"layout must be 'dino' or 'dinov2'; got {short_repr(layout)}")
+    side = 518 if layout == "dinov2" else 224
+    patch_size = check_int_range(patch_size, "patch_size", 1, side)
+    num_register_tokens = check_int_range(num_register_tokens, "num_register_tokens", 0, MAX_REGISTER_TOKENS)
     dim, depth, heads = ARCHS[arch]
-    grid = (518 if layout == "dinov2" else 224) // patch_size
+    grid = side // patch_size
     return VisionTransformer(
         patch_size=patch_size,
         embed_dim=dim,
@@ -380,13 +386,14 @@ class PixelBackbone(Backbone):
 
     def __init__(self, patch_size: int = 8, position_weight: float = 0.5, centre_weight: float = 2.0) -> None:
         super().__init__()
-        if patch_size < 1 or patch_size & (patch_size - 1):
+        patch_size = check_int_range(patch_size, "patch_size", 1, 1 << 10)
+        if patch_size & (patch_size - 1):
             raise ValueError(f"the pixels backbone needs a power-of-two patch size; got {patch_size}")
         self.kind = "pixels"
         self.patch_size = self.stride = patch_size
         self.embed_dim = 9
-        self.position_weight = float(position_weight)
-        self.centre_weight = float(centre_weight)
+        self.position_weight = check_float_range(position_weight, "position_weight", 0.0)
+        self.centre_weight = check_float_range(centre_weight, "centre_weight", 0.0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Features (B, 9, H/p, W/p) of ImageNet-normalised images (B, 3, H, W).

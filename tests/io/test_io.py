@@ -15,6 +15,7 @@ from maskrefine.io import (
     MASK_EXTENSIONS,
     match_folders,
     read_image,
+    read_image_size,
     read_mask,
     read_mask_array,
     write_mask,
@@ -366,3 +367,27 @@ def test_write_mask_clips_values_within_the_tolerance_in_npy_too(tmp_path: Path)
     assert stored.dtype == np.float32
     np.testing.assert_array_equal(stored, np.array([[1.0, 0.0], [0.25, 1.0]], np.float32))
     np.testing.assert_array_equal(mask, before)  # the caller's array is not modified
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "pattern"),
+    [
+        (None, TypeError, r"`path` must be a path \(str or os.PathLike\); got None"),
+        (3, TypeError, r"`path` must be a path"),
+        (b"m.png", TypeError, r"`path` must be a str or os.PathLike path; got bytes"),
+        ("", ValueError, r"`path` is empty"),  # was Path("") = the current folder
+    ],
+)
+def test_io_functions_name_a_bad_path_argument(value: object, error: type, pattern: str) -> None:
+    mask = np.zeros((4, 4), np.float32)
+    for call in (
+        lambda: read_mask(value),
+        lambda: read_image(value),
+        lambda: read_image_size(value),
+        lambda: read_mask_array(value),
+        lambda: write_mask(value, mask),
+        lambda: write_bytes_atomic(value, b"x"),
+        lambda: write_text_atomic(value, "x"),
+    ):
+        with pytest.raises(error, match=pattern):
+            call()

@@ -484,3 +484,18 @@ def test_complex_boxes_are_refused_not_truncated():
     with pytest.raises(TypeError, match="complex128 is not real numbers"):
         CorLocEvaluator().step(mask, np.array([[2, 1, 5 + 9j, 3]]))
     assert box_iou(np.array([0, 0, 1, 1], object), [[0, 0, 1, 1]])[0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_row_names_must_be_text():
+    # a list was stored as the row name "[1]"
+    from maskrefine.metrics import CorLocEvaluator, Evaluator
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[1:4, 2:6] = 255
+    with pytest.raises(TypeError, match=r"`name` must be a str \(the row name\) or None; got \[1\]"):
+        CorLocEvaluator().step(mask, [[2, 1, 5, 3]], name=[1])
+    with pytest.raises(TypeError, match=r"`name` must be a str \(the row name\) or None; got 3"):
+        Evaluator().step(mask, mask, name=3)
+    evaluator = Evaluator()
+    assert evaluator.step(mask, mask, name="a")["name"] == "a"
+    assert evaluator.step(mask, mask)["name"] == "1"

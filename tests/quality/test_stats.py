@@ -375,3 +375,24 @@ def test_scores_too_large_to_average_are_refused() -> None:
         paired_bootstrap(big, [0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="`baseline` has a value of magnitude above"):
         win_tie_loss([0.0, 0.0, 0.0], [-1e301, 0.0, 0.0])
+
+
+def test_count_tables_are_bounded():
+    # 1e10 images asked NumPy for 74.5 GiB (MemoryError); 1e30 gave an unnamed "dimension" error
+    for n in (10**10, 10**30):
+        with pytest.raises(ValueError, match=r"`n` x `n_resamples` = .* counts is more than"):
+            bootstrap_counts(n, 1)
+    assert bootstrap_counts(1 << 20, 2).shape == (2, 1 << 20)
+
+
+def test_ragged_scores_name_the_argument():
+    with pytest.raises(ValueError, match=r"`candidate` must be one \(n,\) or \(n, K\) array.*ragged"):
+        paired_bootstrap([[1, 2], [3]], [[1, 2], [3, 4]], statistic="max_of_mean")
+    with pytest.raises(ValueError, match=r"`baseline` must be one"):
+        compare_paired([0.5, 0.5], [[0.5], 0.5], metric="iou")
+
+
+def test_metric_must_be_a_name():
+    # None was stored as the metric "None"
+    with pytest.raises(TypeError, match=r"`metric` must be a str .*got None"):
+        compare_paired([0.5] * 40, [0.5] * 40, metric=None, n_resamples=40)

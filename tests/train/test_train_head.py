@@ -37,3 +37,41 @@ def test_fine_without_grad_same_values():
     b = head(feats, image, fine_grad=False)
     assert torch.equal(a.fine, b.fine) and torch.equal(a.coarse, b.coarse)
     assert a.fine.requires_grad and not b.fine.requires_grad and b.coarse.requires_grad
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"in_dim": "a"}, TypeError, "`in_dim` must be an integer"),  # a string-formatting TypeError before
+        ({"in_dim": 0}, ValueError, "`in_dim` must be an integer in"),  # accepted, zero-element weights
+        ({"hidden": 2.5}, TypeError, "`hidden` must be an integer"),
+        ({"depth": 0}, ValueError, "`depth`"),
+        ({"stride": "8"}, TypeError, "`stride` must be an integer"),
+        ({"fine_channels": 8}, TypeError, "`fine_channels` must be two channel counts"),
+        ({"fine_channels": (8, 0)}, ValueError, "`fine_channels`"),
+    ],
+)
+def test_sizes_are_checked(kwargs, error, pattern):
+    settings = {"in_dim": 32, "hidden": 16, "stride": 8, **kwargs}
+    in_dim, hidden, stride = settings.pop("in_dim"), settings.pop("hidden"), settings.pop("stride")
+    with pytest.raises(error, match=pattern):
+        SempartHead(in_dim, hidden, stride, **settings)
+
+
+def test_model_and_backbone_builders_check_their_arguments():
+    from maskrefine.train.model import build_model
+    from maskrefine.train.vit import PixelBackbone, vit_from_arch
+
+    with pytest.raises(TypeError, match="`cfg` must be a TrainConfig; got None"):  # AttributeError before
+        build_model(None)
+    with pytest.raises(ValueError, match="`patch_size` must be an integer in"):  # ZeroDivisionError before
+        vit_from_arch("vit_tiny", 0)
+    with pytest.raises(TypeError, match="`patch_size` must be an integer"):
+        vit_from_arch("vit_tiny", "8")
+    with pytest.raises(ValueError, match="`num_register_tokens`"):
+        vit_from_arch("vit_tiny", 16, num_register_tokens=-1)
+    with pytest.raises(ValueError, match="`position_weight` must be a finite number"):  # NaN was accepted
+        PixelBackbone(position_weight=float("nan"))
+    with pytest.raises(TypeError, match="`patch_size` must be an integer"):
+        PixelBackbone(patch_size=8.0)
+    assert vit_from_arch("vit_tiny", 16).patch_embed.proj.kernel_size == (16, 16)
