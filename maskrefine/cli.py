@@ -725,6 +725,8 @@ def _finish_apply(report: Any, quiet: bool) -> int:
     failures = _failure_lines(report)
     for line in failures:  # every failure, one line each: scripts can grep these
         _err(f"error: {_one_line(line)}")
+    if report.nothing_processed is not None:  # an empty or mistyped folder is not a success
+        _err(f"error: nothing was processed: {report.nothing_processed}")
     _print_input_notes(report)
     if quiet and report.ok:
         return EXIT_OK

@@ -337,6 +337,27 @@ def test_unmatched_files_are_reported_not_fatal(data) -> None:
     assert_good_outputs(out, set(STEMS))
 
 
+@pytest.mark.parametrize("quiet", [[], ["-q"]])
+def test_nothing_processed_is_an_error(data, tmp_path: Path, quiet: list[str]) -> None:
+    # an empty masks folder, or an --images folder matching nothing, exited 0 (silently with -q)
+    masks, images, out = data
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = invoke(apply_args(empty, images, out, *quiet), empty, images)
+    assert result.exit_code == 1, result.output
+    assert "error: nothing was processed: no file has a partner with the same stem" in result.stderr
+    assert f"({len(STEMS)} unmatched, 0 duplicated stem(s))" in result.stderr
+    result = invoke(apply_args(masks, empty, tmp_path / "out2", *quiet), masks, empty)
+    assert result.exit_code == 1 and "nothing was processed" in result.stderr, result.output
+    result = invoke(apply_args(empty, empty, tmp_path / "out3", *quiet), empty)
+    assert result.exit_code == 1, result.output
+    assert "error: nothing was processed: no input files found" in result.stderr
+    # a resumed run whose files are all done processed them (skipped): a success
+    assert invoke(apply_args(masks, images, out), masks, images).exit_code == 0
+    again = invoke(apply_args(masks, images, out, "--skip-existing", *quiet), masks, images)
+    assert again.exit_code == 0, again.output
+
+
 def test_existing_output_needs_overwrite(data) -> None:
     # The library refuses to start (ConfigError, exit 2) rather than half-overwrite a folder.
     masks, images, out = data

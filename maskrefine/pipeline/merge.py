@@ -434,12 +434,16 @@ def merge_run_reports(
 
     Examples
     --------
-    >>> from maskrefine.pipeline import RunReport, merge_run_reports
-    >>> a = RunReport(config={"method": "guided", "shard": "1/2"})
-    >>> b = RunReport(config={"method": "guided", "shard": "2/2"})
+    >>> from pathlib import Path
+    >>> from maskrefine.pipeline import FileOutcome, RunReport, merge_run_reports
+    >>> def done(stem):
+    ...     paths = Path(f"m/{stem}.png"), Path(f"i/{stem}.jpg"), Path(f"o/{stem}.png")
+    ...     return FileOutcome(stem, "written", *paths)
+    >>> a = RunReport([done("a")], config={"method": "guided", "shard": "1/2"})
+    >>> b = RunReport([done("b")], config={"method": "guided", "shard": "2/2"})
     >>> merged = merge_run_reports([a, b])
     >>> merged.ok, merged.missing_shards, merged.report.counts["written"]
-    (True, [], 0)
+    (True, [], 2)
     """
     if isinstance(reports, str | bytes | os.PathLike | RunReport) or not isinstance(reports, Iterable):
         raise ConfigError(

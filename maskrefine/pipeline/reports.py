@@ -344,12 +344,31 @@ class RunReport:
         return written / self.elapsed if written and self.elapsed > 0 else 0.0
 
     @property
-    def ok(self) -> bool:
-        """True when no file failed and every input entry was a regular file.
+    def nothing_processed(self) -> str | None:
+        """Why no file was processed (written, skipped or failed), or None when one was.
 
-        Unmatched and duplicated names are reported but are not failures.
+        An empty input folder, or one whose files all lack a partner (a mistyped ``--images``), would
+        otherwise look like a successful run.
         """
-        return self._count("failed") == 0 and not self.not_regular
+        if self.outcomes or self.not_regular:
+            return None
+        shard = self.config.get("shard")
+        where = f" in shard {shard}" if shard else ""
+        if self.unmatched or self.duplicates:
+            return (
+                f"no file{where} has a partner with the same stem in the other folder "
+                f"({len(self.unmatched)} unmatched, {len(self.duplicates)} duplicated stem(s))"
+            )
+        return f"no input files found{where}"
+
+    @property
+    def ok(self) -> bool:
+        """True when no file failed, every input entry was a regular file and a file was processed.
+
+        Unmatched and duplicated names are reported but are not failures, unless no file was processed
+        at all (:attr:`nothing_processed`).
+        """
+        return self._count("failed") == 0 and not self.not_regular and self.nothing_processed is None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ok, counts, masks_per_s, elapsed_s, started_s, config, files, unmatched, ...
@@ -357,12 +376,14 @@ class RunReport:
         Returns
         -------
         dict
-            ``ok``, ``counts``, ``masks_per_s`` (rounded to 3 decimals), ``elapsed_s`` and ``started_s``
-            (rounded to 6 decimals; ``started_s`` None when unknown), ``config``, ``files`` (each
-            :meth:`FileOutcome.to_dict`), ``unmatched``, ``duplicates`` (paths as strings),
-            ``not_regular`` and ``encodings``.
+            ``error`` (only when nothing was processed), ``ok``, ``counts``, ``masks_per_s`` (rounded to
+            3 decimals), ``elapsed_s`` and ``started_s`` (rounded to 6 decimals; ``started_s`` None when
+            unknown), ``config``, ``files`` (each :meth:`FileOutcome.to_dict`), ``unmatched``,
+            ``duplicates`` (paths as strings), ``not_regular`` and ``encodings``.
         """
+        nothing = self.nothing_processed
         return {
+            **({"error": f"nothing was processed: {nothing}"} if nothing is not None else {}),
             "ok": self.ok,
             "counts": self.counts,
             "masks_per_s": round(self.masks_per_s, 3),

@@ -88,6 +88,24 @@ def test_refusals(tmp_path, trained):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
 
 
+def test_an_empty_images_folder_is_not_a_success(tmp_path, trained):
+    # `maskrefine predict` on an empty folder exited 0 ("written 0")
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    _, ckpt = trained
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = predict_folder(empty, ckpt, tmp_path / "out")
+    assert not report.ok and report.nothing_processed == "no input files found"
+    assert report.to_dict()["error"] == "nothing was processed: no input files found"
+    args = ["predict", "--images", str(empty), "--checkpoint", str(ckpt), "--out", str(tmp_path / "o2"), "-q"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "error: nothing was processed: no input files found" in result.stderr
+
+
 def test_bad_image_is_reported_and_others_written(tmp_path, trained):
     images, ckpt = trained
     folder = tmp_path / "images"
