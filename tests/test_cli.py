@@ -352,6 +352,16 @@ def test_nothing_processed_is_an_error(data, tmp_path: Path, quiet: list[str]) -
     result = invoke(apply_args(empty, empty, tmp_path / "out3", *quiet), empty)
     assert result.exit_code == 1, result.output
     assert "error: nothing was processed: no input files found" in result.stderr
+    # an empty shard of folders that hold pairs (more shards than files) is not an error
+    from maskrefine.pipeline import shard_index
+
+    used = {shard_index(stem, 64) for stem in STEMS}
+    empty_shard = min(set(range(1, 65)) - used)
+    shard_args = apply_args(masks, images, tmp_path / "out4", "--shard", f"{empty_shard}/64")
+    result = invoke(shard_args, masks, images)
+    assert result.exit_code == 0 and "written 0" in result.stdout, result.output
+    result = invoke(apply_args(empty, empty, tmp_path / "out5", "--shard", "1/2"), empty)
+    assert result.exit_code == 1 and "no input files found in shard 1/2" in result.stderr, result.output
     # a resumed run whose files are all done processed them (skipped): a success
     assert invoke(apply_args(masks, images, out), masks, images).exit_code == 0
     again = invoke(apply_args(masks, images, out, "--skip-existing", *quiet), masks, images)

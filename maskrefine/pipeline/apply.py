@@ -439,6 +439,7 @@ def apply_folder(
         "skip_existing": bool(skip_existing),
         "jobs": workers,
         "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
+        "folder_pairs": len(pairing.pairs),  # in every shard: an empty shard of a full job is no error
         "mask_scale": read.mask_scale,
         "apply_exif": read.apply_exif,
         "max_pixels": read.max_pixels,

@@ -348,11 +348,14 @@ class RunReport:
         """Why no file was processed (written, skipped or failed), or None when one was.
 
         An empty input folder, or one whose files all lack a partner (a mistyped ``--images``), would
-        otherwise look like a successful run.
+        otherwise look like a successful run. An empty shard of folders that hold pairs (``config``'s
+        ``folder_pairs``: more shards than files) is not an error.
         """
         if self.outcomes or self.not_regular:
             return None
         shard = self.config.get("shard")
+        if shard and self.config.get("folder_pairs"):  # the folders' pairs all fell in other shards
+            return None
         where = f" in shard {shard}" if shard else ""
         if self.unmatched or self.duplicates:
             return (
