@@ -59,8 +59,16 @@ def test_missing_shard_is_not_ok(sharded) -> None:
 
 def test_same_report_twice_or_other_job_is_refused(sharded, tmp_path) -> None:
     first = sharded["reports"][0]
-    with pytest.raises(InputError, match=r"shard 1/3 is also reported by"):
+    # the same file twice was "shard 1/3 is also reported by" itself, and nothing was merged
+    with pytest.raises(ConfigError, match=r"report file .* is given twice \(also as "):
         merge_run_reports([first, first])
+    other_spelling = first.parent / "." / first.name
+    with pytest.raises(ConfigError, match=r"is given twice"):
+        merge_run_reports([first, *sharded["reports"][1:], str(other_spelling)])
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(first.read_bytes())  # another file with the same shard: still a conflict
+    with pytest.raises(InputError, match=r"shard 1/3 is also reported by"):
+        merge_run_reports([first, copy])
     data = json.loads(first.read_text())
     data["config"]["guide"] = "color"
     other = tmp_path / "other.json"
@@ -271,6 +279,8 @@ def test_cli_merge_usage_errors(sharded, tmp_path) -> None:
     result = runner.invoke(main, ["report", "merge", str(copy), "--json", str(copy)])
     assert result.exit_code == 2 and "would overwrite one of the reports to merge" in result.stderr
     assert copy.read_bytes() == Path(first).read_bytes()
+    result = runner.invoke(main, ["report", "merge", first, first])
+    assert result.exit_code == 2 and "is given twice" in result.stderr, result.output
     result = runner.invoke(main, ["report", "merge", str(tmp_path / "none.json")])
     assert result.exit_code == 1 and "none.json: no such report file" in result.stderr
 

@@ -430,7 +430,8 @@ def merge_run_reports(
         only when no file can be read); reports of different jobs (folders, method, parameters, guide
         or format differ, or different N); the same shard or the same stem in two reports.
     ConfigError
-        No report given, or an item that is neither a path nor a RunReport.
+        No report given, an item that is neither a path nor a RunReport, or one report file given
+        twice (under any spelling).
 
     Examples
     --------
@@ -453,6 +454,7 @@ def merge_run_reports(
     (skip_unreadable,) = job_flags(skip_unreadable=skip_unreadable)
     items: list[tuple[Path, RunReport]] = []
     unreadable: list[InputError] = []
+    given_files: dict[tuple[int, int], Path] = {}  # (device, inode): overlapping globs name a file twice
     for index, item in enumerate(reports):
         if isinstance(item, RunReport):
             try:
@@ -464,6 +466,7 @@ def merge_run_reports(
                 raise ConfigError(f"report {index + 1}: {exc}") from None
             items.append((Path(f"<report {index + 1}>"), item))
         elif isinstance(item, (str, Path)):
+            _check_given_once(item, given_files)
             try:
                 items.append((Path(item), read_run_report(item)))
             except InputError as exc:
@@ -483,6 +486,20 @@ def merge_run_reports(
         if not unreadable:
             raise
         raise MergeStopped(exc, [str(u) for u in unreadable]) from None
+
+
+def _check_given_once(item: str | Path, given: dict[tuple[int, int], Path]) -> None:
+    """Refuse a report file named a second time (another spelling included); record it in ``given``."""
+    try:
+        info = os.stat(item)
+    except (OSError, ValueError):  # missing, unreadable or a bad name: read_run_report names the problem
+        return
+    identity = (info.st_dev, info.st_ino)
+    if identity in given:
+        raise ConfigError(
+            f"report file {short_repr(str(item), 1024)} is given twice (also as {given[identity]})"
+        )
+    given[identity] = Path(item)
 
 
 def _show_setting(value: object) -> str:
