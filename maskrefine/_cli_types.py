@@ -13,15 +13,18 @@ __all__ = ["FloatRangeEchoed", "IntRangeAscii"]
 
 
 class _AsciiDigits(click.ParamType):
-    """Refuse a number written with other digits than ASCII 0-9 before converting it.
+    """Refuse a number written with other digits than ASCII 0-9, digit-group underscores or spaces.
 
-    Python's ``int`` and ``float`` read ``"١٢"`` (Arabic-Indic digits) as 12: a value the user may not have
-    meant, and which ``--shard`` and ``tune --budget`` already refuse.
+    Python's ``int`` and ``float`` read ``"١٢"`` (Arabic-Indic digits) as 12, ``"1_0"`` as 10 and
+    ``" 5"`` as 5: values the user may not have meant, and which ``--shard`` and ``tune --budget``
+    already refuse.
     """
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and not value.isascii():
             self.fail(f"{short_repr(value)} is not a number written with ASCII digits (0-9)", param, ctx)
+        if isinstance(value, str) and ("_" in value or value != value.strip()):
+            self.fail(f"{short_repr(value)}: write the number without underscores or spaces", param, ctx)
         return super().convert(value, param, ctx)
 
 

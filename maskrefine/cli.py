@@ -611,10 +611,10 @@ def apply_cmd(
     else:
         preset = None
     given = [
-        f"--{name.replace('_', '-')}"
+        _option_name(name)
         for name in ("method", "guide", "radius", "eps", "subsample", "binary_input")
         if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-    ] + [f"--{name.replace('_', '-')}" for name, value in method_params.items() if value is not None]
+    ] + [_option_name(name) for name, value in method_params.items() if value is not None]
     if preset is not None and preset_file is not None:
         raise click.UsageError("--preset and --preset-file exclude each other; pick one.")
     if (preset is not None or preset_file is not None) and given:
@@ -696,12 +696,19 @@ def _parameters_as_options() -> Iterator[None]:
     The library checks a job's parameters once, before any work, and raises :class:`ConfigError` naming
     them in backticks; on the command line they are ``--radius``, ``--sigma-spatial``.
     """
-    flags = {name: flag for flag, name, _kind, _text in _METHOD_OPTIONS}  # e.g. output -> --crf-output
     try:
         yield
     except ConfigError as exc:
-        message = re.sub(r"`(\w+)`", lambda m: flags.get(m[1], "--" + m[1].replace("_", "-")), str(exc))
+        message = re.sub(r"`(\w+)`", lambda m: _option_name(m[1]), str(exc))
         raise ConfigError(message) from None
+
+
+def _option_name(parameter: str) -> str:
+    """Return the command-line option of a library parameter (``output`` -> ``--crf-output``)."""
+    for flag, name, _kind, _text in _METHOD_OPTIONS:
+        if name == parameter:
+            return flag
+    return "--" + parameter.replace("_", "-")
 
 
 def _keep_outcomes(job: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
@@ -953,7 +960,7 @@ def score_cmd(
     _quiet_opencv()
     _skip_blas_probe()
     progress = _make_progress("score", quiet)
-    with _library_errors(progress, interrupted=_SCORE_INTERRUPTED):
+    with _library_errors(progress, interrupted=_SCORE_INTERRUPTED), _parameters_as_options():
         report = score_folder(
             pred_dir,
             gt_dir,

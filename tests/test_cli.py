@@ -758,6 +758,16 @@ def test_a_number_that_underflows_is_shown_as_typed(tmp_path: Path, args: list[s
         (["--method", "bilateral_solver", "--lam", "١٢"], "'--lam': '١٢' is not a number written with ASCII"),
         (["--method", "crf", "--iterations", "٣"], "'--iterations': '٣' is not a number written with ASCII"),
         (["-j", "٢"], "'-j': '٢' is not a number written with ASCII digits"),
+        # int() and float() read digit-group underscores and surrounding spaces: 1_0 ran as radius 10
+        (
+            ["--method", "guided", "--radius", "1_0"],
+            "'--radius': '1_0': write the number without underscores",
+        ),
+        (
+            ["--method", "guided", "--eps", " 1e-3"],
+            "'--eps': ' 1e-3': write the number without underscores or spaces",
+        ),
+        (["-j", "1 "], "'-j': '1 ': write the number without"),
         # accepted by the open range, then refused as "got inf" without the text typed
         (["--method", "guided", "--eps", "1e400"], "'--eps': '1e400' reads as inf; give a finite number"),
         (["--method", "bilateral_solver", "--sigma-spatial", "1e999"], "'1e999' reads as inf"),
@@ -874,3 +884,13 @@ def test_opencv_logging_is_silenced_on_every_supported_opencv(
     monkeypatch.setitem(sys.modules, "cv2", fake)
     cli._quiet_opencv()
     assert calls == ([] if version == "neither" else [0])
+
+
+@pytest.mark.parametrize("extra", [[], ["--preset", "paper"]])
+def test_usage_errors_name_crf_output_as_typed(data, extra: list[str]) -> None:
+    # under the default auto method and with --preset, the message named "--output", which does not exist
+    masks, images, out = data
+    args = [a for a in apply_args(masks, images, out) if a not in ("--method", "identity")]
+    result = invoke([*args, *extra, "--crf-output", "prob"], masks, images)
+    assert result.exit_code == 2, result.output
+    assert "--crf-output" in result.stderr and "--output" not in result.stderr.replace("--crf-output", "")

@@ -75,6 +75,7 @@ def test_tokencut_needs_seeds_then_uses_them_on_the_padded_token_grid(token_data
     base = ["score", "--pred", d["pred"], "--gt", d["gt"], "--boxes", "masks"]
     result = invoke(base, d["pred"], d["gt"])
     assert result.exit_code == 2 and "needs the seed patches" in result.output
+    assert "pass --seeds (" in result.output and "another --corloc-selector" in result.output
     out = tmp_path / "s.json"
     result = invoke([*base, "--seeds", d["seeds"], "--json", out], d["pred"], d["gt"])
     assert result.exit_code == 0, result.output
@@ -152,7 +153,7 @@ def test_seed_errors_are_per_file(token_data, tmp_path):
         (["--seeds", "/no/such/seeds.json"], "no such file or folder"),
         (
             ["--corloc-selector", "largest_cc", "--seeds", "SEEDS"],
-            "seeds only apply to corloc_selector 'seed_cc'",
+            "--seeds only apply to --corloc-selector 'seed_cc'",
         ),
     ],
 )
@@ -169,7 +170,9 @@ def test_hostile_corloc_options_are_usage_errors(token_data, extra, message):
 def test_corloc_options_without_boxes_are_usage_errors(token_data):
     d = token_data
     result = invoke(["score", "--pred", d["pred"], "--gt", d["gt"], "--patch-size", "16"], d["pred"], d["gt"])
-    assert result.exit_code == 2 and "only apply to CorLoc" in result.output
+    # the message named the API's keywords (patch_size, boxes), which `score --help` does not list
+    assert result.exit_code == 2
+    assert "--patch-size only apply to CorLoc: pass --boxes as well" in result.output
 
 
 def test_seeds_fifo_and_bad_json_are_usage_errors_naming_the_file(token_data, tmp_path):

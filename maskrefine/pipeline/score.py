@@ -557,25 +557,26 @@ def _corloc_rule(
     if box_source is None:
         extra = [name for name, value in given.items() if value is not None]
         if extra:
-            raise ConfigError(f"{', '.join(extra)} only apply to CorLoc: pass boxes as well")
+            named = ", ".join(f"`{name}`" for name in extra)
+            raise ConfigError(f"{named} only apply to CorLoc: pass `boxes` as well")
     if selector is not None and selector not in SELECTORS:
         raise ConfigError(
-            f"corloc_selector must be one of {', '.join(SELECTORS)}; got {short_repr(selector)}"
+            f"`corloc_selector` must be one of {', '.join(SELECTORS)}; got {short_repr(selector)}"
         )
     if connectivity is not None and (isinstance(connectivity, bool) or connectivity not in (4, 8)):
-        raise ConfigError(f"corloc_connectivity must be 4 or 8; got {short_repr(connectivity)}")
+        raise ConfigError(f"`corloc_connectivity` must be 4 or 8; got {short_repr(connectivity)}")
     if patch_size is not None and (
         isinstance(patch_size, bool)
         or not isinstance(patch_size, numbers.Integral)
         or not 1 <= patch_size <= MAX_PATCH_SIZE
     ):
         raise ConfigError(
-            f"patch_size must be an integer in 1..{MAX_PATCH_SIZE}; got {short_repr(patch_size)}"
+            f"`patch_size` must be an integer in 1..{MAX_PATCH_SIZE}; got {short_repr(patch_size)}"
         )
     if patch_size is not None:
         patch_size = int(patch_size)
     if seeds is not None and (not str(seeds) or not Path(seeds).exists()):
-        raise ConfigError(f"seeds {short_repr(str(seeds))}: no such file or folder")
+        raise ConfigError(f"`seeds` {short_repr(str(seeds))}: no such file or folder")
     rule = _CorlocRule(
         # checked against SELECTORS above (an override) or by ScorePreset (the preset's own)
         selector=cast("Selector", selector if selector is not None else preset.corloc_selector),
@@ -587,13 +588,13 @@ def _corloc_rule(
     )
     if seeds is not None and rule.selector != "seed_cc":
         raise ConfigError(
-            f"seeds only apply to corloc_selector 'seed_cc'; the rule here is {rule.selector!r}"
+            f"`seeds` only apply to `corloc_selector` 'seed_cc'; the rule here is {rule.selector!r}"
         )
     if box_source is not None and rule.selector == "seed_cc" and seeds is None:
         raise ConfigError(
             f"CorLoc with the seed component (preset {preset.name!r}: TokenCut's rule) needs the seed "
-            "patches: pass seeds (a JSON of stem -> token index, or a folder of seed maps), or choose "
-            "another corloc_selector (largest_cc, largest_box)"
+            "patches: pass `seeds` (a JSON of stem -> token index, or a folder of seed maps), or choose "
+            "another `corloc_selector` (largest_cc, largest_box)"
         )
     return rule
 

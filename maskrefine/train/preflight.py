@@ -278,8 +278,8 @@ def validation_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
             continue
         if image is not None and gt is not None and gt not in (image, image[::-1]):
             problems.append(
-                f"{pair.second}: ground truth is {gt[1]}x{gt[0]} but its image {pair.first.name} is "
-                f"{image[1]}x{image[0]}"
+                f"{pair.second}: ground truth is {gt[0]}x{gt[1]} but its image {pair.first.name} is "
+                f"{image[0]}x{image[1]} (HxW)"
             )
     _refuse("validation files (--val-images / --val-gt)", problems)
     if not pairing.pairs:

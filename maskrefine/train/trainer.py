@@ -433,7 +433,7 @@ def train_checked(run: TrainingRun) -> TrainResult:
         run.val_pairs,
         run.progress,
     )
-    device = usable_device(cfg.device)
+    device = usable_device(cfg.device, option="training setting device")  # from --device or a config file
     checkpoint = load_checkpoint(run_path / "last.pt", resume=True) if resume else None
     if checkpoint is not None:
         _check_resume_outputs(run_path, checkpoint["step"], cfg.keep_best_on_val)
@@ -758,8 +758,8 @@ def validate(
             if gt.shape != image.shape[:2]:
                 raise InputError(
                     gt_path,
-                    f"ground truth is {gt.shape[1]}x{gt.shape[0]} but its image {image_path.name} is "
-                    f"{image.shape[1]}x{image.shape[0]}; left out of the validation",
+                    f"ground truth is {gt.shape[0]}x{gt.shape[1]} but its image {image_path.name} is "
+                    f"{image.shape[0]}x{image.shape[1]} (HxW); left out of the validation",
                 )
             pred = predictor.predict([image])[0].fine
         except InputError as exc:
