@@ -9,7 +9,28 @@ import click
 
 from maskrefine._checks import short_repr
 
-__all__ = ["FloatRangeEchoed", "IntRangeAscii"]
+__all__ = ["FloatRangeEchoed", "IntRangeAscii", "OptionsOnce"]
+
+
+class OptionsOnce(click.Command):
+    """A command whose options may each be given once (click silently keeps the last of repeated values).
+
+    ``--masks a --masks b`` ran on ``b`` alone, ``--out a --out b`` wrote ``b``: a pasted-over command line
+    did something other than it reads. Options declared ``multiple`` or ``count`` may repeat.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not ctx.resilient_parsing:  # shell completion parses partial lines
+            _opts, _rest, order = self.make_parser(ctx).parse_args(args=list(args))
+            seen: set[str | None] = set()
+            for param in order:
+                if not isinstance(param, click.Option) or param.multiple or param.count:
+                    continue
+                if param.name in seen:
+                    spelled = " / ".join([*param.opts, *param.secondary_opts])
+                    raise click.UsageError(f"{spelled} is given more than once; give it once.", ctx)
+                seen.add(param.name)
+        return super().parse_args(ctx, args)
 
 
 class _AsciiDigits(click.ParamType):

@@ -33,7 +33,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine._checks import MIN_EPS, short_repr
-from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii
+from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce
 from maskrefine._entry import PROG_NAME, VERSION_MESSAGE, _stdout_fails
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import (
@@ -340,6 +340,9 @@ class _Commands(click.Group):
     :class:`maskrefine._signals.Terminated` from here on, so it stops a job the same clean way and exits
     143.
     """
+
+    command_class = OptionsOnce  # the commands refuse a repeated option (click keeps the last value)
+    group_class = type  # subgroups (``report``) are _Commands too: their commands as well
 
     def invoke(self, ctx: click.Context) -> Any:
         from maskrefine._signals import raise_on_sigterm

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii
+from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce
 from maskrefine.io.pairs import MASK_FORMATS
 
 __all__ = ["train_cmd", "predict_cmd"]
@@ -65,7 +65,7 @@ class _StepLine:
             self.shown = False
 
 
-@click.command("train")
+@click.command("train", cls=OptionsOnce)
 @click.option("--images", "images_dir", required=True, type=_in_dir, help="Folder of training images.")
 @click.option(
     "--backbone-checkpoint",
@@ -247,7 +247,7 @@ def _train_or_stop(train: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs)
         sys.exit(1)
 
 
-@click.command("predict")
+@click.command("predict", cls=OptionsOnce)
 @click.option("--images", "images_dir", required=True, type=_path, help="Folder of images.")
 @click.option(
     "--checkpoint", required=True, type=_path, help="RUN_DIR/last.pt written by `maskrefine train`."

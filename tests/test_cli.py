@@ -87,21 +87,12 @@ def data(tmp_path: Path) -> tuple[Path, Path, Path]:
 
 def apply_args(masks: Path, images: Path, out: Path, *extra: str) -> list[str]:
     # identity by default: file problems are caught before any filtering, and it is the fastest method;
-    # test_apply_smoke_every_method covers the others (a later --method in ``extra`` wins).
-    return [
-        "apply",
-        "--masks",
-        masks,
-        "--images",
-        images,
-        "--out",
-        out,
-        "--jobs",
-        "1",
-        "--method",
-        "identity",
-        *extra,
-    ]
+    # test_apply_smoke_every_method covers the others. An option in ``extra`` replaces the default (an
+    # option given twice is a usage error).
+    defaults = {"--jobs": "1", "--method": "identity"}
+    given = set(extra) | ({"--jobs"} if "-j" in extra else set())
+    kept = [item for flag, value in defaults.items() if flag not in given for item in (flag, value)]
+    return ["apply", "--masks", masks, "--images", images, "--out", out, *kept, *extra]
 
 
 def assert_good_outputs(out: Path, stems: set[str], suffix: str = ".png") -> None:
@@ -894,3 +885,26 @@ def test_usage_errors_name_crf_output_as_typed(data, extra: list[str]) -> None:
     result = invoke([*args, *extra, "--crf-output", "prob"], masks, images)
     assert result.exit_code == 2, result.output
     assert "--crf-output" in result.stderr and "--output" not in result.stderr.replace("--crf-output", "")
+
+
+@pytest.mark.parametrize(
+    ("extra", "shown"),
+    [
+        (["--out", "OTHER"], "--out is given more than once"),  # click kept the last: wrote OTHER only
+        (["--method", "guided"], "--method is given more than once"),
+        (["--apply-exif", "--ignore-exif"], "--apply-exif / --ignore-exif is given more than once"),
+        (["-j", "2"], "--jobs / -j is given more than once"),
+    ],
+)
+def test_an_option_given_twice_is_a_usage_error(data, tmp_path: Path, extra: list[str], shown: str) -> None:
+    masks, images, out = data
+    extra = [str(tmp_path / "other") if e == "OTHER" else e for e in extra]
+    base = ["apply", "--masks", masks, "--images", images, "--out", out, "--method", "identity"]
+    result = invoke([*base, "--jobs", "1", *extra], masks, images)
+    assert result.exit_code == 2 and shown in result.stderr, result.output
+    assert not out.exists() and not (tmp_path / "other").exists()
+    merge = invoke(["report", "merge", "a.json", "--json", "x.json", "--json", "y.json"])
+    assert merge.exit_code == 2 and "--json is given more than once" in merge.stderr
+    train = invoke(["train", "--images", images, "--images", masks, "--out", tmp_path / "run"], masks, images)
+    assert train.exit_code == 2 and "--images is given more than once" in train.stderr
+    assert not (tmp_path / "run").exists()

@@ -127,11 +127,13 @@ class HostileTree:
 
     @staticmethod
     def apply_args(out: str = "refined", *extra: str) -> list[str]:
-        return ["apply", "--masks", "masks", "--images", "images", "--out", out, "--jobs", "1", *extra]
+        jobs = [] if {"--jobs", "-j"} & set(extra) else ["--jobs", "1"]  # an option may be given once
+        return ["apply", "--masks", "masks", "--images", "images", "--out", out, *jobs, *extra]
 
     @staticmethod
     def score_args(*extra: str) -> list[str]:
-        return ["score", "--pred", "pred", "--gt", "gt", "--jobs", "1", *extra]
+        jobs = [] if {"--jobs", "-j"} & set(extra) else ["--jobs", "1"]
+        return ["score", "--pred", "pred", "--gt", "gt", *jobs, *extra]
 
     # ------------------------------------------------------------------ checking
     def snapshot(self) -> dict[str, str]:

@@ -539,8 +539,13 @@ def test_huge_parameters_are_usage_errors_before_any_work(hostile, extra: list[s
 @pytest.mark.parametrize("command", ["apply", "score"])
 def test_huge_jobs_are_usage_errors_before_any_work(hostile, command: str) -> None:
     # before: accepted; the pool started min(jobs, files) processes, one per file of a large folder
-    args = hostile.apply_args("refined") if command == "apply" else hostile.score_args("--csv", "s.csv")
-    hostile.run(*args, "--jobs", "100000", exit=2, names=["jobs", "<= 1024"])
+    huge = ("--jobs", "100000")
+    args = (
+        hostile.apply_args("refined", *huge)
+        if command == "apply"
+        else hostile.score_args("--csv", "s.csv", *huge)
+    )
+    hostile.run(*args, exit=2, names=["jobs", "<= 1024"])
     assert not hostile.path("refined").exists() and not hostile.path("s.csv").exists()
 
 

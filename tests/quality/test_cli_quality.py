@@ -313,9 +313,8 @@ def tune_args(data, out, *extra):
         out,
         "--methods",
         "guided",
-        "-j",
-        "1",
-        "-q",
+        *([] if {"-j", "--jobs"} & {str(e) for e in extra} else ["-j", "1"]),  # an option is given once
+        *([] if {"-q", "--quiet"} & {str(e) for e in extra} else ["-q"]),
         *extra,
     ]
 
