@@ -22,6 +22,7 @@ from maskrefine.metrics.presets import ScorePreset, get_preset
 from maskrefine.metrics.resize import pil_bilinear, prediction_stride, torch_bilinear, torch_nearest
 from maskrefine.metrics.saliency import (  # the unchecked versions: prepare_pair validated the maps
     EPS,
+    SELFMASK_S_EPS,
     _accuracy_from_counts,
     _e_measure_from_counts,
     _fbeta,
@@ -403,6 +404,7 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         cx = int(np.round(sc / n_fg)) + shift
     else:
         cy, cx = int(np.round(h / 2)), int(np.round(w / 2))
+    s_eps = SELFMASK_S_EPS if p.s_measure_rule == "selfmask" else EPS  # each reference's S-measure guard
     r = _Image()
     r.n, r.n_fg = n, n_fg
     r.x = None
@@ -454,7 +456,7 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         sum_bg = hf[0] @ lut
         r.mae = (sum_bg + (n_fg - sum_fg)) / n
         constant = _code_block_constant(hq, lut) if p.s_measure_rule == "pysod" else None
-        r.s = _s_measure_codes(hq, hf, lut, n, n_fg, h, w, cy, cx, mean_x, constant)
+        r.s = _s_measure_codes(hq, hf, lut, n, n_fg, h, w, cy, cx, mean_x, constant, s_eps)
         if want_x:
             r.x = lut[codes]
     else:
@@ -490,7 +492,7 @@ def _analyse(pred: np.ndarray, gt: np.ndarray, p: ScorePreset, want_x: bool) -> 
         r.acc_g = int(ma[0, 1])
         r.mae = (mf[1, 0] + (n_fg - mf[1, 1])) / n
         constant = _map_block_constant(x) if p.s_measure_rule == "pysod" else None
-        r.s = _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x, constant)
+        r.s = _s_measure_moments(mq, mf, n, n_fg, h, w, cy, cx, mean_x, constant, s_eps)
         if want_x:
             r.x = x
     if p.s_measure_rule == "selfmask" and 0 < n_fg < n and 1 in (n_fg, n - n_fg):
@@ -638,6 +640,7 @@ def _s_measure_codes(
     cx: int,
     mean_x: float,
     constant: BlockConstant | None = None,
+    eps: float = EPS,
 ) -> float:
     if n_fg == 0:
         return 1.0 - mean_x
@@ -648,8 +651,8 @@ def _s_measure_codes(
     css_fg = hf[1] @ (lut - m_fg) ** 2
     m_bg = 1.0 - (hf[0] @ lut) / n_b[0]
     css_bg = hf[0] @ ((1.0 - lut) - m_bg) ** 2
-    obj_fg = _s_object_score(n_b[1], m_fg, css_fg)
-    obj_bg = _s_object_score(n_b[0], m_bg, css_bg)
+    obj_fg = _s_object_score(n_b[1], m_fg, css_fg, eps)
+    obj_bg = _s_object_score(n_b[0], m_bg, css_bg, eps)
     tot = hq[:, 0] + hq[:, 1]  # (4, 256)
     nq = tot.sum(axis=1).astype(np.float64)
     sq = tot @ lut
@@ -657,7 +660,7 @@ def _s_measure_codes(
         xbar = sq / nq
     css = np.einsum("qv,qv->q", tot, (lut[None, :] - np.nan_to_num(xbar)[:, None]) ** 2)
     n_fg_q = hq[:, 1].sum(axis=1).astype(np.float64)
-    blocks = _ssim_from_moments(nq, sq, css, n_fg_q, hq[:, 1] @ lut)
+    blocks = _ssim_from_moments(nq, sq, css, n_fg_q, hq[:, 1] @ lut, eps)
     if constant is not None:
         blocks = _pysod_flat_block_scores(blocks, constant, nq, n_fg_q, h, w, cy, cx)
     return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)
@@ -674,6 +677,7 @@ def _s_measure_moments(
     cx: int,
     mean_x: float,
     constant: BlockConstant | None = None,
+    eps: float = EPS,
 ) -> float:
     if n_fg == 0:
         return 1.0 - mean_x
@@ -683,14 +687,14 @@ def _s_measure_moments(
     nb, sb, s2b = mf[0], mf[1], mf[2]
     m_fg = sb[1] / nb[1]
     m_bg = 1.0 - sb[0] / nb[0]
-    obj_fg = _s_object_score(nb[1], m_fg, max(s2b[1] - nb[1] * m_fg**2, 0.0))
-    obj_bg = _s_object_score(nb[0], m_bg, max(s2b[0] - nb[0] * (1.0 - m_bg) ** 2, 0.0))
+    obj_fg = _s_object_score(nb[1], m_fg, max(s2b[1] - nb[1] * m_fg**2, 0.0), eps)
+    obj_bg = _s_object_score(nb[0], m_bg, max(s2b[0] - nb[0] * (1.0 - m_bg) ** 2, 0.0), eps)
     nq = mq[0].sum(axis=1)
     sq = mq[1].sum(axis=1)
     s2q = mq[2].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         css = np.maximum(s2q - sq**2 / nq, 0.0)
-    blocks = _ssim_from_moments(nq, sq, css, mq[0][:, 1], mq[1][:, 1])
+    blocks = _ssim_from_moments(nq, sq, css, mq[0][:, 1], mq[1][:, 1], eps)
     if constant is not None:
         blocks = _pysod_flat_block_scores(blocks, constant, nq, mq[0][:, 1], h, w, cy, cx)
     return _s_from_parts(obj_fg, obj_bg, blocks, n, n_fg, h, w, cy, cx)

@@ -31,6 +31,7 @@ from maskrefine.metrics.presets import MAX_PRESET_EPS, check_beta_sq
 
 __all__ = [
     "EPS",
+    "SELFMASK_S_EPS",
     "precision_recall",
     "fbeta",
     "iou_from_counts",
@@ -44,6 +45,10 @@ __all__ = [
 ]
 
 EPS = float(np.spacing(1))
+#: The S-measure's guard in SelfMask's ``SMeasure`` (FOUND reuses it): ``beta + 1e-20`` in the region
+#: score, ``N - 1 + 1e-20`` and ``... + σ + 1e-20`` in the object score, where PySOD adds :data:`EPS`.
+#: With sparse GT blocks beta is ~1e-17, so 2.2e-16 would pull a perfect block's score towards 0.
+SELFMASK_S_EPS = 1e-20
 
 #: A pixel count, or an array of counts (one per threshold or block); NumPy integer scalars included.
 _Count: TypeAlias = "np.ndarray | int | np.integer[Any]"
@@ -458,6 +463,7 @@ def _ssim_from_moments(
     css_x: _Moment,
     n_fg: _Moment,
     sum_x_fg: _Moment,
+    eps: float = EPS,
 ) -> npt.NDArray[np.float64]:
     """S-measure region score of one block from its moments (vectorised over blocks).
 
@@ -473,6 +479,9 @@ def _ssim_from_moments(
         GT foreground pixels in the block.
     sum_x_fg : ndarray
         Sum of the prediction over the GT foreground of the block.
+    eps : float, default EPS
+        The guard added to ``N - 1`` and to the denominator (PySOD :data:`EPS`, SelfMask
+        :data:`SELFMASK_S_EPS`).
 
     Returns
     -------
@@ -484,20 +493,20 @@ def _ssim_from_moments(
     with np.errstate(invalid="ignore", divide="ignore"):
         x = sum_x / n
         y = n_fg / n
-        d = n - 1 + EPS
+        d = n - 1 + eps
         sx = css_x / d
         sy = (n_fg * (1.0 - y) ** 2 + (n - n_fg) * y**2) / d
         sxy = ((1.0 - y) * (sum_x_fg - n_fg * x) - y * ((sum_x - sum_x_fg) - (n - n_fg) * x)) / d
         alpha = 4.0 * x * y * sxy
         beta = (x**2 + y**2) * (sx + sy)
-        score = np.where(alpha != 0, alpha / (beta + EPS), np.where(beta == 0, 1.0, 0.0))
+        score = np.where(alpha != 0, alpha / (beta + eps), np.where(beta == 0, 1.0, 0.0))
     return np.where(n > 0, score, np.nan)
 
 
-def _s_object_score(n: float, mean: float, css: float) -> float:
+def _s_object_score(n: float, mean: float, css: float, eps: float = EPS) -> float:
     """S-measure object score ``2μ / (μ² + 1 + σ + eps)`` with σ the sample std (ddof 1; 0 for one pixel)."""
     std = np.sqrt(css / (n - 1)) if n > 1 else 0.0
-    return 2.0 * mean / (mean**2 + 1.0 + std + EPS)
+    return 2.0 * mean / (mean**2 + 1.0 + std + eps)
 
 
 def _check_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
