@@ -145,8 +145,11 @@ def _resize(pred: np.ndarray, shape: tuple[int, int], mode: str, stride: int) ->
         return torch_nearest(pred, shape)
     if mode == "torch_bilinear":
         return np.clip(torch_bilinear(_as_float32(pred), shape, stride), 0.0, 1.0)
-    if mode == "pil_bilinear":
-        return pil_bilinear(_to_uint8(pred), shape)
+    if mode == "pil_bilinear":  # MOVE: an 8-bit map as Pillow "L"; a float map as a Pillow "F" image,
+        # so that it stays unquantised as at the GT size (rounding it to 8 bits first moved 0.5 over 0.5)
+        if pred.dtype in (np.uint8, np.bool_):
+            return pil_bilinear(_to_uint8(pred), shape)
+        return np.clip(pil_bilinear(_as_float32(pred), shape), 0.0, 1.0)
     src = pred.view(np.uint8) * np.uint8(255) if pred.dtype == np.bool_ else pred
     if src.dtype == np.float16:
         src = src.astype(np.float32)

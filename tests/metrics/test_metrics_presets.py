@@ -229,3 +229,28 @@ def test_custom_preset_validation():
         ScorePreset(name="x", aggregation="max")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="`beta_sq` must be > 0"):
         ScorePreset(name="x", beta_sq=0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+def test_move_scores_a_float_map_alike_at_any_resolution(dtype):
+    # a low-resolution float map was rounded to 8 bits before Pillow's resize (0.5 -> 128 > 0.5: all
+    # foreground), while at the GT size it was compared as is (0.5: empty): Acc 0.25 against 0.75
+    gt = np.zeros((160, 160), np.uint8)
+    gt[40:120, 40:120] = 255
+    scale = 65535 if dtype == np.uint16 else 1
+
+    def as_dtype(a):
+        return np.rint(a * scale).astype(dtype) if dtype == np.uint16 else a.astype(dtype)
+
+    half = 32768 / 65535 if dtype == np.uint16 else 0.5
+    full = score_image(as_dtype(np.full((160, 160), half)), gt, "move", weighted_f=False)[0]
+    low = score_image(as_dtype(np.full((10, 10), half)), gt, "move", weighted_f=False)[0]
+    for key in ("acc", "iou", "max_fbeta", "mae"):
+        assert low[key] == pytest.approx(full[key], abs=1e-7), key
+    # a varying float map is resized as a Pillow "F" image, not through 8-bit codes
+    ramp = np.linspace(0.2, 0.8, 100, dtype=np.float32).reshape(10, 10)
+    row = score_image(ramp, gt, "move", weighted_f=False)[0]
+    from maskrefine.metrics.resize import pil_bilinear
+
+    expected = score_image(np.clip(pil_bilinear(ramp, (160, 160)), 0, 1), gt, "move", weighted_f=False)[0]
+    assert row["acc"] == expected["acc"] and row["max_fbeta"] == expected["max_fbeta"]
