@@ -19,6 +19,7 @@ __all__ = [
     "read_image_header",
     "png_text_chunk",
     "png_text",
+    "png_is_animated",
     "SIGNATURE_BYTES",
     "FORMAT_NAMES",
 ]
@@ -248,6 +249,22 @@ def png_truncation(data: bytes) -> str | None:
         if kind == b"IEND":
             return None
     return "truncated PNG: the file ends before its IEND chunk"
+
+
+def png_is_animated(data: bytes) -> bool:
+    """Whether the PNG file ``data`` is an animated PNG (an ``acTL`` chunk before its image data).
+
+    OpenCV decodes an APNG's first animation frame, which need not be the still image (``IDAT``) that
+    libpng, Pillow and ``cv2.imread`` return. Only chunk headers are walked; False for non-PNG data.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        return False
+    for _position, _length, kind in _png_chunks(data):
+        if kind == b"acTL":
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            return False
+    return False
 
 
 def _png_chunks(data: bytes) -> Iterator[tuple[int, int, bytes]]:

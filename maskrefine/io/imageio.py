@@ -37,6 +37,7 @@ from maskrefine.io.files import file_kind, file_path, open_regular, read_exactly
 from maskrefine.io.headers import (
     HeaderError,
     ImageHeader,
+    png_is_animated,
     png_text,
     png_text_chunk,
     png_truncation,
@@ -321,16 +322,47 @@ def _decode(path: Path, data: bytes, flags: int) -> np.ndarray:
     truncated = png_truncation(data)
     if truncated is not None:
         raise InputError(path, f"cannot decode as an image: {truncated} ({len(data)} bytes)")
+    if png_is_animated(data):
+        raise InputError(
+            path,
+            "animated PNG (APNG): OpenCV decodes its first animation frame, which need not be the still "
+            "image other readers (libpng, Pillow) return; save the mask or image as a plain PNG",
+        )
     decoded = _decode_or_none(data, flags)
     if decoded is None:
         if flags != cv2.IMREAD_UNCHANGED:  # OpenCV cannot convert e.g. a one-channel float TIFF to colour
             as_stored = _decode_or_none(data, cv2.IMREAD_UNCHANGED)
             if as_stored is not None:
                 _check_unit_dtype(as_stored, path)
+        if data[:4] in (b"II*\0", b"MM\0*"):
+            raise InputError(
+                path,
+                f"cannot decode this TIFF ({len(data)} bytes): truncated, or a layout OpenCV does not read "
+                "(e.g. 2- or 4-bit samples); convert it to PNG",
+            )
         raise InputError(path, f"cannot decode as an image ({len(data)} bytes; not an image or truncated)")
     if decoded.size == 0:
         raise InputError(path, "decoded image has no pixels")
     return decoded
+
+
+def _refuse_translucent_tiff(path: Path, header: ImageHeader, decoded: np.ndarray, *, image: bool) -> None:
+    """Refuse an RGBA TIFF whose colours OpenCV's TIFF decoder multiplied by a translucent alpha.
+
+    An image: any translucent pixel. A mask: a constant translucent alpha (the colour then holds the mask,
+    scaled down; a mask held in a varying alpha is read from the alpha, which is not scaled).
+    """
+    if header.format != "tiff" or decoded.ndim != 3 or decoded.shape[2] != 4:
+        return
+    alpha = decoded[:, :, 3]
+    opaque = np.iinfo(decoded.dtype).max if decoded.dtype.kind == "u" else 1.0
+    translucent = (alpha != opaque).any() if image else alpha.flat[0] != opaque and _constant(alpha)
+    if translucent:
+        raise InputError(
+            path,
+            "RGBA TIFF with transparency: OpenCV's TIFF decoder multiplies the colours by the alpha, "
+            "which other readers (Pillow) do not; save it as PNG, or without the alpha channel",
+        )
 
 
 def _check_unit_dtype(array: np.ndarray, path: Path) -> None:
@@ -384,7 +416,9 @@ def read_image_encoded(
     """:func:`read_image`, and how the file was encoded: :data:`PLAIN` or ``EIGHT_BIT_IN_16``."""
     path = file_path(path)
     limit = check_max_pixels(max_pixels)
-    data, _ = _read_image_file(path, limit)
+    data, header = _read_image_file(path, limit)
+    if header.format == "tiff" and header.tiff_samples == 4:  # the colour decode hides the alpha
+        _refuse_translucent_tiff(path, header, _decode(path, data, cv2.IMREAD_UNCHANGED), image=True)
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH  # not IMREAD_UNCHANGED: that skips the EXIF rotation
     apply_exif = check_flag(apply_exif, "apply_exif")  # "yes" / "no" would read as True
     if not apply_exif:
@@ -456,6 +490,7 @@ def read_mask_file(
     data, header = _read_image_file(path, limit)
     decoded = _decode(path, data, cv2.IMREAD_UNCHANGED)
     _check_unit_dtype(decoded, path)
+    _refuse_translucent_tiff(path, header, decoded, image=False)
     if header.format == "tiff" and header.tiff_samples == 2:
         # OpenCV decodes a gray + alpha TIFF as gray alone: a mask held in its alpha would be lost unseen
         raise InputError(
