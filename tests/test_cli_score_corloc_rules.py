@@ -124,3 +124,29 @@ def test_a_seed_map_of_another_size_than_the_grid_is_a_per_file_error(grid_data,
     )
     summary = json.loads(out.read_text())
     assert summary["corloc_count"] == 2 and summary["corloc"] == 100.0
+
+
+@pytest.mark.parametrize("grid", [True, False])
+def test_a_float64_npy_prediction_is_binarised_as_stored(tmp_path, grid):
+    # a float64 0.5 + 1e-9 was cast to float32 (0.5) before "> 0.5": the object vanished and the box
+    # fell on the other component (CorLoc 0 instead of 100)
+    pred, gt, voc = tmp_path / "pred", tmp_path / "gt", tmp_path / "voc"
+    for folder in (pred, gt, voc):
+        folder.mkdir()
+    tokens = np.zeros((4, 4), np.float64)
+    tokens[0:2, 0:2] = 0.5 + 1e-9
+    tokens[3, 3] = 1.0
+    values = tokens if grid else np.kron(tokens, np.ones((16, 16)))
+    np.save(pred / "a.npy", values)
+    truth = np.zeros((64, 64), np.uint8)
+    truth[0:32, 0:32] = 255
+    assert cv2.imwrite(str(gt / "a.png"), truth)
+    (voc / "a.xml").write_text(
+        "<annotation><object><name>p</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>32</xmax><ymax>32</ymax>"
+        "</bndbox></object></annotation>"
+    )
+    out = tmp_path / "s.json"
+    args = ["score", "--pred", pred, "--gt", gt, "--preset", "found", "--boxes", f"voc:{voc}", "-j", "1"]
+    result = run([*args, *(["--patch-size", "16"] if grid else []), "--json", out])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["corloc"] == 100.0

@@ -457,15 +457,17 @@ def _voc_file(path: Path, no_hard: bool) -> tuple[np.ndarray | None, tuple[int, 
         root = ET.fromstring(data)
     except (ET.ParseError, RecursionError, ValueError, LookupError) as exc:  # LookupError: unknown encoding
         raise InputError(path, f"cannot parse VOC XML ({type(exc).__name__}: {exc})") from None
-    if root.tag.startswith("{"):  # "{ns}annotation": iter("object") would find no object
+    if root.tag.startswith("{"):  # "{ns}annotation": findall("object") would find no object
         raise InputError(
             path, f"the root element {short_repr(root.tag)} is in an XML namespace; VOC annotations use none"
         )
     boxes = []
-    for obj in root.iter("object"):
-        if no_hard:
+    for obj in root.findall("object"):  # children of <annotation> only, as torchvision's VOC parser reads
+        if len(obj) == 0:  # an empty <object/> holds nothing: the references skip it
+            continue
+        if no_hard:  # the references drop an object flagged exactly "1"
             flags = [obj.findtext(tag, "0").strip() for tag in ("difficult", "truncated")]
-            if any(f not in ("", "0") for f in flags):
+            if "1" in flags:
                 continue
         bb = obj.find("bndbox")
         if bb is None:
@@ -619,18 +621,27 @@ def coco_annotations(json_path: str | os.PathLike[str]) -> Annotations:
         if size is not None:
             sizes[stem] = size
     per: dict[int, list[tuple[int, int, int, int]]] = {k: [] for k in stems}
+    annotation_ids: dict[object, int] = {}
     for i, ann in enumerate(annotations):
         if not isinstance(ann, dict):
             raise bad(f"annotations[{i}] is not an object")
+        ann_id = ann.get("id")
+        if ann_id is not None and not isinstance(ann_id, list | dict):
+            if ann_id in annotation_ids:  # pycocotools indexes by id: the last one would stand for both
+                raise bad(
+                    f"annotations[{annotation_ids[ann_id]}] and [{i}] share the id {short_repr(ann_id)}; "
+                    "pycocotools, which the references load COCO with, keeps only the last of them"
+                )
+            annotation_ids[ann_id] = i
         image_id = ann.get("image_id")
         if isinstance(image_id, bool) or not isinstance(image_id, int):
             raise bad(f"annotations[{i}].image_id must be an integer; got {short_repr(image_id)}")
-        if image_id not in per:
-            raise bad(f"annotations[{i}] refers to unknown image id {short_repr(image_id)}")
+        if image_id not in per:  # e.g. `images` cut down to a split: pycocotools never asks for it
+            continue
         crowd = ann.get("iscrowd", 0)
-        if isinstance(crowd, bool) or crowd not in (0, 1) or not isinstance(crowd, int):
-            raise bad(f"annotations[{i}].iscrowd must be 0 or 1; got {short_repr(crowd)}")
-        if crowd == 1:
+        if not isinstance(crowd, int | float):  # bools are ints
+            raise bad(f"annotations[{i}].iscrowd must be a number; got {short_repr(crowd)}")
+        if crowd == 1:  # the references skip crowd regions (`iscrowd == 1`; true and 1.0 included)
             continue
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:

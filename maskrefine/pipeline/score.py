@@ -654,7 +654,7 @@ def _corloc_inputs(item: _Loaded, rule: _CorlocRule, seed_index: _Seeds | None) 
                     f"{gt_hw[0]}x{gt_hw[1]} (HxW)"
                 )
             scale = stride
-        mask = to_unit_float(item.pred)
+        mask = _unit_as_stored(item.pred)
     else:
         scale = 1
         if pred_hw != gt_hw and prediction_stride(pred_hw, gt_hw) is None:
@@ -708,7 +708,14 @@ def _corloc_mask(pred: np.ndarray, gt_hw: tuple[int, ...]) -> np.ndarray:
     """
     from maskrefine.refiners import resize_mask
 
+    if pred.shape == tuple(gt_hw):  # nothing to resize: binarised as stored
+        return _unit_as_stored(pred)
     return resize_mask(to_unit_float(pred), (int(gt_hw[0]), int(gt_hw[1])), place_grid=False)
+
+
+def _unit_as_stored(pred: np.ndarray) -> np.ndarray:
+    """Return a float map as stored (a float64 0.5 + 1e-9 stays above 0.5), integer codes as v / scale."""
+    return pred if pred.dtype.kind == "f" else to_unit_float(pred)
 
 
 def _corloc_summary(corloc: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -302,10 +302,13 @@ def _coco(tmp_path, data) -> object:
         ),
         (
             {
-                "images": [{"id": 1, "file_name": "a.jpg"}],
-                "annotations": [{"image_id": 2, "bbox": [0, 0, 1, 1]}],
+                "images": [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+                "annotations": [
+                    {"id": 7, "image_id": 1, "bbox": [0, 0, 1, 1]},
+                    {"id": 7, "image_id": 2, "bbox": [5, 5, 1, 1]},
+                ],
             },
-            "unknown image id 2",
+            r"annotations\[0\] and \[1\] share the id 7; pycocotools",  # img a was scored on b's box
         ),
         (
             {
@@ -340,7 +343,7 @@ def _coco(tmp_path, data) -> object:
                 "images": [{"id": 1, "file_name": "a.jpg"}],
                 "annotations": [{"image_id": 1, "bbox": [0, 0, 1, 1], "iscrowd": "1"}],
             },
-            r"annotations\[0\].iscrowd must be 0 or 1; got '1'",  # was silently not a crowd box
+            r"annotations\[0\].iscrowd must be a number; got '1'",  # was silently not a crowd box
         ),
         (
             '{"images": [{"id": 1, "file_name": "a.jpg"}], '
@@ -499,3 +502,32 @@ def test_row_names_must_be_text():
     evaluator = Evaluator()
     assert evaluator.step(mask, mask, name="a")["name"] == "a"
     assert evaluator.step(mask, mask)["name"] == "1"
+
+
+def test_coco_and_voc_are_read_as_the_references_read_them(tmp_path):
+    # found by an audit against pycocotools and torchvision's VOC parser
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "bbox": [0, 0, 4, 4], "iscrowd": True},  # crowd: skipped (== 1)
+            {"id": 2, "image_id": 1, "bbox": [1, 1, 4, 4], "iscrowd": 1.0},  # crowd too
+            {"id": 3, "image_id": 1, "bbox": [2, 2, 4, 4], "iscrowd": 2},  # not == 1: kept
+            {"id": 4, "image_id": 9, "bbox": [3, 3, 4, 4]},  # image not listed (a split): ignored
+        ],
+    }
+    boxes = read_coco_boxes(_coco(tmp_path, coco))
+    assert boxes["a"].tolist() == [[2.0, 2.0, 6.0, 6.0]]
+    xml = tmp_path / "voc"
+    xml.mkdir()
+    (xml / "a.xml").write_text(
+        "<annotation><object><name>x</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax>"
+        "</bndbox><truncated>2</truncated>"
+        "<object><bndbox><xmin>9</xmin><ymin>9</ymin><xmax>20</xmax><ymax>20</ymax></bndbox></object>"
+        "</object><object/>"
+        "<group><object><bndbox><xmin>30</xmin><ymin>30</ymin><xmax>40</xmax><ymax>40</ymax></bndbox></object>"
+        "</group></annotation>"
+    )
+    # nested and wrapped <object>s were counted (iter), an empty <object/> stopped the run, and
+    # no_hard dropped a flag "2" that the references (== "1") keep
+    assert read_voc_boxes(xml)["a"].tolist() == [[0.0, 0.0, 5.0, 5.0]]
+    assert read_voc_boxes(xml, no_hard=True)["a"].tolist() == [[0.0, 0.0, 5.0, 5.0]]
