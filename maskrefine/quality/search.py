@@ -4,8 +4,9 @@
   and colour guides, radius 2 ... 32 in octaves (which contains the radius tied to the patch size, p/2,
   p and 2p, for p = 8 and 16) and eps 1e-5 ... 1e-1 in decades; other registered refiners at their
   defaults.
-* :func:`neighbours`: the fine grid around a candidate: radius x/÷ sqrt 2, eps x/÷ sqrt 10, the luma
-  guide and the fast guided filter (subsample 2 and 4) at the same setting.
+* :func:`neighbours`: the fine grid around a candidate: radius x/÷ sqrt 2, eps x/÷ sqrt 10, and, around a
+  guided-filter setting, the fast guided filter (subsample 2 and 4) at the same setting and the luma
+  guide in place of the mean guide (a colour-guide setting has no gray alternative to try).
 * :func:`rank`: order candidates by their mean IoU change against naive upsampling, averaged over
   groups (e.g. the benchmark's sources), leaving out any that makes a group worse.
 * :class:`ScoreCache`: per-candidate scores on disk, keyed by the candidate and the exact input files
@@ -126,7 +127,7 @@ def unique_by_label(candidates: Iterable[Candidate]) -> list[Candidate]:
 
 
 def neighbours(candidate: Candidate, *, methods: Sequence[str] | None = None) -> list[Candidate]:
-    """Fine-grid settings around a guided-family ``candidate`` (empty for other methods)."""
+    """Fine-grid settings around a guided-family ``candidate`` (empty for other methods; see the module)."""
     if candidate.method not in GUIDED_FAMILY:
         return []
     chosen = searchable_methods() if methods is None else tuple(methods)

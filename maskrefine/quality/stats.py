@@ -355,7 +355,8 @@ def win_tie_loss(
     candidate, baseline : array_like, shape (n,)
         Per-image values (numbers or bools), paired by position; pairs with a NaN are not counted.
     tie_tol : float
-        ``|candidate - baseline| <= tie_tol`` is a tie.
+        ``|candidate - baseline| <= tie_tol`` is a tie, up to :data:`TIE_SLACK` of float rounding (0.501 -
+        0.5 is 0.0010000000000000009 in binary floating point: a tie at the default 1e-3).
     higher_is_better : bool
         False for errors such as MAE.
 
@@ -377,6 +378,11 @@ def win_tie_loss(
     return _win_tie_loss(a, b, _check_tie_tol(tie_tol), check_flag(higher_is_better, "higher_is_better"))
 
 
+#: Float rounding allowed on top of ``tie_tol``: per-image metrics lie in [0, 1], so a difference is
+#: rounded by at most a few 1e-16; 1e-12 covers it without moving any other boundary that matters.
+TIE_SLACK = 1e-12
+
+
 def _check_tie_tol(tie_tol: float) -> float:
     if isinstance(tie_tol, bool) or not isinstance(tie_tol, numbers.Real) or not tie_tol >= 0:
         raise ValueError(f"`tie_tol` must be a number >= 0; got {short_repr(tie_tol)}")
@@ -389,8 +395,9 @@ def _win_tie_loss(
     """:func:`win_tie_loss` of checked float64 arrays of one shape (n,) and a checked ``tie_tol``."""
     keep = np.isfinite(a) & np.isfinite(b)
     diff = (a - b)[keep] * (1.0 if higher_is_better else -1.0)
-    ties = int(np.count_nonzero(np.abs(diff) <= tie_tol))
-    wins = int(np.count_nonzero(diff > tie_tol))
+    bound = tie_tol + TIE_SLACK  # a difference of exactly tie_tol in decimal may round just above it
+    ties = int(np.count_nonzero(np.abs(diff) <= bound))
+    wins = int(np.count_nonzero(diff > bound))
     return wins, ties, int(diff.size) - wins - ties
 
 

@@ -396,3 +396,14 @@ def test_metric_must_be_a_name():
     # None was stored as the metric "None"
     with pytest.raises(TypeError, match=r"`metric` must be a str .*got None"):
         compare_paired([0.5] * 40, [0.5] * 40, metric=None, n_resamples=40)
+
+
+def test_a_change_of_exactly_the_tolerance_is_a_tie():
+    # 0.501 - 0.5 is 0.0010000000000000009 in binary floating point: it was counted a win, though the
+    # README promises a tie for |change| <= 0.001
+    assert win_tie_loss([0.501], [0.5]) == (0, 1, 0)
+    assert win_tie_loss([0.3], [0.301]) == (0, 1, 0)
+    assert win_tie_loss([0.126], [0.125]) == (0, 1, 0)
+    assert win_tie_loss([0.5011], [0.5]) == (1, 0, 0)  # a real difference beyond the tolerance
+    assert win_tie_loss([0.5], [0.5], tie_tol=0) == (0, 1, 0)
+    assert win_tie_loss([0.5 + 1e-9], [0.5], tie_tol=0) == (1, 0, 0)
