@@ -198,6 +198,9 @@ def train_cmd(
             line.close()
     for problem in result.val_failures:
         click.echo(f"error: {_cli()._one_line(problem)}", err=True)
+    if cfg.keep_best_on_val and not (result.run_dir / "best_val.pt").is_file():
+        # validation runs at the end of an epoch: a run stopped before one has no best checkpoint yet
+        click.echo("note: no best_val.pt yet: no epoch was completed and validated", err=True)
     click.echo(
         f"trained {result.step} steps ({result.epoch} complete epochs); checkpoint {result.checkpoint}"
     )

@@ -297,14 +297,15 @@ def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHe
                 raise InputError(
                     path,
                     f"image is {header.height}x{header.width} (HxW) = {_pixel_count(header.pixels)}, more "
-                    f"than the limit of {max_pixels} pixels (--max-pixels / max_pixels); not decoded",
+                    f"than the limit of {max_pixels} pixels (max_pixels; --max-pixels in apply and score); "
+                    "not decoded",
                 )
             cap = _MAX_BYTES_PER_PIXEL * max_pixels + _FILE_MARGIN
             if size > cap:
                 raise InputError(
                     path,
                     f"file is {size} bytes, more than an image within the limit of {max_pixels} pixels "
-                    f"can need ({cap} bytes; --max-pixels / max_pixels); not read",
+                    f"can need ({cap} bytes; max_pixels, --max-pixels in apply and score); not read",
                 )
         return read_exactly(fd, 0, size, path), header
     finally:
@@ -669,8 +670,8 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
             raise InputError(
                 path,
                 f"mask array is {short_repr(squeezed[0], 20)}x{short_repr(squeezed[1], 20)} (HxW) = "
-                f"{_pixel_count(count)}, more than the "
-                f"limit of {short_repr(max_pixels, 40)} pixels (--max-pixels / max_pixels); not loaded",
+                f"{_pixel_count(count)}, more than the limit of {short_repr(max_pixels, 40)} pixels "
+                "(max_pixels; --max-pixels in apply and score); not loaded",
             )
         nbytes = count * dtype.itemsize
         if data_offset + nbytes > size:

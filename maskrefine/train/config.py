@@ -22,6 +22,17 @@ from typing import Any, Literal
 from maskrefine._checks import MIN_EPS, real_to_float, short_repr
 from maskrefine.errors import ConfigError, parse_problem
 
+#: Known ViT sizes: name -> (embed_dim, depth, num_heads). Heads are embed_dim // 64 for all of them.
+#: Torch-free here, so that a bad ``arch`` is refused with the other settings, before torch loads.
+ARCHS: dict[str, tuple[int, int, int]] = {
+    "vit_tiny": (192, 12, 3),
+    "vit_small": (384, 12, 6),
+    "vit_base": (768, 12, 12),
+    "vit_large": (1024, 24, 16),
+}
+#: Values ``arch`` may take: a known size, "auto" (read from the checkpoint) or "custom" (no known size).
+ARCH_CHOICES: tuple[str, ...] = ("auto", "custom", *ARCHS)
+
 __all__ = ["TrainConfig", "PRESETS", "preset", "load_toml", "RESULT_FIELDS", "geometry_problem"]
 
 #: Why a run with the ``vit`` backbone and no checkpoint is refused (before torch loads, and by the model).
@@ -461,6 +472,8 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError("amp (bf16 autocast) needs a CUDA device; use --device cuda or drop --amp")
     if cfg.patch_size is not None and cfg.patch_size < 1:
         raise ConfigError(f"patch_size must be >= 1; got {cfg.patch_size}")
+    if cfg.arch is not None and cfg.arch not in ARCH_CHOICES:
+        raise ConfigError(f"arch must be one of {', '.join(ARCH_CHOICES)}; got {short_repr(cfg.arch)}")
     # the head stride: a ViT's is known once its checkpoint is loaded (build_model checks it then)
     stride = (cfg.patch_size or 8) if cfg.backbone == "pixels" else None
     problem = geometry_problem(cfg, stride)

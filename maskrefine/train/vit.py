@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskrefine._checks import check_float_range, check_int_range, short_repr
+from maskrefine.train.config import ARCHS
 
 __all__ = [
     "ARCHS",
@@ -39,15 +40,8 @@ __all__ = [
     "head_stride",
 ]
 
-#: Known ViT sizes: name -> (embed_dim, depth, num_heads). Heads are embed_dim // 64 for all of them.
 #: Most register tokens :func:`vit_from_arch` builds (DINOv2 "with registers" uses 4).
 MAX_REGISTER_TOKENS = 1 << 10
-ARCHS: dict[str, tuple[int, int, int]] = {
-    "vit_tiny": (192, 12, 3),
-    "vit_small": (384, 12, 6),
-    "vit_base": (768, 12, 12),
-    "vit_large": (1024, 24, 16),
-}
 
 
 def head_stride(patch_size: int) -> int:

@@ -228,3 +228,14 @@ def test_a_gtv_sigma_that_float32_cannot_hold_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"gtv_sigma must be >= 1.18e-38 .*; got 1e-320"):
         preset("tiny", gtv_sigma=1e-320)
     assert preset("tiny", gtv_sigma=1e-30).gtv_sigma == 1e-30
+
+
+def test_an_unknown_arch_is_refused_with_the_other_settings():
+    # accepted with the pixels backbone, and with a ViT refused only after torch loaded, without naming
+    # the config file
+    from maskrefine.train.config import ARCH_CHOICES
+
+    with pytest.raises(ConfigError, match=r"arch must be one of auto, custom, vit_tiny, .*; got 'nonsense'"):
+        preset("tiny", backbone="pixels", arch="nonsense")
+    for arch in ARCH_CHOICES:
+        assert preset("tiny", backbone="pixels", arch=arch).arch == arch

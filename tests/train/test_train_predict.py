@@ -145,3 +145,22 @@ def test_backbone_checkpoint_of_the_wrong_kind_is_a_usage_error(trained, tmp_pat
     with pytest.raises(ConfigError, match=shown):
         predict_folder(images, ckpt, tmp_path / "out", backbone_checkpoint=value)
     assert not (tmp_path / "out").exists()
+
+
+def test_train_says_when_keep_best_on_val_has_no_best_checkpoint_yet(tmp_path):
+    # --max-steps stopped before the first validated epoch: exit 0 with no best_val.pt and no word
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    sizes = {f"s{i}": (48, 64) for i in range(5)}
+    images, gt = disc_images(tmp_path, sizes)  # 5 images, batch 2: 2 steps per epoch (the last dropped)
+    base = ["train", "--images", str(images), "--preset", "tiny", "--backbone", "pixels"]
+    base += ["--keep-best-on-val", "--val-images", str(images), "--val-gt", str(gt)]
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "r1"), "--max-steps", "1"])
+    assert result.exit_code == 0, result.output
+    assert "note: no best_val.pt yet: no epoch was completed and validated" in result.stderr
+    assert not (tmp_path / "r1" / "best_val.pt").exists()
+    result = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 0, result.output
+    assert "no best_val.pt" not in result.stderr and (tmp_path / "r2" / "best_val.pt").is_file()
