@@ -278,6 +278,12 @@ def check_flag(value: object, name: str) -> bool:
     return bool(value)
 
 
+def check_row_name(name: object) -> None:
+    """Raise ``TypeError`` unless an evaluator's row ``name`` is a str or None (a list became "[1]")."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"`name` must be a str (the row name) or None; got {short_repr(name)}")
+
+
 def short_list(values: Sequence[object], limit: int = 5) -> str:
     """Return the first ``limit`` values, each via :func:`short_repr`, then how many more (for messages)."""
     shown = ", ".join(short_repr(v) for v in values[:limit])

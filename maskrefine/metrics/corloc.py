@@ -24,6 +24,7 @@ from maskrefine._checks import (
     check_choice,
     check_flag,
     check_float_range,
+    check_row_name,
     is_one_of,
     plain_ndarray,
     real_to_float,
@@ -872,8 +873,7 @@ class CorLocEvaluator:
         dict
             ``name, correct, iou (best), box (list or None), n_gt, empty_gt, empty_mask``.
         """
-        if name is not None and not isinstance(name, str):
-            raise TypeError(f"`name` must be a str (the row name) or None; got {short_repr(name)}")
+        check_row_name(name)
         gt = _boxes(gt_boxes, "gt_boxes")
         if gt.shape == (1, 4) and np.ndim(gt_boxes) == 1:
             raise ValueError("`gt_boxes` must have shape (K, 4); got (4,): wrap one box in a list")

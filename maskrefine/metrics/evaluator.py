@@ -15,7 +15,14 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from maskrefine._checks import check_flag, check_int_range, plain_ndarray, short_repr, unit_interval_problem
+from maskrefine._checks import (
+    check_flag,
+    check_int_range,
+    check_row_name,
+    plain_ndarray,
+    short_repr,
+    unit_interval_problem,
+)
 from maskrefine._units import to_unit_float
 from maskrefine.metrics import _kernels
 from maskrefine.metrics.presets import ScorePreset, get_preset
@@ -164,11 +171,6 @@ MAX_GEOMETRY_SIDE = 16384
 #: Most pixels :func:`paper_repo_geometry` resizes a mask to (the size of a huge ``short_side``, or of a
 #: very elongated mask's long side).
 MAX_GEOMETRY_PIXELS = 10**8
-
-
-def _check_row_name(name: object) -> None:
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"`name` must be a str (the row name) or None; got {short_repr(name)}")
 
 
 def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 320) -> np.ndarray:
@@ -875,7 +877,7 @@ class Evaluator:
             Bad dtype, shape or value range, or a prediction size that is neither the GT size nor a
             uniform down-scale of it (the message names the argument and the sizes).
         """
-        _check_row_name(name)  # before scoring: a bad name must not cost a scoring pass
+        check_row_name(name)  # before scoring: a bad name must not cost a scoring pass
         row, curves = score_image(pred, gt, self.preset, weighted_f=self.weighted_f)
         return self.add_scored(row, curves, name)
 
@@ -905,7 +907,7 @@ class Evaluator:
             ``row`` or ``curves`` not shaped as :func:`score_image` makes them for this preset (a missing
             value, a curve of another length, no weighted F for an evaluator that reports it).
         """
-        _check_row_name(name)
+        check_row_name(name)
         self._check_scored(row, curves)
         row = {"name": str(len(self._rows)) if name is None else name, **row}
         self._rows.append(row)

@@ -113,9 +113,9 @@ class SempartHead(nn.Module):
         fine_channels: tuple[int, int] = (192, 128),
     ) -> None:
         super().__init__()
-        for value, name in ((in_dim, "in_dim"), (hidden, "hidden"), (depth, "depth"), (heads, "heads")):
+        sizes = {"in_dim": in_dim, "hidden": hidden, "depth": depth, "heads": heads, "dim_head": dim_head}
+        for name, value in sizes.items():
             check_int_range(value, name, 1, 1 << 16)
-        check_int_range(dim_head, "dim_head", 1, 1 << 16)
         check_int_range(stride, "stride", 2, 1 << 10)
         if stride & (stride - 1):
             raise ValueError(f"stride must be a power of two >= 2; got {stride}")
