@@ -185,11 +185,21 @@ def _quiet_opencv() -> None:
         cv2.setLogLevel(0)
 
 
-def _skip_blas_probe() -> None:
-    """Spare this process numba's BLAS probe (an import of ``scipy.linalg``); see :mod:`maskrefine._jit`."""
-    from maskrefine._jit import skip_blas_probe
+def _start_job(*, numba_kernels: bool = True) -> None:
+    """Set up this process for a job over files (our own error lines, malloc thresholds, no BLAS probe).
 
-    skip_blas_probe()
+    Fixed malloc thresholds spare each file the page faults of fresh image buffers (see
+    :mod:`maskrefine._allocator`); ``numba_kernels`` spares numba's BLAS probe (an import of
+    ``scipy.linalg``, see :mod:`maskrefine._jit`) in a process that loads maskrefine's kernels.
+    """
+    from maskrefine._allocator import pin_malloc_thresholds
+
+    _quiet_opencv()
+    pin_malloc_thresholds()
+    if numba_kernels:
+        from maskrefine._jit import skip_blas_probe
+
+        skip_blas_probe()
 
 
 @contextmanager
@@ -654,8 +664,7 @@ def apply_cmd(
             f"({', '.join(REFINE_PRESETS)}); bilateral_solver and crf presets need their --method."
         )
     params = {k: v for k, v in (("radius", radius), ("eps", eps), ("subsample", subsample)) if v is not None}
-    _quiet_opencv()
-    _skip_blas_probe()
+    _start_job()
     params.update({k: v for k, v in method_params.items() if v is not None})
     if preset is not None or preset_file is not None:
         with _library_errors():
@@ -960,8 +969,7 @@ def score_cmd(
         )
     if plot_dir is None and (images_dir is not None or before_dir is not None):
         raise click.UsageError("--images and --before only apply to the montages of --plot; add --plot DIR.")
-    _quiet_opencv()
-    _skip_blas_probe()
+    _start_job()
     progress = _make_progress("score", quiet)
     with _library_errors(progress, interrupted=_SCORE_INTERRUPTED), _parameters_as_options():
         report = score_folder(
@@ -1170,6 +1178,7 @@ def tune_cmd(
     images overstated it by up to about 40 %, 50 images by about 20 %): confirm it on other images with
     `maskrefine score --baseline`.
     """
+    _start_job()
     from maskrefine.quality.tune import tune_to_file
 
     with _library_errors(

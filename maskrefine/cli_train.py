@@ -157,7 +157,7 @@ def train_cmd(
     last.pt (head, optimiser, step, settings, RNG states), written atomically.
     """
     cli = _cli()
-    cli._quiet_opencv()  # a bad image is reported by us, not by OpenCV's own log lines
+    cli._start_job(numba_kernels=False)  # OpenCV's own log lines off: a bad image is reported by us
     with cli._library_errors():
         from maskrefine._checks import short_repr
         from maskrefine.errors import ConfigError
@@ -307,7 +307,7 @@ def predict_cmd(
     cli = _cli()
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
-    cli._quiet_opencv()  # a bad image is reported in the summary, not by OpenCV's own log lines
+    cli._start_job(numba_kernels=False)  # OpenCV's log off: a bad image is reported in the summary
     progress = cli._make_progress("predict", quiet)
     with cli._library_errors(progress, interrupted=cli._RESUMABLE):
         from maskrefine.train.predict_job import predict_folder  # checks paths before torch loads
