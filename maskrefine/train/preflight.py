@@ -16,11 +16,14 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maskrefine.errors import ConfigError
 from maskrefine.io import IMAGE_EXTENSIONS
 from maskrefine.train.config import MISSING_BACKBONE_CHECKPOINT, TrainConfig
+
+if TYPE_CHECKING:
+    from maskrefine.io.headers import ImageHeader
 
 __all__ = [
     "MAX_ASPECT_RATIO",
@@ -190,16 +193,22 @@ def _check_run_folder(run_dir: Path, inputs: dict[str, Path], resume: bool) -> N
         )
 
 
-def _header_size(path: Path) -> tuple[int, int] | None:
-    """``(height, width)`` from an image file's header; None for a ``.npy`` mask (read when validating).
+def _header(path: Path) -> ImageHeader | None:
+    """Return an image file's header (format, stored size); None for a ``.npy`` mask (read later).
 
     Raises InputError naming the file when it is not a readable regular file or has no valid header.
     """
-    from maskrefine.io.imageio import read_image_size
+    from maskrefine.io.imageio import read_image_file_header
 
     if path.suffix.lower() == ".npy":
         return None
-    return read_image_size(path)
+    return read_image_file_header(path)
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` from an image file's header; None for a ``.npy`` mask (as :func:`_header`)."""
+    header = _header(path)
+    return None if header is None else (header.height, header.width)
 
 
 #: Longest side / shorter side accepted for a training image (the shorter side is resized to ``resize``:
@@ -272,11 +281,18 @@ def validation_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
     ]
     for pair in pairing.pairs:
         try:
-            image, gt = _header_size(pair.first), _header_size(pair.second)
+            image_header, gt_header = _header(pair.first), _header(pair.second)
         except InputError as exc:
             problems.append(str(exc))
             continue
-        if image is not None and gt is not None and gt not in (image, image[::-1]):
+        if image_header is None or gt_header is None:
+            continue
+        image = (image_header.height, image_header.width)
+        gt = (gt_header.height, gt_header.width)
+        # OpenCV's TIFF decoder applies the file's orientation tag, which may swap height and width; the
+        # other formats are read as stored
+        either_tiff = "tiff" in (image_header.format, gt_header.format)
+        if gt != image and not (either_tiff and gt == image[::-1]):
             problems.append(
                 f"{pair.second}: ground truth is {gt[0]}x{gt[1]} but its image {pair.first.name} is "
                 f"{image[0]}x{image[1]} (HxW)"

@@ -64,6 +64,24 @@ def test_validation_pairs_are_checked_before_any_work(tmp_path):
     assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3"))
 
 
+def test_a_transposed_ground_truth_is_refused_unless_a_tiff_may_rotate(tmp_path):
+    # a 50x70 PNG ground truth for a 70x50 PNG image passed the up-front check (only a TIFF's orientation
+    # tag can swap the sizes at reading) and ended the run at its first validation
+    from maskrefine.train.preflight import validation_pairs
+
+    images, gt = disc_images(tmp_path)
+    swapped = copy_folder(gt, tmp_path / "swapped")
+    cv2.imwrite(str(swapped / "b.png"), np.zeros((50, 70), np.uint8))  # its image is 70x50 (HxW)
+    with pytest.raises(
+        ConfigError, match=r"swapped/b.png: ground truth is 50x70 but its image b.png is 70x50"
+    ):
+        validation_pairs(images, swapped)
+    tiff_images = copy_folder(images, tmp_path / "tiff_images")
+    (tiff_images / "b.png").unlink()
+    assert cv2.imwrite(str(tiff_images / "b.tif"), np.zeros((50, 70, 3), np.uint8))
+    assert len(validation_pairs(tiff_images, gt)) == len(list(images.iterdir()))  # gt b.png is 70x50
+
+
 def test_a_bad_validation_file_is_reported_and_the_run_goes_on(tmp_path):
     images, gt = disc_images(tmp_path)
     broken = copy_folder(gt, tmp_path / "broken")
