@@ -504,7 +504,9 @@ def read_mask_file(
         written = _written_scale(data, values.dtype)
         if written is not None:  # a mask maskrefine wrote: its own scale, whatever its values
             scale = written
-    values, scale_notes = _apply_mask_scale(values, path, scale)
+    if notes == [TWO_COLOUR_PALETTE] and scale == "1":
+        scale = "255"  # its colours already read as 0 and 1 (at full scale): no numbers to rescale
+    values, scale_notes = _apply_mask_scale(values, path, scale, palette=header.png_color_type == 3)
     return MaskRead(np.ascontiguousarray(values), ", ".join(notes + scale_notes) or PLAIN)
 
 
@@ -553,6 +555,10 @@ def _single_channel(
     )
 
 
+#: How a palette PNG of black and one other colour is read (black 0, the colour 1, at full scale).
+TWO_COLOUR_PALETTE = "palette of two colours (black 0, other 1)"
+
+
 def _palette_values(colour: np.ndarray, path: Path) -> tuple[np.ndarray, list[str]]:
     """Values of a palette PNG, expanded by OpenCV to BGR (the palette indices are not available)."""
     if _equal_channels(colour):
@@ -563,7 +569,7 @@ def _palette_values(colour: np.ndarray, path: Path) -> tuple[np.ndarray, list[st
     used = np.unique(packed)
     if used.size == 2 and used[0] == 0:
         # foreground at full 8-bit scale: the file holds no numeric values, only "black" and "the colour"
-        return (packed != 0).view(np.uint8) * np.uint8(255), ["palette of two colours (black 0, other 1)"]
+        return (packed != 0).view(np.uint8) * np.uint8(255), [TWO_COLOUR_PALETTE]
     what = "one colour that is not gray" if used.size == 1 else f"{used.size} colours that are not all gray"
     raise InputError(
         path,
@@ -595,8 +601,14 @@ def _written_scale(data: bytes, dtype: np.dtype) -> str | None:
     return None
 
 
-def _apply_mask_scale(values: np.ndarray, path: Path, scale: str) -> tuple[np.ndarray, list[str]]:
-    """Bring uint8/uint16 mask values to the 0..255 (uint8) or 0..65535 (uint16) scale."""
+def _apply_mask_scale(
+    values: np.ndarray, path: Path, scale: str, *, palette: bool = False
+) -> tuple[np.ndarray, list[str]]:
+    """Bring uint8/uint16 mask values to the 0..255 (uint8) or 0..65535 (uint16) scale.
+
+    ``palette``: the values are a palette PNG's colours read as grays (its indices are not read), which a
+    refusal says.
+    """
     high = int(values.max())
     sixteen = values.dtype == np.uint16
     if scale == "auto":
@@ -609,9 +621,8 @@ def _apply_mask_scale(values: np.ndarray, path: Path, scale: str) -> tuple[np.nd
         return values, []
     if scale == "1":
         if high > 1:
-            raise InputError(
-                path, f"with mask scale 1 (--mask-scale 1) values must be 0 or 1; found values up to {high}"
-            )
+            found = f"palette colours read as grays up to {high}" if palette else f"values up to {high}"
+            raise InputError(path, f"with mask scale 1 (--mask-scale 1) values must be 0 or 1; found {found}")
         return values.astype(np.uint8) * np.uint8(255), []
     if scale == "255":
         if high > 255:

@@ -164,10 +164,20 @@ def test_palette_of_black_and_one_colour_is_zero_one(tmp_path: Path) -> None:
     read = read_mask_file(path)
     assert read.encoding == "palette of two colours (black 0, other 1)"
     np.testing.assert_array_equal(read.pixels, [[0, 255], [255, 0]])
-    # an explicit 0..255 scale reads the same (the colour was read as 1/255 before); 0/1 is refused
-    np.testing.assert_array_equal(read_mask_file(path, mask_scale="255").pixels, [[0, 255], [255, 0]])
-    with pytest.raises(InputError, match="must be 0 or 1"):
+    # an explicit scale reads the same (the colour was read as 1/255 under 255 once; 0/1 was refused,
+    # naming values up to 255 that the file does not hold: its colours are not numbers)
+    for scale in ("255", "1"):
+        np.testing.assert_array_equal(read_mask_file(path, mask_scale=scale).pixels, [[0, 255], [255, 0]])
+    with pytest.raises(InputError, match="needs a 16-bit file"):
+        read_mask_file(path, mask_scale="65535")
+
+
+def test_palette_of_grays_under_scale_one_says_what_it_read(tmp_path: Path) -> None:
+    path = _palette_png(tmp_path / "p.png", np.array([[0, 1]]), [0, 0, 0, 255, 255, 255])
+    with pytest.raises(InputError, match="must be 0 or 1; found palette colours read as grays up to 255"):
         read_mask_file(path, mask_scale="1")
+    path = _palette_png(tmp_path / "dim.png", np.array([[0, 1]]), [0, 0, 0, 1, 1, 1])  # grays 0 and 1
+    np.testing.assert_array_equal(read_mask_file(path, mask_scale="1").pixels, [[0, 255]])
 
 
 def test_palette_label_map_is_refused(tmp_path: Path) -> None:
