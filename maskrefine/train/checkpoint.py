@@ -123,9 +123,26 @@ def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     if not isinstance(obj, dict) or not obj:
         raise _fail(file, f"expected a state dict (key -> tensor); got {type(obj).__name__}")
     tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
-    if not tensors:
-        raise _fail(file, "holds no tensors")
+    nested = [k for k, v in obj.items() if isinstance(v, dict) and _holds_a_vit(v)]
+    if not tensors or (nested and not _holds_a_vit(obj)):
+        where = f"under its {wrapper!r} entry" if wrapper else "at its top level"
+        if nested:
+            raise _fail(
+                file,
+                f"holds no ViT tensors {where}; they are under {short_list(nested)}, and maskrefine reads "
+                f"the weights directly or under {', '.join(map(repr, _WRAPPERS))}: save the backbone's own "
+                "state dict (torch.save(checkpoint[key], path))",
+            )
+        raise _fail(file, f"holds no tensors {where}; its keys: {short_list(list(obj))}")
     return tensors, wrapper
+
+
+def _holds_a_vit(state: dict[object, object]) -> bool:
+    """Whether ``state`` has a tensor under a key ending in ``cls_token`` (after any prefix)."""
+    return any(
+        isinstance(k, str) and (k == "cls_token" or k.endswith(".cls_token")) and isinstance(v, torch.Tensor)
+        for k, v in state.items()
+    )
 
 
 def clean_state_dict(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -158,7 +175,14 @@ def infer_spec(
     file = Path(os.fspath(path))
     for key in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.mlp.fc1.weight"):
         if key not in state:
-            raise _fail(file, f"missing key {key!r}: not a ViT in the DINO/DINOv2 layout")
+            prefixed = sorted(k for k in state if k.endswith("." + key))
+            hint = (
+                f" (it has {short_repr(prefixed[0])}: a prefix other than "
+                f"{', '.join(map(repr, _PREFIXES))}, which are removed; save the keys without it)"
+                if prefixed
+                else ""
+            )
+            raise _fail(file, f"missing key {key!r}: not a ViT in the DINO/DINOv2 layout{hint}")
     proj = state["patch_embed.proj.weight"]
     if proj.ndim != 4 or proj.shape[1] != 3 or proj.shape[2] != proj.shape[3] or 0 in proj.shape:
         raise _fail(

@@ -177,6 +177,36 @@ def test_not_a_vit(tmp_path):
         load_vit(tmp_path / "list.pth")
 
 
+def test_wrapped_and_prefixed_state_dicts_are_explained(tmp_path):
+    # the messages were "holds no tensors" or "missing key 'cls_token': not a ViT" alone
+    sd = tiny_vit().state_dict()
+    torch.save({"student": sd, "epoch": torch.tensor(3)}, tmp_path / "student.pth")
+    with pytest.raises(
+        ConfigError,
+        match=r"student\.pth: holds no ViT tensors at its top level; they are under 'student', and "
+        r"maskrefine reads the weights directly or under 'teacher', 'state_dict', 'model'",
+    ):
+        load_vit(tmp_path / "student.pth")
+    torch.save({"state_dict": {"model": sd}}, tmp_path / "nested.pth")
+    with pytest.raises(
+        ConfigError, match=r"no ViT tensors under its 'state_dict' entry; they are under 'model'"
+    ):
+        load_vit(tmp_path / "nested.pth")
+    torch.save({"state_dict": {"epoch": 1, "lr": 0.1}}, tmp_path / "keys.pth")
+    with pytest.raises(
+        ConfigError, match=r"no tensors under its 'state_dict' entry; its keys: 'epoch', 'lr'"
+    ):
+        load_vit(tmp_path / "keys.pth")
+    torch.save({f"vit.{k}": v for k, v in sd.items()}, tmp_path / "prefixed.pth")
+    with pytest.raises(
+        ConfigError, match=r"missing key 'cls_token'.*it has 'vit\.cls_token': a prefix other"
+    ):
+        load_vit(tmp_path / "prefixed.pth")
+    # a ViT at the top level next to other dicts still loads
+    torch.save({**sd, "optimizer": {"lr": torch.tensor(0.1)}}, tmp_path / "extra.pth")
+    assert load_vit(tmp_path / "extra.pth") is not None
+
+
 def test_arch_and_patch_mismatch(tiny_vit_file):
     with pytest.raises(ConfigError, match="patch size 8, but patch size 16"):
         load_vit(tiny_vit_file, patch_size=16)
