@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import pickle
@@ -23,7 +24,15 @@ from maskrefine.errors import ConfigError
 from maskrefine.train.preflight import check_checkpoint_path
 from maskrefine.train.vit import ARCHS, VisionTransformer
 
-__all__ = ["BackboneSpec", "LoadReport", "read_state_dict", "clean_state_dict", "infer_spec", "load_vit"]
+__all__ = [
+    "BackboneSpec",
+    "LoadReport",
+    "read_state_dict",
+    "clean_state_dict",
+    "infer_spec",
+    "load_vit",
+    "weights_digest",
+]
 
 _PREFIXES = ("module.", "backbone.", "_orig_mod.", "encoder.")
 _WRAPPERS = ("teacher", "state_dict", "model")  # DINO releases the teacher; "student" is never preferred
@@ -294,3 +303,17 @@ def load_vit(
     model.requires_grad_(False)
     model.eval()
     return model, LoadReport(spec=spec, wrapper=wrapper, ignored=ignored)
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """Return the SHA-256 (hex) of a module's state dict: keys, dtypes, shapes and bytes, in key order.
+
+    It names the weights, not the file: the same tensors saved again, moved, or wrapped and prefixed
+    otherwise give the same digest; other weights of the same shape give another.
+    """
+    digest = hashlib.sha256()
+    for key, tensor in sorted(module.state_dict().items()):
+        data = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{key}|{data.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(memoryview(data.view(torch.uint8).numpy()))
+    return digest.hexdigest()

@@ -11,7 +11,7 @@ from torch import nn
 
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError
-from maskrefine.train.checkpoint import load_vit
+from maskrefine.train.checkpoint import load_vit, weights_digest
 from maskrefine.train.config import MISSING_BACKBONE_CHECKPOINT, TrainConfig, geometry_problem
 from maskrefine.train.crops import crop_and_zoom, sample_crop_offsets
 from maskrefine.train.losses import (
@@ -129,6 +129,7 @@ def build_backbone(cfg: TrainConfig) -> tuple[Backbone, dict[str, Any]]:
         "embed_dim": spec.embed_dim,
         "depth": spec.depth,
         "num_register_tokens": spec.num_register_tokens,
+        "weights_sha256": weights_digest(vit),
         "checkpoint": str(cfg.backbone_checkpoint),
         "wrapper": report.wrapper,
         "ignored_keys": len(report.ignored),
@@ -136,22 +137,32 @@ def build_backbone(cfg: TrainConfig) -> tuple[Backbone, dict[str, Any]]:
     return vit, info
 
 
-#: What a head's input depends on: a head fits only the features of a backbone with these values.
-BACKBONE_SHAPE = ("kind", "patch_size", "embed_dim", "depth", "num_register_tokens")
+#: What a head's input depends on: a head fits only the features of a backbone with these values (its
+#: shape, and the digest of its weights: :func:`maskrefine.train.checkpoint.weights_digest`).
+BACKBONE_IDENTITY = ("kind", "patch_size", "embed_dim", "depth", "num_register_tokens", "weights_sha256")
 
 
 def backbone_changes(recorded: object, info: dict[str, Any]) -> str | None:
     """``"kind 'dino' -> 'dinov2', ..."`` where ``info`` differs from a checkpoint's backbone record.
 
-    None when they agree on every :data:`BACKBONE_SHAPE` entry the record holds, or when there is no
-    record (a checkpoint of an older maskrefine).
+    None when they agree on every :data:`BACKBONE_IDENTITY` entry the record holds, or when there is no
+    record (a checkpoint of an older maskrefine; one before 2026-12-03 records no weights digest).
     """
     if not isinstance(recorded, dict):
         return None
-    differ = [k for k in BACKBONE_SHAPE if k in recorded and recorded[k] != info.get(k)]
+    differ = [k for k in BACKBONE_IDENTITY if k in recorded and recorded[k] != info.get(k)]
     if not differ:
         return None
-    return ", ".join(f"{k} {short_repr(recorded[k])} -> {short_repr(info.get(k))}" for k in differ)
+
+    def shown(key: str, value: object) -> str:
+        if key == "weights_sha256" and isinstance(value, str):
+            return value[:12] + "…"  # a digest's head tells two apart
+        return short_repr(value)
+
+    return ", ".join(
+        ("weights" if k == "weights_sha256" else k) + f" {shown(k, recorded[k])} -> {shown(k, info.get(k))}"
+        for k in differ
+    )
 
 
 def usable_device(name: str, option: str = "--device") -> torch.device:

@@ -378,7 +378,7 @@ def predictor_from_state(
     details = backbone_changes(state.get("backbone"), info)  # a head fits only its backbone's features
     if details is not None:
         raise ConfigError(
-            f"checkpoint {checkpoint}: the backbone {cfg.backbone_checkpoint} is not the kind the head "
+            f"checkpoint {checkpoint}: the backbone {cfg.backbone_checkpoint} is not the backbone the head "
             f"was trained on ({details}); pass the run's backbone with --backbone-checkpoint"
         )
     try:

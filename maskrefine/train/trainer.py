@@ -469,8 +469,8 @@ def train_checked(run: TrainingRun) -> TrainResult:
         backbone_change = backbone_changes(checkpoint.get("backbone"), backbone_info)
         if backbone_change is not None:  # the head would go on learning from another backbone's features
             raise ConfigError(
-                f"--resume: the backbone {cfg.backbone_checkpoint} is not the kind the run was trained on "
-                f"({backbone_change}); resume with the run's backbone file"
+                f"--resume: the backbone {cfg.backbone_checkpoint} is not the backbone the run was trained "
+                f"on ({backbone_change}); resume with the run's backbone file"
             )
         try:
             model.head.load_state_dict(checkpoint["head"])

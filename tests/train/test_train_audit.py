@@ -163,6 +163,33 @@ def test_predict_refuses_a_backbone_of_another_shape_than_the_runs(tmp_path):
     assert str(result.checkpoint) in str(info.value) and "dinov2_14.pth" in str(info.value)
 
 
+def test_a_backbone_of_the_same_shape_with_other_weights_is_refused(tmp_path):
+    # before: only the shape was compared, so a head trained on one ViT/8 predicted (and resumed training)
+    # from the features of another ViT/8 of the same width and depth, silently
+    from _train_helpers import tiny_vit
+
+    from maskrefine.train.predict import load_predictor
+
+    images, _ = disc_images(tmp_path)
+    torch.save(tiny_vit(seed=0).state_dict(), tmp_path / "vit_a.pth")
+    torch.save(tiny_vit(seed=1).state_dict(), tmp_path / "vit_b.pth")
+    # the same weights under a DINO training wrapper and prefix: the same backbone
+    wrapped = {"teacher": {f"module.backbone.{k}": v for k, v in tiny_vit(seed=0).state_dict().items()}}
+    torch.save(wrapped, tmp_path / "vit_a_wrapped.pth")
+    cfg = preset("tiny", backbone_checkpoint=str(tmp_path / "vit_a.pth"), head_fine_channels=(16, 8))
+    result = train(cfg.replace(max_steps=1), images, tmp_path / "run")
+    load_predictor(result.checkpoint, backbone_checkpoint=tmp_path / "vit_a_wrapped.pth")
+    with pytest.raises(
+        ConfigError, match=r"is not the backbone the head was trained on \(weights [0-9a-f]{12}… -> "
+    ):
+        load_predictor(result.checkpoint, backbone_checkpoint=tmp_path / "vit_b.pth")
+    torch.save(tiny_vit(seed=1).state_dict(), tmp_path / "vit_a.pth")  # other weights at the run's path
+    with pytest.raises(
+        ConfigError, match=r"--resume: .*vit_a\.pth is not the backbone the run was trained on \(weights "
+    ):
+        train(cfg.replace(max_steps=2), images, tmp_path / "run", resume=True)
+
+
 def _png_header(width, height):
     """A PNG whose header claims width x height (8-bit RGB); no pixel data."""
     import struct
