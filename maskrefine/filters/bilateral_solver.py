@@ -111,8 +111,8 @@ def bilateral_solver(
         Values to smooth, e.g. a soft or binary mask in [0, 1]. The solve is linear in the target.
     preset : {"tokencut", "paper_repo", "found"}, default "tokencut"
         Default σ's and output (see :data:`BILATERAL_PRESETS`): ``tokencut`` σ 16/16/8 soft (TokenCut,
-        MOVE), ``paper_repo`` σ 24/4/4 soft (the Sempart paper's repository), ``found`` σ 16/16/8 with
-        FOUND's binary post-processing (:func:`found_binary`).
+        MOVE), ``paper_repo`` σ 24/4/4 soft (the paper's repository), ``found`` σ 16/16/8 solved on
+        ``target > 0.5`` with FOUND's binary post-processing (:func:`found_binary`).
     sigma_spatial, sigma_luma, sigma_chroma : float, optional
         Grid cell sizes in pixels and in 0..255 Y / U,V units (>= 0.001); ``None`` takes the preset's.
     lam : float, default 256
@@ -133,7 +133,8 @@ def bilateral_solver(
         Lower clamp of the Jacobi preconditioner's diagonal, in [2.2e-308, 1e30] (above ~1e150 the
         preconditioned step underflows and the solve would silently stop at its starting point).
     output : {"soft", "found"}, optional
-        Overrides the preset's output.
+        Overrides the preset's output. ``"found"`` solves on the binary ``target > 0.5`` (as FOUND, which
+        refines its thresholded mask), then applies :func:`found_binary` to the float64 solution.
 
     Returns
     -------
@@ -177,7 +178,9 @@ def bilateral_solver(
 
     pixel_vertex, neighbors = kernels.build_grid(reference_yuv(rgb), sigma_s, sigma_l, sigma_c)
     n_vertices = neighbors.shape[0]
-    flat_target = values.reshape(-1)
+    input_mask = values > 0.5 if output == "found" else None
+    # FOUND solves on its binary mask (the one it gates against), whatever soft map it came from
+    flat_target = values.reshape(-1) if input_mask is None else input_mask.reshape(-1).astype(np.float32)
     counts = kernels.splat_constant(pixel_vertex, 1.0, n_vertices)
     if isinstance(conf, float):
         weights = counts * conf
@@ -188,10 +191,9 @@ def bilateral_solver(
         rhs = kernels.splat(pixel_vertex, flat_conf.astype(np.float64) * flat_target, n_vertices)
     n, m_hat = kernels.bistochastize(neighbors, counts, bistochastic_iterations)
     y, _ = kernels.pcg_solve(neighbors, lam, n, m_hat, weights, rhs, diag_min, cg_iterations, cg_tol)
-    soft = kernels.slice_to(pixel_vertex, y, np.empty(height * width, np.float32)).reshape(height, width)
-    if output == "found":
-        return found_binary(soft, values > 0.5)
-    return soft
+    if input_mask is not None:  # thresholded in float64, as FOUND does (a float32 cast can round onto 0.5)
+        return found_binary(y[pixel_vertex].reshape(height, width), input_mask)
+    return kernels.slice_to(pixel_vertex, y, np.empty(height * width, np.float32)).reshape(height, width)
 
 
 def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.float32]:

@@ -345,3 +345,30 @@ def test_confidence_type_messages(value, match):
     image, target = _scene(8, 8)
     with pytest.raises(TypeError, match=match):
         bilateral_solver(image, target, confidence=value)
+
+
+def test_found_output_solves_on_the_thresholded_mask_in_float64(monkeypatch):
+    # FOUND refines its binary mask (sigmoid > 0.5) and thresholds the float64 solution. maskrefine solved
+    # on the soft map it was given: here the soft background (0.49, with 10 % at 0.95) averaged above 0.5,
+    # the whole image came out foreground, the IoU gate failed, and the unrefined mask was returned.
+    import sys
+
+    rng = np.random.default_rng(0)
+    image = np.empty((64, 64, 3), np.float32)
+    image[:] = (0.2, 0.3, 0.4)
+    image[20:44, 20:44] = (0.9, 0.8, 0.1)
+    target = np.full((64, 64), 0.49, np.float32)
+    target[rng.random((64, 64)) < 0.1] = 0.95
+    target[20:44, 20:44] = 0.95
+    square = np.zeros((64, 64), np.float32)
+    square[20:44, 20:44] = 1.0
+    out = bilateral_solver(image, target, preset="found")
+    np.testing.assert_array_equal(out, square)
+    np.testing.assert_array_equal(
+        out, bilateral_solver(image, (target > 0.5).astype(np.float32), preset="found")
+    )
+    module = sys.modules["maskrefine.filters.bilateral_solver"]
+    seen = []
+    monkeypatch.setattr(module, "found_binary", lambda soft, mask: seen.append(soft.dtype) or square)
+    bilateral_solver(image, target, preset="found")
+    assert seen == [np.float64]
