@@ -55,7 +55,7 @@ def make_guide(
             "Use `image.float() / 255` for 8-bit data."
         )
     if not is_one_of(mode, _MODES):
-        raise ValueError(f"`mode` must be one of 'mean', 'luma', 'colour'; got {short_repr(mode)}")
+        raise ValueError(f"`mode` must be one of 'mean', 'luma', 'color' ('colour'); got {short_repr(mode)}")
     if not isinstance(normalized, bool):
         raise TypeError(f"`normalized` must be True or False; got {short_repr(normalized)}")
     # Python-scalar arithmetic only: no small constant tensors copied to the device (no host-device sync).

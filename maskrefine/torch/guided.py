@@ -24,6 +24,7 @@ from maskrefine._checks import (
     is_one_of,
     short_repr,
 )
+from maskrefine.filters.guided import FLOAT64_COEFFICIENTS_BELOW_EPS
 from maskrefine.torch import _box
 from maskrefine.torch._box import box_mean_planes, box_means
 
@@ -119,6 +120,17 @@ def _validate(
     check_window_fits(height, width, radius, subsample)
     dtype = _compute_dtype(guide.dtype, src.dtype)
     eps = _check_eps(eps, src.shape[0], dtype, src.device)
+    if (
+        dtype == torch.float32
+        and isinstance(eps, float)
+        and eps < FLOAT64_COEFFICIENTS_BELOW_EPS
+        and src.device.type != "mps"  # no float64 there
+    ):
+        # On flat guide regions the float32 moments' rounding noise (~1e-9) is far above ε and would be
+        # divided by it (errors up to 1e5 at ε = 1e-10 on a two-colour guide): compute in float64, as the
+        # numba kernels keep their coefficients in float64 below this ε. A tensor ε is not inspected (its
+        # values would synchronise with the device).
+        dtype = torch.float64
     return guide, src, radius, eps, subsample, border, dtype
 
 
@@ -334,8 +346,9 @@ def guided_filter(
     oracle at 4096², r = 9, ε = 1e-3 on photo-like images: the numba fast path 3.4e-8 gray / 3.7e-8
     colour; the autograd path with the CPU running-sum box kernel 1.8e-7 / 3.7e-7; with the tiled
     prefix-sum box kernel (the CUDA code) 5.9e-7 / 1.5e-6. The autograd path's float32 error grows as ε
-    shrinks (about 4e-9/ε: ~1e-5 at ε = 1e-4 with small windows) through the cancellation in
-    ``E[I²] − Ī²``; use float64 inputs where that matters.
+    shrinks (about 4e-9/ε on photos, 4e-5 at ε = 1e-4; up to 1.1e-4 seen with colour guides) through the
+    cancellation in ``E[I²] − Ī²``; below a float ε of 1e-6 it computes in float64 (the result keeps
+    ``src``'s dtype), as the numba kernels do. A tensor ε is not inspected: use float64 inputs there.
 
     **Which code path runs.** Two implementations give the same values within float32 rounding: the fast
     path differs from the float64 result by ~1e-7, the autograd path computed in float32 by up to ~2e-5
@@ -364,9 +377,9 @@ def guided_filter(
     has a deterministic CUDA kernel (they raise on CUDA in that mode). Same values within rounding.
 
     Validation uses shapes, dtypes and devices only. Values are **not** checked (no finite-value or
-    ``eps > 0`` check on tensors): that would synchronise the host with the device. NaN/inf in the inputs
-    spread to every output pixel whose window reaches them (with the CPU running-sum kernel possibly to
-    the rest of the row/column).
+    ``eps > 0`` check on tensors): that would synchronise the host with the device. A NaN/inf in the
+    inputs reaches every output pixel whose window reaches it, and with the CPU running-sum kernels (fast
+    path and autograd) it can reach the whole output.
 
     Examples
     --------
@@ -475,6 +488,8 @@ class GuidedFilter(nn.Module):
     torch.Size([1, 2, 16, 16])
     """
 
+    eps: float | torch.Tensor
+
     def __init__(
         self,
         radius: int = 9,
@@ -494,7 +509,12 @@ class GuidedFilter(nn.Module):
                 "`eps` tensor must be 0-D or have shape (B,) (one value per image); "
                 f"got shape {tuple(eps.shape)}"
             )
-        self.eps = eps
+        if isinstance(eps, torch.Tensor) and not isinstance(eps, nn.Parameter):
+            # a buffer: moved by .to()/.cuda() with the module (no host-to-device copy per call) and saved
+            # in its state_dict; a Parameter registers itself
+            self.register_buffer("eps", eps)
+        else:
+            self.eps = eps
         self.subsample = check_subsample(subsample)
         self.border = _check_border(border)
 

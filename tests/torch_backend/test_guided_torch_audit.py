@@ -228,3 +228,47 @@ def test_float32_precision_2048_autograd_tiled_path(device, guide_channels, monk
         for (y, x), want in _patches_oracle(g, src, 9, 1e-3, size, boxes).items()
     )
     assert worst <= 1e-5, worst
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("subsample", [1, 2])
+@pytest.mark.parametrize("eps", [1e-8, 1e-10, 1e-12])
+def test_small_eps_on_a_flat_two_region_guide_is_computed_in_float64(
+    device, cpu_impl, channels, subsample, eps, oracle
+):
+    # audit 2026-12-03: on the autograd path (training, CUDA) the float32 moments' rounding noise on flat
+    # regions was divided by eps: colour errors 3.2e-2 at eps 1e-8 (subsample 2), 1.3e5 at 1e-10 and
+    # 9.2e18 at 1e-12; the numba kernels switch to float64 below eps 1e-6, the torch path now does too
+    guide = np.zeros((1, channels, 32, 32))
+    guide[..., :, :16] = np.array([0.2, 0.5, 0.7][:channels])[:, None, None]
+    guide[..., :, 16:] = np.array([0.8, 0.3, 0.1][:channels])[:, None, None]
+    src = np.random.default_rng(3).random((1, 1, 32, 32))
+    g = torch.tensor(guide, dtype=torch.float32, device=device)
+    p = torch.tensor(src, dtype=torch.float32, device=device, requires_grad=True)
+    want = oracle(g.double().cpu().numpy(), p.detach().double().cpu().numpy(), 4, eps, subsample=subsample)
+    got = guided_filter(g, p, 4, eps, subsample=subsample)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.detach().cpu().double().numpy(), want, atol=1e-5)
+    got.sum().backward()
+    assert torch.isfinite(p.grad).all() and p.grad.abs().max() < 10
+
+
+def test_module_eps_tensor_moves_and_saves_with_the_module():
+    # it was a plain attribute: .to()/.cuda() left it behind (a host-to-device copy on every CUDA call)
+    # and state_dict() did not hold it
+    from maskrefine.torch import GuidedFilter
+
+    module = GuidedFilter(radius=2, eps=torch.tensor([1e-3, 1e-2]))
+    assert torch.equal(module.state_dict()["eps"], torch.tensor([1e-3, 1e-2]))
+    module = module.to(torch.float64)
+    assert module.eps.dtype == torch.float64
+    guide, src = torch.rand(2, 1, 16, 16, dtype=torch.float64), torch.rand(2, 1, 16, 16, dtype=torch.float64)
+    for i, eps in enumerate((1e-3, 1e-2)):
+        torch.testing.assert_close(
+            module(guide, src)[i], guided_filter(guide[i : i + 1], src[i : i + 1], 2, eps)[0]
+        )
+    learned = GuidedFilter(eps=torch.nn.Parameter(torch.tensor(1e-3)))
+    assert [name for name, _ in learned.named_parameters()] == ["eps"] and "eps" not in dict(
+        learned.named_buffers()
+    )
+    assert GuidedFilter(eps=1e-3).state_dict() == {}
