@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "check_gt_prob",
     "check_radius",
     "plain_ndarray",
     "text_or_empty",
@@ -313,3 +314,17 @@ def short_repr(value: object, limit: int = 80) -> str:
     except ValueError:  # an int too long for repr (Python's digit limit), possibly inside a tuple
         return f"<{type(value).__name__} too long to show>"
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-2:]}"
+
+
+def check_gt_prob(value: object, name: str, high: float = 1.0) -> float:
+    """Return ``value`` as a label confidence: a float above 0.5 and below 1 (at most ``high`` if < 1).
+
+    At 0.5 both labels get the same unary (the mask is ignored); below, foreground and background swap.
+    """
+    gt_prob = check_float_range(value, name, 0.5, high)
+    if gt_prob == 0.5 or gt_prob == 1.0:
+        raise ValueError(
+            f"`{name}` must lie above 0.5 and below 1 (a confidence in the mask's labels; 0.5 ignores them "
+            f"and lower values swap them); got {gt_prob!r}"
+        )
+    return gt_prob

@@ -73,6 +73,17 @@ CRF_PRESETS: MappingProxyType[str, CrfPreset] = MappingProxyType(
         "deeplab": CrfPreset(
             3.0, 3.0, 80.0, 13.0, 10.0, 10, "pydensecrf README example kernels, 10 iterations (DeepLab-style)"
         ),
+        "deeplab_v2": CrfPreset(
+            1.0,
+            3.0,
+            67.0,
+            3.0,
+            4.0,
+            10,
+            "DeepLab-v2 (ResNet-101) setting as deeplab-pytorch's crf.py, MaskContrast and STEGO copy it: "
+            "softmax unaries for every mask, 10 iterations",
+            binary_gt_prob=None,
+        ),
         "deep_spectral": CrfPreset(
             3.0,
             3.0,

@@ -412,8 +412,8 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "preset",
         str,
         "bilateral_solver: tokencut (σ 16/16/8, default), paper_repo (24/4/4), found "
-        "(binary, IoU-gated); crf: deeplab (default), deep_spectral. Without --method: paper = the "
-        "paper's guided filter (mean guide, radius 9, eps 1e-3), instead of auto.",
+        "(binary, IoU-gated); crf: deeplab (default), deeplab_v2, deep_spectral. Without --method: "
+        "paper = the paper's guided filter (mean guide, radius 9, eps 1e-3), instead of auto.",
     ),
     (
         "--sigma-spatial",
@@ -444,7 +444,8 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "--gt-prob",
         "gt_prob",
         float,
-        "crf confidence of a binary mask's labels, in [1e-6, 1 - 1e-6]. [default: preset]",
+        "crf confidence in the mask's labels, in (0.5, 1 - 1e-6]; given, it applies to soft masks too "
+        "(p -> 1 - g + (2g - 1) p). [default: preset, binary masks only]",
     ),
     ("--gaussian-sxy", "gaussian_sxy", float, "crf Gaussian kernel width in pixels. [default: 3]"),
     ("--gaussian-compat", "gaussian_compat", float, "crf Gaussian kernel weight. [default: 3]"),

@@ -30,6 +30,7 @@ from maskrefine._checks import (
     check_eps,
     check_flag,
     check_float_range,
+    check_gt_prob,
     check_int_range,
     check_radius,
     check_subsample,
@@ -574,7 +575,7 @@ register_refiner(
     RefinerSpec(
         name="crf",
         summary="dense CRF (Krähenbühl & Koltun 2011), 2 labels, mean-field; presets deeplab (default), "
-        "deep_spectral; output label (0/1) or prob",
+        "deeplab_v2, deep_spectral; output label (0/1) or prob",
         defaults={
             "preset": "deeplab",
             "iterations": None,
@@ -590,7 +591,7 @@ register_refiner(
         validators={
             "preset": _crf_presets,
             "iterations": _optional(lambda v, n: check_int_range(v, n, 0, 1000)),
-            "gt_prob": _optional(lambda v, n: check_float_range(v, n, 1e-6, 1 - 1e-6)),
+            "gt_prob": _optional(lambda v, n: check_gt_prob(v, n, 1 - 1e-6)),
             "gaussian_sxy": _optional(lambda v, n: check_float_range(v, n, 0.01)),
             "gaussian_compat": _optional(_nonneg),
             "bilateral_sxy": _optional(lambda v, n: check_float_range(v, n, 0.01)),

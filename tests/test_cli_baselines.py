@@ -114,6 +114,8 @@ def test_apply_writes_what_refine_returns(tmp_path, method, extra, params):
         (["--method", "crf", "--iterations", "-1"], "iterations"),
         (["--method", "crf", "--iterations", "1e9"], "iterations"),
         (["--method", "crf", "--gt-prob", "1"], "--gt-prob"),
+        (["--method", "crf", "--gt-prob", "0.5"], "--gt-prob must lie above 0.5"),
+        (["--method", "crf", "--gt-prob", "0.2"], "--gt-prob"),
         (["--method", "crf", "--crf-output", "mask"], "crf-output"),
         (["--method", "guided", "--sigma-spatial", "16"], "does not accept"),
         (["--method", "crf", "--radius", "3"], "does not accept"),

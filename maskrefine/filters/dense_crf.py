@@ -16,9 +16,10 @@ the unaries of pydensecrf's ``unary_from_labels(labels, 2, gt_prob, zero_unsure=
 the value of pydensecrf's README example.
 
 Defaults (:data:`CRF_PRESETS`): ``deeplab`` holds the kernels of pydensecrf's README example (Gaussian sxy
-3, compat 3; bilateral sxy 80, srgb 13, compat 10), run for 10 iterations: the setting most unsupervised
-segmentation code copies into its "DeepLab-style" CRF step. It is *not* the setting of the DeepLab papers,
-which cross-validated the kernels per dataset. ``deep_spectral`` is the setting of
+3, compat 3; bilateral sxy 80, srgb 13, compat 10), run for 10 iterations (the README example runs 5).
+``deeplab_v2`` is DeepLab-v2's ResNet-101 setting as deeplab-pytorch's ``crf.py`` holds it and
+MaskContrast and STEGO copy it (Gaussian sxy 1, compat 3; bilateral sxy 67, srgb 3, compat 4; 10
+iterations; ``unary_from_softmax`` for every mask, no ``gt_prob`` step). ``deep_spectral`` is the setting of
 deep-spectral-segmentation's object localisation code (``ParamsCRF`` for SimpleCRF's
 ``denseCRF.densecrf``: w1 6, alpha 40, beta 13, w2 3, gamma 3, 5 iterations), with SimpleCRF's unaries:
 each label probability clipped to [0.01, 0.99] in float32 (a 0/1 mask's labels thus get 0.99, no
@@ -38,6 +39,7 @@ from maskrefine._checks import (
     as_rgb_unit_image,
     check_choice,
     check_float_range,
+    check_gt_prob,
     check_int_range,
     check_unit_interval,
 )
@@ -92,7 +94,7 @@ def dense_crf(
         RGB image in [0, 1] (used as 0..255 in the bilateral kernel, as pydensecrf's uint8 input).
     prob : ndarray of float, shape (H, W)
         Foreground probability (soft mask) in [0, 1]; a 0/1 mask gets the ``gt_prob`` confidence.
-    preset : {"deeplab", "deep_spectral"}, default "deeplab"
+    preset : {"deeplab", "deeplab_v2", "deep_spectral"}, default "deeplab"
         Default kernel settings (:data:`CRF_PRESETS`); each of the following parameters left at None
         takes the preset's value.
     gaussian_sxy : float, optional
@@ -108,8 +110,9 @@ def dense_crf(
     iterations : int, optional
         Mean-field iterations (0..1000).
     gt_prob : float, optional
-        Confidence in (0, 1) of the given labels: applied to binary masks (the preset's
-        ``binary_gt_prob``: 0.7 under ``deeplab``; none under ``deep_spectral``, whose [0.01, 0.99] clip
+        Confidence in (0.5, 1) of the given labels (0.5 would make the unaries uniform and below it the
+        labels invert): applied to binary masks (the preset's
+        ``binary_gt_prob``: 0.7 under ``deeplab``; none under ``deeplab_v2`` or ``deep_spectral``, whose clip
         gives 0/1 labels 0.99) or, when given, to any mask as ``p <- (1 - gt_prob) + (2 gt_prob - 1) p``.
 
     Returns
@@ -124,7 +127,7 @@ def dense_crf(
         ``image`` or ``prob`` not a float array, a non-number kernel setting or ``gt_prob``, a
         non-integer ``iterations``.
     ValueError
-        An unknown preset; a kernel setting, ``iterations`` or ``gt_prob`` out of range (``gt_prob`` 0 or
+        An unknown preset; a kernel setting, ``iterations`` or ``gt_prob`` out of range (``gt_prob`` 0.5 or
         1 included); ``image`` not of shape (H, W, 3); ``prob`` not of the image's (H, W) shape; NaN/inf;
         ``image`` or ``prob`` values outside [0, 1] by more than 1e-6.
     """
@@ -141,9 +144,7 @@ def dense_crf(
     b_w = pick(bilateral_compat, chosen.bilateral_compat, "bilateral_compat", 0.0)
     n_iter = check_int_range(chosen.iterations if iterations is None else iterations, "iterations", 0, 1000)
     if gt_prob is not None:
-        gt_prob = check_float_range(gt_prob, "gt_prob", 0.0, 1.0)
-        if gt_prob in (0.0, 1.0):
-            raise ValueError(f"`gt_prob` must lie strictly between 0 and 1; got {gt_prob!r}")
+        gt_prob = check_gt_prob(gt_prob, "gt_prob")
     rgb = as_rgb_unit_image(image)
     p = as_float_array(prob, "prob")
     if p.shape != rgb.shape[:2]:

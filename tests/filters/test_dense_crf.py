@@ -132,6 +132,10 @@ def test_inputs_not_modified():
         ({"iterations": 2.0}, TypeError, "iterations"),
         ({"gt_prob": 1.0}, ValueError, "gt_prob"),
         ({"gt_prob": 1.5}, ValueError, "gt_prob"),
+        # a confidence of 0.5 ignored the mask (empty output) and below 0.5 inverted it, silently
+        ({"gt_prob": 0.5}, ValueError, "gt_prob` must lie above 0.5 and below 1"),
+        ({"gt_prob": 0.3}, ValueError, "gt_prob"),
+        ({"gt_prob": 1e-6}, ValueError, "gt_prob"),
     ],
 )
 def test_bad_parameters(kwargs, error, match):
@@ -259,3 +263,31 @@ def test_out_of_range_prob_is_named_with_its_value():
     prob[0, 0] = 1.00001  # beyond the 1e-6 tolerance that every [0, 1] input gets
     with pytest.raises(ValueError, match=r"found \[.*, 1\.00001\]"):  # was "found [0, 1]"
         dense_crf(image, prob)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_deeplab_v2_preset_matches_the_copied_deeplab_v2_crf_with_pydensecrf(binary):
+    # deeplab-pytorch's crf.py (as MaskContrast and STEGO copy it): unary_from_softmax of every mask,
+    # Gaussian sxy 1 compat 3, bilateral sxy 67 srgb 3 compat 4, 10 iterations
+    dcrf = pytest.importorskip(
+        "pydensecrf.densecrf", reason="pydensecrf (a bench peer) is the reference here"
+    )
+    from pydensecrf.utils import unary_from_softmax
+
+    gen = np.random.default_rng(7)
+    h, w = 48, 64
+    yy, xx = np.mgrid[:h, :w]
+    disc = ((yy - 24) ** 2 + (xx - 30) ** 2 < 200).astype(np.float64)
+    prob = np.clip(disc * 0.7 + 0.15 + gen.normal(0, 0.2, (h, w)), 0, 1)
+    if binary:
+        prob = (prob > 0.5).astype(np.float64)
+    image = np.clip(disc[..., None] * 0.5 + 0.25 + gen.normal(0, 0.03, (h, w, 3)), 0, 1)
+    rgb = np.ascontiguousarray(np.rint(image * 255).astype(np.uint8))
+    crf = dcrf.DenseCRF2D(w, h, 2)
+    crf.setUnaryEnergy(np.ascontiguousarray(unary_from_softmax(np.stack([1 - prob, prob]))))
+    crf.addPairwiseGaussian(sxy=1, compat=3)
+    crf.addPairwiseBilateral(sxy=67, srgb=3, rgbim=rgb, compat=4)
+    q_peer = np.asarray(crf.inference(10))[1].reshape(h, w)
+    q_ours = dense_crf(rgb / 255.0, prob, preset="deeplab_v2")
+    assert float(np.abs(q_ours - q_peer).max()) < 1e-3
+    assert np.count_nonzero((q_ours > 0.5) != (q_peer > 0.5)) == 0

@@ -98,7 +98,10 @@ def test_apply_preset_paper_and_preset_file(data, tmp_path):
         (["--eps", "1e-4", "--subsample", "2"], "--eps, --subsample: --method auto"),
         (["--lam", "10"], "--lam: --method auto"),
         # the library's names (`preset`, `radius`) were shown instead of the options the user typed
-        (["--method", "crf", "--preset", "deeplabb"], "--preset must be one of 'deeplab', 'deep_spectral'"),
+        (
+            ["--method", "crf", "--preset", "deeplabb"],
+            "--preset must be one of 'deeplab', 'deeplab_v2', 'deep_spectral'",
+        ),
         (["--method", "guided", "--radius", "20000"], "--radius must be <= 10000"),
     ],
 )
