@@ -47,10 +47,10 @@ from maskrefine.baseline_presets import CRF_PRESETS, CrfPreset
 from maskrefine.filters import _lattice_kernels as kernels
 from maskrefine.filters.guided import _num_threads, _run_parallel, _split  # the filters' one thread pool
 
-__all__ = ["CrfPreset", "CRF_PRESETS", "dense_crf", "unary_difference"]
+__all__ = ["CrfPreset", "CRF_PRESETS", "dense_crf"]
 
 
-def unary_difference(
+def _unary_difference(
     prob: np.ndarray, gt_prob: float | None, preset: CrfPreset = CRF_PRESETS["deeplab"]
 ) -> npt.NDArray[np.float64]:
     """U_1 − U_0 per pixel (flat float64) for a foreground probability map (see the module docstring).
@@ -153,7 +153,7 @@ def dense_crf(
     p = np.clip(p, 0.0, 1.0)  # a new array: log(1 - p) needs p <= 1 exactly
 
     height, width = p.shape
-    udiff = unary_difference(p, gt_prob, chosen)
+    udiff = _unary_difference(p, gt_prob, chosen)
     jobs, weights = [], []
     if g_w > 0.0:
         jobs.append(lambda: _positions(height, width, g_sxy))

@@ -93,8 +93,8 @@ class Candidate:
         method : str
             A key of :data:`maskrefine.refiners.REFINERS`.
         guide : {"mean", "luma", "color"}, default "mean"
-            Guide mode; set to ``"mean"`` for a method without parameters and for ``identity``, which do
-            not use it.
+            Guide mode; set to ``"mean"`` for ``identity``, a method without parameters and a method that
+            does not use a guide (the bilateral solver and the CRF read the RGB image).
         upsample : {"bilinear", "nearest"}, default "bilinear"
             Upsampling of the coarse mask; set to ``"bilinear"`` for a method that resizes the mask by
             its own rule (``native_mask``).
@@ -118,8 +118,8 @@ class Candidate:
                 f"`upsample` must be one of {', '.join(UPSAMPLINGS)}; got {short_repr(upsample)}"
             )
         resolved = resolve_params(method, params)
-        if not REFINERS[method].defaults or method == "identity":
-            guide = "mean"  # the guide is not used: one canonical candidate
+        if not REFINERS[method].defaults or method == "identity" or not REFINERS[method].uses_guide:
+            guide = "mean"  # the guide is not used: one canonical candidate (a preset file says "mean")
         if REFINERS[method].native_mask:
             upsample = "bilinear"  # not used either (the refiner resizes by its own rule)
         return cls(method, guide, tuple(sorted(resolved.items())), upsample)
@@ -133,7 +133,8 @@ class Candidate:
     def label(self) -> str:
         """Short readable name, e.g. ``guided color r=8 eps=1e-3 [bilinear]``."""
         parts = [self.method]
-        if self.method != "identity" and REFINERS[self.method].defaults:
+        spec = REFINERS[self.method]
+        if self.method != "identity" and spec.defaults and spec.uses_guide:
             parts.append(self.guide)
         short = {"radius": "r", "subsample": "s"}
         order = {"radius": 0, "eps": 1}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from maskrefine.filters.dense_crf import _bilateral_features, _positions, unary_difference
+from maskrefine.filters.dense_crf import _bilateral_features, _positions, _unary_difference
 
 
 def gaussian_kernel(features: np.ndarray) -> np.ndarray:
@@ -49,7 +49,7 @@ def mean_field(
 
 
 def unary_of(prob: np.ndarray, gt_prob=None) -> np.ndarray:
-    diff = unary_difference(prob, gt_prob)  # U1 - U0; only the difference matters
+    diff = _unary_difference(prob, gt_prob)  # U1 - U0; only the difference matters
     return np.stack([np.zeros_like(diff), diff], axis=1)
 
 

@@ -197,14 +197,14 @@ def test_threaded_chunks_give_the_serial_result(monkeypatch):
 
 def test_unaries_are_pydensecrfs_unary_from_softmax():
     # -log(clip(p, 1e-5, 1)) in float32 (the upper clip used to be 1 - 1e-5, and float64)
-    from maskrefine.filters.dense_crf import unary_difference
+    from maskrefine.filters.dense_crf import _unary_difference
 
     p = np.array([1.0, 0.3, 0.0, 1e-7, 0.5])
     expected = [
         float(np.float32(-np.log(max(v, 1e-5)))) - float(np.float32(-np.log(max(1 - v, 1e-5)))) for v in p
     ]
-    assert unary_difference(p, None).tolist() == expected
-    assert unary_difference(np.array([1.0]), None)[0] == float(np.float32(-np.log(0.7))) - float(
+    assert _unary_difference(p, None).tolist() == expected
+    assert _unary_difference(np.array([1.0]), None)[0] == float(np.float32(-np.log(0.7))) - float(
         np.float32(-np.log(0.3))
     )  # an all-binary mask: unary_from_labels with gt_prob 0.7
 
@@ -214,7 +214,7 @@ def test_deep_spectral_unaries_are_simplecrfs_compute_unary():
     # -log; a one-hot (0/1) mask gets 0.99 / 0.01 from the clip alone (no gt_prob). Was pydensecrf's 1e-5
     # clip with gt_prob 0.7, which moved 6 to 18 labels of 9600 against deep-spectral's output.
     from maskrefine.baseline_presets import CRF_PRESETS
-    from maskrefine.filters.dense_crf import unary_difference
+    from maskrefine.filters.dense_crf import _unary_difference
 
     preset = CRF_PRESETS["deep_spectral"]
     p = np.array([1.0, 0.0, 0.999, 0.3, 0.005])
@@ -225,8 +225,8 @@ def test_deep_spectral_unaries_are_simplecrfs_compute_unary():
         )
 
     expected = [u(v) - u(1.0 - v) for v in p]
-    assert unary_difference(p, None, preset).tolist() == expected
-    binary = unary_difference(np.array([1.0, 0.0]), None, preset)
+    assert _unary_difference(p, None, preset).tolist() == expected
+    binary = _unary_difference(np.array([1.0, 0.0]), None, preset)
     assert binary[0] == u(1.0) - u(0.0) and binary[1] == -binary[0]  # 0.99 vs 0.01, not 0.7 vs 0.3
     image, prob = _tiny()
     soft = dense_crf(image, prob, preset="deep_spectral")

@@ -237,3 +237,15 @@ def test_tune_to_file_overwrite_must_be_a_bool(tmp_path) -> None:
     with pytest.raises(ConfigError, match="`overwrite` must be True or False"):
         tune_to_file(tmp_path / "masks", tmp_path / "images", tmp_path / "gt", out, overwrite="no")
     assert out.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("method", ["crf", "bilateral_solver"])
+def test_a_method_without_a_guide_is_one_candidate_without_a_guide_label(tmp_path, method):
+    # audit 2026-12-03: tune labelled these "crf color ..." and wrote guide = "color" into the preset
+    # file, which apply then took silently where `--method crf --guide color` is refused
+    made = {Candidate.make(method, guide) for guide in ("mean", "luma", "color")}
+    assert len(made) == 1
+    (candidate,) = made
+    assert candidate.guide == "mean" and "color" not in candidate.label and "mean" not in candidate.label
+    write_preset_file(tmp_path / "best.toml", candidate)
+    assert tomllib.loads((tmp_path / "best.toml").read_text())["refine"]["guide"] == "mean"
