@@ -77,10 +77,20 @@ def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     only with the same call. Same NumPy and BLAS as the reference, same cells.
     """
     snap = _SNAP_FLOAT16 if _is_float16(np.asarray(rgb).dtype) else _SNAP
-    scaled = np.asarray(rgb, np.float64) * 255.0
-    levels = np.floor(scaled + 0.5)
-    snapped = np.where(np.abs(scaled - levels) < snap, levels, scaled)
-    return np.tensordot(snapped, RGB_TO_YUV, ([2], [1])) + YUV_OFFSET
+    # the same operations on the same values as floor/where/tensordot written out, but in place: two
+    # image-sized float64 buffers alive at once instead of about five (the solver's peak memory)
+    scaled = np.multiply(rgb, 255.0, dtype=np.float64)
+    levels = scaled + 0.5
+    np.floor(levels, out=levels)
+    off = np.subtract(scaled, levels)
+    np.abs(off, out=off)
+    near = off < snap
+    del off
+    np.copyto(scaled, levels, where=near)
+    del levels, near
+    yuv = np.tensordot(scaled, RGB_TO_YUV, ([2], [1]))
+    yuv += YUV_OFFSET
+    return yuv
 
 
 def bilateral_solver(
