@@ -10,7 +10,7 @@
 * :func:`rank`: order candidates by their mean IoU change against naive upsampling, averaged over
   groups (e.g. the benchmark's sources), leaving out any that makes a group worse.
 * :class:`ScoreCache`: per-candidate scores on disk, keyed by the candidate and the exact input files
-  (path, size and SHA-1 of the content), so an interrupted search resumes where it stopped.
+  (name, size and SHA-1 of the content), so an interrupted search resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -249,9 +249,10 @@ class ScoreCache:
     """Scores of candidates on item sets, stored as ``.npz`` files in ``folder`` (created on first write).
 
     The key is the candidate, the scoring (the preset's name and thresholds, see :func:`scoring_key`),
-    maskrefine's code (:func:`code_fingerprint`) and, for every item, its key and the path, size and
-    content (SHA-1) of its image, mask and GT; changing any input file (even to one of the same size and
-    modification time), the scoring rules or the code misses the cache, while touching a file does not.
+    maskrefine's code (:func:`code_fingerprint`) and, for every item, its key and the name (not the
+    folder), size and content (SHA-1) of its image, mask and GT; changing any input file (even to one of
+    the same size and modification time), the scoring rules or the code misses the cache, while touching,
+    moving or naming a file by another path does not.
     Each entry also records the keys of the items it scored and the items that failed with their
     problems, so a rerun served from the cache reports the same failures. Writes are atomic.
     """
@@ -265,16 +266,18 @@ class ScoreCache:
 
     @staticmethod
     def fingerprint(items: Sequence[Item]) -> str:
-        """SHA-1 over the items' keys and files (path, size, SHA-1 of the content).
+        """SHA-1 over the items' keys and files (name, size, SHA-1 of the content).
 
         The content, not the modification time: a file replaced by another of the same size keeps its
-        time under ``cp -p``, ``rsync -a`` or ``tar x``, or on a file system with a coarse clock.
+        time under ``cp -p``, ``rsync -a`` or ``tar x``, or on a file system with a coarse clock. The file
+        name, not its folder: the same files given by a relative or absolute path, or moved, are the same
+        inputs (the path as typed made a rerun from another folder recompute everything).
         """
         digest = hashlib.sha1()
         for item in items:
             parts = [item.key]
             for path in (item.image, item.mask, item.gt):
-                parts += [str(path), *_file_digest(path)]
+                parts += [Path(path).name, *_file_digest(path)]
             digest.update(json.dumps(parts).encode())
         return digest.hexdigest()
 

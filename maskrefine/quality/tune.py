@@ -227,9 +227,10 @@ def tune(
     Raises
     ------
     ConfigError
-        Missing folders, no matched triple, unknown method, bad budget (and see below).
+        Missing folders, unknown method, bad budget (and see below).
     NothingScoredError
-        Every matched triple failed (its ``failures`` name each file and problem).
+        No matched triple (``failures`` empty), or every matched triple failed (its ``failures`` name each
+        file and problem): a data problem, exit 1 in the CLI as for ``apply`` and ``score``.
 
     ``ConfigError`` also covers a bad ``jobs``, ``methods``, ``preset``, ``seed``, ``progress`` or
     ``cache_dir`` (empty, not a folder, or in or around an input folder); all are checked before any work.
@@ -272,7 +273,9 @@ def tune(
         check_output_folder(cache_dir, {"masks": masks, "images": images, "ground-truth": gts})
     items, unmatched, not_files, duplicates = _triples(masks, images, gts)
     if not items:
-        raise ConfigError(f"no mask in {masks} has both an image in {images} and a ground truth in {gts}")
+        raise NothingScoredError(
+            f"no mask in {masks} has both an image in {images} and a ground truth in {gts}", []
+        )
     binary = _masks_are_binary(items)
     naive = naive_candidate(binary)
     cache = ScoreCache(cache_dir, preset) if cache_dir is not None else None

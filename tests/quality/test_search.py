@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,26 @@ def test_score_cache_round_trip_and_keys(tmp_path):
     (tmp_path / "m.png").write_bytes(b"changed")
     assert cache.get(candidate, ScoreCache.fingerprint(items)) is None  # the input file changed
     assert scoring_key("tokencut") != scoring_key("move")
+
+
+def test_the_cache_key_does_not_depend_on_how_the_folder_is_named(tmp_path, monkeypatch):
+    # audit 2026-12-03: the key held the paths as typed, so rerunning `tune` with absolute paths, from
+    # another folder, or after moving the data recomputed every setting
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("i.png", "m.png", "g.png"):
+        (data / name).write_bytes(name.encode())
+    absolute = [Item("k", data / "i.png", data / "m.png", data / "g.png")]
+    monkeypatch.chdir(tmp_path)
+    relative = [Item("k", Path("data/i.png"), Path("data/m.png"), Path("data/g.png"))]
+    moved = tmp_path / "elsewhere"
+    data.rename(moved)
+    relocated = [Item("k", moved / "i.png", moved / "m.png", moved / "g.png")]
+    moved.rename(data)
+    key = ScoreCache.fingerprint(absolute)
+    assert ScoreCache.fingerprint(relative) == key
+    moved_back = tmp_path / "elsewhere"
+    data.rename(moved_back)
+    assert ScoreCache.fingerprint(relocated) == key
+    (moved_back / "m.png").write_bytes(b"other")
+    assert ScoreCache.fingerprint(relocated) != key  # the content still counts

@@ -230,3 +230,19 @@ def test_a_tune_that_scored_nothing_leaves_no_cache_behind(tmp_path):
         tune_to_file(masks, examples / "images", examples / "gt", out, methods=["identity"], jobs=1)
     assert (tmp_path / "best.toml.tune-cache").is_dir()
     shutil.rmtree(tmp_path / "best.toml.tune-cache")
+
+
+def test_tune_with_nothing_matched_exits_1_as_apply_and_score_do(tmp_path):
+    # audit 2026-12-03: it was a usage error (exit 2, click's "Error:"), where apply and score exit 1
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    for name in ("masks", "images", "gt"):
+        (tmp_path / name).mkdir()
+    args = ["tune", "--masks", "masks", "--images", "images", "--gt", "gt", "--out", "best.toml", "-q"]
+    args = [str(tmp_path / a) if a in ("masks", "images", "gt", "best.toml") else a for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    assert "error: nothing was scored: no mask in" in result.output and "nothing was written" in result.output
+    assert not (tmp_path / "best.toml").exists()
