@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from quality_cases import write_cases
 
-from maskrefine.errors import ConfigError
+from maskrefine.errors import ConfigError, NothingScoredError
 from maskrefine.quality.tune import parse_budget, tune
 
 
@@ -84,7 +84,7 @@ def test_missing_and_empty_folders(six, tmp_path):
     with pytest.raises(ConfigError, match="empty"):
         tune("", six / "images", six / "gt")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no mask"):
+    with pytest.raises(NothingScoredError, match="no mask"):
         tune(tmp_path / "empty", six / "images", six / "gt")
 
 
