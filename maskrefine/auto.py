@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -183,15 +184,18 @@ def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
 
     patch = prediction_stride((h, w), (int(image_hw[0]), int(image_hw[1])))
     if patch is None:
-        ratio = (int(image_hw[0]) / h + int(image_hw[1]) / w) / 2.0
+        ratio = (Fraction(int(image_hw[0]), h) + Fraction(int(image_hw[1]), w)) / 2  # exact: halves go up
         patch = max(1, _round_half_up(ratio))
     binary = np.unique(mask).size <= 2
     return MaskKind(patch=patch, binary=bool(binary))
 
 
-def _round_half_up(value: float) -> int:
-    """``value`` rounded to the nearest integer, halves up (4.5 -> 5; Python's ``round`` gives 4)."""
-    return int(math.floor(value + 0.5))
+def _round_half_up(value: Fraction) -> int:
+    """``value`` rounded to the nearest integer, halves up (4.5 -> 5; Python's ``round`` gives 4).
+
+    Exact (a fraction): in floats 0.7 x 45 is 31.499999999999996, which rounded to 31, not 32.
+    """
+    return math.floor(value + Fraction(1, 2))
 
 
 def decide(mask: np.ndarray, image_hw: tuple[int, int]) -> AutoDecision:
@@ -203,7 +207,7 @@ def decide(mask: np.ndarray, image_hw: tuple[int, int]) -> AutoDecision:
     rule = next(rule for rule in AUTO_RULES if rule.matches(kind))
     if rule.method == "identity":
         return AutoDecision(kind, "identity", "mean", rule.upsample, {}, rule.describe())
-    radius = max(rule.min_radius, _round_half_up(rule.radius_per_patch * kind.patch))
+    radius = max(rule.min_radius, _round_half_up(Fraction(repr(rule.radius_per_patch)) * kind.patch))
     radius = max(0, min(radius, (min(int(image_hw[0]), int(image_hw[1])) - 1) // 2))
     params = {"radius": radius, "eps": rule.eps}
     return AutoDecision(kind, rule.method, rule.guide, rule.upsample, params, rule.describe())

@@ -417,8 +417,9 @@ def refuse_input_file(
     """
     resolved = resolved_path(path, what) if resolved is None else resolved
     for name, file in input_files.items():
-        if resolved == resolved_path(file, f"{name} file") or _same_file(path, file):
-            raise ConfigError(f"{what} {path} is the {name} file {file}; write it elsewhere")
+        label = name if name.endswith(" file") else f"{name} file"  # not "the preset file file"
+        if resolved == resolved_path(file, label) or _same_file(path, file):
+            raise ConfigError(f"{what} {path} is the {label} {file}; write it elsewhere")
 
 
 def check_inputs_are_not_outputs(inputs: Iterable[Path], outputs: Iterable[Path]) -> None:

@@ -120,7 +120,8 @@ class PairedScoreReport:
         """
         if 0 < len(self.rows) < MIN_IMAGES:
             return [
-                f"only {len(self.rows)} images were compared: intervals and verdicts from fewer than "
+                f"only {len(self.rows)} image{'s were' if len(self.rows) != 1 else ' was'} compared: "
+                f"intervals and verdicts from fewer than "
                 f"{MIN_IMAGES} images are unreliable (they often call a change that is not there)"
             ]
         return []

@@ -72,7 +72,8 @@ def _toml_value(value: Any, where: str) -> str:
 
 
 def _toml_key(key: str) -> str:
-    if key and all(ch.isalnum() or ch in "_-" for ch in key):
+    """Return ``key`` bare where TOML allows it (ASCII letters, digits, ``_``, ``-``), else quoted."""
+    if key and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in key):
         return key
     return json.dumps(key)
 

@@ -405,7 +405,8 @@ def tune(
         )
     if len(keys) < MIN_IMAGES:
         report.warnings.append(
-            f"only {len(keys)} images were scored; use at least {MIN_IMAGES} for a reliable choice"
+            f"only {_images(len(keys))} scored; use at least {MIN_IMAGES} for a reliable choice"
+            + ("; with one image the interval has no width and means nothing" if len(keys) == 1 else "")
         )
     if truncated:
         report.warnings.append(f"the budget of {budget_s:g} s ran out: {len(scores)} candidates were scored")
@@ -529,3 +530,8 @@ def tune_to_file(
             report_file, json.dumps(report.to_dict(), indent=2, allow_nan=False, default=str) + "\n"
         )
     return report
+
+
+def _images(count: int) -> str:
+    """``"1 image was"`` / ``"N images were"``."""
+    return "1 image was" if count == 1 else f"{count} images were"

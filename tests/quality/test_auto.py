@@ -46,6 +46,9 @@ def test_binary_ceil_grid_gets_the_x16_radius():
         ((26, 40), (321, 481), True, 8),  # binary x12: 0.7 x 12 = 8.4 -> 8
         ((64, 96), (321, 481), True, 4),  # binary x5: 0.7 x 5 = 3.5 -> 4
         ((21, 32), (321, 481), True, 11),  # binary x15: 0.7 x 15 = 10.5 -> 11 (Python's round gives 10)
+        # binary x45 (a fallback stride): 0.7 x 45 = 31.5 -> 32; in floats 31.499999999999996 gave 31
+        ((20, 20), (900, 900), True, 32),
+        ((20, 20), (1700, 1700), True, 60),  # x85: 59.5 -> 60 (59 in floats)
     ],
 )
 def test_radius_rounds_halves_up(mask_hw, image_hw, binary, radius, rng):

@@ -212,7 +212,9 @@ def test_apply_report_or_outputs_never_replace_the_preset_file(data, tmp_path):
     preset.write_text('[refine]\nmethod = "guided"\nguide = "mean"\n[refine.params]\nradius = 4\n')
     before = preset.read_bytes()
     result = run(*apply_args(data, tmp_path / "out"), "--preset-file", preset, "--report", preset)
-    assert result.exit_code == 2 and "is the preset file" in result.output
+    assert (
+        result.exit_code == 2 and "is the preset file" in result.output and "file file" not in result.output
+    )
     # the preset file sitting at an output path (out/img00.png) with --overwrite: refused too
     out = tmp_path / "out2"
     out.mkdir()

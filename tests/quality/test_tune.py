@@ -246,3 +246,14 @@ def test_tune_with_nothing_matched_exits_1_as_apply_and_score_do(tmp_path):
     assert result.exit_code == 1, result.output
     assert "error: nothing was scored: no mask in" in result.output and "nothing was written" in result.output
     assert not (tmp_path / "best.toml").exists()
+
+
+def test_a_one_image_tune_says_its_interval_means_nothing(tmp_path):
+    # it printed "only 1 images were scored" and a zero-width interval with a verdict
+    write_cases(tmp_path, 1)
+    report = tune(
+        tmp_path / "coarse", tmp_path / "images", tmp_path / "gt", methods=["identity", "guided"], jobs=1
+    )
+    assert any("only 1 image was scored" in w and "has no width" in w for w in report.warnings), (
+        report.warnings
+    )

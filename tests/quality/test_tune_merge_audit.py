@@ -249,3 +249,11 @@ def test_a_method_without_a_guide_is_one_candidate_without_a_guide_label(tmp_pat
     assert candidate.guide == "mean" and "color" not in candidate.label and "mean" not in candidate.label
     write_preset_file(tmp_path / "best.toml", candidate)
     assert tomllib.loads((tmp_path / "best.toml").read_text())["refine"]["guide"] == "mean"
+
+
+@pytest.mark.parametrize("key", ["radius", "sigma-2", "größe", "半径", "a b", ""])
+def test_toml_keys_are_bare_only_when_toml_allows_it(key):
+    # str.isalnum accepts non-ASCII letters, which TOML bare keys do not: the file could not be read back
+    from maskrefine.quality.preset_file import _toml_key
+
+    assert tomllib.loads(f"{_toml_key(key)} = 1") == {key: 1}
