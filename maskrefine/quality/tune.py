@@ -35,8 +35,15 @@ from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
 from maskrefine.io.pairs import match_folders
 from maskrefine.metrics import PRESETS, get_preset
-from maskrefine.pipeline.guards import check_folder, check_jobs, check_output_folder, path_argument
+from maskrefine.pipeline.guards import (
+    check_folder,
+    check_jobs,
+    check_output_folder,
+    file_path_argument,
+    path_argument,
+)
 from maskrefine.pipeline.reports import duplicates_in, not_regular_in
+from maskrefine.pipeline.reports import report_file as with_its_folders
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
     ScoreCache,
@@ -486,8 +493,12 @@ def tune_to_file(
     cache_dir = out.with_name(out.name + ".tune-cache")
     report_file = None
     if report_path is not None:
-        # a single file asked for: an existing regular file is replaced, as `apply --report` replaces it
-        report_file = check_preset_output(report_path, "report file", overwrite=True)
+        # a single file asked for: an existing regular file is replaced, and missing folders above it are
+        # created when it is written (after the run: nothing is made before the checks pass), as for
+        # `apply --report`
+        report_file = file_path_argument(report_path, "report file")
+        if report_file.parent.is_dir():
+            report_file = check_preset_output(report_file, "report file", overwrite=True)
         # nor the score cache folder (made by the run) or a file in it
         check_output_file(report_file, "report file", {**inputs, "score cache": cache_dir}, taken=taken)
     budget_s = parse_budget(budget)
@@ -527,7 +538,8 @@ def tune_to_file(
         import json
 
         write_text_atomic(
-            report_file, json.dumps(report.to_dict(), indent=2, allow_nan=False, default=str) + "\n"
+            with_its_folders(report_file, "report file"),
+            json.dumps(report.to_dict(), indent=2, allow_nan=False, default=str) + "\n",
         )
     return report
 

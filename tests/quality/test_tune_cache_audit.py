@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,13 @@ def test_every_file_failing_is_a_file_failure_naming_each_file(tmp_path):
     with pytest.raises(NothingScoredError) as info:
         tune(tmp_path / "coarse", tmp_path / "images", tmp_path / "gt", methods=["identity"])
     assert [key for key, _ in info.value.failures] == ["img00", "img01", "img02"]
+
+
+def test_report_in_a_missing_folder_is_written_there_after_the_run(tmp_path):
+    # the README says missing folders above --report are created; tune refused them
+    write_cases(tmp_path, 3)
+    out = tmp_path / "best.toml"
+    report = tmp_path / "reports" / "deep" / "tune.json"
+    result = CliRunner().invoke(main, _args(tmp_path, "--out", out, "--report", report))
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["rows"]
