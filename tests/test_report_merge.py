@@ -193,6 +193,26 @@ def test_settings_that_differ_between_shards_are_refused(sharded, tmp_path) -> N
             merge_run_reports([sharded["reports"][0], other])
 
 
+def test_shards_that_saw_different_folders_are_refused(tmp_path) -> None:
+    # audit 2026-12-03: a pair added after shard 1 ran, whose stem falls in shard 1, was never refined,
+    # and the merge said "written 10" with exit 0
+    masks, images = tmp_path / "masks", tmp_path / "images"
+    shutil.copytree(EXAMPLES / "masks", masks)
+    shutil.copytree(EXAMPLES / "images", images)
+    reports = [tmp_path / "1.json", tmp_path / "2.json"]
+    apply_folder(masks, images, tmp_path / "out", shard=(1, 2), jobs=1, report_path=reports[0])
+    stem = next(p.stem for p in masks.iterdir())
+    shutil.copyfile(masks / f"{stem}.png", masks / "added.png")
+    shutil.copyfile(next(images.glob(f"{stem}.*")), images / "added.jpg")
+    apply_folder(masks, images, tmp_path / "out", shard=(2, 2), jobs=1, report_path=reports[1])
+    with pytest.raises(
+        InputError, match=r"2\.json: the folders changed between the shards' runs: this shard saw 11 pairs"
+    ):
+        merge_run_reports(reports)
+    result = CliRunner().invoke(main, ["report", "merge", *map(str, reports)])
+    assert result.exit_code != 0 and "folders changed" in result.output
+
+
 def test_many_missing_shards_are_counted_not_all_listed(sharded, tmp_path) -> None:
     data = json.loads(sharded["reports"][0].read_text())
     data["config"]["shard"] = "1/1000000"

@@ -106,7 +106,7 @@ def guided_filter(
     always float32. Inputs are never modified.
 
     Gray guide: ``a = cov(I, p) / (var(I) + ε)``, ``b = p̄ − a·Ī``, ``q = ā·I + b̄``. Colour guide:
-    ``a = (Σ + εU)⁻¹ cov(I, p)`` per pixel (closed-form 3×3 inverse), ``b = p̄ − aᵀĪ``,
+    ``a = (Σ + εU)⁻¹ cov(I, p)`` per pixel (LDLᵀ solve of the symmetric 3×3 system), ``b = p̄ − aᵀĪ``,
     ``q = āᵀI + b̄``. The minimum size is the window in both border modes (docs/filters.md requires
     H, W ≥ 2r+1 and the torch backend's cumsum box filter needs it).
 

@@ -530,6 +530,15 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
                     f"not a shard of the same job as {first_path}: {key} is "
                     f"{_show_setting(report.config.get(key))}, not {_show_setting(job[key])}",
                 )
+        pairs_seen, first_seen = report.config.get("folder_pairs"), first.config.get("folder_pairs")
+        if pairs_seen is not None and first_seen is not None and pairs_seen != first_seen:
+            # files added or removed between the shards' runs: a pair that fell in a shard that had already
+            # run was never processed, though every shard reports success
+            raise _fail(
+                path,
+                f"the folders changed between the shards' runs: this shard saw {_show_setting(pairs_seen)} "
+                f"pairs, {first_path} saw {_show_setting(first_seen)}; rerun every shard on the same files",
+            )
         shard_text = report.config.get("shard")
         shards.append(shard_text)
         if shard_text is not None:
