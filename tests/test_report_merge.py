@@ -213,6 +213,25 @@ def test_shards_that_saw_different_folders_are_refused(tmp_path) -> None:
     assert result.exit_code != 0 and "folders changed" in result.output
 
 
+def test_merged_unmatched_files_are_in_one_runs_order(tmp_path) -> None:
+    # the merge listed the images' unmatched files before the masks', unlike one run's report
+    masks, images = tmp_path / "masks", tmp_path / "images"
+    shutil.copytree(EXAMPLES / "masks", masks)
+    shutil.copytree(EXAMPLES / "images", images)
+    for k in range(4):
+        shutil.copyfile(next(masks.iterdir()), masks / f"lonely{k}.png")
+        shutil.copyfile(next(images.iterdir()), images / f"alone{k}.jpg")
+    single = apply_folder(masks, images, tmp_path / "one", jobs=1, report_path=tmp_path / "one.json")
+    reports = [tmp_path / f"{k}.json" for k in (1, 2)]
+    for k, path in enumerate(reports, start=1):
+        apply_folder(masks, images, tmp_path / "one", shard=(k, 2), jobs=1, report_path=path, overwrite=True)
+    one = json.loads((tmp_path / "one.json").read_text())["unmatched"]
+    out = tmp_path / "merged.json"
+    result = CliRunner().invoke(main, ["report", "merge", *map(str, reports), "--json", str(out)])
+    assert result.exit_code == 0, result.output  # unmatched files are reported, not failures
+    assert json.loads(out.read_text())["unmatched"] == one and len(one) == 8 and single.unmatched
+
+
 def test_many_missing_shards_are_counted_not_all_listed(sharded, tmp_path) -> None:
     data = json.loads(sharded["reports"][0].read_text())
     data["config"]["shard"] = "1/1000000"

@@ -582,7 +582,8 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
         first_start, elapsed, elapsed_rule = None, elapsed_sum, "sum"
     merged = RunReport(
         outcomes=[by_stem[stem][1] for stem in sorted(by_stem)],
-        unmatched=sorted(unmatched.values(), key=lambda u: (u.folder, str(u.path))),
+        # one run's order: the masks' unmatched files, then the images' (each by path)
+        unmatched=sorted(unmatched.values(), key=lambda u: (u.folder != "masks", u.folder, str(u.path))),
         duplicates=dict(sorted(duplicates.items())),
         elapsed=elapsed,
         config={**first.config, "shard": None, "jobs": None},
