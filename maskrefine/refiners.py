@@ -336,7 +336,7 @@ def refine(
     mask: npt.NDArray[np.floating],
     method: str = "guided",
     *,
-    guide: str = "mean",
+    guide: str | None = None,
     binary_input: bool = False,
     **params: Any,
 ) -> npt.NDArray[np.float32]:
@@ -354,9 +354,11 @@ def refine(
         A key of :data:`REFINERS`: ``"identity"`` (resize and clip only), ``"guided"`` (guided filter,
         He et al. 2013) or ``"fast_guided"`` (fast guided filter, He & Sun 2015, ``subsample=4``), or
         any method registered later.
-    guide : {"mean", "luma", "color"}
-        How the guide is built from the image (:func:`maskrefine.guide.make_guide`); ``"mean"`` is the
-        unweighted (R+G+B)/3 of the paper.
+    guide : {"mean", "luma", "color"}, optional
+        How the guide is built from the image (:func:`maskrefine.guide.make_guide`); default ``"mean"``,
+        the unweighted (R+G+B)/3 of the paper. For a method that uses no guide (``identity``,
+        ``bilateral_solver`` and ``crf``, which reads the RGB image) only the default is accepted, as
+        ``--guide`` is refused there.
     binary_input : bool
         The mask is hard (0/1): resize it with nearest-neighbour interpolation. ``True`` or ``False``
         (a NumPy bool too); anything else is refused (``bool("no")`` would be True).
@@ -385,7 +387,15 @@ def refine(
     (16, 16)
     """
     spec = _check_method(method)
-    check_choice(guide, GUIDE_MODES, "guide")
+    if guide is None:
+        guide = "mean"
+    else:
+        check_choice(guide, GUIDE_MODES, "guide")
+        if not spec.uses_guide and guide != "mean":  # "mean", the default, as auto's decisions record it
+            raise ValueError(
+                f"`guide` {guide!r} has no effect with method {spec.name!r} (it uses no guide image); "
+                "leave it out"
+            )
     binary_input = check_flag(binary_input, "binary_input")
     resolved = resolve_params(method, params)
     out = refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, binary_input)

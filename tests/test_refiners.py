@@ -362,3 +362,16 @@ def test_refine_never_modifies_the_mask_and_checks_what_a_refiner_returns() -> N
     finally:
         for name in ("t_echo", "t_broken", "t_nan"):
             REFINERS.pop(name, None)
+
+
+@pytest.mark.parametrize("method", ["identity", "bilateral_solver", "crf"])
+@pytest.mark.parametrize("guide", ["luma", "color"])
+def test_a_guide_for_a_method_without_one_is_refused_as_on_the_command_line(method, guide):
+    # audit 2026-12-03: refine(..., "crf", guide="color") ran and ignored the guide, which
+    # `apply --method crf --guide color` refuses
+    image = np.full((16, 16, 3), 0.5, np.float32)
+    mask = np.zeros((16, 16), np.float32)
+    with pytest.raises(ValueError, match=rf"`guide` '{guide}' has no effect with method '{method}'"):
+        refine(image, mask, method, guide=guide)
+    expected = refine(image, mask, method)
+    np.testing.assert_array_equal(refine(image, mask, method, guide="mean"), expected)  # auto's record

@@ -205,7 +205,8 @@ def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
     )
     for setting_method, setting_guide, setting_params in settings:
         try:
-            refine(image, mask, setting_method, guide=setting_guide, **setting_params)
+            uses_guide = setting_method in REFINERS and REFINERS[setting_method].uses_guide
+            refine(image, mask, setting_method, guide=setting_guide if uses_guide else None, **setting_params)
         except Exception:  # noqa: BLE001 - warm-up only
             pass
 

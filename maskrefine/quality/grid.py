@@ -223,7 +223,7 @@ class Candidate:
             image,
             mask,
             self.method,
-            guide=self.guide,
+            guide=self.guide if REFINERS[self.method].uses_guide else None,
             binary_input=self.upsample == "nearest",
             **self.param_dict,
         )
