@@ -148,3 +148,23 @@ def test_reading_a_report_path_with_a_nul_is_a_usage_error() -> None:
     # was InputError "a\x00b.json: no such report file", the raw NUL in the message
     with pytest.raises(ConfigError, match="NUL"):
         read_run_report("a\0b.json")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"method": "auto", "guide": "color"}, "guide 'color': method 'auto' picks its own guide"),
+        ({"method": "auto", "binary_input": True}, "binary_input=True: method 'auto' picks its own"),
+        ({"method": "crf", "guide": "luma"}, "guide 'luma' has no effect with method 'crf'"),
+        ({"method": "identity", "guide": "color"}, "guide 'color' has no effect with method 'identity'"),
+    ],
+)
+def test_apply_folder_refuses_settings_its_method_ignores(tmp_path, kwargs, match):
+    # audit 2026-12-03: these were ignored silently, where the CLI refuses --guide / --binary-input
+    from maskrefine.errors import ConfigError
+    from maskrefine.pipeline import apply_folder
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    with pytest.raises(ConfigError, match=match):
+        apply_folder(examples / "masks", examples / "images", tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()

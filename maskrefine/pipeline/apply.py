@@ -348,6 +348,14 @@ def apply_folder(
             raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {short_repr(value)}")
     if params is not None and not isinstance(params, Mapping):
         raise ConfigError(f"params must be a mapping of parameter name to value; got {type(params).__name__}")
+    if method == "auto" and (guide != "mean" or binary_input):  # ignored silently before
+        given = f"guide {guide!r}" if guide != "mean" else "binary_input=True"
+        raise ConfigError(
+            f"{given}: method 'auto' picks its own guide and upsampling per mask kind; name the method "
+            "they apply to (e.g. method='guided')"
+        )
+    if not REFINERS[method].uses_guide and guide != "mean":
+        raise ConfigError(f"guide {guide!r} has no effect with method {method!r} (it uses no guide image)")
     check_progress(progress)
     try:
         resolved = resolve_params(method, params)
