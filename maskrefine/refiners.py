@@ -331,6 +331,17 @@ def _check_mask(mask: object) -> np.ndarray:
     return array
 
 
+def unused_guide_problem(method: str, guide: str) -> str | None:
+    """``"'color' has no effect with method 'crf' (...)"`` for a guide a registered method ignores, else None.
+
+    A method that uses no guide image takes only the default ``"mean"`` (as ``auto``'s decisions and
+    canonical candidates record it); any other guide would be ignored silently.
+    """
+    if REFINERS[method].uses_guide or guide == "mean":
+        return None
+    return f"{guide!r} has no effect with method {method!r} (it uses no guide image)"
+
+
 def refine(
     image: npt.NDArray[np.floating],
     mask: npt.NDArray[np.floating],
@@ -391,11 +402,9 @@ def refine(
         guide = "mean"
     else:
         check_choice(guide, GUIDE_MODES, "guide")
-        if not spec.uses_guide and guide != "mean":  # "mean", the default, as auto's decisions record it
-            raise ValueError(
-                f"`guide` {guide!r} has no effect with method {spec.name!r} (it uses no guide image); "
-                "leave it out"
-            )
+        problem = unused_guide_problem(spec.name, guide)
+        if problem is not None:
+            raise ValueError(f"`guide` {problem}; leave it out")
     binary_input = check_flag(binary_input, "binary_input")
     resolved = resolve_params(method, params)
     out = refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, binary_input)

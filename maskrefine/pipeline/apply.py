@@ -58,7 +58,14 @@ from maskrefine.pipeline.reports import (
     write_run_report,
 )
 from maskrefine.pipeline.workers import run_tasks
-from maskrefine.refiners import REFINERS, check_mask_size, refine, refine_unchecked, resolve_params
+from maskrefine.refiners import (
+    REFINERS,
+    check_mask_size,
+    refine,
+    refine_unchecked,
+    resolve_params,
+    unused_guide_problem,
+)
 
 __all__ = ["apply_folder", "OUTPUT_FORMATS"]
 
@@ -205,8 +212,7 @@ def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
     )
     for setting_method, setting_guide, setting_params in settings:
         try:
-            uses_guide = setting_method in REFINERS and REFINERS[setting_method].uses_guide
-            refine(image, mask, setting_method, guide=setting_guide if uses_guide else None, **setting_params)
+            refine(image, mask, setting_method, guide=setting_guide, **setting_params)
         except Exception:  # noqa: BLE001 - warm-up only
             pass
 
@@ -354,8 +360,9 @@ def apply_folder(
             f"{given}: method 'auto' picks its own guide and upsampling per mask kind; name the method "
             "they apply to (e.g. method='guided')"
         )
-    if not REFINERS[method].uses_guide and guide != "mean":
-        raise ConfigError(f"guide {guide!r} has no effect with method {method!r} (it uses no guide image)")
+    guide_problem = unused_guide_problem(method, guide)
+    if guide_problem is not None:
+        raise ConfigError(f"guide {guide_problem}")
     check_progress(progress)
     try:
         resolved = resolve_params(method, params)

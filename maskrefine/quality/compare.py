@@ -52,6 +52,7 @@ from maskrefine.quality.stats import (
     Statistic,
     check_resamples,
     compare_paired,
+    images_were,
 )
 
 __all__ = ["PAIRED_METRICS", "PairedScoreReport", "compare_folders", "SCATTER_FILE"]
@@ -120,8 +121,7 @@ class PairedScoreReport:
         """
         if 0 < len(self.rows) < MIN_IMAGES:
             return [
-                f"only {len(self.rows)} image{'s were' if len(self.rows) != 1 else ' was'} compared: "
-                f"intervals and verdicts from fewer than "
+                f"only {images_were(len(self.rows))} compared: intervals and verdicts from fewer than "
                 f"{MIN_IMAGES} images are unreliable (they often call a change that is not there)"
             ]
         return []

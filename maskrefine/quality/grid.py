@@ -223,7 +223,7 @@ class Candidate:
             image,
             mask,
             self.method,
-            guide=self.guide if REFINERS[self.method].uses_guide else None,
+            guide=self.guide,  # "mean" for a method that uses no guide (see make)
             binary_input=self.upsample == "nearest",
             **self.param_dict,
         )

@@ -45,6 +45,13 @@ MAX_RESAMPLES = 100_000
 #: warn): with 2, 3, 5 and 10 images a change of exactly 0 was called better or worse 52, 28, 19 and 9 %
 #: of the time at a nominal 5 % (300 simulated comparisons each); from 20 images on, 5 %.
 MIN_IMAGES = 20
+
+
+def images_were(count: int) -> str:
+    """``"1 image was"`` / ``"N images were"``: the subject of the small-sample warnings."""
+    return "1 image was" if count == 1 else f"{count} images were"
+
+
 #: Coverage of the intervals unless asked otherwise (``score --baseline`` always uses it): its
 #: :func:`min_resamples` is 40.
 DEFAULT_CONFIDENCE = 0.95

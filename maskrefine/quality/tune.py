@@ -53,7 +53,7 @@ from maskrefine.quality.search import (
     searchable_methods,
     unique_by_label,
 )
-from maskrefine.quality.stats import MIN_IMAGES, PairedComparison
+from maskrefine.quality.stats import MIN_IMAGES, PairedComparison, images_were
 
 __all__ = ["TuneRow", "TuneReport", "tune", "tune_to_file", "parse_budget", "MIN_IMAGES"]
 
@@ -412,7 +412,7 @@ def tune(
         )
     if len(keys) < MIN_IMAGES:
         report.warnings.append(
-            f"only {_images(len(keys))} scored; use at least {MIN_IMAGES} for a reliable choice"
+            f"only {images_were(len(keys))} scored; use at least {MIN_IMAGES} for a reliable choice"
             + ("; with one image the interval has no width and means nothing" if len(keys) == 1 else "")
         )
     if truncated:
@@ -542,8 +542,3 @@ def tune_to_file(
             json.dumps(report.to_dict(), indent=2, allow_nan=False, default=str) + "\n",
         )
     return report
-
-
-def _images(count: int) -> str:
-    """``"1 image was"`` / ``"N images were"``."""
-    return "1 image was" if count == 1 else f"{count} images were"
