@@ -1029,6 +1029,11 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
         )
     if report.nothing_scored is not None:
         _err(_one_line(f"error: nothing was scored: {report.nothing_scored}"))
+    elif not report.rows and not quiet:  # an empty shard of a job whose other shards hold the pairs
+        _err(
+            f"note: none of the folders' {report.config.get('folder_pairs')} pair(s) fell in shard "
+            f"{report.config.get('shard')}; nothing to score here"
+        )
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

@@ -548,6 +548,30 @@ def test_score_prints_summary_and_writes_files(score_data, tmp_path: Path) -> No
     assert len(lines) == 1 + 4
 
 
+def test_score_empty_shard_succeeds_with_a_csv_header(score_data, tmp_path: Path) -> None:
+    # an empty shard of folders that hold pairs exited 1 ("nothing was scored"), unlike apply's, and its
+    # CSV was one blank line: concatenating the shards' tables lost the header when shard 1 was empty
+    from maskrefine.pipeline import shard_index
+
+    pred, gt = score_data
+    stems = [p.stem for p in pred.iterdir()]
+    used = {shard_index(stem, 64) for stem in stems}
+    empty_shard = min(set(range(1, 65)) - used)
+    csv_path = tmp_path / "empty.csv"
+    args = ["score", "--pred", pred, "--gt", gt, "--shard", f"{empty_shard}/64", "--csv", csv_path]
+    result = invoke(args, pred, gt)
+    assert result.exit_code == 0, result.output
+    assert f"none of the folders' {len(stems)} pair(s) fell in shard {empty_shard}/64" in result.stderr
+    full_csv = tmp_path / "full.csv"
+    assert invoke(["score", "--pred", pred, "--gt", gt, "--csv", full_csv], pred, gt).exit_code == 0
+    assert csv_path.read_text() == full_csv.read_text().splitlines(keepends=True)[0]
+    # an empty folder is still an error, sharded or not
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    result = invoke(["score", "--pred", empty, "--gt", gt, "--shard", "1/2"], empty, gt)
+    assert result.exit_code == 1 and "nothing was scored: no prediction found in shard 1/2" in result.stderr
+
+
 def test_score_plot_with_matplotlib(score_data, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install -e '.[plot]')")
     pred, gt = score_data

@@ -791,6 +791,18 @@ def _score_prepared(
     return row, {"precision": prec, "recall": rec, "fbeta": fcurve, "e_measure": ecurve}
 
 
+#: Row keys of :func:`score_image` before and after the MAE key(s), in order (see Evaluator.row_columns).
+_ROW_HEAD = ("height", "width", "acc", "iou", "max_fbeta", "mean_fbeta", "adaptive_fbeta")
+_ROW_TAIL = (
+    "s_measure",
+    "max_e_measure",
+    "mean_e_measure",
+    "adaptive_e_measure",
+    "weighted_fbeta",
+    "empty_gt",
+    "empty_pred",
+)
+
 #: Metric keys of :meth:`Evaluator.summary`, in order.
 SUMMARY_METRICS = (
     "acc",
@@ -950,6 +962,19 @@ class Evaluator:
                     f"`curves[{key!r}]` must be a float array of shape ({k},), one value per threshold of "
                     f"preset {self.preset.name}; got {getattr(curve, 'shape', type(curve).__name__)}"
                 )
+
+    def row_columns(self) -> tuple[str, ...]:
+        """Return the keys of a :meth:`per_image` row, in order, whether or not an image was added.
+
+        For a table header when nothing was scored (an empty shard).
+
+        Returns
+        -------
+        tuple of str
+            ``name`` followed by :func:`score_image`'s row keys under this evaluator's preset.
+        """
+        mae = ("mae", "soft_mae") if self.preset.mae_rule == "binary" else ("mae",)
+        return ("name", *_ROW_HEAD, *mae, *_ROW_TAIL)
 
     def per_image(self) -> list[dict[str, Any]]:
         """Return one dict per image.

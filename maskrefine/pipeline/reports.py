@@ -471,6 +471,9 @@ class ScoreReport:
     encodings : dict of str to int, default {}
         Count of each non-plain mask encoding among the scored pairs, keyed ``"predictions: <encoding>"``
         or ``"gt: <encoding>"``.
+    columns : list of str, default []
+        The CSV's columns, in order, also when no image was scored (the header of an empty shard's
+        table); keys of ``rows`` not listed are appended.
     """
 
     summary: dict[str, Any] = field(default_factory=dict)
@@ -484,14 +487,21 @@ class ScoreReport:
     config: dict[str, Any] = field(default_factory=dict)
     not_regular: list[Failure] = field(default_factory=list)
     encodings: dict[str, int] = field(default_factory=dict)
+    columns: list[str] = field(default_factory=list)
 
     @property
     def nothing_scored(self) -> str | None:
-        """Why no image was scored, or None when at least one was."""
+        """Why no image was scored, or None when at least one was.
+
+        An empty shard of folders that hold pairs (``config``'s ``folder_pairs``: more shards than pairs)
+        is not an error, as for ``apply``.
+        """
         if self.rows:
             return None
         if self.failures or self.not_regular:
             return f"every pair failed ({len(self.failures) + len(self.not_regular)} failure(s))"
+        if self.config.get("shard") and self.config.get("folder_pairs"):
+            return None
         if self.unmatched or self.duplicates:
             if not self.duplicates and all(item.folder != "predictions" for item in self.unmatched):
                 where = f" in shard {self.config.get('shard')}" if self.config.get("shard") else ""
@@ -593,7 +603,7 @@ class ScoreReport:
             The path is not a regular file, a parent folder cannot be created, or writing failed; the
             message names the path.
         """
-        return write_text_atomic(report_file(path, "CSV path"), rows_to_csv(self.rows))
+        return write_text_atomic(report_file(path, "CSV path"), rows_to_csv(self.rows, self.columns))
 
 
 def _jsonable(value: Any) -> Any:
@@ -612,12 +622,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def rows_to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Per-image rows as CSV text: the union of their keys as columns, floats as repr, NaN as ``nan``."""
+def rows_to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> str:
+    """Per-image rows as CSV text, floats as repr, NaN as ``nan``.
+
+    The columns are ``columns`` then the other keys of the rows in first-seen order; the header is
+    written even when there is no row (an empty line when there is no column either).
+    """
     import csv
     import io
 
-    columns: list[str] = []
+    columns = list(columns)
     for row in rows:
         for key in row:
             if key not in columns:

@@ -383,7 +383,9 @@ def score_folder(
         "mask_scale": read.mask_scale,
         "apply_exif": read.apply_exif,
         "max_pixels": read.max_pixels,
+        "folder_pairs": len(pairing.pairs),
     }
+    columns = [*evaluator.row_columns(), *(("corloc_correct", "corloc_iou") if corloc is not None else ())]
     report = ScoreReport(
         summary=summary,
         rows=rows,
@@ -397,6 +399,7 @@ def score_folder(
             **count_encodings([pred for pred, _ in encodings], "predictions: "),
             **count_encodings([gt for _, gt in encodings], "gt: "),
         },
+        columns=columns,
     )
     if plot_path is not None:
         try:

@@ -41,3 +41,19 @@ def test_import_does_not_pull_torch():
     code = "import sys, maskrefine.metrics; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_row_columns_are_the_keys_of_every_presets_rows():
+    # the CSV header of an empty shard comes from row_columns: it must be what a scored row holds
+    import numpy as np
+
+    gt = np.zeros((12, 16), np.uint8)
+    gt[3:9, 4:12] = 255
+    pred = np.zeros((12, 16), np.uint8)
+    pred[4:10, 5:11] = 200
+    for name in sorted(metrics.PRESETS):
+        evaluator = metrics.Evaluator(preset=name)
+        assert evaluator.row_columns()[0] == "name"
+        row = evaluator.step(pred, gt, name="a")
+        assert tuple(row) == evaluator.row_columns(), name
+        assert tuple(evaluator.per_image()[0]) == evaluator.row_columns(), name
