@@ -402,6 +402,33 @@ def test_shards_are_compared_by_folder_not_by_the_text_typed(tmp_path, monkeypat
         merge_run_reports([tmp_path / "a1.json", tmp_path / "b2.json"])
 
 
+def test_shards_reaching_the_folders_through_a_symlink_are_one_job(tmp_path) -> None:
+    # the folders compared as text: a shard run through a symlink (another mount path on a cluster) was
+    # refused as "not a shard of the same job" though it read and wrote the same folders
+    real = tmp_path / "real"
+    shutil.copytree(EXAMPLES / "masks", real / "masks")
+    shutil.copytree(EXAMPLES / "images", real / "images")
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    apply_folder(
+        real / "masks", real / "images", real / "out", shard=(1, 2), jobs=1, report_path=tmp_path / "1.json"
+    )
+    apply_folder(
+        link / "masks", link / "images", link / "out", shard=(2, 2), jobs=1, report_path=tmp_path / "2.json"
+    )
+    merged = merge_run_reports([tmp_path / "1.json", tmp_path / "2.json"])
+    assert (
+        merged.ok and merged.missing_shards == [] and merged.report.config["masks_dir"] == str(real / "masks")
+    )
+    assert merged.report.counts["written"] == len(list((EXAMPLES / "masks").iterdir()))
+    # a folder that is gone cannot be shown to be the same: the spellings must then agree
+    link.unlink()
+    with pytest.raises(
+        InputError, match=r"2\.json: not a shard of the same job .* masks_dir is '.*/link/masks'"
+    ):
+        merge_run_reports([tmp_path / "1.json", tmp_path / "2.json"])
+
+
 def test_a_merge_that_stops_still_names_every_unreadable_report(sharded, tmp_path) -> None:
     # only the error that stopped the merge was printed; the unreadable files skipped before were lost
     empty, bad = tmp_path / "empty.json", tmp_path / "bad.json"

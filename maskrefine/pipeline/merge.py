@@ -40,6 +40,8 @@ from maskrefine.pipeline.reports import (
 __all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
 
 # Settings that must agree across the shards of one job (jobs, overwrite, skip_existing and shard may differ).
+#: The job's folders, which a shard may spell another way (see _same_setting).
+_FOLDER_KEYS = frozenset({"masks_dir", "images_dir", "out_dir"})
 _JOB_KEYS = (
     "masks_dir",
     "images_dir",
@@ -511,6 +513,24 @@ def _show_setting(value: object) -> str:
     return short_repr(value, 1024 if isinstance(value, str) else 80)
 
 
+def _same_setting(key: str, value: object, first: object) -> bool:
+    """Whether a shard's job setting is the first report's.
+
+    Folders are the same when spelled alike or when both are absolute and name one existing folder here
+    (one shard reached the data through a symlink or another mount path, as on clusters).
+    """
+    if value == first:
+        return True
+    if key not in _FOLDER_KEYS or not isinstance(value, str) or not isinstance(first, str):
+        return False
+    if not (os.path.isabs(value) and os.path.isabs(first)):
+        return False
+    try:
+        return os.path.samefile(value, first)
+    except (OSError, ValueError):  # missing here, unreadable, or a NUL in the text: not shown to be one
+        return False
+
+
 def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) -> MergedRunReport:
     """Merge the reports read (``(path, report)``, in order); ``unreadable``: the files skipped."""
     first_path, first = items[0]
@@ -524,7 +544,7 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
     not_regular: dict[str, Failure] = {}
     for path, report in items:
         for key in _JOB_KEYS:
-            if report.config.get(key) != job[key]:
+            if not _same_setting(key, report.config.get(key), job[key]):
                 raise _fail(
                     path,
                     f"not a shard of the same job as {first_path}: {key} is "
