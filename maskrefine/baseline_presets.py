@@ -41,6 +41,14 @@ BILATERAL_PRESETS: MappingProxyType[str, BilateralPreset] = MappingProxyType(
             "found",
             "FOUND misc.py: σ 16/16/8, hole-filled largest component, kept only if IoU(input, it) > 0.5",
         ),
+        "found_multi": BilateralPreset(
+            16.0,
+            16.0,
+            8.0,
+            "found_multi",
+            "FOUND misc.py, evaluation mode multi: σ 16/16/8, every hole-filled component but the largest "
+            "region, kept only if IoU(input, it) > 0.5",
+        ),
     }
 )
 

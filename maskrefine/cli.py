@@ -412,7 +412,8 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "preset",
         str,
         "bilateral_solver: tokencut (σ 16/16/8, default), paper_repo (24/4/4), found "
-        "(binary, IoU-gated); crf: deeplab (default), deeplab_v2, deep_spectral. Without --method: "
+        "(binary, IoU-gated, largest object), found_multi (every object); crf: deeplab (default), "
+        "deeplab_v2, deep_spectral. Without --method: "
         "paper = the paper's guided filter (mean guide, radius 9, eps 1e-3), instead of auto.",
     ),
     (

@@ -571,7 +571,7 @@ register_refiner(
     RefinerSpec(
         name="bilateral_solver",
         summary="fast bilateral solver (Barron & Poole 2016); presets tokencut (σ 16/16/8, default), "
-        "paper_repo (24/4/4), found (binary, IoU-gated)",
+        "paper_repo (24/4/4), found (binary, IoU-gated; found_multi keeps every object)",
         defaults={
             "preset": "tokencut",
             "sigma_spatial": None,

@@ -30,6 +30,7 @@ from maskrefine._checks import (
     as_float_array,
     as_rgb_unit_image,
     check_choice,
+    check_flag,
     check_float_range,
     check_int_range,
     check_max_abs,
@@ -40,7 +41,7 @@ from maskrefine.filters import _bilateral_kernels as kernels
 __all__ = ["BilateralPreset", "BILATERAL_PRESETS", "OUTPUTS", "bilateral_solver", "found_binary"]
 
 #: What :func:`bilateral_solver` returns: the solver's soft output, or FOUND's post-processing.
-OUTPUTS: tuple[str, ...] = ("soft", "found")
+OUTPUTS: tuple[str, ...] = ("soft", "found", "found_multi")
 
 
 _MIN_SIGMA = 1e-3
@@ -119,10 +120,11 @@ def bilateral_solver(
         converted to YUV as the reference code does (:func:`reference_yuv`).
     target : ndarray of float, shape (H, W)
         Values to smooth, e.g. a soft or binary mask in [0, 1]. The solve is linear in the target.
-    preset : {"tokencut", "paper_repo", "found"}, default "tokencut"
+    preset : {"tokencut", "paper_repo", "found", "found_multi"}, default "tokencut"
         Default σ's and output (see :data:`BILATERAL_PRESETS`): ``tokencut`` σ 16/16/8 soft (TokenCut,
         MOVE), ``paper_repo`` σ 24/4/4 soft (the paper's repository), ``found`` σ 16/16/8 solved on
-        ``target > 0.5`` with FOUND's binary post-processing (:func:`found_binary`).
+        ``target > 0.5`` with FOUND's binary post-processing (:func:`found_binary`, single-object mode),
+        ``found_multi`` the same with FOUND's multi-object mode (every component but the largest region).
     sigma_spatial, sigma_luma, sigma_chroma : float, optional
         Grid cell sizes in pixels and in 0..255 Y / U,V units (>= 0.001); ``None`` takes the preset's.
     lam : float, default 256
@@ -142,15 +144,16 @@ def bilateral_solver(
     diag_min : float, default 1e-5
         Lower clamp of the Jacobi preconditioner's diagonal, in [2.2e-308, 1e30] (above ~1e150 the
         preconditioned step underflows and the solve would silently stop at its starting point).
-    output : {"soft", "found"}, optional
+    output : {"soft", "found", "found_multi"}, optional
         Overrides the preset's output. ``"found"`` solves on the binary ``target > 0.5`` (as FOUND, which
-        refines its thresholded mask), then applies :func:`found_binary` to the float64 solution.
+        refines its thresholded mask), then applies :func:`found_binary` to the float64 solution;
+        ``"found_multi"`` does the same with ``all_components=True``.
 
     Returns
     -------
     ndarray of float32, shape (H, W)
         The soft solver output (not clipped: it can leave [0, 1] by the CG residual), or for
-        ``output="found"`` a 0/1 mask. Inputs are not modified.
+        ``output="found"``/``"found_multi"`` a 0/1 mask. Inputs are not modified.
 
     Raises
     ------
@@ -188,7 +191,7 @@ def bilateral_solver(
 
     pixel_vertex, neighbors = kernels.build_grid(reference_yuv(rgb), sigma_s, sigma_l, sigma_c)
     n_vertices = neighbors.shape[0]
-    input_mask = values > 0.5 if output == "found" else None
+    input_mask = values > 0.5 if output != "soft" else None
     # FOUND solves on its binary mask (the one it gates against), whatever soft map it came from
     flat_target = values.reshape(-1) if input_mask is None else input_mask.reshape(-1).astype(np.float32)
     counts = kernels.splat_constant(pixel_vertex, 1.0, n_vertices)
@@ -202,19 +205,25 @@ def bilateral_solver(
     n, m_hat = kernels.bistochastize(neighbors, counts, bistochastic_iterations)
     y, _ = kernels.pcg_solve(neighbors, lam, n, m_hat, weights, rhs, diag_min, cg_iterations, cg_tol)
     if input_mask is not None:  # thresholded in float64, as FOUND does (a float32 cast can round onto 0.5)
-        return found_binary(y[pixel_vertex].reshape(height, width), input_mask)
+        solution = y[pixel_vertex].reshape(height, width)
+        return found_binary(solution, input_mask, all_components=output == "found_multi")
     return kernels.slice_to(pixel_vertex, y, np.empty(height * width, np.float32)).reshape(height, width)
 
 
-def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.float32]:
+def found_binary(
+    soft: np.ndarray, input_mask: np.ndarray, *, all_components: bool = False
+) -> npt.NDArray[np.float32]:
     """FOUND's use of the solver output (``misc.py`` + TokenCut's ``bilateral_solver_output``).
 
-    ``binary = fill_holes(soft > 0.5)``; its connected components (4-connectivity) are labelled and the
-    label with the *second largest* pixel count, counting the background label 0, is kept -- the largest
-    foreground component whenever the background is the largest region, as in the published code (when
-    the foreground component outgrows the background, that code keeps the background; so does this).
-    Without any component the result is all ones. The result replaces ``input_mask`` only if their IoU
-    exceeds 0.5; otherwise ``input_mask`` is returned.
+    ``binary = fill_holes(soft > 0.5)``; its connected components (4-connectivity) are labelled and
+    ranked by pixel count, counting the background label 0 (ties in the order of NumPy's default
+    ``argsort``, as in the published code). FOUND's single-object mode keeps the label with the *second
+    largest* count -- the largest foreground component whenever the background is the largest region
+    (when the foreground component outgrows the background, that code keeps the background; so does
+    this); without any component the result is all ones. Its multi-object mode (``all_components``,
+    FOUND's ``get_all_cc``) keeps every label but the one with the largest count -- every component
+    when the background is the largest region; without any component the result is all zeros. The
+    result replaces ``input_mask`` only if their IoU exceeds 0.5; otherwise ``input_mask`` is returned.
 
     Parameters
     ----------
@@ -222,6 +231,8 @@ def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.flo
         Soft solver output.
     input_mask : ndarray of bool, shape (H, W)
         The binary mask that was refined.
+    all_components : bool, default False
+        FOUND's multi-object mode instead of its single-object mode.
 
     Returns
     -------
@@ -234,6 +245,7 @@ def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.flo
     """
     from scipy import ndimage  # on first use: importing maskrefine.filters must not cost SciPy's 0.25 s
 
+    all_components = check_flag(all_components, "all_components")
     soft = as_float_array(soft, "soft")
     if soft.ndim != 2:
         raise ValueError(f"`soft` must have shape (H, W); got {soft.shape}")
@@ -246,10 +258,12 @@ def found_binary(soft: np.ndarray, input_mask: np.ndarray) -> npt.NDArray[np.flo
         raise ValueError(f"`input_mask` must have the shape of `soft` {soft.shape}; got {input_mask.shape}")
     filled = ndimage.binary_fill_holes(soft > 0.5)
     labeled, n_objects = ndimage.label(filled)
-    if n_objects == 0:
+    sizes = np.bincount(labeled.ravel(), minlength=n_objects + 1)
+    if all_components:
+        binary = labeled != np.argsort(sizes)[-1]
+    elif n_objects == 0:
         binary = np.ones(soft.shape, dtype=bool)
     else:
-        sizes = np.bincount(labeled.ravel(), minlength=n_objects + 1)
         binary = labeled == np.argsort(sizes)[-2]
     inter = np.count_nonzero(binary & input_mask)
     union = np.count_nonzero(binary | input_mask)

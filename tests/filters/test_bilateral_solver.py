@@ -150,6 +150,76 @@ def test_found_output_is_binary_and_gated_by_iou():
     np.testing.assert_array_equal(kept, expected)
 
 
+def _found_postprocess(soft, input_mask, get_all_cc):
+    """FOUND's steps after the solve (bilateral_solver.py + misc.apply_bilateral_solver), as written there:
+    per-label counts by a loop, `argsort`, all labels but the largest (multi) or the second largest
+    (single, all ones without a label), then the IoU gate on the masks binarised at 0.5."""
+    from scipy import ndimage
+
+    binary = ndimage.binary_fill_holes(soft > 0.5)
+    labeled, count = ndimage.label(binary)
+    order = np.argsort([np.sum(labeled == i) for i in range(count + 1)])
+    if get_all_cc:
+        out = (labeled[None] == order[::-1][1:, None, None]).astype(int).sum(0)
+    else:
+        try:
+            out = labeled == order[-2]
+        except IndexError:
+            out = np.ones(soft.shape, bool)
+    m1, m2 = input_mask > 0.5, out > 0.5
+    union = np.sum(m1 | m2)
+    iou = np.sum(m1 & m2) / union if union else np.nan
+    return out.astype(np.float32) if iou > 0.5 else input_mask.astype(np.float32)
+
+
+def test_found_multi_keeps_every_object_as_found_does():
+    # FOUND's default evaluation mode ("multi") keeps every component but the largest region; only its
+    # single-object mode was provided
+    soft = np.zeros((30, 30))
+    soft[2:12, 2:12] = 1  # 100 px
+    soft[16:26, 18:26] = 1  # 80 px
+    soft[5, 5] = 0  # a hole, filled
+    given = soft > 0.5
+    multi = found_binary(soft, given, all_components=True)
+    single = found_binary(soft, given)
+    np.testing.assert_array_equal(multi, _found_postprocess(soft, given, True))
+    np.testing.assert_array_equal(single, _found_postprocess(soft, given, False))
+    assert multi.sum() == 180 and single.sum() == 100  # single mode drops the second object
+    # no component: multi gives zeros (the gate then returns the input), single all ones
+    empty = np.zeros((30, 30))
+    for given in (np.zeros((30, 30), bool), np.ones((30, 30), bool), soft > 0.5):
+        for cc in (True, False):
+            np.testing.assert_array_equal(
+                found_binary(empty, given, all_components=cc), _found_postprocess(empty, given, cc)
+            )
+    # a foreground larger than the background: multi keeps the background (and the rest), as FOUND
+    big = np.ones((30, 30))
+    big[0:4, :] = 0
+    big[10:12, 10:12] = 0  # a hole inside: filled
+    for given in (big > 0.5, big < 0.5):
+        for cc in (True, False):
+            np.testing.assert_array_equal(
+                found_binary(big, given, all_components=cc), _found_postprocess(big, given, cc)
+            )
+    rng = np.random.default_rng(3)
+    for _ in range(40):  # random blobs, ties in size included
+        soft = (rng.random((24, 24)) < rng.uniform(0.2, 0.7)).astype(np.float64)
+        given = rng.random((24, 24)) < 0.5 if rng.random() < 0.3 else soft > 0.5
+        for cc in (True, False):
+            np.testing.assert_array_equal(
+                found_binary(soft, given, all_components=cc), _found_postprocess(soft, given, cc)
+            )
+    with pytest.raises(TypeError, match="`all_components` must be True or False"):
+        found_binary(soft, given, all_components="yes")
+
+
+def test_found_multi_preset_runs_the_multi_mode():
+    image, target = _scene()
+    out = bilateral_solver(image, target, preset="found_multi")
+    assert set(np.unique(out)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(out, bilateral_solver(image, target, preset="found", output="found_multi"))
+
+
 def test_inputs_are_not_modified():
     image, target = _scene()
     image_copy, target_copy = image.copy(), target.copy()
@@ -369,7 +439,7 @@ def test_found_output_solves_on_the_thresholded_mask_in_float64(monkeypatch):
     )
     module = sys.modules["maskrefine.filters.bilateral_solver"]
     seen = []
-    monkeypatch.setattr(module, "found_binary", lambda soft, mask: seen.append(soft.dtype) or square)
+    monkeypatch.setattr(module, "found_binary", lambda soft, mask, **_: seen.append(soft.dtype) or square)
     bilateral_solver(image, target, preset="found")
     assert seen == [np.float64]
 
