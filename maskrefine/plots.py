@@ -94,6 +94,7 @@ def plot_pr_curve(
     title: str = "",
     label: str = "",
     overwrite: bool = True,
+    note: str = "",
 ) -> Path:
     """Draw a precision-recall curve (image-averaged, one point per threshold) to a PNG file.
 
@@ -107,6 +108,8 @@ def plot_pr_curve(
         Figure title and legend label.
     overwrite : bool
         Replace an existing file (default); False raises :class:`~maskrefine.errors.OutputExistsError`.
+    note : str
+        Text written across the axes (e.g. why the curve is degenerate).
 
     Returns
     -------
@@ -120,6 +123,8 @@ def plot_pr_curve(
     figure = _new_figure(5.0, 4.5)
     axes = figure.add_subplot(1, 1, 1)
     axes.plot(r, p, lw=1.5, label=_literal(label) or None)
+    if note:
+        axes.text(0.5, 0.5, _literal(note), ha="center", va="center", fontsize=9, transform=axes.transAxes)
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
     axes.set_xlim(0.0, 1.0)

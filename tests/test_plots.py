@@ -130,6 +130,33 @@ def test_score_folder_pr_curve_only_without_images(tmp_path: Path) -> None:
     assert report.plots == [tmp_path / "plots" / "pr_curve.png"]
 
 
+def test_pr_curve_of_only_empty_ground_truths_says_so(tmp_path: Path, monkeypatch) -> None:
+    # every GT empty: the "curve" is the preset's empty-GT convention, one point on the axes' edge, and
+    # the figure looked blank with no word of why
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
+    import maskrefine.plots as plots
+
+    folders = _folders(tmp_path)
+    notes: list[str] = []
+    original = plots.plot_pr_curve
+
+    def spy(*args, **kwargs):
+        notes.append(kwargs.get("note", ""))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_pr_curve", spy)
+    score_folder(folders["pred"], folders["gt"], plot_dir=tmp_path / "plots", jobs=1)
+    assert notes == [""]
+    for path in folders["gt"].iterdir():
+        assert cv2.imwrite(
+            str(path), np.zeros(cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2], np.uint8)
+        )
+    report = score_folder(folders["pred"], folders["gt"], plot_dir=tmp_path / "plots2", jobs=1)
+    assert report.plots == [tmp_path / "plots2" / "pr_curve.png"] and all(r["empty_gt"] for r in report.rows)
+    assert notes[1].startswith("every ground-truth mask is empty")
+    _png_shape(report.plots[0])
+
+
 def test_plot_dir_inside_input_refused(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
     from maskrefine.errors import ConfigError

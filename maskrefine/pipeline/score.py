@@ -780,7 +780,15 @@ def _write_plots(
     if curve is not None:
         try:
             path = plot_dir / PLOT_FILES[0]
-            written.append(plots.plot_pr_curve(curve[0], curve[1], path, title=title, overwrite=overwrite))
+            note = (
+                "every ground-truth mask is empty: no curve;\n"
+                "the points drawn are the preset's rule\nfor an empty ground truth"
+                if report.rows and all(row.get("empty_gt") for row in report.rows)
+                else ""
+            )
+            written.append(
+                plots.plot_pr_curve(curve[0], curve[1], path, title=title, overwrite=overwrite, note=note)
+            )
         except OutputError as exc:  # e.g. it appeared meanwhile: the scores are still written
             report.failures.append(Failure(exc.path, exc.problem))
     if images_dir is None or count == 0 or not report.rows:
