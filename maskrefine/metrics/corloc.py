@@ -273,6 +273,11 @@ def mask_to_box(
 ) -> np.ndarray | None:
     """Box of one connected component of a mask, or ``None`` when there is no foreground.
 
+    Under ``"seed_cc"`` there is always a box: the seed's region, as TokenCut's and LOST's
+    ``detect_box`` take it -- a seed cell on background (label 0) gives the box of *every* background
+    cell, an all-background mask the whole grid (those methods never make either, their seed lies in
+    their mask by construction, but a refined mask can lose it).
+
     Parameters
     ----------
     mask : ndarray, shape (h, w)
@@ -284,7 +289,7 @@ def mask_to_box(
     scale : float
         Pixels per mask cell (the patch size for token masks; 1 for pixel masks).
     seed : (row, col), optional
-        In mask cells; required by ``"seed_cc"``. A seed on background gives ``None``.
+        In mask cells; required by ``"seed_cc"``. A seed on background gives the background's box.
     image_size : (H, W), optional
         Clip x2 to W and y2 to H after scaling (TokenCut/LOST).
     threshold : float
@@ -299,7 +304,22 @@ def mask_to_box(
     >>> m = np.zeros((4, 6), bool); m[0, 0] = True; m[1:3, 2:6] = True
     >>> mask_to_box(m)
     array([2., 1., 6., 3.])
+    >>> mask_to_box(m, "seed_cc", connectivity=4, seed=(3, 0))  # on background: TokenCut's box
+    array([0., 0., 6., 4.])
     """
+    return _mask_box(mask, selector, connectivity, scale, seed, image_size, threshold)[0]
+
+
+def _mask_box(
+    mask: np.ndarray,
+    selector: object,
+    connectivity: int,
+    scale: float,
+    seed: tuple[int, int] | None,
+    image_size: tuple[int, int] | None,
+    threshold: float,
+) -> tuple[np.ndarray | None, bool]:
+    """:func:`mask_to_box`, and whether the box is a foreground component's (False: none, or background)."""
     if not is_one_of(selector, SELECTORS):
         raise ValueError(
             f"`selector` must be one of {', '.join(map(repr, SELECTORS))}; got {short_repr(selector)}"
@@ -314,27 +334,37 @@ def mask_to_box(
         seed = _pair(seed, "seed", low=0)
     if image_size is not None:
         image_size = _pair(image_size, "image_size", low=1)
+    if selector == "seed_cc" and seed is None:
+        raise ValueError("`seed` (row, col) is required by selector 'seed_cc'; got None")
     fg = _binary(mask, "mask", threshold)
+    if seed is not None and not (0 <= seed[0] < fg.shape[0] and 0 <= seed[1] < fg.shape[1]):
+        raise ValueError(f"`seed` must lie inside the mask of shape {fg.shape}; got {short_repr(seed)}")
     labels, n = _ndimage().label(fg, structure=structure)
+    if seed is not None:  # seed_cc: the seed's region, background (label 0) included, as detect_box
+        label = int(labels[seed[0], seed[1]])
+        if label == 0:
+            region_rows = np.flatnonzero(~fg.all(axis=1))
+            region_cols = np.flatnonzero(~fg.all(axis=0))
+            pixel_box = np.array(
+                [region_cols[0], region_rows[0], region_cols[-1] + 1, region_rows[-1] + 1], np.float64
+            )
+        else:
+            pixel_box = _component_boxes(labels, n)[label - 1]
+        return _scaled_box(pixel_box, scale, image_size), label != 0
     if n == 0:
-        return None
+        return None, False
     boxes = _component_boxes(labels, n)
     if selector == "largest_box":
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         pick = int(np.argmax(areas))
-    elif selector == "largest_cc":
-        pick = int(np.argmax(np.bincount(labels.ravel(), minlength=n + 1)[1:]))
     else:
-        if seed is None:
-            raise ValueError("`seed` (row, col) is required by selector 'seed_cc'; got None")
-        r, c = seed
-        if not (0 <= r < fg.shape[0] and 0 <= c < fg.shape[1]):
-            raise ValueError(f"`seed` must lie inside the mask of shape {fg.shape}; got {short_repr((r, c))}")
-        lab = labels[r, c]
-        if lab == 0:
-            return None
-        pick = lab - 1
-    box = boxes[pick] * float(scale)
+        pick = int(np.argmax(np.bincount(labels.ravel(), minlength=n + 1)[1:]))
+    return _scaled_box(boxes[pick], scale, image_size), True
+
+
+def _scaled_box(pixel_box: np.ndarray, scale: float, image_size: tuple[int, int] | None) -> np.ndarray:
+    """A box in mask cells scaled to pixels and clipped to ``image_size`` (TokenCut/LOST)."""
+    box = pixel_box * float(scale)
     if image_size is not None:
         box[2] = min(box[2], float(image_size[1]))
         box[3] = min(box[3], float(image_size[0]))
@@ -877,14 +907,14 @@ class CorLocEvaluator:
         gt = _boxes(gt_boxes, "gt_boxes")
         if gt.shape == (1, 4) and np.ndim(gt_boxes) == 1:
             raise ValueError("`gt_boxes` must have shape (K, 4); got (4,): wrap one box in a list")
-        box = mask_to_box(
+        box, from_foreground = _mask_box(
             mask,
             self.selector,
-            connectivity=self.connectivity,
-            seed=seed,
-            image_size=image_size,
-            threshold=self.threshold,
-            scale=self.scale if scale is None else scale,
+            self.connectivity,
+            self.scale if scale is None else scale,
+            seed,
+            image_size,
+            self.threshold,
         )
         best = (
             float(_box_iou(box, gt, BOX_IOU_EPS, self.iou_dtype).max())
@@ -898,7 +928,7 @@ class CorLocEvaluator:
             "box": None if box is None else [float(v) for v in box],
             "n_gt": int(len(gt)),
             "empty_gt": len(gt) == 0,
-            "empty_mask": box is None,
+            "empty_mask": not from_foreground,
         }
         self._rows.append(row)
         return row
@@ -921,7 +951,8 @@ class CorLocEvaluator:
         dict
                 ``corloc`` (percent of evaluated images; NaN when none), ``corloc_count``, ``corloc_correct``,
             ``corloc_empty_gt`` (images without a GT box, scored as misses), ``corloc_empty_mask`` (no
-            foreground, or a ``seed_cc`` seed on background; misses), and the settings
+            foreground component boxed: no foreground, a miss, or a ``seed_cc`` seed on background, whose
+            box is then the background's, as TokenCut's), and the settings
             ``corloc_selector``, ``corloc_connectivity``, ``corloc_scale``, ``corloc_iou_threshold``,
             ``corloc_iou_dtype``.
         """

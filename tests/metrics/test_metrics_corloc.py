@@ -39,7 +39,8 @@ def test_selectors_and_connectivity():
     # seed_cc: the component containing the seed (row, col)
     assert mask_to_box(m, "seed_cc", seed=(6, 6)).tolist() == [5, 5, 9, 9]
     assert mask_to_box(m, "seed_cc", seed=(6, 6), connectivity=4).tolist() == [6, 6, 7, 7]
-    assert mask_to_box(m, "seed_cc", seed=(9, 0)) is None  # seed on background
+    # seed on background: TokenCut's detect_box boxes every background cell (here the whole grid)
+    assert mask_to_box(m, "seed_cc", seed=(9, 0)).tolist() == [0, 0, 10, 10]
     assert mask_to_box(np.zeros((4, 4), bool)) is None
     with pytest.raises(ValueError, match="`seed`"):
         mask_to_box(m, "seed_cc")
@@ -531,3 +532,53 @@ def test_coco_and_voc_are_read_as_the_references_read_them(tmp_path):
     # no_hard dropped a flag "2" that the references (== "1") keep
     assert read_voc_boxes(xml)["a"].tolist() == [[0.0, 0.0, 5.0, 5.0]]
     assert read_voc_boxes(xml, no_hard=True)["a"].tolist() == [[0.0, 0.0, 5.0, 5.0]]
+
+
+def _tokencut_detect_box(bipartition, seed_flat, scales, image_size):
+    """TokenCut's object_discovery.detect_box as written there (4-connected ndimage.label, the seed's
+    label -- background 0 included -- boxed, +1 on the max, scaled, clipped to the image)."""
+    from scipy import ndimage
+
+    objects, _ = ndimage.label(bipartition)
+    cc = objects[np.unravel_index(seed_flat, bipartition.shape)]
+    rows, cols = np.where(objects == cc)
+    pred = [
+        scales[1] * cols.min(),
+        scales[0] * rows.min(),
+        scales[1] * (cols.max() + 1),
+        scales[0] * (rows.max() + 1),
+    ]
+    pred[2] = min(pred[2], image_size[1])
+    pred[3] = min(pred[3], image_size[0])
+    return pred
+
+
+def test_seed_cc_boxes_what_tokencut_boxes_for_any_seed():
+    # a seed on background (a refined mask that lost it) or an empty mask was a miss with no box; TokenCut's
+    # code boxes the seed's region whatever its label, so its CorLoc could count a hit there
+    from maskrefine.metrics import CorLocEvaluator
+
+    rng = np.random.default_rng(5)
+    cases = [np.zeros((7, 9), bool), np.ones((7, 9), bool)]
+    cases += [
+        rng.random((rng.integers(1, 12), rng.integers(1, 12))) < rng.uniform(0.1, 0.9) for _ in range(60)
+    ]
+    on_background = 0
+    for mask in cases:
+        h, w = mask.shape
+        image_size = (h * 16 - int(rng.integers(0, 16)), w * 16 - int(rng.integers(0, 16)))
+        for seed_flat in range(h * w):
+            seed = divmod(seed_flat, w)
+            on_background += not mask[seed]
+            got = mask_to_box(mask, "seed_cc", connectivity=4, seed=seed, scale=16, image_size=image_size)
+            assert got.tolist() == _tokencut_detect_box(mask, seed_flat, (16, 16), image_size), (mask, seed)
+    assert on_background > 500
+    # the evaluator scores that box, and counts it as not a foreground component's
+    ev = CorLocEvaluator("seed_cc", 4, scale=16)
+    mask = np.zeros((4, 4), bool)
+    mask[0, 0] = True
+    row = ev.step(mask, [[0, 0, 64, 64]], seed=(3, 3), image_size=(64, 64))
+    assert row["box"] == [0.0, 0.0, 64.0, 64.0] and row["correct"] and row["empty_mask"]
+    row = ev.step(mask, [[0, 0, 16, 16]], seed=(0, 0), image_size=(64, 64))
+    assert row["box"] == [0.0, 0.0, 16.0, 16.0] and row["correct"] and not row["empty_mask"]
+    assert ev.summary()["corloc_empty_mask"] == 1 and ev.summary()["corloc"] == 100.0
