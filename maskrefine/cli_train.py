@@ -119,7 +119,7 @@ class _StepLine:
     "--lr",
     type=FloatRangeEchoed(min=0, min_open=True),
     default=None,
-    help="AdamW learning rate, at least 1e-12. [default: 1e-4]",
+    help="AdamW learning rate, 1e-12 to 1e6. [default: 1e-4]",
 )
 @click.option(
     "--seed", type=IntRangeAscii(min=0), default=None, help="Seed of all random draws. [default: 0]"

@@ -428,6 +428,11 @@ def _check(cfg: TrainConfig) -> None:
             f"training setting gtv_sigma must be >= {MIN_GTV_SIGMA:.3g} (the smallest normal float32: the "
             f"loss divides float32 values by it); got {short_repr(cfg.gtv_sigma)}"
         )
+    if cfg.lr > MAX_LR:  # from ~1e38 Adam's step no longer fits float32 and torch raised mid-step
+        raise ConfigError(
+            f"training setting lr must be <= {MAX_LR:g} (a larger step diverges at once; from about 1e38 "
+            f"it does not fit the optimizer's float32 arithmetic); got {short_repr(cfg.lr)}"
+        )
     if cfg.lr < MIN_LR:
         raise ConfigError(
             f"training setting lr must be >= {MIN_LR:g} (a smaller step leaves the float32 weights "
@@ -497,6 +502,8 @@ MAX_SEED = 2**63
 #: Smallest learning rate accepted. AdamW moves a weight by about ``lr`` per step, and a float32 weight
 #: of magnitude 0.01 only changes by at least 6e-10: far below that, no weight moves at all.
 MIN_LR = 1e-12
+#: Largest learning rate (see _check): usual rates are below 1.
+MAX_LR = 1e6
 #: Smallest ``gtv_sigma``: the smallest normal float32. The pixel GTV loss divides float32 squared colour
 #: differences by it; a smaller value becomes 0 in float32 and the loss NaN at the first step.
 MIN_GTV_SIGMA = 1.1754943508222875e-38

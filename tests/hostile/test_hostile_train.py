@@ -62,6 +62,7 @@ def test_train_then_predict(hostile):
         (["--image-size", "384"], ["resize (335) must be >= image_size (384)", "--resize"]),
         ([*TRAIN_TINY, "--image-size", "16"], ["image_size 16", "19-px window"]),
         ([*TRAIN_TINY, "--lr", "1e-320"], ["lr must be >= 1e-12", "float32 weights unchanged"]),
+        ([*TRAIN_TINY, "--lr", "1e38"], ["lr must be <= 1e+06", "diverges at once"]),  # was a traceback
         ([*TRAIN_TINY, "--image-size", "16", "--no-crop-loss"], ["resize (72)", "4 x image_size (64)"]),
     ],
 )

@@ -195,6 +195,11 @@ def test_from_dict_needs_a_mapping(values):
         # a subnormal learning rate trained for hours and changed no weight
         ("lr", 1e-320, r"lr must be >= 1e-12 \(a smaller step leaves the float32 weights unchanged"),
         ("lr", 9.99e-13, r"lr must be >= 1e-12"),
+        # from ~1e38 torch's Adam raised mid-step ("value cannot be converted to type float without
+        # overflow"): a traceback
+        ("lr", 1e38, r"lr must be <= 1e\+06 \(a larger step diverges at once"),
+        ("lr", 1e300, r"lr must be <= 1e\+06"),
+        ("lr", 1.0000001e6, r"lr must be <= 1e\+06"),
     ],
 )
 def test_settings_below_what_the_run_can_use_are_refused(name, value, message):
@@ -205,6 +210,7 @@ def test_settings_below_what_the_run_can_use_are_refused(name, value, message):
 def test_smallest_accepted_gf_eps_and_lr():
     cfg = preset("tiny", gf_eps=1e-12, lr=1e-12)
     assert (cfg.gf_eps, cfg.lr) == (1e-12, 1e-12)
+    assert preset("tiny", lr=1e6).lr == 1e6
 
 
 def test_cuda_device_with_an_index_is_accepted():
