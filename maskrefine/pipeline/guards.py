@@ -348,12 +348,27 @@ def is_within(child: Path, parent: Path) -> bool:
 
 
 def check_parent_is_folder(path: Path, what: str) -> None:
-    """Refuse (ConfigError) ``path`` when its nearest existing ancestor is not a folder (a file, a FIFO)."""
+    """Refuse (ConfigError) ``path`` when its nearest existing ancestor is not a folder.
+
+    That is a file, a FIFO, or a symlink that leads nowhere (dangling, or a loop): creating the folders
+    below it would fail only when the file is written, after the job's work.
+    """
     for parent in path.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():
-                raise ConfigError(f"{what} {path}: cannot be created there, {parent} is not a folder")
+                kind = _dead_link_kind(parent) if parent.is_symlink() else None
+                problem = f"{parent} is {kind}" if kind else f"{parent} is not a folder"
+                raise ConfigError(f"{what} {path}: cannot be created there, {problem}")
             return
+
+
+def _dead_link_kind(link: Path) -> str | None:
+    """``"a dangling symbolic link"`` or ``"a symbolic link loop"`` for a symlink leading nowhere, else None."""
+    try:
+        os.stat(link)
+    except OSError as exc:
+        return "a symbolic link loop" if exc.errno == errno.ELOOP else "a dangling symbolic link"
+    return None
 
 
 def check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
@@ -362,11 +377,7 @@ def check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output {out_dir} exists and is not a folder")
     if out_dir.is_symlink() and not out_dir.exists():
-        try:
-            os.stat(out_dir)
-            kind = "a dangling symbolic link"  # pragma: no cover - it vanished or appeared meanwhile
-        except OSError as exc:
-            kind = "a symbolic link loop" if exc.errno == errno.ELOOP else "a dangling symbolic link"
+        kind = _dead_link_kind(out_dir) or "a dangling symbolic link"  # or it vanished meanwhile
         raise ConfigError(f"output folder {out_dir} is {kind}")
     resolved_out = resolved_path(out_dir, "output folder")
     for what, folder in inputs.items():
@@ -405,6 +416,7 @@ def check_output_file(
         if resolved == other:
             raise ConfigError(f"{what} {path} is also the {name}; give each output its own path")
     check_writable_target(path, what)
+    check_parent_is_folder(path, what)  # a dangling link above it failed only at the end of the job
     return resolved
 
 

@@ -180,8 +180,10 @@ def predict_folder(
             taken={"output folder": out_path.resolve()},
         )
         check_not_an_output(report_file, "report file", out_path, names)
-    if save_coarse and coarse_dir.exists() and (coarse_dir.is_symlink() or not coarse_dir.is_dir()):
-        raise ConfigError(f"{coarse_dir} exists and is not a folder (or is a symbolic link)")
+    if save_coarse and coarse_dir.is_symlink():  # also a dangling one, which exists() does not see
+        raise ConfigError(f"{coarse_dir} is a symbolic link; --save-coarse writes a real folder there")
+    if save_coarse and coarse_dir.exists() and not coarse_dir.is_dir():
+        raise ConfigError(f"{coarse_dir} exists and is not a folder")
 
     def outputs(stem: str) -> list[Path]:
         return [out_path / f"{stem}{suffix}"] + ([coarse_dir / f"{stem}{suffix}"] if save_coarse else [])

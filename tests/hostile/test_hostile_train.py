@@ -223,6 +223,19 @@ def test_predict_report_must_name_a_file(run_tree, report):
     assert not run_tree.path("newdir").exists() and not run_tree.path("soft").exists()
 
 
+def test_predict_dangling_symlinks_at_its_side_paths_are_refused_up_front(run_tree):
+    # --report under a dangling link: predicted every image, then "cannot create its folder (File exists)";
+    # OUT/coarse a dangling link with --save-coarse: "OUT/coarse: File exists", exit 1
+    run_tree.path("dead").symlink_to("nowhere")
+    run_tree.run(
+        *predict_args("soft", "--report", "dead/r.json"), exit=2, names=["dead is a dangling symbolic link"]
+    )
+    assert not run_tree.path("soft").exists()
+    run_tree.path("soft2").mkdir()
+    run_tree.path("soft2/coarse").symlink_to("/nonexistent-maskrefine")
+    run_tree.run(*predict_args("soft2", "--save-coarse"), exit=2, names=["soft2/coarse is a symbolic link"])
+
+
 @pytest.mark.parametrize("save_coarse", [False, True], ids=["output", "coarse-output"])
 def test_predict_never_replaces_its_own_checkpoint(run_tree, save_coarse):
     # was: with --overwrite, a checkpoint lying at an output path was replaced by a mask (exit 0)

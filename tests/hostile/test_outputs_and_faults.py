@@ -86,6 +86,26 @@ def test_output_folder_below_a_regular_file_is_a_usage_error(hostile) -> None:
     assert "Not a directory" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["apply", "--masks", "masks", "--images", "images", "--out", "o", "--jobs", "1", "--report"],
+        ["score", "--pred", "pred", "--gt", "gt", "--jobs", "1", "--json"],
+        ["score", "--pred", "pred", "--gt", "gt", "--jobs", "1", "--csv"],
+    ],
+)
+def test_side_file_under_a_dangling_symlink_is_refused_before_any_work(hostile, command) -> None:
+    # the job ran to the end, then lost its report: "cannot create its folder (File exists)", exit 1
+    hostile.path("dead").symlink_to("nowhere")
+    result = hostile.run(
+        *command, "dead/r.json", exit=2, names=["dead/r.json", "dead is a dangling symbolic link"]
+    )
+    assert not hostile.path("o").exists()
+    hostile.path("loop").symlink_to("loop")
+    hostile.run(*command, "loop/r.json", exit=2, names=["loop/r.json"])
+    assert "Traceback" not in result.output
+
+
 def test_apply_report_device_node_refused(hostile) -> None:
     try:
         os.mknod(hostile.path("null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))
