@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from maskrefine.errors import ConfigError
+from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import read_mask, read_mask_array
 from maskrefine.pipeline import (
     RunReport,
@@ -680,6 +680,33 @@ def test_score_voc_boxes(dataset: dict[str, Path], tmp_path: Path) -> None:
     assert report.summary["corloc_count"] == 5
     (failure,) = report.failures
     assert stems[-1] in failure.problem and "no ground-truth boxes" in failure.problem
+
+
+def test_score_voc_one_bad_annotation_fails_its_image_only(dataset: dict[str, Path], tmp_path: Path) -> None:
+    # one malformed XML (or a FIFO named *.xml) stopped the whole run, exit 2, nothing scored
+    from maskrefine.metrics.corloc import voc_annotations
+
+    pred = _predictions(dataset, tmp_path)
+    voc = tmp_path / "Annotations"
+    voc.mkdir()
+    stems = sorted(p.stem for p in pred.iterdir())
+    for stem in stems[2:]:
+        (voc / f"{stem}.xml").write_text(
+            "<annotation><object><name>x</name><bndbox><xmin>3</xmin><ymin>4</ymin><xmax>20</xmax>"
+            "<ymax>30</ymax></bndbox></object></annotation>"
+        )
+    (voc / f"{stems[0]}.xml").write_text(
+        "<annotation><object><bndbox><xmin>a</xmin></bndbox></object></annotation>"
+    )
+    os.mkfifo(voc / f"{stems[1]}.xml")
+    report = score_folder(pred, dataset["gt"], boxes=f"voc:{voc}", corloc_selector="largest_box", jobs=1)
+    assert report.summary["corloc_count"] == len(stems) - 2 and report.summary["count"] == len(stems) - 2
+    problems = sorted((f.path.name, f.problem) for f in report.failures)
+    assert [name for name, _ in problems] == [f"{stems[0]}.xml", f"{stems[1]}.xml"]
+    assert "not a number" in problems[0][1] and "not a regular file" in problems[1][1]
+    assert not report.ok
+    with pytest.raises(InputError, match="not a number"):  # the one-call reader still stops at the first
+        voc_annotations(voc)
 
 
 @pytest.mark.parametrize("kind", ["voc", "coco"])

@@ -558,6 +558,32 @@ class Annotations(NamedTuple):
 
 def voc_annotations(path_or_dir: str | os.PathLike[str], no_hard: bool = False) -> Annotations:
     """:func:`read_voc_boxes` with the image sizes the XML files declare (see :class:`Annotations`)."""
+    out, unreadable = voc_annotations_per_file(path_or_dir, no_hard)
+    if unreadable:
+        raise next(iter(unreadable.values()))
+    return out
+
+
+def voc_annotations_per_file(
+    path_or_dir: str | os.PathLike[str], no_hard: bool = False
+) -> tuple[Annotations, dict[str, InputError]]:
+    """:func:`voc_annotations` that goes on past a bad file: also returns each unreadable file's error.
+
+    For a job that scores every other image and reports those (``maskrefine score --boxes voc:DIR``).
+
+    Returns
+    -------
+    Annotations
+        The files read.
+    dict of str to InputError
+        File stem → why its XML file could not be read (not a regular file, malformed, a bad box), in
+        file-name order.
+
+    Raises
+    ------
+    InputError
+        ``path_or_dir`` does not exist.
+    """
     path = _path(path_or_dir, "path_or_dir")
     no_hard = check_flag(no_hard, "no_hard")
     if path.is_dir():
@@ -567,13 +593,18 @@ def voc_annotations(path_or_dir: str | os.PathLike[str], no_hard: bool = False) 
     else:
         raise InputError(path, "no such file or folder")
     out = Annotations({}, {})
+    unreadable: dict[str, InputError] = {}
     for f in files:
-        boxes, size = _voc_file(f, no_hard)
+        try:
+            boxes, size = _voc_file(f, no_hard)
+        except InputError as exc:
+            unreadable[f.stem] = exc
+            continue
         if boxes is not None:
             out.boxes[f.stem] = boxes
             if size is not None:
                 out.sizes[f.stem] = size
-    return out
+    return out, unreadable
 
 
 def read_coco_boxes(json_path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

@@ -91,16 +91,17 @@ def check_box_source(boxes: str | None) -> tuple[str, Path | None] | None:
     return source
 
 
-def _load_boxes(kind: str, path: Path | None) -> Annotations | None:
+def _load_boxes(kind: str, path: Path | None) -> tuple[Annotations | None, dict[str, InputError]]:
+    """The GT boxes, and the VOC files that could not be read by stem (those images fail one by one)."""
     if kind == "masks":
-        return None
+        return None, {}
     assert path is not None  # parse_box_spec gives a path for "voc" and "coco"
-    from maskrefine.metrics.corloc import coco_annotations, voc_annotations
+    from maskrefine.metrics.corloc import coco_annotations, voc_annotations_per_file
 
     try:
         if kind == "voc":
-            return voc_annotations(path)
-        return coco_annotations(path)
+            return voc_annotations_per_file(path)
+        return coco_annotations(path), {}
     except InputError as exc:
         raise ConfigError(f"cannot read ground-truth boxes: {exc}") from None
 
@@ -312,7 +313,7 @@ def score_folder(
     corloc_rule = _corloc_rule(
         metrics.PRESETS[preset], box_source, corloc_selector, corloc_connectivity, patch_size, seeds
     )
-    gt_boxes = _load_boxes(*box_source) if box_source else None
+    gt_boxes, unreadable_boxes = _load_boxes(*box_source) if box_source else (None, {})
     seed_index = _load_seeds(seeds) if seeds is not None else None
 
     pairing = match_folders(pred_path, gt_path, MASK_EXTENSIONS, MASK_EXTENSIONS)
@@ -348,7 +349,12 @@ def score_folder(
             if item.failure is not None:
                 failures.append(item.failure)
             else:
-                failure = _score_one(item, evaluator, corloc, gt_boxes, box_source, corloc_rule, seed_index)
+                bad_boxes = unreadable_boxes.get(item.stem)
+                failure = (
+                    Failure(bad_boxes.path, bad_boxes.problem)
+                    if bad_boxes is not None
+                    else _score_one(item, evaluator, corloc, gt_boxes, box_source, corloc_rule, seed_index)
+                )
                 if failure is not None:
                     failures.append(failure)
                 else:
