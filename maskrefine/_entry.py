@@ -4,7 +4,8 @@ The command module imports NumPy and maskrefine's own modules at start-up; an in
 in a ``KeyboardInterrupt`` traceback. ``maskrefine --version`` alone is answered here, without those
 imports (NumPy alone takes ~0.09 s), with the text the command module's ``--version`` prints. A standard
 output that cannot be written (redirected to a full disk) ends in one line on stderr and exit code 1, not
-a traceback. This module imports nothing heavy itself.
+a traceback; a standard output closed at start stops the command before any work, with exit code 1.
+This module imports nothing heavy itself.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ VERSION_MESSAGE = "%(prog)s %(version)s"
 
 def main() -> None:
     """Import and run :func:`maskrefine.cli.main` (the ``maskrefine`` command)."""
+    if sys.stdout is None:  # started with standard output closed: click would print into nothing, exit 0
+        sys.stderr.write(
+            "error: standard output is closed, so nothing maskrefine prints could be seen; "
+            "redirect it to a file or to /dev/null instead\n"
+        )
+        sys.exit(EXIT_FAILED)
     if sys.argv[1:] == ["--version"]:
         run = _print_version
     else:

@@ -527,6 +527,22 @@ def test_a_standard_output_that_cannot_be_written_is_one_line_not_a_traceback(ar
     assert stderr == "error: cannot write to standard output (No space left on device)\n"
 
 
+@pytest.mark.parametrize("args", [["--version"], ["score", "--pred", "p", "--gt", "g"]])
+def test_a_closed_standard_output_stops_before_any_work(args: list[str], tmp_path: Path) -> None:
+    # `maskrefine score ... >&-`: click printed the scores into nothing and exited 0 (`--version` was a
+    # traceback)
+    (tmp_path / "p").mkdir()
+    (tmp_path / "g").mkdir()
+    code = f"import sys; sys.argv = ['maskrefine', *{args!r}]; from maskrefine._entry import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120,
+        cwd=tmp_path, preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    stderr = done.stderr.decode()
+    assert done.returncode == 1 and "Traceback" not in stderr, stderr
+    assert stderr.startswith("error: standard output is closed")
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
 def test_report_merge_writes_its_json_even_when_stdout_is_full(tmp_path: Path) -> None:
     # the summary was printed first: its ENOSPC ended the command before the merged JSON was written
