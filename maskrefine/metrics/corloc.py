@@ -363,7 +363,7 @@ def _mask_box(
 
 
 def _scaled_box(pixel_box: np.ndarray, scale: float, image_size: tuple[int, int] | None) -> np.ndarray:
-    """A box in mask cells scaled to pixels and clipped to ``image_size`` (TokenCut/LOST)."""
+    """Scale a box in mask cells to pixels and clip it to ``image_size`` (TokenCut/LOST)."""
     box = pixel_box * float(scale)
     if image_size is not None:
         box[2] = min(box[2], float(image_size[1]))

@@ -363,7 +363,7 @@ def check_parent_is_folder(path: Path, what: str) -> None:
 
 
 def _dead_link_kind(link: Path) -> str | None:
-    """``"a dangling symbolic link"`` or ``"a symbolic link loop"`` for a symlink leading nowhere, else None."""
+    """Say how a symlink leads nowhere ("a dangling symbolic link", "a symbolic link loop"), else None."""
     try:
         os.stat(link)
     except OSError as exc:

@@ -92,7 +92,7 @@ def check_box_source(boxes: str | None) -> tuple[str, Path | None] | None:
 
 
 def _load_boxes(kind: str, path: Path | None) -> tuple[Annotations | None, dict[str, InputError]]:
-    """The GT boxes, and the VOC files that could not be read by stem (those images fail one by one)."""
+    """Read the GT boxes; also return the VOC files that could not be read, by stem (those images fail)."""
     if kind == "masks":
         return None, {}
     assert path is not None  # parse_box_spec gives a path for "voc" and "coco"
