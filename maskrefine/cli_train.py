@@ -193,7 +193,7 @@ def train_cmd(
             require_torch()  # seconds; a broken torch is a message, not a traceback
             from maskrefine.train.trainer import train_checked
 
-            result = _train_or_stop(train_checked, run)
+            result = _train_or_stop(Path(run_dir) / "last.pt", train_checked, run)
         finally:
             line.close()
     for problem in result.val_failures:
@@ -236,15 +236,27 @@ def _training_config(
         raise ConfigError(f"config file {config_file}: {exc}") from None
 
 
-def _train_or_stop(train: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """Run ``train``; Ctrl-C, SIGTERM and a diverging loss become messages and exit codes, not tracebacks."""
+def _train_or_stop(checkpoint: Path, train: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run ``train``; Ctrl-C, SIGTERM and a diverging loss become messages and exit codes, not tracebacks.
+
+    ``checkpoint``: the run's ``last.pt``; the stop message says to resume only when it was written.
+    """
     try:
         return train(*args, **kwargs)
     except KeyboardInterrupt as exc:
         from maskrefine.cli import _stopped  # late, like _cli()
 
         click.echo(err=True)
-        _stopped(exc, "rerun the same command with --resume to continue from last.pt")
+        if checkpoint.is_file():
+            _stopped(exc, "rerun the same command with --resume to continue from last.pt")
+        run_dir = checkpoint.parent
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            _stopped(
+                exc,
+                f"no checkpoint was written yet ({checkpoint.name} does not exist): empty {run_dir} or "
+                "choose another --out, and rerun without --resume",
+            )
+        _stopped(exc, "no checkpoint was written yet: rerun the same command (without --resume)")
     except FloatingPointError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -185,7 +185,8 @@ def _check_run_folder(run_dir: Path, inputs: dict[str, Path], resume: bool) -> N
         if not check_writable_target(run_dir / "last.pt", "--resume: checkpoint"):
             raise ConfigError(
                 f"--resume: {run_dir / 'last.pt'} not found (a run stopped before its first checkpoint "
-                "leaves none); start a new run in another --out, or empty this folder first"
+                "leaves none); start a new run (without --resume)"
+                + (" in another --out, or empty this folder first" if run_dir.exists() else "")
             )
     elif run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(

@@ -353,3 +353,32 @@ def test_a_malformed_backbone_checkpoint_is_named_not_a_traceback(tmp_path, chan
     torch.save(_malformed(tiny_vit().state_dict(), change), path)
     with pytest.raises(ConfigError, match=rf"{path}: {problem}"):
         load_vit(path)
+
+
+@pytest.mark.parametrize("written", ["nothing", "folder", "checkpoint"])
+def test_a_stopped_run_says_to_resume_only_when_a_checkpoint_exists(tmp_path, monkeypatch, written):
+    # stopped before its first checkpoint, the run said "rerun ... with --resume", which then refused
+    from click.testing import CliRunner
+
+    import maskrefine.train.trainer as trainer
+    from maskrefine.cli import main
+
+    images, _ = disc_images(tmp_path)
+    run = tmp_path / "run"
+
+    def stop(*args, **kwargs):
+        if written != "nothing":
+            run.mkdir()
+            (run / ("last.pt" if written == "checkpoint" else "config.json")).write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "train_checked", stop)
+    args = ["train", "--images", str(images), "--out", str(run), "--preset", "tiny", "--backbone", "pixels"]
+    result = CliRunner().invoke(main, [*args, "-q"])
+    assert result.exit_code == 130, result.output
+    expected = {
+        "nothing": "interrupted: no checkpoint was written yet: rerun the same command (without --resume)",
+        "folder": f"interrupted: no checkpoint was written yet (last.pt does not exist): empty {run} or",
+        "checkpoint": "interrupted: rerun the same command with --resume to continue from last.pt",
+    }[written]
+    assert expected in result.output

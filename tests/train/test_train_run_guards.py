@@ -231,7 +231,8 @@ def test_resume_without_a_first_checkpoint_says_how_to_go_on(stopped_run):
     # a run killed before its first checkpoint: the plain rerun asks for --resume, which must not ask back
     images, _, run = stopped_run
     (run / "last.pt").unlink()
-    with pytest.raises(ConfigError, match="not found .*start a new run in another --out, or empty this"):
+    new_run = r"start a new run \(without --resume\) in another --out, or empty this"
+    with pytest.raises(ConfigError, match=r"not found .*" + new_run):
         train(tiny(max_steps=3, epochs=5), images, run, resume=True)
 
 
