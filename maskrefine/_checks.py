@@ -70,7 +70,7 @@ def check_eps(eps: object, name: str = "eps") -> float:
         raise TypeError(f"`{name}` must be a positive float; got {short_repr(eps)} ({type(eps).__name__})")
     value = real_to_float(eps)
     if not np.isfinite(value) or value <= 0.0:
-        raise ValueError(f"`{name}` must be a finite float > 0; got {short_repr(eps)}")
+        raise ValueError(f"`{name}` must be a finite float > 0 (at least {MIN_EPS:g}); got {short_repr(eps)}")
     if value < MIN_EPS:
         raise ValueError(
             f"`{name}` must be >= {MIN_EPS:g} (smaller values are below the rounding noise of the window "

@@ -88,6 +88,7 @@ def test_same_report_twice_or_other_job_is_refused(sharded, tmp_path) -> None:
     [
         (b"", "file is empty"),
         (b"{not json", "not valid JSON"),
+        (b'{"files": [], "x": "cut', "not valid JSON (Unterminated string starting; line 1)"),  # "at at"
         (b"[1, 2]", "not an apply run report"),
         (b'{"files": [{"stem": "a"}], "config": {}, "counts": {}}', "malformed run report entry"),
         (b"\xff\xfe\x00", "not a UTF-8 JSON file"),

@@ -138,7 +138,8 @@ def read_run_report(path: str | os.PathLike[str]) -> RunReport:
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise _fail(file, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        # "Unterminated string starting at" ends with "at" itself: say where separately
+        raise _fail(file, f"not valid JSON ({exc.msg.removesuffix(' at')}; line {exc.lineno})") from None
     except _NonFinite as exc:
         raise _fail(file, f"not valid JSON ({exc} is not a JSON number)") from None
     except RecursionError:

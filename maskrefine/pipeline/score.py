@@ -567,7 +567,8 @@ def _corloc_rule(
         extra = [name for name, value in given.items() if value is not None]
         if extra:
             named = ", ".join(f"`{name}`" for name in extra)
-            raise ConfigError(f"{named} only apply to CorLoc: pass `boxes` as well")
+            verb = "applies" if len(extra) == 1 else "apply"
+            raise ConfigError(f"{named} only {verb} to CorLoc: pass `boxes` as well")
     if selector is not None and selector not in SELECTORS:
         raise ConfigError(
             f"`corloc_selector` must be one of {', '.join(SELECTORS)}; got {short_repr(selector)}"

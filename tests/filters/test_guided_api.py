@@ -144,7 +144,7 @@ def _ok():
         ({"radius": -1}, ValueError, "`radius` must be an integer >= 0; got -1"),
         ({"radius": 2.5}, TypeError, "`radius` must be an integer >= 0; got 2.5 (float)"),
         ({"radius": True}, TypeError, "`radius` must be an integer >= 0; got True (bool)"),
-        ({"eps": 0.0}, ValueError, "`eps` must be a finite float > 0; got 0.0"),
+        ({"eps": 0.0}, ValueError, "`eps` must be a finite float > 0 (at least 1e-12); got 0.0"),
         ({"eps": -1e-3}, ValueError, "`eps` must be a finite float > 0"),
         ({"eps": float("nan")}, ValueError, "`eps` must be a finite float > 0"),
         ({"eps": "1e-3"}, TypeError, "`eps` must be a positive float"),

@@ -242,7 +242,7 @@ def _ok(*shape):
         ({"radius": -1}, ValueError, r"`radius` must be an integer >= 0; got -1"),
         ({"radius": 2.5}, TypeError, r"`radius` must be an integer >= 0; got 2.5 \(float\)"),
         ({"radius": True}, TypeError, r"`radius` must be an integer >= 0; got True \(bool\)"),
-        ({"eps": 0.0}, ValueError, r"`eps` must be a finite float > 0; got 0.0"),
+        ({"eps": 0.0}, ValueError, r"`eps` must be a finite float > 0 \(at least 1e-12\); got 0.0"),
         ({"eps": -1e-3}, ValueError, r"`eps` must be a finite float > 0"),
         ({"eps": float("nan")}, ValueError, r"`eps` must be a finite float > 0"),
         ({"eps": "0.1"}, TypeError, r"`eps` must be a positive float"),
