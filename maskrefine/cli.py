@@ -1005,6 +1005,12 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
     for line in failures:
         _err(f"error: {_one_line(line)}")
     _print_input_notes(report)
+    if report.reference_reads_otherwise:
+        _err(
+            f"note: {preset}'s reference script reads some of these files otherwise; the numbers below are "
+            "its numbers for the masks as maskrefine decodes them (save 8-bit PNGs to match the script; "
+            f'see the docs, evaluation.md, "Files"): {_counted(report.reference_reads_otherwise)}'
+        )
     unmatched = _unmatched_lines(report)
     duplicates = _duplicate_lines(report)
     if not quiet:

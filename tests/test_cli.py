@@ -572,6 +572,43 @@ def test_score_empty_shard_succeeds_with_a_csv_header(score_data, tmp_path: Path
     assert result.exit_code == 1 and "nothing was scored: no prediction found in shard 1/2" in result.stderr
 
 
+def test_score_says_when_the_presets_script_would_read_the_files_otherwise(
+    score_data, tmp_path: Path
+) -> None:
+    # MOVE's script reads a 1-bit GT as 0/1 (an empty GT) and clips a graded 16-bit map at 255: maskrefine
+    # printed numbers far from the script's without a word
+    from PIL import Image
+
+    pred, gt = score_data
+    gt1, pred16 = tmp_path / "gt1", tmp_path / "pred16"
+    gt1.mkdir()
+    pred16.mkdir()
+    for path in sorted(gt.iterdir()):
+        Image.fromarray(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127).convert("1").save(gt1 / path.name)
+        soft = cv2.imread(str(pred / path.name), cv2.IMREAD_GRAYSCALE).astype(np.uint16) * 257
+        assert cv2.imwrite(str(pred16 / path.name), soft)
+    json_path = tmp_path / "s.json"
+    args = ["score", "--pred", pred16, "--gt", gt1, "--preset", "move", "--json", json_path]
+    result = invoke(args, pred16, gt1)
+    assert result.exit_code == 0, result.output
+    assert "note: move's reference script reads some of these files otherwise" in result.stderr
+    counts = json.loads(json_path.read_text())["reference_reads_otherwise"]
+    assert sorted(counts.values()) == [4, 4] and any(k.startswith("gt: 1/2/4-bit gray PNG") for k in counts)
+    # the same files under tokencut, whose script reads them as maskrefine does: no note
+    result = invoke(["score", "--pred", pred16, "--gt", gt1, "--json", json_path], pred16, gt1)
+    assert "reference script" not in result.stderr
+    assert json.loads(json_path.read_text())["reference_reads_otherwise"] == {}
+    # an 8-bit GT and a binary 16-bit map (0 / 65535) read alike: no note under move either
+    binary16 = tmp_path / "binary16"
+    binary16.mkdir()
+    for path in sorted(gt.iterdir()):
+        assert cv2.imwrite(
+            str(binary16 / path.name), (cv2.imread(str(path), 0) > 127).astype(np.uint16) * 65535
+        )
+    result = invoke(["score", "--pred", binary16, "--gt", gt, "--preset", "move"], binary16, gt)
+    assert result.exit_code == 0 and "reference script" not in result.stderr
+
+
 def test_score_plot_with_matplotlib(score_data, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install -e '.[plot]')")
     pred, gt = score_data

@@ -58,6 +58,8 @@ class ImageHeader:
     tiff_samples : int or None
         TIFF SamplesPerPixel of the first image (1 when the tag is absent; 2 is gray + alpha); None for
         other formats.
+    png_bit_depth : int or None
+        PNG bits per sample (or per palette index): 1, 2, 4, 8 or 16; None for other formats.
     """
 
     format: str
@@ -65,6 +67,7 @@ class ImageHeader:
     height: int
     png_color_type: int | None = None
     tiff_samples: int | None = None
+    png_bit_depth: int | None = None
 
     @property
     def pixels(self) -> int:
@@ -122,8 +125,8 @@ def _png(read_at: ReadAt) -> ImageHeader:
     length, kind = struct.unpack(">I4s", chunk[:8])
     if kind != b"IHDR" or length != 13:
         raise HeaderError("PNG without an IHDR header chunk")
-    width, height, _depth, color_type = struct.unpack(">IIBB", chunk[8:18])
-    return ImageHeader("png", width, height, png_color_type=color_type)
+    width, height, depth, color_type = struct.unpack(">IIBB", chunk[8:18])
+    return ImageHeader("png", width, height, png_color_type=color_type, png_bit_depth=depth)
 
 
 def _jpeg(read_at: ReadAt) -> ImageHeader:

@@ -101,10 +101,15 @@ class MaskRead:
     encoding : str, default :data:`PLAIN`
         :data:`PLAIN`, or what was detected, e.g. ``"0/1 values"``, ``"8-bit values in a 16-bit file"``,
         ``"alpha channel of RGBA"``; several are joined by ``", "``.
+    stored_bits : int or None, default None
+        Bits per sample as stored in the file: a PNG's bit depth (1, 2, 4, 8 or 16), else 16 or 8 by the
+        decoded type; None for a ``.npy``. A 1-bit PNG is read as 0/255 like an 8-bit one, but some
+        evaluation scripts read it otherwise (docs/evaluation.md, "Files").
     """
 
     pixels: np.ndarray
     encoding: str = PLAIN
+    stored_bits: int | None = None
 
     def to_unit(self) -> npt.NDArray[np.float32]:
         """Return the mask as float32 in [0, 1] (uint8 / 255, uint16 / 65535, float as is).
@@ -507,7 +512,8 @@ def read_mask_file(
     if notes == [TWO_COLOUR_PALETTE] and scale == "1":
         scale = "255"  # its colours already read as 0 and 1 (at full scale): no numbers to rescale
     values, scale_notes = _apply_mask_scale(values, path, scale, palette=header.png_color_type == 3)
-    return MaskRead(np.ascontiguousarray(values), ", ".join(notes + scale_notes) or PLAIN)
+    bits = header.png_bit_depth or (16 if decoded.dtype == np.uint16 else 8)
+    return MaskRead(np.ascontiguousarray(values), ", ".join(notes + scale_notes) or PLAIN, bits)
 
 
 def _constant(array: np.ndarray) -> bool:

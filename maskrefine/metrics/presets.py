@@ -12,6 +12,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Literal, TypedDict
 
 import numpy as np
@@ -479,3 +480,44 @@ def get_preset(preset: str | ScorePreset | None = None) -> ScorePreset:
         listed = ", ".join(repr(k) for k in PRESETS)
         raise ValueError(f"`preset` must be one of {listed}; got {short_repr(preset)}")
     return PRESETS[preset]
+
+
+#: Files a preset's reference script reads otherwise than maskrefine's reader decodes them
+#: (docs/evaluation.md, "Files"): preset name -> ((role, file kind, what the script does), ...). Roles:
+#: ``"gt"``, ``"predictions"``. Kinds: ``"low_bit"`` (a gray PNG of 1, 2 or 4 bits per sample, which
+#: maskrefine reads as 0/255) and ``"graded_16"`` (a 16-bit file with values strictly between 0 and
+#: 65535, which maskrefine reads on its own scale). ``score`` counts such files and says so; the numbers
+#: it prints are the reference's for the decoded 8-bit-scale map.
+REFERENCE_READS_OTHERWISE: MappingProxyType[str, tuple[tuple[str, str, str], ...]] = MappingProxyType(
+    {
+        "move": (
+            (
+                "gt",
+                "low_bit",
+                "1/2/4-bit gray PNG: MOVE's segmentation_eval.py opens it without converting it, reads "
+                "0/1 values and finds no foreground",
+            ),
+            ("gt", "graded_16", "graded 16-bit: MOVE compares the 16-bit values with 128, unscaled"),
+            ("predictions", "graded_16", "graded 16-bit: MOVE's convert('L') clips the values at 255"),
+        ),
+        "found": (
+            (
+                "gt",
+                "graded_16",
+                "graded 16-bit: FOUND's convert('L') clips the values at 255, so 255 and above is foreground",
+            ),
+        ),
+        "pysod": (
+            (
+                "gt",
+                "graded_16",
+                "graded 16-bit: cv2.IMREAD_GRAYSCALE keeps v >> 8 (maskrefine: round(v / 257))",
+            ),
+            (
+                "predictions",
+                "graded_16",
+                "graded 16-bit: cv2.IMREAD_GRAYSCALE keeps v >> 8 (maskrefine: round(v / 257))",
+            ),
+        ),
+    }
+)

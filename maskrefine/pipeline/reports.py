@@ -474,6 +474,10 @@ class ScoreReport:
     columns : list of str, default []
         The CSV's columns, in order, also when no image was scored (the header of an empty shard's
         table); keys of ``rows`` not listed are appended.
+    reference_reads_otherwise : dict of str to int, default {}
+        Scored files the preset's reference script would read otherwise than maskrefine decodes them
+        (:data:`maskrefine.metrics.presets.REFERENCE_READS_OTHERWISE`), counted by ``"role: what the
+        script does"``.
     """
 
     summary: dict[str, Any] = field(default_factory=dict)
@@ -488,6 +492,7 @@ class ScoreReport:
     not_regular: list[Failure] = field(default_factory=list)
     encodings: dict[str, int] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
+    reference_reads_otherwise: dict[str, int] = field(default_factory=dict)
 
     @property
     def nothing_scored(self) -> str | None:
@@ -532,7 +537,8 @@ class ScoreReport:
         dict
             The summary's keys (NumPy values as Python values, NaN and inf as None), then ``ok``,
             ``failed``, ``unmatched``, ``duplicates``, ``elapsed_s``, ``config``, ``plots``,
-            ``not_regular``, ``encodings`` and, when nothing was scored, ``error``.
+            ``not_regular``, ``encodings``, ``reference_reads_otherwise`` and, when nothing was
+            scored, ``error``.
         """
         out = {key: _jsonable(value) for key, value in self.summary.items()}
         if self.nothing_scored is not None:
@@ -548,6 +554,7 @@ class ScoreReport:
                 "plots": [str(path) for path in self.plots],
                 "not_regular": [item.to_dict() for item in self.not_regular],
                 "encodings": dict(self.encodings),
+                "reference_reads_otherwise": dict(self.reference_reads_otherwise),
             }
         )
         return out

@@ -17,6 +17,7 @@ from maskrefine._checks import short_repr, text_or_empty
 from maskrefine._units import to_unit_float
 from maskrefine.errors import ConfigError, InputError, OutputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MASK_EXTENSIONS, ReadOptions, match_folders
+from maskrefine.io.options import PLAIN
 from maskrefine.io.pairs import scan_folder
 from maskrefine.pipeline.guards import (
     check_folder,
@@ -42,6 +43,7 @@ from maskrefine.pipeline.reports import (
 )
 
 if TYPE_CHECKING:
+    from maskrefine.io.imageio import MaskRead
     from maskrefine.metrics.corloc import Annotations, Selector
     from maskrefine.metrics.presets import CorlocGrid, Dtype, ScorePreset
 
@@ -116,6 +118,8 @@ class _Loaded:
     failure: Failure | None = None
     pred_encoding: str | None = None
     gt_encoding: str | None = None
+    pred_kind: str | None = None
+    gt_kind: str | None = None
 
 
 def _load_pair(stem: str, pred_path: Path, gt_path: Path, read: ReadOptions) -> _Loaded:
@@ -131,7 +135,28 @@ def _load_pair(stem: str, pred_path: Path, gt_path: Path, read: ReadOptions) -> 
         return _Loaded(
             stem, pred_path, gt_path, failure=Failure(current, f"unexpected {type(exc).__name__}: {exc}")
         )
-    return _Loaded(stem, pred_path, gt_path, pred_read.pixels, gt, None, pred_read.encoding, gt_read.encoding)
+    return _Loaded(
+        stem,
+        pred_path,
+        gt_path,
+        pred_read.pixels,
+        gt,
+        None,
+        pred_read.encoding,
+        gt_read.encoding,
+        _reading_kind(pred_read),
+        _reading_kind(gt_read),
+    )
+
+
+def _reading_kind(read: MaskRead) -> str | None:
+    """Name the kind of file some references read otherwise (presets.REFERENCE_READS_OTHERWISE)."""
+    if read.stored_bits is not None and read.stored_bits < 8 and read.encoding == PLAIN:
+        return "low_bit"
+    pixels = read.pixels
+    if pixels.dtype == np.uint16 and bool(np.any((pixels > 0) & (pixels < 65535))):
+        return "graded_16"
+    return None
 
 
 def _split_summary(summary: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -336,6 +361,7 @@ def score_folder(
     failures: list[Failure] = []
     scored: dict[str, tuple[Path, Path]] = {}
     encodings: list[tuple[str | None, str | None]] = []
+    kinds: list[tuple[str | None, str | None]] = []
 
     def load(pair: Any) -> _Loaded:
         return _load_pair(pair.stem, pair.first, pair.second, read)
@@ -360,6 +386,7 @@ def score_folder(
                 else:
                     scored[item.stem] = (item.pred_path, item.gt_path)
                     encodings.append((item.pred_encoding, item.gt_encoding))
+                    kinds.append((item.pred_kind, item.gt_kind))
             if progress is not None:
                 progress(done, total)
     finally:
@@ -406,6 +433,7 @@ def score_folder(
             **count_encodings([gt for _, gt in encodings], "gt: "),
         },
         columns=columns,
+        reference_reads_otherwise=_reference_reads_otherwise(preset, kinds),
     )
     if plot_path is not None:
         try:
@@ -427,6 +455,18 @@ def score_folder(
     if json_path is not None:
         report.write_json(json_path)
     return report
+
+
+def _reference_reads_otherwise(preset: str, kinds: Sequence[tuple[str | None, str | None]]) -> dict[str, int]:
+    """Count the scored files the preset's reference script would read otherwise, by what it does."""
+    from maskrefine.metrics.presets import REFERENCE_READS_OTHERWISE
+
+    counts: dict[str, int] = {}
+    for role, kind, what in REFERENCE_READS_OTHERWISE.get(preset, ()):
+        n = sum(1 for pred_kind, gt_kind in kinds if (gt_kind if role == "gt" else pred_kind) == kind)
+        if n:
+            counts[f"{role}: {what}"] = n
+    return counts
 
 
 def _bounded_map(

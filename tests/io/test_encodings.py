@@ -79,6 +79,20 @@ def test_plain_8_and_16_bit(tmp_path: Path) -> None:
     assert empty.encoding == PLAIN and not empty.pixels.any()
 
 
+def test_stored_bits_name_the_files_sample_depth(tmp_path: Path) -> None:
+    # a 1-bit PNG reads as 0/255 like an 8-bit one (plain), but some references' scripts read it as 0/1
+    bits1 = _pil(tmp_path / "one.png", Image.fromarray(GRAY > 100).convert("1"))
+    read = read_mask_file(bits1)
+    assert read.encoding == PLAIN and read.stored_bits == 1
+    np.testing.assert_array_equal(read.pixels, np.where(GRAY > 100, 255, 0))
+    assert read_mask_file(_png(tmp_path / "a.png", GRAY)).stored_bits == 8
+    assert read_mask_file(_png(tmp_path / "b.png", GRAY.astype(np.uint16) * 257)).stored_bits == 16
+    assert cv2.imwrite(str(tmp_path / "c.bmp"), GRAY)
+    assert read_mask_file(tmp_path / "c.bmp").stored_bits == 8
+    np.save(tmp_path / "d.npy", GRAY / 255.0)
+    assert read_mask_file(tmp_path / "d.npy").stored_bits is None
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_zero_one_values_become_0_255(tmp_path: Path, dtype: type) -> None:
     binary = np.array([[0, 1], [1, 0]], dtype)
