@@ -705,7 +705,7 @@ def test_a_report_that_cannot_be_written_does_not_hide_the_files_outcomes(tmp_pa
     ("stop", "code", "words"),
     [("KeyboardInterrupt", 130, "interrupted: rerun"), ("Terminated", 143, "terminated (SIGTERM): rerun")],
 )
-def test_train_stopped_says_how_to_resume(capsys, stop: str, code: int, words: str) -> None:
+def test_train_stopped_says_how_to_resume(capsys, tmp_path: Path, stop: str, code: int, words: str) -> None:
     from maskrefine import _signals
     from maskrefine.cli_train import _train_or_stop
 
@@ -714,8 +714,9 @@ def test_train_stopped_says_how_to_resume(capsys, stop: str, code: int, words: s
     def train() -> None:
         raise exception
 
+    (tmp_path / "last.pt").write_bytes(b"")  # a checkpoint was written: resuming is possible
     with pytest.raises(SystemExit) as exited:
-        _train_or_stop(train)
+        _train_or_stop(tmp_path / "last.pt", train)
     assert exited.value.code == code
     err = capsys.readouterr().err
     assert words in err and "--resume to continue from last.pt" in err and "Traceback" not in err

@@ -63,6 +63,23 @@ def check_input_file_not_replaced(
         refuse_input_file(report_file, "report file", {what: Path(file)})
 
 
+#: What ``maskrefine train`` keeps in its run folder besides the checkpoints' own names (``*.pt``).
+_RUN_RECORDS = ("config.json", "log.jsonl", "config.resume-*.json", "*.pt")
+
+
+def _run_records(run_dir: Path) -> dict[str, Path]:
+    """List the training run's records next to the checkpoint, which a predict report must not replace."""
+    try:
+        return {
+            f"training run's {path.name}": path
+            for pattern in _RUN_RECORDS
+            for path in sorted(run_dir.glob(pattern))
+            if path.is_file()
+        }
+    except OSError:  # an unlistable folder: the checkpoint itself is still protected
+        return {}
+
+
 def predict_folder(
     images_dir: str | os.PathLike[str],
     checkpoint: str | os.PathLike[str],
@@ -176,7 +193,7 @@ def predict_folder(
             report_file,
             "report file",
             {"images": images_path, "coarse": coarse_dir},
-            input_files=input_files,
+            input_files={**input_files, **_run_records(Path(checkpoint).parent)},
             taken={"output folder": out_path.resolve()},
         )
         check_not_an_output(report_file, "report file", out_path, names)

@@ -223,6 +223,16 @@ def test_predict_report_must_name_a_file(run_tree, report):
     assert not run_tree.path("newdir").exists() and not run_tree.path("soft").exists()
 
 
+@pytest.mark.parametrize("record", ["config.json", "log.jsonl"])
+def test_predict_report_never_replaces_the_training_runs_records(run_tree, record):
+    # `predict --report run/config.json` replaced the run's settings and git SHA with a predict report
+    result = run_tree.run(*predict_args("soft", "--report", f"run/{record}"), exit=2, names=[f"run/{record}"])
+    assert f"training run's {record}" in result.stderr and not run_tree.path("soft").exists()
+    run_tree.run(
+        *predict_args("soft", "--report", "run/predict.json"), exit=0, out=["soft", "run/predict.json"]
+    )
+
+
 def test_predict_dangling_symlinks_at_its_side_paths_are_refused_up_front(run_tree):
     # --report under a dangling link: predicted every image, then "cannot create its folder (File exists)";
     # OUT/coarse a dangling link with --save-coarse: "OUT/coarse: File exists", exit 1
