@@ -275,8 +275,16 @@ def test_hostile_paths(tmp_path) -> None:
         read_run_report(fifo)
     dangling = tmp_path / "dangling.json"
     dangling.symlink_to(tmp_path / "nowhere.json")
-    with pytest.raises(InputError, match="no such report file"):
+    with pytest.raises(InputError, match=r"no such report file \(a dangling symlink\)"):
         read_run_report(dangling)
+    loop = tmp_path / "loop.json"
+    loop.symlink_to(loop)  # was "no such report file"
+    with pytest.raises(InputError, match=r"loop.json: not a regular file \(a symlink loop\)"):
+        read_run_report(loop)
+    spaces = tmp_path / "spaces.json"
+    spaces.write_text("   \n")  # was "file is empty"
+    with pytest.raises(InputError, match="spaces.json: file holds only whitespace"):
+        read_run_report(spaces)
     with pytest.raises(ConfigError, match="no run reports"):
         merge_run_reports([])
     with pytest.raises(ConfigError, match="expected a path or a RunReport"):

@@ -17,6 +17,7 @@ from typing import Any, cast, get_args
 
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, InputError, parse_problem
+from maskrefine.io.files import not_regular_reason
 from maskrefine.pipeline.guards import (
     check_not_an_output,
     check_output_file,
@@ -124,8 +125,13 @@ def read_run_report(path: str | os.PathLike[str]) -> RunReport:
         raise ConfigError(f"a report path must be a non-empty path; got {short_repr(path)}")
     file = path_argument(path, "report path")  # a NUL character is refused, not "no such report file"
     try:
-        if not file.is_file():
-            raise _fail(file, "no such report file" if not file.exists() else "not a regular file")
+        reason = not_regular_reason(file)  # "not found", "a dangling symlink", "a symlink loop", ...
+        if reason is not None:
+            missing = {
+                "not found": "no such report file",
+                "a dangling symlink": "no such report file (a dangling symlink)",
+            }
+            raise _fail(file, missing.get(reason, f"not a regular file ({reason})"))
         if file.stat().st_size > _MAX_REPORT_BYTES:
             raise _fail(file, f"report file larger than {_MAX_REPORT_BYTES} bytes")
         text = file.read_text(encoding="utf-8")
@@ -134,7 +140,7 @@ def read_run_report(path: str | os.PathLike[str]) -> RunReport:
     except UnicodeDecodeError:
         raise _fail(file, "not a UTF-8 JSON file") from None
     if not text.strip():
-        raise _fail(file, "file is empty")
+        raise _fail(file, "file is empty" if not text else "file holds only whitespace")
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
