@@ -755,7 +755,7 @@ def test_score_config_errors(dataset: dict[str, Path], tmp_path: Path) -> None:
         score_folder(pred, dataset["gt"], preset="nope")
     with pytest.raises(ConfigError, match="boxes must be 'masks', 'voc:DIR' or 'coco:FILE'"):
         score_folder(pred, dataset["gt"], boxes="yolo:x")
-    with pytest.raises(ConfigError, match="is not a COCO JSON file"):
+    with pytest.raises(ConfigError, match=r"is not a COCO JSON file \(nothing is there\)"):
         score_folder(pred, dataset["gt"], boxes=f"coco:{tmp_path / 'missing.json'}")
     with pytest.raises(ConfigError, match="inside the ground-truth folder"):
         score_folder(pred, dataset["gt"], csv_path=dataset["gt"] / "scores.csv")

@@ -86,10 +86,13 @@ def check_box_source(boxes: str | None) -> tuple[str, Path | None] | None:
         raise ConfigError(
             f"boxes {short_repr(boxes)}: cannot check the path ({exc.strerror or exc})"
         ) from None
-    if kind == "voc" and not found:
-        raise ConfigError(f"boxes {short_repr(boxes)}: {path} is not a folder of VOC XML annotations")
-    if kind == "coco" and not found:
-        raise ConfigError(f"boxes {short_repr(boxes)}: {path} is not a COCO JSON file")
+    if not found:
+        from maskrefine.io.files import not_regular_reason
+
+        reason = not_regular_reason(path)  # "not found", "a folder", "a dangling symlink", ...
+        what = "a folder of VOC XML annotations" if kind == "voc" else "a COCO JSON file"
+        there = "nothing is there" if reason == "not found" else f"it is {reason or 'a file'}"
+        raise ConfigError(f"boxes {short_repr(boxes)}: {path} is not {what} ({there})")
     return source
 
 
