@@ -655,10 +655,13 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     if isinstance(path, str) and path == "":
         raise ConfigError("config file: empty path")
     file = path_argument(path, "config file")  # a str or Path: not None, bytes, ...
-    if not file.exists():
+    from maskrefine.io.files import not_regular_reason
+
+    reason = not_regular_reason(file)  # "not found", "a dangling symlink", "a symlink loop", "a folder"...
+    if reason == "not found":
         raise ConfigError(f"config file {file}: file not found")
-    if not file.is_file():
-        raise ConfigError(f"config file {file}: is not a regular file")
+    if reason is not None:
+        raise ConfigError(f"config file {file}: is not a regular file ({reason})")
     try:
         with open(file, "rb") as handle:
             data = tomllib.load(handle)

@@ -95,6 +95,12 @@ def test_bad_files(tmp_path):
 
     with pytest.raises(ConfigError, match="file not found"):
         load_toml(tmp_path / "missing.toml")
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")  # was "file not found"
+    with pytest.raises(ConfigError, match=r"loop\.toml: is not a regular file \(a symlink loop\)"):
+        load_toml(tmp_path / "loop.toml")
+    (tmp_path / "dangling.toml").symlink_to(tmp_path / "nowhere.toml")
+    with pytest.raises(ConfigError, match=r"dangling\.toml: is not a regular file \(a dangling symlink\)"):
+        load_toml(tmp_path / "dangling.toml")
     with pytest.raises(ConfigError, match="empty path"):
         load_toml("")
     (tmp_path / "broken.toml").write_text("epochs = = 3")
