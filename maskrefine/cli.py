@@ -252,7 +252,10 @@ def _unmatched_lines(report: object) -> list[str]:
     lines = []
     for item in getattr(report, "unmatched", None) or []:
         path, folder = getattr(item, "path", item), getattr(item, "folder", None)
-        lines.append(f"{path} (only in {folder})" if folder else str(path))
+        reason = getattr(item, "reason", "")
+        lines.append(
+            f"{path} ({reason})" if reason else f"{path} (only in {folder})" if folder else str(path)
+        )
     return lines
 
 

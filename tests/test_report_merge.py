@@ -522,3 +522,22 @@ def test_the_merged_report_never_lands_on_the_jobs_inputs_or_outputs(tmp_path) -
     )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "merged.json").read_text())["counts"]["written"] == len(list(masks.iterdir()))
+
+
+def test_merge_keeps_why_a_file_was_not_read(tmp_path) -> None:
+    # a JPEG among the masks is named with its reason; the merged report keeps the reason
+    masks = tmp_path / "masks"
+    shutil.copytree(EXAMPLES / "masks", masks)
+    first = sorted(masks.iterdir())[0]
+    first.rename(first.with_suffix(".jpg"))
+    reports = []
+    for k in (1, 2):
+        path = tmp_path / f"{k}.json"
+        apply_folder(masks, EXAMPLES / "images", tmp_path / "out", shard=(k, 2), jobs=1, report_path=path)
+        reports.append(path)
+    merged = merge_run_reports(reports)
+    (unread,) = [u for u in merged.report.unmatched if u.reason]
+    assert unread.path.name == first.with_suffix(".jpg").name and unread.folder == "masks"
+    assert unread.reason == "not read: files of this folder are read from .png, .npy only"
+    assert not any(u.path.stem == first.stem for u in merged.report.unmatched if not u.reason)
+    assert merged.to_dict()["unmatched"][0]["reason"] == unread.reason

@@ -85,6 +85,13 @@ class Pairing:
         Entries of either folder with a wanted suffix that are not regular files; their stems' partners
         are not reported in ``only_first`` / ``only_second`` (the skipped entry is the problem) (default:
         empty).
+    unread_first, unread_second : list of Path, optional
+        Entries of each folder with an image or mask suffix (:data:`IMAGE_EXTENSIONS`,
+        :data:`MASK_EXTENSIONS`) that this folder's files are not read from, e.g. ``x.jpg`` among masks
+        read from ``.png`` and ``.npy`` only: named so that such a file is not dropped unseen; their
+        stems' partners are not reported in ``only_first`` / ``only_second`` (default: empty).
+    first_extensions, second_extensions : tuple of str, optional
+        The suffixes each folder's files were read from (default: empty).
     """
 
     pairs: list[Pair]
@@ -92,6 +99,10 @@ class Pairing:
     only_second: list[Path] = field(default_factory=list)
     duplicates: dict[str, list[Path]] = field(default_factory=dict)
     skipped: list[Skipped] = field(default_factory=list)
+    unread_first: list[Path] = field(default_factory=list)
+    unread_second: list[Path] = field(default_factory=list)
+    first_extensions: tuple[str, ...] = ()
+    second_extensions: tuple[str, ...] = ()
 
 
 def scan_folder(
@@ -201,12 +212,37 @@ def match_folders(
         for stem in sorted(first.keys() & second.keys())
         if stem not in duplicates
     ]
-    alone = duplicates.keys() | skipped_stems
-    only_first = sorted(p for s, p in first.items() if s not in second and s not in alone)
-    only_second = sorted(p for s, p in second.items() if s not in first and s not in alone)
+    unread_first = _unread(first_dir, first_extensions)
+    unread_second = _unread(second_dir, second_extensions)
+    # a partner of an unread file is not "alone": the unread file, named with its reason, is the problem
+    alone_first = duplicates.keys() | skipped_stems | {p.stem for p in unread_second}
+    alone_second = duplicates.keys() | skipped_stems | {p.stem for p in unread_first}
+    only_first = sorted(p for s, p in first.items() if s not in second and s not in alone_first)
+    only_second = sorted(p for s, p in second.items() if s not in first and s not in alone_second)
     return Pairing(
-        pairs=pairs, only_first=only_first, only_second=only_second, duplicates=duplicates, skipped=skipped
+        pairs=pairs,
+        only_first=only_first,
+        only_second=only_second,
+        duplicates=duplicates,
+        skipped=skipped,
+        unread_first=unread_first,
+        unread_second=unread_second,
+        first_extensions=tuple(first_extensions),
+        second_extensions=tuple(second_extensions),
     )
+
+
+def _unread(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """Entries of ``folder`` with an image or mask suffix not in ``extensions`` (see :class:`Pairing`)."""
+    wanted = {e.lower() for e in extensions}
+    other = tuple(e for e in dict.fromkeys(IMAGE_EXTENSIONS + MASK_EXTENSIONS) if e not in wanted)
+    files, skipped = scan_folder(folder, other)
+    return sorted(files + [item.path for item in skipped])
+
+
+def unread_reason(extensions: tuple[str, ...]) -> str:
+    """Say why a file of :attr:`Pairing.unread_first` / ``unread_second`` was left out, for a report."""
+    return f"not read: files of this folder are read from {', '.join(extensions)} only"
 
 
 #: Mask output formats and the file suffix each one is written with (:mod:`maskrefine.io.imageio`).

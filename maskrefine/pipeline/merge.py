@@ -244,7 +244,11 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
             for f in data.get("not_regular", [])
         ]
         unmatched = [
-            Unmatched(Path(_text(u["path"], "'path'")), _text(u["folder"], "'folder'"))
+            Unmatched(
+                Path(_text(u["path"], "'path'")),
+                _text(u["folder"], "'folder'"),
+                _text(u.get("reason", ""), "'reason'"),
+            )
             for u in data.get("unmatched", [])
         ]
         duplicates_data = data.get("duplicates", {})

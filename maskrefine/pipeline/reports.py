@@ -18,6 +18,7 @@ import numpy as np
 
 from maskrefine.errors import OutputError, ReportNotWrittenError
 from maskrefine.io import PLAIN, Pairing, write_text_atomic
+from maskrefine.io.pairs import unread_reason
 from maskrefine.pipeline.guards import file_path_argument, in_shard
 
 __all__ = [
@@ -148,10 +149,14 @@ class Unmatched:
         The file.
     folder : str
         The folder it was found in, by role (e.g. ``"masks"``, ``"images"``, ``"predictions"``, ``"gt"``).
+    reason : str, default ""
+        Why it has no partner when that is not simply a missing file: e.g. a JPEG among masks, which are
+        not read from JPEG files.
     """
 
     path: Path
     folder: str
+    reason: str = ""
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready dict.
@@ -159,16 +164,26 @@ class Unmatched:
         Returns
         -------
         dict of str to str
-            ``{"path": str(path), "folder": folder}``.
+            ``{"path": str(path), "folder": folder}``, plus ``"reason"`` when there is one.
         """
-        return {"path": str(self.path), "folder": self.folder}
+        out = {"path": str(self.path), "folder": self.folder}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 def unmatched_and_duplicates(
     pairing: Pairing, first: str, second: str, shard: tuple[int, int] | None
 ) -> tuple[list[Unmatched], dict[str, list[Path]]]:
     """Return the unmatched files (labelled ``first`` / ``second``) and duplicated stems of ``shard``."""
-    unmatched = [Unmatched(p, first) for p in pairing.only_first if in_shard(p.stem, shard)]
+    unmatched: list[Unmatched] = []
+    for unread, role, extensions in (  # first: the files a user most needs to see
+        (pairing.unread_first, first, pairing.first_extensions),
+        (pairing.unread_second, second, pairing.second_extensions),
+    ):
+        reason = unread_reason(extensions)
+        unmatched += [Unmatched(p, role, reason) for p in unread if in_shard(p.stem, shard)]
+    unmatched += [Unmatched(p, first) for p in pairing.only_first if in_shard(p.stem, shard)]
     unmatched += [Unmatched(p, second) for p in pairing.only_second if in_shard(p.stem, shard)]
     duplicates = {s: list(ps) for s, ps in sorted(pairing.duplicates.items()) if in_shard(s, shard)}
     return unmatched, duplicates

@@ -71,6 +71,28 @@ def test_match_folders_pairs_unmatched_and_duplicates(tmp_path: Path) -> None:
     assert sorted(p.name for p in pairing.duplicates["dup"]) == ["dup.npy", "dup.png"]
 
 
+def test_match_folders_names_files_of_a_kind_the_folder_is_not_read_from(tmp_path: Path) -> None:
+    # a JPEG mask was dropped unseen: its image was reported "only in images", as if the mask were missing
+    masks, images = tmp_path / "m", tmp_path / "i"
+    masks.mkdir()
+    images.mkdir()
+    _png(masks / "a.png", np.zeros((4, 4), np.uint8))
+    _png(masks / "b.jpg", np.zeros((4, 4), np.uint8))
+    _png(masks / "c.TIF", np.zeros((4, 4), np.uint8))
+    (masks / "notes.txt").write_text("not an image")  # not an image or mask suffix: not named
+    for stem in ("a", "b", "c", "d"):
+        _png(images / f"{stem}.png", np.zeros((4, 4, 3), np.uint8))
+    np.save(images / "e.npy", np.zeros((4, 4), np.float32))  # images are never read from .npy
+
+    pairing = match_folders(masks, images, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
+
+    assert [p.stem for p in pairing.pairs] == ["a"]
+    assert [p.name for p in pairing.unread_first] == ["b.jpg", "c.TIF"]
+    assert [p.name for p in pairing.unread_second] == ["e.npy"]
+    assert [p.name for p in pairing.only_second] == ["d.png"]  # b and c: their unread mask is the problem
+    assert pairing.first_extensions == MASK_EXTENSIONS
+
+
 def test_read_image_is_rgb_float(tmp_path: Path) -> None:
     bgr = np.zeros((3, 5, 3), np.uint8)
     bgr[..., 0] = 255  # blue in OpenCV's order
