@@ -492,9 +492,8 @@ def _check(cfg: TrainConfig) -> None:
         )
 
 
-#: The reference crop sampler's column (and, below 116 px, row) offsets reach 29 px: crops of H/2 fit
-#: only when H >= 58.
-REFERENCE_SAMPLER_MIN = 58
+#: The reference crop sampler draws ``randint(g // 4, 3 * (g // 4))`` on a g-patch grid: g must be >= 4.
+REFERENCE_SAMPLER_MIN_GRID = 4
 #: ``resize`` may be at most this many times ``image_size``.
 MAX_RESIZE_FACTOR = 4
 #: ``seed`` must be below this (torch generators take 64-bit seeds).
@@ -528,7 +527,7 @@ def geometry_problem(cfg: TrainConfig, stride: int | None) -> str | None:
     with the crop loss, the teacher target (``image_size`` px) at least as large as the guided filter's
     ``2 gf_radius + 1`` window; the ``"uniform"`` sampler needs ``image_size/2`` to be a multiple of the
     stride (so that crops reach the bottom/right edge and student cells map onto 2x2 teacher cells), the
-    ``"reference"`` sampler ``image_size >= 58``.
+    ``"reference"`` sampler a grid of at least 4x4 patches.
 
     Parameters
     ----------
@@ -560,11 +559,11 @@ def geometry_problem(cfg: TrainConfig, stride: int | None) -> str | None:
             f"least the guided filter's {window}-px window (gf_radius {cfg.gf_radius}); use a larger "
             "image_size, a smaller gf_radius or --no-crop-loss"
         )
-    if cfg.crop_sampler == "reference" and size < REFERENCE_SAMPLER_MIN:
+    if cfg.crop_sampler == "reference" and stride is not None and size // stride < REFERENCE_SAMPLER_MIN_GRID:
         return (
-            f"image_size {size} is too small for the reference crop sampler (its offsets reach 29 px, so "
-            f"crops of image_size/2 fit only from {REFERENCE_SAMPLER_MIN} px); use image_size >= 64 or "
-            "crop_sampler 'uniform'"
+            f"image_size {size} is too small for the reference crop sampler with patch size {stride}: it "
+            f"draws offsets on a grid of at least {REFERENCE_SAMPLER_MIN_GRID}x{REFERENCE_SAMPLER_MIN_GRID} "
+            f"patches; use image_size >= {REFERENCE_SAMPLER_MIN_GRID * stride} or crop_sampler 'uniform'"
         )
     if cfg.crop_sampler == "uniform" and stride is not None and size % (2 * stride):
         below, above = size // (2 * stride) * 2 * stride, (size // (2 * stride) + 1) * 2 * stride

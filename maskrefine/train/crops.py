@@ -13,10 +13,11 @@ Samplers
     position of the crop on the patch grid is possible, crops reach the bottom and right edges, and
     student cells map onto 2x2 teacher cells.
 ``"reference"``
-    The paper repository's effective behaviour (a list-repeat bug): token offsets drawn in 10..29 are used
-    as *pixel* offsets; the row is then clamped to ``[H/4, 3H/4]`` — ``H/4`` whenever ``H >= 116`` (80 px
-    at 320), 10..29 clamped up to ``H/4`` below that (16..29 at 64) — and the column is 10..29 px. Crops
-    fit only when ``H, W >= 58``; smaller images are refused.
+    The paper repository's effective behaviour (a list-repeat bug): token offsets drawn uniformly in
+    ``[g/4, 3·(g/4))`` on the ``g = size // stride`` patch grid (integer divisions; ``randint(g // 4,
+    3 * (g // 4))`` per axis) are used as *pixel* offsets; the row is then clamped to
+    ``[(H/2)/2, 3·((H/2)/2)]`` — ``H/4`` at the usual sizes (80 px at 320) — and the column is the token
+    value (10..29 px at 320 with patch 8, 5..14 with patch 16). The grid needs ``g >= 4`` per axis.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from maskrefine._checks import short_repr
-from maskrefine.train.config import REFERENCE_SAMPLER_MIN
+from maskrefine.train.config import REFERENCE_SAMPLER_MIN_GRID
 
 __all__ = ["CROP_SAMPLERS", "sample_crop_offsets", "crop_and_zoom"]
 
@@ -46,10 +47,11 @@ def sample_crop_offsets(
     Parameters
     ----------
     batch, height, width : int
-        Batch size and image size (H and W even; both >= 58 for the reference sampler).
+        Batch size and image size (H and W even; for the reference sampler at least 4 strides).
     sampler : {"uniform", "reference"}
     stride : int
-        Offset step of the uniform sampler (the head's stride).
+        The head's stride (patch size): the offset step of the uniform sampler, the patch grid of the
+        reference sampler.
     generator : torch.Generator
         Source of randomness (CPU); its state is part of a training checkpoint.
     """
@@ -61,13 +63,17 @@ def sample_crop_offsets(
         rows = torch.randint(0, height // 2 // stride + 1, (batch,), generator=generator) * stride
         cols = torch.randint(0, width // 2 // stride + 1, (batch,), generator=generator) * stride
     else:
-        if min(height, width) < REFERENCE_SAMPLER_MIN:  # offsets reach 29 px: an H/2 x W/2 crop may not fit
+        grid_h, grid_w = height // stride, width // stride
+        if min(grid_h, grid_w) < REFERENCE_SAMPLER_MIN_GRID:  # randint(g // 4, 3 * (g // 4)) is empty
             raise ValueError(
-                f"the reference crop sampler needs H, W >= {REFERENCE_SAMPLER_MIN} px; got {height}x{width}"
+                f"the reference crop sampler needs a patch grid of at least {REFERENCE_SAMPLER_MIN_GRID}x"
+                f"{REFERENCE_SAMPLER_MIN_GRID}; got {grid_h}x{grid_w} ({height}x{width} px, stride {stride})"
             )
-        tokens = torch.randint(10, 30, (2, batch), generator=generator)
-        rows = tokens[0].clamp(height // 4, 3 * height // 4)
-        cols = tokens[1]
+        tokens_h = torch.randint(grid_h // 4, 3 * (grid_h // 4), (batch,), generator=generator)
+        tokens_w = torch.randint(grid_w // 4, 3 * (grid_w // 4), (batch,), generator=generator)
+        quarter = height // 2 // 2
+        rows = tokens_h.clamp(quarter, 3 * quarter)
+        cols = tokens_w
     return torch.stack((rows, cols), dim=1)
 
 

@@ -41,6 +41,38 @@ def test_reference_sampler_reproduces_rows_80_and_columns_10_to_29():
     assert set(offsets[:, 1].tolist()) == set(range(10, 30))
 
 
+def _repository_offsets(batch, height, width, patch, generator):
+    """The paper repository's draws (sempart_largefeat7_try.py) through crop_my_images' list-repeat slip:
+    token offsets randint(g // 4, 3 * (g // 4)) on the g = size // patch grid used as pixels, the row
+    clamped to [h // 2, 3 * (h // 2)] with h = H // 2."""
+    g_h, g_w = height // patch, width // patch
+    rows = torch.randint(g_h // 4, 3 * (g_h // 4), (batch,), generator=generator).tolist()
+    cols = torch.randint(g_w // 4, 3 * (g_w // 4), (batch,), generator=generator).tolist()
+    h = height // 2
+    rows = [h // 2 if i < h // 2 else 3 * (h // 2) if i > 3 * (h // 2) else i for i in rows]
+    return torch.tensor([rows, cols]).T
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "patch"), [(320, 320, 8), (320, 320, 16), (64, 64, 8), (256, 192, 8), (66, 130, 16)]
+)
+def test_reference_sampler_scales_with_the_grid_as_the_repository(height, width, patch):
+    # the offsets were always 10..29 (the repository's values at 320 px, patch 8 only): 5..14 at patch 16
+    for seed in range(20):
+        ours = sample_crop_offsets(
+            6, height, width, sampler="reference", stride=patch, generator=torch.Generator().manual_seed(seed)
+        )
+        theirs = _repository_offsets(6, height, width, patch, torch.Generator().manual_seed(seed))
+        assert torch.equal(ours, theirs), (seed, ours.tolist(), theirs.tolist())
+    gen = torch.Generator().manual_seed(0)
+    cols = torch.cat(
+        [sample_crop_offsets(8, 320, 320, sampler="reference", stride=16, generator=gen) for _ in range(100)]
+    )[:, 1]
+    assert set(cols.tolist()) == set(range(5, 15))
+    with pytest.raises(ValueError, match="patch grid of at least 4x4; got 3x8"):
+        sample_crop_offsets(2, 48, 128, sampler="reference", stride=16, generator=gen)
+
+
 def test_uniform_sampler_covers_every_aligned_position():
     gen = torch.Generator().manual_seed(2)
     offsets = torch.cat(
@@ -63,8 +95,9 @@ def test_errors():
         sample_crop_offsets(1, 64, 64, sampler="random", generator=gen)
     with pytest.raises(ValueError, match="even"):
         sample_crop_offsets(1, 63, 64, generator=gen)
-    with pytest.raises(ValueError, match="W >= 58"):
-        sample_crop_offsets(64, 32, 32, sampler="reference", generator=gen)
+    with pytest.raises(ValueError, match="patch grid of at least 4x4; got 3x3"):
+        sample_crop_offsets(64, 24, 24, sampler="reference", generator=gen)
+    sample_crop_offsets(64, 32, 32, sampler="reference", generator=gen)  # a 4x4 grid: it fits (was refused)
 
 
 def test_crop_is_differentiable():

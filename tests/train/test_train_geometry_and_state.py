@@ -70,7 +70,10 @@ def test_validation_does_not_change_a_batch_stats_checkpoint(tmp_path):
     [
         ({"patch_size": 16, "image_size": 16, "resize": 16, "crop_loss": False}, "at least 2x2 patches"),
         ({"image_size": 16, "resize": 16}, "guided filter's 19-px window"),
-        ({"image_size": 48, "resize": 48, "crop_sampler": "reference"}, "reference crop sampler"),
+        (
+            {"patch_size": 16, "image_size": 48, "resize": 48, "crop_sampler": "reference"},
+            "reference crop sampler with patch size 16: .* at least 4x4 patches; use image_size >= 64",
+        ),
         ({"patch_size": 16, "image_size": 48, "resize": 48}, "use a multiple of 32 .e.g. 32 or 64"),
         ({"patch_size": 16, "image_size": 336, "resize": 340}, "multiple of 32"),
         ({"image_size": 320, "resize": 1400}, r"resize \(1400\) must be at most 4 x image_size"),
@@ -99,7 +102,7 @@ def test_a_vit_patch_size_read_from_its_checkpoint_is_checked_before_anything_is
         {"image_size": 32, "resize": 32},
         {"patch_size": 16, "image_size": 32, "resize": 32},
         {"patch_size": 16, "image_size": 48, "resize": 48, "crop_loss": False},
-        {"image_size": 64, "resize": 64, "crop_sampler": "reference"},
+        {"image_size": 32, "resize": 32, "crop_sampler": "reference"},
     ],
 )
 def test_the_smallest_accepted_image_sizes_train(tmp_path, changes):
@@ -113,13 +116,14 @@ def test_the_paper_sizes_stay_valid():
         assert preset("paper", backbone="pixels", patch_size=patch).image_size == 320
 
 
-def test_reference_sampler_refuses_small_images_whatever_it_draws():
+def test_reference_sampler_refuses_grids_below_4_patches_whatever_it_draws():
     gen = torch.Generator().manual_seed(0)
-    for height, width in ((48, 64), (64, 48), (56, 200)):
-        with pytest.raises(ValueError, match="H, W >= 58"):
+    for height, width in ((24, 64), (64, 24), (30, 200)):
+        with pytest.raises(ValueError, match="patch grid of at least 4x4"):
             sample_crop_offsets(1, height, width, sampler="reference", generator=gen)
-    rows = sample_crop_offsets(4000, 64, 64, sampler="reference", generator=gen)[:, 0]
-    assert set(rows.tolist()) == set(range(16, 30))  # H/4 only from 116 px
+    offsets = sample_crop_offsets(4000, 64, 64, sampler="reference", generator=gen)
+    assert set(offsets[:, 0].tolist()) == {16}  # tokens 2..5 clamped up to H/4, as in the repository
+    assert set(offsets[:, 1].tolist()) == set(range(2, 6))
 
 
 # ------------------------------------------------------------------------------ 5-6. predict sizes
