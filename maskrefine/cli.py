@@ -451,15 +451,20 @@ _METHOD_OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
         "crf confidence in the mask's labels, in (0.5, 1 - 1e-6]; given, it applies to soft masks too "
         "(p -> 1 - g + (2g - 1) p). [default: preset, binary masks only]",
     ),
-    ("--gaussian-sxy", "gaussian_sxy", float, "crf Gaussian kernel width in pixels. [default: 3]"),
-    ("--gaussian-compat", "gaussian_compat", float, "crf Gaussian kernel weight. [default: 3]"),
+    ("--gaussian-sxy", "gaussian_sxy", float, "crf Gaussian kernel width in pixels. [default: deeplab 3]"),
+    ("--gaussian-compat", "gaussian_compat", float, "crf Gaussian kernel weight. [default: deeplab 3]"),
     (
         "--bilateral-sxy",
         "bilateral_sxy",
         float,
         "crf bilateral kernel width in pixels. [default: deeplab 80]",
     ),
-    ("--bilateral-srgb", "bilateral_srgb", float, "crf bilateral colour width (0..255). [default: 13]"),
+    (
+        "--bilateral-srgb",
+        "bilateral_srgb",
+        float,
+        "crf bilateral colour width (0..255). [default: deeplab 13]",
+    ),
     ("--bilateral-compat", "bilateral_compat", float, "crf bilateral kernel weight. [default: deeplab 10]"),
     (
         "--crf-output",
