@@ -222,6 +222,9 @@ def test_merged_unmatched_files_are_in_one_runs_order(tmp_path) -> None:
     for k in range(4):
         shutil.copyfile(next(masks.iterdir()), masks / f"lonely{k}.png")
         shutil.copyfile(next(images.iterdir()), images / f"alone{k}.jpg")
+    for k in range(2):  # files of a kind their folder is not read from: listed first in one run
+        shutil.copyfile(next(images.iterdir()), masks / f"unread{k}.jpg")
+        (images / f"raw{k}.npy").write_bytes(b"")
     single = apply_folder(masks, images, tmp_path / "one", jobs=1, report_path=tmp_path / "one.json")
     reports = [tmp_path / f"{k}.json" for k in (1, 2)]
     for k, path in enumerate(reports, start=1):
@@ -230,7 +233,8 @@ def test_merged_unmatched_files_are_in_one_runs_order(tmp_path) -> None:
     out = tmp_path / "merged.json"
     result = CliRunner().invoke(main, ["report", "merge", *map(str, reports), "--json", str(out)])
     assert result.exit_code == 0, result.output  # unmatched files are reported, not failures
-    assert json.loads(out.read_text())["unmatched"] == one and len(one) == 8 and single.unmatched
+    assert json.loads(out.read_text())["unmatched"] == one and len(one) == 12 and single.unmatched
+    assert [u.get("reason", "") != "" for u in one] == [True] * 4 + [False] * 8
 
 
 def test_many_missing_shards_are_counted_not_all_listed(sharded, tmp_path) -> None:

@@ -613,8 +613,11 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
         first_start, elapsed, elapsed_rule = None, elapsed_sum, "sum"
     merged = RunReport(
         outcomes=[by_stem[stem][1] for stem in sorted(by_stem)],
-        # one run's order: the masks' unmatched files, then the images' (each by path)
-        unmatched=sorted(unmatched.values(), key=lambda u: (u.folder != "masks", u.folder, str(u.path))),
+        # one run's order (reports.unmatched_and_duplicates): files of a kind their folder is not read
+        # from, then the masks' unmatched files, then the images' (masks before images, each by path)
+        unmatched=sorted(
+            unmatched.values(), key=lambda u: (not u.reason, u.folder != "masks", u.folder, str(u.path))
+        ),
         duplicates=dict(sorted(duplicates.items())),
         elapsed=elapsed,
         config={**first.config, "shard": None, "jobs": None},
