@@ -198,8 +198,8 @@ def match_folders(
     second_dir = check_folder(second_dir, "second")
     _check_extensions(first_extensions, "first_extensions")
     _check_extensions(second_extensions, "second_extensions")
-    first_files, first_skipped = scan_folder(first_dir, first_extensions)
-    second_files, second_skipped = scan_folder(second_dir, second_extensions)
+    first_files, first_skipped, unread_first = _scan_with_unread(first_dir, first_extensions)
+    second_files, second_skipped, unread_second = _scan_with_unread(second_dir, second_extensions)
     skipped = first_skipped + second_skipped
     skipped_stems = {item.path.stem for item in skipped}
     first, first_dups = _by_stem(first_files, first_skipped)
@@ -212,8 +212,6 @@ def match_folders(
         for stem in sorted(first.keys() & second.keys())
         if stem not in duplicates
     ]
-    unread_first = _unread(first_dir, first_extensions)
-    unread_second = _unread(second_dir, second_extensions)
     # a partner of an unread file is not "alone": the unread file, named with its reason, is the problem
     alone_first = duplicates.keys() | skipped_stems | {p.stem for p in unread_second}
     alone_second = duplicates.keys() | skipped_stems | {p.stem for p in unread_first}
@@ -232,12 +230,23 @@ def match_folders(
     )
 
 
-def _unread(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """Entries of ``folder`` with an image or mask suffix not in ``extensions`` (see :class:`Pairing`)."""
+def _scan_with_unread(
+    folder: Path, extensions: tuple[str, ...]
+) -> tuple[list[Path], list[Skipped], list[Path]]:
+    """:func:`scan_folder` for ``extensions``, plus the entries with another image or mask suffix.
+
+    One listing of the folder: its files and skipped entries with a wanted suffix, and the unread
+    entries (see :class:`Pairing`), each sorted.
+    """
     wanted = {e.lower() for e in extensions}
-    other = tuple(e for e in dict.fromkeys(IMAGE_EXTENSIONS + MASK_EXTENSIONS) if e not in wanted)
-    files, skipped = scan_folder(folder, other)
-    return sorted(files + [item.path for item in skipped])
+    files, skipped = scan_folder(folder, (*extensions, *IMAGE_EXTENSIONS, *MASK_EXTENSIONS))
+    unread = [p for p in files if p.suffix.lower() not in wanted]
+    unread += [item.path for item in skipped if item.path.suffix.lower() not in wanted]
+    return (
+        [p for p in files if p.suffix.lower() in wanted],
+        [item for item in skipped if item.path.suffix.lower() in wanted],
+        sorted(unread),
+    )
 
 
 def unread_reason(extensions: tuple[str, ...]) -> str:
