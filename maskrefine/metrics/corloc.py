@@ -342,15 +342,8 @@ def _mask_box(
     labels, n = _ndimage().label(fg, structure=structure)
     if seed is not None:  # seed_cc: the seed's region, background (label 0) included, as detect_box
         label = int(labels[seed[0], seed[1]])
-        if label == 0:
-            region_rows = np.flatnonzero(~fg.all(axis=1))
-            region_cols = np.flatnonzero(~fg.all(axis=0))
-            pixel_box = np.array(
-                [region_cols[0], region_rows[0], region_cols[-1] + 1, region_rows[-1] + 1], np.float64
-            )
-        else:
-            pixel_box = _component_boxes(labels, n)[label - 1]
-        return _scaled_box(pixel_box, scale, image_size), label != 0
+        region = (labels == label).astype(np.int32)  # one label 1: the region holds the seed
+        return _scaled_box(_component_boxes(region, 1)[0], scale, image_size), label != 0
     if n == 0:
         return None, False
     boxes = _component_boxes(labels, n)
