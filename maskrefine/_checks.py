@@ -225,7 +225,7 @@ def check_max_abs(array: np.ndarray, name: str, limit: float = MAX_ABS_VALUE) ->
     if low < -limit or high > limit:
         raise ValueError(
             f"`{name}` values must lie within ±{limit:g} (the result is float32); "
-            f"found [{low:.7g}, {high:.7g}]"
+            f"found [{low:.10g}, {high:.10g}]"
         )
 
 

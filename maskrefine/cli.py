@@ -560,7 +560,11 @@ def _method_options(command: Any) -> Any:
     show_default=True,
     help="Output format: 8-bit PNG, 16-bit PNG, or float32 .npy.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing outputs, and a --report file that is not a maskrefine report.",
+)
 @click.option("--skip-existing", is_flag=True, help="Keep existing outputs and do the rest (resume a run).")
 @click.option(
     "--jobs", "-j", type=IntRangeAscii(min=1), default=None, help="Parallel workers. [default: all cores]"
@@ -914,7 +918,11 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     "a paired bootstrap 95% interval, wins/ties/losses, the images that lost most IoU, at most 5). --csv, "
     "--json and --plot then hold the comparison.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing plot files in --plot.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing plot files in --plot, and a --json / --csv file maskrefine did not write.",
+)
 @_reading_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score_cmd(
@@ -1099,12 +1107,12 @@ def _score_paired(
         _print_limited("  ", report.unmatched, "--json")
     if report.nothing_scored is not None:
         _err(_one_line(f"error: nothing was scored: {report.nothing_scored}"))
-    click.echo(
-        f"preset: {preset}; {len(report.rows)} images; --pred vs --baseline (change = pred - baseline)"
-    )
-    click.echo(
-        f"{'metric':<10} {'baseline':>8} {'refined':>8} {'change':>8}  {'95% interval':<19}  W/T/L  verdict"
-    )
+    if report.comparisons:  # no table of no rows after "nothing was scored"
+        click.echo(
+            f"preset: {preset}; {len(report.rows)} image(s); --pred vs --baseline (change = pred - baseline)"
+        )
+        header = f"{'metric':<10} {'baseline':>8} {'refined':>8} {'change':>8}  {'95% interval':<19}"
+        click.echo(f"{header}  W/T/L  verdict")
     for metric, c in report.comparisons.items():
         click.echo(
             f"{metric:<10} {c.baseline:8.4f} {c.candidate:8.4f} {c.change:+8.4f}  "
@@ -1166,7 +1174,11 @@ def _score_paired(
 @click.option(
     "--jobs", "-j", type=IntRangeAscii(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing --out file, and a --report file that is not a maskrefine report.",
+)
 @click.option(
     "--report",
     "report_path",

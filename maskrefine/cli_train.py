@@ -196,6 +196,8 @@ def train_cmd(
             result = _train_or_stop(Path(run_dir) / "last.pt", train_checked, run)
         finally:
             line.close()
+    for problem in result.train_failures:
+        click.echo(f"error: {_cli()._one_line(problem)} (left out of training)", err=True)
     for problem in result.val_failures:
         click.echo(f"error: {_cli()._one_line(problem)}", err=True)
     if cfg.keep_best_on_val and not (result.run_dir / "best_val.pt").is_file():
@@ -291,7 +293,11 @@ def _train_or_stop(checkpoint: Path, train: Callable[_P, _T], *args: _P.args, **
     default=None,
     help="[default: the run's]",
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing outputs, and a --report file that is not a maskrefine report.",
+)
 @click.option("--skip-existing", is_flag=True, help="Keep existing outputs and do the rest.")
 @click.option("--report", "report_path", type=_path, default=None, help="Write the JSON report there.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary unless a file failed.")

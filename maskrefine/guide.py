@@ -78,9 +78,9 @@ def make_guide(
             )
         rgb = image.astype(np.float32, copy=False)
     else:
+        hint = ", e.g. `image.astype(np.float32) / 65535`" if image.dtype == np.uint16 else ""
         raise TypeError(
-            f"`image` must be float in [0, 1] or uint8; got dtype {image.dtype}. "
-            "Convert it first, e.g. `image.astype(np.float32) / 65535` for 16-bit data."
+            f"`image` must be float in [0, 1] or uint8; got dtype {image.dtype}. Convert it first{hint}."
         )
     guide = guide_from_rgb(rgb, mode_name)
     if np.may_share_memory(guide, image):  # "color" of a float32 C-contiguous image: the image itself

@@ -358,9 +358,11 @@ def refine(
     image : ndarray of float, shape (H, W, 3)
         RGB image in [0, 1].
     mask : ndarray of float, shape (h, w)
-        Soft or binary mask in [0, 1], of any size (e.g. the image size, or a 1/8 or 1/16 patch grid).
-        It is brought to (H, W) by :func:`resize_mask` (a patch grid placed cell by cell from the
-        top-left; bilinear, nearest with ``binary_input=True``).
+        Soft or binary mask in [0, 1], the image's size or a uniform downscale of it (e.g. a 1/8 or
+        1/16 patch grid, rounded up or down; :func:`check_mask_size`, the rule of ``apply``: a mask
+        larger than the image or of another aspect ratio is refused, as it was likely paired with the
+        wrong image). It is brought to (H, W) by :func:`resize_mask` (a patch grid placed cell by cell
+        from the top-left; bilinear, nearest with ``binary_input=True``).
     method : str
         A key of :data:`REFINERS`: ``"identity"`` (resize and clip only), ``"guided"`` (guided filter,
         He et al. 2013) or ``"fast_guided"`` (fast guided filter, He & Sun 2015, ``subsample=4``), or
@@ -385,8 +387,9 @@ def refine(
     Raises
     ------
     ValueError
-        Unknown method, guide or parameter (the message lists the choices), or bad shapes/values; a
-        refiner whose result is not (H, W) or not finite (named).
+        Unknown method, guide or parameter (the message lists the choices), or bad shapes/values (a
+        mask whose size cannot be the image's); a refiner whose result is not (H, W) or not finite
+        (named).
     TypeError
         Non-float arrays, parameters of the wrong type, a ``binary_input`` that is not a bool.
 
@@ -407,7 +410,11 @@ def refine(
             raise ValueError(f"`guide` {problem}; leave it out")
     binary_input = check_flag(binary_input, "binary_input")
     resolved = resolve_params(method, params)
-    out = refine_unchecked(_check_image(image), _check_mask(mask), spec, guide, resolved, binary_input)
+    rgb, soft = _check_image(image), _check_mask(mask)
+    size_problem = check_mask_size(soft.shape, rgb.shape[:2])
+    if size_problem is not None:
+        raise ValueError(f"`mask`: {size_problem}")
+    out = refine_unchecked(rgb, soft, spec, guide, resolved, binary_input)
     if not np.isfinite(out).all():  # e.g. a registered refiner's NaN, or a setting at a numeric limit
         raise ValueError(f"refiner {spec.name!r} returned NaN or infinite values")
     return out

@@ -23,6 +23,8 @@ def file_path(value: object, name: str = "path") -> Path:
     """``value`` (str or ``os.PathLike``) as a Path; a non-path or an empty string raises, naming ``name``.
 
     ``Path("")`` is the current folder: an empty path is refused instead of read or written as ``.``.
+    A path ending with a separator, ``.`` or ``..`` names a folder, but ``Path`` drops that ending
+    (``a.png/`` becomes ``a.png``): it is refused instead of reading or replacing the file ``a.png``.
     """
     try:
         text = os.fspath(value)  # type: ignore[call-overload]
@@ -32,6 +34,11 @@ def file_path(value: object, name: str = "path") -> Path:
         raise TypeError(f"`{name}` must be a str or os.PathLike path; got bytes {short_repr(value)}")
     if text == "":
         raise ValueError(f"`{name}` is empty; give a file path")
+    if os.path.basename(text) in ("", ".", ".."):
+        raise ValueError(
+            f"`{name}` {short_repr(text)} ends with a separator, '.' or '..', which names a folder; "
+            "give a file path"
+        )
     return Path(text)
 
 

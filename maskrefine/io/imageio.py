@@ -1110,13 +1110,25 @@ def write_mask(
         floats first), ``overwrite`` is not a bool.
     ValueError
         ``mask`` is not 2-D (H, W), is empty, holds NaN or infinite values or values outside [0, 1] by
-        more than 1e-6; an unknown ``fmt``.
+        more than 1e-6; an unknown ``fmt``; a ``path`` whose suffix is not the format's (``.png`` for
+        png8/png16, ``.npy`` for npy; any case): the readers pick the decoder by suffix, so such a file
+        could not be read back.
     OutputExistsError
         ``overwrite=False`` and the file exists.
     OutputError
         The path is not a regular file, or writing failed; the message names the path.
     """
-    return write_bytes_atomic(path, encode_mask(check_mask_to_write(mask), fmt), overwrite=overwrite)
+    overwrite = check_flag(overwrite, "overwrite")
+    encoded = encode_mask(check_mask_to_write(mask), fmt)  # checks fmt before the path's suffix
+    target = file_path(path)
+    suffix = MASK_SUFFIXES[fmt]
+    if target.suffix.lower() != suffix:
+        raise ValueError(
+            f"`path` {short_repr(os.fspath(path))}: format {fmt!r} is written as a {suffix} file, but the "
+            + (f"name ends in {target.suffix!r}" if target.suffix else "name has no suffix")
+            + f"; name it {target.stem + suffix!r} (the readers choose the decoder by suffix)"
+        )
+    return write_bytes_atomic(target, encoded, overwrite=overwrite)
 
 
 def check_mask_to_write(mask: object) -> np.ndarray:

@@ -370,7 +370,8 @@ def boxes_from_mask(gt_mask: np.ndarray, *, connectivity: int = 8, threshold: fl
     Parameters
     ----------
     gt_mask : ndarray, shape (H, W)
-        GT mask: bool, uint8 (foreground ``> 255 · threshold``), float in [0, 1] (foreground
+        GT mask: bool, uint8 (foreground ``> 255 · threshold``: a 0/1 uint8 array has none; pass
+        bool), float in [0, 1] (foreground
         ``> threshold``; values within 1e-6 of the range are accepted) or another integer type (a label
         map: nonzero is foreground).
     connectivity : {4, 8}, default 8
@@ -626,8 +627,8 @@ def read_coco_boxes(json_path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     InputError
         Not a regular file, unreadable, malformed or too deeply nested JSON, a missing field, image ids
         that are not integers, two images with one file stem, a bbox that is not four finite numbers
-        within ±1e7 or has a negative width or height, an annotation of an unknown image (the message
-        names the file and the problem).
+        within ±1e7 or has a negative width or height (the message names the file and the problem).
+        An annotation of an image the file does not list is ignored, as pycocotools never asks for it.
     """
     return coco_annotations(json_path).boxes
 
@@ -840,7 +841,8 @@ class CorLocEvaluator:
     scale : float, default 1
         Pixels per mask cell (patch size for token masks), in (0, 1e7].
     threshold : float, default 0.5
-        Binarisation of float masks (``>``; uint8 masks: ``> 255 · threshold``), in [0, 1].
+        Binarisation of float masks (``>``; uint8 masks: ``> 255 · threshold``, so a 0/1 uint8 array
+        is empty: pass bool), in [0, 1].
     iou_threshold : float, default 0.5
         Smallest IoU of a hit, in (0, 1]; 0.5 in the field.
     iou_dtype : {"float64", "float32"}, default "float64"

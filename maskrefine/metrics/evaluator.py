@@ -717,7 +717,8 @@ def score_image(
         are clipped as the readers clip them); at the GT size or a uniform integer down-scale of it
         (:func:`maskrefine.metrics.resize.prediction_stride`), resized per preset.
     gt : ndarray, shape (H, W)
-        uint8 (0..255), uint16 (0..65535), bool or float in [0, 1] (within 1e-6, clipped).
+        uint8 (0..255), uint16 (0..65535), bool or float in [0, 1] (within 1e-6, clipped). A 0/1
+        uint8 array is on the 0..255 scale too, as the references hold it (empty): pass bool.
     preset : str or ScorePreset, optional
         Default ``"tokencut"``.
     weighted_f : bool
@@ -874,7 +875,8 @@ class Evaluator:
             rounding, are clipped as the readers clip them), at the GT size or a uniform integer
             down-scale of it (a patch grid); resized to the GT size per preset.
         gt : ndarray, shape (H, W)
-            uint8 (0..255), uint16 (0..65535), bool or float in [0, 1] (within 1e-6, clipped).
+            uint8 (0..255), uint16 (0..65535), bool or float in [0, 1] (within 1e-6, clipped). A 0/1
+            uint8 array is on the 0..255 scale too, as the references hold it (empty): pass bool.
         name : str, optional
             Row name (default: the running index as a string).
 

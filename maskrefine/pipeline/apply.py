@@ -33,6 +33,7 @@ from maskrefine.io.imageio import (
     remove_stale_temps,
 )
 from maskrefine.pipeline.guards import (
+    REPLACE_HOW,
     check_folder,
     check_inputs_are_not_outputs,
     check_jobs,
@@ -41,6 +42,7 @@ from maskrefine.pipeline.guards import (
     check_output_folder,
     check_output_targets,
     check_progress,
+    check_report_replaceable,
     file_path_argument,
     in_shard,
     job_flags,
@@ -295,7 +297,9 @@ def apply_folder(
     report_path : path-like, optional
         Write the report (:meth:`RunReport.write_json`) there at the end. Checked with the other
         settings: it must not be (inside) an input folder, the output folder, one of the outputs, or
-        one of ``input_files``.
+        one of ``input_files``; an existing file there is replaced only when it is a report or CSV
+        maskrefine wrote, or empty (:func:`~maskrefine.pipeline.guards.check_report_replaceable`), or
+        with ``overwrite``.
     mask_scale : {"auto", "255", "1", "65535"}, default "auto"
         How integer mask values are scaled (:func:`maskrefine.io.read_mask_file`): ``"auto"`` detects
         0/1 masks and 16-bit files holding 8-bit values. Each written file's ``encoding`` is reported.
@@ -345,6 +349,8 @@ def apply_folder(
     overwrite, skip_existing, binary_input = job_flags(
         overwrite=overwrite, skip_existing=skip_existing, binary_input=binary_input
     )
+    if report_file is not None:
+        check_report_replaceable(report_file, "report file", overwrite=overwrite, how=REPLACE_HOW)
     for value, name, choices in (
         (fmt, "fmt", OUTPUT_FORMATS),
         (guide, "guide", GUIDE_MODES),
@@ -413,7 +419,8 @@ def apply_folder(
         names = ", ".join(task.output.name for task in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(
             f"{len(existing)} output(s) already exist in {out_path} ({names}); "
-            "use --overwrite to replace them or --skip-existing to keep them and resume"
+            "use --overwrite (overwrite=True) to replace them or --skip-existing (skip_existing=True) "
+            "to keep them and resume"
         )
     out_path.mkdir(parents=True, exist_ok=True)
     if skip_existing:  # resume: our own temporary files left by a killed run

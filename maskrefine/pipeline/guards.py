@@ -12,10 +12,13 @@ union is the whole folder, on any machine and Python version.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import re
 import stat
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -392,6 +395,89 @@ def check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
                 f"the {what} folder {folder} is inside the output folder {out_dir}; "
                 "choose a separate output folder"
             )
+
+
+#: The first key of each JSON file maskrefine writes: run and merged reports (``ok``), ``score --json``
+#: (``preset``), paired comparisons (``comparisons``, or ``error`` when nothing was compared) and tune
+#: reports (``winner``). With :data:`OUR_CSV_STARTS`, what :func:`check_report_replaceable` recognises.
+OUR_JSON_FIRST_KEYS = frozenset({"ok", "preset", "comparisons", "error", "winner"})
+#: How the per-image CSV files maskrefine writes begin (their first column is the image's stem):
+#: ``score --csv`` rows, and the paired rows of ``score --baseline --csv``.
+OUR_CSV_STARTS = (b"name,", b"stem,")
+_REPORT_HEAD_BYTES = 4096
+#: The ``how`` of :func:`check_report_replaceable` for the jobs that take ``--overwrite``.
+REPLACE_HOW = "use --overwrite (overwrite=True) to replace it"
+
+
+def _written_by_maskrefine(head: bytes) -> bool:
+    """Whether a file beginning with ``head`` is a report or CSV maskrefine writes, or holds nothing."""
+    text = head.lstrip()
+    if not text or b"".join(text.split()) in (b"{}", b"[]"):  # blank, or an empty JSON object or list:
+        return True  # nothing to lose (a CSV of no rows and no columns is one newline)
+    if text.startswith(OUR_CSV_STARTS):
+        return True
+    match = re.match(rb'\{\s*"([A-Za-z_]+)"\s*:', text)
+    return match is not None and match.group(1).decode() in OUR_JSON_FIRST_KEYS
+
+
+def check_report_replaceable(path: Path, what: str, *, overwrite: bool, how: str) -> None:
+    """Refuse (ConfigError) to replace a regular file at ``path`` that maskrefine did not write.
+
+    A report or CSV file (``--report``, ``--json``, ``--csv``) is replaced when it exists, so that a
+    rerun updates it; but a file that does not begin as one of maskrefine's reports (a JSON object
+    whose first key is one of :data:`OUR_JSON_FIRST_KEYS`, or a CSV beginning with one of
+    :data:`OUR_CSV_STARTS`) is someone else's data, replaced only with ``overwrite``. An empty or blank
+    file, or one holding only ``{}`` or ``[]``, holds nothing and is replaced. Anything that is not a
+    regular file is left to :func:`check_writable_target`.
+
+    Parameters
+    ----------
+    path : Path
+        The output file.
+    what : str
+        What it is, for the message (``"JSON file"``).
+    overwrite : bool
+        The job's overwrite flag: replace any regular file.
+    how : str
+        How the user allows it, for the message (``"use --overwrite (overwrite=True) to replace it"``).
+    """
+    if overwrite:
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # missing; a symlink, FIFO... is refused by check_writable_target
+        return
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return
+        head = os.read(fd, _REPORT_HEAD_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot check what it holds ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if not _written_by_maskrefine(head):
+        raise ConfigError(
+            f"{what} {path} exists and is not a report or CSV file maskrefine wrote; not replaced: {how}, "
+            "or give another path"
+        )
+
+
+def check_can_write_in(path: Path, what: str) -> None:
+    """Refuse (ConfigError) an output file whose existing folder does not take a new file.
+
+    Used before a long run whose result is written at the end. Permissions alone do not tell (root, a
+    read-only mount, ``/proc``): an empty temporary file ``.<name>.<random>.probe`` is made next to
+    ``path`` and removed at once.
+    """
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} {path}: cannot write in its folder {path.parent} ({exc.strerror or exc})"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 def check_output_file(

@@ -22,6 +22,7 @@ from maskrefine.pipeline.guards import (
     check_not_an_output,
     check_output_file,
     check_parent_is_folder,
+    check_report_replaceable,
     file_path_argument,
     job_flags,
     parse_shard,
@@ -415,6 +416,7 @@ def check_not_the_jobs_files(target: Path, report: RunReport) -> None:
     out_dir = folder("out_dir")
     if out_dir is not None:
         check_not_an_output(target, "merged report", out_dir, {item.output.name for item in report.outcomes})
+    check_report_replaceable(target, "merged report", overwrite=False, how="remove it first")
 
 
 def merge_run_reports(

@@ -260,7 +260,9 @@ def write_json_report(path: Path, data: Mapping[str, Any]) -> Path:
     complete new one, never a partial file. There is no no-clobber mode: an existing regular file is
     replaced (it keeps its permissions); anything else at ``path`` (a symlink, a folder, a FIFO) is
     refused and left alone. Callers that must not replace a file check ``path`` before calling (as
-    :func:`~maskrefine.pipeline.merge.check_merged_output` does for the merged report's sources).
+    :func:`~maskrefine.pipeline.merge.check_merged_output` does for the merged report's sources, and the
+    jobs do with :func:`~maskrefine.pipeline.guards.check_report_replaceable` for a file maskrefine did
+    not write).
 
     Parameters
     ----------

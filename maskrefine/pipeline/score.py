@@ -20,12 +20,14 @@ from maskrefine.io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, MASK_EXTENSIONS,
 from maskrefine.io.options import PLAIN
 from maskrefine.io.pairs import scan_folder
 from maskrefine.pipeline.guards import (
+    REPLACE_HOW,
     check_folder,
     check_jobs,
     check_output_file,
     check_output_folder,
     check_output_targets,
     check_progress,
+    check_report_replaceable,
     file_path_argument,
     in_shard,
     job_flags,
@@ -238,7 +240,9 @@ def score_folder(
         padded ⌈H/p⌉×⌈W/p⌉ token grid and the token's centre pixel is the seed.
     csv_path, json_path : path-like, optional
         Write the per-image CSV and the summary JSON (:meth:`ScoreReport.to_dict`) atomically; an
-        existing regular file there is replaced, anything else (symlink, folder, FIFO, device) refused.
+        existing regular file there is replaced when it is a report or CSV maskrefine wrote, or empty
+        (:func:`~maskrefine.pipeline.guards.check_report_replaceable`), or with ``overwrite``; any
+        other file, and anything else (symlink, folder, FIFO, device), is refused before any work.
     plot_dir : path-like, optional
         Write ``pr_curve.png`` and, when ``images_dir`` is given, ``montage.png`` (image | mask before,
         from ``before_dir`` if given | prediction | GT for the ``montage_count`` worst and best images by
@@ -324,6 +328,7 @@ def score_folder(
         if target is not None:
             target_path = file_path_argument(target, what)
             taken[what] = check_output_file(target_path, what, {**inputs, **box_folders}, box_files, taken)
+            check_report_replaceable(target_path, what, overwrite=overwrite, how=REPLACE_HOW)
     if plot_path is not None:
         from maskrefine.plots import require_matplotlib
 
@@ -336,7 +341,7 @@ def score_folder(
         if existing and not overwrite:
             raise ConfigError(
                 f"plot file(s) already exist: {', '.join(str(p) for p in existing)}; "
-                "use --overwrite to replace them or choose another --plot folder"
+                "use --overwrite (overwrite=True) to replace them or choose another --plot folder"
             )
     corloc_rule = _corloc_rule(
         metrics.PRESETS[preset], box_source, corloc_selector, corloc_connectivity, patch_size, seeds

@@ -31,12 +31,14 @@ from maskrefine.io.pairs import match_folders
 from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.metrics.evaluator import Evaluator, score_image
 from maskrefine.pipeline.guards import (
+    REPLACE_HOW,
     check_folder,
     check_jobs,
     check_output_file,
     check_output_folder,
     check_output_targets,
     check_progress,
+    check_report_replaceable,
     file_path_argument,
     job_flags,
     path_argument,
@@ -216,7 +218,8 @@ def compare_folders(
     worst : int
         How many of the images that lost most IoU to list.
     csv_path, json_path : path-like, optional
-        Per-image rows (CSV) and the report (JSON), written atomically.
+        Per-image rows (CSV) and the report (JSON), written atomically. An existing file there is
+        replaced when it is a report or CSV maskrefine wrote, or empty, or with ``overwrite``.
     plot_dir : path-like, optional
         Write ``paired_iou.png`` there: per-image IoU before (x) and after (y). Needs matplotlib. An
         existing ``paired_iou.png`` is replaced only with ``overwrite``.
@@ -276,6 +279,7 @@ def compare_folders(
         if target is not None:
             check_replaceable(target, what)
             taken[what] = check_output_file(file_path_argument(target, what), what, inputs, taken=taken)
+            check_report_replaceable(Path(target), what, overwrite=overwrite, how=REPLACE_HOW)
     if plot_dir is not None:
         from maskrefine.plots import require_matplotlib
 

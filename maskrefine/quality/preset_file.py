@@ -204,7 +204,12 @@ def check_preset_output(path: str | os.PathLike[str], what: str, *, overwrite: b
     if path.exists() and not overwrite:
         raise ConfigError(f"{what} {path}: exists; use --overwrite to replace it")
     if not path.parent.is_dir():
-        raise ConfigError(f"{what} {path}: folder {path.parent} does not exist")
+        state = (
+            f"{path.parent} is not a folder"
+            if path.parent.exists()
+            else f"folder {path.parent} does not exist"
+        )
+        raise ConfigError(f"{what} {path}: {state}")
     return path
 
 

@@ -355,7 +355,6 @@ class ScoreCache:
         failures: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Store ``scores`` (and the keys of the items they cover, and the failed items) atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self._path(candidate, fingerprint)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
         arrays = {"acc": scores.acc, "iou": scores.iou, "fbeta": scores.fbeta}
@@ -365,9 +364,11 @@ class ScoreCache:
             arrays["failed_keys"] = np.asarray([k for k, _ in failures], dtype=str)
             arrays["failed_problems"] = np.asarray([p for _, p in failures], dtype=str)
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
             os.replace(tmp, path)
-        except OSError:  # e.g. a folder at the entry's name, a full disk: the scores just go uncached
+        except OSError:  # e.g. a folder at the entry's name, a full disk, a folder that cannot be made:
+            # the scores just go uncached
             with contextlib.suppress(OSError):
                 tmp.unlink()
 

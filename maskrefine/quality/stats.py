@@ -339,7 +339,10 @@ def _bootstrap(
     a: np.ndarray, b: np.ndarray, statistic: str, n_resamples: int, confidence: float, seed: int
 ) -> tuple[float, float, float]:
     """:func:`paired_bootstrap` of checked, finite pairs (at least one): nothing is checked here."""
-    change = float(_statistic(a, statistic) - _statistic(b, statistic))
+    if statistic == "mean":  # as the resamples below: equal in exact arithmetic, and never outside them
+        change = float(_statistic(a - b, "mean"))  # when every difference is the same (float rounding)
+    else:
+        change = float(_statistic(a, statistic) - _statistic(b, statistic))
     parts = []
     for counts in _count_chunks(a.shape[0], n_resamples, seed):  # bounded memory for any number of images
         if statistic == "mean":  # linear: the change of the mean is the mean of the changes

@@ -470,7 +470,8 @@ def tune_to_file(
 
     ``out_path`` and ``report_path`` are checked before any work: not empty, not a symlink, FIFO or
     folder, not inside an input folder, not the same file; ``out_path`` not existing unless
-    ``overwrite`` (an existing report file is replaced, as for the other commands' ``--report``). Scores are
+    ``overwrite`` (an existing report file is replaced when maskrefine wrote it, or with ``overwrite``, as
+    for the other commands' ``--report``). Scores are
     cached in ``<out_path>.tune-cache/`` (a rerun resumes from it).
 
     Raises
@@ -479,7 +480,13 @@ def tune_to_file(
         As :func:`tune`, plus unsafe output paths and a bad ``budget`` text.
     """
     from maskrefine.io.imageio import write_text_atomic
-    from maskrefine.pipeline.guards import check_output_file, job_flags
+    from maskrefine.pipeline.guards import (
+        REPLACE_HOW,
+        check_can_write_in,
+        check_output_file,
+        check_report_replaceable,
+        job_flags,
+    )
     from maskrefine.quality.preset_file import check_preset_output, write_preset_file
 
     (overwrite,) = job_flags(overwrite=overwrite)
@@ -501,7 +508,9 @@ def tune_to_file(
             report_file = check_preset_output(report_file, "report file", overwrite=True)
         # nor the score cache folder (made by the run) or a file in it
         check_output_file(report_file, "report file", {**inputs, "score cache": cache_dir}, taken=taken)
+        check_report_replaceable(report_file, "report file", overwrite=overwrite, how=REPLACE_HOW)
     budget_s = parse_budget(budget)
+    check_can_write_in(out, "preset file (--out)")  # before the long run, not when writing its result
     cache_is_new = not cache_dir.exists()  # tune checks the cache folder and its settings before any work
     try:
         report = tune(

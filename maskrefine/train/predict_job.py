@@ -129,6 +129,7 @@ def predict_folder(
     from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
+        REPLACE_HOW,
         check_folder,
         check_inputs_are_not_outputs,
         check_not_an_output,
@@ -136,6 +137,7 @@ def predict_folder(
         check_output_folder,
         check_output_targets,
         check_progress,
+        check_report_replaceable,
         file_path_argument,
         job_flags,
         path_argument,
@@ -216,7 +218,8 @@ def predict_folder(
         shown = ", ".join(f"{s}{suffix}" for s in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(
             f"{len(existing)} output(s) already exist in {out_path} ({shown}); "
-            "use --overwrite to replace them or --skip-existing to keep them and resume"
+            "use --overwrite (overwrite=True) to replace them or --skip-existing (skip_existing=True) "
+            "to keep them and resume"
         )
     # everything above is torch-free: a bad path or option is refused before torch's import (seconds)
     from maskrefine.train import require_torch
@@ -229,6 +232,8 @@ def predict_folder(
     recorded = cast("dict[str, object]", state["config"]).get("backbone_checkpoint")
     if isinstance(recorded, str) and recorded:  # the run's backbone file: never an output either
         check_input_file_not_replaced(recorded, "run's backbone checkpoint", out_dirs, names, report_file)
+    if report_file is not None:  # after the inputs' checks, whose messages say more
+        check_report_replaceable(report_file, "report file", overwrite=overwrite, how=REPLACE_HOW)
     predictor = model_side.predictor_from_state(
         state,
         checkpoint,

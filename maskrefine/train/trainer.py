@@ -79,6 +79,9 @@ class TrainResult:
         resumed run).
     val_failures : list of str, default []
         Validation files that could not be used, each with its problem.
+    train_failures : list of str, default []
+        Training images that could not be decoded in this call (e.g. truncated after a valid header),
+        each with its problem: they were left out of their batches; the other images trained.
     """
 
     run_dir: Path
@@ -88,11 +91,15 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     best_val: float | None = None
     val_failures: list[str] = field(default_factory=list)
+    train_failures: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """False when a validation file could not be used (each one is named in :attr:`val_failures`)."""
-        return not self.val_failures
+        """False when a training or validation file could not be used.
+
+        Each one is named in :attr:`train_failures` or :attr:`val_failures`.
+        """
+        return not self.val_failures and not self.train_failures
 
 
 # ------------------------------------------------------------------------------------------ run folder
@@ -180,7 +187,7 @@ class _FailuresAsData(torch.utils.data.Dataset):
     torch re-raises an exception of a worker process by calling its class with one message; InputError
     takes a path and a problem, so with ``num_workers`` >= 1 a bad file came out as a RuntimeError with
     the worker's traceback. Returned as data (``problem`` is ``""`` for a good file, its image then
-    zeros), the trainer raises the file's InputError itself, the same for any ``num_workers``.
+    zeros), the trainer handles the file's problem itself, the same for any ``num_workers``.
     """
 
     def __init__(self, images: ImageFolder) -> None:
@@ -408,8 +415,15 @@ def train(
         count) differ, a training image that is not a regular file, has no valid header or is over the
         pixel limit, validation files without a partner, with an unreadable header or a size that cannot
         be their image's.
-        :class:`maskrefine.errors.InputError` naming the file for a training image that still cannot be
-        decoded (e.g. truncated after a valid header).
+
+    Notes
+    -----
+    A training image that still cannot be decoded (e.g. truncated after a valid header) does not stop
+    the run: it is left out of each batch that draws it (a batch left empty is passed over), logged once
+    in ``log.jsonl`` (``"event": "skipped_image"``) and named in :attr:`TrainResult.train_failures`
+    (``ok`` is then False). A new run in which no batch held an image that could be decoded trained
+    nothing: it raises :class:`maskrefine.errors.InputError` naming the first such file, and its files
+    are removed.
     """
     from maskrefine.train.preflight import check_training_run
 
@@ -556,6 +570,7 @@ def train_checked(run: TrainingRun) -> TrainResult:
         save_checkpoint(last, state())
     losses: list[float] = []
     val_failures: dict[str, None] = {}  # each unusable validation file once, in order
+    train_failures: dict[str, InputError] = {}  # each undecodable training image once, in order
     with (
         _removed_if_untrained(run_path, created, lambda: step, fresh=checkpoint is None),
         open(log_path, "a", encoding="utf-8") as log,
@@ -603,9 +618,28 @@ def train_checked(run: TrainingRun) -> TrainResult:
                     counted = 0
                 epoch_start = tick = time.perf_counter()
                 for images, indices, problems in loader:
+                    # a file read_image could not decode (in whichever process read it) is left out of
+                    # its batch, logged once and named in the result; the rest of the batch trains
+                    good = [i for i, problem in enumerate(problems) if not problem]
                     for index, problem in zip(indices.tolist(), problems, strict=True):
-                        if problem:  # what read_image raised for this file, in whichever process read it
-                            raise InputError(dataset.files[index], problem)
+                        if problem:
+                            failure = InputError(dataset.files[index], problem)
+                            if str(failure) not in train_failures:
+                                train_failures[str(failure)] = failure
+                                write(
+                                    {
+                                        "event": "skipped_image",
+                                        "epoch": epoch + 1,
+                                        "step": step,
+                                        "file": str(dataset.files[index]),
+                                        "problem": problem,
+                                    }
+                                )
+                    if not good:  # nothing left to train on: the batch is passed over
+                        next_batch += 1
+                        continue
+                    if len(good) < len(problems):
+                        images = images[good]
                     images = images.to(device, non_blocking=True)
                     loss, terms = objective(model, images, cfg, crop_gen)
                     optimizer.zero_grad(set_to_none=True)
@@ -666,8 +700,18 @@ def train_checked(run: TrainingRun) -> TrainResult:
                 if stop.requested:
                     save_checkpoint(last, state())
                     raise stop.exception()
+        if checkpoint is None and step == 0 and train_failures:  # no image could be decoded: nothing
+            first = next(iter(train_failures.values()))  # was trained; the run's files are removed (above)
+            others = len(train_failures) - 1
+            raise InputError(
+                first.path,
+                f"{first.problem}; nothing was trained: no batch held an image that could be decoded"
+                + (f" ({others} other training image(s) failed too)" if others else ""),
+            )
         save_checkpoint(last, state())
-    return TrainResult(run_path, step, epoch, last, losses, best_val, list(val_failures))
+    return TrainResult(
+        run_path, step, epoch, last, losses, best_val, list(val_failures), list(train_failures)
+    )
 
 
 @contextlib.contextmanager

@@ -291,17 +291,31 @@ def test_a_blank_name_is_a_name_not_an_empty_path(run_tree):
 @pytest.mark.slow
 def test_a_run_that_fails_before_its_first_step_leaves_nothing_behind(hostile):
     # was: config.json, log.jsonl and a step-0 last.pt stayed; the rerun after removing the bad image was
-    # refused ("not empty; use --resume"), and --resume refused the changed image list
+    # refused ("not empty; use --resume"), and --resume refused the changed image list. A run with no
+    # image that can be decoded trains nothing (one bad image among good ones is left out: next test)
+    originals = {}
+    for path in sorted(hostile.path("images").glob("*.png")):
+        originals[path] = path.read_bytes()
+        path.write_bytes(originals[path][: len(originals[path]) // 2])  # valid header, truncated data
+    args = ["train", "--images", "images", "--out", "run", *TRAIN_TINY, "--batch-size", "3"]
+    names = [".png: cannot decode", "nothing was trained", "(2 other training image(s) failed too)"]
+    hostile.run(*args, exit=1, names=names)
+    assert not hostile.path("run").exists()
+    hostile.path("run").mkdir()  # an empty folder given by the user stays
+    hostile.run(*args, exit=1, names=["nothing was trained"], out=["run"])
+    assert hostile.path("run").is_dir() and not any(hostile.path("run").iterdir())
+    for path, data in originals.items():
+        path.write_bytes(data)
+    hostile.run(*args, exit=0, out=["run"])
+    assert hostile.path("run/last.pt").is_file()
+
+
+@pytest.mark.slow
+def test_one_undecodable_image_is_left_out_and_the_run_keeps_its_checkpoint(hostile):
     data = hostile.path("images/0001.png").read_bytes()
     hostile.path("images/0004.png").write_bytes(data[: len(data) // 2])  # valid header, truncated data
     args = ["train", "--images", "images", "--out", "run", *TRAIN_TINY, "--batch-size", "4"]
-    hostile.run(*args, exit=1, names=["0004.png"])
-    assert not hostile.path("run").exists()
-    hostile.path("run").mkdir()  # an empty folder given by the user stays
-    hostile.run(*args, exit=1, names=["0004.png"], out=["run"])
-    assert hostile.path("run").is_dir() and not any(hostile.path("run").iterdir())
-    hostile.path("images/0004.png").unlink()
-    hostile.run(*args, exit=0, out=["run"])
+    hostile.run(*args, exit=1, names=["0004.png", "(left out of training)"], out=["run"])
     assert hostile.path("run/last.pt").is_file()
 
 

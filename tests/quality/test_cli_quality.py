@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tomllib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -428,7 +429,7 @@ def test_score_baseline_reads_masks_with_the_reading_options(data, tmp_path):
     json_plain, json_scaled = tmp_path / "plain.json", tmp_path / "scaled.json"
     assert run(*base, "--json", json_plain).exit_code == 0
     result = run(*base, "--max-pixels", "5")
-    assert result.exit_code == 1 and "img00.png" in result.output and "0 images" in result.output
+    assert result.exit_code == 1 and "img00.png" in result.output and "nothing was scored" in result.output
     # the GT files are 0/255: read as 0..1-valued under --mask-scale 1 they are refused, naming the file
     result = run(*base, "--mask-scale", "1", "--json", json_scaled)
     assert result.exit_code == 1 and "img00.png" in result.output, result.output
@@ -481,3 +482,38 @@ def test_score_baseline_checks_jobs_like_score(data, tmp_path):
     result = run(*args, "-j", "5000")
     assert result.exit_code == 2 and "jobs must be <= 1024" in result.output
     assert run(*args, "-j", "2").exit_code == 0
+
+
+def test_tune_report_that_maskrefine_did_not_write_is_refused_before_the_run(data, tmp_path):
+    # was: replaced at the end of the run
+    report = tmp_path / "tune.json"
+    report.write_text("notes\n")
+    result = run(*tune_args(data, tmp_path / "best.toml", "--report", report))
+    assert (
+        result.exit_code == 2
+        and "tune.json exists and is not a report or CSV file maskrefine wrote" in result.output
+    )
+    assert report.read_text() == "notes\n" and not (tmp_path / "best.toml").exists()
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self").is_dir(), reason="needs Linux /proc (a folder that takes no new file)"
+)
+def test_tune_out_in_a_folder_that_takes_no_file_is_refused_before_the_run(data, tmp_path):
+    # was: a first batch was scored, then "error: /proc/x.toml.tune-cache: No such file or directory", exit 1
+    result = run(*tune_args(data, "/proc/x.toml"))
+    assert (
+        result.exit_code == 2
+        and "preset file (--out) /proc/x.toml: cannot write in its folder /proc" in result.output
+    )
+    (tmp_path / "exist.toml").write_text("")
+    result = run(*tune_args(data, tmp_path / "exist.toml" / "x.toml"))  # was: "folder ... does not exist"
+    assert result.exit_code == 2 and f"{tmp_path / 'exist.toml'} is not a folder" in result.output
+
+
+def test_score_baseline_with_nothing_compared_prints_no_empty_table(data, tmp_path):
+    # was: "error: nothing was scored ..." and then "preset: ...; 0 images" with a table header and no row
+    (tmp_path / "empty").mkdir()
+    result = run("score", "--pred", data / "coarse", "--gt", data / "gt", "--baseline", tmp_path / "empty")
+    assert result.exit_code == 1 and "error: nothing was scored" in result.output
+    assert "0 image" not in result.output and "verdict" not in result.output

@@ -249,3 +249,20 @@ def test_predict_never_replaces_the_runs_backbone_file(tmp_path, tiny_vit_file, 
     with pytest.raises(ConfigError, match="run's backbone checkpoint .* is also the output of"):
         predict_folder(images, ckpt, tmp_path / "soft", overwrite=True, save_coarse=save_coarse)
     assert where.read_bytes() == before
+
+
+def test_report_that_maskrefine_did_not_write_is_refused_unless_overwrite(tmp_path, run):
+    # was: replaced at the end of the run
+    images, ckpt = run
+    report = tmp_path / "notes.json"
+    report.write_text('{"mine": 1}\n')
+    with pytest.raises(
+        ConfigError, match="notes.json exists and is not a report or CSV file maskrefine wrote"
+    ):
+        predict_folder(images, ckpt, tmp_path / "out", report_path=report)
+    assert report.read_text() == '{"mine": 1}\n' and not (tmp_path / "out").exists()
+    predict_folder(images, ckpt, tmp_path / "out", report_path=report, overwrite=True)
+    assert report.read_text().startswith('{\n  "ok"')
+    predict_folder(
+        images, ckpt, tmp_path / "out", report_path=report, skip_existing=True
+    )  # its own: replaced

@@ -318,18 +318,69 @@ def test_train_arguments_of_the_wrong_type_are_named(tmp_path, kwargs, problem) 
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("num_workers", [0, 1])
-def test_an_undecodable_training_image_is_named_with_any_num_workers(tmp_path, num_workers):
-    # was, with num_workers >= 1: torch's RuntimeError "Caught InputError in DataLoader worker process 0"
-    # and the worker's traceback (torch re-raises by calling InputError with one argument)
-    from maskrefine.errors import InputError
-
+@pytest.mark.parametrize(("num_workers", "batch_size"), [(0, 3), (1, 3), (0, 1)])
+def test_an_undecodable_training_image_is_left_out_and_named_with_any_num_workers(
+    tmp_path, num_workers, batch_size
+):
+    # was: the run stopped at the first batch holding the file (InputError), mid-epoch, and --resume met
+    # the same file again; with num_workers >= 1, before that, torch's RuntimeError and a traceback
     images, _ = disc_images(tmp_path)
-    (images / "b.png").write_bytes((images / "b.png").read_bytes()[:200])  # header intact, data cut
-    with pytest.raises(InputError) as info:
-        train(tiny(epochs=1, batch_size=3, num_workers=num_workers), images, tmp_path / "run")
-    assert info.value.path == images / "b.png" and "cannot decode" in info.value.problem
-    assert "Traceback" not in str(info.value)
+    bad = images / "b.png"
+    bad.write_bytes(bad.read_bytes()[:200])  # header intact, data cut
+    cfg = tiny(epochs=2, batch_size=batch_size, num_workers=num_workers)
+    result = train(cfg, images, tmp_path / "run")
+    assert not result.ok and result.val_failures == []
+    assert len(result.train_failures) == 1  # once, though both epochs drew it
+    assert result.train_failures[0].startswith(f"{bad}: cannot decode"), result.train_failures
+    # the other images trained: one step per batch that kept an image (b.png alone is passed over)
+    assert result.step == (2 if batch_size == 3 else 4) and result.epoch == 2
+    assert len(result.losses) == result.step and all(np.isfinite(result.losses))
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    skipped = [r for r in records if r["event"] == "skipped_image"]
+    assert len(skipped) == 1 and skipped[0]["file"] == str(bad) and "cannot decode" in skipped[0]["problem"]
+    assert [r["steps"] for r in records if r["event"] == "epoch"] == [result.step // 2] * 2
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == result.step
+
+
+def test_a_batch_without_the_undecodable_image_trains_as_before(tmp_path):
+    # the file is left out of its batch only: a run whose batches never draw it is the same run
+    images, _ = disc_images(tmp_path)
+    clean = train(tiny(epochs=1, batch_size=3), images, tmp_path / "clean")
+    bad = images / "b.png"
+    bad.write_bytes(bad.read_bytes()[:200])
+    broken = train(tiny(epochs=1, batch_size=3), images, tmp_path / "broken")
+    assert broken.train_failures and broken.step == clean.step == 1
+    assert broken.losses != clean.losses  # its batch trained on two images, not three
+
+
+def test_cli_names_an_undecodable_training_image_and_exits_1_with_its_checkpoint(tmp_path):
+    images, _ = disc_images(tmp_path)
+    (images / "b.png").write_bytes((images / "b.png").read_bytes()[:200])
+    run = tmp_path / "run"
+    args = ["train", "--images", str(images), "--preset", "tiny", "--backbone", "pixels", "--batch-size", "3"]
+    args += ["--epochs", "1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "maskrefine.cli", *args, "--out", str(run), "-q"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"error: {images / 'b.png'}: cannot decode" in proc.stderr
+    assert "(left out of training)" in proc.stderr and "Traceback" not in proc.stderr
+    assert "trained 1 steps (1 complete epochs)" in proc.stdout
+    # the image list is unchanged, so the run resumes (here: one more epoch)
+    args[-1] = "2"
+    proc = subprocess.run(
+        [sys.executable, "-m", "maskrefine.cli", *args, "--out", str(run), "--resume", "-q"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and "(left out of training)" in proc.stderr, proc.stderr
+    assert "trained 2 steps (2 complete epochs)" in proc.stdout
 
 
 def test_resume_removes_the_temporary_files_a_killed_write_left(stopped_run):

@@ -1,0 +1,160 @@
+"""--report / --json / --csv replace a report maskrefine wrote, never another file (unless --overwrite)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from maskrefine.cli import main
+from maskrefine.pipeline.guards import _written_by_maskrefine
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+FOREIGN = {
+    "notes": b"my results, typed by hand\n",
+    "json object": b'{\n  "results": [0.81, 0.79]\n}\n',
+    "json list": b"[1, 2, 3]\n",
+    "csv": b"method,iou\nours,0.81\n",
+    "binary": b"\x89PNG\r\n\x1a\n" + bytes(100),
+}
+NOT_OURS = "exists and is not a report or CSV file maskrefine wrote; not replaced"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("small")
+    for kind in ("masks", "images", "gt"):
+        (root / kind).mkdir()
+        for path in sorted((EXAMPLES / kind).iterdir())[:2]:
+            shutil.copy(path, root / kind / path.name)
+    return {kind: root / kind for kind in ("masks", "images", "gt")}
+
+
+def _apply(small, tmp_path, *extra):
+    out = tmp_path / "refined"
+    return [
+        "apply", "--masks", str(small["masks"]), "--images", str(small["images"]), "--out", str(out),
+        "--method", "identity", "-q", *extra,
+    ]  # fmt: skip
+
+
+def _score(small, *extra):
+    return ["score", "--pred", str(small["masks"]), "--gt", str(small["gt"]), "-q", *extra]
+
+
+def _commands(small, tmp_path, target):
+    paired = ("--baseline", str(small["masks"]))
+    return {
+        "apply --report": _apply(small, tmp_path, "--report", str(target)),
+        "score --json": _score(small, "--json", str(target)),
+        "score --csv": _score(small, "--csv", str(target)),
+        "score --baseline --json": _score(small, *paired, "--json", str(target)),
+        "score --baseline --csv": _score(small, *paired, "--csv", str(target)),
+    }
+
+
+COMMANDS = [
+    "apply --report",
+    "score --json",
+    "score --csv",
+    "score --baseline --json",
+    "score --baseline --csv",
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("foreign", sorted(FOREIGN))
+def test_a_file_maskrefine_did_not_write_is_refused_before_any_work(small, tmp_path, command, foreign):
+    # was: replaced at the end of the run (documented), the user's file lost
+    target = tmp_path / "results.txt"
+    target.write_bytes(FOREIGN[foreign])
+    args = _commands(small, tmp_path, target)[command]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert f"{target} {NOT_OURS}: use --overwrite (overwrite=True) to replace it" in result.output
+    assert target.read_bytes() == FOREIGN[foreign]
+    assert not (tmp_path / "refined").exists()  # apply refused before any work
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_overwrite_replaces_a_file_maskrefine_did_not_write(small, tmp_path, command):
+    target = tmp_path / "results.txt"
+    target.write_bytes(FOREIGN["notes"])
+    args = _commands(small, tmp_path, target)[command]
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    assert _written_by_maskrefine(target.read_bytes())
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("before", ["own", "empty", "blank"])
+def test_a_rerun_replaces_its_own_report_and_an_empty_file(small, tmp_path, command, before):
+    target = tmp_path / "results.txt"
+    args = _commands(small, tmp_path, target)[command]
+    if before == "own":
+        assert CliRunner().invoke(main, args).exit_code == 0
+        first = target.read_bytes()
+        assert _written_by_maskrefine(first)
+        target.write_bytes(first.replace(b"0", b"1", 3))  # a change: the rerun must write it anew
+        if command == "apply --report":
+            args = [*args, "--skip-existing"]
+    else:
+        target.write_bytes(b"" if before == "empty" else b" \n\n")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert _written_by_maskrefine(target.read_bytes()) and target.read_bytes().strip()
+    if before == "own":
+        assert target.read_bytes() != first.replace(b"0", b"1", 3)
+
+
+def test_report_merge_refuses_a_file_it_did_not_write(small, tmp_path):
+    run = tmp_path / "run.json"
+    assert CliRunner().invoke(main, _apply(small, tmp_path, "--report", str(run))).exit_code == 0
+    merged = tmp_path / "merged.json"
+    merged.write_bytes(FOREIGN["json object"])
+    result = CliRunner().invoke(main, ["report", "merge", str(run), "--json", str(merged), "-q"])
+    assert result.exit_code == 2, result.output
+    assert f"{merged} {NOT_OURS}: remove it first" in result.output
+    assert merged.read_bytes() == FOREIGN["json object"]
+    merged.write_text(run.read_text())  # a report: replaced
+    result = CliRunner().invoke(main, ["report", "merge", str(run), "--json", str(merged), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "sources" in json.loads(merged.read_text())
+
+
+def test_the_python_api_refuses_too_and_names_the_keyword(small, tmp_path):
+    from maskrefine import apply_folder
+    from maskrefine.errors import ConfigError
+
+    target = tmp_path / "run.json"
+    target.write_bytes(FOREIGN["notes"])
+    with pytest.raises(ConfigError, match=r"overwrite=True"):
+        apply_folder(small["masks"], small["images"], tmp_path / "out", method="identity", report_path=target)
+    assert target.read_bytes() == FOREIGN["notes"] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("head", "ours"),
+    [
+        (b'{\n  "ok": true,', True),
+        (b'{"preset": "pysod"}', True),
+        (b'  {\n "winner": {}', True),
+        (b'{\n  "comparisons": {}', True),
+        (b"name,height,width,iou\n", True),
+        (b"stem,acc_baseline,acc_refined\n", True),
+        (b"", True),
+        (b"\n", True),
+        (b'{\n  "okay": true', False),
+        (b'{"OK": 1}', False),
+        (b"{}", True),  # holds nothing
+        (b" [ ]\n", True),
+        (b'{"a": 1}', False),
+        (b"names,iou\n", False),
+        (b"Name,iou\n", False),
+    ],
+)
+def test_what_counts_as_a_file_maskrefine_wrote(head, ours):
+    assert _written_by_maskrefine(head) is ours
