@@ -537,6 +537,10 @@ def tune_to_file(
         "iou_change_vs_naive": iou.change,
         "iou_change_low": iou.low,
         "iou_change_high": iou.high,
+        # the change and its interval: over the images where IoU is defined on both sides, the same
+        # images the winner was chosen on (in-sample: optimistic for new images)
+        "iou_change_images": iou.n,
+        "iou_change_in_sample": True,
         "naive": report.naive.label,
         "candidates_scored": report.scored,
         "truncated_by_budget": report.truncated,

@@ -332,6 +332,9 @@ def test_tune_writes_a_preset_that_apply_accepts(data, tmp_path):
     assert result.exit_code == 0, result.output
     preset = tomllib.loads(out.read_text())
     assert preset["refine"]["method"] == "guided" and preset["refine"]["guide"] == "color"
+    # the [tune] record says over how many images, and that they chose the winner (was: `images` only)
+    assert preset["tune"]["iou_change_in_sample"] is True
+    assert preset["tune"]["iou_change_images"] == preset["tune"]["images"] == 6
     assert "warning: only 6 images" in result.output
     assert json.loads(report.read_text())["winner"]["guide"] == "color"
     assert (tmp_path / "best.toml.tune-cache").is_dir()
