@@ -34,6 +34,7 @@ from maskrefine.io.imageio import (
 )
 from maskrefine.pipeline.guards import (
     REPLACE_HOW,
+    RESUME_HOW,
     check_folder,
     check_inputs_are_not_outputs,
     check_jobs,
@@ -350,7 +351,9 @@ def apply_folder(
         overwrite=overwrite, skip_existing=skip_existing, binary_input=binary_input
     )
     if report_file is not None:
-        check_report_replaceable(report_file, "report file", overwrite=overwrite, how=REPLACE_HOW)
+        check_report_replaceable(
+            report_file, "report file", overwrite=overwrite, how=RESUME_HOW if skip_existing else REPLACE_HOW
+        )
     for value, name, choices in (
         (fmt, "fmt", OUTPUT_FORMATS),
         (guide, "guide", GUIDE_MODES),

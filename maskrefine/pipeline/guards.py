@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -397,38 +397,48 @@ def check_output_folder(out_dir: Path, inputs: Mapping[str, Path]) -> None:
             )
 
 
-#: The first key of each JSON file maskrefine writes: run and merged reports (``ok``), ``score --json``
-#: (``preset``), paired comparisons (``comparisons``, or ``error`` when nothing was compared) and tune
-#: reports (``winner``). With :data:`OUR_CSV_STARTS`, what :func:`check_report_replaceable` recognises.
-OUR_JSON_FIRST_KEYS = frozenset({"ok", "preset", "comparisons", "error", "winner"})
-#: How the per-image CSV files maskrefine writes begin (their first column is the image's stem):
-#: ``score --csv`` rows, and the paired rows of ``score --baseline --csv``.
-OUR_CSV_STARTS = (b"name,", b"stem,")
-_REPORT_HEAD_BYTES = 4096
+#: Keys that each JSON report maskrefine writes holds at its top level: run, predict and merged reports;
+#: ``score --json``; ``score --baseline --json`` (paired comparisons); ``tune --report``. With
+#: :data:`OUR_CSV_HEADERS`, what :func:`check_report_replaceable` recognises as a file maskrefine wrote.
+OUR_JSON_SIGNATURES = (
+    frozenset({"ok", "counts", "files"}),
+    frozenset({"preset", "count"}),
+    frozenset({"comparisons", "count", "ok"}),
+    frozenset({"winner", "winner_label", "naive"}),
+)
+#: How the per-image CSV files maskrefine writes begin: ``score --csv`` rows, and the paired rows of
+#: ``score --baseline --csv``.
+OUR_CSV_HEADERS = (b"name,height,width,", b"stem,acc_baseline,")
+#: A JSON file larger than this is not read to recognise it (it is then not taken as one of ours).
+REPORT_READ_LIMIT = 64 * 2**20
 #: The ``how`` of :func:`check_report_replaceable` for the jobs that take ``--overwrite``.
 REPLACE_HOW = "use --overwrite (overwrite=True) to replace it"
+#: The ``how`` for such a job resumed with ``--skip-existing``, which ``--overwrite`` cannot join.
+RESUME_HOW = "remove it (--skip-existing cannot be combined with --overwrite)"
 
 
-def _written_by_maskrefine(head: bytes) -> bool:
-    """Whether a file beginning with ``head`` is a report or CSV maskrefine writes, or holds nothing."""
-    text = head.lstrip()
-    if not text or b"".join(text.split()) in (b"{}", b"[]"):  # blank, or an empty JSON object or list:
-        return True  # nothing to lose (a CSV of no rows and no columns is one newline)
-    if text.startswith(OUR_CSV_STARTS):
+def _written_by_maskrefine(data: bytes) -> bool:
+    """Whether a file holding ``data`` is a report or CSV maskrefine writes, or holds nothing."""
+    if data.startswith(OUR_CSV_HEADERS):
         return True
-    match = re.match(rb'\{\s*"([A-Za-z_]+)"\s*:', text)
-    return match is not None and match.group(1).decode() in OUR_JSON_FIRST_KEYS
+    if b"".join(data.split()) in (b"", b"{}", b"[]"):  # blank, or an empty JSON object or list: nothing
+        return True  # to lose (a CSV of no rows and no columns is one newline)
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
+        return False
+    return isinstance(value, dict) and any(keys <= value.keys() for keys in OUR_JSON_SIGNATURES)
 
 
 def check_report_replaceable(path: Path, what: str, *, overwrite: bool, how: str) -> None:
     """Refuse (ConfigError) to replace a regular file at ``path`` that maskrefine did not write.
 
     A report or CSV file (``--report``, ``--json``, ``--csv``) is replaced when it exists, so that a
-    rerun updates it; but a file that does not begin as one of maskrefine's reports (a JSON object
-    whose first key is one of :data:`OUR_JSON_FIRST_KEYS`, or a CSV beginning with one of
-    :data:`OUR_CSV_STARTS`) is someone else's data, replaced only with ``overwrite``. An empty or blank
-    file, or one holding only ``{}`` or ``[]``, holds nothing and is replaced. Anything that is not a
-    regular file is left to :func:`check_writable_target`.
+    rerun updates it; but a file that is not one of maskrefine's reports (a JSON object holding all the
+    keys of one of :data:`OUR_JSON_SIGNATURES`, at most :data:`REPORT_READ_LIMIT` bytes, or a CSV whose
+    header begins as one of :data:`OUR_CSV_HEADERS`) is someone else's data, replaced only with
+    ``overwrite``. A blank file, or one holding only ``{}`` or ``[]``, holds nothing and is replaced.
+    Anything that is not a regular file is left to :func:`check_writable_target`.
 
     Parameters
     ----------
@@ -448,14 +458,18 @@ def check_report_replaceable(path: Path, what: str, *, overwrite: bool, how: str
     except OSError:  # missing; a symlink, FIFO... is refused by check_writable_target
         return
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return
-        head = os.read(fd, _REPORT_HEAD_BYTES)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            data = handle.read(4096)  # a CSV's header; a JSON report is read whole, up to the limit
+            if not data.startswith(OUR_CSV_HEADERS) and info.st_size <= REPORT_READ_LIMIT:
+                data += handle.read(REPORT_READ_LIMIT)
     except OSError as exc:
         raise ConfigError(f"{what} {path}: cannot check what it holds ({exc.strerror or exc})") from None
     finally:
         os.close(fd)
-    if not _written_by_maskrefine(head):
+    if not _written_by_maskrefine(data):
         raise ConfigError(
             f"{what} {path} exists and is not a report or CSV file maskrefine wrote; not replaced: {how}, "
             "or give another path"

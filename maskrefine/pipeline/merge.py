@@ -272,7 +272,8 @@ def check_merged_output(path: str | os.PathLike[str], inputs: Iterable[str | os.
     Parameters
     ----------
     path : str or Path
-        Where the merged JSON will go: a new file, or an existing regular file (replaced atomically).
+        Where the merged JSON will go: a new file, or an existing regular file (replaced atomically by
+        :meth:`MergedRunReport.write_json` when it is a report maskrefine wrote, or blank).
     inputs : iterable of str or Path
         The report files being merged; the destination must not be one of them.
 
@@ -373,7 +374,8 @@ class MergedRunReport:
         Parameters
         ----------
         path : str or Path
-            The JSON file to write: a new file, or an existing regular file (replaced atomically).
+            The JSON file to write: a new file, or an existing report maskrefine wrote or a blank file
+            (replaced atomically; :func:`~maskrefine.pipeline.guards.check_report_replaceable`).
 
         Returns
         -------
@@ -385,7 +387,8 @@ class MergedRunReport:
         ConfigError
             As :func:`check_merged_output`: an empty path, one of :attr:`sources`, or a path holding
             anything but a regular file; also (:func:`check_not_the_jobs_files`) a path inside the job's
-            masks or images folder, or named like one of its outputs in its output folder.
+            masks or images folder, or named like one of its outputs in its output folder; an existing
+            file that is not a report maskrefine wrote.
         OutputError
             Writing failed; the message names the path.
         """
@@ -400,6 +403,7 @@ def check_not_the_jobs_files(target: Path, report: RunReport) -> None:
     As ``apply --report`` refuses its own report there: a path inside the job's masks or images folder
     (``config["masks_dir"]``, ``config["images_dir"]``), or named like one of its outputs in
     ``config["out_dir"]``, which a later ``--skip-existing`` run would take for a finished output.
+    Last, an existing file there that is not a report maskrefine wrote (it is someone else's data).
     """
     config = report.config if isinstance(report.config, Mapping) else {}
 

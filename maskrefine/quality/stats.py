@@ -339,10 +339,12 @@ def _bootstrap(
     a: np.ndarray, b: np.ndarray, statistic: str, n_resamples: int, confidence: float, seed: int
 ) -> tuple[float, float, float]:
     """:func:`paired_bootstrap` of checked, finite pairs (at least one): nothing is checked here."""
-    if statistic == "mean":  # as the resamples below: equal in exact arithmetic, and never outside them
-        change = float(_statistic(a - b, "mean"))  # when every difference is the same (float rounding)
-    else:
-        change = float(_statistic(a, statistic) - _statistic(b, statistic))
+    change = float(_statistic(a, statistic) - _statistic(b, statistic))
+    if statistic == "mean":
+        differences = a - b
+        if np.all(differences == differences[0]):  # every resample is this one value: no interval width,
+            same = float(differences[0])  # and float rounding of the means must not put the change
+            return same, same, same  # outside its own interval
     parts = []
     for counts in _count_chunks(a.shape[0], n_resamples, seed):  # bounded memory for any number of images
         if statistic == "mean":  # linear: the change of the mean is the mean of the changes

@@ -511,6 +511,8 @@ def tune_to_file(
         check_report_replaceable(report_file, "report file", overwrite=overwrite, how=REPLACE_HOW)
     budget_s = parse_budget(budget)
     check_can_write_in(out, "preset file (--out)")  # before the long run, not when writing its result
+    if report_file is not None and report_file.parent.is_dir():  # a missing folder is made at the end
+        check_can_write_in(report_file, "report file")
     cache_is_new = not cache_dir.exists()  # tune checks the cache folder and its settings before any work
     try:
         report = tune(

@@ -130,6 +130,7 @@ def predict_folder(
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
         REPLACE_HOW,
+        RESUME_HOW,
         check_folder,
         check_inputs_are_not_outputs,
         check_not_an_output,
@@ -233,7 +234,9 @@ def predict_folder(
     if isinstance(recorded, str) and recorded:  # the run's backbone file: never an output either
         check_input_file_not_replaced(recorded, "run's backbone checkpoint", out_dirs, names, report_file)
     if report_file is not None:  # after the inputs' checks, whose messages say more
-        check_report_replaceable(report_file, "report file", overwrite=overwrite, how=REPLACE_HOW)
+        check_report_replaceable(
+            report_file, "report file", overwrite=overwrite, how=RESUME_HOW if skip_existing else REPLACE_HOW
+        )
     predictor = model_side.predictor_from_state(
         state,
         checkpoint,

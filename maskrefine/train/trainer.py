@@ -419,8 +419,9 @@ def train(
     Notes
     -----
     A training image that still cannot be decoded (e.g. truncated after a valid header) does not stop
-    the run: it is left out of each batch that draws it (a batch left empty is passed over), logged once
-    in ``log.jsonl`` (``"event": "skipped_image"``) and named in :attr:`TrainResult.train_failures`
+    the run: it is left out of each batch that draws it (a batch left empty, or with one image under
+    ``last_batch="drop_single"``, is passed over), logged in ``log.jsonl`` (``"event": "skipped_image"``,
+    once per call) and named in :attr:`TrainResult.train_failures`
     (``ok`` is then False). A new run in which no batch held an image that could be decoded trained
     nothing: it raises :class:`maskrefine.errors.InputError` naming the first such file, and its files
     are removed.
@@ -635,9 +636,9 @@ def train_checked(run: TrainingRun) -> TrainResult:
                                         "problem": problem,
                                     }
                                 )
-                    if not good:  # nothing left to train on: the batch is passed over
-                        next_batch += 1
-                        continue
+                    if not good or (len(good) == 1 < cfg.batch_size and cfg.last_batch == "drop_single"):
+                        next_batch += 1  # nothing left to train on, or one image where a batch of one
+                        continue  # is dropped (BatchNorm statistics of one image): passed over
                     if len(good) < len(problems):
                         images = images[good]
                     images = images.to(device, non_blocking=True)
@@ -730,7 +731,7 @@ def _removed_if_untrained(
         yield
     except Exception:
         if fresh and steps() == 0:
-            for name in ("last.pt", "log.jsonl", "config.json"):
+            for name in ("last.pt", "best_val.pt", "log.jsonl", "config.json"):
                 with contextlib.suppress(OSError):
                     (run_path / name).unlink()
             if created:

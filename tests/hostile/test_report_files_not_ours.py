@@ -137,24 +137,53 @@ def test_the_python_api_refuses_too_and_names_the_keyword(small, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("head", "ours"),
+    ("data", "ours"),
     [
-        (b'{\n  "ok": true,', True),
-        (b'{"preset": "pysod"}', True),
-        (b'  {\n "winner": {}', True),
-        (b'{\n  "comparisons": {}', True),
+        (b'{\n  "ok": true,\n  "counts": {},\n  "files": []\n}\n', True),  # a run report
+        (b'{"error": "x", "ok": false, "counts": {}, "files": []}', True),
+        (b'{"preset": "pysod", "count": 3}', True),
+        (b'  {\n "winner": {}, "winner_label": "w", "naive": "n"}', True),
+        (b'{"error": "x", "comparisons": {}, "count": 0, "ok": false}', True),
         (b"name,height,width,iou\n", True),
         (b"stem,acc_baseline,acc_refined\n", True),
         (b"", True),
         (b"\n", True),
-        (b'{\n  "okay": true', False),
-        (b'{"OK": 1}', False),
         (b"{}", True),  # holds nothing
         (b" [ ]\n", True),
+        # another tool's files, or a report's first key alone (was: any first key ok/preset/..., and any
+        # CSV beginning "name,", and only the first 4096 bytes were looked at)
         (b'{"a": 1}', False),
+        (b'{\n  "okay": true', False),
+        (b'{"OK": 1}', False),
+        (b'{"ok": true, "accuracy": 0.9}', False),
+        (b'{"error": "x"}\n{"error": "y"}\n', False),  # JSON lines
+        (b'{\n  "ok": true,', False),  # cut short: not a report
+        (b"name,email\nann,a@b.c\n", False),
         (b"names,iou\n", False),
         (b"Name,iou\n", False),
+        (b" " * 5000 + b"my data", False),
+        (b"{}" + b" " * 5000 + b"my data", False),
     ],
 )
-def test_what_counts_as_a_file_maskrefine_wrote(head, ours):
-    assert _written_by_maskrefine(head) is ours
+def test_what_counts_as_a_file_maskrefine_wrote(data, ours):
+    assert _written_by_maskrefine(data) is ours
+
+
+def test_every_report_maskrefine_writes_is_recognised_as_its_own(small, tmp_path):
+    runner = CliRunner()
+    for name, args in _commands(small, tmp_path, tmp_path / "first").items():
+        target = tmp_path / name.replace(" ", "_")
+        args = [str(target) if a == str(tmp_path / "first") else a for a in args]
+        assert runner.invoke(main, [*args, *(["--overwrite"] if "apply" in name else [])]).exit_code == 0
+        assert _written_by_maskrefine(target.read_bytes()), name
+
+
+def test_skip_existing_asks_to_remove_the_file_not_for_overwrite(small, tmp_path):
+    target = tmp_path / "run.json"
+    target.write_bytes(FOREIGN["notes"])
+    result = CliRunner().invoke(main, _apply(small, tmp_path, "--report", str(target), "--skip-existing"))
+    assert (
+        result.exit_code == 2
+        and "remove it (--skip-existing cannot be combined with --overwrite)" in result.output
+    )
+    assert target.read_bytes() == FOREIGN["notes"]

@@ -509,6 +509,12 @@ def test_tune_out_in_a_folder_that_takes_no_file_is_refused_before_the_run(data,
         result.exit_code == 2
         and "preset file (--out) /proc/x.toml: cannot write in its folder /proc" in result.output
     )
+    result = run(*tune_args(data, tmp_path / "best.toml", "--report", "/proc/r.json"))  # was: after the run
+    assert (
+        result.exit_code == 2
+        and "report file /proc/r.json: cannot write in its folder /proc" in result.output
+    )
+    assert not (tmp_path / "best.toml").exists() and not (tmp_path / "best.toml.tune-cache").exists()
     (tmp_path / "exist.toml").write_text("")
     result = run(*tune_args(data, tmp_path / "exist.toml" / "x.toml"))  # was: "folder ... does not exist"
     assert result.exit_code == 2 and f"{tmp_path / 'exist.toml'} is not a folder" in result.output

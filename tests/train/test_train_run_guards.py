@@ -353,6 +353,42 @@ def test_a_batch_without_the_undecodable_image_trains_as_before(tmp_path):
     assert broken.losses != clean.losses  # its batch trained on two images, not three
 
 
+@pytest.mark.parametrize("last_batch", ["drop_single", "keep"])
+def test_a_batch_left_with_one_image_follows_the_last_batch_rule(tmp_path, last_batch):
+    # was: a batch left with one image by a skipped file was trained under drop_single, the setting that
+    # never trains a batch of one (BatchNorm statistics of one image)
+    from maskrefine.train.trainer import epoch_batches
+
+    sizes = {stem: (48, 64) for stem in "abcde"}
+    images, _ = disc_images(tmp_path, sizes)
+    bad = images / "b.png"
+    bad.write_bytes(bad.read_bytes()[:200])
+    cfg = tiny(epochs=3, batch_size=2, last_batch=last_batch)
+    result = train(cfg, images, tmp_path / "run")
+    smallest = 2 if last_batch == "drop_single" else 1
+    expected = sum(
+        len([i for i in batch if i != 1]) >= smallest  # b.png is image 1 of the sorted five
+        for epoch in range(3)
+        for batch in epoch_batches(5, 2, cfg.seed, epoch, last_batch)
+    )
+    assert result.step == expected and len(result.train_failures) == 1
+
+
+def test_a_run_that_could_decode_no_image_leaves_no_file_behind(tmp_path):
+    # was: best_val.pt stayed (the clean-up removed last.pt, log.jsonl and config.json only), and the
+    # rerun on fixed data was refused: "run folder ... is not empty"
+    from maskrefine.errors import InputError
+
+    images, gt = disc_images(tmp_path / "data")
+    val = copy_folder(images, tmp_path / "val")
+    for path in images.iterdir():
+        path.write_bytes(path.read_bytes()[:200])
+    cfg = tiny(epochs=1, batch_size=3, keep_best_on_val=True)
+    with pytest.raises(InputError, match="nothing was trained"):
+        train(cfg, images, tmp_path / "run", val_images=val, val_gt=gt)
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_names_an_undecodable_training_image_and_exits_1_with_its_checkpoint(tmp_path):
     images, _ = disc_images(tmp_path)
     (images / "b.png").write_bytes((images / "b.png").read_bytes()[:200])
