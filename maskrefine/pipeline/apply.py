@@ -481,5 +481,5 @@ def apply_folder(
         started=started,
     )
     if report_file is not None:
-        write_run_report(report, report_file)
+        write_run_report(report, report_file, overwrite=overwrite)
     return report

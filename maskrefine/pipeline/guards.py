@@ -26,7 +26,7 @@ from typing import Any, TypeGuard
 import numpy as np
 
 from maskrefine._checks import check_flag, check_int_range, short_repr
-from maskrefine.errors import ConfigError
+from maskrefine.errors import ConfigError, OutputError
 from maskrefine.io.imageio import file_kind
 
 __all__ = [
@@ -451,29 +451,51 @@ def check_report_replaceable(path: Path, what: str, *, overwrite: bool, how: str
     how : str
         How the user allows it, for the message (``"use --overwrite (overwrite=True) to replace it"``).
     """
+    try:
+        problem = _replace_problem(path, overwrite)
+    except ConfigError as exc:
+        raise ConfigError(f"{what} {exc}") from None
+    if problem is not None:
+        raise ConfigError(f"{what} {path} {problem}; not replaced: {how}, or give another path")
+
+
+def check_report_still_replaceable(path: Path, *, overwrite: bool) -> None:
+    """:func:`check_report_replaceable` again, right before the report is written at the end of a run.
+
+    A file that appeared at ``path`` during the run and is not one of maskrefine's is not replaced:
+    :class:`~maskrefine.errors.OutputError` naming it (the job's other outputs are written).
+    """
+    try:
+        problem = _replace_problem(path, overwrite)
+    except ConfigError as exc:
+        raise OutputError(path, str(exc)) from None
+    if problem is not None:
+        raise OutputError(path, f"{problem} (it appeared during the run); not replaced")
+
+
+def _replace_problem(path: Path, overwrite: bool) -> str | None:
+    """Say why the regular file at ``path`` is not to be replaced; None when it may be (or is absent)."""
     if overwrite:
-        return
+        return None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:  # missing; a symlink, FIFO... is refused by check_writable_target
-        return
+        return None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return
+            return None
         with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read(4096)  # a CSV's header; a JSON report is read whole, up to the limit
             if not data.startswith(OUR_CSV_HEADERS) and info.st_size <= REPORT_READ_LIMIT:
                 data += handle.read(REPORT_READ_LIMIT)
     except OSError as exc:
-        raise ConfigError(f"{what} {path}: cannot check what it holds ({exc.strerror or exc})") from None
+        raise ConfigError(f"{path}: cannot check what it holds ({exc.strerror or exc})") from None
     finally:
         os.close(fd)
-    if not _written_by_maskrefine(data):
-        raise ConfigError(
-            f"{what} {path} exists and is not a report or CSV file maskrefine wrote; not replaced: {how}, "
-            "or give another path"
-        )
+    if _written_by_maskrefine(data):
+        return None
+    return "exists and is not a report or CSV file maskrefine wrote"
 
 
 def check_can_write_in(path: Path, what: str) -> None:

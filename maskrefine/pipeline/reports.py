@@ -19,7 +19,7 @@ import numpy as np
 from maskrefine.errors import OutputError, ReportNotWrittenError
 from maskrefine.io import PLAIN, Pairing, write_text_atomic
 from maskrefine.io.pairs import unread_reason
-from maskrefine.pipeline.guards import file_path_argument, in_shard
+from maskrefine.pipeline.guards import check_report_still_replaceable, file_path_argument, in_shard
 
 __all__ = [
     "FileOutcome",
@@ -441,12 +441,15 @@ class RunReport:
         return write_json_report(report_file(path, "report path"), self.to_dict())
 
 
-def write_run_report(report: RunReport, path: str | os.PathLike[str]) -> None:
+def write_run_report(report: RunReport, path: str | os.PathLike[str], *, overwrite: bool = True) -> None:
     """Write ``report`` as JSON to ``path``; a failure raises :class:`ReportNotWrittenError` with it.
 
     The job's files are done by then: the caller still gets the outcomes (``exc.report``) to report.
+    Without ``overwrite``, a file that appeared at ``path`` during the run and is not a report maskrefine
+    wrote is not replaced (:func:`~maskrefine.pipeline.guards.check_report_still_replaceable`).
     """
     try:
+        check_report_still_replaceable(Path(path), overwrite=overwrite)
         report.write_json(path)
     except OSError as exc:  # OutputError included (no space, not a regular file, ...)
         if isinstance(exc, OutputError):

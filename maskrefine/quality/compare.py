@@ -39,6 +39,7 @@ from maskrefine.pipeline.guards import (
     check_output_targets,
     check_progress,
     check_report_replaceable,
+    check_report_still_replaceable,
     file_path_argument,
     job_flags,
     path_argument,
@@ -416,6 +417,9 @@ def compare_folders(
             )
         )
     report.elapsed = time.perf_counter() - start
+    for target in (csv_path, json_path):  # a file that appeared meanwhile and is not ours stays
+        if target is not None:
+            check_report_still_replaceable(Path(target), overwrite=overwrite)
     if csv_path is not None:
         report.write_csv(csv_path)
     if json_path is not None:

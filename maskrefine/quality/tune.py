@@ -485,6 +485,7 @@ def tune_to_file(
         check_can_write_in,
         check_output_file,
         check_report_replaceable,
+        check_report_still_replaceable,
         job_flags,
     )
     from maskrefine.quality.preset_file import check_preset_output, write_preset_file
@@ -552,6 +553,7 @@ def tune_to_file(
     if report_file is not None:
         import json
 
+        check_report_still_replaceable(report_file, overwrite=overwrite)  # appeared meanwhile: kept
         write_text_atomic(
             with_its_folders(report_file, "report file"),
             json.dumps(report.to_dict(), indent=2, allow_nan=False, default=str) + "\n",

@@ -381,5 +381,5 @@ def predict_folder(
         },
     )
     if report_file is not None:
-        write_run_report(report, report_file)
+        write_run_report(report, report_file, overwrite=overwrite)
     return report

@@ -187,3 +187,53 @@ def test_skip_existing_asks_to_remove_the_file_not_for_overwrite(small, tmp_path
         and "remove it (--skip-existing cannot be combined with --overwrite)" in result.output
     )
     assert target.read_bytes() == FOREIGN["notes"]
+
+
+def test_a_file_that_appears_during_the_run_is_not_replaced(small, tmp_path):
+    # was: checked at the start only, and the report written over it at the end
+    from maskrefine import apply_folder, score_folder
+    from maskrefine.errors import OutputError, ReportNotWrittenError
+
+    report, scores, table = tmp_path / "run.json", tmp_path / "scores.json", tmp_path / "rows.csv"
+
+    def appearing(*paths):
+        def progress(*_):
+            for path in paths:
+                if not path.exists():
+                    path.write_bytes(FOREIGN["notes"])
+
+        return progress
+
+    out = tmp_path / "out"
+    with pytest.raises(ReportNotWrittenError, match="appeared during the run"):
+        apply_folder(
+            small["masks"],
+            small["images"],
+            out,
+            method="identity",
+            report_path=report,
+            progress=appearing(report),
+        )
+    assert report.read_bytes() == FOREIGN["notes"] and len(list(out.iterdir())) == 2  # the outputs are done
+    with pytest.raises(
+        OutputError, match=r"rows\.csv: exists and is not a report .* appeared during the run"
+    ):
+        score_folder(
+            small["masks"], small["gt"], csv_path=table, json_path=scores, progress=appearing(scores, table)
+        )
+    assert scores.read_bytes() == table.read_bytes() == FOREIGN["notes"]
+    # with overwrite, or when the file that appeared is a report of ours, it is replaced
+    apply_folder(
+        small["masks"],
+        small["images"],
+        out,
+        method="identity",
+        report_path=report,
+        overwrite=True,
+        progress=appearing(report),
+    )
+    assert _written_by_maskrefine(report.read_bytes())
+    apply_folder(
+        small["masks"], small["images"], out, method="identity", report_path=report, skip_existing=True
+    )
+    assert _written_by_maskrefine(report.read_bytes())
