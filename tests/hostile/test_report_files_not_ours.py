@@ -205,15 +205,14 @@ def test_a_file_that_appears_during_the_run_is_not_replaced(small, tmp_path):
         return progress
 
     out = tmp_path / "out"
-    with pytest.raises(ReportNotWrittenError, match="appeared during the run"):
-        apply_folder(
-            small["masks"],
-            small["images"],
-            out,
-            method="identity",
-            report_path=report,
-            progress=appearing(report),
+
+    def refine(**options):
+        return apply_folder(
+            small["masks"], small["images"], out, method="identity", report_path=report, **options
         )
+
+    with pytest.raises(ReportNotWrittenError, match="appeared during the run"):
+        refine(progress=appearing(report))
     assert report.read_bytes() == FOREIGN["notes"] and len(list(out.iterdir())) == 2  # the outputs are done
     with pytest.raises(
         OutputError, match=r"rows\.csv: exists and is not a report .* appeared during the run"
@@ -222,18 +221,8 @@ def test_a_file_that_appears_during_the_run_is_not_replaced(small, tmp_path):
             small["masks"], small["gt"], csv_path=table, json_path=scores, progress=appearing(scores, table)
         )
     assert scores.read_bytes() == table.read_bytes() == FOREIGN["notes"]
-    # with overwrite, or when the file that appeared is a report of ours, it is replaced
-    apply_folder(
-        small["masks"],
-        small["images"],
-        out,
-        method="identity",
-        report_path=report,
-        overwrite=True,
-        progress=appearing(report),
-    )
+    # with overwrite, or when the file at the path is a report of ours, it is replaced
+    refine(overwrite=True, progress=appearing(report))
     assert _written_by_maskrefine(report.read_bytes())
-    apply_folder(
-        small["masks"], small["images"], out, method="identity", report_path=report, skip_existing=True
-    )
+    refine(skip_existing=True)
     assert _written_by_maskrefine(report.read_bytes())
