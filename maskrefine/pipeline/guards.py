@@ -451,10 +451,7 @@ def check_report_replaceable(path: Path, what: str, *, overwrite: bool, how: str
     how : str
         How the user allows it, for the message (``"use --overwrite (overwrite=True) to replace it"``).
     """
-    try:
-        problem = _replace_problem(path, overwrite)
-    except ConfigError as exc:
-        raise ConfigError(f"{what} {exc}") from None
+    problem = _replace_problem(path, overwrite)
     if problem is not None:
         raise ConfigError(f"{what} {path} {problem}; not replaced: {how}, or give another path")
 
@@ -465,10 +462,7 @@ def check_report_still_replaceable(path: Path, *, overwrite: bool) -> None:
     A file that appeared at ``path`` during the run and is not one of maskrefine's is not replaced:
     :class:`~maskrefine.errors.OutputError` naming it (the job's other outputs are written).
     """
-    try:
-        problem = _replace_problem(path, overwrite)
-    except ConfigError as exc:
-        raise OutputError(path, str(exc)) from None
+    problem = _replace_problem(path, overwrite)
     if problem is not None:
         raise OutputError(path, f"{problem} (it appeared during the run); not replaced")
 
@@ -490,7 +484,7 @@ def _replace_problem(path: Path, overwrite: bool) -> str | None:
             if not data.startswith(OUR_CSV_HEADERS) and info.st_size <= REPORT_READ_LIMIT:
                 data += handle.read(REPORT_READ_LIMIT)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot check what it holds ({exc.strerror or exc})") from None
+        return f"could not be read to check what it holds ({exc.strerror or exc})"
     finally:
         os.close(fd)
     if _written_by_maskrefine(data):

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -439,6 +439,36 @@ class RunReport:
             The path is not a regular file, or writing failed; the message names the path.
         """
         return write_json_report(report_file(path, "report path"), self.to_dict())
+
+
+class _TableAndSummary(Protocol):
+    """A report with a per-image table and a summary: :class:`ScoreReport`, a paired comparison's."""
+
+    def write_csv(self, path: str | os.PathLike[str]) -> Path: ...
+
+    def write_json(self, path: str | os.PathLike[str]) -> Path: ...
+
+
+def write_table_and_summary(
+    report: _TableAndSummary,
+    csv_path: str | os.PathLike[str] | None,
+    json_path: str | os.PathLike[str] | None,
+    *,
+    overwrite: bool,
+) -> None:
+    """Write a scoring job's ``--csv`` and ``--json`` files at its end (each one when asked for).
+
+    Without ``overwrite``, a file that appeared at either path during the run and is not a report
+    maskrefine wrote is left alone: :class:`~maskrefine.errors.OutputError` naming it, before either file
+    is written (:func:`~maskrefine.pipeline.guards.check_report_still_replaceable`).
+    """
+    for target in (csv_path, json_path):
+        if target is not None:
+            check_report_still_replaceable(Path(target), overwrite=overwrite)
+    if csv_path is not None:
+        report.write_csv(csv_path)
+    if json_path is not None:
+        report.write_json(json_path)
 
 
 def write_run_report(report: RunReport, path: str | os.PathLike[str], *, overwrite: bool = True) -> None:

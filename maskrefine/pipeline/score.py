@@ -28,7 +28,6 @@ from maskrefine.pipeline.guards import (
     check_output_targets,
     check_progress,
     check_report_replaceable,
-    check_report_still_replaceable,
     file_path_argument,
     in_shard,
     job_flags,
@@ -43,6 +42,7 @@ from maskrefine.pipeline.reports import (
     count_encodings,
     not_regular_entries,
     unmatched_and_duplicates,
+    write_table_and_summary,
 )
 
 if TYPE_CHECKING:
@@ -459,13 +459,7 @@ def score_folder(
         except Exception as exc:  # noqa: BLE001 - a figure that cannot be drawn never costs the scores
             report.failures.append(Failure(plot_path, f"plots: unexpected {type(exc).__name__}: {exc}"))
     report.elapsed = time.perf_counter() - start
-    for target in (csv_path, json_path):  # a file that appeared meanwhile and is not ours stays
-        if target is not None:
-            check_report_still_replaceable(Path(target), overwrite=overwrite)
-    if csv_path is not None:
-        report.write_csv(csv_path)
-    if json_path is not None:
-        report.write_json(json_path)
+    write_table_and_summary(report, csv_path, json_path, overwrite=overwrite)
     return report
 
 

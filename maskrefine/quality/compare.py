@@ -39,13 +39,18 @@ from maskrefine.pipeline.guards import (
     check_output_targets,
     check_progress,
     check_report_replaceable,
-    check_report_still_replaceable,
     file_path_argument,
     job_flags,
     path_argument,
     resolved_path,
 )
-from maskrefine.pipeline.reports import duplicates_in, not_regular_in, report_file, write_json_report
+from maskrefine.pipeline.reports import (
+    duplicates_in,
+    not_regular_in,
+    report_file,
+    write_json_report,
+    write_table_and_summary,
+)
 from maskrefine.quality.grid import max_fbeta_statistic
 from maskrefine.quality.preset_file import check_replaceable
 from maskrefine.quality.stats import (
@@ -279,8 +284,9 @@ def compare_folders(
     for what, target in (("CSV file", csv_path), ("JSON file", json_path)):
         if target is not None:
             check_replaceable(target, what)
-            taken[what] = check_output_file(file_path_argument(target, what), what, inputs, taken=taken)
-            check_report_replaceable(Path(target), what, overwrite=overwrite, how=REPLACE_HOW)
+            target_path = file_path_argument(target, what)
+            taken[what] = check_output_file(target_path, what, inputs, taken=taken)
+            check_report_replaceable(target_path, what, overwrite=overwrite, how=REPLACE_HOW)
     if plot_dir is not None:
         from maskrefine.plots import require_matplotlib
 
@@ -417,11 +423,5 @@ def compare_folders(
             )
         )
     report.elapsed = time.perf_counter() - start
-    for target in (csv_path, json_path):  # a file that appeared meanwhile and is not ours stays
-        if target is not None:
-            check_report_still_replaceable(Path(target), overwrite=overwrite)
-    if csv_path is not None:
-        report.write_csv(csv_path)
-    if json_path is not None:
-        report.write_json(json_path)
+    write_table_and_summary(report, csv_path, json_path, overwrite=overwrite)
     return report

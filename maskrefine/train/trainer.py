@@ -215,9 +215,19 @@ def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int, last_ba
     g = torch.Generator().manual_seed((seed * 100_003 + epoch) % 2**64)
     order = torch.randperm(n_images, generator=g).tolist()
     batches = [order[i : i + batch_size] for i in range(0, n_images, batch_size)]
-    if last_batch == "drop_single" and batch_size > 1 and batches and len(batches[-1]) == 1:
+    if batches and not _trains_batch_of(len(batches[-1]), batch_size, last_batch):
         batches.pop()
     return batches
+
+
+def _trains_batch_of(n_images: int, batch_size: int, last_batch: str) -> bool:
+    """Whether a batch of ``n_images`` trains: not when empty, nor one image under ``"drop_single"``.
+
+    A batch of one image is trained only when ``batch_size`` is 1 or ``last_batch == "keep"``; the
+    rule of the epoch's final batch (:func:`epoch_batches`) and of a batch left with one image when the
+    trainer leaves out an undecodable one.
+    """
+    return n_images > 1 or (n_images == 1 and (batch_size == 1 or last_batch != "drop_single"))
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -636,7 +646,7 @@ def train_checked(run: TrainingRun) -> TrainResult:
                                         "problem": problem,
                                     }
                                 )
-                    if not good or (len(good) == 1 < cfg.batch_size and cfg.last_batch == "drop_single"):
+                    if not _trains_batch_of(len(good), cfg.batch_size, cfg.last_batch):
                         next_batch += 1  # nothing left to train on, or one image where a batch of one
                         continue  # is dropped (BatchNorm statistics of one image): passed over
                     if len(good) < len(problems):
