@@ -9,6 +9,11 @@ Kind of a mask
   any other size gets ``round((H / h + W / w) / 2)`` (halves rounded up, as everywhere in this table). 1 is
   full resolution;
 * **binary** when the mask holds at most two distinct values (e.g. 0 and 255), else **soft**.
+* **a patch grid saved at full size**: a mask of the image's size that is constant on every ``s x s``
+  block from the top-left corner, for ``s`` in :data:`BLOCK_STRIDES` (the largest that fits), and not
+  constant overall, is a grid nearest-upsampled by ``s`` (TokenCut and others save their masks that way).
+  Its kind is patch ``s``, and ``auto`` refines its grid (one pixel per block) as it refines a saved grid:
+  the output is the one the grid itself would get.
 
 Rule
 ----
@@ -35,23 +40,35 @@ __all__ = [
     "AutoDecision",
     "AUTO_RULES",
     "AUTO_RULE_TEXT",
+    "BLOCK_STRIDES",
+    "block_stride",
     "detect_kind",
     "decide",
     "auto_settings",
 ]
 
 
+#: Strides tried, largest first, on a full-size mask for blocks of a nearest-upsampled patch grid (the ViT
+#: patch sizes; a mask constant on 16-blocks is also constant on 8-blocks, so the largest is the grid's).
+BLOCK_STRIDES: tuple[int, ...] = (32, 16, 14, 8)
+
+
 @dataclass(frozen=True, slots=True)
 class MaskKind:
-    """What :func:`detect_kind` sees: the patch size (1 = full resolution) and binary or soft."""
+    """What :func:`detect_kind` sees: the patch size (1 = full resolution) and binary or soft.
+
+    ``blocks`` is True for a full-size mask made of ``patch x patch`` blocks (a grid saved nearest-upsampled).
+    """
 
     patch: int
     binary: bool
+    blocks: bool = False
 
     @property
     def name(self) -> str:
-        """e.g. ``"binary x16"``."""
-        return f"{'binary' if self.binary else 'soft'} x{self.patch}"
+        """e.g. ``"binary x16"``, or ``"binary x16 (full-size blocks)"``."""
+        blocks = " (full-size blocks)" if self.blocks else ""
+        return f"{'binary' if self.binary else 'soft'} x{self.patch}{blocks}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +165,7 @@ class AutoDecision:
             "kind": self.kind.name,
             "patch": self.kind.patch,
             "binary": self.kind.binary,
+            "full_size_blocks": self.kind.blocks,
             "method": self.method,
             "guide": self.guide,
             "upsample": self.upsample,
@@ -173,21 +191,55 @@ def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
     Examples
     --------
     >>> detect_kind(np.zeros((20, 30), np.uint8), (321, 481))
-    MaskKind(patch=16, binary=True)
+    MaskKind(patch=16, binary=True, blocks=False)
     >>> detect_kind(np.zeros((21, 31), np.uint8), (321, 481))  # a padded ViT/16 grid: ceil(321 / 16)
-    MaskKind(patch=16, binary=True)
+    MaskKind(patch=16, binary=True, blocks=False)
+    >>> grid = np.eye(21, 31, dtype=np.uint8)  # the same grid saved at full size: 16x16 blocks
+    >>> detect_kind(grid.repeat(16, 0).repeat(16, 1)[:321, :481], (321, 481))
+    MaskKind(patch=16, binary=True, blocks=True)
     """
     h, w = int(mask.shape[0]), int(mask.shape[1])
     if h < 1 or w < 1:
         raise ValueError(f"`mask` must have at least one pixel; got shape {mask.shape}")
     from maskrefine.metrics.resize import prediction_stride
 
+    binary = bool(np.unique(mask).size <= 2)
+    if (h, w) == (int(image_hw[0]), int(image_hw[1])):
+        stride = block_stride(mask)
+        if stride is not None:
+            return MaskKind(patch=stride, binary=binary, blocks=True)
     patch = prediction_stride((h, w), (int(image_hw[0]), int(image_hw[1])))
     if patch is None:
         ratio = (Fraction(int(image_hw[0]), h) + Fraction(int(image_hw[1]), w)) / 2  # exact: halves go up
         patch = max(1, _round_half_up(ratio))
-    binary = np.unique(mask).size <= 2
-    return MaskKind(patch=patch, binary=bool(binary))
+    return MaskKind(patch=patch, binary=binary)
+
+
+def block_stride(mask: np.ndarray) -> int | None:
+    """Return the largest ``s`` of :data:`BLOCK_STRIDES` for which ``mask`` is constant on ``s x s`` blocks.
+
+    Blocks start at the top-left corner (the last row and column of blocks may be cut short). None when no
+    stride fits, when the mask is constant (any stride would fit) or when it is smaller than two blocks
+    across in both directions.
+
+    Examples
+    --------
+    >>> block_stride(np.kron(np.eye(3), np.ones((8, 8))))
+    8
+    >>> block_stride(np.eye(24)) is None
+    True
+    """
+    # a row (column) index where the mask changes from the previous one must start a block
+    rows = np.flatnonzero((mask[1:] != mask[:-1]).any(axis=1)) + 1
+    cols = np.flatnonzero((mask[:, 1:] != mask[:, :-1]).any(axis=0)) + 1
+    if rows.size == 0 and cols.size == 0:
+        return None
+    for stride in BLOCK_STRIDES:
+        if max(mask.shape) < 2 * stride:
+            continue
+        if not (rows % stride).any() and not (cols % stride).any():
+            return stride
+    return None
 
 
 def _round_half_up(value: Fraction) -> int:
@@ -221,5 +273,7 @@ def run_auto(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndarray:
     from maskrefine.refiners import REFINERS, resize_mask
 
     decision = decide(mask, image.shape[:2])
+    if decision.kind.blocks:  # refine the grid it was upsampled from (one pixel per block), as if saved
+        mask = mask[:: decision.kind.patch, :: decision.kind.patch]
     resized = resize_mask(mask, image.shape[:2], binary_input=decision.upsample == "nearest")
     return REFINERS[decision.method].run(image, resized, guide=decision.guide, **decision.params)

@@ -13,8 +13,10 @@ mean IoU change; the winner is the first row (naive upsampling itself when nothi
   the search was cut short; the rows scored so far are ranked).
 * A warning is raised in the report when the subset is too small for its differences to mean much: the
   winner's interval reaches 0 (it overlaps the naive row), or fewer than 20 images were scored.
-* The winner's change and interval come from the same images it was picked on: optimistic (on SOD, by up
-  to about 40 % with 20 images); confirm it on other images (``maskrefine score --baseline``).
+* The winner's change and interval come from the same images it was picked on: optimistic (on SOD soft
+  x16 masks, 17-29 % too high on average with 20 images, and on some subsets the winner is worse than
+  naive upsampling on the other images; ``bench/tune_optimism.py``); confirm it on other images
+  (``maskrefine score --baseline``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from maskrefine import refine
-from maskrefine.auto import AUTO_RULE_TEXT, AUTO_RULES, decide, detect_kind
+from maskrefine.auto import AUTO_RULE_TEXT, AUTO_RULES, block_stride, decide, detect_kind
 from maskrefine.refiners import REFINERS, resize_mask
 
 
@@ -120,3 +120,57 @@ def test_auto_is_registered_with_its_rule_text():
     assert "binary" in AUTO_RULE_TEXT and "soft" in AUTO_RULE_TEXT
     # the resize helper used by auto is the module's rule
     assert resize_mask(np.ones((2, 2), np.float32), (4, 4)).shape == (4, 4)
+
+
+def blocks_of(grid, stride, image_hw):
+    """``grid`` nearest-upsampled by ``stride`` from the corner, cut or edge-extended to the image."""
+    up = grid.repeat(stride, 0).repeat(stride, 1)[: image_hw[0], : image_hw[1]]
+    return np.pad(up, ((0, image_hw[0] - up.shape[0]), (0, image_hw[1] - up.shape[1])), mode="edge")
+
+
+@pytest.mark.parametrize("stride", [8, 14, 16, 32])
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("rounding", [np.ceil, np.floor])
+def test_full_size_block_masks_are_refined_as_their_grid(stride, binary, rounding, rng):
+    # TokenCut and others save the patch grid nearest-upsampled to the image: that mask is refined as the
+    # grid would be (it used to be taken for a full-resolution mask and left alone)
+    image_hw = (321, 481)
+    grid_hw = (int(rounding(image_hw[0] / stride)), int(rounding(image_hw[1] / stride)))
+    grid = rng.random(grid_hw).astype(np.float32)
+    grid = (grid > 0.5).astype(np.float32) if binary else np.round(grid * 255) / 255
+    mask = blocks_of(grid, stride, image_hw)
+    kind = detect_kind(mask, image_hw)
+    assert (kind.patch, kind.binary, kind.blocks) == (stride, binary, True)
+    assert kind.name == f"{'binary' if binary else 'soft'} x{stride} (full-size blocks)"
+    decision = decide(mask, image_hw)
+    assert decision.to_dict()["full_size_blocks"] is True
+    image = rng.random((*image_hw, 3)).astype(np.float32)
+    refined = refine(image, mask, "auto")
+    if decision.method != "identity":
+        assert np.abs(refined - mask).max() > 0.05
+    ceil_grid = mask[::stride, ::stride]  # the grid as a padded-image ViT saves it
+    np.testing.assert_array_equal(refined, refine(image, ceil_grid, "auto"))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda g: np.roll(blocks_of(g, 16, (321, 481)), 1, axis=0),  # blocks not from the corner
+        lambda g: np.ones((321, 481), np.float32),  # constant: any stride would fit
+        lambda g: blocks_of(g, 16, (321, 481)) * (1 - 0.5 * (np.arange(481) == 100)),  # one odd column
+    ],
+    ids=["shifted", "constant", "one_column_off"],
+)
+def test_masks_that_are_not_corner_blocks_stay_full_resolution(make, rng):
+    mask = make((rng.random((21, 31)) > 0.5).astype(np.float32)).astype(np.float32)
+    kind = detect_kind(mask, (321, 481))
+    assert kind.patch == 1 and not kind.blocks
+
+
+def test_block_detection_needs_two_blocks_and_the_image_size():
+    small = np.kron(np.eye(2), np.ones((7, 7)))  # 14x14: one 8-block across, 14-blocks only one
+    assert block_stride(small) is None
+    grid_of_blocks = np.kron(np.eye(2), np.ones((16, 16)))  # 32x32 of 16-blocks; 32 needs 64 pixels
+    assert block_stride(grid_of_blocks) == 16
+    # a block mask of another size than the image is a mask of that size (read by its size, not blocks)
+    assert detect_kind(grid_of_blocks, (64, 64)).blocks is False

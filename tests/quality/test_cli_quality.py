@@ -526,3 +526,36 @@ def test_score_baseline_with_nothing_compared_prints_no_empty_table(data, tmp_pa
     result = run("score", "--pred", data / "coarse", "--gt", data / "gt", "--baseline", tmp_path / "empty")
     assert result.exit_code == 1 and "error: nothing was scored" in result.output
     assert "0 image" not in result.output and "verdict" not in result.output
+
+
+def test_apply_refines_full_size_block_masks_as_their_grids(tmp_path, rng):
+    # masks saved as TokenCut saves them (the x16 grid nearest-upsampled to the image) give the bytes the
+    # grids themselves give, and the report says which kind auto saw
+    for sub in ("images", "grids", "blocks"):
+        (tmp_path / sub).mkdir()
+    for i in range(3):
+        image = (rng.random((100, 150, 3)) * 255).astype(np.uint8)
+        image[30:70, 40:110] //= 3
+        grid = np.zeros((7, 10), np.uint8)
+        grid[2:5, 3:7] = 255
+        grid[i, i] = 255
+        cv2.imwrite(str(tmp_path / "images" / f"{i}.png"), image)
+        cv2.imwrite(str(tmp_path / "grids" / f"{i}.png"), grid)
+        cv2.imwrite(str(tmp_path / "blocks" / f"{i}.png"), grid.repeat(16, 0).repeat(16, 1)[:100, :150])
+    for masks in ("grids", "blocks"):
+        args = [
+            "--masks",
+            tmp_path / masks,
+            "--images",
+            tmp_path / "images",
+            "--out",
+            tmp_path / f"out_{masks}",
+        ]
+        assert run("apply", *args, "-q", "--report", tmp_path / f"{masks}.json").exit_code == 0
+    for i in range(3):
+        written = (tmp_path / "out_blocks" / f"{i}.png").read_bytes()
+        assert written == (tmp_path / "out_grids" / f"{i}.png").read_bytes()
+        assert written != (tmp_path / "blocks" / f"{i}.png").read_bytes()
+    decision = json.loads((tmp_path / "blocks.json").read_text())["files"][0]["auto"]
+    assert decision["kind"] == "binary x16 (full-size blocks)" and decision["full_size_blocks"] is True
+    assert decision["method"] == "guided" and decision["patch"] == 16
