@@ -51,3 +51,23 @@ def test_bench_quality_smoke(sod_dir, tmp_path):
         assert any(r["candidate"] == "auto" for r in block["rows"])
     tables = (tmp_path / "quality.md").read_text()
     assert "| refiner |" in tables and "binary x16" in tables
+
+
+@pytest.mark.data
+def test_bench_tune_optimism_smoke(sod_dir, tmp_path):
+    out = tmp_path / "tune_optimism--smoke.json"
+    env = dict(os.environ, MASKREFINE_SHARED_DATA=str(sod_dir.parent), PYTHONPATH=str(REPO_ROOT))
+    command = [sys.executable, str(REPO_ROOT / "bench" / "tune_optimism.py"), "--sources", "GT"]
+    command += ["--images", "40", "--sizes", "10", "20", "--draws", "30", "--null-draws", "10", "--jobs", "1"]
+    command += ["--json", str(out), "--cache", str(tmp_path / "cache")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())["results"]["GT"]
+    assert result["settings"] == 50  # the coarse guided grid besides naive bilinear upsampling
+    assert [row["subset_size"] for row in result["optimism"]] == [10, 20]
+    for row in result["optimism"]:
+        assert row["draws"] == 30 and row["mean_reported"] >= 0  # naive (change 0) is always a candidate
+        worse = row["share_other_images_worse_than_minus_0_001"]
+        assert 0 <= worse <= row["share_other_images_not_better"] <= 1
+    assert result["null_30"]["draws"] == 10 and 0 <= result["null_30"]["share_interval_above_0"] <= 1
+    assert "subsets of  10" in done.stdout and "overstated by" in done.stdout
