@@ -17,6 +17,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -409,12 +410,31 @@ OUR_JSON_SIGNATURES = (
 #: How the per-image CSV files maskrefine writes begin: ``score --csv`` rows, and the paired rows of
 #: ``score --baseline --csv``.
 OUR_CSV_HEADERS = (b"name,height,width,", b"stem,acc_baseline,")
-#: A JSON file larger than this is not read to recognise it (it is then not taken as one of ours).
+#: A JSON file larger than this is not parsed whole to recognise it: its first :data:`REPORT_PREFIX_BYTES`
+#: are read instead, for the top-level keys our writer puts there (an ``apply`` report of ~100,000 files
+#: passes 64 MiB).
 REPORT_READ_LIMIT = 64 * 2**20
+#: How much of a larger JSON file is read to find its top-level keys.
+REPORT_PREFIX_BYTES = 2**20
+#: A top-level key as maskrefine's JSON writer lays it out (``json.dumps(..., indent=2)``): two spaces
+#: at the start of a line.
+_TOP_LEVEL_KEY = re.compile(rb'\n  "((?:[^"\\]|\\.)*)": ')
 #: The ``how`` of :func:`check_report_replaceable` for the jobs that take ``--overwrite``.
 REPLACE_HOW = "use --overwrite (overwrite=True) to replace it"
 #: The ``how`` for such a job resumed with ``--skip-existing``, which ``--overwrite`` cannot join.
 RESUME_HOW = "remove it (--skip-existing cannot be combined with --overwrite)"
+
+
+def _begins_as_our_report(prefix: bytes) -> bool:
+    """Whether the first bytes of a (large) JSON file hold the top-level keys of one of our reports.
+
+    Only maskrefine's own layout is recognised (``{`` then keys indented by two spaces, one per line), so a
+    large JSON file written by another tool is taken as someone else's, as before.
+    """
+    if not prefix.startswith(b'{\n  "'):
+        return False
+    keys = {match.decode("utf-8", "replace") for match in _TOP_LEVEL_KEY.findall(prefix)}
+    return any(signature <= keys for signature in OUR_JSON_SIGNATURES)
 
 
 def _written_by_maskrefine(data: bytes) -> bool:
@@ -481,13 +501,16 @@ def _replace_problem(path: Path, overwrite: bool) -> str | None:
             return None
         with os.fdopen(os.dup(fd), "rb") as handle:
             data = handle.read(4096)  # a CSV's header; a JSON report is read whole, up to the limit
-            if not data.startswith(OUR_CSV_HEADERS) and info.st_size <= REPORT_READ_LIMIT:
-                data += handle.read(REPORT_READ_LIMIT)
+            large = info.st_size > REPORT_READ_LIMIT
+            if not data.startswith(OUR_CSV_HEADERS):
+                data += handle.read(REPORT_PREFIX_BYTES if large else REPORT_READ_LIMIT)
     except OSError as exc:
         return f"could not be read to check what it holds ({exc.strerror or exc})"
     finally:
         os.close(fd)
-    if _written_by_maskrefine(data):
+    if data.startswith(OUR_CSV_HEADERS):
+        return None
+    if _begins_as_our_report(data) if large else _written_by_maskrefine(data):
         return None
     return "exists and is not a report or CSV file maskrefine wrote"
 

@@ -226,3 +226,50 @@ def test_a_file_that_appears_during_the_run_is_not_replaced(small, tmp_path):
     assert _written_by_maskrefine(report.read_bytes())
     refine(skip_existing=True)
     assert _written_by_maskrefine(report.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def ten(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ten")
+    for kind in ("masks", "images", "gt"):
+        shutil.copytree(EXAMPLES / kind, root / kind)
+    return {kind: root / kind for kind in ("masks", "images", "gt")}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_report_over_the_read_limit_is_still_recognised(ten, tmp_path, command, monkeypatch):
+    # a report larger than the read limit (an apply report of ~100,000 files passes 64 MiB) is recognised by
+    # the top-level keys at its start; it used to be refused as "not a report maskrefine wrote", so a
+    # rerun of the same command (--skip-existing: no --overwrite) stopped with exit 2
+    from maskrefine.pipeline import guards
+
+    target = tmp_path / "report.out"
+    args = _commands(ten, tmp_path, target)[command]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    monkeypatch.setattr(guards, "REPORT_READ_LIMIT", 16)
+    if command == "apply --report":  # the report that grows with the files: more than the first read
+        assert target.stat().st_size > 4096
+    resume = ["--skip-existing"] if command.startswith("apply") else []
+    result = CliRunner().invoke(main, [*args, *resume])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"ok": True, "counts": {}, "files": []}),  # our keys, another layout (one line)
+        json.dumps({"results": [1] * 50, "ok": True}, indent=2),  # our layout, not our keys
+        json.dumps([{"ok": True, "counts": {}, "files": []}], indent=2),  # a list
+        "my notes\n" * 20,
+    ],
+    ids=["one_line", "other_keys", "list", "text"],
+)
+def test_a_large_file_that_is_not_our_report_is_refused(small, tmp_path, text, monkeypatch):
+    from maskrefine.pipeline import guards
+
+    monkeypatch.setattr(guards, "REPORT_READ_LIMIT", 16)
+    target = tmp_path / "results.json"
+    target.write_text(text)
+    result = CliRunner().invoke(main, _apply(small, tmp_path, "--report", str(target)))
+    assert result.exit_code == 2 and NOT_OURS in result.output
+    assert target.read_text() == text
