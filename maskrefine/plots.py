@@ -13,15 +13,23 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from maskrefine._units import to_unit_float
 from maskrefine.errors import BackendUnavailableError, install_hint
 from maskrefine.io.imageio import write_bytes_atomic
 
-__all__ = ["require_matplotlib", "MontageEntry", "plot_pr_curve", "plot_montage", "find_pr_curve"]
+__all__ = [
+    "require_matplotlib",
+    "MontageEntry",
+    "montage_panel",
+    "plot_pr_curve",
+    "plot_montage",
+    "find_pr_curve",
+]
 
 _INSTALL_HINT = install_hint("plot")
 
@@ -153,6 +161,34 @@ class MontageEntry:
     gt: np.ndarray
     before: np.ndarray | None = None
     label: str = ""
+
+
+#: Longest side, in pixels, of a montage panel as ``score`` keeps it (a panel is drawn ~240 px wide).
+MONTAGE_PANEL_SIDE = 512
+
+
+def montage_panel(array: np.ndarray) -> npt.NDArray[np.float32]:
+    """Return an image or mask as float32 in [0, 1], area-averaged to :data:`MONTAGE_PANEL_SIDE` at most.
+
+    ``score --plot`` keeps its montage rows until the figure is drawn: at full size, eight rows of 4096²
+    images took gigabytes.
+
+    Examples
+    --------
+    >>> montage_panel(np.full((2048, 1024), 255, np.uint8)).shape
+    (512, 256)
+    >>> montage_panel(np.ones((100, 60, 3), np.float32)).shape
+    (100, 60, 3)
+    """
+    unit = to_unit_float(np.asarray(array))
+    height, width = unit.shape[:2]
+    scale = MONTAGE_PANEL_SIDE / max(height, width)
+    if scale >= 1:
+        return unit
+    import cv2
+
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cast(npt.NDArray[np.float32], cv2.resize(unit, size, interpolation=cv2.INTER_AREA))
 
 
 def plot_montage(

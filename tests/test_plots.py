@@ -177,3 +177,37 @@ def test_score_images_or_before_without_plot_is_a_usage_error(tmp_path):
             main, ["score", "--pred", str(tmp_path), "--gt", str(tmp_path), option, str(tmp_path)]
         )
         assert result.exit_code == 2 and "only apply to the montages of --plot" in result.output
+
+
+def test_score_keeps_montage_rows_as_small_panels(tmp_path: Path, monkeypatch) -> None:
+    # the montage's rows are kept until the figure is drawn: at full size, eight rows of 4096² images took
+    # ~5.8 GiB (against 1.5 GiB without --plot); each panel is now at most 512 pixels a side
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
+    from maskrefine import plots
+
+    folders = {name: tmp_path / name for name in ("images", "pred", "gt")}
+    for folder in folders.values():
+        folder.mkdir()
+    for i in range(3):
+        gt = np.zeros((1200, 700), np.uint8)
+        gt[100 + 50 * i : 900, 100:600] = 255
+        cv2.imwrite(str(folders["gt"] / f"{i}.png"), gt)
+        cv2.imwrite(str(folders["pred"] / f"{i}.png"), np.roll(gt, 40 * i, axis=0))
+        cv2.imwrite(str(folders["images"] / f"{i}.png"), np.stack([gt, gt, 255 - gt], axis=-1))
+    kept = []
+    drawn = plots.plot_montage
+
+    def keep(entries, path, **kwargs):
+        kept.extend(entries)
+        return drawn(entries, path, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_montage", keep)
+    report = score_folder(
+        folders["pred"], folders["gt"], plot_dir=tmp_path / "plots", images_dir=folders["images"], jobs=1
+    )
+    assert report.ok and len(kept) == 3
+    for entry in kept:
+        assert entry.image.shape == (512, 299, 3) and entry.prediction.shape == entry.gt.shape == (512, 299)
+        assert entry.gt.dtype == np.float32 and 0.0 <= entry.gt.min() and entry.gt.max() <= 1.0
+    best = max(kept, key=lambda e: e.score)
+    assert best.score == 1.0 and np.array_equal(best.prediction, best.gt)

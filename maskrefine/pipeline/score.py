@@ -864,15 +864,18 @@ def _write_plots(
             try:
                 image_file = _montage_file(images_by_stem, stem, "image")
                 before_file = _montage_file(before_by_stem, stem, "--before")
-                image = read.image(image_file) if image_file is not None else None
-                before = read.mask(before_file).pixels if before_file is not None else None
+                # each row is kept until the figure is drawn: as panels of at most 512 pixels a side
+                image = plots.montage_panel(read.image(image_file)) if image_file is not None else None
+                before = (
+                    plots.montage_panel(read.mask(before_file).pixels) if before_file is not None else None
+                )
                 entries.append(
                     plots.MontageEntry(
                         stem=stem,
                         score=iou,
                         image=image,
-                        prediction=read.mask(pred_file).pixels,
-                        gt=read.mask(gt_file).pixels,
+                        prediction=plots.montage_panel(read.mask(pred_file).pixels),
+                        gt=plots.montage_panel(read.mask(gt_file).pixels),
                         before=before,
                         label=label,
                     )
