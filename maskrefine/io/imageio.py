@@ -15,6 +15,7 @@ import secrets
 import stat
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -68,6 +69,7 @@ __all__ = [
     "check_max_pixels",
     "write_mask",
     "write_bytes_atomic",
+    "OutputFolder",
     "write_text_atomic",
     "MASK_FORMATS",
     "MASK_SUFFIXES",
@@ -802,14 +804,29 @@ _RENAME_NOREPLACE = 1  # <linux/fs.h>
 _AT_FDCWD = -100
 
 
-def _existing_mode(path: Path) -> int | None:
+def _at(path: Path, dir_fd: int | None) -> str | Path:
+    """Return what an ``os`` call is given for ``path``: its name within the open folder ``dir_fd``, or it."""
+    return path.name if dir_fd is not None else path
+
+
+def _fd_arg(dir_fd: int | None) -> dict[str, int]:
+    """``dir_fd=`` for an ``os`` call on one name: none when writing by path."""
+    return {} if dir_fd is None else {"dir_fd": dir_fd}
+
+
+def _fd_args(dir_fd: int | None) -> dict[str, Any]:
+    """``src_dir_fd=`` and ``dst_dir_fd=`` for an ``os`` call on two names in one folder (link, replace)."""
+    return {} if dir_fd is None else {"src_dir_fd": dir_fd, "dst_dir_fd": dir_fd}
+
+
+def _existing_mode(path: Path, dir_fd: int | None = None) -> int | None:
     """Permission bits of the regular file at ``path``, None if nothing is there.
 
     Raises :class:`OutputError` when something other than a regular file is there (symlinks included):
-    a writer never replaces or writes through it.
+    a writer never replaces or writes through it. ``dir_fd``: the open folder ``path`` is looked up in.
     """
     try:
-        info = os.lstat(path)
+        info = os.lstat(_at(path, dir_fd), **_fd_arg(dir_fd))
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -828,14 +845,19 @@ def _temp_target(name: str) -> str:
     return "~" + hashlib.sha1(os.fsencode(name)).hexdigest()
 
 
-def _create_temp(path: Path) -> tuple[int, Path]:
+def _create_temp(path: Path, dir_fd: int | None = None) -> tuple[int, Path]:
     """Create ``.<name>.<random>.tmp`` next to ``path`` (mode 0666 minus the umask, like any new file)."""
     target = _temp_target(path.name)
     for _ in range(100):
         suffix = "".join(secrets.choice(_TEMP_CHARS) for _ in range(8))
         temp = path.parent / f".{target}.{suffix}.tmp"
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            fd = os.open(
+                _at(temp, dir_fd),
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0),
+                0o666,
+                **_fd_arg(dir_fd),
+            )
         except FileExistsError:  # pragma: no cover - 37**8 names
             continue
         except OSError as exc:
@@ -846,7 +868,7 @@ def _create_temp(path: Path) -> tuple[int, Path]:
     raise OutputError(path, "cannot create a temporary file")  # pragma: no cover
 
 
-def _rename_noreplace(source: Path, target: Path) -> bool | None:
+def _rename_noreplace(source: Path, target: Path, dir_fd: int | None = None) -> bool | None:
     """Linux ``renameat2(RENAME_NOREPLACE)``: True done, False target exists, None unsupported here."""
     if not sys.platform.startswith("linux"):
         return None
@@ -857,7 +879,10 @@ def _rename_noreplace(source: Path, target: Path) -> bool | None:
         renameat2 = libc.renameat2
     except (OSError, AttributeError):  # pragma: no cover - old glibc / musl
         return None
-    result = renameat2(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target), _RENAME_NOREPLACE)
+    folder = _AT_FDCWD if dir_fd is None else dir_fd
+    result = renameat2(
+        folder, os.fsencode(_at(source, dir_fd)), folder, os.fsencode(_at(target, dir_fd)), _RENAME_NOREPLACE
+    )
     if result == 0:
         return True
     code = ctypes.get_errno()
@@ -868,13 +893,13 @@ def _rename_noreplace(source: Path, target: Path) -> bool | None:
     raise OSError(code, os.strerror(code), str(target))
 
 
-def _publish_noreplace(temp: Path, path: Path) -> None:
+def _publish_noreplace(temp: Path, path: Path, dir_fd: int | None = None) -> None:
     """Give the finished ``temp`` the name ``path`` unless ``path`` exists (else OutputExistsError).
 
     Atomic: two writers racing for one name never both succeed, and nobody sees a partial file.
     """
     try:
-        os.link(temp, path)
+        os.link(_at(temp, dir_fd), _at(path, dir_fd), **_fd_args(dir_fd))
     except FileExistsError:
         raise OutputExistsError(
             path, "output exists (written meanwhile by another run?); not replaced"
@@ -882,21 +907,36 @@ def _publish_noreplace(temp: Path, path: Path) -> None:
     except OSError as exc:
         if exc.errno not in _NO_HARD_LINKS:
             raise
-        renamed = _rename_noreplace(temp, path)
+        renamed = _rename_noreplace(temp, path, dir_fd)
         if renamed is False:
             raise OutputExistsError(
                 path, "output exists (written meanwhile by another run?); not replaced"
             ) from None
         if renamed is None:  # neither hard links nor renameat2: reserve the name, then replace it
             try:
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+                os.close(
+                    os.open(_at(path, dir_fd), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666, **_fd_arg(dir_fd))
+                )
             except FileExistsError:
                 raise OutputExistsError(
                     path, "output exists (written meanwhile by another run?); not replaced"
                 ) from None
-            os.replace(temp, path)
+            os.replace(_at(temp, dir_fd), _at(path, dir_fd), **_fd_args(dir_fd))
         return
-    os.unlink(temp)
+    _remove_temp(temp, dir_fd)  # the output is published: a temp left here is only a stale name
+
+
+def _remove_temp(temp: Path, dir_fd: int | None) -> None:
+    """Remove a temporary file, ignoring any failure (gone already, or the folder became unwritable).
+
+    Called while another error propagates, or after the output was published: a failure here must not
+    replace that error (or fail a written file). A temp left behind is removed by a later
+    ``--skip-existing`` run (:func:`remove_stale_temps`).
+    """
+    try:
+        os.unlink(_at(temp, dir_fd), **_fd_arg(dir_fd))
+    except OSError:
+        pass
 
 
 #: Seconds after which a leftover temporary file is certainly stale (a write takes well under a second).
@@ -910,11 +950,16 @@ def remove_stale_temps(folder: Path, names: set[str], *, older_than: float = STA
     ``name`` in ``names`` and last modified more than ``older_than`` seconds ago are removed (a younger
     one may belong to a run still writing). Returns the removed paths.
     """
+    return _remove_stale_temps(Path(folder), names, older_than, None)
+
+
+def _remove_stale_temps(folder: Path, names: set[str], older_than: float, dir_fd: int | None) -> list[Path]:
+    """:func:`remove_stale_temps` in ``folder``, reached by path or (``dir_fd``) through an open folder."""
     removed: list[Path] = []
     targets = {_temp_target(name) for name in names}
     limit = time.time() - older_than
     try:
-        entries = list(os.scandir(folder))
+        entries = list(os.scandir(folder if dir_fd is None else dir_fd))
     except FileNotFoundError:
         return removed
     for entry in entries:
@@ -924,8 +969,8 @@ def remove_stale_temps(folder: Path, names: set[str], *, older_than: float = STA
         try:
             info = entry.stat(follow_symlinks=False)
             if stat.S_ISREG(info.st_mode) and info.st_mtime < limit:
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
+                os.unlink(entry.name if dir_fd is not None else entry.path, **_fd_arg(dir_fd))
+                removed.append(folder / entry.name)
         except FileNotFoundError:  # pragma: no cover - removed meanwhile
             continue
     return removed
@@ -936,7 +981,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: 
 
     A reader (or a crash at any moment) sees either no file, the previous file, or the complete new file;
     never a partial one. The new file gets the usual permissions (0666 minus the umask); a replaced file
-    keeps its permissions.
+    keeps its permissions. (A job writing many files into one folder uses :class:`OutputFolder`.)
 
     Parameters
     ----------
@@ -965,14 +1010,27 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: 
         The path is not a regular file, or writing failed (no space, no permission, ...): the message
         names the path; the temporary file is removed.
     """
+    overwrite = _checked_write_arguments(data, overwrite)
+    return _write_atomic(file_path(path), data, overwrite, None)
+
+
+def _checked_write_arguments(data: object, overwrite: object) -> bool:
+    """Refuse (TypeError) ``data`` that is not bytes-like and an ``overwrite`` that is not a bool."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"`data` must be bytes; got {type(data).__name__}")
-    overwrite = check_flag(overwrite, "overwrite")  # "no" would read as True: replace the file
-    path = file_path(path)
-    mode = _existing_mode(path)
+    return check_flag(overwrite, "overwrite")  # "no" would read as True: replace the file
+
+
+def _write_atomic(path: Path, data: bytes, overwrite: bool, dir_fd: int | None) -> Path:
+    """:func:`write_bytes_atomic` with its arguments checked; ``dir_fd``: the open folder of ``path``.
+
+    With ``dir_fd`` every call names only ``path.name`` within that folder (``path`` is then used in
+    messages only); with None, every call goes by ``path``.
+    """
+    mode = _existing_mode(path, dir_fd)
     if mode is not None and not overwrite:
         raise OutputExistsError(path, "output exists; not replaced")
-    fd, temp = _create_temp(path)
+    fd, temp = _create_temp(path, dir_fd)
     try:
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -982,21 +1040,174 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, *, overwrite: 
                 handle.flush()
                 os.fsync(handle.fileno())
             if overwrite:
-                _existing_mode(path)  # still not a symlink / FIFO / folder (it may have appeared meanwhile)
-                os.replace(temp, path)
+                # still not a symlink / FIFO / folder (it may have appeared meanwhile)
+                _existing_mode(path, dir_fd)
+                os.replace(_at(temp, dir_fd), _at(path, dir_fd), **_fd_args(dir_fd))
             else:
-                _publish_noreplace(temp, path)
+                _publish_noreplace(temp, path, dir_fd)
         except OutputError:
             raise
         except OSError as exc:
             raise OutputError(path, f"cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
+        _remove_temp(temp, dir_fd)  # never replaces the error being raised
         raise
     return path
+
+
+#: Whether this platform reaches files through an open folder (``dir_fd``); else :class:`OutputFolder`
+#: writes by path.
+_HAS_DIR_FD = (
+    hasattr(os, "O_DIRECTORY")
+    and {os.open, os.stat, os.link, os.rename, os.unlink, os.mkdir} <= os.supports_dir_fd
+    and os.scandir in os.supports_fd
+)
+
+
+class OutputFolder:
+    """A job's output folder, opened once: every file the job writes there goes through that descriptor.
+
+    The job checks the folder (not an input folder, ...) and opens it; from then on its writes never
+    look the folder up by path again. If the path, or a folder above it, is renamed or re-pointed (a
+    symlink swapped to another folder, say the masks folder) during the run, the files still land in the
+    folder that was opened and checked, and nothing is written into the new target. Where the platform
+    has no ``dir_fd`` calls (Windows) it writes by path, as :func:`write_bytes_atomic` does.
+
+    Forked workers inherit the descriptor (``O_CLOEXEC``: closed on ``exec`` only). A pickled copy (a
+    spawned worker) opens the folder again by path and raises :class:`~maskrefine.errors.OutputError`
+    naming it unless that is the same folder (device and inode) as the one opened here.
+
+    Parameters
+    ----------
+    path : path-like
+        The folder; it must exist. Used in messages, and to open it.
+    follow_symlinks : bool, default True
+        False: refuse a symlink at ``path`` itself (``O_NOFOLLOW``).
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be opened (missing, not a folder, a symlink with ``follow_symlinks=False``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, follow_symlinks: bool = True) -> None:
+        self._open(Path(path), follow_symlinks, None)
+
+    def _open(self, path: Path, follow_symlinks: bool, parent_fd: int | None) -> None:
+        """Open ``path`` (relative to ``parent_fd`` when given: only its last component is looked up)."""
+        self.path = path
+        self.follow_symlinks = follow_symlinks
+        self.fd: int | None = None
+        if not _HAS_DIR_FD:  # pragma: no cover - Windows: writes by path
+            info = os.stat(path) if follow_symlinks else os.lstat(path)
+            self.identity = (info.st_dev, info.st_ino)
+            return
+        flags = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+        if not follow_symlinks:
+            flags |= os.O_NOFOLLOW
+        try:
+            if parent_fd is None:
+                fd = os.open(path, flags)
+            else:
+                fd = os.open(path.name, flags, dir_fd=parent_fd)
+        except OSError as exc:
+            problem = "is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+            raise OutputError(path, f"cannot open the output folder ({problem}); nothing written") from None
+        self.fd = fd
+        self._closer = weakref.finalize(self, os.close, fd)
+        info = os.fstat(fd)
+        self.identity = (info.st_dev, info.st_ino)
+
+    def subfolder(self, name: str, *, create: bool = False) -> OutputFolder:
+        """Open the folder ``name`` inside this one (not a symlink), looked up through this descriptor.
+
+        ``create``: make it first if it is missing. OutputError naming it if it cannot be made or opened.
+        """
+        path = self.path / _plain_name(name)
+        if create:
+            try:
+                os.mkdir(_at(path, self.fd), **_fd_arg(self.fd))
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise OutputError(path, f"cannot create the folder ({exc.strerror or exc})") from None
+        folder = OutputFolder.__new__(OutputFolder)
+        folder._open(path, False, self.fd)
+        return folder
+
+    def check_at_path(self) -> None:
+        """Raise :class:`~maskrefine.errors.OutputError` unless :attr:`path`, looked up now, is this folder.
+
+        A job checks its output folder by path, then opens it: this confirms the folder opened is the
+        one checked (same device and inode), that is, the path did not change in between.
+        """
+        try:
+            info = os.stat(self.path) if self.follow_symlinks else os.lstat(self.path)
+            same = (info.st_dev, info.st_ino) == self.identity
+        except OSError:
+            same = False
+        if not same:
+            raise OutputError(
+                self.path, "changed while the job was starting (renamed or re-pointed); nothing written"
+            )
+
+    def write_bytes(self, name: str, data: bytes, *, overwrite: bool) -> Path:
+        """Write ``data`` as the file ``name`` of this folder: :func:`write_bytes_atomic` through the folder.
+
+        Returns the path of the file (:attr:`path` / ``name``), which messages name too.
+        """
+        overwrite = _checked_write_arguments(data, overwrite)
+        return _write_atomic(self.path / _plain_name(name), data, overwrite, self.fd)
+
+    def write_mask(self, name: str, mask: np.ndarray, fmt: MaskFormat = "png8", *, overwrite: bool) -> Path:
+        """Write ``mask`` as the file ``name`` of this folder: :func:`write_mask` through the folder."""
+        overwrite = check_flag(overwrite, "overwrite")
+        path = self.path / _plain_name(name)
+        return _write_atomic(path, _mask_file_bytes(path, mask, fmt), overwrite, self.fd)
+
+    def remove_stale_temps(self, names: set[str], *, older_than: float = STALE_TEMP_S) -> list[Path]:
+        """:func:`remove_stale_temps` in this folder, through its descriptor."""
+        return _remove_stale_temps(self.path, names, older_than, self.fd)
+
+    def close(self) -> None:
+        """Close the descriptor (again: nothing). A write after this fails; it never goes by path."""
+        if self.fd is not None and self.fd >= 0:
+            self._closer()
+            self.fd = -1  # EBADF from every later call (None would mean: by path)
+
+    def __enter__(self) -> OutputFolder:
+        """Return the folder; the ``with`` block closes it."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close the descriptor."""
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the path and the folder's identity (a descriptor means nothing in another process)."""
+        return {"path": self.path, "follow_symlinks": self.follow_symlinks, "identity": self.identity}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Open the folder again by path; OutputError naming it unless it is the same folder."""
+        self._open(state["path"], state["follow_symlinks"], None)
+        if self.identity != state["identity"]:
+            self.close()
+            raise OutputError(
+                self.path,
+                "is no longer the output folder the job checked and opened (renamed or re-pointed "
+                "during the run); nothing written there",
+            )
+
+    def __repr__(self) -> str:
+        """Return ``OutputFolder('<path>')``."""
+        return f"OutputFolder({os.fspath(self.path)!r})"
+
+
+def _plain_name(name: str) -> str:
+    """``name`` when it names a file in a folder (no separator, not ``.`` or ``..``); else ValueError."""
+    if not name or name in (".", "..") or os.sep in name or (os.altsep is not None and os.altsep in name):
+        raise ValueError(f"not a plain file name: {short_repr(name)}")
+    return name
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: bool = True) -> Path:
@@ -1119,6 +1330,12 @@ def write_mask(
         The path is not a regular file, or writing failed; the message names the path.
     """
     overwrite = check_flag(overwrite, "overwrite")
+    encoded = _mask_file_bytes(path, mask, fmt)
+    return _write_atomic(file_path(path), encoded, overwrite, None)
+
+
+def _mask_file_bytes(path: str | os.PathLike[str], mask: np.ndarray, fmt: MaskFormat) -> bytes:
+    """Return the bytes :func:`write_mask` writes at ``path`` (``mask`` and ``path``'s suffix checked)."""
     encoded = encode_mask(check_mask_to_write(mask), fmt)  # checks fmt before the path's suffix
     target = file_path(path)
     suffix = MASK_SUFFIXES[fmt]
@@ -1128,7 +1345,7 @@ def write_mask(
             + (f"name ends in {target.suffix!r}" if target.suffix else "name has no suffix")
             + f"; name it {target.stem + suffix!r} (the readers choose the decoder by suffix)"
         )
-    return write_bytes_atomic(target, encoded, overwrite=overwrite)
+    return encoded
 
 
 def check_mask_to_write(mask: object) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import time
@@ -28,9 +29,9 @@ from maskrefine.io import (
 from maskrefine.io.imageio import (
     MASK_SUFFIXES,
     MaskFormat,
+    OutputFolder,
     encode_mask,
     read_image_file_header,
-    remove_stale_temps,
 )
 from maskrefine.pipeline.guards import (
     REPLACE_HOW,
@@ -90,6 +91,9 @@ class _ApplyTask:
     overwrite: bool
     skip_existing: bool = False
     read: ReadOptions = ReadOptions()
+    #: The job's opened output folder, which ``output`` is written through (None: by path, e.g. a task
+    #: built by hand); see :class:`~maskrefine.io.imageio.OutputFolder`.
+    folder: OutputFolder | None = None
 
 
 def _apply_one(task: _ApplyTask) -> FileOutcome:
@@ -125,7 +129,11 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
         current = task.output
         # write_mask without its checks: refine_unchecked made an (H, W) float32 mask clipped to [0, 1],
         # checked finite just above (write_mask would scan it twice more per file)
-        write_bytes_atomic(task.output, encode_mask(refined, task.fmt), overwrite=task.overwrite)
+        encoded = encode_mask(refined, task.fmt)
+        if task.folder is None:
+            write_bytes_atomic(task.output, encoded, overwrite=task.overwrite)
+        else:  # through the folder opened and checked at the start, whatever its path points to now
+            task.folder.write_bytes(task.output.name, encoded, overwrite=task.overwrite)
     except OutputExistsError as exc:  # another run published it meanwhile: never replaced
         if task.skip_existing:
             return FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
@@ -220,6 +228,31 @@ def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
             pass
 
 
+def _open_output_folder(out_path: Path, input_folders: Mapping[str, Path]) -> OutputFolder:
+    """Open the output folder that every output of the job is written through, and check it again.
+
+    The writes then never look ``out_path`` up again: if it is re-pointed during the run (a symlink
+    swapped to the masks folder, ...), the outputs still go into the folder opened here. Checked again
+    once open (it must still be a separate folder, and the one opened), in case ``out_path`` changed
+    since the checks at the start.
+
+    Raises
+    ------
+    ConfigError
+        ``out_path`` is now (inside, or contains) an input folder.
+    OutputError
+        The folder cannot be opened, or ``out_path`` is no longer the folder opened.
+    """
+    folder = OutputFolder(out_path)
+    try:
+        check_output_folder(out_path, input_folders)
+        folder.check_at_path()
+    except BaseException:
+        folder.close()
+        raise
+    return folder
+
+
 def apply_folder(
     masks_dir: str | os.PathLike[str],
     images_dir: str | os.PathLike[str],
@@ -246,6 +279,9 @@ def apply_folder(
     Safety: inputs are never modified; ``out_dir`` equal to, inside, or containing an input folder (after
     resolving symlinks) is refused before anything is written, as is any other usage problem, an empty
     path, and an output path holding anything but a regular file (folder, symlink, FIFO, device).
+    ``out_dir`` is then opened once and every output is written through that open folder: if its path
+    is renamed or re-pointed during the run (a symlink swapped to another folder), nothing is written
+    into the new target.
     Outputs are written to a temporary file in ``out_dir`` and published atomically; without
     ``overwrite`` they never replace a file (one published meanwhile by another run is kept and the
     stem reported as failed, or skipped with ``skip_existing``). One bad file (empty, truncated,
@@ -426,29 +462,30 @@ def apply_folder(
             "to keep them and resume"
         )
     out_path.mkdir(parents=True, exist_ok=True)
-    if skip_existing:  # resume: our own temporary files left by a killed run
-        remove_stale_temps(out_path, {task.output.name for task in tasks})
+    with _open_output_folder(out_path, input_folders) as out_folder:
+        if skip_existing:  # resume: our own temporary files left by a killed run
+            out_folder.remove_stale_temps({task.output.name for task in tasks})
 
-    total = len(tasks)
-    skipped = {task.stem for task in existing} if skip_existing else set()
-    outcomes: dict[str, FileOutcome] = {
-        task.stem: FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
-        for task in tasks
-        if task.stem in skipped
-    }
-    if progress is not None and skipped:
-        progress(len(skipped), total)
-    todo = [task for task in tasks if task.stem not in skipped]
-    results = run_tasks(
-        _apply_one,
-        todo,
-        jobs=workers,
-        warm_up=functools.partial(_warm_up, method, resolved, guide),
-        on_crash=_crashed,
-        progress=progress,
-        done_before=len(skipped),
-        total=total,
-    )
+        total = len(tasks)
+        skipped = {task.stem for task in existing} if skip_existing else set()
+        outcomes: dict[str, FileOutcome] = {
+            task.stem: FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
+            for task in tasks
+            if task.stem in skipped
+        }
+        if progress is not None and skipped:
+            progress(len(skipped), total)
+        todo = [dataclasses.replace(task, folder=out_folder) for task in tasks if task.stem not in skipped]
+        results = run_tasks(  # forked workers inherit the folder's descriptor
+            _apply_one,
+            todo,
+            jobs=workers,
+            warm_up=functools.partial(_warm_up, method, resolved, guide),
+            on_crash=_crashed,
+            progress=progress,
+            done_before=len(skipped),
+            total=total,
+        )
     for outcome in results:
         outcomes[outcome.stem] = outcome
 

@@ -125,7 +125,7 @@ def predict_folder(
         Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
     """
     from maskrefine.errors import OutputError, OutputExistsError
-    from maskrefine.io.imageio import remove_stale_temps, write_mask
+    from maskrefine.io.imageio import OutputFolder
     from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
@@ -247,12 +247,17 @@ def predict_folder(
         polarity=polarity,
     )
     out_path.mkdir(parents=True, exist_ok=True)
+    # every output is written through these open folders, never by path again: a --out renamed or
+    # re-pointed during the run (a symlink swapped in) is never followed to another folder
+    out_folder = OutputFolder(out_path, follow_symlinks=False)  # --out must not be a symlink (above)
+    check_output_folder(out_path, {"images": images_path})  # again: the folder opened is the one checked
+    out_folder.check_at_path()
+    folders = [out_folder]
     if save_coarse:
-        coarse_dir.mkdir(exist_ok=True)
+        folders.append(out_folder.subfolder(coarse_dir.name, create=True))
     if skip_existing:  # resume: our own temporary files left by a killed run
-        remove_stale_temps(out_path, {outputs(stem)[0].name for stem, _ in jobs})
-        if save_coarse:
-            remove_stale_temps(coarse_dir, {outputs(stem)[1].name for stem, _ in jobs})
+        for index, output_folder in enumerate(folders):
+            output_folder.remove_stale_temps({outputs(stem)[index].name for stem, _ in jobs})
 
     ckpt = Path(checkpoint)
     outcomes: dict[str, FileOutcome] = {}
@@ -271,12 +276,12 @@ def predict_folder(
         """Write the stem's missing outputs; never replace a file unless ``overwrite`` (rules of apply)."""
         target = outputs(stem)
         kept = 0
-        for output, mask in zip(target, (pred.fine, pred.coarse), strict=False):
+        for output, output_folder, mask in zip(target, folders, (pred.fine, pred.coarse), strict=False):
             if output in present and not overwrite:  # resume (skip_existing): kept as it is
                 kept += 1
                 continue
             try:
-                write_mask(output, mask, mask_format, overwrite=overwrite)
+                output_folder.write_mask(output.name, mask, mask_format, overwrite=overwrite)
             except OutputExistsError as exc:  # another run published it meanwhile: never replaced
                 if skip_existing:
                     kept += 1
@@ -341,25 +346,29 @@ def predict_folder(
     # Ctrl-C / SIGTERM: no new image is read; the ones read (a batch in progress) are still predicted and
     # written, then the stop is raised (as apply's files in progress are finished)
     stop = StopRequest()
-    with stops_deferred(stop):
-        for stem, path in todo:
-            if stop.requested:
-                break
-            t0 = time.perf_counter()
-            try:
-                image = read_image(path)
-            except InputError as exc:
-                outcomes[stem] = FileOutcome(
-                    stem, "failed", ckpt, path, outputs(stem)[0], str(exc), time.perf_counter() - t0
-                )
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-                continue
-            loaded.append((stem, path, image, t0))
-            if len(loaded) >= predictor.batch_size:
-                flush()
-        flush()
+    try:
+        with stops_deferred(stop):
+            for stem, path in todo:
+                if stop.requested:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    image = read_image(path)
+                except InputError as exc:
+                    outcomes[stem] = FileOutcome(
+                        stem, "failed", ckpt, path, outputs(stem)[0], str(exc), time.perf_counter() - t0
+                    )
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
+                    continue
+                loaded.append((stem, path, image, t0))
+                if len(loaded) >= predictor.batch_size:
+                    flush()
+            flush()
+    finally:
+        for output_folder in folders:
+            output_folder.close()
     if stop.requested:
         raise stop.exception()
     report = RunReport(
