@@ -208,7 +208,7 @@ def _library_errors(
 ) -> Iterator[None]:
     """Turn library exceptions into messages and exit codes; never show a traceback for them.
 
-    ``interrupted``: what the Ctrl-C message says was kept (:data:`_RESUMABLE` for the folder jobs).
+    ``interrupted``: what the Ctrl-C message says was kept (:func:`_resumable` for the folder jobs).
     """
     try:
         yield
@@ -236,10 +236,33 @@ def _library_errors(
         _close(progress)
 
 
-#: Ctrl-C message of ``score``: plots are written as they are made, the CSV and JSON at the end.
-_SCORE_INTERRUPTED = "no CSV or JSON was written; plots already written are complete and kept"
 #: Ctrl-C message of the jobs that publish outputs one by one and have ``--skip-existing``.
 _RESUMABLE = "outputs already written are complete; rerun with --skip-existing to resume"
+
+
+def _resumable(report_path: Path | str | None) -> str:
+    """Return the Ctrl-C message of ``apply`` and ``predict``: :data:`_RESUMABLE`, and ``--report``'s."""
+    unwritten = _not_written(report_path)
+    return f"{_RESUMABLE}; {unwritten}" if unwritten else _RESUMABLE
+
+
+def _score_interrupted(csv_path: Path | None, json_path: Path | None) -> str:
+    """Ctrl-C message of ``score``: plots are written as they are made, the CSV and JSON at the end."""
+    unwritten = _not_written(csv_path, json_path) or "no CSV or JSON was written"
+    return f"{unwritten}; plots already written are complete and kept"
+
+
+def _not_written(*paths: Path | str | None) -> str | None:
+    """``"run.json was not written (...)"`` for the report files ``paths`` given; None when none was.
+
+    An interrupted job writes its reports only at the end: a file already at such a path is from an
+    earlier run, and would look current unless the message says so.
+    """
+    given = [str(path) for path in paths if path is not None]
+    if not given:
+        return None
+    verb = "was" if len(given) == 1 else "were"
+    return f"{' and '.join(given)} {verb} not written (any file there is from an earlier run)"
 
 
 def _close(progress: _Progress | None) -> None:
@@ -341,7 +364,7 @@ def _stopped(exc: KeyboardInterrupt, kept: str | None = None) -> NoReturn:
         if isinstance(exc, Terminated)
         else ("interrupted", EXIT_INTERRUPTED)
     )
-    _err(f"{why}: {kept}" if kept else why)
+    _err(_one_line(f"{why}: {kept}") if kept else why)  # ``kept`` may name a --report path
     sys.exit(code)
 
 
@@ -490,7 +513,8 @@ def _method_options(command: Any) -> Any:
     "masks_dir",
     required=True,
     type=_input_dir,
-    help="Folder of coarse masks (.png 8/16-bit or .npy float in [0, 1]), any resolution.",
+    help="Folder of coarse masks (.png 8/16-bit or .npy float in [0, 1]), at any resolution with the "
+    "image's aspect ratio: a patch grid (e.g. 1/8, 1/16) or full size.",
 )
 @click.option(
     "--images",
@@ -565,7 +589,12 @@ def _method_options(command: Any) -> Any:
     is_flag=True,
     help="Replace existing outputs, and a --report file that is not a maskrefine report.",
 )
-@click.option("--skip-existing", is_flag=True, help="Keep existing outputs and do the rest (resume a run).")
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Keep existing outputs and do the rest (resume a run). Outputs are skipped by file name: "
+    "existing ones are kept whatever settings made them, so resume with the same settings.",
+)
 @click.option(
     "--jobs", "-j", type=IntRangeAscii(min=1), default=None, help="Parallel workers. [default: all cores]"
 )
@@ -645,8 +674,9 @@ def apply_cmd(
     if preset is not None and preset_file is not None:
         raise click.UsageError("--preset and --preset-file exclude each other; pick one.")
     if (preset is not None or preset_file is not None) and given:
+        spelled = "" if preset is None else " " + _preset_hint(preset, REFINE_PRESETS[preset], given)
         raise click.UsageError(
-            f"--preset/--preset-file set the method and its parameters; drop {', '.join(given)}."
+            f"--preset/--preset-file set the method and its parameters; drop {', '.join(given)}.{spelled}"
         )
     if method == "auto" and binary_input:
         raise click.UsageError(
@@ -671,6 +701,14 @@ def apply_cmd(
             f"{', '.join(tuned)}: --method auto (the default) picks its own setting per mask kind; "
             "name the method these apply to, e.g. --method guided --radius 9 --eps 1e-3."
         )
+    if method != "auto" and method in REFINERS:
+        usable = _options_of(method)
+        unusable = [option for option in given if option not in (*usable, "--method")]
+        if unusable:
+            raise click.UsageError(
+                f"--method {method} does not take {', '.join(unusable)}; its options: "
+                f"{', '.join(usable) or 'none'}."
+            )
     named = method_params.get("preset")
     if method == "auto" and named is not None:
         raise click.UsageError(
@@ -689,7 +727,7 @@ def apply_cmd(
         method, guide, params = chosen.method, chosen.guide, chosen.param_dict
         binary_input = chosen.upsample == "nearest"
     progress = _make_progress("apply", quiet)
-    with _library_errors(progress, interrupted=_RESUMABLE), _parameters_as_options():
+    with _library_errors(progress, interrupted=_resumable(report_path)), _parameters_as_options():
         report, unwritten = _keep_outcomes(
             apply_folder,
             masks_dir,
@@ -729,6 +767,46 @@ def _parameters_as_options() -> Iterator[None]:
         raise ConfigError(message) from None
 
 
+def _options_of(method: str) -> list[str]:
+    """Return the options that apply with ``--method method``, read from the registry.
+
+    Its parameters, ``--guide`` when it filters with a guide image, and ``--binary-input`` when its
+    masks are resized for it (not ``auto``'s, which resizes each mask by its own rule).
+    """
+    spec = REFINERS[method]
+    options = [_option_name(name) for name in spec.defaults]
+    if spec.uses_guide and not spec.native_mask:
+        options.append("--guide")
+    if not spec.native_mask:
+        options.append("--binary-input")
+    return options
+
+
+def _preset_hint(name: str, chosen: Any, given: Sequence[str]) -> str:
+    """How to change a setting of ``--preset name``: the options it stands for, to give instead of it."""
+    spelled = [f"--method {chosen.method}"]
+    if chosen.guide != "mean":  # --guide's default
+        spelled.append(f"--guide {chosen.guide}")
+    params = chosen.param_dict
+    order = list(REFINERS[chosen.method].defaults)  # the registry's order: --radius before --eps
+    for key in sorted(params, key=order.index):
+        value = params[key]
+        if value is not None:  # None: left to the method's own preset
+            spelled.append(
+                f"{_option_name(key)} {value:g}"
+                if isinstance(value, float)
+                else f"{_option_name(key)} {value}"
+            )
+    if chosen.upsample == "nearest":
+        spelled.append("--binary-input")
+    if "--binary-input" in given and chosen.upsample != "nearest":
+        return (
+            f"For --preset {name} with nearest upsampling (binary masks), give its options instead: "
+            f"{' '.join(spelled)} --binary-input."
+        )
+    return f"To change a setting of --preset {name}, give its options instead: {' '.join(spelled)}."
+
+
 def _option_name(parameter: str) -> str:
     """Return the command-line option of a library parameter (``output`` -> ``--crf-output``)."""
     for flag, name, _kind, _text in _METHOD_OPTIONS:
@@ -759,7 +837,7 @@ def _finish_apply(report: Any, quiet: bool) -> int:
     for line in failures:  # every failure, one line each: scripts can grep these
         _err(f"error: {_one_line(line)}")
     if report.nothing_processed is not None:  # an empty or mistyped folder is not a success
-        _err(f"error: nothing was processed: {report.nothing_processed}")
+        _err(_one_line(f"error: nothing was processed: {report.nothing_processed}"))
     _print_input_notes(report)
     if quiet and report.ok:
         return EXIT_OK
@@ -989,7 +1067,8 @@ def score_cmd(
         raise click.UsageError("--images and --before only apply to the montages of --plot; add --plot DIR.")
     _start_job()
     progress = _make_progress("score", quiet)
-    with _library_errors(progress, interrupted=_SCORE_INTERRUPTED), _parameters_as_options():
+    interrupted = _score_interrupted(csv_path, json_path)
+    with _library_errors(progress, interrupted=interrupted), _parameters_as_options():
         report = score_folder(
             pred_dir,
             gt_dir,
@@ -1078,7 +1157,7 @@ def _score_paired(
     from maskrefine.quality.compare import compare_folders
 
     progress = _make_progress("score", quiet)
-    with _library_errors(progress, interrupted=_SCORE_INTERRUPTED):
+    with _library_errors(progress, interrupted=_score_interrupted(csv_path, json_path)):
         report = compare_folders(
             pred_dir,
             baseline_dir,

@@ -71,13 +71,22 @@ class _StepLine:
     "--backbone-checkpoint",
     type=_path,
     default=None,
+    metavar="FILE",
     help="Local DINO/DINOv2 ViT checkpoint (e.g. dino_deitsmall8_pretrain.pth); never downloaded.",
 )
-@click.option("--out", "run_dir", required=True, type=_path, help="Run folder (config, log, checkpoints).")
+@click.option(
+    "--out",
+    "run_dir",
+    required=True,
+    type=_path,
+    metavar="DIRECTORY",
+    help="Run folder (config, log, checkpoints).",
+)
 @click.option(
     "--config",
     "config_file",
     type=_path,
+    metavar="FILE",
     default=None,
     help="TOML file of TrainConfig settings (top-level keys; an optional `preset` key picks the start).",
 )
@@ -126,9 +135,24 @@ class _StepLine:
 )
 @click.option("--device", default=None, help="cpu, cuda or cuda:N. [default: cpu]")
 @click.option("--amp", is_flag=True, default=None, help="bf16 autocast (CUDA only).")
-@click.option("--num-workers", type=IntRangeAscii(min=0), default=None, help="Data loader processes.")
-@click.option("--max-steps", type=IntRangeAscii(min=1), default=None, help="Stop after this many steps.")
-@click.option("--checkpoint-every", type=IntRangeAscii(min=0), default=None, help="Steps; 0 = per epoch.")
+@click.option(
+    "--num-workers",
+    type=IntRangeAscii(min=0),
+    default=None,
+    help="Data loader processes; 0 loads in the training process. [default: 0]",
+)
+@click.option(
+    "--max-steps",
+    type=IntRangeAscii(min=1),
+    default=None,
+    help="Stop after this many steps. [default: none: every step of --epochs]",
+)
+@click.option(
+    "--checkpoint-every",
+    type=IntRangeAscii(min=0),
+    default=None,
+    help="Steps between checkpoints; 0 = at the end of each epoch only. [default: 0]",
+)
 @click.option(
     "--resume",
     is_flag=True,
@@ -203,9 +227,9 @@ def train_cmd(
     if cfg.keep_best_on_val and not (result.run_dir / "best_val.pt").is_file():
         # validation runs at the end of an epoch: a run stopped before one has no best checkpoint yet
         click.echo("note: no best_val.pt yet: no epoch was completed and validated", err=True)
-    click.echo(
-        f"trained {result.step} steps ({result.epoch} complete epochs); checkpoint {result.checkpoint}"
-    )
+    steps = f"{result.step} step{'' if result.step == 1 else 's'}"
+    epochs = f"{result.epoch} complete epoch{'' if result.epoch == 1 else 's'}"
+    click.echo(f"trained {steps} ({epochs}); checkpoint {result.checkpoint}")
     sys.exit(0 if result.ok else 1)
 
 
@@ -265,11 +289,24 @@ def _train_or_stop(checkpoint: Path, train: Callable[_P, _T], *args: _P.args, **
 
 
 @click.command("predict", cls=OptionsOnce)
-@click.option("--images", "images_dir", required=True, type=_path, help="Folder of images.")
 @click.option(
-    "--checkpoint", required=True, type=_path, help="RUN_DIR/last.pt written by `maskrefine train`."
+    "--images", "images_dir", required=True, type=_path, metavar="DIRECTORY", help="Folder of images."
 )
-@click.option("--out", "out_dir", required=True, type=_path, help="Output folder for the soft masks.")
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=_path,
+    metavar="FILE",
+    help="RUN_DIR/last.pt written by `maskrefine train`.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=_path,
+    metavar="DIRECTORY",
+    help="Output folder for the soft masks (created if needed).",
+)
 @click.option(
     "--refine",
     type=click.Choice(["auto", "guided", "none"]),
@@ -278,11 +315,22 @@ def _train_or_stop(checkpoint: Path, train: Callable[_P, _T], *args: _P.args, **
     help="The run's guided filter (gf_radius, gf_eps; r 9, eps 1e-3 by default) on the fine mask; "
     "auto = guided for a crop-loss checkpoint.",
 )
-@click.option("--format", "fmt", type=click.Choice(MASK_FORMATS), default="png8", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(MASK_FORMATS),
+    default="png8",
+    show_default=True,
+    help="Output format: 8-bit PNG, 16-bit PNG, or float32 .npy.",
+)
 @click.option("--save-coarse", is_flag=True, help="Also write the patch-grid coarse masks to --out/coarse.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option(
-    "--backbone-checkpoint", type=_path, default=None, help="Override the backbone file of the run."
+    "--backbone-checkpoint",
+    type=_path,
+    metavar="FILE",
+    default=None,
+    help="Override the backbone file of the run.",
 )
 @click.option(
     "--bn-mode", type=click.Choice(["eval", "batch_stats"]), default=None, help="[default: the run's]"
@@ -298,8 +346,15 @@ def _train_or_stop(checkpoint: Path, train: Callable[_P, _T], *args: _P.args, **
     is_flag=True,
     help="Replace existing outputs, and a --report file that is not a maskrefine report.",
 )
-@click.option("--skip-existing", is_flag=True, help="Keep existing outputs and do the rest.")
-@click.option("--report", "report_path", type=_path, default=None, help="Write the JSON report there.")
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Keep existing outputs and do the rest (resume a run). Outputs are skipped by file name: "
+    "existing ones are kept whatever settings made them, so resume with the same settings.",
+)
+@click.option(
+    "--report", "report_path", type=_path, metavar="FILE", default=None, help="Write the JSON report there."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary unless a file failed.")
 def predict_cmd(
     images_dir: str,
@@ -327,7 +382,7 @@ def predict_cmd(
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
     cli._start_job(numba_kernels=False)  # OpenCV's log off: a bad image is reported in the summary
     progress = cli._make_progress("predict", quiet)
-    with cli._library_errors(progress, interrupted=cli._RESUMABLE):
+    with cli._library_errors(progress, interrupted=cli._resumable(report_path)):
         from maskrefine.train.predict_job import predict_folder  # checks paths before torch loads
 
         report, unwritten = cli._keep_outcomes(

@@ -337,7 +337,8 @@ def test_nothing_processed_is_an_error(data, tmp_path: Path, quiet: list[str]) -
     result = invoke(apply_args(empty, images, out, *quiet), empty, images)
     assert result.exit_code == 1, result.output
     assert "error: nothing was processed: no file has a partner with the same stem" in result.stderr
-    assert f"({len(STEMS)} unmatched, 0 duplicated stem(s))" in result.stderr
+    # each folder counted on its own (was "4 unmatched, 0 duplicated stem(s)": images counted as masks)
+    assert f"(0 masks and {len(STEMS)} images without a partner)" in result.stderr
     result = invoke(apply_args(masks, empty, tmp_path / "out2", *quiet), masks, empty)
     assert result.exit_code == 1 and "nothing was processed" in result.stderr, result.output
     result = invoke(apply_args(empty, empty, tmp_path / "out3", *quiet), empty)
@@ -831,10 +832,11 @@ def test_a_number_that_underflows_is_shown_as_typed(tmp_path: Path, args: list[s
             "--guide has no effect with --method bilateral_solver",
         ),
         (["--method", "identity", "--guide", "color"], "--guide has no effect with --method identity"),
-        # the library's parameter names were shown (lam; accepted: radius, eps)
+        # the library's parameter names were shown (lam; accepted: radius, eps), then a list without
+        # --guide and --binary-input, which guided takes too
         (
             ["--method", "guided", "--lam", "5"],
-            "does not accept parameter(s) --lam; accepted: --radius, --eps",
+            "--method guided does not take --lam; its options: --radius, --eps, --guide, --binary-input.",
         ),
     ],
 )
@@ -904,9 +906,10 @@ def test_parameter_names_become_the_options_that_exist(tmp_path: Path) -> None:
         main, [*full, "--out", str(tmp_path / "o"), "--method", "crf", "--radius", "3"]
     )
     assert result.exit_code == 2
-    assert "accepted: --preset, --iterations" in result.output and result.output.rstrip().endswith(
-        "--crf-output"
+    assert "its options: --preset, --iterations" in result.output and result.output.rstrip().endswith(
+        "--crf-output, --binary-input."
     )
+    assert "--output" not in result.output.replace("--crf-output", "")
 
 
 def test_help_shows_no_empty_range() -> None:

@@ -117,8 +117,8 @@ def test_apply_writes_what_refine_returns(tmp_path, method, extra, params):
         (["--method", "crf", "--gt-prob", "0.5"], "--gt-prob must lie above 0.5"),
         (["--method", "crf", "--gt-prob", "0.2"], "--gt-prob"),
         (["--method", "crf", "--crf-output", "mask"], "crf-output"),
-        (["--method", "guided", "--sigma-spatial", "16"], "does not accept"),
-        (["--method", "crf", "--radius", "3"], "does not accept"),
+        (["--method", "guided", "--sigma-spatial", "16"], "--method guided does not take --sigma-spatial"),
+        (["--method", "crf", "--radius", "3"], "--method crf does not take --radius"),
     ],
 )
 def test_bad_options_are_usage_errors_and_nothing_is_written(tmp_path, args, message):

@@ -542,6 +542,7 @@ def test_merge_keeps_why_a_file_was_not_read(tmp_path) -> None:
     merged = merge_run_reports(reports)
     (unread,) = [u for u in merged.report.unmatched if u.reason]
     assert unread.path.name == first.with_suffix(".jpg").name and unread.folder == "masks"
-    assert unread.reason == "not read: files of this folder are read from .png, .npy only"
+    assert unread.reason.startswith("not read: files of this folder are read from .png, .npy only; ")
+    assert "masks must be lossless: save or convert them to PNG" in unread.reason
     assert not any(u.path.stem == first.stem for u in merged.report.unmatched if not u.reason)
     assert merged.to_dict()["unmatched"][0]["reason"] == unread.reason

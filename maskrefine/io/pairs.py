@@ -250,8 +250,18 @@ def _scan_with_unread(
 
 
 def unread_reason(extensions: tuple[str, ...]) -> str:
-    """Say why a file of :attr:`Pairing.unread_first` / ``unread_second`` was left out, for a report."""
-    return f"not read: files of this folder are read from {', '.join(extensions)} only"
+    """Say why a file of :attr:`Pairing.unread_first` / ``unread_second`` was left out, for a report.
+
+    For a folder of masks (read from :data:`MASK_EXTENSIONS`), also what to do: masks must be stored
+    losslessly, and a JPEG's compression changes their values.
+    """
+    text = f"not read: files of this folder are read from {', '.join(extensions)} only"
+    if set(extensions) == set(MASK_EXTENSIONS):
+        text += (
+            "; masks must be lossless: save or convert them to PNG (float maps to .npy); a JPEG's "
+            "compression changes mask values"
+        )
+    return text
 
 
 #: Mask output formats and the file suffix each one is written with (:mod:`maskrefine.io.imageio`).

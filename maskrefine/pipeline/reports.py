@@ -189,6 +189,105 @@ def unmatched_and_duplicates(
     return unmatched, duplicates
 
 
+#: One file and several files of each folder role of :func:`unmatched_and_duplicates`, in messages.
+_ROLE_NOUNS: dict[str, tuple[str, str]] = {
+    "masks": ("mask", "masks"),
+    "images": ("image", "images"),
+    "predictions": ("prediction", "predictions"),
+    "gt": ("ground-truth mask", "ground-truth masks"),
+}
+
+
+def _nouns(role: str) -> tuple[str, str]:
+    return _ROLE_NOUNS.get(role, (f"file of {role}", f"files of {role}"))
+
+
+def _counted(n: int, role: str) -> str:
+    return f"{n} {_nouns(role)[0 if n == 1 else 1]}"
+
+
+def unpaired_counts(unmatched: Sequence[Unmatched], roles: tuple[str, str], duplicates: int) -> str:
+    """``"20 masks and 20 images without a partner"``: the files left out, per folder of ``roles``.
+
+    Then the files not read (another format) per folder and the ``duplicates`` stems; each part only
+    when it counts a file. For the "nothing was processed" messages, with :func:`stem_hint`.
+    """
+    alone = [sum(1 for item in unmatched if item.folder == role and not item.reason) for role in roles]
+    parts = []
+    if any(alone):
+        parts.append(f"{_counted(alone[0], roles[0])} and {_counted(alone[1], roles[1])} without a partner")
+    for role in roles:
+        unread = sum(1 for item in unmatched if item.folder == role and item.reason)
+        if unread:
+            parts.append(f"{unread} file{'s' if unread != 1 else ''} of the {role} folder not read")
+    if duplicates:
+        parts.append(f"{duplicates} duplicated stem{'s' if duplicates != 1 else ''}")
+    return ", ".join(parts)
+
+
+def stem_hint(unmatched: Sequence[Unmatched], roles: tuple[str, str]) -> str | None:
+    """Say that stems must be equal, when both folders of ``roles`` have files without a partner.
+
+    Names the suffix (or prefix) that over half of one folder's stems add to the other folder's stems,
+    e.g. every mask named ``<image stem>_mask``, and how to rename them; None when a folder has no file
+    without a partner (then unequal stems are not the problem).
+    """
+    alone = [[item.path for item in unmatched if item.folder == role and not item.reason] for role in roles]
+    if not alone[0] or not alone[1]:
+        return None
+    rule = f"{_nouns(roles[0])[0]} file stems must equal {_nouns(roles[1])[0]} stems"
+    for side in (0, 1):
+        longer, shorter = alone[side], alone[1 - side]
+        found = _common_affix([path.stem for path in longer], {path.stem for path in shorter})
+        if found is None:
+            continue
+        kind, text, example, every = found
+        other = f"<{_nouns(roles[1 - side])[0]} stem>"
+        pattern = f"{other}{text}" if kind == "suffix" else f"{text}{other}"
+        bare = example[: -len(text)] if kind == "suffix" else example[len(text) :]
+        suffix = next(path.suffix for path in longer if path.stem == example)
+        return (
+            f"{rule}: {'all' if every else 'most of the'} {_counted(len(longer), roles[side])} without a "
+            f"partner are named {pattern}; rename them without {text!r} "
+            f"(e.g. {example}{suffix} to {bare}{suffix})"
+        )
+    return (
+        f"{rule}: e.g. {alone[0][0].name} pairs with no {_nouns(roles[1])[0]}; rename the files so that "
+        "their stems match"
+    )
+
+
+#: :func:`_common_affix` looks at this many stems at most: a hint needs no more.
+_AFFIX_SAMPLE = 1000
+
+
+def _common_affix(longer: Sequence[str], shorter: set[str]) -> tuple[str, str, str, bool] | None:
+    """``("suffix", "_mask", "100075_mask", every)``: the affix most of ``longer`` add to a ``shorter`` stem.
+
+    Each stem of ``longer`` votes once for each affix it could carry (``a_b_mask`` with ``a`` and
+    ``a_b`` in ``shorter``: ``_b_mask`` and ``_mask``); the affix with most votes is returned, with a
+    stem that carries it and whether every stem looked at does, when over half of them do; else None.
+    Only the first :data:`_AFFIX_SAMPLE` stems are looked at.
+    """
+    sample = longer[:_AFFIX_SAMPLE]
+    votes: dict[tuple[str, str], list[str]] = {}
+    for stem in sample:
+        found: set[tuple[str, str]] = set()
+        for cut in range(1, len(stem)):
+            if stem[:cut] in shorter:
+                found.add(("suffix", stem[cut:]))
+            if stem[cut:] in shorter:
+                found.add(("prefix", stem[:cut]))
+        for affix in found:
+            votes.setdefault(affix, []).append(stem)
+    if not votes:
+        return None
+    (kind, text), stems = max(votes.items(), key=lambda item: (len(item[1]), item[0][0] == "suffix"))
+    if len(stems) * 2 <= len(sample):
+        return None
+    return kind, text, stems[0], len(stems) == len(longer)
+
+
 def not_regular_entries(pairing: Pairing, shard: tuple[int, int] | None) -> list[Failure]:
     """Return the entries of the input folders that are not regular files (in ``shard``), as failures."""
     return [
@@ -375,9 +474,11 @@ class RunReport:
             return None
         where = f" in shard {shard}" if shard else ""
         if self.unmatched or self.duplicates:
-            return (
-                f"no file{where} has a partner with the same stem in the other folder "
-                f"({len(self.unmatched)} unmatched, {len(self.duplicates)} duplicated stem(s))"
+            roles = ("masks", "images")
+            counted = unpaired_counts(self.unmatched, roles, len(self.duplicates))
+            hint = stem_hint(self.unmatched, roles)
+            return f"no file{where} has a partner with the same stem in the other folder ({counted})" + (
+                f"; {hint}" if hint else ""
             )
         return f"no input files found{where}"
 
@@ -564,9 +665,13 @@ class ScoreReport:
                     f"no prediction found{where} (the ground-truth folder has {len(self.unmatched)} mask(s); "
                     "masks are read from .png and .npy files only)"
                 )
+            roles = ("predictions", "gt")
+            counted = unpaired_counts(self.unmatched, roles, len(self.duplicates))
+            hint = stem_hint(self.unmatched, roles)
+            where = f" in shard {self.config.get('shard')}" if self.config.get("shard") else ""
             return (
-                "no prediction has a ground-truth mask with the same stem (masks are read from .png and "
-                ".npy files only)"
+                f"no prediction{where} has a ground-truth mask with the same stem ({counted}; masks are "
+                "read from .png and .npy files only)" + (f"; {hint}" if hint else "")
             )
         shard = self.config.get("shard")
         return "no masks found" + (f" in shard {shard}" if shard else " in the two folders")

@@ -34,7 +34,7 @@ def predict_args(out="soft", *extra):
 def test_train_then_predict(hostile):
     trained = hostile.run("train", "--images", "images", "--out", "run", *TRAIN_TINY, exit=0, out=["run"])
     # "(0 epochs)" read as if no epoch had started; the count is of complete epochs
-    assert re.search(r"trained 1 steps \(\d+ complete epochs\)", trained.stdout)
+    assert re.search(r"trained 1 step \(\d+ complete epochs?\)", trained.stdout)
     for name in ("config.json", "log.jsonl", "last.pt"):
         assert hostile.path(f"run/{name}").is_file()
     result = hostile.run(*predict_args("soft", "--save-coarse"), exit=0, out=["soft"])

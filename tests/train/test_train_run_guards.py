@@ -405,7 +405,7 @@ def test_cli_names_an_undecodable_training_image_and_exits_1_with_its_checkpoint
     assert proc.returncode == 1, proc.stderr
     assert f"error: {images / 'b.png'}: cannot decode" in proc.stderr
     assert "(left out of training)" in proc.stderr and "Traceback" not in proc.stderr
-    assert "trained 1 steps (1 complete epochs)" in proc.stdout
+    assert "trained 1 step (1 complete epoch)" in proc.stdout
     # the image list is unchanged, so the run resumes (here: one more epoch)
     args[-1] = "2"
     proc = subprocess.run(
