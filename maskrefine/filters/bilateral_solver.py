@@ -67,6 +67,10 @@ def _is_float16(dtype: np.dtype) -> bool:
     return dtype.kind == "f" and dtype.itemsize == 2
 
 
+#: Values per block of rows in :func:`reference_yuv`'s snap (two float64 temporaries of 2 MiB each).
+_SNAP_BLOCK_VALUES = 2**18
+
+
 def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     """(H, W, 3) float64 Y, U, V of an RGB image in [0, 1], computed as the reference code does.
 
@@ -78,17 +82,18 @@ def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     only with the same call. Same NumPy and BLAS as the reference, same cells.
     """
     snap = _SNAP_FLOAT16 if _is_float16(np.asarray(rgb).dtype) else _SNAP
-    # the same operations on the same values as floor/where/tensordot written out, but in place: two
-    # image-sized float64 buffers alive at once instead of about five (the solver's peak memory)
+    # the same operations on the same values as floor/where/tensordot written out, but in place and the
+    # element-wise snap in blocks of rows (element-wise results do not depend on the blocks): two
+    # image-sized float64 buffers alive at once, the scaled image and the YUV (the solver's peak memory)
     scaled = np.multiply(rgb, 255.0, dtype=np.float64)
-    levels = scaled + 0.5
-    np.floor(levels, out=levels)
-    off = np.subtract(scaled, levels)
-    np.abs(off, out=off)
-    near = off < snap
-    del off
-    np.copyto(scaled, levels, where=near)
-    del levels, near
+    rows = max(1, _SNAP_BLOCK_VALUES // max(1, scaled[0].size))
+    for start in range(0, scaled.shape[0], rows):
+        block = scaled[start : start + rows]
+        levels = block + 0.5
+        np.floor(levels, out=levels)
+        off = np.subtract(block, levels)
+        np.abs(off, out=off)
+        np.copyto(block, levels, where=off < snap)
     yuv = np.tensordot(scaled, RGB_TO_YUV, ([2], [1]))
     yuv += YUV_OFFSET
     return yuv
