@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -455,7 +457,7 @@ def _yuv_as_written(rgb, snap):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
-def test_reference_yuv_is_the_formula_bit_for_bit_in_a_third_of_the_memory(dtype):
+def test_reference_yuv_is_the_formula_bit_for_bit_in_a_third_of_the_memory(dtype, monkeypatch):
     # in place since 2026-12-03: the solver's peak was ~107 bytes per pixel (2000², measured), 59 after
     import tracemalloc
 
@@ -466,9 +468,28 @@ def test_reference_yuv_is_the_formula_bit_for_bit_in_a_third_of_the_memory(dtype
     rgb = (levels + rng.normal(0, 2e-3, levels.shape) * (rng.random(levels.shape) < 0.5)).astype(dtype)
     snap = _SNAP_FLOAT16 if dtype == np.float16 else _SNAP
     want = _yuv_as_written(rgb, snap)
+    # blocks of 4 rows: the block temporaries stay small next to this 300x400 test image (the default
+    # blocks, 2 MiB each, are small next to the images the limit is for)
+    monkeypatch.setattr(sys.modules["maskrefine.filters.bilateral_solver"], "_SNAP_BLOCK_VALUES", 4 * 400 * 3)
     tracemalloc.start()
     got = reference_yuv(rgb)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert got.tobytes() == want.tobytes()
-    assert peak / (300 * 400) < 80  # the formula as written peaked at about 120 bytes per pixel
+    # the formula as written peaked at about 120 bytes per pixel, the in-place version at ~73; with the
+    # snap in blocks of rows, the scaled image and the YUV (24 bytes per pixel each) are what is left
+    assert peak / (300 * 400) < 56
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_reference_yuv_snaps_the_same_in_blocks_of_rows(dtype, monkeypatch):
+    # the snap to 8-bit levels runs in blocks of rows (peak memory); blocks of 1, 2 and 7 rows, and one
+    # block, give the YUV of the formula as written
+    bs = sys.modules["maskrefine.filters.bilateral_solver"]
+    rng = np.random.default_rng(3)
+    levels = rng.integers(0, 256, (23, 17, 3)) / 255.0
+    rgb = (levels + rng.normal(0, 5e-4, levels.shape) * (rng.random(levels.shape) < 0.5)).astype(dtype)
+    want = _yuv_as_written(rgb, bs._SNAP_FLOAT16 if dtype == np.float16 else bs._SNAP)
+    for values in (17 * 3, 2 * 17 * 3, 7 * 17 * 3, 2**18):
+        monkeypatch.setattr(bs, "_SNAP_BLOCK_VALUES", values)
+        assert bs.reference_yuv(rgb).tobytes() == want.tobytes()
