@@ -281,8 +281,15 @@ def read_image_file_header(path: str | os.PathLike[str]) -> ImageHeader:
 
 
 def _pixel_count(count: Any) -> str:  # a Python int, possibly beyond float range (a hostile header)
-    """Return a pixel count for a message: megapixels from 0.1 MP up, else the count (not "0.0 MP")."""
-    return f"{real_to_float(count) / 1e6:.1f} MP" if count >= 100_000 else f"{count} pixels"
+    """Return a pixel count for a message: the exact count, with megapixels from 0.1 MP up.
+
+    Exact, so that a count just over a limit does not read as the limit (100,010,000 is "100.0 MP"); a
+    hostile header's count of more than 15 digits only in megapixels.
+    """
+    if count < 100_000:
+        return f"{count} pixels"
+    megapixels = f"{real_to_float(count) / 1e6:.1f} MP"
+    return f"{count:,} pixels ({megapixels})" if count < 10**15 else megapixels
 
 
 def _header_of(fd: int, size: int, path: Path) -> ImageHeader:

@@ -335,7 +335,10 @@ def test_png_claiming_30000_squared_is_refused_from_its_header(
         reader(path)
     message = str(info.value)
     assert message.startswith(str(path))
-    assert "30000x30000 (HxW) = 900.0 MP" in message and f"limit of {DEFAULT_MAX_PIXELS} pixels" in message
+    assert (
+        "30000x30000 (HxW) = 900,000,000 pixels (900.0 MP)" in message
+        and f"limit of {DEFAULT_MAX_PIXELS} pixels" in message
+    )
     assert "--max-pixels" in message and "not decoded" in message
 
 
@@ -462,7 +465,8 @@ def test_npy_header_claiming_a_huge_array_is_refused_before_loading(tmp_path: Pa
     path = tmp_path / "bomb.npy"
     path.write_bytes(header.getvalue() + b"\x00" * 64)
     with pytest.raises(
-        InputError, match=r"bomb.npy: mask array is 30000x30000 \(HxW\) = 900.0 MP, more than the limit"
+        InputError,
+        match=r"bomb.npy: mask array is 30000x30000 \(HxW\) = 900,000,000 pixels \(900.0 MP\), more than",
     ):
         read_mask(path)
 
@@ -619,3 +623,17 @@ def test_a_gray_alpha_tiff_mask_is_refused_not_read_as_its_gray(tmp_path: Path, 
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.tif")
     read = read_mask_file(tmp_path / "rgba.tif")
     assert np.array_equal(read.pixels, alpha) and read.encoding == "alpha channel of RGBA"
+
+
+def test_a_count_just_over_the_pixel_limit_is_given_exactly(tmp_path):
+    # "100.0 MP, more than the limit of 100000000 pixels" read as the limit itself
+    path = tmp_path / "big.npy"
+    header = np.lib.format
+    with open(path, "wb") as handle:
+        header.write_array_header_1_0(
+            handle, {"descr": "<f4", "fortran_order": False, "shape": (10001, 10000)}
+        )
+    with pytest.raises(
+        InputError, match=r"= 100,010,000 pixels \(100.0 MP\), more than the limit of 100000000"
+    ):
+        read_mask(path)
