@@ -23,6 +23,7 @@ import math
 import os
 import re
 import stat
+import time
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -282,7 +283,8 @@ class ScoreCache:
         return digest.hexdigest()
 
     def remove(self) -> None:
-        """Delete the cache's own files (``<sha1>.npz``), then the folder if nothing else is left in it."""
+        """Delete the cache's own files (``<sha1>.npz``, temporary files), then the folder if it is empty."""
+        self.remove_stale_temps(older_than=0.0)
         for entry in list(self.folder.glob("*.npz")):
             if re.fullmatch(r"[0-9a-f]{40}\.npz", entry.name) and entry.is_file() and not entry.is_symlink():
                 entry.unlink(missing_ok=True)
@@ -290,6 +292,24 @@ class ScoreCache:
             self.folder.rmdir()
         except OSError:  # not empty (a file that is not ours), or gone already
             pass
+
+    def remove_stale_temps(self, *, older_than: float = 60.0) -> list[Path]:
+        """Delete temporary files of :meth:`put` (``.<sha1>.<pid>.tmp.npz``) older than ``older_than`` s.
+
+        A run killed while it stored an entry leaves one; a younger one may belong to a run still writing.
+        Returns the removed paths.
+        """
+        removed = []
+        limit = time.time() - older_than
+        for entry in list(self.folder.glob(".*.tmp.npz")):
+            if not re.fullmatch(r"\.[0-9a-f]{40}\.[0-9]+\.tmp\.npz", entry.name):
+                continue
+            with contextlib.suppress(OSError):
+                info = entry.lstat()
+                if stat.S_ISREG(info.st_mode) and info.st_mtime <= limit:
+                    entry.unlink()
+                    removed.append(entry)
+        return removed
 
     def _path(self, candidate: Candidate, fingerprint: str) -> Path:
         key = json.dumps([candidate.to_dict(), fingerprint, self.scoring, code_fingerprint()], sort_keys=True)

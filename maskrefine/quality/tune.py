@@ -288,6 +288,8 @@ def tune(
     binary = _masks_are_binary(items)
     naive = naive_candidate(binary)
     cache = ScoreCache(cache_dir, preset) if cache_dir is not None else None
+    if cache is not None:  # left by a run killed while it stored an entry
+        cache.remove_stale_temps()
     fingerprint = ScoreCache.fingerprint(items) if cache is not None else ""  # reads every file
     scores: dict[Candidate, Scores] = {}
     failures: list[tuple[str, str]] = []

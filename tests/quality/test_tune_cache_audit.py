@@ -160,3 +160,25 @@ def test_report_in_a_missing_folder_is_written_there_after_the_run(tmp_path):
     result = CliRunner().invoke(main, _args(tmp_path, "--out", out, "--report", report))
     assert result.exit_code == 0, result.output
     assert json.loads(report.read_text())["rows"]
+
+
+def test_temporary_files_of_a_killed_run_are_removed_from_the_cache(tmp_path):
+    # a run killed while it stored an entry left `.<sha1>.<pid>.tmp.npz` for good (and kept the cache folder
+    # from being removed); the next run removes those older than a minute, never another file
+    import os
+    import time
+
+    write_cases(tmp_path, 4)
+    cache = tmp_path / "best.toml.tune-cache"
+    cache.mkdir()
+    old = cache / f".{'a' * 40}.1234.tmp.npz"
+    young = cache / f".{'b' * 40}.99.tmp.npz"
+    other = cache / ".notes.tmp.npz"
+    for path in (old, young, other):
+        path.write_bytes(b"partial")
+    an_hour_ago = time.time() - 3600
+    for path in (old, other):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    result = CliRunner().invoke(main, _args(tmp_path, "--out", tmp_path / "best.toml"))
+    assert result.exit_code == 0, result.output
+    assert not old.exists() and young.exists() and other.exists()
