@@ -9,11 +9,15 @@ Kind of a mask
   any other size gets ``round((H / h + W / w) / 2)`` (halves rounded up, as everywhere in this table). 1 is
   full resolution;
 * **binary** when the mask holds at most two distinct values (e.g. 0 and 255), else **soft**.
-* **a patch grid saved at full size**: a mask of the image's size that is constant on every ``s x s``
-  block from the top-left corner, for ``s`` in :data:`BLOCK_STRIDES` (the largest that fits), and not
-  constant overall, is a grid nearest-upsampled by ``s`` (TokenCut and others save their masks that way).
-  Its kind is patch ``s``, and ``auto`` refines its grid (one pixel per block) as it refines a saved grid:
-  the output is the one the grid itself would get.
+* **a patch grid saved at full size** (:func:`block_grid`): a mask of the image's size that is not constant
+  and changes only on the cell edges of a grid of stride ``s`` in :data:`BLOCK_STRIDES` (the largest that
+  fits) is that grid nearest-upsampled. Either ``s x s`` cells from the top-left corner (the grid repeated
+  ``s`` times), or the ``⌊H/s⌋`` or ``⌈H/s⌉`` by ``⌊W/s⌋`` or ``⌈W/s⌉`` grid stretched onto the image by a
+  nearest-neighbour resize (TokenCut's saliency masks: ``F.interpolate(..., size=(H, W), mode="nearest")``
+  of the grid of an image resized to a multiple of ``s``), each edge within one pixel of ``k·H/rows``, one
+  change per edge, and at least 6 edges in all (fewer, e.g. a box, could fall on such a grid by chance).
+  Its kind is patch ``s``; ``auto`` takes the grid back (the value at each cell's centre) and refines it as
+  a saved grid, placed as it was found (from the corner, or stretched).
 
 Rule
 ----
@@ -41,7 +45,8 @@ __all__ = [
     "AUTO_RULES",
     "AUTO_RULE_TEXT",
     "BLOCK_STRIDES",
-    "block_stride",
+    "BlockGrid",
+    "block_grid",
     "detect_kind",
     "decide",
     "auto_settings",
@@ -53,16 +58,49 @@ __all__ = [
 BLOCK_STRIDES: tuple[int, ...] = (32, 16, 14, 8)
 
 
+#: A stretched grid is accepted from this many cell edges (row and column changes together) on: fewer,
+#: e.g. the 4 edges of a box, fall within a pixel of some grid's edges too often by chance.
+MIN_STRETCHED_EDGES = 6
+
+
+@dataclass(frozen=True, slots=True)
+class BlockGrid:
+    """A full-size mask found to be a patch grid upsampled by nearest neighbour (:func:`block_grid`).
+
+    ``stride`` is the patch size, ``shape`` the grid's (rows, columns); ``stretched`` False: cells of
+    ``stride x stride`` pixels from the top-left corner; True: the grid resized onto the image (cells of
+    ``H / rows x W / columns`` pixels).
+    """
+
+    stride: int
+    shape: tuple[int, int]
+    stretched: bool
+
+    def grid_of(self, mask: np.ndarray) -> np.ndarray:
+        """Return the grid: the value at each cell's centre (a copy)."""
+        if not self.stretched:
+            return np.array(mask[:: self.stride, :: self.stride])
+        height, width = mask.shape[:2]
+        rows = np.minimum((np.arange(self.shape[0]) * 2 + 1) * height // (2 * self.shape[0]), height - 1)
+        cols = np.minimum((np.arange(self.shape[1]) * 2 + 1) * width // (2 * self.shape[1]), width - 1)
+        return np.array(mask[np.ix_(rows, cols)])
+
+
 @dataclass(frozen=True, slots=True)
 class MaskKind:
     """What :func:`detect_kind` sees: the patch size (1 = full resolution) and binary or soft.
 
-    ``blocks`` is True for a full-size mask made of ``patch x patch`` blocks (a grid saved nearest-upsampled).
+    ``grid`` is set for a full-size mask that is a patch grid upsampled by nearest neighbour.
     """
 
     patch: int
     binary: bool
-    blocks: bool = False
+    grid: BlockGrid | None = None
+
+    @property
+    def blocks(self) -> bool:
+        """Whether the mask is a full-size upsampled patch grid."""
+        return self.grid is not None
 
     @property
     def name(self) -> str:
@@ -166,6 +204,14 @@ class AutoDecision:
             "patch": self.kind.patch,
             "binary": self.kind.binary,
             "full_size_blocks": self.kind.blocks,
+            **(
+                {
+                    "block_grid": list(self.kind.grid.shape),
+                    "block_placement": "stretched" if self.kind.grid.stretched else "corner",
+                }
+                if self.kind.grid is not None
+                else {}
+            ),
             "method": self.method,
             "guide": self.guide,
             "upsample": self.upsample,
@@ -191,12 +237,12 @@ def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
     Examples
     --------
     >>> detect_kind(np.zeros((20, 30), np.uint8), (321, 481))
-    MaskKind(patch=16, binary=True, blocks=False)
+    MaskKind(patch=16, binary=True, grid=None)
     >>> detect_kind(np.zeros((21, 31), np.uint8), (321, 481))  # a padded ViT/16 grid: ceil(321 / 16)
-    MaskKind(patch=16, binary=True, blocks=False)
+    MaskKind(patch=16, binary=True, grid=None)
     >>> grid = np.eye(21, 31, dtype=np.uint8)  # the same grid saved at full size: 16x16 blocks
-    >>> detect_kind(grid.repeat(16, 0).repeat(16, 1)[:321, :481], (321, 481))
-    MaskKind(patch=16, binary=True, blocks=True)
+    >>> detect_kind(grid.repeat(16, 0).repeat(16, 1)[:321, :481], (321, 481)).grid
+    BlockGrid(stride=16, shape=(21, 31), stretched=False)
     """
     h, w = int(mask.shape[0]), int(mask.shape[1])
     if h < 1 or w < 1:
@@ -205,9 +251,9 @@ def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
 
     binary = bool(np.unique(mask).size <= 2)
     if (h, w) == (int(image_hw[0]), int(image_hw[1])):
-        stride = block_stride(mask)
-        if stride is not None:
-            return MaskKind(patch=stride, binary=binary, blocks=True)
+        found = block_grid(mask)
+        if found is not None:
+            return MaskKind(patch=found.stride, binary=binary, grid=found)
     patch = prediction_stride((h, w), (int(image_hw[0]), int(image_hw[1])))
     if patch is None:
         ratio = (Fraction(int(image_hw[0]), h) + Fraction(int(image_hw[1]), w)) / 2  # exact: halves go up
@@ -215,31 +261,64 @@ def detect_kind(mask: np.ndarray, image_hw: tuple[int, int]) -> MaskKind:
     return MaskKind(patch=patch, binary=binary)
 
 
-def block_stride(mask: np.ndarray) -> int | None:
-    """Return the largest ``s`` of :data:`BLOCK_STRIDES` for which ``mask`` is constant on ``s x s`` blocks.
+def block_grid(mask: np.ndarray) -> BlockGrid | None:
+    """Return the patch grid a full-size ``mask`` was nearest-upsampled from, or None (see the module notes).
 
-    Blocks start at the top-left corner (the last row and column of blocks may be cut short). None when no
-    stride fits, when the mask is constant (any stride would fit) or when it is smaller than two blocks
-    across in both directions.
+    Strides of :data:`BLOCK_STRIDES` are tried largest first (a mask made of 16-pixel cells is also made of
+    8-pixel ones); for each, cells from the corner, then the grid stretched onto the mask. None for a
+    constant mask (any grid would do) or one smaller than two cells across in both directions.
 
     Examples
     --------
-    >>> block_stride(np.kron(np.eye(3), np.ones((8, 8))))
-    8
-    >>> block_stride(np.eye(24)) is None
+    >>> block_grid(np.kron(np.eye(3), np.ones((8, 8))))
+    BlockGrid(stride=8, shape=(3, 3), stretched=False)
+    >>> grid = np.random.default_rng(0).random((20, 30)) > 0.5  # TokenCut: the grid resized to 321x481
+    >>> block_grid(grid[np.arange(321) * 20 // 321][:, np.arange(481) * 30 // 481])
+    BlockGrid(stride=16, shape=(20, 30), stretched=True)
+    >>> block_grid(np.eye(24)) is None
     True
     """
-    # a row (column) index where the mask changes from the previous one must start a block
+    height, width = int(mask.shape[0]), int(mask.shape[1])
+    # the indices where a row (column) differs from the previous one: the cell edges the mask shows
     rows = np.flatnonzero((mask[1:] != mask[:-1]).any(axis=1)) + 1
     cols = np.flatnonzero((mask[:, 1:] != mask[:, :-1]).any(axis=0)) + 1
     if rows.size == 0 and cols.size == 0:
         return None
     for stride in BLOCK_STRIDES:
-        if max(mask.shape) < 2 * stride:
+        if max(height, width) < 2 * stride:
             continue
         if not (rows % stride).any() and not (cols % stride).any():
-            return stride
+            return BlockGrid(stride, (-(-height // stride), -(-width // stride)), False)
+        if rows.size + cols.size < MIN_STRETCHED_EDGES:
+            continue
+        for grid_rows in _grid_sizes(height, stride):
+            if not _on_cell_edges(rows, height, grid_rows):
+                continue
+            for grid_cols in _grid_sizes(width, stride):
+                if _on_cell_edges(cols, width, grid_cols):
+                    return BlockGrid(stride, (grid_rows, grid_cols), True)
     return None
+
+
+def _grid_sizes(size: int, stride: int) -> list[int]:
+    """``⌊size/stride⌋`` and ``⌈size/stride⌉`` (at least 1): the grid sizes a ViT of that stride gives."""
+    return sorted({max(1, size // stride), max(1, -(-size // stride))})
+
+
+def _on_cell_edges(changes: np.ndarray, size: int, cells: int) -> bool:
+    """Whether every change lies within one pixel of a different inner edge ``k·size/cells`` of the cells.
+
+    A nearest-neighbour resize puts edge ``k`` at ``⌈k·size/cells⌉`` (``floor(dst·in/out)``, as torch and
+    OpenCV) or within half a pixel of ``k·size/cells`` (sampling at pixel centres, as PIL).
+    """
+    if changes.size == 0:
+        return True
+    if cells < 2:
+        return False
+    edge = np.rint(changes * cells / size)
+    close = np.abs(changes - edge * size / cells) <= 1.0
+    inner = (edge >= 1) & (edge <= cells - 1)
+    return bool(close.all() and inner.all() and np.unique(edge).size == edge.size)
 
 
 def _round_half_up(value: Fraction) -> int:
@@ -273,7 +352,10 @@ def run_auto(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndarray:
     from maskrefine.refiners import REFINERS, resize_mask
 
     decision = decide(mask, image.shape[:2])
-    if decision.kind.blocks:  # refine the grid it was upsampled from (one pixel per block), as if saved
-        mask = mask[:: decision.kind.patch, :: decision.kind.patch]
-    resized = resize_mask(mask, image.shape[:2], binary_input=decision.upsample == "nearest")
+    place_grid = True
+    if decision.kind.grid is not None:  # refine the grid it was upsampled from, placed as it was found
+        mask = decision.kind.grid.grid_of(mask)
+        place_grid = not decision.kind.grid.stretched
+    nearest = decision.upsample == "nearest"
+    resized = resize_mask(mask, image.shape[:2], binary_input=nearest, place_grid=place_grid)
     return REFINERS[decision.method].run(image, resized, guide=decision.guide, **decision.params)

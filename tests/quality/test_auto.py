@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from maskrefine import refine
-from maskrefine.auto import AUTO_RULE_TEXT, AUTO_RULES, block_stride, decide, detect_kind
+from maskrefine.auto import AUTO_RULE_TEXT, AUTO_RULES, BlockGrid, block_grid, decide, detect_kind
 from maskrefine.refiners import REFINERS, resize_mask
 
 
@@ -169,8 +169,80 @@ def test_masks_that_are_not_corner_blocks_stay_full_resolution(make, rng):
 
 def test_block_detection_needs_two_blocks_and_the_image_size():
     small = np.kron(np.eye(2), np.ones((7, 7)))  # 14x14: one 8-block across, 14-blocks only one
-    assert block_stride(small) is None
+    assert block_grid(small) is None
     grid_of_blocks = np.kron(np.eye(2), np.ones((16, 16)))  # 32x32 of 16-blocks; 32 needs 64 pixels
-    assert block_stride(grid_of_blocks) == 16
+    assert block_grid(grid_of_blocks) == BlockGrid(16, (2, 2), stretched=False)
     # a block mask of another size than the image is a mask of that size (read by its size, not blocks)
     assert detect_kind(grid_of_blocks, (64, 64)).blocks is False
+
+
+def blob_grid(rng, shape):
+    """A binary grid with a few smooth blobs (what a saliency method's patch mask looks like)."""
+    import cv2
+
+    noise = rng.random((max(2, shape[0] // 3), max(2, shape[1] // 3))).astype(np.float32)
+    return cv2.resize(noise, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR) > 0.5
+
+
+def torch_nearest(grid, image_hw):
+    """``F.interpolate(grid, size=image_hw, mode="nearest")``: source index ``floor(dst * in / out)``."""
+    rows = np.arange(image_hw[0]) * grid.shape[0] // image_hw[0]
+    cols = np.arange(image_hw[1]) * grid.shape[1] // image_hw[1]
+    return grid[np.ix_(rows, cols)]
+
+
+def pil_nearest(grid, image_hw):
+    """PIL's ``resize(..., NEAREST)``: sampled at pixel centres, ``floor((dst + 0.5) * in / out)``."""
+    rows = (np.arange(image_hw[0]) * 2 + 1) * grid.shape[0] // (2 * image_hw[0])
+    cols = (np.arange(image_hw[1]) * 2 + 1) * grid.shape[1] // (2 * image_hw[1])
+    return grid[np.ix_(rows, cols)]
+
+
+@pytest.mark.parametrize("upsample", [torch_nearest, pil_nearest], ids=["torch", "pil"])
+@pytest.mark.parametrize(
+    ("image_hw", "stride"), [((321, 481), 16), ((300, 450), 8), ((333, 500), 14), ((700, 517), 16)]
+)
+def test_a_grid_stretched_onto_the_image_is_found_and_refined_as_that_grid(upsample, image_hw, stride, rng):
+    # TokenCut's saliency masks: the grid of an image resized to a multiple of the patch size, resized back
+    # to the image with F.interpolate(mode="nearest"): cells of 16.05 px at 321 rows, not 16
+    grid_hw = (round(image_hw[0] / stride), round(image_hw[1] / stride))
+    grid = blob_grid(rng, grid_hw).astype(np.float32)
+    mask = upsample(grid, image_hw)
+    found = block_grid(mask)
+    assert found == BlockGrid(stride, grid_hw, stretched=True)
+    np.testing.assert_array_equal(found.grid_of(mask), grid)
+    decision = decide(mask, image_hw)
+    assert decision.kind.patch == stride and decision.kind.blocks
+    assert decision.to_dict()["block_placement"] == "stretched"
+    assert decision.to_dict()["block_grid"] == list(grid_hw)
+    image = rng.random((*image_hw, 3)).astype(np.float32)
+    expected = refine(
+        image,
+        resize_mask(grid, image_hw, binary_input=decision.upsample == "nearest", place_grid=False),
+        decision.method,
+        guide=decision.guide,
+        **decision.params,
+    )
+    refined = refine(image, mask, "auto")
+    np.testing.assert_array_equal(refined, expected)
+    assert np.abs(refined - mask).max() > 0.05  # refined, not passed through
+
+
+def test_stretched_grids_need_enough_edges_to_be_told_from_chance(rng):
+    # a box's 4 edges can fall within a pixel of some grid's edges by chance: not taken for a grid
+    box = np.zeros((321, 481), np.float32)
+    box[33:97, 49:161] = 1  # 33 = 2 x 16.05 + 1, 49 = 3 x 16.03 + 1: on the stretched grid's edges
+    assert block_grid(box) is None
+    box[200:265, 300:400] = 1  # 8 edges, not all near cell edges
+    assert block_grid(box) is None
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("source", ["masks", "predictions/DSS"])
+def test_no_full_resolution_sod_map_is_taken_for_a_grid(source, sod_dir):
+    import cv2
+
+    files = sorted((sod_dir / source).glob("*.png"))[:60]
+    assert files
+    for path in files:
+        assert block_grid(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)) is None, path

@@ -559,3 +559,23 @@ def test_apply_refines_full_size_block_masks_as_their_grids(tmp_path, rng):
     decision = json.loads((tmp_path / "blocks.json").read_text())["files"][0]["auto"]
     assert decision["kind"] == "binary x16 (full-size blocks)" and decision["full_size_blocks"] is True
     assert decision["method"] == "guided" and decision["patch"] == 16
+
+
+def test_apply_refines_tokencut_saliency_masks(tmp_path, rng):
+    # TokenCut saves the grid of the image resized to a multiple of 16, resized back to the image with
+    # F.interpolate(mode="nearest"): cells of 100/7 x 150/9 pixels; they were written back unchanged
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    image = (rng.random((100, 150, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), image)
+    grid = np.zeros((6, 9), np.uint8)  # round(100 / 16) x round(150 / 16)
+    grid[1:4, 2:6] = 255
+    grid[4, 6] = 255
+    mask = grid[np.ix_(np.arange(100) * 6 // 100, np.arange(150) * 9 // 150)]
+    cv2.imwrite(str(tmp_path / "masks" / "a.png"), mask)
+    args = ["--masks", tmp_path / "masks", "--images", tmp_path / "images", "--out", tmp_path / "out"]
+    assert run("apply", *args, "-q", "--report", tmp_path / "r.json").exit_code == 0
+    decision = json.loads((tmp_path / "r.json").read_text())["files"][0]["auto"]
+    assert decision["kind"] == "binary x16 (full-size blocks)" and decision["block_placement"] == "stretched"
+    assert decision["block_grid"] == [6, 9] and decision["method"] == "guided"
+    assert (tmp_path / "out" / "a.png").read_bytes() != (tmp_path / "masks" / "a.png").read_bytes()
