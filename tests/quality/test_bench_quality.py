@@ -71,3 +71,19 @@ def test_bench_tune_optimism_smoke(sod_dir, tmp_path):
         assert 0 <= worse <= row["share_other_images_not_better"] <= 1
     assert result["null_30"]["draws"] == 10 and 0 <= result["null_30"]["share_interval_above_0"] <= 1
     assert "subsets of  10" in done.stdout and "overstated by" in done.stdout
+
+
+@pytest.mark.data
+def test_bench_full_size_grids_smoke(sod_dir, tmp_path):
+    out = tmp_path / "grids.json"
+    env = dict(os.environ, MASKREFINE_SHARED_DATA=str(sod_dir.parent), PYTHONPATH=str(REPO_ROOT))
+    command = [sys.executable, str(REPO_ROOT / "bench" / "full_size_grids.py"), "--images", "12"]
+    command += ["--jobs", "1", "--json", str(out), "--cache", str(tmp_path / "cache")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())["results"]
+    for kind in ("binary", "soft"):
+        assert sum(results[kind]["auto_kinds"].values()) == results[kind]["images"] == 12
+        assert results[kind]["auto_kinds"].get(f"{kind} x16 (full-size blocks)", 0) >= 10
+        iou = results[kind]["comparisons"]["iou"]
+        assert iou["n"] == 12 and iou["low"] <= iou["change"] <= iou["high"]
