@@ -55,7 +55,10 @@ __all__ = [
 
 #: Strides tried, largest first, on a full-size mask for blocks of a nearest-upsampled patch grid (the ViT
 #: patch sizes; a mask constant on 16-blocks is also constant on 8-blocks, so the largest is the grid's).
-BLOCK_STRIDES: tuple[int, ...] = (32, 16, 14, 8)
+#: Not 32: a 16-grid whose edges all fall on every other cell edge would be taken for a 32-grid and
+#: filtered with twice the radius, and ViT/32 grids are rare in this field. Such a 16-grid of 8-pixel
+#: patches (an 8-grid whose edges all fall on 16-pixel edges) is still taken for a 16-grid.
+BLOCK_STRIDES: tuple[int, ...] = (16, 14, 8)
 
 
 #: A stretched grid is accepted from this many cell edges (row and column changes together) on: fewer,

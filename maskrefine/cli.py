@@ -645,7 +645,8 @@ def apply_cmd(
     uniform downscale of its image (full size, or a 1/8 or 1/16 patch grid, rounded either way); it is
     resized to the image and then filtered. With a --method other than auto the resize is bilinear
     (nearest with --binary-input); under auto its kind decides (nearest for binary masks of patch 12 and
-    up, and soft masks of patch 4-11 and full-size masks are only resized).
+    up, and soft masks of patch 4-11 and full-resolution masks are only resized; a full-size mask that is
+    a nearest-upsampled patch grid is refined as that grid).
 
     Each output is written to a temporary file in --out and renamed into place, so an interrupted run
     never leaves a partial output; rerun with --skip-existing to finish. A bad file is reported and the

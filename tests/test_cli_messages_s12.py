@@ -99,7 +99,7 @@ def test_stem_hint_names_a_prefix_a_suffix_of_images_and_a_majority() -> None:
     # the images carry the suffix; most (not all) of them
     images_suffixed = _unmatched(["a.png", "b.png", "c.png"], ["a_rgb.jpg", "b_rgb.jpg", "zz.jpg"])
     hint = str(stem_hint(images_suffixed, roles))
-    assert "most of the 3 images without a partner are named <mask stem>_rgb" in hint
+    assert "2 of the 3 images without a partner are named <mask stem>_rgb" in hint
     assert "(e.g. a_rgb.jpg to a.jpg)" in hint
     # one folder without unpaired files: stems are not the problem, no hint
     assert stem_hint(_unmatched([], ["a.jpg"]), roles) is None
@@ -396,3 +396,19 @@ def test_train_summary_counts_in_the_singular(tmp_path: Path, monkeypatch: pytes
         result = CliRunner().invoke(main, ["train", "--images", str(images), "--out", str(run_dir), "-q"])
         assert result.exit_code == 0, result.output
         assert f"{expected}; checkpoint {run_dir / 'last.pt'}" in result.stdout
+
+
+def test_stem_hint_never_suggests_renaming_by_digits_and_counts_every_file() -> None:
+    # masks 1..100 and images 101..200: "rename 110.jpg to 10.jpg" would pair image 110 with mask 10
+    from maskrefine.pipeline.reports import stem_hint
+
+    roles = ("masks", "images")
+    numbered = _unmatched([f"{i}.png" for i in range(1, 101)], [f"{i}.jpg" for i in range(101, 201)])
+    hint = str(stem_hint(numbered, roles))
+    assert "rename them without" not in hint and "rename the files so that their stems match" in hint
+    # one file: no "all 1 mask ... are"
+    one = str(stem_hint(_unmatched(["a_mask.png"], ["a.jpg"]), roles))
+    assert "the 1 mask without a partner is named <image stem>_mask" in one
+    # more files than the sample the affix is found on: the count is over all of them
+    many = _unmatched([f"{i:05d}_mask.png" for i in range(1500)], [f"{i:05d}.jpg" for i in range(1500)])
+    assert "all 1500 masks without a partner are named <image stem>_mask" in str(stem_hint(many, roles))

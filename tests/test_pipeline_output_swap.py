@@ -86,3 +86,43 @@ def test_apply_overwrite_never_writes_into_the_folder_out_is_re_pointed_to(
     # every file went into the folder that was checked and opened (it still exists: the job holds it)
     assert report.ok, [outcome.error for outcome in report.outcomes if outcome.error]
     assert sorted(p.name for p in written_to.iterdir()) == [f"{stem}.png" for stem in STEMS]
+
+
+@pytest.mark.parametrize("how", ["link re-pointed", "folder replaced by a link"])
+def test_a_report_inside_a_re_pointed_out_is_not_written_into_the_input_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # --report out/run.json was written by path at the end of the run: after the swap, into the masks folder
+    from maskrefine.errors import ReportNotWrittenError
+
+    rng = np.random.default_rng(6)
+    masks, images = tmp_path / "masks", tmp_path / "images"
+    masks.mkdir()
+    images.mkdir()
+    for stem in STEMS:
+        cv2.imwrite(str(images / f"{stem}.png"), rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
+        cv2.imwrite(str(masks / f"{stem}.png"), rng.integers(0, 256, (12, 16), dtype=np.uint8))
+    before = _hashes(masks)
+    real = tmp_path / "runs" / "xyz"
+    real.mkdir(parents=True)
+    if how == "link re-pointed":
+        out = tmp_path / "out"
+        out.symlink_to(real, target_is_directory=True)
+
+        def swap() -> None:
+            (tmp_path / "out.new").symlink_to(masks, target_is_directory=True)
+            os.replace(tmp_path / "out.new", out)
+
+    else:
+        out = real
+
+        def swap() -> None:
+            real.rename(real.with_name("xyz.old"))
+            real.symlink_to(masks, target_is_directory=True)
+
+    _swap_after_first_file(monkeypatch, swap, tmp_path / "swapped")
+    with pytest.raises(ReportNotWrittenError, match="changed during the run") as info:
+        report_path = out / "run.json"
+        apply_folder(masks, images, out, method="identity", overwrite=True, jobs=1, report_path=report_path)
+    assert _hashes(masks) == before  # no run.json added to the masks folder
+    assert info.value.report.ok and len(info.value.report.outcomes) == len(STEMS)

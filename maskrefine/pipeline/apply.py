@@ -48,6 +48,7 @@ from maskrefine.pipeline.guards import (
     file_path_argument,
     in_shard,
     job_flags,
+    open_output_folder,
     parse_shard,
     path_argument,
     resolved_path,
@@ -226,31 +227,6 @@ def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
             refine(image, mask, setting_method, guide=setting_guide, **setting_params)
         except Exception:  # noqa: BLE001 - warm-up only
             pass
-
-
-def _open_output_folder(out_path: Path, input_folders: Mapping[str, Path]) -> OutputFolder:
-    """Open the output folder that every output of the job is written through, and check it again.
-
-    The writes then never look ``out_path`` up again: if it is re-pointed during the run (a symlink
-    swapped to the masks folder, ...), the outputs still go into the folder opened here. Checked again
-    once open (it must still be a separate folder, and the one opened), in case ``out_path`` changed
-    since the checks at the start.
-
-    Raises
-    ------
-    ConfigError
-        ``out_path`` is now (inside, or contains) an input folder.
-    OutputError
-        The folder cannot be opened, or ``out_path`` is no longer the folder opened.
-    """
-    folder = OutputFolder(out_path)
-    try:
-        check_output_folder(out_path, input_folders)
-        folder.check_at_path()
-    except BaseException:
-        folder.close()
-        raise
-    return folder
 
 
 def apply_folder(
@@ -462,7 +438,7 @@ def apply_folder(
             "to keep them and resume"
         )
     out_path.mkdir(parents=True, exist_ok=True)
-    with _open_output_folder(out_path, input_folders) as out_folder:
+    with open_output_folder(out_path, input_folders) as out_folder:
         if skip_existing:  # resume: our own temporary files left by a killed run
             out_folder.remove_stale_temps({task.output.name for task in tasks})
 
@@ -518,5 +494,5 @@ def apply_folder(
         started=started,
     )
     if report_file is not None:
-        write_run_report(report, report_file, overwrite=overwrite)
+        write_run_report(report, report_file, overwrite=overwrite, input_folders=input_folders)
     return report

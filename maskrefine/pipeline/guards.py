@@ -28,7 +28,7 @@ import numpy as np
 
 from maskrefine._checks import check_flag, check_int_range, short_repr
 from maskrefine.errors import ConfigError, OutputError
-from maskrefine.io.imageio import file_kind
+from maskrefine.io.imageio import OutputFolder, file_kind
 
 __all__ = [
     "path_argument",
@@ -531,6 +531,33 @@ def check_can_write_in(path: Path, what: str) -> None:
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(probe)
+
+
+def open_output_folder(
+    out_path: Path, input_folders: Mapping[str, Path], *, follow_symlinks: bool = True
+) -> OutputFolder:
+    """Open the output folder that every output of a job is written through, and check it again.
+
+    The writes then never look ``out_path`` up again: if it is re-pointed during the run (a symlink
+    swapped to the masks folder, ...), the outputs still go into the folder opened here. Checked again
+    once open (it must still be a separate folder, and the one opened), in case ``out_path`` changed
+    since the checks at the start; the folder is closed when a check fails.
+
+    Raises
+    ------
+    ConfigError
+        ``out_path`` is now (inside, or contains) an input folder.
+    OutputError
+        The folder cannot be opened, or ``out_path`` is no longer the folder opened.
+    """
+    folder = OutputFolder(out_path, follow_symlinks=follow_symlinks)
+    try:
+        check_output_folder(out_path, input_folders)
+        folder.check_at_path()
+    except BaseException:
+        folder.close()
+        raise
+    return folder
 
 
 def check_output_file(

@@ -16,10 +16,15 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from maskrefine.errors import OutputError, ReportNotWrittenError
+from maskrefine.errors import ConfigError, OutputError, ReportNotWrittenError
 from maskrefine.io import PLAIN, Pairing, write_text_atomic
 from maskrefine.io.pairs import unread_reason
-from maskrefine.pipeline.guards import check_report_still_replaceable, file_path_argument, in_shard
+from maskrefine.pipeline.guards import (
+    check_output_file,
+    check_report_still_replaceable,
+    file_path_argument,
+    in_shard,
+)
 
 __all__ = [
     "FileOutcome",
@@ -236,19 +241,25 @@ def stem_hint(unmatched: Sequence[Unmatched], roles: tuple[str, str]) -> str | N
     if not alone[0] or not alone[1]:
         return None
     rule = f"{_nouns(roles[0])[0]} file stems must equal {_nouns(roles[1])[0]} stems"
+    shorter_stems = [{path.stem for path in alone[1]}, {path.stem for path in alone[0]}]
     for side in (0, 1):
-        longer, shorter = alone[side], alone[1 - side]
-        found = _common_affix([path.stem for path in longer], {path.stem for path in shorter})
+        longer = alone[side]
+        found = _common_affix([path.stem for path in longer], shorter_stems[side])
         if found is None:
             continue
-        kind, text, example, every = found
+        kind, text, example = found
         other = f"<{_nouns(roles[1 - side])[0]} stem>"
         pattern = f"{other}{text}" if kind == "suffix" else f"{text}{other}"
         bare = example[: -len(text)] if kind == "suffix" else example[len(text) :]
         suffix = next(path.suffix for path in longer if path.stem == example)
+        carrying = sum(1 for path in longer if _strip_affix(path.stem, kind, text) in shorter_stems[side])
+        if len(longer) == 1:
+            who = f"the {_counted(1, roles[side])} without a partner is"
+        else:
+            share = "all" if carrying == len(longer) else f"{carrying} of the"
+            who = f"{share} {_counted(len(longer), roles[side])} without a partner are"
         return (
-            f"{rule}: {'all' if every else 'most of the'} {_counted(len(longer), roles[side])} without a "
-            f"partner are named {pattern}; rename them without {text!r} "
+            f"{rule}: {who} named {pattern}; rename them without {text!r} "
             f"(e.g. {example}{suffix} to {bare}{suffix})"
         )
     return (
@@ -261,13 +272,14 @@ def stem_hint(unmatched: Sequence[Unmatched], roles: tuple[str, str]) -> str | N
 _AFFIX_SAMPLE = 1000
 
 
-def _common_affix(longer: Sequence[str], shorter: set[str]) -> tuple[str, str, str, bool] | None:
-    """``("suffix", "_mask", "100075_mask", every)``: the affix most of ``longer`` add to a ``shorter`` stem.
+def _common_affix(longer: Sequence[str], shorter: set[str]) -> tuple[str, str, str] | None:
+    """``("suffix", "_mask", "100075_mask")``: the affix most of ``longer`` add to a ``shorter`` stem.
 
     Each stem of ``longer`` votes once for each affix it could carry (``a_b_mask`` with ``a`` and
     ``a_b`` in ``shorter``: ``_b_mask`` and ``_mask``); the affix with most votes is returned, with a
-    stem that carries it and whether every stem looked at does, when over half of them do; else None.
-    Only the first :data:`_AFFIX_SAMPLE` stems are looked at.
+    stem that carries it, when over half of them do; else None. Only the first :data:`_AFFIX_SAMPLE`
+    stems are looked at. An affix of digits only is not one: masks ``1``-``100`` and images ``101``-``200``
+    would give "rename 110 to 10", pairing image 110 with mask 10.
     """
     sample = longer[:_AFFIX_SAMPLE]
     votes: dict[tuple[str, str], list[str]] = {}
@@ -279,13 +291,21 @@ def _common_affix(longer: Sequence[str], shorter: set[str]) -> tuple[str, str, s
             if stem[cut:] in shorter:
                 found.add(("prefix", stem[:cut]))
         for affix in found:
-            votes.setdefault(affix, []).append(stem)
+            if not affix[1].isdigit():
+                votes.setdefault(affix, []).append(stem)
     if not votes:
         return None
     (kind, text), stems = max(votes.items(), key=lambda item: (len(item[1]), item[0][0] == "suffix"))
     if len(stems) * 2 <= len(sample):
         return None
-    return kind, text, stems[0], len(stems) == len(longer)
+    return kind, text, stems[0]
+
+
+def _strip_affix(stem: str, kind: str, text: str) -> str | None:
+    """``stem`` without the prefix or suffix ``text``; None when it does not carry it."""
+    if kind == "suffix":
+        return stem[: -len(text)] if stem.endswith(text) and len(stem) > len(text) else None
+    return stem[len(text) :] if stem.startswith(text) and len(stem) > len(text) else None
 
 
 def not_regular_entries(pairing: Pairing, shard: tuple[int, int] | None) -> list[Failure]:
@@ -572,14 +592,28 @@ def write_table_and_summary(
         report.write_json(json_path)
 
 
-def write_run_report(report: RunReport, path: str | os.PathLike[str], *, overwrite: bool = True) -> None:
+def write_run_report(
+    report: RunReport,
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = True,
+    input_folders: Mapping[str, Path] | None = None,
+) -> None:
     """Write ``report`` as JSON to ``path``; a failure raises :class:`ReportNotWrittenError` with it.
 
     The job's files are done by then: the caller still gets the outcomes (``exc.report``) to report.
     Without ``overwrite``, a file that appeared at ``path`` during the run and is not a report maskrefine
-    wrote is not replaced (:func:`~maskrefine.pipeline.guards.check_report_still_replaceable`).
+    wrote is not replaced (:func:`~maskrefine.pipeline.guards.check_report_still_replaceable`). A path
+    that now leads into one of ``input_folders`` (a folder above it re-pointed during the run) is not
+    written either.
     """
     try:
+        if input_folders is not None:
+            try:
+                check_output_file(Path(path), "report file", input_folders)
+            except ConfigError as exc:
+                problem = f"a folder above it changed during the run: {exc}; not written"
+                raise OutputError(Path(path), problem) from None
         check_report_still_replaceable(Path(path), overwrite=overwrite)
         report.write_json(path)
     except OSError as exc:  # OutputError included (no space, not a regular file, ...)

@@ -125,7 +125,6 @@ def predict_folder(
         Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
     """
     from maskrefine.errors import OutputError, OutputExistsError
-    from maskrefine.io.imageio import OutputFolder
     from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
@@ -141,6 +140,7 @@ def predict_folder(
         check_report_replaceable,
         file_path_argument,
         job_flags,
+        open_output_folder,
         path_argument,
     )
     from maskrefine.pipeline.reports import describe_unexpected, write_run_report
@@ -249,15 +249,18 @@ def predict_folder(
     out_path.mkdir(parents=True, exist_ok=True)
     # every output is written through these open folders, never by path again: a --out renamed or
     # re-pointed during the run (a symlink swapped in) is never followed to another folder
-    out_folder = OutputFolder(out_path, follow_symlinks=False)  # --out must not be a symlink (above)
-    check_output_folder(out_path, {"images": images_path})  # again: the folder opened is the one checked
-    out_folder.check_at_path()
-    folders = [out_folder]
-    if save_coarse:
-        folders.append(out_folder.subfolder(coarse_dir.name, create=True))
-    if skip_existing:  # resume: our own temporary files left by a killed run
-        for index, output_folder in enumerate(folders):
-            output_folder.remove_stale_temps({outputs(stem)[index].name for stem, _ in jobs})
+    # --out must not be a symlink (above); checked again once open: the folder opened is the one checked
+    folders = [open_output_folder(out_path, {"images": images_path}, follow_symlinks=False)]
+    try:
+        if save_coarse:
+            folders.append(folders[0].subfolder(coarse_dir.name, create=True))
+        if skip_existing:  # resume: our own temporary files left by a killed run
+            for index, output_folder in enumerate(folders):
+                output_folder.remove_stale_temps({outputs(stem)[index].name for stem, _ in jobs})
+    except BaseException:
+        for output_folder in folders:
+            output_folder.close()
+        raise
 
     ckpt = Path(checkpoint)
     outcomes: dict[str, FileOutcome] = {}
@@ -390,5 +393,5 @@ def predict_folder(
         },
     )
     if report_file is not None:
-        write_run_report(report, report_file, overwrite=overwrite)
+        write_run_report(report, report_file, overwrite=overwrite, input_folders={"images": images_path})
     return report
