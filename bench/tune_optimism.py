@@ -12,8 +12,9 @@ setting). This script measures by how much, for the search ``tune`` runs first (
    setting with the best mean IoU change on the subset (naive upsampling, change 0, is a candidate, as in
    ``tune``). Its change on the subset ("reported") is set against its change on the images outside the
    subset ("other images"). Printed per source: the means of both over the draws, the overstatement
-   ``(reported - other) / reported`` of those means, and the share of draws whose winner gains nothing or
-   loses on the other images.
+   ``(reported - other) / reported`` of those means, the share of draws naive upsampling won, the share
+   in which a refinement setting won and gained nothing or lost on the other images, and the share in
+   which it lost more than 0.001 IoU there.
 3. **A winner that truly does nothing**: every setting's per-image changes are centred at its mean over
    all images, so that no setting helps on the population, while the settings stay as correlated with
    each other as the real ones are. For ``--null-draws`` subsets of 30 images, the share whose winner's
@@ -79,10 +80,12 @@ def winner(changes: np.ndarray, idx: np.ndarray) -> tuple[int, float]:
 def optimism(changes: np.ndarray, k: int, draws: int, rng: np.random.Generator) -> dict:
     n = changes.shape[1]
     reported, other = np.empty(draws), np.empty(draws)
+    naive_won = np.zeros(draws, bool)
     for d in range(draws):
         perm = rng.permutation(n)
         idx, rest = perm[:k], perm[k:]
         best, reported[d] = winner(changes, idx)
+        naive_won[d] = best < 0
         other[d] = float(np.nanmean(changes[best, rest])) if best >= 0 else 0.0
     mean_reported, mean_other = float(reported.mean()), float(other.mean())
     return {
@@ -92,6 +95,8 @@ def optimism(changes: np.ndarray, k: int, draws: int, rng: np.random.Generator) 
         "mean_other_images": mean_other,
         "overstatement": (mean_reported - mean_other) / mean_reported if mean_reported > 0 else None,
         "share_other_images_not_better": float(np.mean(other <= 0)),
+        "share_naive_won": float(np.mean(naive_won)),
+        "share_setting_won_and_not_better_on_other_images": float(np.mean(~naive_won & (other <= 0))),
         "share_other_images_worse_than_minus_0_001": float(np.mean(other < -0.001)),
     }
 
@@ -142,9 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             over = row["overstatement"]
             print(
                 f"  subsets of {row['subset_size']:3d}: reported {row['mean_reported']:+.4f}, other images "
-                f"{row['mean_other_images']:+.4f} (overstated by {over:.0%}); other images not better in "
-                f"{row['share_other_images_not_better']:.0%} of draws, worse than -0.001 in "
-                f"{row['share_other_images_worse_than_minus_0_001']:.0%}"
+                f"{row['mean_other_images']:+.4f} (overstated by {over:.0%}); naive won "
+                f"{row['share_naive_won']:.0%} of draws; a setting won and did not help the other images "
+                f"in {row['share_setting_won_and_not_better_on_other_images']:.0%}, made them worse than "
+                f"-0.001 in {row['share_other_images_worse_than_minus_0_001']:.0%}"
                 if over is not None
                 else f"  subsets of {row['subset_size']}: no setting beat naive"
             )
