@@ -44,19 +44,15 @@ def _swap_after_first_file(monkeypatch: pytest.MonkeyPatch, swap, once: Path) ->
     monkeypatch.setattr(apply_job, "_apply_one", one)
 
 
-@pytest.mark.parametrize("how", ["link re-pointed", "folder replaced by a link"])
-@pytest.mark.parametrize("jobs", ["1", "2 processes", "2 threads"])
-def test_apply_overwrite_never_writes_into_the_folder_out_is_re_pointed_to(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, jobs: str
-) -> None:
-    rng = np.random.default_rng(5)
+def _swap_scene(tmp_path: Path, how: str, seed: int):
+    """Inputs, an --out, the swap that re-points it at the masks folder, and where the outputs must land."""
+    rng = np.random.default_rng(seed)
     masks, images = tmp_path / "masks", tmp_path / "images"
     masks.mkdir()
     images.mkdir()
     for stem in STEMS:
         cv2.imwrite(str(images / f"{stem}.png"), rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
         cv2.imwrite(str(masks / f"{stem}.png"), rng.integers(0, 256, (12, 16), dtype=np.uint8))
-    before = {"masks": _hashes(masks), "images": _hashes(images)}
     real = tmp_path / "runs" / "xyz"
     real.mkdir(parents=True)
     if how == "link re-pointed":  # out -> runs/xyz, then out -> masks (ln -sfn masks out)
@@ -76,6 +72,16 @@ def test_apply_overwrite_never_writes_into_the_folder_out_is_re_pointed_to(
             real.rename(written_to)
             real.symlink_to(masks, target_is_directory=True)
 
+    return masks, images, out, swap, written_to
+
+
+@pytest.mark.parametrize("how", ["link re-pointed", "folder replaced by a link"])
+@pytest.mark.parametrize("jobs", ["1", "2 processes", "2 threads"])
+def test_apply_overwrite_never_writes_into_the_folder_out_is_re_pointed_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, jobs: str
+) -> None:
+    masks, images, out, swap, written_to = _swap_scene(tmp_path, how, seed=5)
+    before = {"masks": _hashes(masks), "images": _hashes(images)}
     _swap_after_first_file(monkeypatch, swap, tmp_path / "swapped")
     if jobs == "2 threads":  # where fork is unavailable
         monkeypatch.setattr(workers, "_FORK_SAFE", False)
@@ -95,31 +101,8 @@ def test_a_report_inside_a_re_pointed_out_is_not_written_into_the_input_folder(
     # --report out/run.json was written by path at the end of the run: after the swap, into the masks folder
     from maskrefine.errors import ReportNotWrittenError
 
-    rng = np.random.default_rng(6)
-    masks, images = tmp_path / "masks", tmp_path / "images"
-    masks.mkdir()
-    images.mkdir()
-    for stem in STEMS:
-        cv2.imwrite(str(images / f"{stem}.png"), rng.integers(0, 256, (12, 16, 3), dtype=np.uint8))
-        cv2.imwrite(str(masks / f"{stem}.png"), rng.integers(0, 256, (12, 16), dtype=np.uint8))
+    masks, images, out, swap, _ = _swap_scene(tmp_path, how, seed=6)
     before = _hashes(masks)
-    real = tmp_path / "runs" / "xyz"
-    real.mkdir(parents=True)
-    if how == "link re-pointed":
-        out = tmp_path / "out"
-        out.symlink_to(real, target_is_directory=True)
-
-        def swap() -> None:
-            (tmp_path / "out.new").symlink_to(masks, target_is_directory=True)
-            os.replace(tmp_path / "out.new", out)
-
-    else:
-        out = real
-
-        def swap() -> None:
-            real.rename(real.with_name("xyz.old"))
-            real.symlink_to(masks, target_is_directory=True)
-
     _swap_after_first_file(monkeypatch, swap, tmp_path / "swapped")
     with pytest.raises(ReportNotWrittenError, match="changed during the run") as info:
         report_path = out / "run.json"
