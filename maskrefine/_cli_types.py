@@ -1,4 +1,4 @@
-"""click parameter types shared by the command modules (``maskrefine.cli`` and ``maskrefine.cli_train``)."""
+"""click parameter types and options shared by the command modules (``maskrefine.cli``, ``cli_train``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 import click
 
 from maskrefine._checks import short_repr
+from maskrefine.io.pairs import MASK_FORMATS
 
-__all__ = ["FloatRangeEchoed", "IntRangeAscii", "OptionsOnce"]
+__all__ = ["FloatRangeEchoed", "IntRangeAscii", "OptionsOnce", "mask_output_options"]
 
 
 class OptionsOnce(click.Command):
@@ -93,3 +94,34 @@ class FloatRangeEchoed(_AsciiDigits, _Unbounded, click.FloatRange):
             # accepted by an open-ended range, then refused downstream as "got inf": say what was typed
             self.fail(f"{short_repr(value)} reads as {number!r}; give a finite number", param, ctx)
         return number
+
+
+def mask_output_options(command: Any) -> Any:
+    """``--format``, ``--overwrite`` and ``--skip-existing``: the options of the jobs that write masks.
+
+    Shared by ``apply`` and ``predict``.
+    """
+    options = [
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(MASK_FORMATS)),
+            default="png8",
+            show_default=True,
+            help="Output format: 8-bit PNG, 16-bit PNG, or float32 .npy.",
+        ),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Replace existing outputs, and a --report file that is not a maskrefine report.",
+        ),
+        click.option(
+            "--skip-existing",
+            is_flag=True,
+            help="Keep existing outputs and do the rest (resume a run). Outputs are skipped by file name: "
+            "existing ones are kept whatever settings made them, so resume with the same settings.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

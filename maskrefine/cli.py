@@ -33,7 +33,7 @@ import click
 
 from maskrefine import __version__
 from maskrefine._checks import MIN_EPS, short_repr
-from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce
+from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce, mask_output_options
 from maskrefine._entry import PROG_NAME, VERSION_MESSAGE, _stdout_fails
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import (
@@ -44,7 +44,6 @@ from maskrefine.errors import (
     ReportNotWrittenError,
 )
 from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
-from maskrefine.io.pairs import MASK_FORMATS
 from maskrefine.metrics.presets import PRESETS
 from maskrefine.refiners import GUIDE_MODES, REFINERS
 
@@ -576,25 +575,7 @@ def _method_options(command: Any) -> Any:
     is_flag=True,
     help="The masks are hard (0/1): upsample them with nearest-neighbour instead of bilinear.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(list(MASK_FORMATS)),
-    default="png8",
-    show_default=True,
-    help="Output format: 8-bit PNG, 16-bit PNG, or float32 .npy.",
-)
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Replace existing outputs, and a --report file that is not a maskrefine report.",
-)
-@click.option(
-    "--skip-existing",
-    is_flag=True,
-    help="Keep existing outputs and do the rest (resume a run). Outputs are skipped by file name: "
-    "existing ones are kept whatever settings made them, so resume with the same settings.",
-)
+@mask_output_options
 @click.option(
     "--jobs", "-j", type=IntRangeAscii(min=1), default=None, help="Parallel workers. [default: all cores]"
 )

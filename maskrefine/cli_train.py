@@ -16,8 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce
-from maskrefine.io.pairs import MASK_FORMATS
+from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce, mask_output_options
 
 __all__ = ["train_cmd", "predict_cmd"]
 
@@ -315,14 +314,6 @@ def _train_or_stop(checkpoint: Path, train: Callable[_P, _T], *args: _P.args, **
     help="The run's guided filter (gf_radius, gf_eps; r 9, eps 1e-3 by default) on the fine mask; "
     "auto = guided for a crop-loss checkpoint.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(MASK_FORMATS),
-    default="png8",
-    show_default=True,
-    help="Output format: 8-bit PNG, 16-bit PNG, or float32 .npy.",
-)
 @click.option("--save-coarse", is_flag=True, help="Also write the patch-grid coarse masks to --out/coarse.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option(
@@ -341,17 +332,7 @@ def _train_or_stop(checkpoint: Path, train: Callable[_P, _T], *args: _P.args, **
     default=None,
     help="[default: the run's]",
 )
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Replace existing outputs, and a --report file that is not a maskrefine report.",
-)
-@click.option(
-    "--skip-existing",
-    is_flag=True,
-    help="Keep existing outputs and do the rest (resume a run). Outputs are skipped by file name: "
-    "existing ones are kept whatever settings made them, so resume with the same settings.",
-)
+@mask_output_options
 @click.option(
     "--report", "report_path", type=_path, metavar="FILE", default=None, help="Write the JSON report there."
 )
