@@ -269,16 +269,43 @@ def _close(progress: _Progress | None) -> None:
         progress.close()
 
 
-def _unmatched_lines(report: object) -> list[str]:
-    """``path (no partner in the <other> folder)`` for each unmatched file of a report."""
+def _unmatched_lines(report: object) -> tuple[list[str], list[str]]:
+    """``path (only in <folder>)`` or ``path (<reason>)`` for each unmatched file of a report, and notes.
+
+    A file whose name differs from one of another folder only in its Unicode normalisation (they print
+    alike) names that file. The advice that ends the reason of each mask not read (another format) is
+    left out of its line and given once, in the notes (``"14 file(s) not read: masks must be ..."``).
+    """
+    from maskrefine.io.pairs import normalisation_twins, split_advice, twin_note
+
+    items = list(getattr(report, "unmatched", None) or [])
+    alone: dict[str, list[Path]] = {}
+    for item in items:
+        folder, path = getattr(item, "folder", None), getattr(item, "path", item)
+        if folder and not getattr(item, "reason", "") and isinstance(path, Path):
+            alone.setdefault(folder, []).append(path)
+    twins: dict[Path, tuple[Path, str]] = {}
+    roles = list(alone)
+    for index, first in enumerate(roles):
+        for second in roles[index + 1 :]:
+            for one, other in normalisation_twins(alone[first], alone[second]):
+                twins.setdefault(one, (other, second))
+                twins.setdefault(other, (one, first))
     lines = []
-    for item in getattr(report, "unmatched", None) or []:
+    advised: dict[str, int] = {}
+    for item in items:
         path, folder = getattr(item, "path", item), getattr(item, "folder", None)
-        reason = getattr(item, "reason", "")
-        lines.append(
-            f"{path} ({reason})" if reason else f"{path} (only in {folder})" if folder else str(path)
-        )
-    return lines
+        reason, advice = split_advice(getattr(item, "reason", ""))
+        if advice is not None:
+            advised[advice] = advised.get(advice, 0) + 1
+        if reason:
+            lines.append(f"{path} ({reason})")
+        elif folder and path in twins:
+            lines.append(f"{path} (only in {folder}; {twin_note(*twins[path])})")
+        else:
+            lines.append(f"{path} (only in {folder})" if folder else str(path))
+    notes = [f"{n} file(s) not read: {advice}" for advice, n in advised.items()]
+    return lines, notes
 
 
 def _duplicate_lines(report: object) -> list[str]:
@@ -824,13 +851,15 @@ def _finish_apply(report: Any, quiet: bool) -> int:
     if quiet and report.ok:
         return EXIT_OK
     duplicates = _duplicate_lines(report)
-    unmatched = _unmatched_lines(report)
+    unmatched, advice = _unmatched_lines(report)
     if duplicates:
         _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not processed:")
         _print_limited("  ", duplicates, "--report")
     if unmatched:
         _err(f"note: {len(unmatched)} file(s) have no partner in the other folder; not processed:")
         _print_limited("  ", unmatched, "--report")
+        for line in advice:
+            _err(f"note: {_one_line(line)}")
     counts = report.counts
     click.echo(
         f"written {counts['written']}, skipped {counts['skipped']}, failed {counts['failed']}, "
@@ -1088,7 +1117,7 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
             "its numbers for the masks as maskrefine decodes them (save 8-bit PNGs to match the script; "
             f'see the docs, evaluation.md, "Files"): {_counted(report.reference_reads_otherwise)}'
         )
-    unmatched = _unmatched_lines(report)
+    unmatched, advice = _unmatched_lines(report)
     duplicates = _duplicate_lines(report)
     if not quiet:
         if duplicates:
@@ -1097,6 +1126,8 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
         if unmatched:
             _err(f"note: {len(unmatched)} file(s) have no partner in the other folder; not scored:")
             _print_limited("  ", unmatched, "--json")
+            for line in advice:
+                _err(f"note: {_one_line(line)}")
     summary = {k: v for k, v in (report.summary or {}).items() if k != "preset"}
     rows = _summary_rows(summary)
     click.echo(f"preset: {preset}")

@@ -137,9 +137,11 @@ def test_jpeg_masks_are_named_with_what_to_do(tmp_path: Path) -> None:
     result = _apply(masks, images, tmp_path / "out")
     assert result.exit_code == 1
     assert "(4 files of the masks folder not read)" in result.stderr
+    # the advice is said once after the list (s13), not on each file's line
+    assert "100075.jpg (not read: files of this folder are read from .png, .npy only)\n" in result.stderr
     assert (
-        "100075.jpg (not read: files of this folder are read from .png, .npy only; masks must be lossless: "
-        "save or convert them to PNG (float maps to .npy); a JPEG's compression changes mask values)"
+        "note: 4 file(s) not read: masks must be lossless: save or convert them to PNG (float maps to "
+        ".npy); a JPEG's compression changes mask values"
     ) in result.stderr
 
 

@@ -8,6 +8,8 @@ symlink loop) is listed in :attr:`Pairing.skipped` with what it is, and never op
 from __future__ import annotations
 
 import os
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,19 +251,192 @@ def _scan_with_unread(
     )
 
 
+#: What to do with the files of a folder of masks that are not read (another format); the end of their
+#: :func:`unread_reason`, which a listing of many such files says once (:func:`split_advice`).
+LOSSLESS_ADVICE = (
+    "masks must be lossless: save or convert them to PNG (float maps to .npy); a JPEG's compression "
+    "changes mask values"
+)
+
+
 def unread_reason(extensions: tuple[str, ...]) -> str:
     """Say why a file of :attr:`Pairing.unread_first` / ``unread_second`` was left out, for a report.
 
-    For a folder of masks (read from :data:`MASK_EXTENSIONS`), also what to do: masks must be stored
-    losslessly, and a JPEG's compression changes their values.
+    For a folder of masks (read from :data:`MASK_EXTENSIONS`), also what to do (:data:`LOSSLESS_ADVICE`):
+    masks must be stored losslessly, and a JPEG's compression changes their values. Each file's reason
+    holds the whole text, so that one entry of a JSON report explains itself.
     """
     text = f"not read: files of this folder are read from {', '.join(extensions)} only"
     if set(extensions) == set(MASK_EXTENSIONS):
-        text += (
-            "; masks must be lossless: save or convert them to PNG (float maps to .npy); a JPEG's "
-            "compression changes mask values"
-        )
+        text += f"; {LOSSLESS_ADVICE}"
     return text
+
+
+def split_advice(reason: str) -> tuple[str, str | None]:
+    """Split an :func:`unread_reason` into why the file was not read and the advice it ends with.
+
+    A listing of several such files prints each one's reason without the advice, and the advice once.
+
+    Parameters
+    ----------
+    reason : str
+        A reason of an unmatched file (also one read back from a JSON report).
+
+    Returns
+    -------
+    tuple of (str, str or None)
+        ``reason`` without ``"; "`` and :data:`LOSSLESS_ADVICE` at its end, and that advice; ``reason``
+        itself and None when it does not end with the advice.
+    """
+    ending = f"; {LOSSLESS_ADVICE}"
+    if reason.endswith(ending) and len(reason) > len(ending):
+        return reason[: -len(ending)], LOSSLESS_ADVICE
+    return reason, None
+
+
+def normalisation_twins(first: Iterable[Path], second: Iterable[Path]) -> list[tuple[Path, Path]]:
+    """Files of ``first`` and ``second`` whose stems differ but are equal in Unicode NFC form, paired.
+
+    ``résumé`` can be written with one code point per accented letter (NFC, as most tools write names)
+    or with a letter and a combining accent (NFD, as macOS writes them): the two names print alike but
+    are different names, and :func:`match_folders` does not pair them (it compares names as they are).
+    This finds such files among the files left without a partner, so that a message can say why.
+
+    Parameters
+    ----------
+    first, second : iterable of Path
+        The files without a partner of each folder.
+
+    Returns
+    -------
+    list of tuple of (Path, Path)
+        ``(file of first, file of second)`` for each such pair, in the order of ``first``; a file is in one
+        pair at most. Empty when no two stems differ only in their normalisation.
+    """
+    waiting: dict[str, list[Path]] = {}
+    for path in sorted(second):
+        waiting.setdefault(unicodedata.normalize("NFC", path.stem), []).append(path)
+    twins: list[tuple[Path, Path]] = []
+    for path in first:
+        candidates = waiting.get(unicodedata.normalize("NFC", path.stem), [])
+        twin = next((other for other in candidates if other.stem != path.stem), None)
+        if twin is not None:
+            candidates.remove(twin)
+            twins.append((path, twin))
+    return twins
+
+
+#: How two names that print alike differ, in messages.
+_NORMALISATION = "only in Unicode normalisation (NFC/NFD)"
+
+
+def twin_note(twin: Path, folder: str) -> str:
+    """``"images has 'résumé.jpg' whose name differs only in Unicode normalisation (NFC/NFD); rename one"``.
+
+    Said of a file without a partner, after ``only in <its folder>``, for a twin found by
+    :func:`normalisation_twins`.
+
+    Parameters
+    ----------
+    twin : Path
+        The other folder's file whose name differs only in its normalisation.
+    folder : str
+        That folder, by role (e.g. ``"images"``, ``"gt"``).
+
+    Returns
+    -------
+    str
+        The note.
+    """
+    return f"{folder} has {twin.name!r} whose name differs {_NORMALISATION}; rename one"
+
+
+def normalisation_hint(twins: Sequence[tuple[Path, Path]]) -> str | None:
+    """Say that files are not paired because their names differ only in Unicode normalisation.
+
+    For the "nothing was processed" messages, next to the counts of files without a partner.
+
+    Parameters
+    ----------
+    twins : sequence of tuple of (Path, Path)
+        The pairs found by :func:`normalisation_twins`.
+
+    Returns
+    -------
+    str or None
+        The hint, naming the first pair; None when ``twins`` is empty.
+    """
+    if not twins:
+        return None
+    first, second = twins[0]
+    if len(twins) == 1:
+        return (
+            f"{str(first)!r} and {str(second)!r} do not pair: their names differ {_NORMALISATION}; "
+            "rename one of them"
+        )
+    return (
+        f"{len(twins)} names differ from a name of the other folder {_NORMALISATION}, so those files do "
+        f"not pair (e.g. {str(first)!r} and {str(second)!r}); rename one file of each such pair"
+    )
+
+
+#: Subfolders named by :func:`subfolder_note`; the others are counted.
+_SUBFOLDERS_NAMED = 3
+
+
+def subfolder_note(folder: str | os.PathLike[str] | None, role: str, option: str) -> str | None:
+    """Say that ``folder`` holds subfolders, which are not read, and no image or mask file.
+
+    For the "nothing was processed" messages: a folder laid out per class (``masks/cls1/x.png``) gives no
+    input file, since only the entries directly in a folder are read. The folder is listed again when the
+    message is made (nothing is opened).
+
+    Parameters
+    ----------
+    folder : path-like or None
+        The input folder; None when the report does not name it.
+    role : str
+        The folder's role, e.g. ``"masks"``, ``"predictions"``.
+    option : str
+        The option (and parameter) that names the folder, e.g. ``"--masks (masks_dir)"``.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"masks folder 'a' holds only subfolders (cls1, cls2), which are not read; point --masks
+        (masks_dir) at one of them or flatten the folder"``; None when ``folder`` is None, cannot be
+        listed, holds a file with an image or mask suffix (:data:`IMAGE_EXTENSIONS`,
+        :data:`MASK_EXTENSIONS`) or holds no subfolder. Hidden entries are not counted.
+    """
+    if folder is None:
+        return None
+    readable = {e.lower() for e in (*IMAGE_EXTENSIONS, *MASK_EXTENSIONS)}
+    subfolders: list[str] = []
+    others = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                if Path(entry.name).suffix.lower() in readable:
+                    return None
+                if entry.is_dir():
+                    subfolders.append(entry.name)
+                else:
+                    others += 1
+    except (OSError, TypeError, ValueError):  # gone since the run, or not a path (a report read back)
+        return None
+    if not subfolders:
+        return None
+    subfolders.sort()
+    named = ", ".join(subfolders[:_SUBFOLDERS_NAMED])
+    if len(subfolders) > _SUBFOLDERS_NAMED:
+        named += f" and {len(subfolders) - _SUBFOLDERS_NAMED} more"
+    holds = "holds only subfolders" if not others else "holds no image or mask file but subfolders"
+    return (
+        f"{role} folder {os.fspath(folder)!r} {holds} ({named}), which are not read; point {option} at one "
+        "of them or flatten the folder"
+    )
 
 
 #: Mask output formats and the file suffix each one is written with (:mod:`maskrefine.io.imageio`).

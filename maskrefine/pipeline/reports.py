@@ -18,7 +18,12 @@ import numpy as np
 
 from maskrefine.errors import ConfigError, OutputError, ReportNotWrittenError
 from maskrefine.io import PLAIN, Pairing, write_text_atomic
-from maskrefine.io.pairs import unread_reason
+from maskrefine.io.pairs import (
+    normalisation_hint,
+    normalisation_twins,
+    subfolder_note,
+    unread_reason,
+)
 from maskrefine.pipeline.guards import (
     check_output_file,
     check_report_still_replaceable,
@@ -268,6 +273,29 @@ def stem_hint(unmatched: Sequence[Unmatched], roles: tuple[str, str]) -> str | N
     )
 
 
+def _nothing_paired_hints(
+    unmatched: Sequence[Unmatched], roles: tuple[str, str], folders: Sequence[tuple[Any, str]]
+) -> list[str]:
+    """List what a "nothing was processed" message adds after its counts, for the folders of ``roles``.
+
+    A folder (``folders``: its path, None when unknown, and its option) without a file in ``unmatched``
+    that holds subfolders (:func:`~maskrefine.io.pairs.subfolder_note`), files whose names differ only in
+    Unicode normalisation (:func:`~maskrefine.io.pairs.normalisation_hint`), then :func:`stem_hint` for
+    the other files without a partner; each only when it applies.
+    """
+    hints = [
+        subfolder_note(folder, role, option)
+        for role, (folder, option) in zip(roles, folders, strict=True)
+        if all(item.folder != role for item in unmatched)
+    ]
+    alone = [[item.path for item in unmatched if item.folder == role and not item.reason] for role in roles]
+    twins = normalisation_twins(*alone)
+    twinned = {path for pair in twins for path in pair}
+    hints.append(normalisation_hint(twins))
+    hints.append(stem_hint([item for item in unmatched if item.path not in twinned], roles))
+    return [hint for hint in hints if hint]
+
+
 #: :func:`_common_affix` looks at this many stems at most: a hint needs no more.
 _AFFIX_SAMPLE = 1000
 
@@ -493,14 +521,16 @@ class RunReport:
         if shard and self.config.get("folder_pairs"):  # the folders' pairs all fell in other shards
             return None
         where = f" in shard {shard}" if shard else ""
+        roles = ("masks", "images")
+        folders = [(self.config.get(f"{role}_dir"), f"--{role} ({role}_dir)") for role in roles]
+        hints = _nothing_paired_hints(self.unmatched, roles, folders)
         if self.unmatched or self.duplicates:
-            roles = ("masks", "images")
             counted = unpaired_counts(self.unmatched, roles, len(self.duplicates))
-            hint = stem_hint(self.unmatched, roles)
-            return f"no file{where} has a partner with the same stem in the other folder ({counted})" + (
-                f"; {hint}" if hint else ""
+            return (
+                f"no file{where} has a partner with the same stem in the other folder ({counted})"
+                + "".join(f"; {hint}" for hint in hints)
             )
-        return f"no input files found{where}"
+        return f"no input files found{where}" + (f": {'; '.join(hints)}" if hints else "")
 
     @property
     def ok(self) -> bool:
@@ -692,23 +722,31 @@ class ScoreReport:
             return f"every pair failed ({len(self.failures) + len(self.not_regular)} failure(s))"
         if self.config.get("shard") and self.config.get("folder_pairs"):
             return None
+        roles = ("predictions", "gt")
+        folders = [
+            (self.config.get("pred_dir"), "--pred (pred_dir)"),
+            (self.config.get("gt_dir"), "--gt (gt_dir)"),
+        ]
+        hints = _nothing_paired_hints(self.unmatched, roles, folders)
         if self.unmatched or self.duplicates:
             if not self.duplicates and all(item.folder != "predictions" for item in self.unmatched):
                 where = f" in shard {self.config.get('shard')}" if self.config.get("shard") else ""
                 return (
                     f"no prediction found{where} (the ground-truth folder has {len(self.unmatched)} mask(s); "
-                    "masks are read from .png and .npy files only)"
+                    "masks are read from .png and .npy files only)" + "".join(f"; {hint}" for hint in hints)
                 )
-            roles = ("predictions", "gt")
             counted = unpaired_counts(self.unmatched, roles, len(self.duplicates))
-            hint = stem_hint(self.unmatched, roles)
             where = f" in shard {self.config.get('shard')}" if self.config.get("shard") else ""
             return (
                 f"no prediction{where} has a ground-truth mask with the same stem ({counted}; masks are "
-                "read from .png and .npy files only)" + (f"; {hint}" if hint else "")
+                "read from .png and .npy files only)" + "".join(f"; {hint}" for hint in hints)
             )
         shard = self.config.get("shard")
-        return "no masks found" + (f" in shard {shard}" if shard else " in the two folders")
+        return (
+            "no masks found"
+            + (f" in shard {shard}" if shard else " in the two folders")
+            + (f": {'; '.join(hints)}" if hints else "")
+        )
 
     @property
     def ok(self) -> bool:
