@@ -269,28 +269,30 @@ def _close(progress: _Progress | None) -> None:
         progress.close()
 
 
-def _unmatched_lines(report: object) -> tuple[list[str], list[str]]:
+def _unmatched_lines(
+    report: object, *, files: Sequence[object] | None = None, through: str | None = None
+) -> tuple[list[str], list[str]]:
     """``path (only in <folder>)`` or ``path (<reason>)`` for each unmatched file of a report, and notes.
 
     A file whose name differs from one of another folder only in its Unicode normalisation (they print
     alike) names that file. The advice that ends the reason of each mask not read (another format) is
     left out of its line and given once, in the notes (``"14 file(s) not read: masks must be ..."``).
+    ``files`` lists these instead of the report's ``unmatched``. ``through``: three folders paired through
+    the one of this role (``score --baseline``, ``tune``); a file without a partner is then listed by its
+    path (it may have one in another folder), and twins are looked for between that folder and the others.
     """
-    from maskrefine.io.pairs import normalisation_twins, split_advice, twin_note
+    from maskrefine.io.pairs import split_advice, twin_note, twins_across
 
-    items = list(getattr(report, "unmatched", None) or [])
+    items = list(files if files is not None else getattr(report, "unmatched", None) or [])
     alone: dict[str, list[Path]] = {}
     for item in items:
         folder, path = getattr(item, "folder", None), getattr(item, "path", item)
         if folder and not getattr(item, "reason", "") and isinstance(path, Path):
             alone.setdefault(folder, []).append(path)
     twins: dict[Path, tuple[Path, str]] = {}
-    roles = list(alone)
-    for index, first in enumerate(roles):
-        for second in roles[index + 1 :]:
-            for one, other in normalisation_twins(alone[first], alone[second]):
-                twins.setdefault(one, (other, second))
-                twins.setdefault(other, (one, first))
+    for one, first, other, second in twins_across(alone, through):
+        twins.setdefault(one, (other, second))
+        twins.setdefault(other, (one, first))
     lines = []
     advised: dict[str, int] = {}
     for item in items:
@@ -298,14 +300,32 @@ def _unmatched_lines(report: object) -> tuple[list[str], list[str]]:
         reason, advice = split_advice(getattr(item, "reason", ""))
         if advice is not None:
             advised[advice] = advised.get(advice, 0) + 1
+        where = f"only in {folder}" if folder and through is None else ""
         if reason:
             lines.append(f"{path} ({reason})")
         elif folder and path in twins:
-            lines.append(f"{path} (only in {folder}; {twin_note(*twins[path])})")
+            note = twin_note(*twins[path])
+            lines.append(f"{path} ({where}; {note})" if where else f"{path} ({note})")
         else:
-            lines.append(f"{path} (only in {folder})" if folder else str(path))
+            lines.append(f"{path} ({where})" if where else str(path))
     notes = [f"{n} file(s) not read: {advice}" for advice, n in advised.items()]
     return lines, notes
+
+
+def _print_three_folder_unmatched(
+    files: Sequence[object], through: str, options: str, fate: str, full_list: str
+) -> None:
+    """List the files of ``score --baseline`` or ``tune`` without a partner (:func:`_unmatched_lines`).
+
+    ``files``: each with its folder's role and, when it was not read, the reason; ``through``: the role of
+    the folder the others are paired with; ``options``: the folders' options, for the header.
+    """
+    lines, advice = _unmatched_lines(None, files=files, through=through)
+    if lines:
+        _err(f"note: {len(lines)} file(s) lack a partner in {options}; {fate}:")
+        _print_limited("  ", lines, full_list)
+        for line in advice:
+            _err(f"note: {_one_line(line)}")
 
 
 def _duplicate_lines(report: object) -> list[str]:
@@ -1192,11 +1212,9 @@ def _score_paired(
     if duplicates and not quiet:
         _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not scored:")
         _print_limited("  ", duplicates, "--json")
-    if report.unmatched and not quiet:
-        _err(
-            f"note: {len(report.unmatched)} file(s) lack a partner in --pred, --baseline or --gt; not scored:"
-        )
-        _print_limited("  ", report.unmatched, "--json")
+    if not quiet:
+        options = "--pred, --baseline or --gt"
+        _print_three_folder_unmatched(report.unmatched_files, "predictions", options, "not scored", "--json")
     if report.nothing_scored is not None:
         _err(_one_line(f"error: nothing was scored: {report.nothing_scored}"))
     if report.comparisons:  # no table of no rows after "nothing was scored"
@@ -1328,6 +1346,9 @@ def tune_cmd(
         except NothingScoredError as exc:  # file failures, as `score` reports them: each named, exit 1
             for _key, problem in exc.failures:
                 _err(f"error: {_one_line(problem)}")
+            if not quiet:  # no triple: the files without a partner, as after a run
+                options = "--masks, --images or --gt"
+                _print_three_folder_unmatched(exc.unmatched, "masks", options, "not used", "--report")
             _err(_one_line(f"error: nothing was scored: {exc}; nothing was written"))
             sys.exit(EXIT_FAILED)
     rows = report.rows if not quiet else report.rows[:1]
@@ -1347,9 +1368,9 @@ def tune_cmd(
     if duplicates:  # a warning: kept with -q ("only the winner and warnings")
         _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not used:")
         _print_limited("  ", duplicates, "--report")
-    if report.unmatched and not quiet:
-        _err(f"note: {len(report.unmatched)} file(s) lack a partner in --masks, --images or --gt; not used:")
-        _print_limited("  ", report.unmatched, "--report")
+    if not quiet:
+        options = "--masks, --images or --gt"
+        _print_three_folder_unmatched(report.unmatched_files, "masks", options, "not used", "--report")
     click.echo(_one_line(f"wrote {out_path}: {report.winner.label}"))
     sys.exit(EXIT_OK if not report.failures else EXIT_FAILED)
 

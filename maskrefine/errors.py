@@ -6,6 +6,7 @@ Every class also subclasses the matching builtin so generic handlers keep workin
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
@@ -45,10 +46,18 @@ class InputError(MaskrefineError, ValueError):
 
 
 class NothingScoredError(MaskrefineError):
-    """Every file of a scoring job failed; ``failures`` holds each ``(key, problem)``."""
+    """Every file of a scoring job failed, or none could be paired.
 
-    def __init__(self, message: str, failures: list[tuple[str, str]]) -> None:
+    ``failures`` holds each ``(key, problem)``; ``unmatched`` the files left without a partner (each with
+    ``path``, ``folder`` and ``reason``, as :class:`maskrefine.pipeline.reports.Unmatched`), when no file
+    could be paired.
+    """
+
+    def __init__(
+        self, message: str, failures: list[tuple[str, str]], *, unmatched: Sequence[object] = ()
+    ) -> None:
         self.failures = failures
+        self.unmatched = list(unmatched)
         super().__init__(message)
 
 

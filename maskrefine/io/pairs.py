@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from maskrefine._checks import short_repr
 from maskrefine.io.files import not_regular_reason
@@ -326,6 +327,35 @@ def normalisation_twins(first: Iterable[Path], second: Iterable[Path]) -> list[t
     return twins
 
 
+def twins_across(
+    alone: Mapping[str, Sequence[Path]], through: str | None = None
+) -> list[tuple[Path, str, Path, str]]:
+    """:func:`normalisation_twins` between the files without a partner of each two folders.
+
+    Parameters
+    ----------
+    alone : mapping of str to sequence of Path
+        The files without a partner of each folder, by the folder's role (e.g. ``"masks"``).
+    through : str, optional
+        The role of the folder that each other one is paired with (three folders: ``score --baseline``
+        pairs --pred with --baseline and with --gt, never --baseline with --gt): only it is compared with
+        the others. None (default): every two folders are compared.
+
+    Returns
+    -------
+    list of tuple of (Path, str, Path, str)
+        ``(file, its role, twin, the twin's role)`` for each pair, folders in the order of ``alone``.
+    """
+    roles = list(alone)
+    found: list[tuple[Path, str, Path, str]] = []
+    for index, first in enumerate(roles):
+        for second in roles[index + 1 :]:
+            if through is None or through in (first, second):
+                twins = normalisation_twins(alone[first], alone[second])
+                found += [(one, first, other, second) for one, other in twins]
+    return found
+
+
 #: How two names that print alike differ, in messages.
 _NORMALISATION = "only in Unicode normalisation (NFC/NFD)"
 
@@ -333,8 +363,8 @@ _NORMALISATION = "only in Unicode normalisation (NFC/NFD)"
 def twin_note(twin: Path, folder: str) -> str:
     """``"images has 'résumé.jpg' whose name differs only in Unicode normalisation (NFC/NFD); rename one"``.
 
-    Said of a file without a partner, after ``only in <its folder>``, for a twin found by
-    :func:`normalisation_twins`.
+    Said of a file without a partner, after ``only in <its folder>`` (alone when three folders are
+    paired), for a twin found by :func:`normalisation_twins`.
 
     Parameters
     ----------
@@ -437,6 +467,70 @@ def subfolder_note(folder: str | os.PathLike[str] | None, role: str, option: str
         f"{role} folder {os.fspath(folder)!r} {holds} ({named}), which are not read; point {option} at one "
         "of them or flatten the folder"
     )
+
+
+class _Unpaired(Protocol):
+    """A file listed without a partner (:class:`maskrefine.pipeline.reports.Unmatched`)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def folder(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+def unpaired_hints(
+    files: Iterable[_Unpaired],
+    folders: Sequence[tuple[str | os.PathLike[str] | None, str, str]],
+    through: str | None = None,
+) -> list[str]:
+    """List what a "nothing was scored" message adds, for folders paired through one of them.
+
+    For ``score --baseline`` and ``tune``, whose folders are paired through one of them (--pred,
+    --masks); each hint only when it applies: the files of a folder not read (:func:`unread_reason`,
+    without the :data:`LOSSLESS_ADVICE` that the listing gives once), each folder that holds only
+    subfolders (:func:`subfolder_note`), and files whose names differ only in Unicode normalisation
+    (:func:`normalisation_hint`; a file is named in one pair at most).
+
+    Parameters
+    ----------
+    files : iterable of Unmatched
+        The files without a partner, each with its folder's role and, for a file not read, the reason.
+    folders : sequence of tuple of (path-like or None, str, str)
+        Each input folder, its role and its option, e.g. ``(path, "masks", "--masks (masks_dir)")``.
+    through : str, optional
+        The role of the folder the others are paired with (see :func:`twins_across`).
+
+    Returns
+    -------
+    list of str
+        The hints, e.g. ``"3 files of the predictions folder not read: files of this folder are read
+        from .png, .npy only"``.
+    """
+    alone: dict[str, list[Path]] = {role: [] for _, role, _ in folders}
+    unread: dict[tuple[str, str], int] = {}
+    for item in files:
+        if item.reason:
+            key = (item.folder, split_advice(item.reason)[0])
+            unread[key] = unread.get(key, 0) + 1
+        elif isinstance(item.path, Path):
+            alone.setdefault(item.folder, []).append(item.path)
+    hints: list[str | None] = [
+        f"{n} file{'s' if n != 1 else ''} of the {role} folder {reason}"
+        for (role, reason), n in unread.items()
+    ]
+    hints += [subfolder_note(folder, role, option) for folder, role, option in folders]
+    twins: list[tuple[Path, Path]] = []
+    named: set[Path] = set()
+    for one, _, other, _ in twins_across(alone, through):
+        if one not in named and other not in named:
+            twins.append((one, other))
+            named |= {one, other}
+    hints.append(normalisation_hint(twins))
+    return [hint for hint in hints if hint]
 
 
 #: Mask output formats and the file suffix each one is written with (:mod:`maskrefine.io.imageio`).

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from maskrefine._checks import check_int_range, short_repr
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
 from maskrefine.io.imageio import ReadOptions, write_text_atomic
-from maskrefine.io.pairs import match_folders
+from maskrefine.io.pairs import Pairing, match_folders, unpaired_hints, unread_reason
 from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.metrics.evaluator import Evaluator, score_image
 from maskrefine.pipeline.guards import (
@@ -45,6 +45,7 @@ from maskrefine.pipeline.guards import (
     resolved_path,
 )
 from maskrefine.pipeline.reports import (
+    Unmatched,
     duplicates_in,
     not_regular_in,
     report_file,
@@ -93,6 +94,10 @@ class PairedScoreReport:
         Files that could not be scored (the stem is then left out on both sides).
     unmatched : list of str
         Files without a partner in one of the other two folders.
+    unmatched_files : list of Unmatched
+        The files listed when some lack a partner, each with its folder (``"predictions"``,
+        ``"baseline"``, ``"gt"``): the files not read first (another format, e.g. a JPEG mask; with the
+        reason, as ``score`` lists them), then those of ``unmatched``.
     duplicates : dict of str to list of str
         Stems with several files in one folder (e.g. ``a.png`` and ``a.npy``), left out as ``score``
         leaves them out.
@@ -107,6 +112,7 @@ class PairedScoreReport:
     config: dict[str, Any] = field(default_factory=dict)
     elapsed: float = 0.0
     plots: list[Path] = field(default_factory=list)
+    unmatched_files: list[Unmatched] = field(default_factory=list)
 
     @property
     def nothing_scored(self) -> str | None:
@@ -115,9 +121,16 @@ class PairedScoreReport:
             return None
         if self.failures:
             return f"every pair failed ({len(self.failures)} failure(s))"
-        if self.unmatched:
-            return "no prediction has a baseline mask and a ground-truth mask with the same stem"
-        return "no masks found in the three folders"
+        folders = [
+            (self.config.get(f"{role}_dir"), name, f"--{role} ({role}_dir)")
+            for role, name in (("pred", "predictions"), ("baseline", "baseline"), ("gt", "gt"))
+        ]
+        hints = unpaired_hints(self.unmatched_files, folders, through="predictions")
+        if self.unmatched or self.unmatched_files:
+            return "no prediction has a baseline mask and a ground-truth mask with the same stem" + "".join(
+                f"; {hint}" for hint in hints
+            )
+        return "no masks found in the three folders" + (f": {'; '.join(hints)}" if hints else "")
 
     @property
     def warnings(self) -> list[str]:
@@ -152,6 +165,7 @@ class PairedScoreReport:
                 "warnings": self.warnings,
                 "failed": [{"path": p, "problem": m} for p, m in self.failures],
                 "unmatched": self.unmatched,
+                "not_read": [item.to_dict() for item in self.unmatched_files if item.reason],
                 "duplicates": self.duplicates,
                 "config": self.config,
                 "elapsed_s": round(self.elapsed, 6),
@@ -182,6 +196,51 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def unmatched_of_three(
+    with_second: Pairing,
+    with_third: Pairing,
+    roles: tuple[str, str, str],
+    matched: set[str],
+    duplicates: Mapping[str, Sequence[Path]],
+) -> list[Unmatched]:
+    """List the files of three folders paired through the first one that are left out.
+
+    ``with_second`` and ``with_third`` pair the first folder with each other one; ``matched`` holds the
+    stems with a file in all three folders. First the files not read (another format, with the reason),
+    then the files without a partner: a file of the second or third folder without one in the first, and
+    a file of the first without one in the second or third. A partner of a file not read is not listed
+    (the file not read is the problem), nor a duplicated stem's files (named with the duplicates). Used
+    by ``score --baseline`` and ``tune``.
+    """
+    not_read: dict[Path, Unmatched] = {}
+    for pairing, second in ((with_second, roles[1]), (with_third, roles[2])):
+        for paths, role, extensions in (
+            (pairing.unread_first, roles[0], pairing.first_extensions),
+            (pairing.unread_second, second, pairing.second_extensions),
+        ):
+            for path in paths:
+                not_read.setdefault(path, Unmatched(path, role, unread_reason(extensions)))
+    # a partner of a file not read: match_folders leaves it out of only_first / only_second, and so here
+    unread_elsewhere = {item.path.stem for item in not_read.values() if item.folder != roles[0]}
+    alone: dict[Path, str] = {}
+    for pairing, second in ((with_second, roles[1]), (with_third, roles[2])):
+        alone.update({path: roles[0] for path in pairing.only_first})
+        alone.update({path: second for path in pairing.only_second})
+        alone.update(
+            {
+                pair.first: roles[0]
+                for pair in pairing.pairs
+                if pair.stem not in matched and pair.stem not in unread_elsewhere
+            }
+        )
+    unread = sorted(not_read.values(), key=lambda item: str(item.path))
+    return unread + [
+        Unmatched(path, role)
+        for path, role in sorted(alone.items(), key=lambda item: str(item[0]))
+        if path.stem not in duplicates
+    ]
 
 
 def _score(
@@ -310,16 +369,9 @@ def compare_folders(
     # FIFOs, folders, dangling links named like masks: named and skipped, as in score_folder
     failures = [(str(f.path), f.problem) for f in not_regular_in(with_base, with_gt)]
     duplicates = duplicates_in(with_base, with_gt)  # several files of one stem in a folder: left out
-    matched = {t[0] for t in triples}
-    unmatched = sorted(
-        {
-            str(x)
-            for x in with_base.only_first + with_base.only_second + with_gt.only_first + with_gt.only_second
-        }
-        | {str(pair.first) for pair in with_base.pairs + with_gt.pairs if pair.stem not in matched}
+    unmatched_files = unmatched_of_three(
+        with_base, with_gt, ("predictions", "baseline", "gt"), {t[0] for t in triples}, duplicates
     )
-    # a duplicated stem's files elsewhere have a partner, an ambiguous one: named with the duplicates
-    unmatched = [name for name in unmatched if Path(name).stem not in duplicates]
     stems: list[str] = []
     after: dict[str, list[float]] = {m: [] for m in PAIRED_METRICS}
     before: dict[str, list[float]] = {m: [] for m in PAIRED_METRICS}
@@ -398,7 +450,8 @@ def compare_folders(
         rows=rows,
         worst=worst_rows,
         failures=failures,
-        unmatched=unmatched,
+        unmatched=[str(item.path) for item in unmatched_files if not item.reason],
+        unmatched_files=unmatched_files,
         duplicates={stem: [str(path) for path in paths] for stem, paths in duplicates.items()},
         config={
             "pred_dir": str(pred),

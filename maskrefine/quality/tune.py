@@ -35,7 +35,7 @@ from maskrefine._checks import check_int_range, check_window_fits, short_list, s
 from maskrefine.errors import ConfigError, InputError, NothingScoredError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
-from maskrefine.io.pairs import match_folders
+from maskrefine.io.pairs import match_folders, unpaired_hints
 from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.pipeline.guards import (
     check_folder,
@@ -44,8 +44,9 @@ from maskrefine.pipeline.guards import (
     file_path_argument,
     path_argument,
 )
-from maskrefine.pipeline.reports import duplicates_in, not_regular_in
+from maskrefine.pipeline.reports import Unmatched, duplicates_in, not_regular_in
 from maskrefine.pipeline.reports import report_file as with_its_folders
+from maskrefine.quality.compare import unmatched_of_three
 from maskrefine.quality.grid import Candidate, Item, Scores, compare_to, evaluate, naive_candidate
 from maskrefine.quality.search import (
     ScoreCache,
@@ -82,7 +83,12 @@ class TuneRow:
 
 @dataclass(slots=True)
 class TuneReport:
-    """Result of :func:`tune`: ranked rows (best first), the winner, warnings and bookkeeping."""
+    """Result of :func:`tune`: ranked rows (best first), the winner, warnings and bookkeeping.
+
+    ``unmatched`` names the files without a partner in one of the other two folders; ``unmatched_files``
+    the files listed, each with its folder (``"masks"``, ``"images"``, ``"gt"``): the files not read first
+    (another format, e.g. a JPEG mask; with the reason), then those of ``unmatched``.
+    """
 
     rows: list[TuneRow]
     naive: Candidate
@@ -95,6 +101,7 @@ class TuneReport:
     unmatched: list[str] = field(default_factory=list)
     duplicates: dict[str, list[str]] = field(default_factory=dict)
     elapsed: float = 0.0
+    unmatched_files: list[Unmatched] = field(default_factory=list)
 
     @property
     def winner(self) -> Candidate:
@@ -114,6 +121,7 @@ class TuneReport:
             "warnings": list(self.warnings),
             "failures": [{"item": k, "problem": p} for k, p in self.failures],
             "unmatched": list(self.unmatched),
+            "not_read": [item.to_dict() for item in self.unmatched_files if item.reason],
             "duplicates": {stem: list(paths) for stem, paths in self.duplicates.items()},
             "elapsed_s": round(self.elapsed, 3),
             "rows": [row.to_dict() for row in self.rows],
@@ -122,11 +130,12 @@ class TuneReport:
 
 def _triples(
     masks_dir: Path, images_dir: Path, gt_dir: Path
-) -> tuple[list[Item], list[str], list[tuple[str, str]], dict[str, list[Path]]]:
+) -> tuple[list[Item], list[Unmatched], list[tuple[str, str]], dict[str, list[Path]]]:
     """Return the items with a mask, an image and a GT, and what was left out.
 
-    Also: the unmatched names, the entries that are not files, and the stems with several files in one
-    folder (left out, as ``apply`` and ``score`` leave them out).
+    Also: the files without a partner or not read (an image or a GT without a mask too), the entries
+    that are not files, and the stems with several files in one folder (left out, as ``apply`` and
+    ``score`` leave them out).
     """
     with_images = match_folders(masks_dir, images_dir, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
     with_gt = match_folders(masks_dir, gt_dir, MASK_EXTENSIONS, MASK_EXTENSIONS)
@@ -139,19 +148,7 @@ def _triples(
         if pair.stem in gt_by_stem
     ]
     matched = {item.key for item in items}
-    unmatched = sorted(
-        {
-            str(p)
-            for p in with_images.only_first
-            + with_gt.only_first
-            # an image or a GT without a mask is unmatched too (it was left out without a word)
-            + with_images.only_second
-            + with_gt.only_second
-        }
-        | {str(pair.first) for pair in with_images.pairs + with_gt.pairs if pair.stem not in matched}
-    )
-    # a duplicated stem's files elsewhere have a partner, an ambiguous one: named with the duplicates
-    unmatched = [name for name in unmatched if Path(name).stem not in duplicates]
+    unmatched = unmatched_of_three(with_images, with_gt, ("masks", "images", "gt"), matched, duplicates)
     return items, unmatched, not_files, duplicates
 
 
@@ -238,8 +235,10 @@ def tune(
     ConfigError
         Missing folders, unknown method, bad budget (and see below).
     NothingScoredError
-        No matched triple (``failures`` empty), or every matched triple failed (its ``failures`` name each
-        file and problem): a data problem, exit 1 in the CLI as for ``apply`` and ``score``.
+        No matched triple (``failures`` empty; its ``unmatched`` lists the files without a partner or not
+        read, and the message says why when a folder holds only subfolders or names differ only in
+        Unicode normalisation), or every matched triple failed (its ``failures`` name each file and
+        problem): a data problem, exit 1 in the CLI as for ``apply`` and ``score``.
 
     ``ConfigError`` also covers a bad ``jobs``, ``methods``, ``preset``, ``seed``, ``progress`` or
     ``cache_dir`` (empty, not a folder, or in or around an input folder); all are checked before any work.
@@ -282,8 +281,17 @@ def tune(
         check_output_folder(cache_dir, {"masks": masks, "images": images, "ground-truth": gts})
     items, unmatched, not_files, duplicates = _triples(masks, images, gts)
     if not items:
+        folders = [
+            (masks, "masks", "--masks (masks_dir)"),
+            (images, "images", "--images (images_dir)"),
+            (gts, "gt", "--gt (gt_dir)"),
+        ]
+        hints = unpaired_hints(unmatched, folders, through="masks")
         raise NothingScoredError(
-            f"no mask in {masks} has both an image in {images} and a ground truth in {gts}", []
+            f"no mask in {masks} has both an image in {images} and a ground truth in {gts}"
+            + "".join(f"; {hint}" for hint in hints),
+            [],
+            unmatched=unmatched,
         )
     binary = _masks_are_binary(items)
     naive = naive_candidate(binary)
@@ -386,8 +394,9 @@ def tune(
         scored=len(scores),
         truncated=truncated,
         failures=not_files + list(failures),  # FIFOs, folders, dangling links: named, never opened
-        unmatched=unmatched,
+        unmatched=[str(item.path) for item in unmatched if not item.reason],
         duplicates={stem: [str(path) for path in paths] for stem, paths in duplicates.items()},
+        unmatched_files=unmatched,
     )
     best = rows[0]
     iou = best.change["iou"]
