@@ -352,9 +352,32 @@ def run_auto(image: np.ndarray, mask: np.ndarray, *, guide: str) -> np.ndarray:
 
     ``mask`` arrives at its native size (``native_mask``).
     """
+    return refine_decided(image, mask, decide(mask, image.shape[:2]))
+
+
+def refine_decided(image: np.ndarray, mask: np.ndarray, decision: AutoDecision) -> np.ndarray:
+    """Refine ``mask`` by ``decision``, the one :func:`decide` made for it: :func:`run_auto` without deciding.
+
+    A folder job decides once per file, records the decision in its report and refines by it (through
+    :func:`maskrefine.refiners.refine_unchecked`), instead of deciding a second time here: the kind
+    detection sorts the mask's values, about as long as refining an identity file.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W, 3)
+        The image, float32 in [0, 1].
+    mask : ndarray, shape (h, w)
+        The mask at its native size, float in [0, 1].
+    decision : AutoDecision
+        ``decide(mask, image.shape[:2])``.
+
+    Returns
+    -------
+    ndarray, shape (H, W)
+        The refined mask (not yet clipped).
+    """
     from maskrefine.refiners import REFINERS, resize_mask
 
-    decision = decide(mask, image.shape[:2])
     place_grid = True
     if decision.kind.grid is not None:  # refine the grid it was upsampled from, placed as it was found
         mask = decision.kind.grid.grid_of(mask)

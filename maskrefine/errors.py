@@ -17,6 +17,7 @@ __all__ = [
     "NothingScoredError",
     "OutputError",
     "OutputExistsError",
+    "OutputFolderRemovedError",
     "ReportNotWrittenError",
 ]
 
@@ -142,3 +143,41 @@ class ReportNotWrittenError(OutputError):
 
 class OutputExistsError(OutputError):
     """A no-clobber write found the output already there (e.g. written meanwhile by another run)."""
+
+
+class OutputFolderRemovedError(OutputError):
+    """A folder job's output folder was removed (deleted, or replaced by another) during the run.
+
+    The job stopped at the first file that could not be written because of it: the files not written
+    then are not processed (no output goes anywhere else, and the folder is never made again). ``report``
+    holds every file's outcome (those not processed failed, saying why); ``not_processed`` counts them;
+    ``note`` tells what became of the job's ``--report`` file, if it had one.
+
+    Parameters
+    ----------
+    path : str or Path
+        The output folder.
+    not_processed : int
+        Files without an output because of the removal.
+    report : object, optional
+        The job's report (:class:`~maskrefine.pipeline.RunReport`).
+    note : str, default ""
+        Appended to the message after ``"; "`` when not empty (e.g. where the report was written).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], not_processed: int, report: object = None, note: str = ""
+    ) -> None:
+        files = f"{not_processed} file{'s were' if not_processed != 1 else ' was'} not processed"
+        super().__init__(path, f"was removed during the run; {files}" + (f"; {note}" if note else ""))
+        self.not_processed = not_processed
+        self.report = report
+        self.note = note
+
+    def __str__(self) -> str:
+        """Return ``output folder 'out' was removed during the run; N files were not processed...``."""
+        return f"output folder '{self.path}' {self.problem}"
+
+    def __reduce__(self) -> tuple[type, tuple[Path, int, None, str]]:  # type: ignore[override]
+        """Pickle as ``(path, not_processed, None, note)`` (the report stays behind)."""
+        return type(self), (self.path, self.not_processed, None, self.note)

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,9 @@ from maskrefine._checks import (
 )
 from maskrefine.baseline_presets import BILATERAL_PRESETS, CRF_PRESETS
 from maskrefine.guide import GUIDE_MODES  # re-exported: the guide modes accepted by refine()
+
+if TYPE_CHECKING:
+    from maskrefine.auto import AutoDecision
 
 __all__ = [
     "RefinerSpec",
@@ -427,15 +430,25 @@ def refine_unchecked(
     guide: str,
     params: Mapping[str, Any],
     binary_input: bool,
+    *,
+    decision: AutoDecision | None = None,
 ) -> npt.NDArray[np.float32]:
     """:func:`refine` without its checks, for a folder job that validated its settings once.
 
     The caller guarantees what :func:`refine` would check: ``rgb`` float32 (H, W, 3) and ``soft`` float
     (h, w), both finite and in [0, 1] (as :func:`maskrefine.io.read_image` and
     :func:`maskrefine.io.read_mask` return them), ``guide`` one of ``GUIDE_MODES`` and ``params``
-    resolved by :func:`resolve_params`.
+    resolved by :func:`resolve_params`. ``decision``: for ``spec`` ``auto`` only, the decision the
+    caller already made for this mask (:func:`maskrefine.auto.decide`, which a job records per file):
+    applied as it is, not made again (:func:`maskrefine.auto.refine_decided`).
     """
-    if spec.native_mask:  # e.g. auto: it looks at the mask's own size, then resizes it itself
+    if decision is not None:
+        if spec.name != "auto":
+            raise ValueError(f"a decision of auto is applied by the auto refiner only; got {spec.name!r}")
+        from maskrefine.auto import refine_decided
+
+        out = refine_decided(rgb, soft, decision)
+    elif spec.native_mask:  # e.g. auto: it looks at the mask's own size, then resizes it itself
         out = spec.run(rgb, soft, guide=guide, **params)
     else:
         resized = resize_mask(soft, rgb.shape[:2], binary_input=binary_input)

@@ -16,6 +16,7 @@ import stat
 import sys
 import time
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -71,6 +72,7 @@ __all__ = [
     "write_bytes_atomic",
     "OutputFolder",
     "write_text_atomic",
+    "write_text_chunks_atomic",
     "MASK_FORMATS",
     "MASK_SUFFIXES",
     "encode_mask",
@@ -1028,11 +1030,13 @@ def _checked_write_arguments(data: object, overwrite: object) -> bool:
     return check_flag(overwrite, "overwrite")  # "no" would read as True: replace the file
 
 
-def _write_atomic(path: Path, data: bytes, overwrite: bool, dir_fd: int | None) -> Path:
+def _write_atomic(path: Path, data: bytes | Iterable[bytes], overwrite: bool, dir_fd: int | None) -> Path:
     """:func:`write_bytes_atomic` with its arguments checked; ``dir_fd``: the open folder of ``path``.
 
     With ``dir_fd`` every call names only ``path.name`` within that folder (``path`` is then used in
-    messages only); with None, every call goes by ``path``.
+    messages only); with None, every call goes by ``path``. ``data``: the contents, or an iterable of
+    their pieces, written one after the other (an exception raised while one is made removes the
+    temporary file and propagates: nothing is published).
     """
     mode = _existing_mode(path, dir_fd)
     if mode is not None and not overwrite:
@@ -1040,10 +1044,14 @@ def _write_atomic(path: Path, data: bytes, overwrite: bool, dir_fd: int | None) 
     fd, temp = _create_temp(path, dir_fd)
     try:
         try:
-            with os.fdopen(fd, "wb") as handle:
+            with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as handle:
                 if mode is not None:
                     os.fchmod(handle.fileno(), mode)
-                handle.write(data)
+                if isinstance(data, (bytes, bytearray, memoryview)):
+                    handle.write(data)
+                else:
+                    for chunk in data:
+                        handle.write(chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
             if overwrite:
@@ -1061,6 +1069,9 @@ def _write_atomic(path: Path, data: bytes, overwrite: bool, dir_fd: int | None) 
         raise
     return path
 
+
+#: Bytes buffered by the atomic writers before a ``write`` call (one call for a mask file).
+_WRITE_BUFFER = 1 << 16
 
 #: Whether this platform reaches files through an open folder (``dir_fd``); else :class:`OutputFolder`
 #: writes by path.
@@ -1158,6 +1169,20 @@ class OutputFolder:
                 self.path, "changed while the job was starting (renamed or re-pointed); nothing written"
             )
 
+    def removed(self) -> bool:
+        """Whether the folder opened was removed since: deleted (``rm -rf``), or deleted and made anew.
+
+        Then nothing can be written through it any more (a new folder at :attr:`path` is another one).
+        Asked of the descriptor (a removed folder has no link left); False where the platform writes by
+        path, and once closed.
+        """
+        if self.fd is None or self.fd < 0:
+            return False
+        try:
+            return os.fstat(self.fd).st_nlink == 0
+        except OSError:  # pragma: no cover - an open descriptor can always be asked
+            return False
+
     def write_bytes(self, name: str, data: bytes, *, overwrite: bool) -> Path:
         """Write ``data`` as the file ``name`` of this folder: :func:`write_bytes_atomic` through the folder.
 
@@ -1249,6 +1274,43 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, *, overwrite: boo
     if not isinstance(text, str):
         raise TypeError(f"`text` must be a str; got {type(text).__name__}")
     return write_bytes_atomic(path, text.encode("utf-8", "surrogateescape"), overwrite=overwrite)
+
+
+def write_text_chunks_atomic(
+    path: str | os.PathLike[str], chunks: Iterable[str], *, overwrite: bool = True
+) -> Path:
+    """:func:`write_text_atomic` of ``"".join(chunks)``, never held whole: each piece is written as made.
+
+    A large text (a JSON report of a million files) is streamed into the temporary file, which is
+    published only once the last piece is written: a reader, or a crash, sees no file, the previous file
+    or the complete new one. An exception raised while a piece is made (e.g. a value JSON cannot hold)
+    removes the temporary file and propagates as it is; nothing is published.
+
+    Parameters
+    ----------
+    path : path-like
+        The output file (see :func:`write_bytes_atomic`).
+    chunks : iterable of str
+        The pieces of the text, in order, each encoded as UTF-8 (``surrogateescape``, as
+        :func:`write_text_atomic`).
+    overwrite : bool, default True
+        True: replace an existing regular file. False: never replace one (see :func:`write_bytes_atomic`).
+
+    Returns
+    -------
+    Path
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    OutputExistsError
+        ``overwrite=False`` and the file exists.
+    OutputError
+        The path is not a regular file, or writing failed; the message names the path.
+    """
+    overwrite = check_flag(overwrite, "overwrite")
+    encoded = (chunk.encode("utf-8", "surrogateescape") for chunk in chunks)
+    return _write_atomic(file_path(path), encoded, overwrite, None)
 
 
 def _unit_codes(mask: np.ndarray, dtype: type[np.uint8] | type[np.uint16]) -> np.ndarray:

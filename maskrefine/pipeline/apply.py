@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import numpy as np
 
@@ -47,6 +46,7 @@ from maskrefine.pipeline.guards import (
     check_report_replaceable,
     file_path_argument,
     in_shard,
+    is_within,
     job_flags,
     open_output_folder,
     parse_shard,
@@ -54,11 +54,15 @@ from maskrefine.pipeline.guards import (
     resolved_path,
 )
 from maskrefine.pipeline.reports import (
+    Failure,
     FileOutcome,
     Progress,
     RunReport,
+    Status,
+    Unmatched,
     describe_unexpected,
     not_regular_entries,
+    stop_for_removed_output_folder,
     unmatched_and_duplicates,
     write_run_report,
 )
@@ -78,12 +82,10 @@ __all__ = ["apply_folder", "OUTPUT_FORMATS"]
 OUTPUT_FORMATS: Mapping[str, str] = MASK_SUFFIXES
 
 
-@dataclass(frozen=True, slots=True)
-class _ApplyTask:
-    stem: str
-    mask: Path
-    image: Path
-    output: Path
+@dataclass(slots=True)
+class _ApplyJob:
+    """The settings every file of one job shares: one object, which each :class:`_ApplyTask` refers to."""
+
     method: str
     params: dict[str, Any]
     guide: str
@@ -92,14 +94,30 @@ class _ApplyTask:
     overwrite: bool
     skip_existing: bool = False
     read: ReadOptions = ReadOptions()
-    #: The job's opened output folder, which ``output`` is written through (None: by path, e.g. a task
-    #: built by hand); see :class:`~maskrefine.io.imageio.OutputFolder`.
+    #: The job's opened output folder, which the outputs are written through, set once it is open (None:
+    #: by path, e.g. a job built by hand); see :class:`~maskrefine.io.imageio.OutputFolder`.
     folder: OutputFolder | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _ApplyTask:
+    """One pair of the job: its stem, files and output; the settings are the job's.
+
+    A job may hold a million of these: only what differs per file is here (the paths are those of the
+    pairing, and of the file's outcome).
+    """
+
+    stem: str
+    mask: Path
+    image: Path
+    output: Path
+    job: _ApplyJob
 
 
 def _apply_one(task: _ApplyTask) -> FileOutcome:
     """Read, refine and write one pair; every problem becomes a failed outcome (never raises)."""
     start = time.perf_counter()
+    job = task.job
 
     def failed(message: str) -> FileOutcome:
         return FileOutcome(
@@ -109,9 +127,9 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
     current = task.image
     decision = None
     try:
-        image, image_encoding = task.read.image_encoded(task.image)
+        image, image_encoding = job.read.image_encoded(task.image)
         current = task.mask
-        mask_read = task.read.mask(task.mask)
+        mask_read = job.read.mask(task.mask)
         mask = mask_read.to_unit()
         problem = check_mask_size(mask.shape, image.shape[:2])
         if problem is not None:
@@ -119,24 +137,26 @@ def _apply_one(task: _ApplyTask) -> FileOutcome:
                 task.mask,
                 f"{problem} (image {task.image.name}){_orientation_hint(task, mask.shape, image.shape[:2])}",
             )
-        if task.method == "auto":  # recorded per file in the report
-            decision = decide(mask, image.shape[:2]).to_dict()
+        decided = None
+        if job.method == "auto":  # decided once: recorded per file in the report, and applied as it is
+            decided = decide(mask, image.shape[:2])
+            decision = decided.to_dict()
         # the job validated method, guide and params once; the readers return finite [0, 1] float32
         refined = refine_unchecked(
-            image, mask, REFINERS[task.method], task.guide, task.params, task.binary_input
+            image, mask, REFINERS[job.method], job.guide, job.params, job.binary_input, decision=decided
         )
         if not np.isfinite(refined).all():  # never publish NaN/inf (e.g. a setting at its numeric limit)
             raise InputError(task.mask, "refined mask has NaN/inf values; nothing written")
         current = task.output
         # write_mask without its checks: refine_unchecked made an (H, W) float32 mask clipped to [0, 1],
         # checked finite just above (write_mask would scan it twice more per file)
-        encoded = encode_mask(refined, task.fmt)
-        if task.folder is None:
-            write_bytes_atomic(task.output, encoded, overwrite=task.overwrite)
+        encoded = encode_mask(refined, job.fmt)
+        if job.folder is None:
+            write_bytes_atomic(task.output, encoded, overwrite=job.overwrite)
         else:  # through the folder opened and checked at the start, whatever its path points to now
-            task.folder.write_bytes(task.output.name, encoded, overwrite=task.overwrite)
+            job.folder.write_bytes(task.output.name, encoded, overwrite=job.overwrite)
     except OutputExistsError as exc:  # another run published it meanwhile: never replaced
-        if task.skip_existing:
+        if job.skip_existing:
             return FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
         return failed(
             f"{exc.path}: output appeared meanwhile (another run writing to the same folder?); "
@@ -182,15 +202,16 @@ def _orientation_hint(task: _ApplyTask, mask_hw: tuple[int, ...], used: tuple[in
                 f"decoder turns it to {used[0]}x{used[1]} by its orientation tag whatever --apply-exif: "
                 "save the image as PNG or JPEG to use its stored pixels"
             )
-        if task.read.apply_exif:
+        read = task.job.read
+        if read.apply_exif:
             other = (header.height, header.width)  # as stored
         else:
-            other = read_image(task.image, apply_exif=True, max_pixels=task.read.max_pixels).shape[:2]
+            other = read_image(task.image, apply_exif=True, max_pixels=read.max_pixels).shape[:2]
     except InputError:  # pragma: no cover - it was just read
         return ""
     if tuple(other) == tuple(used) or check_mask_size(size, (int(other[0]), int(other[1]))) is not None:
         return ""
-    if not task.read.apply_exif:
+    if not task.job.read.apply_exif:
         return (
             f"; its EXIF orientation turns the image to {other[0]}x{other[1]}, which the mask fits: "
             "pass --apply-exif (apply_exif=True) if the masks were made for the upright images"
@@ -205,6 +226,91 @@ def _orientation_hint(task: _ApplyTask, mask_hw: tuple[int, ...], used: tuple[in
 def _crashed(task: _ApplyTask, problem: str) -> FileOutcome:
     """Return the outcome of a task whose worker died or raised (``problem`` says which)."""
     return FileOutcome(task.stem, "failed", task.mask, task.image, task.output, f"{task.mask}: {problem}")
+
+
+#: Distinct values :class:`_Keeper` shares at most (auto decisions and encodings); others are kept as is.
+_MAX_SHARED = 4096
+_STATUSES: dict[str, Status] = {status: status for status in get_args(Status)}
+
+
+def _frozen(value: Any) -> Any:
+    """Return a hashable key of a JSON-ready value, equal only for values written alike.
+
+    ``True``, ``1`` and ``1.0`` are equal in Python but not in JSON, nor are ``0.0`` and ``-0.0``.
+    """
+    if isinstance(value, dict):
+        return ("{}", tuple((key, _frozen(item)) for key, item in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("[]", tuple(_frozen(item) for item in value))
+    if isinstance(value, float):
+        return (float, repr(value))
+    return (type(value), value)
+
+
+class _Keeper:
+    """What a job keeps of each file's outcome (``keep`` of :func:`~maskrefine.pipeline.workers.run_tasks`).
+
+    A job may hold a million outcomes until its report is written. Each kept outcome shares the task's
+    stem and paths (an outcome from a worker process arrives with copies of its own), and one object per
+    distinct auto decision and encoding (most files share the same few): a few hundred bytes per file
+    instead of a few kilobytes. The values are equal to the outcome's, so the report is the same.
+    """
+
+    __slots__ = ("_shared",)
+
+    def __init__(self) -> None:
+        self._shared: dict[Any, Any] = {}
+
+    def _share(self, value: Any) -> Any:
+        if value is None:
+            return None
+        key = _frozen(value)
+        found = self._shared.get(key)
+        if found is not None:
+            return found
+        if len(self._shared) < _MAX_SHARED:
+            self._shared[key] = value
+        return value
+
+    def __call__(self, task: _ApplyTask, outcome: FileOutcome) -> FileOutcome:
+        """Return ``outcome`` (of ``task``) with the task's stem and paths and shared values."""
+        if not isinstance(outcome, FileOutcome):  # pragma: no cover - a per-file function replaced in a test
+            return outcome
+        return FileOutcome(
+            task.stem,
+            _STATUSES.get(outcome.status, outcome.status),
+            task.mask,
+            task.image,
+            task.output,
+            outcome.error,
+            outcome.seconds,
+            encoding=self._share(outcome.encoding),
+            decision=self._share(outcome.decision),
+            image_encoding=self._share(outcome.image_encoding),
+        )
+
+
+class _Removal:
+    """``stop_when`` of a job: True once the output folder is found removed (asked after a failed file).
+
+    ``found``: it was; ``lost``: the files failed since (their writes could not succeed), to which the
+    job adds those not started.
+    """
+
+    __slots__ = ("folder", "found", "lost")
+
+    def __init__(self, folder: OutputFolder) -> None:
+        self.folder = folder
+        self.found = False
+        self.lost = 0
+
+    def __call__(self, outcome: FileOutcome) -> bool:
+        """Return True when the run must stop (the output folder is gone)."""
+        if isinstance(outcome, FileOutcome) and outcome.status == "failed":
+            if self.found or self.folder.removed():
+                self.found = True
+                self.lost += 1
+        return self.found
 
 
 def _warm_up(method: str, params: Mapping[str, Any], guide: str) -> None:
@@ -257,7 +363,9 @@ def apply_folder(
     path, and an output path holding anything but a regular file (folder, symlink, FIFO, device).
     ``out_dir`` is then opened once and every output is written through that open folder: if its path
     is renamed or re-pointed during the run (a symlink swapped to another folder), nothing is written
-    into the new target.
+    into the new target. If the folder is removed during the run (deleted, or deleted and made anew), the
+    job stops at the first file that cannot be written for that: ``OutputFolderRemovedError``, and the
+    folder is never made again.
     Outputs are written to a temporary file in ``out_dir`` and published atomically; without
     ``overwrite`` they never replace a file (one published meanwhile by another run is kept and the
     stem reported as failed, or skipped with ``skip_existing``). One bad file (empty, truncated,
@@ -338,6 +446,13 @@ def apply_folder(
         Before anything is written: missing input folder, unsafe ``out_dir`` or ``report_path``,
         unknown method / guide / format / parameter, invalid ``jobs``, ``shard``, ``mask_scale`` or
         ``max_pixels``, ``overwrite`` with ``skip_existing``, or existing outputs without either flag.
+    OutputFolderRemovedError
+        ``out_dir`` was removed during the run: no further file was started, and the files without an
+        output failed, saying why (``exc.report``, also written to ``report_path`` unless it lies in
+        ``out_dir``; ``exc.not_processed`` counts them).
+    ReportNotWrittenError
+        The files were processed, but the report could not be written at ``report_path``
+        (``exc.report`` holds the outcomes).
     """
     start = time.perf_counter()
     started = time.time()
@@ -396,103 +511,181 @@ def apply_folder(
     workers = check_jobs(jobs)
     shard_kn = parse_shard(shard)
 
+    job = _ApplyJob(
+        method=method,
+        params=resolved,
+        guide=guide,
+        binary_input=bool(binary_input),
+        fmt=cast(MaskFormat, fmt),  # checked against OUTPUT_FORMATS above
+        overwrite=bool(overwrite),
+        skip_existing=bool(skip_existing),
+        read=read,
+    )
+    plan = _plan(job, masks_path, images_path, out_path, shard_kn, report_file, read_files)
+    # a report in the output folder is not written if that folder is removed during the run: the folder is
+    # never made again (found now: the folder's path may lead elsewhere by then)
+    report_in_out_dir = report_file is not None and is_within(
+        resolved_path(report_file, "report file"), resolved_path(out_path, "output folder")
+    )
+    out_path.mkdir(parents=True, exist_ok=True)
+    with open_output_folder(out_path, input_folders) as out_folder:
+        job.folder = out_folder
+        outcomes, not_processed = _run(job, plan, out_folder, workers, progress)
+    job.folder = None
+    report = RunReport(
+        outcomes=outcomes,
+        unmatched=plan.unmatched,
+        duplicates=plan.duplicates,
+        elapsed=time.perf_counter() - start,
+        config={  # folders as absolute paths: shards run from other working folders stay comparable
+            "masks_dir": os.path.abspath(masks_path),
+            "images_dir": os.path.abspath(images_path),
+            "out_dir": os.path.abspath(out_path),
+            "method": method,
+            "params": resolved,
+            "guide": None if method == "auto" else guide,  # auto picks one per file (its "auto" entry)
+            "binary_input": bool(binary_input),
+            "fmt": fmt,
+            "overwrite": bool(overwrite),
+            "skip_existing": bool(skip_existing),
+            "jobs": workers,
+            "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
+            "folder_pairs": plan.folder_pairs,  # in every shard: an empty shard of a full job is no error
+            "mask_scale": read.mask_scale,
+            "apply_exif": read.apply_exif,
+            "max_pixels": read.max_pixels,
+            **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
+        },
+        not_regular=plan.not_regular,
+        started=started,
+    )
+    del plan  # its tasks: a job may hold a million files, and the outcomes keep what the report needs
+    if not_processed is not None:  # the output folder was removed: the run stopped there
+        stop_for_removed_output_folder(
+            report,
+            out_path,
+            not_processed,
+            report_file,
+            report_in_out_dir=report_in_out_dir,
+            overwrite=overwrite,
+            input_folders=input_folders,
+        )
+    if report_file is not None:
+        write_run_report(report, report_file, overwrite=overwrite, input_folders=input_folders)
+    return report
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The files of a job, checked: what :func:`apply_folder` runs and reports besides the outcomes."""
+
+    tasks: list[_ApplyTask]
+    #: 1 for each task whose output exists and is kept (resumed with ``skip_existing``), else 0.
+    skipped: bytearray
+    unmatched: list[Unmatched]
+    duplicates: dict[str, list[Path]]
+    not_regular: list[Failure]
+    #: Pairs of the two folders in every shard.
+    folder_pairs: int
+
+
+def _plan(
+    job: _ApplyJob,
+    masks_path: Path,
+    images_path: Path,
+    out_path: Path,
+    shard_kn: tuple[int, int] | None,
+    report_file: Path | None,
+    read_files: Mapping[str, Path],
+) -> _Plan:
+    """Pair the folders and check the outputs (ConfigError before anything is written).
+
+    The pairing, and the names of every shard's outputs, are dropped on return: each task keeps the
+    paths it needs, shared with its outcome.
+    """
     pairing = match_folders(masks_path, images_path, MASK_EXTENSIONS, IMAGE_EXTENSIONS)
     unmatched, duplicates = unmatched_and_duplicates(pairing, "masks", "images", shard_kn)
     not_regular = not_regular_entries(pairing, shard_kn)
-    suffix = OUTPUT_FORMATS[fmt]
+    suffix = OUTPUT_FORMATS[job.fmt]
     tasks = [
-        _ApplyTask(
-            stem=pair.stem,
-            mask=pair.first,
-            image=pair.second,
-            output=out_path / f"{pair.stem}{suffix}",
-            method=method,
-            params=resolved,
-            guide=guide,
-            binary_input=bool(binary_input),
-            fmt=cast(MaskFormat, fmt),  # checked against OUTPUT_FORMATS above
-            overwrite=bool(overwrite),
-            skip_existing=bool(skip_existing),
-            read=read,
-        )
+        _ApplyTask(pair.stem, pair.first, pair.second, out_path / f"{pair.stem}{suffix}", job)
         for pair in pairing.pairs
         if in_shard(pair.stem, shard_kn)
     ]
     # every shard's outputs: a report named like another shard's output would be replaced by it (or
     # replace it), and the shards' union would no longer be the full run
-    output_names = {f"{pair.stem}{suffix}" for pair in pairing.pairs}
-    if report_file is not None:
-        check_not_an_output(report_file, "report file", out_path, output_names)
-    for name, file in read_files.items():
-        check_not_an_output(file, name, out_path, output_names)
-    existing_paths = set(check_output_targets([task.output for task in tasks], out_path))
-    existing = [task for task in tasks if task.output in existing_paths]
-    if overwrite:  # an input that is a symlink to an output (in any shard) would be replaced
+    if report_file is not None or read_files:
+        output_names = {f"{pair.stem}{suffix}" for pair in pairing.pairs}
+        if report_file is not None:
+            check_not_an_output(report_file, "report file", out_path, output_names)
+        for name, file in read_files.items():
+            check_not_an_output(file, name, out_path, output_names)
+    # by name: hashing a Path caches its parts' hash in it, for every task
+    existing_names = {path.name for path in check_output_targets([task.output for task in tasks], out_path)}
+    existing = [task for task in tasks if task.output.name in existing_names]
+    if job.overwrite:  # an input that is a symlink to an output (in any shard) would be replaced
         every_input = (path for pair in pairing.pairs for path in (pair.first, pair.second))
         check_inputs_are_not_outputs(every_input, [task.output for task in existing])
-    if existing and not (overwrite or skip_existing):
+    if existing and not (job.overwrite or job.skip_existing):
         names = ", ".join(task.output.name for task in existing[:3]) + (", ..." if len(existing) > 3 else "")
         raise ConfigError(
             f"{len(existing)} output(s) already exist in {out_path} ({names}); "
             "use --overwrite (overwrite=True) to replace them or --skip-existing (skip_existing=True) "
             "to keep them and resume"
         )
-    out_path.mkdir(parents=True, exist_ok=True)
-    with open_output_folder(out_path, input_folders) as out_folder:
-        if skip_existing:  # resume: our own temporary files left by a killed run
-            out_folder.remove_stale_temps({task.output.name for task in tasks})
-
-        total = len(tasks)
-        skipped = {task.stem for task in existing} if skip_existing else set()
-        outcomes: dict[str, FileOutcome] = {
-            task.stem: FileOutcome(task.stem, "skipped", task.mask, task.image, task.output)
-            for task in tasks
-            if task.stem in skipped
-        }
-        if progress is not None and skipped:
-            progress(len(skipped), total)
-        todo = [dataclasses.replace(task, folder=out_folder) for task in tasks if task.stem not in skipped]
-        results = run_tasks(  # forked workers inherit the folder's descriptor
-            _apply_one,
-            todo,
-            jobs=workers,
-            warm_up=functools.partial(_warm_up, method, resolved, guide),
-            on_crash=_crashed,
-            progress=progress,
-            done_before=len(skipped),
-            total=total,
-        )
-    for outcome in results:
-        outcomes[outcome.stem] = outcome
-
-    config = {  # folders as absolute paths: shards run from other working folders stay comparable
-        "masks_dir": os.path.abspath(masks_path),
-        "images_dir": os.path.abspath(images_path),
-        "out_dir": os.path.abspath(out_path),
-        "method": method,
-        "params": resolved,
-        "guide": None if method == "auto" else guide,  # auto picks one per file (its "auto" entry)
-        "binary_input": bool(binary_input),
-        "fmt": fmt,
-        "overwrite": bool(overwrite),
-        "skip_existing": bool(skip_existing),
-        "jobs": workers,
-        "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
-        "folder_pairs": len(pairing.pairs),  # in every shard: an empty shard of a full job is no error
-        "mask_scale": read.mask_scale,
-        "apply_exif": read.apply_exif,
-        "max_pixels": read.max_pixels,
-        **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
-    }
-    report = RunReport(
-        outcomes=[outcomes[task.stem] for task in tasks],
-        unmatched=unmatched,
-        duplicates=duplicates,
-        elapsed=time.perf_counter() - start,
-        config=config,
-        not_regular=not_regular,
-        started=started,
+    skipped = bytearray(len(tasks))  # one byte per file: a set of the stems would take about 100
+    if job.skip_existing:
+        for index, task in enumerate(tasks):
+            skipped[index] = task.output.name in existing_names
+    return _Plan(
+        tasks,
+        skipped,
+        unmatched,
+        duplicates,
+        not_regular,
+        len(pairing.pairs),
     )
-    if report_file is not None:
-        write_run_report(report, report_file, overwrite=overwrite, input_folders=input_folders)
-    return report
+
+
+def _run(
+    job: _ApplyJob, plan: _Plan, out_folder: OutputFolder, workers: int, progress: Progress | None
+) -> tuple[list[FileOutcome], int | None]:
+    """Process the plan's files through ``out_folder``; return every file's outcome, in order.
+
+    And None, or the number of files not processed because the output folder was removed during the run
+    (found after a file failed): no further file is started then, and those not started fail, saying why.
+    """
+    tasks, skipped = plan.tasks, plan.skipped
+    if job.skip_existing:  # resume: our own temporary files left by a killed run
+        out_folder.remove_stale_temps({task.output.name for task in tasks})
+    todo = [task for task, skip in zip(tasks, skipped, strict=True) if not skip]
+    if progress is not None and len(todo) < len(tasks):
+        progress(len(tasks) - len(todo), len(tasks))
+    removal = _Removal(out_folder)
+    results = run_tasks(  # forked workers inherit the folder's descriptor
+        _apply_one,
+        todo,
+        jobs=workers,
+        warm_up=functools.partial(_warm_up, job.method, job.params, job.guide),
+        on_crash=_crashed,
+        progress=progress,
+        done_before=len(tasks) - len(todo),
+        total=len(tasks),
+        keep=_Keeper(),
+        stop_when=removal,
+    )
+    done = iter(results)
+    outcomes = []
+    for task, skip in zip(tasks, skipped, strict=True):
+        if skip:
+            outcomes.append(FileOutcome(task.stem, "skipped", task.mask, task.image, task.output))
+            continue
+        outcome = next(done)
+        if outcome is None:  # not started: the output folder was removed
+            removal.lost += 1
+            problem = f"not processed: the output folder {out_folder.path} was removed during the run"
+            outcome = FileOutcome(
+                task.stem, "failed", task.mask, task.image, task.output, f"{task.mask}: {problem}"
+            )
+        outcomes.append(outcome)
+    return outcomes, removal.lost if removal.found else None

@@ -419,6 +419,9 @@ REPORT_PREFIX_BYTES = 2**20
 #: A top-level key as maskrefine's JSON writer lays it out (``json.dumps(..., indent=2)``): two spaces
 #: at the start of a line.
 _TOP_LEVEL_KEY = re.compile(rb'\n  "((?:[^"\\]|\\.)*)": ')
+#: A file holding nothing: whitespace, or an empty JSON object or list (matched, not split into its words:
+#: a report of 100,000 files would make millions of them).
+_NOTHING = re.compile(rb"\s*(?:\{\s*\}|\[\s*\])?\s*")
 #: The ``how`` of :func:`check_report_replaceable` for the jobs that take ``--overwrite``.
 REPLACE_HOW = "use --overwrite (overwrite=True) to replace it"
 #: The ``how`` for such a job resumed with ``--skip-existing``, which ``--overwrite`` cannot join.
@@ -441,13 +444,32 @@ def _written_by_maskrefine(data: bytes) -> bool:
     """Whether a file holding ``data`` is a report or CSV maskrefine writes, or holds nothing."""
     if data.startswith(OUR_CSV_HEADERS):
         return True
-    if b"".join(data.split()) in (b"", b"{}", b"[]"):  # blank, or an empty JSON object or list: nothing
-        return True  # to lose (a CSV of no rows and no columns is one newline)
+    if _NOTHING.fullmatch(data):  # blank, or an empty JSON object or list: nothing to lose (a CSV of no
+        return True  # rows and no columns is one newline)
     try:
-        value = json.loads(data)
+        value = json.loads(data, object_pairs_hook=_KeysOnly())
     except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError)
         return False
-    return isinstance(value, dict) and any(keys <= value.keys() for keys in OUR_JSON_SIGNATURES)
+    return isinstance(value, frozenset) and any(keys <= value for keys in OUR_JSON_SIGNATURES)
+
+
+class _KeysOnly:
+    """``object_pairs_hook`` that keeps only each JSON object's keys, one frozenset per distinct key set.
+
+    A report of 100,000 files (up to :data:`REPORT_READ_LIMIT`) parsed into dicts would take about ten
+    times its size; its objects' values are dropped as they are read instead: only the top-level keys
+    matter, and the file entries share a few key sets.
+    """
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[frozenset[str], frozenset[str]] = {}
+
+    def __call__(self, pairs: list[tuple[str, object]]) -> frozenset[str]:
+        """Return the (shared) set of the object's keys."""
+        keys = frozenset(key for key, _ in pairs)
+        return self._seen.setdefault(keys, keys)
 
 
 def check_report_replaceable(path: Path, what: str, *, overwrite: bool, how: str) -> None:
@@ -455,10 +477,11 @@ def check_report_replaceable(path: Path, what: str, *, overwrite: bool, how: str
 
     A report or CSV file (``--report``, ``--json``, ``--csv``) is replaced when it exists, so that a
     rerun updates it; but a file that is not one of maskrefine's reports (a JSON object holding all the
-    keys of one of :data:`OUR_JSON_SIGNATURES`, at most :data:`REPORT_READ_LIMIT` bytes, or a CSV whose
-    header begins as one of :data:`OUR_CSV_HEADERS`) is someone else's data, replaced only with
-    ``overwrite``. A blank file, or one holding only ``{}`` or ``[]``, holds nothing and is replaced.
-    Anything that is not a regular file is left to :func:`check_writable_target`.
+    keys of one of :data:`OUR_JSON_SIGNATURES`: as maskrefine lays them out within its first
+    :data:`REPORT_PREFIX_BYTES`, or in any layout in a file of at most :data:`REPORT_READ_LIMIT` bytes,
+    or a CSV whose header begins as one of :data:`OUR_CSV_HEADERS`) is someone else's data, replaced
+    only with ``overwrite``. A blank file, or one holding only ``{}`` or ``[]``, holds nothing and is
+    replaced. Anything that is not a regular file is left to :func:`check_writable_target`.
 
     Parameters
     ----------
@@ -500,17 +523,22 @@ def _replace_problem(path: Path, overwrite: bool) -> str | None:
         if not stat.S_ISREG(info.st_mode):
             return None
         with os.fdopen(os.dup(fd), "rb") as handle:
-            data = handle.read(4096)  # a CSV's header; a JSON report is read whole, up to the limit
+            # a CSV's header; a JSON report's top-level keys, as our writer lays them out; else (another
+            # layout) a JSON file is read whole, up to the limit. A report of 100,000 files (tens of MB)
+            # is not parsed, and a rerun at the end of a long job does not hold it next to its outcomes.
+            data = handle.read(4096)
             large = info.st_size > REPORT_READ_LIMIT
             if not data.startswith(OUR_CSV_HEADERS):
-                data += handle.read(REPORT_PREFIX_BYTES if large else REPORT_READ_LIMIT)
+                data += handle.read(REPORT_PREFIX_BYTES)
+                if not large and not _begins_as_our_report(data):
+                    data += handle.read(REPORT_READ_LIMIT)
     except OSError as exc:
         return f"could not be read to check what it holds ({exc.strerror or exc})"
     finally:
         os.close(fd)
-    if data.startswith(OUR_CSV_HEADERS):
+    if data.startswith(OUR_CSV_HEADERS) or _begins_as_our_report(data):
         return None
-    if _begins_as_our_report(data) if large else _written_by_maskrefine(data):
+    if not large and _written_by_maskrefine(data):
         return None
     return "exists and is not a report or CSV file maskrefine wrote"
 

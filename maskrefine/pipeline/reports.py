@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 import numpy as np
 
-from maskrefine.errors import ConfigError, OutputError, ReportNotWrittenError
+from maskrefine.errors import ConfigError, OutputError, OutputFolderRemovedError, ReportNotWrittenError
 from maskrefine.io import PLAIN, Pairing, write_text_atomic
+from maskrefine.io.imageio import write_text_chunks_atomic
 from maskrefine.io.pairs import (
     normalisation_hint,
     normalisation_twins,
@@ -46,6 +47,9 @@ __all__ = [
     "count_encodings",
     "write_run_report",
     "write_json_report",
+    "StreamedArray",
+    "json_report_chunks",
+    "stop_for_removed_output_folder",
 ]
 
 #: ``progress(done, total)``, called by the jobs after each file.
@@ -396,15 +400,65 @@ def report_file(path: str | os.PathLike[str], what: str) -> Path:
     return checked
 
 
+@dataclass(frozen=True, slots=True)
+class StreamedArray:
+    """A JSON array of a report whose items are made one at a time as the file is written.
+
+    A value of the ``data`` given to :func:`write_json_report` (e.g. a run report's ``files``: a million
+    files' entries, as dicts and as text, would take gigabytes at once). ``items()`` returns a fresh
+    iterable of the JSON-ready items each time it is called.
+    """
+
+    items: Callable[[], Iterable[Any]]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, allow_nan=False)
+
+
+def json_report_chunks(data: Mapping[str, Any]) -> Iterator[str]:
+    """Yield the text of ``json.dumps(data, indent=2, allow_nan=False)`` plus a newline, piece by piece.
+
+    The pieces join to exactly that text, with each :class:`StreamedArray` value written as the JSON
+    array of its items: one piece per top-level value, and one per item of a streamed array (each item
+    as ``json.dumps`` would indent it there). ``data``'s keys must be strings.
+
+    Raises
+    ------
+    ValueError
+        A value holds NaN or an infinity (raised when the piece holding it is made).
+    TypeError
+        A key is not a string, or a value has no JSON form.
+    """
+    opener = "{\n  "
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise TypeError(f"report keys must be strings; got {type(key).__name__}")
+        yield f"{opener}{_dumps(key)}: "
+        opener = ",\n  "
+        if not isinstance(value, StreamedArray):
+            yield _dumps(value).replace("\n", "\n  ")  # a newline in JSON text is indentation only
+            continue
+        before = "[\n    "
+        for item in value.items():
+            yield before + _dumps(item).replace("\n", "\n    ")
+            before = ",\n    "
+        yield "[]" if before == "[\n    " else "\n  ]"
+    yield "{}\n" if opener == "{\n  " else "\n}\n"
+
+
 def write_json_report(path: Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as a JSON report file: indented, UTF-8, newline-terminated, published atomically.
 
     The shared writer of the reports' ``write_json`` methods (run, score, merged and paired reports).
-    The whole text is encoded first (``json.dumps(data, indent=2, allow_nan=False)`` plus a newline), so
-    nothing is written for data JSON cannot hold. It is then written to a temporary file in the same
-    folder and moved over ``path`` (:func:`~maskrefine.io.write_text_atomic` with its default
-    ``overwrite=True``): a reader, or a crash at any moment, sees no file, the previous file or the
-    complete new one, never a partial file. There is no no-clobber mode: an existing regular file is
+    The text is ``json.dumps(data, indent=2, allow_nan=False)`` plus a newline. Without a
+    :class:`StreamedArray` in ``data`` the whole text is encoded first, so nothing is written for data
+    JSON cannot hold; with one (a run report's ``files``), the text is made and written piece by piece
+    (:func:`json_report_chunks`: the same bytes, never held whole), and data JSON cannot hold stops the
+    write before anything is published. The text goes to a temporary file in the same folder, moved
+    over ``path`` (:func:`~maskrefine.io.write_text_atomic` with its default ``overwrite=True``): a
+    reader, or a crash at any moment, sees no file, the previous file or the complete new one, never a
+    partial file. There is no no-clobber mode: an existing regular file is
     replaced (it keeps its permissions); anything else at ``path`` (a symlink, a folder, a FIFO) is
     refused and left alone. Callers that must not replace a file check ``path`` before calling (as
     :func:`~maskrefine.pipeline.merge.check_merged_output` does for the merged report's sources, and the
@@ -417,9 +471,10 @@ def write_json_report(path: Path, data: Mapping[str, Any]) -> Path:
         The JSON file, already checked and with its parent folders created by :func:`report_file` (not
         checked again here).
     data : mapping
-        JSON-ready data (a report's ``to_dict()``): str, int, float, bool, None, lists and mappings.
-        NaN and infinities are refused rather than written as the non-JSON tokens ``NaN`` and
-        ``Infinity``: a caller turns them into None first (as :meth:`ScoreReport.to_dict` does).
+        JSON-ready data (a report's ``to_dict()``): str, int, float, bool, None, lists and mappings,
+        and at its top level :class:`StreamedArray` values. NaN and infinities are refused rather than
+        written as the non-JSON tokens ``NaN`` and ``Infinity``: a caller turns them into None first (as
+        :meth:`ScoreReport.to_dict` does).
 
     Returns
     -------
@@ -436,6 +491,8 @@ def write_json_report(path: Path, data: Mapping[str, Any]) -> Path:
         ``path`` is not a regular file, or writing failed (no space, no permission); the message names
         the path and no temporary file is left behind.
     """
+    if any(isinstance(value, StreamedArray) for value in data.values()):
+        return write_text_chunks_atomic(path, json_report_chunks(data))
     return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
@@ -552,6 +609,10 @@ class RunReport:
             unknown), ``config``, ``files`` (each :meth:`FileOutcome.to_dict`), ``unmatched``,
             ``duplicates`` (paths as strings), ``not_regular`` and ``encodings``.
         """
+        return self._dict([outcome.to_dict() for outcome in self.outcomes])
+
+    def _dict(self, files: list[dict[str, Any]] | StreamedArray) -> dict[str, Any]:
+        """:meth:`to_dict` with ``files`` as its ``files`` entry (a list, or streamed when written)."""
         nothing = self.nothing_processed
         return {
             **({"error": f"nothing was processed: {nothing}"} if nothing is not None else {}),
@@ -561,7 +622,7 @@ class RunReport:
             "elapsed_s": round(self.elapsed, 6),
             "started_s": None if self.started is None else round(self.started, 6),
             "config": self.config,
-            "files": [outcome.to_dict() for outcome in self.outcomes],
+            "files": files,
             "unmatched": [item.to_dict() for item in self.unmatched],
             "duplicates": _duplicates_dict(self.duplicates),
             "not_regular": [item.to_dict() for item in self.not_regular],
@@ -570,6 +631,9 @@ class RunReport:
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as indented JSON to ``path`` atomically (parent folders created).
+
+        The files' entries are made one at a time as they are written (:class:`StreamedArray`): a report
+        of a million files is never held whole, as dicts or as text.
 
         Parameters
         ----------
@@ -589,7 +653,8 @@ class RunReport:
         OutputError
             The path is not a regular file, or writing failed; the message names the path.
         """
-        return write_json_report(report_file(path, "report path"), self.to_dict())
+        files = StreamedArray(lambda: (outcome.to_dict() for outcome in self.outcomes))
+        return write_json_report(report_file(path, "report path"), self._dict(files))
 
 
 class _TableAndSummary(Protocol):
@@ -650,6 +715,40 @@ def write_run_report(
         if isinstance(exc, OutputError):
             raise ReportNotWrittenError(exc.path, exc.problem, report) from None
         raise ReportNotWrittenError(path, f"cannot write ({exc.strerror or exc})", report) from None
+
+
+def stop_for_removed_output_folder(
+    report: RunReport,
+    out_dir: Path,
+    not_processed: int,
+    report_path: Path | None,
+    *,
+    report_in_out_dir: bool,
+    overwrite: bool,
+    input_folders: Mapping[str, Path] | None = None,
+) -> NoReturn:
+    """End a job whose output folder ``out_dir`` was removed during the run: write its report, then raise.
+
+    The report is written as :func:`write_run_report` does, unless it lies in ``out_dir``
+    (``report_in_out_dir``, found when the job started): the folder is never made again, and a new folder
+    at its path is not the job's. The error's message says what became of the report.
+
+    Raises
+    ------
+    OutputFolderRemovedError
+        Always, with ``report`` and the count of files ``not_processed``.
+    """
+    note = ""
+    if report_path is not None and report_in_out_dir:
+        note = f"the report {report_path} was not written (it was to go in that folder)"
+    elif report_path is not None:
+        try:
+            write_run_report(report, report_path, overwrite=overwrite, input_folders=input_folders)
+        except ReportNotWrittenError as exc:
+            note = f"the report was not written: {exc}"
+        else:
+            note = f"the report {report_path} lists every file"
+    raise OutputFolderRemovedError(out_dir, not_processed, report, note)
 
 
 @dataclass(slots=True)

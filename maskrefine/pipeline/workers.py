@@ -289,13 +289,19 @@ def _stop_workers(workers: Sequence[_Worker]) -> None:
         worker.conn.close()
 
 
+def _kept_as_is(task: Any, result: R) -> tuple[R, bool]:
+    """``settle`` of :func:`run_tasks` without ``keep`` and ``stop_when``: the result as is, never a stop."""
+    return result, False
+
+
 def _run_in_processes(
     function: Callable[[T], R],
     tasks: Sequence[T],
     workers_wanted: int,
     on_crash: Callable[[T, str], R],
     step: Callable[[], None],
-) -> list[R]:
+    settle: Callable[[T, R], tuple[R, bool]] | None = None,
+) -> list[R | None]:
     """Run ``tasks`` on a forked pool: one pipe per worker, so a worker that dies is known with its task.
 
     Each worker holds at most :data:`_AHEAD` tasks and processes them in order, so when it dies the
@@ -304,18 +310,30 @@ def _run_in_processes(
     and the run goes on. Ctrl-C: no new task is started, the running ones finish, then
     ``KeyboardInterrupt`` is raised (a second Ctrl-C stops waiting; see
     :func:`maskrefine._signals.stops_deferred`); likewise SIGTERM, which then raises
-    :class:`maskrefine._signals.Terminated`.
+    :class:`maskrefine._signals.Terminated`. ``settle(task, result)`` returns what to keep of each
+    result and whether to stop (see :func:`run_tasks`); after a stop no new task is started either, and
+    the run ends when the running ones are done (the tasks not started stay None).
     """
+    settle = _kept_as_is if settle is None else settle
     results: list[Any] = [None] * len(tasks)
     queue = deque(range(len(tasks)))
     pool: list[_Worker] = []
     stop = multiprocessing.get_context("fork").RawValue("b", 0)
     state = StopRequest(on_request=lambda: setattr(stop, "value", 1))  # workers: "not started" from then
+    halted = False  # settle asked to stop: no new task, the running ones finish
+
+    def store(index: int, value: Any) -> None:
+        nonlocal halted
+        results[index], halt = settle(tasks[index], value)
+        if halt and not halted:
+            halted = True
+            stop.value = 1  # the tasks sent ahead come back "not started"
+        step()
 
     def feed(worker: _Worker, ahead: int = _AHEAD) -> None:
         """Top ``worker`` up to ``ahead`` tasks; a worker found dead meanwhile is replaced."""
         for _ in range(3 * _AHEAD):
-            if not queue or state.requested or len(worker.assigned) >= ahead:
+            if not queue or state.requested or halted or len(worker.assigned) >= ahead:
                 return
             index = queue.popleft()
             try:
@@ -329,7 +347,7 @@ def _run_in_processes(
                 pool.append(worker)
                 continue
             worker.assigned.append(index)
-        if queue and not state.requested and not worker.assigned:  # pragma: no cover
+        if queue and not state.requested and not halted and not worker.assigned:  # pragma: no cover
             raise RuntimeError("worker processes die as soon as they start")
 
     def collect(worker: _Worker) -> None:
@@ -340,10 +358,9 @@ def _run_in_processes(
                 index, status, value = worker.conn.recv()
                 worker.assigned.remove(index)
                 received = True
-                if status is None:  # not started after Ctrl-C
+                if status is None:  # not started after Ctrl-C (or once settle asked to stop)
                     continue
-                results[index] = value if status else on_crash(tasks[index], value)
-                step()
+                store(index, value if status else on_crash(tasks[index], value))
         except (EOFError, OSError):
             pass
         if received and worker.process.is_alive():
@@ -356,10 +373,9 @@ def _run_in_processes(
         pool.remove(worker)
         if worker.assigned:
             crashed = worker.assigned.popleft()  # the one it was processing
-            results[crashed] = on_crash(tasks[crashed], _death_problem(worker.process.exitcode))
-            step()
+            store(crashed, on_crash(tasks[crashed], _death_problem(worker.process.exitcode)))
             queue.extendleft(reversed(worker.assigned))  # not started: run them elsewhere
-        if queue and not state.requested:  # replace the dead worker and go on
+        if queue and not state.requested and not halted:  # replace the dead worker and go on
             pool.append(_start_worker(function, tasks, stop))
             feed(pool[-1])
 
@@ -403,8 +419,13 @@ def _run_in_threads(
     workers: int,
     on_crash: Callable[[T, str], R],
     step: Callable[[], None],
-) -> list[R]:
-    """Fallback where ``fork`` is unavailable: a thread pool (the kernels release the GIL)."""
+    settle: Callable[[T, R], tuple[R, bool]] | None = None,
+) -> list[R | None]:
+    """Fallback where ``fork`` is unavailable: a thread pool (the kernels release the GIL).
+
+    After ``settle`` asks to stop, the tasks not started are cancelled (and stay None).
+    """
+    settle = _kept_as_is if settle is None else settle
     results: list[Any] = [None] * len(tasks)
     executor = ThreadPoolExecutor(max_workers=workers, initializer=_init_thread)
     previous = set_threads(1)
@@ -412,12 +433,18 @@ def _run_in_threads(
     try:
         futures = {executor.submit(function, task): index for index, task in enumerate(tasks)}
         for future in as_completed(futures):
+            if future.cancelled():
+                continue
             index = futures[future]
             try:
-                results[index] = future.result()
+                value = future.result()
             except Exception as exc:  # noqa: BLE001
-                results[index] = on_crash(tasks[index], f"unexpected {type(exc).__name__}: {exc}")
+                value = on_crash(tasks[index], f"unexpected {type(exc).__name__}: {exc}")
+            results[index], halt = settle(tasks[index], value)
             step()
+            if halt:
+                for other in futures:
+                    other.cancel()  # those not started; the running ones finish
         finished = True
     finally:
         # on an interrupt (Ctrl-C) drop the queued tasks instead of finishing them
@@ -436,7 +463,9 @@ def run_tasks(
     progress: Callable[[int, int], None] | None = None,
     done_before: int = 0,
     total: int | None = None,
-) -> list[R]:
+    keep: Callable[[T, R], R] | None = None,
+    stop_when: Callable[[R], bool] | None = None,
+) -> list[R | None]:
     """Run ``function`` over ``tasks`` (in this process, or in ``jobs`` workers); results in task order.
 
     Parameters
@@ -458,6 +487,18 @@ def run_tasks(
         ``progress(done, total)`` after each task, counting from ``done_before``.
     done_before, total : int
         Offset and total passed to ``progress`` (``total`` defaults to ``done_before + len(tasks)``).
+    keep : callable, optional
+        ``keep(task, result) -> result``: what to keep of each result (``on_crash``'s included), called
+        in this process as the result arrives, e.g. a compact copy that shares the task's objects (a
+        result from a worker is an unpickled copy). Default: the result.
+    stop_when : callable, optional
+        ``stop_when(kept) -> bool``, called in this process after each result is kept: True starts no
+        further task; the running ones finish, and the tasks not started are None in the list returned.
+
+    Returns
+    -------
+    list
+        One result per task, in task order (None for a task not started after ``stop_when``).
 
     Each worker, including this process when ``jobs == 1``, runs OpenCV and numba single-threaded, so
     ``jobs`` is the number of cores used and the results do not depend on it.
@@ -471,17 +512,23 @@ def run_tasks(
         if progress is not None:
             progress(done, total)
 
+    def settle(task: T, result: R) -> tuple[R, bool]:
+        kept = result if keep is None else keep(task, result)
+        return kept, stop_when is not None and stop_when(kept)
+
     if jobs <= 1 or len(tasks) <= 1:
-        results: list[Any] = []
+        results: list[Any] = [None] * len(tasks)
         previous = set_threads(1)
         state = StopRequest()
         try:
             with stops_deferred(state):  # Ctrl-C / SIGTERM: the file in progress is finished first
-                for task in tasks:
+                for index, task in enumerate(tasks):
                     if state.requested:
                         break
-                    results.append(function(task))
+                    results[index], halt = settle(task, function(task))
                     step()
+                    if halt:
+                        break
         finally:
             restore_threads(previous)
         if state.requested:
@@ -490,5 +537,5 @@ def run_tasks(
     workers = min(jobs, len(tasks))
     if _fork_is_safe():
         _warm_up_safely(warm_up)
-        return _run_in_processes(function, tasks, workers, on_crash, step)
-    return _run_in_threads(function, tasks, workers, on_crash, step)
+        return _run_in_processes(function, tasks, workers, on_crash, step, settle)
+    return _run_in_threads(function, tasks, workers, on_crash, step, settle)

@@ -123,6 +123,10 @@ def predict_folder(
     ------
     ConfigError
         Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
+    OutputFolderRemovedError
+        ``out_dir`` (or its ``coarse`` folder) was removed during the run: no further image was predicted,
+        and those without their outputs failed, saying why (``exc.report``, also written to
+        ``report_path`` unless it lies in ``out_dir``); the folder is never made again.
     """
     from maskrefine.errors import OutputError, OutputExistsError
     from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
@@ -139,11 +143,17 @@ def predict_folder(
         check_progress,
         check_report_replaceable,
         file_path_argument,
+        is_within,
         job_flags,
         open_output_folder,
         path_argument,
+        resolved_path,
     )
-    from maskrefine.pipeline.reports import describe_unexpected, write_run_report
+    from maskrefine.pipeline.reports import (
+        describe_unexpected,
+        stop_for_removed_output_folder,
+        write_run_report,
+    )
     from maskrefine.train.preflight import list_images
 
     start = time.perf_counter()
@@ -246,6 +256,11 @@ def predict_folder(
         bn_mode=bn_mode,
         polarity=polarity,
     )
+    # a report in the output folder is not written if that folder is removed during the run (never made
+    # again); found now, as the folder's path may lead elsewhere by then
+    report_in_out_dir = report_file is not None and is_within(
+        resolved_path(report_file, "report file"), resolved_path(out_path, "--out")
+    )
     out_path.mkdir(parents=True, exist_ok=True)
     # every output is written through these open folders, never by path again: a --out renamed or
     # re-pointed during the run (a symlink swapped in) is never followed to another folder
@@ -274,6 +289,9 @@ def predict_folder(
         progress(done, total)
     # group consecutive images into batches of the predictor's size (1 unless batch statistics)
     loaded: list[tuple[str, Path, np.ndarray, float]] = []
+    # files not processed because an output folder was removed during the run (None: it was not); found
+    # after a write failed: no further file is processed then
+    lost: int | None = None
 
     def write_outputs(stem: str, path: Path, pred: Prediction, t0: float) -> FileOutcome:
         """Write the stem's missing outputs; never replace a file unless ``overwrite`` (rules of apply)."""
@@ -307,7 +325,7 @@ def predict_folder(
         return FileOutcome(stem, "written", ckpt, path, target[0], None, time.perf_counter() - t0)
 
     def flush() -> None:
-        nonlocal done
+        nonlocal done, lost
         if not loaded:
             return
         groups: dict[tuple[int, int], list] = {}
@@ -336,7 +354,11 @@ def predict_folder(
                     )
                 continue
             for (stem, path, _, t0), pred in zip(items, predictions, strict=True):
+                if lost is not None:  # the output folder is gone: the rest of the batch is not written
+                    continue
                 outcomes[stem] = write_outputs(stem, path, pred, t0)
+                if outcomes[stem].status == "failed" and any(folder.removed() for folder in folders):
+                    lost = 1
         done += len(loaded)
         loaded.clear()
         if progress is not None:
@@ -352,7 +374,7 @@ def predict_folder(
     try:
         with stops_deferred(stop):
             for stem, path in todo:
-                if stop.requested:
+                if stop.requested or lost is not None:
                     break
                 t0 = time.perf_counter()
                 try:
@@ -374,6 +396,14 @@ def predict_folder(
             output_folder.close()
     if stop.requested:
         raise stop.exception()
+    if lost is not None:  # the files not started, and the rest of the batch in progress
+        problem = f"not processed: the output folder {out_path} was removed during the run"
+        for stem, path in todo:
+            if stem not in outcomes:
+                outcomes[stem] = FileOutcome(
+                    stem, "failed", ckpt, path, outputs(stem)[0], f"{path}: {problem}"
+                )
+                lost += 1
     report = RunReport(
         outcomes=[outcomes[stem] for stem, _ in jobs],
         duplicates=duplicates,
@@ -392,6 +422,16 @@ def predict_folder(
             "skip_existing": bool(skip_existing),
         },
     )
+    if lost is not None:
+        stop_for_removed_output_folder(
+            report,
+            out_path,
+            lost,
+            report_file,
+            report_in_out_dir=report_in_out_dir,
+            overwrite=overwrite,
+            input_folders={"images": images_path},
+        )
     if report_file is not None:
         write_run_report(report, report_file, overwrite=overwrite, input_folders={"images": images_path})
     return report
