@@ -148,17 +148,19 @@ class OutputExistsError(OutputError):
 class OutputFolderRemovedError(OutputError):
     """A folder job's output folder was removed (deleted, or replaced by another) during the run.
 
-    The job stopped at the first file that could not be written because of it: the files not written
-    then are not processed (no output goes anywhere else, and the folder is never made again). ``report``
-    holds every file's outcome (those not processed failed, saying why); ``not_processed`` counts them;
-    ``note`` tells what became of the job's ``--report`` file, if it had one.
+    The job stopped at the first file that could not be written because of it (or found it gone at its
+    end, after its last write): no further file is started, no output goes anywhere else, and the folder
+    is never made again. The outputs written into it went with it. ``report`` holds every file's outcome
+    (those not started failed, saying why); ``not_processed`` counts the files that failed once it was
+    gone or were not started (0 when it was removed after the last write); ``note`` tells what became of
+    the job's ``--report`` file, if it had one.
 
     Parameters
     ----------
     path : str or Path
         The output folder.
     not_processed : int
-        Files without an output because of the removal.
+        Files not written once the folder was gone (failed, or not started).
     report : object, optional
         The job's report (:class:`~maskrefine.pipeline.RunReport`).
     note : str, default ""
@@ -168,14 +170,16 @@ class OutputFolderRemovedError(OutputError):
     def __init__(
         self, path: str | os.PathLike[str], not_processed: int, report: object = None, note: str = ""
     ) -> None:
-        files = f"{not_processed} file{'s were' if not_processed != 1 else ' was'} not processed"
-        super().__init__(path, f"was removed during the run; {files}" + (f"; {note}" if note else ""))
+        problem = "was removed during the run, with the outputs written into it"
+        if not_processed:
+            problem += f"; {not_processed} file{'s were' if not_processed != 1 else ' was'} not written"
+        super().__init__(path, problem + (f"; {note}" if note else ""))
         self.not_processed = not_processed
         self.report = report
         self.note = note
 
     def __str__(self) -> str:
-        """Return ``output folder 'out' was removed during the run; N files were not processed...``."""
+        """Return ``output folder 'out' was removed during the run, ...; N files were not written``."""
         return f"output folder '{self.path}' {self.problem}"
 
     def __reduce__(self) -> tuple[type, tuple[Path, int, None, str]]:  # type: ignore[override]

@@ -688,4 +688,6 @@ def _run(
                 task.stem, "failed", task.mask, task.image, task.output, f"{task.mask}: {problem}"
             )
         outcomes.append(outcome)
+    if not removal.found and out_folder.removed():  # after the last write (or every file skipped)
+        removal.found = True
     return outcomes, removal.lost if removal.found else None

@@ -477,11 +477,12 @@ def check_report_replaceable(path: Path, what: str, *, overwrite: bool, how: str
 
     A report or CSV file (``--report``, ``--json``, ``--csv``) is replaced when it exists, so that a
     rerun updates it; but a file that is not one of maskrefine's reports (a JSON object holding all the
-    keys of one of :data:`OUR_JSON_SIGNATURES`: as maskrefine lays them out within its first
-    :data:`REPORT_PREFIX_BYTES`, or in any layout in a file of at most :data:`REPORT_READ_LIMIT` bytes,
-    or a CSV whose header begins as one of :data:`OUR_CSV_HEADERS`) is someone else's data, replaced
-    only with ``overwrite``. A blank file, or one holding only ``{}`` or ``[]``, holds nothing and is
-    replaced. Anything that is not a regular file is left to :func:`check_writable_target`.
+    keys of one of :data:`OUR_JSON_SIGNATURES`, parsed whole in a file of at most
+    :data:`REPORT_READ_LIMIT` bytes, or, in a larger file, found as maskrefine lays them out within its
+    first :data:`REPORT_PREFIX_BYTES`; or a CSV whose header begins as one of :data:`OUR_CSV_HEADERS`)
+    is someone else's data, replaced only with ``overwrite``. A blank file, or one holding only ``{}`` or
+    ``[]``, holds nothing and is replaced. Anything that is not a regular file is left to
+    :func:`check_writable_target`.
 
     Parameters
     ----------
@@ -523,22 +524,23 @@ def _replace_problem(path: Path, overwrite: bool) -> str | None:
         if not stat.S_ISREG(info.st_mode):
             return None
         with os.fdopen(os.dup(fd), "rb") as handle:
-            # a CSV's header; a JSON report's top-level keys, as our writer lays them out; else (another
-            # layout) a JSON file is read whole, up to the limit. A report of 100,000 files (tens of MB)
-            # is not parsed, and a rerun at the end of a long job does not hold it next to its outcomes.
+            # a CSV's header; a JSON file is read whole up to the limit and parsed (keys only: a report of
+            # 100,000 files is not turned into dicts); a larger one by its first MiB, where maskrefine's
+            # writer puts the top-level keys. A small file must parse as one of ours: a file that only
+            # begins like one (our report's opening, then notes) is someone else's.
             data = handle.read(4096)
             large = info.st_size > REPORT_READ_LIMIT
             if not data.startswith(OUR_CSV_HEADERS):
-                data += handle.read(REPORT_PREFIX_BYTES)
-                if not large and not _begins_as_our_report(data):
-                    data += handle.read(REPORT_READ_LIMIT)
+                # (a small file: its size, not the limit, so that no 64 MiB buffer is allocated for it;
+                # one that grew since is cut short, fails to parse and is refused)
+                data += handle.read(REPORT_PREFIX_BYTES if large else info.st_size)
     except OSError as exc:
         return f"could not be read to check what it holds ({exc.strerror or exc})"
     finally:
         os.close(fd)
-    if data.startswith(OUR_CSV_HEADERS) or _begins_as_our_report(data):
+    if data.startswith(OUR_CSV_HEADERS):
         return None
-    if not large and _written_by_maskrefine(data):
+    if _begins_as_our_report(data) if large else _written_by_maskrefine(data):
         return None
     return "exists and is not a report or CSV file maskrefine wrote"
 

@@ -423,6 +423,16 @@ def json_report_chunks(data: Mapping[str, Any]) -> Iterator[str]:
     array of its items: one piece per top-level value, and one per item of a streamed array (each item
     as ``json.dumps`` would indent it there). ``data``'s keys must be strings.
 
+    Parameters
+    ----------
+    data : mapping of str to JSON-ready values
+        The report, with :class:`StreamedArray` values allowed at its top level.
+
+    Yields
+    ------
+    str
+        The pieces of the text, in order.
+
     Raises
     ------
     ValueError
@@ -732,6 +742,23 @@ def stop_for_removed_output_folder(
     The report is written as :func:`write_run_report` does, unless it lies in ``out_dir``
     (``report_in_out_dir``, found when the job started): the folder is never made again, and a new folder
     at its path is not the job's. The error's message says what became of the report.
+
+    Parameters
+    ----------
+    report : RunReport
+        The job's report, every file's outcome in it.
+    out_dir : Path
+        The output folder that was removed.
+    not_processed : int
+        Files not written once it was gone (failed, or not started).
+    report_path : Path or None
+        The job's ``--report`` file, if any.
+    report_in_out_dir : bool
+        Whether ``report_path`` lay in ``out_dir`` when the job started.
+    overwrite : bool
+        The job's ``overwrite`` (see :func:`write_run_report`).
+    input_folders : mapping of str to Path, optional
+        The job's input folders (see :func:`write_run_report`).
 
     Raises
     ------

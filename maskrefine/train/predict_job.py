@@ -391,6 +391,8 @@ def predict_folder(
                 if len(loaded) >= predictor.batch_size:
                     flush()
             flush()
+        if lost is None and any(folder.removed() for folder in folders):
+            lost = 0  # removed after its last write: the outputs went with it
     finally:
         for output_folder in folders:
             output_folder.close()
