@@ -18,6 +18,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -179,17 +181,31 @@ def test_a_job_peaks_at_under_3_kb_per_file(tmp_path: Path) -> None:
         (masks / f"{index:06d}.png").write_bytes(mask)
         (images / f"{index:06d}.png").write_bytes(image)
     warm = _pairs(tmp_path / "warm", stems=STEMS[:2])  # imports and compiled kernels are not per file
-    apply_folder(*warm, tmp_path / "warm" / "out", method="auto", jobs=1, report_path=tmp_path / "w.json")
+    # in a fresh interpreter: what earlier tests left in a test worker (state, lazily loaded modules and
+    # kernels) must not count; the lower of two runs, so a one-time cost falls in one of them at most
+    script = f"""
+import gc, json, sys, tracemalloc
+from pathlib import Path
+from maskrefine.pipeline import apply_folder
+root = Path({str(tmp_path)!r})
+apply_folder(root / "warm" / "masks", root / "warm" / "images", root / "warm" / "out", method="auto",
+             jobs=1, report_path=root / "w.json")
+peaks = []
+for run in range(2):
+    gc.collect()
     tracemalloc.start()
-    try:
-        report = apply_folder(
-            masks, images, tmp_path / "out", method="auto", jobs=1, report_path=tmp_path / "r.json"
-        )
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert report.counts["written"] == n
-    assert peak / n < 3000, f"{peak / n:.0f} bytes per file"
+    report = apply_folder(root / "masks", root / "images", root / f"out{{run}}", method="auto", jobs=1,
+                          report_path=root / f"r{{run}}.json")
+    peaks.append(tracemalloc.get_traced_memory()[1])
+    tracemalloc.stop()
+    assert report.counts["written"] == {n}, report.counts
+print(json.dumps(peaks))
+"""
+    assert warm[0].is_dir()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    peaks = json.loads(done.stdout.strip().splitlines()[-1])
+    assert min(peaks) / n < 3000, [f"{peak / n:.0f} bytes per file" for peak in peaks]
 
 
 # --------------------------------------------------------------------------------- B: auto decides once
