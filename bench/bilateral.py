@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/bilateral.py            # full run, writes bench/results/bilateral--cpu.json
     .venv/bin/python bench/bilateral.py --quick    # smoke run (320² only, 3 repeats), no targets
+    .venv/bin/python bench/bilateral.py --memory-only  # peak RSS of one 1024² call per method, no timing
 
 Peers:
 
@@ -248,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="320² only, 3 repeats, no RSS: a smoke run")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the peak RSS of one 1024² call per method (no timing), to bilateral-memory--cpu.json",
+    )
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--rss-child", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
@@ -256,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_child(args.rss_child[0], int(args.rss_child[1]))
         return 0
     ensure_malloc_env()
-    sizes = [320] if args.quick else [320, 1024]
+    sizes = [] if args.memory_only else [320] if args.quick else [320, 1024]
     repeat = 3 if args.quick else args.repeat
     have_crf_peer = _have("pydensecrf.densecrf")
     rows: list[dict[str, object]] = []
@@ -338,11 +344,12 @@ def main(argv: list[str] | None = None) -> int:
                         "cpu_speedup": peer["cpu_median_s"] / ours["cpu_median_s"],
                     }
                 )
-    print_table(rows, ["case", "impl", "ms", "cpu_ms", "speedup", "cpu_speedup", "x_guided"])
-    print(
-        "speedup = peer median wall / maskrefine median wall (same run); cpu_speedup = the same with "
-        "CPU time; x_guided = cost in guided-filter calls"
-    )
+    if rows:
+        print_table(rows, ["case", "impl", "ms", "cpu_ms", "speedup", "cpu_speedup", "x_guided"])
+        print(
+            "speedup = peer median wall / maskrefine median wall (same run); cpu_speedup = the same with "
+            "CPU time; x_guided = cost in guided-filter calls"
+        )
 
     rss: dict[str, object] = {}
     if not args.quick:
@@ -368,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_1024": rss,
         "rows": rows,
     }
-    out = args.json or RESULTS_DIR / ("bilateral--cpu-quick.json" if args.quick else "bilateral--cpu.json")
+    name = "bilateral-memory--cpu.json" if args.memory_only else "bilateral--cpu.json"
+    out = args.json or RESULTS_DIR / ("bilateral--cpu-quick.json" if args.quick else name)
     print(f"wrote {save_json(payload, out)}")
     return 0
 

@@ -38,15 +38,13 @@ _CENTER = 2.0 * GRID_DIMS
 
 
 @njit(cache=True, nogil=True)
-def build_grid(
-    yuv: npt.NDArray[np.float64], sigma_spatial: float, sigma_luma: float, sigma_chroma: float
-) -> tuple[I32, I32]:
-    """Grid of an image given as (H, W, 3) float64 Y, U, V (0..255). Returns ``(pixel_vertex, neighbors)``.
+def build_grid(cells: npt.NDArray[np.int32], sigma_spatial: float) -> tuple[I32, I32]:
+    """Grid of an image given as its (H, W, 3) int32 colour cells. Returns ``(pixel_vertex, neighbors)``.
 
-    Coordinates per pixel, truncated to int as in the reference: (x/σ_s, y/σ_s, Y/σ_l, U/σ_c, V/σ_c)
-    (U and V carry the +128 offset, so all coordinates are >= 0).
+    A pixel's vertex is (x/σ_s, y/σ_s) truncated to int as in the reference, then its three colour cells
+    (``⌊Y/σ_l⌋, ⌊U/σ_c⌋, ⌊V/σ_c⌋``, all >= 0: U and V carry the +128 offset).
     """
-    height, width = yuv.shape[0], yuv.shape[1]
+    height, width = cells.shape[0], cells.shape[1]
     pixel_vertex = np.empty(height * width, np.int32)
     slots, keys = new_table(4096, GRID_DIMS)
     count = 0
@@ -58,9 +56,9 @@ def build_grid(
         for x in range(width):
             key[0] = np.int32(x / sigma_spatial)
             key[1] = cy
-            key[2] = np.int32(yuv[y, x, 0] / sigma_luma)
-            key[3] = np.int32(yuv[y, x, 1] / sigma_chroma)
-            key[4] = np.int32(yuv[y, x, 2] / sigma_chroma)
+            key[2] = cells[y, x, 0]
+            key[3] = cells[y, x, 1]
+            key[4] = cells[y, x, 2]
             same = last_index >= 0
             for i in range(GRID_DIMS):
                 if key[i] != last[i]:

@@ -4,8 +4,9 @@ The algorithm is the one of the field's ``bilateral_solver.py`` (docs/filters.md
 grid built from the 0..255 image, a [1 2 1] blur per grid axis, 10 bistochastisation iterations and a
 Jacobi-preconditioned conjugate gradient solve (25 iterations, relative tolerance 1e-5, λ = 256,
 preconditioner diagonal clamped at 1e-5) with confidence 0.999 everywhere. YUV is computed with the
-reference's own ``np.tensordot`` call (:func:`reference_yuv`), so pixels on a grid cell's edge land in the
-same cell. Two differences, both where the published code fails rather than where it computes a number:
+reference's own ``np.tensordot`` (:func:`reference_yuv`, :func:`colour_cells`), so pixels on a grid
+cell's edge land in the same cell. Two differences, both where the published code fails rather than
+where it computes a number:
 
 * grid vertices are found by comparing whole coordinate tuples (:mod:`maskrefine.filters._hashgrid`)
   instead of a base-255 hash, which aliases distinct vertices once a coordinate reaches 254 (the +1
@@ -67,36 +68,70 @@ def _is_float16(dtype: np.dtype) -> bool:
     return dtype.kind == "f" and dtype.itemsize == 2
 
 
-#: Values per block of rows in :func:`reference_yuv`'s snap (two float64 temporaries of 2 MiB each).
-_SNAP_BLOCK_VALUES = 2**18
+#: Values per block of rows in :func:`reference_yuv` and :func:`colour_cells` (float64 temporaries of
+#: 2 MiB each).
+_ROW_BLOCK_VALUES = 2**18
+
+
+def _row_blocks(height: int, width: int) -> range:
+    """First rows of the blocks :func:`reference_yuv` and :func:`colour_cells` convert one at a time."""
+    return range(0, height, max(1, _ROW_BLOCK_VALUES // max(1, 3 * width)))
+
+
+def _yuv_of_rows(rgb_rows: np.ndarray, snap: float) -> npt.NDArray[np.float64]:
+    """(h, W, 3) float64 Y, U, V of a block of rows of an RGB image in [0, 1] (see :func:`reference_yuv`)."""
+    # the reference's floor/where/tensordot, in place: the scaled rows, snapped to 8-bit levels, then YUV
+    scaled = np.multiply(rgb_rows, 255.0, dtype=np.float64)
+    levels = scaled + 0.5
+    np.floor(levels, out=levels)
+    off = np.subtract(scaled, levels)
+    np.abs(off, out=off)
+    np.copyto(scaled, levels, where=off < snap)
+    yuv = np.tensordot(scaled, RGB_TO_YUV, ([2], [1]))
+    yuv += YUV_OFFSET
+    return yuv
 
 
 def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     """(H, W, 3) float64 Y, U, V of an RGB image in [0, 1], computed as the reference code does.
 
     The image is taken as ``255·rgb`` with values within 1e-3 of an 8-bit level snapped to it (0.07 for a
-    float16 image, which holds k/255 only to within half a float16 step), then
-    converted with one ``np.tensordot`` over the whole image, as the field's ``bilateral_solver.py``
-    (``rgb2yuv``) does: BLAS rounds some sums differently from a left-to-right formula, and a pixel whose
-    Y, U or V falls on a grid cell's edge (e.g. RGB (33, 57, 41), Y = 48) lands in the reference's cell
-    only with the same call. Same NumPy and BLAS as the reference, same cells.
+    float16 image, which holds k/255 only to within half a float16 step), then converted with
+    ``np.tensordot``, as the field's ``bilateral_solver.py`` (``rgb2yuv``) does: BLAS rounds some sums
+    differently from a left-to-right formula, and a pixel whose Y, U or V falls on a grid cell's edge (e.g.
+    RGB (33, 57, 41), Y = 48) lands in the reference's cell only with the same call. Same NumPy and BLAS
+    as the reference, same cells. The reference makes one call over the whole image; this converts blocks
+    of rows, one call each (less memory): each value is the same, since the matrix product computes every
+    pixel's three sums alone and in the same order whatever the number of rows (checked bit for bit
+    against one call, over OpenBLAS's CPU kernels, by the tests).
     """
     snap = _SNAP_FLOAT16 if _is_float16(np.asarray(rgb).dtype) else _SNAP
-    # the same operations on the same values as floor/where/tensordot written out, but in place and the
-    # element-wise snap in blocks of rows (element-wise results do not depend on the blocks): two
-    # image-sized float64 buffers alive at once, the scaled image and the YUV (the solver's peak memory)
-    scaled = np.multiply(rgb, 255.0, dtype=np.float64)
-    rows = max(1, _SNAP_BLOCK_VALUES // max(1, scaled[0].size))
-    for start in range(0, scaled.shape[0], rows):
-        block = scaled[start : start + rows]
-        levels = block + 0.5
-        np.floor(levels, out=levels)
-        off = np.subtract(block, levels)
-        np.abs(off, out=off)
-        np.copyto(block, levels, where=off < snap)
-    yuv = np.tensordot(scaled, RGB_TO_YUV, ([2], [1]))
-    yuv += YUV_OFFSET
+    height, width = rgb.shape[0], rgb.shape[1]
+    yuv = np.empty((height, width, 3), np.float64)
+    blocks = _row_blocks(height, width)
+    for start in blocks:
+        yuv[start : start + blocks.step] = _yuv_of_rows(rgb[start : start + blocks.step], snap)
     return yuv
+
+
+def colour_cells(rgb: np.ndarray, sigma_luma: float, sigma_chroma: float) -> npt.NDArray[np.int32]:
+    """(H, W, 3) int32 grid cells ``(⌊Y/σ_l⌋, ⌊U/σ_c⌋, ⌊V/σ_c⌋)`` of each pixel (docs/filters.md, §7).
+
+    The Y, U, V of :func:`reference_yuv`, bit for bit, divided and truncated as the reference does, but
+    converted in blocks of rows: 12 bytes per pixel instead of the 24 of a float64 YUV image (and the 24 of
+    the scaled image the reference also holds). Y, U and V are >= 0 for an image in [0, 1], so truncation
+    is the floor.
+    """
+    snap = _SNAP_FLOAT16 if _is_float16(np.asarray(rgb).dtype) else _SNAP
+    height, width = rgb.shape[0], rgb.shape[1]
+    cells = np.empty((height, width, 3), np.int32)
+    blocks = _row_blocks(height, width)
+    for start in blocks:
+        yuv = _yuv_of_rows(rgb[start : start + blocks.step], snap)
+        yuv[..., 0] /= sigma_luma
+        yuv[..., 1:] /= sigma_chroma
+        cells[start : start + blocks.step] = yuv  # truncated towards 0, as the reference's astype(int)
+    return cells
 
 
 def bilateral_solver(
@@ -194,7 +229,7 @@ def bilateral_solver(
         if extent >= 2**30:
             raise ValueError(f"`{name}` is too small for a {height}x{width} image (grid extent {extent:.3g})")
 
-    pixel_vertex, neighbors = kernels.build_grid(reference_yuv(rgb), sigma_s, sigma_l, sigma_c)
+    pixel_vertex, neighbors = kernels.build_grid(colour_cells(rgb, sigma_l, sigma_c), sigma_s)
     n_vertices = neighbors.shape[0]
     input_mask = values > 0.5 if output != "soft" else None
     # FOUND solves on its binary mask (the one it gates against), whatever soft map it came from
@@ -303,7 +338,7 @@ def _check_arrays(
     _check_confidence_scale(largest, lam)
     # float32 targets are splatted as they are (sums in float64): no image-sized float64 copy
     target_dtype = values.dtype if values.dtype in (np.float32, np.float64) else np.float64
-    # the image is only read by reference_yuv, which snaps a float16 image (either byte order) with its
+    # the image is only read by colour_cells, which snaps a float16 image (either byte order) with its
     # own tolerance
     rgb_dtype = np.float16 if _is_float16(rgb.dtype) else np.float32
     return np.ascontiguousarray(rgb, dtype=rgb_dtype), np.ascontiguousarray(values, dtype=target_dtype), conf

@@ -13,6 +13,7 @@ from maskrefine.filters import reference_bilateral as ref
 from maskrefine.filters.bilateral_solver import (
     BILATERAL_PRESETS,
     bilateral_solver,
+    colour_cells,
     found_binary,
     reference_yuv,
 )
@@ -78,7 +79,7 @@ def test_large_image_where_base255_hash_collides():
     assert coords[:, 0].max() >= 255
     assert hashed < exact  # the published hash merges distinct vertices here
     del coords
-    _, neighbors = kernels.build_grid(reference_yuv(image), 16.0, 16.0, 8.0)
+    _, neighbors = kernels.build_grid(colour_cells(image, 16.0, 8.0), 16.0)
     assert neighbors.shape[0] == exact  # ours keeps every vertex
     fast = bilateral_solver(image, target)
     oracle = ref.solve(np.round(image.astype(np.float64) * 255), target)
@@ -310,7 +311,7 @@ def test_pixels_on_a_cell_edge_land_in_the_reference_cell():
     coords = _tokencut_coordinates(rgb255, 16.0, 16.0, 8.0)
     keys = np.ravel_multi_index(tuple(coords.T), tuple(coords.max(axis=0) + 1))
     _, expected = np.unique(keys, return_inverse=True)  # TokenCut's pixel -> vertex partition
-    pixel_vertex, _ = kernels.build_grid(reference_yuv(rgb255 / 255.0), 16.0, 16.0, 8.0)
+    pixel_vertex, _ = kernels.build_grid(colour_cells(rgb255 / 255.0, 16.0, 8.0), 16.0)
     # the same partition of pixels into vertices (vertex numbering differs)
     pairs = set(zip(expected.tolist(), pixel_vertex.tolist(), strict=True))
     assert len(pairs) == len(set(expected.tolist())) == len(set(pixel_vertex.tolist()))
@@ -461,7 +462,7 @@ def test_reference_yuv_is_the_formula_bit_for_bit_in_a_third_of_the_memory(dtype
     # in place since 2026-12-03: the solver's peak was ~107 bytes per pixel (2000², measured), 59 after
     import tracemalloc
 
-    from maskrefine.filters.bilateral_solver import _SNAP, _SNAP_FLOAT16, reference_yuv
+    from maskrefine.filters.bilateral_solver import _SNAP, _SNAP_FLOAT16
 
     rng = np.random.default_rng(5)
     levels = rng.integers(0, 256, (300, 400, 3)) / 255.0
@@ -470,7 +471,7 @@ def test_reference_yuv_is_the_formula_bit_for_bit_in_a_third_of_the_memory(dtype
     want = _yuv_as_written(rgb, snap)
     # blocks of 4 rows: the block temporaries stay small next to this 300x400 test image (the default
     # blocks, 2 MiB each, are small next to the images the limit is for)
-    monkeypatch.setattr(sys.modules["maskrefine.filters.bilateral_solver"], "_SNAP_BLOCK_VALUES", 4 * 400 * 3)
+    monkeypatch.setattr(sys.modules["maskrefine.filters.bilateral_solver"], "_ROW_BLOCK_VALUES", 4 * 400 * 3)
     tracemalloc.start()
     got = reference_yuv(rgb)
     peak = tracemalloc.get_traced_memory()[1]
@@ -491,5 +492,46 @@ def test_reference_yuv_snaps_the_same_in_blocks_of_rows(dtype, monkeypatch):
     rgb = (levels + rng.normal(0, 5e-4, levels.shape) * (rng.random(levels.shape) < 0.5)).astype(dtype)
     want = _yuv_as_written(rgb, bs._SNAP_FLOAT16 if dtype == np.float16 else bs._SNAP)
     for values in (17 * 3, 2 * 17 * 3, 7 * 17 * 3, 2**18):
-        monkeypatch.setattr(bs, "_SNAP_BLOCK_VALUES", values)
+        monkeypatch.setattr(bs, "_ROW_BLOCK_VALUES", values)
         assert bs.reference_yuv(rgb).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(("sigma_luma", "sigma_chroma"), [(16.0, 8.0), (4.0, 4.0), (3.7, 0.9)])
+def test_colour_cells_are_the_reference_cells_in_any_blocks_of_rows(
+    dtype, sigma_luma, sigma_chroma, monkeypatch
+):
+    # the solver's grid is built from colour_cells (int32, in blocks of rows) instead of a whole float64
+    # YUV image: the cells must be those of the reference's one whole-image tensordot, truncated, bit for
+    # bit, including pixels whose Y lies exactly on a cell edge ((33, 57, 41): Y = 48 by tensordot)
+    bs = sys.modules["maskrefine.filters.bilateral_solver"]
+    rng = np.random.default_rng(11)
+    h, w = 37, 29
+    levels = rng.integers(0, 256, (h, w, 3)) / 255.0
+    levels[::3, ::4] = np.array([33, 57, 41]) / 255.0
+    levels[1::5, 2::3] = 188 / 255.0
+    rgb = (levels + rng.normal(0, 5e-4, levels.shape) * (rng.random(levels.shape) < 0.3)).astype(dtype)
+    yuv = _yuv_as_written(rgb, bs._SNAP_FLOAT16 if dtype == np.float16 else bs._SNAP)
+    want = np.stack([yuv[..., 0] / sigma_luma, yuv[..., 1] / sigma_chroma, yuv[..., 2] / sigma_chroma], -1)
+    want = want.astype(int)  # the reference's truncation
+    for values in (w * 3, 2 * w * 3, 7 * w * 3, 2**18):
+        monkeypatch.setattr(bs, "_ROW_BLOCK_VALUES", values)
+        got = colour_cells(rgb, sigma_luma, sigma_chroma)
+        assert got.dtype == np.int32 and got.shape == (h, w, 3)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_the_grid_holds_12_bytes_per_pixel_not_a_float64_yuv_image(monkeypatch):
+    # the solver's peak was the scaled image and its YUV, float64 (48 bytes per pixel); the int32 cells
+    # converted in blocks of rows hold 12 (bench/bilateral.py measures the solver's whole peak)
+    import tracemalloc
+
+    bs = sys.modules["maskrefine.filters.bilateral_solver"]
+    monkeypatch.setattr(bs, "_ROW_BLOCK_VALUES", 4 * 400 * 3)
+    rgb = (np.random.default_rng(2).integers(0, 256, (300, 400, 3)) / 255.0).astype(np.float32)
+    tracemalloc.start()
+    cells = colour_cells(rgb, 16.0, 8.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert cells.nbytes == 12 * 300 * 400
+    assert peak / (300 * 400) < 14
