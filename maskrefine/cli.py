@@ -844,6 +844,10 @@ def _option_name(parameter: str) -> str:
     return "--" + parameter.replace("_", "-")
 
 
+#: What :func:`_finish_apply` says of unmatched files by default (two folders paired by stem).
+_NO_PARTNER = "have no partner in the other folder"
+
+
 def _keep_outcomes(job: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
     """Run a folder job; when only its ``--report`` could not be written, keep the outcomes to print."""
     try:
@@ -852,16 +856,22 @@ def _keep_outcomes(job: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[
         return exc.report, str(exc)
 
 
-def _finish_with_report(report: Any, unwritten: str | None, quiet: bool) -> int:
+def _finish_with_report(
+    report: Any, unwritten: str | None, quiet: bool, unmatched_files: str = _NO_PARTNER
+) -> int:
     """:func:`_finish_apply`, then the report file's own write error (exit 1) if there was one."""
-    code = _finish_apply(report, quiet)
+    code = _finish_apply(report, quiet, unmatched_files)
     if unwritten is not None:
         _err(f"error: {unwritten} (the report was not written; the files above are as listed)")
         return EXIT_FAILED
     return code
 
 
-def _finish_apply(report: Any, quiet: bool) -> int:
+def _finish_apply(report: Any, quiet: bool, unmatched_files: str = _NO_PARTNER) -> int:
+    """Print a RunReport's failures, notes and summary line; return the exit status.
+
+    ``unmatched_files`` says what the report's unmatched files are, after their count.
+    """
     failures = _failure_lines(report)
     for line in failures:  # every failure, one line each: scripts can grep these
         _err(f"error: {_one_line(line)}")
@@ -876,7 +886,7 @@ def _finish_apply(report: Any, quiet: bool) -> int:
         _err(f"warning: {len(duplicates)} stem(s) with several files in one folder; not processed:")
         _print_limited("  ", duplicates, "--report")
     if unmatched:
-        _err(f"note: {len(unmatched)} file(s) have no partner in the other folder; not processed:")
+        _err(f"note: {len(unmatched)} file(s) {unmatched_files}; not processed:")
         _print_limited("  ", unmatched, "--report")
         for line in advice:
             _err(f"note: {_one_line(line)}")

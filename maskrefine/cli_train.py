@@ -384,4 +384,5 @@ def predict_cmd(
             report_path=report_path,
         )
     progress.close()
-    sys.exit(cli._finish_with_report(report, unwritten, quiet))
+    # predict reads one folder: its unmatched files are those of --images not read (another format)
+    sys.exit(cli._finish_with_report(report, unwritten, quiet, "of --images are not read"))

@@ -156,13 +156,13 @@ def test_twins_are_looked_for_only_between_folders_that_pair() -> None:
     alone["predictions"] = [pred]
     assert twins_across(alone, through="predictions") == [(pred, "predictions", base, "baseline")]
     files = [Unmatched(pred, "predictions"), Unmatched(base, "baseline"), Unmatched(gt, "gt")]
-    folders = [(None, "predictions", "--pred"), (None, "baseline", "--baseline"), (None, "gt", "--gt")]
-    hints = unpaired_hints(files, folders, through="predictions")
+    roles = ["predictions", "baseline", "gt"]
+    hints = unpaired_hints(files, roles, through="predictions")
     assert hints == [
         f"{str(pred)!r} and {str(base)!r} do not pair: their names differ only in Unicode normalisation "
         "(NFC/NFD); rename one of them"
     ]
-    assert unpaired_hints([Unmatched(gt, "gt")], folders, through="predictions") == []
+    assert unpaired_hints([Unmatched(gt, "gt")], roles, through="predictions") == []
 
 
 # --------------------------------------------------------------------- a folder that holds only subfolders

@@ -1,4 +1,4 @@
-"""Pair the files of two folders by file stem.
+"""Pair the files of two folders by file stem, and say why files did not pair (:func:`unpaired_hints`).
 
 Only regular files are paired (a symlink to a regular file counts as one: datasets are often linked);
 anything else with a wanted suffix (a folder named ``x.png``, a FIFO, a device, a dangling symlink, a
@@ -418,8 +418,8 @@ def subfolder_note(folder: str | os.PathLike[str] | None, role: str, option: str
     """Say that ``folder`` holds subfolders, which are not read, and no image or mask file.
 
     For the "nothing was processed" messages: a folder laid out per class (``masks/cls1/x.png``) gives no
-    input file, since only the entries directly in a folder are read. The folder is listed again when the
-    message is made (nothing is opened).
+    input file, since only the entries directly in a folder are read. The folder is listed on each call
+    (nothing is opened): the jobs call this once, when they build their report (:func:`subfolder_notes`).
 
     Parameters
     ----------
@@ -454,7 +454,7 @@ def subfolder_note(folder: str | os.PathLike[str] | None, role: str, option: str
                     subfolders.append(entry.name)
                 else:
                     others += 1
-    except (OSError, TypeError, ValueError):  # gone since the run, or not a path (a report read back)
+    except (OSError, TypeError, ValueError):  # gone since it was paired, or not a path (made by hand)
         return None
     if not subfolders:
         return None
@@ -482,27 +482,191 @@ class _Unpaired(Protocol):
     def reason(self) -> str: ...
 
 
+def subfolder_notes(
+    files: Iterable[_Unpaired], folders: Sequence[tuple[str | os.PathLike[str] | None, str, str]]
+) -> list[str]:
+    """List the input folders that hold subfolders and no image or mask file, for a report.
+
+    :func:`subfolder_note` of each folder of ``folders`` that no file of ``files`` is in: such a file has
+    an image or mask suffix, so its folder holds one (and the note is never said of a folder whose file
+    the same report lists). The jobs call this once, when they build their report, and keep the notes
+    in it: each folder is listed on disk then, and the message made from the notes is the same each
+    time it is made.
+
+    Parameters
+    ----------
+    files : iterable of Unmatched
+        The files without a partner, each with its folder's role.
+    folders : sequence of tuple of (path-like or None, str, str)
+        Each input folder (None when unknown), its role and its option, e.g.
+        ``(path, "masks", "--masks (masks_dir)")``.
+
+    Returns
+    -------
+    list of str
+        The notes, in the order of ``folders``; empty when no folder holds only subfolders.
+    """
+    listed = {item.folder for item in files}
+    notes = [subfolder_note(folder, role, option) for folder, role, option in folders if role not in listed]
+    return [note for note in notes if note]
+
+
+#: One file and several files of each folder role of the reports, in messages.
+_ROLE_NOUNS: dict[str, tuple[str, str]] = {
+    "masks": ("mask", "masks"),
+    "images": ("image", "images"),
+    "predictions": ("prediction", "predictions"),
+    "gt": ("ground-truth mask", "ground-truth masks"),
+}
+
+
+def _nouns(role: str) -> tuple[str, str]:
+    return _ROLE_NOUNS.get(role, (f"file of {role}", f"files of {role}"))
+
+
+def counted_files(n: int, role: str) -> str:
+    """``"20 masks"``, ``"1 ground-truth mask"``: ``n`` files of the folder of ``role``, for a message.
+
+    Parameters
+    ----------
+    n : int
+        How many files.
+    role : str
+        Their folder's role (``"masks"``, ``"images"``, ``"predictions"``, ``"gt"``; another role ``r``
+        gives ``"files of r"``).
+
+    Returns
+    -------
+    str
+        The count and the noun, singular for 1.
+    """
+    return f"{n} {_nouns(role)[0 if n == 1 else 1]}"
+
+
+def stem_hint(unmatched: Sequence[_Unpaired], roles: tuple[str, str]) -> str | None:
+    """Say that stems must be equal, when both folders of ``roles`` have files without a partner.
+
+    Names the suffix (or prefix) that over half of one folder's stems add to the other folder's stems,
+    e.g. every mask named ``<image stem>_mask``, and how to rename them; None when a folder has no file
+    without a partner (then unequal stems are not the problem). Files not read (with a reason) are not
+    counted.
+
+    Parameters
+    ----------
+    unmatched : sequence of Unmatched
+        The files without a partner of the two folders.
+    roles : tuple of (str, str)
+        The two folders' roles, e.g. ``("masks", "images")``.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"mask file stems must equal image stems: all 3 masks without a partner are named <image
+        stem>_mask; rename them without '_mask' (e.g. a_mask.png to a.png)"``.
+    """
+    alone = [[item.path for item in unmatched if item.folder == role and not item.reason] for role in roles]
+    if not alone[0] or not alone[1]:
+        return None
+    rule = f"{_nouns(roles[0])[0]} file stems must equal {_nouns(roles[1])[0]} stems"
+    shorter_stems = [{path.stem for path in alone[1]}, {path.stem for path in alone[0]}]
+    for side in (0, 1):
+        longer = alone[side]
+        found = _common_affix([path.stem for path in longer], shorter_stems[side])
+        if found is None:
+            continue
+        kind, text, example = found
+        other = f"<{_nouns(roles[1 - side])[0]} stem>"
+        pattern = f"{other}{text}" if kind == "suffix" else f"{text}{other}"
+        bare = example[: -len(text)] if kind == "suffix" else example[len(text) :]
+        suffix = next(path.suffix for path in longer if path.stem == example)
+        carrying = sum(1 for path in longer if _strip_affix(path.stem, kind, text) in shorter_stems[side])
+        if len(longer) == 1:
+            who = f"the {counted_files(1, roles[side])} without a partner is"
+        else:
+            share = "all" if carrying == len(longer) else f"{carrying} of the"
+            who = f"{share} {counted_files(len(longer), roles[side])} without a partner are"
+        return (
+            f"{rule}: {who} named {pattern}; rename them without {text!r} "
+            f"(e.g. {example}{suffix} to {bare}{suffix})"
+        )
+    return (
+        f"{rule}: e.g. {alone[0][0].name} pairs with no {_nouns(roles[1])[0]}; rename the files so that "
+        "their stems match"
+    )
+
+
+#: :func:`_common_affix` looks at this many stems at most: a hint needs no more.
+_AFFIX_SAMPLE = 1000
+
+
+def _common_affix(longer: Sequence[str], shorter: set[str]) -> tuple[str, str, str] | None:
+    """``("suffix", "_mask", "100075_mask")``: the affix most of ``longer`` add to a ``shorter`` stem.
+
+    Each stem of ``longer`` votes once for each affix it could carry (``a_b_mask`` with ``a`` and
+    ``a_b`` in ``shorter``: ``_b_mask`` and ``_mask``); the affix with most votes is returned, with a
+    stem that carries it, when over half of them do; else None. Only the first :data:`_AFFIX_SAMPLE`
+    stems are looked at. An affix of digits only is not one: masks ``1``-``100`` and images ``101``-``200``
+    would give "rename 110 to 10", pairing image 110 with mask 10.
+    """
+    sample = longer[:_AFFIX_SAMPLE]
+    votes: dict[tuple[str, str], list[str]] = {}
+    for stem in sample:
+        found: set[tuple[str, str]] = set()
+        for cut in range(1, len(stem)):
+            if stem[:cut] in shorter:
+                found.add(("suffix", stem[cut:]))
+            if stem[cut:] in shorter:
+                found.add(("prefix", stem[:cut]))
+        for affix in found:
+            if not affix[1].isdigit():
+                votes.setdefault(affix, []).append(stem)
+    if not votes:
+        return None
+    (kind, text), stems = max(votes.items(), key=lambda item: (len(item[1]), item[0][0] == "suffix"))
+    if len(stems) * 2 <= len(sample):
+        return None
+    return kind, text, stems[0]
+
+
+def _strip_affix(stem: str, kind: str, text: str) -> str | None:
+    """``stem`` without the prefix or suffix ``text``; None when it does not carry it."""
+    if kind == "suffix":
+        return stem[: -len(text)] if stem.endswith(text) and len(stem) > len(text) else None
+    return stem[len(text) :] if stem.startswith(text) and len(stem) > len(text) else None
+
+
 def unpaired_hints(
     files: Iterable[_Unpaired],
-    folders: Sequence[tuple[str | os.PathLike[str] | None, str, str]],
+    roles: Sequence[str],
+    folder_notes: Sequence[str] = (),
     through: str | None = None,
 ) -> list[str]:
-    """List what a "nothing was scored" message adds, for folders paired through one of them.
+    """List what a "nothing was processed" or "nothing was scored" message adds about the input files.
 
-    For ``score --baseline`` and ``tune``, whose folders are paired through one of them (--pred,
-    --masks); each hint only when it applies: the files of a folder not read (:func:`unread_reason`,
-    without the :data:`LOSSLESS_ADVICE` that the listing gives once), each folder that holds only
-    subfolders (:func:`subfolder_note`), and files whose names differ only in Unicode normalisation
-    (:func:`normalisation_hint`; a file is named in one pair at most).
+    The one source of these hints for every job (``apply``, ``predict``, ``score``, ``score
+    --baseline``, ``tune``), each only when it applies, in this order:
+
+    * the files of each folder not read, counted with why (:func:`unread_reason`, without the
+      :data:`LOSSLESS_ADVICE` that the listing gives once);
+    * ``folder_notes``, the folders that hold only subfolders (:func:`subfolder_notes`, listed when the
+      job ended; this function reads nothing from disk);
+    * files whose names differ only in Unicode normalisation (:func:`normalisation_hint`), looked for
+      between the folders that are paired (:func:`twins_across`); a file is named in one pair at most;
+    * with two folders, :func:`stem_hint` for the other files without a partner. With three, a file of
+      ``through`` is listed without saying which other folder lacks its partner, so no rule about the
+      stems of two folders can be drawn from the list.
 
     Parameters
     ----------
     files : iterable of Unmatched
         The files without a partner, each with its folder's role and, for a file not read, the reason.
-    folders : sequence of tuple of (path-like or None, str, str)
-        Each input folder, its role and its option, e.g. ``(path, "masks", "--masks (masks_dir)")``.
+    roles : sequence of str
+        The input folders' roles, e.g. ``("masks", "images")``; for two, in the order the stem rule
+        names them.
+    folder_notes : sequence of str, optional
+        The notes of :func:`subfolder_notes` (default: none).
     through : str, optional
-        The role of the folder the others are paired with (see :func:`twins_across`).
+        The role of the folder the others are paired with (three folders; see :func:`twins_across`).
 
     Returns
     -------
@@ -510,19 +674,20 @@ def unpaired_hints(
         The hints, e.g. ``"3 files of the predictions folder not read: files of this folder are read
         from .png, .npy only"``.
     """
-    alone: dict[str, list[Path]] = {role: [] for _, role, _ in folders}
+    files = list(files)
+    alone: dict[str, list[Path]] = {role: [] for role in roles}
     unread: dict[tuple[str, str], int] = {}
     for item in files:
         if item.reason:
             key = (item.folder, split_advice(item.reason)[0])
             unread[key] = unread.get(key, 0) + 1
-        elif isinstance(item.path, Path):
-            alone.setdefault(item.folder, []).append(item.path)
+        elif isinstance(item.path, Path) and item.folder in alone:
+            alone[item.folder].append(item.path)
     hints: list[str | None] = [
         f"{n} file{'s' if n != 1 else ''} of the {role} folder {reason}"
         for (role, reason), n in unread.items()
     ]
-    hints += [subfolder_note(folder, role, option) for folder, role, option in folders]
+    hints += folder_notes
     twins: list[tuple[Path, Path]] = []
     named: set[Path] = set()
     for one, _, other, _ in twins_across(alone, through):
@@ -530,6 +695,9 @@ def unpaired_hints(
             twins.append((one, other))
             named |= {one, other}
     hints.append(normalisation_hint(twins))
+    if len(roles) == 2:  # the twins are named already: the rule is drawn from the other files
+        others = [item for item in files if isinstance(item.path, Path) and item.path not in named]
+        hints.append(stem_hint(others, (roles[0], roles[1])))
     return [hint for hint in hints if hint]
 
 

@@ -53,6 +53,7 @@ from maskrefine.pipeline.guards import (
     path_argument,
     resolved_path,
 )
+from maskrefine.pipeline.merge import check_resume_settings
 from maskrefine.pipeline.reports import (
     Failure,
     FileOutcome,
@@ -61,6 +62,7 @@ from maskrefine.pipeline.reports import (
     Status,
     Unmatched,
     describe_unexpected,
+    not_processed_outcome,
     not_regular_entries,
     stop_for_removed_output_folder,
     unmatched_and_duplicates,
@@ -403,7 +405,9 @@ def apply_folder(
         Leave existing outputs alone and report them as skipped (resume an interrupted run); stale
         temporary files of this job's outputs (:func:`maskrefine.io.imageio.remove_stale_temps`) are
         removed first. With neither flag, existing outputs make the job refuse to start (``ConfigError``
-        naming the first ones) so that a rerun never half-overwrites a folder.
+        naming the first ones) so that a rerun never half-overwrites a folder. With ``report_path``, a
+        resume whose settings differ from those the existing report records for ``out_dir``
+        (:func:`~maskrefine.pipeline.merge.check_resume_settings`) is refused too.
     jobs : int, optional
         Files processed at once (None: one per available core); each worker runs OpenCV and numba
         single-threaded, so ``jobs`` is the number of cores used. ``jobs=1`` runs in this process;
@@ -445,7 +449,8 @@ def apply_folder(
     ConfigError
         Before anything is written: missing input folder, unsafe ``out_dir`` or ``report_path``,
         unknown method / guide / format / parameter, invalid ``jobs``, ``shard``, ``mask_scale`` or
-        ``max_pixels``, ``overwrite`` with ``skip_existing``, or existing outputs without either flag.
+        ``max_pixels``, ``overwrite`` with ``skip_existing``, existing outputs without either flag, or
+        ``skip_existing`` with other settings than ``report_path`` records for ``out_dir``.
     OutputFolderRemovedError
         ``out_dir`` was removed during the run: no further file was started, and the files without an
         output failed, saying why (``exc.report``, also written to ``report_path`` unless it lies in
@@ -522,6 +527,28 @@ def apply_folder(
         read=read,
     )
     plan = _plan(job, masks_path, images_path, out_path, shard_kn, report_file, read_files)
+    # folders as absolute paths: shards run from other working folders stay comparable
+    config = {
+        "masks_dir": os.path.abspath(masks_path),
+        "images_dir": os.path.abspath(images_path),
+        "out_dir": os.path.abspath(out_path),
+        "method": method,
+        "params": resolved,
+        "guide": None if method == "auto" else guide,  # auto picks one per file (its "auto" entry)
+        "binary_input": bool(binary_input),
+        "fmt": fmt,
+        "overwrite": bool(overwrite),
+        "skip_existing": bool(skip_existing),
+        "jobs": workers,
+        "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
+        "folder_pairs": plan.folder_pairs,  # in every shard: an empty shard of a full job is no error
+        "mask_scale": read.mask_scale,
+        "apply_exif": read.apply_exif,
+        "max_pixels": read.max_pixels,
+        **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
+    }
+    if skip_existing and report_file is not None and report_file.exists():
+        check_resume_settings(report_file, config, out_path)  # before any output is written
     # a report in the output folder is not written if that folder is removed during the run: the folder is
     # never made again (found now: the folder's path may lead elsewhere by then)
     report_in_out_dir = report_file is not None and is_within(
@@ -537,25 +564,7 @@ def apply_folder(
         unmatched=plan.unmatched,
         duplicates=plan.duplicates,
         elapsed=time.perf_counter() - start,
-        config={  # folders as absolute paths: shards run from other working folders stay comparable
-            "masks_dir": os.path.abspath(masks_path),
-            "images_dir": os.path.abspath(images_path),
-            "out_dir": os.path.abspath(out_path),
-            "method": method,
-            "params": resolved,
-            "guide": None if method == "auto" else guide,  # auto picks one per file (its "auto" entry)
-            "binary_input": bool(binary_input),
-            "fmt": fmt,
-            "overwrite": bool(overwrite),
-            "skip_existing": bool(skip_existing),
-            "jobs": workers,
-            "shard": f"{shard_kn[0]}/{shard_kn[1]}" if shard_kn else None,
-            "folder_pairs": plan.folder_pairs,  # in every shard: an empty shard of a full job is no error
-            "mask_scale": read.mask_scale,
-            "apply_exif": read.apply_exif,
-            "max_pixels": read.max_pixels,
-            **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
-        },
+        config=config,
         not_regular=plan.not_regular,
         started=started,
     )
@@ -683,9 +692,8 @@ def _run(
         outcome = next(done)
         if outcome is None:  # not started: the output folder was removed
             removal.lost += 1
-            problem = f"not processed: the output folder {out_folder.path} was removed during the run"
-            outcome = FileOutcome(
-                task.stem, "failed", task.mask, task.image, task.output, f"{task.mask}: {problem}"
+            outcome = not_processed_outcome(
+                task.stem, task.mask, task.image, task.output, out_folder.path, task.mask
             )
         outcomes.append(outcome)
     if not removal.found and out_folder.removed():  # after the last write (or every file skipped)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError, InputError, parse_problem
 from maskrefine.io.files import not_regular_reason
 from maskrefine.pipeline.guards import (
+    REPORT_PREFIX_BYTES,
     check_not_an_output,
     check_output_file,
     check_parent_is_folder,
@@ -39,7 +41,15 @@ from maskrefine.pipeline.reports import (
     write_json_report,
 )
 
-__all__ = ["MergedRunReport", "check_merged_output", "merge_run_reports", "read_run_report"]
+__all__ = [
+    "MergedRunReport",
+    "OUTPUT_SETTING_KEYS",
+    "check_merged_output",
+    "check_resume_settings",
+    "merge_run_reports",
+    "read_run_report",
+    "recorded_config",
+]
 
 # Settings that must agree across the shards of one job (jobs, overwrite, skip_existing and shard may differ).
 #: The job's folders, which a shard may spell another way (see _same_setting).
@@ -56,6 +66,21 @@ _JOB_KEYS = (
     "mask_scale",
     "apply_exif",
     "max_pixels",
+    "auto_rule",
+)
+#: The settings that decide what an output file of ``apply`` holds: a run resumed with ``--skip-existing``
+#: must have those of the run its report records (``jobs``, ``shard``, ``max_pixels``, ``overwrite`` may
+#: differ: a file refused for its size can be resumed with a larger ``--max-pixels``).
+OUTPUT_SETTING_KEYS = (
+    "masks_dir",
+    "images_dir",
+    "method",
+    "params",
+    "guide",
+    "binary_input",
+    "fmt",
+    "mask_scale",
+    "apply_exif",
     "auto_rule",
 )
 _STATUSES: tuple[Status, ...] = get_args(Status)
@@ -263,7 +288,8 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
         raise _fail(file, f"unknown file status {exc} (expected one of {', '.join(_STATUSES)})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(file, f"malformed run report entry ({type(exc).__name__}: {exc})") from None
-    return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config), not_regular, started)
+    # folder_notes=[]: a report read back never lists the folders its config names (they may be others now)
+    return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config), not_regular, started, [])
 
 
 def check_merged_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
@@ -548,6 +574,86 @@ def _same_setting(key: str, value: object, first: object) -> bool:
         return False
 
 
+#: Where a run report's ``config`` begins, as maskrefine writes reports (indented by two spaces).
+_CONFIG_OPENING = '\n  "config": {'
+
+
+def recorded_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Read the ``config`` object of a run report maskrefine wrote at ``path``; None when none is found.
+
+    Only the beginning of the file is read (:data:`~maskrefine.pipeline.guards.REPORT_PREFIX_BYTES`, where
+    maskrefine writes ``config``, before the per-file entries), so a report of a million files costs no
+    more than a small one. A file laid out otherwise (rewritten by another tool), a ``config`` that is not
+    a JSON object, or a file that cannot be read or is not a regular file (opened without blocking, so a
+    FIFO put there does not hang the run) gives None: nothing is known of its settings.
+
+    Parameters
+    ----------
+    path : path-like
+        A JSON run report (``apply --report``).
+
+    Returns
+    -------
+    dict or None
+        The settings the run recorded, as JSON values (lists, not tuples).
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        head = os.read(descriptor, REPORT_PREFIX_BYTES).decode("ascii", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+    at = head.find(_CONFIG_OPENING)
+    if at < 0:
+        return None
+    try:
+        config, _ = json.JSONDecoder().raw_decode(head, at + len(_CONFIG_OPENING) - 1)
+    except ValueError:  # cut by the prefix's end, or not JSON
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def check_resume_settings(
+    report_path: str | os.PathLike[str], config: Mapping[str, Any], out_dir: str | os.PathLike[str]
+) -> None:
+    """Refuse (ConfigError) to resume into ``out_dir`` with other settings than its report records.
+
+    ``apply --skip-existing`` keeps the outputs already in ``out_dir``; if the report at ``report_path``
+    (the one the run will replace) records a run into the same folder with another value of one of
+    :data:`OUTPUT_SETTING_KEYS`, the folder would end up holding outputs of two settings, which no
+    report would say. A report of a run into another folder, or whose settings cannot be read
+    (:func:`recorded_config`), says nothing of these outputs and is not compared; nor is a setting it does
+    not record (an older version's report).
+
+    Parameters
+    ----------
+    report_path : path-like
+        The ``--report`` file, existing.
+    config : mapping
+        The settings of the run about to start, as its report will record them.
+    out_dir : path-like
+        The run's output folder.
+    """
+    recorded = recorded_config(report_path)
+    if recorded is None or not _same_setting("out_dir", recorded.get("out_dir"), os.path.abspath(out_dir)):
+        return
+    now = json.loads(json.dumps({key: config.get(key) for key in OUTPUT_SETTING_KEYS}))
+    for key in OUTPUT_SETTING_KEYS:
+        if key in recorded and not _same_setting(key, now[key], recorded[key]):
+            raise ConfigError(
+                f"--skip-existing: {key} is {_show_setting(now[key])}, but the report {report_path} records "
+                f"{_show_setting(recorded[key])} for the outputs already in {out_dir}; resuming would mix "
+                "outputs of two settings there. Resume with the report's settings, write to another "
+                "--out, or use --overwrite to redo every file"
+            )
+
+
 def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) -> MergedRunReport:
     """Merge the reports read (``(path, report)``, in order); ``unreadable``: the files skipped."""
     first_path, first = items[0]
@@ -629,6 +735,8 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
         config={**first.config, "shard": None, "jobs": None},
         not_regular=[not_regular[key] for key in sorted(not_regular)],
         started=first_start,
+        # what the reports made when their jobs ended (none read back from a file): the folders are not listed
+        folder_notes=list(dict.fromkeys(note for _, report in items for note in report.folder_notes or ())),
     )
     return MergedRunReport(
         report=merged,

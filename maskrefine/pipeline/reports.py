@@ -20,9 +20,12 @@ from maskrefine.errors import ConfigError, OutputError, OutputFolderRemovedError
 from maskrefine.io import PLAIN, Pairing, write_text_atomic
 from maskrefine.io.imageio import write_text_chunks_atomic
 from maskrefine.io.pairs import (
-    normalisation_hint,
-    normalisation_twins,
-    subfolder_note,
+    Skipped,
+    _by_stem,
+    _scan_with_unread,
+    counted_files,
+    subfolder_notes,
+    unpaired_hints,
     unread_reason,
 )
 from maskrefine.pipeline.guards import (
@@ -50,6 +53,8 @@ __all__ = [
     "StreamedArray",
     "json_report_chunks",
     "stop_for_removed_output_folder",
+    "not_processed_outcome",
+    "list_input_folder",
 ]
 
 #: ``progress(done, total)``, called by the jobs after each file.
@@ -203,150 +208,72 @@ def unmatched_and_duplicates(
     return unmatched, duplicates
 
 
-#: One file and several files of each folder role of :func:`unmatched_and_duplicates`, in messages.
-_ROLE_NOUNS: dict[str, tuple[str, str]] = {
-    "masks": ("mask", "masks"),
-    "images": ("image", "images"),
-    "predictions": ("prediction", "predictions"),
-    "gt": ("ground-truth mask", "ground-truth masks"),
-}
-
-
-def _nouns(role: str) -> tuple[str, str]:
-    return _ROLE_NOUNS.get(role, (f"file of {role}", f"files of {role}"))
-
-
-def _counted(n: int, role: str) -> str:
-    return f"{n} {_nouns(role)[0 if n == 1 else 1]}"
-
-
 def unpaired_counts(unmatched: Sequence[Unmatched], roles: tuple[str, str], duplicates: int) -> str:
     """``"20 masks and 20 images without a partner"``: the files left out, per folder of ``roles``.
 
-    Then the files not read (another format) per folder and the ``duplicates`` stems; each part only
-    when it counts a file. For the "nothing was processed" messages, with :func:`stem_hint`.
+    Then the ``duplicates`` stems; each part only when it counts a file, so the text may be empty. For
+    the "nothing was processed" messages, before :func:`~maskrefine.io.pairs.unpaired_hints` (which
+    counts the files not read, with why).
     """
     alone = [sum(1 for item in unmatched if item.folder == role and not item.reason) for role in roles]
     parts = []
     if any(alone):
-        parts.append(f"{_counted(alone[0], roles[0])} and {_counted(alone[1], roles[1])} without a partner")
-    for role in roles:
-        unread = sum(1 for item in unmatched if item.folder == role and item.reason)
-        if unread:
-            parts.append(f"{unread} file{'s' if unread != 1 else ''} of the {role} folder not read")
+        parts.append(
+            f"{counted_files(alone[0], roles[0])} and {counted_files(alone[1], roles[1])} without a partner"
+        )
     if duplicates:
         parts.append(f"{duplicates} duplicated stem{'s' if duplicates != 1 else ''}")
     return ", ".join(parts)
 
 
-def stem_hint(unmatched: Sequence[Unmatched], roles: tuple[str, str]) -> str | None:
-    """Say that stems must be equal, when both folders of ``roles`` have files without a partner.
-
-    Names the suffix (or prefix) that over half of one folder's stems add to the other folder's stems,
-    e.g. every mask named ``<image stem>_mask``, and how to rename them; None when a folder has no file
-    without a partner (then unequal stems are not the problem).
-    """
-    alone = [[item.path for item in unmatched if item.folder == role and not item.reason] for role in roles]
-    if not alone[0] or not alone[1]:
-        return None
-    rule = f"{_nouns(roles[0])[0]} file stems must equal {_nouns(roles[1])[0]} stems"
-    shorter_stems = [{path.stem for path in alone[1]}, {path.stem for path in alone[0]}]
-    for side in (0, 1):
-        longer = alone[side]
-        found = _common_affix([path.stem for path in longer], shorter_stems[side])
-        if found is None:
-            continue
-        kind, text, example = found
-        other = f"<{_nouns(roles[1 - side])[0]} stem>"
-        pattern = f"{other}{text}" if kind == "suffix" else f"{text}{other}"
-        bare = example[: -len(text)] if kind == "suffix" else example[len(text) :]
-        suffix = next(path.suffix for path in longer if path.stem == example)
-        carrying = sum(1 for path in longer if _strip_affix(path.stem, kind, text) in shorter_stems[side])
-        if len(longer) == 1:
-            who = f"the {_counted(1, roles[side])} without a partner is"
-        else:
-            share = "all" if carrying == len(longer) else f"{carrying} of the"
-            who = f"{share} {_counted(len(longer), roles[side])} without a partner are"
-        return (
-            f"{rule}: {who} named {pattern}; rename them without {text!r} "
-            f"(e.g. {example}{suffix} to {bare}{suffix})"
-        )
-    return (
-        f"{rule}: e.g. {alone[0][0].name} pairs with no {_nouns(roles[1])[0]}; rename the files so that "
-        "their stems match"
-    )
-
-
-def _nothing_paired_hints(
-    unmatched: Sequence[Unmatched], roles: tuple[str, str], folders: Sequence[tuple[Any, str]]
-) -> list[str]:
-    """List what a "nothing was processed" message adds after its counts, for the folders of ``roles``.
-
-    A folder (``folders``: its path, None when unknown, and its option) without a file in ``unmatched``
-    that holds subfolders (:func:`~maskrefine.io.pairs.subfolder_note`), files whose names differ only in
-    Unicode normalisation (:func:`~maskrefine.io.pairs.normalisation_hint`), then :func:`stem_hint` for
-    the other files without a partner; each only when it applies.
-    """
-    hints = [
-        subfolder_note(folder, role, option)
-        for role, (folder, option) in zip(roles, folders, strict=True)
-        if all(item.folder != role for item in unmatched)
-    ]
-    alone = [[item.path for item in unmatched if item.folder == role and not item.reason] for role in roles]
-    twins = normalisation_twins(*alone)
-    twinned = {path for pair in twins for path in pair}
-    hints.append(normalisation_hint(twins))
-    hints.append(stem_hint([item for item in unmatched if item.path not in twinned], roles))
-    return [hint for hint in hints if hint]
-
-
-#: :func:`_common_affix` looks at this many stems at most: a hint needs no more.
-_AFFIX_SAMPLE = 1000
-
-
-def _common_affix(longer: Sequence[str], shorter: set[str]) -> tuple[str, str, str] | None:
-    """``("suffix", "_mask", "100075_mask")``: the affix most of ``longer`` add to a ``shorter`` stem.
-
-    Each stem of ``longer`` votes once for each affix it could carry (``a_b_mask`` with ``a`` and
-    ``a_b`` in ``shorter``: ``_b_mask`` and ``_mask``); the affix with most votes is returned, with a
-    stem that carries it, when over half of them do; else None. Only the first :data:`_AFFIX_SAMPLE`
-    stems are looked at. An affix of digits only is not one: masks ``1``-``100`` and images ``101``-``200``
-    would give "rename 110 to 10", pairing image 110 with mask 10.
-    """
-    sample = longer[:_AFFIX_SAMPLE]
-    votes: dict[tuple[str, str], list[str]] = {}
-    for stem in sample:
-        found: set[tuple[str, str]] = set()
-        for cut in range(1, len(stem)):
-            if stem[:cut] in shorter:
-                found.add(("suffix", stem[cut:]))
-            if stem[cut:] in shorter:
-                found.add(("prefix", stem[:cut]))
-        for affix in found:
-            if not affix[1].isdigit():
-                votes.setdefault(affix, []).append(stem)
-    if not votes:
-        return None
-    (kind, text), stems = max(votes.items(), key=lambda item: (len(item[1]), item[0][0] == "suffix"))
-    if len(stems) * 2 <= len(sample):
-        return None
-    return kind, text, stems[0]
-
-
-def _strip_affix(stem: str, kind: str, text: str) -> str | None:
-    """``stem`` without the prefix or suffix ``text``; None when it does not carry it."""
-    if kind == "suffix":
-        return stem[: -len(text)] if stem.endswith(text) and len(stem) > len(text) else None
-    return stem[len(text) :] if stem.startswith(text) and len(stem) > len(text) else None
+def _not_regular(item: Skipped) -> Failure:
+    """Return the failure of an input entry that is not a regular file (never opened)."""
+    return Failure(item.path, f"is {item.reason}, not a regular file; skipped (never opened)")
 
 
 def not_regular_entries(pairing: Pairing, shard: tuple[int, int] | None) -> list[Failure]:
     """Return the entries of the input folders that are not regular files (in ``shard``), as failures."""
-    return [
-        Failure(item.path, f"is {item.reason}, not a regular file; skipped (never opened)")
-        for item in pairing.skipped
-        if in_shard(item.path.stem, shard)
-    ]
+    return [_not_regular(item) for item in pairing.skipped if in_shard(item.path.stem, shard)]
+
+
+def list_input_folder(
+    folder: Path, role: str, extensions: tuple[str, ...]
+) -> tuple[dict[str, Path], dict[str, list[Path]], list[Unmatched], list[Failure]]:
+    """List a folder read on its own (``predict --images``) as :func:`~maskrefine.io.match_folders` does.
+
+    Each of the two folders of ``match_folders`` (``apply``'s --masks and --images) is listed so: only
+    the entries directly in ``folder``, hidden ones left out; nothing is opened.
+
+    Parameters
+    ----------
+    folder : Path
+        The input folder (checked to be one).
+    role : str
+        Its role in the report (e.g. ``"images"``): the ``folder`` of its :class:`Unmatched` entries.
+    extensions : tuple of str
+        The suffixes its files are read from, with the dot, any case.
+
+    Returns
+    -------
+    files : dict of str to Path
+        The regular files (symlinks to one included) by stem, each stem named once in the folder.
+    duplicates : dict of str to list of Path
+        Stems named more than once (``a.png`` and ``a.jpg``, or a file and an entry of ``not_regular``),
+        sorted by stem: neither is used.
+    unmatched : list of Unmatched
+        Entries with another image or mask suffix, which are not read (the reason says why).
+    not_regular : list of Failure
+        Entries with a wanted suffix that are not regular files (a folder, FIFO, dangling symlink...).
+    """
+    files, skipped, unread = _scan_with_unread(folder, extensions)
+    unique, duplicated = _by_stem(files, skipped)
+    reason = unread_reason(extensions)
+    return (
+        unique,
+        {stem: duplicated[stem] for stem in sorted(duplicated)},
+        [Unmatched(path, role, reason) for path in unread],
+        [_not_regular(item) for item in skipped],
+    )
 
 
 def duplicates_in(*pairings: Pairing) -> dict[str, list[Path]]:
@@ -506,6 +433,27 @@ def write_json_report(path: Path, data: Mapping[str, Any]) -> Path:
     return write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
+#: The input folders of a run report and of a score report: (key of its ``config``, role, option).
+_RUN_FOLDERS = (
+    ("masks_dir", "masks", "--masks (masks_dir)"),
+    ("images_dir", "images", "--images (images_dir)"),
+)
+_SCORE_FOLDERS = (("pred_dir", "predictions", "--pred (pred_dir)"), ("gt_dir", "gt", "--gt (gt_dir)"))
+
+
+def _folder_notes(config: object, unmatched: object, folders: Sequence[tuple[str, str, str]]) -> list[str]:
+    """:func:`~maskrefine.io.pairs.subfolder_notes` of the ``folders`` a report's ``config`` names.
+
+    No note for a report made by hand whose ``config`` or ``unmatched`` is not of its kind (merging such a
+    report names the field); each folder is listed on disk.
+    """
+    if not isinstance(config, Mapping) or not isinstance(unmatched, list):
+        return []
+    if not all(isinstance(item, Unmatched) for item in unmatched):
+        return []
+    return subfolder_notes(unmatched, [(config.get(key), role, option) for key, role, option in folders])
+
+
 @dataclass(slots=True)
 class RunReport:
     """Result of :func:`~maskrefine.pipeline.apply_folder`.
@@ -528,6 +476,12 @@ class RunReport:
     started : float or None, optional
         When the job started (seconds since the epoch, UTC), so that merged shard reports can give the
         wall time from the first start to the last end; None when unknown.
+    folder_notes : list of str or None, optional
+        What :attr:`nothing_processed` says of the input folders that hold only subfolders
+        (:func:`~maskrefine.io.pairs.subfolder_notes`). None (default): made when the report is built, as
+        the job does when it ends, from ``config``'s ``masks_dir`` and ``images_dir`` (listed then, when
+        nothing was processed, and never again: the message is the same each time it is made). A
+        report read back from JSON is given ``[]``: the folders a file names are not listed.
     """
 
     outcomes: list[FileOutcome] = field(default_factory=list)
@@ -537,6 +491,20 @@ class RunReport:
     config: dict[str, Any] = field(default_factory=dict)
     not_regular: list[Failure] = field(default_factory=list)
     started: float | None = None
+    folder_notes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        """Make :attr:`folder_notes` when not given (the input folders are listed now, once)."""
+        if self.folder_notes is None:
+            made = isinstance(self.config, Mapping) and self._processed_nothing()
+            self.folder_notes = _folder_notes(self.config, self.unmatched, _RUN_FOLDERS) if made else []
+
+    def _processed_nothing(self) -> bool:
+        """Whether :attr:`nothing_processed` has something to say (see there)."""
+        if self.outcomes or self.not_regular:
+            return False
+        # an empty shard: the folders' pairs all fell in other shards
+        return not (self.config.get("shard") and self.config.get("folder_pairs"))
 
     def _count(self, status: str) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
@@ -582,21 +550,22 @@ class RunReport:
         otherwise look like a successful run. An empty shard of folders that hold pairs (``config``'s
         ``folder_pairs``: more shards than files) is not an error.
         """
-        if self.outcomes or self.not_regular:
+        if not self._processed_nothing():
             return None
         shard = self.config.get("shard")
-        if shard and self.config.get("folder_pairs"):  # the folders' pairs all fell in other shards
-            return None
         where = f" in shard {shard}" if shard else ""
-        roles = ("masks", "images")
-        folders = [(self.config.get(f"{role}_dir"), f"--{role} ({role}_dir)") for role in roles]
-        hints = _nothing_paired_hints(self.unmatched, roles, folders)
+        roles = (_RUN_FOLDERS[0][1], _RUN_FOLDERS[1][1])
+        hints = unpaired_hints(self.unmatched, roles, self.folder_notes or ())
         if self.unmatched or self.duplicates:
             counted = unpaired_counts(self.unmatched, roles, len(self.duplicates))
-            return (
-                f"no file{where} has a partner with the same stem in the other folder ({counted})"
-                + "".join(f"; {hint}" for hint in hints)
+            # predict reads one folder (no masks_dir): its files pair with nothing
+            one_folder = "images_dir" in self.config and "masks_dir" not in self.config
+            opening = (
+                f"no image{where} to predict"
+                if one_folder
+                else f"no file{where} has a partner with the same stem in the other folder"
             )
+            return opening + (f" ({counted})" if counted else "") + "".join(f"; {hint}" for hint in hints)
         return f"no input files found{where}" + (f": {'; '.join(hints)}" if hints else "")
 
     @property
@@ -778,6 +747,32 @@ def stop_for_removed_output_folder(
     raise OutputFolderRemovedError(out_dir, not_processed, report, note)
 
 
+def not_processed_outcome(
+    stem: str, mask: Path, image: Path, output: Path, out_dir: Path, named: Path
+) -> FileOutcome:
+    """Return the failed outcome of a file not processed: its output folder was removed during the run.
+
+    For the report of :func:`stop_for_removed_output_folder`.
+
+    Parameters
+    ----------
+    stem, mask, image, output
+        The file's outcome fields (see :class:`FileOutcome`).
+    out_dir : Path
+        The output folder that was removed, as the job was given it.
+    named : Path
+        The input file the message starts with (``apply``: the mask; ``predict``: the image).
+
+    Returns
+    -------
+    FileOutcome
+        Failed, its error ``"<named>: not processed: the output folder <out_dir> was removed during the
+        run"``.
+    """
+    problem = f"not processed: the output folder {out_dir} was removed during the run"
+    return FileOutcome(stem, "failed", mask, image, output, f"{named}: {problem}")
+
+
 @dataclass(slots=True)
 class ScoreReport:
     """Result of :func:`~maskrefine.pipeline.score_folder`.
@@ -819,6 +814,11 @@ class ScoreReport:
         Scored files the preset's reference script would read otherwise than maskrefine decodes them
         (:data:`maskrefine.metrics.presets.REFERENCE_READS_OTHERWISE`), counted by ``"role: what the
         script does"``.
+    folder_notes : list of str or None, optional
+        What :attr:`nothing_scored` says of the input folders that hold only subfolders
+        (:func:`~maskrefine.io.pairs.subfolder_notes`). None (default): made when the report is built, as
+        the job does when it ends, from ``config``'s ``pred_dir`` and ``gt_dir`` (listed then, when
+        nothing was scored, and never again: the message is the same each time it is made).
     """
 
     summary: dict[str, Any] = field(default_factory=dict)
@@ -834,6 +834,20 @@ class ScoreReport:
     encodings: dict[str, int] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
     reference_reads_otherwise: dict[str, int] = field(default_factory=dict)
+    folder_notes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        """Make :attr:`folder_notes` when not given (the input folders are listed now, once)."""
+        if self.folder_notes is None:
+            made = isinstance(self.config, Mapping) and self._says_why_nothing_scored()
+            self.folder_notes = _folder_notes(self.config, self.unmatched, _SCORE_FOLDERS) if made else []
+
+    def _says_why_nothing_scored(self) -> bool:
+        """Whether :attr:`nothing_scored` says why no pair was found (not that every pair failed)."""
+        if self.rows or self.failures or self.not_regular:
+            return False
+        # an empty shard: the folders' pairs all fell in other shards
+        return not (self.config.get("shard") and self.config.get("folder_pairs"))
 
     @property
     def nothing_scored(self) -> str | None:
@@ -846,26 +860,24 @@ class ScoreReport:
             return None
         if self.failures or self.not_regular:
             return f"every pair failed ({len(self.failures) + len(self.not_regular)} failure(s))"
-        if self.config.get("shard") and self.config.get("folder_pairs"):
+        if not self._says_why_nothing_scored():
             return None
-        roles = ("predictions", "gt")
-        folders = [
-            (self.config.get("pred_dir"), "--pred (pred_dir)"),
-            (self.config.get("gt_dir"), "--gt (gt_dir)"),
-        ]
-        hints = _nothing_paired_hints(self.unmatched, roles, folders)
+        roles = (_SCORE_FOLDERS[0][1], _SCORE_FOLDERS[1][1])
+        hints = unpaired_hints(self.unmatched, roles, self.folder_notes or ())
+        read_from = "masks are read from .png and .npy files only"
         if self.unmatched or self.duplicates:
-            if not self.duplicates and all(item.folder != "predictions" for item in self.unmatched):
-                where = f" in shard {self.config.get('shard')}" if self.config.get("shard") else ""
-                return (
-                    f"no prediction found{where} (the ground-truth folder has {len(self.unmatched)} mask(s); "
-                    "masks are read from .png and .npy files only)" + "".join(f"; {hint}" for hint in hints)
-                )
-            counted = unpaired_counts(self.unmatched, roles, len(self.duplicates))
             where = f" in shard {self.config.get('shard')}" if self.config.get("shard") else ""
-            return (
-                f"no prediction{where} has a ground-truth mask with the same stem ({counted}; masks are "
-                "read from .png and .npy files only)" + "".join(f"; {hint}" for hint in hints)
+            added = "".join(f"; {hint}" for hint in hints)
+            if not self.duplicates and all(item.folder != "predictions" for item in self.unmatched):
+                gt_alone = sum(1 for item in self.unmatched if not item.reason)  # those not read: a hint
+                has = f"the ground-truth folder has {gt_alone} mask(s); " if gt_alone else ""
+                return f"no prediction found{where} ({has}{read_from}){added}"
+            counted = unpaired_counts(self.unmatched, roles, len(self.duplicates))
+            # a file not read: its hint says which suffixes its folder is read from
+            said = [counted, "" if any(item.reason for item in self.unmatched) else read_from]
+            parts = "; ".join(part for part in said if part)
+            return f"no prediction{where} has a ground-truth mask with the same stem" + (
+                f" ({parts}){added}" if parts else added
             )
         shard = self.config.get("shard")
         return (

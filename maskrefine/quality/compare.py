@@ -27,7 +27,7 @@ from maskrefine._checks import check_int_range, short_repr
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import DEFAULT_MAX_PIXELS, MASK_EXTENSIONS
 from maskrefine.io.imageio import ReadOptions, write_text_atomic
-from maskrefine.io.pairs import Pairing, match_folders, unpaired_hints, unread_reason
+from maskrefine.io.pairs import Pairing, match_folders, subfolder_notes, unpaired_hints, unread_reason
 from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.metrics.evaluator import Evaluator, score_image
 from maskrefine.pipeline.guards import (
@@ -76,6 +76,13 @@ PAIRED_METRICS: dict[str, tuple[Statistic, bool]] = {
 }
 #: File written into the plot folder.
 SCATTER_FILE = "paired_iou.png"
+#: The input folders of a paired report: (key of its ``config``, role, option); the others are paired
+#: with the first.
+_FOLDERS = (
+    ("pred_dir", "predictions", "--pred (pred_dir)"),
+    ("baseline_dir", "baseline", "--baseline (baseline_dir)"),
+    ("gt_dir", "gt", "--gt (gt_dir)"),
+)
 
 
 @dataclass(slots=True)
@@ -101,6 +108,11 @@ class PairedScoreReport:
     duplicates : dict of str to list of str
         Stems with several files in one folder (e.g. ``a.png`` and ``a.npy``), left out as ``score``
         leaves them out.
+    folder_notes : list of str or None
+        What :attr:`nothing_scored` says of the input folders that hold only subfolders
+        (:func:`~maskrefine.io.pairs.subfolder_notes`). None (default): made when the report is built, as
+        :func:`compare_folders` does when it ends, from ``config``'s ``pred_dir``, ``baseline_dir`` and
+        ``gt_dir`` (listed then, when nothing was compared, and never again).
     """
 
     comparisons: dict[str, PairedComparison] = field(default_factory=dict)
@@ -113,6 +125,15 @@ class PairedScoreReport:
     elapsed: float = 0.0
     plots: list[Path] = field(default_factory=list)
     unmatched_files: list[Unmatched] = field(default_factory=list)
+    folder_notes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        """Make :attr:`folder_notes` when not given (the input folders are listed now, once)."""
+        if self.folder_notes is None:
+            self.folder_notes = []
+            if not self.rows and not self.failures and isinstance(self.config, Mapping):
+                folders = [(self.config.get(key), role, option) for key, role, option in _FOLDERS]
+                self.folder_notes = subfolder_notes(self.unmatched_files, folders)
 
     @property
     def nothing_scored(self) -> str | None:
@@ -121,11 +142,8 @@ class PairedScoreReport:
             return None
         if self.failures:
             return f"every pair failed ({len(self.failures)} failure(s))"
-        folders = [
-            (self.config.get(f"{role}_dir"), name, f"--{role} ({role}_dir)")
-            for role, name in (("pred", "predictions"), ("baseline", "baseline"), ("gt", "gt"))
-        ]
-        hints = unpaired_hints(self.unmatched_files, folders, through="predictions")
+        roles = [role for _, role, _ in _FOLDERS]
+        hints = unpaired_hints(self.unmatched_files, roles, self.folder_notes or (), through=roles[0])
         if self.unmatched or self.unmatched_files:
             return "no prediction has a baseline mask and a ground-truth mask with the same stem" + "".join(
                 f"; {hint}" for hint in hints

@@ -35,7 +35,7 @@ from maskrefine._checks import check_int_range, check_window_fits, short_list, s
 from maskrefine.errors import ConfigError, InputError, NothingScoredError
 from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS
 from maskrefine.io.imageio import read_image_size, read_mask_array
-from maskrefine.io.pairs import match_folders, unpaired_hints
+from maskrefine.io.pairs import match_folders, subfolder_notes, unpaired_hints
 from maskrefine.metrics import PRESETS, get_preset
 from maskrefine.pipeline.guards import (
     check_folder,
@@ -286,7 +286,8 @@ def tune(
             (images, "images", "--images (images_dir)"),
             (gts, "gt", "--gt (gt_dir)"),
         ]
-        hints = unpaired_hints(unmatched, folders, through="masks")
+        notes = subfolder_notes(unmatched, folders)  # listed once, for the message raised now
+        hints = unpaired_hints(unmatched, [role for _, role, _ in folders], notes, through="masks")
         raise NothingScoredError(
             f"no mask in {masks} has both an image in {images} and a ground truth in {gts}"
             + "".join(f"; {hint}" for hint in hints),

@@ -20,7 +20,7 @@ from maskrefine.train.preflight import check_checkpoint_path
 if TYPE_CHECKING:
     import numpy as np
 
-    from maskrefine.io.imageio import MaskFormat
+    from maskrefine.io.imageio import MaskFormat, OutputFolder
     from maskrefine.pipeline import RunReport
     from maskrefine.train.predict import Prediction
 
@@ -113,6 +113,12 @@ def predict_folder(
     is written to a temporary file and renamed; an unreadable image is reported and the others are still
     written. The report must not be an input (the checkpoint, the backbone files) nor the output folder.
 
+    ``images_dir`` is listed as ``apply`` lists its images folder: only the entries directly in it, hidden
+    ones left out; an entry with an image suffix that is not a regular file (a FIFO, a dangling symlink, a
+    folder named ``x.png``) is never opened and is named in ``report.not_regular`` (``report.ok`` is
+    False); a file with a mask suffix (``.npy``) is named in ``report.unmatched``, with why it is not read;
+    a stem named twice (``a.png`` and ``a.jpg``) is in ``report.duplicates`` and not predicted.
+
     Returns
     -------
     maskrefine.pipeline.RunReport
@@ -129,7 +135,7 @@ def predict_folder(
         ``report_path`` unless it lies in ``out_dir``); the folder is never made again.
     """
     from maskrefine.errors import OutputError, OutputExistsError
-    from maskrefine.io.pairs import MASK_FORMATS, MASK_SUFFIXES
+    from maskrefine.io.pairs import IMAGE_EXTENSIONS, MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
         REPLACE_HOW,
@@ -151,10 +157,11 @@ def predict_folder(
     )
     from maskrefine.pipeline.reports import (
         describe_unexpected,
+        list_input_folder,
+        not_processed_outcome,
         stop_for_removed_output_folder,
         write_run_report,
     )
-    from maskrefine.train.preflight import list_images
 
     start = time.perf_counter()
     for value, what, hint in (
@@ -188,11 +195,10 @@ def predict_folder(
             raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
         input_files["backbone checkpoint"] = path_argument(backbone_checkpoint, "backbone_checkpoint")
     suffix = MASK_SUFFIXES[fmt]
-    by_stem: dict[str, list[Path]] = {}
-    for file in list_images(images_path):
-        by_stem.setdefault(file.stem, []).append(file)
-    duplicates = {stem: files for stem, files in by_stem.items() if len(files) > 1}
-    jobs = [(stem, files[0]) for stem, files in sorted(by_stem.items()) if len(files) == 1]
+    # listed as apply lists its --images folder: entries that are not regular files, and files with
+    # another image or mask suffix (a .npy), are reported, never opened
+    by_stem, duplicates, unmatched, not_regular = list_input_folder(images_path, "images", IMAGE_EXTENSIONS)
+    jobs = sorted(by_stem.items())
     coarse_dir = out_path / "coarse"
     out_dirs = [out_path, coarse_dir] if save_coarse else [out_path]
     names = {f"{stem}{suffix}" for stem, _ in jobs}
@@ -282,7 +288,7 @@ def predict_folder(
     # resume: a stem is done only when all its outputs exist; a half-written one gets the missing ones
     skipped = {s for s in existing if all(p in present for p in outputs(s))} if skip_existing else set()
     for stem in skipped:
-        outcomes[stem] = FileOutcome(stem, "skipped", ckpt, by_stem[stem][0], outputs(stem)[0])
+        outcomes[stem] = FileOutcome(stem, "skipped", ckpt, by_stem[stem], outputs(stem)[0])
     todo = [(stem, path) for stem, path in jobs if stem not in skipped]
     total, done = len(jobs), len(skipped)
     if progress is not None and done:
@@ -357,13 +363,18 @@ def predict_folder(
                 if lost is not None:  # the output folder is gone: the rest of the batch is not written
                     continue
                 outcomes[stem] = write_outputs(stem, path, pred, t0)
-                if outcomes[stem].status == "failed" and any(folder.removed() for folder in folders):
+                if outcomes[stem].status == "failed" and removed_folder() is not None:
                     lost = 1
         done += len(loaded)
         loaded.clear()
         if progress is not None:
             progress(done, total)
 
+    def removed_folder() -> OutputFolder | None:
+        """Return the output folder found removed (--out before its coarse folder), or None."""
+        return next((folder for folder in folders if folder.removed()), None)
+
+    gone: OutputFolder | None = None
     from maskrefine._signals import StopRequest, stops_deferred
     from maskrefine.errors import InputError
     from maskrefine.io.imageio import read_image
@@ -391,23 +402,24 @@ def predict_folder(
                 if len(loaded) >= predictor.batch_size:
                     flush()
             flush()
-        if lost is None and any(folder.removed() for folder in folders):
+        if lost is None and removed_folder() is not None:
             lost = 0  # removed after its last write: the outputs went with it
+        gone = removed_folder() if lost is not None else None  # asked before the folders are closed
     finally:
         for output_folder in folders:
             output_folder.close()
     if stop.requested:
         raise stop.exception()
+    # the folder named: --out, or only its coarse folder (a report in --out is then still written)
+    gone_path = out_path if gone is None or gone is folders[0] else coarse_dir
     if lost is not None:  # the files not started, and the rest of the batch in progress
-        problem = f"not processed: the output folder {out_path} was removed during the run"
         for stem, path in todo:
             if stem not in outcomes:
-                outcomes[stem] = FileOutcome(
-                    stem, "failed", ckpt, path, outputs(stem)[0], f"{path}: {problem}"
-                )
+                outcomes[stem] = not_processed_outcome(stem, ckpt, path, outputs(stem)[0], gone_path, path)
                 lost += 1
     report = RunReport(
         outcomes=[outcomes[stem] for stem, _ in jobs],
+        unmatched=unmatched,
         duplicates=duplicates,
         elapsed=time.perf_counter() - start,
         config={
@@ -423,14 +435,15 @@ def predict_folder(
             "overwrite": bool(overwrite),
             "skip_existing": bool(skip_existing),
         },
+        not_regular=not_regular,
     )
     if lost is not None:
         stop_for_removed_output_folder(
             report,
-            out_path,
+            gone_path,
             lost,
             report_file,
-            report_in_out_dir=report_in_out_dir,
+            report_in_out_dir=report_in_out_dir and gone_path == out_path,  # never in coarse (checked)
             overwrite=overwrite,
             input_folders={"images": images_path},
         )

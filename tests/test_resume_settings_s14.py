@@ -1,0 +1,178 @@
+"""``apply --skip-existing`` resumes only with the settings its report records for the outputs it keeps.
+
+Before, a run resumed with another ``--method`` (or radius, format, input folders...) kept the first run's
+outputs and wrote the rest with the new settings: one folder holding masks of two settings, and a report
+that claimed one. The report of the interrupted run (the ``--report`` the resumed run will replace) says
+which settings made the outputs already there; a resume that differs in one of them is refused before
+anything is written (exit 2), naming the setting, both values and the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import maskrefine.pipeline.merge as merge
+from maskrefine.cli import main
+from maskrefine.errors import ConfigError
+from maskrefine.pipeline import apply_folder
+
+STEMS = [f"{index:02d}" for index in range(5)]
+
+
+def _pairs(root: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    masks, images = root / "masks", root / "images"
+    masks.mkdir(parents=True)
+    images.mkdir()
+    for stem in STEMS:
+        cv2.imwrite(str(images / f"{stem}.png"), rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+        cv2.imwrite(str(masks / f"{stem}.png"), rng.integers(0, 256, (24, 32), dtype=np.uint8))
+    return masks, images
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _interrupted_run(tmp_path: Path, *extra: str) -> tuple[Path, Path, Path, Path]:
+    """A guided run whose last two outputs are gone (as after a kill), with its report."""
+    masks, images = _pairs(tmp_path)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    args = ["apply", "--masks", str(masks), "--images", str(images), "--out", str(out)]
+    args += ["--method", "guided", "--radius", "2", "--report", str(report), *extra]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    for stem in STEMS[-2:]:
+        (out / f"{stem}.png").unlink()
+    return masks, images, out, report
+
+
+def _resume(masks: Path, images: Path, out: Path, report: Path, *settings: str):
+    args = ["apply", "--masks", str(masks), "--images", str(images), "--out", str(out)]
+    return CliRunner().invoke(main, [*args, "--report", str(report), "--skip-existing", *settings])
+
+
+@pytest.mark.parametrize(
+    ("settings", "key", "recorded"),
+    [
+        (["--method", "identity"], "method", "'guided'"),
+        (["--method", "guided", "--radius", "3"], "params", "'radius': 2"),
+        (["--method", "guided", "--radius", "2", "--guide", "color"], "guide", "'mean'"),
+        (["--method", "guided", "--radius", "2", "--format", "npy"], "fmt", "'png8'"),
+        ([], "method", "'guided'"),  # the default method is auto
+    ],
+)
+def test_a_resume_with_other_settings_is_refused_before_anything_is_written(
+    tmp_path, settings, key, recorded
+):
+    masks, images, out, report = _interrupted_run(tmp_path)
+    before, report_before = _tree(out), report.read_bytes()
+    result = _resume(masks, images, out, report, *settings)
+    assert result.exit_code == 2, result.output
+    message = result.output
+    assert f"{key} is " in message and recorded in message and str(report) in message
+    assert "mix" in message and "Traceback" not in message
+    assert _tree(out) == before  # nothing written, nothing removed
+    assert report.read_bytes() == report_before
+
+
+def test_the_same_settings_resume_and_write_only_the_missing_files(tmp_path):
+    masks, images, out, report = _interrupted_run(tmp_path)
+    kept = _tree(out)
+    result = _resume(masks, images, out, report, "--method", "guided", "--radius", "2")
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["counts"]["skipped"] == 3 and data["counts"]["written"] == 2
+    assert {name: body for name, body in _tree(out).items() if name in kept} == kept
+
+
+@pytest.mark.parametrize("settings", [["--jobs", "2"], ["--max-pixels", "100000"], ["--shard", "1/1"]])
+def test_settings_that_do_not_change_an_output_may_differ(tmp_path, settings):
+    # a file refused for its size is resumed with a larger --max-pixels; --jobs and --shard split the work
+    masks, images, out, report = _interrupted_run(tmp_path)
+    result = _resume(masks, images, out, report, "--method", "guided", "--radius", "2", *settings)
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["counts"]["written"] == 2
+
+
+def test_input_folders_spelled_another_way_are_the_same_folders(tmp_path):
+    masks, images, out, report = _interrupted_run(tmp_path)
+    (tmp_path / "link").symlink_to(masks)
+    result = _resume(tmp_path / "link", images, out, report, "--method", "guided", "--radius", "2")
+    assert result.exit_code == 0, result.output
+
+
+def test_other_input_folders_are_refused(tmp_path):
+    masks, images, out, report = _interrupted_run(tmp_path)
+    other = tmp_path / "other_masks"
+    other.mkdir()
+    for path in masks.iterdir():
+        other.joinpath(path.name).write_bytes(path.read_bytes())
+    result = _resume(other, images, out, report, "--method", "guided", "--radius", "2")
+    assert result.exit_code == 2 and "masks_dir is " in result.output
+
+
+def test_a_report_of_another_output_folder_says_nothing_of_these_outputs(tmp_path):
+    masks, images, out, report = _interrupted_run(tmp_path)
+    elsewhere = tmp_path / "out2"
+    result = _resume(masks, images, elsewhere, report, "--method", "identity")
+    assert result.exit_code == 0, result.output
+    assert json.loads(report.read_text())["config"]["method"] == "identity"
+
+
+def test_the_library_raises_config_error_naming_the_setting(tmp_path):
+    masks, images, out, report = _interrupted_run(tmp_path)
+    with pytest.raises(ConfigError, match=r"--skip-existing: method is 'identity', but the report"):
+        apply_folder(masks, images, out, method="identity", skip_existing=True, report_path=report)
+    apply_folder(
+        masks, images, out, method="guided", params={"radius": 2}, skip_existing=True, report_path=report
+    )
+
+
+def test_a_report_rewritten_by_another_tool_is_not_compared(tmp_path):
+    # laid out otherwise (one line): its settings are not found, so nothing is claimed about them
+    masks, images, out, report = _interrupted_run(tmp_path)
+    report.write_text(json.dumps(json.loads(report.read_text())))
+    assert merge.recorded_config(report) is None
+    result = _resume(masks, images, out, report, "--method", "identity")
+    assert result.exit_code == 0, result.output
+
+
+def test_recorded_config_reads_only_the_beginning_of_a_large_report(tmp_path, monkeypatch):
+    masks, images, out, report = _interrupted_run(tmp_path)
+    text = report.read_text()
+    assert merge.recorded_config(report)["params"] == {"radius": 2, "eps": 0.001}
+    # a config cut by the end of the prefix read is not guessed at
+    cut = text.index('"config"') + 40
+    monkeypatch.setattr(merge, "REPORT_PREFIX_BYTES", cut)
+    assert merge.recorded_config(report) is None
+    # a report of many files (the entries after the config are not read)
+    monkeypatch.setattr(merge, "REPORT_PREFIX_BYTES", 4096)
+    data = json.loads(text)
+    data["files"] = data["files"] * 20_000
+    report.write_text(json.dumps(data, indent=2))
+    assert report.stat().st_size > 4096 * 100
+    assert merge.recorded_config(report)["method"] == "guided"
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "fifo", "empty", "not json", "config not an object"])
+def test_recorded_config_of_hostile_files_is_none_without_blocking(tmp_path, kind):
+    path = tmp_path / "r.json"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # opened without blocking: no writer, and never read
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "not json":
+        path.write_text('{\n  "config": {"method": \n')
+    elif kind == "config not an object":
+        path.write_text('{\n  "config": ["guided"]\n}\n')
+    assert merge.recorded_config(path) is None
