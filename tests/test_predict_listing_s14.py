@@ -372,3 +372,55 @@ def test_apply_and_predict_say_alike_that_a_file_was_not_processed(tmp_path) -> 
         outcome.error
         == f"{tmp_path / 'i.png'}: not processed: the output folder {out} was removed during the run"
     )
+
+
+# --------------------------------------------------------------- predict resumes with the same settings
+
+
+def _interrupted_predict(ckpt, tmp_path: Path) -> tuple[Path, Path, Path]:
+    images = _images(tmp_path / "images", stems=("a", "b", "c"))
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    _predict(images, ckpt, out, refine="guided", report_path=report)
+    (out / "c.png").unlink()  # as after a kill
+    return images, out, report
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [({"refine": "none"}, "refine"), ({"fmt": "npy"}, "fmt"), ({"polarity": "none"}, "polarity")],
+)
+def test_predict_refuses_to_resume_with_other_settings_than_its_report_records(ckpt, tmp_path, settings, key):
+    from maskrefine.errors import ConfigError
+
+    images, out, report = _interrupted_predict(ckpt, tmp_path)
+    kept, report_before = sorted(p.name for p in out.iterdir()), report.read_bytes()
+    with pytest.raises(ConfigError, match=rf"--skip-existing: {key} is .*but the report {report}"):
+        _predict(
+            images, ckpt, out, **{"refine": "guided", **settings}, report_path=report, skip_existing=True
+        )
+    assert sorted(p.name for p in out.iterdir()) == kept and report.read_bytes() == report_before
+
+
+def test_predict_resumes_with_the_same_settings_and_a_checkpoint_spelled_another_way(ckpt, tmp_path):
+    images, out, report = _interrupted_predict(ckpt, tmp_path)
+    (tmp_path / "link.pt").symlink_to(ckpt)
+    resumed = _predict(
+        images,
+        tmp_path / "link.pt",
+        out,
+        refine="guided",
+        report_path=report,
+        skip_existing=True,
+        device="cpu",
+    )
+    assert resumed.counts["skipped"] == 2 and resumed.counts["written"] == 1
+    assert json.loads(report.read_text())["config"]["checkpoint"] == os.path.abspath(tmp_path / "link.pt")
+
+
+def test_the_predict_cli_refuses_a_resume_with_another_refine_with_exit_2(ckpt, tmp_path):
+    images, out, report = _interrupted_predict(ckpt, tmp_path)
+    args = ["--images", str(images), "--checkpoint", str(ckpt), "--out", str(out), "--report", str(report)]
+    result = _cli(*args, "--skip-existing", "--refine", "none")
+    assert result.exit_code == 2, result.output
+    assert "refine is 'none', but the report" in result.output and "Traceback" not in result.output
+    assert not (out / "c.png").exists()

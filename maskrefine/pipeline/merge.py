@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast, get_args
@@ -44,6 +44,7 @@ from maskrefine.pipeline.reports import (
 __all__ = [
     "MergedRunReport",
     "OUTPUT_SETTING_KEYS",
+    "PREDICT_SETTING_KEYS",
     "check_merged_output",
     "check_resume_settings",
     "merge_run_reports",
@@ -52,8 +53,9 @@ __all__ = [
 ]
 
 # Settings that must agree across the shards of one job (jobs, overwrite, skip_existing and shard may differ).
-#: The job's folders, which a shard may spell another way (see _same_setting).
-_FOLDER_KEYS = frozenset({"masks_dir", "images_dir", "out_dir"})
+#: The job's folders (and ``predict``'s checkpoint), which a shard or a resumed run may spell another
+#: way (see _same_setting).
+_PATH_KEYS = frozenset({"masks_dir", "images_dir", "out_dir", "checkpoint"})
 _JOB_KEYS = (
     "masks_dir",
     "images_dir",
@@ -83,6 +85,9 @@ OUTPUT_SETTING_KEYS = (
     "apply_exif",
     "auto_rule",
 )
+#: The same for ``predict``: the images, the checkpoint (by path: a file retrained in place is not seen)
+#: and the settings applied to its predictions (``device`` and ``save_coarse`` may differ).
+PREDICT_SETTING_KEYS = ("images_dir", "checkpoint", "fmt", "refine", "bn_mode", "polarity")
 _STATUSES: tuple[Status, ...] = get_args(Status)
 # Refuse absurdly large report files instead of reading them into memory (a shard of 1e6 files is ~300 MB).
 _MAX_REPORT_BYTES = 2**31
@@ -559,12 +564,13 @@ def _show_setting(value: object) -> str:
 def _same_setting(key: str, value: object, first: object) -> bool:
     """Whether a shard's job setting is the first report's.
 
-    Folders are the same when spelled alike or when both are absolute and name one existing folder here
-    (one shard reached the data through a symlink or another mount path, as on clusters).
+    Folders (and files: a checkpoint) are the same when spelled alike or when both are absolute and name
+    one existing folder here (one shard reached the data through a symlink or another mount path, as on
+    clusters).
     """
     if value == first:
         return True
-    if key not in _FOLDER_KEYS or not isinstance(value, str) or not isinstance(first, str):
+    if key not in _PATH_KEYS or not isinstance(value, str) or not isinstance(first, str):
         return False
     if not (os.path.isabs(value) and os.path.isabs(first)):
         return False
@@ -620,7 +626,10 @@ def recorded_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def check_resume_settings(
-    report_path: str | os.PathLike[str], config: Mapping[str, Any], out_dir: str | os.PathLike[str]
+    report_path: str | os.PathLike[str],
+    config: Mapping[str, Any],
+    out_dir: str | os.PathLike[str],
+    keys: Sequence[str] = OUTPUT_SETTING_KEYS,
 ) -> None:
     """Refuse (ConfigError) to resume into ``out_dir`` with other settings than its report records.
 
@@ -629,7 +638,8 @@ def check_resume_settings(
     :data:`OUTPUT_SETTING_KEYS`, the folder would end up holding outputs of two settings, which no
     report would say. A report of a run into another folder, or whose settings cannot be read
     (:func:`recorded_config`), says nothing of these outputs and is not compared; nor is a setting it does
-    not record (an older version's report).
+    not record (an older version's report). ``predict`` passes its own ``keys``
+    (:data:`PREDICT_SETTING_KEYS`).
 
     Parameters
     ----------
@@ -639,12 +649,14 @@ def check_resume_settings(
         The settings of the run about to start, as its report will record them.
     out_dir : path-like
         The run's output folder.
+    keys : sequence of str, default :data:`OUTPUT_SETTING_KEYS`
+        The settings compared (those that decide what an output holds).
     """
     recorded = recorded_config(report_path)
     if recorded is None or not _same_setting("out_dir", recorded.get("out_dir"), os.path.abspath(out_dir)):
         return
-    now = json.loads(json.dumps({key: config.get(key) for key in OUTPUT_SETTING_KEYS}))
-    for key in OUTPUT_SETTING_KEYS:
+    now = json.loads(json.dumps({key: config.get(key) for key in keys}))
+    for key in keys:
         if key in recorded and not _same_setting(key, now[key], recorded[key]):
             raise ConfigError(
                 f"--skip-existing: {key} is {_show_setting(now[key])}, but the report {report_path} records "

@@ -128,7 +128,10 @@ def predict_folder(
     Raises
     ------
     ConfigError
-        Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options.
+        Before anything is written: bad folders or checkpoint, unsafe output, existing outputs, bad options,
+        or ``skip_existing`` with other settings than the existing ``report_path`` records for ``out_dir``
+        (:func:`~maskrefine.pipeline.merge.check_resume_settings` with
+        :data:`~maskrefine.pipeline.merge.PREDICT_SETTING_KEYS`).
     OutputFolderRemovedError
         ``out_dir`` (or its ``coarse`` folder) was removed during the run: no further image was predicted,
         and those without their outputs failed, saying why (``exc.report``, also written to
@@ -155,6 +158,7 @@ def predict_folder(
         path_argument,
         resolved_path,
     )
+    from maskrefine.pipeline.merge import PREDICT_SETTING_KEYS, check_resume_settings
     from maskrefine.pipeline.reports import (
         describe_unexpected,
         list_input_folder,
@@ -262,6 +266,22 @@ def predict_folder(
         bn_mode=bn_mode,
         polarity=polarity,
     )
+    # folders and files as absolute paths, as apply records them
+    config = {
+        "images_dir": os.path.abspath(images_path),
+        "checkpoint": os.path.abspath(checkpoint),
+        "out_dir": os.path.abspath(out_path),
+        "fmt": fmt,
+        "refine": predictor.refine,
+        "save_coarse": bool(save_coarse),
+        "device": str(device),
+        "bn_mode": predictor.bn_mode,
+        "polarity": predictor.polarity,
+        "overwrite": bool(overwrite),
+        "skip_existing": bool(skip_existing),
+    }
+    if skip_existing and report_file is not None and report_file.exists():  # before any write
+        check_resume_settings(report_file, config, out_path, PREDICT_SETTING_KEYS)
     # a report in the output folder is not written if that folder is removed during the run (never made
     # again); found now, as the folder's path may lead elsewhere by then
     report_in_out_dir = report_file is not None and is_within(
@@ -422,19 +442,7 @@ def predict_folder(
         unmatched=unmatched,
         duplicates=duplicates,
         elapsed=time.perf_counter() - start,
-        config={
-            "images_dir": str(images_path),
-            "checkpoint": str(ckpt),
-            "out_dir": str(out_path),
-            "fmt": fmt,
-            "refine": predictor.refine,
-            "save_coarse": bool(save_coarse),
-            "device": str(device),
-            "bn_mode": predictor.bn_mode,
-            "polarity": predictor.polarity,
-            "overwrite": bool(overwrite),
-            "skip_existing": bool(skip_existing),
-        },
+        config=config,
         not_regular=not_regular,
     )
     if lost is not None:
