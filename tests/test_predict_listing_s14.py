@@ -424,3 +424,22 @@ def test_the_predict_cli_refuses_a_resume_with_another_refine_with_exit_2(ckpt, 
     assert result.exit_code == 2, result.output
     assert "refine is 'none', but the report" in result.output and "Traceback" not in result.output
     assert not (out / "c.png").exists()
+
+
+def test_list_folder_is_the_one_listing_of_an_input_folder(tmp_path):
+    # match_folders (apply, score) and predict list a folder through it: files by stem, stems named twice,
+    # files with another image or mask suffix (not read), entries that are not regular files (skipped)
+    from maskrefine.io.pairs import IMAGE_EXTENSIONS, list_folder, match_folders
+
+    folder = _images(tmp_path / "images", stems=("a", "b", "d"))
+    (folder / "b.jpg").write_bytes((folder / "b.png").read_bytes())
+    os.mkfifo(folder / "c.png")
+    np.save(folder / "m.npy", np.zeros((2, 2), np.float32))
+    (folder / ".hidden.png").write_bytes(b"")
+    listing = list_folder(folder, IMAGE_EXTENSIONS)
+    assert listing.files == {"a": folder / "a.png", "d": folder / "d.png"}
+    assert listing.duplicates == {"b": [folder / "b.jpg", folder / "b.png"]}
+    assert listing.unread == [folder / "m.npy"]
+    assert [(item.path.name, item.reason) for item in listing.skipped] == [("c.png", "a FIFO (named pipe)")]
+    pairing = match_folders(folder, folder, IMAGE_EXTENSIONS, IMAGE_EXTENSIONS)
+    assert [pair.stem for pair in pairing.pairs] == ["a", "d"] and pairing.unread_first == listing.unread

@@ -20,6 +20,8 @@ from maskrefine.io.files import not_regular_reason
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MASK_EXTENSIONS",
+    "FolderListing",
+    "list_folder",
     "Pair",
     "Pairing",
     "Skipped",
@@ -155,6 +157,53 @@ def _by_stem(files: list[Path], skipped: list[Skipped]) -> tuple[dict[str, Path]
     return unique, duplicated
 
 
+@dataclass(frozen=True)
+class FolderListing:
+    """One input folder as :func:`list_folder` lists it (nothing opened).
+
+    Attributes
+    ----------
+    files : dict of str to Path
+        The regular files (a symlink to one included) with a wanted suffix, by stem; each stem named
+        once in the folder.
+    duplicates : dict of str to list of Path
+        Stems named more than once (``a.png`` and ``a.jpg``, or a file and an entry of ``skipped``):
+        neither is used.
+    unread : list of Path
+        Files with another image or mask suffix (:data:`IMAGE_EXTENSIONS`, :data:`MASK_EXTENSIONS`),
+        which are not read, sorted.
+    skipped : list of Skipped
+        Entries with a wanted suffix that are not regular files (a folder, FIFO, dangling symlink...).
+    """
+
+    files: dict[str, Path]
+    duplicates: dict[str, list[Path]]
+    unread: list[Path]
+    skipped: list[Skipped]
+
+
+def list_folder(folder: str | os.PathLike[str], extensions: tuple[str, ...]) -> FolderListing:
+    """List the entries directly in ``folder`` (hidden ones left out) for a job that reads ``extensions``.
+
+    Each folder of :func:`match_folders` is listed so, and ``predict``'s images folder on its own.
+
+    Parameters
+    ----------
+    folder : path-like
+        The folder (checked to be one by the caller).
+    extensions : tuple of str
+        The suffixes its files are read from, with the dot, any case.
+
+    Returns
+    -------
+    FolderListing
+        Its files by stem, the stems named twice, the files not read and the entries skipped.
+    """
+    files, skipped, unread = _scan_with_unread(Path(folder), extensions)
+    unique, duplicated = _by_stem(files, skipped)
+    return FolderListing(unique, duplicated, unread, skipped)
+
+
 def _check_extensions(extensions: object, name: str) -> None:
     if not isinstance(extensions, tuple | list):
         raise TypeError(
@@ -201,14 +250,14 @@ def match_folders(
     second_dir = check_folder(second_dir, "second")
     _check_extensions(first_extensions, "first_extensions")
     _check_extensions(second_extensions, "second_extensions")
-    first_files, first_skipped, unread_first = _scan_with_unread(first_dir, first_extensions)
-    second_files, second_skipped, unread_second = _scan_with_unread(second_dir, second_extensions)
-    skipped = first_skipped + second_skipped
+    first_listing = list_folder(first_dir, first_extensions)
+    second_listing = list_folder(second_dir, second_extensions)
+    first, second = first_listing.files, second_listing.files
+    unread_first, unread_second = first_listing.unread, second_listing.unread
+    skipped = first_listing.skipped + second_listing.skipped
     skipped_stems = {item.path.stem for item in skipped}
-    first, first_dups = _by_stem(first_files, first_skipped)
-    second, second_dups = _by_stem(second_files, second_skipped)
-    duplicates = {**first_dups}
-    for stem, paths in second_dups.items():
+    duplicates = {**first_listing.duplicates}
+    for stem, paths in second_listing.duplicates.items():
         duplicates.setdefault(stem, []).extend(paths)
     pairs = [
         Pair(stem, first[stem], second[stem])

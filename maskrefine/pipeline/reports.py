@@ -21,9 +21,8 @@ from maskrefine.io import PLAIN, Pairing, write_text_atomic
 from maskrefine.io.imageio import write_text_chunks_atomic
 from maskrefine.io.pairs import (
     Skipped,
-    _by_stem,
-    _scan_with_unread,
     counted_files,
+    list_folder,
     subfolder_notes,
     unpaired_hints,
     unread_reason,
@@ -265,14 +264,13 @@ def list_input_folder(
     not_regular : list of Failure
         Entries with a wanted suffix that are not regular files (a folder, FIFO, dangling symlink...).
     """
-    files, skipped, unread = _scan_with_unread(folder, extensions)
-    unique, duplicated = _by_stem(files, skipped)
+    listing = list_folder(folder, extensions)
     reason = unread_reason(extensions)
     return (
-        unique,
-        {stem: duplicated[stem] for stem in sorted(duplicated)},
-        [Unmatched(path, role, reason) for path in unread],
-        [_not_regular(item) for item in skipped],
+        listing.files,
+        {stem: listing.duplicates[stem] for stem in sorted(listing.duplicates)},
+        [Unmatched(path, role, reason) for path in listing.unread],
+        [_not_regular(item) for item in listing.skipped],
     )
 
 
