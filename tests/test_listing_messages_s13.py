@@ -13,9 +13,9 @@ import os
 import unicodedata
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+from _listing_files import write_image as _image
+from _listing_files import write_mask as _mask
 from click.testing import CliRunner
 
 from maskrefine.cli import main
@@ -26,17 +26,6 @@ ADVICE = (
     "masks must be lossless: save or convert them to PNG (float maps to .npy); a JPEG's compression "
     "changes mask values"
 )
-
-
-def _mask(path: Path, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 256, (6, 8), dtype=np.uint8))
-
-
-def _image(path: Path, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    assert cv2.imwrite(str(path), pixels)
 
 
 def _apply(masks: Path, images: Path, out: Path, *extra: str):

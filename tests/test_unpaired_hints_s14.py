@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import pytest
+from _listing_files import write_image as _image
+from _listing_files import write_mask as _mask
 from click.testing import CliRunner
 
 from maskrefine.cli import main
@@ -29,17 +29,6 @@ from maskrefine.pipeline.reports import Unmatched
 from maskrefine.quality.compare import PairedScoreReport, compare_folders
 
 NOT_READ = "not read: files of this folder are read from .png, .npy only"
-
-
-def _mask(path: Path, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 256, (6, 8), dtype=np.uint8))
-
-
-def _image(path: Path, seed: int = 0) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(seed).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    assert cv2.imwrite(str(path), pixels)
 
 
 def _subfolders_only(folder: Path) -> None:

@@ -52,14 +52,11 @@ __all__ = [
     "recorded_config",
 ]
 
-# Settings that must agree across the shards of one job (jobs, overwrite, skip_existing and shard may differ).
 #: The job's folders (and ``predict``'s checkpoint), which a shard or a resumed run may spell another
 #: way (see _same_setting).
 _PATH_KEYS = frozenset({"masks_dir", "images_dir", "out_dir", "checkpoint"})
-_JOB_KEYS = (
-    "masks_dir",
-    "images_dir",
-    "out_dir",
+#: The settings of ``apply`` besides its folders that decide what an output file holds.
+_OUTPUT_PARAMETERS = (
     "method",
     "params",
     "guide",
@@ -67,27 +64,18 @@ _JOB_KEYS = (
     "fmt",
     "mask_scale",
     "apply_exif",
-    "max_pixels",
     "auto_rule",
 )
 #: The settings that decide what an output file of ``apply`` holds: a run resumed with ``--skip-existing``
 #: must have those of the run its report records (``jobs``, ``shard``, ``max_pixels``, ``overwrite`` may
 #: differ: a file refused for its size can be resumed with a larger ``--max-pixels``).
-OUTPUT_SETTING_KEYS = (
-    "masks_dir",
-    "images_dir",
-    "method",
-    "params",
-    "guide",
-    "binary_input",
-    "fmt",
-    "mask_scale",
-    "apply_exif",
-    "auto_rule",
-)
+OUTPUT_SETTING_KEYS = ("masks_dir", "images_dir", *_OUTPUT_PARAMETERS)
 #: The same for ``predict``: the images, the checkpoint (by path: a file retrained in place is not seen)
 #: and the settings applied to its predictions (``device`` and ``save_coarse`` may differ).
 PREDICT_SETTING_KEYS = ("images_dir", "checkpoint", "fmt", "refine", "bn_mode", "polarity")
+#: Settings that must agree across the shards of one job: its folders, those that decide an output, and
+#: the size limit (shards refusing different files would not add up to one job).
+_JOB_KEYS = ("masks_dir", "images_dir", "out_dir", *_OUTPUT_PARAMETERS, "max_pixels")
 _STATUSES: tuple[Status, ...] = get_args(Status)
 # Refuse absurdly large report files instead of reading them into memory (a shard of 1e6 files is ~300 MB).
 _MAX_REPORT_BYTES = 2**31

@@ -87,6 +87,8 @@ class FileOutcome:
         For written files: how the mask was encoded (:attr:`maskrefine.io.MaskRead.encoding`).
     decision : dict or None, optional
         With ``method="auto"``: what auto saw and applied (:meth:`maskrefine.auto.AutoDecision.to_dict`).
+        The outcomes of one job share one dict per distinct decision (a million files hold a few): read
+        it, or copy it before changing it (``to_dict`` returns it as it is).
     image_encoding : str or None, optional
         For written files: how the image was encoded (``"plain"``, or ``"8-bit values in a 16-bit file"``:
         a 16-bit image whose largest value is 2..255, read as v/255).
