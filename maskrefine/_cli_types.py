@@ -118,8 +118,9 @@ def mask_output_options(command: Any) -> Any:
         click.option(
             "--skip-existing",
             is_flag=True,
-            help="Keep existing outputs and do the rest (resume a run). Outputs are skipped by file name: "
-            "existing ones are kept whatever settings made them, so resume with the same settings.",
+            help="Keep existing outputs and do the rest (resume a run). Outputs are skipped by file name; "
+            "with --report, a resume is refused when that report records other settings for outputs it "
+            "may have made. Without one, nothing checks: resume with the same settings.",
         ),
     ]
     for option in reversed(options):

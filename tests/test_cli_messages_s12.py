@@ -347,8 +347,10 @@ def test_apply_help_says_what_masks_and_skip_existing_mean() -> None:
     assert (
         "at any resolution with the image's aspect ratio: a patch grid (e.g. 1/8, 1/16) or full size" in text
     )
-    # a resume with other settings kept the other settings' outputs without a word
-    assert "existing ones are kept whatever settings made them, so resume with the same settings" in text
+    # a resume with other settings kept the other settings' outputs without a word; with --report it is
+    # now refused (s14), without one nothing checks
+    assert "with --report, a resume is refused when that report records other settings" in text
+    assert "Without one, nothing checks: resume with the same settings" in text
 
 
 def test_predict_help_names_paths_and_the_format_like_apply() -> None:
@@ -357,7 +359,7 @@ def test_predict_help_names_paths_and_the_format_like_apply() -> None:
         assert shown in text
     assert "TEXT" not in text.replace("--device TEXT", "")
     assert "--format [png8|png16|npy] Output format: 8-bit PNG, 16-bit PNG, or float32 .npy." in text
-    assert "existing ones are kept whatever settings made them" in text
+    assert "with --report, a resume is refused when that report records other settings" in text
 
 
 def test_train_help_shows_the_config_defaults() -> None:

@@ -1092,4 +1092,7 @@ def test_score_with_gt_in_another_format_says_which_files_are_read(
         assert cv2.imwrite(str(gt / f"{path.stem}.bmp"), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
     report = score_folder(dataset["masks"], gt, jobs=1)
     assert not report.ok
-    assert "masks are read from .png and .npy files only" in str(report.nothing_scored)
+    assert str(report.nothing_scored).startswith("no prediction has a ground-truth mask that is read; ")
+    assert "files of the gt folder not read: files of this folder are read from .png, .npy only" in str(
+        report.nothing_scored
+    )

@@ -386,19 +386,35 @@ def _interrupted_predict(ckpt, tmp_path: Path) -> tuple[Path, Path, Path]:
 
 
 @pytest.mark.parametrize(
-    ("settings", "key"),
-    [({"refine": "none"}, "refine"), ({"fmt": "npy"}, "fmt"), ({"polarity": "none"}, "polarity")],
+    ("settings", "difference"),
+    [
+        ({"refine": "none"}, "refine is 'none', but the report records 'guided'"),
+        ({"polarity": "none"}, "polarity is 'none', but the report records 'border'"),
+    ],
 )
-def test_predict_refuses_to_resume_with_other_settings_than_its_report_records(ckpt, tmp_path, settings, key):
+def test_predict_refuses_to_resume_with_other_settings_than_its_report_records(
+    ckpt, tmp_path, settings, difference
+):
     from maskrefine.errors import ConfigError
 
     images, out, report = _interrupted_predict(ckpt, tmp_path)
     kept, report_before = sorted(p.name for p in out.iterdir()), report.read_bytes()
-    with pytest.raises(ConfigError, match=rf"--skip-existing: {key} is .*but the report {report}"):
+    with pytest.raises(ConfigError) as caught:
         _predict(
             images, ckpt, out, **{"refine": "guided", **settings}, report_path=report, skip_existing=True
         )
+    assert str(caught.value).startswith(
+        f"--skip-existing: {difference} ({report}); 2 of the 2 outputs already in {out} are older than that "
+        "report"
+    )
     assert sorted(p.name for p in out.iterdir()) == kept and report.read_bytes() == report_before
+
+
+def test_predict_in_another_format_keeps_no_output_and_is_not_refused(ckpt, tmp_path):
+    # .npy outputs: none of the .png ones is kept, so nothing would be mixed under one name
+    images, out, report = _interrupted_predict(ckpt, tmp_path)
+    resumed = _predict(images, ckpt, out, refine="guided", fmt="npy", report_path=report, skip_existing=True)
+    assert resumed.counts["written"] == 3
 
 
 def test_predict_resumes_with_the_same_settings_and_a_checkpoint_spelled_another_way(ckpt, tmp_path):

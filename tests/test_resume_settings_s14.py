@@ -60,24 +60,30 @@ def _resume(masks: Path, images: Path, out: Path, report: Path, *settings: str):
 
 
 @pytest.mark.parametrize(
-    ("settings", "key", "recorded"),
+    ("settings", "difference"),
     [
-        (["--method", "identity"], "method", "'guided'"),
-        (["--method", "guided", "--radius", "3"], "params", "'radius': 2"),
-        (["--method", "guided", "--radius", "2", "--guide", "color"], "guide", "'mean'"),
-        (["--method", "guided", "--radius", "2", "--format", "npy"], "fmt", "'png8'"),
-        ([], "method", "'guided'"),  # the default method is auto
+        (["--method", "identity"], "method is 'identity', but the report records 'guided'"),
+        (["--method", "guided", "--radius", "3"], "params radius is 3, but the report records 2"),
+        (
+            ["--method", "guided", "--radius", "2", "--guide", "color"],
+            "guide is 'color', but the report records 'mean'",
+        ),
+        (
+            ["--method", "guided", "--radius", "2", "--binary-input"],
+            "binary_input is True, but the report records False",
+        ),
+        ([], "method is 'auto', but the report records 'guided'"),  # the default method is auto
     ],
 )
-def test_a_resume_with_other_settings_is_refused_before_anything_is_written(
-    tmp_path, settings, key, recorded
-):
+def test_a_resume_with_other_settings_is_refused_before_anything_is_written(tmp_path, settings, difference):
     masks, images, out, report = _interrupted_run(tmp_path)
     before, report_before = _tree(out), report.read_bytes()
     result = _resume(masks, images, out, report, *settings)
     assert result.exit_code == 2, result.output
-    message = result.output
-    assert f"{key} is " in message and recorded in message and str(report) in message
+    message = " ".join(result.output.split())
+    assert (
+        f"--skip-existing: {difference} ({report}); 3 of the 3 outputs already in {out} are older" in message
+    )
     assert "mix" in message and "Traceback" not in message
     assert _tree(out) == before  # nothing written, nothing removed
     assert report.read_bytes() == report_before
@@ -175,4 +181,79 @@ def test_recorded_config_of_hostile_files_is_none_without_blocking(tmp_path, kin
         path.write_text('{\n  "config": {"method": \n')
     elif kind == "config not an object":
         path.write_text('{\n  "config": ["guided"]\n}\n')
+    assert merge.recorded_config(path) is None
+
+
+def test_a_report_older_than_every_kept_output_does_not_describe_them(tmp_path):
+    # a later run stopped (SIGTERM, kill) before it wrote its report: the outputs are its own, and the
+    # report's settings say nothing of them; refusing (and advising the report's settings) mixed the folder
+    masks, images, out, report = _interrupted_run(tmp_path)
+    for output in out.iterdir():
+        output.unlink()
+    args = [
+        "apply",
+        "--masks",
+        str(masks),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--method",
+        "identity",
+    ]
+    assert CliRunner().invoke(main, args).exit_code == 0  # a run that never wrote r.json
+    (out / f"{STEMS[0]}.png").unlink()
+    result = _resume(masks, images, out, report, "--method", "identity")
+    assert result.exit_code == 0, result.output
+    data = json.loads(report.read_text())
+    assert data["config"]["method"] == "identity" and data["counts"]["skipped"] == len(STEMS) - 1
+
+
+def test_outputs_older_than_the_report_are_counted_in_the_refusal(tmp_path):
+    # 3 outputs of the report's guided run, 2 of a later identity run that wrote no report: resuming the
+    # identity run would keep the 3 guided ones
+    masks, images, out, report = _interrupted_run(tmp_path)
+    args = [
+        "apply",
+        "--masks",
+        str(masks),
+        "--images",
+        str(images),
+        "--out",
+        str(out),
+        "--method",
+        "identity",
+    ]
+    assert CliRunner().invoke(main, [*args, "--skip-existing"]).exit_code == 0
+    (out / f"{STEMS[-1]}.png").unlink()
+    result = _resume(masks, images, out, report, "--method", "identity")
+    assert result.exit_code == 2, result.output
+    assert f"3 of the 4 outputs already in {out} are older than that report" in " ".join(
+        result.output.split()
+    )
+
+
+def test_a_changed_parameter_is_named_on_its_own(tmp_path):
+    # the parameters of the bilateral solver print longer than a message shows: the one that differs is named
+    masks, images, out, report = _interrupted_run(tmp_path, "--binary-input")
+    settings = ["--method", "guided", "--radius", "2", "--eps", "0.01", "--binary-input"]
+    result = _resume(masks, images, out, report, *settings)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "--skip-existing: params eps is 0.01, but the report records 0.001 (" in message
+    assert "radius" not in message
+
+
+def test_a_path_an_older_version_recorded_as_typed_is_not_compared(tmp_path):
+    masks, images, out, report = _interrupted_run(tmp_path)
+    text = report.read_text()
+    report.write_text(text.replace(json.dumps(str(masks)), json.dumps("masks"), 1))
+    assert merge.recorded_config(report)["masks_dir"] == "masks"
+    result = _resume(masks, images, out, report, "--method", "guided", "--radius", "2")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_config_nested_too_deep_is_not_read(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{\n  "ok": true,\n  "config": {"a": ' + "[" * 200_000 + "]" * 200_000 + "}\n}\n")
     assert merge.recorded_config(path) is None

@@ -128,8 +128,20 @@ def test_score_without_predictions_does_not_call_gt_files_not_read_masks(tmp_pat
     report = score_folder(pred, gt, jobs=1)
     # was "(the ground-truth folder has 1 mask(s); ...)": a JPEG that is not read
     assert report.nothing_scored == (
-        "no prediction found (masks are read from .png and .npy files only); "
-        f"1 file of the gt folder {NOT_READ}"
+        f"no prediction has a ground-truth mask that is read; 1 file of the gt folder {NOT_READ}"
+    )
+
+
+def test_score_with_predictions_whose_ground_truth_is_not_read_does_not_say_none_was_found(tmp_path):
+    # a prediction whose GT file is not read is not listed (the unread file is the problem): the error said
+    # "no prediction found" with the predictions right there
+    pred, gt = tmp_path / "pred", tmp_path / "gt"
+    for stem in ("a", "b"):
+        _mask(pred / f"{stem}.png")
+        _mask(gt / f"{stem}.jpg")
+    report = score_folder(pred, gt, jobs=1)
+    assert report.nothing_scored == (
+        f"no prediction has a ground-truth mask that is read; 2 files of the gt folder {NOT_READ}"
     )
 
 

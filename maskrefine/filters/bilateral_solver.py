@@ -73,9 +73,19 @@ def _is_float16(dtype: np.dtype) -> bool:
 _ROW_BLOCK_VALUES = 2**18
 
 
-def _row_blocks(height: int, width: int) -> range:
-    """First rows of the blocks :func:`reference_yuv` and :func:`colour_cells` convert one at a time."""
-    return range(0, height, max(1, _ROW_BLOCK_VALUES // max(1, 3 * width)))
+def _row_blocks(height: int, width: int) -> list[tuple[int, int]]:
+    """``(first, end)`` rows of the blocks :func:`reference_yuv` and :func:`colour_cells` convert in turn.
+
+    No block is a single pixel unless the image is: NumPy multiplies a (1, 3) array by the matrix as a
+    vector (BLAS gemv), which rounds some sums otherwise than the matrix product (gemm) of the
+    reference's one call over the whole image; a last block of one pixel (a one-pixel-wide image) joins
+    the block before it.
+    """
+    step = max(1 if width > 1 else 2, _ROW_BLOCK_VALUES // max(1, 3 * width))
+    blocks = [(start, min(start + step, height)) for start in range(0, height, step)]
+    if len(blocks) > 1 and (blocks[-1][1] - blocks[-1][0]) * width == 1:
+        blocks[-2:] = [(blocks[-2][0], height)]
+    return blocks
 
 
 def _yuv_of_rows(rgb_rows: np.ndarray, snap: float) -> npt.NDArray[np.float64]:
@@ -103,14 +113,14 @@ def reference_yuv(rgb: np.ndarray) -> npt.NDArray[np.float64]:
     as the reference, same cells. The reference makes one call over the whole image; this converts blocks
     of rows, one call each (less memory): each value is the same, since the matrix product computes every
     pixel's three sums alone and in the same order whatever the number of rows (checked bit for bit
-    against one call, over OpenBLAS's CPU kernels, by the tests).
+    against one call, over OpenBLAS's CPU kernels, by the tests), provided that no block is a single
+    pixel (:func:`_row_blocks`).
     """
     snap = _SNAP_FLOAT16 if _is_float16(np.asarray(rgb).dtype) else _SNAP
     height, width = rgb.shape[0], rgb.shape[1]
     yuv = np.empty((height, width, 3), np.float64)
-    blocks = _row_blocks(height, width)
-    for start in blocks:
-        yuv[start : start + blocks.step] = _yuv_of_rows(rgb[start : start + blocks.step], snap)
+    for start, end in _row_blocks(height, width):
+        yuv[start:end] = _yuv_of_rows(rgb[start:end], snap)
     return yuv
 
 
@@ -125,12 +135,11 @@ def colour_cells(rgb: np.ndarray, sigma_luma: float, sigma_chroma: float) -> npt
     snap = _SNAP_FLOAT16 if _is_float16(np.asarray(rgb).dtype) else _SNAP
     height, width = rgb.shape[0], rgb.shape[1]
     cells = np.empty((height, width, 3), np.int32)
-    blocks = _row_blocks(height, width)
-    for start in blocks:
-        yuv = _yuv_of_rows(rgb[start : start + blocks.step], snap)
+    for start, end in _row_blocks(height, width):
+        yuv = _yuv_of_rows(rgb[start:end], snap)
         yuv[..., 0] /= sigma_luma
         yuv[..., 1:] /= sigma_chroma
-        cells[start : start + blocks.step] = yuv  # truncated towards 0, as the reference's astype(int)
+        cells[start:end] = yuv  # truncated towards 0, as the reference's astype(int)
     return cells
 
 

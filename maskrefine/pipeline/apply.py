@@ -548,7 +548,8 @@ def apply_folder(
         **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
     }
     if skip_existing and report_file is not None and report_file.exists():
-        check_resume_settings(report_file, config, out_path)  # before any output is written
+        kept = (task.output for task, skip in zip(plan.tasks, plan.skipped, strict=True) if skip)
+        check_resume_settings(report_file, config, out_path, kept)  # before any output is written
     # a report in the output folder is not written if that folder is removed during the run: the folder is
     # never made again (found now: the folder's path may lead elsewhere by then)
     report_in_out_dir = report_file is not None and is_within(

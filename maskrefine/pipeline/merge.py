@@ -608,7 +608,7 @@ def recorded_config(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
     try:
         config, _ = json.JSONDecoder().raw_decode(head, at + len(_CONFIG_OPENING) - 1)
-    except ValueError:  # cut by the prefix's end, or not JSON
+    except (ValueError, RecursionError):  # cut by the prefix's end, not JSON, or nested too deep
         return None
     return config if isinstance(config, dict) else None
 
@@ -617,17 +617,19 @@ def check_resume_settings(
     report_path: str | os.PathLike[str],
     config: Mapping[str, Any],
     out_dir: str | os.PathLike[str],
+    kept: Iterable[str | os.PathLike[str]],
     keys: Sequence[str] = OUTPUT_SETTING_KEYS,
 ) -> None:
-    """Refuse (ConfigError) to resume into ``out_dir`` with other settings than its report records.
+    """Refuse (ConfigError) to resume into ``out_dir`` next to outputs its report made with other settings.
 
-    ``apply --skip-existing`` keeps the outputs already in ``out_dir``; if the report at ``report_path``
-    (the one the run will replace) records a run into the same folder with another value of one of
-    :data:`OUTPUT_SETTING_KEYS`, the folder would end up holding outputs of two settings, which no
-    report would say. A report of a run into another folder, or whose settings cannot be read
-    (:func:`recorded_config`), says nothing of these outputs and is not compared; nor is a setting it does
-    not record (an older version's report). ``predict`` passes its own ``keys``
-    (:data:`PREDICT_SETTING_KEYS`).
+    ``apply --skip-existing`` keeps the outputs already in ``out_dir`` (``kept``); the report at
+    ``report_path`` (the one the run will replace) records the settings of the run that last wrote it.
+    When it records a run into the same folder with another value of one of ``keys``, and some kept
+    output is not newer than the report (so that run may have made it), the folder would end up holding
+    outputs of two settings, which no report would say: refused. Not compared: a report of a run into
+    another folder, one whose settings cannot be read (:func:`recorded_config`), a setting it does not
+    record or records as a relative path (an older version's report), and a report older than every
+    kept output (a later run made them, stopped before it wrote its report: nothing tells its settings).
 
     Parameters
     ----------
@@ -637,21 +639,75 @@ def check_resume_settings(
         The settings of the run about to start, as its report will record them.
     out_dir : path-like
         The run's output folder.
+    kept : iterable of path-like
+        The outputs already in ``out_dir`` that the run keeps. Their modification times are read only
+        when a setting differs.
     keys : sequence of str, default :data:`OUTPUT_SETTING_KEYS`
-        The settings compared (those that decide what an output holds).
+        The settings compared (those that decide what an output holds); ``predict`` passes
+        :data:`PREDICT_SETTING_KEYS`.
     """
     recorded = recorded_config(report_path)
     if recorded is None or not _same_setting("out_dir", recorded.get("out_dir"), os.path.abspath(out_dir)):
         return
     now = json.loads(json.dumps({key: config.get(key) for key in keys}))
-    for key in keys:
-        if key in recorded and not _same_setting(key, now[key], recorded[key]):
-            raise ConfigError(
-                f"--skip-existing: {key} is {_show_setting(now[key])}, but the report {report_path} records "
-                f"{_show_setting(recorded[key])} for the outputs already in {out_dir}; resuming would mix "
-                "outputs of two settings there. Resume with the report's settings, write to another "
-                "--out, or use --overwrite to redo every file"
-            )
+    # the first setting that differs (a method changed changes its parameters too), each part of it
+    differences = next(
+        (
+            found
+            for key in keys
+            if key in recorded and not _recorded_as_typed(key, recorded[key])
+            for found in [_setting_differences(key, now[key], recorded[key])]
+            if found
+        ),
+        None,
+    )
+    if not differences:
+        return
+    try:
+        written = os.stat(report_path).st_mtime_ns
+    except (OSError, ValueError):
+        return
+    kept = list(kept)
+    older = sum(1 for output in kept if _modified_ns(output) <= written)
+    if not older:  # every kept output is newer than the report: its run did not make them
+        return
+    shown = "; ".join(
+        f"{name} is {_show_setting(value)}, but the report records {_show_setting(before)}"
+        for name, value, before in differences
+    )
+    raise ConfigError(
+        f"--skip-existing: {shown} ({report_path}); {older} of the {len(kept)} outputs already in "
+        f"{out_dir} are older than that report, so its run may have made them: resuming would mix outputs "
+        "of two settings there. Resume with the report's settings if those outputs are its run's, write to "
+        "another --out, or use --overwrite to redo every file"
+    )
+
+
+def _recorded_as_typed(key: str, value: object) -> bool:
+    """Whether ``value`` is a path as an older version recorded it (relative): it cannot be compared."""
+    return key in _PATH_KEYS and isinstance(value, str) and not os.path.isabs(value)
+
+
+def _setting_differences(key: str, value: object, before: object) -> list[tuple[str, object, object]]:
+    """``(name, value, before)`` of each part of a setting that differs: each key of a mapping on its own."""
+    if _same_setting(key, value, before):
+        return []
+    if isinstance(value, dict) and isinstance(before, dict):
+        parts = sorted(set(value) | set(before), key=lambda part: (part not in value, str(part)))
+        return [
+            (f"{key} {part}", value.get(part), before.get(part))
+            for part in parts
+            if value.get(part) != before.get(part) or (part in value) != (part in before)
+        ]
+    return [(key, value, before)]
+
+
+def _modified_ns(path: str | os.PathLike[str]) -> int:
+    """Modification time of ``path`` itself, in ns; a file that cannot be asked counts as new."""
+    try:
+        return os.lstat(path).st_mtime_ns
+    except (OSError, ValueError):
+        return 2**63
 
 
 def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) -> MergedRunReport:

@@ -870,8 +870,10 @@ class ScoreReport:
             added = "".join(f"; {hint}" for hint in hints)
             if not self.duplicates and all(item.folder != "predictions" for item in self.unmatched):
                 gt_alone = sum(1 for item in self.unmatched if not item.reason)  # those not read: a hint
-                has = f"the ground-truth folder has {gt_alone} mask(s); " if gt_alone else ""
-                return f"no prediction found{where} ({has}{read_from}){added}"
+                if gt_alone < len(self.unmatched):  # a prediction whose GT is not read is not listed
+                    return f"no prediction{where} has a ground-truth mask that is read{added}"
+                has = f"the ground-truth folder has {gt_alone} mask(s)"
+                return f"no prediction found{where} ({has}; {read_from}){added}"
             counted = unpaired_counts(self.unmatched, roles, len(self.duplicates))
             # a file not read: its hint says which suffixes its folder is read from
             said = [counted, "" if any(item.reason for item in self.unmatched) else read_from]

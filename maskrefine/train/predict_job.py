@@ -281,7 +281,7 @@ def predict_folder(
         "skip_existing": bool(skip_existing),
     }
     if skip_existing and report_file is not None and report_file.exists():  # before any write
-        check_resume_settings(report_file, config, out_path, PREDICT_SETTING_KEYS)
+        check_resume_settings(report_file, config, out_path, present, PREDICT_SETTING_KEYS)
     # a report in the output folder is not written if that folder is removed during the run (never made
     # again); found now, as the folder's path may lead elsewhere by then
     report_in_out_dir = report_file is not None and is_within(

@@ -535,3 +535,19 @@ def test_the_grid_holds_12_bytes_per_pixel_not_a_float64_yuv_image(monkeypatch):
     tracemalloc.stop()
     assert cells.nbytes == 12 * 300 * 400
     assert peak / (300 * 400) < 14
+
+
+@pytest.mark.parametrize(("height", "values"), [(5, 4 * 3), (9, 4 * 3), (2, 3), (1, 3), (7, 3)])
+def test_no_block_of_rows_is_a_single_pixel(height, values, monkeypatch):
+    # NumPy multiplies a (1, 3) block as a vector (gemv), which rounds (1, 189, 147)'s Y = 128, a cell edge,
+    # otherwise than the whole image's matrix product (gemm): a one-pixel last block of a one-pixel-wide
+    # image moved that pixel to another cell (the solver's output changed)
+    bs = sys.modules["maskrefine.filters.bilateral_solver"]
+    monkeypatch.setattr(bs, "_ROW_BLOCK_VALUES", values)
+    blocks = bs._row_blocks(height, 1)
+    assert blocks[0][0] == 0 and blocks[-1][1] == height
+    assert all(end - start >= 2 for start, end in blocks) or height == 1
+    rgb = np.tile(np.array([1, 189, 147]) / 255.0, (height, 1, 1)).astype(np.float32)
+    want = _yuv_as_written(rgb, bs._SNAP)
+    assert bs.reference_yuv(rgb).tobytes() == want.tobytes()
+    np.testing.assert_array_equal(colour_cells(rgb, 16.0, 8.0), (want / [16.0, 8.0, 8.0]).astype(int))
