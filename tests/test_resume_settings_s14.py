@@ -45,8 +45,8 @@ def _interrupted_run(tmp_path: Path, *extra: str) -> tuple[Path, Path, Path, Pat
     """A guided run whose last two outputs are gone (as after a kill), with its report."""
     masks, images = _pairs(tmp_path)
     out, report = tmp_path / "out", tmp_path / "r.json"
-    args = ["apply", "--masks", str(masks), "--images", str(images), "--out", str(out)]
-    args += ["--method", "guided", "--radius", "2", "--report", str(report), *extra]
+    args = [*_apply_args(masks, images, out), "--method", "guided", "--radius", "2"]
+    args += ["--report", str(report), *extra]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     for stem in STEMS[-2:]:
@@ -54,9 +54,13 @@ def _interrupted_run(tmp_path: Path, *extra: str) -> tuple[Path, Path, Path, Pat
     return masks, images, out, report
 
 
+def _apply_args(masks: Path, images: Path, out: Path) -> list[str]:
+    return ["apply", "--masks", str(masks), "--images", str(images), "--out", str(out)]
+
+
 def _resume(masks: Path, images: Path, out: Path, report: Path, *settings: str):
-    args = ["apply", "--masks", str(masks), "--images", str(images), "--out", str(out)]
-    return CliRunner().invoke(main, [*args, "--report", str(report), "--skip-existing", *settings])
+    args = [*_apply_args(masks, images, out), "--report", str(report), "--skip-existing", *settings]
+    return CliRunner().invoke(main, args)
 
 
 @pytest.mark.parametrize(
@@ -190,17 +194,7 @@ def test_a_report_older_than_every_kept_output_does_not_describe_them(tmp_path):
     masks, images, out, report = _interrupted_run(tmp_path)
     for output in out.iterdir():
         output.unlink()
-    args = [
-        "apply",
-        "--masks",
-        str(masks),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-        "--method",
-        "identity",
-    ]
+    args = [*_apply_args(masks, images, out), "--method", "identity"]
     assert CliRunner().invoke(main, args).exit_code == 0  # a run that never wrote r.json
     (out / f"{STEMS[0]}.png").unlink()
     result = _resume(masks, images, out, report, "--method", "identity")
@@ -213,17 +207,7 @@ def test_outputs_older_than_the_report_are_counted_in_the_refusal(tmp_path):
     # 3 outputs of the report's guided run, 2 of a later identity run that wrote no report: resuming the
     # identity run would keep the 3 guided ones
     masks, images, out, report = _interrupted_run(tmp_path)
-    args = [
-        "apply",
-        "--masks",
-        str(masks),
-        "--images",
-        str(images),
-        "--out",
-        str(out),
-        "--method",
-        "identity",
-    ]
+    args = [*_apply_args(masks, images, out), "--method", "identity"]
     assert CliRunner().invoke(main, [*args, "--skip-existing"]).exit_code == 0
     (out / f"{STEMS[-1]}.png").unlink()
     result = _resume(masks, images, out, report, "--method", "identity")
