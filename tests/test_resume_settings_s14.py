@@ -241,3 +241,31 @@ def test_a_config_nested_too_deep_is_not_read(tmp_path):
     path = tmp_path / "r.json"
     path.write_text('{\n  "ok": true,\n  "config": {"a": ' + "[" * 200_000 + "]" * 200_000 + "}\n}\n")
     assert merge.recorded_config(path) is None
+
+
+def _bilateral_run(tmp_path: Path, *settings: str) -> tuple[Path, Path, Path, Path]:
+    masks, images = _pairs(tmp_path)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    args = [*_apply_args(masks, images, out), "--method", "bilateral_solver", "--preset", "tokencut"]
+    result = CliRunner().invoke(main, [*args, *settings, "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    (out / f"{STEMS[-1]}.png").unlink()
+    return masks, images, out, report
+
+
+def test_a_presets_own_value_spelled_out_is_the_same_setting(tmp_path):
+    # review s14 #7: refused, though the outputs are the same; another value is still refused, by name
+    masks, images, out, report = _bilateral_run(tmp_path)
+    preset = ["--method", "bilateral_solver", "--preset", "tokencut"]
+    other = _resume(masks, images, out, report, *preset, "--sigma-luma", "12")
+    assert other.exit_code == 2, other.output
+    assert "params sigma_luma is 12.0, but the report records 16.0" in " ".join(other.output.split())
+    same = _resume(masks, images, out, report, *preset, "--sigma-luma", "16", "--sigma-chroma", "8")
+    assert same.exit_code == 0, same.output
+    assert json.loads(report.read_text())["counts"]["written"] == 1
+
+
+def test_a_setting_the_preset_leaves_unset_is_still_compared(tmp_path):
+    masks, images, out, report = _bilateral_run(tmp_path, "--sigma-luma", "16")
+    result = _resume(masks, images, out, report, "--method", "bilateral_solver", "--preset", "paper_repo")
+    assert result.exit_code == 2 and "params preset is 'paper_repo'" in " ".join(result.output.split())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 from maskrefine._checks import short_repr
+from maskrefine.baseline_presets import BILATERAL_PRESETS, CRF_PRESETS
 from maskrefine.errors import ConfigError, InputError, parse_problem
 from maskrefine.io.files import not_regular_reason
 from maskrefine.pipeline.guards import (
@@ -650,6 +651,11 @@ def check_resume_settings(
     if recorded is None or not _same_setting("out_dir", recorded.get("out_dir"), os.path.abspath(out_dir)):
         return
     now = json.loads(json.dumps({key: config.get(key) for key in keys}))
+    if "params" in now and "params" in recorded:  # a preset's value spelled out is the preset's value
+        now["params"], recorded["params"] = (
+            _with_preset_values(now["params"]),
+            _with_preset_values(recorded["params"]),
+        )
     # the first setting that differs (a method changed changes its parameters too), each part of it
     differences = next(
         (
@@ -681,6 +687,24 @@ def check_resume_settings(
         "of two settings there. Resume with the report's settings if those outputs are its run's, write to "
         "another --out, or use --overwrite to redo every file"
     )
+
+
+def _with_preset_values(params: object) -> object:
+    """``params`` of a baseline refiner with each unset (None) value that its ``preset`` sets filled in.
+
+    ``--preset tokencut`` and ``--preset tokencut --sigma-luma 16`` make the same outputs: their
+    parameters compare equal. Other parameters (e.g. the CRF's ``gt_prob``, which its presets do not set)
+    are left as they are.
+    """
+    if not isinstance(params, dict) or not isinstance(params.get("preset"), str):
+        return params
+    preset = BILATERAL_PRESETS.get(params["preset"]) or CRF_PRESETS.get(params["preset"])
+    if preset is None:
+        return params
+    return {
+        name: getattr(preset, name) if value is None and hasattr(preset, name) else value
+        for name, value in params.items()
+    }
 
 
 def _recorded_as_typed(key: str, value: object) -> bool:
