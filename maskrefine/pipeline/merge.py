@@ -71,9 +71,10 @@ _OUTPUT_PARAMETERS = (
 #: must have those of the run its report records (``jobs``, ``shard``, ``max_pixels``, ``overwrite`` may
 #: differ: a file refused for its size can be resumed with a larger ``--max-pixels``).
 OUTPUT_SETTING_KEYS = ("masks_dir", "images_dir", *_OUTPUT_PARAMETERS)
-#: The same for ``predict``: the images, the checkpoint (by path: a file retrained in place is not seen)
-#: and the settings applied to its predictions (``device`` and ``save_coarse`` may differ).
-PREDICT_SETTING_KEYS = ("images_dir", "checkpoint", "fmt", "refine", "bn_mode", "polarity")
+#: The same for ``predict``: the images, the checkpoint (its path, and the digest of the head weights it
+#: holds, so that a checkpoint retrained in place is seen) and the settings applied to its predictions
+#: (``device`` and ``save_coarse`` may differ).
+PREDICT_SETTING_KEYS = ("images_dir", "checkpoint", "head_sha256", "fmt", "refine", "bn_mode", "polarity")
 #: Settings that must agree across the shards of one job: its folders, those that decide an output, and
 #: the size limit (shards refusing different files would not add up to one job).
 _JOB_KEYS = ("masks_dir", "images_dir", "out_dir", *_OUTPUT_PARAMETERS, "max_pixels")

@@ -247,6 +247,7 @@ def predict_folder(
 
     require_torch()  # seconds; a broken torch is a BackendUnavailableError saying why
     from maskrefine.train import predict as model_side
+    from maskrefine.train.checkpoint import weights_digest
 
     model_side.check_usable_device(device)
     state = model_side.load_state(checkpoint)
@@ -270,6 +271,8 @@ def predict_folder(
     config = {
         "images_dir": os.path.abspath(images_path),
         "checkpoint": os.path.abspath(checkpoint),
+        # the weights, not the file: a checkpoint retrained in place (same path) is another setting
+        "head_sha256": weights_digest(predictor.model.head),
         "out_dir": os.path.abspath(out_path),
         "fmt": fmt,
         "refine": predictor.refine,

@@ -16,6 +16,7 @@ from _train_helpers import disc_images  # noqa: E402
 
 from maskrefine.errors import ConfigError  # noqa: E402
 from maskrefine.train import preset, train  # noqa: E402
+from maskrefine.train.checkpoint import weights_digest  # noqa: E402
 from maskrefine.train.predict import load_predictor, predict_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,3 +267,28 @@ def test_report_that_maskrefine_did_not_write_is_refused_unless_overwrite(tmp_pa
     predict_folder(
         images, ckpt, tmp_path / "out", report_path=report, skip_existing=True
     )  # its own: replaced
+
+
+def test_resume_refuses_a_checkpoint_retrained_in_place(tmp_path, run):
+    images, trained = run
+    ckpt = tmp_path / "run" / "last.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(trained.read_bytes())
+    out, report_file = tmp_path / "out", tmp_path / "report.json"
+    first = predict_folder(images, ckpt, out, report_path=report_file)
+    assert first.ok and first.config["head_sha256"] == weights_digest(load_predictor(ckpt).model.head)
+    (out / "c.png").unlink()  # the run was stopped before its last image
+    # the same checkpoint file, its weights unchanged: resumes
+    again = predict_folder(images, ckpt, out, report_path=report_file, skip_existing=True)
+    assert again.ok and again.counts["written"] == 1 and again.counts["skipped"] == 2
+    (out / "c.png").unlink()
+    kept = {name: (out / name).read_bytes() for name in ("a.png", "b.png")}
+    # retrained in place: another seed's weights at the same path
+    cfg = preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=1, seed=7)
+    other = train(cfg, images, tmp_path / "r2")
+    ckpt.write_bytes(Path(other.checkpoint).read_bytes())
+    refused = r"--skip-existing: head_sha256 is '[0-9a-f]{64}', but the report records"
+    with pytest.raises(ConfigError, match=refused):
+        predict_folder(images, ckpt, out, report_path=report_file, skip_existing=True)
+    assert not (out / "c.png").exists()
+    assert {name: (out / name).read_bytes() for name in kept} == kept
