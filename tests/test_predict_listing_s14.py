@@ -388,8 +388,8 @@ def _interrupted_predict(ckpt, tmp_path: Path) -> tuple[Path, Path, Path]:
 @pytest.mark.parametrize(
     ("settings", "difference"),
     [
-        ({"refine": "none"}, "refine is 'none', but the report records 'guided'"),
-        ({"polarity": "none"}, "polarity is 'none', but the report records 'border'"),
+        ({"refine": "none"}, "--refine (refine) is 'none', but the report records 'guided'"),
+        ({"polarity": "none"}, "--polarity (polarity) is 'none', but the report records 'border'"),
     ],
 )
 def test_predict_refuses_to_resume_with_other_settings_than_its_report_records(
@@ -438,7 +438,7 @@ def test_the_predict_cli_refuses_a_resume_with_another_refine_with_exit_2(ckpt, 
     args = ["--images", str(images), "--checkpoint", str(ckpt), "--out", str(out), "--report", str(report)]
     result = _cli(*args, "--skip-existing", "--refine", "none")
     assert result.exit_code == 2, result.output
-    assert "refine is 'none', but the report" in result.output and "Traceback" not in result.output
+    assert "--refine (refine) is 'none', but the report" in result.output and "Traceback" not in result.output
     assert not (out / "c.png").exists()
 
 

@@ -66,17 +66,30 @@ def _resume(masks: Path, images: Path, out: Path, report: Path, *settings: str):
 @pytest.mark.parametrize(
     ("settings", "difference"),
     [
-        (["--method", "identity"], "method is 'identity', but the report records 'guided'"),
-        (["--method", "guided", "--radius", "3"], "params radius is 3, but the report records 2"),
+        (["--method", "identity"], "--method (method) is 'identity', but the report records 'guided'"),
+        (["--method", "guided", "--radius", "3"], "--radius (params radius) is 3, but the report records 2"),
         (
             ["--method", "guided", "--radius", "2", "--guide", "color"],
-            "guide is 'color', but the report records 'mean'",
+            "--guide (guide) is 'color', but the report records 'mean'",
         ),
         (
             ["--method", "guided", "--radius", "2", "--binary-input"],
-            "binary_input is True, but the report records False",
+            "--binary-input (binary_input) is given, but the report records not given",
         ),
-        ([], "method is 'auto', but the report records 'guided'"),  # the default method is auto
+        ([], "--method (method) is 'auto', but the report records 'guided'"),  # the default method is auto
+        # each named by the option typed, not the report's key alone
+        (
+            ["--method", "guided", "--radius", "2", "--format", "png16"],
+            "--format (fmt) is 'png16', but the report records 'png8'",
+        ),
+        (
+            ["--method", "guided", "--radius", "2", "--mask-scale", "255"],
+            "--mask-scale (mask_scale) is '255', but the report records 'auto'",
+        ),
+        (
+            ["--method", "guided", "--radius", "2", "--apply-exif"],
+            "--apply-exif/--ignore-exif (apply_exif) is --apply-exif, but the report records --ignore-exif",
+        ),
     ],
 )
 def test_a_resume_with_other_settings_is_refused_before_anything_is_written(tmp_path, settings, difference):
@@ -126,7 +139,7 @@ def test_other_input_folders_are_refused(tmp_path):
     for path in masks.iterdir():
         other.joinpath(path.name).write_bytes(path.read_bytes())
     result = _resume(other, images, out, report, "--method", "guided", "--radius", "2")
-    assert result.exit_code == 2 and "masks_dir is " in result.output
+    assert result.exit_code == 2 and "--masks (masks_dir) is " in result.output
 
 
 def test_a_report_of_another_output_folder_says_nothing_of_these_outputs(tmp_path):
@@ -139,7 +152,8 @@ def test_a_report_of_another_output_folder_says_nothing_of_these_outputs(tmp_pat
 
 def test_the_library_raises_config_error_naming_the_setting(tmp_path):
     masks, images, out, report = _interrupted_run(tmp_path)
-    with pytest.raises(ConfigError, match=r"--skip-existing: method is 'identity', but the report"):
+    refused = r"--skip-existing: --method \(method\) is 'identity', but the report"
+    with pytest.raises(ConfigError, match=refused):
         apply_folder(masks, images, out, method="identity", skip_existing=True, report_path=report)
     apply_folder(
         masks, images, out, method="guided", params={"radius": 2}, skip_existing=True, report_path=report
@@ -224,7 +238,7 @@ def test_a_changed_parameter_is_named_on_its_own(tmp_path):
     result = _resume(masks, images, out, report, *settings)
     assert result.exit_code == 2, result.output
     message = " ".join(result.output.split())
-    assert "--skip-existing: params eps is 0.01, but the report records 0.001 (" in message
+    assert "--skip-existing: --eps (params eps) is 0.01, but the report records 0.001 (" in message
     assert "radius" not in message
 
 
@@ -259,7 +273,8 @@ def test_a_presets_own_value_spelled_out_is_the_same_setting(tmp_path):
     preset = ["--method", "bilateral_solver", "--preset", "tokencut"]
     other = _resume(masks, images, out, report, *preset, "--sigma-luma", "12")
     assert other.exit_code == 2, other.output
-    assert "params sigma_luma is 12.0, but the report records 16.0" in " ".join(other.output.split())
+    message = " ".join(other.output.split())
+    assert "--sigma-luma (params sigma_luma) is 12.0, but the report records 16.0" in message
     same = _resume(masks, images, out, report, *preset, "--sigma-luma", "16", "--sigma-chroma", "8")
     assert same.exit_code == 0, same.output
     assert json.loads(report.read_text())["counts"]["written"] == 1
@@ -268,4 +283,5 @@ def test_a_presets_own_value_spelled_out_is_the_same_setting(tmp_path):
 def test_a_setting_the_preset_leaves_unset_is_still_compared(tmp_path):
     masks, images, out, report = _bilateral_run(tmp_path, "--sigma-luma", "16")
     result = _resume(masks, images, out, report, "--method", "bilateral_solver", "--preset", "paper_repo")
-    assert result.exit_code == 2 and "params preset is 'paper_repo'" in " ".join(result.output.split())
+    message = " ".join(result.output.split())
+    assert result.exit_code == 2 and "--preset (params preset) is 'paper_repo'" in message

@@ -679,7 +679,8 @@ def check_resume_settings(
     if not older:  # every kept output is newer than the report: its run did not make them
         return
     shown = "; ".join(
-        f"{name} is {_show_setting(value)}, but the report records {_show_setting(before)}"
+        f"{_option_of(name)} is {_show_option_value(name, value)}, but the report records "
+        f"{_show_option_value(name, before)}"
         for name, value, before in differences
     )
     raise ConfigError(
@@ -688,6 +689,34 @@ def check_resume_settings(
         "of two settings there. Resume with the report's settings if those outputs are its run's, write to "
         "another --out, or use --overwrite to redo every file"
     )
+
+
+#: The command-line option of each recorded setting whose name is not ``--`` plus the key with dashes
+#: (parameters: ``params radius`` is ``--radius``).
+_OPTIONS = {
+    "masks_dir": "--masks",
+    "images_dir": "--images",
+    "fmt": "--format",
+    "apply_exif": "--apply-exif/--ignore-exif",
+    "auto_rule": "auto's rule (this version's --method auto)",
+    "head_sha256": "--checkpoint's head weights",
+    "params output": "--crf-output",
+}
+
+
+def _option_of(name: str) -> str:
+    """``"--format (fmt)"``: the option a recorded setting comes from, and the report's name for it."""
+    option = _OPTIONS.get(name) or "--" + name.removeprefix("params ").replace("_", "-")
+    return f"{option} ({name})"
+
+
+def _show_option_value(name: str, value: object) -> str:
+    """Show a setting's value as a user gave it: a flag given or not, else as :func:`_show_setting`."""
+    if isinstance(value, bool):
+        if name == "apply_exif":
+            return "--apply-exif" if value else "--ignore-exif"
+        return "given" if value else "not given"
+    return _show_setting(value)
 
 
 def _with_preset_values(params: object) -> object:

@@ -287,7 +287,7 @@ def test_resume_refuses_a_checkpoint_retrained_in_place(tmp_path, run):
     cfg = preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=1, seed=7)
     other = train(cfg, images, tmp_path / "r2")
     ckpt.write_bytes(Path(other.checkpoint).read_bytes())
-    refused = r"--skip-existing: head_sha256 is '[0-9a-f]{64}', but the report records"
+    refused = r"--skip-existing: --checkpoint's head weights \(head_sha256\) is '[0-9a-f]{64}', but the"
     with pytest.raises(ConfigError, match=refused):
         predict_folder(images, ckpt, out, report_path=report_file, skip_existing=True)
     assert not (out / "c.png").exists()
