@@ -60,11 +60,13 @@ def test_missing_shard_is_not_ok(sharded) -> None:
 def test_same_report_twice_or_other_job_is_refused(sharded, tmp_path) -> None:
     first = sharded["reports"][0]
     # the same file twice was "shard 1/3 is also reported by" itself, and nothing was merged
-    with pytest.raises(ConfigError, match=r"report file .* is given twice \(also as "):
+    with pytest.raises(ConfigError, match=r"report file .*1.json' is given twice$"):
         merge_run_reports([first, first])
-    other_spelling = first.parent / "." / first.name
-    with pytest.raises(ConfigError, match=r"is given twice"):
-        merge_run_reports([first, *sharded["reports"][1:], str(other_spelling)])
+    other_spelling = f"{first.parent}/./{first.name}"
+    with pytest.raises(ConfigError, match=r"is given twice \(also as '.*reports/1.json'\)"):
+        merge_run_reports([first, *sharded["reports"][1:], other_spelling])
+    result = CliRunner().invoke(main, ["report", "merge", str(first), other_spelling])
+    assert result.exit_code == 2 and "given twice" in result.stderr and "also as" not in result.stderr
     copy = tmp_path / "copy.json"
     copy.write_bytes(first.read_bytes())  # another file with the same shard: still a conflict
     with pytest.raises(InputError, match=r"shard 1/3 is also reported by"):
@@ -240,6 +242,7 @@ def test_merged_unmatched_files_are_in_one_runs_order(tmp_path) -> None:
 def test_many_missing_shards_are_counted_not_all_listed(sharded, tmp_path) -> None:
     data = json.loads(sharded["reports"][0].read_text())
     data["config"]["shard"] = "1/1000000"
+    data["files"] = []  # shard 1/3's stems are not shard 1/1000000's
     wide = tmp_path / "wide.json"
     wide.write_text(json.dumps(data))
     merged = merge_run_reports([wide])
@@ -252,7 +255,7 @@ def test_many_missing_shards_are_counted_not_all_listed(sharded, tmp_path) -> No
 def test_many_merged_shards_are_counted_not_all_listed(sharded, tmp_path) -> None:
     # 3,000 shard reports printed every shard on one stdout line (about 32 KB)
     data = json.loads(sharded["reports"][0].read_text())
-    data["files"] = []
+    data["files"], data["config"]["folder_pairs"] = [], 0  # 30 empty shards of empty folders
     paths = []
     for k in range(1, 31):
         data["config"]["shard"] = f"{k}/30"
@@ -546,3 +549,48 @@ def test_merge_keeps_why_a_file_was_not_read(tmp_path) -> None:
     assert "masks must be lossless: save or convert them to PNG" in unread.reason
     assert not any(u.path.stem == first.stem for u in merged.report.unmatched if not u.reason)
     assert merged.to_dict()["unmatched"][0]["reason"] == unread.reason
+
+
+def test_a_predict_report_is_named_as_such(tmp_path) -> None:
+    report = tmp_path / "predict.json"
+    config = {"images_dir": "/i", "checkpoint": "/run/last.pt", "out_dir": "/o", "fmt": "png8"}
+    report.write_text(json.dumps({"config": config, "counts": {"written": 0}, "files": []}))
+    with pytest.raises(InputError, match=r"predict.json: a `predict` report, not an apply run report"):
+        read_run_report(report)
+    result = CliRunner().invoke(main, ["report", "merge", str(report)])
+    assert result.exit_code != 0 and "a `predict` report" in result.output, result.output
+
+
+@pytest.mark.parametrize("field", ["stem", "output"])
+def test_an_empty_stem_or_output_is_a_malformed_report(sharded, tmp_path, field) -> None:
+    data = json.loads(sharded["reports"][0].read_text())
+    data["files"][0][field] = ""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=rf"bad.json: malformed run report entry .*'{field}' is empty"):
+        read_run_report(bad)
+
+
+def test_a_stem_of_another_shard_is_refused(sharded, tmp_path) -> None:
+    first, second = (json.loads(path.read_text()) for path in sharded["reports"][:2])
+    first["files"].append(second["files"][0])  # moved by hand into shard 1's report
+    second["files"] = second["files"][1:]
+    paths = [tmp_path / "a.json", tmp_path / "b.json", *sharded["reports"][2:]]
+    paths[0].write_text(json.dumps(first))
+    paths[1].write_text(json.dumps(second))
+    stem = first["files"][-1]["stem"]
+    with pytest.raises(InputError, match=rf"a.json: stem '{stem}' is not one of shard 1/3's files"):
+        merge_run_reports(paths)
+
+
+def test_shards_whose_files_do_not_add_up_to_the_folders_pairs_are_refused(sharded, tmp_path) -> None:
+    data = json.loads(sharded["reports"][0].read_text())
+    assert data["files"] and data["config"]["folder_pairs"] == len(sharded["single"].outcomes)
+    data["files"] = []  # a damaged report: its shard's files are gone
+    paths = [tmp_path / "r1.json", *sharded["reports"][1:]]
+    paths[0].write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"record \d+ file\(s\), but the folders held \d+ pair\(s\)"):
+        merge_run_reports(paths)
+    result = CliRunner().invoke(main, ["report", "merge", *map(str, paths)])
+    assert result.exit_code != 0 and "edited or damaged" in result.output and "Traceback" not in result.output
+    assert merge_run_reports(sharded["reports"]).ok  # the reports as written add up

@@ -27,6 +27,7 @@ from maskrefine.pipeline.guards import (
     check_parent_is_folder,
     check_report_replaceable,
     file_path_argument,
+    in_shard,
     job_flags,
     parse_shard,
     path_argument,
@@ -190,6 +191,13 @@ def _text(value: object, what: str) -> str:
     return value
 
 
+def _named(value: object, what: str) -> str:
+    """Return a file's stem or path as recorded, refused (ValueError) when empty: apply records none so."""
+    if _text(value, what) == "":
+        raise ValueError(f"{what} is empty")
+    return cast("str", value)
+
+
 class _UnknownStatus(ValueError):
     """A file status other than written, skipped, failed."""
 
@@ -234,14 +242,20 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
     files, config = data["files"], data["config"]
     if not isinstance(files, list) or not isinstance(config, Mapping):
         raise _fail(file, "not an apply run report ('files' must be a list, 'config' an object)")
+    if "checkpoint" in config and "masks_dir" not in config:
+        raise _fail(
+            file,
+            "a `predict` report, not an apply run report: `report merge` merges the reports of the shards "
+            "of one `apply` job, and predict runs are not sharded",
+        )
     try:
         outcomes = [
             FileOutcome(
-                stem=_text(item["stem"], "'stem'"),
+                stem=_named(item["stem"], "'stem'"),
                 status=_status(item["status"]),
                 mask=Path(_text(item["mask"], "'mask'")),
                 image=Path(_text(item["image"], "'image'")),
-                output=Path(_text(item["output"], "'output'")),
+                output=Path(_named(item["output"], "'output'")),
                 error=None if item.get("error") is None else _text(item["error"], "'error'"),
                 seconds=_seconds(item.get("seconds", 0.0), "'seconds'"),
                 encoding=None if item.get("encoding") is None else _text(item["encoding"], "'encoding'"),
@@ -536,9 +550,10 @@ def _check_given_once(item: str | Path, given: dict[tuple[int, int], Path]) -> N
         return
     identity = (info.st_dev, info.st_ino)
     if identity in given:
-        raise ConfigError(
-            f"report file {short_repr(str(item), 1024)} is given twice (also as {given[identity]})"
-        )
+        # the CLI hands over paths, spelled as Path spells them ("./r.json" is "r.json"): no "also as r.json"
+        first = str(given[identity])
+        also = "" if first == str(item) else f" (also as {short_repr(first, 1024)})"
+        raise ConfigError(f"report file {short_repr(str(item), 1024)} is given twice{also}")
     given[identity] = Path(item)
 
 
@@ -794,13 +809,14 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
             )
         shard_text = report.config.get("shard")
         shards.append(shard_text)
+        shard_kn: tuple[int, int] | None = None
         if shard_text is not None:
             try:
                 parsed = parse_shard(str(shard_text))
             except ConfigError as exc:
                 raise _fail(path, f"bad shard in config: {exc}") from None
             assert parsed is not None  # a string never parses to None
-            k, n = parsed
+            shard_kn = k, n = parsed
             if total_n is not None and n != total_n:
                 raise _fail(path, f"shard {k}/{n} does not match the other reports' N = {total_n}")
             total_n = n
@@ -809,6 +825,12 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
                 raise _fail(path, f"shard {key_kn} is also reported by {seen_shards[key_kn]}")
             seen_shards[key_kn] = path
         for outcome in report.outcomes:
+            if not in_shard(outcome.stem, shard_kn):
+                raise _fail(
+                    path,
+                    f"stem {short_repr(outcome.stem)} is not one of shard {shard_text}'s files: the report "
+                    "was edited or damaged, or another maskrefine version split the shards; rerun that shard",
+                )
             if outcome.stem in by_stem:
                 raise _fail(
                     path, f"stem {short_repr(outcome.stem)} is also reported by {by_stem[outcome.stem][0]}"
@@ -824,6 +846,14 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
     if total_n is not None:
         present = {int(s.split("/")[0]) for s in seen_shards}
         missing = [k for k in range(1, total_n + 1) if k not in present]
+    pairs = first.config.get("folder_pairs")
+    # every pair of the folders has one outcome in its shard's report: all shards present, they add up
+    if not missing and type(pairs) is int and len(by_stem) != pairs:
+        raise _fail(
+            first_path,
+            f"the reports record {len(by_stem)} file(s), but the folders held {pairs} pair(s) when the "
+            f"shards ran (folder_pairs): a report was edited or damaged; rerun the shards",
+        )
     elapsed_sum = sum(report.elapsed for _, report in items)
     starts = [report.started for _, report in items]
     if all(start is not None for start in starts):
