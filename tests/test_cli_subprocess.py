@@ -598,3 +598,24 @@ def test_python_dash_m_maskrefine_is_the_command(module: str, tmp_path: Path) ->
                 [sys.executable, "-m", module, "--version"], stdout=full, stderr=subprocess.PIPE, text=True
             )
         assert bad.returncode == 1 and bad.stderr.startswith("error: cannot write to standard output"), bad
+
+
+def test_an_undecodable_png_is_decoded_once_so_libpng_complains_once(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    masks, images = tmp_path / "m", tmp_path / "i"
+    masks.mkdir()
+    images.mkdir()
+    cv2.imwrite(str(masks / "a.png"), np.zeros((H, W), np.uint8))
+    # a valid header claiming 900x900 RGB with 50 bytes of pixel data: libpng prints one line per decode
+    header = struct.pack(">IIBBBBB", 900, 900, 8, 2, 0, 0, 0)
+    short = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 50))
+    (images / "a.png").write_bytes(short + chunk(b"IEND", b""))
+    result = run_cli("apply", "--masks", masks, "--images", images, "--out", tmp_path / "o", "-j", "1")
+    assert result.returncode == 1 and "a.png: cannot decode as an image" in result.stderr, result.stderr
+    assert result.stderr.count("libpng error") <= 1, result.stderr
+    assert not (tmp_path / "o").exists()

@@ -386,7 +386,21 @@ def test_apply_never_publishes_a_non_finite_mask(
     report = apply_folder(dataset["masks"], dataset["images"], tmp_path / "o", jobs=1, fmt="npy")
     assert report.counts["written"] == 0 and report.counts["failed"] == len(report.outcomes) > 0
     assert all("refined mask has NaN/inf values" in (o.error or "") for o in report.outcomes)
-    assert not list((tmp_path / "o").iterdir())
+    assert not (tmp_path / "o").exists()  # nothing written: the folder the run made is removed again
+
+
+def test_a_run_that_writes_nothing_leaves_no_folder_of_its_own(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = apply_folder(empty, empty, tmp_path / "new" / "out", jobs=1)
+    assert report.outcomes == [] and not (tmp_path / "new" / "out").exists()
+    # a folder that was there before the run stays, empty or not
+    (tmp_path / "mine").mkdir()
+    apply_folder(empty, empty, tmp_path / "mine", jobs=1)
+    assert (tmp_path / "mine").is_dir()
+    # a report inside the output folder is still written (its folder made for it)
+    apply_folder(empty, empty, tmp_path / "o2", jobs=1, report_path=tmp_path / "o2" / "r.json")
+    assert [p.name for p in (tmp_path / "o2").iterdir()] == ["r.json"]
 
 
 def test_apply_config_errors(dataset: dict[str, Path], tmp_path: Path) -> None:

@@ -347,11 +347,14 @@ def _decode(path: Path, data: bytes, flags: int) -> np.ndarray:
         )
     decoded = _decode_or_none(data, flags)
     if decoded is None:
-        if flags != cv2.IMREAD_UNCHANGED:  # OpenCV cannot convert e.g. a one-channel float TIFF to colour
+        tiff = data[:4] in (b"II*\0", b"MM\0*")
+        # OpenCV cannot convert e.g. a one-channel float TIFF to colour: say why. Only a TIFF: decoding
+        # another format again would print its decoder's complaint (libpng's line) a second time
+        if tiff and flags != cv2.IMREAD_UNCHANGED:
             as_stored = _decode_or_none(data, cv2.IMREAD_UNCHANGED)
             if as_stored is not None:
                 _check_unit_dtype(as_stored, path)
-        if data[:4] in (b"II*\0", b"MM\0*"):
+        if tiff:
             raise InputError(
                 path,
                 f"cannot decode this TIFF ({len(data)} bytes): truncated, or a layout OpenCV does not read "

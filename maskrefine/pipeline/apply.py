@@ -51,6 +51,7 @@ from maskrefine.pipeline.guards import (
     open_output_folder,
     parse_shard,
     path_argument,
+    remove_empty_folder,
     resolved_path,
 )
 from maskrefine.pipeline.merge import check_resume_settings
@@ -555,11 +556,14 @@ def apply_folder(
     report_in_out_dir = report_file is not None and is_within(
         resolved_path(report_file, "report file"), resolved_path(out_path, "output folder")
     )
+    made_out_dir = not os.path.lexists(out_path)
     out_path.mkdir(parents=True, exist_ok=True)
     with open_output_folder(out_path, input_folders) as out_folder:
         job.folder = out_folder
         outcomes, not_processed = _run(job, plan, out_folder, workers, progress)
     job.folder = None
+    if made_out_dir and not any(outcome.status == "written" for outcome in outcomes):
+        remove_empty_folder(out_path)  # a run that wrote nothing leaves no folder of its own behind
     report = RunReport(
         outcomes=outcomes,
         unmatched=plan.unmatched,

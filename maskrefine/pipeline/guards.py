@@ -41,6 +41,7 @@ __all__ = [
     "check_folder",
     "check_output_folder",
     "check_output_file",
+    "remove_empty_folder",
     "check_parent_is_folder",
     "check_inputs_are_not_outputs",
     "is_within",
@@ -588,6 +589,16 @@ def open_output_folder(
         folder.close()
         raise
     return folder
+
+
+def remove_empty_folder(path: Path) -> None:
+    """Remove the folder at ``path`` if it is empty (a run made it and wrote nothing); else leave it.
+
+    ``rmdir`` removes nothing else: a folder that holds anything (a file another process put there
+    meanwhile included), or a symlink put in its place, stays.
+    """
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def check_output_file(
