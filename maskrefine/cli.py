@@ -1133,10 +1133,10 @@ def score_cmd(
             max_pixels=max_pixels,
         )
     progress.close()
-    sys.exit(_finish_score(report, preset, quiet))
+    sys.exit(_finish_score(report, preset, quiet, plotted=plot_dir is not None))
 
 
-def _finish_score(report: Any, preset: str, quiet: bool) -> int:
+def _finish_score(report: Any, preset: str, quiet: bool, *, plotted: bool) -> int:
     failures = _failure_lines(report)
     for line in failures:
         _err(f"error: {_one_line(line)}")
@@ -1159,7 +1159,8 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
             for line in advice:
                 _err(f"note: {_one_line(line)}")
     summary = {k: v for k, v in (report.summary or {}).items() if k != "preset"}
-    rows = _summary_rows(summary)
+    # nothing scored: no table of NaN over 0 images before the error that says so
+    rows = _summary_rows(summary) if report.nothing_scored is None else []
     click.echo(f"preset: {preset}")
     if rows:
         width = max(len(name) for name, _ in rows)
@@ -1178,6 +1179,7 @@ def _finish_score(report: Any, preset: str, quiet: bool) -> int:
         _err(
             f"note: none of the folders' {report.config.get('folder_pairs')} pair(s) fell in shard "
             f"{report.config.get('shard')}; nothing to score here"
+            + (", and no plot to draw" if plotted else "")
         )
     return EXIT_OK if report.ok else EXIT_FAILED
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -63,9 +65,27 @@ def _new_figure(width: float, height: float) -> Any:
     return figure
 
 
+@contextmanager
+def _missing_glyphs_drawn_as_boxes() -> Iterator[None]:
+    """Silence matplotlib's "Glyph N (...) missing from font(s)" warnings (one per character and call).
+
+    A file name in a script the bundled font lacks (CJK, control characters) is drawn with a box for each
+    such character; the warnings, printed with matplotlib's install path, told the user nothing more.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        yield
+
+
+def _tight_layout(figure: Any) -> None:
+    with _missing_glyphs_drawn_as_boxes():
+        figure.tight_layout()
+
+
 def _save(figure: Any, path: str | os.PathLike[str], overwrite: bool) -> Path:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    with _missing_glyphs_drawn_as_boxes():
+        figure.savefig(buffer, format="png")
     return write_bytes_atomic(path, buffer.getvalue(), overwrite=overwrite)
 
 
@@ -142,7 +162,7 @@ def plot_pr_curve(
         axes.set_title(_literal(title))
     if label:
         axes.legend(loc="lower left")
-    figure.tight_layout()
+    _tight_layout(figure)
     return _save(figure, path, overwrite)
 
 
@@ -242,5 +262,5 @@ def plot_montage(
                 axes.set_ylabel(_literal(text.strip()), fontsize=8)
     if title:
         figure.suptitle(_literal(title))
-    figure.tight_layout()
+    _tight_layout(figure)
     return _save(figure, path, overwrite)

@@ -211,3 +211,47 @@ def test_score_keeps_montage_rows_as_small_panels(tmp_path: Path, monkeypatch) -
         assert entry.gt.dtype == np.float32 and 0.0 <= entry.gt.min() and entry.gt.max() <= 1.0
     best = max(kept, key=lambda e: e.score)
     assert best.score == 1.0 and np.array_equal(best.prediction, best.gt)
+
+
+def test_a_name_the_font_cannot_draw_gives_no_glyph_warnings(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
+    import warnings
+
+    from maskrefine.plots import MontageEntry, plot_montage, plot_pr_curve
+
+    mask = np.zeros((8, 8), np.uint8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        plot_montage([MontageEntry("日本\x07", 0.5, None, mask, mask)], tmp_path / "m.png", title="写真")
+        plot_pr_curve(np.ones(3), np.linspace(0, 1, 3), tmp_path / "pr.png", title="写真", label="日本")
+    assert not [w for w in caught if "Glyph" in str(w.message)], [str(w.message) for w in caught]
+    _png_shape(tmp_path / "m.png")
+
+
+def test_an_empty_shard_draws_nothing_and_makes_no_plot_folder(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="plots need matplotlib: pip install -e '.[plot]'")
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    folders = _folders(tmp_path)
+    pred, gt = folders["pred"], folders["gt"]
+    report = score_folder(pred, gt, plot_dir=tmp_path / "plots", shard=(1, 10**6), jobs=1)
+    assert report.plots == [] and not report.rows and not (tmp_path / "plots").exists()
+    args = ["score", "--pred", str(pred), "--gt", str(gt), "--plot", str(tmp_path / "p2")]
+    result = CliRunner().invoke(main, [*args, "--shard", "1/1000000"])
+    assert result.exit_code == 0 and "nothing to score here, and no plot to draw" in result.stderr
+    assert not (tmp_path / "p2").exists()
+
+
+def test_nothing_scored_prints_no_table_of_nan(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from maskrefine.cli import main
+
+    folders = _folders(tmp_path)
+    for gt in folders["gt"].iterdir():  # every ground truth unreadable: nothing is scored
+        gt.write_bytes(b"not a png")
+    result = CliRunner().invoke(main, ["score", "--pred", str(folders["pred"]), "--gt", str(folders["gt"])])
+    assert result.exit_code == 1 and "error: nothing was scored" in result.stderr, result.output
+    assert "preset: " in result.stdout and "nan" not in result.stdout and "metric" not in result.stdout

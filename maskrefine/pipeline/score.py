@@ -826,10 +826,12 @@ def _write_plots(
 ) -> list[Path]:
     from maskrefine import plots
 
+    curve = plots.find_pr_curve(report.curves)
+    if curve is None and not report.rows:  # nothing scored (or an empty shard): nothing to draw
+        return []
     plot_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     title = f"{Path(str(report.config.get('pred_dir', ''))).name} ({report.summary.get('preset', '')})"
-    curve = plots.find_pr_curve(report.curves)
     if curve is not None:
         try:
             path = plot_dir / PLOT_FILES[0]
