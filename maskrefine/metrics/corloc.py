@@ -11,7 +11,6 @@ import json
 import math
 import numbers
 import os
-import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ from maskrefine._checks import (
     unit_interval_problem,
 )
 from maskrefine.errors import InputError, parse_problem
+from maskrefine.io.files import open_regular, read_exactly
 
 
 def _ndimage() -> Any:
@@ -424,20 +424,21 @@ def _path(value: object, name: str) -> Path:
 
 
 def _read_regular(path: Path, what: str) -> bytes:
-    """Bytes of a regular file (FIFOs, devices and folders are refused before any read)."""
+    """Bytes of a regular file (FIFOs, devices, folders and dangling symlinks are refused, named as such).
+
+    Opened without blocking and checked again once open (:func:`~maskrefine.io.files.open_regular`), so
+    a FIFO swapped in after the check cannot hang the run.
+    """
     try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from exc
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(path, f"not a regular file; cannot read {what}")
-    if st.st_size > MAX_ANNOTATION_BYTES:
-        raise InputError(path, f"{what} is {st.st_size} bytes, more than the {MAX_ANNOTATION_BYTES} accepted")
+        fd, size = open_regular(path)
+    except InputError as exc:
+        raise InputError(path, f"cannot read {what}: {exc.problem.removesuffix('; not read')}") from None
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from exc
+        if size > MAX_ANNOTATION_BYTES:
+            raise InputError(path, f"{what} is {size} bytes, more than the {MAX_ANNOTATION_BYTES} accepted")
+        return read_exactly(fd, 0, size, path)
+    finally:
+        os.close(fd)
 
 
 def _coordinate(value: object, path: Path, where: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -247,11 +248,11 @@ def test_voc_fifo_and_folder_named_xml_are_refused_without_reading(tmp_path):
     import os
 
     os.mkfifo(tmp_path / "f.xml")
-    with pytest.raises(InputError, match=r"f.xml: not a regular file"):
+    with pytest.raises(InputError, match=r"f.xml: cannot read VOC XML: is a FIFO \(named pipe\), not a"):
         read_voc_boxes(tmp_path)
     os.unlink(tmp_path / "f.xml")
     (tmp_path / "d.xml").mkdir()
-    with pytest.raises(InputError, match=r"d.xml: not a regular file"):
+    with pytest.raises(InputError, match=r"d.xml: cannot read VOC XML: is a folder, not a regular file$"):
         read_voc_boxes(tmp_path)
 
 
@@ -366,7 +367,7 @@ def test_coco_fifo_is_refused_without_reading(tmp_path):
     import os
 
     os.mkfifo(tmp_path / "c.json")
-    with pytest.raises(InputError, match=r"c.json: not a regular file"):
+    with pytest.raises(InputError, match=r"c.json: cannot read COCO JSON: is a FIFO \(named"):
         read_coco_boxes(tmp_path / "c.json")
 
 
@@ -582,3 +583,19 @@ def test_seed_cc_boxes_what_tokencut_boxes_for_any_seed():
     row = ev.step(mask, [[0, 0, 16, 16]], seed=(0, 0), image_size=(64, 64))
     assert row["box"] == [0.0, 0.0, 16.0, 16.0] and row["correct"] and not row["empty_mask"]
     assert ev.summary()["corloc_empty_mask"] == 1 and ev.summary()["corloc"] == 100.0
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda p: p.symlink_to(p.parent / "nowhere.xml"), "cannot read VOC XML: is a dangling symlink"),
+        (lambda p: os.mkfifo(p), "cannot read VOC XML: is a FIFO"),
+        (lambda p: p.write_bytes(b""), "cannot read VOC XML: file is empty"),
+    ],
+    ids=["dangling", "fifo", "empty"],
+)
+def test_an_annotation_that_is_not_a_regular_file_is_named_as_what_it_is(tmp_path, make, problem):
+    path = tmp_path / "a.xml"  # in a folder of annotations, as score --boxes voc:DIR reads them
+    make(path)
+    with pytest.raises(InputError, match=problem):
+        read_voc_boxes(tmp_path)
