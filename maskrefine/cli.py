@@ -37,6 +37,7 @@ from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce, 
 from maskrefine._entry import PROG_NAME, VERSION_MESSAGE, _stdout_fails
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import (
+    MAX_LISTED,
     BackendUnavailableError,
     ConfigError,
     MaskrefineError,
@@ -53,8 +54,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-MAX_LISTED = 10  # lines of unmatched / failed files shown before "... and N more"
 
 
 # --------------------------------------------------------------------------------------------- helpers

@@ -7,9 +7,10 @@ and report a missing torch as a usage error (exit 2). Same exit codes as ``apply
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ParamSpec, TypeVar
@@ -65,7 +66,14 @@ class _StepLine:
 
 
 @click.command("train", cls=OptionsOnce)
-@click.option("--images", "images_dir", required=True, type=_in_dir, help="Folder of training images.")
+@click.option(
+    "--images",
+    "images_dir",
+    required=True,
+    type=_path,  # checked by the library, which says what is there instead of a folder (a FIFO, a link...)
+    metavar="DIRECTORY",
+    help="Folder of training images.",
+)
 @click.option(
     "--backbone-checkpoint",
     type=_path,
@@ -87,7 +95,8 @@ class _StepLine:
     type=_path,
     metavar="FILE",
     default=None,
-    help="TOML file of TrainConfig settings (top-level keys; an optional `preset` key picks the start).",
+    help="TOML file of TrainConfig settings (top-level keys; an optional `preset` key picks the start). "
+    "A relative backbone_checkpoint in it is relative to the file's folder.",
 )
 @click.option(
     "--preset",
@@ -162,7 +171,7 @@ class _StepLine:
 @click.option("--keep-best-on-val", is_flag=True, default=None, help="Also keep best_val.pt (opt-in).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def train_cmd(
-    images_dir: Path,
+    images_dir: str,
     backbone_checkpoint: str | None,
     run_dir: str,
     config_file: str | None,
@@ -204,17 +213,41 @@ def train_cmd(
                 raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
             option_values["backbone_checkpoint"] = backbone_checkpoint
         cfg = _training_config(config_mod, name, preset or "paper", file_values, option_values, config_file)
-        from maskrefine.train.preflight import check_training_run  # torch-free too: folders, images
+        from maskrefine.train.preflight import FileProblems, check_checkpoint_path, check_training_run
 
+        from_file = {key for key in file_values if key not in option_values}
+        if "backbone_checkpoint" in from_file and cfg.backbone == "vit":  # checked before the folders, as
+            with _blamed_on(config_file):  # the file's other values
+                check_checkpoint_path(cfg.backbone_checkpoint)
         line = _StepLine(sys.stderr.isatty() and not quiet, cfg.epochs)
         try:
-            run = check_training_run(
-                cfg, images_dir, run_dir, resume=resume, val_images=val_images, val_gt=val_gt, progress=line
-            )
+            try:  # torch-free too: folders, images
+                run = check_training_run(
+                    cfg,
+                    images_dir,
+                    run_dir,
+                    resume=resume,
+                    val_images=val_images,
+                    val_gt=val_gt,
+                    progress=line,
+                )
+            except FileProblems as exc:  # one line per file, as apply and predict list theirs
+                lines = exc.lines()
+                cli._err(cli._one_line(f"Error: {lines[0]}"))
+                for problem in lines[1:]:
+                    cli._err(f"  {cli._one_line(problem)}")
+                sys.exit(cli.EXIT_USAGE)
             from maskrefine.train import require_torch
 
             require_torch()  # seconds; a broken torch is a message, not a traceback
+            from maskrefine.train.model import usable_device
             from maskrefine.train.trainer import train_checked
+
+            if "device" in from_file:  # as for its other values, a device the machine lacks names the file
+                with _blamed_on(config_file):
+                    usable_device(cfg.device, option="device")
+            elif "device" in option_values:  # named as typed (the library says "training setting device")
+                usable_device(cfg.device, option="--device")
 
             result = _train_or_stop(Path(run_dir) / "last.pt", train_checked, run)
         finally:
@@ -258,6 +291,17 @@ def _training_config(
             config_mod.preset(name_without_file, **option_values)
         except ConfigError:
             raise exc from None  # the preset and the options alone are refused: their message
+        raise ConfigError(f"config file {config_file}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _blamed_on(config_file: str | None) -> Iterator[None]:
+    """Prefix a ConfigError's message with ``config file FILE: `` (a value read from the --config file)."""
+    from maskrefine.errors import ConfigError
+
+    try:
+        yield
+    except ConfigError as exc:
         raise ConfigError(f"config file {config_file}: {exc}") from None
 
 

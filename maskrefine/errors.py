@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
+    "MAX_LISTED",
     "MaskrefineError",
     "InputError",
     "BackendUnavailableError",
@@ -20,6 +21,10 @@ __all__ = [
     "OutputFolderRemovedError",
     "ReportNotWrittenError",
 ]
+
+#: Files (unmatched, failed, refused) a command names one per line before "... and N more": the same
+#: number everywhere (apply, score, predict, train).
+MAX_LISTED = 10
 
 
 class MaskrefineError(Exception):

@@ -115,8 +115,25 @@ def safe_torch_load(path: str | os.PathLike[str], what: str = "backbone checkpoi
         ) from None
     except Exception as exc:  # noqa: BLE001 - zip/format errors of every kind
         raise ConfigError(
-            f"{what} {file}: cannot read as a torch checkpoint ({type(exc).__name__}: {str(exc)[:200]})"
+            f"{what} {file}: cannot read as a torch checkpoint (truncated, damaged or not a torch.save "
+            f"file; {type(exc).__name__}: {_first_sentence(str(exc))})"
         ) from None
+
+
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """Return the first sentence of ``text``'s first line (torch's explanations follow it), cut at a word.
+
+    A sentence is taken to end at ". " (not at the dots of a file name or a version); longer than
+    ``limit`` characters, it is cut at the last space before the limit and ends with "...".
+    """
+    line = text.strip().split("\n", 1)[0].strip()
+    end = line.find(". ")
+    sentence = line if end < 0 else line[:end]
+    sentence = sentence.rstrip(".")
+    if len(sentence) <= limit:
+        return sentence
+    cut = sentence.rfind(" ", 0, limit)
+    return sentence[: cut if cut > 0 else limit].rstrip(" ,;:") + "..."
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], str | None]:

@@ -640,7 +640,8 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     Returns
     -------
     dict
-        The file's top-level keys and values as parsed; the values are not checked yet.
+        The file's top-level keys and values as parsed; the values are not checked yet. A relative
+        ``backbone_checkpoint`` path is taken relative to the file's folder (returned joined to it).
 
     Raises
     ------
@@ -674,4 +675,13 @@ def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
     unknown = sorted(set(data) - {f.name for f in dataclasses.fields(TrainConfig)} - {"preset"})
     if unknown:  # named here, with the file; later it would read as a problem of the preset
         raise ConfigError(f"config file {file}: unknown training setting(s): {', '.join(unknown)}")
+    backbone = data.get("backbone_checkpoint")
+    if isinstance(backbone, str) and backbone and not _URL.match(backbone) and not os.path.isabs(backbone):
+        # as a path written in the file: the file can be used from any folder (an empty path or a URL
+        # stays as it is, refused when the config is built or the file is checked)
+        data["backbone_checkpoint"] = str(file.parent / backbone)
     return data
+
+
+#: A URL's scheme (``https://``): never a relative path to resolve (and refused as a backbone file).
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")

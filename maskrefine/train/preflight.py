@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maskrefine.errors import ConfigError
+from maskrefine.errors import MAX_LISTED, ConfigError
 from maskrefine.io import IMAGE_EXTENSIONS
 from maskrefine.train.config import MISSING_BACKBONE_CHECKPOINT, TrainConfig
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_ASPECT_RATIO",
+    "MAX_LISTED",
+    "FileProblems",
     "TrainingRun",
     "check_checkpoint_path",
     "check_training_images",
@@ -110,7 +112,7 @@ def check_training_run(
         raise ConfigError("images folder: empty path")
     images_path = path_argument(images_dir, "images folder")  # a str or Path: not None, bytes, ...
     if not images_path.is_dir():
-        raise ConfigError(f"images folder {images_dir!s}: not found or not a folder")
+        raise ConfigError(f"images folder {images_dir!s}: {_not_a_folder(images_path)}")
     if isinstance(run_dir, str) and run_dir == "":
         raise ConfigError("run folder: empty path")
     run_path = path_argument(run_dir, "run folder")
@@ -137,6 +139,16 @@ def check_training_run(
         check_checkpoint_path(cfg.backbone_checkpoint)  # URLs, missing files, FIFOs: named, before anything
         cfg = cfg.replace(backbone_checkpoint=str(Path(cfg.backbone_checkpoint).absolute()))
     return TrainingRun(cfg, images_path, run_path, files, resume, val_images, val_gt, val_pairs, progress)
+
+
+def _not_a_folder(path: Path) -> str:
+    """Say what is at ``path`` instead of a folder: "not found", "is a FIFO (named pipe), not a folder"..."""
+    from maskrefine.io.files import not_regular_reason
+
+    reason = not_regular_reason(path)  # follows symlinks; None: a regular file
+    if reason == "not found" or (reason is not None and reason.startswith("not readable")):
+        return reason
+    return f"is {reason or 'a file'}, not a folder"
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[Path]:
@@ -222,12 +234,13 @@ def check_training_images(folder: Path, files: list[Path]) -> None:
 
     Raises
     ------
-    ConfigError
-        Naming up to three entries that are not readable regular files, have no valid image header,
-        more pixels than :func:`maskrefine.io.imageio.read_image` reads by default, or an aspect ratio
-        above :data:`MAX_ASPECT_RATIO`.
+    FileProblems
+        A :class:`ConfigError` naming (up to :data:`MAX_LISTED`) the entries that are not readable regular
+        files, have no valid image header, more pixels than :func:`maskrefine.io.imageio.read_image` reads
+        by default, or an aspect ratio above :data:`MAX_ASPECT_RATIO`.
     """
     from maskrefine.errors import InputError
+    from maskrefine.io.imageio import _pixel_count
     from maskrefine.io.options import DEFAULT_MAX_PIXELS
 
     problems = []
@@ -239,8 +252,8 @@ def check_training_images(folder: Path, files: list[Path]) -> None:
             continue
         if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:  # read_image's limit
             problems.append(
-                f"{path}: image is {size[0]}x{size[1]} (HxW) = {size[0] * size[1]} pixels, more than the "
-                f"limit of {DEFAULT_MAX_PIXELS} pixels; not read"
+                f"{path}: image is {size[0]}x{size[1]} (HxW) = {_pixel_count(size[0] * size[1])}, more "
+                f"than training reads (the limit of {DEFAULT_MAX_PIXELS:,} pixels); not read"
             )
         elif size is not None and max(size) > MAX_ASPECT_RATIO * min(size):
             problems.append(  # its shorter side is resized to `resize`: a 2x20000 image would need gigabytes
@@ -250,11 +263,38 @@ def check_training_images(folder: Path, files: list[Path]) -> None:
     _refuse(f"training images ({folder})", problems)
 
 
+class FileProblems(ConfigError):
+    """Files refused before a training run: ``what`` (e.g. "training images (imgs)") and its problems.
+
+    The message names the first :data:`MAX_LISTED` problems, separated by ``"; "``, and how many more;
+    :meth:`lines` gives the same, one line each (``maskrefine train`` prints them so).
+    """
+
+    def __init__(self, what: str, problems: list[str]) -> None:
+        self.what = what
+        self.problems = list(problems)
+        shown = self.problems[:MAX_LISTED]
+        more = len(self.problems) - len(shown)
+        super().__init__(
+            f"{what}: {len(self.problems)} problem(s): "
+            + "; ".join(shown)
+            + (f"; and {more} more" if more else "")
+        )
+
+    def lines(self) -> list[str]:
+        """Return the heading (``what: N problem(s):``), then a line per problem, up to :data:`MAX_LISTED`."""
+        more = len(self.problems) - MAX_LISTED
+        return [
+            f"{self.what}: {len(self.problems)} problem(s):",
+            *self.problems[:MAX_LISTED],
+            *([f"... and {more} more"] if more > 0 else []),
+        ]
+
+
 def _refuse(what: str, problems: list[str]) -> None:
-    """Raise one ConfigError for ``what`` naming its first three problems (and how many more), if any."""
+    """Raise one :class:`FileProblems` for ``what`` naming its problems (up to :data:`MAX_LISTED`), if any."""
     if problems:
-        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        raise ConfigError(f"{what}: {len(problems)} problem(s): {shown}")
+        raise FileProblems(what, problems)
 
 
 def validation_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
@@ -265,7 +305,7 @@ def validation_pairs(images_dir: Path, gt_dir: Path) -> list[tuple[Path, Path]]:
     ConfigError
         A missing folder, no pair, a file without its partner, a stem found twice, an entry that is not a
         regular file, an unreadable header, or a ground truth whose size cannot be its image's (up to
-        three named).
+        :data:`MAX_LISTED` named).
     """
     from maskrefine.errors import InputError
     from maskrefine.io import IMAGE_EXTENSIONS, MASK_EXTENSIONS, match_folders

@@ -432,9 +432,9 @@ def train(
     the run: it is left out of each batch that draws it (a batch left empty, or with one image under
     ``last_batch="drop_single"``, is passed over), logged in ``log.jsonl`` (``"event": "skipped_image"``,
     once per call) and named in :attr:`TrainResult.train_failures`
-    (``ok`` is then False). A new run in which no batch held an image that could be decoded trained
-    nothing: it raises :class:`maskrefine.errors.InputError` naming the first such file, and its files
-    are removed.
+    (``ok`` is then False). A new run in which no batch kept enough images that could be decoded (none,
+    or one under ``"drop_single"``) trained nothing: it raises :class:`maskrefine.errors.InputError`
+    naming the first such file and which of the two happened, and its files are removed.
     """
     from maskrefine.train.preflight import check_training_run
 
@@ -582,6 +582,7 @@ def train_checked(run: TrainingRun) -> TrainResult:
     losses: list[float] = []
     val_failures: dict[str, None] = {}  # each unusable validation file once, in order
     train_failures: dict[str, InputError] = {}  # each undecodable training image once, in order
+    single_batches = 0  # batches passed over because one decodable image was left in them
     with (
         _removed_if_untrained(run_path, created, lambda: step, fresh=checkpoint is None),
         open(log_path, "a", encoding="utf-8") as log,
@@ -648,7 +649,8 @@ def train_checked(run: TrainingRun) -> TrainResult:
                                 )
                     if not _trains_batch_of(len(good), cfg.batch_size, cfg.last_batch):
                         next_batch += 1  # nothing left to train on, or one image where a batch of one
-                        continue  # is dropped (BatchNorm statistics of one image): passed over
+                        single_batches += len(good) == 1  # is dropped (BatchNorm statistics of one image)
+                        continue  # passed over
                     if len(good) < len(problems):
                         images = images[good]
                     images = images.to(device, non_blocking=True)
@@ -711,12 +713,19 @@ def train_checked(run: TrainingRun) -> TrainResult:
                 if stop.requested:
                     save_checkpoint(last, state())
                     raise stop.exception()
-        if checkpoint is None and step == 0 and train_failures:  # no image could be decoded: nothing
-            first = next(iter(train_failures.values()))  # was trained; the run's files are removed (above)
+        if checkpoint is None and step == 0 and train_failures:  # undecodable images left no batch to
+            first = next(iter(train_failures.values()))  # train: the run's files are removed (above)
             others = len(train_failures) - 1
+            why = (
+                f"every batch was left with at most one image that could be decoded (batch size "
+                f"{cfg.batch_size}), and a batch of one is dropped (BatchNorm needs two); add images or use "
+                "--batch-size 1"
+                if single_batches
+                else "no batch held an image that could be decoded"
+            )
             raise InputError(
                 first.path,
-                f"{first.problem}; nothing was trained: no batch held an image that could be decoded"
+                f"{first.problem}; nothing was trained: {why}"
                 + (f" ({others} other training image(s) failed too)" if others else ""),
             )
         save_checkpoint(last, state())

@@ -55,7 +55,7 @@ def test_unreadable_training_images_are_refused_before_anything_is_written(tmp_p
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_names_unreadable_training_images_in_one_line(tmp_path):
+def test_cli_names_unreadable_training_images_one_per_line(tmp_path):
     from click.testing import CliRunner
 
     from maskrefine.cli import main
@@ -64,8 +64,10 @@ def test_cli_names_unreadable_training_images_in_one_line(tmp_path):
     args = ["train", "--images", str(images), "--out", str(tmp_path / "run"), "--preset", "tiny"]
     result = CliRunner().invoke(main, [*args, "--backbone", "pixels", "-q"])
     assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: training images") and "fifo.png" in lines[0]
+    lines = result.output.strip().splitlines()  # was one line: "...; and N more" past the third (s15)
+    assert lines[0] == f"Error: training images ({images}): 3 problem(s):" and len(lines) == 4
+    for line, name in zip(lines[1:], ("empty.jpg", "fifo.png", "folder.png"), strict=True):
+        assert line.startswith(f"  {images / name}: ")
     assert not (tmp_path / "run").exists()
 
 
@@ -204,7 +206,9 @@ def test_a_training_image_over_the_pixel_limit_is_refused_before_anything_is_wri
     # before: read_image refused it (100 MP limit) only when its batch came, mid-run
     images, _ = disc_images(tmp_path)
     (images / "huge.png").write_bytes(_png_header(20_000, 10_000))
-    with pytest.raises(ConfigError, match=r"huge\.png: .*200000000 pixels.* limit of 100000000"):
+    # the counts formatted as predict's (s15): "200,000,000 pixels (200.0 MP)", not "200000000 pixels"
+    limit = r"huge\.png: .*200,000,000 pixels \(200\.0 MP\), more than training reads \(the limit of 100,000,"
+    with pytest.raises(ConfigError, match=limit):
         train(preset("tiny", backbone="pixels"), images, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
