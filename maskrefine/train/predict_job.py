@@ -156,6 +156,7 @@ def predict_folder(
         job_flags,
         open_output_folder,
         path_argument,
+        remove_empty_folder,
         resolved_path,
     )
     from maskrefine.pipeline.merge import PREDICT_SETTING_KEYS, check_resume_settings
@@ -290,6 +291,8 @@ def predict_folder(
     report_in_out_dir = report_file is not None and is_within(
         resolved_path(report_file, "report file"), resolved_path(out_path, "--out")
     )
+    # the folders this run makes (removed again, empty, when it writes nothing): coarse first
+    made = [f for f in ([coarse_dir] if save_coarse else []) + [out_path] if not os.path.lexists(f)]
     out_path.mkdir(parents=True, exist_ok=True)
     # every output is written through these open folders, never by path again: a --out renamed or
     # re-pointed during the run (a symlink swapped in) is never followed to another folder
@@ -440,6 +443,9 @@ def predict_folder(
             if stem not in outcomes:
                 outcomes[stem] = not_processed_outcome(stem, ckpt, path, outputs(stem)[0], gone_path, path)
                 lost += 1
+    if not any(outcome.status == "written" for outcome in outcomes.values()):
+        for folder in made:
+            remove_empty_folder(folder)  # a run that wrote nothing leaves no folder of its own behind
     report = RunReport(
         outcomes=[outcomes[stem] for stem, _ in jobs],
         unmatched=unmatched,

@@ -292,3 +292,17 @@ def test_resume_refuses_a_checkpoint_retrained_in_place(tmp_path, run):
         predict_folder(images, ckpt, out, report_path=report_file, skip_existing=True)
     assert not (out / "c.png").exists()
     assert {name: (out / name).read_bytes() for name in kept} == kept
+
+
+@pytest.mark.parametrize("save_coarse", [False, True])
+def test_a_predict_run_that_writes_nothing_leaves_no_folder_of_its_own(tmp_path, run, save_coarse):
+    _, ckpt = run
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"not an image")
+    report = predict_folder(broken, ckpt, tmp_path / "out", save_coarse=save_coarse)
+    assert not report.ok and report.counts["failed"] == 1 and report.counts["written"] == 0
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "kept").mkdir()  # a folder that was there before the run stays
+    predict_folder(broken, ckpt, tmp_path / "kept", save_coarse=save_coarse)
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept" / "coarse").exists()
