@@ -182,7 +182,8 @@ def test_seeds_fifo_and_bad_json_are_usage_errors_naming_the_file(token_data, tm
     os.mkfifo(fifo)
     base = ["score", "--pred", d["pred"], "--gt", d["gt"], "--boxes", "masks", "--seeds"]
     result = invoke([*base, fifo], d["pred"], d["gt"])
-    assert result.exit_code == 2 and "fifo.json: cannot read seed JSON: is a FIFO (named pipe), not a regular file" in result.output
+    refused = "fifo.json: cannot read seed JSON: is a FIFO (named pipe), not a regular file"
+    assert result.exit_code == 2 and refused in result.output
     bad = tmp_path / "bad.json"
     bad.write_text('{"0": 1.5}')
     result = invoke([*base, bad], d["pred"], d["gt"])

@@ -282,7 +282,7 @@ def read_image_file_header(path: str | os.PathLike[str]) -> ImageHeader:
         os.close(fd)
 
 
-def _pixel_count(count: Any) -> str:  # a Python int, possibly beyond float range (a hostile header)
+def pixel_count_text(count: Any) -> str:  # a Python int, possibly beyond float range (a hostile header)
     """Return a pixel count for a message: the exact count, with megapixels from 0.1 MP up.
 
     Exact, so that a count just over a limit does not read as the limit (100,010,000 is "100.0 MP"); a
@@ -312,9 +312,9 @@ def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHe
             if header.pixels > max_pixels:
                 raise InputError(
                     path,
-                    f"image is {header.height}x{header.width} (HxW) = {_pixel_count(header.pixels)}, more "
-                    f"than the limit of {max_pixels} pixels (max_pixels; --max-pixels in apply and score); "
-                    "not decoded",
+                    f"image is {header.height}x{header.width} (HxW) = {pixel_count_text(header.pixels)}, "
+                    f"more than the limit of {max_pixels} pixels (max_pixels; --max-pixels in apply and "
+                    "score); not decoded",
                 )
             cap = _MAX_BYTES_PER_PIXEL * max_pixels + _FILE_MARGIN
             if size > cap:
@@ -701,7 +701,7 @@ def _read_npy_mask(path: Path, max_pixels: int | None) -> np.ndarray:
             raise InputError(
                 path,
                 f"mask array is {short_repr(squeezed[0], 20)}x{short_repr(squeezed[1], 20)} (HxW) = "
-                f"{_pixel_count(count)}, more than the limit of {short_repr(max_pixels, 40)} pixels "
+                f"{pixel_count_text(count)}, more than the limit of {short_repr(max_pixels, 40)} pixels "
                 "(max_pixels; --max-pixels in apply and score); not loaded",
             )
         nbytes = count * dtype.itemsize

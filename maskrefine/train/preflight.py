@@ -240,7 +240,7 @@ def check_training_images(folder: Path, files: list[Path]) -> None:
         by default, or an aspect ratio above :data:`MAX_ASPECT_RATIO`.
     """
     from maskrefine.errors import InputError
-    from maskrefine.io.imageio import _pixel_count
+    from maskrefine.io.imageio import pixel_count_text
     from maskrefine.io.options import DEFAULT_MAX_PIXELS
 
     problems = []
@@ -252,7 +252,7 @@ def check_training_images(folder: Path, files: list[Path]) -> None:
             continue
         if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:  # read_image's limit
             problems.append(
-                f"{path}: image is {size[0]}x{size[1]} (HxW) = {_pixel_count(size[0] * size[1])}, more "
+                f"{path}: image is {size[0]}x{size[1]} (HxW) = {pixel_count_text(size[0] * size[1])}, more "
                 f"than training reads (the limit of {DEFAULT_MAX_PIXELS:,} pixels); not read"
             )
         elif size is not None and max(size) > MAX_ASPECT_RATIO * min(size):
