@@ -719,7 +719,7 @@ def train_checked(run: TrainingRun) -> TrainResult:
             why = (
                 f"every batch was left with at most one image that could be decoded (batch size "
                 f"{cfg.batch_size}), and a batch of one is dropped (BatchNorm needs two); add images or use "
-                "--batch-size 1"
+                "--batch-size 1 (batch_size=1)"
                 if single_batches
                 else "no batch held an image that could be decoded"
             )

@@ -63,7 +63,10 @@ def test_batches_left_with_one_decodable_image_are_named_as_the_reason_nothing_t
     message = str(info.value)
     assert message.startswith(f"{bad}: cannot decode")
     assert "every batch was left with at most one image that could be decoded (batch size 2)" in message
-    assert "a batch of one is dropped (BatchNorm needs two); add images or use --batch-size 1" in message
+    assert (
+        "a batch of one is dropped (BatchNorm needs two); add images or use --batch-size 1 (batch_size=1)"
+        in message
+    )
     assert "no batch held an image that could be decoded" not in message
     assert not (tmp_path / "run").exists()
     # the advice holds: with --batch-size 1 the two good images train
