@@ -29,9 +29,10 @@ A candidate's selection score is the mean over the seven sources (GT + six metho
 change; a candidate that makes any source worse on the tuning images (mean change < -0.001) is not
 selected.
 
-Outputs: ``--json`` (default ``bench/results/quality--cpu.json``), ``bench/results/quality.md`` (tables),
-``bench/results/quality_gain.png`` (IoU change per kind x refiner with intervals) and
-``bench/results/quality_montage.png`` (images that gain and lose most under ``auto``).
+Outputs: ``--json`` (default ``bench/results/quality--cpu.json``), and next to it, named after the part
+of its name before ``--``: ``quality.md`` (tables), ``quality_gain.png`` (IoU change per kind x refiner
+with intervals) and ``quality_montage.png`` (images that gain and lose most under ``auto``); a quick run's
+``quality-quick.*``.
 
 Usage::
 

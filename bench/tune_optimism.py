@@ -119,20 +119,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sources", nargs="+", default=["DSS", "Amulet", "GT"])
     parser.add_argument("--methods", nargs="+", default=["guided"], help="tune's --methods (default guided)")
     parser.add_argument("--sizes", nargs="+", type=int, default=[20, 30, 50])
-    parser.add_argument("--draws", type=int, default=2000)
-    parser.add_argument("--null-draws", type=int, default=300)
-    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--draws", type=int, default=None, help="default 2000 (--quick: 200)")
+    parser.add_argument("--null-draws", type=int, default=None, help="default 300 (--quick: 50)")
+    parser.add_argument("--images", type=int, default=None, help="default 300 (--quick: 60)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / "bench" / ".cache" / "quality")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--quick", action="store_true", help="60 images, 200 draws, 50 null draws")
+    parser.add_argument(
+        "--quick", action="store_true", help="60 images, 200 draws, 50 null draws (unless given)"
+    )
     args = parser.parse_args(argv)
     sod = sod_dir()
     if sod is None:
         print("skipped: SOD data not found (set MASKREFINE_SHARED_DATA or put it at ../shared/data)")
         return 0
-    if args.quick:
-        args.images, args.draws, args.null_draws = 60, 200, 50
+    # --quick sets the sizes not given: an explicit --images/--draws/--null-draws is kept
+    defaults = {"images": 60, "draws": 200, "null_draws": 50} if args.quick else {}
+    defaults = {"images": 300, "draws": 2000, "null_draws": 300, **defaults}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     stems = sorted(p.stem for p in (sod / "masks").glob("*.png"))[: args.images]
     started = time.perf_counter()
     results = {}
