@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the peak RSS of one 1024² call per method (no timing), to bilateral-memory--cpu.json",
     )
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs per case (default 7, --quick 3)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--rss-child", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ensure_malloc_env()
     sizes = [] if args.memory_only else [320] if args.quick else [320, 1024]
-    repeat = 3 if args.quick else args.repeat
+    repeat = args.repeat if args.repeat is not None else 3 if args.quick else 7  # an explicit value wins
     have_crf_peer = _have("pydensecrf.densecrf")
     rows: list[dict[str, object]] = []
     results: dict[str, object] = {}
