@@ -180,7 +180,8 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     ----------
     array : ndarray, shape (H, W)
         uint8 (resized as an 8-bit PIL image, as torchvision does on the loaded PNG), bool (as 0/255),
-        uint16 (as float32 v / 65535) or float in [0, 1] (resized as a 32-bit float image).
+        uint16 (as float32 v / 65535; a uint16 array whose values are all multiples of 257, such as a
+        0/65535 mask, as its 8-bit map v / 257) or float in [0, 1] (resized as a 32-bit float image).
     short_side : int
         Length of the shorter side after resizing.
     crop : int
@@ -189,7 +190,7 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
     Returns
     -------
     ndarray, shape (crop, crop)
-        uint8 for uint8/bool input, float32 (in [0, 1]) otherwise.
+        uint8 for uint8/bool input and for uint16 input holding 8-bit codes, float32 (in [0, 1]) otherwise.
 
     Raises
     ------
@@ -223,6 +224,10 @@ def paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 32
 def _paper_repo_geometry(array: np.ndarray, short_side: int = 335, crop: int = 320) -> np.ndarray:
     """:func:`paper_repo_geometry` of a checked, native 2-D mask (uint8, uint16, bool or float in [0, 1])."""
     a = array.view(np.uint8) * np.uint8(255) if array.dtype == np.bool_ else array
+    if a.dtype == np.uint16 and not np.any(a % np.uint16(257)):
+        # 8-bit codes on the 16-bit scale (a 0/65535 mask): the 8-bit map itself, resized as the 8-bit
+        # image the reference reads (its convert('L') gives exactly that map for a 0/65535 file)
+        a = (a // np.uint16(257)).astype(np.uint8)
     h, w = a.shape
     if h <= w:
         nh, nw = short_side, int(short_side * w / h)

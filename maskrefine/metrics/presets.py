@@ -507,6 +507,13 @@ REFERENCE_READS_OTHERWISE: MappingProxyType[str, tuple[tuple[str, str, str], ...
                 "graded 16-bit: FOUND's convert('L') clips the values at 255, so 255 and above is foreground",
             ),
         ),
+        "paper_repo": (
+            (
+                "gt",
+                "graded_16",
+                "graded 16-bit: the paper repo's convert('L') clips the values at 255 before its resize",
+            ),
+        ),
         "pysod": (
             (
                 "gt",

@@ -76,19 +76,64 @@ def test_score_reads_a_16_bit_gt_file_exactly(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("preset", ["paper_repo"])
 def test_a_16_bit_prediction_under_paper_repo_scores_as_its_8_bit_twin(preset: str) -> None:
-    # paper_repo_geometry resized a uint16 map as raw 0..65535 floats: MAE came out near -30000
+    # paper_repo_geometry resized a uint16 map as raw 0..65535 floats: MAE came out near -30000; then as
+    # float32 v / 65535, which differed from the 8-bit map's resize (rounded to codes) in the last digits
     rng = np.random.default_rng(5)
     gt = np.zeros((400, 500), np.uint8)
     gt[100:300, 120:420] = 255
     pred_8 = (rng.random((400, 500)) * 255).astype(np.uint8)
     row_8, _ = score_image(pred_8, gt, preset)
     row_16, _ = score_image(pred_8.astype(np.uint16) * 257, gt, preset)
-    assert 0.0 <= row_16["mae"] <= 1.0
-    # the 8-bit map is resized as an 8-bit image (rounded to codes), the 16-bit one as float32
-    assert row_16["mae"] == pytest.approx(row_8["mae"], abs=1e-3)
-    assert row_16["max_fbeta"] == pytest.approx(row_8["max_fbeta"], abs=1e-3)
+    assert row_16 == row_8
     out = paper_repo_geometry(pred_8.astype(np.uint16) * 257)
+    assert out.dtype == np.uint8 and np.array_equal(out, paper_repo_geometry(pred_8))
+    # a 16-bit map that is not 8-bit codes on the 16-bit scale is resized as float32 v / 65535
+    graded = pred_8.astype(np.uint16) * 257 + 1
+    out = paper_repo_geometry(graded)
     assert out.dtype == np.float32 and 0.0 <= out.min() and out.max() <= 1.0
+    row_graded, _ = score_image(graded, gt, preset)
+    assert row_graded["mae"] == pytest.approx(row_8["mae"], abs=1e-3)
+
+
+def test_a_0_65535_gt_under_paper_repo_scores_as_its_0_255_file(tmp_path: Path) -> None:
+    # the paper repo reads the GT with convert('L'), which turns a 0/65535 file into exactly the 0/255
+    # map; maskrefine resized it as float32 instead, and IoU moved in the 4th digit (an audit's repro)
+    yy, xx = np.mgrid[:60, :80]
+    gt_8 = (((yy - 30) ** 2 + (xx - 40) ** 2) < 400).astype(np.uint8) * 255
+    noise = np.random.default_rng(5).normal(0, 0.3, gt_8.shape)
+    pred = np.rint(np.clip(cv2.GaussianBlur(gt_8 / 255.0, (0, 0), 3) + noise, 0, 1) * 255).astype(np.uint8)
+    summaries = {}
+    for name, gt in (("8", gt_8), ("16", gt_8.astype(np.uint16) * 257)):
+        (tmp_path / name / "pred").mkdir(parents=True)
+        (tmp_path / name / "gt").mkdir()
+        cv2.imwrite(str(tmp_path / name / "pred" / "a.png"), pred)
+        cv2.imwrite(str(tmp_path / name / "gt" / "a.png"), gt)
+        report = tmp_path / f"{name}.json"
+        args = ["score", "--pred", tmp_path / name / "pred", "--gt", tmp_path / name / "gt", "--json", report]
+        result = CliRunner().invoke(main, [*map(str, args), "--preset", "paper_repo", "-j", "1", "-q"])
+        assert result.exit_code == 0, result.output
+        summaries[name] = json.loads(report.read_text())
+    for key in ("acc", "iou", "max_fbeta", "mae", "s_measure"):
+        assert summaries["16"][key] == summaries["8"][key], key
+    assert summaries["16"]["reference_reads_otherwise"] == summaries["8"]["reference_reads_otherwise"]
+
+
+def test_a_graded_16_bit_gt_under_paper_repo_is_noted(tmp_path: Path) -> None:
+    # the paper repo's convert('L') clips graded 16-bit values at 255: score says so
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    pred = np.zeros((40, 40), np.uint8)
+    pred[10:30, 10:30] = 200
+    gt = np.zeros((40, 40), np.uint16)
+    gt[10:30, 10:30] = 40000
+    cv2.imwrite(str(tmp_path / "pred" / "a.png"), pred)
+    cv2.imwrite(str(tmp_path / "gt" / "a.png"), gt)
+    args = ["score", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--json", tmp_path / "s.json"]
+    result = CliRunner().invoke(main, [*map(str, args), "--preset", "paper_repo", "-j", "1"])
+    assert result.exit_code == 0, result.output
+    assert "convert('L') clips the values at 255" in result.output
+    noted = json.loads((tmp_path / "s.json").read_text())["reference_reads_otherwise"]
+    assert noted and "paper repo" in json.dumps(noted)
 
 
 def test_paper_repo_geometry_refuses_other_integer_types() -> None:
