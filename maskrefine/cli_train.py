@@ -259,10 +259,24 @@ def train_cmd(
     if cfg.keep_best_on_val and not (result.run_dir / "best_val.pt").is_file():
         # validation runs at the end of an epoch: a run stopped before one has no best checkpoint yet
         click.echo("note: no best_val.pt yet: no epoch was completed and validated", err=True)
-    steps = f"{result.step} step{'' if result.step == 1 else 's'}"
     epochs = f"{result.epoch} complete epoch{'' if result.epoch == 1 else 's'}"
-    click.echo(f"trained {steps} ({epochs}); checkpoint {result.checkpoint}")
+    if not resume:
+        click.echo(f"trained {_steps(result.step)} ({epochs}); checkpoint {result.checkpoint}")
+    elif result.losses:  # the steps this call ran, then where the run stands
+        click.echo(
+            f"trained {_steps(len(result.losses))}, to step {result.step} ({epochs}); "
+            f"checkpoint {result.checkpoint}"
+        )
+    else:  # said "trained N steps" for a run that had already ended
+        click.echo(
+            f"nothing to train: the run had already reached step {result.step} ({epochs}); raise --epochs "
+            f"or --max-steps to train on; checkpoint {result.checkpoint}"
+        )
     sys.exit(0 if result.ok else 1)
+
+
+def _steps(count: int) -> str:
+    return f"{count} step{'' if count == 1 else 's'}"
 
 
 def _training_config(

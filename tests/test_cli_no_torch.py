@@ -114,6 +114,19 @@ def test_bad_paths_of_train_and_predict_are_refused_before_torch_is_imported(tmp
         (predict + ["--out", str(tmp_path / "o1"), "--report", str(tmp_path / "report-dir")], "report"),
         (predict[:-1] + [str(tmp_path / "fifo.pt"), "--out", str(tmp_path / "o2")], "not a regular file"),
         (predict[:-1] + [str(tmp_path / "nope.pt"), "--out", str(tmp_path / "o3")], "not found"),
+        # the backbone file's path too (was checked only after torch's import, seconds later)
+        (
+            predict + ["--out", str(tmp_path / "o4"), "--backbone-checkpoint", str(tmp_path / "nope.pth")],
+            "not found",
+        ),
+        (
+            predict + ["--out", str(tmp_path / "o5"), "--backbone-checkpoint", str(tmp_path / "done")],
+            "is a folder",
+        ),
+        (
+            predict + ["--out", str(tmp_path / "o6"), "--backbone-checkpoint", str(tmp_path / "fifo.pt")],
+            "--backbone-checkpoint " + str(tmp_path / "fifo.pt") + ": is not a regular file",
+        ),
     ]
     code = (
         "import json, sys\n"

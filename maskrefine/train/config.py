@@ -98,17 +98,17 @@ class TrainConfig:
     gtv_sigma : float, default 1.0
         Bandwidth of the graph total variation losses (> 0).
     w_ncut : float, default 1.0
-        Weight of the NCut loss (>= 0).
+        Weight of the NCut loss (0 to 1e6).
     w_pixel_gtv : float, default 1.0
-        Weight of the pixel GTV loss (>= 0).
+        Weight of the pixel GTV loss (0 to 1e6).
     w_feature_gtv : float, default 1.0
-        Weight of the feature GTV loss (>= 0).
+        Weight of the feature GTV loss (0 to 1e6).
     w_coarse_fine : float, default 1.0
-        Weight of the coarse-fine consistency loss (>= 0).
+        Weight of the coarse-fine consistency loss (0 to 1e6).
     w_crop_ncut : float, default 0.01
-        Weight of the NCut loss on the crops (>= 0).
+        Weight of the NCut loss on the crops (0 to 1e6).
     w_crop : float, default 0.01
-        Weight of the crop-consistency loss (>= 0).
+        Weight of the crop-consistency loss (0 to 1e6).
     crop_loss : bool, default True
         Train with the crop-consistency loss.
     crop_sampler : {"uniform", "reference"}, default "uniform"
@@ -122,7 +122,7 @@ class TrainConfig:
     betas : (float, float), default (0.9, 0.99)
         AdamW betas, each in [0, 1).
     weight_decay : float, default 0.0
-        AdamW weight decay (>= 0).
+        AdamW weight decay (>= 0, with ``lr * weight_decay < 1``).
     batch_size : int, default 8
         Images per step (1..4096).
     epochs : int, default 30
@@ -439,12 +439,7 @@ def _check(cfg: TrainConfig) -> None:
             f"unchanged: the run would only burn time); got {short_repr(cfg.lr)}"
         )
     for name in (
-        "w_ncut",
-        "w_pixel_gtv",
-        "w_feature_gtv",
-        "w_coarse_fine",
-        "w_crop_ncut",
-        "w_crop",
+        *LOSS_WEIGHTS,
         "weight_decay",
         "brightness",
         "contrast",
@@ -453,6 +448,19 @@ def _check(cfg: TrainConfig) -> None:
     ):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"training setting {name} must be >= 0; got {getattr(cfg, name)}")
+    for name in LOSS_WEIGHTS:  # 1e300 made the first step's loss inf, reported as a learning-rate problem
+        if getattr(cfg, name) > MAX_LOSS_WEIGHT:
+            raise ConfigError(
+                f"training setting {name} must be <= {MAX_LOSS_WEIGHT:g} (a loss weight; the defaults are "
+                "0.01 and 1, and larger ones overflow the float32 loss); "
+                f"got {short_repr(getattr(cfg, name))}"
+            )
+    if cfg.lr * cfg.weight_decay >= 1.0:  # AdamW scales every weight by 1 - lr * weight_decay per step
+        raise ConfigError(
+            f"training setting weight_decay must be below 1 / lr = {1.0 / cfg.lr:g} (AdamW multiplies every "
+            "weight by 1 - lr * weight_decay at each step, which would be <= 0: the weights would be zeroed "
+            f"or flip sign and grow); got {short_repr(cfg.weight_decay)}"
+        )
     if not -1.0 <= cfg.affinity_threshold < 1.0:
         raise ConfigError(
             "training setting affinity_threshold must lie in [-1, 1) (a cosine threshold: outside it every "
@@ -503,6 +511,9 @@ MAX_SEED = 2**63
 MIN_LR = 1e-12
 #: Largest learning rate (see _check): usual rates are below 1.
 MAX_LR = 1e6
+#: The weights of the loss terms, and the largest accepted (the defaults are 0.01 and 1).
+LOSS_WEIGHTS = ("w_ncut", "w_pixel_gtv", "w_feature_gtv", "w_coarse_fine", "w_crop_ncut", "w_crop")
+MAX_LOSS_WEIGHT = 1e6
 #: Smallest ``gtv_sigma``: the smallest normal float32. The pixel GTV loss divides float32 squared colour
 #: differences by it; a smaller value becomes 0 in float32 and the loss NaN at the first step.
 MIN_GTV_SIGMA = 1.1754943508222875e-38

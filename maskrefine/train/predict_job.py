@@ -8,6 +8,7 @@ and the model (:mod:`maskrefine.train.predict`) and writes one soft mask per ima
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -199,6 +200,8 @@ def predict_folder(
         if isinstance(backbone_checkpoint, str) and backbone_checkpoint == "":
             raise ConfigError("--backbone-checkpoint: empty path; give a local checkpoint file")
         input_files["backbone checkpoint"] = path_argument(backbone_checkpoint, "backbone_checkpoint")
+        # missing, a folder, a FIFO, empty: before torch loads, as the checkpoint's path
+        check_checkpoint_path(input_files["backbone checkpoint"], "--backbone-checkpoint")
     suffix = MASK_SUFFIXES[fmt]
     # listed as apply lists its --images folder: entries that are not regular files, and files with
     # another image or mask suffix (a .npy), are reported, never opened
@@ -374,6 +377,7 @@ def predict_folder(
             try:
                 predictions = predictor.predict([item[2] for item in items])
             except Exception as exc:  # noqa: BLE001 - one batch never ends the run
+                why = _out_of_memory(exc, len(items)) or f"{type(exc).__name__}: {exc}"
                 for stem, path, _, t0 in items:
                     outcomes[stem] = FileOutcome(
                         stem,
@@ -381,7 +385,7 @@ def predict_folder(
                         ckpt,
                         path,
                         outputs(stem)[0],
-                        f"{path}: cannot predict: {type(exc).__name__}: {exc}",
+                        f"{path}: cannot predict: {why}",
                         time.perf_counter() - t0,
                     )
                 continue
@@ -467,3 +471,29 @@ def predict_folder(
     if report_file is not None:
         write_run_report(report, report_file, overwrite=overwrite, input_folders={"images": images_path})
     return report
+
+
+#: torch's words for an allocation that failed (CPU: "DefaultCPUAllocator: not enough memory: you tried
+#: to allocate N bytes"; CUDA: torch.OutOfMemoryError, "CUDA out of memory. Tried to allocate 1.50 GiB").
+_ALLOCATION_FAILED = re.compile(r"(?:not enough memory|out of memory)", re.IGNORECASE)
+_ALLOCATION_SIZE = re.compile(
+    r"tried to allocate (\d+) bytes|tried to allocate ([\d.]+ [KMGT]iB)", re.IGNORECASE
+)
+
+
+def _out_of_memory(exc: BaseException, images: int) -> str | None:
+    """Say that a batch of ``images`` ran out of memory, and how much torch asked for; None for other errors.
+
+    torch's own message is an allocator's internal error (``[enforce fail at alloc_cpu.cpp:127] ...``).
+    """
+    if not isinstance(exc, RuntimeError) or not _ALLOCATION_FAILED.search(str(exc)):
+        return None
+    found = _ALLOCATION_SIZE.search(str(exc))
+    size = ""
+    if found is not None:
+        size = f" {int(found.group(1)) / 2**30:.1f} GiB" if found.group(1) else f" {found.group(2)}"
+    return (
+        f"out of memory: torch could not allocate{size or ' the memory'} for a batch of {images} image(s) at "
+        "the checkpoint's image_size; predict on a machine (or --device) with more memory, or with a "
+        "checkpoint trained at a smaller image_size"
+    )

@@ -463,7 +463,16 @@ def train_checked(run: TrainingRun) -> TrainResult:
     if checkpoint is not None:
         _check_resume_outputs(run_path, checkpoint["step"], cfg.keep_best_on_val)
         saved = checkpoint["config"]
-        changed = [k for k in RESULT_FIELDS if _norm(saved.get(k)) != _norm(getattr(cfg, k))]
+        # a backbone recorded by its weights is compared by them below (a copy elsewhere is the same
+        # backbone); an older checkpoint's, recorded by its path only, by that path
+        recorded_backbone = checkpoint.get("backbone")
+        by_weights = isinstance(recorded_backbone, dict) and "weights_sha256" in recorded_backbone
+        changed = [
+            k
+            for k in RESULT_FIELDS
+            if not (k == "backbone_checkpoint" and by_weights)
+            and _norm(saved.get(k)) != _norm(getattr(cfg, k))
+        ]
         if changed:
             details = ", ".join(
                 f"{k}: {short_repr(saved.get(k))} -> {short_repr(getattr(cfg, k))}" for k in changed[:6]

@@ -92,6 +92,10 @@ def test_train_resize_option(hostile):
         ("preset.toml", "preset = 'nosuch'\n", ["config file preset.toml", "preset must be one of"]),
         ("huge.toml", f"batch_size = {'9' * 4000}\n", ["config file huge.toml", "batch_size must be <="]),
         ("eps.toml", "gf_eps = 1e-20\n", ["config file eps.toml", "gf_eps must be >= 1e-12"]),
+        # a huge loss weight or weight decay created the run folder, then failed at step 1 blaming the lr
+        ("w.toml", "w_crop = 1e300\n", ["config file w.toml", "w_crop must be <= 1e+06", "loss weight"]),
+        ("wd.toml", "weight_decay = 1e300\n", ["config file wd.toml", "weight_decay must be below 1 / lr"]),
+        ("wd4.toml", "weight_decay = 1e4\n", ["config file wd4.toml", "1 / lr = 10000", "<= 0"]),
     ],
 )
 def test_train_bad_config_file(hostile, name, content, names):

@@ -386,3 +386,33 @@ def test_a_stopped_run_says_to_resume_only_when_a_checkpoint_exists(tmp_path, mo
         "checkpoint": "interrupted: rerun the same command with --resume to continue from last.pt",
     }[written]
     assert expected in result.output
+
+
+def test_resume_accepts_the_runs_backbone_at_another_path(tmp_path):
+    # before: the backbone's path was compared as a setting, so a copy of the same weights (another
+    # machine, mount or a symlink) was refused though the docs call it the same backbone
+    import shutil
+
+    from _train_helpers import tiny_vit
+
+    from maskrefine.train.trainer import load_checkpoint
+
+    images, _ = disc_images(tmp_path)
+    torch.save(tiny_vit(seed=0).state_dict(), tmp_path / "vit_a.pth")
+    cfg = preset("tiny", backbone_checkpoint=str(tmp_path / "vit_a.pth"), head_fine_channels=(16, 8))
+    train(cfg.replace(max_steps=1), images, tmp_path / "run")
+    shutil.copyfile(tmp_path / "vit_a.pth", tmp_path / "copy.pth")
+    copied = cfg.replace(backbone_checkpoint=str(tmp_path / "copy.pth"), max_steps=2)
+    resumed = train(copied, images, tmp_path / "run", resume=True)
+    assert resumed.checkpoint == tmp_path / "run" / "last.pt"
+    assert load_checkpoint(resumed.checkpoint)["config"]["backbone_checkpoint"] == str(tmp_path / "copy.pth")
+    torch.save(tiny_vit(seed=1).state_dict(), tmp_path / "other.pth")  # another path and other weights
+    with pytest.raises(
+        ConfigError, match=r"--resume: .*other\.pth is not the backbone the run was trained on"
+    ):
+        train(
+            cfg.replace(backbone_checkpoint=str(tmp_path / "other.pth"), max_steps=3),
+            images,
+            tmp_path / "run",
+            resume=True,
+        )

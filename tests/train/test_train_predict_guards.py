@@ -306,3 +306,50 @@ def test_a_predict_run_that_writes_nothing_leaves_no_folder_of_its_own(tmp_path,
     (tmp_path / "kept").mkdir()  # a folder that was there before the run stays
     predict_folder(broken, ckpt, tmp_path / "kept", save_coarse=save_coarse)
     assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept" / "coarse").exists()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: not enough memory: you tried "
+                "to allocate 38655492100 bytes."
+            ),
+            "out of memory: torch could not allocate 36.0 GiB for a batch of 1 image(s)",
+        ),
+        (
+            RuntimeError("CUDA out of memory. Tried to allocate 1.50 GiB (GPU 0; 79.1 GiB total capacity)"),
+            "out of memory: torch could not allocate 1.50 GiB for a batch of 1 image(s)",
+        ),
+    ],
+)
+def test_an_out_of_memory_batch_is_named_in_words(tmp_path, run, monkeypatch, error, expected):
+    # was: "cannot predict: RuntimeError: [enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator..."
+    from maskrefine.train.predict import Predictor
+
+    images, ckpt = run
+
+    def no_memory(self, batch):
+        raise error
+
+    monkeypatch.setattr(Predictor, "predict", no_memory)
+    report = predict_folder(images, ckpt, tmp_path / "out")
+    failed = [outcome for outcome in report.outcomes if outcome.status == "failed"]
+    assert failed and len(failed) == len(report.outcomes)
+    for outcome in failed:
+        assert expected in outcome.error and "enforce fail" not in outcome.error, outcome.error
+        assert "smaller image_size" in outcome.error
+
+
+def test_other_predict_errors_keep_their_own_words(tmp_path, run, monkeypatch):
+    from maskrefine.train.predict import Predictor
+
+    images, ckpt = run
+
+    def broken(self, batch):
+        raise RuntimeError("shape mismatch in head")
+
+    monkeypatch.setattr(Predictor, "predict", broken)
+    report = predict_folder(images, ckpt, tmp_path / "out")
+    assert all("cannot predict: RuntimeError: shape mismatch in head" in o.error for o in report.outcomes)

@@ -416,7 +416,17 @@ def test_cli_names_an_undecodable_training_image_and_exits_1_with_its_checkpoint
         timeout=300,
     )
     assert proc.returncode == 1 and "(left out of training)" in proc.stderr, proc.stderr
-    assert "trained 2 steps (2 complete epochs)" in proc.stdout
+    assert "trained 1 step, to step 2 (2 complete epochs)" in proc.stdout
+    # resumed again with the same --epochs: the run has ended, nothing trains (said "trained 2 steps")
+    proc = subprocess.run(
+        [sys.executable, "-m", "maskrefine.cli", *args, "--out", str(run), "--resume", "-q"],
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "nothing to train: the run had already reached step 2 (2 complete epochs)" in proc.stdout
+    assert "raise --epochs or --max-steps" in proc.stdout and "trained" not in proc.stdout
 
 
 def test_resume_removes_the_temporary_files_a_killed_write_left(stopped_run):
