@@ -376,12 +376,12 @@ def refine_decided(image: np.ndarray, mask: np.ndarray, decision: AutoDecision) 
     ndarray, shape (H, W)
         The refined mask (not yet clipped).
     """
-    from maskrefine.refiners import REFINERS, resize_mask
+    from maskrefine.refiners import REFINERS, resize_mask_unchecked
 
     place_grid = True
     if decision.kind.grid is not None:  # refine the grid it was upsampled from, placed as it was found
         mask = decision.kind.grid.grid_of(mask)
         place_grid = not decision.kind.grid.stretched
     nearest = decision.upsample == "nearest"
-    resized = resize_mask(mask, image.shape[:2], binary_input=nearest, place_grid=place_grid)
+    resized = resize_mask_unchecked(mask, image.shape[:2], binary_input=nearest, place_grid=place_grid)
     return REFINERS[decision.method].run(image, resized, guide=decision.guide, **decision.params)

@@ -277,19 +277,64 @@ def resize_mask(
     Parameters
     ----------
     mask : ndarray of float, shape (h, w)
-        Mask in [0, 1].
+        Mask in [0, 1] (float values within :data:`maskrefine._checks.UNIT_TOLERANCE` of the range pass
+        unchanged), finite, with h, w >= 1. Any floating dtype; integer, bool and complex arrays are
+        refused, as by :func:`refine` (an 8-bit mask's scale is ambiguous: divide it by 255 first). An
+        ndarray subclass is read as its plain data.
     size_hw : tuple of int
-        Target ``(H, W)``.
+        Target ``(H, W)``: a tuple or list of two integers (Python or NumPy, not bool) >= 1, of at most
+        :data:`maskrefine.metrics.resize.MAX_RESIZE_PIXELS` pixels and sides below ``2**31`` (the rule
+        of the package's other resizes).
     binary_input : bool
-        Use nearest-neighbour interpolation (keeps a hard mask hard) instead of bilinear.
+        Use nearest-neighbour interpolation (keeps a hard mask hard) instead of bilinear. ``True`` or
+        ``False`` (a NumPy bool too).
     place_grid : bool
         Place patch grids cell by cell (default); False stretches every size onto ``(H, W)`` (the rule of
-        ``score``'s pixel-grid CorLoc boxes).
+        ``score``'s pixel-grid CorLoc boxes). ``True`` or ``False`` (a NumPy bool too).
 
     Returns
     -------
     ndarray of float32, shape (H, W)
-        A new array (never a view of ``mask``).
+        A new array (never a view of ``mask``); ``mask`` is not modified.
+
+    Raises
+    ------
+    TypeError
+        ``mask`` is not a floating-point array; ``binary_input`` or ``place_grid`` is not a bool.
+    ValueError
+        ``mask`` is not 2-D, has no pixel, or holds NaN, inf or values outside [0, 1]; ``size_hw`` is
+        not two integers >= 1 within the limits above.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resize_mask(np.array([[0.0, 1.0]]), (1, 4)).tolist()
+    [[0.0, 0.25, 0.75, 1.0]]
+    """
+    from maskrefine.metrics.resize import _output_size
+    from maskrefine.quality.coarse import _MAX_SIDE
+
+    soft = _check_mask(mask)
+    height, width = _output_size(size_hw)
+    for side in (height, width):  # dsize is a C int pair for OpenCV
+        check_int_range(side, "size_hw", 1, _MAX_SIDE)
+    binary_input = check_flag(binary_input, "binary_input")
+    place_grid = check_flag(place_grid, "place_grid")
+    return resize_mask_unchecked(soft, (height, width), binary_input=binary_input, place_grid=place_grid)
+
+
+def resize_mask_unchecked(
+    mask: npt.NDArray[np.floating],
+    size_hw: tuple[int, int],
+    *,
+    binary_input: bool = False,
+    place_grid: bool = True,
+) -> npt.NDArray[np.float32]:
+    """:func:`resize_mask` without its checks, for callers whose mask and size are already valid.
+
+    The caller guarantees what :func:`resize_mask` would check: ``mask`` a finite float (h, w) array in
+    [0, 1] with h, w >= 1 (e.g. checked by :func:`refine`, or read by :func:`maskrefine.io.read_mask`),
+    ``size_hw`` two ints >= 1 and both flags bools. Used on ``apply``'s per-file path.
     """
     from maskrefine.metrics.resize import prediction_stride
 
@@ -451,7 +496,7 @@ def refine_unchecked(
     elif spec.native_mask:  # e.g. auto: it looks at the mask's own size, then resizes it itself
         out = spec.run(rgb, soft, guide=guide, **params)
     else:
-        resized = resize_mask(soft, rgb.shape[:2], binary_input=binary_input)
+        resized = resize_mask_unchecked(soft, rgb.shape[:2], binary_input=binary_input)
         out = spec.run(rgb, resized, guide=guide, **params)
     if not isinstance(out, np.ndarray) or out.shape != rgb.shape[:2]:
         raise ValueError(

@@ -762,11 +762,11 @@ def _corloc_mask(pred: np.ndarray, gt_hw: tuple[int, ...]) -> np.ndarray:
     Bilinear, stretched onto the GT (docs/corloc.md, "Pixel grid"), as before ``apply`` began placing patch
     grids cell by cell: CorLoc numbers do not change with that.
     """
-    from maskrefine.refiners import resize_mask
+    from maskrefine.refiners import resize_mask_unchecked
 
     if pred.shape == tuple(gt_hw):  # nothing to resize: binarised as stored
         return _unit_as_stored(pred)
-    return resize_mask(to_unit_float(pred), (int(gt_hw[0]), int(gt_hw[1])), place_grid=False)
+    return resize_mask_unchecked(to_unit_float(pred), (int(gt_hw[0]), int(gt_hw[1])), place_grid=False)
 
 
 def _unit_as_stored(pred: np.ndarray) -> np.ndarray:
