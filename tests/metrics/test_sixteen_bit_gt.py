@@ -52,22 +52,26 @@ def test_a_16_bit_gt_at_exactly_128_is_background_under_pysod() -> None:
     assert not above["empty_gt"] and above["iou"] == 1.0
 
 
+def _score_one_pair(folder: Path, pred: np.ndarray, gt: np.ndarray, preset: str) -> dict:
+    """``maskrefine score --json`` of one pair written as PNG files under ``folder``: the summary."""
+    (folder / "pred").mkdir(parents=True)
+    (folder / "gt").mkdir()
+    cv2.imwrite(str(folder / "pred" / "a.png"), pred)
+    cv2.imwrite(str(folder / "gt" / "a.png"), gt)
+    report = folder / "summary.json"
+    args = ["score", "--pred", folder / "pred", "--gt", folder / "gt", "--json", report]
+    result = CliRunner().invoke(main, [*map(str, args), "--preset", preset, "-j", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    return json.loads(report.read_text())
+
+
 def test_score_reads_a_16_bit_gt_file_exactly(tmp_path: Path) -> None:
     pred = np.zeros((24, 24), np.uint8)
     pred[6:18, 6:18] = 200
     pred[0, 0] = 10
     gt_16 = _square(128 * 257)
-    summaries = {}
-    for name, gt in (("16", gt_16), ("8", (gt_16 // 257).astype(np.uint8))):
-        (tmp_path / name / "pred").mkdir(parents=True)
-        (tmp_path / name / "gt").mkdir()
-        cv2.imwrite(str(tmp_path / name / "pred" / "a.png"), pred)
-        cv2.imwrite(str(tmp_path / name / "gt" / "a.png"), gt)
-        report = tmp_path / f"{name}.json"
-        args = ["score", "--pred", tmp_path / name / "pred", "--gt", tmp_path / name / "gt", "--json", report]
-        result = CliRunner().invoke(main, [*map(str, args), "--preset", "pysod", "-j", "1", "-q"])
-        assert result.exit_code == 0, result.output
-        summaries[name] = json.loads(report.read_text())
+    gts = {"16": gt_16, "8": (gt_16 // 257).astype(np.uint8)}
+    summaries = {name: _score_one_pair(tmp_path / name, pred, gt, "pysod") for name, gt in gts.items()}
     assert summaries["16"]["empty_gt"] == 1
     assert summaries["16"]["iou"] == 0.0 and summaries["16"]["max_fbeta"] == 0.0
     for key in ("acc", "iou", "max_fbeta", "mae", "s_measure", "max_e_measure", "weighted_fbeta"):
@@ -102,17 +106,8 @@ def test_a_0_65535_gt_under_paper_repo_scores_as_its_0_255_file(tmp_path: Path) 
     gt_8 = (((yy - 30) ** 2 + (xx - 40) ** 2) < 400).astype(np.uint8) * 255
     noise = np.random.default_rng(5).normal(0, 0.3, gt_8.shape)
     pred = np.rint(np.clip(cv2.GaussianBlur(gt_8 / 255.0, (0, 0), 3) + noise, 0, 1) * 255).astype(np.uint8)
-    summaries = {}
-    for name, gt in (("8", gt_8), ("16", gt_8.astype(np.uint16) * 257)):
-        (tmp_path / name / "pred").mkdir(parents=True)
-        (tmp_path / name / "gt").mkdir()
-        cv2.imwrite(str(tmp_path / name / "pred" / "a.png"), pred)
-        cv2.imwrite(str(tmp_path / name / "gt" / "a.png"), gt)
-        report = tmp_path / f"{name}.json"
-        args = ["score", "--pred", tmp_path / name / "pred", "--gt", tmp_path / name / "gt", "--json", report]
-        result = CliRunner().invoke(main, [*map(str, args), "--preset", "paper_repo", "-j", "1", "-q"])
-        assert result.exit_code == 0, result.output
-        summaries[name] = json.loads(report.read_text())
+    gts = {"8": gt_8, "16": gt_8.astype(np.uint16) * 257}
+    summaries = {name: _score_one_pair(tmp_path / name, pred, gt, "paper_repo") for name, gt in gts.items()}
     for key in ("acc", "iou", "max_fbeta", "mae", "s_measure"):
         assert summaries["16"][key] == summaries["8"][key], key
     assert summaries["16"]["reference_reads_otherwise"] == summaries["8"]["reference_reads_otherwise"]

@@ -394,37 +394,22 @@ def test_cli_names_an_undecodable_training_image_and_exits_1_with_its_checkpoint
     (images / "b.png").write_bytes((images / "b.png").read_bytes()[:200])
     run = tmp_path / "run"
     args = ["train", "--images", str(images), "--preset", "tiny", "--backbone", "pixels", "--batch-size", "3"]
-    args += ["--epochs", "1"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "maskrefine.cli", *args, "--out", str(run), "-q"],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def train_cli(*more):
+        command = [sys.executable, "-m", "maskrefine.cli", *args, *more, "--out", str(run), "-q"]
+        return subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=300)
+
+    proc = train_cli("--epochs", "1")
     assert proc.returncode == 1, proc.stderr
     assert f"error: {images / 'b.png'}: cannot decode" in proc.stderr
     assert "(left out of training)" in proc.stderr and "Traceback" not in proc.stderr
     assert "trained 1 step (1 complete epoch)" in proc.stdout
     # the image list is unchanged, so the run resumes (here: one more epoch)
-    args[-1] = "2"
-    proc = subprocess.run(
-        [sys.executable, "-m", "maskrefine.cli", *args, "--out", str(run), "--resume", "-q"],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = train_cli("--epochs", "2", "--resume")
     assert proc.returncode == 1 and "(left out of training)" in proc.stderr, proc.stderr
     assert "trained 1 step, to step 2 (2 complete epochs)" in proc.stdout
     # resumed again with the same --epochs: the run has ended, nothing trains (said "trained 2 steps")
-    proc = subprocess.run(
-        [sys.executable, "-m", "maskrefine.cli", *args, "--out", str(run), "--resume", "-q"],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = train_cli("--epochs", "2", "--resume")
     assert "nothing to train: the run had already reached step 2 (2 complete epochs)" in proc.stdout
     assert "raise --epochs or --max-steps" in proc.stdout and "trained" not in proc.stdout
 
