@@ -1248,6 +1248,9 @@ def _score_paired(
                 "on both sides (e.g. IoU of an empty GT and an empty mask); `score` prints each side's value "
                 "over all images"
             )
+    unmatched = len(report.unmatched_files)
+    if report.failures or unmatched or duplicates:  # also under -q, as plain `score` says it
+        click.echo(f"failed {len(report.failures)}, unmatched {unmatched}, duplicates {len(duplicates)}")
     if report.worst:
         click.echo("images that lost most IoU:")
         for row in report.worst:

@@ -579,3 +579,26 @@ def test_apply_refines_tokencut_saliency_masks(tmp_path, rng):
     assert decision["kind"] == "binary x16 (full-size blocks)" and decision["block_placement"] == "stretched"
     assert decision["block_grid"] == [6, 9] and decision["method"] == "guided"
     assert (tmp_path / "out" / "a.png").read_bytes() != (tmp_path / "masks" / "a.png").read_bytes()
+
+
+def test_score_baseline_counts_unmatched_files_under_quiet(data, tmp_path):
+    # -q hid that predictions and baseline files without a partner were dropped (exit 0, 3 of 6 compared)
+    import shutil
+
+    baseline = tmp_path / "baseline"
+    baseline.mkdir()
+    stems = sorted(path.name for path in (data / "coarse").iterdir())
+    for name in stems[:3]:
+        shutil.copyfile(data / "coarse" / name, baseline / name)
+    shutil.copyfile(data / "coarse" / stems[0], baseline / "other.png")  # a stem with no partner
+    args = ["score", "--pred", data / "coarse", "--gt", data / "gt", "--baseline", baseline]
+    quiet = run(*args, "-q")
+    assert quiet.exit_code == 0, quiet.output
+    assert "failed 0, unmatched 4, duplicates 0" in quiet.stdout
+    assert "lack a partner" not in quiet.output  # the list itself stays for the default output
+    loud = run(*args)
+    assert "failed 0, unmatched 4, duplicates 0" in loud.stdout and "lack a partner" in loud.output
+    everything = run(
+        "score", "--pred", data / "coarse", "--gt", data / "gt", "--baseline", data / "coarse", "-q"
+    )
+    assert "unmatched" not in everything.output
