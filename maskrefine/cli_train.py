@@ -259,12 +259,12 @@ def train_cmd(
     if cfg.keep_best_on_val and not (result.run_dir / "best_val.pt").is_file():
         # validation runs at the end of an epoch: a run stopped before one has no best checkpoint yet
         click.echo("note: no best_val.pt yet: no epoch was completed and validated", err=True)
-    epochs = f"{result.epoch} complete epoch{'' if result.epoch == 1 else 's'}"
+    epochs = _counted(result.epoch, "complete epoch")
     if not resume:
-        click.echo(f"trained {_steps(result.step)} ({epochs}); checkpoint {result.checkpoint}")
+        click.echo(f"trained {_counted(result.step, 'step')} ({epochs}); checkpoint {result.checkpoint}")
     elif result.losses:  # the steps this call ran, then where the run stands
         click.echo(
-            f"trained {_steps(len(result.losses))}, to step {result.step} ({epochs}); "
+            f"trained {_counted(len(result.losses), 'step')}, to step {result.step} ({epochs}); "
             f"checkpoint {result.checkpoint}"
         )
     else:  # said "trained N steps" for a run that had already ended
@@ -275,8 +275,9 @@ def train_cmd(
     sys.exit(0 if result.ok else 1)
 
 
-def _steps(count: int) -> str:
-    return f"{count} step{'' if count == 1 else 's'}"
+def _counted(count: int, noun: str) -> str:
+    """``"1 step"``, ``"2 steps"``: ``count`` and ``noun``, plural unless the count is 1."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _training_config(
