@@ -17,7 +17,9 @@ run. Peers and their semantic differences:
 On CPU, a float32 ``maskrefine.torch.guided_filter`` call without autograd runs through those numba kernels
 (the inference fast path, ``maskrefine.torch.guided.NUMBA_FORWARD``), so its "forward" row measures that
 path; the extra row "maskrefine.torch (torch path)" is the same no_grad forward with the fast path switched
-off (the autograd code path, what CUDA runs). "forward+backward" always runs the autograd path.
+off (the autograd code path, what CUDA runs). "forward+backward" always runs the autograd path. On CUDA, the
+extra row "maskrefine.torch (tiled sums)" is the same call with the window sums of 0.1.0 (tiled prefix
+sums, ``POOL_MAX_WINDOW = 0``) instead of pooling.
 
 "forward" runs under ``torch.no_grad()``; "forward+backward" computes ``out.sum()`` and gradients w.r.t.
 src and guide. No timed assertion exists anywhere; this script only reports.
@@ -74,6 +76,19 @@ def build_callables(torch, case, device, numba_gf, quick=False):
         return fwd, fwd_bwd
 
     impls["maskrefine.torch"] = (*wrap(lambda g, s: guided_filter(g, s, RADIUS, EPS)), "truncated")
+    if device == "cuda":
+        from maskrefine.torch import _box
+
+        def tiled_sums(g, s):
+            pool_max_window = _box.POOL_MAX_WINDOW
+            _box.POOL_MAX_WINDOW = 0
+            try:
+                return guided_filter(g, s, RADIUS, EPS)
+            finally:
+                _box.POOL_MAX_WINDOW = pool_max_window
+
+        # The window sums before pooling (0.1.0): tiled prefix sums, kept for windows over 129 px.
+        impls["maskrefine.torch (tiled sums)"] = (*wrap(tiled_sums), "truncated, POOL_MAX_WINDOW=0")
     if device == "cpu":
         from maskrefine.torch import guided as guided_mod
 

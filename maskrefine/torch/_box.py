@@ -12,12 +12,13 @@ the backward pass of :class:`_ScaledBoxSum`; backward calls the same Function, s
 * ``"numba"`` (CPU, float32/float64): running sums with float64 accumulators, one pass per axis; planes
   are split over ``torch.get_num_threads()`` Python threads (the kernel releases the GIL). Error does not
   grow with image size.
-* ``"torch"`` (any device, used on CUDA): tiled prefix sums. Each axis is cut into tiles of ``L = 2r+1``
-  pixels; prefix sums restart at every tile and a window spans at most two tiles, so every window sum is
-  a difference of two partial sums of at most ``2L`` values — the float32 error of a plain cumulative sum
-  (which grows with the image size) never appears, and the error scales with the window, not with a
-  fixed tile (tiles of at least 64 px gave ~1e-5 absolute even for r = 0). Only plain tensor ops: no
-  host-device synchronisation.
+* ``"torch"`` (any device, used on CUDA): on a GPU, windows of up to :data:`POOL_MAX_WINDOW` px are
+  summed directly, one axis at a time, by ``avg_pool2d`` with a divisor of 1 (each output a sum of 2r+1
+  values, accumulated in float32 for float32 data; two kernels per call). Otherwise tiled prefix sums:
+  each axis is cut into tiles of ``L = 2r+1`` pixels; prefix sums restart at every tile and a window
+  spans at most two tiles, so every window sum is a difference of two partial sums of at most ``2L``
+  values. Either way the float32 error of a plain cumulative sum (which grows with the image size) never
+  appears. Only plain tensor ops: no host-device synchronisation.
 
 Kernels never validate; :mod:`maskrefine.torch.guided` does.
 """
@@ -36,6 +37,13 @@ __all__ = ["box_means", "box_mean_planes", "scaled_box_sum", "CPU_IMPL"]
 #: Implementation used for CPU float32/float64 tensors: ``"numba"`` (default, when numba imports) or
 #: ``"torch"``. CUDA (and half/other CPU dtypes) always use ``"torch"``. Tests switch this.
 CPU_IMPL = "numba"
+
+#: Widest window (2r+1 px) that the torch implementation sums directly by pooling (O(r) per pixel) on a
+#: GPU; wider ones go through tiled prefix sums (O(1) per pixel). 0 turns pooling off (bench/guided_torch.py).
+POOL_MAX_WINDOW = 129
+#: Pool on the CPU too. Off: torch's CPU ``avg_pool2d`` took 2.5x the time of the tiled prefix sums
+#: (r = 9, 4 x 1024², 2 threads); tests switch it on to check the pooled sums without a GPU.
+POOL_ON_CPU = False
 
 try:  # numba is a core dependency of maskrefine, but keep the torch path usable without it
     import numpy as np
@@ -138,6 +146,26 @@ def _sum_last_axis(x: torch.Tensor, r: int) -> torch.Tensor:
     return sums.flatten(-2)[..., :n]
 
 
+def _window_sums(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Window sums of radius r over the last two axes of ``(..., H, W)`` (zero outside), any device.
+
+    On a GPU (and on the CPU with :data:`POOL_ON_CPU`), windows of at most :data:`POOL_MAX_WINDOW` px
+    are summed directly, one axis at a time, by ``avg_pool2d`` with a divisor of 1: each output a sum of
+    2r+1 values, two kernel launches in all. Otherwise, and for wider windows, the tiled prefix sums of
+    :func:`_sum_last_axis`, whose cost does not grow with r.
+    """
+    height, width = x.shape[-2:]
+    rh, rw = min(r, height - 1), min(r, width - 1)
+    pool = POOL_ON_CPU or x.device.type != "cpu"
+    if pool and 2 * max(rh, rw) + 1 <= POOL_MAX_WINDOW and x.numel() > 0:
+        planes = x.reshape(-1, 1, height, width)
+        y = F.avg_pool2d(planes, (1, 2 * rw + 1), stride=1, padding=(0, rw), divisor_override=1)
+        y = F.avg_pool2d(y, (2 * rh + 1, 1), stride=1, padding=(rh, 0), divisor_override=1)
+        return y.reshape(x.shape)
+    y = _sum_last_axis(x, r)
+    return _sum_last_axis(y.transpose(-1, -2), r).transpose(-1, -2)
+
+
 def _torch_scaled_box_sum(
     x: torch.Tensor,
     r: int,
@@ -149,8 +177,7 @@ def _torch_scaled_box_sum(
     """Scaled window sums of one tensor by tiled prefix sums; scales come in (h, w) pairs or not at all."""
     if pre_h is not None and pre_w is not None:
         x = x * (pre_h[:, None] * pre_w[None, :])
-    y = _sum_last_axis(x, r)
-    y = _sum_last_axis(y.transpose(-1, -2), r).transpose(-1, -2)
+    y = _window_sums(x, r)
     if post_h is not None and post_w is not None:
         y = y * (post_h[:, None] * post_w[None, :])
     return y.contiguous()

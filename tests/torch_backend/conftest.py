@@ -26,13 +26,26 @@ def device(request) -> str:
     return request.param
 
 
-@pytest.fixture(params=["numba", "numba-no-fast-forward", "torch"])
+@pytest.fixture(params=["numba", "numba-no-fast-forward", "torch", "torch-tiled"])
 def cpu_impl(request, monkeypatch) -> str:
-    """CPU implementation: box-sum kernel ('torch' = the CUDA code path, run on CPU), and whether
+    """CPU implementation: box-sum kernel ('torch' = the CUDA code path run on CPU, window sums by pooling;
+    'torch-tiled' = its tiled prefix sums, used for wide windows and on a CPU without numba), and whether
     inference-only float32 calls may take the numba fast path ('numba-no-fast-forward' forces the autograd
     path, which the 'numba' case only reaches with grad-requiring or float64 inputs)."""
-    monkeypatch.setattr(_box, "CPU_IMPL", "torch" if request.param == "torch" else "numba")
+    monkeypatch.setattr(_box, "CPU_IMPL", "torch" if request.param.startswith("torch") else "numba")
+    monkeypatch.setattr(_box, "POOL_ON_CPU", request.param == "torch")
     monkeypatch.setattr(guided_mod, "NUMBA_FORWARD", request.param == "numba")
+    return request.param
+
+
+@pytest.fixture(params=["pooled", "tiled"])
+def box_sums(request, monkeypatch) -> str:
+    """The torch window sums (the CUDA code path) on any device: 'pooled' (avg_pool2d, windows of up to
+    POOL_MAX_WINDOW px) or 'tiled' (tiled prefix sums, forced by POOL_MAX_WINDOW = 0)."""
+    monkeypatch.setattr(_box, "CPU_IMPL", "torch")
+    monkeypatch.setattr(_box, "POOL_ON_CPU", True)
+    if request.param == "tiled":
+        monkeypatch.setattr(_box, "POOL_MAX_WINDOW", 0)
     return request.param
 
 

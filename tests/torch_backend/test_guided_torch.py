@@ -313,12 +313,10 @@ def test_float32_precision_4096(guide_channels, monkeypatch):
 
 
 @pytest.mark.parametrize(("radius", "subsample"), [(0, 1), (1, 1), (1, 2), (3, 4), (8, 4)])
-def test_float32_precision_small_windows_torch_path(
-    device, radius, subsample, monkeypatch, make_inputs, oracle
-):
-    """The tiled box sum's error scales with the window: tiles of >= 64 px gave ~1e-5 even at r = 0, and
-    1.9e-3 for the fast filter with r // s = 0."""
-    monkeypatch.setattr(_box, "CPU_IMPL", "torch")
+def test_float32_precision_small_windows_torch_path(device, radius, subsample, box_sums, make_inputs, oracle):
+    """The torch window sums' error scales with the window (pooled: a sum of 2r+1 values; tiled: tiles of
+    2r+1 px, where tiles of >= 64 px gave ~1e-5 even at r = 0, and 1.9e-3 for the fast filter with
+    r // s = 0)."""
     rng = np.random.default_rng(23)
     x = torch.from_numpy(rng.random((1, 1, 37, 53))).float().to(device)
     if radius == 0:
@@ -338,9 +336,9 @@ def test_float32_precision_small_windows_torch_path(
 
 
 @pytest.mark.parametrize("shape", [(4096, 96), (96, 4096)])
-def test_float32_precision_long_axis_torch_path(device, shape, monkeypatch, make_inputs, oracle):
-    """The tiled-prefix-sum box filter (the CUDA path) keeps float32 precision along a 4096-px axis."""
-    monkeypatch.setattr(_box, "CPU_IMPL", "torch")
+def test_float32_precision_long_axis_torch_path(device, shape, box_sums, make_inputs, oracle):
+    """The torch window sums (the CUDA path, pooled and tiled) keep float32 precision along a 4096-px
+    axis."""
     rng = np.random.default_rng(19)
     x = rng.random((1, 1) + shape)
     want = reference.box_mean(x[0, 0], 9)
@@ -395,3 +393,24 @@ def test_border_given_as_an_array_is_refused_by_name(border: np.ndarray) -> None
         guided_filter(g, g, 2, border=border)
     with pytest.raises(ValueError, match="`border` must be one of 'truncated', 'reflect'"):
         GuidedFilter(2, border=border)
+
+
+@pytest.mark.parametrize("radius", [63, 64, 65, 200])
+def test_window_sums_on_both_sides_of_the_pooling_limit(device, box_sums, radius, monkeypatch):
+    """Windows of up to POOL_MAX_WINDOW (129) px are pooled, wider ones tiled; both match the oracle, a
+    radius beyond the image too."""
+    calls = []
+    pool = _box.F.avg_pool2d
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("padding"))
+        return pool(*args, **kwargs)
+
+    monkeypatch.setattr(_box.F, "avg_pool2d", counted)
+    rng = np.random.default_rng(radius)
+    x = rng.random((2, 1, 150, 140))
+    got = box_mean(torch.from_numpy(x).float().to(device), radius).cpu().double().numpy()
+    for b in range(2):
+        assert np.abs(got[b, 0] - reference.box_mean(x[b, 0], radius)).max() <= 1e-6
+    pooled = box_sums == "pooled" and radius <= 64
+    assert calls == ([(0, radius), (radius, 0)] if pooled else []), calls

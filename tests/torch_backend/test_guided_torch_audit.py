@@ -57,14 +57,13 @@ class _CudaDeterminismAlerts(torch.utils._python_dispatch.TorchDispatchMode):
 
 
 @pytest.fixture
-def deterministic(device, monkeypatch):
-    """torch.use_deterministic_algorithms(True) for the test; on CPU the CUDA refusals are emulated."""
+def deterministic(device, box_sums, monkeypatch):
+    """torch.use_deterministic_algorithms(True) for the test, on the CUDA code path (both window sums);
+    on CPU the CUDA refusals are emulated."""
     from contextlib import nullcontext
 
-    from maskrefine.torch import _box
     from maskrefine.torch import guided as guided_mod
 
-    monkeypatch.setattr(_box, "CPU_IMPL", "torch")  # the CUDA code path
     monkeypatch.setattr(guided_mod, "NUMBA_FORWARD", False)
     before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
@@ -204,16 +203,15 @@ def test_module_checks_an_eps_tensor_when_built(eps, error, match):
 
 
 @pytest.mark.parametrize("guide_channels", [1, 3])
-def test_float32_precision_2048_autograd_tiled_path(device, guide_channels, monkeypatch):
-    """The float32 autograd filter with the tiled box kernel (the CUDA code) at 2048²: within 1e-5 of the
-    float64 oracle (1.1e-6 measured, colour, eps 1e-4). test_float32_precision_4096 runs with the numba
-    inference path on (NUMBA_FORWARD), so it does not measure this path."""
+def test_float32_precision_2048_autograd_torch_box_sums(device, guide_channels, box_sums, monkeypatch):
+    """The float32 autograd filter with the torch window sums (the CUDA code, pooled and tiled) at 2048²:
+    within 1e-5 of the float64 oracle (1.1e-6 measured with the tiled sums, colour, eps 1e-4).
+    test_float32_precision_4096 runs with the numba inference path on (NUMBA_FORWARD), so it does not
+    measure this path."""
     from test_guided_torch import _patches_oracle, _photo_like
 
-    from maskrefine.torch import _box
     from maskrefine.torch import guided as guided_mod
 
-    monkeypatch.setattr(_box, "CPU_IMPL", "torch")
     monkeypatch.setattr(guided_mod, "NUMBA_FORWARD", False)
     n, size = 2048, 96
     guide, src = _photo_like(n, guide_channels, 48)

@@ -70,9 +70,11 @@ def test_objective_and_gradients_on_cuda_equal_the_cpu(tiny_vit_file, exact_cuda
         assert cuda_terms[name] == pytest.approx(cpu_terms[name], rel=1e-4, abs=1e-6), name
     assert cuda_loss == pytest.approx(cpu_loss, rel=1e-4)
     assert set(cuda_grads) == set(cpu_grads) and cpu_grads
+    # relative to the largest gradient of the head: a bias followed by BatchNorm has a gradient of 0 in
+    # exact arithmetic (~3e-9 of rounding on either device), which no per-tensor tolerance can compare
+    scale = max(float(grad.abs().max()) for grad in cpu_grads.values())
     for name, grad in cpu_grads.items():
-        scale = float(grad.abs().max()) + 1e-12
-        assert float((cuda_grads[name] - grad).abs().max()) <= 1e-3 * scale, name
+        torch.testing.assert_close(cuda_grads[name], grad, rtol=1e-3, atol=1e-5 * scale, msg=name)
 
 
 def test_bf16_autocast_objective_is_close_to_float32(tiny_vit_file, exact_cuda):
