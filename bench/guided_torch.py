@@ -79,16 +79,25 @@ def build_callables(torch, case, device, numba_gf, quick=False):
     if device == "cuda":
         from maskrefine.torch import _box
 
-        def tiled_sums(g, s):
-            pool_max_window = _box.POOL_MAX_WINDOW
-            _box.POOL_MAX_WINDOW = 0
-            try:
-                return guided_filter(g, s, RADIUS, EPS)
-            finally:
-                _box.POOL_MAX_WINDOW = pool_max_window
+        def tiled_sums(run):
+            """``run`` with the window sums of 0.1.0 (tiled prefix sums), its backward pass included."""
 
-        # The window sums before pooling (0.1.0): tiled prefix sums, kept for windows over 129 px.
-        impls["maskrefine.torch (tiled sums)"] = (*wrap(tiled_sums), "truncated, POOL_MAX_WINDOW=0")
+            def call():
+                pool_max_window = _box.POOL_MAX_WINDOW
+                _box.POOL_MAX_WINDOW = 0
+                try:
+                    run()
+                finally:
+                    _box.POOL_MAX_WINDOW = pool_max_window
+
+            return call
+
+        fwd, fwd_bwd = wrap(lambda g, s: guided_filter(g, s, RADIUS, EPS))
+        impls["maskrefine.torch (tiled sums)"] = (
+            tiled_sums(fwd),
+            tiled_sums(fwd_bwd),
+            "truncated, POOL_MAX_WINDOW=0",
+        )
     if device == "cpu":
         from maskrefine.torch import guided as guided_mod
 

@@ -344,11 +344,12 @@ def guided_filter(
     invariant to this; it reduces cancellation in ``E[I²] − Ī²``), and box sums never use a whole-image
     cumulative sum, so the float32 error does not grow with the image size. Measured against the float64
     oracle at 4096², r = 9, ε = 1e-3 on photo-like images: the numba fast path 3.4e-8 gray / 3.7e-8
-    colour; the autograd path with the CPU running-sum box kernel 1.8e-7 / 3.7e-7; with the tiled
-    prefix-sum box kernel (the CUDA code) 5.9e-7 / 1.5e-6. The autograd path's float32 error grows as ε
-    shrinks (about 4e-9/ε on photos, 4e-5 at ε = 1e-4; up to 1.1e-4 seen with colour guides) through the
-    cancellation in ``E[I²] − Ī²``; below a float ε of 1e-6 it computes in float64 (the result keeps
-    ``src``'s dtype), as the numba kernels do. A tensor ε is not inspected: use float64 inputs there.
+    colour; the autograd path with the CPU running-sum box kernel 1.8e-7 / 3.7e-7; with the pooled
+    window sums of the CUDA code 7.2e-7 / 1.2e-6, with the tiled prefix sums 7.2e-7 / 1.5e-6. The
+    autograd path's float32 error grows as ε shrinks (about 4e-9/ε on photos, 4e-5 at ε = 1e-4; up to
+    1.1e-4 seen with colour guides) through the cancellation in ``E[I²] − Ī²``; below a float ε of 1e-6
+    it computes in float64 (the result keeps ``src``'s dtype), as the numba kernels do. A tensor ε is not
+    inspected: use float64 inputs there.
 
     **Which code path runs.** Two implementations give the same values within float32 rounding: the fast
     path differs from the float64 result by ~1e-7, the autograd path computed in float32 by up to ~2e-5
@@ -369,12 +370,14 @@ def guided_filter(
     * *autograd (torch) path*: everything else — inputs that require grad, float64/half dtypes, CUDA,
       subclasses, ``torch.compile`` tracing. ``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``) and
       forward-mode AD are not supported (the box sums' ``autograd.Function`` has no ``setup_context``
-      or ``jvp``; a dual tensor is refused). Box sums by :mod:`maskrefine.torch._box`
-      (numba running sums on CPU float32/float64, tiled prefix sums otherwise), elementwise ops in torch.
+      or ``jvp``; a dual tensor is refused). Box sums by :mod:`maskrefine.torch._box` (numba running
+      sums on CPU float32/float64; otherwise window sums by ``avg_pool2d`` on a GPU for windows of up to
+      129 px, tiled prefix sums for wider windows and on the CPU), elementwise ops in torch.
 
-    Under ``torch.use_deterministic_algorithms(True)`` the box sums use a scan instead of ``torch.cumsum``
-    and the fast variant's upsampling uses ``index_select`` + ``lerp`` instead of ``F.interpolate``: neither
-    has a deterministic CUDA kernel (they raise on CUDA in that mode). Same values within rounding.
+    Under ``torch.use_deterministic_algorithms(True)`` the tiled box sums use a scan instead of
+    ``torch.cumsum`` and the fast variant's upsampling uses ``index_select`` + ``lerp`` instead of
+    ``F.interpolate``: neither has a deterministic CUDA kernel (they raise on CUDA in that mode). Same
+    values within rounding.
 
     Validation uses shapes, dtypes and devices only. Values are **not** checked (no finite-value or
     ``eps > 0`` check on tensors): that would synchronise the host with the device. A NaN/inf in the
