@@ -171,8 +171,9 @@ def test_a_job_keeps_one_decision_dict_per_distinct_decision(tmp_path: Path) -> 
 def test_a_job_peaks_at_under_3_kb_per_file(tmp_path: Path) -> None:
     # peak of the Python heap over a whole apply_folder with --report (tiny pairs); it was ~15 kB per file.
     # Each kept FileOutcome holds three pathlib.Path objects (its public fields), whose size is Python's:
-    # ~400 bytes each on 3.11, ~560 on 3.12 (2.7 kB and 3.2 kB per file in all). The limit is for what is
-    # ours: 3 kB with the paths at 3.11's size, i.e. the peak less the paths' own measured cost < 1.8 kB.
+    # ~390 bytes each on 3.11, ~570 on 3.12 (peaks of 1.5 kB and 3.0 kB per file measured in all). The
+    # limit is for what is ours: 3 kB with the paths at 3.11's size (400 bytes), i.e. the peak less the
+    # paths' own measured cost < 1.8 kB.
     n = 2000
     masks, images = tmp_path / "masks", tmp_path / "images"
     masks.mkdir()

@@ -174,7 +174,7 @@ def _torch_scaled_box_sum(
     post_h: torch.Tensor | None,
     post_w: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Scaled window sums of one tensor by tiled prefix sums; scales come in (h, w) pairs or not at all."""
+    """Scaled window sums of one tensor (:func:`_window_sums`); scales come in (h, w) pairs or not at all."""
     if pre_h is not None and pre_w is not None:
         x = x * (pre_h[:, None] * pre_w[None, :])
     y = _window_sums(x, r)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import torch
 
+from maskrefine.train import preset
 from maskrefine.train.vit import VisionTransformer
+
+#: A head small enough for a test run.
+FAST = {"head_fine_channels": (16, 8)}
+
+
+def tiny_cfg(checkpoint, **changes):
+    """The ``tiny`` preset with the ViT of ``checkpoint`` and the :data:`FAST` head, plus ``changes``."""
+    return preset("tiny", backbone_checkpoint=str(checkpoint), **{**FAST, **changes})
 
 
 def tiny_vit(*, layout: str = "dino", patch: int = 8, registers: int = 0, seed: int = 0) -> VisionTransformer:

@@ -14,23 +14,17 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
-from _train_helpers import disc_images  # noqa: E402
+from _train_helpers import disc_images, tiny_cfg  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from maskrefine.cli import main  # noqa: E402
-from maskrefine.train import build_model, load_checkpoint, objective, preset, train  # noqa: E402
+from maskrefine.train import build_model, load_checkpoint, objective, train  # noqa: E402
 from maskrefine.train.predict import load_predictor  # noqa: E402
 
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
 ]
-
-FAST = {"head_fine_channels": (16, 8)}
-
-
-def tiny_cfg(checkpoint, **changes):
-    return preset("tiny", backbone_checkpoint=str(checkpoint), **{**FAST, **changes})
 
 
 @pytest.fixture

@@ -9,16 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
+from _train_helpers import tiny_cfg  # noqa: E402
+
 from maskrefine.errors import ConfigError  # noqa: E402
 from maskrefine.train import build_model, load_checkpoint, objective, preset, train  # noqa: E402
 from maskrefine.train.data import Augment, ImageFolder  # noqa: E402
 from maskrefine.train.trainer import epoch_batches  # noqa: E402
-
-FAST = {"head_fine_channels": (16, 8)}
-
-
-def tiny_cfg(checkpoint, **changes):
-    return preset("tiny", backbone_checkpoint=str(checkpoint), **{**FAST, **changes})
 
 
 def test_few_steps_decrease_the_loss_on_a_fixed_batch(sod_images, tiny_vit_file):
