@@ -8,9 +8,10 @@ from typing import Any
 import click
 
 from maskrefine._checks import short_repr
+from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
 from maskrefine.io.pairs import MASK_FORMATS
 
-__all__ = ["FloatRangeEchoed", "IntRangeAscii", "OptionsOnce", "mask_output_options"]
+__all__ = ["FloatRangeEchoed", "IntRangeAscii", "OptionsOnce", "mask_output_options", "reading_options"]
 
 
 class OptionsOnce(click.Command):
@@ -126,3 +127,48 @@ def mask_output_options(command: Any) -> Any:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+#: How the jobs read their files: ``--mask-scale`` (apply, score), ``--apply-exif/--ignore-exif`` and
+#: ``--max-pixels`` (apply, score, predict), as keyword arguments of ``click.option``.
+_READING_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "mask_scale": (
+        ("--mask-scale",),
+        {
+            "type": click.Choice(MASK_SCALES),
+            "default": "auto",
+            "show_default": True,
+            "help": "Value meaning foreground in integer mask files; auto detects 0/1 masks and 16-bit "
+            "files holding 8-bit values (see the README).",
+        },
+    ),
+    "apply_exif": (
+        ("--apply-exif/--ignore-exif",),
+        {
+            "default": False,
+            "help": "Turn images upright by their EXIF orientation, or read them as stored (the default, "
+            "as the references' PIL code reads them; --ignore-exif is kept for old scripts).",
+        },
+    ),
+    "max_pixels": (
+        ("--max-pixels",),
+        {
+            "type": IntRangeAscii(min=1),
+            "default": DEFAULT_MAX_PIXELS,
+            "show_default": True,
+            "help": "Refuse an input file with more pixels (read from the file header, before decoding).",
+        },
+    ),
+}
+
+
+def reading_options(*names: str) -> Any:
+    """Return a decorator adding the reading options ``names`` (keys of ``_READING_OPTIONS``), in order."""
+
+    def add(command: Any) -> Any:
+        for name in reversed(names):
+            declarations, settings = _READING_OPTIONS[name]
+            command = click.option(*declarations, **settings)(command)
+        return command
+
+    return add

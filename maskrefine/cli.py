@@ -33,7 +33,13 @@ import click
 
 from maskrefine import __version__
 from maskrefine._checks import MIN_EPS, short_repr
-from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce, mask_output_options
+from maskrefine._cli_types import (
+    FloatRangeEchoed,
+    IntRangeAscii,
+    OptionsOnce,
+    mask_output_options,
+    reading_options,
+)
 from maskrefine._entry import PROG_NAME, VERSION_MESSAGE, _stdout_fails
 from maskrefine.auto import AUTO_RULE_TEXT
 from maskrefine.errors import (
@@ -44,7 +50,6 @@ from maskrefine.errors import (
     NothingScoredError,
     ReportNotWrittenError,
 )
-from maskrefine.io.options import DEFAULT_MAX_PIXELS, MASK_SCALES
 from maskrefine.metrics.presets import PRESETS
 from maskrefine.refiners import GUIDE_MODES, REFINERS
 
@@ -359,36 +364,6 @@ def _counted(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{name} ({n} file{'s' if n > 1 else ''})" for name, n in counts.items())
 
 
-def _reading_options(command: Any) -> Any:
-    """``--mask-scale``, ``--apply-exif`` and ``--max-pixels``, shared by ``apply`` and ``score``."""
-    options = [
-        click.option(
-            "--mask-scale",
-            type=click.Choice(MASK_SCALES),
-            default="auto",
-            show_default=True,
-            help="Value meaning foreground in integer mask files; auto detects 0/1 masks and 16-bit "
-            "files holding 8-bit values (see the README).",
-        ),
-        click.option(
-            "--apply-exif/--ignore-exif",
-            default=False,
-            help="Turn images upright by their EXIF orientation, or read them as stored (the default, as "
-            "the references' PIL code reads them; --ignore-exif is kept for old scripts).",
-        ),
-        click.option(
-            "--max-pixels",
-            type=IntRangeAscii(min=1),
-            default=DEFAULT_MAX_PIXELS,
-            show_default=True,
-            help="Refuse an image or mask with more pixels (read from the file header, before decoding).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
 def _print_limited(prefix: str, lines: Sequence[str], full_list: str) -> None:
     """Print at most MAX_LISTED ``lines``; ``full_list`` names the option whose file lists them all."""
     for line in lines[:MAX_LISTED]:
@@ -639,7 +614,7 @@ def _method_options(command: Any) -> Any:
     default=None,
     help="Write the run report (per-file outcomes, counts, timing) as JSON.",
 )
-@_reading_options
+@reading_options("mask_scale", "apply_exif", "max_pixels")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary unless a file failed.")
 @click.pass_context
 def apply_cmd(
@@ -1041,7 +1016,7 @@ def _summary_rows(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, 
     is_flag=True,
     help="Replace existing plot files in --plot, and a --json / --csv file maskrefine did not write.",
 )
-@_reading_options
+@reading_options("mask_scale", "apply_exif", "max_pixels")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def score_cmd(
     pred_dir: Path,

@@ -17,7 +17,13 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from maskrefine._cli_types import FloatRangeEchoed, IntRangeAscii, OptionsOnce, mask_output_options
+from maskrefine._cli_types import (
+    FloatRangeEchoed,
+    IntRangeAscii,
+    OptionsOnce,
+    mask_output_options,
+    reading_options,
+)
 
 __all__ = ["train_cmd", "predict_cmd"]
 
@@ -392,6 +398,7 @@ def _train_or_stop(checkpoint: Path, train: Callable[_P, _T], *args: _P.args, **
     help="[default: the run's]",
 )
 @mask_output_options
+@reading_options("apply_exif", "max_pixels")
 @click.option(
     "--report", "report_path", type=_path, metavar="FILE", default=None, help="Write the JSON report there."
 )
@@ -409,6 +416,8 @@ def predict_cmd(
     polarity: str | None,
     overwrite: bool,
     skip_existing: bool,
+    apply_exif: bool,
+    max_pixels: int,
     report_path: str | None,
     quiet: bool,
 ) -> None:
@@ -441,6 +450,8 @@ def predict_cmd(
             skip_existing=skip_existing,
             progress=progress,
             report_path=report_path,
+            apply_exif=apply_exif,
+            max_pixels=max_pixels,
         )
     progress.close()
     # predict reads one folder: its unmatched files are those of --images not read (another format)

@@ -313,15 +313,15 @@ def _read_image_file(path: Path, max_pixels: int | None) -> tuple[bytes, ImageHe
                 raise InputError(
                     path,
                     f"image is {header.height}x{header.width} (HxW) = {pixel_count_text(header.pixels)}, "
-                    f"more than the limit of {max_pixels} pixels (max_pixels; --max-pixels in apply and "
-                    "score); not decoded",
+                    f"more than the limit of {max_pixels} pixels (max_pixels; --max-pixels in apply, score "
+                    "and predict); not decoded",
                 )
             cap = _MAX_BYTES_PER_PIXEL * max_pixels + _FILE_MARGIN
             if size > cap:
                 raise InputError(
                     path,
                     f"file is {size} bytes, more than an image within the limit of {max_pixels} pixels "
-                    f"can need ({cap} bytes; max_pixels, --max-pixels in apply and score); not read",
+                    f"can need ({cap} bytes; max_pixels, --max-pixels in apply, score and predict); not read",
                 )
         return read_exactly(fd, 0, size, path), header
     finally:

@@ -75,7 +75,16 @@ OUTPUT_SETTING_KEYS = ("masks_dir", "images_dir", *_OUTPUT_PARAMETERS)
 #: The same for ``predict``: the images, the checkpoint (its path, and the digest of the head weights it
 #: holds, so that a checkpoint retrained in place is seen) and the settings applied to its predictions
 #: (``device`` and ``save_coarse`` may differ).
-PREDICT_SETTING_KEYS = ("images_dir", "checkpoint", "head_sha256", "fmt", "refine", "bn_mode", "polarity")
+PREDICT_SETTING_KEYS = (
+    "images_dir",
+    "checkpoint",
+    "head_sha256",
+    "fmt",
+    "refine",
+    "bn_mode",
+    "polarity",
+    "apply_exif",
+)
 #: Settings that must agree across the shards of one job: its folders, those that decide an output, and
 #: the size limit (shards refusing different files would not add up to one job).
 _JOB_KEYS = ("masks_dir", "images_dir", "out_dir", *_OUTPUT_PARAMETERS, "max_pixels")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from maskrefine._checks import short_repr
 from maskrefine.errors import ConfigError
+from maskrefine.io.options import DEFAULT_MAX_PIXELS
 from maskrefine.train.preflight import check_checkpoint_path
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ def predict_folder(
     skip_existing: bool = False,
     progress: Callable[[int, int], None] | None = None,
     report_path: str | os.PathLike[str] | None = None,
+    apply_exif: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> RunReport:
     """Predict a soft mask for every image of ``images_dir`` and write it to ``out_dir``.
 
@@ -120,6 +123,12 @@ def predict_folder(
     False); a file with a mask suffix (``.npy``) is named in ``report.unmatched``, with why it is not read;
     a stem named twice (``a.png`` and ``a.jpg``) is in ``report.duplicates`` and not predicted.
 
+    Images are read as ``apply`` reads them (:func:`maskrefine.io.imageio.read_image`): ``apply_exif``
+    (default False: the pixels as stored, as the field's reference code and ``maskrefine train`` read
+    them) turns each image upright by its EXIF orientation first, and an image whose header claims more
+    than ``max_pixels`` pixels (default 100 MP; None: no limit) is reported as failed without being
+    decoded.
+
     Returns
     -------
     maskrefine.pipeline.RunReport
@@ -139,6 +148,7 @@ def predict_folder(
         ``report_path`` unless it lies in ``out_dir``); the folder is never made again.
     """
     from maskrefine.errors import OutputError, OutputExistsError
+    from maskrefine.io.imageio import ReadOptions
     from maskrefine.io.pairs import IMAGE_EXTENSIONS, MASK_FORMATS, MASK_SUFFIXES
     from maskrefine.pipeline import FileOutcome, RunReport
     from maskrefine.pipeline.guards import (
@@ -190,6 +200,10 @@ def predict_folder(
     if fmt not in MASK_FORMATS:
         raise ConfigError(f"format must be one of {', '.join(MASK_FORMATS)}; got {short_repr(fmt)}")
     mask_format = cast("MaskFormat", fmt)  # one of MASK_FORMATS, checked above
+    try:
+        read = ReadOptions.checked("auto", apply_exif, max_pixels)  # predict reads no mask
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
     refine_mode = check_refine(refine)  # before any work; Predictor checks it again for direct callers
     check_device_name(device)
     check_checkpoint_path(checkpoint, "checkpoint")  # missing, a folder, a FIFO, empty: before torch loads
@@ -286,6 +300,8 @@ def predict_folder(
         "polarity": predictor.polarity,
         "overwrite": bool(overwrite),
         "skip_existing": bool(skip_existing),
+        "apply_exif": read.apply_exif,
+        "max_pixels": read.max_pixels,
     }
     if skip_existing and report_file is not None and report_file.exists():  # before any write
         check_resume_settings(report_file, config, out_path, present, PREDICT_SETTING_KEYS)
@@ -419,7 +435,7 @@ def predict_folder(
                     break
                 t0 = time.perf_counter()
                 try:
-                    image = read_image(path)
+                    image = read_image(path, apply_exif=read.apply_exif, max_pixels=read.max_pixels)
                 except InputError as exc:
                     outcomes[stem] = FileOutcome(
                         stem, "failed", ckpt, path, outputs(stem)[0], str(exc), time.perf_counter() - t0

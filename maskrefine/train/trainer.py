@@ -588,6 +588,15 @@ def train_checked(run: TrainingRun) -> TrainResult:
     last = run_path / "last.pt"
     if checkpoint is None:  # step 0: a run stopped before its first checkpoint can still be resumed
         save_checkpoint(last, state())
+    # where a resumed run starts: resuming a finished run with the settings its last.pt records trains
+    # nothing and leaves that file as it is (a backbone given at another path is recorded)
+    resumed_at = (
+        None
+        if checkpoint is None
+        or checkpoint.get("config") != cfg.to_dict()
+        or checkpoint.get("backbone") != backbone_info
+        else (step, epoch, next_batch, pending is not None)
+    )
     losses: list[float] = []
     val_failures: dict[str, None] = {}  # each unusable validation file once, in order
     train_failures: dict[str, InputError] = {}  # each undecodable training image once, in order
@@ -737,7 +746,8 @@ def train_checked(run: TrainingRun) -> TrainResult:
                 f"{first.problem}; nothing was trained: {why}"
                 + (f" ({others} other training image(s) failed too)" if others else ""),
             )
-        save_checkpoint(last, state())
+        if resumed_at != (step, epoch, next_batch, False):  # trained, finished an epoch's line, new settings
+            save_checkpoint(last, state())
     return TrainResult(
         run_path, step, epoch, last, losses, best_val, list(val_failures), list(train_failures)
     )

@@ -461,3 +461,17 @@ def test_checkpoints_hold_no_cuda_generator_state_and_old_ones_still_resume(stop
     torch.save(state, run / "last.pt")
     train(tiny(max_steps=2, epochs=5), images, run, resume=True)
     assert load_checkpoint(run / "last.pt")["step"] == 2
+
+
+def test_resuming_a_finished_run_leaves_its_checkpoint_alone(tmp_path):
+    images, _ = disc_images(tmp_path)
+    cfg = tiny(max_steps=2, batch_size=2, epochs=5)  # one step per epoch (a batch of one is dropped)
+    first = train(cfg, images, tmp_path / "run")
+    last = tmp_path / "run" / "last.pt"
+    before = (last.read_bytes(), os.stat(last).st_mtime_ns)
+    again = train(cfg, images, tmp_path / "run", resume=True)  # max_steps reached: nothing to train
+    assert (again.step, again.epoch, again.losses) == (first.step, first.epoch, [])
+    assert (last.read_bytes(), os.stat(last).st_mtime_ns) == before
+    # a resume that trains does write it
+    more = train(cfg.replace(max_steps=3), images, tmp_path / "run", resume=True)
+    assert first.step == 2 and more.step == 3 and load_checkpoint(last)["step"] == 3
