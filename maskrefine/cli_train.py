@@ -162,6 +162,13 @@ class _StepLine:
     help="Stop after this many steps. [default: none: every step of --epochs]",
 )
 @click.option(
+    "--max-pixels",
+    type=IntRangeAscii(min=1),
+    default=None,
+    help="Refuse a training or validation image with more pixels (read from the file header, before "
+    "decoding). [default: 100000000]",
+)
+@click.option(
     "--checkpoint-every",
     type=IntRangeAscii(min=0),
     default=None,

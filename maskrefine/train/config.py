@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from maskrefine._checks import MIN_EPS, real_to_float, short_repr
 from maskrefine.errors import ConfigError, parse_problem
+from maskrefine.io.options import DEFAULT_MAX_PIXELS
 
 #: Known ViT sizes: name -> (embed_dim, depth, num_heads). Heads are embed_dim // 64 for all of them.
 #: Torch-free here, so that a bad ``arch`` is refused with the other settings, before torch loads.
@@ -150,6 +151,10 @@ class TrainConfig:
         Stop after this many steps (>= 1; not a result setting).
     keep_best_on_val : bool, default False
         Also save ``best_val.pt``, the checkpoint with the best validation IoU (needs validation data).
+    max_pixels : int or None, default :data:`~maskrefine.io.options.DEFAULT_MAX_PIXELS` (100 MP)
+        Largest pixel count of a training or validation image, read from its header before decoding
+        (>= 1; None: no limit; not a result setting). A larger training image is refused before the run
+        starts; a larger validation file is left out of the validation and named.
 
     Raises
     ------
@@ -211,6 +216,7 @@ class TrainConfig:
     log_every: int = 1
     max_steps: int | None = None
     keep_best_on_val: bool = False
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         """Validate the settings; raise ConfigError on a bad value.
@@ -309,6 +315,7 @@ RUN_FIELDS = (
     "max_steps",
     "epochs",
     "keep_best_on_val",
+    "max_pixels",
 )
 RESULT_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in RUN_FIELDS)
 
@@ -399,6 +406,10 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"training setting seed must be < 2**63; got {cfg.seed}")
     if cfg.max_steps is not None and cfg.max_steps < 1:
         raise ConfigError(f"training setting max_steps must be >= 1; got {cfg.max_steps}")
+    if cfg.max_pixels is not None and cfg.max_pixels < 1:
+        raise ConfigError(
+            f"training setting max_pixels must be >= 1 (or None for no limit); got {cfg.max_pixels}"
+        )
     if cfg.image_size % 16:
         raise ConfigError(
             "image_size must be a multiple of 16 (the crop loss's crops of image_size/2 must lie on the "

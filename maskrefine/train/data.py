@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from maskrefine.io.imageio import read_image
+from maskrefine.io.options import DEFAULT_MAX_PIXELS
 from maskrefine.torch import IMAGENET_MEAN, IMAGENET_STD
 from maskrefine.train.preflight import list_images
 
@@ -156,6 +157,8 @@ class ImageFolder(torch.utils.data.Dataset):
         Together with :attr:`epoch` and the index, seeds each item's augmentation.
     files : iterable of path-like, optional
         The image files to use, in this order, instead of the images listed in ``root``.
+    max_pixels : int or None, default :data:`~maskrefine.io.options.DEFAULT_MAX_PIXELS`
+        An image whose header claims more pixels is not decoded (InputError); None: no limit.
     """
 
     def __init__(
@@ -167,8 +170,10 @@ class ImageFolder(torch.utils.data.Dataset):
         augment: Augment,
         seed: int,
         files: Iterable[str | os.PathLike[str]] | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.files = list(files) if files is not None else list_images(root)
+        self.max_pixels = max_pixels
         self.image_size = image_size
         self.resize = resize
         self.augment = augment
@@ -185,7 +190,9 @@ class ImageFolder(torch.utils.data.Dataset):
         The augmentation is seeded by :attr:`seed`, :attr:`epoch` and ``index``.
         """
         g = item_generator(self.seed, self.epoch, index)
-        image = torch.from_numpy(np.ascontiguousarray(read_image(self.files[index]).transpose(2, 0, 1)))
+        image = torch.from_numpy(
+            np.ascontiguousarray(read_image(self.files[index], max_pixels=self.max_pixels).transpose(2, 0, 1))
+        )
         image = resize_shorter(image, self.resize).clamp(0, 1)
         aug = self.augment
         if torch.rand((), generator=g) < aug.jitter_p:

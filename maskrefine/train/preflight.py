@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from maskrefine.errors import MAX_LISTED, ConfigError
 from maskrefine.io import IMAGE_EXTENSIONS
+from maskrefine.io.options import DEFAULT_MAX_PIXELS
 from maskrefine.train.config import MISSING_BACKBONE_CHECKPOINT, TrainConfig
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def check_training_run(
     files = list_images(images_path)
     if len(files) < 2:
         raise ConfigError(f"images folder {images_path}: needs at least 2 images; found {len(files)}")
-    check_training_images(images_path, files)
+    check_training_images(images_path, files, cfg.max_pixels)
     if cfg.backbone == "vit" and cfg.backbone_checkpoint is None:
         raise ConfigError(MISSING_BACKBONE_CHECKPOINT)
     if cfg.backbone_checkpoint is not None and cfg.backbone == "vit":
@@ -229,19 +230,20 @@ def _header_size(path: Path) -> tuple[int, int] | None:
 MAX_ASPECT_RATIO = 32
 
 
-def check_training_images(folder: Path, files: list[Path]) -> None:
+def check_training_images(
+    folder: Path, files: list[Path], max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> None:
     """Read every training image's header before any work (a bad file would end the run mid-epoch).
 
     Raises
     ------
     FileProblems
         A :class:`ConfigError` naming (up to :data:`MAX_LISTED`) the entries that are not readable regular
-        files, have no valid image header, more pixels than :func:`maskrefine.io.imageio.read_image` reads
-        by default, or an aspect ratio above :data:`MAX_ASPECT_RATIO`.
+        files, have no valid image header, more than ``max_pixels`` pixels (the setting ``max_pixels``,
+        ``--max-pixels``; None: no limit), or an aspect ratio above :data:`MAX_ASPECT_RATIO`.
     """
     from maskrefine.errors import InputError
     from maskrefine.io.imageio import pixel_count_text
-    from maskrefine.io.options import DEFAULT_MAX_PIXELS
 
     problems = []
     for path in files:
@@ -250,10 +252,10 @@ def check_training_images(folder: Path, files: list[Path]) -> None:
         except InputError as exc:
             problems.append(str(exc))
             continue
-        if size is not None and size[0] * size[1] > DEFAULT_MAX_PIXELS:  # read_image's limit
+        if size is not None and max_pixels is not None and size[0] * size[1] > max_pixels:
             problems.append(
                 f"{path}: image is {size[0]}x{size[1]} (HxW) = {pixel_count_text(size[0] * size[1])}, more "
-                f"than training reads (the limit of {DEFAULT_MAX_PIXELS:,} pixels); not read"
+                f"than the limit of {max_pixels:,} pixels (max_pixels, --max-pixels); not read"
             )
         elif size is not None and max(size) > MAX_ASPECT_RATIO * min(size):
             problems.append(  # its shorter side is resized to `resize`: a 2x20000 image would need gigabytes

@@ -564,7 +564,13 @@ def train_checked(run: TrainingRun) -> TrainResult:
         cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, cfg.jitter_p, cfg.grayscale_p, cfg.flip_p
     )
     dataset = ImageFolder(
-        images_path, image_size=cfg.image_size, resize=cfg.resize, augment=aug, seed=cfg.seed, files=files
+        images_path,
+        image_size=cfg.image_size,
+        resize=cfg.resize,
+        augment=aug,
+        seed=cfg.seed,
+        files=files,
+        max_pixels=cfg.max_pixels,
     )
 
     def state() -> dict[str, Any]:
@@ -835,9 +841,9 @@ def validate(
     for image_path, gt_path in pairs:
         current = gt_path
         try:
-            gt = read_mask(gt_path) > 0.5
+            gt = read_mask(gt_path, max_pixels=cfg.max_pixels) > 0.5
             current = image_path
-            image = read_image(image_path)
+            image = read_image(image_path, max_pixels=cfg.max_pixels)
             if gt.shape != image.shape[:2]:
                 raise InputError(
                     gt_path,

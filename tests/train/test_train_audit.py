@@ -207,7 +207,7 @@ def test_a_training_image_over_the_pixel_limit_is_refused_before_anything_is_wri
     images, _ = disc_images(tmp_path)
     (images / "huge.png").write_bytes(_png_header(20_000, 10_000))
     # the counts formatted as predict's (s15): "200,000,000 pixels (200.0 MP)", not "200000000 pixels"
-    limit = r"huge\.png: .*200,000,000 pixels \(200\.0 MP\), more than training reads \(the limit of 100,000,"
+    limit = r"huge\.png: .*200,000,000 pixels \(200\.0 MP\), more than the limit of 100,000,000 pixels \(max_"
     with pytest.raises(ConfigError, match=limit):
         train(preset("tiny", backbone="pixels"), images, tmp_path / "run")
     assert not (tmp_path / "run").exists()

@@ -113,8 +113,8 @@ def _hostile_training_folder(root: Path) -> tuple[Path, list[str]]:
         "empty.png": "file is empty",
         "fifo.jpg": "is a FIFO (named pipe), not a regular file",
         "linkfifo.png": "is a FIFO (named pipe), not a regular file",
-        "huge.png": "image is 30000x30000 (HxW) = 900,000,000 pixels (900.0 MP), more than training reads "
-        "(the limit of 100,000,000 pixels); not read",
+        "huge.png": "image is 30000x30000 (HxW) = 900,000,000 pixels (900.0 MP), more than the limit of "
+        "100,000,000 pixels (max_pixels, --max-pixels); not read",
     }
     return images, [f"{images / name}: {problem}" for name, problem in expected.items()]
 
