@@ -121,7 +121,9 @@ def mask_output_options(command: Any) -> Any:
             is_flag=True,
             help="Keep existing outputs and do the rest (resume a run). Outputs are skipped by file name; "
             "with --report, a resume is refused when that report records other settings for outputs it "
-            "may have made. Without one, nothing checks: resume with the same settings.",
+            "may have made. Without one, nothing checks: resume with the same settings. To finish a stopped "
+            "--overwrite run, rerun with --overwrite instead (this would keep the outputs it had not "
+            "replaced yet).",
         ),
     ]
     for option in reversed(options):

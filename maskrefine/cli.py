@@ -14,7 +14,8 @@ Exit codes
     Usage error: click's own, :class:`~maskrefine.errors.ConfigError` (unsafe output folder, conflicting
     options, bad shard) or :class:`~maskrefine.errors.BackendUnavailableError` (optional dependency missing).
 130
-    Interrupted (Ctrl-C). Outputs already written are complete; rerun with ``--skip-existing`` to resume.
+    Interrupted (Ctrl-C). Outputs already written are complete; rerun with ``--skip-existing`` to resume
+    (a run with ``--overwrite``: rerun with ``--overwrite``).
 """
 
 from __future__ import annotations
@@ -243,10 +244,20 @@ def _library_errors(
 _RESUMABLE = "outputs already written are complete; rerun with --skip-existing to resume"
 
 
-def _resumable(report_path: Path | str | None) -> str:
-    """Return the Ctrl-C message of ``apply`` and ``predict``: :data:`_RESUMABLE`, and ``--report``'s."""
+#: The same for a run with ``--overwrite``: the outputs of an earlier run that it had not reached yet are
+#: still there, and ``--skip-existing`` would keep them next to this run's.
+_REDO_OVERWRITE = (
+    "outputs already written are complete, but outputs of an earlier run that this --overwrite run had not "
+    "replaced yet are still there: rerun with --overwrite to redo every file (--skip-existing would keep "
+    "them, mixing the two runs' outputs)"
+)
+
+
+def _resumable(report_path: Path | str | None, overwrite: bool = False) -> str:
+    """Return the Ctrl-C message of ``apply`` and ``predict``: how to finish the run, and ``--report``'s."""
+    how = _REDO_OVERWRITE if overwrite else _RESUMABLE
     unwritten = _not_written(report_path)
-    return f"{_RESUMABLE}; {unwritten}" if unwritten else _RESUMABLE
+    return f"{how}; {unwritten}" if unwritten else how
 
 
 def _score_interrupted(csv_path: Path | None, json_path: Path | None) -> str:
@@ -651,8 +662,9 @@ def apply_cmd(
     a nearest-upsampled patch grid is refined as that grid).
 
     Each output is written to a temporary file in --out and renamed into place, so an interrupted run
-    never leaves a partial output; rerun with --skip-existing to finish. A bad file is reported and the
-    run goes on (exit code 1 at the end).
+    never leaves a partial output; rerun with --skip-existing to finish (an --overwrite run: rerun with
+    --overwrite, as --skip-existing would keep the earlier outputs it had not replaced yet). A bad file is
+    reported and the run goes on (exit code 1 at the end).
 
     The default, --method auto, looks at each mask (patch size from its size relative to the image;
     binary or soft) and applies the setting chosen for that kind on the SOD quality benchmark (README:
@@ -730,7 +742,7 @@ def apply_cmd(
         method, guide, params = chosen.method, chosen.guide, chosen.param_dict
         binary_input = chosen.upsample == "nearest"
     progress = _make_progress("apply", quiet)
-    with _library_errors(progress, interrupted=_resumable(report_path)), _parameters_as_options():
+    with _library_errors(progress, interrupted=_resumable(report_path, overwrite)), _parameters_as_options():
         report, unwritten = _keep_outcomes(
             apply_folder,
             masks_dir,

@@ -438,7 +438,7 @@ def predict_cmd(
         raise click.UsageError("--overwrite and --skip-existing are mutually exclusive; pick one.")
     cli._start_job(numba_kernels=False)  # OpenCV's log off: a bad image is reported in the summary
     progress = cli._make_progress("predict", quiet)
-    with cli._library_errors(progress, interrupted=cli._resumable(report_path)):
+    with cli._library_errors(progress, interrupted=cli._resumable(report_path, overwrite)):
         from maskrefine.train.predict_job import predict_folder  # checks paths before torch loads
 
         report, unwritten = cli._keep_outcomes(

@@ -63,6 +63,7 @@ from maskrefine.pipeline.reports import (
     Status,
     Unmatched,
     describe_unexpected,
+    earlier_output_kept,
     not_processed_outcome,
     not_regular_entries,
     stop_for_removed_output_folder,
@@ -596,6 +597,8 @@ class _Plan:
     tasks: list[_ApplyTask]
     #: 1 for each task whose output exists and is kept (resumed with ``skip_existing``), else 0.
     skipped: bytearray
+    #: With ``overwrite``: 1 for each task whose output existed at the start (to be replaced), else 0.
+    replacing: bytearray
     unmatched: list[Unmatched]
     duplicates: dict[str, list[Path]]
     not_regular: list[Failure]
@@ -648,12 +651,14 @@ def _plan(
             "to keep them and resume"
         )
     skipped = bytearray(len(tasks))  # one byte per file: a set of the stems would take about 100
-    if job.skip_existing:
+    replacing = bytearray(len(tasks))
+    if job.skip_existing or job.overwrite:
         for index, task in enumerate(tasks):
-            skipped[index] = task.output.name in existing_names
+            (skipped if job.skip_existing else replacing)[index] = task.output.name in existing_names
     return _Plan(
         tasks,
         skipped,
+        replacing,
         unmatched,
         duplicates,
         not_regular,
@@ -690,7 +695,7 @@ def _run(
     )
     done = iter(results)
     outcomes = []
-    for task, skip in zip(tasks, skipped, strict=True):
+    for task, skip, replace in zip(tasks, skipped, plan.replacing, strict=True):
         if skip:
             outcomes.append(FileOutcome(task.stem, "skipped", task.mask, task.image, task.output))
             continue
@@ -700,6 +705,8 @@ def _run(
             outcome = not_processed_outcome(
                 task.stem, task.mask, task.image, task.output, out_folder.path, task.mask
             )
+        elif replace:  # failed: the earlier output is still there, said in its error
+            outcome = earlier_output_kept(outcome)
         outcomes.append(outcome)
     if not removal.found and out_folder.removed():  # after the last write (or every file skipped)
         removal.found = True

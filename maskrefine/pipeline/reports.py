@@ -6,6 +6,7 @@ of these reports for the caller (the CLI) to show or save.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -53,6 +54,7 @@ __all__ = [
     "json_report_chunks",
     "stop_for_removed_output_folder",
     "not_processed_outcome",
+    "earlier_output_kept",
     "list_input_folder",
 ]
 
@@ -745,6 +747,22 @@ def stop_for_removed_output_folder(
         else:
             note = f"the report {report_path} lists every file"
     raise OutputFolderRemovedError(out_dir, not_processed, report, note)
+
+
+def earlier_output_kept(outcome: FileOutcome) -> FileOutcome:
+    """Return a failed outcome of an ``overwrite`` run whose output existed at the start, saying so.
+
+    The run could not replace that output (the file failed), so the output folder still holds an earlier
+    run's output under this stem, next to this run's: the error says which file, so that it is not taken
+    for this run's result. Any other outcome is returned as it is.
+    """
+    if outcome.status != "failed":
+        return outcome
+    note = (
+        f"; the output {outcome.output} of an earlier run was there when this --overwrite run started and "
+        "was not replaced"
+    )
+    return dataclasses.replace(outcome, error=f"{outcome.error}{note}")
 
 
 def not_processed_outcome(

@@ -353,3 +353,26 @@ def test_other_predict_errors_keep_their_own_words(tmp_path, run, monkeypatch):
     monkeypatch.setattr(Predictor, "predict", broken)
     report = predict_folder(images, ckpt, tmp_path / "out")
     assert all("cannot predict: RuntimeError: shape mismatch in head" in o.error for o in report.outcomes)
+
+
+def test_a_failed_image_of_an_overwrite_run_names_the_earlier_output_it_kept(tmp_path, run):
+    images, ckpt = run
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for image in images.iterdir():
+        (folder / image.name).write_bytes(image.read_bytes())
+    out = tmp_path / "out"
+    assert predict_folder(folder, ckpt, out, save_coarse=True).ok
+    earlier = (out / "b.png").read_bytes()
+    (folder / "b.png").write_bytes((folder / "b.png").read_bytes()[:100])  # truncated
+    report = predict_folder(folder, ckpt, out, save_coarse=True, overwrite=True)
+    (failed,) = report.failures
+    assert failed.stem == "b" and "cannot decode" in (failed.error or "")
+    assert (failed.error or "").endswith(
+        f"; the output {out / 'b.png'} of an earlier run was there when this --overwrite run started and "
+        "was not replaced"
+    )
+    assert (out / "b.png").read_bytes() == earlier and (out / "coarse" / "b.png").exists()
+    # a fresh folder: nothing to mention
+    fresh = predict_folder(folder, ckpt, tmp_path / "fresh", overwrite=True)
+    assert "earlier run" not in (fresh.failures[0].error or "")
