@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from maskrefine import _signals
 from maskrefine.cli import main
 from maskrefine.io.pairs import IMAGE_EXTENSIONS, MASK_EXTENSIONS, unread_reason
+from maskrefine.pipeline import apply_folder
 from maskrefine.pipeline.reports import Unmatched
 from maskrefine.refiners import REFINERS
 
@@ -293,6 +294,15 @@ def test_interrupted_apply_says_the_report_was_not_written(
         result.stderr
         == f"{why}: outputs already written are complete; rerun with --skip-existing to resume\n"
     )
+    # a stopped --overwrite run: --skip-existing would keep the earlier outputs it had not replaced yet
+    result = _apply(masks, images, tmp_path / "out", "--overwrite", "--report", str(report))
+    assert result.exit_code == code
+    assert result.stderr == (
+        f"{why}: outputs already written are complete, but outputs of an earlier run that this --overwrite "
+        "run had not replaced yet are still there: rerun with --overwrite to redo every file "
+        f"(--skip-existing would keep them, mixing the two runs' outputs); {report} was not written (any "
+        "file there is from an earlier run)\n"
+    )
 
 
 def test_interrupted_score_names_the_csv_and_json_not_written(
@@ -424,3 +434,71 @@ def test_stem_hint_never_suggests_renaming_by_digits_and_counts_every_file() -> 
     # more files than the sample the affix is found on: the count is over all of them
     many = _unmatched([f"{i:05d}_mask.png" for i in range(1500)], [f"{i:05d}.jpg" for i in range(1500)])
     assert "all 1500 masks without a partner are named <image stem>_mask" in str(stem_hint(many, roles))
+
+
+# ------------------------------------------- --overwrite: earlier outputs not replaced are named
+# An --overwrite run leaves an earlier run's output in place when its file fails (nothing is deleted) or when
+# it is stopped before reaching that file: the error, and the stop message, say so.
+
+
+def test_a_failed_file_of_an_overwrite_run_names_the_earlier_output_it_kept(tmp_path: Path) -> None:
+    masks, images = _dataset(tmp_path)
+    out = tmp_path / "out"
+    assert apply_folder(masks, images, out, method="identity", jobs=1).ok
+    earlier = {stem: (out / f"{stem}.png").read_bytes() for stem in STEMS}
+    (masks / "100080.png").write_bytes(b"garbage")  # fails in the second run
+    (out / "101085.png").unlink()  # no earlier output, and fails too
+    (masks / "101085.png").write_bytes(b"garbage")
+    report = apply_folder(masks, images, out, method="guided", jobs=1, overwrite=True)
+    errors = {o.stem: o.error or "" for o in report.failures}
+    assert sorted(errors) == ["100080", "101085"]
+    kept = f"; the output {out / '100080.png'} of an earlier run was there when this --overwrite run started"
+    assert kept in errors["100080"] and errors["100080"].endswith("and was not replaced")
+    assert errors["100080"].startswith(f"{masks / '100080.png'}: cannot decode")
+    assert "earlier run" not in errors["101085"]  # nothing was there
+    assert (out / "100080.png").read_bytes() == earlier["100080"]  # kept, never deleted
+    assert (out / "100075.png").read_bytes() != earlier["100075"]  # replaced by the guided output
+    assert not (out / "101085.png").exists()
+
+
+def test_without_overwrite_no_failure_mentions_an_earlier_output(tmp_path: Path) -> None:
+    masks, images = _dataset(tmp_path)
+    (masks / "100080.png").write_bytes(b"garbage")
+    report = apply_folder(masks, images, tmp_path / "out", method="identity", jobs=1)
+    assert [o.stem for o in report.failures] == ["100080"]
+    assert "earlier run" not in (report.failures[0].error or "")
+    # a resumed run skips the outputs it finds, and says nothing of them either
+    again = apply_folder(masks, images, tmp_path / "out", method="identity", jobs=1, skip_existing=True)
+    assert again.counts["skipped"] == 3 and "earlier run" not in (again.failures[0].error or "")
+
+
+def test_the_cli_prints_the_kept_earlier_output(tmp_path: Path) -> None:
+    masks, images = _dataset(tmp_path)
+    out = tmp_path / "out"
+    base = ["apply", "--masks", str(masks), "--images", str(images), "--out", str(out), "-j", "1", "-q"]
+    assert CliRunner().invoke(main, [*base, "--method", "identity"]).exit_code == 0
+    (masks / "100075.png").write_bytes(b"")
+    result = CliRunner().invoke(main, [*base, "--method", "guided", "--overwrite"])
+    assert result.exit_code == 1
+    kept = f"the output {out / '100075.png'} of an earlier run was there when this --overwrite run"
+    assert kept in result.stderr
+
+
+def test_a_stopped_overwrite_predict_advises_overwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
+    import maskrefine.train.predict_job
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(maskrefine.train.predict_job, "predict_folder", stopped)
+    _, images = _dataset(tmp_path)
+    ckpt = tmp_path / "last.pt"
+    ckpt.write_bytes(b"x")
+    args = ["predict", "--images", str(images), "--checkpoint", str(ckpt), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, [*args, "--overwrite"])
+    assert result.exit_code == 130 and "rerun with --overwrite to redo every file" in result.stderr
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 130 and "rerun with --skip-existing to resume" in result.stderr

@@ -48,3 +48,11 @@ def disc_images(root, sizes=None):
         cv2.imwrite(str(root / "images" / f"{stem}.png"), image)
         cv2.imwrite(str(root / "gt" / f"{stem}.png"), disc.astype(np.uint8) * 255)
     return root / "images", root / "gt"
+
+
+def copy_folder(source, target):
+    """Copy the files of folder ``source`` into a new folder ``target``; return ``target``."""
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        (target / path.name).write_bytes(path.read_bytes())
+    return target

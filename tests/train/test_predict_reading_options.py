@@ -12,32 +12,15 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
-from _train_helpers import disc_images  # noqa: E402
+from _train_helpers import copy_folder  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from maskrefine.cli import main  # noqa: E402
 from maskrefine.errors import ConfigError  # noqa: E402
 from maskrefine.io.imageio import read_mask  # noqa: E402
-from maskrefine.train import preset, train  # noqa: E402
 from maskrefine.train.predict import predict_folder  # noqa: E402
 
 # disc_images' sizes: a 48x64 = 3072, b 70x50 = 3500, c 64x64 = 4096 pixels
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """Three synthetic images and a pixels-backbone checkpoint trained for one step."""
-    root = tmp_path_factory.mktemp("reading")
-    images, _ = disc_images(root)
-    train(preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=1), images, root / "run")
-    return images, root / "run" / "last.pt"
-
-
-def _copy_images(images: Path, folder: Path) -> Path:
-    folder.mkdir()
-    for image in images.iterdir():
-        (folder / image.name).write_bytes(image.read_bytes())
-    return folder
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -60,7 +43,7 @@ def test_max_pixels_fails_each_larger_image_and_writes_the_rest(tmp_path, run):
 
 def test_a_png_claiming_900_megapixels_is_refused_without_decoding(tmp_path, run):
     images, ckpt = run
-    folder = _copy_images(images, tmp_path / "images")
+    folder = copy_folder(images, tmp_path / "images")
     ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
     bomb = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 9000))
     (folder / "bomb.png").write_bytes(bomb + _chunk(b"IEND", b""))

@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
-from _train_helpers import disc_images  # noqa: E402
+from _train_helpers import copy_folder, disc_images  # noqa: E402
 
 from maskrefine.errors import ConfigError  # noqa: E402
 from maskrefine.train import preset, train  # noqa: E402
@@ -20,15 +20,6 @@ from maskrefine.train.checkpoint import weights_digest  # noqa: E402
 from maskrefine.train.predict import load_predictor, predict_folder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """Three synthetic images and a pixels-backbone checkpoint trained for one step."""
-    root = tmp_path_factory.mktemp("guards")
-    images, _ = disc_images(root)
-    train(preset("tiny", backbone="pixels", head_fine_channels=(8, 8), max_steps=1), images, root / "run")
-    return images, root / "run" / "last.pt"
 
 
 def test_report_never_replaces_a_backbone_checkpoint(tmp_path, tiny_vit_file):
@@ -173,10 +164,7 @@ def test_malformed_checkpoints_are_named(tmp_path, run, name, change, problem):
 
 def test_cli_prints_no_opencv_lines_for_a_truncated_image(tmp_path, run):
     images, ckpt = run
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for image in images.iterdir():
-        (folder / image.name).write_bytes(image.read_bytes())
+    folder = copy_folder(images, tmp_path / "images")
     (folder / "t.png").write_bytes((images / "a.png").read_bytes()[:100])
     env = {k: v for k, v in os.environ.items() if k != "OPENCV_LOG_LEVEL"}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
@@ -357,10 +345,7 @@ def test_other_predict_errors_keep_their_own_words(tmp_path, run, monkeypatch):
 
 def test_a_failed_image_of_an_overwrite_run_names_the_earlier_output_it_kept(tmp_path, run):
     images, ckpt = run
-    folder = tmp_path / "images"
-    folder.mkdir()
-    for image in images.iterdir():
-        (folder / image.name).write_bytes(image.read_bytes())
+    folder = copy_folder(images, tmp_path / "images")
     out = tmp_path / "out"
     assert predict_folder(folder, ckpt, out, save_coarse=True).ok
     earlier = (out / "b.png").read_bytes()

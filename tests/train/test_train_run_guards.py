@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch", reason="torch not installed: pip install 't
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from _train_helpers import disc_images  # noqa: E402
+from _train_helpers import copy_folder, disc_images  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from maskrefine.cli import main  # noqa: E402
@@ -28,13 +28,6 @@ CFG = {"backbone": "pixels", "head_fine_channels": (8, 8)}
 
 def tiny(**changes):
     return preset("tiny", **{**CFG, **changes})
-
-
-def copy_folder(source: Path, target: Path) -> Path:
-    target.mkdir(parents=True)
-    for path in source.iterdir():
-        (target / path.name).write_bytes(path.read_bytes())
-    return target
 
 
 def cli_env() -> dict[str, str]:
