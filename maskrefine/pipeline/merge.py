@@ -74,7 +74,7 @@ _OUTPUT_PARAMETERS = (
 OUTPUT_SETTING_KEYS = ("masks_dir", "images_dir", *_OUTPUT_PARAMETERS)
 #: The same for ``predict``: the images, the checkpoint (its path, and the digest of the head weights it
 #: holds, so that a checkpoint retrained in place is seen) and the settings applied to its predictions
-#: (``device`` and ``save_coarse`` may differ).
+#: (``device``, ``save_coarse`` and ``max_pixels`` may differ).
 PREDICT_SETTING_KEYS = (
     "images_dir",
     "checkpoint",
