@@ -550,7 +550,7 @@ def apply_folder(
         **({"auto_rule": AUTO_RULE_TEXT} if method == "auto" else {}),
     }
     if skip_existing and report_file is not None and report_file.exists():
-        kept = (task.output for task, skip in zip(plan.tasks, plan.skipped, strict=True) if skip)
+        kept = (task.output for task, existed in zip(plan.tasks, plan.existed, strict=True) if existed)
         check_resume_settings(report_file, config, out_path, kept)  # before any output is written
     # a report in the output folder is not written if that folder is removed during the run: the folder is
     # never made again (found now: the folder's path may lead elsewhere by then)
@@ -595,10 +595,9 @@ class _Plan:
     """The files of a job, checked: what :func:`apply_folder` runs and reports besides the outcomes."""
 
     tasks: list[_ApplyTask]
-    #: 1 for each task whose output exists and is kept (resumed with ``skip_existing``), else 0.
-    skipped: bytearray
-    #: With ``overwrite``: 1 for each task whose output existed at the start (to be replaced), else 0.
-    replacing: bytearray
+    #: 1 for each task whose output existed at the start, else 0: kept (skipped) with ``skip_existing``,
+    #: replaced with ``overwrite`` (the job refuses to start on existing outputs without either flag).
+    existed: bytearray
     unmatched: list[Unmatched]
     duplicates: dict[str, list[Path]]
     not_regular: list[Failure]
@@ -650,15 +649,13 @@ def _plan(
             "use --overwrite (overwrite=True) to replace them or --skip-existing (skip_existing=True) "
             "to keep them and resume"
         )
-    skipped = bytearray(len(tasks))  # one byte per file: a set of the stems would take about 100
-    replacing = bytearray(len(tasks))
-    if job.skip_existing or job.overwrite:
+    existed = bytearray(len(tasks))  # one byte per file: a set of the stems would take about 100
+    if existing:
         for index, task in enumerate(tasks):
-            (skipped if job.skip_existing else replacing)[index] = task.output.name in existing_names
+            existed[index] = task.output.name in existing_names
     return _Plan(
         tasks,
-        skipped,
-        replacing,
+        existed,
         unmatched,
         duplicates,
         not_regular,
@@ -674,10 +671,10 @@ def _run(
     And None, or the number of files not processed because the output folder was removed during the run
     (found after a file failed): no further file is started then, and those not started fail, saying why.
     """
-    tasks, skipped = plan.tasks, plan.skipped
-    if job.skip_existing:  # resume: our own temporary files left by a killed run
+    tasks, resume = plan.tasks, job.skip_existing  # resume: the outputs that existed are kept
+    if resume:  # our own temporary files left by a killed run
         out_folder.remove_stale_temps({task.output.name for task in tasks})
-    todo = [task for task, skip in zip(tasks, skipped, strict=True) if not skip]
+    todo = [task for task, existed in zip(tasks, plan.existed, strict=True) if not (resume and existed)]
     if progress is not None and len(todo) < len(tasks):
         progress(len(tasks) - len(todo), len(tasks))
     removal = _Removal(out_folder)
@@ -695,8 +692,8 @@ def _run(
     )
     done = iter(results)
     outcomes = []
-    for task, skip, replace in zip(tasks, skipped, plan.replacing, strict=True):
-        if skip:
+    for task, existed in zip(tasks, plan.existed, strict=True):
+        if resume and existed:
             outcomes.append(FileOutcome(task.stem, "skipped", task.mask, task.image, task.output))
             continue
         outcome = next(done)
@@ -705,7 +702,7 @@ def _run(
             outcome = not_processed_outcome(
                 task.stem, task.mask, task.image, task.output, out_folder.path, task.mask
             )
-        elif replace:  # failed: the earlier output is still there, said in its error
+        elif existed:  # overwrite, and it failed: the earlier output is still there, said in its error
             outcome = earlier_output_kept(outcome)
         outcomes.append(outcome)
     if not removal.found and out_folder.removed():  # after the last write (or every file skipped)

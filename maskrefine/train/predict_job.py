@@ -252,7 +252,6 @@ def predict_folder(
     if save_coarse:
         present |= set(check_output_targets([outputs(stem)[1] for stem, _ in jobs], coarse_dir))
     existing = [stem for stem, _ in jobs if any(p in present for p in outputs(stem))]
-    existing_jobs = [(stem, path) for stem, path in jobs if outputs(stem)[0] in present]
     if overwrite:  # an input image that is a symlink to an output would be replaced
         check_inputs_are_not_outputs((path for _, path in jobs), present)
     if existing and not (overwrite or skip_existing):
@@ -466,8 +465,9 @@ def predict_folder(
                 outcomes[stem] = not_processed_outcome(stem, ckpt, path, outputs(stem)[0], gone_path, path)
                 lost += 1
     if overwrite and lost is None:  # a failed image's earlier output is still there: said in its error
-        for stem, _ in existing_jobs:
-            outcomes[stem] = earlier_output_kept(outcomes[stem])
+        for stem, _ in jobs:
+            if outputs(stem)[0] in present:
+                outcomes[stem] = earlier_output_kept(outcomes[stem])
     if not any(outcome.status == "written" for outcome in outcomes.values()):
         for folder in made:
             remove_empty_folder(folder)  # a run that wrote nothing leaves no folder of its own behind

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
-from _train_helpers import copy_folder  # noqa: E402
+from _train_helpers import copy_folder, png_claiming  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from maskrefine.cli import main  # noqa: E402
@@ -21,10 +19,6 @@ from maskrefine.io.imageio import read_mask  # noqa: E402
 from maskrefine.train.predict import predict_folder  # noqa: E402
 
 # disc_images' sizes: a 48x64 = 3072, b 70x50 = 3500, c 64x64 = 4096 pixels
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def test_max_pixels_fails_each_larger_image_and_writes_the_rest(tmp_path, run):
@@ -44,9 +38,7 @@ def test_max_pixels_fails_each_larger_image_and_writes_the_rest(tmp_path, run):
 def test_a_png_claiming_900_megapixels_is_refused_without_decoding(tmp_path, run):
     images, ckpt = run
     folder = copy_folder(images, tmp_path / "images")
-    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
-    bomb = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 9000))
-    (folder / "bomb.png").write_bytes(bomb + _chunk(b"IEND", b""))
+    (folder / "bomb.png").write_bytes(png_claiming(30000, 30000))
     report = predict_folder(folder, ckpt, tmp_path / "out")  # the default limit, 100 MP
     assert report.counts["written"] == 3 and [o.stem for o in report.failures] == ["bomb"]
     assert "30000x30000 (HxW) = 900,000,000 pixels (900.0 MP), more than the limit of 100000000 pixels" in (

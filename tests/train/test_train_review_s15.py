@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch not installed: pip install 'torch==2.13.0' -e '.[torch]'")
 
-from _train_helpers import disc_images  # noqa: E402
+from _train_helpers import disc_images, png_claiming  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
 from maskrefine.cli import MAX_LISTED, main  # noqa: E402
@@ -33,17 +31,6 @@ def tiny(**changes):
 
 def invoke(*args: str):
     return CliRunner().invoke(main, list(args))
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_claiming(height: int, width: int) -> bytes:
-    """A PNG whose header claims ``height`` x ``width`` pixels (a few bytes of data)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    body = _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 100)) + _chunk(b"IEND", b"")
-    return b"\x89PNG\r\n\x1a\n" + body
 
 
 # ------------------------------------------------------------------ finding 1: batches left with one image
