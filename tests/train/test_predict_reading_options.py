@@ -119,7 +119,8 @@ def _predict_cli(images: Path, ckpt: Path, out: Path, *extra: str):
     return CliRunner().invoke(main, args)
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "lots", "", "1e3", "3.5"])
+# "\udcff5": the bytes b"\xff5" (not UTF-8) as Python passes them in argv; "١٢": 12 in Arabic-Indic digits
+@pytest.mark.parametrize("value", ["0", "-5", "lots", "", "1e3", "3.5", "\udcff5", "\u0661\u0662", "1_000"])
 def test_cli_bad_max_pixels_is_a_usage_error(tmp_path, run, value):
     images, ckpt = run
     result = _predict_cli(images, ckpt, tmp_path / "out", "--max-pixels", value)

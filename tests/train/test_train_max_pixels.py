@@ -87,7 +87,8 @@ def _train_cli(images, out, *extra, steps=1):
     return CliRunner().invoke(main, [*args, "--max-steps", str(steps), "--out", str(out), "-q", *extra])
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "lots", "", "1e3", "3.5"])
+# "\udcff5": the bytes b"\xff5" (not UTF-8) as Python passes them in argv; "١٢": 12 in Arabic-Indic digits
+@pytest.mark.parametrize("value", ["0", "-5", "lots", "", "1e3", "3.5", "\udcff5", "\u0661\u0662", "1_000"])
 def test_cli_bad_max_pixels_is_a_usage_error(tmp_path, value):
     images, _ = disc_images(tmp_path)
     result = _train_cli(images, tmp_path / "run", "--max-pixels", value)
