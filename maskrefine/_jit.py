@@ -8,15 +8,27 @@ kernel is then compiled in memory (slower first call in each process) and a warn
 
 from __future__ import annotations
 
+import importlib
 import os
+import subprocess
 import sys
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numba
 
-__all__ = ["njit", "njit_inner", "skip_blas_probe", "kernels_cached", "launch_numba_threads"]
+__all__ = [
+    "njit",
+    "njit_inner",
+    "skip_blas_probe",
+    "kernels_cached",
+    "launch_numba_threads",
+    "FirstCompileSplit",
+    "split_first_compile",
+]
 
 _warned = False
 _threads_launched = False
@@ -166,3 +178,138 @@ def skip_blas_probe() -> None:
     finally:
         if "scipy.linalg" in sys.modules and sys.modules["scipy.linalg"] is None:
             del sys.modules["scipy.linalg"]
+
+
+# ------------------------------------------------------------------------ first compile on two cores
+@dataclass(frozen=True)
+class FirstCompileSplit:
+    """How the first compile of one kernel signature is shared between this process and a second one.
+
+    numba compiles a kernel's helpers one after the other, in one thread (its compiler holds a global
+    lock), and a kernel's first compile is most of a cold first run (issue 14: ~4 of ~5 s for the colour
+    guided filter). Every helper is a separate cached function, and numba looks in the on-disk cache for
+    a helper before compiling it for a caller: so a second process can compile some helpers into the cache
+    while this one compiles the others, and the kernel's own compile then finds them all.
+
+    Attributes
+    ----------
+    kernel : numba dispatcher
+        The kernel whose first compile is split (it is then compiled here, with every helper found).
+    here, elsewhere : tuple of (numba dispatcher, signature)
+        Helpers, each with the exact argument types the kernel calls it with: ``here`` are compiled in
+        this process, ``elsewhere`` by the second process, at the same time.
+    """
+
+    kernel: Any
+    here: tuple[tuple[Any, tuple[Any, ...]], ...]
+    elsewhere: tuple[tuple[Any, tuple[Any, ...]], ...]
+
+
+#: Seconds this process waits for the second one after compiling its own share; then it compiles what is
+#: missing itself (the second process is stopped).
+SECOND_PROCESS_WAIT_S = 30.0
+
+_split_lock = threading.Lock()
+_splits_done: set[tuple[str, str]] = set()
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _kernel_uncached(kernel: Any) -> bool:
+    """Tell whether ``kernel`` has no compiled signature here and no on-disk cache index (a first run).
+
+    Anything numba does not expose as expected (another numba version, ``NUMBA_DISABLE_JIT``, caching
+    off) counts as cached: the split is only an optimisation, never a requirement.
+    """
+    if getattr(kernel, "overloads", True):
+        return False
+    index = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
+    return isinstance(index, str) and not os.path.exists(index)
+
+
+def split_first_compile(module: str, key: str) -> bool:
+    """Compile the helpers of ``module.FIRST_COMPILE_SPLITS[key]`` on two cores, on a first run.
+
+    Does nothing (and returns False) unless the kernel is neither compiled in this process nor in the
+    on-disk cache, the cache is usable, at least two CPUs are available to this process and this split was
+    not already considered here (each split is considered once per process: later calls cost one
+    lookup). Otherwise starts ``python -c`` (this interpreter, this package, the same
+    environment and so the same ``NUMBA_CACHE_DIR``) to compile the ``elsewhere`` helpers, compiles the
+    ``here`` helpers meanwhile, then waits for it (at most :data:`SECOND_PROCESS_WAIT_S`). A second process
+    that cannot start, fails or is late changes nothing but the time: the kernel's compile then compiles
+    whatever helper it does not find. Returns True when the second process ran to a clean exit.
+    """
+    if (module, key) in _splits_done:  # every call of the filter comes here: one set lookup
+        return False
+    split = _split_named(module, key)
+    with _split_lock:
+        if (module, key) in _splits_done:
+            return False
+        _splits_done.add((module, key))
+        if not _kernel_uncached(split.kernel) or _usable_cpus() < 2 or not kernels_cached():
+            return False
+        if not sys.executable:  # pragma: no cover - an embedded interpreter
+            return False
+        helper = _start_second_compile(module, key)
+        try:
+            _compile_helpers(split.here)
+        except BaseException:
+            if helper is not None:
+                _stop(helper)
+            raise
+        return helper is not None and _wait_or_stop(helper)
+
+
+def _start_second_compile(module: str, key: str) -> subprocess.Popen[bytes] | None:
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import maskrefine._jit as j; "
+        "j._compile_split_elsewhere(sys.argv[2], sys.argv[3])"
+    )
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-c", code, package_parent, module, key],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+        )
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_or_stop(process: subprocess.Popen[bytes]) -> bool:
+    try:
+        return process.wait(timeout=SECOND_PROCESS_WAIT_S) == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        _stop(process)  # late, or this process is being interrupted
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop the second process if it still runs (numba writes its cache files atomically)."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def _compile_helpers(helpers: Sequence[tuple[Any, tuple[Any, ...]]]) -> None:
+    for helper, signature in helpers:
+        helper.compile(signature)
+
+
+def _compile_split_elsewhere(module: str, key: str) -> None:
+    """Body of the second process: compile the ``elsewhere`` helpers of one split into the cache."""
+    skip_blas_probe()  # the helpers use no BLAS: the probe would only delay the compile
+    _compile_helpers(_split_named(module, key).elsewhere)
+
+
+def _split_named(module: str, key: str) -> FirstCompileSplit:
+    splits: dict[str, FirstCompileSplit] = importlib.import_module(module).FIRST_COMPILE_SPLITS
+    return splits[key]

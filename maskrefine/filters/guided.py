@@ -444,6 +444,8 @@ def _run_numba(
     reflect: bool,
     color: bool,
 ) -> None:
+    from maskrefine._jit import split_first_compile
+    from maskrefine.filters import _first_compile
     from maskrefine.filters import _numba_kernels as kernels
 
     threads = _num_threads()
@@ -453,6 +455,8 @@ def _run_numba(
     ncoef = 4 if color else 2
     fast = s > 1
     coef_dtype = _coef_dtype(eps)
+    # a first run: the kernel's helpers are compiled on two cores (one more process, then never again)
+    split_first_compile(_first_compile.__name__, _first_compile.split_key(color, np.dtype(coef_dtype).name))
     # one scratch set per band or image range (they run concurrently)
     scratch = partial(_scratch, w, r, color, coef_dtype)
     if src.ndim == 3 and src.shape[0] == 1:  # one image in a batch: split it into row bands instead
