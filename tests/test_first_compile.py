@@ -84,13 +84,15 @@ print(json.dumps({{
 """
 
 
+def _env(module_folder: Path, cache: Path) -> dict[str, str]:
+    """This environment, with its own numba cache and the tiny module importable (also by the child)."""
+    path = os.pathsep.join([str(module_folder), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": path}
+
+
 def _scenario(tmp_path: Path, patch: str = "", cache: Path | None = None) -> dict:
     (tmp_path / "tiny_kernels.py").write_text(TINY_MODULE)
-    env = {
-        **os.environ,
-        "NUMBA_CACHE_DIR": str(cache or tmp_path / "cache"),
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]),
-    }
+    env = _env(tmp_path, cache or tmp_path / "cache")
     code = SCENARIO.format(patch=textwrap.dedent(patch))
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, check=False
@@ -268,3 +270,33 @@ def test_guided_filter_first_run_splits_and_gives_the_cached_runs_result(tmp_pat
     rng = np.random.default_rng(1)
     guide, src = rng.random((33, 47, 3), dtype=np.float32), rng.random((33, 47), dtype=np.float32)
     np.testing.assert_allclose(first, guided_filter_reference(guide, src, 4, 1e-3), atol=1e-5)
+
+
+def test_an_interrupted_first_process_stops_the_second(tmp_path: Path) -> None:
+    (tmp_path / "tiny_kernels.py").write_text(TINY_MODULE)
+    code = """
+    import subprocess, sys
+    import maskrefine._jit as j
+    started = []
+    def sleeping_start(module, key):
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+        return started[-1]
+    def interrupted(helpers):
+        raise KeyboardInterrupt
+    j._usable_cpus = lambda: 2
+    j._start_second_compile = sleeping_start
+    j._compile_helpers = interrupted
+    try:
+        j.split_first_compile("tiny_kernels", "tiny")
+    except KeyboardInterrupt:
+        print("interrupted", [p.poll() is None for p in started])
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, tmp_path / "cache"),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "interrupted [False]"
