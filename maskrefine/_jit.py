@@ -238,7 +238,7 @@ def split_first_compile(module: str, key: str) -> bool:
     Does nothing (and returns False) unless the kernel is neither compiled in this process nor in the
     on-disk cache, the cache is usable, at least two CPUs are available to this process and this split was
     not already considered here (each split is considered once per process: later calls cost one
-    lookup). Otherwise starts ``python -c`` (this interpreter, this package, the same
+    lookup). Otherwise starts ``python -P -c`` (this interpreter, this package, the same
     environment and so the same ``NUMBA_CACHE_DIR``) to compile the ``elsewhere`` helpers, compiles the
     ``here`` helpers meanwhile, then waits for it (at most :data:`SECOND_PROCESS_WAIT_S`). A second process
     that cannot start, fails or is late changes nothing but the time: the kernel's compile then compiles
@@ -273,7 +273,8 @@ def _start_second_compile(module: str, key: str) -> subprocess.Popen[bytes] | No
     )
     try:
         return subprocess.Popen(
-            [sys.executable, "-c", code, package_parent, module, key],
+            # -P: not the current folder first on sys.path (a numba.py there must not be imported)
+            [sys.executable, "-P", "-c", code, package_parent, module, key],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -90,12 +90,17 @@ def _env(module_folder: Path, cache: Path) -> dict[str, str]:
     return {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": path}
 
 
-def _scenario(tmp_path: Path, patch: str = "", cache: Path | None = None) -> dict:
+def _scenario(tmp_path: Path, patch: str = "", cache: Path | None = None, cwd: Path | None = None) -> dict:
     (tmp_path / "tiny_kernels.py").write_text(TINY_MODULE)
     env = _env(tmp_path, cache or tmp_path / "cache")
     code = SCENARIO.format(patch=textwrap.dedent(patch))
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path, check=False
+        [sys.executable, "-P", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or tmp_path,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -122,6 +127,15 @@ def test_a_first_run_compiles_the_other_share_in_a_second_process(tmp_path: Path
     assert _index_files(cache, "helper_there") and _index_files(cache, "kernel")
     # the second process wrote only its own share; this one wrote the kernel and its share
     assert _index_files(cache, "helper_here")
+
+
+def test_the_second_process_does_not_import_modules_from_the_current_folder(tmp_path: Path) -> None:
+    _two_cpus()
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "numba.py").write_text("raise ImportError('numba.py of the current folder imported')\n")
+    result = _scenario(tmp_path, cwd=folder)
+    assert result["first"] is True and result["compiled"] == ["kernel"]
 
 
 def test_a_later_run_finds_the_kernel_cached_and_starts_nothing(tmp_path: Path) -> None:
