@@ -221,15 +221,26 @@ def _usable_cpus() -> int:
 
 
 def _kernel_uncached(kernel: Any) -> bool:
-    """Tell whether ``kernel`` has no compiled signature here and no on-disk cache index (a first run).
+    """Tell whether ``kernel`` is compiled neither here nor in the on-disk cache (a first run).
 
-    Anything numba does not expose as expected (another numba version, ``NUMBA_DISABLE_JIT``, caching
-    off) counts as cached: the split is only an optimisation, never a requirement.
+    The cache counts as empty when its index is missing, or was made from another source file (numba
+    stamps the index with the source: one left by an earlier version of the package is stale, and
+    everything is compiled again). Anything numba does not expose as expected (another numba version,
+    ``NUMBA_DISABLE_JIT``, caching off) counts as cached: the split is only an optimisation.
     """
     if getattr(kernel, "overloads", True):
         return False
-    index = getattr(getattr(getattr(kernel, "_cache", None), "_cache_file", None), "_index_path", None)
-    return isinstance(index, str) and not os.path.exists(index)
+    cache_file = getattr(getattr(kernel, "_cache", None), "_cache_file", None)
+    index_path = getattr(cache_file, "_index_path", None)
+    load_index = getattr(cache_file, "_load_index", None)
+    if not isinstance(index_path, str) or load_index is None:
+        return False
+    if not os.path.exists(index_path):
+        return True
+    try:
+        return not load_index()  # {} when stale
+    except Exception:  # noqa: BLE001 - an unreadable index: numba will compile anyway, without the split
+        return False
 
 
 def split_first_compile(module: str, key: str) -> bool:

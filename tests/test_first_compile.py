@@ -91,7 +91,9 @@ def _env(module_folder: Path, cache: Path) -> dict[str, str]:
 
 
 def _scenario(tmp_path: Path, patch: str = "", cache: Path | None = None, cwd: Path | None = None) -> dict:
-    (tmp_path / "tiny_kernels.py").write_text(TINY_MODULE)
+    module = tmp_path / "tiny_kernels.py"
+    if not module.exists():  # written once: numba's cache index records the source
+        module.write_text(TINY_MODULE)
     env = _env(tmp_path, cache or tmp_path / "cache")
     code = SCENARIO.format(patch=textwrap.dedent(patch))
     proc = subprocess.run(
@@ -143,6 +145,15 @@ def test_a_later_run_finds_the_kernel_cached_and_starts_nothing(tmp_path: Path) 
     assert _scenario(tmp_path)["first"] is True
     result = _scenario(tmp_path)
     assert result == {**result, "first": False, "started": 0, "compiled": [], "value": 5.5}
+
+
+def test_an_index_left_by_another_version_of_the_source_counts_as_a_first_run(tmp_path: Path) -> None:
+    _two_cpus()
+    assert _scenario(tmp_path)["first"] is True
+    source = tmp_path / "tiny_kernels.py"
+    source.write_text(TINY_MODULE + "# another version of the file (numba stamps the source's contents)\n")
+    result = _scenario(tmp_path)
+    assert result["first"] is True and result["compiled"] == ["kernel"]
 
 
 @pytest.mark.parametrize(
