@@ -28,6 +28,7 @@ __all__ = [
     "launch_numba_threads",
     "FirstCompileSplit",
     "split_first_compile",
+    "skip_first_compile_splits",
 ]
 
 _warned = False
@@ -211,6 +212,17 @@ SECOND_PROCESS_WAIT_S = 30.0
 
 _split_lock = threading.Lock()
 _splits_done: set[tuple[str, str]] = set()
+_no_splits = False
+
+
+def skip_first_compile_splits() -> None:
+    """Never split a first compile in this process: compile everything here (e.g. in a pool worker).
+
+    Workers of a process pool already keep the CPUs busy: a second compile process per worker would only
+    compete with the other workers (a cold cache makes every spawned worker compile at once).
+    """
+    global _no_splits
+    _no_splits = True
 
 
 def _usable_cpus() -> int:
@@ -247,15 +259,16 @@ def split_first_compile(module: str, key: str) -> bool:
     """Compile the helpers of ``module.FIRST_COMPILE_SPLITS[key]`` on two cores, on a first run.
 
     Does nothing (and returns False) unless the kernel is neither compiled in this process nor in the
-    on-disk cache, the cache is usable, at least two CPUs are available to this process and this split was
-    not already considered here (each split is considered once per process: later calls cost one
-    lookup). Otherwise starts ``python -P -c`` (this interpreter, this package, the same
-    environment and so the same ``NUMBA_CACHE_DIR``) to compile the ``elsewhere`` helpers, compiles the
-    ``here`` helpers meanwhile, then waits for it (at most :data:`SECOND_PROCESS_WAIT_S`). A second process
-    that cannot start, fails or is late changes nothing but the time: the kernel's compile then compiles
-    whatever helper it does not find. Returns True when the second process ran to a clean exit.
+    on-disk cache, the cache is usable, at least two CPUs are available to this process, splits are not
+    turned off here (:func:`skip_first_compile_splits`) and this split was not already considered here
+    (each split is considered once per process: later calls cost one lookup). Otherwise starts
+    ``python -P -c`` (this interpreter, this package, the same environment and so the same
+    ``NUMBA_CACHE_DIR``) to compile the ``elsewhere`` helpers, compiles the ``here`` helpers meanwhile,
+    then waits for it (at most :data:`SECOND_PROCESS_WAIT_S`). A second process that cannot start, fails
+    or is late changes nothing but the time: the kernel's compile then compiles whatever helper it does
+    not find. Returns True when the second process ran to a clean exit.
     """
-    if (module, key) in _splits_done:  # every call of the filter comes here: one set lookup
+    if _no_splits or (module, key) in _splits_done:  # every call of the filter comes here: kept cheap
         return False
     split = _split_named(module, key)
     with _split_lock:

@@ -161,6 +161,7 @@ def test_an_index_left_by_another_version_of_the_source_counts_as_a_first_run(tm
     [
         ("one CPU", "j._usable_cpus = lambda: 1"),
         ("cache unusable", "j._warned = True"),
+        ("splits turned off (a pool worker)", "j.skip_first_compile_splits()"),
     ],
 )
 def test_no_second_process_where_it_cannot_help(tmp_path: Path, case: str, patch: str) -> None:
@@ -325,3 +326,21 @@ def test_an_interrupted_first_process_stops_the_second(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "interrupted [False]"
+
+
+def test_scoring_pool_workers_compile_without_a_second_process() -> None:
+    # a cold cache makes every spawned worker of maskrefine.quality.grid compile at once: they already
+    # use the CPUs, so none starts a second compile process
+    code = """
+    import signal
+    import maskrefine._jit as j
+    from maskrefine.quality import grid
+    before = j._no_splits
+    grid._init_worker([], "any")
+    print(before, j._no_splits)
+    """
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False True"

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from maskrefine._checks import short_repr
-from maskrefine._jit import kernels_cached
+from maskrefine._jit import kernels_cached, skip_first_compile_splits
 from maskrefine.errors import InputError
 from maskrefine.io.imageio import png8_codes, read_image, read_mask, read_mask_array
 from maskrefine.metrics import ScorePreset, get_preset
@@ -448,6 +448,7 @@ def _init_worker(candidates: Sequence[Candidate], preset_name: str) -> None:
         numba.set_num_threads(1)
     except Exception:  # noqa: BLE001  # pragma: no cover - best effort
         pass
+    skip_first_compile_splits()  # the other workers use the other CPUs: no second compile process each
     _WORKER_STATE["candidates"] = list(candidates)
     _WORKER_STATE["preset"] = preset_name
 
