@@ -90,22 +90,31 @@ def _env(module_folder: Path, cache: Path) -> dict[str, str]:
     return {**os.environ, "NUMBA_CACHE_DIR": str(cache), "PYTHONPATH": path}
 
 
-def _scenario(tmp_path: Path, patch: str = "", cache: Path | None = None, cwd: Path | None = None) -> dict:
-    module = tmp_path / "tiny_kernels.py"
-    if not module.exists():  # written once: numba's cache index records the source
-        module.write_text(TINY_MODULE)
-    env = _env(tmp_path, cache or tmp_path / "cache")
-    code = SCENARIO.format(patch=textwrap.dedent(patch))
+def _python(code: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> str:
+    """Run ``python -P -c code args...`` (dedented); assert it succeeds and return its stdout, stripped."""
     proc = subprocess.run(
-        [sys.executable, "-P", "-c", code],
+        [sys.executable, "-P", "-c", textwrap.dedent(code), *args],
         capture_output=True,
         text=True,
         env=env,
-        cwd=cwd or tmp_path,
+        cwd=cwd,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return proc.stdout.strip()
+
+
+def _tiny_module(folder: Path) -> None:
+    module = folder / "tiny_kernels.py"
+    if not module.exists():  # written once: numba's cache index records the source
+        module.write_text(TINY_MODULE)
+
+
+def _scenario(tmp_path: Path, patch: str = "", cache: Path | None = None, cwd: Path | None = None) -> dict:
+    _tiny_module(tmp_path)
+    code = SCENARIO.format(patch=textwrap.dedent(patch))
+    out = _python(code, env=_env(tmp_path, cache or tmp_path / "cache"), cwd=cwd or tmp_path)
+    return json.loads(out.splitlines()[-1])
 
 
 def _index_files(cache: Path, name: str) -> list[Path]:
@@ -243,15 +252,8 @@ print(json.dumps({"used": used, "planned": {k: sorted(v) for k, v in planned.ite
 def test_guided_filter_splits_list_every_helper_with_the_signature_the_kernel_uses(
     tmp_path: Path, guide: str
 ) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-c", GUIDED_PROBE, guide],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")},
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _python(GUIDED_PROBE, guide, env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    result = json.loads(out.splitlines()[-1])
     assert result["planned"] == result["used"]
 
 
@@ -275,20 +277,9 @@ def test_guided_filter_first_run_splits_and_gives_the_cached_runs_result(tmp_pat
     print(calls)
     """
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
-    runs = [
-        subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(code), str(tmp_path / f"out{i}.npy")],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
-        for i in (1, 2)
-    ]
-    for proc in runs:
-        assert proc.returncode == 0, proc.stderr
-    assert runs[0].stdout.strip() == "[('color-float32', True)]"
-    assert runs[1].stdout.strip() == "[('color-float32', False)]"  # found in the cache
+    runs = [_python(code, str(tmp_path / f"out{i}.npy"), env=env) for i in (1, 2)]
+    assert runs[0] == "[('color-float32', True)]"
+    assert runs[1] == "[('color-float32', False)]"  # found in the cache
     first, cached = np.load(tmp_path / "out1.npy"), np.load(tmp_path / "out2.npy")
     np.testing.assert_array_equal(first, cached)
     from maskrefine.filters.reference import guided_filter as guided_filter_reference
@@ -299,7 +290,7 @@ def test_guided_filter_first_run_splits_and_gives_the_cached_runs_result(tmp_pat
 
 
 def test_an_interrupted_first_process_stops_the_second(tmp_path: Path) -> None:
-    (tmp_path / "tiny_kernels.py").write_text(TINY_MODULE)
+    _tiny_module(tmp_path)
     code = """
     import subprocess, sys
     import maskrefine._jit as j
@@ -317,30 +308,17 @@ def test_an_interrupted_first_process_stops_the_second(tmp_path: Path) -> None:
     except KeyboardInterrupt:
         print("interrupted", [p.poll() is None for p in started])
     """
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path, tmp_path / "cache"),
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "interrupted [False]"
+    assert _python(code, env=_env(tmp_path, tmp_path / "cache")) == "interrupted [False]"
 
 
 def test_scoring_pool_workers_compile_without_a_second_process() -> None:
     # a cold cache makes every spawned worker of maskrefine.quality.grid compile at once: they already
     # use the CPUs, so none starts a second compile process
     code = """
-    import signal
     import maskrefine._jit as j
     from maskrefine.quality import grid
     before = j._no_splits
     grid._init_worker([], "any")
     print(before, j._no_splits)
     """
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "False True"
+    assert _python(code) == "False True"

@@ -87,14 +87,14 @@ def _build(color: bool, ring: types.Float) -> FirstCompileSplit:
     )
 
 
-#: The splits by :func:`split_key`: one per kernel and coefficient-ring dtype.
-FIRST_COMPILE_SPLITS: dict[str, FirstCompileSplit] = {
-    f"{'color' if color else 'gray'}-{ring}": _build(color, ring)
-    for color in (False, True)
-    for ring in (types.float32, types.float64)
-}
-
-
 def split_key(color: bool, ring_dtype_name: str) -> str:
     """Key of the split for the colour (or gray) kernel with a ring of ``ring_dtype_name``."""
     return f"{'color' if color else 'gray'}-{ring_dtype_name}"
+
+
+#: The splits by :func:`split_key`: one per kernel and coefficient-ring dtype.
+FIRST_COMPILE_SPLITS: dict[str, FirstCompileSplit] = {
+    split_key(color, str(ring)): _build(color, ring)
+    for color in (False, True)
+    for ring in (types.float32, types.float64)
+}
