@@ -264,7 +264,9 @@ def split_first_compile(module: str, key: str) -> bool:
     (each split is considered once per process: later calls cost one lookup). Otherwise starts
     ``python -P -c`` (this interpreter, this package, the same environment and so the same
     ``NUMBA_CACHE_DIR``) to compile the ``elsewhere`` helpers, compiles the ``here`` helpers meanwhile,
-    then waits for it (at most :data:`SECOND_PROCESS_WAIT_S`). A second process that cannot start, fails
+    then waits for it (at most :data:`SECOND_PROCESS_WAIT_S`). The second process is killed when this one
+    is interrupted or stops waiting, and ends with it when it dies, even by ``kill -9``
+    (:func:`maskrefine._parent_death.exit_with_parent`). A second process that cannot start, fails
     or is late changes nothing but the time: the kernel's compile then compiles whatever helper it does
     not find. Returns True when the second process ran to a clean exit.
     """
@@ -291,14 +293,17 @@ def split_first_compile(module: str, key: str) -> bool:
 
 def _start_second_compile(module: str, key: str) -> subprocess.Popen[bytes] | None:
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # tied to this process first (before numba is imported): if this one dies, even by kill -9, the second
+    # one ends too instead of compiling on for nobody
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import maskrefine._jit as j; "
-        "j._compile_split_elsewhere(sys.argv[2], sys.argv[3])"
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from maskrefine._parent_death import exit_with_parent; exit_with_parent(int(sys.argv[4])); "
+        "import maskrefine._jit as j; j._compile_split_elsewhere(sys.argv[2], sys.argv[3])"
     )
     try:
         return subprocess.Popen(
             # -P: not the current folder first on sys.path (a numba.py there must not be imported)
-            [sys.executable, "-P", "-c", code, package_parent, module, key],
+            [sys.executable, "-P", "-c", code, package_parent, module, key, str(os.getpid())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

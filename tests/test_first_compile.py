@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -322,3 +324,56 @@ def test_scoring_pool_workers_compile_without_a_second_process() -> None:
     print(before, j._no_splits)
     """
     assert _python(code) == "False True"
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+def test_a_first_process_killed_by_sigkill_takes_the_second_with_it(tmp_path: Path) -> None:
+    # The second process is the real one (maskrefine._jit._start_second_compile); the module it imports
+    # sleeps there (only there: that process has arguments), standing for a long compile.
+    (tmp_path / "sleepy_kernels.py").write_text(
+        TINY_MODULE + "\nimport sys, time\n\nif len(sys.argv) > 1:  # imported by the second process\n"
+        "    time.sleep(60)\n"
+    )
+    code = """
+    import subprocess, sys
+    import maskrefine._jit as j
+    real_popen = subprocess.Popen
+    def recording_popen(*args, **kwargs):
+        process = real_popen(*args, **kwargs)
+        print(process.pid, flush=True)
+        return process
+    subprocess.Popen = recording_popen
+    j._usable_cpus = lambda: 2
+    j.split_first_compile("sleepy_kernels", "tiny")  # waits for the second process (30 s)
+    """
+    first = subprocess.Popen(
+        [sys.executable, "-P", "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path, tmp_path / "cache"),
+    )
+    try:
+        line = first.stdout.readline() if first.stdout else ""
+        assert line.strip().isdigit(), "the first process started no second process"
+        second = int(line)
+        assert _process_alive(second)
+        time.sleep(1.0)  # let it tie itself to the first process and import the module (then it sleeps)
+        assert _process_alive(second), "the second process ended before the first was killed"
+    finally:
+        first.kill()  # kill -9
+        first.wait()
+    deadline = time.monotonic() + 10
+    while _process_alive(second) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if _process_alive(second):  # pragma: no cover - failure path: do not leave it behind
+        os.kill(second, signal.SIGKILL)
+        pytest.fail("the second compile process outlived the first one")

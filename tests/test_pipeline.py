@@ -1030,11 +1030,11 @@ def test_ctrl_c_right_after_a_result_is_read_does_not_hang() -> None:
 @needs_fork
 @pytest.mark.parametrize("use_prctl", [True, False], ids=["prctl", "polling-fallback"])
 def test_worker_exits_when_its_parent_is_killed(monkeypatch, use_prctl: bool) -> None:
-    from maskrefine import pipeline
+    from maskrefine import _parent_death, pipeline
 
     if not use_prctl:
-        monkeypatch.setattr(pipeline, "_set_parent_death_signal", lambda sig: False)
-        monkeypatch.setattr(pipeline, "PARENT_POLL_S", 0.02)
+        monkeypatch.setattr(_parent_death, "set_parent_death_signal", lambda sig: False)
+        monkeypatch.setattr(_parent_death, "PARENT_POLL_S", 0.02)
     read_end, write_end = os.pipe()
     middle = os.fork()
     if middle == 0:  # pragma: no cover - child: a "parent" with one "worker", then idle until killed

@@ -34,10 +34,8 @@ from maskrefine.pipeline.score import PLOT_FILES, score_folder
 # Names of the former single-module ``maskrefine.pipeline`` that code (and tests) patch; see _Package.
 refine = apply.refine
 _FORK_SAFE = workers._FORK_SAFE
-PARENT_POLL_S = workers.PARENT_POLL_S
 _exit_with_parent = workers._exit_with_parent
 _init_worker = workers._init_worker
-_set_parent_death_signal = workers._set_parent_death_signal
 
 __all__ = [
     "apply_folder",

@@ -10,8 +10,8 @@ and a callable that turns a crashed task into a result.
   tasks, lets the running ones finish and re-raises ``KeyboardInterrupt``), and SIGTERM the same way
   where the CLI made it raise :class:`maskrefine._signals.Terminated` (a scheduler signals every
   process of the job; a worker killed mid-file would be reported as a crash).
-* Workers end by themselves when the parent dies, even by ``kill -9`` (Linux ``PR_SET_PDEATHSIG``,
-  elsewhere a thread polling the parent pid).
+* Workers end by themselves when the parent dies, even by ``kill -9``
+  (:func:`maskrefine._parent_death.exit_with_parent`).
 * Where ``fork`` is unavailable a thread pool is used; the numba kernels release the GIL, so filtering
   still runs in parallel there.
 """
@@ -21,8 +21,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -32,16 +30,14 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
+from maskrefine._parent_death import exit_with_parent as _exit_with_parent
 from maskrefine._signals import STOP_SIGNALS, StopRequest, stops_deferred
 
-__all__ = ["run_tasks", "set_threads", "restore_threads", "PARENT_POLL_S"]
+__all__ = ["run_tasks", "set_threads", "restore_threads"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Seconds between two checks of the fallback parent watcher (platforms without ``prctl``).
-PARENT_POLL_S = 0.5
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 #: Whether worker processes may be forked: None decides from the platform (``fork`` available);
 #: False forces the thread pool (tests use it to cover that path).
@@ -109,47 +105,6 @@ def _init_worker(parent_pid: int | None = None) -> None:
     if parent_pid is not None:
         _exit_with_parent(parent_pid)
     set_threads(1)
-
-
-def _set_parent_death_signal(sig: int) -> bool:
-    """Ask Linux to send ``sig`` to this process when its parent dies; False where unavailable.
-
-    The kernel ties this to the parent *thread* that forked us: :func:`run_tasks` forks the workers from
-    the thread that runs the job and shuts the pool down before returning, so that thread outlives them.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
-    except Exception:  # noqa: BLE001 - no libc / no prctl: use the polling fallback
-        return False
-
-
-def _watch_parent(parent_pid: int) -> None:
-    """Fallback: end this process as soon as it is re-parented (its parent ``parent_pid`` died)."""
-    while True:
-        if os.getppid() != parent_pid:
-            os._exit(1)
-        time.sleep(PARENT_POLL_S)
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """Make this (worker) process end by itself when the parent ``parent_pid`` dies.
-
-    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``. Elsewhere (or if that fails): a daemon thread that
-    polls ``os.getppid()`` every :data:`PARENT_POLL_S` seconds. Either way, a parent that died before
-    this ran is caught by the ``getppid`` check below.
-    """
-    armed = _set_parent_death_signal(signal.SIGKILL)
-    if os.getppid() != parent_pid:
-        os._exit(1)  # the parent is already gone: nobody will ever collect our results
-    if not armed:
-        threading.Thread(
-            target=_watch_parent, args=(parent_pid,), name="maskrefine-parent-watch", daemon=True
-        ).start()
 
 
 @contextmanager
