@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from _processes import process_alive, survivors_after
 
 CLI = [sys.executable, "-m", "maskrefine.cli"]
 H, W = 48, 64
@@ -336,14 +337,6 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and relies on fork")
 
 
@@ -361,13 +354,10 @@ def test_workers_end_when_only_the_parent_is_killed(tmp_path: Path) -> None:
         assert len(workers) == 2, workers
         os.kill(proc.pid, signal.SIGKILL)  # the parent only, not its process group
         assert proc.wait(timeout=60) == -signal.SIGKILL
-        deadline = time.monotonic() + 5
-        while any(map(_alive, workers)) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not [pid for pid in workers if _alive(pid)], "pool workers outlived their parent"
+        assert not survivors_after(workers, 5), "pool workers outlived their parent"
     finally:
         for pid in workers:  # never leave them behind, even when the test fails
-            if _alive(pid):
+            if process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
         proc.stderr.close()
 
@@ -404,7 +394,7 @@ def test_a_stop_signal_with_workers_finishes_the_files_in_progress(
     said = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
     assert said in stderr and "--skip-existing" in stderr, stderr
     assert "worker died" not in stderr, stderr  # the workers ignored it and finished their files
-    assert not [pid for pid in workers if _alive(pid)]
+    assert not [pid for pid in workers if process_alive(pid)]
     done = final_outputs(out)
     assert 3 <= len(done) < total
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _processes import process_alive, survivors_after
 
 TINY_MODULE = """
 from numba import types
@@ -326,15 +326,6 @@ def test_scoring_pool_workers_compile_without_a_second_process() -> None:
     assert _python(code) == "False True"
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
 def test_a_first_process_killed_by_sigkill_takes_the_second_with_it(tmp_path: Path) -> None:
     # The second process is the real one (maskrefine._jit._start_second_compile); the module it imports
@@ -365,15 +356,10 @@ def test_a_first_process_killed_by_sigkill_takes_the_second_with_it(tmp_path: Pa
         line = first.stdout.readline() if first.stdout else ""
         assert line.strip().isdigit(), "the first process started no second process"
         second = int(line)
-        assert _process_alive(second)
+        assert process_alive(second)
         time.sleep(1.0)  # let it tie itself to the first process and import the module (then it sleeps)
-        assert _process_alive(second), "the second process ended before the first was killed"
+        assert process_alive(second), "the second process ended before the first was killed"
     finally:
         first.kill()  # kill -9
         first.wait()
-    deadline = time.monotonic() + 10
-    while _process_alive(second) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if _process_alive(second):  # pragma: no cover - failure path: do not leave it behind
-        os.kill(second, signal.SIGKILL)
-        pytest.fail("the second compile process outlived the first one")
+    assert not survivors_after([second], 10), "the second compile process outlived the first one"

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from _processes import process_alive, survivors_after
 
 from maskrefine.errors import ConfigError, InputError
 from maskrefine.io import read_mask, read_mask_array
@@ -939,14 +940,6 @@ def _run_in_child(body, timeout: float = 20.0) -> int:
     pytest.fail("child did not finish")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has exited
-
-
 needs_fork = pytest.mark.skipif(
     not hasattr(os, "fork") or not sys.platform.startswith("linux"), reason="forks and reads /proc (Linux)"
 )
@@ -1058,15 +1051,10 @@ def test_worker_exits_when_its_parent_is_killed(monkeypatch, use_prctl: bool) ->
         data += chunk
     os.close(read_end)
     worker = int(data.replace(b"ready", b"").decode())
-    assert _alive(worker)
+    assert process_alive(worker)
     os.kill(middle, signal.SIGKILL)  # kill -9 of the parent only
     os.waitpid(middle, 0)
-    deadline = time.monotonic() + 5
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if _alive(worker):  # pragma: no cover - failure path: do not leave it behind
-        os.kill(worker, signal.SIGKILL)
-        pytest.fail("the worker outlived its parent")
+    assert not survivors_after([worker], 5), "the worker outlived its parent"
 
 
 @pytest.mark.parametrize(
