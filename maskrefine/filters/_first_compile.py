@@ -41,6 +41,8 @@ def _ring_types(ring: types.Float) -> tuple[types.Array, types.Array, types.Arra
 def _first_here(slot: types.Array) -> _Helpers:
     """Return the helpers both kernels call first (compiled in this process, which starts at once)."""
     return (
+        (kernels._refl, (_I64, _I64)),
+        (kernels._inv_count_row, (_I64, _I64, _I64, _BOOL)),
         (kernels._reset, (_F64_2D, _F64_2D, slot, _F64_1D, _I64, _I64, _BOOL)),
         (kernels._pad_row, (_F64_2D, _I64, _I64, _BOOL)),
         (kernels._sliding_rows, (_I64, _I64, _I64, _BOOL)),

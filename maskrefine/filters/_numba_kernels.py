@@ -18,7 +18,10 @@ release the GIL; :mod:`maskrefine.filters.guided` runs bands (one image) or imag
 thread pool and allocates each band's row-sized scratch. (``prange`` was tried first: with numba's default
 GNU OpenMP layer, spinning workers cost a constant ~12 ms per call on a loaded 2-core machine, 10x the
 work of a 256² image; threads do not.) Helpers are built with ``njit_inner`` (no Python entry point: less
-to compile on a first run).
+to compile on a first run). Even the two-line index helpers are separate functions rather than
+``inline="always"``: numba inlines such a function by compiling its IR again at every call site (0.2 s
+of the colour kernel's own compile, which nothing can share), while LLVM inlines a small separate
+function into its caller anyway, at no cost to the run time.
 
 Running sums are float64 (products of two float32 values are exact in float64): the maximum error
 against the float64 oracle stays ~1e-7 at 4096², where a float32 cumsum reaches 4.5e-5 (peer note 7 in
@@ -74,7 +77,7 @@ def all_finite(bits, mask):
     return m != mask
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _refl(i, n):
     """OpenCV BORDER_REFLECT index for -n <= i < 2n."""
     if i < 0:
@@ -108,7 +111,7 @@ def _reset(cs1, cs2, zero_slot, inv_x, n, r, reflect):
             inv_x[x] = 1.0 / (hi - lo + 1)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _inv_count_row(t, n, r, reflect):
     if reflect:
         return 1.0 / (2 * r + 1)
@@ -677,7 +680,7 @@ def color_images(I, p, out, coef, step, h, w, r, eps, reflect, n0, n1, write_coe
         color_rows(I[n], p[n], out[n], coef[n], step, h, w, r, eps, reflect, 0, h, write_coef, scratch)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit_inner(cache=True, error_model="numpy")
 def _axis_weights(i, n_in, n_out):
     src = (i + 0.5) * (n_in / n_out) - 0.5
     if src < 0.0:
