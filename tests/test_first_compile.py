@@ -346,20 +346,19 @@ def test_a_first_process_killed_by_sigkill_takes_the_second_with_it(tmp_path: Pa
     j._usable_cpus = lambda: 2
     j.split_first_compile("sleepy_kernels", "tiny")  # waits for the second process (30 s)
     """
-    first = subprocess.Popen(
+    with subprocess.Popen(  # leaving the block closes the pipe and reaps the first process
         [sys.executable, "-P", "-c", textwrap.dedent(code)],
         stdout=subprocess.PIPE,
         text=True,
         env=_env(tmp_path, tmp_path / "cache"),
-    )
-    try:
-        line = first.stdout.readline() if first.stdout else ""
-        assert line.strip().isdigit(), "the first process started no second process"
-        second = int(line)
-        assert process_alive(second)
-        time.sleep(1.0)  # let it tie itself to the first process and import the module (then it sleeps)
-        assert process_alive(second), "the second process ended before the first was killed"
-    finally:
-        first.kill()  # kill -9
-        first.wait()
+    ) as first:
+        try:
+            line = first.stdout.readline() if first.stdout else ""
+            assert line.strip().isdigit(), "the first process started no second process"
+            second = int(line)
+            assert process_alive(second)
+            time.sleep(1.0)  # let it tie itself to the first process and import the module (then it sleeps)
+            assert process_alive(second), "the second process ended before the first was killed"
+        finally:
+            first.kill()  # kill -9
     assert not survivors_after([second], 10), "the second compile process outlived the first one"
