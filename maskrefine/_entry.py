@@ -10,6 +10,7 @@ This module imports nothing heavy itself.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from functools import partial
@@ -47,6 +48,22 @@ def main() -> None:
             raise
         sys.stderr.write(f"error: cannot write to standard output ({exc.strerror or exc})\n")
         sys.exit(EXIT_FAILED)
+    finally:
+        skip_final_collections()
+
+
+def skip_final_collections() -> None:
+    """Keep the interpreter's shutdown from walking every object left: call only when the process ends.
+
+    ``gc.freeze()`` moves the objects that exist now out of the cyclic collector's reach. The interpreter
+    collects several times while it shuts down, and after an ``apply`` with numba's kernels loaded each
+    collection walks ~120 000 objects (~0.045 s each; 0.2 s of a 1 s warm ``apply``, measured). Nothing
+    else changes: atexit handlers and ``weakref.finalize`` callbacks run, the standard streams are
+    flushed, and objects are freed by reference counting as modules are cleared; only objects kept
+    alive by reference cycles are left to the operating system, like those of a process that is killed.
+    Everything maskrefine writes is closed (and renamed into place) before a command returns.
+    """
+    gc.freeze()
 
 
 def _print_version() -> None:

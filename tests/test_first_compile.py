@@ -326,6 +326,21 @@ def test_scoring_pool_workers_compile_without_a_second_process() -> None:
     assert _python(code) == "False True"
 
 
+def test_the_second_process_ends_without_the_collectors_walks_over_numba(tmp_path: Path) -> None:
+    # the first process waits for the second one's end, which included 0.1-0.15 s of garbage collections
+    # over numba's objects at interpreter shutdown; its helpers must be in the cache all the same
+    _tiny_module(tmp_path)
+    code = """
+    import atexit, gc
+    atexit.register(lambda: print(gc.get_freeze_count() > 0))  # runs at the process's end
+    import maskrefine._jit as j
+    j._compile_split_elsewhere("tiny_kernels", "tiny")
+    """
+    assert _python(code, env=_env(tmp_path, tmp_path / "cache")) == "True"
+    assert _index_files(tmp_path / "cache", "helper_there")
+    assert not _index_files(tmp_path / "cache", "helper_here")
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
 def test_a_first_process_killed_by_sigkill_takes_the_second_with_it(tmp_path: Path) -> None:
     # The second process is the real one (maskrefine._jit._start_second_compile); the module it imports
