@@ -5,7 +5,8 @@ in a ``KeyboardInterrupt`` traceback. ``maskrefine --version`` alone is answered
 imports (NumPy alone takes ~0.09 s), with the text the command module's ``--version`` prints. A standard
 output that cannot be written (redirected to a full disk) ends in one line on stderr and exit code 1, not
 a traceback; a standard output closed at start stops the command before any work, with exit code 1.
-This module imports nothing heavy itself.
+However the command ends, the objects it leaves are frozen first (:func:`skip_final_collections`), so the
+interpreter's shutdown does not walk them. This module imports nothing heavy itself.
 """
 
 from __future__ import annotations
