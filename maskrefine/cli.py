@@ -49,6 +49,7 @@ from maskrefine.errors import (
     ConfigError,
     MaskrefineError,
     NothingScoredError,
+    OutputFolderRemovedError,
     ReportNotWrittenError,
 )
 from maskrefine.metrics.presets import PRESETS
@@ -863,6 +864,8 @@ def _finish_apply(report: Any, quiet: bool, unmatched_files: str = _NO_PARTNER) 
         _err(f"error: {_one_line(line)}")
     if report.nothing_processed is not None:  # an empty or mistyped folder is not a success
         _err(_one_line(f"error: nothing was processed: {report.nothing_processed}"))
+    for folder in report.removed_output_folders:  # a merged shard's (a run of its own raised instead)
+        _err(_one_line(f"error: {OutputFolderRemovedError(folder, 0)}"))
     _print_input_notes(report)
     if quiet and report.ok:
         return EXIT_OK
@@ -1400,8 +1403,8 @@ def report_merge_cmd(reports: tuple[Path, ...], json_path: Path | None, quiet: b
     \b
     maskrefine report merge reports/*.json --json merged.json
 
-    Exit code 1 when a file failed in some shard, a shard of 1..N has no report, or a report file
-    cannot be read (it is named; the others are merged).
+    Exit code 1 when a file failed in some shard, a shard's output folder was removed during its run,
+    a shard of 1..N has no report, or a report file cannot be read (it is named; the others are merged).
     """  # noqa: D301 - "\b" is click's no-rewrap marker (a backspace); a raw docstring would disable it
     from maskrefine.pipeline.merge import MergeStopped, check_merged_output, merge_run_reports
 

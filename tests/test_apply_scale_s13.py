@@ -323,7 +323,9 @@ def test_apply_stops_once_when_its_output_folder_is_removed(
         f"the report {report_path} lists every file"
     )
     counts = report.counts
-    assert not report.ok and [o.stem for o in report.outcomes] == STEMS
+    # not ok even when every file was written before the removal: the outputs went with the folder
+    assert report.removed_output_folders == [str(out)] and not report.ok
+    assert [o.stem for o in report.outcomes] == STEMS
     assert (
         counts["written"] >= 1
         and counts["written"] + counts["failed"] == len(STEMS) == counts["written"] + lost
@@ -335,7 +337,9 @@ def test_apply_stops_once_when_its_output_folder_is_removed(
         assert not_started[0].error == (
             f"{masks / STEMS[2]}.png: not processed: the output folder {out} was removed during the run"
         )
-    assert json.loads(report_path.read_text())["counts"] == counts
+    data = json.loads(report_path.read_text())
+    assert data["counts"] == counts
+    assert data["ok"] is False and data["removed_output_folders"] == [str(out)]
     # never made again, nothing written into a new folder there, inputs untouched
     assert (out.is_dir() and not any(out.iterdir())) if replace else not out.exists()
     assert {"masks": _tree(masks), "images": _tree(images)} == before
@@ -441,6 +445,8 @@ def test_an_output_folder_removed_after_the_last_write_is_found(tmp_path: Path, 
         f"output folder '{out}' was removed during the run, with the outputs written into it; the report "
         f"{out / 'r.json'} was not written (it was to go in that folder)"
     )
+    assert error.report.counts["written"] == total  # each written, then gone with the folder: not ok
+    assert error.report.removed_output_folders == [str(out)] and not error.report.ok
     assert not out.exists()  # never made again
 
 
@@ -458,3 +464,6 @@ def test_an_output_folder_removed_when_every_file_was_skipped_is_found(tmp_path:
         report_path=tmp_path / "r.json", progress=progress,
     )  # fmt: skip
     assert error.not_processed == 0 and (tmp_path / "r.json").is_file() and not out.exists()
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["counts"]["skipped"] == len(STEMS) and data["ok"] is False
+    assert data["removed_output_folders"] == [str(out)]

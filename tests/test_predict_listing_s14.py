@@ -289,6 +289,8 @@ def test_predict_finds_its_output_folder_removed_after_the_last_write(
         f"{report_path} was not written (it was to go in that folder)"
     )
     assert [o.status for o in error.report.outcomes] == ["written", "written"]
+    # every file was written, but the outputs went with the folder: the report is not ok
+    assert error.report.removed_output_folders == [str(out)] and not error.report.ok
     assert not out.exists()  # never made again, not even for the report
     assert sorted(p.name for p in images.iterdir()) == ["a.png", "b.png"]
 
@@ -306,7 +308,9 @@ def test_predict_writes_a_report_outside_the_output_folder_removed_after_the_las
     assert str(caught.value).endswith(
         f"with the outputs written into it; the report {report_path} lists every file"
     )
-    assert json.loads(report_path.read_text())["counts"]["written"] == 2
+    data = json.loads(report_path.read_text())
+    assert data["counts"]["written"] == 2
+    assert data["ok"] is False and data["removed_output_folders"] == [str(out)]
     assert not out.exists()
 
 
@@ -351,7 +355,9 @@ def test_predict_names_the_coarse_folder_when_only_it_was_removed(ckpt, tmp_path
         f"output folder '{out / 'coarse'}' was removed during the run, with the outputs written into it; "
         f"the report {report_path} lists every file"
     )
-    assert json.loads(report_path.read_text())["counts"]["written"] == 2  # out itself is still there
+    data = json.loads(report_path.read_text())
+    assert data["counts"]["written"] == 2  # out itself is still there
+    assert data["ok"] is False and data["removed_output_folders"] == [str(out / "coarse")]
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "r.json"]
 
 

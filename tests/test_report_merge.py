@@ -130,6 +130,18 @@ def test_same_report_twice_or_other_job_is_refused(sharded, tmp_path) -> None:
             b'{"files": [], "config": {"shard": "1/10000000000"}, "counts": {}}',
             None,  # read fine; refused when merged (N too large)
         ),
+        (
+            b'{"files": [], "config": {}, "counts": {}, "removed_output_folders": "out"}',
+            "'removed_output_folders' must be a list of paths; got str",
+        ),
+        (
+            b'{"files": [], "config": {}, "counts": {}, "removed_output_folders": [3]}',
+            "'removed_output_folders' must be a string; got int",
+        ),
+        (
+            b'{"files": [], "config": {}, "counts": {}, "removed_output_folders": [""]}',
+            "'removed_output_folders' is empty",
+        ),
     ],
 )
 def test_bad_report_files_are_named(tmp_path, content, problem) -> None:
@@ -311,6 +323,31 @@ def test_cli_merge(sharded, tmp_path) -> None:
     data = json.loads(out.read_text())
     assert data["ok"] is True and data["counts"]["written"] == n and data["missing_shards"] == []
     assert {p: Path(p).read_bytes() for p in inputs} == before  # inputs untouched
+
+
+def test_a_shard_whose_output_folder_was_removed_makes_the_merge_not_ok(sharded, tmp_path) -> None:
+    # its outputs counted "written" went with the folder; the shard's run ended with an error
+    data = json.loads(sharded["reports"][1].read_text())
+    assert data["removed_output_folders"] == []  # a run that kept its folder
+    gone = str(sharded["root"] / "sharded")
+    data["removed_output_folders"] = [gone]
+    paths = [sharded["reports"][0], tmp_path / "2.json", sharded["reports"][2]]
+    paths[1].write_text(json.dumps(data))
+    merged = merge_run_reports(paths)
+    assert not merged.ok and merged.report.removed_output_folders == [gone]
+    assert merged.report.counts == sharded["single"].counts  # the files as the shards recorded them
+    out = tmp_path / "merged.json"
+    result = CliRunner().invoke(main, ["report", "merge", *map(str, paths), "--json", str(out), "-q"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [
+        f"error: output folder '{gone}' was removed during the run, with the outputs written into it"
+    ]
+    merged_json = json.loads(out.read_text())
+    assert merged_json["ok"] is False and merged_json["removed_output_folders"] == [gone]
+    # a report of an earlier version, without the key, reads as a run that kept its folder
+    del data["removed_output_folders"]
+    paths[1].write_text(json.dumps(data))
+    assert read_run_report(paths[1]).removed_output_folders == [] and merge_run_reports(paths).ok
 
 
 def test_cli_merge_missing_and_unreadable(sharded, tmp_path) -> None:

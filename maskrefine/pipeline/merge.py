@@ -302,12 +302,18 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
         elapsed = _seconds(data.get("elapsed_s", 0.0), "'elapsed_s'")
         started = data.get("started_s")
         started = None if started is None else _seconds(started, "'started_s'")
+        removed = data.get("removed_output_folders", [])  # absent in the reports of earlier versions
+        if not isinstance(removed, list):
+            raise TypeError(f"'removed_output_folders' must be a list of paths; got {type(removed).__name__}")
+        removed = [_named(folder, "'removed_output_folders'") for folder in removed]
     except _UnknownStatus as exc:
         raise _fail(file, f"unknown file status {exc} (expected one of {', '.join(_STATUSES)})") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(file, f"malformed run report entry ({type(exc).__name__}: {exc})") from None
     # folder_notes=[]: a report read back never lists the folders its config names (they may be others now)
-    return RunReport(outcomes, unmatched, duplicates, elapsed, dict(config), not_regular, started, [])
+    return RunReport(
+        outcomes, unmatched, duplicates, elapsed, dict(config), not_regular, started, [], removed
+    )
 
 
 def check_merged_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
@@ -386,7 +392,11 @@ class MergedRunReport:
 
     @property
     def ok(self) -> bool:
-        """True when no file failed, no shard is missing and every report file was read."""
+        """True when the merged report is ok, no shard is missing and every report file was read.
+
+        The merged report is not ok when a file failed or a shard's output folder was removed (see
+        :attr:`RunReport.ok`).
+        """
         return self.report.ok and not self.missing_shards and not self.unreadable
 
     def to_dict(self) -> dict[str, Any]:
@@ -886,6 +896,9 @@ def _merge(items: list[tuple[Path, RunReport]], unreadable: list[InputError]) ->
         started=first_start,
         # what the reports made when their jobs ended (none read back from a file): the folders are not listed
         folder_notes=list(dict.fromkeys(note for _, report in items for note in report.folder_notes or ())),
+        removed_output_folders=list(
+            dict.fromkeys(folder for _, report in items for folder in report.removed_output_folders)
+        ),
     )
     return MergedRunReport(
         report=merged,

@@ -484,6 +484,9 @@ class RunReport:
         the job does when it ends, from ``config``'s ``masks_dir`` and ``images_dir`` (listed then, when
         nothing was processed, and never again: the message is the same each time it is made). A
         report read back from JSON is given ``[]``: the folders a file names are not listed.
+    removed_output_folders : list of str, default []
+        The output folders removed during the run (:func:`stop_for_removed_output_folder`): the outputs
+        counted ``written`` went with them, and ``ok`` is False. A merged report lists each shard's.
     """
 
     outcomes: list[FileOutcome] = field(default_factory=list)
@@ -494,6 +497,7 @@ class RunReport:
     not_regular: list[Failure] = field(default_factory=list)
     started: float | None = None
     folder_notes: list[str] | None = None
+    removed_output_folders: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Make :attr:`folder_notes` when not given (the input folders are listed now, once)."""
@@ -572,12 +576,18 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        """True when no file failed, every input entry was a regular file and a file was processed.
+        """True when no file failed, no input entry was irregular and no output folder was removed.
 
-        Unmatched and duplicated names are reported but are not failures, unless no file was processed
-        at all (:attr:`nothing_processed`).
+        The output folder must still be there at the end (:attr:`removed_output_folders`), and a file
+        must have been processed: unmatched and duplicated names are reported but are not failures,
+        unless no file was processed at all (:attr:`nothing_processed`).
         """
-        return self._count("failed") == 0 and not self.not_regular and self.nothing_processed is None
+        return (
+            self._count("failed") == 0
+            and not self.not_regular
+            and self.nothing_processed is None
+            and not self.removed_output_folders
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ok, counts, masks_per_s, elapsed_s, started_s, config, files, unmatched, ...
@@ -588,7 +598,8 @@ class RunReport:
             ``error`` (only when nothing was processed), ``ok``, ``counts``, ``masks_per_s`` (rounded to
             3 decimals), ``elapsed_s`` and ``started_s`` (rounded to 6 decimals; ``started_s`` None when
             unknown), ``config``, ``files`` (each :meth:`FileOutcome.to_dict`), ``unmatched``,
-            ``duplicates`` (paths as strings), ``not_regular`` and ``encodings``.
+            ``duplicates`` (paths as strings), ``not_regular``, ``encodings`` and
+            ``removed_output_folders``.
         """
         return self._dict([outcome.to_dict() for outcome in self.outcomes])
 
@@ -608,6 +619,7 @@ class RunReport:
             "duplicates": _duplicates_dict(self.duplicates),
             "not_regular": [item.to_dict() for item in self.not_regular],
             "encodings": self.encodings,
+            "removed_output_folders": list(self.removed_output_folders),
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
@@ -710,6 +722,8 @@ def stop_for_removed_output_folder(
 ) -> NoReturn:
     """End a job whose output folder ``out_dir`` was removed during the run: write its report, then raise.
 
+    The report records the folder (:attr:`RunReport.removed_output_folders`), which makes it not ``ok``.
+
     The report is written as :func:`write_run_report` does, unless it lies in ``out_dir``
     (``report_in_out_dir``, found when the job started): the folder is never made again, and a new folder
     at its path is not the job's. The error's message says what became of the report.
@@ -736,6 +750,8 @@ def stop_for_removed_output_folder(
     OutputFolderRemovedError
         Always, with ``report`` and the count of files ``not_processed``.
     """
+    # the outputs counted "written" went with the folder: the report says so, and is not ok
+    report.removed_output_folders = [str(out_dir)]
     note = ""
     if report_path is not None and report_in_out_dir:
         note = f"the report {report_path} was not written (it was to go in that folder)"
