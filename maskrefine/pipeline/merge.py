@@ -232,10 +232,15 @@ def _seconds(value: object, what: str) -> float:
     return float(value)
 
 
-def _path_list(value: object, what: str) -> list[Path]:
+def _list_of_paths(value: object, what: str) -> list[object]:
+    """``value`` itself when it is a list (its items are checked by the caller); else a TypeError."""
     if not isinstance(value, list):
         raise TypeError(f"{what} must be a list of paths; got {type(value).__name__}")
-    return [Path(_text(p, what)) for p in value]
+    return value
+
+
+def _path_list(value: object, what: str) -> list[Path]:
+    return [Path(_text(p, what)) for p in _list_of_paths(value, what)]
 
 
 def _report_from_dict(file: Path, data: object) -> RunReport:
@@ -302,10 +307,10 @@ def _report_from_dict(file: Path, data: object) -> RunReport:
         elapsed = _seconds(data.get("elapsed_s", 0.0), "'elapsed_s'")
         started = data.get("started_s")
         started = None if started is None else _seconds(started, "'started_s'")
-        removed = data.get("removed_output_folders", [])  # absent in the reports of earlier versions
-        if not isinstance(removed, list):
-            raise TypeError(f"'removed_output_folders' must be a list of paths; got {type(removed).__name__}")
-        removed = [_named(folder, "'removed_output_folders'") for folder in removed]
+        removed = [  # absent in the reports of earlier versions
+            _named(folder, "'removed_output_folders'")
+            for folder in _list_of_paths(data.get("removed_output_folders", []), "'removed_output_folders'")
+        ]
     except _UnknownStatus as exc:
         raise _fail(file, f"unknown file status {exc} (expected one of {', '.join(_STATUSES)})") from None
     except (KeyError, TypeError, ValueError) as exc:
